@@ -1,0 +1,63 @@
+# ebpf-sentry — build, regenerate, test.
+# `sudo make test` is the test command (README, .ci/run); `sudo make run` the main job.
+
+GO        ?= go
+CLANG     ?= clang-19
+LLVM_STRIP?= llvm-strip-19
+BIN       := bin/ebpf-sentry
+FUZZTIME  ?= 10s
+PKGS      := ./...
+
+.PHONY: all build deps run test test-short lint generate testdata check-generated fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/ebpf-sentry
+
+deps:
+	./scripts/deps.sh
+
+# The main job: watch every BPF_PROG_LOAD with the embedded default rules.
+run: deps build
+	./$(BIN) run
+
+# Privileged tests need root; with EBPF_SENTRY_REQUIRE_PRIVILEGED=1 (set by .ci/run)
+# a privileged test that cannot run fails instead of skipping.
+test: deps
+	$(GO) test -count=1 -timeout 40m $(PKGS)
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+lint:
+	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt needed: $$fmt"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+
+# Regenerate every generated file: BPF objects + Go bindings (bpf2go), stringer
+# output and the compiled test programs.
+generate: testdata
+	$(GO) generate $(PKGS)
+
+testdata:
+	$(MAKE) -C testdata CLANG=$(CLANG)
+
+# CI: regenerate and fail if anything differs from what is committed.
+check-generated: generate
+	@if [ -n "$$(git status --porcelain --untracked-files=all -- . ':!bin')" ]; then \
+		echo "generated files differ from the committed ones:"; git status --porcelain --untracked-files=all; git diff --stat; exit 1; fi
+
+# Bounded fuzzing of every Fuzz target (FUZZTIME each).
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+clean:
+	rm -rf bin

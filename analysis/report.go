@@ -1,0 +1,58 @@
+package analysis
+
+// Report is the result of analysing one program. Rules and outputs consume it.
+type Report struct {
+	InsnCount int         `json:"insn_count"` // instruction slots
+	SHA256    string      `json:"sha256"`     // fingerprint, map fds / relocations normalised
+	License   string      `json:"license,omitempty"`
+	GPL       bool        `json:"gpl_compatible"`
+	Helpers   []HelperUse `json:"helpers"` // sorted by id
+	Kfuncs    []KfuncUse  `json:"kfuncs,omitempty"`
+	Subprogs  []int       `json:"subprogs,omitempty"`   // slot indexes where bpf-to-bpf callees start
+	TailCalls []int       `json:"tail_calls,omitempty"` // slot indexes of bpf_tail_call calls
+	Maps      []MapUse    `json:"maps,omitempty"`
+	Strings   []String    `json:"strings,omitempty"`
+	Problems  []string    `json:"problems,omitempty"` // decode problems, "insn N (byte M): msg"
+}
+
+// HelperUse is one helper and where it is called.
+type HelperUse struct {
+	ID    int32  `json:"id"`
+	Name  string `json:"name"`
+	Count int    `json:"count"`
+	At    []int  `json:"at"` // slot indexes of the calls
+}
+
+// KfuncUse is one kernel function called through BPF_PSEUDO_KFUNC_CALL.
+type KfuncUse struct {
+	BTFID int32  `json:"btf_id"`
+	Name  string `json:"name,omitempty"` // resolved through kernel BTF or ELF relocation
+	Count int    `json:"count"`
+	At    []int  `json:"at"`
+}
+
+// MapUse is one map the program references.
+type MapUse struct {
+	Name string `json:"name,omitempty"`
+	Type string `json:"type,omitempty"`
+	FD   int32  `json:"fd,omitempty"`
+	At   []int  `json:"at"`
+}
+
+// StringKind says how a string was found.
+type StringKind string
+
+const (
+	StringStack   StringKind = "stack"   // built on the stack from immediates
+	StringCompare StringKind = "compare" // byte-compare chain
+	StringData    StringKind = "data"    // referenced global data (.rodata/.data/.bss)
+	StringFormat  StringKind = "format"  // bpf_trace_printk / bpf_snprintf format
+)
+
+// String is a string found in the program. Text is escaped: printable ASCII
+// as is, everything else as \xNN, so it is always valid, harmless UTF-8.
+type String struct {
+	Insn int        `json:"insn"` // slot index where it begins
+	Text string     `json:"text"`
+	Kind StringKind `json:"kind"`
+}

@@ -1,0 +1,63 @@
+// Command ebpf-sentry watches every eBPF program loaded on a Linux host,
+// analyses it, judges it with rules and stops the malicious ones.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// exitError carries an exit code through cobra without printing usage.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+var root = &cobra.Command{
+	Use:           "ebpf-sentry",
+	Short:         "Watch, analyse, judge and stop eBPF programs as they are loaded",
+	SilenceUsage:  true,
+	SilenceErrors: true,
+}
+
+var logLevel string
+
+func init() {
+	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug|info|warn|error")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		var lvl slog.Level
+		if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+			return fmt.Errorf("--log-level: %w", err)
+		}
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
+		return nil
+	}
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run:   func(cmd *cobra.Command, args []string) { fmt.Fprintln(cmd.OutOrStdout(), "ebpf-sentry", version) },
+	})
+}
+
+func main() {
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "ebpf-sentry:", err)
+		code := 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		os.Exit(code)
+	}
+}

@@ -1,0 +1,105 @@
+package program
+
+import (
+	"github.com/ebpf-sentry/ebpf-sentry/insn"
+)
+
+// Source says where a Program came from.
+type Source string
+
+const (
+	SourceELF    Source = "elf"    // an object file, offline
+	SourceRaw    Source = "raw"    // a raw instruction dump, offline
+	SourceSensor Source = "sensor" // captured by the sensor at BPF_PROG_LOAD
+	SourceKernel Source = "kernel" // already loaded, fetched by prog id
+)
+
+// Program is an eBPF program's metadata and its instructions exactly as
+// submitted (or as found in the object / dump). Every stage after capture
+// (analysis, rules, output) works on this value and needs no kernel.
+type Program struct {
+	Source Source `json:"source"`
+	Origin string `json:"origin,omitempty"` // file path, "stdin", or "" for sensor captures
+
+	Name    string `json:"name"`              // kernel prog name (≤ 15 chars) or ELF symbol name
+	Section string `json:"section,omitempty"` // ELF section
+
+	Type               uint32 `json:"type"`                 // enum bpf_prog_type
+	ExpectedAttachType uint32 `json:"expected_attach_type"` // enum bpf_attach_type
+	AttachBTFID        uint32 `json:"attach_btf_id,omitempty"`
+	AttachTo           string `json:"attach_to,omitempty"` // attach target function/tracepoint name when known
+	Flags              uint32 `json:"flags,omitempty"`     // prog_flags
+	License            string `json:"license,omitempty"`
+
+	// Insns is the raw instruction stream, 8 bytes per slot, little-endian.
+	Insns []byte `json:"-"`
+	// InsnCnt is the slot count the loader declared (may exceed len(Insns)/8
+	// when a capture was truncated; see Truncated).
+	InsnCnt   uint32 `json:"insn_cnt"`
+	Truncated bool   `json:"truncated,omitempty"`
+
+	// Refs resolves instructions that refer to something outside the
+	// instruction stream (ELF relocations, map fds), keyed by slot index.
+	Refs map[int]Ref `json:"-"`
+	// Maps lists the maps the program references, when known.
+	Maps []Map `json:"maps,omitempty"`
+	// Data holds the contents of global-data sections (.rodata, .data, .bss,
+	// .rodata.str1.1 …) keyed by section name, for string extraction.
+	Data map[string][]byte `json:"-"`
+
+	Loader *Loader `json:"loader,omitempty"` // who loaded it (sensor, kernel scan)
+	Kernel *Kernel `json:"kernel,omitempty"` // kernel-side identity once loaded
+}
+
+// RefKind classifies a Ref.
+type RefKind string
+
+const (
+	RefMap     RefKind = "map"     // ld_imm64 of a map (fd or ELF map symbol)
+	RefData    RefKind = "data"    // ld_imm64 of an address inside a global-data section
+	RefFunc    RefKind = "func"    // call or ld_imm64 of a sub-program
+	RefKfunc   RefKind = "kfunc"   // call of a kernel function by BTF id / name
+	RefUnknown RefKind = "unknown" // relocation we could not classify
+)
+
+// Ref is what one instruction refers to.
+type Ref struct {
+	Kind    RefKind `json:"kind"`
+	Name    string  `json:"name,omitempty"`    // map, section, function or kfunc name
+	Section string  `json:"section,omitempty"` // for RefData: section holding the value
+	Offset  int64   `json:"offset,omitempty"`  // for RefData: byte offset in Section
+}
+
+// Map describes a map the program uses.
+type Map struct {
+	Name       string `json:"name,omitempty"`
+	Type       uint32 `json:"type"` // enum bpf_map_type
+	KeySize    uint32 `json:"key_size,omitempty"`
+	ValueSize  uint32 `json:"value_size,omitempty"`
+	MaxEntries uint32 `json:"max_entries,omitempty"`
+	FD         int32  `json:"fd,omitempty"` // raw captures: the fd as it appeared in ld_imm64
+	ID         uint32 `json:"id,omitempty"` // kernel map id when known
+}
+
+// Loader is the process that issued BPF_PROG_LOAD.
+type Loader struct {
+	PID      uint32 `json:"pid"`
+	TID      uint32 `json:"tid"`
+	PPID     uint32 `json:"ppid"`
+	UID      uint32 `json:"uid"`
+	GID      uint32 `json:"gid"`
+	Comm     string `json:"comm"`
+	Exe      string `json:"exe,omitempty"`
+	CgroupID uint64 `json:"cgroup_id,omitempty"`
+}
+
+// Kernel is the identity the kernel gave a loaded program.
+type Kernel struct {
+	ID  uint32 `json:"id"`
+	Tag string `json:"tag"` // 16 hex digits, as bpftool prints it
+}
+
+// Decode decodes the program's instructions (see insn.Decode).
+func (p *Program) Decode() ([]insn.Instruction, []insn.Problem) {
+	return insn.Decode(p.Insns)
+}
