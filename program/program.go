@@ -59,6 +59,7 @@ const (
 	RefData    RefKind = "data"    // ld_imm64 of an address inside a global-data section
 	RefFunc    RefKind = "func"    // call or ld_imm64 of a sub-program
 	RefKfunc   RefKind = "kfunc"   // call of a kernel function by BTF id / name
+	RefKsym    RefKind = "ksym"    // ld_imm64 of a kernel variable (BPF_PSEUDO_BTF_ID, __ksym)
 	RefUnknown RefKind = "unknown" // relocation we could not classify
 )
 

@@ -1,0 +1,222 @@
+package program
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// ErrBigEndian is returned for big-endian (bpfeb) objects whose instructions
+// could not be converted.
+var ErrBigEndian = errors.New("big-endian objects are not supported")
+
+// ErrNotELF is returned when the input does not start with the ELF magic.
+var ErrNotELF = errors.New("not an ELF file")
+
+// FromELF reads every program in the ELF object at path.
+func FromELF(path string) ([]*Program, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return FromELFReader(path, f)
+}
+
+// FromELFReader reads every program in the ELF object r; origin names it in
+// errors and in Program.Origin. Programs come out in object order (by section,
+// then by offset in the section). Bad input is an error naming origin and what
+// is wrong; FromELFReader never panics.
+func FromELFReader(origin string, r io.ReaderAt) (progs []*Program, err error) {
+	// cilium/ebpf and debug/elf are not hardened against every hostile
+	// object; a panic there must not take the caller down.
+	defer func() {
+		if v := recover(); v != nil {
+			progs, err = nil, fmt.Errorf("%s: malformed ELF object (parser failed: %v)", origin, v)
+		}
+	}()
+
+	layout, err := checkELF(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", origin, err)
+	}
+	spec, err := ebpf.LoadCollectionSpecFromReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", origin, err)
+	}
+
+	data := make(map[string][]byte)
+	for name, ms := range spec.Maps {
+		if !isDataSection(name) || len(ms.Contents) != 1 {
+			continue
+		}
+		if b, ok := ms.Contents[0].Value.([]byte); ok {
+			data[name] = b
+		}
+	}
+
+	for _, ps := range spec.Programs {
+		p, err := fromSpec(origin, spec, ps, data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: section %s: program %s: %w", origin, ps.SectionName, ps.Name, err)
+		}
+		progs = append(progs, p)
+	}
+	sort.Slice(progs, func(i, j int) bool {
+		a, b := layout.order(progs[i]), layout.order(progs[j])
+		if a != b {
+			return a[0] < b[0] || a[0] == b[0] && a[1] < b[1]
+		}
+		return progs[i].Name < progs[j].Name
+	})
+	return progs, nil
+}
+
+// elfLayout remembers where each program symbol sits so programs can be
+// listed in object order (cilium/ebpf returns them in a map).
+type elfLayout struct {
+	sym map[string][2]uint64 // name → (section index, value)
+}
+
+func (l elfLayout) order(p *Program) [2]uint64 {
+	if v, ok := l.sym[p.Name]; ok {
+		return v
+	}
+	return [2]uint64{^uint64(0), 0}
+}
+
+// checkELF validates what cilium/ebpf's errors would leave vague: the magic,
+// the byte order, and that headers and sections lie inside the file.
+func checkELF(r io.ReaderAt) (elfLayout, error) {
+	var ident [elf.EI_NIDENT]byte
+	n, err := r.ReadAt(ident[:], 0)
+	if n < 4 || !bytes.Equal(ident[:4], []byte(elf.ELFMAG)) {
+		if n == 0 && (err == nil || errors.Is(err, io.EOF)) {
+			return elfLayout{}, fmt.Errorf("%w (empty file)", ErrNotELF)
+		}
+		return elfLayout{}, fmt.Errorf("%w (no ELF magic at byte 0)", ErrNotELF)
+	}
+	if n < len(ident) {
+		return elfLayout{}, fmt.Errorf("truncated ELF: identification ends at byte %d, need %d", n, len(ident))
+	}
+	if elf.Class(ident[elf.EI_CLASS]) != elf.ELFCLASS64 {
+		return elfLayout{}, fmt.Errorf("ELF class %v at byte %d: eBPF objects are 64-bit", elf.Class(ident[elf.EI_CLASS]), elf.EI_CLASS)
+	}
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return elfLayout{}, fmt.Errorf("truncated or corrupt ELF: %w", err)
+	}
+	if f.Machine != elf.EM_BPF && f.Machine != elf.EM_NONE {
+		return elfLayout{}, fmt.Errorf("ELF machine is %v, not BPF", f.Machine)
+	}
+	size := readerSize(r)
+	for _, s := range f.Sections {
+		if s.Type == elf.SHT_NOBITS || s.Type == elf.SHT_NULL {
+			continue
+		}
+		if size >= 0 && (s.Offset > uint64(size) || s.Size > uint64(size)-s.Offset) {
+			return elfLayout{}, fmt.Errorf("truncated ELF: section %s spans bytes %d..%d but the file has %d bytes", s.Name, s.Offset, s.Offset+s.Size, size)
+		}
+	}
+	l := elfLayout{sym: map[string][2]uint64{}}
+	syms, err := f.Symbols()
+	if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
+		return elfLayout{}, fmt.Errorf("symbol table: %w", err)
+	}
+	for _, s := range syms {
+		if elf.ST_TYPE(s.Info) == elf.STT_FUNC {
+			l.sym[s.Name] = [2]uint64{uint64(s.Section), s.Value}
+		}
+	}
+	return l, nil
+}
+
+// readerSize returns the size of r when it can tell, else -1.
+func readerSize(r io.ReaderAt) int64 {
+	switch v := r.(type) {
+	case interface{ Size() int64 }:
+		return v.Size()
+	case *os.File:
+		if fi, err := v.Stat(); err == nil {
+			return fi.Size()
+		}
+	}
+	return -1
+}
+
+func isDataSection(name string) bool {
+	return name == ".bss" || name == ".data" || name == ".rodata" || name == ".kconfig" ||
+		strings.HasPrefix(name, ".data.") || strings.HasPrefix(name, ".rodata.") || strings.HasPrefix(name, ".bss.")
+}
+
+func fromSpec(origin string, spec *ebpf.CollectionSpec, ps *ebpf.ProgramSpec, data map[string][]byte) (*Program, error) {
+	p := &Program{
+		Source:             SourceELF,
+		Origin:             origin,
+		Name:               ps.Name,
+		Section:            ps.SectionName,
+		Type:               uint32(ps.Type),
+		ExpectedAttachType: uint32(ps.AttachType),
+		AttachTo:           ps.AttachTo,
+		Flags:              ps.Flags,
+		License:            ps.License,
+		Refs:               map[int]Ref{},
+		Data:               data,
+	}
+	// Marshal always little-endian: cilium/ebpf decoded the object in its own
+	// byte order, so a bpfeb object comes out as the bytes a bpfel build would
+	// have (up to the register nibbles, which Marshal also orders for LE).
+	var buf bytes.Buffer
+	if err := ps.Instructions.Marshal(&buf, binary.LittleEndian); err != nil {
+		if ps.ByteOrder == binary.BigEndian {
+			return nil, fmt.Errorf("%w: %v", ErrBigEndian, err)
+		}
+		return nil, fmt.Errorf("encode instructions: %w", err)
+	}
+	p.Insns = buf.Bytes()
+	p.InsnCnt = uint32(len(p.Insns) / 8)
+
+	seenMap := map[string]bool{}
+	iter := ps.Instructions.Iterate()
+	for iter.Next() {
+		ins := iter.Ins
+		ref := ins.Reference()
+		if ref == "" {
+			continue
+		}
+		slot := int(iter.Offset)
+		switch {
+		case ins.IsLoadFromMap():
+			ms := spec.Maps[ref]
+			if isDataSection(ref) {
+				p.Refs[slot] = Ref{Kind: RefData, Name: ref, Section: ref, Offset: int64(uint32(uint64(ins.Constant) >> 32))}
+			} else {
+				p.Refs[slot] = Ref{Kind: RefMap, Name: ref}
+			}
+			if ms != nil && !seenMap[ref] {
+				seenMap[ref] = true
+				p.Maps = append(p.Maps, Map{Name: ref, Type: uint32(ms.Type), KeySize: ms.KeySize, ValueSize: ms.ValueSize, MaxEntries: ms.MaxEntries})
+			}
+		case ins.IsKfuncCall():
+			p.Refs[slot] = Ref{Kind: RefKfunc, Name: ref}
+		case ins.IsFunctionReference():
+			p.Refs[slot] = Ref{Kind: RefFunc, Name: ref}
+		case ins.OpCode.IsDWordLoad() && ins.Src == asm.R3: // BPF_PSEUDO_BTF_ID
+			p.Refs[slot] = Ref{Kind: RefKsym, Name: ref}
+		case ins.OpCode.Class().IsJump():
+			// Jumps to labels inside the program; nothing external.
+		default:
+			p.Refs[slot] = Ref{Kind: RefUnknown, Name: ref}
+		}
+	}
+	return p, nil
+}
