@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Kernel rule tables: the part of the rule language the kernel can evaluate
+ * synchronously at BPF_PROG_LOAD (helper counts, helpers_only, helpers_any,
+ * prog_type, expected attach type, instruction-count range, prog_name and
+ * loader comm exact/prefix, loader uid, allowlist by instruction hash).
+ * User space (package rules) compiles YAML rules into struct rules_table;
+ * Go types are generated from this file by bpf2go (-type), never mirrored
+ * by hand. The evaluator is in rules_eval.h.
+ *
+ * Include after a header that defines __u8/__u32/__u64 (vmlinux.h or
+ * linux/types.h).
+ */
+#ifndef EBPF_SENTRY_RULES_H
+#define EBPF_SENTRY_RULES_H
+
+#define RULES_MAX 64          /* rules in one table; result bitmap is one __u64 */
+#define RULES_HELPER_MAX 256  /* helper ids counted; calls of higher ids go to helper_other */
+#define RULES_NAME_LEN 16     /* BPF_OBJ_NAME_LEN and TASK_COMM_LEN */
+#define RULE_HELPERS 16       /* minimum-count entries per rule */
+#define RULE_NAMES 4          /* prog_name patterns per rule (any of) */
+#define RULE_COMMS 4          /* loader comm patterns per rule (any of) */
+#define RULE_UIDS 4           /* loader uids per rule (any of) */
+#define RULE_HASHES 8         /* allowlisted instruction hashes per rule */
+
+enum rules_action {
+	RULES_ACTION_NONE = 0,  /* empty slot: never matches */
+	RULES_ACTION_ALERT = 1,
+	RULES_ACTION_BLOCK = 2,
+};
+
+enum rules_flag {
+	RULES_F_HELPERS_ONLY = 1 << 0,   /* no helper outside allowed[] is called */
+	RULES_F_HELPERS_ANY = 1 << 1,    /* at least one helper of any_of[] is called */
+	RULES_F_HELPERS_CALLED = 1 << 2, /* helper minimums apply only to called helpers, and
+	                                    at least one listed helper is called (the seed) */
+	RULES_F_PROG_TYPE = 1 << 3,      /* prog_type bit set in prog_types */
+	RULES_F_ATTACH_TYPE = 1 << 4,    /* expected_attach_type bit set in attach_types */
+	RULES_F_INSN_RANGE = 1 << 5,     /* insn_min <= insn_cnt <= insn_max */
+	RULES_F_NAME_NOT = 1 << 6,       /* names[] is an exception: none may match */
+	RULES_F_COMM_NOT = 1 << 7,
+	RULES_F_UID_NOT = 1 << 8,
+};
+
+/*
+ * A 16-byte string pattern, compared eight bytes at a time: a string s
+ * matches when (s ^ text) & mask is zero in both words. An exact pattern's
+ * mask covers its bytes and the terminating NUL, a prefix pattern's only its
+ * bytes. Bytes are in memory order (the words are little-endian loads).
+ */
+struct rules_str {
+	__u64 text[2];
+	__u64 mask[2];
+};
+
+/* One kernel rule: every present condition must hold. */
+struct rules_rule {
+	__u32 action;     /* enum rules_action */
+	__u32 flags;      /* enum rules_flag */
+	__u32 helper_n;   /* entries used in helper_id/helper_min: all must hold */
+	__u32 name_n;     /* 0: no prog_name condition */
+	__u32 comm_n;     /* 0: no loader comm condition */
+	__u32 uid_n;      /* 0: no loader uid condition */
+	__u32 hash_n;     /* allowlisted instruction hashes */
+	__u32 insn_min;
+	__u32 insn_max;
+	__u32 _pad;
+	__u64 prog_types;      /* bit n: enum bpf_prog_type n */
+	__u64 attach_types[2]; /* bit n: enum bpf_attach_type n */
+	__u64 allowed[RULES_HELPER_MAX / 64]; /* helpers_only */
+	__u64 any_of[RULES_HELPER_MAX / 64];  /* helpers_any */
+	__u32 helper_id[RULE_HELPERS];
+	__u32 helper_min[RULE_HELPERS];
+	struct rules_str names[RULE_NAMES];
+	struct rules_str comms[RULE_COMMS];
+	__u32 uids[RULE_UIDS];
+	__u64 allow_hash[RULE_HASHES]; /* a program with one of these hashes never matches */
+};
+
+/* The rule table: one value of a one-entry array map. */
+struct rules_table {
+	__u32 count;      /* rules[0, count) are evaluated, in order */
+	__u32 generation; /* bumped by user space on every reload, for reporting */
+	struct rules_rule rules[RULES_MAX];
+};
+
+/*
+ * What the kernel knows about one BPF_PROG_LOAD, filled by the sensor while it
+ * walks the instructions (rules_facts_add_insn) and from bpf_attr / the task.
+ */
+struct rules_facts {
+	__u32 prog_type;
+	__u32 expected_attach_type;
+	__u32 insn_cnt;      /* attr->insn_cnt, as declared */
+	__u32 uid;           /* loader's uid */
+	__u32 helper_other;  /* helper calls with id >= RULES_HELPER_MAX */
+	__u32 _pad;
+	__u64 insn_hash;     /* rules_hash over the normalised instructions; start at RULES_HASH_INIT */
+	__u64 used[RULES_HELPER_MAX / 64]; /* bit n: helper n is called at least once */
+	char prog_name[RULES_NAME_LEN];    /* attr->prog_name, NUL-terminated */
+	char comm[RULES_NAME_LEN];         /* loader's task comm */
+	__u32 helper_cnt[RULES_HELPER_MAX];
+};
+
+/* The evaluator's answer. */
+struct rules_result {
+	__s32 first;       /* index of the first matching rule, -1 when none */
+	__u32 first_action;
+	__s32 first_block; /* index of the first matching block rule, -1 when none */
+	__u32 action;      /* strongest action among matching rules */
+	__u64 matched;     /* bit i: rule i matched */
+};
+
+#endif
