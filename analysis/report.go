@@ -2,17 +2,22 @@ package analysis
 
 // Report is the result of analysing one program. Rules and outputs consume it.
 type Report struct {
-	InsnCount int         `json:"insn_count"` // instruction slots
-	SHA256    string      `json:"sha256"`     // fingerprint, map fds / relocations normalised
+	InsnCount int         `json:"insn_count"`          // instruction slots
+	ProgType  string      `json:"prog_type,omitempty"` // bpftool's name of Program.Type ("tracepoint", "kprobe" …)
+	SHA256    string      `json:"sha256"`              // fingerprint, map fds / relocations normalised
 	License   string      `json:"license,omitempty"`
 	GPL       bool        `json:"gpl_compatible"`
 	Helpers   []HelperUse `json:"helpers"` // sorted by id
 	Kfuncs    []KfuncUse  `json:"kfuncs,omitempty"`
 	Subprogs  []int       `json:"subprogs,omitempty"`   // slot indexes where bpf-to-bpf callees start
 	TailCalls []int       `json:"tail_calls,omitempty"` // slot indexes of bpf_tail_call calls
-	Maps      []MapUse    `json:"maps,omitempty"`
-	Strings   []String    `json:"strings,omitempty"`
-	Problems  []string    `json:"problems,omitempty"` // decode problems, "insn N (byte M): msg"
+	// TailCallSites details TailCalls with the prog-array map when visible.
+	TailCallSites []TailCall `json:"tail_call_sites,omitempty"`
+	// SubprogCalls lists every bpf-to-bpf call with its target slot.
+	SubprogCalls []SubprogCall `json:"subprog_calls,omitempty"`
+	Maps         []MapUse      `json:"maps,omitempty"`
+	Strings      []String      `json:"strings,omitempty"`
+	Problems     []string      `json:"problems,omitempty"` // decode problems, "insn N (byte M): msg"
 }
 
 // HelperUse is one helper and where it is called.
@@ -31,12 +36,32 @@ type KfuncUse struct {
 	At    []int  `json:"at"`
 }
 
-// MapUse is one map the program references.
+// MapUse is one map the program references: by name and type when the
+// program came from an ELF object, by the fd (or fd_array index) in its
+// ld_imm64 otherwise.
 type MapUse struct {
-	Name string `json:"name,omitempty"`
-	Type string `json:"type,omitempty"`
-	FD   int32  `json:"fd,omitempty"`
-	At   []int  `json:"at"`
+	Name    string `json:"name,omitempty"`
+	Type    string `json:"type,omitempty"` // bpftool's name: "hash", "ringbuf", "prog_array" …
+	FD      int32  `json:"fd,omitempty"`
+	Index   int32  `json:"index,omitempty"`    // BPF_PSEUDO_MAP_IDX*: index into fd_array
+	ByIndex bool   `json:"by_index,omitempty"` // Index is meaningful
+	At      []int  `json:"at"`                 // slot indexes of the ld_imm64s
+}
+
+// TailCall is one bpf_tail_call site.
+type TailCall struct {
+	At    int    `json:"at"`               // slot index of the call
+	Known bool   `json:"known"`            // the prog-array map was found
+	Map   string `json:"map,omitempty"`    // its name (ELF)
+	MapFD int32  `json:"map_fd,omitempty"` // its fd (raw captures)
+	MapAt int    `json:"map_at,omitempty"` // slot of the ld_imm64 that loads it
+}
+
+// SubprogCall is one bpf-to-bpf call.
+type SubprogCall struct {
+	At     int    `json:"at"`             // slot index of the call
+	Target int    `json:"target"`         // slot index where the callee starts
+	Name   string `json:"name,omitempty"` // callee symbol (ELF)
 }
 
 // StringKind says how a string was found.

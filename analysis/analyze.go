@@ -1,0 +1,251 @@
+package analysis
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/ebpf-sentry/ebpf-sentry/insn"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+)
+
+// Helper ids the analysis treats specially.
+const (
+	helperTracePrintk = 6
+	helperTailCall    = 12
+	helperSeqPrintf   = 126
+	helperSnprintf    = 165
+	helperTraceVprint = 177
+)
+
+// Options tune Analyze. The zero value (or nil) is ready to use.
+type Options struct {
+	// HelperName names a helper id; nil uses DefaultHelperName.
+	HelperName func(id int32) string
+	// Kfuncs resolves kfunc BTF ids; nil uses the running kernel's BTF
+	// (vmlinux and modules), loaded once per process on first need.
+	Kfuncs KfuncResolver
+	// MinString is the shortest stack-built or compared string reported;
+	// 0 means 4. Format strings are reported whatever their length.
+	MinString int
+}
+
+// GPLCompatible reports whether the kernel treats license as GPL-compatible
+// (include/linux/license.h: an exact match against this list).
+func GPLCompatible(license string) bool {
+	switch license {
+	case "GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL", "Dual MIT/GPL", "Dual MPL/GPL":
+		return true
+	}
+	return false
+}
+
+// Analyze derives the Report of p. It never fails: what cannot be decoded is
+// listed in Report.Problems and the rest is analysed.
+func Analyze(p *program.Program, opts *Options) *Report {
+	if opts == nil {
+		opts = &Options{}
+	}
+	helperName := opts.HelperName
+	if helperName == nil {
+		helperName = DefaultHelperName
+	}
+	ins, probs := p.Decode()
+	r := &Report{
+		InsnCount: len(p.Insns) / insn.Size,
+		License:   p.License,
+		GPL:       GPLCompatible(p.License),
+		ProgType:  ProgTypeName(p.Type),
+		Helpers:   []HelperUse{},
+	}
+	for _, pr := range probs {
+		r.Problems = append(r.Problems, pr.Error())
+	}
+	r.SHA256 = Fingerprint(ins)
+
+	helpers := map[int32]*HelperUse{}
+	kfuncs := map[string]*KfuncUse{}
+	maps := map[string]*MapUse{}
+	subprogs := map[int]bool{}
+	var kfuncOrder []string
+	var mapOrder []string
+
+	for i, in := range ins {
+		switch {
+		case in.Code == insn.ClassJMP|insn.JmpCALL:
+			switch in.Src {
+			case 0:
+				h := helpers[in.Imm]
+				if h == nil {
+					h = &HelperUse{ID: in.Imm, Name: helperName(in.Imm)}
+					helpers[in.Imm] = h
+				}
+				h.Count++
+				h.At = append(h.At, in.Index)
+				if in.Imm == helperTailCall {
+					r.TailCalls = append(r.TailCalls, in.Index)
+					r.TailCallSites = append(r.TailCallSites, tailCallSite(p, ins, i))
+				}
+			case insn.PseudoCall:
+				target := in.Index + int(in.Imm) + 1
+				subprogs[target] = true
+				c := SubprogCall{At: in.Index, Target: target}
+				if ref, ok := p.Refs[in.Index]; ok && ref.Kind == program.RefFunc {
+					c.Name = ref.Name
+				}
+				r.SubprogCalls = append(r.SubprogCalls, c)
+			case insn.PseudoKfuncCall:
+				name := ""
+				if ref, ok := p.Refs[in.Index]; ok && ref.Kind == program.RefKfunc {
+					name = ref.Name
+				} else {
+					name = resolveKfunc(opts.Kfuncs, in.Imm, in.Off)
+				}
+				key := fmt.Sprintf("%d/%d/%s", in.Imm, in.Off, name)
+				k := kfuncs[key]
+				if k == nil {
+					k = &KfuncUse{BTFID: in.Imm, Name: name}
+					kfuncs[key] = k
+					kfuncOrder = append(kfuncOrder, key)
+				}
+				k.Count++
+				k.At = append(k.At, in.Index)
+			}
+		case in.Wide && in.Code == insn.OpLdImm64:
+			switch in.Src {
+			case insn.PseudoFunc:
+				subprogs[in.Index+int(in.Imm)+1] = true
+			case insn.PseudoMapFD, insn.PseudoMapValue, insn.PseudoMapIdx, insn.PseudoMapIdxValue:
+				mu := mapUse(p, in)
+				key := mu.Name
+				if key == "" {
+					key = fmt.Sprintf("#fd%d/%d", in.Src, in.Imm)
+				}
+				if m := maps[key]; m != nil {
+					m.At = append(m.At, in.Index)
+				} else {
+					mu.At = []int{in.Index}
+					maps[key] = &mu
+					mapOrder = append(mapOrder, key)
+				}
+			}
+		}
+	}
+
+	for _, h := range helpers {
+		r.Helpers = append(r.Helpers, *h)
+	}
+	sort.Slice(r.Helpers, func(i, j int) bool { return r.Helpers[i].ID < r.Helpers[j].ID })
+	for _, k := range kfuncOrder {
+		r.Kfuncs = append(r.Kfuncs, *kfuncs[k])
+	}
+	for _, k := range mapOrder {
+		r.Maps = append(r.Maps, *maps[k])
+	}
+	for s := range subprogs {
+		r.Subprogs = append(r.Subprogs, s)
+	}
+	sort.Ints(r.Subprogs)
+	r.Strings = Strings(p, ins, opts.MinString)
+	return r
+}
+
+// mapUse describes the map an ld_imm64 refers to: by name and type from ELF
+// relocations, else by the fd (or fd_array index) in its imm.
+func mapUse(p *program.Program, in insn.Instruction) MapUse {
+	if ref, ok := p.Refs[in.Index]; ok && (ref.Kind == program.RefMap || ref.Kind == program.RefData) {
+		mu := MapUse{Name: ref.Name}
+		for _, m := range p.Maps {
+			if m.Name == ref.Name {
+				mu.Type = MapTypeName(m.Type)
+				break
+			}
+		}
+		return mu
+	}
+	mu := MapUse{FD: in.Imm}
+	if in.Src == insn.PseudoMapIdx || in.Src == insn.PseudoMapIdxValue {
+		mu.FD = 0
+		mu.Index = in.Imm
+		mu.ByIndex = true
+	}
+	for _, m := range p.Maps {
+		if m.FD == in.Imm && (m.Name != "" || m.Type != 0) {
+			mu.Name = m.Name
+			if m.Type != 0 {
+				mu.Type = MapTypeName(m.Type)
+			}
+			break
+		}
+	}
+	return mu
+}
+
+// tailCallSite finds the prog-array map a bpf_tail_call at ins[i] uses by
+// walking back from the call to the last write of r2 (following register
+// copies). It looks at straight-line code only, so a map chosen on another
+// path is not seen.
+func tailCallSite(p *program.Program, ins []insn.Instruction, i int) TailCall {
+	tc := TailCall{At: ins[i].Index}
+	reg := uint8(2)
+	for j := i - 1; j >= 0 && j >= i-64; j-- {
+		in := ins[j]
+		if isJumpOrExit(in.Code) {
+			if in.Code&0xf0 == insn.JmpCALL && insn.Class(in.Code) == insn.ClassJMP && reg > 5 {
+				continue // calls clobber r0-r5 only
+			}
+			return tc
+		}
+		if !writesReg(in, reg) {
+			continue
+		}
+		if in.Wide && in.Code == insn.OpLdImm64 && in.Src == insn.PseudoMapFD {
+			mu := mapUse(p, in)
+			tc.Map = mu.Name
+			tc.MapFD = mu.FD
+			tc.MapAt = in.Index
+			tc.Known = true
+			return tc
+		}
+		if in.Code == insn.ClassALU64|insn.AluMOV|insn.SrcX && in.Off == 0 {
+			reg = in.Src
+			continue
+		}
+		return tc
+	}
+	return tc
+}
+
+func isJumpOrExit(code uint8) bool {
+	c := insn.Class(code)
+	return c == insn.ClassJMP || c == insn.ClassJMP32
+}
+
+// writesReg reports whether in writes register reg (conservatively: loads,
+// ALU ops and calls, which clobber r0-r5).
+func writesReg(in insn.Instruction, reg uint8) bool {
+	switch insn.Class(in.Code) {
+	case insn.ClassALU, insn.ClassALU64, insn.ClassLDX:
+		return in.Dst == reg
+	case insn.ClassLD:
+		if in.Code == insn.OpLdImm64 {
+			return in.Dst == reg
+		}
+		return reg == 0 // ld_abs/ld_ind write r0
+	case insn.ClassSTX:
+		// Atomic fetch variants write back to src (or r0 for cmpxchg).
+		if in.Code&0xe0 == insn.ModeATOMIC && in.Imm&insn.AtomicFETCH != 0 {
+			if in.Imm == insn.AtomicCMPXCHG {
+				return reg == 0
+			}
+			return in.Src == reg
+		}
+		if in.Code&0xe0 == insn.ModeATOMIC && in.Imm == insn.AtomicLoadAcq {
+			return in.Dst == reg
+		}
+	case insn.ClassJMP:
+		if in.Code&0xf0 == insn.JmpCALL {
+			return reg <= 5
+		}
+	}
+	return false
+}
