@@ -2,10 +2,8 @@ package analysis
 
 import (
 	"strconv"
-	"strings"
-	"unicode"
 
-	"github.com/cilium/ebpf/asm"
+	"github.com/ebpf-sentry/ebpf-sentry/helper"
 )
 
 // Program and map type names as bpftool prints them, indexed by the uapi
@@ -45,28 +43,12 @@ func MapTypeName(t uint32) string {
 	return "type " + strconv.FormatUint(uint64(t), 10)
 }
 
-// DefaultHelperName names helper id as the kernel does ("bpf_map_lookup_elem"),
-// from cilium/ebpf's table of built-in functions; unknown ids become
-// "helper#N" so a newer helper is still counted.
+// DefaultHelperName names helper id as the kernel does ("bpf_map_lookup_elem")
+// from package helper's table (running kernel's BTF, static table for the
+// gaps); unknown ids become "helper#N" so a newer helper is still counted.
 var DefaultHelperName = func(id int32) string {
-	s := asm.BuiltinFunc(id).String()
-	if !strings.HasPrefix(s, "Fn") {
-		return "helper#" + strconv.FormatInt(int64(id), 10)
+	if n, ok := helper.Default().Name(id); ok {
+		return n
 	}
-	return "bpf_" + snake(s[2:])
-}
-
-// snake turns cilium/ebpf's CamelCase helper names back into the kernel's
-// snake_case ("GetCurrentPidTgid" → "get_current_pid_tgid", "L3CsumReplace"
-// → "l3_csum_replace").
-func snake(s string) string {
-	var b strings.Builder
-	rs := []rune(s)
-	for i, r := range rs {
-		if unicode.IsUpper(r) && i > 0 && (unicode.IsLower(rs[i-1]) || unicode.IsDigit(rs[i-1])) {
-			b.WriteByte('_')
-		}
-		b.WriteRune(unicode.ToLower(r))
-	}
-	return b.String()
+	return "helper#" + strconv.FormatInt(int64(id), 10)
 }

@@ -1,0 +1,425 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/spf13/cobra"
+
+	"github.com/ebpf-sentry/ebpf-sentry/analysis"
+	"github.com/ebpf-sentry/ebpf-sentry/insn"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+)
+
+// inspectJudge lets another file of this package (the rules command) add a
+// verdict to every inspected program without editing this file: register
+// flags on inspectCmd and append a judge from an init function. text is
+// printed after the program's analysis in text format; doc is embedded as
+// "verdict" in json format. An error aborts inspect with exit code 1.
+type inspectJudge func(p *program.Program, r *analysis.Report) (text string, doc any, err error)
+
+var inspectJudges []inspectJudge
+
+var inspectOpts struct {
+	prog   string
+	format string
+	raw    string
+}
+
+// inspectCmd is initialised before any init function runs, so other files'
+// init functions can add flags to it.
+var inspectCmd = &cobra.Command{
+	Use:   "inspect FILE.o | --raw FILE | -",
+	Short: "Analyse the eBPF programs of an ELF object or a raw instruction dump",
+	Long: `Analyse every program of an ELF object (or of a raw dump of 8-byte instructions,
+e.g. written by "bpftool prog dump xlated id N file F"; "-" reads stdin): section,
+type, metadata, helpers with counts, kfuncs, maps, sub-program and tail calls,
+strings, fingerprint and disassembly.
+
+Formats: text (summary + kernel-form disassembly), kernel (disassembly only, as
+the verifier log prints it), macro (filter.h builder macros), json (one document).`,
+	Args: cobra.MaximumNArgs(1),
+	RunE: runInspect,
+}
+
+func init() {
+	f := inspectCmd.Flags()
+	f.StringVar(&inspectOpts.prog, "prog", "", "only the program with this name (or this 0-based index)")
+	f.StringVar(&inspectOpts.format, "format", "text", "output format: text|kernel|macro|json")
+	f.StringVar(&inspectOpts.raw, "raw", "", "read a raw instruction dump from FILE (- for stdin) instead of an ELF object")
+	root.AddCommand(inspectCmd)
+}
+
+func inspectFail(what string, err error) error {
+	return &exitError{code: 2, err: fmt.Errorf("inspect %s: %w", what, err)}
+}
+
+func runInspect(cmd *cobra.Command, args []string) error {
+	switch inspectOpts.format {
+	case "text", "kernel", "macro", "json":
+	default:
+		return &exitError{code: 2, err: fmt.Errorf("inspect: --format %q: want text, kernel, macro or json", inspectOpts.format)}
+	}
+	if inspectOpts.format == "macro" && formatMacro == nil {
+		return &exitError{code: 2, err: errors.New("inspect: --format macro is not available in this build")}
+	}
+	var (
+		progs   []*program.Program
+		trailer error // reported after the output: the dump was analysed anyway
+	)
+	switch {
+	case inspectOpts.raw != "" && len(args) > 0:
+		return &exitError{code: 2, err: errors.New("inspect: give either FILE or --raw FILE, not both")}
+	case inspectOpts.raw != "":
+		name, data, err := readInput(cmd, inspectOpts.raw)
+		if err != nil {
+			return inspectFail(name, err)
+		}
+		p, err := program.FromRaw(name, data)
+		if p == nil {
+			return &exitError{code: 2, err: fmt.Errorf("inspect %w", err)}
+		}
+		trailer = err
+		progs = []*program.Program{p}
+	case len(args) == 1:
+		name, data, err := readInput(cmd, args[0])
+		if err != nil {
+			return inspectFail(name, err)
+		}
+		progs, err = program.FromELFReader(name, bytes.NewReader(data))
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("inspect %w", err)}
+		}
+		if len(progs) == 0 {
+			return inspectFail(name, errors.New("the object holds no programs"))
+		}
+	default:
+		return &exitError{code: 2, err: errors.New("inspect: need FILE.o, --raw FILE or - (stdin)")}
+	}
+
+	if inspectOpts.prog != "" {
+		sel, err := selectProgram(progs, inspectOpts.prog)
+		if err != nil {
+			return inspectFail(progs[0].Origin, err)
+		}
+		progs = []*program.Program{sel}
+	}
+
+	w := bufio.NewWriterSize(cmd.OutOrStdout(), 64*1024)
+	if err := writeInspect(w, progs); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("inspect: %w", err)}
+	}
+	if err := w.Flush(); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("inspect: write output: %w", err)}
+	}
+	if trailer != nil {
+		return &exitError{code: 2, err: fmt.Errorf("inspect %w", trailer)}
+	}
+	return nil
+}
+
+// readInput reads path, or stdin for "-"; it returns the name to show.
+func readInput(cmd *cobra.Command, path string) (string, []byte, error) {
+	if path == "-" {
+		b, err := io.ReadAll(cmd.InOrStdin())
+		return "stdin", b, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+	}
+	return path, b, err
+}
+
+func selectProgram(progs []*program.Program, sel string) (*program.Program, error) {
+	names := make([]string, len(progs))
+	for i, p := range progs {
+		if p.Name == sel {
+			return p, nil
+		}
+		names[i] = p.Name
+	}
+	if n, err := strconv.Atoi(sel); err == nil {
+		if n >= 0 && n < len(progs) {
+			return progs[n], nil
+		}
+		return nil, fmt.Errorf("program index %d does not exist (%d programs: 0..%d)", n, len(progs), len(progs)-1)
+	}
+	return nil, fmt.Errorf("no program named %q (programs: %s)", sel, strings.Join(names, ", "))
+}
+
+// inspectDoc is the json format: one document for the whole input.
+type inspectDoc struct {
+	Programs []inspectProgram `json:"programs"`
+}
+
+type inspectProgram struct {
+	*program.Program
+	ProgTypeName   string           `json:"prog_type"`
+	AttachTypeName string           `json:"expected_attach_type_name,omitempty"`
+	Report         *analysis.Report `json:"analysis"`
+	Verdicts       []any            `json:"verdict,omitempty"`
+	Instructions   []any            `json:"instructions"`
+}
+
+func writeInspect(w *bufio.Writer, progs []*program.Program) error {
+	var doc inspectDoc
+	for i, p := range progs {
+		r := analysis.Analyze(p, nil)
+		ins, _ := p.Decode()
+		kf := kernelFormatter(p, r)
+		var texts []string
+		var docs []any
+		for _, j := range inspectJudges {
+			t, d, err := j(p, r)
+			if err != nil {
+				return fmt.Errorf("%s: program %s: %w", p.Origin, p.Name, err)
+			}
+			if t != "" {
+				texts = append(texts, t)
+			}
+			if d != nil {
+				docs = append(docs, d)
+			}
+		}
+		switch inspectOpts.format {
+		case "kernel":
+			if len(progs) > 1 {
+				if i > 0 {
+					w.WriteByte('\n')
+				}
+				fmt.Fprintf(w, "%s:\n", p.Name)
+			}
+			if err := kf.WriteListing(w, ins, insn.ListingBpftool); err != nil {
+				return err
+			}
+		case "macro":
+			if len(progs) > 1 {
+				if i > 0 {
+					w.WriteByte('\n')
+				}
+				fmt.Fprintf(w, "/* %s */\n", p.Name)
+			}
+			if err := formatMacro(w, ins); err != nil {
+				return err
+			}
+		case "json":
+			doc.Programs = append(doc.Programs, inspectProgram{
+				Program:        p,
+				ProgTypeName:   analysis.ProgTypeName(p.Type),
+				AttachTypeName: attachTypeName(p.ExpectedAttachType),
+				Report:         r,
+				Verdicts:       docs,
+				Instructions:   instructionsJSON(kf, ins),
+			})
+		default:
+			if i > 0 {
+				w.WriteByte('\n')
+			}
+			writeText(w, p, r)
+			for _, t := range texts {
+				w.WriteString(strings.TrimRight(t, "\n"))
+				w.WriteByte('\n')
+			}
+			w.WriteString("disassembly:\n")
+			if err := kf.WriteListing(w, ins, insn.ListingBpftool); err != nil {
+				return err
+			}
+		}
+	}
+	if inspectOpts.format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(doc)
+	}
+	return nil
+}
+
+// formatMacro renders instructions as filter.h macros; nil until the macro
+// formatter is wired in.
+var formatMacro func(w io.Writer, ins []insn.Instruction) error
+
+// instructionJSON renders one instruction for the json format; replaced by
+// the insn package's JSON formatter when available.
+var instructionJSON = func(kf *insn.KernelFormatter, in insn.Instruction) any {
+	raw := in.Append(nil)
+	return struct {
+		Index  int    `json:"index"`
+		Raw    string `json:"raw"`
+		Kernel string `json:"kernel"`
+	}{in.Index, hex.EncodeToString(raw), kf.Format(in)}
+}
+
+func instructionsJSON(kf *insn.KernelFormatter, ins []insn.Instruction) []any {
+	out := make([]any, len(ins))
+	for i, in := range ins {
+		out[i] = instructionJSON(kf, in)
+	}
+	return out
+}
+
+func attachTypeName(t uint32) string {
+	s := ebpf.AttachType(t).String()
+	if strings.HasPrefix(s, "AttachType(") {
+		return ""
+	}
+	return s
+}
+
+// kernelFormatter names helpers, kfuncs, sub-programs and maps from the
+// analysis and the program's relocations.
+func kernelFormatter(p *program.Program, r *analysis.Report) *insn.KernelFormatter {
+	kfuncs := map[int]string{}
+	for _, k := range r.Kfuncs {
+		for _, at := range k.At {
+			kfuncs[at] = k.Name
+		}
+	}
+	return &insn.KernelFormatter{
+		HelperName: analysis.DefaultHelperName,
+		CallName: func(in insn.Instruction) string {
+			switch in.Src {
+			case insn.PseudoKfuncCall:
+				return kfuncs[in.Index]
+			case insn.PseudoCall:
+				if ref, ok := p.Refs[in.Index]; ok && ref.Name != "" {
+					return fmt.Sprintf("%+d#%s", in.Imm, ref.Name)
+				}
+			}
+			return ""
+		},
+		Imm64Text: func(in insn.Instruction, imm uint64) string {
+			ref, ok := p.Refs[in.Index]
+			if !ok {
+				return ""
+			}
+			switch ref.Kind {
+			case program.RefMap:
+				return "map[name:" + ref.Name + "]"
+			case program.RefData:
+				return fmt.Sprintf("map[name:%s][0]+%d", ref.Name, ref.Offset)
+			case program.RefFunc, program.RefKsym:
+				return ref.Name
+			}
+			return ""
+		},
+	}
+}
+
+func writeText(w *bufio.Writer, p *program.Program, r *analysis.Report) {
+	line := func(k, format string, a ...any) { fmt.Fprintf(w, "  %-12s "+format+"\n", append([]any{k + ":"}, a...)...) }
+	name := p.Name
+	if name == "" {
+		name = "(unnamed)"
+	}
+	fmt.Fprintf(w, "program %s\n", name)
+	line("origin", "%s (%s)", p.Origin, p.Source)
+	if p.Section != "" {
+		line("section", "%s", p.Section)
+	}
+	if p.Source != program.SourceRaw {
+		line("type", "%s (%d)", analysis.ProgTypeName(p.Type), p.Type)
+		if p.ExpectedAttachType != 0 {
+			line("attach type", "%s (%d)", attachTypeName(p.ExpectedAttachType), p.ExpectedAttachType)
+		}
+		if p.AttachTo != "" {
+			line("attach to", "%s", p.AttachTo)
+		}
+		lic := "none"
+		if p.License != "" {
+			lic = strconv.Quote(p.License)
+		}
+		gpl := "not GPL-compatible"
+		if r.GPL {
+			gpl = "GPL-compatible"
+		}
+		line("license", "%s (%s)", lic, gpl)
+	}
+	line("insns", "%d", r.InsnCount)
+	line("sha256", "%s", r.SHA256)
+	for _, pr := range r.Problems {
+		line("problem", "%s", pr)
+	}
+	if len(r.Helpers) > 0 {
+		w.WriteString("  helpers:\n")
+		for _, h := range r.Helpers {
+			fmt.Fprintf(w, "    %-32s #%-4d x%-3d at %s\n", h.Name, h.ID, h.Count, ints(h.At))
+		}
+	}
+	if len(r.Kfuncs) > 0 {
+		w.WriteString("  kfuncs:\n")
+		for _, k := range r.Kfuncs {
+			fmt.Fprintf(w, "    %-32s btf_id %-6d x%-3d at %s\n", k.Name, k.BTFID, k.Count, ints(k.At))
+		}
+	}
+	if len(r.Maps) > 0 {
+		w.WriteString("  maps:\n")
+		for _, m := range r.Maps {
+			id := m.Name
+			switch {
+			case id != "":
+			case m.ByIndex:
+				id = fmt.Sprintf("fd_array[%d]", m.Index)
+			default:
+				id = fmt.Sprintf("fd %d", m.FD)
+			}
+			typ := m.Type
+			if typ == "" {
+				typ = "?"
+			}
+			fmt.Fprintf(w, "    %-24s %-16s at %s\n", id, typ, ints(m.At))
+		}
+	}
+	if len(r.SubprogCalls) > 0 {
+		w.WriteString("  subprog calls:\n")
+		for _, c := range r.SubprogCalls {
+			fmt.Fprintf(w, "    %d -> %d %s\n", c.At, c.Target, c.Name)
+		}
+	}
+	if len(r.TailCallSites) > 0 {
+		w.WriteString("  tail calls:\n")
+		for _, t := range r.TailCallSites {
+			via := "map unknown"
+			switch {
+			case t.Known && t.Map != "":
+				via = fmt.Sprintf("map %s (insn %d)", t.Map, t.MapAt)
+			case t.Known:
+				via = fmt.Sprintf("map fd %d (insn %d)", t.MapFD, t.MapAt)
+			}
+			fmt.Fprintf(w, "    %d via %s\n", t.At, via)
+		}
+	}
+	if len(r.Strings) > 0 {
+		w.WriteString("  strings:\n")
+		for _, s := range r.Strings {
+			fmt.Fprintf(w, "    %5d %-8s \"%s\"\n", s.Insn, s.Kind, strings.ReplaceAll(s.Text, `"`, `\x22`))
+		}
+	}
+}
+
+func ints(v []int) string {
+	var b strings.Builder
+	for i, n := range v {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if i == 16 {
+			fmt.Fprintf(&b, "… (%d more)", len(v)-i)
+			break
+		}
+		b.WriteString(strconv.Itoa(n))
+	}
+	return b.String()
+}
