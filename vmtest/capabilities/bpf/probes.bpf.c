@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: GPL-2.0
+// Kernel-side probes of the capability suite: each program exercises one hook
+// or helper the sentry relies on, counts its hits for the test process only
+// (target_tgid) and, for the LSM hooks, denies that process's BPF_PROG_LOAD.
+// GPL because LSM programs and bpf_probe_write_user require it.
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#define EPERM 1
+
+char LICENSE[] SEC("license") = "GPL";
+
+// Set by the test before loading: only this process is counted or denied,
+// so nothing else running in the VM is affected.
+volatile const __u32 target_tgid;
+
+__u64 lsm_prog_load_hits;
+__u64 lsm_bpf_hits;
+__u64 kprobe_hits;
+__u64 tracepoint_hits;
+__u64 write_user_hits;
+// User address bpf_probe_write_user overwrites; set after loading.
+__u64 write_user_addr;
+
+static __always_inline int is_target(void)
+{
+	return (bpf_get_current_pid_tgid() >> 32) == target_tgid;
+}
+
+struct bpf_prog;
+struct bpf_token;
+
+// Kernels >= 6.9: the hook sees the kernel's copy of the program.
+SEC("lsm/bpf_prog_load")
+int BPF_PROG(deny_prog_load, struct bpf_prog *prog, union bpf_attr *attr, struct bpf_token *token)
+{
+	if (!is_target())
+		return 0;
+	__sync_fetch_and_add(&lsm_prog_load_hits, 1);
+	return -EPERM;
+}
+
+// Every bpf() command passes here; only BPF_PROG_LOAD is denied.
+SEC("lsm/bpf")
+int BPF_PROG(deny_bpf, int cmd, union bpf_attr *attr, unsigned int size)
+{
+	if (cmd != BPF_PROG_LOAD || !is_target())
+		return 0;
+	__sync_fetch_and_add(&lsm_bpf_hits, 1);
+	return -EPERM;
+}
+
+// Attached by symbol at run time; the section name is only a placeholder.
+SEC("kprobe/bpf")
+int count_kprobe(void *ctx)
+{
+	if (is_target())
+		__sync_fetch_and_add(&kprobe_hits, 1);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_bpf")
+int count_tracepoint(void *ctx)
+{
+	if (is_target())
+		__sync_fetch_and_add(&tracepoint_hits, 1);
+	return 0;
+}
+
+// The seed's enforcer primitive: write into the calling process's memory.
+SEC("tracepoint/syscalls/sys_enter_bpf")
+int write_user(void *ctx)
+{
+	char marker[8] = "written";
+	__u64 addr = write_user_addr;
+
+	if (!is_target() || !addr)
+		return 0;
+	if (bpf_probe_write_user((void *)addr, marker, sizeof(marker)) == 0)
+		__sync_fetch_and_add(&write_user_hits, 1);
+	return 0;
+}

@@ -1,0 +1,79 @@
+package capabilities
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Capability names one thing a kernel lets the sentry do.
+type Capability string
+
+const (
+	// BTF: /sys/kernel/btf/vmlinux is readable (CO-RE, LSM and fentry need it).
+	BTF Capability = "btf"
+	// BPFLSMActive: "bpf" is in the active LSM list (/sys/kernel/security/lsm).
+	BPFLSMActive Capability = "bpf-lsm-active"
+	// LSMBpfDeny: an LSM program on the bpf hook denies BPF_PROG_LOAD with
+	// EPERM and the refused program never gets an id.
+	LSMBpfDeny Capability = "lsm-bpf-deny"
+	// LSMProgLoadDeny: the same through the bpf_prog_load hook (kernels >= 6.9),
+	// which sees the kernel's own copy of the instructions.
+	LSMProgLoadDeny Capability = "lsm-bpf-prog-load-deny"
+	// KprobeBpf: a kprobe on the bpf syscall attaches and fires (the seed's hook).
+	KprobeBpf Capability = "kprobe-bpf-syscall"
+	// TracepointBpf: the syscalls/sys_enter_bpf tracepoint attaches and fires.
+	TracepointBpf Capability = "tracepoint-sys-enter-bpf"
+	// ProbeWriteUser: a program using bpf_probe_write_user loads and writes the
+	// caller's memory (the seed's corrupt enforcer); lockdown refuses it.
+	ProbeWriteUser Capability = "probe-write-user"
+)
+
+// All lists every capability the suite probes, in report order.
+var All = []Capability{BTF, BPFLSMActive, LSMBpfDeny, LSMProgLoadDeny, KprobeBpf, TracepointBpf, ProbeWriteUser}
+
+// Expectation is what one booted kernel must show.
+type Expectation struct {
+	// Has lists the capabilities that must be present; all others must be absent.
+	Has []Capability
+	// Lockdown is the bracketed mode of /sys/kernel/security/lockdown.
+	Lockdown string
+}
+
+// common is what every Debian kernel of the matrix offers (all are built with
+// BTF, kprobes and syscall tracepoints; lockdown is off unless booted with it).
+var common = []Capability{BTF, KprobeBpf, TracepointBpf}
+
+func with(caps ...Capability) []Capability { return append(slices.Clone(common), caps...) }
+
+// Expectations is keyed by the kernel label of vmtest's matrix. The reasons:
+//   - 5.10 does not list bpf in CONFIG_LSM, so the bpf hook exists but is dead
+//     unless booted with lsm=...,bpf; bpf_prog_load as an LSM hook arrived in 6.9.
+//   - From 6.1 Debian activates the BPF LSM by default.
+//   - lockdown=integrity removes bpf_probe_write_user (LOCKDOWN_BPF_WRITE_USER
+//     is an integrity reason) and nothing else the sentry needs.
+var Expectations = map[string]Expectation{
+	"5.10":          {Has: with(ProbeWriteUser), Lockdown: "none"},
+	"5.10-lsm":      {Has: with(BPFLSMActive, LSMBpfDeny, ProbeWriteUser), Lockdown: "none"},
+	"6.1":           {Has: with(BPFLSMActive, LSMBpfDeny, ProbeWriteUser), Lockdown: "none"},
+	"6.12":          {Has: with(BPFLSMActive, LSMBpfDeny, LSMProgLoadDeny, ProbeWriteUser), Lockdown: "none"},
+	"6.12-lockdown": {Has: with(BPFLSMActive, LSMBpfDeny, LSMProgLoadDeny), Lockdown: "integrity"},
+	"trixie-bpo":    {Has: with(BPFLSMActive, LSMBpfDeny, LSMProgLoadDeny, ProbeWriteUser), Lockdown: "none"},
+}
+
+// Expects reports whether the kernel labelled label must offer c.
+func (e Expectation) Expects(c Capability) bool { return slices.Contains(e.Has, c) }
+
+// Lookup returns the expectation for a kernel label, or an error naming the
+// known labels: a kernel without a list cannot be judged.
+func Lookup(label string) (Expectation, error) {
+	e, ok := Expectations[label]
+	if !ok {
+		labels := make([]string, 0, len(Expectations))
+		for l := range Expectations {
+			labels = append(labels, l)
+		}
+		slices.Sort(labels)
+		return Expectation{}, fmt.Errorf("kernel label %q has no capability expectations (known: %v)", label, labels)
+	}
+	return e, nil
+}

@@ -1,0 +1,71 @@
+package capabilities
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestParseLockdown(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+		wantErr        bool
+	}{
+		{name: "no lockdown is read from the brackets", in: "[none] integrity confidentiality\n", want: "none"},
+		{name: "integrity in the middle is found", in: "none [integrity] confidentiality\n", want: "integrity"},
+		{name: "confidentiality at the end is found", in: "none integrity [confidentiality]", want: "confidentiality"},
+		{name: "a file without brackets is an error", in: "none integrity confidentiality", wantErr: true},
+		{name: "empty brackets are an error", in: "[] none", wantErr: true},
+		{name: "an empty file is an error", in: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseLockdown(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseLockdown(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("parseLockdown(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestExpectations(t *testing.T) {
+	t.Run("every expected capability is one the suite probes", func(t *testing.T) {
+		for label, e := range Expectations {
+			for _, c := range e.Has {
+				if !slices.Contains(All, c) {
+					t.Errorf("kernel %s expects unknown capability %q", label, c)
+				}
+			}
+		}
+	})
+	t.Run("every kernel names a lockdown mode", func(t *testing.T) {
+		for label, e := range Expectations {
+			if e.Lockdown == "" {
+				t.Errorf("kernel %s has no lockdown mode", label)
+			}
+		}
+	})
+	t.Run("an unknown label is an error naming the known ones", func(t *testing.T) {
+		_, err := Lookup("4.19")
+		if err == nil || !strings.Contains(err.Error(), `"4.19"`) || !strings.Contains(err.Error(), "6.12") {
+			t.Errorf("Lookup(4.19) error = %v, want one naming the label and the known labels", err)
+		}
+	})
+	t.Run("the lockdown kernel loses only bpf_probe_write_user", func(t *testing.T) {
+		plain, locked := Expectations["6.12"], Expectations["6.12-lockdown"]
+		for _, c := range All {
+			if c == ProbeWriteUser {
+				if !plain.Expects(c) || locked.Expects(c) {
+					t.Errorf("probe-write-user: 6.12 %v, 6.12-lockdown %v; want true, false", plain.Expects(c), locked.Expects(c))
+				}
+				continue
+			}
+			if plain.Expects(c) != locked.Expects(c) {
+				t.Errorf("%s differs between 6.12 and 6.12-lockdown", c)
+			}
+		}
+	})
+}

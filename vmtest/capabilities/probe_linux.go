@@ -1,0 +1,384 @@
+package capabilities
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// Observation is what a probe found: whether the capability is present and
+// the evidence (attach target, hit counts, the kernel's refusal).
+type Observation struct {
+	Present bool
+	Detail  string
+}
+
+func present(format string, args ...any) Observation {
+	return Observation{Present: true, Detail: fmt.Sprintf(format, args...)}
+}
+
+func absent(format string, args ...any) Observation {
+	return Observation{Detail: fmt.Sprintf(format, args...)}
+}
+
+// Probe checks one capability on the running kernel. An error means the probe
+// itself could not decide (something unexpected broke), which is never a pass.
+func Probe(c Capability) (Observation, error) {
+	switch c {
+	case BTF:
+		return probeBTF()
+	case BPFLSMActive:
+		return probeLSMList()
+	case LSMBpfDeny:
+		return probeLSMDeny("deny_bpf", "lsm_bpf_hits")
+	case LSMProgLoadDeny:
+		return probeLSMDeny("deny_prog_load", "lsm_prog_load_hits")
+	case KprobeBpf:
+		return probeKprobe()
+	case TracepointBpf:
+		return probeTracepoint()
+	case ProbeWriteUser:
+		return probeWriteUser()
+	}
+	return Observation{}, fmt.Errorf("unknown capability %q", c)
+}
+
+// Lockdown returns the active mode of /sys/kernel/security/lockdown, e.g.
+// "none" from "[none] integrity confidentiality".
+func Lockdown() (string, error) {
+	b, err := os.ReadFile("/sys/kernel/security/lockdown")
+	if err != nil {
+		return "", fmt.Errorf("read lockdown mode: %w", err)
+	}
+	return parseLockdown(string(b))
+}
+
+func parseLockdown(s string) (string, error) {
+	for _, f := range strings.Fields(s) {
+		if len(f) > 2 && f[0] == '[' && f[len(f)-1] == ']' {
+			return f[1 : len(f)-1], nil
+		}
+	}
+	return "", fmt.Errorf("lockdown file %q has no [active] mode", strings.TrimSpace(s))
+}
+
+func probeBTF() (Observation, error) {
+	f, err := os.Open("/sys/kernel/btf/vmlinux")
+	if err != nil {
+		return absent("%v", err), nil
+	}
+	defer f.Close()
+	var magic [2]byte
+	if _, err := f.Read(magic[:]); err != nil {
+		return Observation{}, fmt.Errorf("read /sys/kernel/btf/vmlinux: %w", err)
+	}
+	// BTF's magic 0xeB9F, little endian on x86.
+	if magic != [2]byte{0x9f, 0xeb} {
+		return Observation{}, fmt.Errorf("/sys/kernel/btf/vmlinux starts with %x, not the BTF magic", magic)
+	}
+	return present("/sys/kernel/btf/vmlinux"), nil
+}
+
+func probeLSMList() (Observation, error) {
+	b, err := os.ReadFile("/sys/kernel/security/lsm")
+	if err != nil {
+		return Observation{}, fmt.Errorf("read active LSMs (is securityfs mounted?): %w", err)
+	}
+	list := strings.TrimSpace(string(b))
+	if slices.Contains(strings.Split(list, ","), "bpf") {
+		return present("lsm=%s", list), nil
+	}
+	return absent("lsm=%s", list), nil
+}
+
+// spec returns the probes' collection spec with target_tgid set to this process.
+func spec() (*ebpf.CollectionSpec, error) {
+	s, err := loadProbes()
+	if err != nil {
+		return nil, fmt.Errorf("parse embedded probes: %w", err)
+	}
+	if err := s.Variables["target_tgid"].Set(uint32(os.Getpid())); err != nil {
+		return nil, fmt.Errorf("set target_tgid: %w", err)
+	}
+	return s, nil
+}
+
+// probeObjects is one loaded program of the collection and its variables.
+type probeObjects struct {
+	coll *ebpf.Collection
+	prog *ebpf.Program
+}
+
+// load loads only the named program: the others may not load on this kernel.
+func load(s *ebpf.CollectionSpec, prog string) (*probeObjects, error) {
+	coll, err := ebpf.NewCollection(&ebpf.CollectionSpec{
+		Programs:  map[string]*ebpf.ProgramSpec{prog: s.Programs[prog]},
+		Maps:      s.Maps,
+		Variables: s.Variables,
+		Types:     s.Types,
+		ByteOrder: s.ByteOrder,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", prog, err)
+	}
+	return &probeObjects{coll: coll, prog: coll.Programs[prog]}, nil
+}
+
+func (o *probeObjects) Close() { o.coll.Close() }
+
+// count reads a u64 counter of the program's .bss.
+func (o *probeObjects) count(name string) (uint64, error) {
+	v := o.coll.Variables[name]
+	if v == nil {
+		return 0, fmt.Errorf("probes have no variable %s", name)
+	}
+	var n uint64
+	if err := v.Get(&n); err != nil {
+		return 0, fmt.Errorf("read %s: %w", name, err)
+	}
+	return n, nil
+}
+
+// A minimal socket filter, "r0 = 0; exit", loaded with the raw syscall so the
+// errno is the kernel's own and nothing retries (cilium/ebpf retries on EPERM).
+var (
+	trivialInsns   = [16]byte{0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0}
+	trivialLicense = [4]byte{'G', 'P', 'L', 0}
+)
+
+// progLoadAttr is the head of union bpf_attr for BPF_PROG_LOAD, up to prog_name.
+type progLoadAttr struct {
+	progType    uint32
+	insnCnt     uint32
+	insns       uint64
+	license     uint64
+	logLevel    uint32
+	logSize     uint32
+	logBuf      uint64
+	kernVersion uint32
+	progFlags   uint32
+	progName    [16]byte
+}
+
+// loadTrivial runs BPF_PROG_LOAD for the trivial filter and returns its fd or
+// the errno.
+func loadTrivial() (int, error) {
+	attr := progLoadAttr{
+		progType: uint32(ebpf.SocketFilter),
+		insnCnt:  2,
+		insns:    uint64(uintptr(unsafe.Pointer(&trivialInsns[0]))),
+		license:  uint64(uintptr(unsafe.Pointer(&trivialLicense[0]))),
+	}
+	copy(attr.progName[:], "vmtest_trivial")
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	runtime.KeepAlive(&attr)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(fd), nil
+}
+
+// progIDs lists the ids of every program loaded in the kernel.
+func progIDs() ([]ebpf.ProgramID, error) {
+	var ids []ebpf.ProgramID
+	var id ebpf.ProgramID
+	for {
+		next, err := ebpf.ProgramGetNextID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			return ids, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list program ids after %d: %w", id, err)
+		}
+		ids = append(ids, next)
+		id = next
+	}
+}
+
+// probeLSMDeny attaches an LSM program that denies this process's
+// BPF_PROG_LOAD, then checks the kernel refuses with EPERM, the program fired
+// and no program id appeared.
+func probeLSMDeny(prog, hits string) (Observation, error) {
+	s, err := spec()
+	if err != nil {
+		return Observation{}, err
+	}
+	// The same load must work before the hook is attached, or a refusal
+	// later would prove nothing.
+	fd, err := loadTrivial()
+	if err != nil {
+		return Observation{}, fmt.Errorf("trivial BPF_PROG_LOAD fails before any hook: %w", err)
+	}
+	unix.Close(fd)
+
+	objs, err := load(s, prog)
+	if err != nil {
+		return absent("%v", err), nil
+	}
+	defer objs.Close()
+	l, err := link.AttachLSM(link.LSMOptions{Program: objs.prog})
+	if err != nil {
+		return absent("attach %s: %v", prog, err), nil
+	}
+	defer l.Close()
+
+	before, err := progIDs()
+	if err != nil {
+		return Observation{}, err
+	}
+	fd, loadErr := loadTrivial()
+	if loadErr == nil {
+		unix.Close(fd)
+	}
+	after, err := progIDs()
+	if err != nil {
+		return Observation{}, err
+	}
+	n, err := objs.count(hits)
+	if err != nil {
+		return Observation{}, err
+	}
+	switch {
+	case loadErr == nil:
+		return absent("%s attached but BPF_PROG_LOAD succeeded (%d hits): the hook is not active", prog, n), nil
+	case !errors.Is(loadErr, unix.EPERM):
+		return Observation{}, fmt.Errorf("%s attached and BPF_PROG_LOAD failed with %v, not EPERM", prog, loadErr)
+	case n == 0:
+		return Observation{}, fmt.Errorf("BPF_PROG_LOAD failed with EPERM but %s never ran", prog)
+	case !slices.Equal(before, after):
+		return Observation{}, fmt.Errorf("BPF_PROG_LOAD was denied by %s yet program ids changed from %v to %v", prog, before, after)
+	}
+	return present("%s denied BPF_PROG_LOAD with EPERM (%d hits), no new program id", prog, n), nil
+}
+
+// kprobeTargets are the bpf syscall's symbols, best first: the x86 wrapper
+// exists since 4.17; __sys_bpf is inlined on some kernels (5.10).
+var kprobeTargets = []string{"__x64_sys_bpf", "__sys_bpf", "__se_sys_bpf", "__do_sys_bpf"}
+
+// trigger makes bpf() calls from this process for the counting probes.
+func trigger() {
+	for range 3 {
+		_, _ = ebpf.ProgramGetNextID(0)
+	}
+}
+
+func probeKprobe() (Observation, error) {
+	s, err := spec()
+	if err != nil {
+		return Observation{}, err
+	}
+	objs, err := load(s, "count_kprobe")
+	if err != nil {
+		return absent("%v", err), nil
+	}
+	defer objs.Close()
+	var tried []string
+	for _, sym := range kprobeTargets {
+		l, err := link.Kprobe(sym, objs.prog, nil)
+		if err != nil {
+			tried = append(tried, fmt.Sprintf("%s: %v", sym, err))
+			continue
+		}
+		before, err := objs.count("kprobe_hits")
+		if err != nil {
+			l.Close()
+			return Observation{}, err
+		}
+		trigger()
+		after, err := objs.count("kprobe_hits")
+		l.Close()
+		if err != nil {
+			return Observation{}, err
+		}
+		if after > before {
+			return present("kprobe on %s fired %d times", sym, after-before), nil
+		}
+		tried = append(tried, sym+": attached but never fired")
+	}
+	return absent("no kprobe target works: %s", strings.Join(tried, "; ")), nil
+}
+
+func probeTracepoint() (Observation, error) {
+	s, err := spec()
+	if err != nil {
+		return Observation{}, err
+	}
+	objs, err := load(s, "count_tracepoint")
+	if err != nil {
+		return absent("%v", err), nil
+	}
+	defer objs.Close()
+	l, err := link.Tracepoint("syscalls", "sys_enter_bpf", objs.prog, nil)
+	if err != nil {
+		return absent("attach syscalls/sys_enter_bpf: %v", err), nil
+	}
+	defer l.Close()
+	trigger()
+	n, err := objs.count("tracepoint_hits")
+	if err != nil {
+		return Observation{}, err
+	}
+	if n == 0 {
+		return absent("syscalls/sys_enter_bpf attached but never fired"), nil
+	}
+	return present("syscalls/sys_enter_bpf fired %d times", n), nil
+}
+
+// writeTarget is what bpf_probe_write_user overwrites; a package variable so
+// its address is stable and outside any goroutine stack.
+var writeTarget [8]byte
+
+func probeWriteUser() (Observation, error) {
+	s, err := spec()
+	if err != nil {
+		return Observation{}, err
+	}
+	objs, err := load(s, "write_user")
+	if err != nil {
+		// Lockdown makes the helper unknown to the verifier; any other
+		// failure is not the refusal this capability is about.
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) && strings.Contains(err.Error(), "probe_write_user") {
+			return absent("verifier refuses the helper: %s", oneLine(err)), nil
+		}
+		return Observation{}, fmt.Errorf("program using bpf_probe_write_user failed to load for another reason: %w", err)
+	}
+	defer objs.Close()
+	writeTarget = [8]byte{}
+	addr := uint64(uintptr(unsafe.Pointer(&writeTarget[0])))
+	if err := objs.coll.Variables["write_user_addr"].Set(addr); err != nil {
+		return Observation{}, fmt.Errorf("set write_user_addr: %w", err)
+	}
+	l, err := link.Tracepoint("syscalls", "sys_enter_bpf", objs.prog, nil)
+	if err != nil {
+		return Observation{}, fmt.Errorf("attach write_user to syscalls/sys_enter_bpf: %w", err)
+	}
+	defer l.Close()
+	trigger()
+	n, err := objs.count("write_user_hits")
+	if err != nil {
+		return Observation{}, err
+	}
+	want := [8]byte{'w', 'r', 'i', 't', 't', 'e', 'n', 0}
+	if n == 0 || writeTarget != want {
+		return Observation{}, fmt.Errorf("bpf_probe_write_user loaded but did not write (%d successful calls, memory %q)", n, writeTarget[:])
+	}
+	return present("bpf_probe_write_user wrote %q into this process (%d calls)", bytes.TrimRight(writeTarget[:], "\x00"), n), nil
+}
+
+func oneLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
