@@ -1,0 +1,313 @@
+package rules
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+	"github.com/ebpf-sentry/ebpf-sentry/rules/kernel"
+)
+
+// Placement says where a rule is evaluated and why.
+type Placement struct {
+	ID     string `json:"id"`
+	Kernel bool   `json:"kernel"` // compiled into the kernel table: a block is enforced at load time
+	Slot   int    `json:"slot"`   // index in the kernel table, -1 when not in it
+	Reason string `json:"reason"`
+}
+
+// Compiled is a rule set's kernel table and where each rule went.
+type Compiled struct {
+	Table      kernel.Table
+	Slots      []string    // rule id of each kernel table slot
+	Placements []Placement // one per rule, in set order
+}
+
+// Compile puts the set's block rules that the kernel can evaluate into a
+// kernel table (bpf/include/rules.h), in set order. Alert rules and block
+// rules with predicates the kernel cannot evaluate stay in user space, where
+// they can only alert; Placements says which and why.
+func Compile(set *Set) *Compiled {
+	return compile(set, false)
+}
+
+// compile with all also puts enforceable alert rules in the table (tests
+// compare the kernel and Go evaluators on every rule).
+func compile(set *Set, all bool) *Compiled {
+	c := &Compiled{}
+	if set == nil {
+		return c
+	}
+	for _, r := range set.Rules {
+		p := Placement{ID: r.ID, Slot: -1}
+		kr, why := kernelRule(r)
+		switch {
+		case why != "" && r.Action == ActionBlock:
+			p.Reason = "alert-only (block not enforceable in the kernel): " + why
+		case why != "":
+			p.Reason = "user space: " + why
+		case r.Action != ActionBlock && !all:
+			p.Reason = "user space: alert rules need no kernel enforcement"
+		case len(c.Slots) >= kernel.MaxRules:
+			p.Reason = fmt.Sprintf("alert-only (block not enforceable in the kernel): the kernel table holds %d rules", kernel.MaxRules)
+		default:
+			p.Kernel, p.Slot = true, len(c.Slots)
+			p.Reason = "kernel: enforced at load time"
+			if r.Action != ActionBlock {
+				p.Reason = "kernel: evaluated at load time (alert)"
+			}
+			c.Table.Rules[p.Slot] = *kr
+			c.Slots = append(c.Slots, r.ID)
+		}
+		c.Placements = append(c.Placements, p)
+	}
+	c.Table.Count = uint32(len(c.Slots))
+	return c
+}
+
+// Enforceable reports whether rule r can be compiled into the kernel table,
+// and if not, why.
+func Enforceable(r *Rule) (bool, string) {
+	_, why := kernelRule(r)
+	return why == "", why
+}
+
+// kernelRule compiles r, or says why the kernel cannot evaluate it.
+func kernelRule(r *Rule) (*kernel.Rule, string) {
+	kr := &kernel.Rule{Action: kernel.ActionAlert}
+	if r.Action == ActionBlock {
+		kr.Action = kernel.ActionBlock
+	}
+	m := &r.Match
+	var userOnly []string
+	need := func(cond bool, what string) {
+		if cond {
+			userOnly = append(userOnly, what)
+		}
+	}
+	need(m.ProgName != nil && (len(m.ProgName.Glob) > 0 || len(m.ProgName.Regex) > 0), "prog_name glob/regex")
+	need(len(m.AttachTo) > 0, "attach_to (the BTF name is resolved in user space)")
+	need(m.GPL != nil, "gpl_compatible (the license string is not read in the kernel)")
+	need(len(m.Kfuncs) > 0, "kfuncs")
+	need(len(m.MapTypes) > 0, "map_types")
+	need(m.TailCalls != nil, "tail_calls")
+	need(m.Strings != nil, "strings")
+	need(m.Loader != nil && len(m.Loader.Exe) > 0, "loader.exe")
+	need(m.Loader != nil && len(m.Loader.Cgroup) > 0, "loader.cgroup")
+	need(len(m.Any) > 0, "any")
+	for _, a := range r.Allow {
+		need(a.SHA256 != "", "allow by sha256 (the kernel knows only the 64-bit insn_hash)")
+		need(a.Tag != "", "allow by kernel tag (the tag exists only after the load)")
+	}
+	if len(userOnly) > 0 {
+		return nil, dedupe(userOnly) + " evaluated in user space only"
+	}
+
+	if len(m.Helpers) > kernel.RuleHelpers {
+		return nil, fmt.Sprintf("%d helpers, the kernel table holds %d per rule", len(m.Helpers), kernel.RuleHelpers)
+	}
+	for i, h := range m.Helpers {
+		if h.ID > int32(kernel.MaxHelperID) {
+			return nil, fmt.Sprintf("helper %s has id %d, the kernel counts ids up to %d", h.Name, h.ID, kernel.MaxHelperID)
+		}
+		kr.HelperId[i], kr.HelperMin[i] = uint32(h.ID), h.Min
+		if m.HelpersOnly {
+			kr.Allowed[h.ID/64] |= 1 << (h.ID % 64)
+		}
+	}
+	kr.HelperN = uint32(len(m.Helpers))
+	if m.HelpersMode == HelpersCalled {
+		kr.Flags |= kernel.FlagHelpersCalled
+	}
+	if m.HelpersOnly {
+		kr.Flags |= kernel.FlagHelpersOnly
+	}
+	if len(m.HelpersAny) > 0 {
+		kr.Flags |= kernel.FlagHelpersAny
+		for _, h := range m.HelpersAny {
+			if h.ID > int32(kernel.MaxHelperID) {
+				return nil, fmt.Sprintf("helper %s has id %d, the kernel counts ids up to %d", h.Name, h.ID, kernel.MaxHelperID)
+			}
+			kr.AnyOf[h.ID/64] |= 1 << (h.ID % 64)
+		}
+	}
+	if len(m.ProgType) > 0 {
+		kr.Flags |= kernel.FlagProgType
+		for _, t := range m.ProgType {
+			if t >= 64 {
+				return nil, fmt.Sprintf("prog_type %d: the kernel table holds types below 64", t)
+			}
+			kr.ProgTypes |= 1 << t
+		}
+	}
+	if len(m.AttachType) > 0 {
+		kr.Flags |= kernel.FlagAttachType
+		for _, t := range m.AttachType {
+			if t >= 128 {
+				return nil, fmt.Sprintf("attach_type %d: the kernel table holds types below 128", t)
+			}
+			kr.AttachTypes[t/64] |= 1 << (t % 64)
+		}
+	}
+	if m.InsnCount != nil {
+		kr.Flags |= kernel.FlagInsnRange
+		kr.InsnMin, kr.InsnMax = m.InsnCount.Min, m.InsnCount.Max
+	}
+
+	// Name, comm and uid conditions: positive in the match, or an exception
+	// in a `not` that holds nothing else.
+	names, comms, uids := m.ProgName, loaderComm(m.Loader), loaderUID(m.Loader)
+	if n := m.Not; n != nil {
+		if !n.onlyNameCommUID() {
+			return nil, "not: only a not holding just prog_name exact/prefix, loader.comm or loader.uid is evaluated in the kernel; this one is evaluated in user space only"
+		}
+		switch {
+		case n.ProgName != nil && names != nil, loaderComm(n.Loader) != nil && comms != nil, loaderUID(n.Loader) != nil && uids != nil:
+			return nil, "not: the same field both required and excepted is evaluated in user space only"
+		}
+		if n.ProgName != nil {
+			names = n.ProgName
+			kr.Flags |= kernel.FlagNameNot
+		}
+		if c := loaderComm(n.Loader); c != nil {
+			comms = c
+			kr.Flags |= kernel.FlagCommNot
+		}
+		if u := loaderUID(n.Loader); u != nil {
+			uids = u
+			kr.Flags |= kernel.FlagUIDNot
+		}
+	}
+	if names != nil {
+		if len(names.Exact)+len(names.Prefix) > kernel.RuleNames {
+			return nil, fmt.Sprintf("%d prog_name patterns, the kernel table holds %d per rule", len(names.Exact)+len(names.Prefix), kernel.RuleNames)
+		}
+		i := 0
+		for _, s := range names.Exact {
+			kr.Names[i] = kernelStr(s, false)
+			i++
+		}
+		for _, s := range names.Prefix {
+			kr.Names[i] = kernelStr(s, true)
+			i++
+		}
+		kr.NameN = uint32(i)
+	}
+	if comms != nil {
+		if len(comms) > kernel.RuleComms {
+			return nil, fmt.Sprintf("%d loader.comm names, the kernel table holds %d per rule", len(comms), kernel.RuleComms)
+		}
+		for i, s := range comms {
+			kr.Comms[i] = kernelStr(s, false)
+		}
+		kr.CommN = uint32(len(comms))
+	}
+	if uids != nil {
+		if len(uids) > kernel.RuleUIDs {
+			return nil, fmt.Sprintf("%d loader.uid values, the kernel table holds %d per rule", len(uids), kernel.RuleUIDs)
+		}
+		copy(kr.Uids[:], uids)
+		kr.UidN = uint32(len(uids))
+	}
+	for _, a := range r.Allow {
+		if kr.HashN >= uint32(kernel.RuleHashes) {
+			return nil, fmt.Sprintf("more than %d allow entries, the kernel table holds %d per rule", kernel.RuleHashes, kernel.RuleHashes)
+		}
+		kr.AllowHash[kr.HashN] = a.InsnHash
+		kr.HashN++
+	}
+	return kr, ""
+}
+
+func dedupe(v []string) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range v {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func loaderComm(l *LoaderMatch) []string {
+	if l == nil || len(l.Comm) == 0 {
+		return nil
+	}
+	return l.Comm
+}
+
+func loaderUID(l *LoaderMatch) []uint32 {
+	if l == nil || len(l.UID) == 0 {
+		return nil
+	}
+	return l.UID
+}
+
+// onlyNameCommUID: the match holds exactly one predicate, and it is one of
+// prog_name exact/prefix, loader.comm or loader.uid.
+func (m *Match) onlyNameCommUID() bool {
+	n := 0
+	if p := m.ProgName; p != nil {
+		if len(p.Glob)+len(p.Regex) > 0 {
+			return false
+		}
+		n++
+	}
+	if l := m.Loader; l != nil {
+		if len(l.Exe)+len(l.Cgroup) > 0 {
+			return false
+		}
+		if len(l.Comm) > 0 {
+			n++
+		}
+		if len(l.UID) > 0 {
+			n++
+		}
+	}
+	rest := *m
+	rest.ProgName, rest.Loader = nil, nil
+	return n == 1 && rest.describe() == ""
+}
+
+// kernelStr encodes a name pattern as rules_str: an exact pattern's mask
+// also covers the NUL after it.
+func kernelStr(s string, prefix bool) kernel.Str {
+	var text, mask [16]byte
+	copy(text[:], s)
+	n := len(s)
+	if !prefix {
+		n++
+	}
+	for i := 0; i < n && i < 16; i++ {
+		mask[i] = 0xff
+	}
+	return kernel.Str{
+		Text: [2]uint64{binary.LittleEndian.Uint64(text[:8]), binary.LittleEndian.Uint64(text[8:])},
+		Mask: [2]uint64{binary.LittleEndian.Uint64(mask[:8]), binary.LittleEndian.Uint64(mask[8:])},
+	}
+}
+
+// Facts computes what the kernel would know about prog at load time: its
+// metadata and the walk of its instructions (rules_facts_add_insn).
+func Facts(prog *program.Program) kernel.Facts {
+	var f kernel.Facts
+	f.ProgType = prog.Type
+	f.ExpectedAttachType = prog.ExpectedAttachType
+	f.InsnCnt = prog.InsnCnt
+	if f.InsnCnt == 0 {
+		f.InsnCnt = uint32(len(prog.Insns) / 8)
+	}
+	kernel.SetString(&f.ProgName, prog.Name)
+	if prog.Loader != nil {
+		f.Uid = prog.Loader.UID
+		kernel.SetString(&f.Comm, prog.Loader.Comm)
+	}
+	f.InsnHash = kernel.HashInit
+	for i := 0; i+8 <= len(prog.Insns); i += 8 {
+		kernel.AddInsn(&f, binary.LittleEndian.Uint64(prog.Insns[i:]))
+	}
+	return f
+}

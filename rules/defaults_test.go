@@ -1,0 +1,100 @@
+package rules
+
+import (
+	"path/filepath"
+	"slices"
+	"sort"
+	"testing"
+
+	"github.com/ebpf-sentry/ebpf-sentry/analysis"
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	set, err := Defaults()
+	if err != nil {
+		t.Fatalf("embedded defaults: %v", err)
+	}
+	if len(set.Rules) < 8 {
+		t.Fatalf("defaults hold %d rules, want the seed patterns and the rootkit primitives", len(set.Rules))
+	}
+	for _, r := range set.Rules {
+		if r.Description == "" || len(r.Tags) == 0 {
+			t.Errorf("default rule %s lacks a description or tags", r.ID)
+		}
+	}
+}
+
+// The expected hits come from the helper profiles, attach points and
+// strings the test programs were written to have (see each testdata/*.bpf.c
+// header), not from running the evaluator.
+var wantDefaultHits = map[string][]string{
+	"pamspy.bpf.o/det_pam_get_authtok":          {"seed-pamspy", "seed-prog-names", "credential-files"},
+	"pamspy.bpf.o/handle_pam_ret":               {"seed-prog-names", "credential-files"},
+	"exechijack.bpf.o/handle_execve_enter1":     {"seed-exechijack", "seed-prog-names", "probe-write-user"},
+	"getdents_hide.bpf.o/handle_getdents_enter": {"seed-prog-names", "getdents-hook"},
+	"getdents_hide.bpf.o/handle_getdents_exit":  {"seed-prog-names", "syscall-tail-call-chain", "getdents-hook"},
+	"getdents_hide.bpf.o/handle_dirent_scan":    {"seed-prog-names", "syscall-tail-call-chain", "getdents-hook"},
+	"getdents_hide.bpf.o/handle_dirent_patch":   {"seed-prog-names", "probe-write-user", "getdents-hook"},
+	"sudoers.bpf.o/handle_openat_enter":         {"seed-prog-names", "credential-files"},
+	"sudoers.bpf.o/handle_read_enter":           {"seed-prog-names"},
+	"sudoers.bpf.o/handle_read_exit":            {"seed-prog-names", "probe-write-user"},
+	"antiforensics.bpf.o/watch_bpf_enum":        {"bpf-hook"},
+	"antiforensics.bpf.o/kill_bpftool":          {"send-signal-from-tracing", "bpf-hook"},
+	"override.bpf.o/block_getdents":             {"override-return", "getdents-hook"},
+}
+
+// Objects whose programs imitate malicious tools; every other object in
+// testdata/ is benign and must not raise a single alert.
+var maliciousObjects = []string{"antiforensics.bpf.o", "exechijack.bpf.o", "getdents_hide.bpf.o", "override.bpf.o", "pamspy.bpf.o", "sudoers.bpf.o"}
+
+func TestDefaultRulesOnTestdata(t *testing.T) {
+	set := MustDefaults()
+	objs, err := filepath.Glob(testutils.Testdata("*.bpf.o"))
+	if err != nil || len(objs) == 0 {
+		t.Fatalf("no testdata objects (%v): run make testdata", err)
+	}
+	seen := map[string]bool{}
+	for _, obj := range objs {
+		progs, err := program.FromELF(obj)
+		if err != nil {
+			t.Fatalf("read %s: %v", obj, err)
+		}
+		base := filepath.Base(obj)
+		for _, p := range progs {
+			key := base + "/" + p.Name
+			t.Run(key, func(t *testing.T) {
+				v := Evaluate(set, p, analysis.Analyze(p, nil))
+				var got []string
+				for _, h := range v.Hits {
+					got = append(got, h.ID)
+					if len(h.Why) == 0 {
+						t.Errorf("rule %s matched without a reason", h.ID)
+					}
+				}
+				want, listed := wantDefaultHits[key]
+				if !listed && slices.Contains(maliciousObjects, base) {
+					t.Fatalf("malicious-style program %s has no expectation; add one", key)
+				}
+				seen[key] = true
+				sort.Strings(got)
+				want = slices.Clone(want)
+				sort.Strings(want)
+				if !slices.Equal(got, want) {
+					t.Errorf("default rules matched %v, want %v", got, want)
+					for _, h := range v.Hits {
+						for _, r := range h.Why {
+							t.Logf("  %s: %s", h.ID, r)
+						}
+					}
+				}
+			})
+		}
+	}
+	for key := range wantDefaultHits {
+		if !seen[key] {
+			t.Errorf("expected program %s not found in testdata", key)
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package rules
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// Severity ranks how bad a match is.
+type Severity int
+
+//go:generate go tool stringer -type=Severity,Action -linecomment -output=enum_string.go
+
+const (
+	SeverityInfo     Severity = iota // info
+	SeverityLow                      // low
+	SeverityMedium                   // medium
+	SeverityHigh                     // high
+	SeverityCritical                 // critical
+)
+
+// Action is what a matching rule asks for.
+type Action int
+
+const (
+	ActionNone  Action = iota // none
+	ActionAlert               // alert
+	ActionBlock               // block
+)
+
+// MarshalText makes severities read as words in JSON and YAML.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// MarshalText makes actions read as words in JSON and YAML.
+func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// Position is where something is in a rule file.
+type Position struct {
+	File   string `json:"file"`
+	Line   int    `json:"line"`
+	Column int    `json:"column"`
+}
+
+func (p Position) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column) }
+
+// Set is an ordered list of rules with unique ids. Order matters for the
+// kernel table (the first matching rule is reported) and for output.
+type Set struct {
+	Rules  []*Rule
+	Source string // the file or directory it was loaded from, or "defaults"
+}
+
+// Rule is one validated rule.
+type Rule struct {
+	ID          string
+	Description string
+	Severity    Severity
+	Action      Action
+	Tags        []string
+	Match       Match
+	Allow       []Allow // exceptions: a program matching one never matches the rule
+	Pos         Position
+}
+
+// HelpersMode says how Match.Helpers minimums apply.
+type HelpersMode int
+
+const (
+	// HelpersAll: every listed helper is called at least its minimum.
+	HelpersAll HelpersMode = iota
+	// HelpersCalled: at least one listed helper is called, and each listed
+	// helper that is called at all is called at least its minimum — the
+	// original proof of concept's verdict (see docs/RULES.md).
+	HelpersCalled
+)
+
+// HelperMin is a minimum call count of one helper.
+type HelperMin struct {
+	ID   int32
+	Name string
+	Min  uint32
+}
+
+// Match is a conjunction: every present predicate must hold. Empty fields are
+// absent predicates; a list inside a predicate means any of.
+type Match struct {
+	Helpers     []HelperMin
+	HelpersMode HelpersMode
+	HelpersOnly bool // no helper outside Helpers is called
+	HelpersAny  []HelperMin
+
+	ProgName   *StringPatterns
+	ProgType   []uint32
+	AttachType []uint32
+	AttachTo   []Glob // over program.Program.AttachTo
+	GPL        *bool  // license is (not) GPL-compatible
+	InsnCount  *Range
+	Kfuncs     []string // any of, by name
+	MapTypes   []uint32 // any of
+	TailCalls  *bool
+	Strings    *StringPatterns // contains (Exact is unused) / regex over the extracted strings
+	Loader     *LoaderMatch
+
+	Not *Match  // must not hold
+	Any []Match // at least one must hold
+}
+
+// Range is an inclusive instruction-count range.
+type Range struct{ Min, Max uint32 }
+
+// StringPatterns is a set of patterns of which any may match.
+type StringPatterns struct {
+	Exact    []string
+	Prefix   []string
+	Glob     []Glob
+	Contains []string
+	Regex    []*regexp.Regexp
+}
+
+// LoaderMatch is about the process that loads the program. Each present
+// field must hold; a list means any of.
+type LoaderMatch struct {
+	Comm   []string // exact task comm (at most 15 bytes)
+	Exe    []Glob   // over the executable path
+	UID    []uint32
+	Cgroup []uint64
+}
+
+// Allow is an allowlist entry: exactly one field is set.
+type Allow struct {
+	SHA256   string // analysis fingerprint, lowercase hex
+	Tag      string // kernel tag, 16 lowercase hex digits
+	InsnHash uint64 // kernel instruction hash (rules/kernel.Hash)
+	HasHash  bool
+}
