@@ -1,0 +1,123 @@
+package insn
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+)
+
+// kernelAddress matches the operand of an ld_imm64 the verifier has already
+// rewritten into a kernel address (map, map value, BTF variable) before it
+// prints it: that address is not in the submitted instructions, so both
+// sides show it masked.
+var kernelAddress = regexp.MustCompile(`= 0x[0-9a-f]+$`)
+
+// TestKernelTextMatchesVerifierLog loads instruction streams into this
+// kernel with verifier log level 2 and requires that every instruction line
+// the verifier printed is exactly our rendering of the submitted
+// instruction at that index.
+func TestKernelTextMatchesVerifierLog(t *testing.T) {
+	testutils.RequireRoot(t, "loading BPF programs with a verifier log")
+	kn := loadKernelNames(t)
+	f := &KernelFormatter{
+		HelperName: kn.helperName,
+		CallName: func(ins Instruction) string {
+			if ins.Src == PseudoKfuncCall {
+				return kn.btfName(ins.Imm)
+			}
+			return ""
+		},
+	}
+	for _, tp := range kernelTestProgs() {
+		t.Run(tp.name, func(t *testing.T) {
+			prog := tp.build(t, kn)
+			insns, probs := Decode(prog.bytes())
+			if len(probs) > 0 {
+				t.Errorf("decoding a program the kernel accepts reported problems: %v", probs)
+			}
+			res := loadProg(t, tp.name, tp.progType, tp.flags, prog)
+			printed := verifierInsns(res.log)
+			if len(printed) == 0 {
+				t.Fatalf("no instruction lines in the verifier log:\n%s", res.log)
+			}
+			var diffs []string
+			seen := 0
+			for _, ins := range insns {
+				lines, ok := printed[ins.Index]
+				if !ok {
+					continue // not reached by the verifier
+				}
+				seen++
+				want := f.Format(ins)
+				for _, got := range lines {
+					if ins.Code == OpLdImm64 && (ins.Src == PseudoMapFD || ins.Src == PseudoMapValue || ins.Src == PseudoBTFID) {
+						got = kernelAddress.ReplaceAllString(got, "= 0x<kernel address>")
+						want = kernelAddress.ReplaceAllString(want, "= 0x<kernel address>")
+					}
+					if got != want {
+						diffs = append(diffs, fmt.Sprintf("  insn %d:\n    verifier: %s\n    ours:     %s", ins.Index, got, want))
+						break
+					}
+				}
+			}
+			for idx := range printed {
+				if !slices.ContainsFunc(insns, func(i Instruction) bool { return i.Index == idx }) {
+					diffs = append(diffs, fmt.Sprintf("  insn %d: printed by the verifier but not an instruction start in our decoding", idx))
+				}
+			}
+			if len(diffs) > 0 {
+				t.Errorf("%d of %d printed instructions differ from the verifier log:\n%s", len(diffs), seen, strings.Join(diffs, "\n"))
+			}
+			t.Logf("%d of %d instructions compared with the verifier log", seen, len(insns))
+		})
+	}
+}
+
+// TestKernelTextMatchesBpftoolXlated fetches the translated instructions of
+// each loaded program by its fd and requires that our listing equals
+// "bpftool prog dump xlated id N" line by line.
+func TestKernelTextMatchesBpftoolXlated(t *testing.T) {
+	testutils.RequireRoot(t, "loading BPF programs and reading them back with bpftool")
+	kn := loadKernelNames(t)
+	for _, tp := range kernelTestProgs() {
+		t.Run(tp.name, func(t *testing.T) {
+			res := loadProg(t, tp.name, tp.progType, tp.flags, tp.build(t, kn))
+			xl, jited := fetchXlated(t, res.fd)
+			ks := readKallsyms(t)
+			insns, probs := Decode(xl)
+			for _, p := range probs {
+				t.Logf("translated program: %v", p) // kernel-internal forms are expected here
+			}
+			f := BpftoolXlated(ks, jited, kn.helperName, DialectBpftool7)
+			compareWithBpftool(t, res.id, f, insns)
+		})
+	}
+}
+
+func compareWithBpftool(t *testing.T, id uint32, f *KernelFormatter, insns []Instruction) {
+	t.Helper()
+	want := bpftoolXlated(t, id)
+	var diffs []string
+	for _, ins := range insns {
+		got := f.Format(ins)
+		w, ok := want[ins.Index]
+		switch {
+		case !ok:
+			diffs = append(diffs, fmt.Sprintf("  insn %d: bpftool printed nothing, ours: %s", ins.Index, got))
+		case w != got:
+			diffs = append(diffs, fmt.Sprintf("  insn %d:\n    bpftool: %s\n    ours:    %s", ins.Index, w, got))
+		}
+		delete(want, ins.Index)
+	}
+	for idx, w := range want {
+		diffs = append(diffs, fmt.Sprintf("  insn %d: bpftool printed %q, not an instruction start in our decoding", idx, w))
+	}
+	if len(diffs) > 0 {
+		slices.Sort(diffs)
+		t.Errorf("prog id %d: %d of %d lines differ from bpftool prog dump xlated:\n%s", id, len(diffs), len(insns), strings.Join(diffs, "\n"))
+	}
+}
