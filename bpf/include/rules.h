@@ -55,8 +55,8 @@ struct rules_str {
 
 /* One kernel rule: every present condition must hold. */
 struct rules_rule {
-	__u32 action;     /* enum rules_action */
-	__u32 flags;      /* enum rules_flag */
+	enum rules_action action; /* 4 bytes, like __u32 */
+	enum rules_flag flags;    /* an OR of rules_flag bits */
 	__u32 helper_n;   /* entries used in helper_id/helper_min: all must hold */
 	__u32 name_n;     /* 0: no prog_name condition */
 	__u32 comm_n;     /* 0: no loader comm condition */
@@ -105,9 +105,9 @@ struct rules_facts {
 /* The evaluator's answer. */
 struct rules_result {
 	__s32 first;       /* index of the first matching rule, -1 when none */
-	__u32 first_action;
+	enum rules_action first_action;
 	__s32 first_block; /* index of the first matching block rule, -1 when none */
-	__u32 action;      /* strongest action among matching rules */
+	enum rules_action action; /* strongest action among matching rules */
 	__u64 matched;     /* bit i: rule i matched */
 };
 

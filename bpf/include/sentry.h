@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Records the sensor's kernel programs write to the ring buffer, and the
+ * tables user space fills. Go types are generated from these by bpf2go
+ * (-type), so this file is the single definition shared by C and Go.
+ */
+#ifndef SENTRY_H
+#define SENTRY_H
+
+#define SENTRY_COMM_LEN 16
+#define SENTRY_NAME_LEN 16     /* BPF_OBJ_NAME_LEN */
+#define SENTRY_LICENSE_LEN 64
+#define SENTRY_EXE_LEN 64      /* basename of task->mm->exe_file */
+#define SENTRY_CHUNK_INSNS 512 /* instructions per chunk record */
+#define SENTRY_MAX_INSNS 1000000
+#define SENTRY_HELPER_MAX 256 /* helper ids counted; higher ids land in the last bucket */
+#define SENTRY_MAX_RULES 64
+#define SENTRY_RULE_HELPERS 16
+#define SENTRY_RULE_NAMES 4
+
+enum sentry_record_kind {
+	SENTRY_REC_HEADER = 1,
+	SENTRY_REC_CHUNK = 2,
+	SENTRY_REC_VERDICT = 3,
+	SENTRY_REC_EXIT = 4,
+};
+
+/* Why something was lost or could not be read: index into the losses map. */
+enum sentry_loss {
+	SENTRY_LOSS_HEADER_RESERVE = 0, /* ring buffer full: header record dropped */
+	SENTRY_LOSS_CHUNK_RESERVE = 1,  /* ring buffer full: an instruction chunk dropped */
+	SENTRY_LOSS_VERDICT_RESERVE = 2,
+	SENTRY_LOSS_EXIT_RESERVE = 3,
+	SENTRY_LOSS_ATTR_READ = 4,      /* bpf_attr unreadable from user memory */
+	SENTRY_LOSS_INSN_READ = 5,      /* an instruction chunk unreadable (not resident, bad pointer) */
+	SENTRY_LOSS_INFLIGHT_FULL = 6,  /* enter/exit pairing table full: outcome unknown */
+	SENTRY_LOSS_TOO_MANY_INSNS = 7, /* insn_cnt above SENTRY_MAX_INSNS: only the first ones read */
+	SENTRY_LOSS_NR = 8,
+};
+
+enum sentry_verdict {
+	SENTRY_VERDICT_ALLOW = 0,
+	SENTRY_VERDICT_ALERT = 1,
+	SENTRY_VERDICT_BLOCK = 2,
+};
+
+/* What the kernel side did about a block verdict. */
+enum sentry_action {
+	SENTRY_ACT_NONE = 0,
+	SENTRY_ACT_KILLED = 1,     /* bpf_send_signal(SIGKILL) succeeded */
+	SENTRY_ACT_KILL_FAILED = 2,
+	SENTRY_ACT_CORRUPTED = 3,  /* insn 0 rewritten to BPF_EXIT */
+	SENTRY_ACT_CORRUPT_FAILED = 4,
+	SENTRY_ACT_MONITOR = 5,    /* block verdict, but monitor mode */
+	SENTRY_ACT_SELF = 6,       /* the sensor's own load: never blocked */
+};
+
+enum sentry_mode {
+	SENTRY_MODE_MONITOR = 0,
+	SENTRY_MODE_ENFORCE = 1,
+};
+
+/* Every record starts with this. */
+struct sentry_rec_hdr {
+	__u32 kind;     /* enum sentry_record_kind */
+	__u32 cpu;
+	__u64 load_id;  /* unique per BPF_PROG_LOAD call: (cpu << 48) | per-CPU sequence */
+};
+
+struct sentry_header {
+	struct sentry_rec_hdr h;
+	__u64 ktime_ns;
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 attr_size;   /* the size argument of bpf() */
+	__u32 prog_type;
+	__u32 insn_cnt;    /* as declared in the attr */
+	__u32 prog_flags;
+	__u32 expected_attach_type;
+	__u32 attach_btf_id;
+	__u32 attach_btf_obj_fd; /* or attach_prog_fd */
+	__u32 kern_version;
+	__u32 chunks;      /* chunk records that follow (ceil(read insns / CHUNK)) */
+	__u64 insns_ptr;
+	char comm[SENTRY_COMM_LEN];
+	char name[SENTRY_NAME_LEN];
+	char license[SENTRY_LICENSE_LEN];
+	char exe[SENTRY_EXE_LEN];
+};
+
+struct sentry_chunk {
+	struct sentry_rec_hdr h;
+	__u32 index;  /* chunk number, 0-based */
+	__u32 count;  /* valid instructions in data */
+	__u32 read_err; /* non-zero: bpf_probe_read_user failed, data is zeros */
+	__u32 _pad;
+	__u8 data[SENTRY_CHUNK_INSNS * 8];
+};
+
+/*
+ * Facts the kernel computes over all instructions of one load; rules are
+ * evaluated against them. Kept per CPU while a load is processed.
+ */
+struct sentry_facts {
+	__u32 prog_type;
+	__u32 insn_cnt;
+	__u32 uid;
+	__u32 insns_read;
+	__u32 read_errors;
+	__u32 calls_helper;  /* helper call instructions */
+	__u32 calls_sub;     /* bpf-to-bpf calls */
+	__u32 calls_kfunc;
+	__u64 insn_hash;     /* FNV-1a-64 over each 8-byte slot as a little-endian u64 */
+	__u64 used[SENTRY_HELPER_MAX / 64];
+	char name[SENTRY_NAME_LEN];
+	char comm[SENTRY_COMM_LEN];
+	__u32 helper_count[SENTRY_HELPER_MAX];
+};
+
+struct sentry_verdict_rec {
+	struct sentry_rec_hdr h;
+	__u32 verdict;       /* enum sentry_verdict */
+	__u32 action;        /* enum sentry_action */
+	__u32 rule_index;    /* first rule with the strongest action; valid when verdict != ALLOW */
+	__u32 rule_id;
+	__u64 matched;       /* bitmap of matching rule indexes */
+	__u64 insn_hash;
+	__u32 insns_read;
+	__u32 read_errors;
+	__u32 chunks_lost;   /* chunk records that could not be reserved */
+	__u32 calls_helper;
+	__u32 calls_sub;
+	__u32 calls_kfunc;
+	__u64 walk_ns;       /* time spent reading and walking the instructions */
+	__u32 helper_count[SENTRY_HELPER_MAX];
+};
+
+struct sentry_exit {
+	struct sentry_rec_hdr h;
+	__s64 ret;        /* fd, or -errno */
+	__u32 prog_id;    /* resolved from the new fd in the loader's fd table */
+	__u32 killed;     /* a SIGKILL is pending on the loader */
+	__u8 tag[8];
+	__u64 ktime_ns;
+};
+
+/*
+ * A kernel rule: all present conditions must hold. This is the sensor's own
+ * table shape until the rules package provides its kernel tables.
+ */
+struct sentry_rule {
+	__u32 id;          /* user space's rule number, reported back */
+	__u32 action;      /* enum sentry_verdict: ALERT or BLOCK; 0 = empty slot */
+	__u64 prog_types;  /* bitmap of enum bpf_prog_type; 0 = any */
+	__u32 name_count;  /* 0: any name; else one of names[] must match */
+	__u32 name_len[SENTRY_RULE_NAMES];
+	__u32 name_prefix[SENTRY_RULE_NAMES]; /* 1: prefix match, 0: exact */
+	char names[SENTRY_RULE_NAMES][SENTRY_NAME_LEN];
+	__u32 helper_count;
+	__u32 helpers_only; /* no helper outside helper_id[] may be used */
+	__u32 helper_id[SENTRY_RULE_HELPERS];
+	__u32 helper_min[SENTRY_RULE_HELPERS];
+	__u64 allowed[SENTRY_HELPER_MAX / 64]; /* bitmap of helper_id[], for helpers_only */
+};
+
+struct sentry_config {
+	__u32 mode;        /* enum sentry_mode */
+	__u32 self_tgid;   /* the sensor's own process: reported, never blocked */
+	__u32 rule_count;
+	__u32 block_unreadable; /* block when instructions could not be read */
+};
+
+#endif

@@ -1,0 +1,632 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * ebpf-sentry kernel sensor: observes every bpf(BPF_PROG_LOAD) on the
+ * system from the bpf() syscall's entry and exit, copies the attr and all
+ * instructions into the ring buffer, computes facts (helper histogram,
+ * instruction hash) over all instructions, evaluates the kernel rule table
+ * and, for a block verdict in enforce mode, stops the loader before the
+ * syscall returns to user space.
+ *
+ * Two hooks with the same logic: the syscalls:sys_{enter,exit}_bpf
+ * tracepoints (fire only for bpf()), and tp_btf/sys_{enter,exit} (fire for
+ * every syscall; the fallback when tracefs/syscall tracepoints are missing).
+ * Two enforcers: kill (bpf_send_signal SIGKILL) and corrupt (rewrite insn 0
+ * to BPF_EXIT with bpf_probe_write_user; racy, and unavailable under
+ * lockdown, which is why it lives in separate programs that user space only
+ * loads when asked).
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+#include "include/sentry.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define NR_BPF_X86_64 321
+#define SIGKILL 9
+#define FNV64_OFFSET 0xcbf29ce484222325ULL
+#define FNV64_PRIME 0x100000001b3ULL
+#define OP_CALL 0x85 /* BPF_JMP | BPF_CALL */
+#define PSEUDO_CALL 1
+#define PSEUDO_KFUNC_CALL 2
+
+/* Minimal CO-RE views of kernel types: only the fields read here. */
+struct qstr {
+	const unsigned char *name;
+} __attribute__((preserve_access_index));
+struct dentry {
+	struct qstr d_name;
+} __attribute__((preserve_access_index));
+struct path {
+	struct dentry *dentry;
+} __attribute__((preserve_access_index));
+struct file {
+	struct path f_path;
+	void *private_data;
+} __attribute__((preserve_access_index));
+struct mm_struct {
+	struct file *exe_file;
+} __attribute__((preserve_access_index));
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+} __attribute__((preserve_access_index));
+struct files_struct {
+	struct fdtable *fdt;
+} __attribute__((preserve_access_index));
+struct task_struct {
+	int pid;
+	int tgid;
+	struct task_struct *real_parent;
+	struct files_struct *files;
+	struct mm_struct *mm;
+} __attribute__((preserve_access_index));
+struct bpf_prog_aux {
+	__u32 id;
+} __attribute__((preserve_access_index));
+struct bpf_prog {
+	__u8 tag[8];
+	struct bpf_prog_aux *aux;
+} __attribute__((preserve_access_index));
+struct pt_regs {
+	unsigned long di;
+	unsigned long si;
+	unsigned long dx;
+	unsigned long orig_ax;
+} __attribute__((preserve_access_index));
+
+/* syscalls:sys_enter_bpf / sys_exit_bpf records (see their tracefs format). */
+struct sys_enter_bpf_ctx {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__u64 cmd;
+	__u64 uattr;
+	__u64 size;
+};
+struct sys_exit_bpf_ctx {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__s64 ret;
+};
+
+/* Keep the shared types in the object's BTF so bpf2go -type can emit them. */
+const struct sentry_header *unused_header __attribute__((unused));
+const struct sentry_chunk *unused_chunk __attribute__((unused));
+const struct sentry_verdict_rec *unused_verdict __attribute__((unused));
+const struct sentry_exit *unused_exit __attribute__((unused));
+const enum sentry_record_kind *unused_kind __attribute__((unused));
+const enum sentry_loss *unused_loss __attribute__((unused));
+const enum sentry_verdict *unused_verdict_enum __attribute__((unused));
+const enum sentry_action *unused_action __attribute__((unused));
+const enum sentry_mode *unused_mode __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 << 20); /* user space resizes before loading */
+} events SEC(".maps");
+
+struct inflight {
+	__u64 load_id;
+	__u32 killed;
+	__u32 _pad;
+};
+
+/* sys_enter → sys_exit pairing of one BPF_PROG_LOAD, keyed by thread id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SENTRY_LOSS_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} losses SEC(".maps");
+
+/* Per-CPU load sequence; the syscall tracepoints run with preemption off. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} load_seq SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sentry_facts);
+} facts_scratch SEC(".maps");
+
+/* Where a chunk is read when the ring buffer is full, so facts stay exact. */
+struct chunk_buf {
+	__u8 data[SENTRY_CHUNK_INSNS * 8];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct chunk_buf);
+} chunk_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SENTRY_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct sentry_rule);
+} rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sentry_config);
+} config SEC(".maps");
+
+static const struct sentry_facts zero_facts;
+
+static __always_inline void count_loss(__u32 reason)
+{
+	__u64 *n = bpf_map_lookup_elem(&losses, &reason);
+	if (n)
+		*n += 1;
+}
+
+struct walk_ctx {
+	struct sentry_facts *f;
+	__u64 load_id;
+	__u64 insns;
+	__u32 cpu;
+	__u32 total;       /* instructions to read */
+	__u32 emit;        /* chunks go to the ring buffer (header was emitted) */
+	__u32 chunks_lost;
+	__u64 hash;
+};
+
+static __always_inline void walk_data(struct walk_ctx *c, __u8 *data, __u32 n)
+{
+	struct sentry_facts *f = c->f;
+	__u64 h = c->hash;
+
+	for (__u32 i = 0; i < SENTRY_CHUNK_INSNS; i++) {
+		if (i >= n)
+			break;
+		__u64 w = *(__u64 *)(data + i * 8);
+		h ^= w;
+		h *= FNV64_PRIME;
+		if ((w & 0xff) != OP_CALL)
+			continue;
+		__u32 src = (w >> 12) & 0xf;
+		if (src == 0) {
+			__u32 id = (__u32)(w >> 32);
+			if (id >= SENTRY_HELPER_MAX)
+				id = SENTRY_HELPER_MAX - 1;
+			f->helper_count[id] += 1;
+			f->used[id / 64] |= 1ULL << (id % 64);
+			f->calls_helper++;
+		} else if (src == PSEUDO_CALL) {
+			f->calls_sub++;
+		} else if (src == PSEUDO_KFUNC_CALL) {
+			f->calls_kfunc++;
+		}
+	}
+	c->hash = h;
+}
+
+static long walk_chunk(__u32 index, struct walk_ctx *c)
+{
+	__u32 first = index * SENTRY_CHUNK_INSNS;
+	if (first >= c->total)
+		return 1;
+	__u32 n = c->total - first;
+	if (n > SENTRY_CHUNK_INSNS)
+		n = SENTRY_CHUNK_INSNS;
+	__u32 bytes = n * 8;
+	if (bytes > SENTRY_CHUNK_INSNS * 8)
+		return 1;
+	const void *src = (const void *)(c->insns + (__u64)first * 8);
+
+	struct sentry_chunk *rec = NULL;
+	if (c->emit) {
+		rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+		if (!rec) {
+			count_loss(SENTRY_LOSS_CHUNK_RESERVE);
+			c->chunks_lost++;
+		}
+	}
+	if (rec) {
+		rec->h.kind = SENTRY_REC_CHUNK;
+		rec->h.cpu = c->cpu;
+		rec->h.load_id = c->load_id;
+		rec->index = index;
+		rec->count = n;
+		rec->_pad = 0;
+		rec->read_err = 0;
+		if (bpf_probe_read_user(rec->data, bytes, src)) {
+			rec->read_err = 1;
+			c->f->read_errors++;
+			count_loss(SENTRY_LOSS_INSN_READ);
+			bpf_ringbuf_submit(rec, 0);
+			return 0;
+		}
+		walk_data(c, rec->data, n);
+		bpf_ringbuf_submit(rec, 0);
+	} else {
+		__u32 zero = 0;
+		struct chunk_buf *buf = bpf_map_lookup_elem(&chunk_scratch, &zero);
+		if (!buf)
+			return 1;
+		if (bpf_probe_read_user(buf->data, bytes, src)) {
+			c->f->read_errors++;
+			count_loss(SENTRY_LOSS_INSN_READ);
+			return 0;
+		}
+		walk_data(c, buf->data, n);
+	}
+	c->f->insns_read += n;
+	return 0;
+}
+
+struct eval_ctx {
+	struct sentry_facts *f;
+	__u64 matched;
+	__u32 verdict;
+	__u32 rule_index;
+	__u32 rule_id;
+	__u32 rule_count;
+};
+
+static __always_inline int name_matches(const struct sentry_rule *r, const struct sentry_facts *f)
+{
+	if (r->name_count == 0)
+		return 1;
+	for (__u32 k = 0; k < SENTRY_RULE_NAMES; k++) {
+		if (k >= r->name_count)
+			break;
+		__u32 len = r->name_len[k];
+		if (len > SENTRY_NAME_LEN)
+			continue;
+		int ok = 1;
+		for (__u32 j = 0; j < SENTRY_NAME_LEN; j++) {
+			if (j >= len)
+				break;
+			if (r->names[k][j] != f->name[j]) {
+				ok = 0;
+				break;
+			}
+		}
+		if (!ok)
+			continue;
+		if (r->name_prefix[k] || len == SENTRY_NAME_LEN)
+			return 1;
+		if (f->name[len & (SENTRY_NAME_LEN - 1)] == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline int rule_matches(const struct sentry_rule *r, const struct sentry_facts *f)
+{
+	if (r->prog_types) {
+		if (f->prog_type >= 64 || !(r->prog_types & (1ULL << f->prog_type)))
+			return 0;
+	}
+	if (!name_matches(r, f))
+		return 0;
+	for (__u32 k = 0; k < SENTRY_RULE_HELPERS; k++) {
+		if (k >= r->helper_count)
+			break;
+		__u32 id = r->helper_id[k];
+		if (id >= SENTRY_HELPER_MAX)
+			return 0;
+		if (f->helper_count[id] < r->helper_min[k])
+			return 0;
+	}
+	if (r->helpers_only) {
+		for (__u32 w = 0; w < SENTRY_HELPER_MAX / 64; w++) {
+			if (f->used[w] & ~r->allowed[w])
+				return 0;
+		}
+	}
+	return 1;
+}
+
+static long eval_rule(__u32 index, struct eval_ctx *c)
+{
+	if (index >= c->rule_count)
+		return 1;
+	struct sentry_rule *r = bpf_map_lookup_elem(&rules, &index);
+	if (!r)
+		return 1;
+	if (r->action == SENTRY_VERDICT_ALLOW)
+		return 0;
+	if (!rule_matches(r, c->f))
+		return 0;
+	c->matched |= 1ULL << (index % 64);
+	if (r->action > c->verdict) {
+		c->verdict = r->action;
+		c->rule_index = index;
+		c->rule_id = r->id;
+	}
+	return 0;
+}
+
+static __always_inline __u64 next_load_id(__u32 cpu)
+{
+	__u32 zero = 0;
+	__u64 *seq = bpf_map_lookup_elem(&load_seq, &zero);
+	if (!seq)
+		return 0;
+	*seq += 1;
+	return ((__u64)cpu << 48) | (*seq & ((1ULL << 48) - 1));
+}
+
+/* The part of union bpf_attr that BPF_PROG_LOAD uses and we read. */
+struct prog_load_attr {
+	__u32 prog_type;
+	__u32 insn_cnt;
+	__u64 insns;
+	__u64 license;
+	__u32 log_level;
+	__u32 log_size;
+	__u64 log_buf;
+	__u32 kern_version;
+	__u32 prog_flags;
+	char prog_name[SENTRY_NAME_LEN];
+	__u32 prog_ifindex;
+	__u32 expected_attach_type;
+	__u32 prog_btf_fd;
+	__u32 func_info_rec_size;
+	__u64 func_info;
+	__u32 func_info_cnt;
+	__u32 line_info_rec_size;
+	__u64 line_info;
+	__u32 line_info_cnt;
+	__u32 attach_btf_id;
+	__u32 attach_btf_obj_fd;
+};
+
+static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const int corrupt)
+{
+	if (cmd != BPF_PROG_LOAD)
+		return 0;
+
+	__u32 zero = 0;
+	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	struct sentry_facts *f = bpf_map_lookup_elem(&facts_scratch, &zero);
+	if (!cfg || !f)
+		return 0;
+
+	__u64 start = bpf_ktime_get_ns();
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u64 load_id = next_load_id(cpu);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	__u64 uid_gid = bpf_get_current_uid_gid();
+
+	struct prog_load_attr attr = {};
+	__u32 sz = size;
+	if (sz > sizeof(attr))
+		sz = sizeof(attr);
+	if (sz == 0 || bpf_probe_read_user(&attr, sz, (const void *)uattr)) {
+		count_loss(SENTRY_LOSS_ATTR_READ);
+		__builtin_memset(&attr, 0, sizeof(attr));
+	}
+
+	/* Too big for an inlined memset: copy zeros over it. */
+	bpf_probe_read_kernel(f, sizeof(*f), &zero_facts);
+	f->prog_type = attr.prog_type;
+	f->insn_cnt = attr.insn_cnt;
+	f->uid = (__u32)uid_gid;
+	__builtin_memcpy(f->name, attr.prog_name, SENTRY_NAME_LEN);
+	bpf_get_current_comm(f->comm, sizeof(f->comm));
+
+	__u32 total = attr.insn_cnt;
+	if (total > SENTRY_MAX_INSNS) {
+		count_loss(SENTRY_LOSS_TOO_MANY_INSNS);
+		total = SENTRY_MAX_INSNS;
+	}
+	__u32 chunks = (total + SENTRY_CHUNK_INSNS - 1) / SENTRY_CHUNK_INSNS;
+
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct sentry_header *hdr = bpf_ringbuf_reserve(&events, sizeof(*hdr), 0);
+	if (hdr) {
+		hdr->h.kind = SENTRY_REC_HEADER;
+		hdr->h.cpu = cpu;
+		hdr->h.load_id = load_id;
+		hdr->ktime_ns = start;
+		hdr->cgroup_id = bpf_get_current_cgroup_id();
+		hdr->pid = tgid;
+		hdr->tid = tid;
+		hdr->ppid = BPF_CORE_READ(task, real_parent, tgid);
+		hdr->uid = (__u32)uid_gid;
+		hdr->gid = uid_gid >> 32;
+		hdr->attr_size = size;
+		hdr->prog_type = attr.prog_type;
+		hdr->insn_cnt = attr.insn_cnt;
+		hdr->prog_flags = attr.prog_flags;
+		hdr->expected_attach_type = attr.expected_attach_type;
+		hdr->attach_btf_id = attr.attach_btf_id;
+		hdr->attach_btf_obj_fd = attr.attach_btf_obj_fd;
+		hdr->kern_version = attr.kern_version;
+		hdr->chunks = chunks;
+		hdr->insns_ptr = attr.insns;
+		__builtin_memcpy(hdr->comm, f->comm, SENTRY_COMM_LEN);
+		__builtin_memcpy(hdr->name, attr.prog_name, SENTRY_NAME_LEN);
+		__builtin_memset(hdr->license, 0, SENTRY_LICENSE_LEN);
+		if (attr.license)
+			bpf_probe_read_user_str(hdr->license, SENTRY_LICENSE_LEN, (const void *)attr.license);
+		__builtin_memset(hdr->exe, 0, SENTRY_EXE_LEN);
+		const unsigned char *exe = BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name);
+		if (exe)
+			bpf_probe_read_kernel_str(hdr->exe, SENTRY_EXE_LEN, exe);
+		bpf_ringbuf_submit(hdr, 0);
+	} else {
+		count_loss(SENTRY_LOSS_HEADER_RESERVE);
+	}
+
+	struct walk_ctx wc = {
+		.f = f,
+		.load_id = load_id,
+		.insns = attr.insns,
+		.cpu = cpu,
+		.total = total,
+		.emit = hdr != NULL,
+		.hash = FNV64_OFFSET,
+	};
+	if (attr.insns && chunks)
+		bpf_loop(chunks, walk_chunk, &wc, 0);
+	f->insn_hash = wc.hash;
+
+	struct eval_ctx ec = {.f = f, .rule_count = cfg->rule_count};
+	if (ec.rule_count > SENTRY_MAX_RULES)
+		ec.rule_count = SENTRY_MAX_RULES;
+	bpf_loop(ec.rule_count, eval_rule, &ec, 0);
+	if (f->read_errors && cfg->block_unreadable && ec.verdict != SENTRY_VERDICT_BLOCK) {
+		ec.verdict = SENTRY_VERDICT_BLOCK;
+		ec.rule_index = ~0U;
+		ec.rule_id = 0;
+	}
+
+	__u32 action = SENTRY_ACT_NONE;
+	if (ec.verdict == SENTRY_VERDICT_BLOCK) {
+		if (tgid == cfg->self_tgid) {
+			action = SENTRY_ACT_SELF;
+		} else if (cfg->mode != SENTRY_MODE_ENFORCE) {
+			action = SENTRY_ACT_MONITOR;
+		} else if (corrupt) {
+			/* BPF_EXIT as insn 0: the verifier rejects the program
+			 * (R0 not initialised) if the loader does not rewrite it
+			 * back first, which is the race this method has. */
+			__u64 exit_insn = 0x95;
+			action = bpf_probe_write_user((void *)attr.insns, &exit_insn, sizeof(exit_insn)) ?
+					 SENTRY_ACT_CORRUPT_FAILED : SENTRY_ACT_CORRUPTED;
+		} else {
+			action = bpf_send_signal(SIGKILL) ? SENTRY_ACT_KILL_FAILED : SENTRY_ACT_KILLED;
+		}
+	}
+
+	struct sentry_verdict_rec *v = bpf_ringbuf_reserve(&events, sizeof(*v), 0);
+	if (v) {
+		v->h.kind = SENTRY_REC_VERDICT;
+		v->h.cpu = cpu;
+		v->h.load_id = load_id;
+		v->verdict = ec.verdict;
+		v->action = action;
+		v->rule_index = ec.rule_index;
+		v->rule_id = ec.rule_id;
+		v->matched = ec.matched;
+		v->insn_hash = f->insn_hash;
+		v->insns_read = f->insns_read;
+		v->read_errors = f->read_errors;
+		v->chunks_lost = wc.chunks_lost;
+		v->calls_helper = f->calls_helper;
+		v->calls_sub = f->calls_sub;
+		v->calls_kfunc = f->calls_kfunc;
+		bpf_probe_read_kernel(v->helper_count, sizeof(v->helper_count), f->helper_count);
+		v->walk_ns = bpf_ktime_get_ns() - start;
+		bpf_ringbuf_submit(v, 0);
+	} else {
+		count_loss(SENTRY_LOSS_VERDICT_RESERVE);
+	}
+
+	struct inflight in = {.load_id = load_id, .killed = action == SENTRY_ACT_KILLED};
+	if (bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY))
+		count_loss(SENTRY_LOSS_INFLIGHT_FULL);
+	return 0;
+}
+
+static __always_inline int on_exit(__s64 ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	if (!in)
+		return 0; /* not a BPF_PROG_LOAD (the exit tracepoint does not say the cmd) */
+	struct inflight copy = *in;
+	bpf_map_delete_elem(&inflight, &tid);
+
+	struct sentry_exit *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_loss(SENTRY_LOSS_EXIT_RESERVE);
+		return 0;
+	}
+	e->h.kind = SENTRY_REC_EXIT;
+	e->h.cpu = bpf_get_smp_processor_id();
+	e->h.load_id = copy.load_id;
+	e->ret = ret;
+	e->killed = copy.killed;
+	e->prog_id = 0;
+	__builtin_memset(e->tag, 0, sizeof(e->tag));
+	e->ktime_ns = bpf_ktime_get_ns();
+	if (ret >= 0) {
+		/* The loader may be dead before user space could ask about the
+		 * fd, so resolve it here: files->fdt->fd[ret]->private_data is
+		 * the struct bpf_prog the kernel just installed. */
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+		unsigned int max = BPF_CORE_READ(fdt, max_fds);
+		if ((__u64)ret < max) {
+			struct file **fds = BPF_CORE_READ(fdt, fd);
+			struct file *file = NULL;
+			bpf_probe_read_kernel(&file, sizeof(file), fds + ret);
+			if (file) {
+				struct bpf_prog *prog = BPF_CORE_READ(file, private_data);
+				if (prog) {
+					e->prog_id = BPF_CORE_READ(prog, aux, id);
+					bpf_probe_read_kernel(e->tag, sizeof(e->tag), &prog->tag);
+				}
+			}
+		}
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_bpf")
+int sentry_enter_tp(struct sys_enter_bpf_ctx *ctx)
+{
+	return on_enter(ctx->cmd, ctx->uattr, ctx->size, 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_bpf")
+int sentry_enter_tp_corrupt(struct sys_enter_bpf_ctx *ctx)
+{
+	return on_enter(ctx->cmd, ctx->uattr, ctx->size, 1);
+}
+
+SEC("tracepoint/syscalls/sys_exit_bpf")
+int sentry_exit_tp(struct sys_exit_bpf_ctx *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sentry_enter_btf, struct pt_regs *regs, long id)
+{
+	if (id != NR_BPF_X86_64)
+		return 0;
+	return on_enter(regs->di, regs->si, regs->dx, 0);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sentry_enter_btf_corrupt, struct pt_regs *regs, long id)
+{
+	if (id != NR_BPF_X86_64)
+		return 0;
+	return on_enter(regs->di, regs->si, regs->dx, 1);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sentry_exit_btf, struct pt_regs *regs, long ret)
+{
+	if (BPF_CORE_READ(regs, orig_ax) != NR_BPF_X86_64)
+		return 0;
+	return on_exit(ret);
+}

@@ -1,0 +1,164 @@
+// Command bpfload is the sensor's end-to-end test loader: it submits raw
+// instruction streams with bpf(BPF_PROG_LOAD) exactly as given (no library
+// rewriting them), and prints one JSON line per load. Tests run it as a
+// separate process so that the sensor sees a foreign loader it may kill.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// progLoadAttr is the BPF_PROG_LOAD part of union bpf_attr.
+type progLoadAttr struct {
+	progType           uint32
+	insnCnt            uint32
+	insns              uint64
+	license            uint64
+	logLevel           uint32
+	logSize            uint32
+	logBuf             uint64
+	kernVersion        uint32
+	progFlags          uint32
+	progName           [16]byte
+	progIfindex        uint32
+	expectedAttachType uint32
+}
+
+type result struct {
+	PID   int    `json:"pid"`
+	TID   int    `json:"tid"`
+	Ret   int    `json:"ret"`             // fd, or -errno
+	ID    uint32 `json:"id,omitempty"`    // prog id when loaded
+	Pin   string `json:"pin,omitempty"`   // race mode: path pinned before the kill
+	Error string `json:"error,omitempty"` // errno text
+}
+
+func main() {
+	insnsPath := flag.String("insns", "", "file with raw instructions (8 bytes each)")
+	gen := flag.Int("gen", 0, "instead of -insns: n-1 times r0 = 0, then exit")
+	name := flag.String("name", "bpfload", "program name (≤ 15 bytes)")
+	typ := flag.Uint("type", 5, "enum bpf_prog_type (5: tracepoint)")
+	license := flag.String("license", "GPL", "license")
+	count := flag.Int("count", 1, "loads to perform")
+	keep := flag.Bool("keep", false, "keep fds open until stdin closes")
+	race := flag.String("race", "", "a second thread pins every new fd at this bpffs path prefix while the load runs")
+	flag.Parse()
+
+	var insns []byte
+	switch {
+	case *insnsPath != "":
+		b, err := os.ReadFile(*insnsPath)
+		if err != nil {
+			fatal(err)
+		}
+		insns = b
+	case *gen > 0:
+		insns = make([]byte, *gen*8)
+		for i := 0; i < *gen-1; i++ {
+			insns[i*8] = 0xb7 // r0 = 0
+		}
+		insns[(*gen-1)*8] = 0x95 // exit
+	default:
+		fatal(fmt.Errorf("give -insns or -gen"))
+	}
+	if len(insns)%8 != 0 || len(insns) == 0 {
+		fatal(fmt.Errorf("%d bytes of instructions: not a whole number of 8-byte slots", len(insns)))
+	}
+	lic := append([]byte(*license), 0)
+	attr := progLoadAttr{progType: uint32(*typ), insnCnt: uint32(len(insns) / 8)}
+	attr.insns = uint64(uintptr(unsafe.Pointer(&insns[0])))
+	attr.license = uint64(uintptr(unsafe.Pointer(&lic[0])))
+	copy(attr.progName[:15], *name)
+
+	var stop atomic.Bool
+	var pinned atomic.Value
+	if *race != "" {
+		go pinRacer(*race, &stop, &pinned)
+	}
+	enc := json.NewEncoder(os.Stdout)
+	var fds []int
+	for i := 0; i < *count; i++ {
+		runtime.LockOSThread()
+		fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+		r := result{PID: os.Getpid(), TID: unix.Gettid()}
+		runtime.UnlockOSThread()
+		runtime.KeepAlive(insns)
+		runtime.KeepAlive(lic)
+		if errno != 0 {
+			r.Ret = -int(errno)
+			r.Error = errno.Error()
+		} else {
+			r.Ret = int(fd)
+			r.ID = progID(int(fd))
+			if *keep {
+				fds = append(fds, int(fd))
+			} else {
+				unix.Close(int(fd))
+			}
+		}
+		if p, ok := pinned.Load().(string); ok {
+			r.Pin = p
+		}
+		enc.Encode(r)
+	}
+	stop.Store(true)
+	if *keep {
+		buf := make([]byte, 1)
+		os.Stdin.Read(buf)
+	}
+}
+
+// pinRacer tries to pin fds that a concurrent load may create, as a loader
+// would that wants its program to outlive a SIGKILL.
+func pinRacer(prefix string, stop *atomic.Bool, pinned *atomic.Value) {
+	runtime.LockOSThread()
+	next, err := unix.Dup(0)
+	if err != nil {
+		return
+	}
+	unix.Close(next)
+	path := fmt.Sprintf("%s%d", prefix, os.Getpid())
+	p := append([]byte(path), 0)
+	for !stop.Load() {
+		for fd := next; fd < next+4; fd++ {
+			attr := struct {
+				pathname uint64
+				fd       uint32
+				flags    uint32
+			}{uint64(uintptr(unsafe.Pointer(&p[0]))), uint32(fd), 0}
+			_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_OBJ_PIN, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+			if errno == 0 {
+				pinned.Store(path)
+				return
+			}
+		}
+		time.Sleep(0)
+	}
+}
+
+func progID(fd int) uint32 {
+	var info [256]byte // struct bpf_prog_info: id at offset 4
+	attr := struct {
+		fd      uint32
+		infoLen uint32
+		info    uint64
+	}{uint32(fd), uint32(len(info)), uint64(uintptr(unsafe.Pointer(&info[0])))}
+	if _, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_OBJ_GET_INFO_BY_FD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr)); errno != 0 {
+		return 0
+	}
+	return uint32(info[4]) | uint32(info[5])<<8 | uint32(info[6])<<16 | uint32(info[7])<<24
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bpfload:", err)
+	os.Exit(2)
+}

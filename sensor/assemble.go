@@ -1,0 +1,228 @@
+package sensor
+
+import (
+	"bytes"
+	"encoding/hex"
+	"time"
+
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+)
+
+// assembler joins the records of each load (header, instruction chunks,
+// verdict, exit) into one Event. Records of different loads interleave
+// freely; the records of one load arrive in order because one thread
+// writes them, so the exit record completes a load. Loads whose exit never
+// comes are expired (and reported with what is missing), never dropped.
+type assembler struct {
+	pending map[uint64]*partial
+	// monoToWall converts the kernel's CLOCK_MONOTONIC ns to wall time.
+	monoToWall func(ns uint64) time.Time
+	// enrich fills what user space adds (exe path, attach target name)
+	// as soon as the header is seen, while the loader most likely lives.
+	enrich func(p *program.Program, h *sentrySentryHeader)
+	// orphanChunks counts chunks whose load had no header: cannot happen
+	// unless the kernel side is broken, so it is tracked, not hidden.
+	orphanChunks uint64
+}
+
+type partial struct {
+	ev       *Event
+	insns    []byte
+	got      []bool
+	seen     time.Time
+	header   bool
+	verdict  bool
+	readErrs uint32
+}
+
+func newAssembler() *assembler {
+	return &assembler{pending: make(map[uint64]*partial)}
+}
+
+func (a *assembler) get(id uint64, now time.Time) *partial {
+	p := a.pending[id]
+	if p == nil {
+		p = &partial{ev: &Event{LoadID: id, RuleIndex: -1, Program: &program.Program{Source: program.SourceSensor}}}
+		a.pending[id] = p
+	}
+	p.seen = now
+	return p
+}
+
+// add consumes one record and returns the event it completed, if any.
+func (a *assembler) add(r record, now time.Time) *Event {
+	switch {
+	case r.header != nil:
+		p := a.get(r.loadID, now)
+		a.applyHeader(p, r.header)
+	case r.chunk != nil:
+		p := a.pending[r.loadID]
+		if p == nil || !p.header {
+			a.orphanChunks++
+			return nil
+		}
+		p.seen = now
+		c := r.chunk
+		if int(c.index) >= len(p.got) || p.got[c.index] {
+			a.orphanChunks++
+			return nil
+		}
+		p.got[c.index] = true
+		p.ev.ChunksReceived++
+		if c.readErr {
+			p.readErrs++
+			return nil
+		}
+		off := int(c.index) * chunkInsns * 8
+		if off+len(c.data) <= len(p.insns) {
+			copy(p.insns[off:], c.data)
+		}
+	case r.verdict != nil:
+		p := a.get(r.loadID, now)
+		p.verdict = true
+		applyVerdict(p.ev, r.verdict)
+	case r.exit != nil:
+		p := a.get(r.loadID, now)
+		applyExit(p.ev, r.exit)
+		delete(a.pending, r.loadID)
+		return a.finish(p, true)
+	}
+	return nil
+}
+
+func (a *assembler) applyHeader(p *partial, h *sentrySentryHeader) {
+	p.header = true
+	ev := p.ev
+	if a.monoToWall != nil {
+		ev.Time = a.monoToWall(h.KtimeNs)
+	}
+	prog := ev.Program
+	prog.Name = cString(h.Name[:])
+	prog.Type = h.ProgType
+	prog.ExpectedAttachType = h.ExpectedAttachType
+	prog.AttachBTFID = h.AttachBtfId
+	prog.Flags = h.ProgFlags
+	prog.License = cString(h.License[:])
+	prog.InsnCnt = h.InsnCnt
+	prog.Loader = &program.Loader{
+		PID: h.Pid, TID: h.Tid, PPID: h.Ppid, UID: h.Uid, GID: h.Gid,
+		Comm: cString(h.Comm[:]), Exe: cString(h.Exe[:]), CgroupID: h.CgroupId,
+	}
+	total := min(h.InsnCnt, maxCaptureInsn)
+	p.insns = make([]byte, int(total)*8)
+	p.got = make([]bool, h.Chunks)
+	ev.ChunksExpected = h.Chunks
+	if a.enrich != nil {
+		a.enrich(prog, h)
+	}
+}
+
+func applyVerdict(ev *Event, v *sentrySentryVerdictRec) {
+	ev.Verdict = Verdict(v.Verdict)
+	ev.Action = Action(v.Action)
+	if v.Verdict != uint32(VerdictAllow) && v.RuleIndex != ^uint32(0) {
+		ev.RuleIndex = int(v.RuleIndex)
+		ev.RuleID = v.RuleId
+	}
+	ev.Matched = v.Matched
+	ev.InsnHash = v.InsnHash
+	ev.ReadErrors = v.ReadErrors
+	ev.CallsHelper, ev.CallsSub, ev.CallsKfunc = v.CallsHelper, v.CallsSub, v.CallsKfunc
+	ev.WalkTime = time.Duration(v.WalkNs)
+	ev.Helpers = make(map[uint32]uint32)
+	for id, n := range v.HelperCount {
+		if n != 0 {
+			ev.Helpers[uint32(id)] = n
+		}
+	}
+}
+
+func applyExit(ev *Event, x *sentrySentryExit) {
+	switch {
+	case x.Killed != 0:
+		ev.Outcome.Result = ResultKilled
+		if x.Ret < 0 {
+			ev.Outcome.Errno = int(-x.Ret)
+		} else {
+			ev.Outcome.FD = int(x.Ret)
+		}
+	case x.Ret >= 0:
+		ev.Outcome = Outcome{Result: ResultLoaded, FD: int(x.Ret)}
+	default:
+		ev.Outcome = Outcome{Result: ResultFailed, Errno: int(-x.Ret)}
+	}
+	if x.ProgId != 0 {
+		ev.Program.Kernel = &program.Kernel{ID: x.ProgId, Tag: hex.EncodeToString(x.Tag[:])}
+	}
+}
+
+// finish turns a partial load into an event, listing what never arrived.
+func (a *assembler) finish(p *partial, exited bool) *Event {
+	ev := p.ev
+	if !p.header {
+		ev.Missing = append(ev.Missing, "header")
+	}
+	if !p.verdict {
+		ev.Missing = append(ev.Missing, "verdict")
+	}
+	if !exited {
+		ev.Missing = append(ev.Missing, "exit")
+		ev.Outcome.Result = ResultUnknown
+	}
+	// The program keeps the longest prefix of instructions that arrived.
+	n := 0
+	for n < len(p.got) && p.got[n] {
+		n++
+	}
+	if p.header && n < len(p.got) {
+		ev.Missing = append(ev.Missing, "chunks")
+	}
+	end := min(n*chunkInsns*8, len(p.insns))
+	ev.Program.Insns = p.insns[:end]
+	if p.readErrs > ev.ReadErrors {
+		ev.ReadErrors = p.readErrs
+	}
+	complete := p.header && n == len(p.got) && p.readErrs == 0 && ev.ReadErrors == 0
+	ev.Program.Truncated = !complete || uint32(len(ev.Program.Insns)/8) < ev.Program.InsnCnt
+	if complete && p.verdict && ev.Program.InsnCnt <= maxCaptureInsn {
+		ev.HashMismatch = InsnHash(ev.Program.Insns) != ev.InsnHash
+	}
+	return ev
+}
+
+// expire finishes loads that have seen no record since before the cutoff.
+func (a *assembler) expire(cutoff time.Time) []*Event {
+	var out []*Event
+	for id, p := range a.pending {
+		if p.seen.Before(cutoff) {
+			delete(a.pending, id)
+			out = append(out, a.finish(p, false))
+		}
+	}
+	return out
+}
+
+// InsnHash is the kernel's instruction hash: FNV-1a-64 over each 8-byte
+// slot taken as one little-endian word (not byte by byte, to keep the
+// kernel loop short). A trailing partial slot is ignored.
+func InsnHash(insns []byte) uint64 {
+	h := uint64(0xcbf29ce484222325)
+	for i := 0; i+8 <= len(insns); i += 8 {
+		w := uint64(insns[i]) | uint64(insns[i+1])<<8 | uint64(insns[i+2])<<16 | uint64(insns[i+3])<<24 |
+			uint64(insns[i+4])<<32 | uint64(insns[i+5])<<40 | uint64(insns[i+6])<<48 | uint64(insns[i+7])<<56
+		h ^= w
+		h *= 0x100000001b3
+	}
+	return h
+}
+
+func cString[T ~int8 | ~uint8](b []T) string {
+	buf := make([]byte, len(b))
+	for i, c := range b {
+		buf[i] = byte(c)
+	}
+	if i := bytes.IndexByte(buf, 0); i >= 0 {
+		buf = buf[:i]
+	}
+	return string(buf)
+}

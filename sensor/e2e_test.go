@@ -1,0 +1,384 @@
+package sensor
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+)
+
+// loaderBin is the bpfload test loader, built once per test binary.
+var (
+	loaderOnce sync.Once
+	loaderBin  string
+	loaderErr  error
+)
+
+func buildLoader(t testing.TB) string {
+	t.Helper()
+	loaderOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sentry-e2e")
+		if err != nil {
+			loaderErr = err
+			return
+		}
+		loaderBin = filepath.Join(dir, "bpfload")
+		out, err := exec.Command("go", "build", "-o", loaderBin, "../internal/cmd/bpfload").CombinedOutput()
+		if err != nil {
+			loaderErr = fmt.Errorf("build loader: %v\n%s", err, out)
+		}
+	})
+	if loaderErr != nil {
+		t.Fatal(loaderErr)
+	}
+	return loaderBin
+}
+
+type loadResult struct {
+	PID, TID int
+	Ret      int
+	ID       uint32
+	Pin      string
+}
+
+type loaderRun struct {
+	results []loadResult
+	killed  bool // ended by SIGKILL
+	pid     int
+}
+
+// runLoader runs bpfload with args and waits for it.
+func runLoader(t testing.TB, args ...string) loaderRun {
+	t.Helper()
+	cmd := exec.Command(buildLoader(t), args...)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	err := cmd.Run()
+	run := loaderRun{pid: cmd.Process.Pid}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			run.killed = true
+		} else {
+			t.Fatalf("loader %v: %v\n%s", args, err, stderr.String())
+		}
+	} else if err != nil {
+		t.Fatalf("loader %v: %v", args, err)
+	}
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		var r loadResult
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("loader output %q: %v", sc.Text(), err)
+		}
+		run.results = append(run.results, r)
+	}
+	return run
+}
+
+func startSensor(t testing.TB, cfg Config) *Sensor {
+	t.Helper()
+	testutils.RequireRoot(t, "loading and attaching the sensor's BPF programs")
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatalf("start sensor: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// collect gathers events of the given loader pids until n arrived or the
+// timeout passed; other engineers' loads on this host are ignored.
+func collect(t testing.TB, s *Sensor, pids map[uint32]bool, n int, timeout time.Duration) []*Event {
+	t.Helper()
+	var out []*Event
+	deadline := time.After(timeout)
+	for len(out) < n {
+		select {
+		case ev, ok := <-s.Events():
+			if !ok {
+				return out
+			}
+			if ev.Program.Loader != nil && pids[ev.Program.Loader.PID] {
+				out = append(out, ev)
+			}
+		case <-deadline:
+			return out
+		}
+	}
+	return out
+}
+
+// asmInsn encodes one instruction.
+func asmInsn(code, regs uint8, off int16, imm int32) []byte {
+	b := make([]byte, 8)
+	b[0], b[1] = code, regs
+	binary.LittleEndian.PutUint16(b[2:], uint16(off))
+	binary.LittleEndian.PutUint32(b[4:], uint32(imm))
+	return b
+}
+
+// helperProg calls each helper (no-argument helpers only, so the verifier
+// accepts it as a tracepoint program), then returns 0.
+func helperProg(helpers ...int32) []byte {
+	var b []byte
+	for _, h := range helpers {
+		b = append(b, asmInsn(0x85, 0, 0, h)...)
+	}
+	b = append(b, asmInsn(0xb7, 0, 0, 0)...)
+	return append(b, asmInsn(0x95, 0, 0, 0)...)
+}
+
+func writeInsns(t testing.TB, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "insns.bin")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func genInsns(n int) []byte {
+	b := make([]byte, n*8)
+	for i := 0; i < n-1; i++ {
+		b[i*8] = 0xb7
+	}
+	b[(n-1)*8] = 0x95
+	return b
+}
+
+// progsNamed enumerates loaded programs whose name starts with prefix.
+func progsNamed(t testing.TB, prefix string) []string {
+	t.Helper()
+	var found []string
+	id := ebpf.ProgramID(0)
+	for {
+		next, err := ebpf.ProgramGetNextID(id)
+		if err != nil {
+			break
+		}
+		id = next
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue // unloaded meanwhile
+		}
+		info, err := p.Info()
+		p.Close()
+		if err == nil && strings.HasPrefix(info.Name, prefix) {
+			found = append(found, fmt.Sprintf("%d:%s", id, info.Name))
+		}
+	}
+	return found
+}
+
+const (
+	fnKtimeGetNs       = 5
+	fnGetCurrentPidTgd = 14
+	fnGetSmpProcID     = 8
+)
+
+func TestCaptureIsByteIdenticalWithMetadata(t *testing.T) {
+	s := startSensor(t, Config{Mode: ModeMonitor})
+	uid := uint32(os.Getuid())
+	cases := []struct {
+		name    string
+		insns   []byte
+		prog    string
+		helpers map[uint32]uint32
+		loaded  bool
+	}{
+		{"a ten-instruction program is captured whole and loads", genInsns(10), "se2e_ten", nil, true},
+		{"helper calls are counted by the kernel", helperProg(fnGetCurrentPidTgd, fnKtimeGetNs, fnGetCurrentPidTgd, fnGetSmpProcID), "se2e_helpers",
+			map[uint32]uint32{fnGetCurrentPidTgd: 2, fnKtimeGetNs: 1, fnGetSmpProcID: 1}, true},
+		{"a program the verifier rejects is still captured whole", append(genInsns(1000)[:999*8], asmInsn(0xb7, 0, 0, 1)...), "se2e_reject", nil, false},
+		{"a 1,000,000-instruction program is captured whole", genInsns(1_000_000), "se2e_million", nil, true},
+		{"an odd size crossing a chunk boundary is captured whole", genInsns(513), "se2e_513", nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			run := runLoader(t, "-insns", writeInsns(t, tc.insns), "-name", tc.prog)
+			if run.killed || len(run.results) != 1 {
+				t.Fatalf("loader: killed=%v results=%v", run.killed, run.results)
+			}
+			res := run.results[0]
+			if (res.Ret >= 0) != tc.loaded {
+				t.Fatalf("load returned %d, want loaded=%v", res.Ret, tc.loaded)
+			}
+			pids := map[uint32]bool{uint32(run.pid): true}
+			evs := collect(t, s, pids, 1, 10*time.Second)
+			evs = append(evs, collect(t, s, pids, 1, 300*time.Millisecond)...) // a duplicate would show here
+			if len(evs) != 1 {
+				t.Fatalf("got %d events for loader %d, want 1", len(evs), run.pid)
+			}
+			ev := evs[0]
+			p := ev.Program
+			if !ev.Complete() || p.Truncated {
+				t.Fatalf("incomplete capture: missing=%v readErrors=%d hashMismatch=%v truncated=%v", ev.Missing, ev.ReadErrors, ev.HashMismatch, p.Truncated)
+			}
+			if !bytes.Equal(p.Insns, tc.insns) {
+				t.Fatalf("captured %d bytes differ from the %d submitted", len(p.Insns), len(tc.insns))
+			}
+			if p.InsnCnt != uint32(len(tc.insns)/8) || p.Name != tc.prog || p.Type != 5 || p.License != "GPL" {
+				t.Errorf("metadata: cnt=%d name=%q type=%d license=%q", p.InsnCnt, p.Name, p.Type, p.License)
+			}
+			l := p.Loader
+			if l.PID != uint32(res.PID) || l.TID != uint32(res.TID) || l.UID != uid || l.Comm != "bpfload" ||
+				l.Exe != buildLoader(t) || l.PPID != uint32(os.Getpid()) || l.CgroupID == 0 {
+				t.Errorf("loader = %+v, want pid %d tid %d uid %d ppid %d exe %s", l, res.PID, res.TID, uid, os.Getpid(), buildLoader(t))
+			}
+			if tc.loaded {
+				if ev.Outcome.Result != ResultLoaded || ev.Outcome.FD != res.Ret || p.Kernel == nil || p.Kernel.ID != res.ID {
+					t.Errorf("outcome %+v kernel %+v, loader saw fd %d id %d", ev.Outcome, p.Kernel, res.Ret, res.ID)
+				}
+			} else if ev.Outcome.Result != ResultFailed || ev.Outcome.Errno != -res.Ret {
+				t.Errorf("outcome %+v, loader saw %d", ev.Outcome, res.Ret)
+			}
+			want := tc.helpers
+			if want == nil {
+				want = map[uint32]uint32{}
+			}
+			if fmt.Sprint(ev.Helpers) != fmt.Sprint(want) {
+				t.Errorf("helpers %v, want %v", ev.Helpers, want)
+			}
+			if ev.Verdict != VerdictAllow || ev.Action != ActionNone {
+				t.Errorf("verdict %v action %v with no rules", ev.Verdict, ev.Action)
+			}
+		})
+	}
+}
+
+// blockRules match only this test's loaders (name prefix), never other
+// engineers' programs on the same host.
+func blockRules() []Rule {
+	return []Rule{
+		{ID: 7, Action: VerdictBlock, Names: []NamePattern{{"se2eblk_", true}},
+			MinHelpers: []HelperMin{{fnGetCurrentPidTgd, 2}}},
+		{ID: 8, Action: VerdictAlert, Names: []NamePattern{{"se2ealert", false}}},
+		{ID: 9, Action: VerdictBlock, HelpersOnly: true, Names: []NamePattern{{"se2eonly_", true}},
+			MinHelpers: []HelperMin{{fnGetCurrentPidTgd, 1}}},
+	}
+}
+
+func TestVerdictsAndEnforcement(t *testing.T) {
+	s := startSensor(t, Config{Mode: ModeEnforce, Rules: blockRules()})
+	twice := helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd)
+	cases := []struct {
+		name    string
+		prog    string
+		insns   []byte
+		verdict Verdict
+		rule    uint32
+		killed  bool
+	}{
+		{"a matching name and helper count is blocked and its loader killed", "se2eblk_x", twice, VerdictBlock, 7, true},
+		{"the same helpers under another name are allowed", "se2e_benign", twice, VerdictAllow, 0, false},
+		{"a matching name with too few helper calls is allowed", "se2eblk_y", helperProg(fnGetCurrentPidTgd), VerdictAllow, 0, false},
+		{"an alert rule alerts without killing", "se2ealert", twice, VerdictAlert, 8, false},
+		{"an exact name does not match a longer name", "se2ealert2", twice, VerdictAllow, 0, false},
+		{"helpers_only blocks a program using only the listed helpers", "se2eonly_a", twice, VerdictBlock, 9, true},
+		{"helpers_only spares a program using one more helper", "se2eonly_b", helperProg(fnGetCurrentPidTgd, fnKtimeGetNs), VerdictAllow, 0, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			run := runLoader(t, "-insns", writeInsns(t, tc.insns), "-name", tc.prog)
+			if run.killed != tc.killed {
+				t.Fatalf("loader killed=%v, want %v (results %v)", run.killed, tc.killed, run.results)
+			}
+			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 10*time.Second)
+			if len(evs) != 1 {
+				t.Fatalf("got %d events, want 1", len(evs))
+			}
+			ev := evs[0]
+			if ev.Verdict != tc.verdict || ev.RuleID != tc.rule {
+				t.Errorf("verdict %v rule %d, want %v rule %d", ev.Verdict, ev.RuleID, tc.verdict, tc.rule)
+			}
+			if tc.killed {
+				if ev.Action != ActionKilled || ev.Outcome.Result != ResultKilled {
+					t.Errorf("action %v outcome %+v, want killed", ev.Action, ev.Outcome)
+				}
+				if len(run.results) != 0 {
+					t.Errorf("killed loader printed %v: it returned to user space", run.results)
+				}
+			} else if len(run.results) != 1 || run.results[0].Ret < 0 {
+				t.Errorf("benign load failed: %v", run.results)
+			}
+		})
+	}
+	if left := progsNamed(t, "se2eblk_x"); len(left) != 0 {
+		t.Errorf("blocked programs still loaded: %v", left)
+	}
+	if left := progsNamed(t, "se2eonly_a"); len(left) != 0 {
+		t.Errorf("blocked programs still loaded: %v", left)
+	}
+}
+
+func TestMonitorModeReportsBlockWithoutKilling(t *testing.T) {
+	s := startSensor(t, Config{Mode: ModeMonitor, Rules: blockRules()})
+	run := runLoader(t, "-insns", writeInsns(t, helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd)), "-name", "se2eblk_mon")
+	if run.killed || len(run.results) != 1 || run.results[0].Ret < 0 {
+		t.Fatalf("monitor mode disturbed the loader: killed=%v %v", run.killed, run.results)
+	}
+	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 10*time.Second)
+	if len(evs) != 1 || evs[0].Verdict != VerdictBlock || evs[0].Action != ActionMonitor || evs[0].Outcome.Result != ResultLoaded {
+		t.Fatalf("events %+v", evs)
+	}
+}
+
+func TestFloodIsCountedExactly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 loads")
+	}
+	s := startSensor(t, Config{Mode: ModeMonitor})
+	before, err := s.Losses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const procs, per = 4, 2500
+	var wg sync.WaitGroup
+	runs := make([]loaderRun, procs)
+	for i := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runs[i] = runLoader(t, "-gen", "16", "-name", "se2e_flood", "-count", fmt.Sprint(per))
+		}()
+	}
+	wg.Wait()
+	pids := map[uint32]bool{}
+	for _, r := range runs {
+		pids[uint32(r.pid)] = true
+		if len(r.results) != per {
+			t.Fatalf("loader %d did %d loads", r.pid, len(r.results))
+		}
+	}
+	evs := collect(t, s, pids, procs*per, 30*time.Second)
+	after, err := s.Losses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := after.Total() - before.Total()
+	complete := 0
+	for _, ev := range evs {
+		if ev.Complete() {
+			complete++
+		}
+	}
+	t.Logf("%d loads: %d events (%d complete), losses %v", procs*per, len(evs), complete, after)
+	if uint64(len(evs))+lost < procs*per || (lost == 0 && complete != procs*per) {
+		t.Fatalf("%d loads but %d events (%d complete) and %d counted losses", procs*per, len(evs), complete, lost)
+	}
+}

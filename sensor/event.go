@@ -1,0 +1,118 @@
+package sensor
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+)
+
+// Verdict is the kernel rule table's judgement of one load.
+type Verdict uint32
+
+const (
+	VerdictAllow Verdict = Verdict(sentrySentryVerdictSENTRY_VERDICT_ALLOW)
+	VerdictAlert Verdict = Verdict(sentrySentryVerdictSENTRY_VERDICT_ALERT)
+	VerdictBlock Verdict = Verdict(sentrySentryVerdictSENTRY_VERDICT_BLOCK)
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case VerdictAllow:
+		return "allow"
+	case VerdictAlert:
+		return "alert"
+	case VerdictBlock:
+		return "block"
+	}
+	return fmt.Sprintf("verdict(%d)", uint32(v))
+}
+
+// MarshalText makes verdicts readable in JSON.
+func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// Action is what the kernel side did about a block verdict.
+type Action uint32
+
+const (
+	ActionNone          Action = Action(sentrySentryActionSENTRY_ACT_NONE)
+	ActionKilled        Action = Action(sentrySentryActionSENTRY_ACT_KILLED)
+	ActionKillFailed    Action = Action(sentrySentryActionSENTRY_ACT_KILL_FAILED)
+	ActionCorrupted     Action = Action(sentrySentryActionSENTRY_ACT_CORRUPTED)
+	ActionCorruptFailed Action = Action(sentrySentryActionSENTRY_ACT_CORRUPT_FAILED)
+	ActionMonitor       Action = Action(sentrySentryActionSENTRY_ACT_MONITOR)
+	ActionSelf          Action = Action(sentrySentryActionSENTRY_ACT_SELF)
+)
+
+var actionNames = map[Action]string{
+	ActionNone:          "none",
+	ActionKilled:        "killed",
+	ActionKillFailed:    "kill-failed",
+	ActionCorrupted:     "corrupted",
+	ActionCorruptFailed: "corrupt-failed",
+	ActionMonitor:       "monitor-only",
+	ActionSelf:          "own-load-spared",
+}
+
+func (a Action) String() string {
+	if s, ok := actionNames[a]; ok {
+		return s
+	}
+	return fmt.Sprintf("action(%d)", uint32(a))
+}
+
+// MarshalText makes actions readable in JSON.
+func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// Result is how the bpf() call ended.
+type Result string
+
+const (
+	ResultLoaded  Result = "loaded"  // returned a prog fd
+	ResultFailed  Result = "failed"  // returned an error
+	ResultKilled  Result = "killed"  // the loader had a SIGKILL pending when the call returned
+	ResultUnknown Result = "unknown" // the exit record was lost or never came
+)
+
+// Outcome is the syscall's result as seen at sys_exit.
+type Outcome struct {
+	Result Result `json:"result"`
+	Errno  int    `json:"errno,omitempty"` // positive errno when the call failed
+	FD     int    `json:"fd,omitempty"`    // the fd returned in the loader, when loaded
+}
+
+// Event is one captured BPF_PROG_LOAD.
+type Event struct {
+	LoadID  uint64           `json:"load_id"`
+	Time    time.Time        `json:"time"`
+	Program *program.Program `json:"prog"`
+
+	Verdict   Verdict `json:"verdict"`
+	Action    Action  `json:"action"`
+	RuleIndex int     `json:"rule_index"` // into the rule table given to the sensor; -1 when none (or block_unreadable)
+	RuleID    uint32  `json:"rule_id,omitempty"`
+	Matched   uint64  `json:"matched,omitempty"` // bitmap of matching rule indexes
+
+	// Helpers is the kernel's histogram over all instructions, by helper id
+	// (ids ≥ 255 are counted under 255).
+	Helpers     map[uint32]uint32 `json:"helpers,omitempty"`
+	CallsHelper uint32            `json:"calls_helper"`
+	CallsSub    uint32            `json:"calls_sub"`
+	CallsKfunc  uint32            `json:"calls_kfunc"`
+	InsnHash    uint64            `json:"insn_hash"`
+	WalkTime    time.Duration     `json:"walk_ns"`
+
+	Outcome Outcome `json:"outcome"`
+
+	// Capture completeness: a load is always reported, and says what is missing.
+	ChunksExpected uint32   `json:"chunks_expected"`
+	ChunksReceived uint32   `json:"chunks_received"`
+	ReadErrors     uint32   `json:"read_errors,omitempty"`
+	Missing        []string `json:"missing,omitempty"` // "header", "verdict", "exit", "chunks"
+	HashMismatch   bool     `json:"hash_mismatch,omitempty"`
+}
+
+// Complete reports whether every record of the load arrived intact.
+func (e *Event) Complete() bool {
+	return len(e.Missing) == 0 && e.ReadErrors == 0 && !e.HashMismatch
+}

@@ -1,0 +1,238 @@
+package sensor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// Probe is the result of checking one kernel capability.
+type Probe struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// Features is what the running kernel offers the sensor.
+type Features struct {
+	Probes   []Probe `json:"probes"`
+	Lockdown string  `json:"lockdown"`
+	LSMs     string  `json:"lsms"`
+}
+
+// Has reports whether the named probe succeeded.
+func (f *Features) Has(name string) bool {
+	for _, p := range f.Probes {
+		if p.Name == name {
+			return p.OK
+		}
+	}
+	return false
+}
+
+// Probe names.
+const (
+	FeatBTF            = "btf"
+	FeatLSMActive      = "bpf_lsm_active"
+	FeatLSMLoad        = "bpf_lsm_loadable"
+	FeatFentry         = "fentry_loadable"
+	FeatKprobes        = "kprobes"
+	FeatSyscallTP      = "syscall_tracepoints"
+	FeatTpBTF          = "tp_btf"
+	FeatProbeWriteUser = "bpf_probe_write_user"
+	FeatSendSignal     = "bpf_send_signal"
+	FeatRingBuf        = "ring_buffer"
+	FeatLoop           = "bpf_loop"
+)
+
+func ok(name, detail string) Probe { return Probe{name, true, detail} }
+func fail(name string, err error) Probe {
+	return Probe{name, false, err.Error()}
+}
+func result(name, okDetail string, err error) Probe {
+	if err != nil {
+		return fail(name, err)
+	}
+	return ok(name, okDetail)
+}
+
+var retZero = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+
+func tryLoad(spec *ebpf.ProgramSpec) error {
+	p, err := ebpf.NewProgramWithOptions(spec, ebpf.ProgramOptions{LogDisabled: true})
+	if err != nil {
+		// cilium/ebpf suggests raising MEMLOCK on EPERM; here EPERM means
+		// the kernel refuses the program type, so report the bare errno.
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("load refused: EPERM (program type not permitted on this kernel)")
+		}
+		return err
+	}
+	p.Close()
+	return nil
+}
+
+// ProbeKernel checks everything the sensor (and doctor) cares about. It
+// mounts securityfs and tracefs when they are not mounted.
+func ProbeKernel() *Features {
+	f := &Features{}
+	add := func(p Probe) { f.Probes = append(f.Probes, p) }
+
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		add(fail(FeatBTF, err))
+	} else {
+		add(ok(FeatBTF, "/sys/kernel/btf/vmlinux"))
+	}
+
+	secfsErr := ensureSecurityfs()
+	if b, err := os.ReadFile("/sys/kernel/security/lsm"); err != nil {
+		add(fail(FeatLSMActive, errors.Join(secfsErr, err)))
+	} else {
+		f.LSMs = strings.TrimSpace(string(b))
+		if hasWord(f.LSMs, "bpf") {
+			add(ok(FeatLSMActive, "lsm="+f.LSMs))
+		} else {
+			add(Probe{FeatLSMActive, false, "bpf not in active LSMs: " + f.LSMs})
+		}
+	}
+	add(result(FeatLSMLoad, "tiny lsm/bpf program loaded", tryLoad(&ebpf.ProgramSpec{
+		Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "bpf", Instructions: retZero, License: "GPL",
+	})))
+	add(result(FeatFentry, "tiny fentry/security_bpf program loaded", tryLoad(&ebpf.ProgramSpec{
+		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceFEntry, AttachTo: "security_bpf", Instructions: retZero, License: "GPL",
+	})))
+	add(probeKprobes())
+	if err := ensureTracefs(); err != nil {
+		add(fail(FeatSyscallTP, err))
+	} else {
+		add(ok(FeatSyscallTP, "syscalls:sys_enter_bpf / sys_exit_bpf"))
+	}
+	add(result(FeatTpBTF, "tp_btf/sys_enter program loaded", tryLoad(&ebpf.ProgramSpec{
+		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp, AttachTo: "sys_enter", Instructions: retZero, License: "GPL",
+	})))
+
+	if b, err := os.ReadFile("/sys/kernel/security/lockdown"); err == nil {
+		f.Lockdown = lockdownMode(string(b))
+	}
+	pwu := features.HaveProgramHelper(ebpf.TracePoint, asm.FnProbeWriteUser)
+	if pwu != nil && f.Lockdown != "" && f.Lockdown != "none" {
+		pwu = fmt.Errorf("refused by kernel lockdown=%s (it forbids writing user memory from BPF): %w", f.Lockdown, pwu)
+	}
+	add(result(FeatProbeWriteUser, "helper available to tracepoint programs", pwu))
+	add(result(FeatSendSignal, "helper available to tracepoint programs", features.HaveProgramHelper(ebpf.TracePoint, asm.FnSendSignal)))
+	add(result(FeatRingBuf, "BPF_MAP_TYPE_RINGBUF", features.HaveMapType(ebpf.RingBuf)))
+	add(result(FeatLoop, "helper available to tracepoint programs", features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop)))
+	return f
+}
+
+func probeKprobes() Probe {
+	for _, p := range []string{"/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/kprobes"} {
+		if _, err := os.Stat(p); err == nil {
+			return ok(FeatKprobes, p+" present")
+		}
+	}
+	prog, err := ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{Type: ebpf.Kprobe, Instructions: retZero, License: "GPL"}, ebpf.ProgramOptions{LogDisabled: true})
+	if err != nil {
+		return fail(FeatKprobes, fmt.Errorf("kprobe program does not load: %w", err))
+	}
+	defer prog.Close()
+	l, err := link.Kprobe("security_bpf", prog, nil)
+	if err != nil {
+		return fail(FeatKprobes, fmt.Errorf("kprobe programs load but cannot attach (no kprobe_events; CONFIG_KPROBES off?): %w", err))
+	}
+	l.Close()
+	return ok(FeatKprobes, "attached a kprobe to security_bpf")
+}
+
+func hasWord(list, w string) bool {
+	for _, s := range strings.Split(list, ",") {
+		if s == w {
+			return true
+		}
+	}
+	return false
+}
+
+// lockdownMode picks the bracketed mode out of "none [integrity] confidentiality".
+func lockdownMode(s string) string {
+	if i := strings.IndexByte(s, '['); i >= 0 {
+		if j := strings.IndexByte(s[i:], ']'); j > 0 {
+			return s[i+1 : i+j]
+		}
+	}
+	return strings.TrimSpace(s)
+}
+
+func ensureSecurityfs() error {
+	if _, err := os.Stat("/sys/kernel/security/lsm"); err == nil {
+		return nil
+	}
+	if err := unix.Mount("securityfs", "/sys/kernel/security", "securityfs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("mount securityfs at /sys/kernel/security: %w", err)
+	}
+	return nil
+}
+
+// Plan is what `run` will use on this kernel and what it guarantees.
+type Plan struct {
+	Hook      Hook     `json:"hook"`
+	Enforcer  Enforcer `json:"enforcer"`
+	Guarantee string   `json:"guarantee"`
+	Notes     []string `json:"notes,omitempty"`
+}
+
+// PlanFor chooses hook and enforcer the way New does for an empty Config.
+func PlanFor(f *Features) (Plan, error) {
+	var p Plan
+	if f.Has(FeatLSMActive) && f.Has(FeatLSMLoad) {
+		p.Notes = append(p.Notes, "BPF LSM is usable: a race-free LSM hook is planned (issue 5) but not implemented yet")
+	}
+	switch {
+	case f.Has(FeatSyscallTP):
+		p.Hook = HookTracepoint
+	case f.Has(FeatTpBTF):
+		p.Hook = HookBTF
+		p.Notes = append(p.Notes, "syscall tracepoints missing: tp_btf/sys_enter runs on every syscall (see docs/PERFORMANCE.md)")
+	default:
+		return p, fmt.Errorf("%w: neither syscall tracepoints nor tp_btf", ErrNoHook)
+	}
+	for _, need := range []string{FeatRingBuf, FeatLoop} {
+		if !f.Has(need) {
+			return p, fmt.Errorf("%w: %s missing", ErrNoHook, need)
+		}
+	}
+	if f.Has(FeatSendSignal) {
+		p.Enforcer = EnforcerKill
+		p.Guarantee = "killed before use: SIGKILL is queued before the kernel copies the program; the loader never returns to user space, and the pending signal makes the verifier abort (measured: docs/EVASION.md)"
+	} else {
+		p.Guarantee = "monitor only: bpf_send_signal unavailable"
+	}
+	if !f.Has(FeatProbeWriteUser) {
+		p.Notes = append(p.Notes, "--enforcer corrupt unavailable: bpf_probe_write_user refused")
+	}
+	return p, nil
+}
+
+// CorruptAvailable says why --enforcer corrupt cannot work here, or nil.
+func CorruptAvailable() error {
+	err := features.HaveProgramHelper(ebpf.TracePoint, asm.FnProbeWriteUser)
+	if err == nil {
+		return nil
+	}
+	mode := ""
+	ensureSecurityfs()
+	if b, rerr := os.ReadFile("/sys/kernel/security/lockdown"); rerr == nil {
+		mode = lockdownMode(string(b))
+	}
+	if mode != "" && mode != "none" {
+		return fmt.Errorf("%w: --enforcer corrupt needs bpf_probe_write_user, which kernel lockdown (%s) forbids; use --enforcer kill", ErrEnforcerRefused, mode)
+	}
+	return fmt.Errorf("%w: --enforcer corrupt needs bpf_probe_write_user: %v; use --enforcer kill", ErrEnforcerRefused, err)
+}

@@ -1,0 +1,89 @@
+package sensor
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Ring-buffer record kinds (bpf/include/sentry.h).
+const (
+	kindHeader  = uint32(sentrySentryRecordKindSENTRY_REC_HEADER)
+	kindChunk   = uint32(sentrySentryRecordKindSENTRY_REC_CHUNK)
+	kindVerdict = uint32(sentrySentryRecordKindSENTRY_REC_VERDICT)
+	kindExit    = uint32(sentrySentryRecordKindSENTRY_REC_EXIT)
+
+	chunkInsns     = 512
+	chunkDataOff   = 32 // rec_hdr(16) + index, count, read_err, pad
+	maxCaptureInsn = 1_000_000
+)
+
+// ErrRecord is wrapped by every malformed-record error.
+var ErrRecord = errors.New("malformed sensor record")
+
+// record is one decoded ring-buffer record; exactly one pointer is set.
+type record struct {
+	loadID  uint64
+	header  *sentrySentryHeader
+	chunk   *chunkRecord
+	verdict *sentrySentryVerdictRec
+	exit    *sentrySentryExit
+}
+
+// chunkRecord aliases the ring-buffer sample's data; copy before reuse.
+type chunkRecord struct {
+	index   uint32
+	count   uint32
+	readErr bool
+	data    []byte
+}
+
+var (
+	headerSize  = binary.Size(sentrySentryHeader{})
+	verdictSize = binary.Size(sentrySentryVerdictRec{})
+	exitSize    = binary.Size(sentrySentryExit{})
+	chunkSize   = binary.Size(sentrySentryChunk{})
+)
+
+// parseRecord decodes one ring-buffer sample. Chunk data is not copied.
+func parseRecord(b []byte) (record, error) {
+	if len(b) < 16 {
+		return record{}, fmt.Errorf("%w: %d bytes, shorter than the 16-byte record header", ErrRecord, len(b))
+	}
+	kind := binary.LittleEndian.Uint32(b)
+	r := record{loadID: binary.LittleEndian.Uint64(b[8:])}
+	need := map[uint32]int{kindHeader: headerSize, kindChunk: chunkSize, kindVerdict: verdictSize, kindExit: exitSize}[kind]
+	if need == 0 {
+		return record{}, fmt.Errorf("%w: unknown kind %d", ErrRecord, kind)
+	}
+	if len(b) < need {
+		return record{}, fmt.Errorf("%w: kind %d is %d bytes, want %d", ErrRecord, kind, len(b), need)
+	}
+	var err error
+	switch kind {
+	case kindHeader:
+		r.header = new(sentrySentryHeader)
+		_, err = binary.Decode(b[:need], binary.LittleEndian, r.header)
+	case kindVerdict:
+		r.verdict = new(sentrySentryVerdictRec)
+		_, err = binary.Decode(b[:need], binary.LittleEndian, r.verdict)
+	case kindExit:
+		r.exit = new(sentrySentryExit)
+		_, err = binary.Decode(b[:need], binary.LittleEndian, r.exit)
+	case kindChunk:
+		c := &chunkRecord{
+			index:   binary.LittleEndian.Uint32(b[16:]),
+			count:   binary.LittleEndian.Uint32(b[20:]),
+			readErr: binary.LittleEndian.Uint32(b[24:]) != 0,
+		}
+		if c.count > chunkInsns {
+			return record{}, fmt.Errorf("%w: chunk %d of load %#x claims %d instructions, at most %d", ErrRecord, c.index, r.loadID, c.count, chunkInsns)
+		}
+		c.data = b[chunkDataOff : chunkDataOff+int(c.count)*8]
+		r.chunk = c
+	}
+	if err != nil {
+		return record{}, fmt.Errorf("%w: kind %d: %v", ErrRecord, kind, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,518 @@
+package sensor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+)
+
+// Hook is where the kernel programs attach.
+type Hook string
+
+const (
+	// HookTracepoint: syscalls:sys_enter_bpf / sys_exit_bpf, fires only for bpf().
+	HookTracepoint Hook = "tracepoint"
+	// HookBTF: tp_btf/sys_enter and sys_exit, fires for every syscall.
+	HookBTF Hook = "tp_btf"
+)
+
+// Enforcer is how a block verdict is carried out.
+type Enforcer string
+
+const (
+	// EnforcerKill sends SIGKILL to the loader from the sys_enter hook.
+	EnforcerKill Enforcer = "kill"
+	// EnforcerCorrupt rewrites instruction 0 to BPF_EXIT in the loader's
+	// memory (bpf_probe_write_user): racy, and refused under lockdown.
+	EnforcerCorrupt Enforcer = "corrupt"
+)
+
+// Mode says whether block verdicts are carried out.
+type Mode uint32
+
+const (
+	ModeMonitor Mode = Mode(sentrySentryModeSENTRY_MODE_MONITOR)
+	ModeEnforce Mode = Mode(sentrySentryModeSENTRY_MODE_ENFORCE)
+)
+
+// DefaultRingBufferSize holds a few 1,000,000-instruction loads (8 MiB each).
+const DefaultRingBufferSize = 64 << 20
+
+// Config chooses the sensor's hook, enforcer and tables.
+type Config struct {
+	Hook     Hook     // "" picks the best available (tracepoint, then tp_btf)
+	Enforcer Enforcer // "" means kill
+	Mode     Mode
+	Rules    []Rule
+	// BlockUnreadable blocks loads whose instructions could not be read
+	// from the loader's memory (a way to hide them from the sensor).
+	BlockUnreadable bool
+	// RingBufferSize in bytes, a power of two ≥ page size; 0 means default.
+	RingBufferSize int
+	// EventBuffer is the capacity of the Events channel (default 1024).
+	EventBuffer int
+	// PinPath, when set, pins links and maps there so that enforcement
+	// survives the agent (Close then leaves them attached).
+	PinPath string
+	// ExpireAfter finishes a load with no exit record after this long
+	// (default 60 s; a 1M-instruction verification takes ~0.5 s).
+	ExpireAfter time.Duration
+	Logger      *slog.Logger
+}
+
+// Sentinel errors callers branch on.
+var (
+	ErrNotRoot         = errors.New("the sensor needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)")
+	ErrEnforcerRefused = errors.New("enforcer not available on this kernel")
+	ErrNoHook          = errors.New("no usable hook on this kernel")
+)
+
+// Sensor owns the kernel programs, maps and links.
+type Sensor struct {
+	cfg    Config
+	hook   Hook
+	coll   *ebpf.Collection
+	links  []link.Link
+	reader *ringbuf.Reader
+	events chan *Event
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	asm     *assembler
+	badRecs uint64
+	userLost map[string]uint64
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	closed bool
+}
+
+// New loads the kernel programs, fills the tables and attaches. Events
+// start flowing on Events() immediately.
+func New(cfg Config) (*Sensor, error) {
+	if os.Geteuid() != 0 {
+		return nil, ErrNotRoot
+	}
+	if cfg.Enforcer == "" {
+		cfg.Enforcer = EnforcerKill
+	}
+	if cfg.RingBufferSize == 0 {
+		cfg.RingBufferSize = DefaultRingBufferSize
+	}
+	if cfg.EventBuffer == 0 {
+		cfg.EventBuffer = 1024
+	}
+	if cfg.ExpireAfter == 0 {
+		cfg.ExpireAfter = 60 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	table, err := compileRules(cfg.Rules)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Enforcer == EnforcerCorrupt {
+		if err := CorruptAvailable(); err != nil {
+			return nil, err
+		}
+	} else if cfg.Enforcer != EnforcerKill {
+		return nil, fmt.Errorf("enforcer %q: want kill or corrupt", cfg.Enforcer)
+	}
+	hook := cfg.Hook
+	if hook == "" {
+		hook = HookTracepoint
+		if err := ensureTracefs(); err != nil {
+			cfg.Logger.Warn("syscall tracepoints unavailable, falling back to tp_btf", "err", err)
+			hook = HookBTF
+		}
+	} else if hook == HookTracepoint {
+		if err := ensureTracefs(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrNoHook, err)
+		}
+	} else if hook != HookBTF {
+		return nil, fmt.Errorf("hook %q: want tracepoint or tp_btf", hook)
+	}
+
+	spec, err := loadSentry()
+	if err != nil {
+		return nil, err
+	}
+	spec.Maps[sentryMapEvents].MaxEntries = uint32(cfg.RingBufferSize)
+	enter, exit := programNames(hook, cfg.Enforcer)
+	for name := range spec.Programs {
+		if name != enter && name != exit {
+			delete(spec.Programs, name)
+		}
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("load sensor programs: %w\n%+v", err, ve)
+		}
+		return nil, fmt.Errorf("load sensor programs: %w", err)
+	}
+	s := &Sensor{
+		cfg: cfg, hook: hook, coll: coll, log: cfg.Logger,
+		events:   make(chan *Event, cfg.EventBuffer),
+		asm:      newAssembler(),
+		userLost: make(map[string]uint64),
+		done:     make(chan struct{}),
+	}
+	s.asm.monoToWall = monoToWall()
+	s.asm.enrich = newEnricher()
+	fail := func(err error) (*Sensor, error) {
+		s.teardown(false)
+		return nil, err
+	}
+	if err := s.writeTables(table, cfg.Mode); err != nil {
+		return fail(err)
+	}
+	s.reader, err = ringbuf.NewReader(coll.Maps[sentryMapEvents])
+	if err != nil {
+		return fail(fmt.Errorf("open ring buffer: %w", err))
+	}
+	// Exit first: an enter without its exit would leave an inflight entry.
+	for _, name := range []string{exit, enter} {
+		l, err := attach(hook, coll.Programs[name], name == exit)
+		if err != nil {
+			return fail(fmt.Errorf("attach %s (%s): %w", name, hook, err))
+		}
+		s.links = append(s.links, l)
+	}
+	if cfg.PinPath != "" {
+		if err := s.pin(); err != nil {
+			return fail(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go s.read(ctx)
+	return s, nil
+}
+
+func programNames(h Hook, e Enforcer) (enter, exit string) {
+	if h == HookBTF {
+		enter, exit = sentryProgSentryEnterBtf, sentryProgSentryExitBtf
+		if e == EnforcerCorrupt {
+			enter = sentryProgSentryEnterBtfCorrupt
+		}
+		return
+	}
+	enter, exit = sentryProgSentryEnterTp, sentryProgSentryExitTp
+	if e == EnforcerCorrupt {
+		enter = sentryProgSentryEnterTpCorrupt
+	}
+	return
+}
+
+func attach(h Hook, p *ebpf.Program, isExit bool) (link.Link, error) {
+	if h == HookBTF {
+		return link.AttachTracing(link.TracingOptions{Program: p})
+	}
+	event := "sys_enter_bpf"
+	if isExit {
+		event = "sys_exit_bpf"
+	}
+	return link.Tracepoint("syscalls", event, p, nil)
+}
+
+// Hook is the hook in use.
+func (s *Sensor) Hook() Hook { return s.hook }
+
+// Enforcer is the enforcer in use.
+func (s *Sensor) Enforcer() Enforcer { return s.cfg.Enforcer }
+
+// Events delivers one Event per BPF_PROG_LOAD; closed after Close.
+func (s *Sensor) Events() <-chan *Event { return s.events }
+
+// SetRules replaces the kernel rule table (loads in flight may see either).
+func (s *Sensor) SetRules(rules []Rule) error {
+	table, err := compileRules(rules)
+	if err != nil {
+		return err
+	}
+	return s.writeTables(table, s.cfg.Mode)
+}
+
+// SetMode switches between monitor and enforce.
+func (s *Sensor) SetMode(m Mode) error {
+	s.cfg.Mode = m
+	return s.writeConfig(uint32(len(s.cfg.Rules)))
+}
+
+func (s *Sensor) writeTables(table []sentrySentryRule, m Mode) error {
+	rulesMap := s.coll.Maps[sentryMapRules]
+	// Shrink the count first so no load evaluates a half-written rule.
+	if err := s.writeConfig(0); err != nil {
+		return err
+	}
+	for i := range MaxRules {
+		var r sentrySentryRule
+		if i < len(table) {
+			r = table[i]
+		}
+		if err := rulesMap.Put(uint32(i), &r); err != nil {
+			return fmt.Errorf("write rule %d: %w", i, err)
+		}
+	}
+	s.cfg.Mode = m
+	s.cfg.Rules = make([]Rule, len(table)) // only the count matters from here
+	return s.writeConfig(uint32(len(table)))
+}
+
+func (s *Sensor) writeConfig(ruleCount uint32) error {
+	c := sentrySentryConfig{Mode: uint32(s.cfg.Mode), SelfTgid: uint32(os.Getpid()), RuleCount: ruleCount}
+	if s.cfg.BlockUnreadable {
+		c.BlockUnreadable = 1
+	}
+	if err := s.coll.Maps[sentryMapConfig].Put(uint32(0), &c); err != nil {
+		return fmt.Errorf("write sensor config: %w", err)
+	}
+	return nil
+}
+
+// Losses are counts of what could not be captured, by reason.
+type Losses map[string]uint64
+
+// Total is the sum over all reasons.
+func (l Losses) Total() uint64 {
+	var n uint64
+	for _, v := range l {
+		n += v
+	}
+	return n
+}
+
+var lossNames = []string{
+	sentrySentryLossSENTRY_LOSS_HEADER_RESERVE:  "header_reserve",
+	sentrySentryLossSENTRY_LOSS_CHUNK_RESERVE:   "chunk_reserve",
+	sentrySentryLossSENTRY_LOSS_VERDICT_RESERVE: "verdict_reserve",
+	sentrySentryLossSENTRY_LOSS_EXIT_RESERVE:    "exit_reserve",
+	sentrySentryLossSENTRY_LOSS_ATTR_READ:       "attr_read",
+	sentrySentryLossSENTRY_LOSS_INSN_READ:       "insn_read",
+	sentrySentryLossSENTRY_LOSS_INFLIGHT_FULL:   "inflight_full",
+	sentrySentryLossSENTRY_LOSS_TOO_MANY_INSNS:  "too_many_insns",
+}
+
+// Losses reads the kernel's per-CPU loss counters and adds user space's
+// own (malformed records, events dropped because nobody read Events).
+func (s *Sensor) Losses() (Losses, error) {
+	out := Losses{}
+	m := s.coll.Maps[sentryMapLosses]
+	for i, name := range lossNames {
+		var perCPU []uint64
+		if err := m.Lookup(uint32(i), &perCPU); err != nil {
+			return nil, fmt.Errorf("read loss counter %s: %w", name, err)
+		}
+		var n uint64
+		for _, v := range perCPU {
+			n += v
+		}
+		out[name] = n
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range s.userLost {
+		out[k] = v
+	}
+	out["malformed_record"] = s.badRecs
+	out["orphan_chunk"] = s.asm.orphanChunks
+	return out, nil
+}
+
+func (s *Sensor) read(ctx context.Context) {
+	defer close(s.done)
+	defer close(s.events)
+	var rec ringbuf.Record
+	lastSweep := time.Now()
+	s.reader.SetDeadline(time.Now().Add(time.Second))
+	for {
+		err := s.reader.ReadInto(&rec)
+		now := time.Now()
+		if err == nil {
+			r, perr := parseRecord(rec.RawSample)
+			s.mu.Lock()
+			var ev *Event
+			if perr != nil {
+				s.badRecs++
+				s.log.Warn("sensor record", "err", perr)
+			} else {
+				ev = s.asm.add(r, now)
+			}
+			s.mu.Unlock()
+			if ev != nil {
+				s.deliver(ctx, ev)
+			}
+		} else if errors.Is(err, ringbuf.ErrClosed) {
+			break
+		} else if !errors.Is(err, os.ErrDeadlineExceeded) {
+			s.log.Warn("read ring buffer", "err", err)
+		}
+		if now.Sub(lastSweep) > time.Second {
+			lastSweep = now
+			s.reader.SetDeadline(now.Add(time.Second))
+			s.mu.Lock()
+			expired := s.asm.expire(now.Add(-s.cfg.ExpireAfter))
+			s.mu.Unlock()
+			for _, ev := range expired {
+				s.deliver(ctx, ev)
+			}
+		}
+	}
+	s.mu.Lock()
+	rest := s.asm.expire(time.Now().Add(time.Hour))
+	s.mu.Unlock()
+	for _, ev := range rest {
+		s.deliver(ctx, ev)
+	}
+}
+
+// deliver blocks while the consumer is slow (the ring buffer absorbs the
+// burst and counts what it cannot), but gives up on shutdown.
+func (s *Sensor) deliver(ctx context.Context, ev *Event) {
+	select {
+	case s.events <- ev:
+	case <-ctx.Done():
+		s.mu.Lock()
+		s.userLost["undelivered_at_close"]++
+		s.mu.Unlock()
+	}
+}
+
+// Close detaches (unless pinned), drains what is already in the ring
+// buffer into Events, and frees everything. Events is closed afterwards.
+func (s *Sensor) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	// Detach first so that no new load starts; then let the reader drain.
+	keep := s.cfg.PinPath != ""
+	for _, l := range s.links {
+		l.Close()
+	}
+	s.links = nil
+	time.Sleep(50 * time.Millisecond)
+	s.drain()
+	s.reader.Close()
+	s.cancel()
+	<-s.done
+	s.teardown(keep)
+	return nil
+}
+
+// drain waits until the reader has consumed everything already submitted.
+func (s *Sensor) drain() {
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) && s.reader.AvailableBytes() > 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (s *Sensor) teardown(keepPins bool) {
+	for _, l := range s.links {
+		l.Close()
+	}
+	if s.reader != nil && !s.closed {
+		s.reader.Close()
+	}
+	if !keepPins && s.cfg.PinPath != "" {
+		os.RemoveAll(s.cfg.PinPath)
+	}
+	s.coll.Close()
+}
+
+// pin keeps links and maps in bpffs so enforcement outlives the agent.
+func (s *Sensor) pin() error {
+	if err := ensureBPFFS(); err != nil {
+		return err
+	}
+	// Leftovers of a previous pinned agent: ours replace them.
+	os.RemoveAll(s.cfg.PinPath)
+	if err := os.MkdirAll(s.cfg.PinPath, 0o700); err != nil {
+		return fmt.Errorf("pin: %w", err)
+	}
+	for i, l := range s.links {
+		if err := l.Pin(filepath.Join(s.cfg.PinPath, "link"+strconv.Itoa(i))); err != nil {
+			return fmt.Errorf("pin link: %w", err)
+		}
+	}
+	for _, name := range []string{sentryMapRules, sentryMapConfig, sentryMapLosses} {
+		if err := s.coll.Maps[name].Pin(filepath.Join(s.cfg.PinPath, name)); err != nil {
+			return fmt.Errorf("pin map %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func ensureTracefs() error {
+	for _, p := range []string{"/sys/kernel/tracing/events/syscalls/sys_enter_bpf", "/sys/kernel/debug/tracing/events/syscalls/sys_enter_bpf"} {
+		if _, err := os.Stat(p); err == nil {
+			return nil
+		}
+	}
+	if err := unix.Mount("nodev", "/sys/kernel/tracing", "tracefs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+		return fmt.Errorf("mount tracefs at /sys/kernel/tracing: %w", err)
+	}
+	if _, err := os.Stat("/sys/kernel/tracing/events/syscalls/sys_enter_bpf"); err != nil {
+		return fmt.Errorf("syscall tracepoints missing (CONFIG_FTRACE_SYSCALLS?): %w", err)
+	}
+	return nil
+}
+
+func ensureBPFFS() error {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/bpf", &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
+		return nil
+	}
+	if err := unix.Mount("bpf", "/sys/fs/bpf", "bpf", 0, ""); err != nil {
+		return fmt.Errorf("mount bpffs at /sys/fs/bpf: %w", err)
+	}
+	return nil
+}
+
+func monoToWall() func(uint64) time.Time {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	offset := time.Now().UnixNano() - ts.Nano()
+	return func(ns uint64) time.Time { return time.Unix(0, int64(ns)+offset) }
+}
+
+// newEnricher reads /proc/PID/exe while the loader most likely still
+// lives (the kernel gives only the exe's basename) and names the attach
+// target from the kernel's BTF.
+func newEnricher() func(*program.Program, *sentrySentryHeader) {
+	var (
+		once   sync.Once
+		kernel *btf.Spec
+	)
+	return func(p *program.Program, h *sentrySentryHeader) {
+		if exe, err := os.Readlink("/proc/" + strconv.Itoa(int(h.Pid)) + "/exe"); err == nil {
+			p.Loader.Exe = exe
+		}
+		if h.AttachBtfId != 0 && h.AttachBtfObjFd == 0 {
+			once.Do(func() { kernel, _ = btf.LoadKernelSpec() })
+			if kernel != nil {
+				if t, err := kernel.TypeByID(btf.TypeID(h.AttachBtfId)); err == nil {
+					p.AttachTo = t.TypeName()
+				}
+			}
+		}
+	}
+}
