@@ -1,0 +1,66 @@
+package vmtest
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Kernel is one boot of the matrix: a Debian kernel image and the command line
+// it is booted with. Several boots can share an image.
+type Kernel struct {
+	// Label names the boot; tests see it as EBPF_SENTRY_KERNEL and look up
+	// what the kernel must show by it.
+	Label string
+	// Image names the cached vmlinuz; boots of the same package share it.
+	Image string
+	// Release is the Debian release holding Package (see scripts/kernels.sh).
+	Release string
+	// Package is the meta-package resolved to the newest image of Release.
+	Package string
+	// Cmdline holds extra kernel parameters for this boot.
+	Cmdline []string
+}
+
+// Matrix is every boot of the kernel matrix, oldest kernel first.
+var Matrix = []Kernel{
+	{Label: "5.10", Image: "5.10", Release: "bullseye", Package: "linux-image-cloud-amd64"},
+	// bpf is not in 5.10's CONFIG_LSM; naming it on the command line is how
+	// users of 5.10 get the BPF LSM.
+	{Label: "5.10-lsm", Image: "5.10", Release: "bullseye", Package: "linux-image-cloud-amd64",
+		Cmdline: []string{"lsm=lockdown,capability,yama,apparmor,bpf"}},
+	{Label: "6.1", Image: "6.1", Release: "bookworm", Package: "linux-image-cloud-amd64"},
+	{Label: "6.12", Image: "6.12", Release: "bookworm", Package: "linux-image-6.12-cloud-amd64"},
+	{Label: "6.12-lockdown", Image: "6.12", Release: "bookworm", Package: "linux-image-6.12-cloud-amd64",
+		Cmdline: []string{"lockdown=integrity"}},
+	{Label: "trixie-bpo", Image: "trixie-bpo", Release: "trixie-backports", Package: "linux-image-cloud-amd64"},
+}
+
+// Select returns the boots named by labels, in matrix order, or the whole
+// matrix when labels is empty. An unknown label is an error naming the known ones.
+func Select(labels []string) ([]Kernel, error) {
+	if len(labels) == 0 {
+		return Matrix, nil
+	}
+	want := make(map[string]bool, len(labels))
+	for _, l := range labels {
+		want[l] = true
+	}
+	var out []Kernel
+	for _, k := range Matrix {
+		if want[k.Label] {
+			out = append(out, k)
+			delete(want, k.Label)
+		}
+	}
+	if len(want) > 0 {
+		var unknown, known []string
+		for l := range want {
+			unknown = append(unknown, l)
+		}
+		for _, k := range Matrix {
+			known = append(known, k.Label)
+		}
+		return nil, fmt.Errorf("unknown kernel label(s) %s (known: %s)", strings.Join(sorted(unknown), ", "), strings.Join(known, ", "))
+	}
+	return out, nil
+}
