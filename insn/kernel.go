@@ -91,9 +91,10 @@ func (f *KernelFormatter) Format(ins Instruction) string {
 // an ld_imm64 gets no line of its own, so indexes skip it, as in the kernel.
 func (f *KernelFormatter) AppendListing(dst []byte, insns []Instruction, l Listing) []byte {
 	for _, ins := range insns {
-		if l == ListingBpftool && ins.Index < 1000 {
-			// printf("% 4d: "): a space sign slot, then right-aligned in 4.
-			dst = append(dst, "    "[:4-digits(ins.Index)]...)
+		if l == ListingBpftool {
+			// printf("% 4d: "): the space flag puts a blank where a minus
+			// sign would go, and the whole is right-aligned in 4 columns.
+			dst = append(dst, "    "[:max(1, 4-digits(ins.Index))]...)
 		}
 		dst = strconv.AppendInt(dst, int64(ins.Index), 10)
 		dst = append(dst, ':', ' ')

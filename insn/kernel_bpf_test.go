@@ -321,8 +321,8 @@ func readKallsyms(t *testing.T) *Kallsyms {
 }
 
 // bpftoolXlated runs "bpftool prog dump xlated id N" and returns its
-// instruction lines by index (source-line and function-header lines that
-// bpftool adds from BTF are dropped).
+// instruction lines, exactly as printed, by index (source-line and
+// function-header lines that bpftool adds from BTF are dropped).
 func bpftoolXlated(t *testing.T, id uint32) map[int]string {
 	t.Helper()
 	out, err := exec.Command("bpftool", "prog", "dump", "xlated", "id", strconv.Itoa(int(id))).Output()
@@ -335,7 +335,7 @@ func bpftoolXlated(t *testing.T, id uint32) map[int]string {
 	}
 	lines := map[int]string{}
 	for _, line := range strings.Split(string(out), "\n") {
-		head, text, ok := strings.Cut(strings.TrimLeft(line, " "), ": ")
+		head, _, ok := strings.Cut(strings.TrimLeft(line, " "), ": ")
 		if !ok {
 			continue
 		}
@@ -343,7 +343,7 @@ func bpftoolXlated(t *testing.T, id uint32) map[int]string {
 		if err != nil {
 			continue
 		}
-		lines[idx] = text
+		lines[idx] = line
 	}
 	return lines
 }

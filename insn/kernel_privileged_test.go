@@ -103,13 +103,13 @@ func compareWithBpftool(t *testing.T, id uint32, f *KernelFormatter, insns []Ins
 	want := bpftoolXlated(t, id)
 	var diffs []string
 	for _, ins := range insns {
-		got := f.Format(ins)
+		got := strings.TrimSuffix(string(f.AppendListing(nil, []Instruction{ins}, ListingBpftool)), "\n")
 		w, ok := want[ins.Index]
 		switch {
 		case !ok:
 			diffs = append(diffs, fmt.Sprintf("  insn %d: bpftool printed nothing, ours: %s", ins.Index, got))
 		case w != got:
-			diffs = append(diffs, fmt.Sprintf("  insn %d:\n    bpftool: %s\n    ours:    %s", ins.Index, w, got))
+			diffs = append(diffs, fmt.Sprintf("  insn %d:\n    bpftool: %q\n    ours:    %q", ins.Index, w, got))
 		}
 		delete(want, ins.Index)
 	}

@@ -235,6 +235,16 @@ func kernelTestProgs() []kernelTestProg {
 			p.fn("cb", "index", "ctx")
 			return p.exit0()
 		}},
+		{"long", progTypeSocketFilter, 0, func(t *testing.T, _ *kernelNames) *testProg {
+			// Past 1000 and 10000 instructions, where bpftool's index
+			// column stops padding.
+			p := &testProg{}
+			p.movImm(R0, 0)
+			for i := range 10100 {
+				p.op(ClassALU64|AluADD|SrcK, R0, 0, 0, int32(i%7))
+			}
+			return p.op(ClassJMP|JmpEXIT, 0, 0, 0, 0)
+		}},
 		{"kfuncs", progTypeSocketFilter, 0, func(t *testing.T, kn *kernelNames) *testProg {
 			p := &testProg{}
 			p.op(ClassJMP|JmpCALL, 0, PseudoKfuncCall, 0, kn.btfID(t, "bpf_rcu_read_lock"))
