@@ -117,7 +117,7 @@ func kernelRule(r *Rule) (*kernel.Rule, string) {
 		}
 	}
 	kr.HelperN = uint32(len(m.Helpers))
-	if m.HelpersMode == HelpersCalled {
+	if m.HelpersMode == HelpersCalled && len(m.Helpers) > 0 {
 		kr.Flags |= kernel.FlagHelpersCalled
 	}
 	if m.HelpersOnly {

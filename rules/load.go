@@ -761,7 +761,7 @@ func (d *decoder) parseMatch(n ast.Node, field string, depth int) (*Match, bool)
 			fail()
 		}
 	}
-	if good && (m.HelpersOnly || m.HelpersMode == HelpersCalled) && len(m.Helpers) == 0 && hasKey(entries, "helpers_mode") {
+	if good && len(m.Helpers) == 0 && hasKey(entries, "helpers_mode") {
 		d.errorf(n, join(field, "helpers_mode"), "needs helpers")
 		good = false
 	}
