@@ -32,7 +32,9 @@ const (
 	KindToBE          // be
 	KindBswap         // bswap
 	KindAddrSpaceCast // addr_space_cast
-	KindMovPercpu     // mov_percpu_addr (kernel-internal, xlated only)
+	// KindMovPercpu only appears in translated programs: the kernel
+	// inlines per-CPU helpers with it.
+	KindMovPercpu // mov_percpu_addr
 
 	// Loads and stores.
 	KindLdImm64 // ld_imm64
@@ -42,7 +44,9 @@ const (
 	KindLdxSX   // ldxsx
 	KindSt      // st
 	KindStx     // stx
-	KindNospec  // nospec (kernel-internal, xlated only)
+	// KindNospec only appears in translated programs (a speculation
+	// barrier the verifier inserts).
+	KindNospec // nospec
 
 	// Atomics (BPF_STX | BPF_ATOMIC, operation in imm).
 	KindAtomicAdd      // atomic_add

@@ -71,9 +71,9 @@ func _() {
 	_ = x[numKinds-60]
 }
 
-const _Kind_name = "invalidaddsubmuldivsdivorandlshrshnegmodsmodxormovmovsxarshlebebswapaddr_space_castmov_percpu_addr (kernel-internal, xlated only)ld_imm64ld_absld_indldxldxsxststxnospec (kernel-internal, xlated only)atomic_addatomic_oratomic_andatomic_xoratomic_fetch_addatomic_fetch_oratomic_fetch_andatomic_fetch_xoratomic_xchgatomic_cmpxchgload_acquirestore_releasejagotoljeqjgtjgejsetjnejsgtjsgejltjlejsltjslecallcall_localcall_kfuncexitmay_gotonumKinds"
+const _Kind_name = "invalidaddsubmuldivsdivorandlshrshnegmodsmodxormovmovsxarshlebebswapaddr_space_castmov_percpu_addrld_imm64ld_absld_indldxldxsxststxnospecatomic_addatomic_oratomic_andatomic_xoratomic_fetch_addatomic_fetch_oratomic_fetch_andatomic_fetch_xoratomic_xchgatomic_cmpxchgload_acquirestore_releasejagotoljeqjgtjgejsetjnejsgtjsgejltjlejsltjslecallcall_localcall_kfuncexitmay_gotonumKinds"
 
-var _Kind_index = [...]uint16{0, 7, 10, 13, 16, 19, 23, 25, 28, 31, 34, 37, 40, 44, 47, 50, 55, 59, 61, 63, 68, 83, 129, 137, 143, 149, 152, 157, 159, 162, 199, 209, 218, 228, 238, 254, 269, 285, 301, 312, 326, 338, 351, 353, 358, 361, 364, 367, 371, 374, 378, 382, 385, 388, 392, 396, 400, 410, 420, 424, 432, 440}
+var _Kind_index = [...]uint16{0, 7, 10, 13, 16, 19, 23, 25, 28, 31, 34, 37, 40, 44, 47, 50, 55, 59, 61, 63, 68, 83, 98, 106, 112, 118, 121, 126, 128, 131, 137, 147, 156, 166, 176, 192, 207, 223, 239, 250, 264, 276, 289, 291, 296, 299, 302, 305, 309, 312, 316, 320, 323, 326, 330, 334, 338, 348, 358, 362, 370, 378}
 
 func (i Kind) String() string {
 	idx := int(i) - 0
