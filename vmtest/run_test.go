@@ -1,0 +1,78 @@
+package vmtest
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRowsJudgeEachSuite(t *testing.T) {
+	console := filepath.Join(t.TempDir(), "console.log")
+	log := "=== RUN   TestA\n--- FAIL: TestA (0.01s)\n    --- FAIL: TestA/sub_case (0.00s)\n--- PASS: TestB\n"
+	if err := os.WriteFile(console, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	suites := []Suite{{Name: "a"}, {Name: "b"}}
+	k := Kernel{Label: "6.1"}
+	tests := []struct {
+		name   string
+		out    Outcome
+		status []string
+		passed []bool
+	}{
+		{name: "exit codes 0 and 1 are a pass and a failure",
+			out:    Outcome{Results: Results{Suites: []SuiteResult{{"a", 0}, {"b", 1}}, Done: true}},
+			status: []string{"PASS", "FAIL (exit 1)"}, passed: []bool{true, false}},
+		{name: "a suite the VM never reported fails as no result",
+			out:    Outcome{Results: Results{Suites: []SuiteResult{{"a", 0}}}},
+			status: []string{"PASS", "NO RESULT"}, passed: []bool{true, false}},
+		{name: "a timeout fails the suites without a result",
+			out:    Outcome{TimedOut: true, Results: Results{Suites: []SuiteResult{{"a", 0}}}},
+			status: []string{"PASS", "TIMEOUT"}, passed: []bool{true, false}},
+		{name: "a broken result channel fails even a reported pass",
+			out:    Outcome{Err: errors.New("malformed"), Results: Results{Suites: []SuiteResult{{"a", 0}}}},
+			status: []string{"ERROR", "ERROR"}, passed: []bool{false, false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.out.Console = console
+			rs := rows(k, "img", suites, tt.out)
+			for i, r := range rs {
+				if r.Status != tt.status[i] || r.Passed != tt.passed[i] {
+					t.Errorf("suite %s: %s passed=%v, want %s passed=%v", r.Suite, r.Status, r.Passed, tt.status[i], tt.passed[i])
+				}
+			}
+			if rs[1].Status == "FAIL (exit 1)" && !slices.Equal(rs[1].Failures, []string{"TestA", "TestA/sub_case"}) {
+				t.Errorf("failures read from the console = %v", rs[1].Failures)
+			}
+		})
+	}
+}
+
+func TestSummaryPrint(t *testing.T) {
+	s := Summary{Wall: 95 * time.Second, Rows: []Row{
+		{Kernel: "5.10", Image: "linux-image-5.10 1", Suite: "capabilities", Status: "PASS", Passed: true, Duration: 30 * time.Second},
+		{Kernel: "6.12-lockdown", Image: "linux-image-6.12 2", Suite: "capabilities", Status: "FAIL (exit 1)", Duration: 31 * time.Second,
+			Console: "/out/6.12-lockdown/console.log", Failures: []string{"TestKernelCapabilities/x"}},
+	}}
+	var b bytes.Buffer
+	s.Print(&b)
+	out := b.String()
+	lines := strings.Split(out, "\n")
+	if !strings.HasPrefix(lines[0], "KERNEL") || strings.Index(lines[1], "linux-image") != strings.Index(lines[2], "linux-image") {
+		t.Errorf("table columns are not aligned:\n%s", out)
+	}
+	for _, want := range []string{"6.12-lockdown / capabilities: FAIL (exit 1)", "--- FAIL: TestKernelCapabilities/x", "/out/6.12-lockdown/console.log"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.HasSuffix(out, "\n1 passed, 1 failed\n") {
+		t.Errorf("summary does not end with the count line:\n%s", out)
+	}
+}
