@@ -206,6 +206,17 @@ func (d *decoder) err() error {
 }
 
 func (d *decoder) posOf(n ast.Node) Position {
+	// A mapping's own token is a ':'; people look for its first key.
+	switch v := n.(type) {
+	case *ast.MappingNode:
+		if len(v.Values) > 0 && v.Values[0].Key != nil {
+			n = v.Values[0].Key
+		}
+	case *ast.MappingValueNode:
+		if v.Key != nil {
+			n = v.Key
+		}
+	}
 	if n != nil {
 		if tk := n.GetToken(); tk != nil && tk.Position != nil {
 			return Position{d.file, tk.Position.Line, tk.Position.Column}

@@ -1,0 +1,218 @@
+package rules
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ebpf-sentry/ebpf-sentry/analysis"
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+	"github.com/ebpf-sentry/ebpf-sentry/rules/kernel"
+)
+
+func mustParse(t *testing.T, yaml string) *Set {
+	t.Helper()
+	set, err := Parse("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	return set
+}
+
+// A hand-made analysis: helper 4 (probe_read) at slots 3 and 9, helper 14
+// at slot 5, a string at slot 7, a tail call at slot 11.
+func sampleInput() (*program.Program, *analysis.Report) {
+	prog := &program.Program{Name: "handle_pam_get_authtok", Type: 2, InsnCnt: 20,
+		Loader: &program.Loader{UID: 1000, Comm: "pamspy", Exe: "/usr/local/bin/pamspy"}}
+	rep := &analysis.Report{
+		InsnCount: 20, GPL: true, License: "GPL",
+		Helpers: []analysis.HelperUse{
+			{ID: 4, Name: "bpf_probe_read", Count: 2, At: []int{3, 9}},
+			{ID: 14, Name: "bpf_get_current_pid_tgid", Count: 1, At: []int{5}},
+		},
+		Strings:   []analysis.String{{Insn: 7, Text: "/etc/shadow", Kind: analysis.StringStack}, {Insn: 2, Text: "hello", Kind: analysis.StringStack}},
+		TailCalls: []int{11},
+	}
+	return prog, rep
+}
+
+func TestEvaluate(t *testing.T) {
+	head := "- id: r\n  severity: high\n  action: block\n  match:\n"
+	tests := []struct {
+		name      string
+		match     string
+		want      bool
+		predicate string // a reason that must be given
+		insns     []int  // its slots
+	}{
+		{"minimum counts that are met match", "    helpers: {bpf_probe_read: 2, get_current_pid_tgid: 1}\n", true, "helpers", []int{3, 5, 9}},
+		{"a minimum count above the calls does not match", "    helpers: {bpf_probe_read: 3}\n", false, "", nil},
+		{"a listed helper that is never called does not match in mode all", "    helpers: {bpf_probe_read: 1, bpf_ringbuf_submit: 1}\n", false, "", nil},
+		{"a listed helper that is never called is skipped in mode called", "    helpers_mode: called\n    helpers: {bpf_probe_read: 1, bpf_ringbuf_submit: 1}\n", true, "helpers", []int{3, 9}},
+		{"mode called still needs one listed helper called", "    helpers_mode: called\n    helpers: {bpf_ringbuf_submit: 1}\n", false, "", nil},
+		{"helpers_only holds when nothing else is called", "    helpers: {bpf_probe_read: 1, bpf_get_current_pid_tgid: 0}\n    helpers_only: true\n", true, "helpers_only", nil},
+		{"helpers_only fails when another helper is called", "    helpers: {bpf_probe_read: 1}\n    helpers_only: true\n", false, "", nil},
+		{"helpers_any names the calls", "    helpers_any: [bpf_probe_write_user, bpf_get_current_pid_tgid]\n", true, "helpers_any", []int{5}},
+		{"a prog name prefix is matched on the kernel's 15 bytes", "    prog_name: {prefix: [handle_pam]}\n", true, "prog_name", nil},
+		{"an exact prog name compares the truncated name", "    prog_name: {exact: [handle_pam_get_]}\n", true, "prog_name", nil},
+		{"the full ELF name is not what the kernel sees", "    prog_name: {regex: ['authtok$']}\n", false, "", nil},
+		{"strings contains gives the string's slot", "    strings: {contains: [shadow]}\n", true, "strings", []int{7}},
+		{"strings regex is RE2", "    strings: {regex: ['^/etc/(shadow|sudoers)$']}\n", true, "strings", []int{7}},
+		{"tail calls give their slots", "    tail_calls: true\n", true, "tail_calls", []int{11}},
+		{"loader exe globs cross slashes", "    loader: {exe: ['*/pamspy']}\n", true, "loader.exe", nil},
+		{"not excludes a matching exception", "    helpers_any: [4]\n    not: {loader: {comm: [pamspy]}}\n", false, "", nil},
+		{"not lets other loaders through", "    helpers_any: [4]\n    not: {loader: {comm: [systemd]}}\n", true, "not", nil},
+		{"any holds when one alternative holds", "    any:\n      - prog_type: [xdp]\n      - gpl_compatible: true\n", true, "any[1].gpl_compatible", nil},
+		{"any fails when none holds", "    any:\n      - prog_type: [xdp]\n      - gpl_compatible: false\n", false, "", nil},
+		{"an instruction-count range is inclusive", "    insn_count: {min: 20, max: 20}\n", true, "insn_count", nil},
+		{"the uid must be listed", "    loader: {uid: [0]}\n", false, "", nil},
+	}
+	prog, rep := sampleInput()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set := mustParse(t, head+tt.match)
+			v := Evaluate(set, prog, rep)
+			if got := len(v.Hits) == 1; got != tt.want {
+				t.Fatalf("matched=%v, want %v (%+v)", got, tt.want, v)
+			}
+			if !tt.want {
+				if v.Action != ActionNone {
+					t.Errorf("verdict action %v without a hit", v.Action)
+				}
+				return
+			}
+			if v.Action != ActionBlock {
+				t.Errorf("verdict action %v, want block", v.Action)
+			}
+			var found *Reason
+			for i, r := range v.Hits[0].Why {
+				if r.Predicate == tt.predicate {
+					found = &v.Hits[0].Why[i]
+				}
+			}
+			if found == nil {
+				t.Fatalf("no %q reason in %+v", tt.predicate, v.Hits[0].Why)
+			}
+			if tt.insns != nil && !slices.Equal(found.Insns, tt.insns) {
+				t.Errorf("reason %s points at slots %v, want %v", found, found.Insns, tt.insns)
+			}
+		})
+	}
+}
+
+func TestAllowEntriesExemptAProgram(t *testing.T) {
+	prog, rep := sampleInput()
+	prog.Insns = []byte{0x95, 0, 0, 0, 0, 0, 0, 0}
+	rep.SHA256 = strings.Repeat("ab", 32)
+	prog.Kernel = &program.Kernel{ID: 7, Tag: "0123456789abcdef"}
+	for _, allow := range []string{
+		"sha256: " + rep.SHA256,
+		"tag: 0123456789ABCDEF",
+		"insn_hash: '0x" + hex64(kernel.Hash(prog.Insns)) + "'",
+	} {
+		set := mustParse(t, "- id: r\n  severity: low\n  action: alert\n  match: {helpers_any: [4]}\n  allow: [{"+allow+"}]\n")
+		if v := Evaluate(set, prog, rep); len(v.Hits) != 0 {
+			t.Errorf("allow {%s} did not exempt the program", allow)
+		}
+	}
+	set := mustParse(t, "- id: r\n  severity: low\n  action: alert\n  match: {helpers_any: [4]}\n  allow: [{insn_hash: '0x1'}]\n")
+	if v := Evaluate(set, prog, rep); len(v.Hits) != 1 {
+		t.Errorf("an unrelated allow entry exempted the program")
+	}
+}
+
+func hex64(v uint64) string {
+	const digits = "0123456789abcdef"
+	b := make([]byte, 16)
+	for i := 15; i >= 0; i-- {
+		b[i] = digits[v&0xf]
+		v >>= 4
+	}
+	return string(b)
+}
+
+// The seed's literal semantics (testdata/seed-literal.yaml) against the
+// testdata programs: the helper rules catch the imitations, but also flag
+// benign programs whose helpers are a subset of the pattern, and the name
+// rules catch nothing because the seed compared whole names.
+func TestSeedLiteralSemantics(t *testing.T) {
+	set, err := LoadFile("testdata/seed-literal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hits := map[string][]string{}
+	objs, _ := filepath.Glob(testutils.Testdata("*.bpf.o"))
+	for _, obj := range objs {
+		progs, err := program.FromELF(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range progs {
+			for _, h := range Evaluate(set, p, analysis.Analyze(p, nil)).Hits {
+				hits[h.ID] = append(hits[h.ID], filepath.Base(obj)+"/"+p.Name)
+			}
+		}
+	}
+	mustHave := map[string][]string{
+		"literal-pamspy-helpers": {"pamspy.bpf.o/det_pam_get_authtok", "pamspy.bpf.o/handle_pam_ret",
+			"cgroup.bpf.o/cg_count_ingress", "netcount.bpf.o/tc_count_egress"},
+		"literal-exechijack-helpers": {"exechijack.bpf.o/handle_execve_enter1"},
+	}
+	for id, want := range mustHave {
+		for _, w := range want {
+			if !slices.Contains(hits[id], w) {
+				t.Errorf("%s did not flag %s (flagged %v)", id, w, hits[id])
+			}
+		}
+	}
+	if len(hits["literal-pamspy-names"]) != 0 {
+		t.Errorf("literal exact names matched %v; the testdata names only share the prefixes", hits["literal-pamspy-names"])
+	}
+}
+
+func TestKernelName(t *testing.T) {
+	for in, want := range map[string]string{
+		"short":                "short",
+		"handle_execve_enter1": "handle_execve_e",
+		"exactly15chars_":      "exactly15chars_",
+		"nul\x00after":         "nul",
+	} {
+		if got := KernelName(in); got != want {
+			t.Errorf("KernelName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestGlob(t *testing.T) {
+	tests := []struct {
+		glob, s string
+		want    bool
+	}{
+		{"*libpam*", "/lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok", true},
+		{"syscalls/sys_enter_*", "syscalls/sys_enter_getdents64", true},
+		{"syscalls/sys_enter_*", "syscalls/sys_exit_getdents64", false},
+		{"sys_?nter", "sys_enter", true},
+		{"[!a-z]x", "1x", true},
+		{"[!a-z]x", "bx", false},
+		{"a.c", "abc", false},
+		{`\*`, "*", true},
+		{"[]]", "]", true},
+		{"(x|y)", "(x|y)", true},
+	}
+	for _, tt := range tests {
+		g, err := CompileGlob(tt.glob)
+		if err != nil {
+			t.Fatalf("CompileGlob(%q): %v", tt.glob, err)
+		}
+		if got := g.Match(tt.s); got != tt.want {
+			t.Errorf("%q matches %q = %v, want %v", tt.glob, tt.s, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"[abc", `abc\`, "[]", "[!]"} {
+		if _, err := CompileGlob(bad); err == nil {
+			t.Errorf("CompileGlob(%q) accepted a broken glob", bad)
+		}
+	}
+}
