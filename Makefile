@@ -8,7 +8,7 @@ BIN       := bin/ebpf-sentry
 FUZZTIME  ?= 10s
 PKGS      := ./...
 
-.PHONY: all build deps run test test-short lint generate testdata check-generated fuzz bench clean
+.PHONY: all build deps run test test-short lint generate testdata check-generated fuzz bench vmtest clean
 
 all: build
 
@@ -58,6 +58,11 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# Kernel matrix: privileged suites inside qemu VMs booting Debian kernels
+# (docs/KERNEL-MATRIX.md); e.g. VMTEST_FLAGS='-kernels 6.12 -run TestKernelCapabilities'.
+vmtest: deps
+	$(GO) run ./vmtest/cmd/vmrun $(VMTEST_FLAGS)
 
 clean:
 	rm -rf bin

@@ -13,7 +13,7 @@ import (
 func TestBootCommandLine(t *testing.T) {
 	b := Boot{Kernel: Kernel{Label: "6.12-lockdown", Cmdline: []string{"lockdown=integrity"}}, Vmlinuz: "/k", Initramfs: "/i"}
 	cmdline := b.Cmdline()
-	for _, want := range []string{"console=ttyS0", "panic=-1", "vmtest.kernel=6.12-lockdown", "lockdown=integrity"} {
+	for _, want := range []string{"console=ttyS0", "panic=-1", "no_timer_check", "vmtest.kernel=6.12-lockdown", "lockdown=integrity"} {
 		if !slices.Contains(strings.Fields(cmdline), want) {
 			t.Errorf("command line %q lacks %s", cmdline, want)
 		}

@@ -123,10 +123,11 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	sem := make(chan struct{}, o.Parallel)
 	var wg sync.WaitGroup
 	for i, k := range o.Kernels {
+		// Taking the slot before starting the goroutine boots in matrix order.
+		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
 			defer func() { <-sem }()
 			fmt.Fprintf(o.Log, "vmtest: booting %s (%s)\n", k.Label, images[k.Image].version)
 			outcomes[i] = o.QEMU.Run(ctx, Boot{
