@@ -21,13 +21,13 @@
 #include <bpf/bpf_tracing.h>
 
 #include "include/sentry.h"
+#include "include/rules.h"
+#include "include/rules_eval.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 #define NR_BPF_X86_64 321
 #define SIGKILL 9
-#define FNV64_OFFSET 0xcbf29ce484222325ULL
-#define FNV64_PRIME 0x100000001b3ULL
 #define OP_CALL 0x85 /* BPF_JMP | BPF_CALL */
 #define PSEUDO_CALL 1
 #define PSEUDO_KFUNC_CALL 2
@@ -142,7 +142,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct sentry_facts);
+	__type(value, struct rules_facts);
 } facts_scratch SEC(".maps");
 
 /* Where a chunk is read when the ring buffer is full, so facts stay exact. */
@@ -156,11 +156,12 @@ struct {
 	__type(value, struct chunk_buf);
 } chunk_scratch SEC(".maps");
 
+/* The kernel rule table compiled by package rules (bpf/include/rules.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SENTRY_MAX_RULES);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct sentry_rule);
+	__type(value, struct rules_table);
 } rules SEC(".maps");
 
 struct {
@@ -170,7 +171,7 @@ struct {
 	__type(value, struct sentry_config);
 } config SEC(".maps");
 
-static const struct sentry_facts zero_facts;
+static const struct rules_facts zero_facts;
 
 static __always_inline void count_loss(__u32 reason)
 {
@@ -180,47 +181,54 @@ static __always_inline void count_loss(__u32 reason)
 }
 
 struct walk_ctx {
-	struct sentry_facts *f;
+	struct rules_facts *f;
 	__u64 load_id;
 	__u64 insns;
 	__u32 cpu;
 	__u32 total;       /* instructions to read */
 	__u32 emit;        /* chunks go to the ring buffer (header was emitted) */
 	__u32 chunks_lost;
-	__u64 hash;
+	__u32 insns_read;
+	__u32 read_errors;
+	__u32 calls_helper;
+	__u32 calls_sub;
+	__u32 calls_kfunc;
 };
 
-static __always_inline void walk_data(struct walk_ctx *c, __u8 *data, __u32 n)
-{
-	struct sentry_facts *f = c->f;
-	__u64 h = c->hash;
+struct slot_ctx {
+	struct walk_ctx *c;
+	struct chunk_buf *buf;
+};
 
-	for (__u32 i = 0; i < SENTRY_CHUNK_INSNS; i++) {
-		if (i >= n)
-			break;
-		__u64 w = *(__u64 *)(data + i * 8);
-		h ^= w;
-		h *= FNV64_PRIME;
-		if ((w & 0xff) != OP_CALL)
-			continue;
-		__u32 src = (w >> 12) & 0xf;
-		if (src == 0) {
-			__u32 id = (__u32)(w >> 32);
-			if (id >= SENTRY_HELPER_MAX)
-				id = SENTRY_HELPER_MAX - 1;
-			f->helper_count[id] += 1;
-			f->used[id / 64] |= 1ULL << (id % 64);
-			f->calls_helper++;
-		} else if (src == PSEUDO_CALL) {
-			f->calls_sub++;
-		} else if (src == PSEUDO_KFUNC_CALL) {
-			f->calls_kfunc++;
-		}
-	}
-	c->hash = h;
+/* One instruction slot; a bpf_loop callback so that the verifier checks
+ * the walk once instead of once per unrolled iteration. */
+static long walk_slot(__u64 i, struct slot_ctx *sc)
+{
+	struct walk_ctx *c = sc->c;
+
+	if (i >= SENTRY_CHUNK_INSNS)
+		return 1;
+	/* the mask repeats the check above in a form the verifier keeps */
+	__u64 w = *(__u64 *)(sc->buf->data + (i & (SENTRY_CHUNK_INSNS - 1)) * 8);
+	rules_facts_add_insn(c->f, w);
+	if ((w & 0xff) != OP_CALL)
+		return 0;
+	__u32 src = (w >> 12) & 0xf;
+	if (src == 0)
+		c->calls_helper++;
+	else if (src == PSEUDO_CALL)
+		c->calls_sub++;
+	else if (src == PSEUDO_KFUNC_CALL)
+		c->calls_kfunc++;
+	return 0;
 }
 
-static long walk_chunk(__u32 index, struct walk_ctx *c)
+/*
+ * One chunk: read it from the loader into per-CPU scratch, walk it there,
+ * then copy it into a ring-buffer record. Reading into scratch first keeps
+ * the facts exact when the ring buffer is full.
+ */
+static long walk_chunk(__u64 index, struct walk_ctx *c)
 {
 	__u32 first = index * SENTRY_CHUNK_INSNS;
 	if (first >= c->total)
@@ -233,128 +241,39 @@ static long walk_chunk(__u32 index, struct walk_ctx *c)
 		return 1;
 	const void *src = (const void *)(c->insns + (__u64)first * 8);
 
-	struct sentry_chunk *rec = NULL;
-	if (c->emit) {
-		rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
-		if (!rec) {
-			count_loss(SENTRY_LOSS_CHUNK_RESERVE);
-			c->chunks_lost++;
-		}
-	}
-	if (rec) {
-		rec->h.kind = SENTRY_REC_CHUNK;
-		rec->h.cpu = c->cpu;
-		rec->h.load_id = c->load_id;
-		rec->index = index;
-		rec->count = n;
-		rec->_pad = 0;
-		rec->read_err = 0;
-		if (bpf_probe_read_user(rec->data, bytes, src)) {
-			rec->read_err = 1;
-			c->f->read_errors++;
-			count_loss(SENTRY_LOSS_INSN_READ);
-			bpf_ringbuf_submit(rec, 0);
-			return 0;
-		}
-		walk_data(c, rec->data, n);
-		bpf_ringbuf_submit(rec, 0);
+	__u32 zero = 0;
+	struct chunk_buf *buf = bpf_map_lookup_elem(&chunk_scratch, &zero);
+	if (!buf)
+		return 1;
+	__u32 read_err = 0;
+	if (bpf_probe_read_user(buf->data, bytes, src)) {
+		read_err = 1;
+		c->read_errors++;
+		count_loss(SENTRY_LOSS_INSN_READ);
 	} else {
-		__u32 zero = 0;
-		struct chunk_buf *buf = bpf_map_lookup_elem(&chunk_scratch, &zero);
-		if (!buf)
-			return 1;
-		if (bpf_probe_read_user(buf->data, bytes, src)) {
-			c->f->read_errors++;
-			count_loss(SENTRY_LOSS_INSN_READ);
-			return 0;
-		}
-		walk_data(c, buf->data, n);
+		struct slot_ctx sc = {.c = c, .buf = buf};
+		bpf_loop(n, walk_slot, &sc, 0);
+		c->insns_read += n;
 	}
-	c->f->insns_read += n;
-	return 0;
-}
 
-struct eval_ctx {
-	struct sentry_facts *f;
-	__u64 matched;
-	__u32 verdict;
-	__u32 rule_index;
-	__u32 rule_id;
-	__u32 rule_count;
-};
-
-static __always_inline int name_matches(const struct sentry_rule *r, const struct sentry_facts *f)
-{
-	if (r->name_count == 0)
-		return 1;
-	for (__u32 k = 0; k < SENTRY_RULE_NAMES; k++) {
-		if (k >= r->name_count)
-			break;
-		__u32 len = r->name_len[k];
-		if (len > SENTRY_NAME_LEN)
-			continue;
-		int ok = 1;
-		for (__u32 j = 0; j < SENTRY_NAME_LEN; j++) {
-			if (j >= len)
-				break;
-			if (r->names[k][j] != f->name[j]) {
-				ok = 0;
-				break;
-			}
-		}
-		if (!ok)
-			continue;
-		if (r->name_prefix[k] || len == SENTRY_NAME_LEN)
-			return 1;
-		if (f->name[len & (SENTRY_NAME_LEN - 1)] == 0)
-			return 1;
-	}
-	return 0;
-}
-
-static __always_inline int rule_matches(const struct sentry_rule *r, const struct sentry_facts *f)
-{
-	if (r->prog_types) {
-		if (f->prog_type >= 64 || !(r->prog_types & (1ULL << f->prog_type)))
-			return 0;
-	}
-	if (!name_matches(r, f))
+	if (!c->emit)
 		return 0;
-	for (__u32 k = 0; k < SENTRY_RULE_HELPERS; k++) {
-		if (k >= r->helper_count)
-			break;
-		__u32 id = r->helper_id[k];
-		if (id >= SENTRY_HELPER_MAX)
-			return 0;
-		if (f->helper_count[id] < r->helper_min[k])
-			return 0;
-	}
-	if (r->helpers_only) {
-		for (__u32 w = 0; w < SENTRY_HELPER_MAX / 64; w++) {
-			if (f->used[w] & ~r->allowed[w])
-				return 0;
-		}
-	}
-	return 1;
-}
-
-static long eval_rule(__u32 index, struct eval_ctx *c)
-{
-	if (index >= c->rule_count)
-		return 1;
-	struct sentry_rule *r = bpf_map_lookup_elem(&rules, &index);
-	if (!r)
-		return 1;
-	if (r->action == SENTRY_VERDICT_ALLOW)
+	struct sentry_chunk *rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+	if (!rec) {
+		count_loss(SENTRY_LOSS_CHUNK_RESERVE);
+		c->chunks_lost++;
 		return 0;
-	if (!rule_matches(r, c->f))
-		return 0;
-	c->matched |= 1ULL << (index % 64);
-	if (r->action > c->verdict) {
-		c->verdict = r->action;
-		c->rule_index = index;
-		c->rule_id = r->id;
 	}
+	rec->h.kind = SENTRY_REC_CHUNK;
+	rec->h.cpu = c->cpu;
+	rec->h.load_id = c->load_id;
+	rec->index = index;
+	rec->count = n;
+	rec->read_err = read_err;
+	rec->_pad = 0;
+	if (read_err || bpf_probe_read_kernel(rec->data, bytes, buf->data))
+		rec->read_err = 1;
+	bpf_ringbuf_submit(rec, 0);
 	return 0;
 }
 
@@ -400,8 +319,9 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 
 	__u32 zero = 0;
 	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	struct sentry_facts *f = bpf_map_lookup_elem(&facts_scratch, &zero);
-	if (!cfg || !f)
+	struct rules_facts *f = bpf_map_lookup_elem(&facts_scratch, &zero);
+	struct rules_table *table = bpf_map_lookup_elem(&rules, &zero);
+	if (!cfg || !f || !table)
 		return 0;
 
 	__u64 start = bpf_ktime_get_ns();
@@ -423,9 +343,12 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 	/* Too big for an inlined memset: copy zeros over it. */
 	bpf_probe_read_kernel(f, sizeof(*f), &zero_facts);
 	f->prog_type = attr.prog_type;
+	f->expected_attach_type = attr.expected_attach_type;
 	f->insn_cnt = attr.insn_cnt;
 	f->uid = (__u32)uid_gid;
-	__builtin_memcpy(f->name, attr.prog_name, SENTRY_NAME_LEN);
+	f->insn_hash = RULES_HASH_INIT;
+	__builtin_memcpy(f->prog_name, attr.prog_name, SENTRY_NAME_LEN);
+	f->prog_name[SENTRY_NAME_LEN - 1] = 0; /* the kernel refuses unterminated names anyway */
 	bpf_get_current_comm(f->comm, sizeof(f->comm));
 
 	__u32 total = attr.insn_cnt;
@@ -479,24 +402,21 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 		.cpu = cpu,
 		.total = total,
 		.emit = hdr != NULL,
-		.hash = FNV64_OFFSET,
 	};
 	if (attr.insns && chunks)
 		bpf_loop(chunks, walk_chunk, &wc, 0);
-	f->insn_hash = wc.hash;
 
-	struct eval_ctx ec = {.f = f, .rule_count = cfg->rule_count};
-	if (ec.rule_count > SENTRY_MAX_RULES)
-		ec.rule_count = SENTRY_MAX_RULES;
-	bpf_loop(ec.rule_count, eval_rule, &ec, 0);
-	if (f->read_errors && cfg->block_unreadable && ec.verdict != SENTRY_VERDICT_BLOCK) {
-		ec.verdict = SENTRY_VERDICT_BLOCK;
-		ec.rule_index = ~0U;
-		ec.rule_id = 0;
+	struct rules_result res;
+	rules_evaluate(table, f, &res);
+	__u32 verdict = res.action;
+	__s32 rule_index = res.action == RULES_ACTION_BLOCK ? res.first_block : res.first;
+	if (wc.read_errors && cfg->block_unreadable && verdict != SENTRY_VERDICT_BLOCK) {
+		verdict = SENTRY_VERDICT_BLOCK;
+		rule_index = -1;
 	}
 
 	__u32 action = SENTRY_ACT_NONE;
-	if (ec.verdict == SENTRY_VERDICT_BLOCK) {
+	if (verdict == SENTRY_VERDICT_BLOCK) {
 		if (tgid == cfg->self_tgid) {
 			action = SENTRY_ACT_SELF;
 		} else if (cfg->mode != SENTRY_MODE_ENFORCE) {
@@ -518,19 +438,21 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 		v->h.kind = SENTRY_REC_VERDICT;
 		v->h.cpu = cpu;
 		v->h.load_id = load_id;
-		v->verdict = ec.verdict;
+		v->verdict = verdict;
 		v->action = action;
-		v->rule_index = ec.rule_index;
-		v->rule_id = ec.rule_id;
-		v->matched = ec.matched;
+		v->rule_index = rule_index;
+		v->generation = table->generation;
+		v->matched = res.matched;
 		v->insn_hash = f->insn_hash;
-		v->insns_read = f->insns_read;
-		v->read_errors = f->read_errors;
+		v->insns_read = wc.insns_read;
+		v->read_errors = wc.read_errors;
 		v->chunks_lost = wc.chunks_lost;
-		v->calls_helper = f->calls_helper;
-		v->calls_sub = f->calls_sub;
-		v->calls_kfunc = f->calls_kfunc;
-		bpf_probe_read_kernel(v->helper_count, sizeof(v->helper_count), f->helper_count);
+		v->calls_helper = wc.calls_helper;
+		v->calls_sub = wc.calls_sub;
+		v->calls_kfunc = wc.calls_kfunc;
+		v->helper_other = f->helper_other;
+		v->_pad = 0;
+		bpf_probe_read_kernel(v->helper_count, sizeof(v->helper_count), f->helper_cnt);
 		v->walk_ns = bpf_ktime_get_ns() - start;
 		bpf_ringbuf_submit(v, 0);
 	} else {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ebpf-sentry/ebpf-sentry/program"
+	"github.com/ebpf-sentry/ebpf-sentry/rules/kernel"
 )
 
 // assembler joins the records of each load (header, instruction chunks,
@@ -120,10 +121,9 @@ func (a *assembler) applyHeader(p *partial, h *sentrySentryHeader) {
 func applyVerdict(ev *Event, v *sentrySentryVerdictRec) {
 	ev.Verdict = Verdict(v.Verdict)
 	ev.Action = Action(v.Action)
-	if v.Verdict != uint32(VerdictAllow) && v.RuleIndex != ^uint32(0) {
-		ev.RuleIndex = int(v.RuleIndex)
-		ev.RuleID = v.RuleId
-	}
+	ev.RuleIndex = int(v.RuleIndex)
+	ev.generation = v.Generation
+	ev.HelperOther = v.HelperOther
 	ev.Matched = v.Matched
 	ev.InsnHash = v.InsnHash
 	ev.ReadErrors = v.ReadErrors
@@ -185,7 +185,7 @@ func (a *assembler) finish(p *partial, exited bool) *Event {
 	complete := p.header && n == len(p.got) && p.readErrs == 0 && ev.ReadErrors == 0
 	ev.Program.Truncated = !complete || uint32(len(ev.Program.Insns)/8) < ev.Program.InsnCnt
 	if complete && p.verdict && ev.Program.InsnCnt <= maxCaptureInsn {
-		ev.HashMismatch = InsnHash(ev.Program.Insns) != ev.InsnHash
+		ev.HashMismatch = kernel.Hash(ev.Program.Insns) != ev.InsnHash
 	}
 	return ev
 }
@@ -200,20 +200,6 @@ func (a *assembler) expire(cutoff time.Time) []*Event {
 		}
 	}
 	return out
-}
-
-// InsnHash is the kernel's instruction hash: FNV-1a-64 over each 8-byte
-// slot taken as one little-endian word (not byte by byte, to keep the
-// kernel loop short). A trailing partial slot is ignored.
-func InsnHash(insns []byte) uint64 {
-	h := uint64(0xcbf29ce484222325)
-	for i := 0; i+8 <= len(insns); i += 8 {
-		w := uint64(insns[i]) | uint64(insns[i+1])<<8 | uint64(insns[i+2])<<16 | uint64(insns[i+3])<<24 |
-			uint64(insns[i+4])<<32 | uint64(insns[i+5])<<40 | uint64(insns[i+6])<<48 | uint64(insns[i+7])<<56
-		h ^= w
-		h *= 0x100000001b3
-	}
-	return h
 }
 
 func cString[T ~int8 | ~uint8](b []T) string {

@@ -19,6 +19,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
 
 // loaderBin is the bpfload test loader, built once per test binary.
@@ -261,36 +262,63 @@ func TestCaptureIsByteIdenticalWithMetadata(t *testing.T) {
 	}
 }
 
-// blockRules match only this test's loaders (name prefix), never other
+// testRules match only this test's loaders (by name prefix), never other
 // engineers' programs on the same host.
-func blockRules() []Rule {
-	return []Rule{
-		{ID: 7, Action: VerdictBlock, Names: []NamePattern{{"se2eblk_", true}},
-			MinHelpers: []HelperMin{{fnGetCurrentPidTgd, 2}}},
-		{ID: 8, Action: VerdictAlert, Names: []NamePattern{{"se2ealert", false}}},
-		{ID: 9, Action: VerdictBlock, HelpersOnly: true, Names: []NamePattern{{"se2eonly_", true}},
-			MinHelpers: []HelperMin{{fnGetCurrentPidTgd, 1}}},
+const testRules = `
+- id: e2e-block
+  description: two pid_tgid calls under a test name
+  severity: high
+  action: block
+  match:
+    prog_name: {prefix: [se2eblk_]}
+    helpers: {bpf_get_current_pid_tgid: 2}
+- id: e2e-exact
+  description: an exact test name
+  severity: high
+  action: block
+  match:
+    prog_name: {exact: [se2eexact]}
+- id: e2e-only
+  description: the seed's helpers_only semantics
+  severity: high
+  action: block
+  match:
+    prog_name: {prefix: [se2eonly_]}
+    helpers: {bpf_get_current_pid_tgid: 1}
+    helpers_only: true
+`
+
+func compiledTestRules(t testing.TB) *rules.Compiled {
+	t.Helper()
+	set, err := rules.Parse("e2e.yaml", []byte(testRules))
+	if err != nil {
+		t.Fatal(err)
 	}
+	c := rules.Compile(set)
+	if len(c.Slots) != 3 {
+		t.Fatalf("kernel table slots %v: %+v", c.Slots, c.Placements)
+	}
+	return c
 }
 
 func TestVerdictsAndEnforcement(t *testing.T) {
-	s := startSensor(t, Config{Mode: ModeEnforce, Rules: blockRules()})
+	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t)})
 	twice := helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd)
 	cases := []struct {
 		name    string
 		prog    string
 		insns   []byte
 		verdict Verdict
-		rule    uint32
+		rule    string
 		killed  bool
 	}{
-		{"a matching name and helper count is blocked and its loader killed", "se2eblk_x", twice, VerdictBlock, 7, true},
-		{"the same helpers under another name are allowed", "se2e_benign", twice, VerdictAllow, 0, false},
-		{"a matching name with too few helper calls is allowed", "se2eblk_y", helperProg(fnGetCurrentPidTgd), VerdictAllow, 0, false},
-		{"an alert rule alerts without killing", "se2ealert", twice, VerdictAlert, 8, false},
-		{"an exact name does not match a longer name", "se2ealert2", twice, VerdictAllow, 0, false},
-		{"helpers_only blocks a program using only the listed helpers", "se2eonly_a", twice, VerdictBlock, 9, true},
-		{"helpers_only spares a program using one more helper", "se2eonly_b", helperProg(fnGetCurrentPidTgd, fnKtimeGetNs), VerdictAllow, 0, false},
+		{"a matching name and helper count is blocked and its loader killed", "se2eblk_x", twice, VerdictBlock, "e2e-block", true},
+		{"the same helpers under another name are allowed", "se2e_benign", twice, VerdictAllow, "", false},
+		{"a matching name with too few helper calls is allowed", "se2eblk_y", helperProg(fnGetCurrentPidTgd), VerdictAllow, "", false},
+		{"an exact name is blocked", "se2eexact", twice, VerdictBlock, "e2e-exact", true},
+		{"an exact name does not match a longer name", "se2eexact2", twice, VerdictAllow, "", false},
+		{"helpers_only blocks a program using only the listed helpers", "se2eonly_a", twice, VerdictBlock, "e2e-only", true},
+		{"helpers_only spares a program using one more helper", "se2eonly_b", helperProg(fnGetCurrentPidTgd, fnKtimeGetNs), VerdictAllow, "", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -304,7 +332,7 @@ func TestVerdictsAndEnforcement(t *testing.T) {
 			}
 			ev := evs[0]
 			if ev.Verdict != tc.verdict || ev.RuleID != tc.rule {
-				t.Errorf("verdict %v rule %d, want %v rule %d", ev.Verdict, ev.RuleID, tc.verdict, tc.rule)
+				t.Errorf("verdict %v rule %q, want %v rule %q", ev.Verdict, ev.RuleID, tc.verdict, tc.rule)
 			}
 			if tc.killed {
 				if ev.Action != ActionKilled || ev.Outcome.Result != ResultKilled {
@@ -321,13 +349,15 @@ func TestVerdictsAndEnforcement(t *testing.T) {
 	if left := progsNamed(t, "se2eblk_x"); len(left) != 0 {
 		t.Errorf("blocked programs still loaded: %v", left)
 	}
-	if left := progsNamed(t, "se2eonly_a"); len(left) != 0 {
-		t.Errorf("blocked programs still loaded: %v", left)
+	for _, name := range []string{"se2eonly_a", "se2eexact"} {
+		if left := progsNamed(t, name); len(left) != 0 {
+			t.Errorf("blocked programs still loaded: %v", left)
+		}
 	}
 }
 
 func TestMonitorModeReportsBlockWithoutKilling(t *testing.T) {
-	s := startSensor(t, Config{Mode: ModeMonitor, Rules: blockRules()})
+	s := startSensor(t, Config{Mode: ModeMonitor, Rules: compiledTestRules(t)})
 	run := runLoader(t, "-insns", writeInsns(t, helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd)), "-name", "se2eblk_mon")
 	if run.killed || len(run.results) != 1 || run.results[0].Ret < 0 {
 		t.Fatalf("monitor mode disturbed the loader: killed=%v %v", run.killed, run.results)

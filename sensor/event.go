@@ -87,15 +87,18 @@ type Event struct {
 	Time    time.Time        `json:"time"`
 	Program *program.Program `json:"prog"`
 
-	Verdict   Verdict `json:"verdict"`
-	Action    Action  `json:"action"`
-	RuleIndex int     `json:"rule_index"` // into the rule table given to the sensor; -1 when none (or block_unreadable)
-	RuleID    uint32  `json:"rule_id,omitempty"`
-	Matched   uint64  `json:"matched,omitempty"` // bitmap of matching rule indexes
+	Verdict Verdict `json:"verdict"`
+	Action  Action  `json:"action"`
+	// RuleIndex is the kernel table slot that decided: the first block
+	// rule, else the first match; -1 when none (or block_unreadable).
+	RuleIndex  int    `json:"rule_index"`
+	RuleID     string `json:"rule_id,omitempty"`
+	Matched    uint64 `json:"matched,omitempty"` // bitmap of matching slots
+	generation uint32
 
-	// Helpers is the kernel's histogram over all instructions, by helper id
-	// (ids ≥ 255 are counted under 255).
+	// Helpers is the kernel's histogram over all instructions, by helper id.
 	Helpers     map[uint32]uint32 `json:"helpers,omitempty"`
+	HelperOther uint32            `json:"helper_other,omitempty"` // calls of helper ids ≥ 256
 	CallsHelper uint32            `json:"calls_helper"`
 	CallsSub    uint32            `json:"calls_sub"`
 	CallsKfunc  uint32            `json:"calls_kfunc"`

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpf-sentry/ebpf-sentry/program"
+	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
 
 // Hook is where the kernel programs attach.
@@ -57,7 +58,9 @@ type Config struct {
 	Hook     Hook     // "" picks the best available (tracepoint, then tp_btf)
 	Enforcer Enforcer // "" means kill
 	Mode     Mode
-	Rules    []Rule
+	// Rules is the kernel rule table compiled by package rules; nil means
+	// an empty table (capture and report only).
+	Rules *rules.Compiled
 	// BlockUnreadable blocks loads whose instructions could not be read
 	// from the loader's memory (a way to hide them from the sensor).
 	BlockUnreadable bool
@@ -91,10 +94,12 @@ type Sensor struct {
 	events chan *Event
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	asm     *assembler
-	badRecs uint64
-	userLost map[string]uint64
+	mu         sync.Mutex
+	generation uint32
+	slots      map[uint32][]string // rule ids by table slot, per generation
+	asm        *assembler
+	badRecs    uint64
+	userLost   map[string]uint64
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -121,10 +126,6 @@ func New(cfg Config) (*Sensor, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
-	}
-	table, err := compileRules(cfg.Rules)
-	if err != nil {
-		return nil, err
 	}
 	if cfg.Enforcer == EnforcerCorrupt {
 		if err := CorruptAvailable(); err != nil {
@@ -172,6 +173,7 @@ func New(cfg Config) (*Sensor, error) {
 		events:   make(chan *Event, cfg.EventBuffer),
 		asm:      newAssembler(),
 		userLost: make(map[string]uint64),
+		slots:    make(map[uint32][]string),
 		done:     make(chan struct{}),
 	}
 	s.asm.monoToWall = monoToWall()
@@ -180,7 +182,7 @@ func New(cfg Config) (*Sensor, error) {
 		s.teardown(false)
 		return nil, err
 	}
-	if err := s.writeTables(table, cfg.Mode); err != nil {
+	if err := s.SetRules(cfg.Rules); err != nil {
 		return fail(err)
 	}
 	s.reader, err = ringbuf.NewReader(coll.Maps[sentryMapEvents])
@@ -241,43 +243,34 @@ func (s *Sensor) Enforcer() Enforcer { return s.cfg.Enforcer }
 // Events delivers one Event per BPF_PROG_LOAD; closed after Close.
 func (s *Sensor) Events() <-chan *Event { return s.events }
 
-// SetRules replaces the kernel rule table (loads in flight may see either).
-func (s *Sensor) SetRules(rules []Rule) error {
-	table, err := compileRules(rules)
-	if err != nil {
-		return err
+// SetRules replaces the kernel rule table in one map update: a load sees
+// either the old or the new table, never a mix.
+func (s *Sensor) SetRules(c *rules.Compiled) error {
+	if c == nil {
+		c = &rules.Compiled{}
 	}
-	return s.writeTables(table, s.cfg.Mode)
+	s.mu.Lock()
+	s.generation++
+	gen := s.generation
+	s.slots[gen] = c.Slots
+	delete(s.slots, gen-2) // loads in flight may still report the previous one
+	s.mu.Unlock()
+	table := c.Table
+	table.Generation = gen
+	if err := s.coll.Maps[sentryMapRules].Put(uint32(0), &table); err != nil {
+		return fmt.Errorf("write kernel rule table: %w", err)
+	}
+	return s.writeConfig()
 }
 
 // SetMode switches between monitor and enforce.
 func (s *Sensor) SetMode(m Mode) error {
 	s.cfg.Mode = m
-	return s.writeConfig(uint32(len(s.cfg.Rules)))
+	return s.writeConfig()
 }
 
-func (s *Sensor) writeTables(table []sentrySentryRule, m Mode) error {
-	rulesMap := s.coll.Maps[sentryMapRules]
-	// Shrink the count first so no load evaluates a half-written rule.
-	if err := s.writeConfig(0); err != nil {
-		return err
-	}
-	for i := range MaxRules {
-		var r sentrySentryRule
-		if i < len(table) {
-			r = table[i]
-		}
-		if err := rulesMap.Put(uint32(i), &r); err != nil {
-			return fmt.Errorf("write rule %d: %w", i, err)
-		}
-	}
-	s.cfg.Mode = m
-	s.cfg.Rules = make([]Rule, len(table)) // only the count matters from here
-	return s.writeConfig(uint32(len(table)))
-}
-
-func (s *Sensor) writeConfig(ruleCount uint32) error {
-	c := sentrySentryConfig{Mode: uint32(s.cfg.Mode), SelfTgid: uint32(os.Getpid()), RuleCount: ruleCount}
+func (s *Sensor) writeConfig() error {
+	c := sentrySentryConfig{Mode: uint32(s.cfg.Mode), SelfTgid: uint32(os.Getpid())}
 	if s.cfg.BlockUnreadable {
 		c.BlockUnreadable = 1
 	}
@@ -285,6 +278,16 @@ func (s *Sensor) writeConfig(ruleCount uint32) error {
 		return fmt.Errorf("write sensor config: %w", err)
 	}
 	return nil
+}
+
+// ruleID names the rule of a kernel table slot for a table generation.
+func (s *Sensor) ruleID(gen uint32, slot int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ids, ok := s.slots[gen]; ok && slot >= 0 && slot < len(ids) {
+		return ids[slot]
+	}
+	return ""
 }
 
 // Losses are counts of what could not be captured, by reason.
@@ -386,6 +389,9 @@ func (s *Sensor) read(ctx context.Context) {
 // deliver blocks while the consumer is slow (the ring buffer absorbs the
 // burst and counts what it cannot), but gives up on shutdown.
 func (s *Sensor) deliver(ctx context.Context, ev *Event) {
+	if ev.RuleIndex >= 0 {
+		ev.RuleID = s.ruleID(ev.generation, ev.RuleIndex)
+	}
 	select {
 	case s.events <- ev:
 	case <-ctx.Done():
@@ -453,7 +459,7 @@ func (s *Sensor) pin() error {
 			return fmt.Errorf("pin link: %w", err)
 		}
 	}
-	for _, name := range []string{sentryMapRules, sentryMapConfig, sentryMapLosses} {
+	for _, name := range []string{sentryMapRules, sentryMapConfig, sentryMapLosses} { // rules stay editable
 		if err := s.coll.Maps[name].Pin(filepath.Join(s.cfg.PinPath, name)); err != nil {
 			return fmt.Errorf("pin map %s: %w", name, err)
 		}

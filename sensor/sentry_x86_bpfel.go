@@ -25,6 +25,58 @@ type sentryInflight struct {
 	Pad    uint32
 }
 
+type sentryRulesFacts struct {
+	_                  structs.HostLayout
+	ProgType           uint32
+	ExpectedAttachType uint32
+	InsnCnt            uint32
+	Uid                uint32
+	HelperOther        uint32
+	Pad                uint32
+	InsnHash           uint64
+	Used               [4]uint64
+	ProgName           [16]int8
+	Comm               [16]int8
+	HelperCnt          [256]uint32
+}
+
+type sentryRulesTable struct {
+	_          structs.HostLayout
+	Count      uint32
+	Generation uint32
+	Rules      [64]struct {
+		_           structs.HostLayout
+		Action      uint32
+		Flags       uint32
+		HelperN     uint32
+		NameN       uint32
+		CommN       uint32
+		UidN        uint32
+		HashN       uint32
+		InsnMin     uint32
+		InsnMax     uint32
+		Pad         uint32
+		ProgTypes   uint64
+		AttachTypes [2]uint64
+		Allowed     [4]uint64
+		AnyOf       [4]uint64
+		HelperId    [16]uint32
+		HelperMin   [16]uint32
+		Names       [4]struct {
+			_    structs.HostLayout
+			Text [2]uint64
+			Mask [2]uint64
+		}
+		Comms [4]struct {
+			_    structs.HostLayout
+			Text [2]uint64
+			Mask [2]uint64
+		}
+		Uids      [4]uint32
+		AllowHash [8]uint64
+	}
+}
+
 type sentrySentryAction uint32
 
 const (
@@ -56,8 +108,8 @@ type sentrySentryConfig struct {
 	_               structs.HostLayout
 	Mode            uint32
 	SelfTgid        uint32
-	RuleCount       uint32
 	BlockUnreadable uint32
+	Pad             uint32
 }
 
 type sentrySentryExit struct {
@@ -73,23 +125,6 @@ type sentrySentryExit struct {
 	Killed  uint32
 	Tag     [8]uint8
 	KtimeNs uint64
-}
-
-type sentrySentryFacts struct {
-	_           structs.HostLayout
-	ProgType    uint32
-	InsnCnt     uint32
-	Uid         uint32
-	InsnsRead   uint32
-	ReadErrors  uint32
-	CallsHelper uint32
-	CallsSub    uint32
-	CallsKfunc  uint32
-	InsnHash    uint64
-	Used        [4]uint64
-	Name        [16]int8
-	Comm        [16]int8
-	HelperCount [256]uint32
 }
 
 type sentrySentryHeader struct {
@@ -153,23 +188,6 @@ const (
 	sentrySentryRecordKindSENTRY_REC_EXIT    sentrySentryRecordKind = 4
 )
 
-type sentrySentryRule struct {
-	_           structs.HostLayout
-	Id          uint32
-	Action      uint32
-	ProgTypes   uint64
-	NameCount   uint32
-	NameLen     [4]uint32
-	NamePrefix  [4]uint32
-	Names       [4][16]int8
-	HelperCount uint32
-	HelpersOnly uint32
-	HelperId    [16]uint32
-	HelperMin   [16]uint32
-	_           [4]byte
-	Allowed     [4]uint64
-}
-
 type sentrySentryVerdict uint32
 
 const (
@@ -188,8 +206,8 @@ type sentrySentryVerdictRec struct {
 	}
 	Verdict     uint32
 	Action      uint32
-	RuleIndex   uint32
-	RuleId      uint32
+	RuleIndex   int32
+	Generation  uint32
 	Matched     uint64
 	InsnHash    uint64
 	InsnsRead   uint32
@@ -198,6 +216,8 @@ type sentrySentryVerdictRec struct {
 	CallsHelper uint32
 	CallsSub    uint32
 	CallsKfunc  uint32
+	HelperOther uint32
+	Pad         uint32
 	WalkNs      uint64
 	HelperCount [256]uint32
 }

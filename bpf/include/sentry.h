@@ -13,10 +13,7 @@
 #define SENTRY_EXE_LEN 64      /* basename of task->mm->exe_file */
 #define SENTRY_CHUNK_INSNS 512 /* instructions per chunk record */
 #define SENTRY_MAX_INSNS 1000000
-#define SENTRY_HELPER_MAX 256 /* helper ids counted; higher ids land in the last bucket */
-#define SENTRY_MAX_RULES 64
-#define SENTRY_RULE_HELPERS 16
-#define SENTRY_RULE_NAMES 4
+#define SENTRY_HELPER_MAX 256 /* RULES_HELPER_MAX: higher ids are counted in helper_other */
 
 enum sentry_record_kind {
 	SENTRY_REC_HEADER = 1,
@@ -101,40 +98,22 @@ struct sentry_chunk {
 	__u8 data[SENTRY_CHUNK_INSNS * 8];
 };
 
-/*
- * Facts the kernel computes over all instructions of one load; rules are
- * evaluated against them. Kept per CPU while a load is processed.
- */
-struct sentry_facts {
-	__u32 prog_type;
-	__u32 insn_cnt;
-	__u32 uid;
-	__u32 insns_read;
-	__u32 read_errors;
-	__u32 calls_helper;  /* helper call instructions */
-	__u32 calls_sub;     /* bpf-to-bpf calls */
-	__u32 calls_kfunc;
-	__u64 insn_hash;     /* FNV-1a-64 over each 8-byte slot as a little-endian u64 */
-	__u64 used[SENTRY_HELPER_MAX / 64];
-	char name[SENTRY_NAME_LEN];
-	char comm[SENTRY_COMM_LEN];
-	__u32 helper_count[SENTRY_HELPER_MAX];
-};
-
 struct sentry_verdict_rec {
 	struct sentry_rec_hdr h;
-	__u32 verdict;       /* enum sentry_verdict */
+	__u32 verdict;       /* enum sentry_verdict (= enum rules_action) */
 	__u32 action;        /* enum sentry_action */
-	__u32 rule_index;    /* first rule with the strongest action; valid when verdict != ALLOW */
-	__u32 rule_id;
-	__u64 matched;       /* bitmap of matching rule indexes */
-	__u64 insn_hash;
+	__s32 rule_index;    /* rules_table slot: first block rule, else first match; -1 none */
+	__u32 generation;    /* rules_table.generation the verdict was made with */
+	__u64 matched;       /* bitmap of matching rule slots */
+	__u64 insn_hash;     /* rules_hash (rules_eval.h) over all instructions read */
 	__u32 insns_read;
 	__u32 read_errors;
 	__u32 chunks_lost;   /* chunk records that could not be reserved */
 	__u32 calls_helper;
 	__u32 calls_sub;
 	__u32 calls_kfunc;
+	__u32 helper_other;  /* helper calls with ids ≥ SENTRY_HELPER_MAX */
+	__u32 _pad;
 	__u64 walk_ns;       /* time spent reading and walking the instructions */
 	__u32 helper_count[SENTRY_HELPER_MAX];
 };
@@ -148,30 +127,11 @@ struct sentry_exit {
 	__u64 ktime_ns;
 };
 
-/*
- * A kernel rule: all present conditions must hold. This is the sensor's own
- * table shape until the rules package provides its kernel tables.
- */
-struct sentry_rule {
-	__u32 id;          /* user space's rule number, reported back */
-	__u32 action;      /* enum sentry_verdict: ALERT or BLOCK; 0 = empty slot */
-	__u64 prog_types;  /* bitmap of enum bpf_prog_type; 0 = any */
-	__u32 name_count;  /* 0: any name; else one of names[] must match */
-	__u32 name_len[SENTRY_RULE_NAMES];
-	__u32 name_prefix[SENTRY_RULE_NAMES]; /* 1: prefix match, 0: exact */
-	char names[SENTRY_RULE_NAMES][SENTRY_NAME_LEN];
-	__u32 helper_count;
-	__u32 helpers_only; /* no helper outside helper_id[] may be used */
-	__u32 helper_id[SENTRY_RULE_HELPERS];
-	__u32 helper_min[SENTRY_RULE_HELPERS];
-	__u64 allowed[SENTRY_HELPER_MAX / 64]; /* bitmap of helper_id[], for helpers_only */
-};
-
 struct sentry_config {
 	__u32 mode;        /* enum sentry_mode */
 	__u32 self_tgid;   /* the sensor's own process: reported, never blocked */
-	__u32 rule_count;
 	__u32 block_unreadable; /* block when instructions could not be read */
+	__u32 _pad;
 };
 
 #endif

@@ -114,6 +114,9 @@ func main() {
 	if *keep {
 		buf := make([]byte, 1)
 		os.Stdin.Read(buf)
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
 	}
 }
 
