@@ -581,3 +581,28 @@ func (p *StringPatterns) describe() string {
 	add("regex", res)
 	return strings.Join(parts, "; ")
 }
+
+// Summary describes what the rule matches, in one line.
+func (r *Rule) Summary() string { return r.Match.describe() }
+
+// FormatVerdict renders a verdict for people: the action, then each matching
+// rule with the predicates that held and the instruction slots involved.
+func FormatVerdict(v Verdict) string {
+	var b strings.Builder
+	if len(v.Hits) == 0 {
+		b.WriteString("verdict: none (no rule matched)\n")
+		return b.String()
+	}
+	fmt.Fprintf(&b, "verdict: %s (%d rules matched)\n", v.Action, len(v.Hits))
+	for _, h := range v.Hits {
+		fmt.Fprintf(&b, "  rule %s [%s, %s]", h.ID, h.Action, h.Severity)
+		if len(h.Tags) > 0 {
+			fmt.Fprintf(&b, " %s", strings.Join(h.Tags, " "))
+		}
+		b.WriteByte('\n')
+		for _, r := range h.Why {
+			fmt.Fprintf(&b, "    %s\n", r)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ebpf-sentry/ebpf-sentry/analysis"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+	"github.com/ebpf-sentry/ebpf-sentry/rules"
+)
+
+// defaultsArg names the embedded default rule set where a path is expected.
+const defaultsArg = "@defaults"
+
+func loadRuleArg(arg string) (*rules.Set, error) {
+	if arg == "" || arg == defaultsArg {
+		return rules.Defaults()
+	}
+	return rules.Load(arg)
+}
+
+var rulesCmd = &cobra.Command{
+	Use:   "rules",
+	Short: "Validate and list detection rules",
+}
+
+var rulesCheckCmd = &cobra.Command{
+	Use:   "rules check FILE|DIR...",
+	Short: "Validate rule files; say per rule whether the kernel enforces it",
+	Long: `Validate rule files or directories (every *.yaml / *.yml in them). Every error
+names file:line:column and the field; the exit status is 1 when any rule is
+invalid. For valid rules, print where each is evaluated: in the kernel (a block
+is enforced at load time) or in user space (alert-only), and why.
+` + defaultsArg + ` checks the embedded default rules.`,
+	Args: cobra.MinimumNArgs(1),
+	RunE: func(cmd *cobra.Command, args []string) error {
+		bad := 0
+		for _, arg := range args {
+			set, err := loadRuleArg(arg)
+			if err != nil {
+				bad++
+				fmt.Fprintln(cmd.ErrOrStderr(), err)
+				continue
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d rules OK\n", arg, len(set.Rules))
+			writePlacements(cmd.OutOrStdout(), set)
+		}
+		if bad > 0 {
+			return &exitError{code: 1, err: fmt.Errorf("rules check: %d of %d inputs invalid", bad, len(args))}
+		}
+		return nil
+	},
+}
+
+func writePlacements(w io.Writer, set *rules.Set) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tACTION\tSEVERITY\tWHERE")
+	c := rules.Compile(set)
+	for i, r := range set.Rules {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, r.Action, r.Severity, c.Placements[i].Reason)
+	}
+	tw.Flush()
+}
+
+var rulesListJSON bool
+
+var rulesListCmd = &cobra.Command{
+	Use:   "list [FILE|DIR]",
+	Short: "Print the effective rule set (the embedded defaults when none is given)",
+	Args:  cobra.MaximumNArgs(1),
+	RunE: func(cmd *cobra.Command, args []string) error {
+		arg := defaultsArg
+		if len(args) == 1 {
+			arg = args[0]
+		}
+		set, err := loadRuleArg(arg)
+		if err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("rules list: %w", err)}
+		}
+		c := rules.Compile(set)
+		if rulesListJSON {
+			type ruleDoc struct {
+				ID          string         `json:"id"`
+				Description string         `json:"description,omitempty"`
+				Severity    rules.Severity `json:"severity"`
+				Action      rules.Action   `json:"action"`
+				Tags        []string       `json:"tags,omitempty"`
+				Match       string         `json:"match"`
+				Source      string         `json:"source"`
+				Placement   rules.Placement
+			}
+			docs := make([]ruleDoc, len(set.Rules))
+			for i, r := range set.Rules {
+				docs[i] = ruleDoc{r.ID, r.Description, r.Severity, r.Action, r.Tags, r.Summary(), r.Pos.String(), c.Placements[i]}
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(docs)
+		}
+		w := cmd.OutOrStdout()
+		fmt.Fprintf(w, "# %s: %d rules, %d enforced in the kernel\n", set.Source, len(set.Rules), len(c.Slots))
+		for i, r := range set.Rules {
+			fmt.Fprintf(w, "\n%s  [%s, %s]  %s\n", r.ID, r.Action, r.Severity, strings.Join(r.Tags, " "))
+			if r.Description != "" {
+				fmt.Fprintf(w, "  %s\n", r.Description)
+			}
+			fmt.Fprintf(w, "  match: %s\n", r.Summary())
+			fmt.Fprintf(w, "  where: %s\n", c.Placements[i].Reason)
+			fmt.Fprintf(w, "  from:  %s\n", r.Pos)
+		}
+		return nil
+	},
+}
+
+// inspect --rules: judge every inspected program.
+var (
+	inspectRules    string
+	inspectRuleOnce sync.Once
+	inspectRuleSet  *rules.Set
+	inspectRuleErr  error
+)
+
+func init() {
+	rulesListCmd.Flags().BoolVar(&rulesListJSON, "json", false, "print JSON")
+	rulesCmd.AddCommand(rulesCheckCmd, rulesListCmd)
+	rulesCheckCmd.Use = "check FILE|DIR..."
+	root.AddCommand(rulesCmd)
+
+	inspectCmd.Flags().StringVar(&inspectRules, "rules", "",
+		"judge each program with the rules in FILE or DIR ("+defaultsArg+": the embedded defaults) and show the verdict")
+	inspectJudges = append(inspectJudges, judgeInspected)
+}
+
+func judgeInspected(p *program.Program, r *analysis.Report) (string, any, error) {
+	if inspectRules == "" {
+		return "", nil, nil
+	}
+	inspectRuleOnce.Do(func() { inspectRuleSet, inspectRuleErr = loadRuleArg(inspectRules) })
+	if inspectRuleErr != nil {
+		return "", nil, fmt.Errorf("--rules: %w", inspectRuleErr)
+	}
+	if inspectRuleSet == nil {
+		return "", nil, errors.New("--rules: no rule set")
+	}
+	v := rules.Evaluate(inspectRuleSet, p, r)
+	return rules.FormatVerdict(v), v, nil
+}
