@@ -101,9 +101,11 @@ type Sensor struct {
 	badRecs    uint64
 	userLost   map[string]uint64
 
-	cancel context.CancelFunc
-	done   chan struct{}
-	closed bool
+	cancel      context.CancelFunc
+	done        chan struct{}
+	closing     bool
+	closed      bool
+	finalLosses Losses // counters as they were when Close detached
 }
 
 // New loads the kernel programs, fills the tables and attaches. Events
@@ -316,6 +318,9 @@ var lossNames = []string{
 // Losses reads the kernel's per-CPU loss counters and adds user space's
 // own (malformed records, events dropped because nobody read Events).
 func (s *Sensor) Losses() (Losses, error) {
+	if s.closed {
+		return s.finalLosses, nil
+	}
 	out := Losses{}
 	m := s.coll.Maps[sentryMapLosses]
 	for i, name := range lossNames {
@@ -404,10 +409,10 @@ func (s *Sensor) deliver(ctx context.Context, ev *Event) {
 // Close detaches (unless pinned), drains what is already in the ring
 // buffer into Events, and frees everything. Events is closed afterwards.
 func (s *Sensor) Close() error {
-	if s.closed {
+	if s.closed || s.closing {
 		return nil
 	}
-	s.closed = true
+	s.closing = true
 	// Detach first so that no new load starts; then let the reader drain.
 	keep := s.cfg.PinPath != ""
 	for _, l := range s.links {
@@ -419,6 +424,8 @@ func (s *Sensor) Close() error {
 	s.reader.Close()
 	s.cancel()
 	<-s.done
+	s.finalLosses, _ = s.Losses()
+	s.closed = true
 	s.teardown(keep)
 	return nil
 }

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ebpf-sentry/ebpf-sentry/sensor"
+)
+
+func init() {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Probe the kernel and say which hook and enforcer run will use",
+		Long: `Probe what this kernel offers the sensor (BTF, BPF LSM, fentry, kprobes, syscall
+tracepoints, tp_btf, bpf_probe_write_user, bpf_send_signal, ring buffer,
+bpf_loop, lockdown) by loading tiny programs, and print the hook and enforcer
+that run will use and what that guarantees. Exits 2 when run cannot work here.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if os.Geteuid() != 0 {
+				return envError("doctor needs root: probing loads BPF programs")
+			}
+			f := sensor.ProbeKernel()
+			plan, planErr := sensor.PlanFor(f)
+			out := cmd.OutOrStdout()
+			if asJSON {
+				v := struct {
+					*sensor.Features
+					Plan  *sensor.Plan `json:"plan,omitempty"`
+					Error string       `json:"error,omitempty"`
+				}{Features: f}
+				if planErr != nil {
+					v.Error = planErr.Error()
+				} else {
+					v.Plan = &plan
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(v); err != nil {
+					return err
+				}
+			} else {
+				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				for _, p := range f.Probes {
+					mark := "no"
+					if p.OK {
+						mark = "yes"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, mark, p.Detail)
+				}
+				lockdown := f.Lockdown
+				if lockdown == "" {
+					lockdown = "unknown (securityfs unavailable)"
+				}
+				fmt.Fprintf(tw, "lockdown\t%s\t\n", lockdown)
+				tw.Flush()
+				fmt.Fprintln(out)
+				if planErr == nil {
+					fmt.Fprintf(out, "run will use: hook %s, enforcer %s\n", plan.Hook, plan.Enforcer)
+					fmt.Fprintf(out, "guarantee: %s\n", plan.Guarantee)
+					for _, n := range plan.Notes {
+						fmt.Fprintf(out, "note: %s\n", n)
+					}
+				}
+			}
+			if planErr != nil {
+				return &exitError{code: exitEnvironment, err: fmt.Errorf("run cannot work on this kernel: %w", planErr)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the probes and the plan as JSON")
+	root.AddCommand(cmd)
+}

@@ -1,0 +1,349 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/ebpf-sentry/ebpf-sentry/analysis"
+	"github.com/ebpf-sentry/ebpf-sentry/insn"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+	"github.com/ebpf-sentry/ebpf-sentry/rules"
+	"github.com/ebpf-sentry/ebpf-sentry/sensor"
+)
+
+// Exit codes of run besides 0 and 1.
+const (
+	exitEnvironment = 2 // not root, kernel lacks a feature, enforcer refused
+	exitRunning     = 3 // another instance holds the lock
+)
+
+const (
+	runLockPath = "/run/ebpf-sentry.lock"
+	runPinPath  = "/sys/fs/bpf/ebpf-sentry"
+)
+
+type runOptions struct {
+	rules    string
+	mode     string
+	enforcer string
+	hook     string
+	format   string
+	pin      bool
+	ringMiB  int
+	insns    bool
+	blockUnr bool
+}
+
+func init() {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Watch every BPF_PROG_LOAD, judge it and stop what the rules block",
+		Long: `Attach the kernel sensor and report every eBPF program loaded on this host:
+one line per load (--format text) or one JSON object per load (--format json).
+Block rules that the kernel can evaluate are enforced at load time (--mode
+enforce); the other rules alert. SIGHUP reloads --rules; SIGINT/SIGTERM detach
+everything (unless --pin keeps enforcing without the agent).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runSensor(cmd, &o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.rules, "rules", "@defaults", "rule file or directory; @defaults is the embedded set")
+	f.StringVar(&o.mode, "mode", "enforce", "enforce|monitor: monitor reports block verdicts without acting")
+	f.StringVar(&o.enforcer, "enforcer", "kill", "kill (SIGKILL the loader) | corrupt (rewrite insn 0; racy, refused under lockdown)")
+	f.StringVar(&o.hook, "hook", "auto", "auto|tracepoint|tp_btf")
+	f.StringVar(&o.format, "format", "text", "text|json")
+	f.BoolVar(&o.pin, "pin", false, "pin the programs in "+runPinPath+" so enforcement continues after the agent exits")
+	f.IntVar(&o.ringMiB, "ring-size", sensor.DefaultRingBufferSize>>20, "ring buffer size in MiB (power of two)")
+	f.BoolVar(&o.insns, "insns", true, "json: include the disassembly and raw instructions")
+	f.BoolVar(&o.blockUnr, "block-unreadable", false, "block loads whose instructions the sensor cannot read")
+	root.AddCommand(cmd)
+}
+
+func envError(format string, args ...any) error {
+	return &exitError{code: exitEnvironment, err: fmt.Errorf(format, args...)}
+}
+
+func loadRunRules(arg string) (*rules.Set, error) {
+	if arg == "" || arg == "@defaults" {
+		return rules.Defaults()
+	}
+	return rules.Load(arg)
+}
+
+func runSensor(cmd *cobra.Command, o *runOptions) error {
+	cfg := sensor.Config{RingBufferSize: o.ringMiB << 20, BlockUnreadable: o.blockUnr}
+	switch o.mode {
+	case "enforce":
+		cfg.Mode = sensor.ModeEnforce
+	case "monitor":
+		cfg.Mode = sensor.ModeMonitor
+	default:
+		return fmt.Errorf("--mode %q: want enforce or monitor", o.mode)
+	}
+	switch o.enforcer {
+	case "kill", "corrupt":
+		cfg.Enforcer = sensor.Enforcer(o.enforcer)
+	default:
+		return fmt.Errorf("--enforcer %q: want kill or corrupt", o.enforcer)
+	}
+	switch o.hook {
+	case "auto":
+	case "tracepoint", "tp_btf":
+		cfg.Hook = sensor.Hook(o.hook)
+	default:
+		return fmt.Errorf("--hook %q: want auto, tracepoint or tp_btf", o.hook)
+	}
+	if o.format != "text" && o.format != "json" {
+		return fmt.Errorf("--format %q: want text or json", o.format)
+	}
+	if o.ringMiB <= 0 || o.ringMiB&(o.ringMiB-1) != 0 {
+		return fmt.Errorf("--ring-size %d: want a power of two (MiB)", o.ringMiB)
+	}
+	if o.pin {
+		cfg.PinPath = runPinPath
+	}
+	set, err := loadRunRules(o.rules)
+	if err != nil {
+		return fmt.Errorf("--rules: %w", err)
+	}
+	compiled := rules.Compile(set)
+	cfg.Rules = compiled
+
+	if os.Geteuid() != 0 {
+		return envError("run needs root: loading and attaching BPF programs requires CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN")
+	}
+	lock, err := takeRunLock()
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+
+	s, err := sensor.New(cfg)
+	if err != nil {
+		if errors.Is(err, sensor.ErrNotRoot) || errors.Is(err, sensor.ErrEnforcerRefused) || errors.Is(err, sensor.ErrNoHook) {
+			return &exitError{code: exitEnvironment, err: err}
+		}
+		return envError("start sensor: %w (run `ebpf-sentry doctor` to see what this kernel offers)", err)
+	}
+	slog.Info("sensor running", "hook", s.Hook(), "enforcer", s.Enforcer(), "mode", o.mode,
+		"rules", set.Source, "kernel_rules", len(compiled.Slots), "pid", os.Getpid())
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	out := cmd.OutOrStdout()
+	var lastLost uint64
+	for {
+		select {
+		case ev, ok := <-s.Events():
+			if !ok {
+				return nil
+			}
+			if err := printEvent(out, o, set, ev); err != nil {
+				slog.Warn("write event", "err", err)
+			}
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				nset, err := loadRunRules(o.rules)
+				if err != nil {
+					slog.Error("reload rules: keeping the current ones", "err", err)
+					continue
+				}
+				nc := rules.Compile(nset)
+				if err := s.SetRules(nc); err != nil {
+					slog.Error("reload rules: keeping the current ones", "err", err)
+					continue
+				}
+				set = nset
+				slog.Info("rules reloaded", "rules", nset.Source, "kernel_rules", len(nc.Slots))
+				continue
+			}
+			slog.Info("shutting down", "signal", sig.String(), "pinned", o.pin)
+			closeErr := s.Close()
+			for ev := range s.Events() { // what was already captured
+				printEvent(out, o, set, ev)
+			}
+			reportLosses(s, &lastLost, true)
+			return closeErr
+		case <-tick.C:
+			reportLosses(s, &lastLost, false)
+		}
+	}
+}
+
+// takeRunLock makes a second `run` refuse to start instead of attaching twice.
+func takeRunLock() (*os.File, error) {
+	f, err := os.OpenFile(runLockPath, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, envError("open lock %s: %w", runLockPath, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(runLockPath)
+		f.Close()
+		return nil, &exitError{code: exitRunning, err: fmt.Errorf("another ebpf-sentry run is active (pid %s, lock %s)", strings.TrimSpace(string(b)), runLockPath)}
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+func reportLosses(s *sensor.Sensor, last *uint64, final bool) {
+	l, err := s.Losses()
+	if err != nil {
+		slog.Warn("read loss counters", "err", err)
+		return
+	}
+	if t := l.Total(); t != *last || (final && t > 0) {
+		*last = t
+		args := []any{"total", t}
+		for k, v := range l {
+			if v > 0 {
+				args = append(args, k, v)
+			}
+		}
+		slog.Warn("sensor losses", args...)
+	}
+}
+
+func printEvent(w io.Writer, o *runOptions, set *rules.Set, ev *sensor.Event) error {
+	rep := analysis.Analyze(ev.Program, nil)
+	verdict := rules.Evaluate(set, ev.Program, rep)
+	if o.format == "json" {
+		return json.NewEncoder(w).Encode(jsonEvent(ev, rep, verdict, o.insns))
+	}
+	_, err := fmt.Fprintln(w, textLine(ev, rep, verdict))
+	return err
+}
+
+// textLine is one line per load: time, loader, program, verdict, notable
+// helpers. Names come from the loader and are escaped (%q).
+func textLine(ev *sensor.Event, rep *analysis.Report, v rules.Verdict) string {
+	var b strings.Builder
+	p := ev.Program
+	b.WriteString(ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"))
+	if l := p.Loader; l != nil {
+		fmt.Fprintf(&b, " loader=%q pid=%d uid=%d exe=%q", l.Comm, l.PID, l.UID, l.Exe)
+	}
+	fmt.Fprintf(&b, " prog=%q type=%s insns=%d", p.Name, rep.ProgType, p.InsnCnt)
+	switch ev.Outcome.Result {
+	case sensor.ResultLoaded:
+		if p.Kernel != nil {
+			fmt.Fprintf(&b, " id=%d tag=%s", p.Kernel.ID, p.Kernel.Tag)
+		}
+	case sensor.ResultFailed:
+		fmt.Fprintf(&b, " failed=%s", unix.ErrnoName(syscall.Errno(ev.Outcome.Errno)))
+	default:
+		fmt.Fprintf(&b, " outcome=%s", ev.Outcome.Result)
+	}
+	fmt.Fprintf(&b, " kernel=%s", ev.Verdict)
+	if ev.RuleID != "" {
+		fmt.Fprintf(&b, "(%s)", ev.RuleID)
+	}
+	if ev.Action != sensor.ActionNone {
+		fmt.Fprintf(&b, " action=%s", ev.Action)
+	}
+	if len(v.Hits) > 0 {
+		ids := make([]string, len(v.Hits))
+		for i, h := range v.Hits {
+			ids[i] = h.ID + ":" + h.Action.String()
+		}
+		fmt.Fprintf(&b, " rules=%s", strings.Join(ids, ","))
+	}
+	if hs := notableHelpers(rep); hs != "" {
+		b.WriteString(" helpers=" + hs)
+	}
+	if !ev.Complete() {
+		fmt.Fprintf(&b, " INCOMPLETE(missing=%v read_errors=%d chunks=%d/%d)", ev.Missing, ev.ReadErrors, ev.ChunksReceived, ev.ChunksExpected)
+	}
+	return b.String()
+}
+
+// notableHelpers lists the most called helpers, at most five.
+func notableHelpers(rep *analysis.Report) string {
+	hs := append([]analysis.HelperUse(nil), rep.Helpers...)
+	sort.SliceStable(hs, func(i, j int) bool { return hs[i].Count > hs[j].Count })
+	var parts []string
+	for i, h := range hs {
+		if i == 5 {
+			parts = append(parts, fmt.Sprintf("+%d", len(hs)-5))
+			break
+		}
+		name := h.Name
+		if name == "" {
+			name = "#" + strconv.Itoa(int(h.ID))
+		}
+		parts = append(parts, fmt.Sprintf("%s×%d", name, h.Count))
+	}
+	return strings.Join(parts, ",")
+}
+
+type runJSON struct {
+	Time     time.Time        `json:"time"`
+	Host     string           `json:"host"`
+	Event    string           `json:"event"`
+	LoadID   uint64           `json:"load_id"`
+	Loader   *program.Loader  `json:"loader,omitempty"`
+	Prog     *program.Program `json:"prog"`
+	Outcome  sensor.Outcome   `json:"outcome"`
+	Kernel   kernelJSON       `json:"kernel_verdict"`
+	Analysis *analysis.Report `json:"analysis"`
+	Verdict  rules.Verdict    `json:"verdict"`
+	Capture  captureJSON      `json:"capture"`
+	Disasm   []string         `json:"disasm,omitempty"`
+	Raw      string           `json:"raw,omitempty"` // hex of the instruction bytes
+}
+
+type kernelJSON struct {
+	Verdict  sensor.Verdict `json:"verdict"`
+	Action   sensor.Action  `json:"action"`
+	Rule     string         `json:"rule,omitempty"`
+	InsnHash string         `json:"insn_hash"`
+	WalkNS   int64          `json:"walk_ns"`
+}
+
+type captureJSON struct {
+	Complete       bool     `json:"complete"`
+	Truncated      bool     `json:"truncated,omitempty"`
+	ChunksExpected uint32   `json:"chunks_expected"`
+	ChunksReceived uint32   `json:"chunks_received"`
+	ReadErrors     uint32   `json:"read_errors,omitempty"`
+	Missing        []string `json:"missing,omitempty"`
+}
+
+func jsonEvent(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, withInsns bool) *runJSON {
+	host, _ := os.Hostname()
+	j := &runJSON{
+		Time: ev.Time, Host: host, Event: "prog_load", LoadID: ev.LoadID,
+		Loader: ev.Program.Loader, Prog: ev.Program, Outcome: ev.Outcome,
+		Kernel: kernelJSON{Verdict: ev.Verdict, Action: ev.Action, Rule: ev.RuleID,
+			InsnHash: fmt.Sprintf("%016x", ev.InsnHash), WalkNS: ev.WalkTime.Nanoseconds()},
+		Analysis: rep, Verdict: v,
+		Capture: captureJSON{Complete: ev.Complete(), Truncated: ev.Program.Truncated, ChunksExpected: ev.ChunksExpected,
+			ChunksReceived: ev.ChunksReceived, ReadErrors: ev.ReadErrors, Missing: ev.Missing},
+	}
+	if withInsns {
+		ins, _ := ev.Program.Decode()
+		for _, in := range ins {
+			j.Disasm = append(j.Disasm, insn.FormatKernel(in))
+		}
+		j.Raw = hex.EncodeToString(ev.Program.Insns)
+	}
+	return j
+}
