@@ -20,34 +20,34 @@ import (
 // cpu-v4 instructions and exits.
 func benchProgram(n int) []byte {
 	block := []Instruction{
-		one(0xbf, 6, 1, 0, 0),                        // r6 = r1
-		one(0x79, 7, 6, 112, 0),                      // r7 = *(u64 *)(r6 +112)
-		one(0xb7, 1, 0, 0, 0),                        // r1 = 0
-		one(0x63, 10, 1, -4, 0),                      // *(u32 *)(r10 -4) = r1
-		one(0xbf, 2, 10, 0, 0),                       // r2 = r10
-		one(0x07, 2, 0, 0, -4),                       // r2 += -4
-		wide(1, PseudoMapFD, 5, 0),                   // r1 = map fd 5
-		one(0x85, 0, 0, 0, 1),                        // call bpf_map_lookup_elem
-		one(0x15, 0, 0, 6, 0),                        // if r0 == 0x0 goto pc+6
-		one(0x61, 1, 0, 0, 0),                        // r1 = *(u32 *)(r0 +0)
-		one(0x04, 1, 0, 0, 1),                        // w1 += 1
-		one(0x63, 0, 1, 0, 0),                        // *(u32 *)(r0 +0) = r1
-		one(0xdb, 0, 1, 8, 1),                        // r1 = atomic64_fetch_add((u64 *)(r0 +8), r1)
-		one(0x85, 0, 0, 0, 14),                       // call bpf_get_current_pid_tgid
-		one(0x77, 0, 0, 0, 32),                       // r0 >>= 32
-		one(0x7b, 10, 0, -16, 0),                     // *(u64 *)(r10 -16) = r0
-		one(0x5d, 7, 0, -3, 0),                       // if r7 != r0 goto pc-3
-		one(0xbf, 3, 7, 16, 0),                       // r3 = (s16)r7
-		one(0x3f, 3, 2, 1, 0),                        // r3 s/= r2
-		one(0xd7, 3, 0, 0, 32),                       // r3 = bswap32 r3
-		one(0x91, 4, 6, 5, 0),                        // r4 = *(s8 *)(r6 +5)
-		one(0xa6, 4, 0, 2, 0x2f),                     // if w4 < 0x2f goto pc+2
-		one(0x72, 10, 0, -24, 0x61),                  // *(u8 *)(r10 -24) = 97
-		one(0x85, 0, 2, 0, 51234),                    // kfunc call
-		wide(2, 0, 0x6c6c6568, 0x6f),                 // r2 = 0x6f6c6c6568
-		one(0x85, 0, 1, 0, 12),                       // call pc+12
-		one(0xb7, 0, 0, 0, 0),                        // r0 = 0
-		one(0x95, 0, 0, 0, 0),                        // exit
+		one(0xbf, 6, 1, 0, 0),        // r6 = r1
+		one(0x79, 7, 6, 112, 0),      // r7 = *(u64 *)(r6 +112)
+		one(0xb7, 1, 0, 0, 0),        // r1 = 0
+		one(0x63, 10, 1, -4, 0),      // *(u32 *)(r10 -4) = r1
+		one(0xbf, 2, 10, 0, 0),       // r2 = r10
+		one(0x07, 2, 0, 0, -4),       // r2 += -4
+		wide(1, PseudoMapFD, 5, 0),   // r1 = map fd 5
+		one(0x85, 0, 0, 0, 1),        // call bpf_map_lookup_elem
+		one(0x15, 0, 0, 6, 0),        // if r0 == 0x0 goto pc+6
+		one(0x61, 1, 0, 0, 0),        // r1 = *(u32 *)(r0 +0)
+		one(0x04, 1, 0, 0, 1),        // w1 += 1
+		one(0x63, 0, 1, 0, 0),        // *(u32 *)(r0 +0) = r1
+		one(0xdb, 0, 1, 8, 1),        // r1 = atomic64_fetch_add((u64 *)(r0 +8), r1)
+		one(0x85, 0, 0, 0, 14),       // call bpf_get_current_pid_tgid
+		one(0x77, 0, 0, 0, 32),       // r0 >>= 32
+		one(0x7b, 10, 0, -16, 0),     // *(u64 *)(r10 -16) = r0
+		one(0x5d, 7, 0, -3, 0),       // if r7 != r0 goto pc-3
+		one(0xbf, 3, 7, 16, 0),       // r3 = (s16)r7
+		one(0x3f, 3, 2, 1, 0),        // r3 s/= r2
+		one(0xd7, 3, 0, 0, 32),       // r3 = bswap32 r3
+		one(0x91, 4, 6, 5, 0),        // r4 = *(s8 *)(r6 +5)
+		one(0xa6, 4, 0, 2, 0x2f),     // if w4 < 0x2f goto pc+2
+		one(0x72, 10, 0, -24, 0x61),  // *(u8 *)(r10 -24) = 97
+		one(0x85, 0, 2, 0, 51234),    // kfunc call
+		wide(2, 0, 0x6c6c6568, 0x6f), // r2 = 0x6f6c6c6568
+		one(0x85, 0, 1, 0, 12),       // call pc+12
+		one(0xb7, 0, 0, 0, 0),        // r0 = 0
+		one(0x95, 0, 0, 0, 0),        // exit
 	}
 	var b []byte
 	for len(b) < n*Size {

@@ -10,7 +10,7 @@ func fuzzSeeds(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0x95, 0, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte{0x18, 0x21, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0})
-	f.Add([]byte{0x18, 0x01, 0, 0, 1, 0, 0, 0})      // truncated ld_imm64
+	f.Add([]byte{0x18, 0x01, 0, 0, 1, 0, 0, 0})       // truncated ld_imm64
 	f.Add([]byte{0xdb, 0xa1, 0xf8, 0xff, 0x01, 1, 0}) // partial slot
 	f.Add(bytes.Repeat([]byte{0xff}, 40))
 	for _, tp := range []Instruction{
