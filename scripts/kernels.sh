@@ -20,7 +20,9 @@ if (($# != 3)); then
 	exit 2
 fi
 label=$1 release=$2 meta=$3
-cache=${VMTEST_CACHE:-${XDG_CACHE_HOME:-/var/cache}/ebpf-sentry-vmtest}
+default_cache=/var/cache
+[[ $(id -u) != 0 ]] && default_cache=$HOME/.cache
+cache=${VMTEST_CACHE:-${XDG_CACHE_HOME:-$default_cache}/ebpf-sentry-vmtest}
 max_age=${VMTEST_KERNEL_MAX_AGE_DAYS:-7}
 out=$cache/kernels/$label
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
