@@ -1,0 +1,437 @@
+package output
+
+import (
+	"encoding/base64"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/ebpf-sentry/ebpf-sentry/analysis"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+)
+
+// SchemaVersion is the version of the event schema in docs/event.schema.json.
+// The major number changes when a field is removed or changes meaning; the
+// minor number when fields are added. Consumers should ignore unknown fields.
+const SchemaVersion = "1.0"
+
+// Kind names an event type; it is the value of the event's "event" field.
+type Kind string
+
+// The kinds of event the sentry emits.
+const (
+	KindProgLoad      Kind = "prog_load"      // a BPF_PROG_LOAD was seen
+	KindSensorStarted Kind = "sensor_started" // the sensor attached its hook
+	KindSensorStopped Kind = "sensor_stopped" // the sensor detached
+	KindRulesReloaded Kind = "rules_reloaded" // a new rule set is active
+	KindRulesRejected Kind = "rules_rejected" // a rule set failed validation; the old one stays
+	KindLoss          Kind = "loss"           // events were lost (capture or delivery)
+)
+
+// Event is one telemetry record. Exactly the sections that belong to its kind
+// are set (see docs/EVENTS.md); every string that came from a program or a
+// process has gone through Escape.
+type Event struct {
+	SchemaVersion string    `json:"schema_version"`
+	Event         Kind      `json:"event"`
+	ID            string    `json:"id"`   // unique per event; consumers de-duplicate on it (delivery is at-least-once)
+	Seq           uint64    `json:"seq"`  // per sensor process, increasing; gaps before a loss event are explained by it
+	Time          time.Time `json:"time"` // when it happened (for prog_load: when the load was seen)
+	Host          string    `json:"host"`
+
+	Loader       *Loader       `json:"loader,omitempty"`
+	Prog         *Prog         `json:"prog,omitempty"`
+	Outcome      *Outcome      `json:"outcome,omitempty"`
+	Analysis     *Analysis     `json:"analysis,omitempty"`
+	Verdict      *Verdict      `json:"verdict,omitempty"`
+	Instructions *Instructions `json:"instructions,omitempty"`
+
+	Sensor *Sensor `json:"sensor,omitempty"`
+	Rules  *Rules  `json:"rules,omitempty"`
+	Loss   *Loss   `json:"loss,omitempty"`
+}
+
+// Loader is the process that issued BPF_PROG_LOAD.
+type Loader struct {
+	PID      uint32 `json:"pid"`
+	TID      uint32 `json:"tid"`
+	PPID     uint32 `json:"ppid"`
+	UID      uint32 `json:"uid"`
+	GID      uint32 `json:"gid"`
+	Comm     string `json:"comm"`
+	Exe      string `json:"exe,omitempty"`
+	CgroupID uint64 `json:"cgroup_id,omitempty"`
+	Cgroup   string `json:"cgroup,omitempty"` // cgroup v2 path when resolved
+}
+
+// Enum is a kernel enum value with its name ("" when this build does not know it).
+type Enum struct {
+	ID   uint32 `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
+// Prog is the program's metadata.
+type Prog struct {
+	Name               string      `json:"name"`
+	Type               Enum        `json:"type"`
+	ExpectedAttachType Enum        `json:"expected_attach_type"`
+	AttachTo           string      `json:"attach_to,omitempty"`
+	AttachBTFID        uint32      `json:"attach_btf_id,omitempty"`
+	License            string      `json:"license,omitempty"`
+	GPLCompatible      bool        `json:"gpl_compatible"`
+	Flags              uint32      `json:"flags,omitempty"`
+	InsnCnt            uint32      `json:"insn_cnt"`                    // slots the loader declared
+	CapturedSlots      int         `json:"captured_slots"`              // slots the sensor captured
+	CaptureTruncated   bool        `json:"capture_truncated,omitempty"` // captured_slots < insn_cnt
+	SHA256             string      `json:"sha256,omitempty"`
+	Kernel             *KernelProg `json:"kernel,omitempty"`
+	Source             string      `json:"source,omitempty"`
+	Origin             string      `json:"origin,omitempty"`
+}
+
+// KernelProg is the identity the kernel gave a loaded program.
+type KernelProg struct {
+	ID  uint32 `json:"id"`
+	Tag string `json:"tag"`
+}
+
+// Result is what became of a load.
+type Result string
+
+// Load results.
+const (
+	ResultLoaded  Result = "loaded"  // the kernel accepted the program
+	ResultDenied  Result = "denied"  // the sentry made the load fail (LSM -EPERM)
+	ResultKilled  Result = "killed"  // the sentry killed the loader
+	ResultFailed  Result = "failed"  // the kernel refused it for its own reasons (verifier…)
+	ResultUnknown Result = "unknown" // the syscall's end was not observed
+)
+
+// Outcome is the result of the bpf() call.
+type Outcome struct {
+	Result Result `json:"result"`
+	Errno  int32  `json:"errno,omitempty"` // positive errno when the call failed
+	Error  string `json:"error,omitempty"` // strerror of Errno
+}
+
+// NewOutcome fills Error from errno.
+func NewOutcome(r Result, errno int32) Outcome {
+	o := Outcome{Result: r, Errno: errno}
+	if errno > 0 {
+		o.Error = syscall.Errno(errno).Error()
+	}
+	return o
+}
+
+// Analysis is what analysis found in the instructions.
+type Analysis struct {
+	Helpers   []Helper `json:"helpers"`
+	Kfuncs    []Kfunc  `json:"kfuncs,omitempty"`
+	Maps      []Map    `json:"maps,omitempty"`
+	Strings   []String `json:"strings,omitempty"`
+	Subprogs  []int    `json:"subprogs,omitempty"`
+	TailCalls []int    `json:"tail_calls,omitempty"`
+	Problems  []string `json:"problems,omitempty"`
+}
+
+// Helper is one helper function and how often it is called.
+type Helper struct {
+	ID    int32  `json:"id"`
+	Name  string `json:"name,omitempty"`
+	Count int    `json:"count"`
+}
+
+// Kfunc is one kernel function called through BTF.
+type Kfunc struct {
+	BTFID int32  `json:"btf_id"`
+	Name  string `json:"name,omitempty"`
+	Count int    `json:"count"`
+}
+
+// Map is one map the program references.
+type Map struct {
+	Name string `json:"name,omitempty"`
+	Type string `json:"type,omitempty"`
+	FD   int32  `json:"fd,omitempty"`
+	Uses int    `json:"uses"`
+}
+
+// String is a string found in the program.
+type String struct {
+	Insn int    `json:"insn"`
+	Text string `json:"text"`
+	Kind string `json:"kind"`
+}
+
+// Verdict is what the rules decided. The sensor maps the rules engine's
+// result into it, so this schema does not depend on the rules package.
+type Verdict struct {
+	Action     string      `json:"action"`                // allow | alert | block
+	EnforcedBy string      `json:"enforced_by,omitempty"` // enforcer that acted (lsm, signal…); "" when nothing was enforced
+	Rules      []RuleMatch `json:"rules"`
+}
+
+// RuleMatch is one rule that matched.
+type RuleMatch struct {
+	ID       string   `json:"id"`
+	Action   string   `json:"action"`             // alert | block
+	Severity string   `json:"severity,omitempty"` // info | low | medium | high | critical
+	Tags     []string `json:"tags,omitempty"`
+	Why      string   `json:"why,omitempty"`
+}
+
+// InsnMode selects which forms of the instructions a prog_load event carries.
+type InsnMode string
+
+// Instruction modes.
+const (
+	InsnModeNone InsnMode = "none"
+	InsnModeText InsnMode = "text"
+	InsnModeRaw  InsnMode = "raw"
+	InsnModeBoth InsnMode = "both"
+)
+
+// ParseInsnMode checks an --event-insns value.
+func ParseInsnMode(s string) (InsnMode, error) {
+	switch m := InsnMode(s); m {
+	case InsnModeNone, InsnModeText, InsnModeRaw, InsnModeBoth:
+		return m, nil
+	}
+	return "", fmt.Errorf("instructions mode %q: want none, text, raw or both", s)
+}
+
+// Instructions carries the program's instructions, possibly capped. A capped
+// list says so: shown < total and truncated is true.
+type Instructions struct {
+	Truncated bool      `json:"truncated"`
+	Text      *InsnText `json:"text,omitempty"`
+	Raw       *InsnRaw  `json:"raw,omitempty"`
+}
+
+// InsnText is the disassembly, one line per instruction (an ld_imm64 is one line).
+type InsnText struct {
+	Lines []string `json:"lines"`
+	Shown int      `json:"shown"`
+	Total int      `json:"total"`
+}
+
+// InsnRaw is the raw instruction bytes (8 per slot, little-endian), base64.
+type InsnRaw struct {
+	Base64 string `json:"base64"`
+	Shown  int    `json:"shown_slots"`
+	Total  int    `json:"total_slots"`
+}
+
+// InsnOptions caps the instructions put in events.
+type InsnOptions struct {
+	Mode InsnMode
+	Max  int // most lines / slots per form; <= 0 means no cap
+}
+
+// DefaultInsnMax keeps a prog_load event under about 200 KiB with both forms.
+const DefaultInsnMax = 4096
+
+// ProgLoad is what the sensor (or inspect/scan) knows about one program load.
+type ProgLoad struct {
+	Time    time.Time
+	Program *program.Program
+	Report  *analysis.Report // nil when analysis failed or was skipped
+	Outcome Outcome
+	Verdict *Verdict // nil: no rules evaluated
+	// Disasm is the rendered disassembly, one line per instruction, from the
+	// insn formatters. Lines are escaped before they go into the event.
+	Disasm []string
+}
+
+// NewProgLoad builds a prog_load event. It copies and escapes everything, so
+// the caller may reuse its inputs afterwards.
+func NewProgLoad(in ProgLoad, opt InsnOptions) *Event {
+	p := in.Program
+	if p == nil {
+		p = &program.Program{}
+	}
+	ev := &Event{Event: KindProgLoad, Time: in.Time}
+	if p.Loader != nil {
+		l := p.Loader
+		ev.Loader = &Loader{
+			PID: l.PID, TID: l.TID, PPID: l.PPID, UID: l.UID, GID: l.GID,
+			Comm: Escape(l.Comm), Exe: Escape(l.Exe), CgroupID: l.CgroupID,
+		}
+	}
+	slots := len(p.Insns) / 8
+	pr := &Prog{
+		Name:               Escape(p.Name),
+		Type:               Enum{p.Type, ProgTypeName(p.Type)},
+		ExpectedAttachType: Enum{p.ExpectedAttachType, AttachTypeName(p.ExpectedAttachType)},
+		AttachTo:           Escape(p.AttachTo),
+		AttachBTFID:        p.AttachBTFID,
+		License:            Escape(p.License),
+		Flags:              p.Flags,
+		InsnCnt:            p.InsnCnt,
+		CapturedSlots:      slots,
+		CaptureTruncated:   p.Truncated || uint64(slots) < uint64(p.InsnCnt),
+		Source:             string(p.Source),
+		Origin:             Escape(p.Origin),
+	}
+	if p.Kernel != nil {
+		pr.Kernel = &KernelProg{ID: p.Kernel.ID, Tag: Escape(p.Kernel.Tag)}
+	}
+	ev.Prog = pr
+	out := in.Outcome
+	if out.Result == "" {
+		out.Result = ResultUnknown
+	}
+	out.Error = Escape(out.Error)
+	ev.Outcome = &out
+	if r := in.Report; r != nil {
+		pr.SHA256 = r.SHA256
+		pr.GPLCompatible = r.GPL
+		ev.Analysis = newAnalysis(r)
+	}
+	if in.Verdict != nil {
+		ev.Verdict = copyVerdict(in.Verdict)
+	}
+	ev.Instructions = newInstructions(p.Insns, in.Disasm, opt)
+	return ev
+}
+
+func newAnalysis(r *analysis.Report) *Analysis {
+	a := &Analysis{Helpers: make([]Helper, 0, len(r.Helpers))}
+	for _, h := range r.Helpers {
+		a.Helpers = append(a.Helpers, Helper{ID: h.ID, Name: Escape(h.Name), Count: h.Count})
+	}
+	for _, k := range r.Kfuncs {
+		a.Kfuncs = append(a.Kfuncs, Kfunc{BTFID: k.BTFID, Name: Escape(k.Name), Count: k.Count})
+	}
+	for _, m := range r.Maps {
+		a.Maps = append(a.Maps, Map{Name: Escape(m.Name), Type: Escape(m.Type), FD: m.FD, Uses: len(m.At)})
+	}
+	for _, s := range r.Strings {
+		a.Strings = append(a.Strings, String{Insn: s.Insn, Text: escapeUnprintable(s.Text), Kind: Escape(string(s.Kind))})
+	}
+	a.Subprogs = append(a.Subprogs, r.Subprogs...)
+	a.TailCalls = append(a.TailCalls, r.TailCalls...)
+	for _, pb := range r.Problems {
+		a.Problems = append(a.Problems, Escape(pb))
+	}
+	return a
+}
+
+func copyVerdict(v *Verdict) *Verdict {
+	c := &Verdict{Action: Escape(v.Action), EnforcedBy: Escape(v.EnforcedBy), Rules: make([]RuleMatch, 0, len(v.Rules))}
+	for _, r := range v.Rules {
+		m := RuleMatch{ID: Escape(r.ID), Action: Escape(r.Action), Severity: Escape(r.Severity), Why: Escape(r.Why)}
+		for _, t := range r.Tags {
+			m.Tags = append(m.Tags, Escape(t))
+		}
+		c.Rules = append(c.Rules, m)
+	}
+	if c.Action == "" {
+		c.Action = "allow"
+	}
+	return c
+}
+
+func newInstructions(raw []byte, disasm []string, opt InsnOptions) *Instructions {
+	mode := opt.Mode
+	if mode == "" || mode == InsnModeNone {
+		return nil
+	}
+	capAt := func(total int) int {
+		if opt.Max > 0 && total > opt.Max {
+			return opt.Max
+		}
+		return total
+	}
+	ins := &Instructions{}
+	if mode == InsnModeText || mode == InsnModeBoth {
+		n := capAt(len(disasm))
+		t := &InsnText{Lines: make([]string, n), Shown: n, Total: len(disasm)}
+		for i := range n {
+			t.Lines[i] = escapeUnprintable(disasm[i])
+		}
+		ins.Text = t
+		ins.Truncated = ins.Truncated || n < len(disasm)
+	}
+	if mode == InsnModeRaw || mode == InsnModeBoth {
+		total := len(raw) / 8
+		n := capAt(total)
+		ins.Raw = &InsnRaw{Base64: base64.StdEncoding.EncodeToString(raw[:n*8]), Shown: n, Total: total}
+		ins.Truncated = ins.Truncated || n < total
+	}
+	return ins
+}
+
+// Sensor describes the sensor in lifecycle events.
+type Sensor struct {
+	Version     string  `json:"version,omitempty"`
+	PID         int     `json:"pid,omitempty"`
+	Hook        string  `json:"hook,omitempty"`           // lsm_prog_load, lsm_bpf, tp_btf, tracepoint, kprobe
+	Enforcer    string  `json:"enforcer,omitempty"`       // lsm, signal, none
+	Guarantee   string  `json:"guarantee,omitempty"`      // what the hook/enforcer pair can promise, in words
+	MonitorOnly bool    `json:"monitor_only"`             // enforcement globally off
+	RulesCount  int     `json:"rules_count"`              // rules active
+	Reason      string  `json:"reason,omitempty"`         // sensor_stopped: why
+	Uptime      float64 `json:"uptime_seconds,omitempty"` // sensor_stopped
+}
+
+// SensorStarted is emitted once the hook is attached.
+func SensorStarted(s Sensor) *Event {
+	return &Event{Event: KindSensorStarted, Sensor: escapeSensor(s)}
+}
+
+// SensorStopped is emitted when the sensor detaches (reason: signal, error…).
+func SensorStopped(s Sensor) *Event {
+	return &Event{Event: KindSensorStopped, Sensor: escapeSensor(s)}
+}
+
+func escapeSensor(s Sensor) *Sensor {
+	s.Version, s.Hook, s.Enforcer = Escape(s.Version), Escape(s.Hook), Escape(s.Enforcer)
+	s.Guarantee, s.Reason = Escape(s.Guarantee), Escape(s.Reason)
+	return &s
+}
+
+// Rules describes a rule set in rules_reloaded / rules_rejected events.
+type Rules struct {
+	Source string `json:"source"`           // file path or "embedded"
+	Count  int    `json:"count"`            // rules in the set (rejected: rules still active)
+	SHA256 string `json:"sha256,omitempty"` // of the rule file
+	Error  string `json:"error,omitempty"`  // rules_rejected: why, with file:line:column
+}
+
+// RulesReloaded is emitted when a new rule set becomes active.
+func RulesReloaded(r Rules) *Event {
+	r.Source, r.SHA256, r.Error = Escape(r.Source), Escape(r.SHA256), ""
+	return &Event{Event: KindRulesReloaded, Rules: &r}
+}
+
+// RulesRejected is emitted when a rule set fails validation; the previous
+// set stays active and Count says how many rules that is.
+func RulesRejected(r Rules) *Event {
+	r.Source, r.SHA256, r.Error = Escape(r.Source), Escape(r.SHA256), Escape(r.Error)
+	return &Event{Event: KindRulesRejected, Rules: &r}
+}
+
+// Loss reports events lost since the previous loss event.
+type Loss struct {
+	Interval float64     `json:"interval_seconds"` // time covered by these counts
+	Items    []LossCount `json:"items"`
+}
+
+// Stage says where a loss happened.
+type Stage string
+
+// Loss stages.
+const (
+	StageCapture Stage = "capture" // before user space: ring buffer full, capture incomplete…
+	StageSink    Stage = "sink"    // a sink could not deliver
+)
+
+// LossCount is one (stage, sink, reason) counter.
+type LossCount struct {
+	Stage  Stage  `json:"stage"`
+	Sink   string `json:"sink,omitempty"` // stage sink: the sink's name
+	Reason string `json:"reason"`
+	Count  uint64 `json:"count"` // in this interval
+	Total  uint64 `json:"total"` // since the sensor started
+}

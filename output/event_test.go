@@ -1,0 +1,159 @@
+package output
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestEscape(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"plain ASCII is kept as is", "handle_execve", "handle_execve"},
+		{"a newline cannot forge a second log line", "a\nb", `a\x0ab`},
+		{"a terminal escape sequence is defused", "\x1b[2J", `\x1b[2J`},
+		{"invalid UTF-8 bytes become hex escapes", "\xff\xfeok", `\xff\xfeok`},
+		{"a backslash is doubled so escapes stay unambiguous", `a\x41`, `a\\x41`},
+		{"valid non-ASCII text is kept", "Grüße", "Grüße"},
+		{"a bidi override cannot reorder what the analyst reads", "txt\u202egpj.exe", `txt\u{202e}gpj.exe`},
+		{"a zero-width space is made visible", "a\u200bb", `a\u{200b}b`},
+		{"DEL is escaped", "a\x7f", `a\x7f`},
+		{"a NUL inside the string is escaped", "a\x00b", `a\x00b`},
+		{"a truncated multi-byte sequence at the end is escaped", "ab\xe2\x82", `ab\xe2\x82`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Escape(tt.in); got != tt.want {
+				t.Errorf("Escape(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCString(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"stops at the first NUL", []byte("bash\x00\x00junk"), "bash"},
+		{"takes all 16 bytes when there is no NUL", []byte("0123456789abcdef"), "0123456789abcdef"},
+		{"an empty array is the empty string", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := CString(tt.in); got != tt.want {
+				t.Errorf("CString(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestProgLoadEscapesEveryUntrustedString(t *testing.T) {
+	ev := NewProgLoad(ProgLoad{Program: sampleProgram(4), Report: sampleReport(), Disasm: []string{"r0 = 1\x1b", "exit"}}, InsnOptions{Mode: InsnModeText})
+	b, err := Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !utf8.Valid(b) {
+		t.Fatalf("event is not valid UTF-8: %q", b)
+	}
+	// JSON escapes control characters itself (\u001b); after our escaping
+	// none may be left for it to escape, so syslog and text sinks are safe too.
+	if strings.Contains(string(b), `\u00`) || strings.Contains(string(b), "\ufffd") {
+		t.Errorf("a raw control character or invalid byte reached the encoder: %s", b)
+	}
+	if got, want := ev.Prog.Name, `evil\x0a\x1b[2J\xff\xfe\u{202e}`; got != want {
+		t.Errorf("prog name = %q, want %q", got, want)
+	}
+	if got, want := ev.Loader.Comm, "0123456789abcdef"; got != want {
+		t.Errorf("comm = %q, want %q", got, want)
+	}
+	// analysis.String.Text is already escaped by the analysis package: its
+	// backslashes stay single, anything still raw is escaped.
+	if got, want := ev.Analysis.Strings[0].Text, `pass\x0a`; got != want {
+		t.Errorf("pre-escaped string = %q, want %q", got, want)
+	}
+	if got, want := ev.Analysis.Strings[1].Text, `raw\x01ctl`; got != want {
+		t.Errorf("raw string = %q, want %q", got, want)
+	}
+}
+
+func TestInstructionCaps(t *testing.T) {
+	const slots = 10
+	tests := []struct {
+		name          string
+		opt           InsnOptions
+		wantText      int // lines shown, -1: no text
+		wantRaw       int // slots shown, -1: no raw
+		wantTruncated bool
+	}{
+		{"mode none carries no instructions", InsnOptions{Mode: InsnModeNone, Max: 3}, -1, -1, false},
+		{"no cap shows everything", InsnOptions{Mode: InsnModeBoth}, slots, slots, false},
+		{"a cap above the size shows everything", InsnOptions{Mode: InsnModeBoth, Max: slots}, slots, slots, false},
+		{"a cap below the size says it truncated", InsnOptions{Mode: InsnModeBoth, Max: 3}, 3, 3, true},
+		{"text only", InsnOptions{Mode: InsnModeText, Max: 4}, 4, -1, true},
+		{"raw only", InsnOptions{Mode: InsnModeRaw, Max: 4}, -1, 4, true},
+	}
+	p := sampleProgram(slots)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := NewProgLoad(ProgLoad{Program: p, Disasm: disasmLines(slots)}, tt.opt)
+			ins := ev.Instructions
+			if tt.wantText < 0 && tt.wantRaw < 0 {
+				if ins != nil {
+					t.Fatalf("instructions present: %+v", ins)
+				}
+				return
+			}
+			if ins.Truncated != tt.wantTruncated {
+				t.Errorf("truncated = %v, want %v", ins.Truncated, tt.wantTruncated)
+			}
+			if tt.wantText >= 0 {
+				if ins.Text == nil || len(ins.Text.Lines) != tt.wantText || ins.Text.Shown != tt.wantText || ins.Text.Total != slots {
+					t.Errorf("text = %+v, want %d of %d lines", ins.Text, tt.wantText, slots)
+				}
+			} else if ins.Text != nil {
+				t.Errorf("unexpected text form")
+			}
+			if tt.wantRaw >= 0 {
+				raw, err := base64.StdEncoding.DecodeString(ins.Raw.Base64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(raw) != string(p.Insns[:tt.wantRaw*8]) || ins.Raw.Shown != tt.wantRaw || ins.Raw.Total != slots {
+					t.Errorf("raw = %d bytes, shown %d of %d; want the first %d slots of %d", len(raw), ins.Raw.Shown, ins.Raw.Total, tt.wantRaw, slots)
+				}
+			} else if ins.Raw != nil {
+				t.Errorf("unexpected raw form")
+			}
+		})
+	}
+}
+
+func TestProgLoadNamesTypesAndErrno(t *testing.T) {
+	ev := NewProgLoad(ProgLoad{Program: sampleProgram(2), Outcome: NewOutcome(ResultDenied, 1)}, InsnOptions{})
+	b, _ := Marshal(ev)
+	var m struct {
+		Prog struct {
+			Type, ExpectedAttachType struct {
+				ID   uint32
+				Name string
+			}
+		}
+		Outcome Outcome
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	// BPF_PROG_TYPE_TRACEPOINT = 5 and BPF_TRACE_RAW_TP = 23 in uapi/linux/bpf.h.
+	if ev.Prog.Type != (Enum{5, "tracepoint"}) || ev.Prog.ExpectedAttachType != (Enum{23, "trace_raw_tp"}) {
+		t.Errorf("types = %+v / %+v", ev.Prog.Type, ev.Prog.ExpectedAttachType)
+	}
+	if m.Outcome.Result != ResultDenied || m.Outcome.Errno != 1 || m.Outcome.Error != "operation not permitted" {
+		t.Errorf("outcome = %+v", m.Outcome)
+	}
+}

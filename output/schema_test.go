@@ -1,0 +1,203 @@
+package output
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ebpf-sentry/ebpf-sentry/analysis"
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+var (
+	schemaOnce sync.Once
+	schema     *jsonschema.Schema
+	schemaErr  error
+)
+
+func eventSchema(t testing.TB) *jsonschema.Schema {
+	t.Helper()
+	schemaOnce.Do(func() {
+		path := testutils.Root() + "/docs/event.schema.json"
+		f, err := os.Open(path)
+		if err != nil {
+			schemaErr = err
+			return
+		}
+		defer f.Close()
+		doc, err := jsonschema.UnmarshalJSON(f)
+		if err != nil {
+			schemaErr = err
+			return
+		}
+		c := jsonschema.NewCompiler()
+		c.AssertFormat()
+		c.AssertContent()
+		if err := c.AddResource("event.schema.json", doc); err != nil {
+			schemaErr = err
+			return
+		}
+		schema, schemaErr = c.Compile("event.schema.json")
+	})
+	if schemaErr != nil {
+		t.Fatalf("compile docs/event.schema.json: %v", schemaErr)
+	}
+	return schema
+}
+
+// validate checks one encoded event against docs/event.schema.json.
+func validate(t testing.TB, line []byte) {
+	t.Helper()
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(line))
+	if err != nil {
+		t.Fatalf("event is not JSON: %v\n%s", err, line)
+	}
+	if err := eventSchema(t).Validate(inst); err != nil {
+		t.Fatalf("event does not match the schema: %v\n%s", err, line)
+	}
+}
+
+// hostile is what a malicious loader can put in names: control characters,
+// an escape sequence, invalid UTF-8, a bidi override and no NUL at all.
+var hostile = CString([]byte("evil\n\x1b[2J\xff\xfe\u202e\x00ignored"))
+
+// sampleProgram is a program with every metadata field set.
+func sampleProgram(slots int) *program.Program {
+	raw := make([]byte, 0, slots*8)
+	for i := range slots - 1 {
+		raw = append(raw, 0xb7, 0x00, 0, 0, byte(i), byte(i>>8), 0, 0) // r0 = i
+	}
+	raw = append(raw, 0x95, 0, 0, 0, 0, 0, 0, 0) // exit
+	return &program.Program{
+		Source: program.SourceSensor, Name: hostile, Type: 5, ExpectedAttachType: 23,
+		AttachTo: "syscalls/sys_enter_execve", License: "GPL", InsnCnt: uint32(slots), Insns: raw,
+		Loader: &program.Loader{PID: 42, TID: 43, PPID: 1, UID: 0, GID: 0,
+			Comm: CString([]byte("0123456789abcdef")), Exe: "/tmp/\x07loader", CgroupID: 1234},
+		Kernel: &program.Kernel{ID: 77, Tag: "0123456789abcdef"},
+	}
+}
+
+func sampleReport() *analysis.Report {
+	return &analysis.Report{
+		InsnCount: 3, SHA256: strings.Repeat("ab", 32), License: "GPL", GPL: true,
+		Helpers:   []analysis.HelperUse{{ID: 6, Name: "bpf_trace_printk", Count: 2, At: []int{1, 5}}},
+		Kfuncs:    []analysis.KfuncUse{{BTFID: 1000, Name: "bpf_task_acquire", Count: 1, At: []int{3}}},
+		Subprogs:  []int{10}, TailCalls: []int{12},
+		Maps:      []analysis.MapUse{{Name: "events", Type: "ringbuf", FD: 4, At: []int{0, 7}}},
+		Strings:   []analysis.String{{Insn: 2, Text: `pass\x0a`, Kind: analysis.StringStack}, {Insn: 4, Text: "raw\x01ctl", Kind: analysis.StringData}},
+		Problems:  []string{"insn 9 (byte 72): unknown opcode 0xff"},
+	}
+}
+
+func disasmLines(slots int) []string {
+	lines := make([]string, slots)
+	for i := range slots - 1 {
+		lines[i] = "r0 = " + strings.Repeat("1", 1+i%5)
+	}
+	lines[slots-1] = "exit"
+	return lines
+}
+
+// everyEvent returns one event of every kind the package can build, in
+// minimal and full variants, with hostile strings where strings come from
+// outside.
+func everyEvent() map[string]*Event {
+	full := ProgLoad{
+		Time: time.Unix(1700000000, 123456789), Program: sampleProgram(20), Report: sampleReport(),
+		Outcome: NewOutcome(ResultKilled, 1),
+		Verdict: &Verdict{Action: "block", EnforcedBy: "signal", Rules: []RuleMatch{
+			{ID: "exechijack", Action: "block", Severity: "critical", Tags: []string{"rootkit"}, Why: "helpers " + hostile},
+			{ID: "printk", Action: "alert", Severity: "low"},
+		}},
+		Disasm: disasmLines(20),
+	}
+	return map[string]*Event{
+		"a prog_load with everything and both instruction forms": NewProgLoad(full, InsnOptions{Mode: InsnModeBoth}),
+		"a prog_load whose instructions are capped":              NewProgLoad(full, InsnOptions{Mode: InsnModeBoth, Max: 5}),
+		"a prog_load with text instructions only":                NewProgLoad(full, InsnOptions{Mode: InsnModeText}),
+		"a prog_load with raw instructions only":                 NewProgLoad(full, InsnOptions{Mode: InsnModeRaw}),
+		"a prog_load with nothing but a bare program":            NewProgLoad(ProgLoad{Program: &program.Program{}}, InsnOptions{}),
+		"a prog_load with no program at all":                     NewProgLoad(ProgLoad{}, InsnOptions{Mode: InsnModeBoth}),
+		"a prog_load of an unknown type that failed to load": NewProgLoad(ProgLoad{
+			Program: &program.Program{Name: "x", Type: 999, ExpectedAttachType: 999, InsnCnt: 4, Insns: make([]byte, 8), Truncated: true},
+			Outcome: NewOutcome(ResultFailed, 22), Verdict: &Verdict{},
+		}, InsnOptions{Mode: InsnModeText}),
+		"a sensor_started":  SensorStarted(Sensor{Version: "dev", PID: 1, Hook: "tp_btf", Enforcer: "signal", Guarantee: "loader killed after load\n", RulesCount: 4}),
+		"a sensor_stopped":  SensorStopped(Sensor{Version: "dev", PID: 1, Reason: "signal: terminated", Uptime: 3.5}),
+		"a rules_reloaded":  RulesReloaded(Rules{Source: "/etc/ebpf-sentry/rules.yaml", Count: 7, SHA256: strings.Repeat("0f", 32)}),
+		"a rules_rejected":  RulesRejected(Rules{Source: "/etc/rules.yaml", Count: 7, Error: "rules.yaml:3:5: unknown field \"\x1b\""}),
+		"a loss":            {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
+	}
+}
+
+func TestEveryEventKindMatchesTheSchema(t *testing.T) {
+	p := NewPipeline(Config{Host: "host\x00name", LossInterval: -1})
+	defer p.Close(t.Context())
+	kinds := map[Kind]bool{}
+	for name, ev := range everyEvent() {
+		t.Run(name, func(t *testing.T) {
+			p.Emit(ev) // stamps the envelope; no sinks attached
+			b, err := Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			validate(t, b)
+			kinds[ev.Event] = true
+		})
+	}
+	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss} {
+		if !kinds[k] {
+			t.Errorf("no sample of kind %s was validated", k)
+		}
+	}
+}
+
+func TestSchemaRejectsMalformedEvents(t *testing.T) {
+	p := NewPipeline(Config{Host: "h", LossInterval: -1})
+	defer p.Close(t.Context())
+	ev := NewProgLoad(ProgLoad{Program: sampleProgram(3), Report: sampleReport()}, InsnOptions{Mode: InsnModeBoth})
+	p.Emit(ev)
+	good, err := Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(t, good)
+	tests := []struct {
+		name   string
+		mutate func(m map[string]any)
+	}{
+		{"an unknown top-level field", func(m map[string]any) { m["extra"] = 1 }},
+		{"a control character in comm", func(m map[string]any) { m["loader"].(map[string]any)["comm"] = "a\nb" }},
+		{"a prog_load without prog", func(m map[string]any) { delete(m, "prog") }},
+		{"a prog_load carrying a sensor section", func(m map[string]any) { m["sensor"] = map[string]any{"monitor_only": false, "rules_count": 0} }},
+		{"an unknown outcome", func(m map[string]any) { m["outcome"].(map[string]any)["result"] = "maybe" }},
+		{"a raw form that is not base64", func(m map[string]any) {
+			m["instructions"].(map[string]any)["raw"].(map[string]any)["base64"] = "!!"
+		}},
+		{"an unknown kind", func(m map[string]any) { m["event"] = "prog_unload" }},
+		{"a time that is not RFC 3339", func(m map[string]any) { m["time"] = "yesterday" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" is rejected", func(t *testing.T) {
+			var m map[string]any
+			if err := json.Unmarshal(good, &m); err != nil {
+				t.Fatal(err)
+			}
+			tt.mutate(m)
+			b, _ := json.Marshal(m)
+			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if eventSchema(t).Validate(inst) == nil {
+				t.Errorf("schema accepted %s", b)
+			}
+		})
+	}
+}
