@@ -130,12 +130,14 @@ type asmLexer struct {
 	src       string
 	off       int
 	line, col int
-	peeked    *asmToken
+	peeked    asmToken
+	hasPeeked bool
 }
 
+// advance moves past n bytes, counting lines and (byte) columns.
 func (l *asmLexer) advance(n int) {
-	for _, c := range l.src[l.off : l.off+n] {
-		if c == '\n' {
+	for i := l.off; i < l.off+n; i++ {
+		if l.src[i] == '\n' {
 			l.line++
 			l.col = 1
 		} else {
@@ -146,16 +148,15 @@ func (l *asmLexer) advance(n int) {
 }
 
 func (l *asmLexer) peek() asmToken {
-	if l.peeked == nil {
-		t := l.scan()
-		l.peeked = &t
+	if !l.hasPeeked {
+		l.peeked, l.hasPeeked = l.scan(), true
 	}
-	return *l.peeked
+	return l.peeked
 }
 
 func (l *asmLexer) next() asmToken {
 	t := l.peek()
-	l.peeked = nil
+	l.hasPeeked = false
 	return t
 }
 
