@@ -15,10 +15,6 @@ import (
 	"github.com/cilium/ebpf/asm"
 )
 
-// ErrBigEndian is returned for big-endian (bpfeb) objects whose instructions
-// could not be converted.
-var ErrBigEndian = errors.New("big-endian objects are not supported")
-
 // ErrNotELF is returned when the input does not start with the ELF magic.
 var ErrNotELF = errors.New("not an ELF file")
 
@@ -120,6 +116,14 @@ func checkELF(r io.ReaderAt) (elfLayout, error) {
 	}
 	size := readerSize(r)
 	for _, s := range f.Sections {
+		if s.Flags&elf.SHF_COMPRESSED != 0 {
+			// Decompression would allocate the size the header claims.
+			return elfLayout{}, fmt.Errorf("section %s is compressed (not supported)", s.Name)
+		}
+		if s.Type == elf.SHT_NOBITS && s.Size > maxNoBits {
+			// cilium/ebpf allocates NOBITS sections (.bss) in full.
+			return elfLayout{}, fmt.Errorf("section %s claims %d bytes of zeroes (more than %d)", s.Name, s.Size, maxNoBits)
+		}
 		if s.Type == elf.SHT_NOBITS || s.Type == elf.SHT_NULL {
 			continue
 		}
@@ -139,6 +143,11 @@ func checkELF(r io.ReaderAt) (elfLayout, error) {
 	}
 	return l, nil
 }
+
+// maxNoBits bounds zero-filled sections: far above any real .bss (the kernel
+// caps an array map's value at a few MiB) yet small enough that a hostile
+// header cannot make us allocate gigabytes.
+const maxNoBits = 64 << 20
 
 // readerSize returns the size of r when it can tell, else -1.
 func readerSize(r io.ReaderAt) int64 {
@@ -169,17 +178,15 @@ func fromSpec(origin string, spec *ebpf.CollectionSpec, ps *ebpf.ProgramSpec, da
 		AttachTo:           ps.AttachTo,
 		Flags:              ps.Flags,
 		License:            ps.License,
+		BigEndian:          ps.ByteOrder == binary.BigEndian,
 		Refs:               map[int]Ref{},
 		Data:               data,
 	}
 	// Marshal always little-endian: cilium/ebpf decoded the object in its own
-	// byte order, so a bpfeb object comes out as the bytes a bpfel build would
-	// have (up to the register nibbles, which Marshal also orders for LE).
+	// byte order, so a bpfeb object's instructions come out in the encoding
+	// everything downstream reads (BigEndian records the memory layout).
 	var buf bytes.Buffer
 	if err := ps.Instructions.Marshal(&buf, binary.LittleEndian); err != nil {
-		if ps.ByteOrder == binary.BigEndian {
-			return nil, fmt.Errorf("%w: %v", ErrBigEndian, err)
-		}
 		return nil, fmt.Errorf("encode instructions: %w", err)
 	}
 	p.Insns = buf.Bytes()

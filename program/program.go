@@ -31,6 +31,11 @@ type Program struct {
 	Flags              uint32 `json:"flags,omitempty"`     // prog_flags
 	License            string `json:"license,omitempty"`
 
+	// BigEndian is set for programs built for big-endian targets (bpfeb):
+	// their Insns are still encoded little-endian, but the values they store
+	// and compare are laid out big-endian in memory.
+	BigEndian bool `json:"big_endian,omitempty"`
+
 	// Insns is the raw instruction stream, 8 bytes per slot, little-endian.
 	Insns []byte `json:"-"`
 	// InsnCnt is the slot count the loader declared (may exceed len(Insns)/8
