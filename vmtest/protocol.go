@@ -33,6 +33,10 @@ type Suite struct {
 	Path string   `json:"path"`
 	Args []string `json:"args"`
 	Env  []string `json:"env"`
+	// Dir is the working directory: the package's source directory on the
+	// host, recreated in the VM with its committed testdata, so relative
+	// "testdata/..." paths and paths compiled in by runtime.Caller both work.
+	Dir string `json:"dir"`
 }
 
 // The result channel is line based: one "vmtest-result NAME CODE" per suite in

@@ -235,11 +235,21 @@ func buildInitramfs(ctx context.Context, o Options, dir string) (string, []Suite
 		if o.Run != "" {
 			args = append(args, "-test.run="+o.Run)
 		}
+		pkgDir, err := packageDir(ctx, o, pkg)
+		if err != nil {
+			return "", nil, err
+		}
 		s := Suite{Name: name, Path: "/suites/" + name + ".test", Args: args,
-			Env: []string{"EBPF_SENTRY_REQUIRE_PRIVILEGED=1"}}
+			Env: []string{"EBPF_SENTRY_REQUIRE_PRIVILEGED=1"}, Dir: pkgDir}
 		cfg.Suites = append(cfg.Suites, s)
 		files = append(files, File{Name: strings.TrimPrefix(s.Path, "/"), Mode: 0o755, Data: data})
+		td, err := testdata(ctx, o.Repo, pkgDir)
+		if err != nil {
+			return "", nil, err
+		}
+		files = append(files, td...)
 	}
+	files = dedupe(files)
 	raw, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return "", nil, fmt.Errorf("encode config: %w", err)
@@ -259,6 +269,61 @@ func buildInitramfs(ctx context.Context, o Options, dir string) (string, []Suite
 		return "", nil, fmt.Errorf("write initramfs: %w", err)
 	}
 	return out, cfg.Suites, nil
+}
+
+// packageDir is the absolute source directory of a Go package.
+func packageDir(ctx context.Context, o Options, pkg string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-f", "{{.Dir}}", pkg)
+	cmd.Dir = o.Repo
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go list %s: %w", pkg, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// testdata returns the committed files of the repository's testdata/ and the
+// package's own testdata/, named by their absolute host paths, so a test finds
+// them in the VM exactly where it would on the host. Only committed files
+// are packed: build products under testdata/ can be large and are not inputs.
+func testdata(ctx context.Context, repo, pkgDir string) ([]File, error) {
+	dirs := []string{filepath.Join(repo, "testdata"), filepath.Join(pkgDir, "testdata")}
+	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", repo, "ls-files", "-z", "--full-name", "--"}, dirs...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("list committed testdata of %s: %w", pkgDir, err)
+	}
+	var files []File
+	for _, rel := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		if rel == "" {
+			continue
+		}
+		abs := filepath.Join(repo, rel)
+		st, err := os.Stat(abs)
+		if err != nil {
+			// Deleted in the working tree but still in the index.
+			continue
+		}
+		data, err := os.ReadFile(abs)
+		if err != nil {
+			return nil, fmt.Errorf("read testdata %s: %w", abs, err)
+		}
+		files = append(files, File{Name: strings.TrimPrefix(abs, "/"), Mode: st.Mode().Perm(), Data: data})
+	}
+	return files, nil
+}
+
+// dedupe drops repeated names (two suites share the repository's testdata).
+func dedupe(files []File) []File {
+	seen := map[string]bool{}
+	out := files[:0]
+	for _, f := range files {
+		if !seen[f.Name] {
+			seen[f.Name] = true
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // goBuild runs the go tool statically: the initramfs has no libc.

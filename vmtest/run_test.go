@@ -2,8 +2,10 @@ package vmtest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -74,5 +76,55 @@ func TestSummaryPrint(t *testing.T) {
 	}
 	if !strings.HasSuffix(out, "\n1 passed, 1 failed\n") {
 		t.Errorf("summary does not end with the count line:\n%s", out)
+	}
+}
+
+func TestTestdataPacksCommittedFilesAtTheirHostPaths(t *testing.T) {
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	if err := exec.Command("git", "-C", repo, "rev-parse").Run(); err != nil {
+		t.Skip("not a git checkout")
+	}
+	out, err := exec.Command("git", "-C", repo, "ls-files", "testdata").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed := strings.Fields(string(out))
+	if len(committed) == 0 {
+		t.Skip("the repository has no committed testdata")
+	}
+	files, err := testdata(context.Background(), repo, filepath.Join(repo, "vmtest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]File{}
+	for _, f := range files {
+		names[f.Name] = f
+	}
+	for _, rel := range committed {
+		abs := filepath.Join(repo, rel)
+		f, ok := names[strings.TrimPrefix(abs, "/")]
+		if _, err := os.Stat(abs); err != nil {
+			continue // deleted in the working tree
+		}
+		if !ok {
+			t.Errorf("committed %s is not packed", rel)
+			continue
+		}
+		want, err := os.ReadFile(abs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(f.Data, want) {
+			t.Errorf("%s: packed content differs from the file", rel)
+		}
+	}
+	if len(files) > len(committed) {
+		t.Errorf("packed %d files, but only %d are committed", len(files), len(committed))
 	}
 }

@@ -89,7 +89,7 @@ func run() error {
 	label := vmtest.KernelLabel(string(cmdline))
 	var uname unix.Utsname
 	_ = unix.Uname(&uname)
-	fmt.Printf("vminit: kernel %s (%s), label %q\n", unix.ByteSliceToString(uname.Release[:]), strings.TrimSpace(string(cmdline)), label)
+	fmt.Printf("vminit: kernel %s (%s), label %q, up %s\n", unix.ByteSliceToString(uname.Release[:]), strings.TrimSpace(string(cmdline)), label, uptime())
 
 	raw, err := os.ReadFile(vmtest.ConfigPath)
 	if err != nil {
@@ -146,6 +146,15 @@ func runSuite(s vmtest.Suite, label string) int {
 	cmd := exec.Command(s.Path, s.Args...)
 	cmd.Env = append([]string{"PATH=/bin", "HOME=/tmp", "TMPDIR=/tmp", vmtest.KernelEnv + "=" + label}, s.Env...)
 	cmd.Dir = "/"
+	if s.Dir != "" {
+		// The package directory exists when it has testdata; create it
+		// otherwise so the test starts where it would on the host.
+		if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+			fmt.Printf("vminit: suite %s: create working directory: %v\n", s.Name, err)
+		} else {
+			cmd.Dir = s.Dir
+		}
+	}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	start := time.Now()
 	err := cmd.Run()
@@ -162,7 +171,7 @@ func runSuite(s vmtest.Suite, label string) int {
 		fmt.Printf("vminit: suite %s did not start: %v\n", s.Name, err)
 		code = 127
 	}
-	fmt.Printf("vminit: suite %s exited %d after %s\n", s.Name, code, time.Since(start).Round(time.Millisecond))
+	fmt.Printf("vminit: suite %s exited %d after %s, up %s\n", s.Name, code, time.Since(start).Round(time.Millisecond), uptime())
 	return code
 }
 
@@ -177,4 +186,16 @@ func report(f *os.File, line string) error {
 		return fmt.Errorf("drain result port: %w", err)
 	}
 	return nil
+}
+
+// uptime is the guest's time since boot, for the timings in the console.
+func uptime() string {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0] + "s"
+	}
+	return "?"
 }
