@@ -1,0 +1,206 @@
+package sensor
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ebpf-sentry/ebpf-sentry/rules/kernel"
+)
+
+// synthetic records, encoded the way the kernel writes them.
+func encHeader(id uint64, pid uint32, name string, insnCnt uint32) []byte {
+	h := sentrySentryHeader{Pid: pid, Tid: pid, InsnCnt: insnCnt, ProgType: 5,
+		Chunks: (min(insnCnt, maxCaptureInsn) + chunkInsns - 1) / chunkInsns}
+	h.H.Kind, h.H.LoadId = kindHeader, id
+	for i := 0; i < len(name); i++ {
+		h.Name[i] = int8(name[i])
+	}
+	b, _ := binary.Append(nil, binary.LittleEndian, &h)
+	return b
+}
+
+func encChunk(id uint64, index uint32, data []byte, readErr bool) []byte {
+	b := make([]byte, chunkSize)
+	binary.LittleEndian.PutUint32(b, kindChunk)
+	binary.LittleEndian.PutUint64(b[8:], id)
+	binary.LittleEndian.PutUint32(b[16:], index)
+	binary.LittleEndian.PutUint32(b[20:], uint32(len(data)/8))
+	if readErr {
+		binary.LittleEndian.PutUint32(b[24:], 1)
+	}
+	copy(b[chunkDataOff:], data)
+	return b
+}
+
+func encVerdict(id uint64, hash uint64, verdict Verdict) []byte {
+	v := sentrySentryVerdictRec{Verdict: uint32(verdict), InsnHash: hash, RuleIndex: -1}
+	v.H.Kind, v.H.LoadId = kindVerdict, id
+	v.HelperCount[14] = 3
+	b, _ := binary.Append(nil, binary.LittleEndian, &v)
+	return b
+}
+
+func encExit(id uint64, ret int64, progID uint32) []byte {
+	x := sentrySentryExit{Ret: ret, ProgId: progID}
+	x.H.Kind, x.H.LoadId = kindExit, id
+	b, _ := binary.Append(nil, binary.LittleEndian, &x)
+	return b
+}
+
+// loadRecords is the record sequence of one load of insns.
+func loadRecords(id uint64, pid uint32, insns []byte) [][]byte {
+	recs := [][]byte{encHeader(id, pid, "p", uint32(len(insns)/8))}
+	for i := 0; i*chunkInsns*8 < len(insns); i++ {
+		end := min((i+1)*chunkInsns*8, len(insns))
+		recs = append(recs, encChunk(id, uint32(i), insns[i*chunkInsns*8:end], false))
+	}
+	recs = append(recs, encVerdict(id, kernel.Hash(insns), VerdictAllow), encExit(id, 5, 100+uint32(id)))
+	return recs
+}
+
+func feed(t *testing.T, a *assembler, recs [][]byte) []*Event {
+	t.Helper()
+	var out []*Event
+	for _, b := range recs {
+		r, err := parseRecord(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev := a.add(r, time.Now()); ev != nil {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func randomInsns(r *rand.Rand, n int) []byte {
+	b := make([]byte, n*8)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func TestAssemblerInterleavedLoadsFromManyCPUs(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const loads = 20
+	want := map[uint64][]byte{}
+	var streams [][][]byte
+	for i := range loads {
+		id := uint64(i+1) | uint64(i%4)<<48
+		insns := randomInsns(r, 1+r.IntN(3000))
+		want[id] = insns
+		streams = append(streams, loadRecords(id, uint32(1000+i), insns))
+	}
+	// Interleave: each load's records stay in order, loads mix freely.
+	var mixed [][]byte
+	for len(streams) > 0 {
+		k := r.IntN(len(streams))
+		mixed = append(mixed, streams[k][0])
+		if streams[k] = streams[k][1:]; len(streams[k]) == 0 {
+			streams = slices.Delete(streams, k, k+1)
+		}
+	}
+	evs := feed(t, newAssembler(), mixed)
+	if len(evs) != loads {
+		t.Fatalf("%d events from %d loads", len(evs), loads)
+	}
+	for _, ev := range evs {
+		if !ev.Complete() || !bytes.Equal(ev.Program.Insns, want[ev.LoadID]) {
+			t.Errorf("load %#x: complete=%v missing=%v, %d bytes vs %d submitted", ev.LoadID, ev.Complete(), ev.Missing, len(ev.Program.Insns), len(want[ev.LoadID]))
+		}
+		if ev.Outcome.Result != ResultLoaded || ev.Program.Kernel == nil || ev.Program.Kernel.ID != 100+uint32(ev.LoadID) {
+			t.Errorf("load %#x: outcome %+v kernel %+v", ev.LoadID, ev.Outcome, ev.Program.Kernel)
+		}
+	}
+}
+
+func TestAssemblerReportsWhatIsMissing(t *testing.T) {
+	insns := genInsns(1500) // three chunks
+	full := loadRecords(1, 42, insns)
+	cases := []struct {
+		name      string
+		drop      []int // indexes into full: 0 header, 1-3 chunks, 4 verdict, 5 exit
+		missing   []string
+		insnBytes int
+	}{
+		{"a lost middle chunk truncates the program to the first chunk", []int{2}, []string{"chunks"}, chunkInsns * 8},
+		{"a lost last chunk keeps the first two chunks", []int{3}, []string{"chunks"}, 2 * chunkInsns * 8},
+		{"a lost header is reported, its chunks were never sent", []int{0, 1, 2, 3}, []string{"header"}, 0},
+		{"a lost verdict is reported", []int{4}, []string{"verdict"}, len(insns)},
+		{"a lost exit is reported when the load expires", []int{5}, []string{"exit"}, len(insns)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var recs [][]byte
+			for i, b := range full {
+				if !slices.Contains(tc.drop, i) {
+					recs = append(recs, b)
+				}
+			}
+			a := newAssembler()
+			evs := feed(t, a, recs)
+			evs = append(evs, a.expire(time.Now().Add(time.Minute))...)
+			if len(evs) != 1 {
+				t.Fatalf("%d events, want exactly 1", len(evs))
+			}
+			ev := evs[0]
+			if !slices.Equal(ev.Missing, tc.missing) || len(ev.Program.Insns) != tc.insnBytes {
+				t.Errorf("missing %v with %d bytes, want %v with %d", ev.Missing, len(ev.Program.Insns), tc.missing, tc.insnBytes)
+			}
+			if ev.Complete() {
+				t.Error("reported complete")
+			}
+			if tc.insnBytes != len(insns) && !ev.Program.Truncated {
+				t.Error("truncated program not marked Truncated")
+			}
+		})
+	}
+}
+
+func TestAssemblerFlagsAHashMismatch(t *testing.T) {
+	insns := genInsns(10)
+	recs := loadRecords(1, 42, insns)
+	recs[2] = encVerdict(1, kernel.Hash(insns)^1, VerdictAllow)
+	evs := feed(t, newAssembler(), recs)
+	if len(evs) != 1 || !evs[0].HashMismatch || evs[0].Complete() {
+		t.Fatalf("events %+v", evs)
+	}
+}
+
+func TestAssemblerCountsReadErrorsAsTruncation(t *testing.T) {
+	insns := genInsns(10)
+	recs := loadRecords(1, 42, insns)
+	recs[1] = encChunk(1, 0, make([]byte, len(insns)), true)
+	evs := feed(t, newAssembler(), recs)
+	if len(evs) != 1 || evs[0].ReadErrors != 1 || !evs[0].Program.Truncated || evs[0].Complete() {
+		t.Fatalf("events %+v", evs[0])
+	}
+}
+
+func TestParseRecordRejectsMalformedInput(t *testing.T) {
+	cases := []struct {
+		name string
+		b    []byte
+	}{
+		{"an empty sample", nil},
+		{"an unknown kind", append([]byte{9, 0, 0, 0}, make([]byte, 12)...)},
+		{"a header cut short", encHeader(1, 1, "x", 1)[:100]},
+		{"a chunk claiming more than 512 instructions", func() []byte {
+			b := encChunk(1, 0, nil, false)
+			binary.LittleEndian.PutUint32(b[20:], 513)
+			return b
+		}()},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := parseRecord(tc.b); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}

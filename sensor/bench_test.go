@@ -1,0 +1,117 @@
+package sensor
+
+import (
+	"fmt"
+	"runtime"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+)
+
+// rawLoad submits insns with bpf(BPF_PROG_LOAD) as a tracepoint program
+// and closes the fd; it returns the errno, if any.
+func rawLoad(insns []byte, name string) error {
+	lic := []byte("GPL\x00")
+	attr := struct {
+		progType, insnCnt uint32
+		insns, license    uint64
+		logLevel, logSize uint32
+		logBuf            uint64
+		kernVersion       uint32
+		progFlags         uint32
+		progName          [16]byte
+	}{progType: 5, insnCnt: uint32(len(insns) / 8),
+		insns: uint64(uintptr(unsafe.Pointer(&insns[0]))), license: uint64(uintptr(unsafe.Pointer(&lic[0])))}
+	copy(attr.progName[:15], name)
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	runtime.KeepAlive(insns)
+	runtime.KeepAlive(lic)
+	if errno != 0 {
+		return errno
+	}
+	unix.Close(int(fd))
+	return nil
+}
+
+// withSensor runs f with the sensor attached on hook ("off": no sensor),
+// draining its events as the agent would.
+func withSensor(b *testing.B, hook string, f func()) {
+	if hook == "off" {
+		f()
+		return
+	}
+	testutils.RequireRoot(b, "attaching the sensor")
+	s, err := New(Config{Hook: Hook(hook), Mode: ModeMonitor})
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		for range s.Events() {
+		}
+	}()
+	defer func() {
+		s.Close()
+		if l, err := s.Losses(); err == nil && l.Total() > 0 {
+			b.Logf("losses: %v", l)
+		}
+	}()
+	f()
+}
+
+var benchHooks = []string{"off", string(HookTracepoint), string(HookBTF), "off"}
+
+// BenchmarkProgLoad measures BPF_PROG_LOAD latency by program size with the
+// sensor off, on each hook, and off again (to see drift within the run).
+func BenchmarkProgLoad(b *testing.B) {
+	testutils.RequireRoot(b, "loading BPF programs")
+	sizes := []int{10, 1000, 10_000, 100_000, 1_000_000}
+	if testing.Short() {
+		sizes = sizes[:3]
+	}
+	for i, hook := range benchHooks {
+		withSensor(b, hook, func() {
+			for _, n := range sizes {
+				insns := genInsns(n)
+				b.Run(fmt.Sprintf("sentry=%s#%d/insns=%d", hook, i, n), func(b *testing.B) {
+					for b.Loop() {
+						if err := rawLoad(insns, "bench"); err != nil {
+							b.Fatalf("load %d insns: %v", n, err)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+// BenchmarkGetpid is the cost to an unrelated syscall: the tracepoint hook
+// fires only for bpf(), tp_btf/sys_enter for every syscall.
+func BenchmarkGetpid(b *testing.B) {
+	for i, hook := range benchHooks {
+		withSensor(b, hook, func() {
+			b.Run(fmt.Sprintf("sentry=%s#%d", hook, i), func(b *testing.B) {
+				for b.Loop() {
+					syscall.Getpid()
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkRecordParse is user space's cost per ring-buffer record.
+func BenchmarkRecordParse(b *testing.B) {
+	chunk := make([]byte, chunkSize)
+	chunk[0] = byte(kindChunk)
+	chunk[20] = 0 // count 512 below
+	chunk[21] = 2
+	b.SetBytes(int64(len(chunk)))
+	for b.Loop() {
+		if _, err := parseRecord(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
