@@ -95,7 +95,7 @@ func TestParseErrors(t *testing.T) {
 		{"an allow entry needs a valid sha256", "- id: r1\n  severity: low\n  action: alert\n  match: {helpers_any: [1]}\n  allow: [{sha256: abc}]\n", "allow[0].sha256: want 64 hex digits"},
 		{"two documents are refused", "- id: r1\n---\n- id: r2\n", "one YAML document"},
 		{"invalid UTF-8 is refused", "- id: \xff\n", "not valid UTF-8"},
-		{"deep nesting is refused", rule(strings.Repeat("    not:\n", 1)+deepNot(20)), "nested more than 16 deep"},
+		{"deep nesting is refused", rule(strings.Repeat("    not:\n", 1) + deepNot(20)), "nested more than 16 deep"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
