@@ -1,0 +1,331 @@
+package testprogs
+
+import (
+	"path/filepath"
+	"runtime"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// KernelNameLen is the longest program name the kernel keeps (BPF_OBJ_NAME_LEN
+// less the terminating NUL); loaders silently cut longer names.
+const KernelNameLen = 15
+
+// Program is one program of an object.
+type Program struct {
+	// Name is the function's symbol in the ELF, the name loaders submit.
+	Name    string
+	Section string
+	Type    ebpf.ProgramType
+	// Insns counts the instruction slots submitted to the kernel (ld_imm64
+	// takes two), sub-programs included.
+	Insns int
+	// Helpers counts helper call instructions in those slots (static counts,
+	// sub-programs included, not calls made at run time).
+	Helpers map[asm.BuiltinFunc]int
+	// Kfuncs counts kfunc call instructions by kernel function name.
+	Kfuncs map[string]int
+	// Loads tells whether the program loads on the reference host (Linux
+	// 6.18, lockdown=integrity, no CONFIG_BPF_KPROBE_OVERRIDE).
+	Loads bool
+	// RefusedFor, for a program that does not load there, is what the
+	// verifier names as the reason (a helper it refuses).
+	RefusedFor string
+}
+
+// KernelName is the name the kernel stores for the program: Name cut to
+// KernelNameLen bytes, as libbpf and cilium/ebpf submit it.
+func (p Program) KernelName() string {
+	if len(p.Name) > KernelNameLen {
+		return p.Name[:KernelNameLen]
+	}
+	return p.Name
+}
+
+// Object is one compiled object under testdata/.
+type Object struct {
+	// File is the object's name under testdata/, e.g. "pamspy.bpf.o".
+	File string
+	// Malicious marks objects written to look like attack tools.
+	Malicious bool
+	// Imitates names the tool or technique a malicious-style object copies
+	// the profile of; for benign objects, the kind of tool it stands for.
+	Imitates string
+	// License is the content of the license section, "" when there is none.
+	License string
+	// BTF tells whether the object has .BTF and .BTF.ext sections.
+	BTF bool
+	// LegacyMaps marks maps defined in the pre-BTF "maps" section, which
+	// libbpf 1.0 and later (so bpftool) refuse; cilium/ebpf loads them.
+	LegacyMaps bool
+	// Programs in the object, in the order of their sections.
+	Programs []Program
+}
+
+// Path returns the object's absolute path.
+func (o Object) Path() string { return Path(o.File) }
+
+// Loads tells whether every program of the object loads on the reference host.
+func (o Object) Loads() bool {
+	for _, p := range o.Programs {
+		if !p.Loads {
+			return false
+		}
+	}
+	return true
+}
+
+// Program returns the object's program with the given ELF name.
+func (o Object) Program(name string) (Program, bool) {
+	for _, p := range o.Programs {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Program{}, false
+}
+
+// Dir is the absolute path of the repository's testdata/ folder.
+func Dir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "testdata")
+}
+
+// Path returns the absolute path of a file under testdata/, e.g.
+// Path("pamspy.bpf.o").
+func Path(name string) string { return filepath.Join(Dir(), name) }
+
+// Lookup returns the listed object with the given file name.
+func Lookup(file string) (Object, bool) {
+	for _, o := range Objects {
+		if o.File == file {
+			return o, true
+		}
+	}
+	return Object{}, false
+}
+
+// Benign returns the objects that default rules must not flag.
+func Benign() []Object { return filter(false) }
+
+// Malicious returns the malicious-style objects.
+func Malicious() []Object { return filter(true) }
+
+func filter(malicious bool) []Object {
+	var out []Object
+	for _, o := range Objects {
+		if o.Malicious == malicious {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// BigInsns is the size of big.bpf.o's program. testdata/gen/bigprog makes
+// programs of any size up to the kernel's 1,000,000 instructions
+// (`make -C testdata big1m` builds one into testdata/build/).
+const BigInsns = 100000
+
+// Objects lists every object under testdata/. The sizes and call counts were
+// read from the objects with llvm-objdump-19 and are checked again by this
+// package's tests with cilium/ebpf.
+var Objects = []Object{
+	{
+		File: "execsnoop.bpf.o", Imitates: "execsnoop (libbpf-tools): exec tracing",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "execsnoop_enter", Section: "tracepoint/syscalls/sys_enter_execve", Type: ebpf.TracePoint, Insns: 80, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentComm: 1, asm.FnGetCurrentPidTgid: 1, asm.FnGetCurrentTask: 1,
+					asm.FnGetCurrentUidGid: 1, asm.FnMapUpdateElem: 1, asm.FnProbeReadKernel: 2, asm.FnProbeReadUserStr: 1}},
+			{Name: "execsnoop_exit", Section: "tracepoint/syscalls/sys_exit_execve", Type: ebpf.TracePoint, Insns: 109, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapDeleteElem: 1, asm.FnMapLookupElem: 1,
+					asm.FnRingbufReserve: 1, asm.FnRingbufSubmit: 1}},
+		},
+	},
+	{
+		File: "netcount.bpf.o", Imitates: "traffic accounting: XDP and tc packet counters",
+		License: "Dual BSD/GPL", BTF: true,
+		Programs: []Program{
+			{Name: "xdp_count_proto", Section: "xdp", Type: ebpf.XDP, Insns: 42, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1, asm.FnMapUpdateElem: 1}},
+			{Name: "tc_count_egress", Section: "tc", Type: ebpf.SchedCLS, Insns: 18, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1}},
+		},
+	},
+	{
+		File: "cgroup.bpf.o", Imitates: "cgroup accounting (systemd, container runtimes)",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "cg_count_ingress", Section: "cgroup_skb/ingress", Type: ebpf.CGroupSKB, Insns: 12, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1}},
+			{Name: "cg_count_egress", Section: "cgroup_skb/egress", Type: ebpf.CGroupSKB, Insns: 12, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1}},
+			{Name: "cg_sock_create", Section: "cgroup/sock_create", Type: ebpf.CGroupSock, Insns: 22, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1, asm.FnMapUpdateElem: 1}},
+		},
+	},
+	{
+		File: "sockfilter.bpf.o", Imitates: "tcpdump-style socket filter with ld_abs/ld_ind",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "sockfilter_ssh", Section: "socket", Type: ebpf.SocketFilter, Insns: 25, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{}},
+		},
+	},
+	{
+		File: "globals.bpf.o", Imitates: "debugging tracer with .rodata/.data/.bss and printk formats",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "globals_count", Section: "tracepoint/syscalls/sys_enter_openat", Type: ebpf.TracePoint, Insns: 42, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnProbeReadUserStr: 1}},
+			{Name: "globals_print", Section: "tracepoint/syscalls/sys_enter_openat", Type: ebpf.TracePoint, Insns: 40, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnSnprintf: 1, asm.FnTracePrintk: 2}},
+		},
+	},
+	{
+		File: "nolicense.bpf.o", Imitates: "object without a license section",
+		License: "", BTF: true,
+		Programs: []Program{
+			{Name: "nolic_xdp_pass", Section: "xdp", Type: ebpf.XDP, Insns: 12, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1}},
+			{Name: "nolic_sock_all", Section: "socket", Type: ebpf.SocketFilter, Insns: 14, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnKtimeGetNs: 1, asm.FnMapLookupElem: 1}},
+		},
+	},
+	{
+		File: "nobtf.bpf.o", Imitates: "pre-BTF object: no .BTF, legacy maps section",
+		License: "GPL", BTF: false, LegacyMaps: true,
+		Programs: []Program{
+			{Name: "nobtf_sock_count", Section: "socket", Type: ebpf.SocketFilter, Insns: 14, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1}},
+			{Name: "nobtf_exec_count", Section: "tracepoint/sched/sched_process_exec", Type: ebpf.TracePoint, Insns: 12, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1}},
+		},
+	},
+	{
+		File: "kfuncs.bpf.o", Imitates: "kfunc user: task references, RCU, open-coded iterator",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "kf_task_ref", Section: "tp_btf/sys_enter", Type: ebpf.Tracing, Insns: 24, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentTaskBtf: 1},
+				Kfuncs: map[string]int{"bpf_rcu_read_lock": 1, "bpf_rcu_read_unlock": 1, "bpf_task_acquire": 1,
+					"bpf_task_release": 2, "bpf_task_from_pid": 1}},
+			{Name: "kf_count_iter", Section: "syscall", Type: ebpf.Syscall, Insns: 26, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{},
+				Kfuncs:  map[string]int{"bpf_iter_num_new": 1, "bpf_iter_num_next": 2, "bpf_iter_num_destroy": 1}},
+		},
+	},
+	{
+		File: "subprogs.bpf.o", Imitates: "BPF-to-BPF calls (static and global) and bpf_loop",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			// 7 + mix_twice 8 + mix_pid 7; the only helper call is in mix_pid.
+			{Name: "sub_static_chain", Section: "tracepoint/syscalls/sys_enter_getpid", Type: ebpf.TracePoint, Insns: 22, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1}},
+			// 11 + clamp_percent 11.
+			{Name: "sub_global_func", Section: "tracepoint/syscalls/sys_enter_getppid", Type: ebpf.TracePoint, Insns: 22, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{}},
+			// 16 + the callback add_index 11.
+			{Name: "sub_loop_cb", Section: "tracepoint/syscalls/sys_enter_gettid", Type: ebpf.TracePoint, Insns: 27, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnLoop: 1}},
+		},
+	},
+	{
+		File: "atomics.bpf.o", Imitates: "every BPF_ATOMIC operation, 32 and 64 bit (-mcpu=v3)",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "atomics_all", Section: "syscall", Type: ebpf.Syscall, Insns: 96, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{}},
+		},
+	},
+	{
+		File: "cpuv4.bpf.o", Imitates: "cpu v4 instructions: movsx, ldsx, bswap, sdiv/smod, gotol, may_goto",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "cpuv4_all", Section: "syscall", Type: ebpf.Syscall, Insns: 53, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{}},
+		},
+	},
+	{
+		File: "big.bpf.o", Imitates: "a very large program (generated, straight-line)",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "big_straight", Section: "socket", Type: ebpf.SocketFilter, Insns: BigInsns, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetPrandomU32: 183}},
+		},
+	},
+	{
+		File: "pamspy.bpf.o", Malicious: true, Imitates: "pamspy: uprobe credential sniffer (the seed's pamspy pattern)",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			// Exactly the seed's pamspy helper profile, each count met exactly.
+			{Name: "det_pam_get_authtok", Section: "uprobe//lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok", Type: ebpf.Kprobe, Insns: 69, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapLookupElem: 1, asm.FnProbeRead: 5,
+					asm.FnMapDeleteElem: 1, asm.FnGetCurrentComm: 1, asm.FnRingbufReserve: 1, asm.FnRingbufSubmit: 1}},
+			// Seed prefix and a subset of its helpers, but below its counts.
+			{Name: "handle_pam_ret", Section: "uretprobe//lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok", Type: ebpf.Kprobe, Insns: 16, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapLookupElem: 1, asm.FnMapDeleteElem: 1}},
+		},
+	},
+	{
+		File: "exechijack.bpf.o", Malicious: true, Imitates: "bad-bpf exechijack: execve path overwrite (the seed's exechijack pattern)",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			// Exactly the seed's exechijack helper profile; 20-character name.
+			{Name: "handle_execve_enter1", Section: "tracepoint/syscalls/sys_enter_execve", Type: ebpf.TracePoint, Insns: 119,
+				RefusedFor: "bpf_probe_write_user",
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnGetCurrentTask: 1, asm.FnProbeReadKernel: 2,
+					asm.FnProbeReadUser: 2, asm.FnTracePrintk: 2, asm.FnProbeWriteUser: 1, asm.FnRingbufReserve: 1, asm.FnRingbufSubmit: 1}},
+		},
+	},
+	{
+		File: "sudoers.bpf.o", Malicious: true, Imitates: "bad-bpf sudoadd: /etc/sudoers byte compare, stack-built line, user memory write",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "handle_openat_enter", Section: "tracepoint/syscalls/sys_enter_openat", Type: ebpf.TracePoint, Insns: 50, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapUpdateElem: 1, asm.FnProbeReadUser: 1}},
+			{Name: "handle_read_enter", Section: "tracepoint/syscalls/sys_enter_read", Type: ebpf.TracePoint, Insns: 16, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapLookupElem: 1}},
+			{Name: "handle_read_exit", Section: "tracepoint/syscalls/sys_exit_read", Type: ebpf.TracePoint, Insns: 40,
+				RefusedFor: "bpf_probe_write_user",
+				Helpers:    map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapDeleteElem: 1, asm.FnMapLookupElem: 1, asm.FnProbeWriteUser: 1}},
+		},
+	},
+	{
+		File: "getdents_hide.bpf.o", Malicious: true, Imitates: "bad-bpf pidhide: getdents64 dirent hiding across a tail-call chain",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "handle_getdents_enter", Section: "tracepoint/syscalls/sys_enter_getdents64", Type: ebpf.TracePoint, Insns: 18, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapUpdateElem: 1}},
+			{Name: "handle_getdents_exit", Section: "tracepoint/syscalls/sys_exit_getdents64", Type: ebpf.TracePoint, Insns: 26, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapDeleteElem: 1, asm.FnMapLookupElem: 1, asm.FnTailCall: 1}},
+			{Name: "handle_dirent_scan", Section: "tracepoint/syscalls/sys_exit_getdents64", Type: ebpf.TracePoint, Insns: 100, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapDeleteElem: 1, asm.FnMapLookupElem: 1,
+					asm.FnProbeReadUser: 1, asm.FnProbeReadUserStr: 1, asm.FnTailCall: 2}},
+			{Name: "handle_dirent_patch", Section: "tracepoint/syscalls/sys_exit_getdents64", Type: ebpf.TracePoint, Insns: 47,
+				RefusedFor: "bpf_probe_write_user",
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapDeleteElem: 1, asm.FnMapLookupElem: 1,
+					asm.FnProbeReadUser: 2, asm.FnProbeWriteUser: 1}},
+		},
+	},
+	{
+		File: "antiforensics.bpf.o", Malicious: true, Imitates: "rootkit self-defence: bpf() syscall hook, SIGKILL via bpf_send_signal",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "watch_bpf_enum", Section: "tracepoint/syscalls/sys_enter_bpf", Type: ebpf.TracePoint, Insns: 32, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentComm: 1, asm.FnGetCurrentPidTgid: 1, asm.FnRingbufReserve: 1, asm.FnRingbufSubmit: 1}},
+			{Name: "kill_bpftool", Section: "tracepoint/syscalls/sys_enter_bpf", Type: ebpf.TracePoint, Insns: 27, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentComm: 1, asm.FnSendSignal: 1}},
+		},
+	},
+	{
+		File: "override.bpf.o", Malicious: true, Imitates: "error injection: getdents64 kprobe with bpf_override_return",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "block_getdents", Section: "kprobe/__x64_sys_getdents64", Type: ebpf.Kprobe, Insns: 22,
+				RefusedFor: "bpf_override_return",
+				Helpers:    map[asm.BuiltinFunc]int{asm.FnGetCurrentComm: 1, asm.FnOverrideReturn: 1}},
+		},
+	},
+}
