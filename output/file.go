@@ -160,9 +160,23 @@ func (s *FileSink) rotate() error {
 		return fmt.Errorf("close event file before rotation: %w", err)
 	}
 	s.f = nil
-	for i := s.keep - 1; i >= 1; i-- {
-		err := os.Rename(s.path+"."+strconv.Itoa(i), s.path+"."+strconv.Itoa(i+1))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+	// Shift only the files that exist: stat upwards to the first gap
+	// instead of trying keep renames (keep may be large).
+	top := 0
+	for top < s.keep {
+		if _, err := os.Lstat(s.path + "." + strconv.Itoa(top+1)); err != nil {
+			break
+		}
+		top++
+	}
+	if top == s.keep {
+		if err := os.Remove(s.path + "." + strconv.Itoa(top)); err != nil {
+			return fmt.Errorf("rotate event file: %w", err)
+		}
+		top--
+	}
+	for i := top; i >= 1; i-- {
+		if err := os.Rename(s.path+"."+strconv.Itoa(i), s.path+"."+strconv.Itoa(i+1)); err != nil {
 			return fmt.Errorf("rotate event file: %w", err)
 		}
 	}

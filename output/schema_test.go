@@ -86,12 +86,12 @@ func sampleProgram(slots int) *program.Program {
 func sampleReport() *analysis.Report {
 	return &analysis.Report{
 		InsnCount: 3, SHA256: strings.Repeat("ab", 32), License: "GPL", GPL: true,
-		Helpers:   []analysis.HelperUse{{ID: 6, Name: "bpf_trace_printk", Count: 2, At: []int{1, 5}}},
-		Kfuncs:    []analysis.KfuncUse{{BTFID: 1000, Name: "bpf_task_acquire", Count: 1, At: []int{3}}},
-		Subprogs:  []int{10}, TailCalls: []int{12},
-		Maps:      []analysis.MapUse{{Name: "events", Type: "ringbuf", FD: 4, At: []int{0, 7}}},
-		Strings:   []analysis.String{{Insn: 2, Text: `pass\x0a`, Kind: analysis.StringStack}, {Insn: 4, Text: "raw\x01ctl", Kind: analysis.StringData}},
-		Problems:  []string{"insn 9 (byte 72): unknown opcode 0xff"},
+		Helpers:  []analysis.HelperUse{{ID: 6, Name: "bpf_trace_printk", Count: 2, At: []int{1, 5}}},
+		Kfuncs:   []analysis.KfuncUse{{BTFID: 1000, Name: "bpf_task_acquire", Count: 1, At: []int{3}}},
+		Subprogs: []int{10}, TailCalls: []int{12},
+		Maps:     []analysis.MapUse{{Name: "events", Type: "ringbuf", FD: 4, At: []int{0, 7}}},
+		Strings:  []analysis.String{{Insn: 2, Text: `pass\x0a`, Kind: analysis.StringStack}, {Insn: 4, Text: "raw\x01ctl", Kind: analysis.StringData}},
+		Problems: []string{"insn 9 (byte 72): unknown opcode 0xff"},
 	}
 }
 
@@ -128,11 +128,11 @@ func everyEvent() map[string]*Event {
 			Program: &program.Program{Name: "x", Type: 999, ExpectedAttachType: 999, InsnCnt: 4, Insns: make([]byte, 8), Truncated: true},
 			Outcome: NewOutcome(ResultFailed, 22), Verdict: &Verdict{},
 		}, InsnOptions{Mode: InsnModeText}),
-		"a sensor_started":  SensorStarted(Sensor{Version: "dev", PID: 1, Hook: "tp_btf", Enforcer: "signal", Guarantee: "loader killed after load\n", RulesCount: 4}),
-		"a sensor_stopped":  SensorStopped(Sensor{Version: "dev", PID: 1, Reason: "signal: terminated", Uptime: 3.5}),
-		"a rules_reloaded":  RulesReloaded(Rules{Source: "/etc/ebpf-sentry/rules.yaml", Count: 7, SHA256: strings.Repeat("0f", 32)}),
-		"a rules_rejected":  RulesRejected(Rules{Source: "/etc/rules.yaml", Count: 7, Error: "rules.yaml:3:5: unknown field \"\x1b\""}),
-		"a loss":            {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
+		"a sensor_started": SensorStarted(Sensor{Version: "dev", PID: 1, Hook: "tp_btf", Enforcer: "signal", Guarantee: "loader killed after load\n", RulesCount: 4}),
+		"a sensor_stopped": SensorStopped(Sensor{Version: "dev", PID: 1, Reason: "signal: terminated", Uptime: 3.5}),
+		"a rules_reloaded": RulesReloaded(Rules{Source: "/etc/ebpf-sentry/rules.yaml", Count: 7, SHA256: strings.Repeat("0f", 32)}),
+		"a rules_rejected": RulesRejected(Rules{Source: "/etc/rules.yaml", Count: 7, Error: "rules.yaml:3:5: unknown field \"\x1b\""}),
+		"a loss":           {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
 	}
 }
 

@@ -147,13 +147,21 @@ func (s *SyslogSink) connect(ctx context.Context) error {
 	d := net.Dialer{Timeout: s.opt.DialTimeout}
 	c, err := d.DialContext(ctx, s.opt.Network, s.opt.Addr)
 	if err != nil {
-		s.backoff = min(max(2*s.backoff, dialBackoffMin), dialBackoffMax)
-		s.nextDial = time.Now().Add(s.backoff)
-		s.lastErr = err
+		s.failed(err)
 		return &DropError{Reason: dialReason(err), Err: fmt.Errorf("dial %s: %w", s.Name(), err)}
 	}
-	s.conn, s.backoff = c, 0
+	s.conn = c
 	return nil
+}
+
+// failed drops the connection and holds off redialling with exponential
+// backoff, so a dead receiver costs one error per backoff period, not one
+// dial per event. The backoff resets after a successful send.
+func (s *SyslogSink) failed(err error) {
+	s.drop()
+	s.backoff = min(max(2*s.backoff, dialBackoffMin), dialBackoffMax)
+	s.nextDial = time.Now().Add(s.backoff)
+	s.lastErr = err
 }
 
 func dialReason(err error) string {
@@ -189,11 +197,15 @@ func (s *SyslogSink) sendDatagrams(recs []Record) (int, error) {
 			continue
 		}
 		if _, err := s.conn.Write(s.buf); err != nil {
-			s.drop()
+			// Over UDP a refusal (ICMP port unreachable) reports on the
+			// datagram after the lost one; back off so the following
+			// ones are counted too rather than sent into the void.
+			s.failed(err)
 			return sent, &DropError{Reason: sendReason(err), Err: fmt.Errorf("send to %s: %w", s.Name(), err)}
 		}
 		sent++
 	}
+	s.backoff = 0
 	return sent, tooLarge
 }
 
@@ -238,14 +250,16 @@ func (s *SyslogSink) sendStream(recs []Record) (int, error) {
 		if err == nil {
 			break
 		}
-		s.drop()
 		if attempt > 0 {
+			s.failed(err)
 			return 0, &DropError{Reason: sendReason(err), Err: fmt.Errorf("send to %s: %w", s.Name(), err)}
 		}
+		s.drop()
 		if cerr := s.connect(context.Background()); cerr != nil {
 			return 0, cerr
 		}
 	}
+	s.backoff = 0
 	return sent, tooLarge
 }
 
