@@ -83,17 +83,30 @@ func TestKernelTextMatchesVerifierLog(t *testing.T) {
 func TestKernelTextMatchesBpftoolXlated(t *testing.T) {
 	testutils.RequireRoot(t, "loading BPF programs and reading them back with bpftool")
 	kn := loadKernelNames(t)
+	type loaded struct {
+		name   string
+		id     uint32
+		xlated []byte
+		jited  []uint64
+	}
+	var progs []loaded
 	for _, tp := range kernelTestProgs() {
-		t.Run(tp.name, func(t *testing.T) {
-			res := loadProg(t, tp.name, tp.progType, tp.flags, tp.build(t, kn))
-			xl, jited := fetchXlated(t, res.fd)
-			ks := readKallsyms(t)
-			insns, probs := Decode(xl)
+		if testing.Short() && tp.name == "long" {
+			continue
+		}
+		res := loadProg(t, tp.name, tp.progType, tp.flags, tp.build(t, kn))
+		xl, jited := fetchXlated(t, res.fd)
+		progs = append(progs, loaded{tp.name, res.id, xl, jited})
+	}
+	// One read of kallsyms after all loads lists every JITed sub-program.
+	ks := readKallsyms(t)
+	for _, p := range progs {
+		t.Run(p.name, func(t *testing.T) {
+			insns, probs := Decode(p.xlated)
 			for _, p := range probs {
 				t.Logf("translated program: %v", p) // kernel-internal forms are expected here
 			}
-			f := BpftoolXlated(ks, jited, kn.helperName, DialectBpftool7)
-			compareWithBpftool(t, res.id, f, insns)
+			compareWithBpftool(t, p.id, BpftoolXlated(ks, p.jited, kn.helperName, DialectBpftool7), insns)
 		})
 	}
 }
