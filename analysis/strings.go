@@ -296,7 +296,9 @@ func (e *extractor) ldImm64(in insn.Instruction) {
 	case insn.PseudoMapValue, insn.PseudoMapIdxValue:
 		if ref, ok := e.p.Refs[in.Index]; ok && ref.Kind == program.RefData {
 			v = reg{kind: regData, section: ref.Section, val: ref.Offset, at: in.Index}
-			if s := e.cString(ref.Section, ref.Offset); len(s) >= e.min && allStringy(s) {
+			// An explicitly referenced NUL-terminated value is strong evidence
+			// of a string, so short ones ("/a") count too.
+			if s := e.cString(ref.Section, ref.Offset); len(s) >= min(2, e.min) && allStringy(s) {
 				e.add(in.Index, s, StringData)
 			}
 		}
@@ -329,8 +331,7 @@ func (e *extractor) store(dst uint8, off int16, size int, v reg, at int) {
 		return
 	}
 	addr := e.regs[dst].val + int64(off)
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], uint64(v.val))
+	b := e.bytes(v.val, size)
 	for k := 0; k < size; k++ {
 		i := addr + int64(k) + stackSize
 		if i < 0 || i >= stackSize {
@@ -339,6 +340,17 @@ func (e *extractor) store(dst uint8, off int16, size int, v reg, at int) {
 		e.stack[i] = stackByte{b: b[k], valid: v.kind == regConst, at: at}
 	}
 	e.dirty = true
+}
+
+// bytes lays out the low size bytes of v as the target's memory holds them.
+func (e *extractor) bytes(v int64, size int) [8]byte {
+	var b [8]byte
+	if e.p.BigEndian {
+		binary.BigEndian.PutUint64(b[:], uint64(v)<<(64-8*size))
+	} else {
+		binary.LittleEndian.PutUint64(b[:], uint64(v))
+	}
+	return b
 }
 
 func (e *extractor) jump(in insn.Instruction) {
@@ -374,8 +386,7 @@ func (e *extractor) jump(in insn.Instruction) {
 		ch = map[int64]compared{}
 		e.chains[l.base] = ch
 	}
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], uint64(c.val))
+	b := e.bytes(c.val, l.size)
 	for k := 0; k < l.size; k++ {
 		if _, ok := ch[l.addr+int64(k)]; !ok {
 			ch[l.addr+int64(k)] = compared{b: b[k], at: l.at}
