@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
 
 func TestEscape(t *testing.T) {
@@ -157,3 +159,5 @@ func TestProgLoadNamesTypesAndErrno(t *testing.T) {
 		t.Errorf("outcome = %+v", m.Outcome)
 	}
 }
+
+func programWithType(t uint32) program.Program { return program.Program{Name: "p", Type: t} }

@@ -36,8 +36,8 @@ type WebhookOptions struct {
 
 // WebhookSink POSTs batches of events as a JSON array. A batch that fails
 // with a network error, a timeout, 408, 429 or 5xx is retried with exponential
-// backoff; one refused with another 4xx is dropped at once (retrying cannot
-// help). Delivery is at-least-once: a batch whose response was lost is sent
+// backoff; one refused with another 4xx, or by certificate verification, is
+// dropped at once (retrying cannot help). Delivery is at-least-once: a batch whose response was lost is sent
 // again, so receivers de-duplicate on the event id.
 type WebhookSink struct {
 	opt    WebhookOptions
@@ -117,8 +117,8 @@ func (s *WebhookSink) Send(ctx context.Context, recs []Record) (int, error) {
 		}
 		last = err
 		var de *DropError
-		if errors.As(err, &de) && de.Reason == "rejected" {
-			return 0, err
+		if errors.As(err, &de) && (de.Reason == "rejected" || de.Reason == "tls") {
+			return 0, err // retrying cannot fix a refusal or an untrusted certificate
 		}
 		if attempt >= s.opt.Attempts {
 			break

@@ -1,0 +1,241 @@
+package output
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// receiver is an HTTP endpoint that collects event batches. It answers
+// failFirst requests with 503 before accepting, and checks the auth header.
+type receiver struct {
+	mu        sync.Mutex
+	ids       map[string]int // event id -> times received
+	batches   int
+	failFirst int32
+	requests  atomic.Int32
+	delay     time.Duration
+	auth      string
+	badAuth   atomic.Int32
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := rc.requests.Add(1)
+	if rc.auth != "" && r.Header.Get("Authorization") != rc.auth {
+		rc.badAuth.Add(1)
+		http.Error(w, "no", http.StatusUnauthorized)
+		return
+	}
+	if r.Header.Get("Content-Type") != "application/json" {
+		http.Error(w, "content type", http.StatusUnsupportedMediaType)
+		return
+	}
+	if rc.delay > 0 {
+		time.Sleep(rc.delay)
+	}
+	body, _ := io.ReadAll(r.Body)
+	if n <= rc.failFirst {
+		http.Error(w, "not yet", http.StatusServiceUnavailable)
+		return
+	}
+	var batch []map[string]any
+	if err := json.Unmarshal(body, &batch); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.ids == nil {
+		rc.ids = map[string]int{}
+	}
+	rc.batches++
+	for _, ev := range batch {
+		rc.ids[ev["id"].(string)]++
+	}
+}
+
+func (rc *receiver) distinct() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.ids)
+}
+
+func fastRetry(url string) WebhookOptions {
+	return WebhookOptions{URL: url, Backoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Attempts: 10, Timeout: 2 * time.Second}
+}
+
+func TestWebhookRetriesAFailingReceiverUntilItRecovers(t *testing.T) {
+	rc := &receiver{failFirst: 3}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	sink, err := NewWebhookSink(fastRetry(srv.URL + "/ingest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPipeline(Config{LossInterval: -1})
+	p.Add(sink, QueueOptions{Size: 1000, BatchMax: 50, Linger: 20 * time.Millisecond})
+	const n = 200
+	for range n {
+		p.Emit(NewProgLoad(ProgLoad{Program: sampleProgram(4)}, InsnOptions{}))
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if l := p.LossTotals(); len(l) != 0 {
+		t.Fatalf("losses: %+v", l)
+	}
+	if got := rc.distinct(); got != n {
+		t.Errorf("receiver has %d distinct events, want %d", got, n)
+	}
+	if rc.requests.Load() <= 3 {
+		t.Errorf("only %d requests: the failures were not retried", rc.requests.Load())
+	}
+	if rc.batches >= n {
+		t.Errorf("%d batches for %d events: not batched", rc.batches, n)
+	}
+}
+
+func TestWebhookOverTLSWithACustomCAAndAnAuthHeader(t *testing.T) {
+	rc := &receiver{auth: "Bearer s3cret"}
+	srv := httptest.NewUnstartedServer(rc)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are expected
+	srv.StartTLS()
+	defer srv.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		ca        string
+		header    string
+		delivered bool
+		reason    string
+	}{
+		{"trusting the receiver's CA with the right token delivers", caFile, "Bearer s3cret", true, ""},
+		{"without the CA the certificate is refused", "", "Bearer s3cret", false, "tls"},
+		{"a wrong token is rejected without retrying", caFile, "Bearer wrong", false, "rejected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opt := fastRetry(srv.URL)
+			opt.CAFile = tt.ca
+			opt.Headers = http.Header{"Authorization": {tt.header}}
+			sink, err := NewWebhookSink(opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := rc.badAuth.Load()
+			p := NewPipeline(Config{LossInterval: -1})
+			p.Add(sink, QueueOptions{})
+			p.Emit(RulesReloaded(Rules{Source: "embedded", Count: 3}))
+			if err := p.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := p.Delivered()[sink.Name()] == 1; got != tt.delivered {
+				t.Fatalf("delivered = %v, want %v; losses %+v", got, tt.delivered, p.LossTotals())
+			}
+			if !tt.delivered {
+				if got := lossOf(p, StageSink, sink.Name(), tt.reason); got < 1 {
+					t.Errorf("no loss with reason %s: %+v", tt.reason, p.LossTotals())
+				}
+			}
+			if tt.reason == "rejected" && rc.badAuth.Load()-before != 1 {
+				t.Errorf("a 401 was retried %d times", rc.badAuth.Load()-before-1)
+			}
+		})
+	}
+}
+
+func TestASlowWebhookTimesOutIsRetriedAndNeverBlocksEmit(t *testing.T) {
+	rc := &receiver{delay: 300 * time.Millisecond}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	opt := fastRetry(srv.URL)
+	opt.Timeout = 100 * time.Millisecond
+	opt.Attempts = 2
+	sink, err := NewWebhookSink(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPipeline(Config{LossInterval: -1})
+	p.Add(sink, QueueOptions{Size: 10, BatchMax: 5})
+	start := time.Now()
+	for range 100 {
+		p.Emit(SensorStarted(Sensor{}))
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Emit blocked for %v on a slow webhook", d)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := lossOf(p, StageSink, sink.Name(), "timeout"); got == 0 {
+		t.Errorf("no timeout losses: %+v", p.LossTotals())
+	}
+	if got := lossOf(p, StageSink, sink.Name(), ReasonQueueFull); got == 0 {
+		t.Errorf("no queue_full losses with a 10-slot queue: %+v", p.LossTotals())
+	}
+	// At-least-once: a request that timed out may still have been processed
+	// by the slow receiver, so it can hold events we counted as lost, but
+	// never more events than were emitted.
+	if got := rc.distinct(); got > 101 {
+		t.Errorf("receiver has %d events", got)
+	}
+}
+
+func TestWebhookToARefusingAddressCountsLosses(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close() // nothing listens there now
+	opt := fastRetry(url)
+	opt.Attempts = 2
+	sink, err := NewWebhookSink(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPipeline(Config{LossInterval: -1})
+	p.Add(sink, QueueOptions{BatchMax: 10})
+	for range 10 {
+		p.Emit(SensorStarted(Sensor{}))
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := lossOf(p, StageSink, sink.Name(), "refused"); got < 10 {
+		t.Errorf("refused losses = %d, want 10: %+v", got, p.LossTotals())
+	}
+}
+
+func TestWebhookOptionsAreChecked(t *testing.T) {
+	tests := []struct{ name, url, ca string }{
+		{"a URL without scheme", "example.com/x", ""},
+		{"a non-HTTP scheme", "ftp://example.com/", ""},
+		{"a missing CA file", "https://example.com/", "/nonexistent/ca.pem"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" is refused", func(t *testing.T) {
+			if _, err := NewWebhookSink(WebhookOptions{URL: tt.url, CAFile: tt.ca}); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+	s, err := NewWebhookSink(WebhookOptions{URL: "https://user:pw@example.com/in?token=x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name() != "webhook:https://example.com/in" {
+		t.Errorf("sink name %q may leak credentials into metrics", s.Name())
+	}
+}
