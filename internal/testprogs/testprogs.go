@@ -29,8 +29,9 @@ type Program struct {
 	// Loads tells whether the program loads on the reference host (Linux
 	// 6.18, lockdown=integrity, no CONFIG_BPF_KPROBE_OVERRIDE).
 	Loads bool
-	// RefusedFor, for a program that does not load there, is what the
-	// verifier names as the reason (a helper it refuses).
+	// RefusedFor, for a program that does not load there, is what the load
+	// error names as the reason: a helper the verifier refuses, or the errno
+	// text when the kernel refuses the program type itself.
 	RefusedFor string
 }
 
@@ -248,6 +249,14 @@ var Objects = []Object{
 		},
 	},
 	{
+		File: "acqrel.bpf.o", Imitates: "load-acquire/store-release at 8/16/32/64 bits (raw-encoded)",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "acqrel_all", Section: "syscall", Type: ebpf.Syscall, Insns: 14, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{}},
+		},
+	},
+	{
 		File: "big.bpf.o", Imitates: "a very large program (generated, straight-line)",
 		License: "GPL", BTF: true,
 		Programs: []Program{
@@ -317,6 +326,18 @@ var Objects = []Object{
 				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentComm: 1, asm.FnGetCurrentPidTgid: 1, asm.FnRingbufReserve: 1, asm.FnRingbufSubmit: 1}},
 			{Name: "kill_bpftool", Section: "tracepoint/syscalls/sys_enter_bpf", Type: ebpf.TracePoint, Insns: 27, Loads: true,
 				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentComm: 1, asm.FnSendSignal: 1}},
+		},
+	},
+	{
+		File: "bpfhide.bpf.o", Malicious: true, Imitates: "rootkit hiding from BPF enumeration with lsm/bpf and fentry on bpf()",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "deny_bpf_enum", Section: "lsm/bpf", Type: ebpf.LSM, Insns: 158,
+				RefusedFor: "operation not permitted",
+				Helpers:    map[asm.BuiltinFunc]int{asm.FnGetCurrentComm: 1}},
+			{Name: "spy_bpf_calls", Section: "fentry/__x64_sys_bpf", Type: ebpf.Tracing, Insns: 23,
+				RefusedFor: "operation not permitted",
+				Helpers:    map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1, asm.FnProbeReadKernel: 1}},
 		},
 	},
 	{
