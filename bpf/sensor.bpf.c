@@ -34,12 +34,23 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Minimal CO-RE views of kernel types: only the fields read here. */
 struct qstr {
+	__u64 hash_len; /* len in the high 32 bits (little endian) */
 	const unsigned char *name;
 } __attribute__((preserve_access_index));
 struct dentry {
+	struct dentry *d_parent;
 	struct qstr d_name;
 } __attribute__((preserve_access_index));
+struct vfsmount {
+	struct dentry *mnt_root;
+} __attribute__((preserve_access_index));
+struct mount {
+	struct mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+} __attribute__((preserve_access_index));
 struct path {
+	struct vfsmount *mnt;
 	struct dentry *dentry;
 } __attribute__((preserve_access_index));
 struct file {
@@ -178,6 +189,50 @@ static __always_inline void count_loss(__u32 reason)
 	__u64 *n = bpf_map_lookup_elem(&losses, &reason);
 	if (n)
 		*n += 1;
+}
+
+/*
+ * The exe path, walked in the kernel because d_path is not allowed in
+ * tracepoints and /proc/PID/exe may be gone (or reused) by the time user
+ * space looks. Components are written leaf first into per-CPU scratch.
+ */
+struct path_ctx {
+	struct dentry *dentry;
+	struct mount *mnt;
+	__u8 *buf;
+	__u32 pos;
+	__u32 done;
+};
+
+static long path_step(__u64 i, struct path_ctx *pc)
+{
+	/* locals: CO-RE must not relocate accesses to path_ctx itself */
+	struct dentry *d = pc->dentry;
+	struct mount *m = pc->mnt;
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	struct dentry *root = BPF_CORE_READ(m, mnt.mnt_root);
+
+	if (d == root || d == parent) {
+		struct mount *up = BPF_CORE_READ(m, mnt_parent);
+		if (up == m || !up) {
+			pc->done = 1;
+			return 1;
+		}
+		pc->dentry = BPF_CORE_READ(m, mnt_mountpoint);
+		pc->mnt = up;
+		return 0;
+	}
+	__u32 len = BPF_CORE_READ(d, d_name.hash_len) >> 32;
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	__u32 pos = pc->pos;
+	if (len == 0 || len > 255 || pos > 255 || pos + len + 1 >= SENTRY_EXE_LEN)
+		return 1;
+	bpf_probe_read_kernel(pc->buf + (pos & 255), len & 255, name);
+	pos += len;
+	pc->buf[pos & (SENTRY_EXE_LEN - 1)] = '/';
+	pc->pos = pos + 1;
+	pc->dentry = parent;
+	return 0;
 }
 
 struct walk_ctx {
@@ -386,10 +441,24 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 		__builtin_memset(hdr->license, 0, SENTRY_LICENSE_LEN);
 		if (attr.license)
 			bpf_probe_read_user_str(hdr->license, SENTRY_LICENSE_LEN, (const void *)attr.license);
-		__builtin_memset(hdr->exe, 0, SENTRY_EXE_LEN);
-		const unsigned char *exe = BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name);
-		if (exe)
-			bpf_probe_read_kernel_str(hdr->exe, SENTRY_EXE_LEN, exe);
+		hdr->exe_truncated = 1;
+		hdr->_pad = 0;
+		struct chunk_buf *pbuf = bpf_map_lookup_elem(&chunk_scratch, &zero);
+		struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+		if (pbuf && exe) {
+			struct vfsmount *vm = BPF_CORE_READ(exe, f_path.mnt);
+			struct path_ctx pc = {
+				.dentry = BPF_CORE_READ(exe, f_path.dentry),
+				.mnt = (struct mount *)((void *)vm - bpf_core_field_offset(struct mount, mnt)),
+				.buf = pbuf->data,
+			};
+			bpf_loop(SENTRY_EXE_DEPTH, path_step, &pc, 0);
+			hdr->exe_truncated = !pc.done;
+			pbuf->data[pc.pos & (SENTRY_EXE_LEN - 1)] = 0;
+			bpf_probe_read_kernel(hdr->exe, SENTRY_EXE_LEN, pbuf->data);
+		} else {
+			hdr->exe[0] = 0;
+		}
 		bpf_ringbuf_submit(hdr, 0);
 	} else {
 		count_loss(SENTRY_LOSS_HEADER_RESERVE);
@@ -548,7 +617,7 @@ int BPF_PROG(sentry_enter_btf_corrupt, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sentry_exit_btf, struct pt_regs *regs, long ret)
 {
-	if (BPF_CORE_READ(regs, orig_ax) != NR_BPF_X86_64)
+	if (regs->orig_ax != NR_BPF_X86_64)
 		return 0;
 	return on_exit(ret);
 }

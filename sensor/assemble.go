@@ -3,6 +3,8 @@ package sensor
 import (
 	"bytes"
 	"encoding/hex"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ebpf-sentry/ebpf-sentry/program"
@@ -107,7 +109,7 @@ func (a *assembler) applyHeader(p *partial, h *sentrySentryHeader) {
 	prog.InsnCnt = h.InsnCnt
 	prog.Loader = &program.Loader{
 		PID: h.Pid, TID: h.Tid, PPID: h.Ppid, UID: h.Uid, GID: h.Gid,
-		Comm: cString(h.Comm[:]), Exe: cString(h.Exe[:]), CgroupID: h.CgroupId,
+		Comm: cString(h.Comm[:]), Exe: exePath(cString(h.Exe[:]), h.ExeTruncated != 0), CgroupID: h.CgroupId,
 	}
 	total := min(h.InsnCnt, maxCaptureInsn)
 	p.insns = make([]byte, int(total)*8)
@@ -200,6 +202,21 @@ func (a *assembler) expire(cutoff time.Time) []*Event {
 		}
 	}
 	return out
+}
+
+// exePath turns the kernel's leaf-first components ("bpfload/tmp/") into
+// a path ("/tmp/bpfload"); a walk that stopped early gets a "…" root.
+func exePath(rev string, truncated bool) string {
+	parts := strings.Split(strings.TrimSuffix(rev, "/"), "/")
+	if rev == "" {
+		return ""
+	}
+	slices.Reverse(parts)
+	p := "/" + strings.Join(parts, "/")
+	if truncated {
+		p = "…" + p
+	}
+	return p
 }
 
 func cString[T ~int8 | ~uint8](b []T) string {

@@ -182,6 +182,26 @@ func TestAssemblerCountsReadErrorsAsTruncation(t *testing.T) {
 	}
 }
 
+func TestExePathReversesTheKernelsComponents(t *testing.T) {
+	cases := []struct {
+		name, rev string
+		trunc     bool
+		want      string
+	}{
+		{"a file two levels deep", "bpfload/tmp/", false, "/tmp/bpfload"},
+		{"a file in the root", "init/", false, "/init"},
+		{"no exe (kernel thread)", "", false, ""},
+		{"a walk that stopped early is marked", "c/b/", true, "…/b/c"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := exePath(tc.rev, tc.trunc); got != tc.want {
+				t.Errorf("exePath(%q) = %q, want %q", tc.rev, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestParseRecordRejectsMalformedInput(t *testing.T) {
 	cases := []struct {
 		name string

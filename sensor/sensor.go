@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -334,6 +335,13 @@ func (s *Sensor) Losses() (Losses, error) {
 		}
 		out[name] = n
 	}
+	// A program run the kernel skipped (another BPF program was running on
+	// that CPU) is a load never seen: count it too.
+	for name, p := range s.coll.Programs {
+		if st, err := p.Stats(); err == nil {
+			out["recursion_miss_"+strings.TrimPrefix(name, "sentry_")] = st.RecursionMisses
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, v := range s.userLost {
@@ -507,17 +515,18 @@ func monoToWall() func(uint64) time.Time {
 	return func(ns uint64) time.Time { return time.Unix(0, int64(ns)+offset) }
 }
 
-// newEnricher reads /proc/PID/exe while the loader most likely still
-// lives (the kernel gives only the exe's basename) and names the attach
-// target from the kernel's BTF.
+// newEnricher names the attach target from the kernel's BTF, and reads
+// /proc/PID/exe only when the kernel could not walk the exe path.
 func newEnricher() func(*program.Program, *sentrySentryHeader) {
 	var (
 		once   sync.Once
 		kernel *btf.Spec
 	)
 	return func(p *program.Program, h *sentrySentryHeader) {
-		if exe, err := os.Readlink("/proc/" + strconv.Itoa(int(h.Pid)) + "/exe"); err == nil {
-			p.Loader.Exe = exe
+		if h.ExeTruncated != 0 {
+			if exe, err := os.Readlink("/proc/" + strconv.Itoa(int(h.Pid)) + "/exe"); err == nil {
+				p.Loader.Exe = exe
+			}
 		}
 		if h.AttachBtfId != 0 && h.AttachBtfObjFd == 0 {
 			once.Do(func() { kernel, _ = btf.LoadKernelSpec() })

@@ -151,11 +151,13 @@ type sentrySentryHeader struct {
 	AttachBtfObjFd     uint32
 	KernVersion        uint32
 	Chunks             uint32
+	ExeTruncated       uint32
+	Pad                uint32
 	InsnsPtr           uint64
 	Comm               [16]int8
 	Name               [16]int8
 	License            [64]int8
-	Exe                [64]int8
+	Exe                [512]int8
 }
 
 type sentrySentryLoss uint32

@@ -10,7 +10,8 @@
 #define SENTRY_COMM_LEN 16
 #define SENTRY_NAME_LEN 16     /* BPF_OBJ_NAME_LEN */
 #define SENTRY_LICENSE_LEN 64
-#define SENTRY_EXE_LEN 64      /* basename of task->mm->exe_file */
+#define SENTRY_EXE_LEN 512     /* task->mm->exe_file path, components leaf first */
+#define SENTRY_EXE_DEPTH 32    /* path components walked at most */
 #define SENTRY_CHUNK_INSNS 512 /* instructions per chunk record */
 #define SENTRY_MAX_INSNS 1000000
 #define SENTRY_HELPER_MAX 256 /* RULES_HELPER_MAX: higher ids are counted in helper_other */
@@ -82,10 +83,14 @@ struct sentry_header {
 	__u32 attach_btf_obj_fd; /* or attach_prog_fd */
 	__u32 kern_version;
 	__u32 chunks;      /* chunk records that follow (ceil(read insns / CHUNK)) */
+	__u32 exe_truncated; /* the path walk stopped before the root */
+	__u32 _pad;
 	__u64 insns_ptr;
 	char comm[SENTRY_COMM_LEN];
 	char name[SENTRY_NAME_LEN];
 	char license[SENTRY_LICENSE_LEN];
+	/* The loader's executable path, components from the file up to the
+	 * root, each followed by '/': "bpfload/tmp/" for /tmp/bpfload. */
 	char exe[SENTRY_EXE_LEN];
 };
 
