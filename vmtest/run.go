@@ -27,6 +27,10 @@ type Options struct {
 	// Packages are the Go packages whose tests run in every VM, e.g.
 	// "./vmtest/capabilities". Each becomes one suite named after its last element.
 	Packages []string
+	// Helpers are main packages built statically into /bin of the VM (on
+	// the suites' PATH), for tests that run a helper program: nothing can be
+	// compiled inside the VM.
+	Helpers []string
 	// Run is passed as -test.run when set.
 	Run string
 	// Parallel is how many VMs run at once.
@@ -207,6 +211,20 @@ func buildInitramfs(ctx context.Context, o Options, dir string) (string, []Suite
 		return "", nil, fmt.Errorf("read init: %w", err)
 	}
 	files = append(files, File{Name: "init", Mode: 0o755, Data: data})
+
+	for _, pkg := range o.Helpers {
+		name := path.Base(pkg)
+		bin := filepath.Join(dir, "helpers", name)
+		fmt.Fprintf(o.Log, "vmtest: building helper %s\n", pkg)
+		if err := goBuild(ctx, o, "build", "-o", bin, pkg); err != nil {
+			return "", nil, err
+		}
+		data, err := os.ReadFile(bin)
+		if err != nil {
+			return "", nil, fmt.Errorf("read helper %s: %w", pkg, err)
+		}
+		files = append(files, File{Name: "bin/" + name, Mode: 0o755, Data: data})
+	}
 
 	var cfg Config
 	seen := map[string]string{}

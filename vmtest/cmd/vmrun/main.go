@@ -31,6 +31,7 @@ func run() int {
 	var (
 		kernels  = flag.String("kernels", "", "comma-separated kernel labels (default: the whole matrix; see -list)")
 		packages = flag.String("packages", "./vmtest/capabilities", "comma-separated Go packages whose tests run in every VM")
+		helpers  = flag.String("helpers", "", "comma-separated main packages built into the VM's /bin (PATH) for the tests")
 		testRun  = flag.String("run", "", "passed to the test binaries as -test.run")
 		parallel = flag.Int("parallel", 2, "VMs at a time (each takes one host core under TCG)")
 		timeout  = flag.Duration("timeout", 5*time.Minute, "hard limit per VM")
@@ -69,8 +70,13 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var helperPkgs []string
+	if *helpers != "" {
+		helperPkgs = strings.Split(*helpers, ",")
+	}
 	sum, err := vmtest.Run(ctx, vmtest.Options{
-		Repo: repo, Kernels: ks, Packages: strings.Split(*packages, ","), Run: *testRun,
+		Helpers: helperPkgs,
+		Repo:    repo, Kernels: ks, Packages: strings.Split(*packages, ","), Run: *testRun,
 		Parallel: *parallel, Timeout: *timeout, Out: *out, QEMU: q, Log: os.Stderr,
 	})
 	if err != nil {
