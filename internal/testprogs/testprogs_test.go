@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math/bits"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -361,5 +362,23 @@ func TestCPUv4InstructionsComputeWhatGoComputes(t *testing.T) {
 				t.Errorf("got  %+v\nwant %+v", got, want)
 			}
 		})
+	}
+}
+
+func TestTheReadmeTableHasARowForEveryProgram(t *testing.T) {
+	readme, err := os.ReadFile(Path("README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range Objects {
+		for _, p := range o.Programs {
+			row := "| " + o.File + " | " + p.Name
+			if p.KernelName() != p.Name {
+				row += " [" + p.KernelName() + "]"
+			}
+			if !bytes.Contains(readme, []byte(row+" | "+p.Section+" | ")) {
+				t.Errorf("testdata/README.md has no row starting %q", row+" | "+p.Section+" | ")
+			}
+		}
 	}
 }
