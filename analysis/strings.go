@@ -3,7 +3,6 @@ package analysis
 import (
 	"encoding/binary"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/ebpf-sentry/ebpf-sentry/insn"
@@ -77,6 +76,11 @@ type baseKey struct {
 	def   int
 }
 
+type seenKey struct {
+	at   int
+	text string
+}
+
 type compared struct {
 	b  byte
 	at int
@@ -94,7 +98,7 @@ type extractor struct {
 
 	chains map[baseKey]map[int64]compared
 	out    []String
-	seen   map[[2]string]int // (insn, text) → index in out
+	seen   map[seenKey]int // (insn, text) → index in out
 }
 
 // Strings extracts the strings of p (see StringKind) from its decoded
@@ -104,12 +108,15 @@ func Strings(p *program.Program, ins []insn.Instruction, minLen int) []String {
 	if minLen <= 0 {
 		minLen = 4
 	}
-	e := &extractor{p: p, min: minLen, chains: map[baseKey]map[int64]compared{}, seen: map[[2]string]int{}}
-	starts := map[int]bool{}
+	e := &extractor{p: p, min: minLen, chains: map[baseKey]map[int64]compared{}, seen: map[seenKey]int{}}
+	// Slots where a sub-program (a new stack frame) starts.
+	starts := make([]bool, len(p.Insns)/insn.Size)
 	for _, in := range ins {
 		if in.Code == insn.ClassJMP|insn.JmpCALL && in.Src == insn.PseudoCall ||
 			in.Wide && in.Code == insn.OpLdImm64 && in.Src == insn.PseudoFunc {
-			starts[in.Index+int(in.Imm)+1] = true
+			if t := in.Index + int(in.Imm) + 1; t >= 0 && t < len(starts) {
+				starts[t] = true
+			}
 		}
 	}
 	e.reset()
@@ -456,7 +463,7 @@ func (e *extractor) format(r reg) {
 // adds it as one.
 func (e *extractor) upgrade(at int, b []byte) {
 	text := Escape(b)
-	if i, ok := e.seen[[2]string{strconv.Itoa(at), text}]; ok {
+	if i, ok := e.seen[seenKey{at, text}]; ok {
 		e.out[i].Kind = StringFormat
 		return
 	}
@@ -465,7 +472,7 @@ func (e *extractor) upgrade(at int, b []byte) {
 
 func (e *extractor) add(at int, b []byte, kind StringKind) {
 	text := Escape(b)
-	key := [2]string{strconv.Itoa(at), text}
+	key := seenKey{at, text}
 	if _, ok := e.seen[key]; ok {
 		return
 	}
