@@ -224,6 +224,9 @@ type asmParser struct {
 	lex     asmLexer
 	helpers *helper.Table
 	errs    AsmErrors
+	// Reused for every macro: assembling allocates nothing per instruction.
+	argBuf  [6]asmArg
+	builder asmBuilder
 }
 
 func (p *asmParser) errorf(pos asmPos, format string, args ...any) {
@@ -264,7 +267,7 @@ func (p *asmParser) macro(out []byte, name asmToken) ([]byte, bool) {
 		}
 		return out, false
 	}
-	var args []asmArg
+	args := p.argBuf[:0]
 	if t := p.lex.peek(); t.kind == asmPunct && t.text == ")" {
 		p.lex.next()
 	} else {
@@ -295,12 +298,13 @@ func (p *asmParser) macro(out []byte, name asmToken) ([]byte, bool) {
 		p.errorf(name.pos, "%s takes %d arguments (%s), got %d", name.text, len(def.params), asmParamList(def.params), len(args))
 		return out, true
 	}
-	b := asmBuilder{p: p, name: name.text, def: def, args: args}
-	slots := def.build(&b)
+	b := &p.builder
+	*b = asmBuilder{p: p, name: name.text, def: def, args: args}
+	slots := def.build(b)
 	if b.failed {
 		return out, true
 	}
-	for _, s := range slots {
+	for _, s := range slots.s[:slots.n] {
 		out = s.Append(out)
 	}
 	return out, true
@@ -482,7 +486,7 @@ var asmParamNames = [...]string{
 type asmMacro struct {
 	params []asmParam
 	names  []string // parameter names as filter.h writes them, for messages
-	build  func(b *asmBuilder) []Slot
+	build  func(b *asmBuilder) asmSlots
 }
 
 func asmParamList(ps []asmParam) string {
@@ -577,16 +581,23 @@ func (b *asmBuilder) srcType(i int) uint8 {
 }
 
 // asmLdImm64 builds the two slots of an ld_imm64.
-func asmLdImm64(dst, src uint8, off1, off2 int16, imm1, imm2 int32) []Slot {
-	return []Slot{
+func asmLdImm64(dst, src uint8, off1, off2 int16, imm1, imm2 int32) asmSlots {
+	return asmSlots{n: 2, s: [2]Slot{
 		{Code: OpLdImm64, Dst: dst, Src: src, Off: off1, Imm: imm1},
 		{Off: off2, Imm: imm2},
-	}
+	}}
 }
 
-func asmOne(s Slot) []Slot { return []Slot{s} }
+func asmOne(s Slot) asmSlots { return asmSlots{n: 1, s: [2]Slot{s}} }
 
-func asmMacroDef(names string, build func(b *asmBuilder) []Slot, params ...asmParam) asmMacro {
+// asmSlots is what one macro builds: one slot, or two for an ld_imm64 (a
+// value, not a slice, to spare an allocation per instruction).
+type asmSlots struct {
+	s [2]Slot
+	n int
+}
+
+func asmMacroDef(names string, build func(b *asmBuilder) asmSlots, params ...asmParam) asmMacro {
 	var ns []string
 	if names != "" {
 		ns = strings.Split(names, ",")
@@ -602,8 +613,8 @@ func asmMacroDef(names string, build func(b *asmBuilder) []Slot, params ...asmPa
 var asmMacros = map[string]asmMacro{}
 
 func init() {
-	alu := func(cls uint8, src uint8, withOff bool) func(b *asmBuilder) []Slot {
-		return func(b *asmBuilder) []Slot {
+	alu := func(cls uint8, src uint8, withOff bool) func(b *asmBuilder) asmSlots {
+		return func(b *asmBuilder) asmSlots {
 			s := Slot{Code: cls | b.op(0) | src, Dst: b.reg(1)}
 			if src == SrcX {
 				s.Src = b.reg(2)
@@ -625,55 +636,55 @@ func init() {
 		asmMacros["BPF_ALU"+w.width+"_REG_OFF"] = asmMacroDef("OP,DST,SRC,OFF", alu(cls, SrcX, true), asmAluOp, asmReg, asmReg, asmOff)
 		asmMacros["BPF_ALU"+w.width+"_IMM"] = asmMacroDef("OP,DST,IMM", alu(cls, SrcK, false), asmAluOp, asmReg, asmImm)
 		asmMacros["BPF_ALU"+w.width+"_IMM_OFF"] = asmMacroDef("OP,DST,IMM,OFF", alu(cls, SrcK, true), asmAluOp, asmReg, asmImm, asmOff)
-		asmMacros["BPF_MOV"+w.width+"_REG"] = asmMacroDef("DST,SRC", func(b *asmBuilder) []Slot {
+		asmMacros["BPF_MOV"+w.width+"_REG"] = asmMacroDef("DST,SRC", func(b *asmBuilder) asmSlots {
 			return asmOne(Slot{Code: cls | AluMOV | SrcX, Dst: b.reg(0), Src: b.reg(1)})
 		}, asmReg, asmReg)
-		asmMacros["BPF_MOV"+w.width+"_IMM"] = asmMacroDef("DST,IMM", func(b *asmBuilder) []Slot {
+		asmMacros["BPF_MOV"+w.width+"_IMM"] = asmMacroDef("DST,IMM", func(b *asmBuilder) asmSlots {
 			return asmOne(Slot{Code: cls | AluMOV | SrcK, Dst: b.reg(0), Imm: b.imm(1)})
 		}, asmReg, asmImm)
-		asmMacros["BPF_MOVSX"+w.width+"_REG"] = asmMacroDef("DST,SRC,OFF", func(b *asmBuilder) []Slot {
+		asmMacros["BPF_MOVSX"+w.width+"_REG"] = asmMacroDef("DST,SRC,OFF", func(b *asmBuilder) asmSlots {
 			return asmOne(Slot{Code: cls | AluMOV | SrcX, Dst: b.reg(0), Src: b.reg(1), Off: b.off(2)})
 		}, asmReg, asmReg, asmOff)
-		asmMacros["BPF_MOV"+w.width+"_RAW"] = asmMacroDef("TYPE,DST,SRC,IMM", func(b *asmBuilder) []Slot {
+		asmMacros["BPF_MOV"+w.width+"_RAW"] = asmMacroDef("TYPE,DST,SRC,IMM", func(b *asmBuilder) asmSlots {
 			return asmOne(Slot{Code: cls | AluMOV | b.srcType(0), Dst: b.reg(1), Src: b.reg(2), Imm: b.imm(3)})
 		}, asmSrcType, asmReg, asmReg, asmImm)
 	}
-	asmMacros["BPF_ENDIAN"] = asmMacroDef("TYPE,DST,LEN", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_ENDIAN"] = asmMacroDef("TYPE,DST,LEN", func(b *asmBuilder) asmSlots {
 		return asmOne(Slot{Code: ClassALU | AluEND | b.srcType(0), Dst: b.reg(1), Imm: b.imm(2)})
 	}, asmSrcType, asmReg, asmImm)
-	asmMacros["BPF_BSWAP"] = asmMacroDef("DST,LEN", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_BSWAP"] = asmMacroDef("DST,LEN", func(b *asmBuilder) asmSlots {
 		return asmOne(Slot{Code: ClassALU64 | AluEND | SrcK, Dst: b.reg(0), Imm: b.imm(1)})
 	}, asmReg, asmImm)
-	asmMacros["BPF_ZEXT_REG"] = asmMacroDef("DST", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_ZEXT_REG"] = asmMacroDef("DST", func(b *asmBuilder) asmSlots {
 		r := b.reg(0)
 		return asmOne(Slot{Code: ClassALU | AluMOV | SrcX, Dst: r, Src: r, Imm: 1})
 	}, asmReg)
 
-	asmMacros["BPF_LD_IMM64"] = asmMacroDef("DST,IMM", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_LD_IMM64"] = asmMacroDef("DST,IMM", func(b *asmBuilder) asmSlots {
 		v := b.imm64(1)
 		return asmLdImm64(b.reg(0), 0, 0, 0, int32(v), int32(uint64(v)>>32))
 	}, asmReg, asmImm64)
-	asmMacros["BPF_LD_IMM64_RAW"] = asmMacroDef("DST,SRC,IMM", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_LD_IMM64_RAW"] = asmMacroDef("DST,SRC,IMM", func(b *asmBuilder) asmSlots {
 		v := b.imm64(2)
 		return asmLdImm64(b.reg(0), b.reg(1), 0, 0, int32(v), int32(uint64(v)>>32))
 	}, asmReg, asmPseudo, asmImm64)
-	asmMacros["BPF_LD_IMM64_RAW_FULL"] = asmMacroDef("DST,SRC,OFF1,OFF2,IMM1,IMM2", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_LD_IMM64_RAW_FULL"] = asmMacroDef("DST,SRC,OFF1,OFF2,IMM1,IMM2", func(b *asmBuilder) asmSlots {
 		return asmLdImm64(b.reg(0), b.reg(1), b.off(2), b.off(3), b.imm(4), b.imm(5))
 	}, asmReg, asmPseudo, asmOff, asmOff, asmImm, asmImm)
-	asmMacros["BPF_LD_MAP_FD"] = asmMacroDef("DST,MAP_FD", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_LD_MAP_FD"] = asmMacroDef("DST,MAP_FD", func(b *asmBuilder) asmSlots {
 		return asmLdImm64(b.reg(0), PseudoMapFD, 0, 0, b.imm(1), 0)
 	}, asmReg, asmImm)
-	asmMacros["BPF_LD_MAP_VALUE"] = asmMacroDef("DST,MAP_FD,VALUE_OFF", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_LD_MAP_VALUE"] = asmMacroDef("DST,MAP_FD,VALUE_OFF", func(b *asmBuilder) asmSlots {
 		return asmLdImm64(b.reg(0), PseudoMapValue, 0, 0, b.imm(1), b.imm(2))
 	}, asmReg, asmImm, asmImm)
-	asmMacros["BPF_LD_ABS"] = asmMacroDef("SIZE,IMM", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_LD_ABS"] = asmMacroDef("SIZE,IMM", func(b *asmBuilder) asmSlots {
 		return asmOne(Slot{Code: ClassLD | b.size(0) | ModeABS, Imm: b.imm(1)})
 	}, asmSize, asmImm)
-	asmMacros["BPF_LD_IND"] = asmMacroDef("SIZE,SRC,IMM", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_LD_IND"] = asmMacroDef("SIZE,SRC,IMM", func(b *asmBuilder) asmSlots {
 		return asmOne(Slot{Code: ClassLD | b.size(0) | ModeIND, Src: b.reg(1), Imm: b.imm(2)})
 	}, asmSize, asmReg, asmImm)
-	mem := func(cls, mode uint8) func(b *asmBuilder) []Slot {
-		return func(b *asmBuilder) []Slot {
+	mem := func(cls, mode uint8) func(b *asmBuilder) asmSlots {
+		return func(b *asmBuilder) asmSlots {
 			return asmOne(Slot{Code: cls | b.size(0) | mode, Dst: b.reg(1), Src: b.reg(2), Off: b.off(3)})
 		}
 	}
@@ -681,18 +692,18 @@ func init() {
 	asmMacros["BPF_LDX_MEMSX"] = asmMacroDef("SIZE,DST,SRC,OFF", mem(ClassLDX, ModeMEMSX), asmSize, asmReg, asmReg, asmOff)
 	asmMacros["BPF_STX_MEM"] = asmMacroDef("SIZE,DST,SRC,OFF", mem(ClassSTX, ModeMEM), asmSize, asmReg, asmReg, asmOff)
 	asmMacros["BPF_STX_XADD"] = asmMacroDef("SIZE,DST,SRC,OFF", mem(ClassSTX, ModeATOMIC), asmSize, asmReg, asmReg, asmOff)
-	asmMacros["BPF_ATOMIC_OP"] = asmMacroDef("SIZE,OP,DST,SRC,OFF", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_ATOMIC_OP"] = asmMacroDef("SIZE,OP,DST,SRC,OFF", func(b *asmBuilder) asmSlots {
 		return asmOne(Slot{Code: ClassSTX | b.size(0) | ModeATOMIC, Imm: b.imm(1), Dst: b.reg(2), Src: b.reg(3), Off: b.off(4)})
 	}, asmSize, asmImm, asmReg, asmReg, asmOff)
-	asmMacros["BPF_ST_MEM"] = asmMacroDef("SIZE,DST,OFF,IMM", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_ST_MEM"] = asmMacroDef("SIZE,DST,OFF,IMM", func(b *asmBuilder) asmSlots {
 		return asmOne(Slot{Code: ClassST | b.size(0) | ModeMEM, Dst: b.reg(1), Off: b.off(2), Imm: b.imm(3)})
 	}, asmSize, asmReg, asmOff, asmImm)
-	asmMacros["BPF_ST_NOSPEC"] = asmMacroDef("", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_ST_NOSPEC"] = asmMacroDef("", func(b *asmBuilder) asmSlots {
 		return asmOne(Slot{Code: ClassST | ModeATOMIC})
 	})
 
-	jmp := func(cls, src uint8) func(b *asmBuilder) []Slot {
-		return func(b *asmBuilder) []Slot {
+	jmp := func(cls, src uint8) func(b *asmBuilder) asmSlots {
+		return func(b *asmBuilder) asmSlots {
 			s := Slot{Code: cls | b.op(0) | src, Dst: b.reg(1), Off: b.off(3)}
 			if src == SrcX {
 				s.Src = b.reg(2)
@@ -706,22 +717,22 @@ func init() {
 	asmMacros["BPF_JMP_IMM"] = asmMacroDef("OP,DST,IMM,OFF", jmp(ClassJMP, SrcK), asmJmpOp, asmReg, asmImm, asmOff)
 	asmMacros["BPF_JMP32_REG"] = asmMacroDef("OP,DST,SRC,OFF", jmp(ClassJMP32, SrcX), asmJmpOp, asmReg, asmReg, asmOff)
 	asmMacros["BPF_JMP32_IMM"] = asmMacroDef("OP,DST,IMM,OFF", jmp(ClassJMP32, SrcK), asmJmpOp, asmReg, asmImm, asmOff)
-	asmMacros["BPF_JMP_A"] = asmMacroDef("OFF", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_JMP_A"] = asmMacroDef("OFF", func(b *asmBuilder) asmSlots {
 		return asmOne(Slot{Code: ClassJMP | JmpJA, Off: b.off(0)})
 	}, asmOff)
-	asmMacros["BPF_JMP32_A"] = asmMacroDef("IMM", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_JMP32_A"] = asmMacroDef("IMM", func(b *asmBuilder) asmSlots {
 		return asmOne(Slot{Code: ClassJMP32 | JmpJA, Imm: b.imm(0)})
 	}, asmImm)
-	asmMacros["BPF_CALL_REL"] = asmMacroDef("TGT", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_CALL_REL"] = asmMacroDef("TGT", func(b *asmBuilder) asmSlots {
 		return asmOne(Slot{Code: ClassJMP | JmpCALL, Src: PseudoCall, Imm: b.imm(0)})
 	}, asmImm)
-	asmMacros["BPF_EMIT_CALL"] = asmMacroDef("FUNC", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_EMIT_CALL"] = asmMacroDef("FUNC", func(b *asmBuilder) asmSlots {
 		return asmOne(Slot{Code: ClassJMP | JmpCALL, Imm: b.imm(0)})
 	}, asmImm)
-	asmMacros["BPF_EXIT_INSN"] = asmMacroDef("", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_EXIT_INSN"] = asmMacroDef("", func(b *asmBuilder) asmSlots {
 		return asmOne(Slot{Code: ClassJMP | JmpEXIT})
 	})
-	asmMacros["BPF_RAW_INSN"] = asmMacroDef("CODE,DST,SRC,OFF,IMM", func(b *asmBuilder) []Slot {
+	asmMacros["BPF_RAW_INSN"] = asmMacroDef("CODE,DST,SRC,OFF,IMM", func(b *asmBuilder) asmSlots {
 		return asmOne(Slot{Code: b.code(0), Dst: b.reg(1), Src: b.reg(2), Off: b.off(3), Imm: b.imm(4)})
 	}, asmCode, asmReg, asmPseudo, asmOff, asmImm)
 }
