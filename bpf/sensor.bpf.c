@@ -239,7 +239,7 @@ struct walk_ctx {
 	struct rules_facts *f;
 	__u64 load_id;
 	__u64 insns;
-	__u32 cpu;
+	__u32 pid;
 	__u32 total;       /* instructions to read */
 	__u32 emit;        /* chunks go to the ring buffer (header was emitted) */
 	__u32 chunks_lost;
@@ -320,7 +320,7 @@ static long walk_chunk(__u64 index, struct walk_ctx *c)
 		return 0;
 	}
 	rec->h.kind = SENTRY_REC_CHUNK;
-	rec->h.cpu = c->cpu;
+	rec->h.pid = c->pid;
 	rec->h.load_id = c->load_id;
 	rec->index = index;
 	rec->count = n;
@@ -417,7 +417,7 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 	struct sentry_header *hdr = bpf_ringbuf_reserve(&events, sizeof(*hdr), 0);
 	if (hdr) {
 		hdr->h.kind = SENTRY_REC_HEADER;
-		hdr->h.cpu = cpu;
+		hdr->h.pid = tgid;
 		hdr->h.load_id = load_id;
 		hdr->ktime_ns = start;
 		hdr->cgroup_id = bpf_get_current_cgroup_id();
@@ -468,7 +468,7 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 		.f = f,
 		.load_id = load_id,
 		.insns = attr.insns,
-		.cpu = cpu,
+		.pid = tgid,
 		.total = total,
 		.emit = hdr != NULL,
 	};
@@ -505,7 +505,7 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 	struct sentry_verdict_rec *v = bpf_ringbuf_reserve(&events, sizeof(*v), 0);
 	if (v) {
 		v->h.kind = SENTRY_REC_VERDICT;
-		v->h.cpu = cpu;
+		v->h.pid = tgid;
 		v->h.load_id = load_id;
 		v->verdict = verdict;
 		v->action = action;
@@ -549,7 +549,7 @@ static __always_inline int on_exit(__s64 ret)
 		return 0;
 	}
 	e->h.kind = SENTRY_REC_EXIT;
-	e->h.cpu = bpf_get_smp_processor_id();
+	e->h.pid = bpf_get_current_pid_tgid() >> 32;
 	e->h.load_id = copy.load_id;
 	e->ret = ret;
 	e->killed = copy.killed;

@@ -42,11 +42,13 @@ func newAssembler() *assembler {
 	return &assembler{pending: make(map[uint64]*partial)}
 }
 
-func (a *assembler) get(id uint64, now time.Time) *partial {
-	p := a.pending[id]
+func (a *assembler) get(r record, now time.Time) *partial {
+	p := a.pending[r.loadID]
 	if p == nil {
-		p = &partial{ev: &Event{LoadID: id, RuleIndex: -1, Program: &program.Program{Source: program.SourceSensor}}}
-		a.pending[id] = p
+		// Until (unless) the header arrives, the loader is known by pid only.
+		prog := &program.Program{Source: program.SourceSensor, Loader: &program.Loader{PID: r.pid}}
+		p = &partial{ev: &Event{LoadID: r.loadID, RuleIndex: -1, Program: prog}}
+		a.pending[r.loadID] = p
 	}
 	p.seen = now
 	return p
@@ -56,7 +58,7 @@ func (a *assembler) get(id uint64, now time.Time) *partial {
 func (a *assembler) add(r record, now time.Time) *Event {
 	switch {
 	case r.header != nil:
-		p := a.get(r.loadID, now)
+		p := a.get(r, now)
 		a.applyHeader(p, r.header)
 	case r.chunk != nil:
 		p := a.pending[r.loadID]
@@ -81,11 +83,11 @@ func (a *assembler) add(r record, now time.Time) *Event {
 			copy(p.insns[off:], c.data)
 		}
 	case r.verdict != nil:
-		p := a.get(r.loadID, now)
+		p := a.get(r, now)
 		p.verdict = true
 		applyVerdict(p.ev, r.verdict)
 	case r.exit != nil:
-		p := a.get(r.loadID, now)
+		p := a.get(r, now)
 		applyExit(p.ev, r.exit)
 		delete(a.pending, r.loadID)
 		return a.finish(p, true)

@@ -15,7 +15,7 @@ import (
 func encHeader(id uint64, pid uint32, name string, insnCnt uint32) []byte {
 	h := sentrySentryHeader{Pid: pid, Tid: pid, InsnCnt: insnCnt, ProgType: 5,
 		Chunks: (min(insnCnt, maxCaptureInsn) + chunkInsns - 1) / chunkInsns}
-	h.H.Kind, h.H.LoadId = kindHeader, id
+	h.H.Kind, h.H.LoadId, h.H.Pid = kindHeader, id, pid
 	for i := 0; i < len(name); i++ {
 		h.Name[i] = int8(name[i])
 	}
@@ -26,6 +26,7 @@ func encHeader(id uint64, pid uint32, name string, insnCnt uint32) []byte {
 func encChunk(id uint64, index uint32, data []byte, readErr bool) []byte {
 	b := make([]byte, chunkSize)
 	binary.LittleEndian.PutUint32(b, kindChunk)
+	binary.LittleEndian.PutUint32(b[4:], 42)
 	binary.LittleEndian.PutUint64(b[8:], id)
 	binary.LittleEndian.PutUint32(b[16:], index)
 	binary.LittleEndian.PutUint32(b[20:], uint32(len(data)/8))
@@ -38,7 +39,7 @@ func encChunk(id uint64, index uint32, data []byte, readErr bool) []byte {
 
 func encVerdict(id uint64, hash uint64, verdict Verdict) []byte {
 	v := sentrySentryVerdictRec{Verdict: uint32(verdict), InsnHash: hash, RuleIndex: -1}
-	v.H.Kind, v.H.LoadId = kindVerdict, id
+	v.H.Kind, v.H.LoadId, v.H.Pid = kindVerdict, id, 42
 	v.HelperCount[14] = 3
 	b, _ := binary.Append(nil, binary.LittleEndian, &v)
 	return b
@@ -46,7 +47,7 @@ func encVerdict(id uint64, hash uint64, verdict Verdict) []byte {
 
 func encExit(id uint64, ret int64, progID uint32) []byte {
 	x := sentrySentryExit{Ret: ret, ProgId: progID}
-	x.H.Kind, x.H.LoadId = kindExit, id
+	x.H.Kind, x.H.LoadId, x.H.Pid = kindExit, id, 42
 	b, _ := binary.Append(nil, binary.LittleEndian, &x)
 	return b
 }
@@ -149,6 +150,9 @@ func TestAssemblerReportsWhatIsMissing(t *testing.T) {
 				t.Fatalf("%d events, want exactly 1", len(evs))
 			}
 			ev := evs[0]
+			if ev.Program.Loader == nil || ev.Program.Loader.PID != 42 {
+				t.Errorf("loader %+v, want pid 42 even without the header", ev.Program.Loader)
+			}
 			if !slices.Equal(ev.Missing, tc.missing) || len(ev.Program.Insns) != tc.insnBytes {
 				t.Errorf("missing %v with %d bytes, want %v with %d", ev.Missing, len(ev.Program.Insns), tc.missing, tc.insnBytes)
 			}

@@ -124,6 +124,22 @@ func collect(t testing.TB, s *Sensor, pids map[uint32]bool, n int, timeout time.
 	return out
 }
 
+// rssKiB is this process's resident set (VmRSS).
+func rssKiB(t testing.TB) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kib int
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kib)
+			return kib
+		}
+	}
+	return 0
+}
+
 // asmInsn encodes one instruction.
 func asmInsn(code, regs uint8, off int16, imm int32) []byte {
 	b := make([]byte, 8)
@@ -378,6 +394,10 @@ func TestFloodIsCountedExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 	const procs, per = 4, 2500
+	rssIdle := rssKiB(t)
+	var ru0 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	start := time.Now()
 	var wg sync.WaitGroup
 	runs := make([]loaderRun, procs)
 	for i := range procs {
@@ -396,6 +416,13 @@ func TestFloodIsCountedExactly(t *testing.T) {
 		}
 	}
 	evs := collect(t, s, pids, procs*per, 30*time.Second)
+	elapsed := time.Since(start)
+	var ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
+	t.Logf("flood: %d loads in %v = %.0f loads/s; agent (test process) CPU %v (%.0f%% of one core), RSS idle %d KiB, after flood %d KiB",
+		procs*per, elapsed.Round(time.Millisecond), float64(procs*per)/elapsed.Seconds(), cpu.Round(time.Millisecond),
+		100*cpu.Seconds()/elapsed.Seconds(), rssIdle, rssKiB(t))
 	after, err := s.Losses()
 	if err != nil {
 		t.Fatal(err)
@@ -410,5 +437,49 @@ func TestFloodIsCountedExactly(t *testing.T) {
 	t.Logf("%d loads: %d events (%d complete), losses %v", procs*per, len(evs), complete, after)
 	if uint64(len(evs))+lost < procs*per || (lost == 0 && complete != procs*per) {
 		t.Fatalf("%d loads but %d events (%d complete) and %d counted losses", procs*per, len(evs), complete, lost)
+	}
+}
+
+// A ring buffer far too small for the loads: every load is still reported
+// (by pid, even when its header was lost), incomplete ones say what is
+// missing, and the kernel counts each record it could not reserve.
+func TestLossesAreCountedNeverSilent(t *testing.T) {
+	s := startSensor(t, Config{Mode: ModeMonitor, RingBufferSize: 64 << 10})
+	before, err := s.Losses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const loads = 200
+	run := runLoader(t, "-gen", "20000", "-name", "se2e_lossy", "-count", fmt.Sprint(loads))
+	if len(run.results) != loads {
+		t.Fatalf("loader did %d loads", len(run.results))
+	}
+	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, loads, 20*time.Second)
+	after, err := s.Losses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reserve := func(l Losses) uint64 {
+		return l["header_reserve"] + l["chunk_reserve"] + l["verdict_reserve"] + l["exit_reserve"]
+	}
+	lost := reserve(after) - reserve(before)
+	incomplete, complete := 0, 0
+	for _, ev := range evs {
+		if ev.Complete() {
+			complete++
+			if ev.Program.InsnCnt != 20000 || len(ev.Program.Insns) != 20000*8 {
+				t.Errorf("complete event with %d bytes", len(ev.Program.Insns))
+			}
+		} else {
+			incomplete++
+		}
+	}
+	t.Logf("%d loads of 20,000 insns through a 64 KiB ring: %d events (%d complete, %d incomplete), %d records lost (%v)",
+		loads, len(evs), complete, incomplete, lost, after)
+	if len(evs) != loads {
+		t.Errorf("%d events for %d loads", len(evs), loads)
+	}
+	if incomplete > 0 && lost == 0 || incomplete == 0 && lost > 0 {
+		t.Errorf("%d incomplete events but %d counted losses", incomplete, lost)
 	}
 }

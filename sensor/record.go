@@ -24,6 +24,7 @@ var ErrRecord = errors.New("malformed sensor record")
 // record is one decoded ring-buffer record; exactly one pointer is set.
 type record struct {
 	loadID  uint64
+	pid     uint32
 	header  *sentrySentryHeader
 	chunk   *chunkRecord
 	verdict *sentrySentryVerdictRec
@@ -51,7 +52,7 @@ func parseRecord(b []byte) (record, error) {
 		return record{}, fmt.Errorf("%w: %d bytes, shorter than the 16-byte record header", ErrRecord, len(b))
 	}
 	kind := binary.LittleEndian.Uint32(b)
-	r := record{loadID: binary.LittleEndian.Uint64(b[8:])}
+	r := record{pid: binary.LittleEndian.Uint32(b[4:]), loadID: binary.LittleEndian.Uint64(b[8:])}
 	need := map[uint32]int{kindHeader: headerSize, kindChunk: chunkSize, kindVerdict: verdictSize, kindExit: exitSize}[kind]
 	if need == 0 {
 		return record{}, fmt.Errorf("%w: unknown kind %d", ErrRecord, kind)

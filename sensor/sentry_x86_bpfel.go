@@ -94,7 +94,7 @@ type sentrySentryChunk struct {
 	H struct {
 		_      structs.HostLayout
 		Kind   uint32
-		Cpu    uint32
+		Pid    uint32
 		LoadId uint64
 	}
 	Index   uint32
@@ -117,7 +117,7 @@ type sentrySentryExit struct {
 	H struct {
 		_      structs.HostLayout
 		Kind   uint32
-		Cpu    uint32
+		Pid    uint32
 		LoadId uint64
 	}
 	Ret     int64
@@ -132,7 +132,7 @@ type sentrySentryHeader struct {
 	H struct {
 		_      structs.HostLayout
 		Kind   uint32
-		Cpu    uint32
+		Pid    uint32
 		LoadId uint64
 	}
 	KtimeNs            uint64
@@ -203,7 +203,7 @@ type sentrySentryVerdictRec struct {
 	H struct {
 		_      structs.HostLayout
 		Kind   uint32
-		Cpu    uint32
+		Pid    uint32
 		LoadId uint64
 	}
 	Verdict     uint32

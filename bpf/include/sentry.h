@@ -61,7 +61,7 @@ enum sentry_mode {
 /* Every record starts with this. */
 struct sentry_rec_hdr {
 	__u32 kind;     /* enum sentry_record_kind */
-	__u32 cpu;
+	__u32 pid;      /* loader's tgid: attributes a load even when its header was lost */
 	__u64 load_id;  /* unique per BPF_PROG_LOAD call: (cpu << 48) | per-CPU sequence */
 };
 
