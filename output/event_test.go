@@ -7,6 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/ebpf-sentry/ebpf-sentry/insn"
 	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
 
@@ -161,3 +162,21 @@ func TestProgLoadNamesTypesAndErrno(t *testing.T) {
 }
 
 func programWithType(t uint32) program.Program { return program.Program{Name: "p", Type: t} }
+
+func TestKernelTextPrefixesEachInstructionWithItsSlot(t *testing.T) {
+	// r1 = 0x100000002 ll (two slots), r0 = 0, exit.
+	raw := []byte{
+		0x18, 0x01, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+		0xb7, 0x00, 0, 0, 0, 0, 0, 0,
+		0x95, 0, 0, 0, 0, 0, 0, 0,
+	}
+	insns, problems := insn.Decode(raw)
+	if len(problems) != 0 {
+		t.Fatal(problems)
+	}
+	got := KernelText(nil, insns)
+	want := []string{"0: (18) r1 = 0x100000002", "2: (b7) r0 = 0", "3: (95) exit"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("lines =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

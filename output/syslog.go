@@ -15,7 +15,7 @@ import (
 type SyslogOptions struct {
 	Network  string // "udp", "tcp" or "unixgram"
 	Addr     string // host:port, or the socket path for unixgram
-	Facility int    // 0…23; default 16 (local0)
+	Facility int    // 1…23; 0 (kern, reserved for the kernel) means the default, 16 (local0)
 	Hostname string // HOSTNAME field; default os.Hostname()
 	AppName  string // APP-NAME field; default "ebpf-sentry"
 	// MaxMessage is the largest message sent; a larger one is counted as

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ebpf-sentry/ebpf-sentry/output"
+)
+
+// outputFlags are the telemetry flags of `run`: sinks, event contents and
+// the Prometheus endpoint.
+type outputFlags struct {
+	opts        output.Options
+	metricsAddr string
+}
+
+// addOutputFlags registers the output flags on f. The run command calls it
+// and, once its flags are parsed, outputFlags.start.
+func addOutputFlags(f *pflag.FlagSet) *outputFlags {
+	o := &outputFlags{opts: output.DefaultOptions()}
+	d := o.opts
+	f.StringArrayVar(&o.opts.Outputs, "output", d.Outputs,
+		"event sink, repeatable: stdout | file:PATH | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT | syslog+unix:///PATH | http(s)://URL (webhook)")
+	f.IntVar(&o.opts.QueueSize, "output-queue", d.QueueSize, "events each sink may hold before new ones are dropped (and counted)")
+	f.Int64Var(&o.opts.FileMaxSize, "file-max-size", d.FileMaxSize, "file sink: rotate when the file would exceed this many bytes (0: never)")
+	f.IntVar(&o.opts.FileKeep, "file-keep", d.FileKeep, "file sink: rotated files to keep")
+	f.StringVar(&o.opts.SyslogFacility, "syslog-facility", d.SyslogFacility, "syslog facility name or number")
+	f.IntVar(&o.opts.SyslogMaxSize, "syslog-max-size", 0, "largest syslog message in bytes; larger events are dropped and counted (0: 65000 for UDP, 1 MiB otherwise)")
+	f.StringArrayVar(&o.opts.WebhookHeaders, "webhook-header", nil, `webhook: header sent with every request, repeatable ("Authorization: Bearer …")`)
+	f.StringVar(&o.opts.WebhookCA, "webhook-ca", "", "webhook: PEM file of CA certificates to trust besides the system's")
+	f.IntVar(&o.opts.WebhookBatch, "webhook-batch", d.WebhookBatch, "webhook: most events per POST")
+	f.DurationVar(&o.opts.WebhookLinger, "webhook-linger", d.WebhookLinger, "webhook: how long to wait for a batch to fill")
+	f.DurationVar(&o.opts.WebhookTimeout, "webhook-timeout", d.WebhookTimeout, "webhook: timeout of one request (then retried with backoff)")
+	f.DurationVar(&o.opts.LossInterval, "loss-interval", d.LossInterval, "how often a loss event reports newly lost events")
+	f.StringVar(&o.opts.Insns, "event-insns", d.Insns, "instructions in prog_load events: none|text|raw|both")
+	f.IntVar(&o.opts.InsnMax, "event-insn-max", d.InsnMax, "most instructions per form in an event (the event says when it was capped; 0: no cap)")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464); empty: off")
+	return o
+}
+
+// telemetry is what start returns: where to send events and what to put in them.
+type telemetry struct {
+	Pipeline *output.Pipeline
+	Metrics  *output.Metrics // nil without --metrics-addr
+	Insns    output.InsnOptions
+	stop     context.CancelFunc
+}
+
+// start builds the pipeline and, with --metrics-addr, starts the metrics
+// endpoint. A bad flag or an address that cannot be bound is an error here,
+// before the sensor attaches.
+func (o *outputFlags) start(log *slog.Logger) (*telemetry, error) {
+	var m *output.Metrics
+	ctx, cancel := context.WithCancel(context.Background())
+	if o.metricsAddr != "" {
+		m = output.NewMetrics()
+		addr, errc, err := m.Serve(ctx, o.metricsAddr)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("--metrics-addr: %w", err)
+		}
+		go func() {
+			if err := <-errc; err != nil {
+				log.Error("metrics endpoint stopped", "err", err)
+			}
+		}()
+		log.Info("serving metrics", "addr", addr.String())
+	}
+	p, insns, err := output.Build(o.opts, m, log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &telemetry{Pipeline: p, Metrics: m, Insns: insns, stop: cancel}, nil
+}
+
+// close drains the sinks for up to timeout, then stops the metrics endpoint.
+func (t *telemetry) close(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := t.Pipeline.Close(ctx)
+	t.stop()
+	return err
+}

@@ -1,0 +1,154 @@
+package output
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Options is the output configuration the CLI builds from its flags.
+type Options struct {
+	// Outputs are sink specs, any number of them:
+	//   stdout
+	//   file:PATH
+	//   syslog+udp://HOST:PORT  syslog+tcp://HOST:PORT  syslog+unix:///PATH
+	//   http://HOST/PATH  https://HOST/PATH   (webhook)
+	Outputs        []string
+	QueueSize      int           // per sink
+	FileMaxSize    int64         // bytes before rotation; 0: never rotate
+	FileKeep       int           // rotated files kept
+	SyslogFacility string        // name (local0, auth, …) or number
+	SyslogMaxSize  int           // largest syslog message; 0: transport default
+	WebhookHeaders []string      // "Name: value", e.g. "Authorization: Bearer …"
+	WebhookCA      string        // PEM file
+	WebhookBatch   int           // events per POST
+	WebhookLinger  time.Duration // wait for a batch to fill
+	WebhookTimeout time.Duration
+	LossInterval   time.Duration
+	Insns          string // none|text|raw|both
+	InsnMax        int
+	Format         string // json (the only one for now)
+}
+
+// DefaultOptions are the CLI's defaults.
+func DefaultOptions() Options {
+	return Options{
+		Outputs:        []string{"stdout"},
+		QueueSize:      4096,
+		FileMaxSize:    100 << 20,
+		FileKeep:       5,
+		SyslogFacility: "local0",
+		WebhookBatch:   100,
+		WebhookLinger:  time.Second,
+		WebhookTimeout: 10 * time.Second,
+		LossInterval:   10 * time.Second,
+		Insns:          string(InsnModeText),
+		InsnMax:        DefaultInsnMax,
+		Format:         "json",
+	}
+}
+
+// Build checks opts and makes the pipeline with every sink attached, plus
+// the instruction options the event builder should use. Nothing is
+// connected yet: network sinks dial on first use.
+func Build(opts Options, m *Metrics, log *slog.Logger) (*Pipeline, InsnOptions, error) {
+	mode, err := ParseInsnMode(opts.Insns)
+	if err != nil {
+		return nil, InsnOptions{}, err
+	}
+	if opts.Format != "" && opts.Format != "json" {
+		return nil, InsnOptions{}, fmt.Errorf("event format %q: only json is supported", opts.Format)
+	}
+	var sinks []Sink
+	var qopts []QueueOptions
+	for _, spec := range opts.Outputs {
+		s, q, err := newSink(spec, opts)
+		if err != nil {
+			for _, o := range sinks {
+				_ = o.Close()
+			}
+			return nil, InsnOptions{}, fmt.Errorf("output %q: %w", spec, err)
+		}
+		sinks, qopts = append(sinks, s), append(qopts, q)
+	}
+	p := NewPipeline(Config{Metrics: m, Logger: log, LossInterval: opts.LossInterval})
+	for i, s := range sinks {
+		p.Add(s, qopts[i])
+	}
+	return p, InsnOptions{Mode: mode, Max: opts.InsnMax}, nil
+}
+
+func newSink(spec string, o Options) (Sink, QueueOptions, error) {
+	q := QueueOptions{Size: o.QueueSize}
+	switch {
+	case spec == "stdout":
+		return NewWriterSink("stdout", os.Stdout), q, nil
+	case strings.HasPrefix(spec, "file:"):
+		path := strings.TrimPrefix(spec, "file:")
+		if path == "" {
+			return nil, q, errors.New("file: needs a path")
+		}
+		s, err := NewFileSink(path, o.FileMaxSize, o.FileKeep)
+		return s, q, err
+	case strings.HasPrefix(spec, "syslog+"):
+		u, err := url.Parse(spec)
+		if err != nil {
+			return nil, q, err
+		}
+		fac, err := ParseFacility(o.SyslogFacility)
+		if err != nil {
+			return nil, q, err
+		}
+		opt := SyslogOptions{Facility: fac, MaxMessage: o.SyslogMaxSize}
+		switch u.Scheme {
+		case "syslog+udp", "syslog+tcp":
+			opt.Network, opt.Addr = strings.TrimPrefix(u.Scheme, "syslog+"), u.Host
+			if u.Port() == "" {
+				opt.Addr += ":514"
+			}
+		case "syslog+unix":
+			opt.Network, opt.Addr = "unixgram", u.Path
+		default:
+			return nil, q, fmt.Errorf("unknown syslog transport %q: want syslog+udp, syslog+tcp or syslog+unix", u.Scheme)
+		}
+		s, err := NewSyslogSink(opt)
+		return s, q, err
+	case strings.HasPrefix(spec, "http://"), strings.HasPrefix(spec, "https://"):
+		h := http.Header{}
+		for _, kv := range o.WebhookHeaders {
+			k, v, ok := strings.Cut(kv, ":")
+			if !ok || strings.TrimSpace(k) == "" {
+				return nil, q, fmt.Errorf("webhook header %q: want \"Name: value\"", kv)
+			}
+			h.Add(textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(k)), strings.TrimSpace(v))
+		}
+		s, err := NewWebhookSink(WebhookOptions{URL: spec, Headers: h, CAFile: o.WebhookCA, Timeout: o.WebhookTimeout})
+		q.BatchMax, q.Linger = o.WebhookBatch, o.WebhookLinger
+		return s, q, err
+	}
+	return nil, q, errors.New("unknown output: want stdout, file:PATH, syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT, syslog+unix:///PATH or an http(s) URL")
+}
+
+var facilities = map[string]int{
+	"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7,
+	"uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11, "ntp": 12, "security": 13, "audit": 13, "console": 14,
+	"local0": 16, "local1": 17, "local2": 18, "local3": 19, "local4": 20, "local5": 21, "local6": 22, "local7": 23,
+}
+
+// ParseFacility accepts a syslog facility name or number (0…23).
+func ParseFacility(s string) (int, error) {
+	if f, ok := facilities[strings.ToLower(s)]; ok {
+		return f, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil && n >= 0 && n <= 23 {
+		return n, nil
+	}
+	return 0, fmt.Errorf("syslog facility %q: want a name (local0, auth, daemon…) or 0…23", s)
+}
