@@ -23,13 +23,18 @@ const (
 	KprobeBpf Capability = "kprobe-bpf-syscall"
 	// TracepointBpf: the syscalls/sys_enter_bpf tracepoint attaches and fires.
 	TracepointBpf Capability = "tracepoint-sys-enter-bpf"
+	// TpBTFSysEnter: the BTF raw tracepoint sys_enter attaches and fires.
+	TpBTFSysEnter Capability = "tp-btf-sys-enter"
+	// SendSignal: bpf_send_signal signals the process in the bpf() call (the
+	// kill enforcer, used wherever the corrupt one is not permitted).
+	SendSignal Capability = "send-signal"
 	// ProbeWriteUser: a program using bpf_probe_write_user loads and writes the
 	// caller's memory (the seed's corrupt enforcer); lockdown refuses it.
 	ProbeWriteUser Capability = "probe-write-user"
 )
 
 // All lists every capability the suite probes, in report order.
-var All = []Capability{BTF, BPFLSMActive, LSMBpfDeny, LSMProgLoadDeny, KprobeBpf, TracepointBpf, ProbeWriteUser}
+var All = []Capability{BTF, BPFLSMActive, LSMBpfDeny, LSMProgLoadDeny, KprobeBpf, TracepointBpf, TpBTFSysEnter, SendSignal, ProbeWriteUser}
 
 // Expectation is what one booted kernel must show.
 type Expectation struct {
@@ -40,8 +45,9 @@ type Expectation struct {
 }
 
 // common is what every Debian kernel of the matrix offers (all are built with
-// BTF, kprobes and syscall tracepoints; lockdown is off unless booted with it).
-var common = []Capability{BTF, KprobeBpf, TracepointBpf}
+// BTF, kprobes and syscall tracepoints, tp_btf exists since 5.5 and
+// bpf_send_signal since 5.3, and lockdown does not restrict either).
+var common = []Capability{BTF, KprobeBpf, TracepointBpf, TpBTFSysEnter, SendSignal}
 
 func with(caps ...Capability) []Capability { return append(slices.Clone(common), caps...) }
 

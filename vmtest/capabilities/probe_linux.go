@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -48,6 +50,10 @@ func Probe(c Capability) (Observation, error) {
 		return probeTracepoint()
 	case ProbeWriteUser:
 		return probeWriteUser()
+	case TpBTFSysEnter:
+		return probeTpBTF()
+	case SendSignal:
+		return probeSendSignal()
 	}
 	return Observation{}, fmt.Errorf("unknown capability %q", c)
 }
@@ -331,6 +337,71 @@ func probeTracepoint() (Observation, error) {
 		return absent("syscalls/sys_enter_bpf attached but never fired"), nil
 	}
 	return present("syscalls/sys_enter_bpf fired %d times", n), nil
+}
+
+func probeTpBTF() (Observation, error) {
+	s, err := spec()
+	if err != nil {
+		return Observation{}, err
+	}
+	objs, err := load(s, "count_tp_btf")
+	if err != nil {
+		return absent("%v", err), nil
+	}
+	defer objs.Close()
+	l, err := link.AttachTracing(link.TracingOptions{Program: objs.prog})
+	if err != nil {
+		return absent("attach tp_btf/sys_enter: %v", err), nil
+	}
+	defer l.Close()
+	trigger()
+	n, err := objs.count("tp_btf_hits")
+	if err != nil {
+		return Observation{}, err
+	}
+	if n == 0 {
+		return absent("tp_btf/sys_enter attached but never saw a bpf() call"), nil
+	}
+	return present("tp_btf/sys_enter saw %d bpf() calls", n), nil
+}
+
+func probeSendSignal() (Observation, error) {
+	s, err := spec()
+	if err != nil {
+		return Observation{}, err
+	}
+	objs, err := load(s, "send_signal")
+	if err != nil {
+		return absent("%v", err), nil
+	}
+	defer objs.Close()
+	// Catch SIGUSR2 before the program can send it: its default action
+	// would end the test binary. Stop only after the link is gone.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, unix.SIGUSR2)
+	defer signal.Stop(sigs)
+	l, err := link.Tracepoint("syscalls", "sys_enter_bpf", objs.prog, nil)
+	if err != nil {
+		return Observation{}, fmt.Errorf("attach send_signal to syscalls/sys_enter_bpf: %w", err)
+	}
+	trigger()
+	var got os.Signal
+	select {
+	case got = <-sigs:
+	case <-time.After(5 * time.Second):
+	}
+	l.Close()
+	n, err := objs.count("send_signal_hits")
+	if err != nil {
+		return Observation{}, err
+	}
+	if got == nil {
+		if n > 0 {
+			return Observation{}, fmt.Errorf("bpf_send_signal succeeded %d times but no SIGUSR2 arrived", n)
+		}
+		return absent("bpf_send_signal never succeeded"), nil
+	}
+	return present("bpf_send_signal delivered %v (%d successful calls)", got, n), nil
 }
 
 // writeTarget is what bpf_probe_write_user overwrites; a package variable so

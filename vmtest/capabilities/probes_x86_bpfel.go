@@ -17,14 +17,18 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	probesProgCountKprobe     = "count_kprobe"
+	probesProgCountTpBtf      = "count_tp_btf"
 	probesProgCountTracepoint = "count_tracepoint"
 	probesProgDenyBpf         = "deny_bpf"
 	probesProgDenyProgLoad    = "deny_prog_load"
+	probesProgSendSignal      = "send_signal"
 	probesProgWriteUser       = "write_user"
 	probesVarKprobeHits       = "kprobe_hits"
 	probesVarLsmBpfHits       = "lsm_bpf_hits"
 	probesVarLsmProgLoadHits  = "lsm_prog_load_hits"
+	probesVarSendSignalHits   = "send_signal_hits"
 	probesVarTargetTgid       = "target_tgid"
+	probesVarTpBtfHits        = "tp_btf_hits"
 	probesVarTracepointHits   = "tracepoint_hits"
 	probesVarWriteUserAddr    = "write_user_addr"
 	probesVarWriteUserHits    = "write_user_hits"
@@ -73,9 +77,11 @@ type probesSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type probesProgramSpecs struct {
 	CountKprobe     *ebpf.ProgramSpec `ebpf:"count_kprobe"`
+	CountTpBtf      *ebpf.ProgramSpec `ebpf:"count_tp_btf"`
 	CountTracepoint *ebpf.ProgramSpec `ebpf:"count_tracepoint"`
 	DenyBpf         *ebpf.ProgramSpec `ebpf:"deny_bpf"`
 	DenyProgLoad    *ebpf.ProgramSpec `ebpf:"deny_prog_load"`
+	SendSignal      *ebpf.ProgramSpec `ebpf:"send_signal"`
 	WriteUser       *ebpf.ProgramSpec `ebpf:"write_user"`
 }
 
@@ -92,7 +98,9 @@ type probesVariableSpecs struct {
 	KprobeHits      *ebpf.VariableSpec `ebpf:"kprobe_hits"`
 	LsmBpfHits      *ebpf.VariableSpec `ebpf:"lsm_bpf_hits"`
 	LsmProgLoadHits *ebpf.VariableSpec `ebpf:"lsm_prog_load_hits"`
+	SendSignalHits  *ebpf.VariableSpec `ebpf:"send_signal_hits"`
 	TargetTgid      *ebpf.VariableSpec `ebpf:"target_tgid"`
+	TpBtfHits       *ebpf.VariableSpec `ebpf:"tp_btf_hits"`
 	TracepointHits  *ebpf.VariableSpec `ebpf:"tracepoint_hits"`
 	WriteUserAddr   *ebpf.VariableSpec `ebpf:"write_user_addr"`
 	WriteUserHits   *ebpf.VariableSpec `ebpf:"write_user_hits"`
@@ -131,7 +139,9 @@ type probesVariables struct {
 	KprobeHits      *ebpf.Variable `ebpf:"kprobe_hits"`
 	LsmBpfHits      *ebpf.Variable `ebpf:"lsm_bpf_hits"`
 	LsmProgLoadHits *ebpf.Variable `ebpf:"lsm_prog_load_hits"`
+	SendSignalHits  *ebpf.Variable `ebpf:"send_signal_hits"`
 	TargetTgid      *ebpf.Variable `ebpf:"target_tgid"`
+	TpBtfHits       *ebpf.Variable `ebpf:"tp_btf_hits"`
 	TracepointHits  *ebpf.Variable `ebpf:"tracepoint_hits"`
 	WriteUserAddr   *ebpf.Variable `ebpf:"write_user_addr"`
 	WriteUserHits   *ebpf.Variable `ebpf:"write_user_hits"`
@@ -142,18 +152,22 @@ type probesVariables struct {
 // It can be passed to loadProbesObjects or ebpf.CollectionSpec.LoadAndAssign.
 type probesPrograms struct {
 	CountKprobe     *ebpf.Program `ebpf:"count_kprobe"`
+	CountTpBtf      *ebpf.Program `ebpf:"count_tp_btf"`
 	CountTracepoint *ebpf.Program `ebpf:"count_tracepoint"`
 	DenyBpf         *ebpf.Program `ebpf:"deny_bpf"`
 	DenyProgLoad    *ebpf.Program `ebpf:"deny_prog_load"`
+	SendSignal      *ebpf.Program `ebpf:"send_signal"`
 	WriteUser       *ebpf.Program `ebpf:"write_user"`
 }
 
 func (p *probesPrograms) Close() error {
 	return _ProbesClose(
 		p.CountKprobe,
+		p.CountTpBtf,
 		p.CountTracepoint,
 		p.DenyBpf,
 		p.DenyProgLoad,
+		p.SendSignal,
 		p.WriteUser,
 	)
 }

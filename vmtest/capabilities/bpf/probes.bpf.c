@@ -8,6 +8,8 @@
 #include <bpf/bpf_tracing.h>
 
 #define EPERM 1
+#define SIGUSR2 12
+#define NR_BPF_X86_64 321
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -20,6 +22,8 @@ __u64 lsm_bpf_hits;
 __u64 kprobe_hits;
 __u64 tracepoint_hits;
 __u64 write_user_hits;
+__u64 tp_btf_hits;
+__u64 send_signal_hits;
 // User address bpf_probe_write_user overwrites; set after loading.
 __u64 write_user_addr;
 
@@ -79,5 +83,24 @@ int write_user(void *ctx)
 		return 0;
 	if (bpf_probe_write_user((void *)addr, marker, sizeof(marker)) == 0)
 		__sync_fetch_and_add(&write_user_hits, 1);
+	return 0;
+}
+
+// The BTF-typed raw tracepoint the sensor prefers: every syscall entry, with
+// the syscall number as an argument.
+SEC("tp_btf/sys_enter")
+int BPF_PROG(count_tp_btf, struct pt_regs *regs, long id)
+{
+	if (id == NR_BPF_X86_64 && is_target())
+		__sync_fetch_and_add(&tp_btf_hits, 1);
+	return 0;
+}
+
+// The kill enforcer's primitive, with a signal the test catches instead of SIGKILL.
+SEC("tracepoint/syscalls/sys_enter_bpf")
+int send_signal(void *ctx)
+{
+	if (is_target() && bpf_send_signal(SIGUSR2) == 0)
+		__sync_fetch_and_add(&send_signal_hits, 1);
 	return 0;
 }
