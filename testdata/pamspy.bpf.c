@@ -7,11 +7,12 @@
  * Its helper profile is exactly the seed's "pamspy" pattern and nothing else:
  * bpf_get_current_pid_tgid, bpf_map_lookup_elem, bpf_probe_read (x5 or more,
  * the legacy helper #4), bpf_map_delete_elem, bpf_get_current_comm,
- * bpf_ringbuf_reserve, bpf_ringbuf_submit. det_pam_get_authtok calls each
- * exactly as often as the pattern says (bpf_probe_read five times, every other
- * helper once), so "at least" and "exactly" readings both match. Names carry the seed's prefixes
- * det_ and handle_. det_pam_get_authtok is 19 characters, so the kernel
- * keeps "det_pam_get_aut".
+ * bpf_ringbuf_reserve, bpf_ringbuf_submit. det_pam_get_authtok and testtest
+ * call each exactly as often as the pattern says (bpf_probe_read five times,
+ * every other helper once), so "at least" and "exactly" readings both match.
+ * Names: the seed's prefixes det_ and handle_, and its exact name testtest
+ * (a copy of det_pam_get_authtok in the same section). det_pam_get_authtok
+ * is 19 characters, so the kernel keeps "det_pam_get_aut".
  */
 #include "sentry_test.h"
 
@@ -51,8 +52,7 @@ struct {
 	__type(value, u8);
 } skip_once SEC(".maps");
 
-SEC("uprobe//lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok")
-int det_pam_get_authtok(struct pt_regs *ctx)
+static __always_inline int sniff_authtok(struct pt_regs *ctx)
 {
 	struct pam_handle *pamh = (struct pam_handle *)PT_REGS_PARM1(ctx);
 	u32 pid = bpf_get_current_pid_tgid() >> 32;
@@ -80,6 +80,19 @@ int det_pam_get_authtok(struct pt_regs *ctx)
 	ev->caller_is = caller_is;
 	bpf_ringbuf_submit(ev, 0);
 	return 0;
+}
+
+SEC("uprobe//lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok")
+int det_pam_get_authtok(struct pt_regs *ctx)
+{
+	return sniff_authtok(ctx);
+}
+
+/* The seed's exact name pattern, same body, same section. */
+SEC("uprobe//lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok")
+int testtest(struct pt_regs *ctx)
+{
+	return sniff_authtok(ctx);
 }
 
 /*
