@@ -3,6 +3,7 @@ package helper
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"strings"
 	"sync"
 
@@ -152,6 +153,17 @@ func (t *Table) Source() string { return t.source }
 
 // Len is one more than the highest helper id in the table.
 func (t *Table) Len() int { return len(t.short) }
+
+// All yields every helper id in the table with its C name, in id order.
+func (t *Table) All() iter.Seq2[int32, string] {
+	return func(yield func(int32, string) bool) {
+		for id, n := range t.full {
+			if n != "" && !yield(int32(id), n) {
+				return
+			}
+		}
+	}
+}
 
 // Name returns the C name of helper id, e.g. "bpf_map_lookup_elem" for 1.
 func (t *Table) Name(id int32) (string, bool) {

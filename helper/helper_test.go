@@ -110,6 +110,22 @@ func TestNameRejectsIDsOutsideTheTable(t *testing.T) {
 	}
 }
 
+func TestAllListsEveryHelperInIDOrder(t *testing.T) {
+	var ids []int32
+	for id, name := range Static().All() {
+		if got, _ := Static().Name(id); got != name {
+			t.Errorf("All gave %d %s, Name says %s", id, name, got)
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) != 212 || ids[0] != 0 || ids[211] != 211 {
+		t.Errorf("All gave %d ids from %v to %v", len(ids), ids[0], ids[len(ids)-1])
+	}
+	for range Static().All() {
+		break // stopping early must not panic
+	}
+}
+
 func TestNearest(t *testing.T) {
 	tests := []struct {
 		name   string

@@ -75,7 +75,9 @@ var (
 
 // Append appends the macro text of one instruction.
 func (f *MacroFormatter) Append(dst []byte, ins Instruction) []byte {
-	if ins.Dst > R10 || ins.Src > R10 {
+	if ins.Dst > R10 || ins.Src > R10 || (ins.Wide && ins.Code != OpLdImm64) {
+		// The last case is no Decode output, but a hand-made Instruction must
+		// not lose its second slot either.
 		return f.appendRawPair(dst, ins)
 	}
 	code := ins.Code

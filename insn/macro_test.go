@@ -142,6 +142,15 @@ func TestMacroTextAssemblesToTheSameFields(t *testing.T) {
 	}
 }
 
+func TestMacroFormatKeepsTheSecondSlotOfAHandMadeWideInstruction(t *testing.T) {
+	ins := Instruction{Slot: Slot{Code: 0xb7, Dst: 1}, Wide: true, Next: Slot{Code: 0x95}}
+	got := (&MacroFormatter{Helpers: helper.Static()}).Format(ins)
+	want := "BPF_RAW_INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_1, 0, 0, 0), BPF_RAW_INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)"
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
 func TestMacroListingIsOneLinePerInstruction(t *testing.T) {
 	raw := macSlotBytes(append(macLdImm64Slots(1, 1, 3, 0), Slot{Code: 0x85, Imm: 1}, Slot{Code: 0x95}))
 	insns, _ := Decode(raw)
