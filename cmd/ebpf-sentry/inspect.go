@@ -271,6 +271,9 @@ func instructionsJSON(kf *insn.KernelFormatter, ins []insn.Instruction) []any {
 }
 
 func attachTypeName(t uint32) string {
+	if t == 0 {
+		return "" // BPF_CGROUP_INET_INGRESS, and what every type without one sends
+	}
 	s := ebpf.AttachType(t).String()
 	if strings.HasPrefix(s, "AttachType(") {
 		return ""
@@ -319,7 +322,9 @@ func kernelFormatter(p *program.Program, r *analysis.Report) *insn.KernelFormatt
 }
 
 func writeText(w *bufio.Writer, p *program.Program, r *analysis.Report) {
-	line := func(k, format string, a ...any) { fmt.Fprintf(w, "  %-12s "+format+"\n", append([]any{k + ":"}, a...)...) }
+	line := func(k, format string, a ...any) {
+		fmt.Fprintf(w, "  %-12s "+format+"\n", append([]any{k + ":"}, a...)...)
+	}
 	name := p.Name
 	if name == "" {
 		name = "(unnamed)"

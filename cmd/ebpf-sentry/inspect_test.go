@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+)
+
+// runInspectCLI runs "ebpf-sentry inspect ARGS" with stdin and returns
+// stdout, the error text and the exit code.
+func runInspectCLI(t *testing.T, stdin []byte, args ...string) (string, string, int) {
+	t.Helper()
+	var out bytes.Buffer
+	root.SetArgs(append([]string{"inspect"}, args...))
+	root.SetIn(bytes.NewReader(stdin))
+	root.SetOut(&out)
+	defer func() {
+		root.SetArgs(nil)
+		root.SetIn(nil)
+		root.SetOut(nil)
+		inspectOpts.prog, inspectOpts.format, inspectOpts.raw = "", "text", ""
+	}()
+	err := root.Execute()
+	if err == nil {
+		return out.String(), "", 0
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	return out.String(), err.Error(), code
+}
+
+func inspectObjects(t *testing.T) []string {
+	t.Helper()
+	objs, _ := filepath.Glob("../../testdata/*.o")
+	if len(objs) == 0 {
+		t.Skip("no compiled test programs under testdata/")
+	}
+	return objs
+}
+
+func TestInspectEveryTestObject(t *testing.T) {
+	for _, obj := range inspectObjects(t) {
+		if testing.Short() && strings.Contains(obj, "big") {
+			continue
+		}
+		t.Run(filepath.Base(obj), func(t *testing.T) {
+			progs, err := program.FromELF(obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, msg, code := runInspectCLI(t, nil, obj)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, msg)
+			}
+			for _, p := range progs {
+				if !strings.Contains(out, "program "+p.Name+"\n") {
+					t.Errorf("text output lacks program %s", p.Name)
+				}
+			}
+			if n := strings.Count(out, "  sha256: "); n != len(progs) {
+				t.Errorf("%d fingerprints for %d programs", n, len(progs))
+			}
+
+			out, msg, code = runInspectCLI(t, nil, obj, "--format", "json")
+			if code != 0 {
+				t.Fatalf("json: exit %d: %s", code, msg)
+			}
+			var doc struct {
+				Programs []struct {
+					Name     string `json:"name"`
+					InsnCnt  int    `json:"insn_cnt"`
+					Analysis struct {
+						SHA256 string `json:"sha256"`
+					} `json:"analysis"`
+					Instructions []struct {
+						Index  int    `json:"index"`
+						Kernel string `json:"kernel"`
+					} `json:"instructions"`
+				} `json:"programs"`
+			}
+			if err := json.Unmarshal([]byte(out), &doc); err != nil {
+				t.Fatalf("json output does not parse: %v", err)
+			}
+			if len(doc.Programs) != len(progs) {
+				t.Fatalf("json has %d programs, object %d", len(doc.Programs), len(progs))
+			}
+			for i, p := range doc.Programs {
+				last := p.Instructions[len(p.Instructions)-1]
+				if p.Name != progs[i].Name || len(p.Analysis.SHA256) != 64 || last.Index >= p.InsnCnt || last.Kernel == "" {
+					t.Errorf("json program %d: %+v", i, p.Name)
+				}
+			}
+		})
+	}
+}
+
+func TestInspectFormatsAndSelection(t *testing.T) {
+	obj := filepath.Join("..", "..", "testdata", "sudoers.bpf.o")
+	if _, err := os.Stat(obj); err != nil {
+		t.Skip("testdata/sudoers.bpf.o not built")
+	}
+	progs, err := program.FromELF(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := progs[1]
+	ins, _ := p.Decode()
+	tests := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, out string)
+	}{
+		{"kernel format prints one bpftool-style line per instruction", []string{obj, "--prog", p.Name, "--format", "kernel"}, func(t *testing.T, out string) {
+			lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+			if len(lines) != len(ins) || !strings.HasPrefix(lines[0], "   0: (") {
+				t.Errorf("%d lines for %d instructions; first %q", len(lines), len(ins), lines[0])
+			}
+		}},
+		{"macro format prints one macro per instruction", []string{obj, "--prog", p.Name, "--format", "macro"}, func(t *testing.T, out string) {
+			if n := strings.Count(out, ",\n"); n != len(ins) || !strings.Contains(out, "BPF_EXIT_INSN()") {
+				t.Errorf("%d macros for %d instructions", n, len(ins))
+			}
+		}},
+		{"a program can be chosen by index", []string{obj, "--prog", "1"}, func(t *testing.T, out string) {
+			if !strings.HasPrefix(out, "program "+p.Name+"\n") || strings.Count(out, "program ") != 1 {
+				t.Errorf("output starts %q", out[:min(60, len(out))])
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, msg, code := runInspectCLI(t, nil, tt.args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, msg)
+			}
+			tt.check(t, out)
+		})
+	}
+}
+
+func TestInspectReadsStdin(t *testing.T) {
+	obj := filepath.Join("..", "..", "testdata", "nobtf.bpf.o")
+	data, err := os.ReadFile(obj)
+	if err != nil {
+		t.Skip("testdata/nobtf.bpf.o not built")
+	}
+	out, msg, code := runInspectCLI(t, data, "-")
+	if code != 0 || !strings.Contains(out, "origin:      stdin (elf)") {
+		t.Fatalf("ELF on stdin: exit %d %s\n%s", code, msg, out)
+	}
+	raw := []byte("\xb7\x00\x00\x00\x00\x00\x00\x00\x85\x00\x00\x00\x0e\x00\x00\x00\x95\x00\x00\x00\x00\x00\x00\x00")
+	out, msg, code = runInspectCLI(t, raw, "--raw", "-")
+	if code != 0 || !strings.Contains(out, "bpf_get_current_pid_tgid") || !strings.Contains(out, "insns:       3") {
+		t.Fatalf("raw on stdin: exit %d %s\n%s", code, msg, out)
+	}
+}
+
+func TestInspectBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	text := write("notes.txt", []byte("not an object\n"))
+	empty := write("empty.bin", nil)
+	odd := write("odd.bin", []byte("\x95\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03"))
+	obj := filepath.Join("..", "..", "testdata", "nobtf.bpf.o")
+	good, err := os.ReadFile(obj)
+	if err != nil {
+		t.Skip("testdata/nobtf.bpf.o not built")
+	}
+	cut := write("cut.o", good[:len(good)/2])
+	tests := []struct {
+		name     string
+		args     []string
+		want     string
+		wantCode int
+		output   bool // the analysis is still printed
+	}{
+		{"a missing file names the file", []string{filepath.Join(dir, "nope.o")}, "inspect " + filepath.Join(dir, "nope.o") + ": no such file or directory", 2, false},
+		{"a text file is not an ELF", []string{text}, "inspect " + text + ": not an ELF file (no ELF magic at byte 0)", 2, false},
+		{"a truncated object says truncated", []string{cut}, "inspect " + cut + ": truncated", 2, false},
+		{"an empty raw dump is an error", []string{"--raw", empty}, "inspect " + empty + ": empty file (no instructions)", 2, false},
+		{"a raw dump of 11 bytes is analysed and the tail reported", []string{"--raw", odd}, "inspect " + odd + ": size is not a multiple of 8: 3 trailing bytes at byte offset 8 (after instruction 0)", 2, true},
+		{"an unknown program name lists the programs", []string{obj, "--prog", "nosuch"}, `no program named "nosuch" (programs: nobtf_sock_count, nobtf_exec_count)`, 2, false},
+		{"a program index out of range says how many there are", []string{obj, "--prog", "7"}, "program index 7 does not exist (2 programs: 0..1)", 2, false},
+		{"an unknown format is refused", []string{obj, "--format", "yaml"}, `inspect: --format "yaml": want text, kernel, macro or json`, 2, false},
+		{"no input at all is refused", nil, "inspect: need FILE.o, --raw FILE or - (stdin)", 2, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, msg, code := runInspectCLI(t, nil, tt.args...)
+			if code != tt.wantCode || !strings.Contains(msg, tt.want) {
+				t.Errorf("exit %d %q, want %d and %q", code, msg, tt.wantCode, tt.want)
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error is not one line: %q", msg)
+			}
+			if (out != "") != tt.output {
+				t.Errorf("output %q", out)
+			}
+		})
+	}
+}
