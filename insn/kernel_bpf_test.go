@@ -34,6 +34,9 @@ const (
 
 	mapTypeArray     = 2
 	mapTypeProgArray = 3
+	mapTypeArena     = 33
+
+	mapFlagMmapable = 1 << 10
 )
 
 // progLoadAttr is the BPF_PROG_LOAD part of union bpf_attr, up to fd_array.
@@ -122,7 +125,11 @@ func loadProg(t *testing.T, name string, progType uint32, flags uint32, p *testP
 		attr.FuncInfo = uint64(uintptr(unsafe.Pointer(&funcInfo[0])))
 		attr.FuncInfoCnt = uint32(len(p.funcs))
 	}
+	if len(p.fdArray) > 0 {
+		attr.FdArray = uint64(uintptr(unsafe.Pointer(&p.fdArray[0])))
+	}
 	fd, err := bpfSyscall(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	runtime.KeepAlive(p.fdArray)
 	runtime.KeepAlive(raw)
 	runtime.KeepAlive(license)
 	runtime.KeepAlive(funcInfo)
@@ -200,13 +207,28 @@ func fetchXlated(t *testing.T, fd int) ([]byte, []uint64) {
 // createMap creates a map for the test and returns its fd.
 func createMap(t *testing.T, mapType, keySize, valueSize, maxEntries uint32) int {
 	t.Helper()
+	return createMapFlags(t, mapType, keySize, valueSize, maxEntries, 0, 0)
+}
+
+// createMapFlags creates a map with map_flags and map_extra set.
+func createMapFlags(t *testing.T, mapType, keySize, valueSize, maxEntries, flags uint32, extra uint64) int {
+	t.Helper()
 	attr := struct {
-		MapType    uint32
-		KeySize    uint32
-		ValueSize  uint32
-		MaxEntries uint32
-		MapFlags   uint32
-	}{mapType, keySize, valueSize, maxEntries, 0}
+		MapType         uint32
+		KeySize         uint32
+		ValueSize       uint32
+		MaxEntries      uint32
+		MapFlags        uint32
+		InnerMapFD      uint32
+		NumaNode        uint32
+		MapName         [16]byte
+		MapIfindex      uint32
+		BTFFD           uint32
+		BTFKeyTypeID    uint32
+		BTFValueTypeID  uint32
+		BTFVmlinuxValue uint32
+		MapExtra        uint64
+	}{MapType: mapType, KeySize: keySize, ValueSize: valueSize, MaxEntries: maxEntries, MapFlags: flags, MapExtra: extra}
 	fd, err := bpfSyscall(unix.BPF_MAP_CREATE, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	if err != nil {
 		t.Fatalf("create map type %d: %v", mapType, err)

@@ -11,8 +11,9 @@ import (
 )
 
 type testProg struct {
-	slots []Slot
-	funcs []testFunc // BTF functions, needed when the program has callbacks
+	slots   []Slot
+	funcs   []testFunc // BTF functions, needed when the program has callbacks
+	fdArray []int32    // BPF_PROG_LOAD fd_array, for map-index ld_imm64
 }
 
 // testFunc is a function start for the program's BTF func_info.
@@ -244,6 +245,40 @@ func kernelTestProgs() []kernelTestProg {
 				p.op(ClassALU64|AluADD|SrcK, R0, 0, 0, int32(i%7))
 			}
 			return p.op(ClassJMP|JmpEXIT, 0, 0, 0, 0)
+		}},
+		{"map_index", progTypeSocketFilter, 0, func(t *testing.T, _ *kernelNames) *testProg {
+			// ld_imm64 naming maps by index into fd_array (pseudo
+			// sources 5 and 6), as light skeletons load them.
+			p := &testProg{fdArray: []int32{
+				int32(createMap(t, mapTypeArray, 4, 8, 4)),
+				int32(createMap(t, mapTypeArray, 4, 16, 1)),
+			}}
+			p.op(ClassST|ModeMEM|SizeW, R10, 0, -4, 0)
+			p.op(ClassALU64|AluMOV|SrcX, 2, R10, 0, 0)
+			p.op(ClassALU64|AluADD|SrcK, 2, 0, 0, -4)
+			p.ld64(1, PseudoMapIdx, 0, 0)
+			p.call(1) // bpf_map_lookup_elem
+			p.ld64(1, PseudoMapIdxValue, 1, 8)
+			p.op(ClassLDX|ModeMEM|SizeDW, 3, 1, 0, 0)
+			return p.exit0()
+		}},
+		{"ksym_func", progTypeSocketFilter, 0, func(t *testing.T, kn *kernelNames) *testProg {
+			// ld_imm64 of a kernel function's address by BTF id (pseudo
+			// source 3); this kernel lists no data symbols in kallsyms,
+			// so a BTF variable cannot be used.
+			p := &testProg{}
+			p.ld64(1, PseudoBTFID, kn.btfID(t, "bpf_get_current_pid_tgid"), 0)
+			return p.exit0()
+		}},
+		{"arena", progTypeSocketFilter, 0, func(t *testing.T, _ *kernelNames) *testProg {
+			// addr_space_cast needs the program to use an arena map.
+			arena := int32(createMapFlags(t, mapTypeArena, 0, 0, 1, mapFlagMmapable, 1<<32))
+			p := &testProg{}
+			p.ld64(1, PseudoMapFD, arena, 0)
+			p.movImm(2, 0)
+			p.op(ClassALU64|AluMOV|SrcX, 3, 2, 1, 1)
+			p.op(ClassALU64|AluMOV|SrcX, 4, 2, 1, 1<<16)
+			return p.exit0()
 		}},
 		{"kfuncs", progTypeSocketFilter, 0, func(t *testing.T, kn *kernelNames) *testProg {
 			p := &testProg{}
