@@ -15,29 +15,9 @@
  * is 19 characters, so the kernel keeps "det_pam_get_aut".
  */
 #include "sentry_test.h"
+#include "pam_handle.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-#define CRED_LEN 80
-
-/* The leading fields of Linux-PAM's struct pam_handle (user-space memory). */
-struct pam_handle {
-	char *authtok;
-	unsigned caller_is;
-	void *pam_conversation;
-	char *oldauthtok;
-	char *prompt;
-	char *service_name;
-	char *user;
-};
-
-struct cred_event {
-	u32 pid;
-	char comm[TASK_COMM_LEN];
-	u32 caller_is;
-	char username[CRED_LEN];
-	char password[CRED_LEN];
-};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -282,6 +282,27 @@ var Objects = []Object{
 		},
 	},
 	{
+		File: "evasion.bpf.o", Malicious: true, Imitates: "pamspy disguised: renamed, calls moved into sub-programs, split across a tail call",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			// The pamspy profile exactly, under a name no seed pattern matches.
+			{Name: "sshd_audit", Section: "uprobe//lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok", Type: ebpf.Kprobe, Insns: 69, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapLookupElem: 1, asm.FnProbeRead: 5,
+					asm.FnMapDeleteElem: 1, asm.FnGetCurrentComm: 1, asm.FnRingbufReserve: 1, asm.FnRingbufSubmit: 1}},
+			// 65 + read_ptr 4 + read_cred 4: five bpf_probe_read calls at run
+			// time from three call instructions.
+			{Name: "det_pam_split", Section: "uprobe//lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok", Type: ebpf.Kprobe, Insns: 73, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapLookupElem: 1, asm.FnProbeRead: 3,
+					asm.FnMapDeleteElem: 1, asm.FnGetCurrentComm: 1, asm.FnRingbufReserve: 1, asm.FnRingbufSubmit: 1}},
+			{Name: "det_pam_stage1", Section: "uprobe//lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok", Type: ebpf.Kprobe, Insns: 51, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapLookupElem: 2, asm.FnProbeRead: 3,
+					asm.FnMapDeleteElem: 1, asm.FnTailCall: 1}},
+			{Name: "det_pam_stage2", Section: "uprobe//lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok", Type: ebpf.Kprobe, Insns: 39, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1, asm.FnProbeRead: 2, asm.FnGetCurrentComm: 1,
+					asm.FnRingbufReserve: 1, asm.FnRingbufSubmit: 1}},
+		},
+	},
+	{
 		File: "exechijack.bpf.o", Malicious: true, Imitates: "bad-bpf exechijack: execve path overwrite (the seed's exechijack pattern)",
 		License: "GPL", BTF: true,
 		Programs: []Program{
