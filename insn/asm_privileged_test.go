@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -92,6 +95,7 @@ func TestAssembledMacrosRunInTheKernel(t *testing.T) {
 				t.Fatalf("the kernel refused the assembled program: %v", err)
 			}
 			defer prog.Close()
+			xlatedRoundTrip(t, prog)
 			got, err := prog.Run(&ebpf.RunOptions{Data: make([]byte, 64)})
 			if err != nil {
 				t.Fatal(err)
@@ -108,4 +112,35 @@ func TestAssembledMacrosRunInTheKernel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// xlatedRoundTrip dumps the kernel's translated form of prog with bpftool
+// (which carries kernel-internal rewrites: inlined map lookups, helper calls
+// by address, zero extensions) and checks that it too round-trips as macros.
+func xlatedRoundTrip(t *testing.T, prog *ebpf.Program) {
+	t.Helper()
+	bpftool, err := exec.LookPath("bpftool")
+	if err != nil {
+		testutils.SkipOrFail(t, "bpftool not installed: "+err.Error())
+	}
+	info, err := prog.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, ok := info.ID()
+	if !ok {
+		t.Fatal("the kernel gave the program no id")
+	}
+	file := filepath.Join(t.TempDir(), "xlated.bin")
+	if out, err := exec.Command(bpftool, "prog", "dump", "xlated", "id", fmt.Sprint(id), "file", file).CombinedOutput(); err != nil {
+		t.Fatalf("bpftool prog dump xlated id %d: %v: %s", id, err, out)
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) == 0 {
+		t.Fatal("bpftool wrote an empty dump")
+	}
+	roundTrip(t, fmt.Sprintf("xlated program %d", id), raw)
 }
