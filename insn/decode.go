@@ -76,6 +76,7 @@ func (i Instruction) check(probs []Problem) []Problem {
 		}
 	case k == KindMovPercpu:
 		imm = false
+		add("kernel-internal per-CPU address move (only in translated programs)")
 	case k == KindSDiv || k == KindSMod:
 		if Source(code) == SrcX {
 			imm = false
@@ -109,7 +110,9 @@ func (i Instruction) check(probs []Problem) []Problem {
 				probs = append(probs, Problem{Index: i.Index + 1, Offset: (i.Index + 1) * Size,
 					Msg: fmt.Sprintf("second slot of ld_imm64 has reserved fields set (code %#02x dst %d src %d off %d)", n.Code, n.Dst, n.Src, n.Off)})
 			}
-			if (i.Src == PseudoMapFD || i.Src == PseudoMapIdx || i.Src == PseudoBTFID || i.Src == PseudoFunc) && i.Next.Imm != 0 {
+			// For a BTF id the upper half names the BTF object's fd, and
+			// map values carry their offset there.
+			if (i.Src == PseudoMapFD || i.Src == PseudoMapIdx) && i.Next.Imm != 0 {
 				add("ld_imm64 pseudo source %d with nonzero upper immediate %d", i.Src, i.Next.Imm)
 			}
 		}
@@ -125,6 +128,7 @@ func (i Instruction) check(probs []Problem) []Problem {
 		imm = false
 	case k == KindNospec:
 		dst, src, off, imm = false, false, false, false
+		add("kernel-internal nospec (only in translated programs)")
 	case k.IsAtomic():
 		// imm selects the operation and was validated by Kind.
 	case k == KindJa:
@@ -181,6 +185,8 @@ func describeInvalid(i Instruction) string {
 			return fmt.Sprintf("%s operation %#02x", cls, Op(code))
 		case Op(code) == AluEND:
 			return "alu64 byte swap with register source"
+		case Op(code) == AluNEG:
+			return cls + " neg with register source"
 		}
 	case ClassLD:
 		if Mode(code) == ModeIMM && SizeOf(code) != SizeDW {

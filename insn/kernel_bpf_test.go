@@ -87,6 +87,17 @@ type loadResult struct {
 // log's tail.
 func loadProg(t *testing.T, name string, progType uint32, flags uint32, p *testProg) loadResult {
 	t.Helper()
+	res, err := tryLoadProg(t, name, progType, flags, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// tryLoadProg is loadProg returning the rejection (with the log's tail) as
+// an error.
+func tryLoadProg(t *testing.T, name string, progType uint32, flags uint32, p *testProg) (loadResult, error) {
+	t.Helper()
 	raw := p.bytes()
 	license := []byte("GPL\x00")
 	logBuf := make([]byte, 64<<20)
@@ -139,11 +150,11 @@ func loadProg(t *testing.T, name string, progType uint32, flags uint32, p *testP
 		if len(tail) > 4000 {
 			tail = "…" + tail[len(tail)-4000:]
 		}
-		t.Fatalf("load %s: %v\nverifier log:\n%s", name, err, tail)
+		return loadResult{log: log}, fmt.Errorf("load %s: %w\nverifier log:\n%s", name, err, tail)
 	}
 	t.Cleanup(func() { unix.Close(int(fd)) })
 	info := progInfo(t, int(fd), nil, nil)
-	return loadResult{fd: int(fd), log: log, id: info.id}
+	return loadResult{fd: int(fd), log: log, id: info.id}, nil
 }
 
 type progInfoResult struct {

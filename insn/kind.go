@@ -159,6 +159,10 @@ func (i Instruction) Kind() Kind {
 					return KindMovPercpu
 				}
 			}
+		case AluNEG:
+			if Source(code) == SrcX {
+				return KindInvalid
+			}
 		case 0xe0, 0xf0:
 			return KindInvalid
 		}
