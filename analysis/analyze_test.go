@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -296,7 +297,7 @@ func TestFingerprintOfTheObjectMatchesTheProgramWithRealMapFDs(t *testing.T) {
 			for name, ms := range spec.Maps {
 				m, err := ebpf.NewMap(ms)
 				if err != nil {
-					t.Skipf("map %s: %v", name, err)
+					testutils.SkipOrFail(t, fmt.Sprintf("create map %s: %v", name, err))
 				}
 				defer m.Close()
 				maps[name] = m
