@@ -227,6 +227,7 @@ type asmParser struct {
 	// Reused for every macro: assembling allocates nothing per instruction.
 	argBuf  [6]asmArg
 	builder asmBuilder
+	depth   int // nesting of the expression being parsed
 }
 
 func (p *asmParser) errorf(pos asmPos, format string, args ...any) {
@@ -399,8 +400,20 @@ func asmIn(s string, set []string) bool {
 	return false
 }
 
+// asmMaxDepth bounds parentheses and unary operators nested in one argument,
+// so that hostile text cannot exhaust the stack.
+const asmMaxDepth = 100
+
 func (p *asmParser) unary() (int64, error) {
 	t := p.lex.next()
+	if t.kind == asmPunct && strings.Contains("-+~(", t.text) {
+		p.depth++
+		defer func() { p.depth-- }()
+		if p.depth > asmMaxDepth {
+			p.errorf(t.pos, "expression nested more than %d deep", asmMaxDepth)
+			return 0, errAsmSyntax
+		}
+	}
 	switch t.kind {
 	case asmPunct:
 		switch t.text {

@@ -108,6 +108,10 @@ func TestAssembleErrorsNameLineColumnAndWhat(t *testing.T) {
 			"1:26: BPF_MOV64_IMM argument 2 (IMM): 4294967296 does not fit in the 32-bit immediate\n" +
 				"2:1: unknown macro BPF_FOO\n" +
 				"4:1: BPF_JMP_A takes 1 arguments (offset), got 2"},
+		{"deeply nested parentheses are refused, not a stack overflow", "BPF_JMP_A(" + strings.Repeat("(", 100000),
+			"1:111: expression nested more than 100 deep"},
+		{"long chains of unary minus are refused too", "BPF_JMP_A(" + strings.Repeat("-", 100000) + "1)",
+			"1:111: expression nested more than 100 deep"},
 		{"a tab counts as one column", "\tBPF_EXIT_INSN(1)", "1:2: BPF_EXIT_INSN takes 0 arguments (none), got 1"},
 	}
 	a := Assembler{Helpers: helper.Static()}
