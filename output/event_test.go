@@ -164,10 +164,11 @@ func TestProgLoadNamesTypesAndErrno(t *testing.T) {
 func programWithType(t uint32) program.Program { return program.Program{Name: "p", Type: t} }
 
 func TestKernelTextPrefixesEachInstructionWithItsSlot(t *testing.T) {
-	// r1 = 0x100000002 ll (two slots), r0 = 0, exit.
+	// r1 = 0x100000002 ll (two slots), r0 = 0, call 14, exit.
 	raw := []byte{
 		0x18, 0x01, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
 		0xb7, 0x00, 0, 0, 0, 0, 0, 0,
+		0x85, 0x00, 0, 0, 14, 0, 0, 0,
 		0x95, 0, 0, 0, 0, 0, 0, 0,
 	}
 	insns, problems := insn.Decode(raw)
@@ -175,7 +176,9 @@ func TestKernelTextPrefixesEachInstructionWithItsSlot(t *testing.T) {
 		t.Fatal(problems)
 	}
 	got := KernelText(nil, insns)
-	want := []string{"0: (18) r1 = 0x100000002", "2: (b7) r0 = 0", "3: (95) exit"}
+	// Helper 14 is bpf_get_current_pid_tgid in include/uapi/linux/bpf.h;
+	// the verifier log prints calls as "call NAME#ID".
+	want := []string{"0: (18) r1 = 0x100000002", "2: (b7) r0 = 0", "3: (85) call bpf_get_current_pid_tgid#14", "4: (95) exit"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("lines =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
