@@ -22,7 +22,7 @@ func TestCheckAgreesWithTheVerifier(t *testing.T) {
 	tests := []struct {
 		name      string
 		slots     []Slot
-		wellFomed bool
+		wellFormed bool
 	}{
 		{"add of an immediate", s(0x07, 1, 0, 0, 5), true},
 		{"add of a register", s(0x0f, 1, 2, 0, 0), true},
@@ -119,17 +119,17 @@ func TestCheckAgreesWithTheVerifier(t *testing.T) {
 					probs = ins.Check()
 				}
 			}
-			if tt.wellFomed && len(probs) > 0 {
+			if tt.wellFormed && len(probs) > 0 {
 				t.Errorf("Check reports problems in a well-formed instruction: %v", probs)
 			}
-			if !tt.wellFomed && len(probs) == 0 {
+			if !tt.wellFormed && len(probs) == 0 {
 				t.Errorf("Check finds nothing wrong with a malformed instruction %+v", tt.slots)
 			}
 			_, err := tryLoadProg(t, "check", progTypeSocketFilter, 0, p)
-			if tt.wellFomed && err != nil {
+			if tt.wellFormed && err != nil {
 				t.Errorf("the kernel rejects the well-formed case: %v", err)
 			}
-			if !tt.wellFomed && err == nil {
+			if !tt.wellFormed && err == nil {
 				t.Errorf("the kernel accepts the case marked malformed")
 			}
 		})

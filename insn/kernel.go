@@ -80,6 +80,10 @@ func FormatKernel(ins Instruction) string {
 	return f.Format(ins)
 }
 
+// String renders the instruction in kernel form with no name hooks, so
+// that %v of an Instruction reads like the verifier log.
+func (i Instruction) String() string { return FormatKernel(i) }
+
 // Format renders one instruction, without index prefix or newline.
 func (f *KernelFormatter) Format(ins Instruction) string {
 	var buf [96]byte

@@ -1,6 +1,7 @@
 package insn
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -67,6 +68,12 @@ func TestFormatKernelFollowsDisasmC(t *testing.T) {
 				t.Errorf("FormatKernel(%+v)\n got: %s\nwant: %s", tt.ins.Slot, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestInstructionStringIsTheKernelForm(t *testing.T) {
+	if got, want := fmt.Sprint(one(0x85, 0, 0, 0, 14)), "(85) call unknown#14"; got != want {
+		t.Errorf("Sprint = %q, want %q", got, want)
 	}
 }
 
