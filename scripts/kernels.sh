@@ -38,6 +38,17 @@ if [[ -s $out/vmlinuz && -n $(find "$out/vmlinuz" -mtime "-$max_age" 2>/dev/null
 	exit 0
 fi
 
+# An expired kernel is still better than none when Debian cannot be reached:
+# use it with a warning instead of failing the run.
+stale() {
+	if [[ -s $out/vmlinuz ]]; then
+		echo "kernels: could not refresh $label; using the cached $(tr '\n' ' ' <"$out/package" 2>/dev/null)" >&2
+		echo "$out/vmlinuz"
+		exit 0
+	fi
+	exit 1
+}
+
 base=${release%-backports}
 case $base in
 bullseye | bookworm | trixie) ;;
@@ -72,7 +83,7 @@ apt_opts=(
 # Refresh the package lists at most once a day.
 if [[ -z $(find "$state/lists" -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -1) ]]; then
 	echo "kernels: updating package lists for $base" >&2
-	apt-get "${apt_opts[@]}" -qq update >&2
+	apt-get "${apt_opts[@]}" -qq update >&2 || stale
 fi
 
 work=$(mktemp -d "$cache/tmp.XXXXXX")
@@ -95,7 +106,7 @@ download() {
 # until a package holds a vmlinuz.
 pkg=$meta
 for _ in 1 2 3 4; do
-	download "$pkg"
+	download "$pkg" || stale
 	deb=$(ls -t ./*.deb | head -1)
 	image=$(dpkg-deb --fsys-tarfile "$deb" | tar -t | grep -E '^\./(boot/vmlinuz-|usr/lib/modules/[^/]+/vmlinuz$)' | head -1 || true)
 	if [[ -n $image ]]; then
