@@ -69,6 +69,9 @@ func objdumpHelperCalls(t *testing.T, obj string) map[string]map[int32]int {
 
 func TestAnalyzeHelperCountsAgreeWithLLVMObjdump(t *testing.T) {
 	for _, obj := range testObjects(t) {
+		if testing.Short() && strings.HasPrefix(filepath.Base(obj), "big") {
+			continue // seconds of llvm-objdump for the 100,000-instruction program
+		}
 		t.Run(filepath.Base(obj), func(t *testing.T) {
 			oracle := objdumpHelperCalls(t, obj)
 			progs, err := program.FromELF(obj)

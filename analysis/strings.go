@@ -509,7 +509,8 @@ func allStringy(b []byte) bool {
 }
 
 // flush reports the strings currently on the stack: runs of known string
-// bytes, split at NUL and at non-string bytes.
+// bytes, split at NUL and at non-string bytes, at least twice the minimum
+// length or NUL-terminated.
 func (e *extractor) flush() {
 	if !e.dirty {
 		return
@@ -522,7 +523,10 @@ func (e *extractor) flush() {
 			start = i
 		}
 		if !ok && start >= 0 {
-			if i-start >= e.min {
+			// Short runs count only when a known NUL ends them, as C
+			// strings do: random constants on the stack are often printable.
+			terminated := i < stackSize && e.stack[i].valid && e.stack[i].b == 0
+			if i-start >= e.min && (terminated || i-start >= 2*e.min) {
 				b := make([]byte, 0, i-start)
 				at := e.stack[start].at
 				for k := start; k < i; k++ {

@@ -49,9 +49,16 @@ func TestStrings(t *testing.T) {
 			return a.st(4, r10, -8, le32("abc")).exit().prog()
 		}, nil},
 		{"a non-printable byte splits a stack run", func(a *asmb) *program.Program {
-			a.ld64(r1, 0, le("abcd\x01efg")).stx(8, r10, r1, -8)
+			a.ld64(r1, 0, le("abc\x01efgh")).stx(8, r10, r1, -16) // 0-1, 2
+			a.ld64(r1, 0, le("ijklmnop")).stx(8, r10, r1, -8)      // 3-4, 5
 			return a.exit().prog()
-		}, []String{{2, "abcd", StringStack}}},
+		}, []String{{2, "efghijklmnop", StringStack}}},
+		{"a short run without a terminating NUL is noise", func(a *asmb) *program.Program {
+			return a.st(4, r10, -8, le32("AT-0")).st(4, r10, -4, -1).exit().prog()
+		}, nil},
+		{"a long run needs no NUL", func(a *asmb) *program.Program {
+			return a.ld64(r1, 0, le("/proc/se")).stx(8, r10, r1, -8).exit().prog()
+		}, []String{{2, "/proc/se", StringStack}}},
 		{"strings built before a helper call survive reuse of the slot", func(a *asmb) *program.Program {
 			a.st(4, r10, -8, le32("one1")).st(4, r10, -4, 0).call(14) // 0, 1, 2
 			a.st(4, r10, -8, le32("two2")).exit()                     // 3, 4
