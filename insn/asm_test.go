@@ -161,10 +161,12 @@ func BenchmarkAssemble(b *testing.B) {
 	text := string(f.AppendListing(nil, insns))
 	a := Assembler{Helpers: helper.Static()}
 	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	cpu := macStartCPU(b)
 	for b.Loop() {
 		if _, err := a.Assemble(text); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(len(insns)), "insns/op")
+	cpu.report(len(insns))
 }

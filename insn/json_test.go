@@ -111,11 +111,13 @@ func BenchmarkJSONLines(b *testing.B) {
 	insns, _ := Decode(bytes.Repeat(unit, 100_000*Size/len(unit)))
 	f := testJSONFormatter()
 	var out bytes.Buffer
+	b.ReportAllocs()
+	cpu := macStartCPU(b)
 	for b.Loop() {
 		out.Reset()
 		if err := f.WriteLines(&out, insns); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(len(insns)), "insns/op")
+	cpu.report(len(insns))
 }

@@ -2,7 +2,9 @@ package insn
 
 import (
 	"bytes"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ebpf-sentry/ebpf-sentry/helper"
 )
@@ -174,8 +176,31 @@ func BenchmarkMacroFormat(b *testing.B) {
 	buf := make([]byte, 0, 64<<20)
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
+	cpu := macStartCPU(b)
 	for b.Loop() {
 		buf = f.AppendListing(buf[:0], insns)
 	}
-	b.ReportMetric(float64(len(insns)), "insns/op")
+	cpu.report(len(insns))
+}
+
+// macCPU reports the process CPU time per instruction: on a shared machine
+// wall time is mostly waiting for a core.
+type macCPU struct {
+	b     *testing.B
+	start time.Duration
+}
+
+func macStartCPU(b *testing.B) macCPU { return macCPU{b, macProcessCPU(b)} }
+
+func (c macCPU) report(insnsPerOp int) {
+	used := macProcessCPU(c.b) - c.start
+	c.b.ReportMetric(float64(used.Nanoseconds())/float64(c.b.N)/float64(insnsPerOp), "cpu-ns/insn")
+}
+
+func macProcessCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
