@@ -1,6 +1,7 @@
 package insn
 
 import (
+	"sync/atomic"
 	"testing"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
@@ -15,6 +16,9 @@ import (
 func TestCheckAgreesWithTheVerifier(t *testing.T) {
 	testutils.RequireRoot(t, "loading BPF programs")
 	mapFD := int32(createMap(t, mapTypeArray, 4, 8, 1))
+	kn := loadKernelNames(t)
+	var printedCases atomic.Int64
+	defer func() { t.Logf("the verifier log printed the instruction under test in %d cases", printedCases.Load()) }()
 	s := func(code, dst, src uint8, off int16, imm int32) []Slot {
 		return []Slot{{Code: code, Dst: dst, Src: src, Off: off, Imm: imm}}
 	}
@@ -125,7 +129,19 @@ func TestCheckAgreesWithTheVerifier(t *testing.T) {
 			if !tt.wellFormed && len(probs) == 0 {
 				t.Errorf("Check finds nothing wrong with a malformed instruction %+v", tt.slots)
 			}
-			_, err := tryLoadProg(t, "check", progTypeSocketFilter, 0, p)
+			res, err := tryLoadProg(t, "check", progTypeSocketFilter, 0, p)
+			// Where the verifier printed the instruction (always when it
+			// loads; before rejecting it in the checking pass otherwise),
+			// the text must be ours too.
+			printedAt := 0
+			if len(verifierInsns(res.log)[at]) > 0 {
+				printedAt = 1
+			}
+			compareWithVerifierLog(t, verifierFormatter(kn), insns, res.log)
+			printedCases.Add(int64(printedAt))
+			if printedAt == 1 && !tt.wellFormed {
+				t.Logf("malformed and printed: %s", verifierInsns(res.log)[at][0])
+			}
 			if tt.wellFormed && err != nil {
 				t.Errorf("the kernel rejects the well-formed case: %v", err)
 			}

@@ -314,17 +314,28 @@ func (k *kernelNames) btfName(id int32) string {
 
 func (k *kernelNames) helperName(id int32) string { return k.helpers[id] }
 
-var verifierLine = regexp.MustCompile(`^(\d+): (\([0-9a-f]{2}\) .*?)\s*(?:;.*)?$`)
+var (
+	// "12: (61) r3 = *(u32 *)(r1 +0)         ; R1=map_value(…)"
+	verifierLine = regexp.MustCompile(`^(\d+): (\([0-9a-f]{2}\) .*?)\s*(?:;.*)?$`)
+	// "     12: .123456... (61) r3 = *(u32 *)(r1 +0)" in the liveness table
+	// the verifier prints before checking, one line per instruction.
+	liveRegsLine = regexp.MustCompile(`^ +(\d+): [.0-9]{10} (\([0-9a-f]{2}\) .*)$`)
+)
 
 // verifierInsns collects the instruction lines of a level-2 verifier log by
-// instruction index. An instruction visited on several paths is printed
-// each time; all prints are kept so that any disagreement shows.
+// instruction index: those of the register-liveness table (every
+// instruction, reachable or not, on kernels that print it) and those printed
+// while checking (each visit on each path). All prints are kept so that any
+// disagreement shows.
 func verifierInsns(log string) map[int][]string {
 	out := map[int][]string{}
 	sc := bufio.NewScanner(strings.NewReader(log))
 	sc.Buffer(make([]byte, 0, 1<<16), 1<<24)
 	for sc.Scan() {
 		m := verifierLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			m = liveRegsLine.FindStringSubmatch(sc.Text())
+		}
 		if m == nil {
 			continue
 		}

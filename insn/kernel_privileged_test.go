@@ -23,15 +23,7 @@ var kernelAddress = regexp.MustCompile(`= 0x[0-9a-f]+$`)
 func TestKernelTextMatchesVerifierLog(t *testing.T) {
 	testutils.RequireRoot(t, "loading BPF programs with a verifier log")
 	kn := loadKernelNames(t)
-	f := &KernelFormatter{
-		HelperName: kn.helperName,
-		CallName: func(ins Instruction) string {
-			if ins.Src == PseudoKfuncCall {
-				return kn.btfName(ins.Imm)
-			}
-			return ""
-		},
-	}
+	f := verifierFormatter(kn)
 	for _, tp := range kernelTestProgs() {
 		t.Run(tp.name, func(t *testing.T) {
 			prog := tp.build(t, kn)
@@ -40,41 +32,67 @@ func TestKernelTextMatchesVerifierLog(t *testing.T) {
 				t.Errorf("decoding a program the kernel accepts reported problems: %v", probs)
 			}
 			res := loadProg(t, tp.name, tp.progType, tp.flags, prog)
-			printed := verifierInsns(res.log)
-			if len(printed) == 0 {
+			seen := compareWithVerifierLog(t, f, insns, res.log)
+			if seen == 0 {
 				t.Fatalf("no instruction lines in the verifier log:\n%s", res.log)
-			}
-			var diffs []string
-			seen := 0
-			for _, ins := range insns {
-				lines, ok := printed[ins.Index]
-				if !ok {
-					continue // not reached by the verifier
-				}
-				seen++
-				want := f.Format(ins)
-				for _, got := range lines {
-					if ins.Code == OpLdImm64 && ins.Src != 0 && ins.Src != PseudoFunc {
-						got = kernelAddress.ReplaceAllString(got, "= 0x<kernel address>")
-						want = kernelAddress.ReplaceAllString(want, "= 0x<kernel address>")
-					}
-					if got != want {
-						diffs = append(diffs, fmt.Sprintf("  insn %d:\n    verifier: %s\n    ours:     %s", ins.Index, got, want))
-						break
-					}
-				}
-			}
-			for idx := range printed {
-				if !slices.ContainsFunc(insns, func(i Instruction) bool { return i.Index == idx }) {
-					diffs = append(diffs, fmt.Sprintf("  insn %d: printed by the verifier but not an instruction start in our decoding", idx))
-				}
-			}
-			if len(diffs) > 0 {
-				t.Errorf("%d of %d printed instructions differ from the verifier log:\n%s", len(diffs), seen, strings.Join(diffs, "\n"))
 			}
 			t.Logf("%d of %d instructions compared with the verifier log", seen, len(insns))
 		})
 	}
+}
+
+// verifierFormatter names helpers and kfuncs the way the verifier does, from
+// the kernel's BTF.
+func verifierFormatter(kn *kernelNames) *KernelFormatter {
+	return &KernelFormatter{
+		HelperName: kn.helperName,
+		CallName: func(ins Instruction) string {
+			if ins.Src == PseudoKfuncCall {
+				return kn.btfName(ins.Imm)
+			}
+			return ""
+		},
+	}
+}
+
+// compareWithVerifierLog fails the test for every instruction line of log
+// that is not our rendering of the instruction at that index, and returns
+// how many instructions the log printed.
+func compareWithVerifierLog(t *testing.T, f *KernelFormatter, insns []Instruction, log string) int {
+	t.Helper()
+	printed := verifierInsns(log)
+	var diffs []string
+	seen := 0
+	starts := map[int]bool{}
+	for _, ins := range insns {
+		starts[ins.Index] = true
+		lines, ok := printed[ins.Index]
+		if !ok {
+			continue // not reached by the verifier
+		}
+		seen++
+		want := f.Format(ins)
+		for _, got := range lines {
+			if ins.Code == OpLdImm64 && ins.Src != 0 && ins.Src != PseudoFunc {
+				got = kernelAddress.ReplaceAllString(got, "= 0x<kernel address>")
+				want = kernelAddress.ReplaceAllString(want, "= 0x<kernel address>")
+			}
+			if got != want {
+				diffs = append(diffs, fmt.Sprintf("  insn %d:\n    verifier: %s\n    ours:     %s", ins.Index, got, want))
+				break
+			}
+		}
+	}
+	for idx := range printed {
+		if !starts[idx] {
+			diffs = append(diffs, fmt.Sprintf("  insn %d: printed by the verifier but not an instruction start in our decoding", idx))
+		}
+	}
+	if len(diffs) > 0 {
+		slices.Sort(diffs)
+		t.Errorf("%d of %d printed instructions differ from the verifier log:\n%s", len(diffs), seen, strings.Join(diffs, "\n"))
+	}
+	return seen
 }
 
 // TestKernelTextMatchesBpftoolXlated fetches the translated instructions of
