@@ -24,8 +24,8 @@ func TestCheckAgreesWithTheVerifier(t *testing.T) {
 	}
 	ld := func(first, second Slot) []Slot { return []Slot{first, second} }
 	tests := []struct {
-		name      string
-		slots     []Slot
+		name       string
+		slots      []Slot
 		wellFormed bool
 	}{
 		{"add of an immediate", s(0x07, 1, 0, 0, 5), true},
