@@ -9,8 +9,8 @@ import (
 // FuzzParseResults: any bytes on the result port give results or an error,
 // never a panic, and accepted results survive being written out again.
 func FuzzParseResults(f *testing.F) {
-	f.Add([]byte("vmtest-result capabilities 0\r\nvmtest-done\r\n"))
-	f.Add([]byte("vmtest-result a 1\nvmtest-result b 255\n"))
+	f.Add([]byte("vmtest-result capabilities 0 24 0 0\r\nvmtest-done\r\n"))
+	f.Add([]byte("vmtest-result a 1 0 1 0\nvmtest-result b 255 3 0 7\n"))
 	f.Add([]byte("\x00\xff vmtest-done"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := ParseResults(data)
@@ -19,7 +19,7 @@ func FuzzParseResults(f *testing.F) {
 		}
 		var b strings.Builder
 		for _, s := range r.Suites {
-			b.WriteString(ResultLine(s.Name, s.Code))
+			b.WriteString(ResultLine(s.Name, s.Code, s.Tally))
 		}
 		if r.Done {
 			b.WriteString(DoneLine())

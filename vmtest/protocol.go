@@ -39,17 +39,18 @@ type Suite struct {
 	Dir string `json:"dir"`
 }
 
-// The result channel is line based: one "vmtest-result NAME CODE" per suite in
-// run order, then "vmtest-done". Only the init writes that port, so anything
-// else on it means the channel is broken.
+// The result channel is line based: one "vmtest-result NAME CODE PASSED FAILED
+// SKIPPED" per suite in run order, then "vmtest-done". Only the init writes
+// that port, so anything else on it means the channel is broken.
 const (
 	resultPrefix = "vmtest-result"
 	doneLine     = "vmtest-done"
 )
 
-// ResultLine is the line the init writes when a suite exits with code.
-func ResultLine(suite string, code int) string {
-	return fmt.Sprintf("%s %s %d\n", resultPrefix, suite, code)
+// ResultLine is the line the init writes when a suite exits with code after
+// the tests counted in t.
+func ResultLine(suite string, code int, t Tally) string {
+	return fmt.Sprintf("%s %s %d %d %d %d\n", resultPrefix, suite, code, t.Passed, t.Failed, t.Skipped)
 }
 
 // DoneLine is the line the init writes after the last suite.
@@ -63,20 +64,21 @@ type Results struct {
 	Done bool
 }
 
-// SuiteResult is one suite's exit code as the init saw it.
+// SuiteResult is one suite's exit code and test counts as the init saw them.
 type SuiteResult struct {
 	Name string
 	Code int
+	Tally
 }
 
-// Code returns the exit code of suite and whether it reported one.
-func (r Results) Code(suite string) (int, bool) {
+// Suite returns the result of the named suite and whether it reported one.
+func (r Results) Suite(name string) (SuiteResult, bool) {
 	for _, s := range r.Suites {
-		if s.Name == suite {
-			return s.Code, true
+		if s.Name == name {
+			return s, true
 		}
 	}
-	return 0, false
+	return SuiteResult{}, false
 }
 
 // ErrMalformedResults marks a result file that is not the protocol.
@@ -101,17 +103,26 @@ func ParseResults(data []byte) (Results, error) {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) != 3 || f[0] != resultPrefix {
-			return r, fmt.Errorf("%w: line %d: %q is not %q", ErrMalformedResults, n, line, resultPrefix+" NAME CODE")
+		if len(f) != 6 || f[0] != resultPrefix {
+			return r, fmt.Errorf("%w: line %d: %q is not %q", ErrMalformedResults, n, line, resultPrefix+" NAME CODE PASSED FAILED SKIPPED")
 		}
 		code, err := strconv.Atoi(f[2])
 		if err != nil || code < 0 || code > 255 {
 			return r, fmt.Errorf("%w: line %d: exit code %q is not 0..255", ErrMalformedResults, n, f[2])
 		}
+		var counts [3]int
+		for i, c := range f[3:] {
+			v, err := strconv.Atoi(c)
+			if err != nil || v < 0 {
+				return r, fmt.Errorf("%w: line %d: test count %q is not a non-negative number", ErrMalformedResults, n, c)
+			}
+			counts[i] = v
+		}
 		if slices.ContainsFunc(r.Suites, func(s SuiteResult) bool { return s.Name == f[1] }) {
 			return r, fmt.Errorf("%w: line %d: suite %q reported twice", ErrMalformedResults, n, f[1])
 		}
-		r.Suites = append(r.Suites, SuiteResult{Name: f[1], Code: code})
+		r.Suites = append(r.Suites, SuiteResult{Name: f[1], Code: code,
+			Tally: Tally{Passed: counts[0], Failed: counts[1], Skipped: counts[2]}})
 	}
 	if err := sc.Err(); err != nil {
 		return r, fmt.Errorf("%w: %v", ErrMalformedResults, err)

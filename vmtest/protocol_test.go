@@ -15,20 +15,21 @@ func TestParseResults(t *testing.T) {
 	}{
 		{name: "an empty file is a VM that reported nothing", in: "", want: Results{}},
 		{name: "two suites and done, with the serial port's CRLF",
-			in:   "vmtest-result capabilities 0\r\nvmtest-result sensor 1\r\nvmtest-done\r\n",
-			want: Results{Suites: []SuiteResult{{"capabilities", 0}, {"sensor", 1}}, Done: true}},
+			in:   "vmtest-result capabilities 0 24 0 0\r\nvmtest-result sensor 1 3 1 2\r\nvmtest-done\r\n",
+			want: Results{Suites: []SuiteResult{{"capabilities", 0, Tally{24, 0, 0}}, {"sensor", 1, Tally{3, 1, 2}}}, Done: true}},
 		{name: "a suite without done is kept and done stays false",
-			in:   "vmtest-result capabilities 2\n",
-			want: Results{Suites: []SuiteResult{{"capabilities", 2}}}},
+			in:   "vmtest-result capabilities 2 0 0 0\n",
+			want: Results{Suites: []SuiteResult{{"capabilities", 2, Tally{}}}}},
 		{name: "a signal death code of 137 is accepted",
-			in:   "vmtest-result a 137\nvmtest-done\n",
-			want: Results{Suites: []SuiteResult{{"a", 137}}, Done: true}},
+			in:   "vmtest-result a 137 1 0 0\nvmtest-done\n",
+			want: Results{Suites: []SuiteResult{{"a", 137, Tally{1, 0, 0}}}, Done: true}},
 		{name: "a foreign line is malformed", in: "hello\n", wantErr: true},
-		{name: "a missing exit code is malformed", in: "vmtest-result a\n", wantErr: true},
-		{name: "a negative exit code is malformed", in: "vmtest-result a -1\n", wantErr: true},
-		{name: "an exit code above 255 is malformed", in: "vmtest-result a 256\n", wantErr: true},
-		{name: "a suite reported twice is malformed", in: "vmtest-result a 0\nvmtest-result a 0\n", wantErr: true},
-		{name: "a line after done is malformed", in: "vmtest-done\nvmtest-result a 0\n", wantErr: true},
+		{name: "a line without the test counts is malformed", in: "vmtest-result a 0\n", wantErr: true},
+		{name: "a negative exit code is malformed", in: "vmtest-result a -1 0 0 0\n", wantErr: true},
+		{name: "an exit code above 255 is malformed", in: "vmtest-result a 256 0 0 0\n", wantErr: true},
+		{name: "a negative test count is malformed", in: "vmtest-result a 0 1 -1 0\n", wantErr: true},
+		{name: "a suite reported twice is malformed", in: "vmtest-result a 0 1 0 0\nvmtest-result a 0 1 0 0\n", wantErr: true},
+		{name: "a line after done is malformed", in: "vmtest-done\nvmtest-result a 0 1 0 0\n", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,15 +51,15 @@ func TestParseResults(t *testing.T) {
 }
 
 func TestResultLinesRoundTrip(t *testing.T) {
-	data := ResultLine("capabilities", 0) + ResultLine("sensor", 3) + DoneLine()
+	data := ResultLine("capabilities", 0, Tally{9, 0, 1}) + ResultLine("sensor", 3, Tally{2, 5, 0}) + DoneLine()
 	r, err := ParseResults([]byte(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, ok := r.Code("sensor"); !ok || c != 3 || !r.Done {
+	if s, ok := r.Suite("sensor"); !ok || s.Code != 3 || s.Tally != (Tally{2, 5, 0}) || !r.Done {
 		t.Errorf("round trip gave %+v", r)
 	}
-	if _, ok := r.Code("missing"); ok {
+	if _, ok := r.Suite("missing"); ok {
 		t.Error("Code reports a suite that never ran")
 	}
 }

@@ -59,17 +59,17 @@ func TestQEMURun(t *testing.T) {
 		check   func(t *testing.T, o Outcome)
 	}{
 		{name: "a VM that reports and ends gives its results",
-			body: `echo "=== RUN TestX" > "$console"; printf 'vmtest-result s 0\r\nvmtest-done\r\n' > "$result"`,
+			body: `echo "=== RUN TestX" > "$console"; printf 'vmtest-result s 0 1 0 0\r\nvmtest-done\r\n' > "$result"`,
 			check: func(t *testing.T, o Outcome) {
 				if o.Err != nil || o.TimedOut || !o.Results.Done {
 					t.Errorf("outcome %+v, want done without error", o)
 				}
-				if c, ok := o.Results.Code("s"); !ok || c != 0 {
-					t.Errorf("suite s: code %d reported %v", c, ok)
+				if s, ok := o.Results.Suite("s"); !ok || s.Code != 0 || s.Passed != 1 {
+					t.Errorf("suite s: %+v reported %v", s, ok)
 				}
 			}},
 		{name: "a VM that hangs is killed at the timeout",
-			body: `printf 'vmtest-result s 0\n' > "$result"; exec sleep 30`, timeout: 500 * time.Millisecond,
+			body: `printf 'vmtest-result s 0 1 0 0\n' > "$result"; exec sleep 30`, timeout: 500 * time.Millisecond,
 			check: func(t *testing.T, o Outcome) {
 				if !o.TimedOut {
 					t.Errorf("outcome %+v, want a timeout", o)
@@ -112,7 +112,7 @@ func TestQEMURun(t *testing.T) {
 			}
 			dir := t.TempDir()
 			// A stale result from an earlier run must not leak into this one.
-			if err := os.WriteFile(filepath.Join(dir, "result.txt"), []byte("vmtest-result s 0\nvmtest-done\n"), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, "result.txt"), []byte("vmtest-result s 0 1 0 0\nvmtest-done\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			o := q.Run(context.Background(), Boot{Kernel: Kernel{Label: "k"}, Vmlinuz: "/k", Initramfs: "/i", Dir: dir, Timeout: timeout})

@@ -49,8 +49,10 @@ type Row struct {
 	Kernel   string
 	Image    string // Debian package and version the kernel came from
 	Suite    string
-	Status   string // PASS, FAIL, TIMEOUT, NO RESULT or ERROR
+	Status   string // PASS, FAIL, NO TESTS, TIMEOUT, NO RESULT or ERROR
 	Passed   bool
+	Reported bool  // the suite reported on the result port
+	Tally    Tally // its test counts when it did
 	Detail   string
 	Duration time.Duration // of the whole VM
 	Console  string
@@ -78,9 +80,13 @@ func (s Summary) Counts() (passed, failed int) {
 // Print writes the per-kernel table, the failing tests and the final
 // "N passed, N failed" line.
 func (s Summary) Print(w io.Writer) {
-	tw := newTable("KERNEL", "IMAGE", "SUITE", "RESULT", "VM TIME")
+	tw := newTable("KERNEL", "IMAGE", "SUITE", "RESULT", "TESTS PASS/FAIL/SKIP", "VM TIME")
 	for _, r := range s.Rows {
-		tw.add(r.Kernel, r.Image, r.Suite, r.Status, r.Duration.Round(100*time.Millisecond).String())
+		tests := "-"
+		if r.Reported {
+			tests = fmt.Sprintf("%d/%d/%d", r.Tally.Passed, r.Tally.Failed, r.Tally.Skipped)
+		}
+		tw.add(r.Kernel, r.Image, r.Suite, r.Status, tests, r.Duration.Round(100*time.Millisecond).String())
 	}
 	tw.write(w)
 	for _, r := range s.Rows {
@@ -157,12 +163,15 @@ func rows(k Kernel, image string, suites []Suite, out Outcome) []Row {
 	var rs []Row
 	for _, s := range suites {
 		r := Row{Kernel: k.Label, Image: image, Suite: s.Name, Duration: out.Duration, Console: out.Console}
-		code, ok := out.Results.Code(s.Name)
+		res, ok := out.Results.Suite(s.Name)
+		r.Reported, r.Tally = ok, res.Tally
 		switch {
-		case ok && code == 0:
+		case ok && res.Code == 0 && res.Passed > 0:
 			r.Status, r.Passed = "PASS", true
+		case ok && res.Code == 0:
+			r.Status, r.Detail = "NO TESTS", "exit 0 but no test passed (-run matched nothing, or everything skipped)"
 		case ok:
-			r.Status, r.Failures = fmt.Sprintf("FAIL (exit %d)", code), failures
+			r.Status, r.Failures = fmt.Sprintf("FAIL (exit %d)", res.Code), failures
 		case out.TimedOut:
 			r.Status, r.Detail, r.Failures = "TIMEOUT", "qemu killed after the per-VM timeout", failures
 		case out.Err != nil:

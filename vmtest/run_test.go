@@ -28,16 +28,19 @@ func TestRowsJudgeEachSuite(t *testing.T) {
 		passed []bool
 	}{
 		{name: "exit codes 0 and 1 are a pass and a failure",
-			out:    Outcome{Results: Results{Suites: []SuiteResult{{"a", 0}, {"b", 1}}, Done: true}},
+			out:    Outcome{Results: Results{Suites: []SuiteResult{{"a", 0, Tally{3, 0, 0}}, {"b", 1, Tally{1, 2, 0}}}, Done: true}},
 			status: []string{"PASS", "FAIL (exit 1)"}, passed: []bool{true, false}},
+		{name: "exit code 0 without a passed test is no tests, a failure",
+			out:    Outcome{Results: Results{Suites: []SuiteResult{{"a", 0, Tally{0, 0, 4}}, {"b", 0, Tally{}}}, Done: true}},
+			status: []string{"NO TESTS", "NO TESTS"}, passed: []bool{false, false}},
 		{name: "a suite the VM never reported fails as no result",
-			out:    Outcome{Results: Results{Suites: []SuiteResult{{"a", 0}}}},
+			out:    Outcome{Results: Results{Suites: []SuiteResult{{"a", 0, Tally{1, 0, 0}}}}},
 			status: []string{"PASS", "NO RESULT"}, passed: []bool{true, false}},
 		{name: "a timeout fails the suites without a result",
-			out:    Outcome{TimedOut: true, Results: Results{Suites: []SuiteResult{{"a", 0}}}},
+			out:    Outcome{TimedOut: true, Results: Results{Suites: []SuiteResult{{"a", 0, Tally{1, 0, 0}}}}},
 			status: []string{"PASS", "TIMEOUT"}, passed: []bool{true, false}},
 		{name: "a broken result channel fails even a reported pass",
-			out:    Outcome{Err: errors.New("malformed"), Results: Results{Suites: []SuiteResult{{"a", 0}}}},
+			out:    Outcome{Err: errors.New("malformed"), Results: Results{Suites: []SuiteResult{{"a", 0, Tally{1, 0, 0}}}}},
 			status: []string{"ERROR", "ERROR"}, passed: []bool{false, false}},
 	}
 	for _, tt := range tests {
@@ -58,7 +61,8 @@ func TestRowsJudgeEachSuite(t *testing.T) {
 
 func TestSummaryPrint(t *testing.T) {
 	s := Summary{Wall: 95 * time.Second, Rows: []Row{
-		{Kernel: "5.10", Image: "linux-image-5.10 1", Suite: "capabilities", Status: "PASS", Passed: true, Duration: 30 * time.Second},
+		{Kernel: "5.10", Image: "linux-image-5.10 1", Suite: "capabilities", Status: "PASS", Passed: true, Duration: 30 * time.Second,
+			Reported: true, Tally: Tally{24, 0, 0}},
 		{Kernel: "6.12-lockdown", Image: "linux-image-6.12 2", Suite: "capabilities", Status: "FAIL (exit 1)", Duration: 31 * time.Second,
 			Console: "/out/6.12-lockdown/console.log", Failures: []string{"TestKernelCapabilities/x"}},
 	}}
@@ -69,7 +73,7 @@ func TestSummaryPrint(t *testing.T) {
 	if !strings.HasPrefix(lines[0], "KERNEL") || strings.Index(lines[1], "linux-image") != strings.Index(lines[2], "linux-image") {
 		t.Errorf("table columns are not aligned:\n%s", out)
 	}
-	for _, want := range []string{"6.12-lockdown / capabilities: FAIL (exit 1)", "--- FAIL: TestKernelCapabilities/x", "/out/6.12-lockdown/console.log"} {
+	for _, want := range []string{"24/0/0", "6.12-lockdown / capabilities: FAIL (exit 1)", "--- FAIL: TestKernelCapabilities/x", "/out/6.12-lockdown/console.log"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}

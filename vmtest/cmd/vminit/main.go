@@ -87,6 +87,11 @@ func run() error {
 		return fmt.Errorf("read kernel command line: %w", err)
 	}
 	label := vmtest.KernelLabel(string(cmdline))
+	if label == "" {
+		// Without a label the suites cannot know what to expect and would
+		// skip: refuse rather than report an empty pass.
+		return fmt.Errorf("no %s= on the kernel command line", vmtest.CmdlineKernel)
+	}
 	var uname unix.Utsname
 	_ = unix.Uname(&uname)
 	fmt.Printf("vminit: kernel %s (%s), label %q, up %s\n", unix.ByteSliceToString(uname.Release[:]), strings.TrimSpace(string(cmdline)), label, uptime())
@@ -106,8 +111,8 @@ func run() error {
 	defer result.Close()
 
 	for _, s := range cfg.Suites {
-		code := runSuite(s, label)
-		if err := report(result, vmtest.ResultLine(s.Name, code)); err != nil {
+		code, tally := runSuite(s, label)
+		if err := report(result, vmtest.ResultLine(s.Name, code, tally)); err != nil {
 			return err
 		}
 	}
@@ -139,9 +144,9 @@ func reopenConsole() error {
 	return c.Close()
 }
 
-// runSuite runs one test binary and returns its exit code; a signal death is
-// 128+signal as in a shell, a binary that cannot start is 127.
-func runSuite(s vmtest.Suite, label string) int {
+// runSuite runs one test binary and returns its exit code and test counts; a
+// signal death is 128+signal as in a shell, a binary that cannot start is 127.
+func runSuite(s vmtest.Suite, label string) (int, vmtest.Tally) {
 	fmt.Printf("vminit: running suite %s: %s %s\n", s.Name, s.Path, strings.Join(s.Args, " "))
 	cmd := exec.Command(s.Path, s.Args...)
 	cmd.Env = append([]string{"PATH=/bin", "HOME=/tmp", "TMPDIR=/tmp", vmtest.KernelEnv + "=" + label}, s.Env...)
@@ -155,7 +160,8 @@ func runSuite(s vmtest.Suite, label string) int {
 			cmd.Dir = s.Dir
 		}
 	}
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	out := &vmtest.TallyWriter{W: os.Stdout}
+	cmd.Stdout, cmd.Stderr = out, out
 	start := time.Now()
 	err := cmd.Run()
 	code := 0
@@ -171,8 +177,9 @@ func runSuite(s vmtest.Suite, label string) int {
 		fmt.Printf("vminit: suite %s did not start: %v\n", s.Name, err)
 		code = 127
 	}
-	fmt.Printf("vminit: suite %s exited %d after %s, up %s\n", s.Name, code, time.Since(start).Round(time.Millisecond), uptime())
-	return code
+	fmt.Printf("vminit: suite %s exited %d after %s, up %s: %d passed, %d failed, %d skipped\n", s.Name, code,
+		time.Since(start).Round(time.Millisecond), uptime(), out.Tally.Passed, out.Tally.Failed, out.Tally.Skipped)
+	return code, out.Tally
 }
 
 // report writes one protocol line and waits until the UART sent it, so a
