@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,8 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
-	"github.com/ebpf-sentry/ebpf-sentry/insn"
-	"github.com/ebpf-sentry/ebpf-sentry/program"
+	"github.com/ebpf-sentry/ebpf-sentry/output"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 	"github.com/ebpf-sentry/ebpf-sentry/sensor"
 )
@@ -44,8 +41,9 @@ type runOptions struct {
 	format   string
 	pin      bool
 	ringMiB  int
-	insns    bool
 	blockUnr bool
+	lockPath string
+	out      *outputFlags
 }
 
 func init() {
@@ -66,11 +64,12 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.StringVar(&o.mode, "mode", "enforce", "enforce|monitor: monitor reports block verdicts without acting")
 	f.StringVar(&o.enforcer, "enforcer", "kill", "kill (SIGKILL the loader) | corrupt (rewrite insn 0; racy, refused under lockdown)")
 	f.StringVar(&o.hook, "hook", "auto", "auto|tracepoint|tp_btf")
-	f.StringVar(&o.format, "format", "text", "text|json")
+	f.StringVar(&o.format, "format", "text", "text: one line per load on stdout (events go to --output only when given) | json: events to --output (default stdout)")
 	f.BoolVar(&o.pin, "pin", false, "pin the programs in "+runPinPath+" so enforcement continues after the agent exits")
 	f.IntVar(&o.ringMiB, "ring-size", sensor.DefaultRingBufferSize>>20, "ring buffer size in MiB (power of two)")
-	f.BoolVar(&o.insns, "insns", true, "json: include the disassembly and raw instructions")
 	f.BoolVar(&o.blockUnr, "block-unreadable", false, "block loads whose instructions the sensor cannot read")
+	f.StringVar(&o.lockPath, "lock-file", runLockPath, "file locked while run is active (a second instance refuses to start)")
+	o.out = addOutputFlags(f)
 	root.AddCommand(cmd)
 }
 
@@ -127,11 +126,20 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	if os.Geteuid() != 0 {
 		return envError("run needs root: loading and attaching BPF programs requires CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN")
 	}
-	lock, err := takeRunLock()
+	lock, err := takeRunLock(o.lockPath)
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
+
+	if o.format == "text" && !cmd.Flags().Changed("output") {
+		o.out.opts.Outputs = nil // the text lines are the output
+	}
+	tel, err := o.out.start(slog.Default())
+	if err != nil {
+		return err
+	}
+	defer tel.close(5 * time.Second)
 
 	s, err := sensor.New(cfg)
 	if err != nil {
@@ -142,6 +150,18 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	slog.Info("sensor running", "hook", s.Hook(), "enforcer", s.Enforcer(), "mode", o.mode,
 		"rules", set.Source, "kernel_rules", len(compiled.Slots), "pid", os.Getpid())
+	started := time.Now()
+	info := output.Sensor{Version: version, PID: os.Getpid(), Hook: string(s.Hook()), Enforcer: "signal",
+		Guarantee: "killed before use (SIGKILL queued at bpf() entry; see doctor)", MonitorOnly: cfg.Mode == sensor.ModeMonitor,
+		RulesCount: len(set.Rules)}
+	if cfg.Enforcer == sensor.EnforcerCorrupt {
+		info.Enforcer, info.Guarantee = "corrupt", "racy: insn 0 rewritten in the loader's memory"
+	}
+	if info.MonitorOnly {
+		info.Guarantee = "monitor only"
+	}
+	tel.Pipeline.Emit(output.SensorStarted(info))
+	losses := &lossTracker{last: map[string]uint64{}}
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -149,87 +169,143 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
 	out := cmd.OutOrStdout()
-	var lastLost uint64
 	for {
 		select {
 		case ev, ok := <-s.Events():
 			if !ok {
 				return nil
 			}
-			if err := printEvent(out, o, set, ev); err != nil {
+			if err := handleEvent(out, o, tel, set, ev); err != nil {
 				slog.Warn("write event", "err", err)
 			}
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				nset, err := loadRunRules(o.rules)
+				if err == nil {
+					err = s.SetRules(rules.Compile(nset))
+				}
 				if err != nil {
 					slog.Error("reload rules: keeping the current ones", "err", err)
-					continue
-				}
-				nc := rules.Compile(nset)
-				if err := s.SetRules(nc); err != nil {
-					slog.Error("reload rules: keeping the current ones", "err", err)
+					tel.Pipeline.Emit(output.RulesRejected(output.Rules{Source: o.rules, Count: len(set.Rules), Error: err.Error()}))
 					continue
 				}
 				set = nset
-				slog.Info("rules reloaded", "rules", nset.Source, "kernel_rules", len(nc.Slots))
+				slog.Info("rules reloaded", "rules", nset.Source, "count", len(nset.Rules))
+				tel.Pipeline.Emit(output.RulesReloaded(output.Rules{Source: nset.Source, Count: len(nset.Rules)}))
 				continue
 			}
 			slog.Info("shutting down", "signal", sig.String(), "pinned", o.pin)
 			closeErr := s.Close()
 			for ev := range s.Events() { // what was already captured
-				printEvent(out, o, set, ev)
+				handleEvent(out, o, tel, set, ev)
 			}
-			reportLosses(s, &lastLost, true)
+			losses.report(s, tel, true)
+			info.Reason, info.Uptime = "signal "+sig.String(), time.Since(started).Seconds()
+			tel.Pipeline.Emit(output.SensorStopped(info))
 			return closeErr
 		case <-tick.C:
-			reportLosses(s, &lastLost, false)
+			losses.report(s, tel, false)
 		}
 	}
 }
 
 // takeRunLock makes a second `run` refuse to start instead of attaching twice.
-func takeRunLock() (*os.File, error) {
-	f, err := os.OpenFile(runLockPath, os.O_RDWR|os.O_CREATE, 0o600)
+func takeRunLock(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, envError("open lock %s: %w", runLockPath, err)
+		return nil, envError("open lock %s: %w", path, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		b, _ := os.ReadFile(runLockPath)
+		b, _ := os.ReadFile(path)
 		f.Close()
-		return nil, &exitError{code: exitRunning, err: fmt.Errorf("another ebpf-sentry run is active (pid %s, lock %s)", strings.TrimSpace(string(b)), runLockPath)}
+		return nil, &exitError{code: exitRunning, err: fmt.Errorf("another ebpf-sentry run is active (pid %s, lock %s)", strings.TrimSpace(string(b)), path)}
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return f, nil
 }
 
-func reportLosses(s *sensor.Sensor, last *uint64, final bool) {
+// lossTracker forwards new kernel and user-space loss counts to the
+// pipeline (loss events, metrics) and the log.
+type lossTracker struct{ last map[string]uint64 }
+
+func (lt *lossTracker) report(s *sensor.Sensor, tel *telemetry, final bool) {
 	l, err := s.Losses()
 	if err != nil {
 		slog.Warn("read loss counters", "err", err)
 		return
 	}
-	if t := l.Total(); t != *last || (final && t > 0) {
-		*last = t
-		args := []any{"total", t}
-		for k, v := range l {
-			if v > 0 {
-				args = append(args, k, v)
-			}
+	var args []any
+	for k, v := range l {
+		if v > lt.last[k] {
+			tel.Pipeline.CaptureLoss(k, v-lt.last[k])
+			args = append(args, k, v-lt.last[k])
 		}
-		slog.Warn("sensor losses", args...)
+		lt.last[k] = v
+	}
+	if len(args) > 0 || (final && l.Total() > 0) {
+		slog.Warn("sensor losses", append(args, "total", l.Total())...)
 	}
 }
 
-func printEvent(w io.Writer, o *runOptions, set *rules.Set, ev *sensor.Event) error {
+// handleEvent analyses one load, judges it with the full rule set and
+// sends it to the text line and/or the output pipeline.
+func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev *sensor.Event) error {
 	rep := analysis.Analyze(ev.Program, nil)
 	verdict := rules.Evaluate(set, ev.Program, rep)
-	if o.format == "json" {
-		return json.NewEncoder(w).Encode(jsonEvent(ev, rep, verdict, o.insns))
+	if !ev.Complete() {
+		tel.Pipeline.CaptureLoss("incomplete_capture", 1)
+	}
+	ins, _ := ev.Program.Decode()
+	tel.Pipeline.Emit(output.NewProgLoad(output.ProgLoad{
+		Time: ev.Time, Program: ev.Program, Report: rep,
+		Outcome: outputOutcome(ev), Verdict: outputVerdict(ev, verdict),
+		Disasm: output.KernelText(nil, ins),
+	}, tel.Insns))
+	if o.format != "text" {
+		return nil
 	}
 	_, err := fmt.Fprintln(w, textLine(ev, rep, verdict))
 	return err
+}
+
+func outputOutcome(ev *sensor.Event) output.Outcome {
+	switch ev.Outcome.Result {
+	case sensor.ResultLoaded:
+		return output.NewOutcome(output.ResultLoaded, 0)
+	case sensor.ResultKilled:
+		return output.NewOutcome(output.ResultKilled, int32(ev.Outcome.Errno))
+	case sensor.ResultFailed:
+		return output.NewOutcome(output.ResultFailed, int32(ev.Outcome.Errno))
+	}
+	return output.NewOutcome(output.ResultUnknown, 0)
+}
+
+// outputVerdict merges the kernel's verdict (what was enforced) with the
+// user-space evaluation of the full rule set (why, and alert-only rules).
+func outputVerdict(ev *sensor.Event, v rules.Verdict) *output.Verdict {
+	ov := &output.Verdict{Action: "allow", Rules: []output.RuleMatch{}}
+	if v.Action != rules.ActionNone {
+		ov.Action = v.Action.String()
+	}
+	if ev.Verdict == sensor.VerdictBlock {
+		ov.Action = "block"
+	}
+	switch ev.Action {
+	case sensor.ActionKilled:
+		ov.EnforcedBy = "signal"
+	case sensor.ActionCorrupted:
+		ov.EnforcedBy = "corrupt"
+	}
+	for _, h := range v.Hits {
+		why := make([]string, len(h.Why))
+		for i, r := range h.Why {
+			why[i] = r.String()
+		}
+		ov.Rules = append(ov.Rules, output.RuleMatch{ID: h.ID, Action: h.Action.String(), Severity: h.Severity.String(),
+			Tags: h.Tags, Why: strings.Join(why, "; ")})
+	}
+	return ov
 }
 
 // textLine is one line per load: time, loader, program, verdict, notable
@@ -292,58 +368,4 @@ func notableHelpers(rep *analysis.Report) string {
 		parts = append(parts, fmt.Sprintf("%s×%d", name, h.Count))
 	}
 	return strings.Join(parts, ",")
-}
-
-type runJSON struct {
-	Time     time.Time        `json:"time"`
-	Host     string           `json:"host"`
-	Event    string           `json:"event"`
-	LoadID   uint64           `json:"load_id"`
-	Loader   *program.Loader  `json:"loader,omitempty"`
-	Prog     *program.Program `json:"prog"`
-	Outcome  sensor.Outcome   `json:"outcome"`
-	Kernel   kernelJSON       `json:"kernel_verdict"`
-	Analysis *analysis.Report `json:"analysis"`
-	Verdict  rules.Verdict    `json:"verdict"`
-	Capture  captureJSON      `json:"capture"`
-	Disasm   []string         `json:"disasm,omitempty"`
-	Raw      string           `json:"raw,omitempty"` // hex of the instruction bytes
-}
-
-type kernelJSON struct {
-	Verdict  sensor.Verdict `json:"verdict"`
-	Action   sensor.Action  `json:"action"`
-	Rule     string         `json:"rule,omitempty"`
-	InsnHash string         `json:"insn_hash"`
-	WalkNS   int64          `json:"walk_ns"`
-}
-
-type captureJSON struct {
-	Complete       bool     `json:"complete"`
-	Truncated      bool     `json:"truncated,omitempty"`
-	ChunksExpected uint32   `json:"chunks_expected"`
-	ChunksReceived uint32   `json:"chunks_received"`
-	ReadErrors     uint32   `json:"read_errors,omitempty"`
-	Missing        []string `json:"missing,omitempty"`
-}
-
-func jsonEvent(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, withInsns bool) *runJSON {
-	host, _ := os.Hostname()
-	j := &runJSON{
-		Time: ev.Time, Host: host, Event: "prog_load", LoadID: ev.LoadID,
-		Loader: ev.Program.Loader, Prog: ev.Program, Outcome: ev.Outcome,
-		Kernel: kernelJSON{Verdict: ev.Verdict, Action: ev.Action, Rule: ev.RuleID,
-			InsnHash: fmt.Sprintf("%016x", ev.InsnHash), WalkNS: ev.WalkTime.Nanoseconds()},
-		Analysis: rep, Verdict: v,
-		Capture: captureJSON{Complete: ev.Complete(), Truncated: ev.Program.Truncated, ChunksExpected: ev.ChunksExpected,
-			ChunksReceived: ev.ChunksReceived, ReadErrors: ev.ReadErrors, Missing: ev.Missing},
-	}
-	if withInsns {
-		ins, _ := ev.Program.Decode()
-		for _, in := range ins {
-			j.Disasm = append(j.Disasm, insn.FormatKernel(in))
-		}
-		j.Raw = hex.EncodeToString(ev.Program.Insns)
-	}
-	return j
 }

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+)
+
+// syncBuffer collects a child's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitFor(t *testing.T, what string, buf *syncBuffer, substr string) {
+	t.Helper()
+	waitForN(t, what, buf, substr, 1)
+}
+
+func waitForN(t *testing.T, what string, buf *syncBuffer, substr string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for strings.Count(buf.String(), substr) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s (%q) in:\n%s", what, substr, buf.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func goBuild(t *testing.T, dir, pkg, name string) string {
+	t.Helper()
+	bin := filepath.Join(dir, name)
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
+// load runs the test loader; it reports whether SIGKILL ended it.
+func load(t *testing.T, loader, name string) bool {
+	t.Helper()
+	err := exec.Command(loader, "-gen", "4", "-name", name).Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			return true
+		}
+	}
+	if err != nil {
+		t.Fatalf("loader %s: %v", name, err)
+	}
+	return false
+}
+
+const blockRule = `
+- id: cli-block
+  description: the run test's loader, by name
+  severity: high
+  action: block
+  match:
+    prog_name: {prefix: [sclirunblk]}
+`
+
+const alertRule = `
+- id: cli-alert
+  description: blocks nothing
+  severity: low
+  action: alert
+  match:
+    prog_name: {prefix: [sclirunblk]}
+`
+
+func TestRunEnforcesReloadsRefusesASecondInstanceAndDetaches(t *testing.T) {
+	testutils.RequireRoot(t, "running the sensor")
+	dir := t.TempDir()
+	bin := goBuild(t, dir, ".", "ebpf-sentry")
+	loader := goBuild(t, dir, "../../internal/cmd/bpfload", "bpfload")
+	rulesPath := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rulesPath, []byte(blockRule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(dir, "lock")
+	var stdout, stderr syncBuffer
+	run := exec.Command(bin, "run", "--rules", rulesPath, "--lock-file", lock, "--ring-size", "8")
+	run.Stdout, run.Stderr = &stdout, &stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { run.Process.Kill(); run.Wait() })
+	waitFor(t, "start", &stderr, "sensor running")
+
+	second := exec.Command(bin, "run", "--rules", rulesPath, "--lock-file", lock)
+	out, err := second.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitRunning || !strings.Contains(string(out), "another ebpf-sentry run is active") {
+		t.Errorf("second instance: %v\n%s", err, out)
+	}
+
+	if load(t, loader, "sclirun_ok") {
+		t.Error("a load no rule blocks was killed")
+	}
+	if !load(t, loader, "sclirunblk_1") {
+		t.Error("a load the rules block was not killed")
+	}
+	waitFor(t, "text line of the blocked load", &stdout, `prog="sclirunblk_1"`)
+	line := stdout.String()[strings.Index(stdout.String(), `prog="sclirunblk_1"`):]
+	line = line[:strings.IndexByte(line, '\n')]
+	if !strings.Contains(line, "kernel=block(cli-block)") || !strings.Contains(line, "action=killed") || !strings.Contains(line, "outcome=killed") {
+		t.Errorf("text line: %s", line)
+	}
+	waitFor(t, "text line of the benign load", &stdout, `prog="sclirun_ok"`)
+
+	// SIGHUP with a rule file that blocks nothing: the same load survives.
+	if err := os.WriteFile(rulesPath, []byte(alertRule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "reload", &stderr, "rules reloaded")
+	if load(t, loader, "sclirunblk_2") {
+		t.Error("killed after the rules were reloaded without the block rule")
+	}
+
+	// Back to blocking, then SIGTERM: nothing may stay attached.
+	os.WriteFile(rulesPath, []byte(blockRule), 0o600)
+	run.Process.Signal(syscall.SIGHUP)
+	waitForN(t, "second reload", &stderr, "rules reloaded", 2)
+	run.Process.Signal(syscall.SIGTERM)
+	if err := run.Wait(); err != nil {
+		t.Fatalf("run after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	if load(t, loader, "sclirunblk_3") {
+		t.Error("a blocked load was killed after run exited: something stayed attached")
+	}
+}
+
+func TestRunRefusesTheCorruptEnforcerUnderLockdown(t *testing.T) {
+	testutils.RequireRoot(t, "probing bpf_probe_write_user")
+	b, err := os.ReadFile("/sys/kernel/security/lockdown")
+	if err != nil || !strings.Contains(string(b), "[integrity]") && !strings.Contains(string(b), "[confidentiality]") {
+		t.Skip("needs a kernel in lockdown (this test documents the refusal)")
+	}
+	bin := goBuild(t, t.TempDir(), ".", "ebpf-sentry")
+	out, err := exec.Command(bin, "run", "--enforcer", "corrupt", "--lock-file", filepath.Join(t.TempDir(), "lock")).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitEnvironment || !strings.Contains(string(out), "lockdown") {
+		t.Errorf("run --enforcer corrupt: %v\n%s", err, out)
+	}
+}
