@@ -433,7 +433,8 @@ func appendReg(dst []byte, r byte, n uint8) []byte {
 	if n < 10 {
 		return append(dst, r, '0'+n)
 	}
-	return append(dst, r, '1', '0'+n-10)
+	// Decoded registers are nibbles; hand-built slots may hold anything.
+	return strconv.AppendUint(append(dst, r), uint64(n), 10)
 }
 
 // appendSigned is C's "%+d".

@@ -59,6 +59,7 @@ func TestFormatKernelFollowsDisasmC(t *testing.T) {
 		{"exit in class jmp32 falls through to the conditional form", one(0x96, 0, 0, 0, 0), "(96) if w0 exit 0x0 goto pc+0"},
 		{"ja with a register source falls through to the register form", one(0x0d, 1, 2, 3, 0), "(0d) if r1 jmp r2 goto pc+3"},
 		{"registers above r10 are printed as they are", one(0xbf, 15, 11, 0, 0), "(bf) r15 = r11"},
+		{"a hand-built register beyond a nibble is printed in decimal", one(0xbf, 200, 1, 0, 0), "(bf) r200 = r1"},
 		{"an all-zero-field neg of w0", one(0x84, 0, 0, 0, 0), "(84) w0 = -w0"},
 		{"be16 keeps the r prefix in the 32-bit class", one(0xdc, 3, 0, 0, 16), "(dc) r3 = be16 r3"},
 	}
