@@ -3,7 +3,9 @@ package analysis
 import (
 	"fmt"
 	"sort"
+	"strconv"
 
+	"github.com/ebpf-sentry/ebpf-sentry/helper"
 	"github.com/ebpf-sentry/ebpf-sentry/insn"
 	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
@@ -27,6 +29,46 @@ type Options struct {
 	// MinString is the shortest stack-built or compared string reported;
 	// 0 means 4. Format strings are reported whatever their length.
 	MinString int
+	// Kallsyms names the call targets of translated programs (Source
+	// kernel, e.g. "bpftool prog dump xlated"), whose helper and kfunc calls
+	// hold kernel address offsets instead of ids. nil leaves them unnamed.
+	Kallsyms *insn.Kallsyms
+}
+
+// Translated reports whether p holds the kernel's translated (xlated) form,
+// where calls carry addresses and sub-program calls keep their offset in off.
+func Translated(p *program.Program) bool { return p.Source == program.SourceKernel }
+
+// callTarget is the slot a bpf-to-bpf call at in jumps to: imm+1 ahead in
+// submitted programs, off+1 ahead in translated ones (imm then numbers the
+// sub-program).
+func callTarget(in insn.Instruction, translated bool) int {
+	if translated {
+		return in.Index + int(in.Off) + 1
+	}
+	return in.Index + int(in.Imm) + 1
+}
+
+// xlatedHelper names a translated helper call from its address: the kernel
+// function's name, and the helper id when that function is the helper's own
+// implementation (bpf_get_current_pid_tgid); inlined or specialised ones
+// (__htab_map_lookup_elem) keep the raw imm as id.
+func xlatedHelper(ks *insn.Kallsyms, imm int32) (int32, string) {
+	if imm == helperTailCall { // the kernel dumps tail calls with their id
+		return imm, DefaultHelperName(imm)
+	}
+	base, ok := ks.CallBase()
+	if !ok {
+		return imm, "helper#" + strconv.FormatInt(int64(imm), 10)
+	}
+	name, ok := ks.Name(base + uint64(int64(imm)))
+	if !ok {
+		return imm, "helper#" + strconv.FormatInt(int64(imm), 10)
+	}
+	if id, ok := helper.Default().ID(name); ok {
+		return id, DefaultHelperName(id)
+	}
+	return imm, name
 }
 
 // GPLCompatible reports whether the kernel treats license as GPL-compatible
@@ -69,24 +111,32 @@ func Analyze(p *program.Program, opts *Options) *Report {
 	var kfuncOrder []string
 	var mapOrder []string
 
+	translated := Translated(p)
 	for i, in := range ins {
 		switch {
 		case in.Code == insn.ClassJMP|insn.JmpCALL:
 			switch in.Src {
 			case 0:
-				h := helpers[in.Imm]
+				id, name := in.Imm, ""
+				if translated && opts.Kallsyms != nil {
+					id, name = xlatedHelper(opts.Kallsyms, in.Imm)
+				}
+				h := helpers[id]
 				if h == nil {
-					h = &HelperUse{ID: in.Imm, Name: helperName(in.Imm)}
-					helpers[in.Imm] = h
+					if name == "" {
+						name = helperName(id)
+					}
+					h = &HelperUse{ID: id, Name: name}
+					helpers[id] = h
 				}
 				h.Count++
 				h.At = append(h.At, in.Index)
-				if in.Imm == helperTailCall {
+				if id == helperTailCall {
 					r.TailCalls = append(r.TailCalls, in.Index)
 					r.TailCallSites = append(r.TailCallSites, tailCallSite(p, ins, i))
 				}
 			case insn.PseudoCall:
-				target := in.Index + int(in.Imm) + 1
+				target := callTarget(in, translated)
 				subprogs[target] = true
 				c := SubprogCall{At: in.Index, Target: target}
 				if ref, ok := p.Refs[in.Index]; ok && ref.Kind == program.RefFunc {
@@ -97,6 +147,13 @@ func Analyze(p *program.Program, opts *Options) *Report {
 				name := ""
 				if ref, ok := p.Refs[in.Index]; ok && ref.Kind == program.RefKfunc {
 					name = ref.Name
+				} else if translated {
+					name = "kfunc#" + strconv.FormatInt(int64(in.Imm), 10)
+					if base, ok := opts.Kallsyms.CallBase(); ok {
+						if n, ok := opts.Kallsyms.Name(base + uint64(int64(in.Imm))); ok {
+							name = n
+						}
+					}
 				} else {
 					name = resolveKfunc(opts.Kfuncs, in.Imm, in.Off)
 				}
@@ -113,7 +170,9 @@ func Analyze(p *program.Program, opts *Options) *Report {
 		case in.Wide && in.Code == insn.OpLdImm64:
 			switch in.Src {
 			case insn.PseudoFunc:
-				subprogs[in.Index+int(in.Imm)+1] = true
+				if !translated { // translated: imm holds an address
+					subprogs[in.Index+int(in.Imm)+1] = true
+				}
 			case insn.PseudoMapFD, insn.PseudoMapValue, insn.PseudoMapIdx, insn.PseudoMapIdxValue:
 				mu := mapUse(p, in)
 				key := mu.Name

@@ -113,8 +113,12 @@ func Strings(p *program.Program, ins []insn.Instruction, minLen int) []String {
 	starts := make([]bool, len(p.Insns)/insn.Size)
 	for _, in := range ins {
 		if in.Code == insn.ClassJMP|insn.JmpCALL && in.Src == insn.PseudoCall ||
-			in.Wide && in.Code == insn.OpLdImm64 && in.Src == insn.PseudoFunc {
-			if t := in.Index + int(in.Imm) + 1; t >= 0 && t < len(starts) {
+			in.Wide && in.Code == insn.OpLdImm64 && in.Src == insn.PseudoFunc && !Translated(p) {
+			t := in.Index + int(in.Imm) + 1
+			if in.Src == insn.PseudoCall && in.Code != insn.OpLdImm64 {
+				t = callTarget(in, Translated(p))
+			}
+			if t >= 0 && t < len(starts) {
 				starts[t] = true
 			}
 		}

@@ -50,7 +50,7 @@ func TestStrings(t *testing.T) {
 		}, nil},
 		{"a non-printable byte splits a stack run", func(a *asmb) *program.Program {
 			a.ld64(r1, 0, le("abc\x01efgh")).stx(8, r10, r1, -16) // 0-1, 2
-			a.ld64(r1, 0, le("ijklmnop")).stx(8, r10, r1, -8)      // 3-4, 5
+			a.ld64(r1, 0, le("ijklmnop")).stx(8, r10, r1, -8)     // 3-4, 5
 			return a.exit().prog()
 		}, []String{{2, "efghijklmnop", StringStack}}},
 		{"a short run without a terminating NUL is noise", func(a *asmb) *program.Program {

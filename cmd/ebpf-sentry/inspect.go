@@ -30,9 +30,11 @@ type inspectJudge func(p *program.Program, r *analysis.Report) (text string, doc
 var inspectJudges []inspectJudge
 
 var inspectOpts struct {
-	prog   string
-	format string
-	raw    string
+	prog     string
+	format   string
+	raw      string
+	xlated   bool
+	analysis analysis.Options
 }
 
 // inspectCmd is initialised before any init function runs, so other files'
@@ -56,6 +58,7 @@ func init() {
 	f.StringVar(&inspectOpts.prog, "prog", "", "only the program with this name (or this 0-based index)")
 	f.StringVar(&inspectOpts.format, "format", "text", "output format: text|kernel|macro|json")
 	f.StringVar(&inspectOpts.raw, "raw", "", "read a raw instruction dump from FILE (- for stdin) instead of an ELF object")
+	f.BoolVar(&inspectOpts.xlated, "xlated", false, "the raw dump is the kernel's translated form (bpftool prog dump xlated): name calls through /proc/kallsyms")
 	root.AddCommand(inspectCmd)
 }
 
@@ -79,6 +82,8 @@ func runInspect(cmd *cobra.Command, args []string) error {
 	switch {
 	case inspectOpts.raw != "" && len(args) > 0:
 		return &exitError{code: 2, err: errors.New("inspect: give either FILE or --raw FILE, not both")}
+	case inspectOpts.xlated && inspectOpts.raw == "":
+		return &exitError{code: 2, err: errors.New("inspect: --xlated applies to --raw dumps only")}
 	case inspectOpts.raw != "":
 		name, data, err := readInput(cmd, inspectOpts.raw)
 		if err != nil {
@@ -89,6 +94,14 @@ func runInspect(cmd *cobra.Command, args []string) error {
 			return &exitError{code: 2, err: fmt.Errorf("inspect %w", err)}
 		}
 		trailer = err
+		if inspectOpts.xlated {
+			p.Source = program.SourceKernel
+			ks, err := readKallsyms()
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("inspect --xlated: %w", err)}
+			}
+			inspectOpts.analysis.Kallsyms = ks
+		}
 		progs = []*program.Program{p}
 	case len(args) == 1:
 		name, data, err := readInput(cmd, args[0])
@@ -125,6 +138,24 @@ func runInspect(cmd *cobra.Command, args []string) error {
 		return &exitError{code: 2, err: fmt.Errorf("inspect %w", trailer)}
 	}
 	return nil
+}
+
+// readKallsyms reads /proc/kallsyms, which must show addresses (root, or
+// kptr_restrict off) for translated calls to be named.
+func readKallsyms() (*insn.Kallsyms, error) {
+	f, err := os.Open("/proc/kallsyms")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ks, err := insn.ReadKallsyms(f)
+	if err != nil {
+		return nil, fmt.Errorf("/proc/kallsyms: %w", err)
+	}
+	if _, ok := ks.CallBase(); !ok {
+		return nil, errors.New("/proc/kallsyms shows no address for __bpf_call_base (run as root, or lower kernel.kptr_restrict)")
+	}
+	return ks, nil
 }
 
 // readInput reads path, or stdin for "-"; it returns the name to show.
@@ -177,9 +208,12 @@ type inspectProgram struct {
 func writeInspect(w *bufio.Writer, progs []*program.Program) error {
 	var doc inspectDoc
 	for i, p := range progs {
-		r := analysis.Analyze(p, nil)
+		r := analysis.Analyze(p, &inspectOpts.analysis)
 		ins, _ := p.Decode()
 		kf := kernelFormatter(p, r)
+		if analysis.Translated(p) {
+			kf = insn.BpftoolXlated(inspectOpts.analysis.Kallsyms, nil, analysis.DefaultHelperName, insn.DialectKernel)
+		}
 		var texts []string
 		var docs []any
 		for _, j := range inspectJudges {
