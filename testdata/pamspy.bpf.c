@@ -7,12 +7,12 @@
  * Its helper profile is exactly the seed's "pamspy" pattern and nothing else:
  * bpf_get_current_pid_tgid, bpf_map_lookup_elem, bpf_probe_read (x5 or more,
  * the legacy helper #4), bpf_map_delete_elem, bpf_get_current_comm,
- * bpf_ringbuf_reserve, bpf_ringbuf_submit. det_pam_get_authtok and testtest
- * call each exactly as often as the pattern says (bpf_probe_read five times,
+ * bpf_ringbuf_reserve, bpf_ringbuf_submit. det_pam_get_authtok
+ * calls each exactly as often as the pattern says (bpf_probe_read five times,
  * every other helper once), so "at least" and "exactly" readings both match.
- * Names: the seed's prefixes det_ and handle_, and its exact name testtest
- * (a copy of det_pam_get_authtok in the same section). det_pam_get_authtok
- * is 19 characters, so the kernel keeps "det_pam_get_aut".
+ * Names carry the seed's prefixes det_ and handle_ (none is its exact name
+ * testtest). det_pam_get_authtok is 19 characters, so the kernel keeps
+ * "det_pam_get_aut".
  */
 #include "sentry_test.h"
 #include "pam_handle.h"
@@ -64,13 +64,6 @@ static __always_inline int sniff_authtok(struct pt_regs *ctx)
 
 SEC("uprobe//lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok")
 int det_pam_get_authtok(struct pt_regs *ctx)
-{
-	return sniff_authtok(ctx);
-}
-
-/* The seed's exact name pattern, same body, same section. */
-SEC("uprobe//lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok")
-int testtest(struct pt_regs *ctx)
 {
 	return sniff_authtok(ctx);
 }

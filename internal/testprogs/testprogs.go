@@ -272,10 +272,6 @@ var Objects = []Object{
 			{Name: "det_pam_get_authtok", Section: "uprobe//lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok", Type: ebpf.Kprobe, Insns: 69, Loads: true,
 				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapLookupElem: 1, asm.FnProbeRead: 5,
 					asm.FnMapDeleteElem: 1, asm.FnGetCurrentComm: 1, asm.FnRingbufReserve: 1, asm.FnRingbufSubmit: 1}},
-			// The seed's exact name, the same body in the same section.
-			{Name: "testtest", Section: "uprobe//lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok", Type: ebpf.Kprobe, Insns: 69, Loads: true,
-				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapLookupElem: 1, asm.FnProbeRead: 5,
-					asm.FnMapDeleteElem: 1, asm.FnGetCurrentComm: 1, asm.FnRingbufReserve: 1, asm.FnRingbufSubmit: 1}},
 			// Seed prefix and a subset of its helpers, but below its counts.
 			{Name: "handle_pam_ret", Section: "uretprobe//lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok", Type: ebpf.Kprobe, Insns: 16, Loads: true,
 				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapLookupElem: 1, asm.FnMapDeleteElem: 1}},
