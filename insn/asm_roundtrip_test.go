@@ -102,12 +102,12 @@ func TestMacroRoundTripOfRandomStreams(t *testing.T) {
 }
 
 func TestMacroRoundTripOfTestPrograms(t *testing.T) {
+	// The committed objects; testdata/build/ holds uncommitted scratch (a
+	// 1M-instruction object) that CI does not have.
 	objs, err := filepath.Glob(testutils.Testdata("*.o"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	more, _ := filepath.Glob(testutils.Testdata("*", "*.o"))
-	objs = append(objs, more...)
 	if len(objs) == 0 {
 		t.Fatal("no compiled test programs under testdata/ (make testdata)")
 	}
