@@ -328,7 +328,9 @@ static long walk_chunk(__u64 index, struct walk_ctx *c)
 	rec->_pad = 0;
 	if (read_err || bpf_probe_read_kernel(rec->data, bytes, buf->data))
 		rec->read_err = 1;
-	bpf_ringbuf_submit(rec, 0);
+	/* Wake the reader every 256 chunks (2 MiB) so that it drains a big
+	 * load while it is still being written. */
+	bpf_ringbuf_submit(rec, (index & 255) == 255 ? 0 : BPF_RB_NO_WAKEUP);
 	return 0;
 }
 
@@ -459,7 +461,7 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 		} else {
 			hdr->exe[0] = 0;
 		}
-		bpf_ringbuf_submit(hdr, 0);
+		bpf_ringbuf_submit(hdr, BPF_RB_NO_WAKEUP);
 	} else {
 		count_loss(SENTRY_LOSS_HEADER_RESERVE);
 	}
@@ -523,7 +525,7 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 		v->_pad = 0;
 		bpf_probe_read_kernel(v->helper_count, sizeof(v->helper_count), f->helper_cnt);
 		v->walk_ns = bpf_ktime_get_ns() - start;
-		bpf_ringbuf_submit(v, 0);
+		bpf_ringbuf_submit(v, BPF_RB_NO_WAKEUP);
 	} else {
 		count_loss(SENTRY_LOSS_VERDICT_RESERVE);
 	}
@@ -576,6 +578,8 @@ static __always_inline int on_exit(__s64 ret)
 			}
 		}
 	}
+	/* One wakeup per load, when it is complete: each wakeup is an
+	 * irq_work, expensive in a VM. The reader also polls every second. */
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
