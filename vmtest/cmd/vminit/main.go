@@ -73,8 +73,8 @@ func run() error {
 			fmt.Fprintf(os.Stderr, "vminit: %v (continuing)\n", err)
 		}
 	}
-	// /tmp stays on the rootfs (a tmpfs): tests write there, and mounting
-	// over it would hide nothing useful but costs memory accounting.
+	// /tmp stays a plain directory of the rootfs, which is already writable
+	// memory; a mount over it would only hide whatever the image packed there.
 	if err := os.MkdirAll("/tmp", 0o1777); err != nil {
 		return fmt.Errorf("create /tmp: %w", err)
 	}
