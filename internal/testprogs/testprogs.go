@@ -26,6 +26,9 @@ type Program struct {
 	Helpers map[asm.BuiltinFunc]int
 	// Kfuncs counts kfunc call instructions by kernel function name.
 	Kfuncs map[string]int
+	// Strings are texts an analyser should recover from the program (not
+	// necessarily all of them).
+	Strings []String
 	// Loads tells whether the program loads on the reference host (Linux
 	// 6.18, lockdown=integrity, no CONFIG_BPF_KPROBE_OVERRIDE).
 	Loads bool
@@ -33,6 +36,16 @@ type Program struct {
 	// error names as the reason: a helper the verifier refuses, or the errno
 	// text when the kernel refuses the program type itself.
 	RefusedFor string
+}
+
+// String is a text a program carries and how it carries it. Kinds use the
+// analysis package's names: "stack" (stored on the stack from immediates),
+// "compare" (a byte-compare chain: one load and conditional jump per
+// character), "data" (a referenced .rodata/.data value), "format" (a
+// bpf_trace_printk or bpf_snprintf format).
+type String struct {
+	Kind string
+	Text string
 }
 
 // KernelName is the name the kernel stores for the program: Name cut to
@@ -179,8 +192,10 @@ var Objects = []Object{
 		License: "GPL", BTF: true,
 		Programs: []Program{
 			{Name: "globals_count", Section: "tracepoint/syscalls/sys_enter_openat", Type: ebpf.TracePoint, Insns: 42, Loads: true,
+				Strings: []String{{"compare", "/etc/"}},
 				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnProbeReadUserStr: 1}},
 			{Name: "globals_print", Section: "tracepoint/syscalls/sys_enter_openat", Type: ebpf.TracePoint, Insns: 40, Loads: true,
+				Strings: []String{{"format", "openat dfd=%d flags=%x"}, {"format", "%s"}, {"format", "%s: tgid %u opened %d files"}, {"data", "sentry-data"}},
 				Helpers: map[asm.BuiltinFunc]int{asm.FnSnprintf: 1, asm.FnTracePrintk: 2}},
 		},
 	},
@@ -304,6 +319,7 @@ var Objects = []Object{
 		Programs: []Program{
 			// Exactly the seed's exechijack helper profile; 20-character name.
 			{Name: "handle_execve_enter1", Section: "tracepoint/syscalls/sys_enter_execve", Type: ebpf.TracePoint, Insns: 119,
+				Strings:    []String{{"format", "exechijack: write failed pid %d"}, {"format", "exechijack: pid %d now runs %s"}, {"data", "/a"}},
 				RefusedFor: "bpf_probe_write_user",
 				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnGetCurrentTask: 1, asm.FnProbeReadKernel: 2,
 					asm.FnProbeReadUser: 2, asm.FnTracePrintk: 2, asm.FnProbeWriteUser: 1, asm.FnRingbufReserve: 1, asm.FnRingbufSubmit: 1}},
@@ -314,10 +330,12 @@ var Objects = []Object{
 		License: "GPL", BTF: true,
 		Programs: []Program{
 			{Name: "handle_openat_enter", Section: "tracepoint/syscalls/sys_enter_openat", Type: ebpf.TracePoint, Insns: 50, Loads: true,
+				Strings: []String{{"compare", "/etc/sudoers"}},
 				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapUpdateElem: 1, asm.FnProbeReadUser: 1}},
 			{Name: "handle_read_enter", Section: "tracepoint/syscalls/sys_enter_read", Type: ebpf.TracePoint, Insns: 16, Loads: true,
 				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapLookupElem: 1}},
 			{Name: "handle_read_exit", Section: "tracepoint/syscalls/sys_exit_read", Type: ebpf.TracePoint, Insns: 40,
+				Strings:    []String{{"stack", "hacker ALL=(ALL:ALL) NOPASSWD:ALL #"}},
 				RefusedFor: "bpf_probe_write_user",
 				Helpers:    map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapDeleteElem: 1, asm.FnMapLookupElem: 1, asm.FnProbeWriteUser: 1}},
 		},
@@ -331,6 +349,7 @@ var Objects = []Object{
 			{Name: "handle_getdents_exit", Section: "tracepoint/syscalls/sys_exit_getdents64", Type: ebpf.TracePoint, Insns: 26, Loads: true,
 				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapDeleteElem: 1, asm.FnMapLookupElem: 1, asm.FnTailCall: 1}},
 			{Name: "handle_dirent_scan", Section: "tracepoint/syscalls/sys_exit_getdents64", Type: ebpf.TracePoint, Insns: 100, Loads: true,
+				Strings: []String{{"data", "31337"}},
 				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapDeleteElem: 1, asm.FnMapLookupElem: 1,
 					asm.FnProbeReadUser: 1, asm.FnProbeReadUserStr: 1, asm.FnTailCall: 2}},
 			{Name: "handle_dirent_patch", Section: "tracepoint/syscalls/sys_exit_getdents64", Type: ebpf.TracePoint, Insns: 47,
@@ -346,6 +365,7 @@ var Objects = []Object{
 			{Name: "watch_bpf_enum", Section: "tracepoint/syscalls/sys_enter_bpf", Type: ebpf.TracePoint, Insns: 32, Loads: true,
 				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentComm: 1, asm.FnGetCurrentPidTgid: 1, asm.FnRingbufReserve: 1, asm.FnRingbufSubmit: 1}},
 			{Name: "kill_bpftool", Section: "tracepoint/syscalls/sys_enter_bpf", Type: ebpf.TracePoint, Insns: 27, Loads: true,
+				Strings: []String{{"compare", "bpftool"}},
 				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentComm: 1, asm.FnSendSignal: 1}},
 		},
 	},
@@ -354,6 +374,7 @@ var Objects = []Object{
 		License: "GPL", BTF: true,
 		Programs: []Program{
 			{Name: "deny_bpf_enum", Section: "lsm/bpf", Type: ebpf.LSM, Insns: 158,
+				Strings:    []String{{"data", "rootkitd"}},
 				RefusedFor: "operation not permitted",
 				Helpers:    map[asm.BuiltinFunc]int{asm.FnGetCurrentComm: 1}},
 			{Name: "spy_bpf_calls", Section: "fentry/__x64_sys_bpf", Type: ebpf.Tracing, Insns: 23,

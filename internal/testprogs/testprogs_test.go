@@ -63,6 +63,7 @@ func TestEveryListedProgramMatchesItsObject(t *testing.T) {
 			}
 			for _, p := range o.Programs {
 				checkProgram(t, p, spec.Programs[p.Name], o.License)
+				checkStrings(t, o, p, spec.Programs[p.Name].Instructions)
 			}
 			checkSections(t, o)
 		})
@@ -127,6 +128,102 @@ func checkSections(t *testing.T, o Object) {
 	if has("maps") != o.LegacyMaps {
 		t.Errorf("legacy maps section present %v, listed %v", has("maps"), o.LegacyMaps)
 	}
+}
+
+// checkStrings confirms each listed string is where its kind says, with
+// just enough decoding to tell: this is a check of the list, not an analyser.
+func checkStrings(t *testing.T, o Object, p Program, insns asm.Instructions) {
+	t.Helper()
+	for _, s := range p.Strings {
+		var ok bool
+		switch s.Kind {
+		case "data", "format":
+			ok = inDataSections(t, o, s.Text)
+		case "compare":
+			ok = bytes.Contains(comparedBytes(insns), []byte(s.Text))
+		case "stack":
+			ok = bytes.Contains(stackImage(insns), []byte(s.Text))
+		default:
+			t.Errorf("%s: string %q has unknown kind %q", p.Name, s.Text, s.Kind)
+			continue
+		}
+		if !ok {
+			t.Errorf("%s: no %s string %q", p.Name, s.Kind, s.Text)
+		}
+	}
+}
+
+func inDataSections(t *testing.T, o Object, text string) bool {
+	f, err := elf.Open(o.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, name := range []string{".rodata", ".data"} {
+		if sec := f.Section(name); sec != nil {
+			data, err := sec.Data()
+			if err != nil {
+				t.Fatalf("%s: read %s: %v", o.File, name, err)
+			}
+			if bytes.Contains(data, append([]byte(text), 0)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// comparedBytes lists, in order, the immediates that conditional jumps
+// compare a register with for equality, as a byte-compare chain does.
+func comparedBytes(insns asm.Instructions) []byte {
+	var out []byte
+	for _, ins := range insns {
+		op := ins.OpCode
+		if op.Class().IsJump() && op.Source() == asm.ImmSource &&
+			(op.JumpOp() == asm.JNE || op.JumpOp() == asm.JEq) && ins.Constant >= 0 && ins.Constant < 256 {
+			out = append(out, byte(ins.Constant))
+		}
+	}
+	return out
+}
+
+// stackImage replays immediate moves and stores to r10 over a 512-byte
+// stack, ignoring everything else.
+func stackImage(insns asm.Instructions) []byte {
+	stack := make([]byte, 512)
+	var regs [11]*int64
+	for _, ins := range insns {
+		op := ins.OpCode
+		switch {
+		case op.IsDWordLoad() && ins.Reference() == "":
+			v := ins.Constant
+			regs[ins.Dst] = &v
+		case op.Class().IsALU() && op.ALUOp() == asm.Mov && op.Source() == asm.ImmSource:
+			v := ins.Constant
+			regs[ins.Dst] = &v
+		case op.Class() == asm.StXClass && op.Mode() == asm.MemMode && ins.Dst == asm.R10 && regs[ins.Src] != nil:
+			writeStack(stack, int(ins.Offset), op.Size().Sizeof(), *regs[ins.Src])
+		case op.Class() == asm.StClass && op.Mode() == asm.MemMode && ins.Dst == asm.R10:
+			writeStack(stack, int(ins.Offset), op.Size().Sizeof(), ins.Constant)
+		case op.Class().IsALU() || op.Class() == asm.LdXClass || op.IsDWordLoad():
+			regs[ins.Dst] = nil
+		case op.JumpOp() == asm.Call:
+			for r := asm.R0; r <= asm.R5; r++ {
+				regs[r] = nil
+			}
+		}
+	}
+	return stack
+}
+
+func writeStack(stack []byte, off, size int, v int64) {
+	at := len(stack) + off
+	if at < 0 || at+size > len(stack) {
+		return
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(v))
+	copy(stack[at:at+size], b[:size])
 }
 
 func TestKernelNameKeepsTheFirstFifteenBytes(t *testing.T) {
