@@ -27,6 +27,9 @@ func FuzzStrings(f *testing.F) {
 	f.Add([]byte{0x18, 0x21, 0, 0, 0, 0, 0, 0}, []byte{}, int64(-5))
 	f.Fuzz(func(t *testing.T, insns, data []byte, off int64) {
 		p := &program.Program{Insns: insns, Data: map[string][]byte{".rodata": data}, Refs: map[int]program.Ref{}}
+		if off&1 != 0 {
+			p.Source = program.SourceKernel // translated: other call semantics
+		}
 		for i := 0; i+8 <= len(insns); i += 8 {
 			if insns[i] == 0x18 {
 				p.Refs[i/8] = program.Ref{Kind: program.RefData, Section: ".rodata", Offset: off + int64(binary.LittleEndian.Uint16(insns[i+2:]))}
