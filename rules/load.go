@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/lexer"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 
@@ -23,14 +24,14 @@ import (
 // Limits on rule input. Rule files are small; anything near these is a
 // mistake or an attack on whoever runs `rules check`.
 const (
-	MaxFileSize   = 1 << 20 // bytes per rule file
-	MaxFiles      = 256     // rule files per directory
-	MaxRules      = 4096    // rules per set
-	MaxPatternLen = 256     // bytes per string, glob or regex pattern
-	MaxListLen    = 1024    // entries per list
-	maxErrors     = 50      // errors reported per load; the rest are counted
-	maxDepth      = 16      // not/any nesting
-	kernelNameMax = 15      // BPF_OBJ_NAME_LEN and TASK_COMM_LEN minus the NUL
+	MaxFileSize   = 128 << 10 // bytes per rule file; larger sets go in a directory
+	MaxFiles      = 256       // rule files per directory
+	MaxRules      = 4096      // rules per set
+	MaxPatternLen = 256       // bytes per string, glob or regex pattern
+	MaxListLen    = 1024      // entries per list
+	maxErrors     = 50        // errors reported per load; the rest are counted
+	maxDepth      = 16        // not/any nesting
+	kernelNameMax = 15        // BPF_OBJ_NAME_LEN and TASK_COMM_LEN minus the NUL
 )
 
 // Sentinel errors callers may branch on (with errors.Is on a LoadError).
@@ -255,7 +256,14 @@ func (d *decoder) parseFile(data []byte) (rules []*Rule) {
 		d.add(&FieldError{Pos: Position{d.file, 1, 1}, Msg: "file is not valid UTF-8 text"})
 		return nil
 	}
-	f, err := parser.ParseBytes(data, 0)
+	if !d.textOK(data) {
+		return nil
+	}
+	toks := lexer.Tokenize(string(data))
+	if !d.shapeOK(toks) {
+		return nil
+	}
+	f, err := parser.Parse(toks, 0)
 	if err != nil {
 		d.add(d.syntaxError(err))
 		return nil
@@ -292,6 +300,94 @@ func (d *decoder) parseFile(data []byte) (rules []*Rule) {
 		}
 	}
 	return rules
+}
+
+// go-yaml takes time quadratic (or worse) in nesting depth, line length and
+// the number of keys of a mapping (16,000 nested "[" took 18 s, 20,000 keys
+// 8 s). Rule files are small and shallow, so the text and then the token
+// stream are checked against these bounds before the parser runs; larger
+// rule sets are split into files of a directory.
+const (
+	maxFlowDepth    = 32    // nested [ and {
+	maxStructColumn = 160   // column of a "-", ":" or "?": bounds block nesting
+	maxTokens       = 50000 // tokens per file
+	maxLines        = 4000
+	maxLineLen      = 1024
+)
+
+// textOK bounds what go-yaml's scanner sees, in one linear pass: its cost
+// grows faster than linearly with line length, line count and nesting.
+func (d *decoder) textOK(data []byte) bool {
+	line, col, depth := 1, 0, 0
+	var quote byte
+	comment := false
+	for i, c := range data {
+		col++
+		if c == '\n' {
+			line, col, quote, comment = line+1, 0, 0, false
+			if line > maxLines {
+				d.add(&FieldError{Pos: Position{d.file, line, 1}, Msg: fmt.Sprintf("more than %d lines: %v", maxLines, ErrTooLarge), Err: ErrTooLarge})
+				return false
+			}
+			continue
+		}
+		if col > maxLineLen {
+			d.add(&FieldError{Pos: Position{d.file, line, col}, Msg: fmt.Sprintf("line longer than %d bytes", maxLineLen)})
+			return false
+		}
+		switch {
+		case comment:
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '#' && (i == 0 || data[i-1] == ' ' || data[i-1] == '\t'):
+			comment = true
+		case c == '[' || c == '{':
+			// Brackets in plain scalars (a regex) count too: the limit is far
+			// above what a rule file needs, so that only costs exactness.
+			depth++
+			if depth > maxFlowDepth {
+				d.add(&FieldError{Pos: Position{d.file, line, col}, Msg: fmt.Sprintf("[ and { nested more than %d deep", maxFlowDepth)})
+				return false
+			}
+		case c == ']' || c == '}':
+			depth = max(0, depth-1)
+		}
+	}
+	return true
+}
+
+func (d *decoder) shapeOK(toks token.Tokens) bool {
+	if len(toks) > maxTokens {
+		d.add(&FieldError{Pos: Position{d.file, 1, 1}, Msg: fmt.Sprintf("more than %d YAML tokens: %v", maxTokens, ErrTooLarge), Err: ErrTooLarge})
+		return false
+	}
+	depth := 0
+	for _, tk := range toks {
+		pos := Position{d.file, 1, 1}
+		if tk.Position != nil {
+			pos.Line, pos.Column = tk.Position.Line, tk.Position.Column
+		}
+		switch tk.Type {
+		case token.SequenceStartType, token.MappingStartType:
+			depth++
+			if depth > maxFlowDepth {
+				d.add(&FieldError{Pos: pos, Msg: fmt.Sprintf("[ and { nested more than %d deep", maxFlowDepth)})
+				return false
+			}
+		case token.SequenceEndType, token.MappingEndType:
+			depth--
+		case token.SequenceEntryType, token.MappingValueType, token.MappingKeyType:
+			if pos.Column > maxStructColumn {
+				d.add(&FieldError{Pos: pos, Msg: fmt.Sprintf("nested too deeply: structure past column %d", maxStructColumn)})
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func utf8Valid(b []byte) bool { return strings.ToValidUTF8(string(b), "\uFFFD") == string(b) }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,7 +150,7 @@ func TestHugeFileIsRefusedWithoutReadingIt(t *testing.T) {
 	if !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("100 MB file: %v, want ErrTooLarge", err)
 	}
-	if !strings.Contains(err.Error(), "huge.yaml:1:1: file is larger than 1048576 bytes") {
+	if !strings.Contains(err.Error(), fmt.Sprintf("huge.yaml:1:1: file is larger than %d bytes", MaxFileSize)) {
 		t.Errorf("error %q does not name the file and the limit", err)
 	}
 }
@@ -185,4 +186,35 @@ func TestEveryErrorIsReportedNotJustTheFirst(t *testing.T) {
 	if !errors.As(err, &le) || len(le.Errs) != 3 {
 		t.Fatalf("want 3 errors (severity, action, helper), got %v", err)
 	}
+}
+
+// Inputs that made go-yaml take seconds to minutes before the text and
+// token checks; each must now be refused quickly with a position.
+func TestPathologicalYAMLIsRefusedQuickly(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"16,000 nested [ are refused at the 33rd", strings.Repeat("[", 16000), "x.yaml:1:33: [ and { nested more than 32 deep"},
+		{"nested flow mappings are refused", strings.Repeat("{a: ", 4000), "nested more than 32 deep"},
+		{"a long line is refused", strings.Repeat(`"`, 100000), "x.yaml:1:1025: line longer than 1024 bytes"},
+		{"compact nested sequences are refused", strings.Repeat("- ", 500), "x.yaml:1:161: nested too deeply"},
+		{"deep block nesting is refused by column", deepBlock(100), "nested too deeply: structure past column 160"},
+		{"too many lines are refused", strings.Repeat("-\n", 5000), "x.yaml:4001:1: more than 4000 lines"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("x.yaml", []byte(tt.in))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func deepBlock(n int) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(strings.Repeat("  ", i) + "k:\n")
+	}
+	return b.String()
 }
