@@ -318,7 +318,11 @@ func (e *extractor) ldImm64(in insn.Instruction) {
 }
 
 func (e *extractor) ldx(in insn.Instruction) {
-	if in.Dst > insn.R10 || in.Src > insn.R10 {
+	if in.Dst > insn.R10 {
+		return
+	}
+	if in.Src > insn.R10 {
+		e.set(in.Dst, reg{}, in.Index)
 		return
 	}
 	base := e.regs[in.Src]
