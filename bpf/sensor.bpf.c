@@ -330,7 +330,7 @@ static long walk_chunk(__u64 index, struct walk_ctx *c)
 		rec->read_err = 1;
 	/* Wake the reader every 256 chunks (2 MiB) so that it drains a big
 	 * load while it is still being written. */
-	bpf_ringbuf_submit(rec, (index & 255) == 255 ? 0 : BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_submit(rec, (index & 255) == 255 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	return 0;
 }
 
@@ -579,8 +579,10 @@ static __always_inline int on_exit(__s64 ret)
 		}
 	}
 	/* One wakeup per load, when it is complete: each wakeup is an
-	 * irq_work, expensive in a VM. The reader also polls every second. */
-	bpf_ringbuf_submit(e, 0);
+	 * irq_work, expensive in a VM. Forced, because the default only wakes
+	 * a reader that has consumed everything before this record, and the
+	 * records before it were submitted without a wakeup. */
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 	return 0;
 }
 

@@ -444,7 +444,7 @@ func TestFloodIsCountedExactly(t *testing.T) {
 // (by pid, even when its header was lost), incomplete ones say what is
 // missing, and the kernel counts each record it could not reserve.
 func TestLossesAreCountedNeverSilent(t *testing.T) {
-	s := startSensor(t, Config{Mode: ModeMonitor, RingBufferSize: 64 << 10})
+	s := startSensor(t, Config{Mode: ModeMonitor, RingBufferSize: 64 << 10, ExpireAfter: 2 * time.Second})
 	before, err := s.Losses()
 	if err != nil {
 		t.Fatal(err)
@@ -476,8 +476,12 @@ func TestLossesAreCountedNeverSilent(t *testing.T) {
 	}
 	t.Logf("%d loads of 20,000 insns through a 64 KiB ring: %d events (%d complete, %d incomplete), %d records lost (%v)",
 		loads, len(evs), complete, incomplete, lost, after)
-	if len(evs) != loads {
-		t.Errorf("%d events for %d loads", len(evs), loads)
+	// A load is invisible only when its header, verdict and exit records
+	// were all dropped; each of those drops is counted.
+	d := func(k string) uint64 { return after[k] - before[k] }
+	whollyLost := min(d("header_reserve"), d("verdict_reserve"), d("exit_reserve"))
+	if uint64(len(evs))+whollyLost < loads {
+		t.Errorf("%d events for %d loads, at most %d wholly lost", len(evs), loads, whollyLost)
 	}
 	if incomplete > 0 && lost == 0 || incomplete == 0 && lost > 0 {
 		t.Errorf("%d incomplete events but %d counted losses", incomplete, lost)
