@@ -25,6 +25,9 @@ const (
 	TracepointBpf Capability = "tracepoint-sys-enter-bpf"
 	// TpBTFSysEnter: the BTF raw tracepoint sys_enter attaches and fires.
 	TpBTFSysEnter Capability = "tp-btf-sys-enter"
+	// FentrySecurityBpf: an fentry program on security_bpf (every bpf()
+	// command) attaches and fires.
+	FentrySecurityBpf Capability = "fentry-security-bpf"
 	// SendSignal: bpf_send_signal signals the process in the bpf() call (the
 	// kill enforcer, used wherever the corrupt one is not permitted).
 	SendSignal Capability = "send-signal"
@@ -34,7 +37,7 @@ const (
 )
 
 // All lists every capability the suite probes, in report order.
-var All = []Capability{BTF, BPFLSMActive, LSMBpfDeny, LSMProgLoadDeny, KprobeBpf, TracepointBpf, TpBTFSysEnter, SendSignal, ProbeWriteUser}
+var All = []Capability{BTF, BPFLSMActive, LSMBpfDeny, LSMProgLoadDeny, KprobeBpf, TracepointBpf, TpBTFSysEnter, FentrySecurityBpf, SendSignal, ProbeWriteUser}
 
 // Expectation is what one booted kernel must show.
 type Expectation struct {
@@ -45,9 +48,9 @@ type Expectation struct {
 }
 
 // common is what every Debian kernel of the matrix offers (all are built with
-// BTF, kprobes and syscall tracepoints, tp_btf exists since 5.5 and
-// bpf_send_signal since 5.3, and lockdown does not restrict either).
-var common = []Capability{BTF, KprobeBpf, TracepointBpf, TpBTFSysEnter, SendSignal}
+// BTF, kprobes and syscall tracepoints, tp_btf and fentry exist since 5.5
+// and bpf_send_signal since 5.3, and lockdown restricts none of them).
+var common = []Capability{BTF, KprobeBpf, TracepointBpf, TpBTFSysEnter, FentrySecurityBpf, SendSignal}
 
 func with(caps ...Capability) []Capability { return append(slices.Clone(common), caps...) }
 

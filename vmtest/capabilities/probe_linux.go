@@ -51,7 +51,9 @@ func Probe(c Capability) (Observation, error) {
 	case ProbeWriteUser:
 		return probeWriteUser()
 	case TpBTFSysEnter:
-		return probeTpBTF()
+		return probeTracing("count_tp_btf", "tp_btf_hits", "tp_btf/sys_enter")
+	case FentrySecurityBpf:
+		return probeTracing("count_fentry", "fentry_hits", "fentry/security_bpf")
 	case SendSignal:
 		return probeSendSignal()
 	}
@@ -339,30 +341,32 @@ func probeTracepoint() (Observation, error) {
 	return present("syscalls/sys_enter_bpf fired %d times", n), nil
 }
 
-func probeTpBTF() (Observation, error) {
+// probeTracing attaches a BTF tracing program (tp_btf, fentry) and checks it
+// counts this process's bpf() calls.
+func probeTracing(prog, hits, what string) (Observation, error) {
 	s, err := spec()
 	if err != nil {
 		return Observation{}, err
 	}
-	objs, err := load(s, "count_tp_btf")
+	objs, err := load(s, prog)
 	if err != nil {
 		return absent("%v", err), nil
 	}
 	defer objs.Close()
 	l, err := link.AttachTracing(link.TracingOptions{Program: objs.prog})
 	if err != nil {
-		return absent("attach tp_btf/sys_enter: %v", err), nil
+		return absent("attach %s: %v", what, err), nil
 	}
 	defer l.Close()
 	trigger()
-	n, err := objs.count("tp_btf_hits")
+	n, err := objs.count(hits)
 	if err != nil {
 		return Observation{}, err
 	}
 	if n == 0 {
-		return absent("tp_btf/sys_enter attached but never saw a bpf() call"), nil
+		return absent("%s attached but never saw a bpf() call", what), nil
 	}
-	return present("tp_btf/sys_enter saw %d bpf() calls", n), nil
+	return present("%s saw %d bpf() calls", what, n), nil
 }
 
 func probeSendSignal() (Observation, error) {

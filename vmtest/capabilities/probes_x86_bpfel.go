@@ -16,6 +16,7 @@ import (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	probesProgCountFentry     = "count_fentry"
 	probesProgCountKprobe     = "count_kprobe"
 	probesProgCountTpBtf      = "count_tp_btf"
 	probesProgCountTracepoint = "count_tracepoint"
@@ -23,6 +24,7 @@ const (
 	probesProgDenyProgLoad    = "deny_prog_load"
 	probesProgSendSignal      = "send_signal"
 	probesProgWriteUser       = "write_user"
+	probesVarFentryHits       = "fentry_hits"
 	probesVarKprobeHits       = "kprobe_hits"
 	probesVarLsmBpfHits       = "lsm_bpf_hits"
 	probesVarLsmProgLoadHits  = "lsm_prog_load_hits"
@@ -76,6 +78,7 @@ type probesSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type probesProgramSpecs struct {
+	CountFentry     *ebpf.ProgramSpec `ebpf:"count_fentry"`
 	CountKprobe     *ebpf.ProgramSpec `ebpf:"count_kprobe"`
 	CountTpBtf      *ebpf.ProgramSpec `ebpf:"count_tp_btf"`
 	CountTracepoint *ebpf.ProgramSpec `ebpf:"count_tracepoint"`
@@ -95,6 +98,7 @@ type probesMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type probesVariableSpecs struct {
+	FentryHits      *ebpf.VariableSpec `ebpf:"fentry_hits"`
 	KprobeHits      *ebpf.VariableSpec `ebpf:"kprobe_hits"`
 	LsmBpfHits      *ebpf.VariableSpec `ebpf:"lsm_bpf_hits"`
 	LsmProgLoadHits *ebpf.VariableSpec `ebpf:"lsm_prog_load_hits"`
@@ -136,6 +140,7 @@ func (m *probesMaps) Close() error {
 //
 // It can be passed to loadProbesObjects or ebpf.CollectionSpec.LoadAndAssign.
 type probesVariables struct {
+	FentryHits      *ebpf.Variable `ebpf:"fentry_hits"`
 	KprobeHits      *ebpf.Variable `ebpf:"kprobe_hits"`
 	LsmBpfHits      *ebpf.Variable `ebpf:"lsm_bpf_hits"`
 	LsmProgLoadHits *ebpf.Variable `ebpf:"lsm_prog_load_hits"`
@@ -151,6 +156,7 @@ type probesVariables struct {
 //
 // It can be passed to loadProbesObjects or ebpf.CollectionSpec.LoadAndAssign.
 type probesPrograms struct {
+	CountFentry     *ebpf.Program `ebpf:"count_fentry"`
 	CountKprobe     *ebpf.Program `ebpf:"count_kprobe"`
 	CountTpBtf      *ebpf.Program `ebpf:"count_tp_btf"`
 	CountTracepoint *ebpf.Program `ebpf:"count_tracepoint"`
@@ -162,6 +168,7 @@ type probesPrograms struct {
 
 func (p *probesPrograms) Close() error {
 	return _ProbesClose(
+		p.CountFentry,
 		p.CountKprobe,
 		p.CountTpBtf,
 		p.CountTracepoint,

@@ -24,6 +24,7 @@ __u64 tracepoint_hits;
 __u64 write_user_hits;
 __u64 tp_btf_hits;
 __u64 send_signal_hits;
+__u64 fentry_hits;
 // User address bpf_probe_write_user overwrites; set after loading.
 __u64 write_user_addr;
 
@@ -102,5 +103,15 @@ int send_signal(void *ctx)
 {
 	if (is_target() && bpf_send_signal(SIGUSR2) == 0)
 		__sync_fetch_and_add(&send_signal_hits, 1);
+	return 0;
+}
+
+// fentry on the LSM entry point every bpf() command passes through (present
+// on every kernel, unlike __sys_bpf which 5.10 inlines).
+SEC("fentry/security_bpf")
+int BPF_PROG(count_fentry, int cmd)
+{
+	if (is_target())
+		__sync_fetch_and_add(&fentry_hits, 1);
 	return 0;
 }
