@@ -31,49 +31,66 @@ func testObjects(t testing.TB) []string {
 	return objs
 }
 
-// objdumpHelperCalls counts helper calls per function as llvm-objdump-19
-// disassembles the object: the raw bytes "85 00 ii ii ii ii" of a call
-// with src_reg 0 and its little-endian imm.
-func objdumpHelperCalls(t *testing.T, obj string) map[string]map[int32]int {
+// objdumpHelperCalls counts helper calls per object and function as
+// llvm-objdump-19 disassembles the objects (one run for all: its start-up
+// dominates): the raw bytes "85 00 ii ii ii ii" of a call with src_reg 0
+// and its little-endian imm.
+func objdumpHelperCalls(t *testing.T, objs []string) map[string]map[string]map[int32]int {
 	t.Helper()
 	tool, err := exec.LookPath("llvm-objdump-19")
 	if err != nil {
 		t.Skip("llvm-objdump-19 not installed")
 	}
-	out, err := exec.Command(tool, "-d", obj).Output()
+	out, err := exec.Command(tool, append([]string{"-d"}, objs...)...).Output()
 	if err != nil {
 		t.Fatalf("llvm-objdump: %v", err)
 	}
+	file := regexp.MustCompile(`^(.+):\s+file format `)
 	fn := regexp.MustCompile(`^[0-9a-f]+ <([^>]+)>:$`)
 	ins := regexp.MustCompile(`^\s*\d+:\s+((?:[0-9a-f]{2} ){7}[0-9a-f]{2})`)
-	calls := map[string]map[int32]int{}
-	cur := ""
+	calls := map[string]map[string]map[int32]int{}
+	var obj map[string]map[int32]int
+	var cur map[int32]int
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
-		if m := fn.FindStringSubmatch(sc.Text()); m != nil {
-			cur = m[1]
-			calls[cur] = map[int32]int{}
+		if m := file.FindStringSubmatch(sc.Text()); m != nil {
+			obj = map[string]map[int32]int{}
+			calls[m[1]] = obj
+			cur = nil
+			continue
+		}
+		if m := fn.FindStringSubmatch(sc.Text()); m != nil && obj != nil {
+			cur = map[int32]int{}
+			obj[m[1]] = cur
 			continue
 		}
 		m := ins.FindStringSubmatch(sc.Text())
-		if m == nil || cur == "" {
+		if m == nil || cur == nil {
 			continue
 		}
 		raw, _ := hex.DecodeString(strings.ReplaceAll(m[1], " ", ""))
 		if raw[0] == 0x85 && raw[1] == 0 {
-			calls[cur][int32(binary.LittleEndian.Uint32(raw[4:]))]++
+			cur[int32(binary.LittleEndian.Uint32(raw[4:]))]++
 		}
 	}
 	return calls
 }
 
 func TestAnalyzeHelperCountsAgreeWithLLVMObjdump(t *testing.T) {
+	var objs []string
 	for _, obj := range testObjects(t) {
 		if testing.Short() && strings.HasPrefix(filepath.Base(obj), "big") {
 			continue // seconds of llvm-objdump for the 100,000-instruction program
 		}
+		objs = append(objs, obj)
+	}
+	oracles := objdumpHelperCalls(t, objs)
+	for _, obj := range objs {
 		t.Run(filepath.Base(obj), func(t *testing.T) {
-			oracle := objdumpHelperCalls(t, obj)
+			oracle, ok := oracles[obj]
+			if !ok {
+				t.Fatalf("llvm-objdump printed nothing for %s", obj)
+			}
 			progs, err := program.FromELF(obj)
 			if err != nil {
 				t.Fatal(err)
