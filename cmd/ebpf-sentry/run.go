@@ -115,6 +115,8 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	if o.pin {
 		cfg.PinPath = runPinPath
+	} else if _, err := os.Stat(runPinPath); err == nil {
+		slog.Warn("a sensor pinned by an earlier `run --pin` is still attached and enforcing its rules; `run --pin` replaces it, `rm -r " + runPinPath + "` removes it")
 	}
 	set, err := loadRunRules(o.rules)
 	if err != nil {
