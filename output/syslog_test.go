@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +25,52 @@ type rsyslog struct {
 	dir              string
 	udpAddr, tcpAddr string
 	sock             string
+	bin, conf        string
+	cmd              *exec.Cmd
+	stderr           bytes.Buffer
+}
+
+// start runs rsyslogd and waits until its TCP port and unix socket accept.
+func (r *rsyslog) start(t *testing.T) {
+	t.Helper()
+	_ = os.Remove(r.sock)
+	r.cmd = exec.Command(r.bin, "-n", "-f", r.conf, "-i", filepath.Join(r.dir, "rsyslog.pid"))
+	r.cmd.Stdout, r.cmd.Stderr = &r.stderr, &r.stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("start rsyslogd: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", r.tcpAddr)
+		_, serr := os.Stat(r.sock)
+		if err == nil {
+			c.Close()
+			if serr == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rsyslogd did not start listening: %v / %v\n%s", err, serr, r.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop ends the rsyslogd this test started (by its pid) and waits for it.
+func (r *rsyslog) stop() {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = r.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-done
+	}
+	r.cmd = nil
 }
 
 func freePort(t *testing.T, network string) int {
@@ -73,45 +121,18 @@ input(type="imudp" address="127.0.0.1" port="` + udpPort + `" ruleset="udp" rcvb
 input(type="imtcp" address="127.0.0.1" port="` + tcpPort + `" ruleset="tcp")
 input(type="imuxsock" Socket="` + r.sock + `" ruleset="unix" UseSysTimeStamp="off" UseSpecialParser="off" ParseHostname="on")
 `
-	confPath := filepath.Join(dir, "rsyslog.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+	r.conf = filepath.Join(dir, "rsyslog.conf")
+	if err := os.WriteFile(r.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-n", "-f", confPath, "-i", filepath.Join(dir, "rsyslog.pid"))
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start rsyslogd: %v", err)
-	}
+	r.bin = bin
+	r.start(t)
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		r.stop()
 		if t.Failed() {
-			t.Logf("rsyslogd output:\n%s", stderr.String())
+			t.Logf("rsyslogd output:\n%s", r.stderr.String())
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", r.tcpAddr)
-		_, serr := os.Stat(r.sock)
-		if err == nil {
-			c.Close()
-			if serr == nil {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rsyslogd did not start listening: %v / %v\n%s", err, serr, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	return r
 }
 
@@ -273,6 +294,130 @@ func TestSyslogOptionsAreChecked(t *testing.T) {
 		t.Run(tt.name+" is refused", func(t *testing.T) {
 			if _, err := NewSyslogSink(tt.opt); err == nil {
 				t.Error("accepted")
+			}
+		})
+	}
+}
+
+func TestSyslogTCPReceiverRestartLosesNothingUncounted(t *testing.T) {
+	rs := startRsyslog(t)
+	sink, err := NewSyslogSink(SyslogOptions{Network: "tcp", Addr: rs.tcpAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPipeline(Config{LossInterval: -1})
+	p.Add(sink, QueueOptions{BatchMax: 1})
+	emitted := 0
+	emit := func(n int) {
+		for range n {
+			p.Emit(RulesReloaded(Rules{Source: "embedded", Count: emitted}))
+			emitted++
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	emit(10)
+	if got := rs.waitLines("tcp", 10); len(got) != 10 {
+		t.Fatalf("rsyslog got %d of the first 10 events", len(got))
+	}
+	rs.stop()
+	emit(10) // receiver gone: each must be counted, none "sent" into a dead connection
+	rs.start(t)
+	// Keep emitting until the sink's redial backoff expires and events flow again.
+	deadline := time.Now().Add(20 * time.Second)
+	for p.Delivered()[sink.Name()] < 15 && time.Now().Before(deadline) {
+		emit(1)
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	delivered := p.Delivered()[sink.Name()]
+	var lost uint64
+	for _, l := range p.LossTotals() {
+		lost += l.Total
+	}
+	got := rs.waitLines("tcp", int(delivered))
+	if delivered < 15 {
+		t.Fatalf("only %d delivered after the receiver came back", delivered)
+	}
+	if lost < 10 {
+		t.Errorf("%d losses counted while the receiver was down for 10 events: %+v", lost, p.LossTotals())
+	}
+	// TCP resends a failed batch once on a new connection, so rsyslog may
+	// hold a duplicate, but every delivered event must be there and every
+	// other one counted.
+	if uint64(len(got)) < delivered {
+		t.Errorf("rsyslog holds %d events, the sink claims %d delivered", len(got), delivered)
+	}
+	// Close emitted one more event: the final loss report.
+	if delivered+lost != uint64(emitted)+1 {
+		t.Errorf("delivered %d + lost %d != emitted %d + 1 loss report", delivered, lost, emitted)
+	}
+}
+
+func TestAnOversizedSyslogMessageIsCountedNotCut(t *testing.T) {
+	for _, network := range []string{"udp", "tcp"} {
+		t.Run("over "+network+" the big event is lost as too_large and the small ones arrive", func(t *testing.T) {
+			var addr string
+			got := make(chan []byte, 100)
+			if network == "udp" {
+				c, err := net.ListenPacket("udp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				addr = c.LocalAddr().String()
+				go func() {
+					buf := make([]byte, 1<<16)
+					for {
+						n, _, err := c.ReadFrom(buf)
+						if err != nil {
+							return
+						}
+						got <- append([]byte(nil), buf[:n]...)
+					}
+				}()
+			} else {
+				l, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer l.Close()
+				addr = l.Addr().String()
+				go func() {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					b, _ := io.ReadAll(c)
+					got <- b
+				}()
+			}
+			sink, err := NewSyslogSink(SyslogOptions{Network: network, Addr: addr, MaxMessage: 2000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := NewPipeline(Config{LossInterval: -1})
+			p.Add(sink, QueueOptions{})
+			p.Emit(SensorStarted(Sensor{Guarantee: "small"}))
+			p.Emit(SensorStarted(Sensor{Guarantee: strings.Repeat("x", 5000)}))
+			p.Emit(SensorStarted(Sensor{Guarantee: "small too"}))
+			p.Close(context.Background())
+			if lost := lossOf(p, StageSink, sink.Name(), "too_large"); lost != 1 {
+				t.Errorf("too_large = %d, want 1: %+v", lost, p.LossTotals())
+			}
+			var all []byte
+			timeout := time.After(5 * time.Second)
+			for !bytes.Contains(all, []byte("small too")) {
+				select {
+				case b := <-got:
+					all = append(all, b...)
+				case <-timeout:
+					t.Fatalf("small events did not arrive: %q", all)
+				}
+			}
+			if !bytes.Contains(all, []byte(`"small"`)) || bytes.Contains(all, []byte("xxxx")) {
+				t.Errorf("received %q", all)
 			}
 		})
 	}
