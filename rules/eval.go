@@ -145,9 +145,19 @@ func (r *Rule) eval(in *input) ([]Reason, bool) {
 	return r.Match.eval(in)
 }
 
+// maxReasonInsns caps the slots listed per reason: a large program calls a
+// helper tens of thousands of times, and a verdict is printed and shipped.
+const maxReasonInsns = 256
+
 func (m *Match) eval(in *input) ([]Reason, bool) {
 	var why []Reason
-	hold := func(r Reason) { why = append(why, r) }
+	hold := func(r Reason) {
+		if n := len(r.Insns); n > maxReasonInsns {
+			r.Insns = r.Insns[:maxReasonInsns:maxReasonInsns]
+			r.Detail += fmt.Sprintf(" (first %d of %d slots)", maxReasonInsns, n)
+		}
+		why = append(why, r)
+	}
 
 	if len(m.Helpers) > 0 {
 		r, ok := m.evalHelpers(in)
@@ -401,27 +411,20 @@ func (p *StringPatterns) evalStrings(strs []analysis.String) (Reason, bool) {
 	var hits []string
 	var at []int
 	for _, s := range strs {
-		hit := ""
-		for _, c := range p.Contains {
-			if strings.Contains(s.Text, c) {
-				hit = fmt.Sprintf("%q contains %q", s.Text, c)
-				break
-			}
+		pat, isRegex := p.matchString(s.Text)
+		if pat == "" {
+			continue
 		}
-		if hit == "" {
-			for _, re := range p.Regex {
-				if re.MatchString(s.Text) {
-					hit = fmt.Sprintf("%q matches %q", s.Text, re.String())
-					break
-				}
+		// Programs can hold tens of thousands of matching strings: describe
+		// the first few, count the rest.
+		if len(hits) < 8 {
+			verb := "contains"
+			if isRegex {
+				verb = "matches"
 			}
+			hits = append(hits, fmt.Sprintf("%q %s %q", s.Text, verb, pat))
 		}
-		if hit != "" {
-			if len(hits) < 8 {
-				hits = append(hits, hit)
-			}
-			at = append(at, s.Insn)
-		}
+		at = append(at, s.Insn)
 	}
 	if at == nil {
 		return Reason{}, false
@@ -432,6 +435,21 @@ func (p *StringPatterns) evalStrings(strs []analysis.String) (Reason, bool) {
 	}
 	slices.Sort(at)
 	return Reason{Predicate: "strings", Detail: detail, Insns: slices.Compact(at)}, true
+}
+
+// matchString returns the first pattern that matches text.
+func (p *StringPatterns) matchString(text string) (pattern string, isRegex bool) {
+	for _, c := range p.Contains {
+		if strings.Contains(text, c) {
+			return c, false
+		}
+	}
+	for _, re := range p.Regex {
+		if re.MatchString(text) {
+			return re.String(), true
+		}
+	}
+	return "", false
 }
 
 // eval matches the loader; an unknown loader (offline programs) matches no

@@ -216,3 +216,17 @@ func TestGlob(t *testing.T) {
 		}
 	}
 }
+
+func TestReasonsListAtMost256Slots(t *testing.T) {
+	at := make([]int, 1000)
+	for i := range at {
+		at[i] = i * 2
+	}
+	prog := &program.Program{Name: "p"}
+	rep := &analysis.Report{Helpers: []analysis.HelperUse{{ID: 14, Name: "bpf_get_current_pid_tgid", Count: 1000, At: at}}}
+	v := Evaluate(mustParse(t, "- id: r\n  severity: low\n  action: alert\n  match: {helpers: {14: 1000}}\n"), prog, rep)
+	r := v.Hits[0].Why[0]
+	if len(r.Insns) != 256 || r.Insns[255] != 510 || !strings.Contains(r.Detail, "(first 256 of 1000 slots)") {
+		t.Fatalf("reason %q lists %d slots", r.Detail, len(r.Insns))
+	}
+}
