@@ -1,6 +1,7 @@
 package output
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"unicode"
@@ -32,6 +33,56 @@ func FuzzEscape(f *testing.F) {
 		}
 		if eu := escapeUnprintable(a); !utf8.ValidString(eu) || strings.ContainsFunc(eu, func(r rune) bool { return !unicode.IsPrint(r) }) {
 			t.Fatalf("escapeUnprintable(%q) = %q is unsafe", a, eu)
+		}
+	})
+}
+
+// FuzzOctetCounting frames arbitrary records the way the TCP syslog sink
+// does and parses the stream back as a receiver would (RFC 6587 3.4.1):
+// every record that fits must come back whole, in order, and the others
+// must be exactly the ones over the limit.
+func FuzzOctetCounting(f *testing.F) {
+	f.Add([]byte(`{"a":1}`), []byte(""), []byte(strings.Repeat("x", 200)), 100)
+	f.Add([]byte("9 digits"), []byte("\n"), []byte("1 2 3"), 5)
+	f.Fuzz(func(t *testing.T, a, b, c []byte, max int) {
+		if max < 1 || max > 1<<16 {
+			return
+		}
+		s, err := NewSyslogSink(SyslogOptions{Network: "tcp", Addr: "x:1", Hostname: "h", MaxMessage: max})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs []Record
+		var want []string
+		for _, j := range [][]byte{a, b, c} {
+			r := Record{Kind: KindLoss, JSON: j}
+			msg := string(s.appendMessage(nil, r))
+			if len(msg) <= max {
+				want = append(want, msg)
+			}
+			recs = append(recs, r)
+		}
+		stream, sent, tooLarge := s.appendFramed([]byte("prefix"), recs)
+		if sent != len(want) || (tooLarge != nil) != (sent < len(recs)) {
+			t.Fatalf("framed %d (err %v), want %d of %d", sent, tooLarge, len(want), len(recs))
+		}
+		rest := strings.TrimPrefix(string(stream), "prefix")
+		for i, w := range want {
+			sp := strings.IndexByte(rest, ' ')
+			if sp <= 0 {
+				t.Fatalf("message %d: no length in %q", i, rest)
+			}
+			n, err := strconv.Atoi(rest[:sp])
+			if err != nil || n < 0 || sp+1+n > len(rest) {
+				t.Fatalf("message %d: bad length %q", i, rest[:sp])
+			}
+			if got := rest[sp+1 : sp+1+n]; got != w {
+				t.Fatalf("message %d = %q, want %q", i, got, w)
+			}
+			rest = rest[sp+1+n:]
+		}
+		if rest != "" {
+			t.Fatalf("trailing bytes %q", rest)
 		}
 	})
 }

@@ -240,6 +240,35 @@ func (s *SyslogSink) sendDatagrams(recs []Record) (int, error) {
 	return sent, tooLarge
 }
 
+// appendFramed appends the records as octet-counted messages ("LEN SP
+// MSG"), skipping those over MaxMessage, and says how many it framed.
+func (s *SyslogSink) appendFramed(b []byte, recs []Record) ([]byte, int, error) {
+	sent := 0
+	var tooLarge error
+	for _, r := range recs {
+		start := len(b)
+		b = append(b, "0000000 "...) // length placeholder, fixed below
+		b = s.appendMessage(b, r)
+		n := len(b) - start - 8
+		if n > s.opt.MaxMessage {
+			tooLarge = s.tooLarge(r, n)
+			b = b[:start]
+			continue
+		}
+		// Write the decimal length over the placeholder and close the gap
+		// its unused digits leave.
+		digits := strconv.Itoa(n)
+		copy(b[start:], digits)
+		b[start+len(digits)] = ' '
+		if pad := 7 - len(digits); pad > 0 {
+			copy(b[start+len(digits)+1:], b[start+8:])
+			b = b[:len(b)-pad]
+		}
+		sent++
+	}
+	return b, sent, tooLarge
+}
+
 func (s *SyslogSink) tooLarge(r Record, n int) error {
 	return &DropError{Reason: "too_large", Err: fmt.Errorf("%s: %s event of %d bytes exceeds %d", s.Name(), r.Kind, n, s.opt.MaxMessage)}
 }
@@ -248,30 +277,9 @@ func (s *SyslogSink) tooLarge(r Record, n int) error {
 // connection broke it redials once and resends the batch, so a receiver may
 // see a message twice (at-least-once) but a live one loses none.
 func (s *SyslogSink) sendStream(recs []Record) (int, error) {
-	s.buf = s.buf[:0]
-	sent := 0
+	var sent int
 	var tooLarge error
-	for _, r := range recs {
-		start := len(s.buf)
-		s.buf = append(s.buf, "0000000 "...) // length placeholder, fixed below
-		s.buf = s.appendMessage(s.buf, r)
-		n := len(s.buf) - start - 8
-		if n > s.opt.MaxMessage {
-			tooLarge = s.tooLarge(r, n)
-			s.buf = s.buf[:start]
-			continue
-		}
-		// Rewrite the placeholder as the decimal length: shift the message
-		// left by the unused digits.
-		digits := strconv.Itoa(n)
-		copy(s.buf[start:], digits)
-		s.buf[start+len(digits)] = ' '
-		if pad := 7 - len(digits); pad > 0 {
-			copy(s.buf[start+len(digits)+1:], s.buf[start+8:])
-			s.buf = s.buf[:len(s.buf)-pad]
-		}
-		sent++
-	}
+	s.buf, sent, tooLarge = s.appendFramed(s.buf[:0], recs)
 	if sent == 0 {
 		return 0, tooLarge
 	}
