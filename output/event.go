@@ -100,11 +100,14 @@ type Result string
 
 // Load results.
 const (
-	ResultLoaded  Result = "loaded"  // the kernel accepted the program
-	ResultDenied  Result = "denied"  // the sentry made the load fail (LSM -EPERM)
-	ResultKilled  Result = "killed"  // the sentry killed the loader
-	ResultFailed  Result = "failed"  // the kernel refused it for its own reasons (verifier…)
-	ResultUnknown Result = "unknown" // the syscall's end was not observed
+	ResultLoaded Result = "loaded" // the kernel accepted the program
+	ResultDenied Result = "denied" // the sentry made the load fail (LSM -EPERM)
+	ResultKilled Result = "killed" // the sentry killed the loader
+	// ResultCorrupted: the sentry overwrote the first instruction with exit
+	// before the kernel copied it, so what loaded does nothing.
+	ResultCorrupted Result = "corrupted"
+	ResultFailed    Result = "failed"  // the kernel refused it for its own reasons (verifier…)
+	ResultUnknown   Result = "unknown" // the syscall's end was not observed
 )
 
 // Outcome is the result of the bpf() call.

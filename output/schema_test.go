@@ -151,6 +151,17 @@ func TestEveryEventKindMatchesTheSchema(t *testing.T) {
 			kinds[ev.Event] = true
 		})
 	}
+	for _, r := range []Result{ResultLoaded, ResultDenied, ResultKilled, ResultCorrupted, ResultFailed, ResultUnknown} {
+		t.Run("a prog_load whose outcome is "+string(r), func(t *testing.T) {
+			ev := NewProgLoad(ProgLoad{Program: sampleProgram(2), Outcome: NewOutcome(r, 0)}, InsnOptions{})
+			p.Emit(ev)
+			b, err := Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			validate(t, b)
+		})
+	}
 	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss} {
 		if !kinds[k] {
 			t.Errorf("no sample of kind %s was validated", k)
