@@ -1040,7 +1040,7 @@ func (d *decoder) parseNamePatterns(n ast.Node, field string) (*StringPatterns, 
 				return nil, false
 			}
 			for _, it := range items {
-				if s, sok := d.exactName(it, field, "name"); sok {
+				if s, sok := d.exactName(it, field, "name", true); sok {
 					p.Exact = append(p.Exact, s)
 				} else {
 					ok = false
@@ -1068,11 +1068,11 @@ func (d *decoder) parseNamePatterns(n ast.Node, field string) (*StringPatterns, 
 		for _, it := range items {
 			switch e.key {
 			case "exact":
-				s, sok := d.exactName(it, f, "name")
+				s, sok := d.exactName(it, f, "name", true)
 				ok = ok && sok
 				p.Exact = append(p.Exact, s)
 			case "prefix":
-				s, sok := d.exactName(it, f, "prefix")
+				s, sok := d.exactName(it, f, "prefix", true)
 				ok = ok && sok
 				p.Prefix = append(p.Prefix, s)
 			case "glob":
@@ -1103,7 +1103,7 @@ func (d *decoder) nonEmpty(n ast.Node, field string, p *StringPatterns) bool {
 
 // exactName checks a name or prefix that is compared with a kernel name
 // (prog_name, comm): at most 15 bytes, else it could never match.
-func (d *decoder) exactName(n ast.Node, field, what string) (string, bool) {
+func (d *decoder) exactName(n ast.Node, field, what string, progName bool) (string, bool) {
 	s, ok := d.pattern(n, field)
 	if !ok {
 		return "", false
@@ -1113,7 +1113,7 @@ func (d *decoder) exactName(n ast.Node, field, what string) (string, bool) {
 			what, s, kernelNameMax, s[:kernelNameMax])
 		return "", false
 	}
-	if strings.HasSuffix(field, "prog_name") || strings.Contains(field, "prog_name.") {
+	if progName {
 		if !validKernelName(s) {
 			d.errorf(n, field, "%s %q can never match: the kernel accepts only letters, digits, '_' and '.' in program names", what, s)
 			return "", false
@@ -1213,7 +1213,7 @@ func (d *decoder) parseLoader(n ast.Node, field string) (*LoaderMatch, bool) {
 		for _, it := range items {
 			switch e.key {
 			case "comm":
-				s, sok := d.exactName(it, f, "comm")
+				s, sok := d.exactName(it, f, "comm", false)
 				ok = ok && sok
 				l.Comm = append(l.Comm, s)
 			case "exe":
