@@ -265,7 +265,7 @@ func NewProgLoad(in ProgLoad, opt InsnOptions) *Event {
 	pr := &Prog{
 		Name:               Escape(p.Name),
 		Type:               Enum{p.Type, ProgTypeName(p.Type)},
-		ExpectedAttachType: Enum{p.ExpectedAttachType, AttachTypeName(p.ExpectedAttachType)},
+		ExpectedAttachType: Enum{p.ExpectedAttachType, attachTypeNameFor(p.Type, p.ExpectedAttachType)},
 		AttachTo:           Escape(p.AttachTo),
 		AttachBTFID:        p.AttachBTFID,
 		License:            Escape(p.License),
@@ -296,6 +296,17 @@ func NewProgLoad(in ProgLoad, opt InsnOptions) *Event {
 	}
 	ev.Instructions = newInstructions(p.Insns, in.Disasm, opt)
 	return ev
+}
+
+// attachTypeNameFor names an expected attach type. Value 0 is both
+// BPF_CGROUP_INET_INGRESS and "not set", which is what it means for every
+// program type but cgroup_skb; naming it there would mislead.
+func attachTypeNameFor(progType, attach uint32) string {
+	const progTypeCgroupSKB = 8
+	if attach == 0 && progType != progTypeCgroupSKB {
+		return ""
+	}
+	return AttachTypeName(attach)
 }
 
 func newAnalysis(r *analysis.Report) *Analysis {

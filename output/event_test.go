@@ -156,6 +156,16 @@ func TestProgLoadNamesTypesAndErrno(t *testing.T) {
 	if ev.Prog.Type != (Enum{5, "tracepoint"}) || ev.Prog.ExpectedAttachType != (Enum{23, "trace_raw_tp"}) {
 		t.Errorf("types = %+v / %+v", ev.Prog.Type, ev.Prog.ExpectedAttachType)
 	}
+	// 0 means "not set" for a tracepoint, though it is also cgroup_inet_ingress.
+	for _, tt := range []struct {
+		progType uint32
+		want     string
+	}{{5, ""}, {8, "cgroup_inet_ingress"}} {
+		p := &program.Program{Type: tt.progType}
+		if got := NewProgLoad(ProgLoad{Program: p}, InsnOptions{}).Prog.ExpectedAttachType.Name; got != tt.want {
+			t.Errorf("attach type 0 of prog type %d is named %q, want %q", tt.progType, got, tt.want)
+		}
+	}
 	if m.Outcome.Result != ResultDenied || m.Outcome.Errno != 1 || m.Outcome.Error != "operation not permitted" {
 		t.Errorf("outcome = %+v", m.Outcome)
 	}
