@@ -239,3 +239,37 @@ func TestWebhookOptionsAreChecked(t *testing.T) {
 		t.Errorf("sink name %q may leak credentials into metrics", s.Name())
 	}
 }
+
+func TestWebhookHonoursRetryAfter(t *testing.T) {
+	var times []time.Time
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		times = append(times, time.Now())
+		n := len(times)
+		mu.Unlock()
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+		}
+	}))
+	defer srv.Close()
+	opt := fastRetry(srv.URL)
+	opt.MaxBackoff = 5 * time.Second
+	sink, err := NewWebhookSink(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPipeline(Config{LossInterval: -1})
+	p.Add(sink, QueueOptions{})
+	p.Emit(SensorStarted(Sensor{}))
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p.Delivered()[sink.Name()] != 1 || len(times) != 2 {
+		t.Fatalf("delivered %d in %d requests, want 1 in 2", p.Delivered()[sink.Name()], len(times))
+	}
+	if gap := times[1].Sub(times[0]); gap < 900*time.Millisecond {
+		t.Errorf("retried after %v, before the 1 s the receiver asked for", gap)
+	}
+}
