@@ -87,14 +87,14 @@ var rulesListCmd = &cobra.Command{
 		c := rules.Compile(set)
 		if rulesListJSON {
 			type ruleDoc struct {
-				ID          string         `json:"id"`
-				Description string         `json:"description,omitempty"`
-				Severity    rules.Severity `json:"severity"`
-				Action      rules.Action   `json:"action"`
-				Tags        []string       `json:"tags,omitempty"`
-				Match       string         `json:"match"`
-				Source      string         `json:"source"`
-				Placement   rules.Placement
+				ID          string          `json:"id"`
+				Description string          `json:"description,omitempty"`
+				Severity    rules.Severity  `json:"severity"`
+				Action      rules.Action    `json:"action"`
+				Tags        []string        `json:"tags,omitempty"`
+				Match       string          `json:"match"`
+				Source      string          `json:"source"`
+				Placement   rules.Placement `json:"placement"`
 			}
 			docs := make([]ruleDoc, len(set.Rules))
 			for i, r := range set.Rules {
