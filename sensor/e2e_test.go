@@ -209,7 +209,16 @@ const (
 )
 
 func TestCaptureIsByteIdenticalWithMetadata(t *testing.T) {
-	s := startSensor(t, Config{Mode: ModeMonitor})
+	for _, hook := range []Hook{HookTracepoint, HookBTF} {
+		t.Run("hook "+string(hook), func(t *testing.T) { testCapture(t, hook) })
+	}
+}
+
+func testCapture(t *testing.T, hook Hook) {
+	s := startSensor(t, Config{Hook: hook, Mode: ModeMonitor})
+	if s.Hook() != hook {
+		t.Fatalf("sensor uses hook %s, asked for %s", s.Hook(), hook)
+	}
 	uid := uint32(os.Getuid())
 	cases := []struct {
 		name    string
@@ -318,7 +327,13 @@ func compiledTestRules(t testing.TB) *rules.Compiled {
 }
 
 func TestVerdictsAndEnforcement(t *testing.T) {
-	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t)})
+	for _, hook := range []Hook{HookTracepoint, HookBTF} {
+		t.Run("hook "+string(hook), func(t *testing.T) { testVerdictsAndEnforcement(t, hook) })
+	}
+}
+
+func testVerdictsAndEnforcement(t *testing.T, hook Hook) {
+	s := startSensor(t, Config{Hook: hook, Mode: ModeEnforce, Rules: compiledTestRules(t)})
 	twice := helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd)
 	cases := []struct {
 		name    string
@@ -485,5 +500,18 @@ func TestLossesAreCountedNeverSilent(t *testing.T) {
 	}
 	if incomplete > 0 && lost == 0 || incomplete == 0 && lost > 0 {
 		t.Errorf("%d incomplete events but %d counted losses", incomplete, lost)
+	}
+}
+
+// The sensor's own loads are reported but never blocked, even when a block
+// rule matches them.
+func TestOwnLoadsAreSparedInEnforceMode(t *testing.T) {
+	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t)})
+	if err := rawLoad(helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd), "se2eblk_self"); err != nil {
+		t.Fatalf("own load failed: %v", err)
+	}
+	evs := collect(t, s, map[uint32]bool{uint32(os.Getpid()): true}, 1, 10*time.Second)
+	if len(evs) != 1 || evs[0].Verdict != VerdictBlock || evs[0].Action != ActionSelf || evs[0].Outcome.Result != ResultLoaded {
+		t.Fatalf("events %+v", evs)
 	}
 }
