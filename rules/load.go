@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"sort"
 	"strconv"
@@ -1085,12 +1086,56 @@ func (d *decoder) parseNamePatterns(n ast.Node, field string) (*StringPatterns, 
 				p.Glob = append(p.Glob, s)
 			case "regex":
 				re, sok := d.regex(it, f)
+				if sok {
+					if m := regexMinLen(re); m > kernelNameMax {
+						d.errorf(it, f, "regex %q can never match: it needs %d bytes and kernel program names are at most %d", re.String(), m, kernelNameMax)
+						sok = false
+					}
+				}
 				ok = ok && sok
 				p.Regex = append(p.Regex, re)
 			}
 		}
 	}
 	return p, ok && d.nonEmpty(n, field, p)
+}
+
+// regexMinLen is the fewest bytes any match of re has (UTF-8 literals
+// counted by their encoded length).
+func regexMinLen(re *regexp.Regexp) int {
+	t, err := syntax.Parse(re.String(), syntax.Perl)
+	if err != nil {
+		return 0
+	}
+	return syntaxMinLen(t.Simplify())
+}
+
+func syntaxMinLen(t *syntax.Regexp) int {
+	switch t.Op {
+	case syntax.OpLiteral:
+		return len(string(t.Rune))
+	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		return 1
+	case syntax.OpCapture, syntax.OpPlus:
+		return syntaxMinLen(t.Sub[0])
+	case syntax.OpRepeat:
+		return t.Min * syntaxMinLen(t.Sub[0])
+	case syntax.OpConcat:
+		n := 0
+		for _, s := range t.Sub {
+			n += syntaxMinLen(s)
+		}
+		return n
+	case syntax.OpAlternate:
+		n := -1
+		for _, s := range t.Sub {
+			if m := syntaxMinLen(s); n < 0 || m < n {
+				n = m
+			}
+		}
+		return max(n, 0)
+	}
+	return 0 // star, quest, empty, anchors, boundaries
 }
 
 func (d *decoder) nonEmpty(n ast.Node, field string, p *StringPatterns) bool {

@@ -80,6 +80,7 @@ func TestParseErrors(t *testing.T) {
 		{"a prog name longer than the kernel keeps can never match", rule("    prog_name: {exact: [handle_execve_enter1]}\n"), `x.yaml:5:25: rule "r1": match.prog_name.exact: name "handle_execve_enter1" can never match: kernel names are at most 15 characters (libbpf loads longer ELF names as "handle_execve_e")`},
 		{"a prog name with a dash can never match", rule("    prog_name: my-prog\n"), "the kernel accepts only letters, digits, '_' and '.' in program names"},
 		{"a glob needing more than 15 bytes can never match", rule("    prog_name: {glob: ['*abcdefghijklmnop*']}\n"), "can never match"},
+		{"a regex needing more than 15 bytes can never match", rule("    prog_name: {regex: ['^handle_(execve|execveat)_enter']}\n"), "needs 19 bytes and kernel program names are at most 15"},
 		{"a bad glob is refused", rule("    attach_to: ['sys_[enter']\n"), "bad glob \"sys_[enter\": unterminated ["},
 		{"an unknown prog type suggests the nearest", rule("    prog_type: [tracepiont]\n"), `unknown prog type "tracepiont" (did you mean "tracepoint"?)`},
 		{"an empty match would match everything", rule("    {}\n"), "match: empty match: it would match every program"},
