@@ -31,6 +31,7 @@ type Options struct {
 	WebhookBatch   int           // events per POST
 	WebhookLinger  time.Duration // wait for a batch to fill
 	WebhookTimeout time.Duration
+	WebhookMaxBody int // bytes per POST; 0: 4 MiB
 	LossInterval   time.Duration
 	Insns          string // none|text|raw|both
 	InsnMax        int
@@ -129,7 +130,7 @@ func newSink(spec string, o Options) (Sink, QueueOptions, error) {
 			}
 			h.Add(textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(k)), strings.TrimSpace(v))
 		}
-		s, err := NewWebhookSink(WebhookOptions{URL: spec, Headers: h, CAFile: o.WebhookCA, Timeout: o.WebhookTimeout})
+		s, err := NewWebhookSink(WebhookOptions{URL: spec, Headers: h, CAFile: o.WebhookCA, Timeout: o.WebhookTimeout, MaxBody: o.WebhookMaxBody})
 		q.BatchMax, q.Linger = o.WebhookBatch, o.WebhookLinger
 		return s, q, err
 	}

@@ -173,6 +173,9 @@ func (p *Pipeline) Add(s Sink, opt QueueOptions) {
 // For prog_load events it also updates the load, verdict, enforcement and
 // latency metrics, so the caller must not count those again.
 func (p *Pipeline) Emit(ev *Event) {
+	if ev == nil {
+		return
+	}
 	now := p.cfg.Now()
 	ev.SchemaVersion = SchemaVersion
 	seq := p.seq.Add(1)

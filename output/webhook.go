@@ -32,6 +32,9 @@ type WebhookOptions struct {
 	// from the receiver replaces it, capped at MaxBackoff.
 	Backoff    time.Duration
 	MaxBackoff time.Duration
+	// MaxBody splits a batch into several POSTs so that none exceeds it
+	// (an event larger than MaxBody still goes, alone). Default 4 MiB.
+	MaxBody int
 }
 
 // WebhookSink POSTs batches of events as a JSON array. A batch that fails
@@ -67,6 +70,9 @@ func NewWebhookSink(opt WebhookOptions) (*WebhookSink, error) {
 	if opt.MaxBackoff <= 0 {
 		opt.MaxBackoff = 30 * time.Second
 	}
+	if opt.MaxBody <= 0 {
+		opt.MaxBody = 4 << 20
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if opt.CAFile != "" {
@@ -96,8 +102,28 @@ func NewWebhookSink(opt WebhookOptions) (*WebhookSink, error) {
 // Name implements Sink.
 func (s *WebhookSink) Name() string { return s.name }
 
-// Send implements Sink: one POST of the whole batch, retried as described.
+// Send implements Sink: the batch goes as one POST, or as several when it
+// would exceed MaxBody, each retried as described. Events of a POST that
+// finally failed and of the POSTs not tried after it are counted as lost.
 func (s *WebhookSink) Send(ctx context.Context, recs []Record) (int, error) {
+	done := 0
+	for done < len(recs) {
+		n := 1
+		size := 2 + len(recs[done].JSON)
+		for done+n < len(recs) && size+1+len(recs[done+n].JSON) <= s.opt.MaxBody {
+			size += 1 + len(recs[done+n].JSON)
+			n++
+		}
+		if err := s.sendBatch(ctx, recs[done:done+n]); err != nil {
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
+}
+
+// sendBatch POSTs recs as one JSON array with retries.
+func (s *WebhookSink) sendBatch(ctx context.Context, recs []Record) error {
 	s.buf.Reset()
 	s.buf.WriteByte('[')
 	for i, r := range recs {
@@ -113,12 +139,12 @@ func (s *WebhookSink) Send(ctx context.Context, recs []Record) (int, error) {
 	for attempt := 1; ; attempt++ {
 		retryAfter, err := s.post(ctx, body)
 		if err == nil {
-			return len(recs), nil
+			return nil
 		}
 		last = err
 		var de *DropError
 		if errors.As(err, &de) && (de.Reason == "rejected" || de.Reason == "tls") {
-			return 0, err // retrying cannot fix a refusal or an untrusted certificate
+			return err // retrying cannot fix a refusal or an untrusted certificate
 		}
 		if attempt >= s.opt.Attempts {
 			break
@@ -132,11 +158,11 @@ func (s *WebhookSink) Send(ctx context.Context, recs []Record) (int, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return 0, &DropError{Reason: ReasonShutdown, Err: fmt.Errorf("%s: gave up retrying: %w", s.name, last)}
+			return &DropError{Reason: ReasonShutdown, Err: fmt.Errorf("%s: gave up retrying: %w", s.name, last)}
 		case <-t.C:
 		}
 	}
-	return 0, fmt.Errorf("%s: %d attempts: %w", s.name, s.opt.Attempts, last)
+	return fmt.Errorf("%s: %d attempts: %w", s.name, s.opt.Attempts, last)
 }
 
 // post makes one attempt. It returns the receiver's Retry-After, if any.

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -271,5 +272,33 @@ func TestWebhookHonoursRetryAfter(t *testing.T) {
 	}
 	if gap := times[1].Sub(times[0]); gap < 900*time.Millisecond {
 		t.Errorf("retried after %v, before the 1 s the receiver asked for", gap)
+	}
+}
+
+func TestAWebhookBatchOverMaxBodyIsSplit(t *testing.T) {
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	opt := fastRetry(srv.URL)
+	opt.MaxBody = 3000 // a few ~500-byte events per POST
+	sink, err := NewWebhookSink(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPipeline(Config{LossInterval: -1})
+	p.Add(sink, QueueOptions{BatchMax: 100, Linger: 50 * time.Millisecond})
+	const n = 40
+	for range n {
+		p.Emit(SensorStarted(Sensor{Guarantee: strings.Repeat("g", 300)}))
+	}
+	p.Emit(SensorStarted(Sensor{Guarantee: strings.Repeat("big", 2000)})) // alone over MaxBody: still sent
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.distinct(); got != n+1 {
+		t.Fatalf("receiver has %d events, want %d; losses %+v", got, n+1, p.LossTotals())
+	}
+	if rc.batches < n/6 {
+		t.Errorf("%d POSTs for %d events of ~500 bytes under a 3000-byte limit", rc.batches, n)
 	}
 }

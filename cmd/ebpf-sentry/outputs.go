@@ -35,6 +35,7 @@ func addOutputFlags(f *pflag.FlagSet) *outputFlags {
 	f.IntVar(&o.opts.WebhookBatch, "webhook-batch", d.WebhookBatch, "webhook: most events per POST")
 	f.DurationVar(&o.opts.WebhookLinger, "webhook-linger", d.WebhookLinger, "webhook: how long to wait for a batch to fill")
 	f.DurationVar(&o.opts.WebhookTimeout, "webhook-timeout", d.WebhookTimeout, "webhook: timeout of one request (then retried with backoff)")
+	f.IntVar(&o.opts.WebhookMaxBody, "webhook-max-body", 4<<20, "webhook: split batches so no POST exceeds this many bytes")
 	f.DurationVar(&o.opts.LossInterval, "loss-interval", d.LossInterval, "how often a loss event reports newly lost events")
 	f.StringVar(&o.opts.Insns, "event-insns", d.Insns, "instructions in prog_load events: none|text|raw|both")
 	f.IntVar(&o.opts.InsnMax, "event-insn-max", d.InsnMax, "most instructions per form in an event (the event says when it was capped; 0: no cap)")
