@@ -340,8 +340,8 @@ func copyVerdict(v *Verdict) *Verdict {
 		}
 		c.Rules = append(c.Rules, m)
 	}
-	if c.Action == "" {
-		c.Action = "allow"
+	if c.Action == "" || c.Action == "none" {
+		c.Action = "allow" // nothing matched (the rules engine calls it none)
 	}
 	return c
 }

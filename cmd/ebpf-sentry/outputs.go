@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/ebpf-sentry/ebpf-sentry/analysis"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
+	"github.com/ebpf-sentry/ebpf-sentry/rules"
+	"github.com/ebpf-sentry/ebpf-sentry/sensor"
 )
 
 // outputFlags are the telemetry flags of `run`: sinks, event contents and
@@ -86,4 +90,51 @@ func (t *telemetry) close(timeout time.Duration) error {
 	err := t.Pipeline.Close(ctx)
 	t.stop()
 	return err
+}
+
+// progLoad maps what the sensor captured, what analysis found and what the
+// rules decided into the event builder's input. The verdict combines the
+// kernel's rule table (which enforced) with the full rules (which may only
+// alert); the stronger action wins and both sets of rules are listed.
+func progLoad(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, disasm []string) output.ProgLoad {
+	rank := map[string]int{"allow": 0, "alert": 1, "block": 2}
+	verdict := &output.Verdict{Action: "allow"}
+	if k := ev.Verdict.String(); rank[k] > rank[verdict.Action] {
+		verdict.Action = k
+	}
+	if a := v.Action.String(); rank[a] > rank[verdict.Action] {
+		verdict.Action = a
+	}
+	seen := map[string]bool{}
+	for _, h := range v.Hits {
+		why := make([]string, len(h.Why))
+		for i, r := range h.Why {
+			why[i] = r.String()
+		}
+		verdict.Rules = append(verdict.Rules, output.RuleMatch{
+			ID: h.ID, Action: h.Action.String(), Severity: h.Severity.String(), Tags: h.Tags, Why: strings.Join(why, "; "),
+		})
+		seen[h.ID] = true
+	}
+	if ev.RuleID != "" && !seen[ev.RuleID] && ev.Verdict != sensor.VerdictAllow {
+		verdict.Rules = append(verdict.Rules, output.RuleMatch{ID: ev.RuleID, Action: ev.Verdict.String(), Why: "kernel rule table"})
+	}
+	result := output.Result(ev.Outcome.Result)
+	switch ev.Action {
+	case sensor.ActionKilled:
+		verdict.EnforcedBy = "signal"
+	case sensor.ActionCorrupted:
+		verdict.EnforcedBy = "corrupt"
+		if result == output.ResultLoaded {
+			result = output.ResultCorrupted
+		}
+	}
+	return output.ProgLoad{
+		Time:    ev.Time,
+		Program: ev.Program,
+		Report:  rep,
+		Outcome: output.NewOutcome(result, int32(ev.Outcome.Errno)),
+		Verdict: verdict,
+		Disasm:  disasm,
+	}
 }

@@ -2,17 +2,24 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/spf13/pflag"
 
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+	"github.com/ebpf-sentry/ebpf-sentry/rules"
+	"github.com/ebpf-sentry/ebpf-sentry/sensor"
 )
 
 func TestOutputFlagsBuildAWorkingPipeline(t *testing.T) {
@@ -56,5 +63,94 @@ func TestOutputFlagsRefuseABadSinkBeforeAnythingStarts(t *testing.T) {
 	}
 	if _, err := o.start(slog.Default()); err == nil {
 		t.Fatal("accepted an unknown facility")
+	}
+}
+
+func TestProgLoadMapsTheSensorsAndTheRulesVerdicts(t *testing.T) {
+	prog := &program.Program{Name: "x", Type: 5, InsnCnt: 1, Insns: make([]byte, 8)}
+	tests := []struct {
+		name        string
+		ev          sensor.Event
+		v           rules.Verdict
+		wantAction  string
+		wantBy      string
+		wantResult  output.Result
+		wantRuleIDs []string
+	}{
+		{
+			name:       "a clean load is allowed and loaded",
+			ev:         sensor.Event{Verdict: sensor.VerdictAllow, Outcome: sensor.Outcome{Result: sensor.ResultLoaded}},
+			wantAction: "allow", wantResult: output.ResultLoaded,
+		},
+		{
+			name: "a kernel block enforced by SIGKILL lists the kernel rule and the user-space alert",
+			ev:   sensor.Event{Verdict: sensor.VerdictBlock, Action: sensor.ActionKilled, RuleID: "k1", Outcome: sensor.Outcome{Result: sensor.ResultKilled}},
+			v: rules.Verdict{Action: rules.ActionAlert, Hits: []rules.Hit{{ID: "u1", Action: rules.ActionAlert, Severity: rules.SeverityLow,
+				Why: []rules.Reason{{Predicate: "helpers", Detail: "bpf_trace_printk×2"}}}}},
+			wantAction: "block", wantBy: "signal", wantResult: output.ResultKilled, wantRuleIDs: []string{"u1", "k1"},
+		},
+		{
+			name:       "a corrupted program that loaded is reported as corrupted",
+			ev:         sensor.Event{Verdict: sensor.VerdictBlock, Action: sensor.ActionCorrupted, RuleID: "k2", Outcome: sensor.Outcome{Result: sensor.ResultLoaded}},
+			v:          rules.Verdict{Action: rules.ActionBlock, Hits: []rules.Hit{{ID: "k2", Action: rules.ActionBlock, Severity: rules.SeverityCritical}}},
+			wantAction: "block", wantBy: "corrupt", wantResult: output.ResultCorrupted, wantRuleIDs: []string{"k2"},
+		},
+		{
+			name:       "monitor mode reports the block verdict but nothing enforced it",
+			ev:         sensor.Event{Verdict: sensor.VerdictBlock, Action: sensor.ActionMonitor, RuleID: "k3", Outcome: sensor.Outcome{Result: sensor.ResultLoaded}},
+			wantAction: "block", wantResult: output.ResultLoaded, wantRuleIDs: []string{"k3"},
+		},
+	}
+	p := output.NewPipeline(output.Config{LossInterval: -1})
+	defer p.Close(t.Context())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := tt.ev
+			ev.Program = prog
+			e := output.NewProgLoad(progLoad(&ev, nil, tt.v, nil), output.InsnOptions{})
+			var ids []string
+			for _, r := range e.Verdict.Rules {
+				ids = append(ids, r.ID)
+			}
+			if e.Verdict.Action != tt.wantAction || e.Verdict.EnforcedBy != tt.wantBy || e.Outcome.Result != tt.wantResult || strings.Join(ids, ",") != strings.Join(tt.wantRuleIDs, ",") {
+				t.Errorf("got action %s by %q, result %s, rules %v; want %s by %q, %s, %v",
+					e.Verdict.Action, e.Verdict.EnforcedBy, e.Outcome.Result, ids, tt.wantAction, tt.wantBy, tt.wantResult, tt.wantRuleIDs)
+			}
+			p.Emit(e)
+			b, err := output.Marshal(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			validateEvent(t, b)
+		})
+	}
+}
+
+// validateEvent checks an event against docs/event.schema.json.
+func validateEvent(t *testing.T, b []byte) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(testutils.Root(), "docs", "event.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("event.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile("event.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sch.Validate(inst); err != nil {
+		t.Errorf("event does not match the schema: %v\n%s", err, b)
 	}
 }
