@@ -156,15 +156,17 @@ struct {
 	__type(value, struct rules_facts);
 } facts_scratch SEC(".maps");
 
-/* Where a chunk is read when the ring buffer is full, so facts stay exact. */
-struct chunk_buf {
-	__u8 data[SENTRY_CHUNK_INSNS * 8];
-};
+/*
+ * Where each chunk record is built: read from the loader, walked, then
+ * copied into the ring buffer with bpf_ringbuf_output at its used size
+ * (a small program costs a small record). Facts stay exact when the ring
+ * buffer is full. Also scratch for the exe path walk.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct chunk_buf);
+	__type(value, struct sentry_chunk);
 } chunk_scratch SEC(".maps");
 
 /* The kernel rule table compiled by package rules (bpf/include/rules.h). */
@@ -252,7 +254,7 @@ struct walk_ctx {
 
 struct slot_ctx {
 	struct walk_ctx *c;
-	struct chunk_buf *buf;
+	struct sentry_chunk *buf;
 };
 
 /* One instruction slot; a bpf_loop callback so that the verifier checks
@@ -297,7 +299,7 @@ static long walk_chunk(__u64 index, struct walk_ctx *c)
 	const void *src = (const void *)(c->insns + (__u64)first * 8);
 
 	__u32 zero = 0;
-	struct chunk_buf *buf = bpf_map_lookup_elem(&chunk_scratch, &zero);
+	struct sentry_chunk *buf = bpf_map_lookup_elem(&chunk_scratch, &zero);
 	if (!buf)
 		return 1;
 	__u32 read_err = 0;
@@ -313,24 +315,20 @@ static long walk_chunk(__u64 index, struct walk_ctx *c)
 
 	if (!c->emit)
 		return 0;
-	struct sentry_chunk *rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
-	if (!rec) {
-		count_loss(SENTRY_LOSS_CHUNK_RESERVE);
-		c->chunks_lost++;
-		return 0;
-	}
-	rec->h.kind = SENTRY_REC_CHUNK;
-	rec->h.pid = c->pid;
-	rec->h.load_id = c->load_id;
-	rec->index = index;
-	rec->count = n;
-	rec->read_err = read_err;
-	rec->_pad = 0;
-	if (read_err || bpf_probe_read_kernel(rec->data, bytes, buf->data))
-		rec->read_err = 1;
+	buf->h.kind = SENTRY_REC_CHUNK;
+	buf->h.pid = c->pid;
+	buf->h.load_id = c->load_id;
+	buf->index = index;
+	buf->count = n;
+	buf->read_err = read_err;
+	buf->_pad = 0;
 	/* Wake the reader every 256 chunks (2 MiB) so that it drains a big
 	 * load while it is still being written. */
-	bpf_ringbuf_submit(rec, (index & 255) == 255 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	__u64 flags = (index & 255) == 255 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, buf, offsetof(struct sentry_chunk, data) + bytes, flags)) {
+		count_loss(SENTRY_LOSS_CHUNK_RESERVE);
+		c->chunks_lost++;
+	}
 	return 0;
 }
 
@@ -445,7 +443,7 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 			bpf_probe_read_user_str(hdr->license, SENTRY_LICENSE_LEN, (const void *)attr.license);
 		hdr->exe_truncated = 1;
 		hdr->_pad = 0;
-		struct chunk_buf *pbuf = bpf_map_lookup_elem(&chunk_scratch, &zero);
+		struct sentry_chunk *pbuf = bpf_map_lookup_elem(&chunk_scratch, &zero);
 		struct file *exe = BPF_CORE_READ(task, mm, exe_file);
 		if (pbuf && exe) {
 			struct vfsmount *vm = BPF_CORE_READ(exe, f_path.mnt);

@@ -24,7 +24,7 @@ func encHeader(id uint64, pid uint32, name string, insnCnt uint32) []byte {
 }
 
 func encChunk(id uint64, index uint32, data []byte, readErr bool) []byte {
-	b := make([]byte, chunkSize)
+	b := make([]byte, chunkDataOff+(len(data)+7)/8*8) // the kernel sends only the used part
 	binary.LittleEndian.PutUint32(b, kindChunk)
 	binary.LittleEndian.PutUint32(b[4:], 42)
 	binary.LittleEndian.PutUint64(b[8:], id)
@@ -214,6 +214,7 @@ func TestParseRecordRejectsMalformedInput(t *testing.T) {
 		{"an empty sample", nil},
 		{"an unknown kind", append([]byte{9, 0, 0, 0}, make([]byte, 12)...)},
 		{"a header cut short", encHeader(1, 1, "x", 1)[:100]},
+		{"a chunk shorter than its instruction count", encChunk(1, 0, genInsns(4), false)[:chunkDataOff+16]},
 		{"a chunk claiming more than 512 instructions", func() []byte {
 			b := encChunk(1, 0, nil, false)
 			binary.LittleEndian.PutUint32(b[20:], 513)

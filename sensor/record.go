@@ -53,7 +53,8 @@ func parseRecord(b []byte) (record, error) {
 	}
 	kind := binary.LittleEndian.Uint32(b)
 	r := record{pid: binary.LittleEndian.Uint32(b[4:]), loadID: binary.LittleEndian.Uint64(b[8:])}
-	need := map[uint32]int{kindHeader: headerSize, kindChunk: chunkSize, kindVerdict: verdictSize, kindExit: exitSize}[kind]
+	// Chunks are as long as their instructions; the rest have fixed sizes.
+	need := map[uint32]int{kindHeader: headerSize, kindChunk: chunkDataOff, kindVerdict: verdictSize, kindExit: exitSize}[kind]
 	if need == 0 {
 		return record{}, fmt.Errorf("%w: unknown kind %d", ErrRecord, kind)
 	}
@@ -79,6 +80,9 @@ func parseRecord(b []byte) (record, error) {
 		}
 		if c.count > chunkInsns {
 			return record{}, fmt.Errorf("%w: chunk %d of load %#x claims %d instructions, at most %d", ErrRecord, c.index, r.loadID, c.count, chunkInsns)
+		}
+		if len(b) < chunkDataOff+int(c.count)*8 {
+			return record{}, fmt.Errorf("%w: chunk %d of load %#x claims %d instructions in %d bytes", ErrRecord, c.index, r.loadID, c.count, len(b))
 		}
 		c.data = b[chunkDataOff : chunkDataOff+int(c.count)*8]
 		r.chunk = c

@@ -13,11 +13,6 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type sentryChunkBuf struct {
-	_    structs.HostLayout
-	Data [4096]uint8
-}
-
 type sentryInflight struct {
 	_      structs.HostLayout
 	LoadId uint64
