@@ -259,55 +259,12 @@ func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev 
 		tel.Pipeline.CaptureLoss("incomplete_capture", 1)
 	}
 	ins, _ := ev.Program.Decode()
-	tel.Pipeline.Emit(output.NewProgLoad(output.ProgLoad{
-		Time: ev.Time, Program: ev.Program, Report: rep,
-		Outcome: outputOutcome(ev), Verdict: outputVerdict(ev, verdict),
-		Disasm: output.KernelText(nil, ins),
-	}, tel.Insns))
+	tel.Pipeline.Emit(output.NewProgLoad(progLoad(ev, rep, verdict, output.KernelText(nil, ins)), tel.Insns))
 	if o.format != "text" {
 		return nil
 	}
 	_, err := fmt.Fprintln(w, textLine(ev, rep, verdict))
 	return err
-}
-
-func outputOutcome(ev *sensor.Event) output.Outcome {
-	switch ev.Outcome.Result {
-	case sensor.ResultLoaded:
-		return output.NewOutcome(output.ResultLoaded, 0)
-	case sensor.ResultKilled:
-		return output.NewOutcome(output.ResultKilled, int32(ev.Outcome.Errno))
-	case sensor.ResultFailed:
-		return output.NewOutcome(output.ResultFailed, int32(ev.Outcome.Errno))
-	}
-	return output.NewOutcome(output.ResultUnknown, 0)
-}
-
-// outputVerdict merges the kernel's verdict (what was enforced) with the
-// user-space evaluation of the full rule set (why, and alert-only rules).
-func outputVerdict(ev *sensor.Event, v rules.Verdict) *output.Verdict {
-	ov := &output.Verdict{Action: "allow", Rules: []output.RuleMatch{}}
-	if v.Action != rules.ActionNone {
-		ov.Action = v.Action.String()
-	}
-	if ev.Verdict == sensor.VerdictBlock {
-		ov.Action = "block"
-	}
-	switch ev.Action {
-	case sensor.ActionKilled:
-		ov.EnforcedBy = "signal"
-	case sensor.ActionCorrupted:
-		ov.EnforcedBy = "corrupt"
-	}
-	for _, h := range v.Hits {
-		why := make([]string, len(h.Why))
-		for i, r := range h.Why {
-			why[i] = r.String()
-		}
-		ov.Rules = append(ov.Rules, output.RuleMatch{ID: h.ID, Action: h.Action.String(), Severity: h.Severity.String(),
-			Tags: h.Tags, Why: strings.Join(why, "; ")})
-	}
-	return ov
 }
 
 // textLine is one line per load: time, loader, program, verdict, notable
