@@ -186,3 +186,24 @@ func TestDevFullIsCountedAsDiskFull(t *testing.T) {
 		t.Errorf("disk_full losses = %d, want at least 3", got)
 	}
 }
+
+func TestAWriterWhoseReaderWentAwayCountsClosed(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	defer w.Close()
+	p := NewPipeline(Config{LossInterval: -1})
+	s := NewWriterSink("stdout", w)
+	p.Add(s, QueueOptions{})
+	for range 3 {
+		p.Emit(SensorStarted(Sensor{}))
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := lossOf(p, StageSink, "stdout", "closed"); got < 3 {
+		t.Errorf("closed losses = %d, want at least 3: %+v", got, p.LossTotals())
+	}
+}

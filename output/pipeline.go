@@ -93,11 +93,12 @@ type Config struct {
 // counted as lost for that sink (reason queue_full) and reported in the next
 // loss event and in the metrics.
 type Pipeline struct {
-	cfg    Config
-	seq    atomic.Uint64
-	mu     sync.RWMutex // guards closed and workers against Emit racing Close
-	closed bool
-	wk     []*worker
+	cfg     Config
+	seq     atomic.Uint64
+	mu      sync.RWMutex // guards closed and workers against Emit racing Close
+	closing bool
+	closed  bool
+	wk      []*worker
 
 	lossMu   sync.Mutex
 	loss     map[lossKey]*lossCounter
@@ -318,10 +319,11 @@ func (p *Pipeline) tick() {
 // counted as lost (reason shutdown). Emit after Close only counts losses.
 func (p *Pipeline) Close(ctx context.Context) error {
 	p.mu.Lock()
-	if p.closed {
+	if p.closing {
 		p.mu.Unlock()
 		return nil
 	}
+	p.closing = true // a second Close returns at once
 	p.mu.Unlock()
 	close(p.stop)
 	<-p.tickDone

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -80,6 +82,10 @@ func (o *outputFlags) start(log *slog.Logger) (*telemetry, error) {
 		cancel()
 		return nil, err
 	}
+	// A reader of stdout that goes away (`run | head`) would otherwise kill
+	// the sentry with SIGPIPE; instead the stdout sink counts the loss
+	// (reason closed) and enforcement goes on.
+	signal.Ignore(syscall.SIGPIPE)
 	return &telemetry{Pipeline: p, Metrics: m, Insns: insns, stop: cancel}, nil
 }
 
