@@ -35,7 +35,7 @@ type Options struct {
 	LossInterval   time.Duration
 	Insns          string // none|text|raw|both
 	InsnMax        int
-	Format         string // json (the only one for now)
+	Format         string // json | ecs
 }
 
 // DefaultOptions are the CLI's defaults.
@@ -64,8 +64,13 @@ func Build(opts Options, m *Metrics, log *slog.Logger) (*Pipeline, InsnOptions, 
 	if err != nil {
 		return nil, InsnOptions{}, err
 	}
-	if opts.Format != "" && opts.Format != "json" {
-		return nil, InsnOptions{}, fmt.Errorf("event format %q: only json is supported", opts.Format)
+	format := Format(opts.Format)
+	switch format {
+	case "":
+		format = FormatJSON
+	case FormatJSON, FormatECS:
+	default:
+		return nil, InsnOptions{}, fmt.Errorf("event format %q: want json or ecs", opts.Format)
 	}
 	var sinks []Sink
 	var qopts []QueueOptions
@@ -79,7 +84,7 @@ func Build(opts Options, m *Metrics, log *slog.Logger) (*Pipeline, InsnOptions, 
 		}
 		sinks, qopts = append(sinks, s), append(qopts, q)
 	}
-	p := NewPipeline(Config{Metrics: m, Logger: log, LossInterval: opts.LossInterval})
+	p := NewPipeline(Config{Metrics: m, Logger: log, LossInterval: opts.LossInterval, Format: format})
 	for i, s := range sinks {
 		p.Add(s, qopts[i])
 	}

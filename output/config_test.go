@@ -19,11 +19,15 @@ func TestBuildAcceptsEverySinkSpec(t *testing.T) {
 	}
 	opts.WebhookHeaders = []string{"authorization: Bearer x"}
 	opts.Insns = "both"
+	opts.Format = "ecs"
 	p, insns, err := Build(opts, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close(context.Background())
+	if p.cfg.Format != FormatECS {
+		t.Errorf("format = %q, want ecs", p.cfg.Format)
+	}
 	if insns.Mode != InsnModeBoth || insns.Max != DefaultInsnMax {
 		t.Errorf("insn options = %+v", insns)
 	}

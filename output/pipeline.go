@@ -83,6 +83,7 @@ type Config struct {
 	Host         string        // default os.Hostname()
 	Instance     string        // prefix of event ids; default random
 	LossInterval time.Duration // how often a loss event reports new losses; default 10s, <0 disables the timer
+	Format       Format        // json (default) or ecs
 	Metrics      *Metrics      // may be nil
 	Logger       *slog.Logger  // default slog.Default()
 	Now          func() time.Time
@@ -190,7 +191,11 @@ func (p *Pipeline) Emit(ev *Event) {
 	if ev.Event == KindProgLoad {
 		p.cfg.Metrics.observeProgLoad(ev, now)
 	}
-	b, err := Marshal(ev)
+	marshal := Marshal
+	if p.cfg.Format == FormatECS {
+		marshal = MarshalECS
+	}
+	b, err := marshal(ev)
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if err != nil {

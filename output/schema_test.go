@@ -3,6 +3,7 @@ package output
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -15,40 +16,67 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
+const schemaBase = "https://github.com/ebpf-sentry/ebpf-sentry/docs/"
+
 var (
 	schemaOnce sync.Once
-	schema     *jsonschema.Schema
+	schemas    map[string]*jsonschema.Schema
 	schemaErr  error
 )
 
-func eventSchema(t testing.TB) *jsonschema.Schema {
-	t.Helper()
-	schemaOnce.Do(func() {
-		path := testutils.Root() + "/docs/event.schema.json"
-		f, err := os.Open(path)
+// compileSchemas compiles docs/event.schema.json and the ECS variant, which
+// refers to the first, each registered under its $id.
+func compileSchemas() (map[string]*jsonschema.Schema, error) {
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	c.AssertContent()
+	names := []string{"event.schema.json", "event-ecs.schema.json"}
+	for _, name := range names {
+		f, err := os.Open(testutils.Root() + "/docs/" + name)
 		if err != nil {
-			schemaErr = err
-			return
+			return nil, err
 		}
-		defer f.Close()
 		doc, err := jsonschema.UnmarshalJSON(f)
+		f.Close()
 		if err != nil {
-			schemaErr = err
-			return
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		c := jsonschema.NewCompiler()
-		c.AssertFormat()
-		c.AssertContent()
-		if err := c.AddResource("event.schema.json", doc); err != nil {
-			schemaErr = err
-			return
+		if err := c.AddResource(schemaBase+name, doc); err != nil {
+			return nil, err
 		}
-		schema, schemaErr = c.Compile("event.schema.json")
-	})
-	if schemaErr != nil {
-		t.Fatalf("compile docs/event.schema.json: %v", schemaErr)
 	}
-	return schema
+	out := map[string]*jsonschema.Schema{}
+	for _, name := range names {
+		s, err := c.Compile(schemaBase + name)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = s
+	}
+	return out, nil
+}
+
+func schemaNamed(t testing.TB, name string) *jsonschema.Schema {
+	t.Helper()
+	schemaOnce.Do(func() { schemas, schemaErr = compileSchemas() })
+	if schemaErr != nil {
+		t.Fatalf("compile docs/*.schema.json: %v", schemaErr)
+	}
+	return schemas[name]
+}
+
+func eventSchema(t testing.TB) *jsonschema.Schema { return schemaNamed(t, "event.schema.json") }
+
+// validateECS checks one ECS-shaped event against docs/event-ecs.schema.json.
+func validateECS(t testing.TB, line []byte) {
+	t.Helper()
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(line))
+	if err != nil {
+		t.Fatalf("event is not JSON: %v\n%s", err, line)
+	}
+	if err := schemaNamed(t, "event-ecs.schema.json").Validate(inst); err != nil {
+		t.Fatalf("ECS event does not match the schema: %v\n%s", err, line)
+	}
 }
 
 // validate checks one encoded event against docs/event.schema.json.
@@ -148,6 +176,11 @@ func TestEveryEventKindMatchesTheSchema(t *testing.T) {
 				t.Fatal(err)
 			}
 			validate(t, b)
+			e, err := MarshalECS(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			validateECS(t, e)
 			kinds[ev.Event] = true
 		})
 	}
@@ -160,6 +193,10 @@ func TestEveryEventKindMatchesTheSchema(t *testing.T) {
 				t.Fatal(err)
 			}
 			validate(t, b)
+			if b, err = MarshalECS(ev); err != nil {
+				t.Fatal(err)
+			}
+			validateECS(t, b)
 		})
 	}
 	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss} {

@@ -1,0 +1,162 @@
+package output
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ECSVersion is the Elastic Common Schema version the ecs format follows.
+const ECSVersion = "8.11.0"
+
+// ECSEvent is an event shaped for Elastic Common Schema: the standard fields
+// a SIEM indexes and correlates on (@timestamp, event.*, host.*, process.*,
+// user.*, rule.*) filled from the native event, and the native sections
+// unchanged under ebpf_sentry, so nothing is lost in the mapping.
+type ECSEvent struct {
+	Timestamp time.Time `json:"@timestamp"`
+	ECS       struct {
+		Version string `json:"version"`
+	} `json:"ecs"`
+	Message string       `json:"message"`
+	Event   ECSEventInfo `json:"event"`
+	Host    struct {
+		Name string `json:"name"`
+	} `json:"host"`
+	Agent struct {
+		Type string `json:"type"`
+	} `json:"agent"`
+	Process *ECSProcess `json:"process,omitempty"`
+	User    *ECSID      `json:"user,omitempty"`
+	Group   *ECSID      `json:"group,omitempty"`
+	Rule    *ECSRule    `json:"rule,omitempty"`
+	Sentry  *Event      `json:"ebpf_sentry"`
+}
+
+// ECSEventInfo is ECS's event.* field set.
+type ECSEventInfo struct {
+	Kind     string   `json:"kind"`     // event | alert
+	Category []string `json:"category"` // process, intrusion_detection, configuration
+	Type     []string `json:"type"`     // info, denied, start, end, change, error
+	Action   string   `json:"action"`   // the native event kind with dashes
+	Outcome  string   `json:"outcome,omitempty"`
+	ID       string   `json:"id"`
+	Sequence uint64   `json:"sequence"`
+	Severity int      `json:"severity"` // the syslog severity (0 worst … 7)
+	Dataset  string   `json:"dataset"`
+	Module   string   `json:"module"`
+}
+
+// ECSProcess is ECS's process.* for the loader.
+type ECSProcess struct {
+	PID        uint32 `json:"pid"`
+	Name       string `json:"name"`
+	Executable string `json:"executable,omitempty"`
+	Thread     struct {
+		ID uint32 `json:"id"`
+	} `json:"thread"`
+	Parent struct {
+		PID uint32 `json:"pid"`
+	} `json:"parent"`
+}
+
+// ECSID is an ECS object whose only field here is its id (user, group).
+type ECSID struct {
+	ID string `json:"id"`
+}
+
+// ECSRule is ECS's rule.*; with several matches the fields are arrays, as
+// Elasticsearch allows for any field.
+type ECSRule struct {
+	ID       []string `json:"id"`
+	Ruleset  string   `json:"ruleset"`
+	Category []string `json:"category,omitempty"` // severities
+}
+
+// ToECS maps a stamped event to its ECS shape.
+func ToECS(ev *Event) *ECSEvent {
+	e := &ECSEvent{Timestamp: ev.Time, Sentry: ev}
+	e.ECS.Version = ECSVersion
+	e.Host.Name = ev.Host
+	e.Agent.Type = "ebpf-sentry"
+	e.Event = ECSEventInfo{
+		Kind: "event", ID: ev.ID, Sequence: ev.Seq, Severity: int(severityOf(ev)),
+		Action: strings.ReplaceAll(string(ev.Event), "_", "-"), Dataset: "ebpf_sentry." + string(ev.Event), Module: "ebpf_sentry",
+	}
+	switch ev.Event {
+	case KindProgLoad:
+		ecsProgLoad(ev, e)
+	case KindSensorStarted, KindSensorStopped:
+		e.Event.Category, e.Event.Type = []string{"process"}, []string{"start"}
+		e.Message = "ebpf-sentry started"
+		if ev.Event == KindSensorStopped {
+			e.Event.Type, e.Message = []string{"end"}, "ebpf-sentry stopped"
+		}
+		if ev.Sensor != nil && ev.Sensor.Hook != "" {
+			e.Message += ": hook " + ev.Sensor.Hook + ", enforcer " + ev.Sensor.Enforcer
+		}
+	case KindRulesReloaded, KindRulesRejected:
+		e.Event.Category, e.Event.Type, e.Event.Outcome = []string{"configuration"}, []string{"change"}, "success"
+		e.Message = "rules reloaded"
+		if ev.Event == KindRulesRejected {
+			e.Event.Type, e.Event.Outcome, e.Message = []string{"error"}, "failure", "rules rejected"
+		}
+		if ev.Rules != nil {
+			e.Message += " from " + ev.Rules.Source
+		}
+	case KindLoss:
+		e.Event.Kind, e.Event.Category, e.Event.Type = "metric", []string{"host"}, []string{"info"}
+		var n uint64
+		if ev.Loss != nil {
+			for _, it := range ev.Loss.Items {
+				n += it.Count
+			}
+		}
+		e.Message = fmt.Sprintf("%d events lost", n)
+	}
+	return e
+}
+
+func ecsProgLoad(ev *Event, e *ECSEvent) {
+	e.Event.Category, e.Event.Type = []string{"process"}, []string{"info"}
+	name := ""
+	if ev.Prog != nil {
+		name = ev.Prog.Name
+	}
+	e.Message = "BPF program " + name + " loaded"
+	if o := ev.Outcome; o != nil {
+		switch o.Result {
+		case ResultLoaded:
+			e.Event.Outcome = "success"
+		case ResultUnknown:
+			e.Event.Outcome = "unknown"
+		default:
+			e.Event.Outcome = "failure"
+			e.Event.Type = []string{"denied"}
+			if o.Result == ResultFailed {
+				e.Event.Type = []string{"error"}
+			}
+			e.Message = "BPF program " + name + " " + string(o.Result)
+		}
+	}
+	if l := ev.Loader; l != nil {
+		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
+		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
+		e.Process = p
+		e.User, e.Group = &ECSID{ID: fmt.Sprint(l.UID)}, &ECSID{ID: fmt.Sprint(l.GID)}
+		e.Message += " by " + l.Comm
+	}
+	if v := ev.Verdict; v != nil && len(v.Rules) > 0 {
+		e.Event.Kind = "alert"
+		e.Event.Category = append(e.Event.Category, "intrusion_detection")
+		r := &ECSRule{Ruleset: "ebpf-sentry"}
+		for _, m := range v.Rules {
+			r.ID = append(r.ID, m.ID)
+			if m.Severity != "" {
+				r.Category = append(r.Category, m.Severity)
+			}
+		}
+		e.Rule = r
+		e.Message += " (rules: " + strings.Join(r.ID, ", ") + "; " + v.Action + ")"
+	}
+}
