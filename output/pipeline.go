@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -230,7 +231,22 @@ func (p *Pipeline) Emit(ev *Event) {
 // CaptureLoss counts events lost before they reached user space (ring
 // buffer full, incomplete capture…); the sensor calls it.
 func (p *Pipeline) CaptureLoss(reason string, n uint64) {
-	p.countLoss(StageCapture, "", reason, n)
+	p.countLoss(StageCapture, "", reasonLabel(reason), n)
+}
+
+// reasonLabel folds a caller's reason into the schema's reason alphabet
+// ([a-z0-9_]+), so an unexpected name cannot make loss events invalid.
+func reasonLabel(s string) string {
+	b := []byte(strings.ToLower(s))
+	for i, c := range b {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "unknown"
+	}
+	return string(b)
 }
 
 func (p *Pipeline) countLoss(stage Stage, sink, reason string, n uint64) {

@@ -178,3 +178,19 @@ func TestCloseGivesUpOnAStuckSinkAndCountsWhatWasLeft(t *testing.T) {
 		t.Errorf("an event emitted after Close counted %d, want 11", got)
 	}
 }
+
+func TestCaptureLossReasonsAreFoldedIntoTheSchemaAlphabet(t *testing.T) {
+	sink := &memSink{name: "m"}
+	p := NewPipeline(Config{LossInterval: -1})
+	p.Add(sink, QueueOptions{})
+	p.CaptureLoss("Recursion-Miss sentry.exit", 1)
+	p.CaptureLoss("", 1)
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if lossOf(p, StageCapture, "", "recursion_miss_sentry_exit") != 1 || lossOf(p, StageCapture, "", "unknown") != 1 {
+		t.Errorf("losses: %+v", p.LossTotals())
+	}
+	b := sink.recs[0].JSON
+	validate(t, b)
+}
