@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -166,5 +167,72 @@ func TestRunRefusesTheCorruptEnforcerUnderLockdown(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != exitEnvironment || !strings.Contains(string(out), "lockdown") {
 		t.Errorf("run --enforcer corrupt: %v\n%s", err, out)
+	}
+}
+
+func TestRunAndDoctorRefuseANonRootUser(t *testing.T) {
+	testutils.RequireRoot(t, "dropping to an unprivileged user")
+	// t.TempDir's parent is private to root; nobody must be able to exec.
+	dir, err := os.MkdirTemp("", "sentry-nonroot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	bin := goBuild(t, dir, ".", "ebpf-sentry")
+	for _, args := range [][]string{{"run", "--lock-file", filepath.Join(t.TempDir(), "lock")}, {"doctor"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitEnvironment || !strings.Contains(string(out), "needs root") {
+			t.Errorf("%v as nobody: %v\n%s", args, err, out)
+		}
+	}
+}
+
+// doctor's plan must be what run actually does: the hook in run's start-up
+// log, and corrupt refused exactly when doctor says bpf_probe_write_user is.
+func TestDoctorPlanMatchesWhatRunUses(t *testing.T) {
+	testutils.RequireRoot(t, "probing the kernel")
+	dir := t.TempDir()
+	bin := goBuild(t, dir, ".", "ebpf-sentry")
+	out, err := exec.Command(bin, "doctor", "--json").Output()
+	if err != nil {
+		t.Fatalf("doctor: %v", err)
+	}
+	var doc struct {
+		Probes []struct {
+			Name string
+			OK   bool
+		}
+		Plan struct{ Hook, Enforcer string }
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("doctor --json: %v\n%s", err, out)
+	}
+	pwu := false
+	for _, p := range doc.Probes {
+		if p.Name == "bpf_probe_write_user" {
+			pwu = p.OK
+		}
+	}
+	var stderr syncBuffer
+	run := exec.Command(bin, "run", "--mode", "monitor", "--lock-file", filepath.Join(dir, "lock"))
+	run.Stderr = &stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "start", &stderr, "sensor running")
+	run.Process.Signal(syscall.SIGTERM)
+	run.Wait()
+	if want := "hook=" + doc.Plan.Hook + " enforcer=" + doc.Plan.Enforcer; !strings.Contains(stderr.String(), want) {
+		t.Errorf("doctor plans %q, run logged:\n%s", want, stderr.String())
+	}
+	err = exec.Command(bin, "run", "--enforcer", "corrupt", "--mode", "monitor", "--lock-file", filepath.Join(dir, "lock2")).Run()
+	var ee *exec.ExitError
+	refused := errors.As(err, &ee) && ee.ExitCode() == exitEnvironment
+	if refused == pwu {
+		t.Errorf("doctor says bpf_probe_write_user=%v, run --enforcer corrupt refused=%v", pwu, refused)
 	}
 }
