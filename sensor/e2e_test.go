@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
@@ -514,4 +515,36 @@ func TestOwnLoadsAreSparedInEnforceMode(t *testing.T) {
 	if len(evs) != 1 || evs[0].Verdict != VerdictBlock || evs[0].Action != ActionSelf || evs[0].Outcome.Result != ResultLoaded {
 		t.Fatalf("events %+v", evs)
 	}
+}
+
+// Attach metadata is captured at sys_enter even when the kernel then
+// refuses the program (fentry is EPERM on this host): the attach BTF id is
+// named from the kernel's BTF.
+func TestAttachTargetIsNamedFromKernelBTF(t *testing.T) {
+	s := startSensor(t, Config{Mode: ModeMonitor})
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fn *btf.Func
+	if err := spec.TypeByName("security_bpf", &fn); err != nil {
+		t.Fatal(err)
+	}
+	id, err := spec.TypeID(fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tracing, fentry, sleepable = 26, 24, 1 << 4
+	run := runLoader(t, "-gen", "2", "-name", "se2e_fentry", "-type", fmt.Sprint(tracing),
+		"-attach-type", fmt.Sprint(fentry), "-attach-btf-id", fmt.Sprint(id), "-flags", fmt.Sprint(sleepable))
+	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 10*time.Second)
+	if len(evs) != 1 {
+		t.Fatalf("%d events", len(evs))
+	}
+	p := evs[0].Program
+	if p.Type != tracing || p.ExpectedAttachType != fentry || p.AttachBTFID != uint32(id) || p.AttachTo != "security_bpf" || p.Flags != sleepable {
+		t.Errorf("type %d attach type %d btf id %d (%q) flags %#x; want %d %d %d security_bpf %#x",
+			p.Type, p.ExpectedAttachType, p.AttachBTFID, p.AttachTo, p.Flags, tracing, fentry, id, sleepable)
+	}
+	t.Logf("outcome %+v", evs[0].Outcome)
 }

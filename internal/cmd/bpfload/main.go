@@ -31,6 +31,14 @@ type progLoadAttr struct {
 	progName           [16]byte
 	progIfindex        uint32
 	expectedAttachType uint32
+	progBTFFD          uint32
+	funcInfoRecSize    uint32
+	funcInfo           uint64
+	funcInfoCnt        uint32
+	lineInfoRecSize    uint32
+	lineInfo           uint64
+	lineInfoCnt        uint32
+	attachBTFID        uint32
 }
 
 type result struct {
@@ -51,6 +59,9 @@ func main() {
 	count := flag.Int("count", 1, "loads to perform")
 	keep := flag.Bool("keep", false, "keep fds open until stdin closes")
 	race := flag.String("race", "", "a second thread pins every new fd at this bpffs path prefix while the load runs")
+	attachType := flag.Uint("attach-type", 0, "expected_attach_type")
+	attachBTFID := flag.Uint("attach-btf-id", 0, "attach_btf_id (a vmlinux BTF type id)")
+	flags := flag.Uint("flags", 0, "prog_flags")
 	flag.Parse()
 
 	var insns []byte
@@ -74,7 +85,8 @@ func main() {
 		fatal(fmt.Errorf("%d bytes of instructions: not a whole number of 8-byte slots", len(insns)))
 	}
 	lic := append([]byte(*license), 0)
-	attr := progLoadAttr{progType: uint32(*typ), insnCnt: uint32(len(insns) / 8)}
+	attr := progLoadAttr{progType: uint32(*typ), insnCnt: uint32(len(insns) / 8), expectedAttachType: uint32(*attachType),
+		attachBTFID: uint32(*attachBTFID), progFlags: uint32(*flags)}
 	attr.insns = uint64(uintptr(unsafe.Pointer(&insns[0])))
 	attr.license = uint64(uintptr(unsafe.Pointer(&lic[0])))
 	copy(attr.progName[:15], *name)
