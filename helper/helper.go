@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/suggest"
 )
 
 //go:generate go run gen_static.go -in /usr/include/bpf/bpf_helper_defs.h -out static.go
@@ -202,44 +205,11 @@ func bare(name string) string {
 // for "unknown helper X, did you mean Y" messages. It returns the C name and
 // false when nothing is close enough to be a plausible typo.
 func (t *Table) Nearest(name string) (string, bool) {
-	want := strings.ToLower(bare(name))
-	best, bestD := -1, 0
-	for id, n := range t.short {
-		if n == "" {
-			continue
-		}
-		d := distance(want, n)
-		if best < 0 || d < bestD {
-			best, bestD = id, d
-		}
-	}
-	// A third of the name may be wrong, but at least two edits are allowed
-	// so that short names still get suggestions.
-	if best < 0 || bestD > max(2, len(want)/3) {
+	short, ok := suggest.Closest(strings.ToLower(bare(name)), slices.Values(t.short))
+	if !ok {
 		return "", false
 	}
-	return t.full[best], true
-}
-
-// distance is the Levenshtein distance between a and b (bytes; helper names are ASCII).
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return funcPrefix + short, true
 }
 
 // Name returns the C name of helper id from the Default table.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ebpf-sentry/ebpf-sentry/helper"
+	"github.com/ebpf-sentry/ebpf-sentry/internal/suggest"
 )
 
 // AsmError is one thing wrong in macro text, at a 1-based line and byte column.
@@ -807,36 +808,11 @@ func asmSuggestConst(name string) string {
 }
 
 func asmNearest(name string, each func(yield func(string))) string {
-	best, bestD := "", 0
-	each(func(n string) {
-		d := asmDistance(strings.ToUpper(name), n)
-		if best == "" || d < bestD || (d == bestD && n < best) {
-			best, bestD = n, d
-		}
+	best, ok := suggest.Closest(strings.ToUpper(name), func(yield func(string) bool) {
+		each(func(n string) { yield(n) })
 	})
-	if best == "" || bestD > max(2, len(name)/3) {
+	if !ok {
 		return ""
 	}
 	return ", did you mean " + best + "?"
-}
-
-// asmDistance is the Levenshtein distance of two ASCII strings.
-func asmDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

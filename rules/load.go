@@ -20,6 +20,8 @@ import (
 	"github.com/goccy/go-yaml/token"
 
 	"github.com/ebpf-sentry/ebpf-sentry/helper"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/suggest"
 )
 
 // Limits on rule input. Rule files are small; anything near these is a
@@ -635,36 +637,7 @@ func (d *decoder) unknownKey(e entry, field string, known []string) {
 // nearest returns the candidate with the smallest edit distance to s, if
 // it is plausibly a typo.
 func nearest(s string, candidates []string) (string, bool) {
-	best, bestD := "", math.MaxInt
-	for _, c := range candidates {
-		if dd := editDistance(s, c); dd < bestD {
-			best, bestD = c, dd
-		}
-	}
-	return best, best != "" && bestD <= max(2, len(s)/3)
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return math.MaxInt // only typos of short names are suggested
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return suggest.Closest(s, slices.Values(candidates))
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
