@@ -236,3 +236,44 @@ func TestDoctorPlanMatchesWhatRunUses(t *testing.T) {
 		t.Errorf("doctor says bpf_probe_write_user=%v, run --enforcer corrupt refused=%v", pwu, refused)
 	}
 }
+
+// --pin keeps enforcing after the agent exits, until the pins are removed.
+func TestRunPinKeepsEnforcingAfterExit(t *testing.T) {
+	testutils.RequireRoot(t, "pinning the sensor")
+	if _, err := os.Stat(runPinPath); err == nil {
+		t.Skipf("%s exists: another pinned sensor is in use on this host", runPinPath)
+	}
+	dir := t.TempDir()
+	bin := goBuild(t, dir, ".", "ebpf-sentry")
+	loader := goBuild(t, dir, "../../internal/cmd/bpfload", "bpfload")
+	rulesPath := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rulesPath, []byte(blockRule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	run := exec.Command(bin, "run", "--pin", "--rules", rulesPath, "--lock-file", filepath.Join(dir, "lock"), "--ring-size", "1")
+	run.Stderr = &stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(runPinPath) })
+	waitFor(t, "start", &stderr, "sensor running")
+	run.Process.Signal(syscall.SIGTERM)
+	if err := run.Wait(); err != nil {
+		t.Fatalf("run --pin: %v\n%s", err, stderr.String())
+	}
+	if !load(t, loader, "sclirunblk_pin") {
+		t.Error("a blocked load survived after run --pin exited")
+	}
+	if err := os.RemoveAll(runPinPath); err != nil {
+		t.Fatal(err)
+	}
+	// Unpinned links are released asynchronously; give it a moment.
+	deadline := time.Now().Add(5 * time.Second)
+	for load(t, loader, "sclirunblk_pin2") {
+		if time.Now().After(deadline) {
+			t.Fatal("still enforcing after the pins were removed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
