@@ -210,7 +210,7 @@ func (m *Match) eval(in *input) ([]Reason, bool) {
 		if !slices.Contains(m.AttachType, in.prog.ExpectedAttachType) {
 			return nil, false
 		}
-		hold(Reason{Predicate: "attach_type", Detail: enumName(attachTypes, in.prog.ExpectedAttachType)})
+		hold(Reason{Predicate: "attach_type", Detail: enumName(program.AttachTypes, in.prog.ExpectedAttachType)})
 	}
 	if len(m.AttachTo) > 0 {
 		g, ok := anyGlob(m.AttachTo, in.prog.AttachTo)
@@ -335,13 +335,13 @@ func (m *Match) evalHelpers(in *input) (Reason, bool) {
 func (m *Match) evalMapTypes(in *input) (Reason, bool) {
 	want := map[string]bool{}
 	for _, t := range m.MapTypes {
-		want[enumName(mapTypes, t)] = true
+		want[enumName(program.MapTypes, t)] = true
 	}
 	var names []string
 	var at []int
 	for _, mp := range in.prog.Maps {
 		if slices.Contains(m.MapTypes, mp.Type) {
-			names = append(names, fmt.Sprintf("%s (%s)", mp.Name, enumName(mapTypes, mp.Type)))
+			names = append(names, fmt.Sprintf("%s (%s)", mp.Name, enumName(program.MapTypes, mp.Type)))
 			for _, u := range in.rep.Maps {
 				if u.Name != "" && u.Name == mp.Name {
 					at = append(at, u.At...)
@@ -364,17 +364,11 @@ func (m *Match) evalMapTypes(in *input) (Reason, bool) {
 	return Reason{Predicate: "map_types", Detail: "uses " + strings.Join(names, ", "), Insns: slices.Compact(at)}, true
 }
 
-func enumName(names map[string]uint32, v uint32) string {
-	best := ""
-	for k, x := range names {
-		if x == v && (best == "" || k < best) {
-			best = k
-		}
+func enumName(e *program.Enum, v uint32) string {
+	if n, ok := e.Name(v); ok {
+		return n
 	}
-	if best == "" {
-		return strconv.FormatUint(uint64(v), 10)
-	}
-	return best
+	return strconv.FormatUint(uint64(v), 10)
 }
 
 func anyGlob(globs []Glob, s string) (string, bool) {
@@ -518,14 +512,14 @@ func (m *Match) describe() string {
 	if len(m.ProgType) > 0 {
 		var ts []string
 		for _, t := range m.ProgType {
-			ts = append(ts, enumName(progTypes, t))
+			ts = append(ts, enumName(program.ProgTypes, t))
 		}
 		parts = append(parts, "prog_type "+strings.Join(ts, ","))
 	}
 	if len(m.AttachType) > 0 {
 		var ts []string
 		for _, t := range m.AttachType {
-			ts = append(ts, enumName(attachTypes, t))
+			ts = append(ts, enumName(program.AttachTypes, t))
 		}
 		parts = append(parts, "attach_type "+strings.Join(ts, ","))
 	}
@@ -544,7 +538,7 @@ func (m *Match) describe() string {
 	if len(m.MapTypes) > 0 {
 		var ts []string
 		for _, t := range m.MapTypes {
-			ts = append(ts, enumName(mapTypes, t))
+			ts = append(ts, enumName(program.MapTypes, t))
 		}
 		parts = append(parts, "map_types "+strings.Join(ts, ","))
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/helper"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/suggest"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
 
 // Limits on rule input. Rule files are small; anything near these is a
@@ -782,11 +783,11 @@ func (d *decoder) parseMatch(n ast.Node, field string, depth int) (*Match, bool)
 		case "prog_name":
 			m.ProgName, ok = d.parseNamePatterns(e.value, f)
 		case "prog_type":
-			m.ProgType, ok = d.parseEnumList(e.value, f, progTypes, "prog type")
+			m.ProgType, ok = d.parseEnumList(e.value, f, program.ProgTypes)
 		case "attach_type":
-			m.AttachType, ok = d.parseEnumList(e.value, f, attachTypes, "attach type")
+			m.AttachType, ok = d.parseEnumList(e.value, f, program.AttachTypes)
 		case "map_types":
-			m.MapTypes, ok = d.parseEnumList(e.value, f, mapTypes, "map type")
+			m.MapTypes, ok = d.parseEnumList(e.value, f, program.MapTypes)
 		case "attach_to":
 			m.AttachTo, ok = d.parseGlobs(e.value, f)
 		case "gpl_compatible":
@@ -943,7 +944,7 @@ func (d *decoder) parseHelperList(n ast.Node, field string) ([]HelperMin, bool) 
 	return out, ok
 }
 
-func (d *decoder) parseEnumList(n ast.Node, field string, names map[string]uint32, what string) ([]uint32, bool) {
+func (d *decoder) parseEnumList(n ast.Node, field string, names *program.Enum) ([]uint32, bool) {
 	items, ok := d.list(n, field, true)
 	if !ok {
 		return nil, false
@@ -968,15 +969,10 @@ func (d *decoder) parseEnumList(n ast.Node, field string, names map[string]uint3
 			ok = false
 			continue
 		}
-		v, known := names[strings.ToLower(s)]
+		v, known := names.Value(s)
 		if !known {
-			keys := make([]string, 0, len(names))
-			for k := range names {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			msg := fmt.Sprintf("unknown %s %q", what, s)
-			if near, nok := nearest(strings.ToLower(s), keys); nok {
+			msg := fmt.Sprintf("unknown %s %q", names.What(), s)
+			if near, nok := nearest(strings.ToLower(s), names.Names()); nok {
 				msg += fmt.Sprintf(" (did you mean %q?)", near)
 			}
 			d.errorf(it, field, "%s", msg)

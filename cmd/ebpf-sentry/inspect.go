@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cilium/ebpf"
 	"github.com/spf13/cobra"
 
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
@@ -308,11 +307,8 @@ func attachTypeName(t uint32) string {
 	if t == 0 {
 		return "" // BPF_CGROUP_INET_INGRESS, and what every type without one sends
 	}
-	s := ebpf.AttachType(t).String()
-	if strings.HasPrefix(s, "AttachType(") {
-		return ""
-	}
-	return s
+	n, _ := program.AttachTypes.Name(t)
+	return n
 }
 
 // kernelFormatter names helpers, kfuncs, sub-programs and maps from the
