@@ -50,6 +50,14 @@ func buildLoader(t testing.TB) string {
 	return loaderBin
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if loaderBin != "" {
+		os.RemoveAll(filepath.Dir(loaderBin))
+	}
+	os.Exit(code)
+}
+
 type loadResult struct {
 	PID, TID int
 	Ret      int

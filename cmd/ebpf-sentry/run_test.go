@@ -50,13 +50,39 @@ func waitForN(t *testing.T, what string, buf *syncBuffer, substr string, n int) 
 	}
 }
 
-func goBuild(t *testing.T, dir, pkg, name string) string {
+var (
+	buildMu    sync.Mutex
+	buildCache = map[string]string{} // package → binary, built once per test binary
+)
+
+// goBuild builds pkg once per test binary, into a directory everyone may
+// read (the non-root test executes the binary as nobody).
+func goBuild(t *testing.T, pkg, name string) string {
 	t.Helper()
-	bin := filepath.Join(dir, name)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if bin, ok := buildCache[pkg]; ok {
+		return bin
+	}
+	shared, err := os.MkdirTemp("", "sentry-cmdtest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(shared, 0o755)
+	bin := filepath.Join(shared, name)
 	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", pkg, err, out)
 	}
+	buildCache[pkg] = bin
 	return bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, bin := range buildCache {
+		os.RemoveAll(filepath.Dir(bin))
+	}
+	os.Exit(code)
 }
 
 // load runs the test loader; it reports whether SIGKILL ended it.
@@ -96,8 +122,8 @@ const alertRule = `
 func TestRunEnforcesReloadsRefusesASecondInstanceAndDetaches(t *testing.T) {
 	testutils.RequireRoot(t, "running the sensor")
 	dir := t.TempDir()
-	bin := goBuild(t, dir, ".", "ebpf-sentry")
-	loader := goBuild(t, dir, "../../internal/cmd/bpfload", "bpfload")
+	bin := goBuild(t, ".", "ebpf-sentry")
+	loader := goBuild(t, "../../internal/cmd/bpfload", "bpfload")
 	rulesPath := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(rulesPath, []byte(blockRule), 0o600); err != nil {
 		t.Fatal(err)
@@ -162,7 +188,7 @@ func TestRunRefusesTheCorruptEnforcerUnderLockdown(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), "[integrity]") && !strings.Contains(string(b), "[confidentiality]") {
 		t.Skip("needs a kernel in lockdown (this test documents the refusal)")
 	}
-	bin := goBuild(t, t.TempDir(), ".", "ebpf-sentry")
+	bin := goBuild(t, ".", "ebpf-sentry")
 	out, err := exec.Command(bin, "run", "--enforcer", "corrupt", "--lock-file", filepath.Join(t.TempDir(), "lock")).CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != exitEnvironment || !strings.Contains(string(out), "lockdown") {
@@ -172,14 +198,7 @@ func TestRunRefusesTheCorruptEnforcerUnderLockdown(t *testing.T) {
 
 func TestRunAndDoctorRefuseANonRootUser(t *testing.T) {
 	testutils.RequireRoot(t, "dropping to an unprivileged user")
-	// t.TempDir's parent is private to root; nobody must be able to exec.
-	dir, err := os.MkdirTemp("", "sentry-nonroot")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	bin := goBuild(t, dir, ".", "ebpf-sentry")
+	bin := goBuild(t, ".", "ebpf-sentry")
 	for _, args := range [][]string{{"run", "--lock-file", filepath.Join(t.TempDir(), "lock")}, {"doctor"}} {
 		cmd := exec.Command(bin, args...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
@@ -196,7 +215,7 @@ func TestRunAndDoctorRefuseANonRootUser(t *testing.T) {
 func TestDoctorPlanMatchesWhatRunUses(t *testing.T) {
 	testutils.RequireRoot(t, "probing the kernel")
 	dir := t.TempDir()
-	bin := goBuild(t, dir, ".", "ebpf-sentry")
+	bin := goBuild(t, ".", "ebpf-sentry")
 	out, err := exec.Command(bin, "doctor", "--json").Output()
 	if err != nil {
 		t.Fatalf("doctor: %v", err)
@@ -244,8 +263,8 @@ func TestRunPinKeepsEnforcingAfterExit(t *testing.T) {
 		t.Skipf("%s exists: another pinned sensor is in use on this host", runPinPath)
 	}
 	dir := t.TempDir()
-	bin := goBuild(t, dir, ".", "ebpf-sentry")
-	loader := goBuild(t, dir, "../../internal/cmd/bpfload", "bpfload")
+	bin := goBuild(t, ".", "ebpf-sentry")
+	loader := goBuild(t, "../../internal/cmd/bpfload", "bpfload")
 	rulesPath := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(rulesPath, []byte(blockRule), 0o600); err != nil {
 		t.Fatal(err)
