@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -34,16 +35,17 @@ const (
 )
 
 type runOptions struct {
-	rules    string
-	mode     string
-	enforcer string
-	hook     string
-	format   string
-	pin      bool
-	ringMiB  int
-	blockUnr bool
-	lockPath string
-	out      *outputFlags
+	rules     string
+	rulesPoll time.Duration
+	mode      string
+	enforcer  string
+	hook      string
+	format    string
+	pin       bool
+	ringMiB   int
+	blockUnr  bool
+	lockPath  string
+	out       *outputFlags
 }
 
 func init() {
@@ -54,13 +56,15 @@ func init() {
 		Long: `Attach the kernel sensor and report every eBPF program loaded on this host:
 one line per load (--format text) or one JSON object per load (--format json).
 Block rules that the kernel can evaluate are enforced at load time (--mode
-enforce); the other rules alert. SIGHUP reloads --rules; SIGINT/SIGTERM detach
+enforce); the other rules alert. SIGHUP or a change of the rule files reloads
+--rules (a broken file keeps the rules in force); SIGINT/SIGTERM detach
 everything (unless --pin keeps enforcing without the agent).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runSensor(cmd, &o) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.rules, "rules", "@defaults", "rule file or directory; @defaults is the embedded set")
+	f.DurationVar(&o.rulesPoll, "rules-poll", 2*time.Second, "reload --rules when its files change, checking this often (0: only on SIGHUP)")
 	f.StringVar(&o.mode, "mode", "enforce", "enforce|monitor: monitor reports block verdicts without acting")
 	f.StringVar(&o.enforcer, "enforcer", "kill", "kill (SIGKILL the loader) | corrupt (rewrite insn 0; racy, refused under lockdown)")
 	f.StringVar(&o.hook, "hook", "auto", "auto|tracepoint|tp_btf")
@@ -77,11 +81,12 @@ func envError(format string, args ...any) error {
 	return &exitError{code: exitEnvironment, err: fmt.Errorf(format, args...)}
 }
 
-func loadRunRules(arg string) (*rules.Set, error) {
-	if arg == "" || arg == "@defaults" {
-		return rules.Defaults()
+// openRunRules loads --rules into a store that reloads them atomically.
+func openRunRules(arg string) (*rules.Store, error) {
+	if arg == "@defaults" {
+		arg = ""
 	}
-	return rules.Load(arg)
+	return rules.NewStore(arg)
 }
 
 func runSensor(cmd *cobra.Command, o *runOptions) error {
@@ -118,10 +123,11 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	} else if _, err := os.Stat(runPinPath); err == nil {
 		slog.Warn("a sensor pinned by an earlier `run --pin` is still attached and enforcing its rules; `run --pin` replaces it, `rm -r " + runPinPath + "` removes it")
 	}
-	set, err := loadRunRules(o.rules)
+	store, err := openRunRules(o.rules)
 	if err != nil {
 		return fmt.Errorf("--rules: %w", err)
 	}
+	set := store.Set()
 	compiled := rules.Compile(set)
 	cfg.Rules = compiled
 
@@ -170,6 +176,32 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	defer signal.Stop(sigs)
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
+	// Rule-file changes are noticed by polling and applied on this goroutine,
+	// like SIGHUP, so the kernel table and the user-space set change together.
+	reloads := make(chan rules.ReloadEvent, 1)
+	if o.rulesPoll > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go store.Watch(ctx, o.rulesPoll, func(ev rules.ReloadEvent) {
+			select {
+			case reloads <- ev:
+			case <-ctx.Done():
+			}
+		})
+	}
+	applyReload := func(reason string, rerr error) {
+		if rerr == nil {
+			rerr = s.SetRules(rules.Compile(store.Set()))
+		}
+		if rerr != nil {
+			slog.Error("reload rules: keeping the current ones", "reason", reason, "err", rerr)
+			tel.Pipeline.Emit(output.RulesRejected(output.Rules{Source: o.rules, Count: len(set.Rules), Error: rerr.Error()}))
+			return
+		}
+		set = store.Set()
+		slog.Info("rules reloaded", "reason", reason, "rules", set.Source, "count", len(set.Rules))
+		tel.Pipeline.Emit(output.RulesReloaded(output.Rules{Source: set.Source, Count: len(set.Rules)}))
+	}
 	out := cmd.OutOrStdout()
 	for {
 		select {
@@ -180,20 +212,11 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 			if err := handleEvent(out, o, tel, set, ev); err != nil {
 				slog.Warn("write event", "err", err)
 			}
+		case ev := <-reloads:
+			applyReload(ev.Reason, ev.Err)
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				nset, err := loadRunRules(o.rules)
-				if err == nil {
-					err = s.SetRules(rules.Compile(nset))
-				}
-				if err != nil {
-					slog.Error("reload rules: keeping the current ones", "err", err)
-					tel.Pipeline.Emit(output.RulesRejected(output.Rules{Source: o.rules, Count: len(set.Rules), Error: err.Error()}))
-					continue
-				}
-				set = nset
-				slog.Info("rules reloaded", "rules", nset.Source, "count", len(nset.Rules))
-				tel.Pipeline.Emit(output.RulesReloaded(output.Rules{Source: nset.Source, Count: len(nset.Rules)}))
+				applyReload("SIGHUP", store.Reload())
 				continue
 			}
 			slog.Info("shutting down", "signal", sig.String(), "pinned", o.pin)

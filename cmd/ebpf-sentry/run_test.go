@@ -130,7 +130,7 @@ func TestRunEnforcesReloadsRefusesASecondInstanceAndDetaches(t *testing.T) {
 	}
 	lock := filepath.Join(dir, "lock")
 	var stdout, stderr syncBuffer
-	run := exec.Command(bin, "run", "--rules", rulesPath, "--lock-file", lock, "--ring-size", "8")
+	run := exec.Command(bin, "run", "--rules", rulesPath, "--lock-file", lock, "--ring-size", "8", "--rules-poll", "0")
 	run.Stdout, run.Stderr = &stdout, &stderr
 	if err := run.Start(); err != nil {
 		t.Fatal(err)
@@ -179,6 +179,53 @@ func TestRunEnforcesReloadsRefusesASecondInstanceAndDetaches(t *testing.T) {
 	}
 	if load(t, loader, "sclirunblk_3") {
 		t.Error("a blocked load was killed after run exited: something stayed attached")
+	}
+}
+
+func TestRunReloadsChangedRuleFilesAndKeepsTheOldRulesWhenTheNewOnesAreBroken(t *testing.T) {
+	testutils.RequireRoot(t, "running the sensor")
+	dir := t.TempDir()
+	bin := goBuild(t, ".", "ebpf-sentry")
+	loader := goBuild(t, "../../internal/cmd/bpfload", "bpfload")
+	rulesPath := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(rulesPath, []byte(blockRule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr syncBuffer
+	run := exec.Command(bin, "run", "--rules", rulesPath, "--lock-file", filepath.Join(dir, "lock"), "--ring-size", "8", "--rules-poll", "100ms")
+	run.Stdout, run.Stderr = &stdout, &stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { run.Process.Kill(); run.Wait() })
+	waitFor(t, "start", &stderr, "sensor running")
+
+	// A broken file: refused with its position, the block rule stays in force.
+	if err := os.WriteFile(rulesPath, []byte("- id: broken\n  action: obliterate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "rejection of the broken file", &stderr, "keeping the current ones")
+	if !strings.Contains(stderr.String(), "rules.yaml:2:") {
+		t.Errorf("the rejection does not name the file and line:\n%s", stderr.String())
+	}
+	if !load(t, loader, "sclirunblk_p1") {
+		t.Error("after a broken rule file the old block rule no longer held")
+	}
+
+	// A valid file that blocks nothing: picked up without SIGHUP.
+	if err := os.WriteFile(rulesPath, []byte(alertRule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "reload on change", &stderr, "rules reloaded")
+	if !strings.Contains(stderr.String(), "rule files changed") {
+		t.Errorf("the reload does not say the files changed:\n%s", stderr.String())
+	}
+	if load(t, loader, "sclirunblk_p2") {
+		t.Error("killed after the changed rule file dropped the block rule")
+	}
+	run.Process.Signal(syscall.SIGTERM)
+	if err := run.Wait(); err != nil {
+		t.Fatalf("run after SIGTERM: %v\n%s", err, stderr.String())
 	}
 }
 
