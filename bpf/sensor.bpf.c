@@ -14,6 +14,12 @@
  * to BPF_EXIT with bpf_probe_write_user; racy, and unavailable under
  * lockdown, which is why it lives in separate programs that user space only
  * loads when asked).
+ *
+ * A third hook, lsm/bpf_prog_load (kernels >= 6.9), judges the kernel's own
+ * copy of the instructions (prog->insnsi, copied before the hook runs, so
+ * the loader cannot change them afterwards) and denies with -EPERM: the
+ * program never reaches the verifier and never gets an id. It replaces the
+ * enter program; the exit of the syscall is still seen by a sys_exit one.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -31,6 +37,12 @@ char LICENSE[] SEC("license") = "GPL";
 #define OP_CALL 0x85 /* BPF_JMP | BPF_CALL */
 #define PSEUDO_CALL 1
 #define PSEUDO_KFUNC_CALL 2
+#define EPERM 1
+
+/* How a block verdict is carried out by the program that judged it. */
+#define ENF_KILL 0
+#define ENF_CORRUPT 1
+#define ENF_DENY 2 /* an LSM hook: return -EPERM */
 
 /* Minimal CO-RE views of kernel types: only the fields read here. */
 struct qstr {
@@ -78,8 +90,10 @@ struct bpf_prog_aux {
 	__u32 id;
 } __attribute__((preserve_access_index));
 struct bpf_prog {
+	__u32 len; /* instructions in insnsi */
 	__u8 tag[8];
 	struct bpf_prog_aux *aux;
+	struct bpf_insn insnsi[0];
 } __attribute__((preserve_access_index));
 struct pt_regs {
 	unsigned long di;
@@ -285,7 +299,7 @@ static long walk_slot(__u64 i, struct slot_ctx *sc)
  * then copy it into a ring-buffer record. Reading into scratch first keeps
  * the facts exact when the ring buffer is full.
  */
-static long walk_chunk(__u64 index, struct walk_ctx *c)
+static __always_inline long walk_chunk(__u64 index, struct walk_ctx *c, const int kernel)
 {
 	__u32 first = index * SENTRY_CHUNK_INSNS;
 	if (first >= c->total)
@@ -303,7 +317,9 @@ static long walk_chunk(__u64 index, struct walk_ctx *c)
 	if (!buf)
 		return 1;
 	__u32 read_err = 0;
-	if (bpf_probe_read_user(buf->data, bytes, src)) {
+	long rerr = kernel ? bpf_probe_read_kernel(buf->data, bytes, src) :
+			     bpf_probe_read_user(buf->data, bytes, src);
+	if (rerr) {
 		read_err = 1;
 		c->read_errors++;
 		count_loss(SENTRY_LOSS_INSN_READ);
@@ -330,6 +346,19 @@ static long walk_chunk(__u64 index, struct walk_ctx *c)
 		c->chunks_lost++;
 	}
 	return 0;
+}
+
+/* Two callbacks rather than a flag in walk_ctx: a flag the callback
+ * branches on makes the verifier track the context precisely, and the
+ * bpf_loop callback then never converges. */
+static long walk_chunk_user(__u64 index, struct walk_ctx *c)
+{
+	return walk_chunk(index, c, 0);
+}
+
+static long walk_chunk_kernel(__u64 index, struct walk_ctx *c)
+{
+	return walk_chunk(index, c, 1);
 }
 
 static __always_inline __u64 next_load_id(__u32 cpu)
@@ -367,11 +396,17 @@ struct prog_load_attr {
 	__u32 attach_btf_obj_fd;
 };
 
-static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const int corrupt)
+/*
+ * Judges one BPF_PROG_LOAD: emits header, chunks and verdict records,
+ * carries out a block verdict with the given enforcer and remembers the
+ * load for the exit program. insns/insn_cnt are the user's copy (the
+ * syscall hooks) or the kernel's (the LSM hook, kernel set). Returns the
+ * action taken.
+ */
+static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 insns_addr,
+				   __u32 insn_cnt, const int kernel, const int enforcer)
 {
-	if (cmd != BPF_PROG_LOAD)
-		return 0;
-
+	struct prog_load_attr attr = *ap;
 	__u32 zero = 0;
 	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
 	struct rules_facts *f = bpf_map_lookup_elem(&facts_scratch, &zero);
@@ -386,15 +421,6 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
 	__u64 uid_gid = bpf_get_current_uid_gid();
 
-	struct prog_load_attr attr = {};
-	__u32 sz = size;
-	if (sz > sizeof(attr))
-		sz = sizeof(attr);
-	if (sz == 0 || bpf_probe_read_user(&attr, sz, (const void *)uattr)) {
-		count_loss(SENTRY_LOSS_ATTR_READ);
-		__builtin_memset(&attr, 0, sizeof(attr));
-	}
-
 	/* Too big for an inlined memset: copy zeros over it. */
 	bpf_probe_read_kernel(f, sizeof(*f), &zero_facts);
 	f->prog_type = attr.prog_type;
@@ -406,7 +432,7 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 	f->prog_name[SENTRY_NAME_LEN - 1] = 0; /* the kernel refuses unterminated names anyway */
 	bpf_get_current_comm(f->comm, sizeof(f->comm));
 
-	__u32 total = attr.insn_cnt;
+	__u32 total = insn_cnt;
 	if (total > SENTRY_MAX_INSNS) {
 		count_loss(SENTRY_LOSS_TOO_MANY_INSNS);
 		total = SENTRY_MAX_INSNS;
@@ -467,13 +493,13 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 	struct walk_ctx wc = {
 		.f = f,
 		.load_id = load_id,
-		.insns = attr.insns,
+		.insns = insns_addr,
 		.pid = tgid,
 		.total = total,
 		.emit = hdr != NULL,
 	};
-	if (attr.insns && chunks)
-		bpf_loop(chunks, walk_chunk, &wc, 0);
+	if (insns_addr && chunks)
+		bpf_loop(chunks, kernel ? walk_chunk_kernel : walk_chunk_user, &wc, 0);
 
 	struct rules_result res;
 	rules_evaluate(table, f, &res);
@@ -490,7 +516,9 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 			action = SENTRY_ACT_SELF;
 		} else if (cfg->mode != SENTRY_MODE_ENFORCE) {
 			action = SENTRY_ACT_MONITOR;
-		} else if (corrupt) {
+		} else if (enforcer == ENF_DENY) {
+			action = SENTRY_ACT_DENIED;
+		} else if (enforcer == ENF_CORRUPT) {
 			/* BPF_EXIT as insn 0: the verifier rejects the program
 			 * (R0 not initialised) if the loader does not rewrite it
 			 * back first, which is the race this method has. */
@@ -531,6 +559,23 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 	struct inflight in = {.load_id = load_id, .killed = action == SENTRY_ACT_KILLED};
 	if (bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY))
 		count_loss(SENTRY_LOSS_INFLIGHT_FULL);
+	return action;
+}
+
+static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const int enforcer)
+{
+	if (cmd != BPF_PROG_LOAD)
+		return 0;
+	struct prog_load_attr attr = {};
+	/* 64-bit: clamping a truncated copy loses the bound for the verifier */
+	__u64 sz = size;
+	if (sz > sizeof(attr))
+		sz = sizeof(attr);
+	if (sz == 0 || bpf_probe_read_user(&attr, sz, (const void *)uattr)) {
+		count_loss(SENTRY_LOSS_ATTR_READ);
+		__builtin_memset(&attr, 0, sizeof(attr));
+	}
+	judge(&attr, size, attr.insns, attr.insn_cnt, 0, enforcer);
 	return 0;
 }
 
@@ -587,13 +632,13 @@ static __always_inline int on_exit(__s64 ret)
 SEC("tracepoint/syscalls/sys_enter_bpf")
 int sentry_enter_tp(struct sys_enter_bpf_ctx *ctx)
 {
-	return on_enter(ctx->cmd, ctx->uattr, ctx->size, 0);
+	return on_enter(ctx->cmd, ctx->uattr, ctx->size, ENF_KILL);
 }
 
 SEC("tracepoint/syscalls/sys_enter_bpf")
 int sentry_enter_tp_corrupt(struct sys_enter_bpf_ctx *ctx)
 {
-	return on_enter(ctx->cmd, ctx->uattr, ctx->size, 1);
+	return on_enter(ctx->cmd, ctx->uattr, ctx->size, ENF_CORRUPT);
 }
 
 SEC("tracepoint/syscalls/sys_exit_bpf")
@@ -607,7 +652,7 @@ int BPF_PROG(sentry_enter_btf, struct pt_regs *regs, long id)
 {
 	if (id != NR_BPF_X86_64)
 		return 0;
-	return on_enter(regs->di, regs->si, regs->dx, 0);
+	return on_enter(regs->di, regs->si, regs->dx, ENF_KILL);
 }
 
 SEC("tp_btf/sys_enter")
@@ -615,7 +660,7 @@ int BPF_PROG(sentry_enter_btf_corrupt, struct pt_regs *regs, long id)
 {
 	if (id != NR_BPF_X86_64)
 		return 0;
-	return on_enter(regs->di, regs->si, regs->dx, 1);
+	return on_enter(regs->di, regs->si, regs->dx, ENF_CORRUPT);
 }
 
 SEC("tp_btf/sys_exit")
@@ -624,4 +669,23 @@ int BPF_PROG(sentry_exit_btf, struct pt_regs *regs, long ret)
 	if (regs->orig_ax != NR_BPF_X86_64)
 		return 0;
 	return on_exit(ret);
+}
+
+/*
+ * Runs inside bpf_prog_load after the kernel copied attr and instructions
+ * and before the verifier: what is judged is exactly what would be
+ * verified and run. attr is the kernel's copy; the name comes from it, the
+ * instructions from prog (prog->len of them).
+ */
+SEC("lsm/bpf_prog_load")
+int BPF_PROG(sentry_lsm_prog_load, struct bpf_prog *prog, union bpf_attr *kattr)
+{
+	struct prog_load_attr attr = {};
+	if (bpf_probe_read_kernel(&attr, sizeof(attr), kattr))
+		count_loss(SENTRY_LOSS_ATTR_READ);
+	__u32 len = BPF_CORE_READ(prog, len);
+	__u64 insns = (__u64)(void *)prog->insnsi;
+	if (judge(&attr, sizeof(attr), insns, len, 1, ENF_DENY) == SENTRY_ACT_DENIED)
+		return -EPERM;
+	return 0;
 }

@@ -42,6 +42,9 @@ const (
 	ActionCorruptFailed Action = Action(sentrySentryActionSENTRY_ACT_CORRUPT_FAILED)
 	ActionMonitor       Action = Action(sentrySentryActionSENTRY_ACT_MONITOR)
 	ActionSelf          Action = Action(sentrySentryActionSENTRY_ACT_SELF)
+	// ActionDenied: an LSM hook refused the load with EPERM before the
+	// verifier ran; the program never got an id.
+	ActionDenied Action = Action(sentrySentryActionSENTRY_ACT_DENIED)
 )
 
 var actionNames = map[Action]string{
@@ -52,6 +55,7 @@ var actionNames = map[Action]string{
 	ActionCorruptFailed: "corrupt-failed",
 	ActionMonitor:       "monitor-only",
 	ActionSelf:          "own-load-spared",
+	ActionDenied:        "denied",
 }
 
 func (a Action) String() string {

@@ -42,6 +42,7 @@ const (
 	FeatBTF            = "btf"
 	FeatLSMActive      = "bpf_lsm_active"
 	FeatLSMLoad        = "bpf_lsm_loadable"
+	FeatLSMProgLoad    = "bpf_lsm_prog_load_hook"
 	FeatFentry         = "fentry_loadable"
 	FeatKprobes        = "kprobes"
 	FeatSyscallTP      = "syscall_tracepoints"
@@ -105,6 +106,7 @@ func ProbeKernel() *Features {
 	add(result(FeatLSMLoad, "tiny lsm/bpf program loaded", tryLoad(&ebpf.ProgramSpec{
 		Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "bpf", Instructions: retZero, License: "GPL",
 	})))
+	add(result(FeatLSMProgLoad, "tiny lsm/bpf_prog_load program loaded (kernel >= 6.9)", tryLoad(lsmProgLoadSpec())))
 	add(result(FeatFentry, "tiny fentry/security_bpf program loaded", tryLoad(&ebpf.ProgramSpec{
 		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceFEntry, AttachTo: "security_bpf", Instructions: retZero, License: "GPL",
 	})))
@@ -130,6 +132,30 @@ func ProbeKernel() *Features {
 	add(result(FeatRingBuf, "BPF_MAP_TYPE_RINGBUF", features.HaveMapType(ebpf.RingBuf)))
 	add(result(FeatLoop, "helper available to tracepoint programs", features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop)))
 	return f
+}
+
+func lsmProgLoadSpec() *ebpf.ProgramSpec {
+	return &ebpf.ProgramSpec{
+		Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "bpf_prog_load", Instructions: retZero, License: "GPL",
+	}
+}
+
+// lsmProgLoadUsable says why the lsm-prog-load hook cannot work here, or
+// nil: the BPF LSM must be active (else the hook loads, attaches and never
+// runs, as on 5.10 without lsm=...,bpf) and the hook must exist (6.9).
+func lsmProgLoadUsable() error {
+	secfsErr := ensureSecurityfs()
+	b, err := os.ReadFile("/sys/kernel/security/lsm")
+	if err != nil {
+		return fmt.Errorf("active LSMs unknown: %w", errors.Join(secfsErr, err))
+	}
+	if list := strings.TrimSpace(string(b)); !hasWord(list, "bpf") {
+		return fmt.Errorf("BPF LSM not active (lsm=%s; boot with lsm=...,bpf)", list)
+	}
+	if err := tryLoad(lsmProgLoadSpec()); err != nil {
+		return fmt.Errorf("lsm/bpf_prog_load: %w", err)
+	}
+	return nil
 }
 
 func probeKprobes() Probe {
@@ -191,10 +217,10 @@ type Plan struct {
 // PlanFor chooses hook and enforcer the way New does for an empty Config.
 func PlanFor(f *Features) (Plan, error) {
 	var p Plan
-	if f.Has(FeatLSMActive) && f.Has(FeatLSMLoad) {
-		p.Notes = append(p.Notes, "BPF LSM is usable: a race-free LSM hook is planned (issue 5) but not implemented yet")
-	}
+	lsm := f.Has(FeatLSMActive) && f.Has(FeatLSMProgLoad)
 	switch {
+	case lsm:
+		p.Hook = HookLSMProgLoad
 	case f.Has(FeatSyscallTP):
 		p.Hook = HookTracepoint
 	case f.Has(FeatTpBTF):
@@ -203,12 +229,21 @@ func PlanFor(f *Features) (Plan, error) {
 	default:
 		return p, fmt.Errorf("%w: neither syscall tracepoints nor tp_btf", ErrNoHook)
 	}
+	if lsm && !f.Has(FeatSyscallTP) && !f.Has(FeatTpBTF) {
+		return p, fmt.Errorf("%w: the LSM hook needs a sys_exit hook (syscall tracepoints or tp_btf) to report results", ErrNoHook)
+	}
+	if !lsm && f.Has(FeatLSMActive) && f.Has(FeatLSMLoad) {
+		p.Notes = append(p.Notes, "BPF LSM is usable but this kernel has no bpf_prog_load LSM hook (< 6.9); the lsm.s/bpf hook is not implemented yet")
+	}
 	for _, need := range []string{FeatRingBuf, FeatLoop} {
 		if !f.Has(need) {
 			return p, fmt.Errorf("%w: %s missing", ErrNoHook, need)
 		}
 	}
-	if f.Has(FeatSendSignal) {
+	if lsm {
+		p.Enforcer = EnforcerDeny
+		p.Guarantee = "denied race-free: the kernel's own copy of the instructions is judged inside bpf_prog_load before the verifier; a blocked load fails with EPERM and never gets a prog id"
+	} else if f.Has(FeatSendSignal) {
 		p.Enforcer = EnforcerKill
 		p.Guarantee = "killed before use: SIGKILL is queued before the kernel copies the program; the loader never returns to user space, and the pending signal makes the verifier abort (measured: docs/EVASION.md)"
 	} else {

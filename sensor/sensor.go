@@ -30,7 +30,15 @@ const (
 	HookTracepoint Hook = "tracepoint"
 	// HookBTF: tp_btf/sys_enter and sys_exit, fires for every syscall.
 	HookBTF Hook = "tp_btf"
+	// HookLSMProgLoad: lsm/bpf_prog_load (kernels >= 6.9, BPF LSM active)
+	// judges the kernel's own copy of the instructions and can deny the
+	// load; the syscall's exit is still seen by the sys_exit tracepoint
+	// (tp_btf/sys_exit without tracefs).
+	HookLSMProgLoad Hook = "lsm-prog-load"
 )
+
+// IsLSM reports whether the hook can refuse a load (EnforcerDeny).
+func (h Hook) IsLSM() bool { return h == HookLSMProgLoad }
 
 // Enforcer is how a block verdict is carried out.
 type Enforcer string
@@ -41,6 +49,9 @@ const (
 	// EnforcerCorrupt rewrites instruction 0 to BPF_EXIT in the loader's
 	// memory (bpf_probe_write_user): racy, and refused under lockdown.
 	EnforcerCorrupt Enforcer = "corrupt"
+	// EnforcerDeny makes an LSM hook return -EPERM: the load fails before
+	// the verifier and the program never exists.
+	EnforcerDeny Enforcer = "deny"
 )
 
 // Mode says whether block verdicts are carried out.
@@ -56,8 +67,8 @@ const DefaultRingBufferSize = 64 << 20
 
 // Config chooses the sensor's hook, enforcer and tables.
 type Config struct {
-	Hook     Hook     // "" picks the best available (tracepoint, then tp_btf)
-	Enforcer Enforcer // "" means kill
+	Hook     Hook     // "" picks the strongest available (lsm-prog-load, tracepoint, tp_btf)
+	Enforcer Enforcer // "" means deny on an LSM hook, else kill
 	Mode     Mode
 	// Rules is the kernel rule table compiled by package rules; nil means
 	// an empty table (capture and report only).
@@ -115,9 +126,6 @@ func New(cfg Config) (*Sensor, error) {
 	if os.Geteuid() != 0 {
 		return nil, ErrNotRoot
 	}
-	if cfg.Enforcer == "" {
-		cfg.Enforcer = EnforcerKill
-	}
 	if cfg.RingBufferSize == 0 {
 		cfg.RingBufferSize = DefaultRingBufferSize
 	}
@@ -130,26 +138,34 @@ func New(cfg Config) (*Sensor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Enforcer == EnforcerCorrupt {
+	hook, exitHook, err := chooseHook(cfg.Hook, cfg.Enforcer, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Enforcer == "" {
+		cfg.Enforcer = EnforcerKill
+		if hook.IsLSM() {
+			cfg.Enforcer = EnforcerDeny
+		}
+	}
+	switch cfg.Enforcer {
+	case EnforcerCorrupt:
+		if hook.IsLSM() {
+			return nil, fmt.Errorf("%w: --enforcer corrupt rewrites the loader's memory from a syscall hook; the %s hook denies instead (--enforcer deny)", ErrEnforcerRefused, hook)
+		}
 		if err := CorruptAvailable(); err != nil {
 			return nil, err
 		}
-	} else if cfg.Enforcer != EnforcerKill {
-		return nil, fmt.Errorf("enforcer %q: want kill or corrupt", cfg.Enforcer)
-	}
-	hook := cfg.Hook
-	if hook == "" {
-		hook = HookTracepoint
-		if err := ensureTracefs(); err != nil {
-			cfg.Logger.Warn("syscall tracepoints unavailable, falling back to tp_btf", "err", err)
-			hook = HookBTF
+	case EnforcerKill:
+		if hook.IsLSM() {
+			return nil, fmt.Errorf("%w: the %s hook enforces by denying the load (--enforcer deny); kill needs --hook tracepoint or tp_btf", ErrEnforcerRefused, hook)
 		}
-	} else if hook == HookTracepoint {
-		if err := ensureTracefs(); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrNoHook, err)
+	case EnforcerDeny:
+		if !hook.IsLSM() {
+			return nil, fmt.Errorf("%w: --enforcer deny needs an LSM hook (--hook lsm-prog-load), not %s", ErrEnforcerRefused, hook)
 		}
-	} else if hook != HookBTF {
-		return nil, fmt.Errorf("hook %q: want tracepoint or tp_btf", hook)
+	default:
+		return nil, fmt.Errorf("enforcer %q: want deny, kill or corrupt", cfg.Enforcer)
 	}
 
 	spec, err := loadSentry()
@@ -157,7 +173,7 @@ func New(cfg Config) (*Sensor, error) {
 		return nil, err
 	}
 	spec.Maps[sentryMapEvents].MaxEntries = uint32(cfg.RingBufferSize)
-	enter, exit := programNames(hook, cfg.Enforcer)
+	enter, exit := programNames(hook, exitHook, cfg.Enforcer)
 	for name := range spec.Programs {
 		if name != enter && name != exit {
 			delete(spec.Programs, name)
@@ -194,7 +210,11 @@ func New(cfg Config) (*Sensor, error) {
 	}
 	// Exit first: an enter without its exit would leave an inflight entry.
 	for _, name := range []string{exit, enter} {
-		l, err := attach(hook, coll.Programs[name], name == exit)
+		h := hook
+		if name == exit {
+			h = exitHook
+		}
+		l, err := attach(h, coll.Programs[name], name == exit)
 		if err != nil {
 			return fail(fmt.Errorf("attach %s (%s): %w", name, hook, err))
 		}
@@ -211,24 +231,70 @@ func New(cfg Config) (*Sensor, error) {
 	return s, nil
 }
 
-func programNames(h Hook, e Enforcer) (enter, exit string) {
-	if h == HookBTF {
-		enter, exit = sentryProgSentryEnterBtf, sentryProgSentryExitBtf
-		if e == EnforcerCorrupt {
-			enter = sentryProgSentryEnterBtfCorrupt
+// chooseHook resolves the asked hook ("" = auto) into the enter hook and
+// the hook whose sys_exit program reports the syscall's result (the LSM
+// hook has no exit of its own).
+func chooseHook(asked Hook, enf Enforcer, log *slog.Logger) (enter, exit Hook, err error) {
+	syscallHook := func() (Hook, error) {
+		if err := ensureTracefs(); err != nil {
+			if asked == HookTracepoint {
+				return "", fmt.Errorf("%w: %v", ErrNoHook, err)
+			}
+			log.Warn("syscall tracepoints unavailable, falling back to tp_btf", "err", err)
+			return HookBTF, nil
 		}
-		return
+		return HookTracepoint, nil
 	}
-	enter, exit = sentryProgSentryEnterTp, sentryProgSentryExitTp
-	if e == EnforcerCorrupt {
+	switch asked {
+	case "":
+		// The strongest hook unless the asked enforcer needs a syscall one.
+		if enf != EnforcerKill && enf != EnforcerCorrupt && lsmProgLoadUsable() == nil {
+			exit, err = syscallHook()
+			return HookLSMProgLoad, exit, err
+		}
+		enter, err = syscallHook()
+		return enter, enter, err
+	case HookTracepoint:
+		enter, err = syscallHook()
+		return enter, enter, err
+	case HookBTF:
+		return HookBTF, HookBTF, nil
+	case HookLSMProgLoad:
+		if err := lsmProgLoadUsable(); err != nil {
+			return "", "", fmt.Errorf("%w: %v", ErrNoHook, err)
+		}
+		exit, err = syscallHook()
+		return HookLSMProgLoad, exit, err
+	}
+	return "", "", fmt.Errorf("hook %q: want lsm-prog-load, tracepoint or tp_btf", asked)
+}
+
+func programNames(h, exitHook Hook, e Enforcer) (enter, exit string) {
+	exit = sentryProgSentryExitTp
+	if exitHook == HookBTF {
+		exit = sentryProgSentryExitBtf
+	}
+	switch {
+	case h == HookLSMProgLoad:
+		enter = sentryProgSentryLsmProgLoad
+	case h == HookBTF && e == EnforcerCorrupt:
+		enter = sentryProgSentryEnterBtfCorrupt
+	case h == HookBTF:
+		enter = sentryProgSentryEnterBtf
+	case e == EnforcerCorrupt:
 		enter = sentryProgSentryEnterTpCorrupt
+	default:
+		enter = sentryProgSentryEnterTp
 	}
-	return
+	return enter, exit
 }
 
 func attach(h Hook, p *ebpf.Program, isExit bool) (link.Link, error) {
-	if h == HookBTF {
+	switch h {
+	case HookBTF:
 		return link.AttachTracing(link.TracingOptions{Program: p})
+	case HookLSMProgLoad:
+		return link.AttachLSM(link.LSMOptions{Program: p})
 	}
 	event := "sys_enter_bpf"
 	if isExit {

@@ -82,6 +82,7 @@ const (
 	sentrySentryActionSENTRY_ACT_CORRUPT_FAILED sentrySentryAction = 4
 	sentrySentryActionSENTRY_ACT_MONITOR        sentrySentryAction = 5
 	sentrySentryActionSENTRY_ACT_SELF           sentrySentryAction = 6
+	sentrySentryActionSENTRY_ACT_DENIED         sentrySentryAction = 7
 )
 
 type sentrySentryChunk struct {
@@ -237,6 +238,7 @@ const (
 	sentryProgSentryEnterTpCorrupt  = "sentry_enter_tp_corrupt"
 	sentryProgSentryExitBtf         = "sentry_exit_btf"
 	sentryProgSentryExitTp          = "sentry_exit_tp"
+	sentryProgSentryLsmProgLoad     = "sentry_lsm_prog_load"
 	sentryVarUnusedAction           = "unused_action"
 	sentryVarUnusedChunk            = "unused_chunk"
 	sentryVarUnusedExit             = "unused_exit"
@@ -296,6 +298,7 @@ type sentryProgramSpecs struct {
 	SentryEnterTpCorrupt  *ebpf.ProgramSpec `ebpf:"sentry_enter_tp_corrupt"`
 	SentryExitBtf         *ebpf.ProgramSpec `ebpf:"sentry_exit_btf"`
 	SentryExitTp          *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
+	SentryLsmProgLoad     *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_load"`
 }
 
 // sentryMapSpecs contains maps before they are loaded into the kernel.
@@ -395,6 +398,7 @@ type sentryPrograms struct {
 	SentryEnterTpCorrupt  *ebpf.Program `ebpf:"sentry_enter_tp_corrupt"`
 	SentryExitBtf         *ebpf.Program `ebpf:"sentry_exit_btf"`
 	SentryExitTp          *ebpf.Program `ebpf:"sentry_exit_tp"`
+	SentryLsmProgLoad     *ebpf.Program `ebpf:"sentry_lsm_prog_load"`
 }
 
 func (p *sentryPrograms) Close() error {
@@ -405,6 +409,7 @@ func (p *sentryPrograms) Close() error {
 		p.SentryEnterTpCorrupt,
 		p.SentryExitBtf,
 		p.SentryExitTp,
+		p.SentryLsmProgLoad,
 	)
 }
 

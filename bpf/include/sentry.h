@@ -51,6 +51,7 @@ enum sentry_action {
 	SENTRY_ACT_CORRUPT_FAILED = 4,
 	SENTRY_ACT_MONITOR = 5,    /* block verdict, but monitor mode */
 	SENTRY_ACT_SELF = 6,       /* the sensor's own load: never blocked */
+	SENTRY_ACT_DENIED = 7,     /* an LSM hook returned -EPERM: never verified, no id */
 };
 
 enum sentry_mode {

@@ -66,8 +66,8 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.StringVar(&o.rules, "rules", "@defaults", "rule file or directory; @defaults is the embedded set")
 	f.DurationVar(&o.rulesPoll, "rules-poll", 2*time.Second, "reload --rules when its files change, checking this often (0: only on SIGHUP)")
 	f.StringVar(&o.mode, "mode", "enforce", "enforce|monitor: monitor reports block verdicts without acting")
-	f.StringVar(&o.enforcer, "enforcer", "kill", "kill (SIGKILL the loader) | corrupt (rewrite insn 0; racy, refused under lockdown)")
-	f.StringVar(&o.hook, "hook", "auto", "auto|tracepoint|tp_btf")
+	f.StringVar(&o.enforcer, "enforcer", "auto", "auto (deny on an LSM hook, else kill) | deny (LSM hook returns EPERM) | kill (SIGKILL the loader) | corrupt (rewrite insn 0; racy, refused under lockdown)")
+	f.StringVar(&o.hook, "hook", "auto", "auto (strongest available, see doctor) | lsm-prog-load | tracepoint | tp_btf")
 	f.StringVar(&o.format, "format", "text", "text: one line per load on stdout (events go to --output only when given) | json: events to --output (default stdout)")
 	f.BoolVar(&o.pin, "pin", false, "pin the programs in "+runPinPath+" so enforcement continues after the agent exits")
 	f.IntVar(&o.ringMiB, "ring-size", sensor.DefaultRingBufferSize>>20, "ring buffer size in MiB (power of two)")
@@ -100,17 +100,18 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		return fmt.Errorf("--mode %q: want enforce or monitor", o.mode)
 	}
 	switch o.enforcer {
-	case "kill", "corrupt":
+	case "auto":
+	case "deny", "kill", "corrupt":
 		cfg.Enforcer = sensor.Enforcer(o.enforcer)
 	default:
-		return fmt.Errorf("--enforcer %q: want kill or corrupt", o.enforcer)
+		return fmt.Errorf("--enforcer %q: want auto, deny, kill or corrupt", o.enforcer)
 	}
 	switch o.hook {
 	case "auto":
-	case "tracepoint", "tp_btf":
+	case "lsm-prog-load", "tracepoint", "tp_btf":
 		cfg.Hook = sensor.Hook(o.hook)
 	default:
-		return fmt.Errorf("--hook %q: want auto, tracepoint or tp_btf", o.hook)
+		return fmt.Errorf("--hook %q: want auto, lsm-prog-load, tracepoint or tp_btf", o.hook)
 	}
 	if o.format != "text" && o.format != "json" {
 		return fmt.Errorf("--format %q: want text or json", o.format)
@@ -162,8 +163,11 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	info := output.Sensor{Version: version, PID: os.Getpid(), Hook: string(s.Hook()), Enforcer: "signal",
 		Guarantee: "killed before use (SIGKILL queued at bpf() entry; see doctor)", MonitorOnly: cfg.Mode == sensor.ModeMonitor,
 		RulesCount: len(set.Rules)}
-	if cfg.Enforcer == sensor.EnforcerCorrupt {
+	switch s.Enforcer() {
+	case sensor.EnforcerCorrupt:
 		info.Enforcer, info.Guarantee = "corrupt", "racy: insn 0 rewritten in the loader's memory"
+	case sensor.EnforcerDeny:
+		info.Enforcer, info.Guarantee = "lsm", "denied race-free: the kernel's copy is judged in bpf_prog_load before the verifier (EPERM, no prog id)"
 	}
 	if info.MonitorOnly {
 		info.Guarantee = "monitor only"

@@ -1,0 +1,219 @@
+package sensor
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+	"github.com/ebpf-sentry/ebpf-sentry/vmtest/capabilities"
+)
+
+// kernelExpectation is what the running kernel must offer: the matrix list
+// for its label inside a VM, the host list for this machine's release, or
+// ok=false when nothing says (the test then has nothing to compare with).
+func kernelExpectation(t *testing.T) (label string, want capabilities.Expectation, ok bool) {
+	t.Helper()
+	if label = os.Getenv(kernelEnv); label != "" {
+		want, err := capabilities.Lookup(label)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return label, want, true
+	}
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		t.Fatalf("read kernel release: %v", err)
+	}
+	parts := strings.SplitN(strings.TrimSpace(string(b)), ".", 3)
+	if len(parts) < 2 {
+		t.Fatalf("unexpected kernel release %q", b)
+	}
+	label = "host-" + parts[0] + "." + parts[1]
+	want, ok = capabilities.HostExpectations[label]
+	return label, want, ok
+}
+
+// The capability suite proves each capability by using it; ProbeKernel
+// (what doctor and auto-selection rely on) must reach the same answers, and
+// the plan must be the strongest hook those answers allow.
+func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
+	label, want, ok := kernelExpectation(t)
+	if !ok {
+		t.Skipf("kernel %s has no expectation list to compare with", label)
+	}
+	testutils.RequireRoot(t, "probing BPF program types")
+	if err := rlimit.RemoveMemlock(); err != nil {
+		t.Fatal(err)
+	}
+	f := ProbeKernel()
+	pairs := []struct {
+		feature string
+		cap     capabilities.Capability
+	}{
+		{FeatBTF, capabilities.BTF},
+		{FeatLSMActive, capabilities.BPFLSMActive},
+		{FeatSyscallTP, capabilities.TracepointBpf},
+		{FeatTpBTF, capabilities.TpBTFSysEnter},
+		{FeatFentry, capabilities.FentrySecurityBpf},
+		{FeatKprobes, capabilities.KprobeBpf},
+		{FeatProbeWriteUser, capabilities.ProbeWriteUser},
+		{FeatSendSignal, capabilities.SendSignal},
+	}
+	for _, p := range pairs {
+		if got, exp := f.Has(p.feature), want.Expects(p.cap); got != exp {
+			t.Errorf("kernel %s: ProbeKernel says %s=%v, the capability list says %s=%v", label, p.feature, got, p.cap, exp)
+		}
+	}
+	// Usable means active and loadable: the deny capability is exactly that.
+	if got, exp := f.Has(FeatLSMActive) && f.Has(FeatLSMProgLoad), want.Expects(capabilities.LSMProgLoadDeny); got != exp {
+		t.Errorf("kernel %s: ProbeKernel says lsm bpf_prog_load usable=%v, the capability list says %s=%v", label, got, capabilities.LSMProgLoadDeny, exp)
+	}
+	if f.Lockdown != want.Lockdown {
+		t.Errorf("kernel %s: lockdown %q, want %q", label, f.Lockdown, want.Lockdown)
+	}
+	plan, err := PlanFor(f)
+	if err != nil {
+		t.Fatalf("kernel %s: no plan: %v", label, err)
+	}
+	wantHook, wantEnf := HookTracepoint, EnforcerKill
+	if want.Expects(capabilities.LSMProgLoadDeny) {
+		wantHook, wantEnf = HookLSMProgLoad, EnforcerDeny
+	}
+	if plan.Hook != wantHook || plan.Enforcer != wantEnf {
+		t.Errorf("kernel %s: plan is %s/%s, want %s/%s", label, plan.Hook, plan.Enforcer, wantHook, wantEnf)
+	}
+	t.Logf("kernel %s: plan %s/%s: %s", label, plan.Hook, plan.Enforcer, plan.Guarantee)
+}
+
+// requireLSMProgLoad fails where the kernel's list promises the hook and it
+// does not work, and skips where the kernel does not have it (this host).
+func requireLSMProgLoad(t *testing.T) {
+	t.Helper()
+	testutils.RequireRoot(t, "loading the sensor's BPF programs")
+	label, want, _ := kernelExpectation(t)
+	err := lsmProgLoadUsable()
+	switch {
+	case err != nil && want.Expects(capabilities.LSMProgLoadDeny):
+		t.Fatalf("kernel %s must offer the lsm/bpf_prog_load hook: %v", label, err)
+	case err != nil:
+		t.Skipf("kernel %s has no usable lsm/bpf_prog_load hook: %v", label, err)
+	}
+}
+
+// With the LSM hook a blocked load fails with EPERM inside the bpf() call:
+// the loader keeps running (nothing is killed), the program never reaches
+// the verifier and never gets an id, and what was judged is the kernel's
+// own copy, byte for byte what the loader submitted.
+func TestLSMProgLoadDeniesBeforeTheProgramExists(t *testing.T) {
+	requireLSMProgLoad(t)
+	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t)})
+	if s.Hook() != HookLSMProgLoad || s.Enforcer() != EnforcerDeny {
+		t.Fatalf("auto picked %s/%s on a kernel with the lsm/bpf_prog_load hook, want %s/%s", s.Hook(), s.Enforcer(), HookLSMProgLoad, EnforcerDeny)
+	}
+	twice := helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd)
+	cases := []struct {
+		name   string
+		prog   string
+		insns  []byte
+		denied bool
+		rule   string
+	}{
+		{"a matching name and helper count is denied with EPERM", "se2eblk_lsm", twice, true, "e2e-block"},
+		{"an exact name is denied with EPERM", "se2eexact", twice, true, "e2e-exact"},
+		{"the same helpers under another name load", "se2e_lsmok", twice, false, ""},
+		{"a 600-instruction benign program crossing a chunk loads and is captured whole", "se2e_lsm600", genInsns(600), false, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			run := runLoader(t, "-insns", writeInsns(t, tc.insns), "-name", tc.prog)
+			if run.killed || len(run.results) != 1 {
+				t.Fatalf("loader killed=%v results=%v: the LSM path must return to the loader", run.killed, run.results)
+			}
+			res := run.results[0]
+			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 20*time.Second)
+			if len(evs) != 1 {
+				t.Fatalf("got %d events, want 1", len(evs))
+			}
+			ev := evs[0]
+			if !ev.Complete() || !bytes.Equal(ev.Program.Insns, tc.insns) {
+				t.Fatalf("capture incomplete (missing %v) or differs from the %d submitted bytes (got %d)", ev.Missing, len(tc.insns), len(ev.Program.Insns))
+			}
+			if ev.Program.Name != tc.prog || ev.Program.Loader.PID != uint32(res.PID) {
+				t.Errorf("name %q loader %+v, want %q pid %d", ev.Program.Name, ev.Program.Loader, tc.prog, res.PID)
+			}
+			if tc.denied {
+				if res.Ret != -1 || res.ID != 0 {
+					t.Errorf("blocked load returned %d id %d, want -EPERM (-1) and no id", res.Ret, res.ID)
+				}
+				if ev.Verdict != VerdictBlock || ev.RuleID != tc.rule || ev.Action != ActionDenied {
+					t.Errorf("verdict %v rule %q action %v, want block %q denied", ev.Verdict, ev.RuleID, ev.Action, tc.rule)
+				}
+				if ev.Outcome.Result != ResultFailed || ev.Outcome.Errno != 1 || ev.Program.Kernel != nil {
+					t.Errorf("outcome %+v kernel %+v, want failed with EPERM and no prog id", ev.Outcome, ev.Program.Kernel)
+				}
+				return
+			}
+			if res.Ret < 0 || res.ID == 0 {
+				t.Fatalf("benign load failed: %+v", res)
+			}
+			if ev.Verdict != VerdictAllow || ev.Action != ActionNone || ev.Outcome.Result != ResultLoaded ||
+				ev.Program.Kernel == nil || ev.Program.Kernel.ID != res.ID {
+				t.Errorf("verdict %v action %v outcome %+v kernel %+v, want allowed and loaded as id %d", ev.Verdict, ev.Action, ev.Outcome, ev.Program.Kernel, res.ID)
+			}
+		})
+	}
+	for _, name := range []string{"se2eblk_lsm", "se2eexact"} {
+		if left := progsNamed(t, name); len(left) != 0 {
+			t.Errorf("denied programs exist: %v", left)
+		}
+	}
+}
+
+// Monitor mode on the LSM hook reports the block verdict and lets the load
+// through.
+func TestLSMProgLoadMonitorModeLetsTheLoadThrough(t *testing.T) {
+	requireLSMProgLoad(t)
+	s := startSensor(t, Config{Hook: HookLSMProgLoad, Mode: ModeMonitor, Rules: compiledTestRules(t)})
+	run := runLoader(t, "-insns", writeInsns(t, helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd)), "-name", "se2eblk_mon")
+	if run.killed || len(run.results) != 1 || run.results[0].Ret < 0 {
+		t.Fatalf("monitored load: killed=%v results=%v, want loaded", run.killed, run.results)
+	}
+	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 20*time.Second)
+	if len(evs) != 1 || evs[0].Verdict != VerdictBlock || evs[0].Action != ActionMonitor {
+		t.Fatalf("events %+v, want one block verdict with action monitor-only", evs)
+	}
+}
+
+// The enforcer must fit the hook: an LSM hook denies, a syscall hook kills
+// or corrupts. A mismatch is refused before anything is loaded.
+func TestMismatchedHookAndEnforcerAreRefused(t *testing.T) {
+	testutils.RequireRoot(t, "starting the sensor")
+	cases := []struct {
+		name string
+		cfg  Config
+	}{
+		{"deny on the tracepoint hook is refused", Config{Hook: HookTracepoint, Enforcer: EnforcerDeny}},
+		{"deny on the tp_btf hook is refused", Config{Hook: HookBTF, Enforcer: EnforcerDeny}},
+		{"an unknown enforcer is refused", Config{Hook: HookTracepoint, Enforcer: "shout"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(tc.cfg)
+			if err == nil {
+				s.Close()
+				t.Fatalf("New(%+v) succeeded", tc.cfg)
+			}
+			t.Logf("refused: %v", err)
+		})
+	}
+	if lsmProgLoadUsable() != nil {
+		if _, err := New(Config{Hook: HookLSMProgLoad}); err == nil || !strings.Contains(err.Error(), "lsm/bpf_prog_load") {
+			t.Errorf("--hook lsm-prog-load on a kernel without it: err %v, want one naming lsm/bpf_prog_load", err)
+		}
+	}
+}
