@@ -406,7 +406,6 @@ struct prog_load_attr {
 static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 insns_addr,
 				   __u32 insn_cnt, const int kernel, const int enforcer)
 {
-	struct prog_load_attr attr = *ap;
 	__u32 zero = 0;
 	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
 	struct rules_facts *f = bpf_map_lookup_elem(&facts_scratch, &zero);
@@ -423,12 +422,12 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 
 	/* Too big for an inlined memset: copy zeros over it. */
 	bpf_probe_read_kernel(f, sizeof(*f), &zero_facts);
-	f->prog_type = attr.prog_type;
-	f->expected_attach_type = attr.expected_attach_type;
-	f->insn_cnt = attr.insn_cnt;
+	f->prog_type = ap->prog_type;
+	f->expected_attach_type = ap->expected_attach_type;
+	f->insn_cnt = ap->insn_cnt;
 	f->uid = (__u32)uid_gid;
 	f->insn_hash = RULES_HASH_INIT;
-	__builtin_memcpy(f->prog_name, attr.prog_name, SENTRY_NAME_LEN);
+	__builtin_memcpy(f->prog_name, ap->prog_name, SENTRY_NAME_LEN);
 	f->prog_name[SENTRY_NAME_LEN - 1] = 0; /* the kernel refuses unterminated names anyway */
 	bpf_get_current_comm(f->comm, sizeof(f->comm));
 
@@ -453,20 +452,20 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		hdr->uid = (__u32)uid_gid;
 		hdr->gid = uid_gid >> 32;
 		hdr->attr_size = size;
-		hdr->prog_type = attr.prog_type;
-		hdr->insn_cnt = attr.insn_cnt;
-		hdr->prog_flags = attr.prog_flags;
-		hdr->expected_attach_type = attr.expected_attach_type;
-		hdr->attach_btf_id = attr.attach_btf_id;
-		hdr->attach_btf_obj_fd = attr.attach_btf_obj_fd;
-		hdr->kern_version = attr.kern_version;
+		hdr->prog_type = ap->prog_type;
+		hdr->insn_cnt = ap->insn_cnt;
+		hdr->prog_flags = ap->prog_flags;
+		hdr->expected_attach_type = ap->expected_attach_type;
+		hdr->attach_btf_id = ap->attach_btf_id;
+		hdr->attach_btf_obj_fd = ap->attach_btf_obj_fd;
+		hdr->kern_version = ap->kern_version;
 		hdr->chunks = chunks;
-		hdr->insns_ptr = attr.insns;
+		hdr->insns_ptr = ap->insns;
 		__builtin_memcpy(hdr->comm, f->comm, SENTRY_COMM_LEN);
-		__builtin_memcpy(hdr->name, attr.prog_name, SENTRY_NAME_LEN);
+		__builtin_memcpy(hdr->name, ap->prog_name, SENTRY_NAME_LEN);
 		__builtin_memset(hdr->license, 0, SENTRY_LICENSE_LEN);
-		if (attr.license)
-			bpf_probe_read_user_str(hdr->license, SENTRY_LICENSE_LEN, (const void *)attr.license);
+		if (ap->license)
+			bpf_probe_read_user_str(hdr->license, SENTRY_LICENSE_LEN, (const void *)ap->license);
 		hdr->exe_truncated = 1;
 		hdr->_pad = 0;
 		struct sentry_chunk *pbuf = bpf_map_lookup_elem(&chunk_scratch, &zero);
@@ -523,7 +522,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 			 * (R0 not initialised) if the loader does not rewrite it
 			 * back first, which is the race this method has. */
 			__u64 exit_insn = 0x95;
-			action = bpf_probe_write_user((void *)attr.insns, &exit_insn, sizeof(exit_insn)) ?
+			action = bpf_probe_write_user((void *)ap->insns, &exit_insn, sizeof(exit_insn)) ?
 					 SENTRY_ACT_CORRUPT_FAILED : SENTRY_ACT_CORRUPTED;
 		} else {
 			action = bpf_send_signal(SIGKILL) ? SENTRY_ACT_KILL_FAILED : SENTRY_ACT_KILLED;
@@ -688,4 +687,28 @@ int BPF_PROG(sentry_lsm_prog_load, struct bpf_prog *prog, union bpf_attr *kattr)
 	if (judge(&attr, sizeof(attr), insns, len, 1, ENF_DENY) == SENTRY_ACT_DENIED)
 		return -EPERM;
 	return 0;
+}
+
+/*
+ * The seed's hook: a kprobe on the bpf syscall, for kernels with kprobes.
+ * With syscall wrappers (x86-64 since 4.17) __x64_sys_bpf's only argument
+ * is the user's pt_regs, read here; the exit is seen by a sys_exit program
+ * as with the LSM hook.
+ */
+SEC("kprobe/__x64_sys_bpf")
+int sentry_enter_kprobe(struct pt_regs *ctx)
+{
+	struct pt_regs *uregs = (struct pt_regs *)ctx->di;
+	__u64 cmd = BPF_CORE_READ(uregs, di);
+	__u64 uattr = BPF_CORE_READ(uregs, si);
+	__u64 size = BPF_CORE_READ(uregs, dx);
+	return on_enter(cmd, uattr, size, ENF_KILL);
+}
+
+/* For a target taking the syscall's arguments directly (__do_sys_bpf,
+ * __se_sys_bpf where they are not inlined). */
+SEC("kprobe/__do_sys_bpf")
+int sentry_enter_kprobe_direct(struct pt_regs *ctx)
+{
+	return on_enter(ctx->di, ctx->si, ctx->dx, ENF_KILL);
 }

@@ -147,10 +147,10 @@ func lsmProgLoadUsable() error {
 	secfsErr := ensureSecurityfs()
 	b, err := os.ReadFile("/sys/kernel/security/lsm")
 	if err != nil {
-		return fmt.Errorf("active LSMs unknown: %w", errors.Join(secfsErr, err))
+		return fmt.Errorf("lsm/bpf_prog_load: active LSMs unknown: %w", errors.Join(secfsErr, err))
 	}
 	if list := strings.TrimSpace(string(b)); !hasWord(list, "bpf") {
-		return fmt.Errorf("BPF LSM not active (lsm=%s; boot with lsm=...,bpf)", list)
+		return fmt.Errorf("lsm/bpf_prog_load: BPF LSM not active (lsm=%s; boot with lsm=...,bpf)", list)
 	}
 	if err := tryLoad(lsmProgLoadSpec()); err != nil {
 		return fmt.Errorf("lsm/bpf_prog_load: %w", err)

@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -76,7 +77,16 @@ func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
 	if f.Lockdown != want.Lockdown {
 		t.Errorf("kernel %s: lockdown %q, want %q", label, f.Lockdown, want.Lockdown)
 	}
+	if got, exp := f.Has(FeatLoop), !withoutBPFLoop[label]; got != exp {
+		t.Errorf("kernel %s: ProbeKernel says bpf_loop=%v, want %v", label, got, exp)
+	}
 	plan, err := PlanFor(f)
+	if withoutBPFLoop[label] {
+		if !errors.Is(err, ErrNoHook) || !strings.Contains(err.Error(), FeatLoop) {
+			t.Errorf("kernel %s has no bpf_loop: plan %+v err %v, want ErrNoHook naming %s", label, plan, err, FeatLoop)
+		}
+		return
+	}
 	if err != nil {
 		t.Fatalf("kernel %s: no plan: %v", label, err)
 	}
@@ -211,7 +221,7 @@ func TestMismatchedHookAndEnforcerAreRefused(t *testing.T) {
 			t.Logf("refused: %v", err)
 		})
 	}
-	if lsmProgLoadUsable() != nil {
+	if lsmProgLoadUsable() != nil && !withoutBPFLoop[os.Getenv(kernelEnv)] {
 		if _, err := New(Config{Hook: HookLSMProgLoad}); err == nil || !strings.Contains(err.Error(), "lsm/bpf_prog_load") {
 			t.Errorf("--hook lsm-prog-load on a kernel without it: err %v, want one naming lsm/bpf_prog_load", err)
 		}

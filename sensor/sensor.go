@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
@@ -35,7 +37,17 @@ const (
 	// load; the syscall's exit is still seen by the sys_exit tracepoint
 	// (tp_btf/sys_exit without tracefs).
 	HookLSMProgLoad Hook = "lsm-prog-load"
+	// HookKprobe: the seed's kprobe on the bpf syscall (KprobeTargets, the
+	// first that attaches), with the sys_exit tracepoint (or tp_btf) for
+	// the result. Only when asked: it sees what the tracepoint sees.
+	HookKprobe Hook = "kprobe"
 )
+
+// KprobeTargets are tried in order by the kprobe hook. __x64_sys_bpf takes
+// the user's pt_regs (syscall wrappers); the others take the arguments
+// directly where they exist and are not inlined (__sys_bpf is inlined on
+// 5.10 and takes a bpfptr_t from 5.14, so it is not a target).
+var KprobeTargets = []string{"__x64_sys_bpf", "__se_sys_bpf", "__do_sys_bpf"}
 
 // IsLSM reports whether the hook can refuse a load (EnforcerDeny).
 func (h Hook) IsLSM() bool { return h == HookLSMProgLoad }
@@ -98,13 +110,15 @@ var (
 
 // Sensor owns the kernel programs, maps and links.
 type Sensor struct {
-	cfg    Config
-	hook   Hook
-	coll   *ebpf.Collection
-	links  []link.Link
-	reader *ringbuf.Reader
-	events chan *Event
-	log    *slog.Logger
+	cfg  Config
+	hook Hook
+	// kprobeTarget is the symbol the kprobe hook attached to.
+	kprobeTarget string
+	coll         *ebpf.Collection
+	links        []link.Link
+	reader       *ringbuf.Reader
+	events       chan *Event
+	log          *slog.Logger
 
 	mu         sync.Mutex
 	generation uint32
@@ -138,6 +152,11 @@ func New(cfg Config) (*Sensor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	// Every enter program walks the instructions with bpf_loop (5.17);
+	// without it the load fails with an obscure func_info error.
+	if err := features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop); err != nil {
+		return nil, fmt.Errorf("%w: the sensor needs the bpf_loop helper (Linux 5.17+): %v", ErrNoHook, err)
+	}
 	hook, exitHook, err := chooseHook(cfg.Hook, cfg.Enforcer, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -150,6 +169,9 @@ func New(cfg Config) (*Sensor, error) {
 	}
 	switch cfg.Enforcer {
 	case EnforcerCorrupt:
+		if hook == HookKprobe {
+			return nil, fmt.Errorf("%w: --enforcer corrupt is implemented for the tracepoint and tp_btf hooks only", ErrEnforcerRefused)
+		}
 		if hook.IsLSM() {
 			return nil, fmt.Errorf("%w: --enforcer corrupt rewrites the loader's memory from a syscall hook; the %s hook denies instead (--enforcer deny)", ErrEnforcerRefused, hook)
 		}
@@ -175,7 +197,7 @@ func New(cfg Config) (*Sensor, error) {
 	spec.Maps[sentryMapEvents].MaxEntries = uint32(cfg.RingBufferSize)
 	enter, exit := programNames(hook, exitHook, cfg.Enforcer)
 	for name := range spec.Programs {
-		if name != enter && name != exit {
+		if name != enter && name != exit && (hook != HookKprobe || name != sentryProgSentryEnterKprobeDirect) {
 			delete(spec.Programs, name)
 		}
 	}
@@ -214,7 +236,13 @@ func New(cfg Config) (*Sensor, error) {
 		if name == exit {
 			h = exitHook
 		}
-		l, err := attach(h, coll.Programs[name], name == exit)
+		var l link.Link
+		var err error
+		if h == HookKprobe {
+			l, s.kprobeTarget, err = attachKprobe(coll.Programs[name], coll.Programs[sentryProgSentryEnterKprobeDirect])
+		} else {
+			l, err = attach(h, coll.Programs[name], name == exit)
+		}
 		if err != nil {
 			return fail(fmt.Errorf("attach %s (%s): %w", name, hook, err))
 		}
@@ -259,6 +287,9 @@ func chooseHook(asked Hook, enf Enforcer, log *slog.Logger) (enter, exit Hook, e
 		return enter, enter, err
 	case HookBTF:
 		return HookBTF, HookBTF, nil
+	case HookKprobe:
+		exit, err = syscallHook()
+		return HookKprobe, exit, err
 	case HookLSMProgLoad:
 		if err := lsmProgLoadUsable(); err != nil {
 			return "", "", fmt.Errorf("%w: %v", ErrNoHook, err)
@@ -266,7 +297,7 @@ func chooseHook(asked Hook, enf Enforcer, log *slog.Logger) (enter, exit Hook, e
 		exit, err = syscallHook()
 		return HookLSMProgLoad, exit, err
 	}
-	return "", "", fmt.Errorf("hook %q: want lsm-prog-load, tracepoint or tp_btf", asked)
+	return "", "", fmt.Errorf("hook %q: want lsm-prog-load, tracepoint, tp_btf or kprobe", asked)
 }
 
 func programNames(h, exitHook Hook, e Enforcer) (enter, exit string) {
@@ -277,6 +308,8 @@ func programNames(h, exitHook Hook, e Enforcer) (enter, exit string) {
 	switch {
 	case h == HookLSMProgLoad:
 		enter = sentryProgSentryLsmProgLoad
+	case h == HookKprobe:
+		enter = sentryProgSentryEnterKprobe
 	case h == HookBTF && e == EnforcerCorrupt:
 		enter = sentryProgSentryEnterBtfCorrupt
 	case h == HookBTF:
@@ -302,6 +335,27 @@ func attach(h Hook, p *ebpf.Program, isExit bool) (link.Link, error) {
 	}
 	return link.Tracepoint("syscalls", event, p, nil)
 }
+
+// attachKprobe tries KprobeTargets in order: the wrapped program for
+// __x64_sys_bpf, the direct one for the others.
+func attachKprobe(wrapped, direct *ebpf.Program) (link.Link, string, error) {
+	var errs []error
+	for _, target := range KprobeTargets {
+		p := direct
+		if target == "__x64_sys_bpf" {
+			p = wrapped
+		}
+		l, err := link.Kprobe(target, p, nil)
+		if err == nil {
+			return l, target, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", target, err))
+	}
+	return nil, "", fmt.Errorf("%w: no kprobe target attached: %w", ErrNoHook, errors.Join(errs...))
+}
+
+// KprobeTarget is the symbol the kprobe hook attached to ("" for other hooks).
+func (s *Sensor) KprobeTarget() string { return s.kprobeTarget }
 
 // Hook is the hook in use.
 func (s *Sensor) Hook() Hook { return s.hook }

@@ -224,30 +224,32 @@ type sentrySentryVerdictRec struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sentryMapChunkScratch           = "chunk_scratch"
-	sentryMapConfig                 = "config"
-	sentryMapEvents                 = "events"
-	sentryMapFactsScratch           = "facts_scratch"
-	sentryMapInflight               = "inflight"
-	sentryMapLoadSeq                = "load_seq"
-	sentryMapLosses                 = "losses"
-	sentryMapRules                  = "rules"
-	sentryProgSentryEnterBtf        = "sentry_enter_btf"
-	sentryProgSentryEnterBtfCorrupt = "sentry_enter_btf_corrupt"
-	sentryProgSentryEnterTp         = "sentry_enter_tp"
-	sentryProgSentryEnterTpCorrupt  = "sentry_enter_tp_corrupt"
-	sentryProgSentryExitBtf         = "sentry_exit_btf"
-	sentryProgSentryExitTp          = "sentry_exit_tp"
-	sentryProgSentryLsmProgLoad     = "sentry_lsm_prog_load"
-	sentryVarUnusedAction           = "unused_action"
-	sentryVarUnusedChunk            = "unused_chunk"
-	sentryVarUnusedExit             = "unused_exit"
-	sentryVarUnusedHeader           = "unused_header"
-	sentryVarUnusedKind             = "unused_kind"
-	sentryVarUnusedLoss             = "unused_loss"
-	sentryVarUnusedMode             = "unused_mode"
-	sentryVarUnusedVerdict          = "unused_verdict"
-	sentryVarUnusedVerdictEnum      = "unused_verdict_enum"
+	sentryMapChunkScratch             = "chunk_scratch"
+	sentryMapConfig                   = "config"
+	sentryMapEvents                   = "events"
+	sentryMapFactsScratch             = "facts_scratch"
+	sentryMapInflight                 = "inflight"
+	sentryMapLoadSeq                  = "load_seq"
+	sentryMapLosses                   = "losses"
+	sentryMapRules                    = "rules"
+	sentryProgSentryEnterBtf          = "sentry_enter_btf"
+	sentryProgSentryEnterBtfCorrupt   = "sentry_enter_btf_corrupt"
+	sentryProgSentryEnterKprobe       = "sentry_enter_kprobe"
+	sentryProgSentryEnterKprobeDirect = "sentry_enter_kprobe_direct"
+	sentryProgSentryEnterTp           = "sentry_enter_tp"
+	sentryProgSentryEnterTpCorrupt    = "sentry_enter_tp_corrupt"
+	sentryProgSentryExitBtf           = "sentry_exit_btf"
+	sentryProgSentryExitTp            = "sentry_exit_tp"
+	sentryProgSentryLsmProgLoad       = "sentry_lsm_prog_load"
+	sentryVarUnusedAction             = "unused_action"
+	sentryVarUnusedChunk              = "unused_chunk"
+	sentryVarUnusedExit               = "unused_exit"
+	sentryVarUnusedHeader             = "unused_header"
+	sentryVarUnusedKind               = "unused_kind"
+	sentryVarUnusedLoss               = "unused_loss"
+	sentryVarUnusedMode               = "unused_mode"
+	sentryVarUnusedVerdict            = "unused_verdict"
+	sentryVarUnusedVerdictEnum        = "unused_verdict_enum"
 )
 
 // loadSentry returns the embedded CollectionSpec for sentry.
@@ -292,13 +294,15 @@ type sentrySpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryProgramSpecs struct {
-	SentryEnterBtf        *ebpf.ProgramSpec `ebpf:"sentry_enter_btf"`
-	SentryEnterBtfCorrupt *ebpf.ProgramSpec `ebpf:"sentry_enter_btf_corrupt"`
-	SentryEnterTp         *ebpf.ProgramSpec `ebpf:"sentry_enter_tp"`
-	SentryEnterTpCorrupt  *ebpf.ProgramSpec `ebpf:"sentry_enter_tp_corrupt"`
-	SentryExitBtf         *ebpf.ProgramSpec `ebpf:"sentry_exit_btf"`
-	SentryExitTp          *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
-	SentryLsmProgLoad     *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_load"`
+	SentryEnterBtf          *ebpf.ProgramSpec `ebpf:"sentry_enter_btf"`
+	SentryEnterBtfCorrupt   *ebpf.ProgramSpec `ebpf:"sentry_enter_btf_corrupt"`
+	SentryEnterKprobe       *ebpf.ProgramSpec `ebpf:"sentry_enter_kprobe"`
+	SentryEnterKprobeDirect *ebpf.ProgramSpec `ebpf:"sentry_enter_kprobe_direct"`
+	SentryEnterTp           *ebpf.ProgramSpec `ebpf:"sentry_enter_tp"`
+	SentryEnterTpCorrupt    *ebpf.ProgramSpec `ebpf:"sentry_enter_tp_corrupt"`
+	SentryExitBtf           *ebpf.ProgramSpec `ebpf:"sentry_exit_btf"`
+	SentryExitTp            *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
+	SentryLsmProgLoad       *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_load"`
 }
 
 // sentryMapSpecs contains maps before they are loaded into the kernel.
@@ -392,19 +396,23 @@ type sentryVariables struct {
 //
 // It can be passed to loadSentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryPrograms struct {
-	SentryEnterBtf        *ebpf.Program `ebpf:"sentry_enter_btf"`
-	SentryEnterBtfCorrupt *ebpf.Program `ebpf:"sentry_enter_btf_corrupt"`
-	SentryEnterTp         *ebpf.Program `ebpf:"sentry_enter_tp"`
-	SentryEnterTpCorrupt  *ebpf.Program `ebpf:"sentry_enter_tp_corrupt"`
-	SentryExitBtf         *ebpf.Program `ebpf:"sentry_exit_btf"`
-	SentryExitTp          *ebpf.Program `ebpf:"sentry_exit_tp"`
-	SentryLsmProgLoad     *ebpf.Program `ebpf:"sentry_lsm_prog_load"`
+	SentryEnterBtf          *ebpf.Program `ebpf:"sentry_enter_btf"`
+	SentryEnterBtfCorrupt   *ebpf.Program `ebpf:"sentry_enter_btf_corrupt"`
+	SentryEnterKprobe       *ebpf.Program `ebpf:"sentry_enter_kprobe"`
+	SentryEnterKprobeDirect *ebpf.Program `ebpf:"sentry_enter_kprobe_direct"`
+	SentryEnterTp           *ebpf.Program `ebpf:"sentry_enter_tp"`
+	SentryEnterTpCorrupt    *ebpf.Program `ebpf:"sentry_enter_tp_corrupt"`
+	SentryExitBtf           *ebpf.Program `ebpf:"sentry_exit_btf"`
+	SentryExitTp            *ebpf.Program `ebpf:"sentry_exit_tp"`
+	SentryLsmProgLoad       *ebpf.Program `ebpf:"sentry_lsm_prog_load"`
 }
 
 func (p *sentryPrograms) Close() error {
 	return _SentryClose(
 		p.SentryEnterBtf,
 		p.SentryEnterBtfCorrupt,
+		p.SentryEnterKprobe,
+		p.SentryEnterKprobeDirect,
 		p.SentryEnterTp,
 		p.SentryEnterTpCorrupt,
 		p.SentryExitBtf,

@@ -64,3 +64,21 @@ func Select(labels []string) ([]Kernel, error) {
 	}
 	return out, nil
 }
+
+// DefaultPackages are the suites `make vmtest` runs in every VM: what each
+// kernel offers, and the sensor's hooks and enforcers on it.
+var DefaultPackages = []string{"./vmtest/capabilities", "./sensor"}
+
+// DefaultHelpers are the programs those suites run inside the VM.
+var DefaultHelpers = []string{"./internal/cmd/bpfload"}
+
+// DefaultPackageRun limits the sensor suite to the tests whose outcome
+// depends on the kernel (each sensor start costs seconds under TCG; the
+// rest of the suite runs on the host): the plan agrees with the kernel's
+// capability list, the LSM hook denies race-free (skipped where the list
+// says the hook is absent), the kill and corrupt enforcers act, and a
+// mismatched hook and enforcer are refused, and the kprobe hook reports
+// what the tracepoint does.
+var DefaultPackageRun = map[string]string{
+	"./sensor": "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestLSMProgLoad.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestVerdictsAndEnforcement)$",
+}

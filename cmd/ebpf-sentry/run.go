@@ -67,7 +67,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.DurationVar(&o.rulesPoll, "rules-poll", 2*time.Second, "reload --rules when its files change, checking this often (0: only on SIGHUP)")
 	f.StringVar(&o.mode, "mode", "enforce", "enforce|monitor: monitor reports block verdicts without acting")
 	f.StringVar(&o.enforcer, "enforcer", "auto", "auto (deny on an LSM hook, else kill) | deny (LSM hook returns EPERM) | kill (SIGKILL the loader) | corrupt (rewrite insn 0; racy, refused under lockdown)")
-	f.StringVar(&o.hook, "hook", "auto", "auto (strongest available, see doctor) | lsm-prog-load | tracepoint | tp_btf")
+	f.StringVar(&o.hook, "hook", "auto", "auto (strongest available, see doctor) | lsm-prog-load | tracepoint | tp_btf | kprobe")
 	f.StringVar(&o.format, "format", "text", "text: one line per load on stdout (events go to --output only when given) | json: events to --output (default stdout)")
 	f.BoolVar(&o.pin, "pin", false, "pin the programs in "+runPinPath+" so enforcement continues after the agent exits")
 	f.IntVar(&o.ringMiB, "ring-size", sensor.DefaultRingBufferSize>>20, "ring buffer size in MiB (power of two)")
@@ -108,10 +108,10 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	switch o.hook {
 	case "auto":
-	case "lsm-prog-load", "tracepoint", "tp_btf":
+	case "lsm-prog-load", "tracepoint", "tp_btf", "kprobe":
 		cfg.Hook = sensor.Hook(o.hook)
 	default:
-		return fmt.Errorf("--hook %q: want auto, lsm-prog-load, tracepoint or tp_btf", o.hook)
+		return fmt.Errorf("--hook %q: want auto, lsm-prog-load, tracepoint, tp_btf or kprobe", o.hook)
 	}
 	if o.format != "text" && o.format != "json" {
 		return fmt.Errorf("--format %q: want text or json", o.format)

@@ -30,9 +30,9 @@ func main() {
 func run() int {
 	var (
 		kernels  = flag.String("kernels", "", "comma-separated kernel labels (default: the whole matrix; see -list)")
-		packages = flag.String("packages", "./vmtest/capabilities", "comma-separated Go packages whose tests run in every VM")
-		helpers  = flag.String("helpers", "", "comma-separated main packages built into the VM's /bin (PATH) for the tests")
-		testRun  = flag.String("run", "", "passed to the test binaries as -test.run")
+		packages = flag.String("packages", strings.Join(vmtest.DefaultPackages, ","), "comma-separated Go packages whose tests run in every VM")
+		helpers  = flag.String("helpers", strings.Join(vmtest.DefaultHelpers, ","), "comma-separated main packages built into the VM's /bin (PATH) for the tests")
+		testRun  = flag.String("run", "", "passed to the test binaries as -test.run (default: all tests, the sensor suite's kernel-specific subset)")
 		parallel = flag.Int("parallel", 2, "VMs at a time (each takes one host core under TCG)")
 		timeout  = flag.Duration("timeout", 5*time.Minute, "hard limit per VM")
 		out      = flag.String("out", "", "output directory (default: bin/vmtest in the repository)")
@@ -76,7 +76,7 @@ func run() int {
 	}
 	sum, err := vmtest.Run(ctx, vmtest.Options{
 		Helpers: helperPkgs,
-		Repo:    repo, Kernels: ks, Packages: strings.Split(*packages, ","), Run: *testRun,
+		Repo:    repo, Kernels: ks, Packages: strings.Split(*packages, ","), Run: *testRun, PackageRun: vmtest.DefaultPackageRun,
 		Parallel: *parallel, Timeout: *timeout, Out: *out, QEMU: q, Log: os.Stderr,
 	})
 	if err != nil {
