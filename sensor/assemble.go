@@ -191,6 +191,10 @@ func (a *assembler) finish(p *partial, exited bool) *Event {
 	if complete && p.verdict && ev.Program.InsnCnt <= maxCaptureInsn {
 		ev.HashMismatch = kernel.Hash(ev.Program.Insns) != ev.InsnHash
 	}
+	// Only a whole capture can be compared with what the kernel loaded.
+	if complete && !ev.Program.Truncated && ev.Program.Kernel != nil && ev.Program.Kernel.Tag != "" {
+		ev.JudgedCopyDiffers = judgedCopyDiffers(ev.Program.Insns, ev.Program.Kernel.Tag)
+	}
 	return ev
 }
 

@@ -117,6 +117,12 @@ type Event struct {
 	ReadErrors     uint32   `json:"read_errors,omitempty"`
 	Missing        []string `json:"missing,omitempty"` // "header", "verdict", "exit", "chunks"
 	HashMismatch   bool     `json:"hash_mismatch,omitempty"`
+
+	// JudgedCopyDiffers: the program the kernel loaded (its tag) is not
+	// the one judged. On the syscall hooks the loader rewrote its
+	// instructions after the sensor read them (time-of-check to time-of-use);
+	// the verdict does not describe the running program: alert on it.
+	JudgedCopyDiffers bool `json:"judged_copy_differs,omitempty"`
 }
 
 // Complete reports whether every record of the load arrived intact.

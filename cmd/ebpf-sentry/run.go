@@ -285,6 +285,11 @@ func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev 
 	if !ev.Complete() {
 		tel.Pipeline.CaptureLoss("incomplete_capture", 1)
 	}
+	if ev.JudgedCopyDiffers {
+		// The verdict above is about instructions the kernel did not load.
+		slog.Warn("loaded program differs from the judged one: instructions changed in the loader's memory after the check (TOCTOU)",
+			"pid", ev.Program.Loader.PID, "prog", ev.Program.Name, "prog_id", ev.Program.Kernel.ID, "tag", ev.Program.Kernel.Tag)
+	}
 	ins, _ := ev.Program.Decode()
 	tel.Pipeline.Emit(output.NewProgLoad(progLoad(ev, rep, verdict, output.KernelText(nil, ins)), tel.Insns))
 	if o.format != "text" {
@@ -330,6 +335,9 @@ func textLine(ev *sensor.Event, rep *analysis.Report, v rules.Verdict) string {
 	}
 	if hs := notableHelpers(rep); hs != "" {
 		b.WriteString(" helpers=" + hs)
+	}
+	if ev.JudgedCopyDiffers {
+		b.WriteString(" TOCTOU(loaded program differs from the judged one)")
 	}
 	if !ev.Complete() {
 		fmt.Fprintf(&b, " INCOMPLETE(missing=%v read_errors=%d chunks=%d/%d)", ev.Missing, ev.ReadErrors, ev.ChunksReceived, ev.ChunksExpected)

@@ -62,6 +62,7 @@ func main() {
 	attachType := flag.Uint("attach-type", 0, "expected_attach_type")
 	attachBTFID := flag.Uint("attach-btf-id", 0, "attach_btf_id (a vmlinux BTF type id)")
 	flags := flag.Uint("flags", 0, "prog_flags")
+	flip := flag.Int("flip", -1, "a second thread keeps toggling bit 0 of this instruction's imm while the loads run (a time-of-check to time-of-use race)")
 	flag.Parse()
 
 	var insns []byte
@@ -95,6 +96,19 @@ func main() {
 	var pinned atomic.Value
 	if *race != "" {
 		go pinRacer(*race, &stop, &pinned)
+	}
+	if *flip >= 0 {
+		if *flip >= len(insns)/8 {
+			fatal(fmt.Errorf("-flip %d: the program has %d instructions", *flip, len(insns)/8))
+		}
+		// Atomic 32-bit stores on the imm word: the kernel and the sensor
+		// each read a whole old or new value, never a torn one.
+		imm := (*uint32)(unsafe.Pointer(&insns[*flip*8+4]))
+		go func() {
+			for !stop.Load() {
+				atomic.StoreUint32(imm, atomic.LoadUint32(imm)^1)
+			}
+		}()
 	}
 	enc := json.NewEncoder(os.Stdout)
 	var fds []int
