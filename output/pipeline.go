@@ -127,6 +127,9 @@ type worker struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	sent   atomic.Uint64
+	// pending counts records queued and not yet sent or counted lost, so
+	// Close can wait for the queues to drain before its final loss report.
+	pending atomic.Int64
 }
 
 // NewPipeline makes a pipeline without sinks; add them with Add.
@@ -220,13 +223,18 @@ func (p *Pipeline) Emit(ev *Event) {
 	}
 	r := Record{Kind: ev.Event, Time: ev.Time, Severity: severityOf(ev), JSON: b}
 	for _, w := range p.wk {
+		w.pending.Add(1)
 		select {
 		case w.q <- r:
 		default:
+			w.pending.Add(-1)
 			p.countLoss(StageSink, w.sink.Name(), ReasonQueueFull, 1)
 		}
 	}
 }
+
+// Emitted is how many events were stamped so far (the last seq).
+func (p *Pipeline) Emitted() uint64 { return p.seq.Load() }
 
 // CaptureLoss counts events lost before they reached user space (ring
 // buffer full, incomplete capture…); the sensor calls it.
@@ -354,6 +362,9 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	p.mu.Unlock()
 	close(p.stop)
 	<-p.tickDone
+	// Let the sinks finish what is queued first, so that the final loss
+	// report also covers what they fail to deliver while draining.
+	p.drain(ctx)
 	p.ReportLoss()
 	p.mu.Lock()
 	p.closed = true
@@ -380,6 +391,24 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// drain waits until every queued record was sent or counted lost, or ctx ends.
+func (p *Pipeline) drain(ctx context.Context) {
+	p.mu.RLock()
+	wk := p.wk
+	p.mu.RUnlock()
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for _, w := range wk {
+		for w.pending.Load() > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
+
 func (w *worker) run() {
 	defer close(w.done)
 	batch := make([]Record, 0, w.opt.BatchMax)
@@ -392,7 +421,9 @@ func (w *worker) run() {
 		if w.ctx.Err() != nil {
 			// Close gave up: count what is left instead of sending it.
 			w.p.countLoss(StageSink, w.sink.Name(), ReasonShutdown, 1+uint64(len(w.q)))
+			w.pending.Add(-1)
 			for range w.q {
+				w.pending.Add(-1)
 			}
 			return
 		}
@@ -407,6 +438,7 @@ func (w *worker) run() {
 			w.p.countLoss(StageSink, w.sink.Name(), reason, uint64(len(batch)-n))
 			w.p.cfg.Logger.Debug("sink could not deliver", "sink", w.sink.Name(), "lost", len(batch)-n, "reason", reason, "err", err)
 		}
+		w.pending.Add(-int64(len(batch)))
 		if !open {
 			return
 		}
