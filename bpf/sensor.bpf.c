@@ -44,6 +44,11 @@ char LICENSE[] SEC("license") = "GPL";
 #define ENF_CORRUPT 1
 #define ENF_DENY 2 /* an LSM hook: return -EPERM */
 
+/* Where the instructions are read from. */
+#define SRC_USER 0           /* loader memory, bpf_probe_read_user (non-sleepable hooks) */
+#define SRC_KERNEL 1         /* the kernel's copy (lsm/bpf_prog_load) */
+#define SRC_USER_SLEEPABLE 2 /* loader memory, bpf_copy_from_user (lsm.s/bpf) */
+
 /* Minimal CO-RE views of kernel types: only the fields read here. */
 struct qstr {
 	__u64 hash_len; /* len in the high 32 bits (little endian) */
@@ -317,8 +322,13 @@ static __always_inline long walk_chunk(__u64 index, struct walk_ctx *c, const in
 	if (!buf)
 		return 1;
 	__u32 read_err = 0;
-	long rerr = kernel ? bpf_probe_read_kernel(buf->data, bytes, src) :
-			     bpf_probe_read_user(buf->data, bytes, src);
+	long rerr;
+	if (kernel == SRC_KERNEL)
+		rerr = bpf_probe_read_kernel(buf->data, bytes, src);
+	else if (kernel == SRC_USER_SLEEPABLE)
+		rerr = bpf_copy_from_user(buf->data, bytes, src); /* may fault pages in */
+	else
+		rerr = bpf_probe_read_user(buf->data, bytes, src);
 	if (rerr) {
 		read_err = 1;
 		c->read_errors++;
@@ -353,12 +363,17 @@ static __always_inline long walk_chunk(__u64 index, struct walk_ctx *c, const in
  * bpf_loop callback then never converges. */
 static long walk_chunk_user(__u64 index, struct walk_ctx *c)
 {
-	return walk_chunk(index, c, 0);
+	return walk_chunk(index, c, SRC_USER);
 }
 
 static long walk_chunk_kernel(__u64 index, struct walk_ctx *c)
 {
-	return walk_chunk(index, c, 1);
+	return walk_chunk(index, c, SRC_KERNEL);
+}
+
+static long walk_chunk_sleepable(__u64 index, struct walk_ctx *c)
+{
+	return walk_chunk(index, c, SRC_USER_SLEEPABLE);
 }
 
 static __always_inline __u64 next_load_id(__u32 cpu)
@@ -498,7 +513,9 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		.emit = hdr != NULL,
 	};
 	if (insns_addr && chunks)
-		bpf_loop(chunks, kernel ? walk_chunk_kernel : walk_chunk_user, &wc, 0);
+		bpf_loop(chunks, kernel == SRC_KERNEL ? walk_chunk_kernel :
+				 kernel == SRC_USER_SLEEPABLE ? walk_chunk_sleepable : walk_chunk_user,
+			 &wc, 0);
 
 	struct rules_result res;
 	rules_evaluate(table, f, &res);
@@ -574,7 +591,7 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 		count_loss(SENTRY_LOSS_ATTR_READ);
 		__builtin_memset(&attr, 0, sizeof(attr));
 	}
-	judge(&attr, size, attr.insns, attr.insn_cnt, 0, enforcer);
+	judge(&attr, size, attr.insns, attr.insn_cnt, SRC_USER, enforcer);
 	return 0;
 }
 
@@ -684,7 +701,7 @@ int BPF_PROG(sentry_lsm_prog_load, struct bpf_prog *prog, union bpf_attr *kattr)
 		count_loss(SENTRY_LOSS_ATTR_READ);
 	__u32 len = BPF_CORE_READ(prog, len);
 	__u64 insns = (__u64)(void *)prog->insnsi;
-	if (judge(&attr, sizeof(attr), insns, len, 1, ENF_DENY) == SENTRY_ACT_DENIED)
+	if (judge(&attr, sizeof(attr), insns, len, SRC_KERNEL, ENF_DENY) == SENTRY_ACT_DENIED)
 		return -EPERM;
 	return 0;
 }
@@ -711,4 +728,25 @@ SEC("kprobe/__do_sys_bpf")
 int sentry_enter_kprobe_direct(struct pt_regs *ctx)
 {
 	return on_enter(ctx->di, ctx->si, ctx->dx, ENF_KILL);
+}
+
+/*
+ * Older kernels (BPF LSM, no bpf_prog_load hook): security_bpf runs for
+ * every bpf() command with the kernel's copy of attr, before
+ * bpf_prog_load copies the instructions, so they are copied here from the
+ * loader's memory (sleepable: bpf_copy_from_user can fault pages in). The
+ * loader can change them between this copy and the kernel's: user space
+ * compares the loaded program's tag with the judged copy afterwards.
+ */
+SEC("lsm.s/bpf")
+int BPF_PROG(sentry_lsm_bpf, int cmd, union bpf_attr *kattr, unsigned int size)
+{
+	if (cmd != BPF_PROG_LOAD)
+		return 0;
+	struct prog_load_attr attr = {};
+	if (bpf_probe_read_kernel(&attr, sizeof(attr), kattr))
+		count_loss(SENTRY_LOSS_ATTR_READ);
+	if (judge(&attr, size, attr.insns, attr.insn_cnt, SRC_USER_SLEEPABLE, ENF_DENY) == SENTRY_ACT_DENIED)
+		return -EPERM;
+	return 0;
 }

@@ -43,6 +43,7 @@ const (
 	FeatLSMActive      = "bpf_lsm_active"
 	FeatLSMLoad        = "bpf_lsm_loadable"
 	FeatLSMProgLoad    = "bpf_lsm_prog_load_hook"
+	FeatLSMBpfSleep    = "bpf_lsm_bpf_sleepable"
 	FeatFentry         = "fentry_loadable"
 	FeatKprobes        = "kprobes"
 	FeatSyscallTP      = "syscall_tracepoints"
@@ -107,6 +108,7 @@ func ProbeKernel() *Features {
 		Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "bpf", Instructions: retZero, License: "GPL",
 	})))
 	add(result(FeatLSMProgLoad, "tiny lsm/bpf_prog_load program loaded (kernel >= 6.9)", tryLoad(lsmProgLoadSpec())))
+	add(result(FeatLSMBpfSleep, "tiny lsm.s/bpf (sleepable) program loaded", tryLoad(lsmBpfSpec())))
 	add(result(FeatFentry, "tiny fentry/security_bpf program loaded", tryLoad(&ebpf.ProgramSpec{
 		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceFEntry, AttachTo: "security_bpf", Instructions: retZero, License: "GPL",
 	})))
@@ -132,6 +134,37 @@ func ProbeKernel() *Features {
 	add(result(FeatRingBuf, "BPF_MAP_TYPE_RINGBUF", features.HaveMapType(ebpf.RingBuf)))
 	add(result(FeatLoop, "helper available to tracepoint programs", features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop)))
 	return f
+}
+
+func lsmBpfSpec() *ebpf.ProgramSpec {
+	return &ebpf.ProgramSpec{
+		Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "bpf", Flags: unix.BPF_F_SLEEPABLE,
+		Instructions: retZero, License: "GPL",
+	}
+}
+
+// lsmBpfUsable says why the lsm-bpf hook cannot work here, or nil.
+func lsmBpfUsable() error {
+	if err := bpfLSMActive(); err != nil {
+		return fmt.Errorf("lsm.s/bpf: %w", err)
+	}
+	if err := tryLoad(lsmBpfSpec()); err != nil {
+		return fmt.Errorf("lsm.s/bpf: %w", err)
+	}
+	return nil
+}
+
+// bpfLSMActive says why LSM programs would never run here, or nil.
+func bpfLSMActive() error {
+	secfsErr := ensureSecurityfs()
+	b, err := os.ReadFile("/sys/kernel/security/lsm")
+	if err != nil {
+		return fmt.Errorf("active LSMs unknown: %w", errors.Join(secfsErr, err))
+	}
+	if list := strings.TrimSpace(string(b)); !hasWord(list, "bpf") {
+		return fmt.Errorf("BPF LSM not active (lsm=%s; boot with lsm=...,bpf)", list)
+	}
+	return nil
 }
 
 func lsmProgLoadSpec() *ebpf.ProgramSpec {
@@ -218,9 +251,12 @@ type Plan struct {
 func PlanFor(f *Features) (Plan, error) {
 	var p Plan
 	lsm := f.Has(FeatLSMActive) && f.Has(FeatLSMProgLoad)
+	lsmBpf := !lsm && f.Has(FeatLSMActive) && f.Has(FeatLSMBpfSleep)
 	switch {
 	case lsm:
 		p.Hook = HookLSMProgLoad
+	case lsmBpf:
+		p.Hook = HookLSMBpf
 	case f.Has(FeatSyscallTP):
 		p.Hook = HookTracepoint
 	case f.Has(FeatTpBTF):
@@ -229,11 +265,8 @@ func PlanFor(f *Features) (Plan, error) {
 	default:
 		return p, fmt.Errorf("%w: neither syscall tracepoints nor tp_btf", ErrNoHook)
 	}
-	if lsm && !f.Has(FeatSyscallTP) && !f.Has(FeatTpBTF) {
+	if (lsm || lsmBpf) && !f.Has(FeatSyscallTP) && !f.Has(FeatTpBTF) {
 		return p, fmt.Errorf("%w: the LSM hook needs a sys_exit hook (syscall tracepoints or tp_btf) to report results", ErrNoHook)
-	}
-	if !lsm && f.Has(FeatLSMActive) && f.Has(FeatLSMLoad) {
-		p.Notes = append(p.Notes, "BPF LSM is usable but this kernel has no bpf_prog_load LSM hook (< 6.9); the lsm.s/bpf hook is not implemented yet")
 	}
 	for _, need := range []string{FeatRingBuf, FeatLoop} {
 		if !f.Has(need) {
@@ -243,6 +276,9 @@ func PlanFor(f *Features) (Plan, error) {
 	if lsm {
 		p.Enforcer = EnforcerDeny
 		p.Guarantee = "denied race-free: the kernel's own copy of the instructions is judged inside bpf_prog_load before the verifier; a blocked load fails with EPERM and never gets a prog id"
+	} else if lsmBpf {
+		p.Enforcer = EnforcerDeny
+		p.Guarantee = "denied, user memory TOCTOU detected after the fact: the instructions are copied from the loader's memory in the bpf LSM hook and a blocked load fails with EPERM and never gets a prog id; a loader that rewrites them before the kernel copies them loads a program other than the judged one, which the tag check reports after the load (no bpf_prog_load LSM hook before 6.9)"
 	} else if f.Has(FeatSendSignal) {
 		p.Enforcer = EnforcerKill
 		p.Guarantee = "killed before use: SIGKILL is queued before the kernel copies the program; the loader never returns to user space, and the pending signal makes the verifier abort (measured: docs/EVASION.md)"

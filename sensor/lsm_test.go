@@ -90,9 +90,15 @@ func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kernel %s: no plan: %v", label, err)
 	}
+	if got, exp := f.Has(FeatLSMActive) && f.Has(FeatLSMBpfSleep), want.Expects(capabilities.LSMBpfDeny); got != exp {
+		t.Errorf("kernel %s: ProbeKernel says lsm.s/bpf usable=%v, the capability list says %s=%v", label, got, capabilities.LSMBpfDeny, exp)
+	}
 	wantHook, wantEnf := HookTracepoint, EnforcerKill
-	if want.Expects(capabilities.LSMProgLoadDeny) {
+	switch {
+	case want.Expects(capabilities.LSMProgLoadDeny):
 		wantHook, wantEnf = HookLSMProgLoad, EnforcerDeny
+	case want.Expects(capabilities.LSMBpfDeny):
+		wantHook, wantEnf = HookLSMBpf, EnforcerDeny
 	}
 	if plan.Hook != wantHook || plan.Enforcer != wantEnf {
 		t.Errorf("kernel %s: plan is %s/%s, want %s/%s", label, plan.Hook, plan.Enforcer, wantHook, wantEnf)
@@ -225,5 +231,69 @@ func TestMismatchedHookAndEnforcerAreRefused(t *testing.T) {
 		if _, err := New(Config{Hook: HookLSMProgLoad}); err == nil || !strings.Contains(err.Error(), "lsm/bpf_prog_load") {
 			t.Errorf("--hook lsm-prog-load on a kernel without it: err %v, want one naming lsm/bpf_prog_load", err)
 		}
+	}
+}
+
+// requireLSMBpf fails where the kernel's list promises the bpf LSM hook and
+// the sensor cannot use it, and skips where the kernel does not have it.
+func requireLSMBpf(t *testing.T) {
+	t.Helper()
+	testutils.RequireRoot(t, "loading the sensor's BPF programs")
+	label, want, _ := kernelExpectation(t)
+	err := lsmBpfUsable()
+	switch {
+	case err != nil && want.Expects(capabilities.LSMBpfDeny) && !withoutBPFLoop[label]:
+		t.Fatalf("kernel %s must offer the lsm.s/bpf hook: %v", label, err)
+	case err != nil:
+		t.Skipf("kernel %s has no usable lsm.s/bpf hook: %v", label, err)
+	}
+}
+
+// The sleepable bpf LSM hook denies a blocked load with EPERM (no kill,
+// no program id) from its copy of the loader's memory, lets others load,
+// and a loader thread flipping an immediate during the loads gets some
+// loaded programs flagged as differing from the judged copy.
+func TestLSMBpfDeniesAndFlagsARacingLoader(t *testing.T) {
+	requireLSMBpf(t)
+	s := startSensor(t, Config{Hook: HookLSMBpf, Mode: ModeEnforce, Rules: compiledTestRules(t)})
+	if s.Hook() != HookLSMBpf || s.Enforcer() != EnforcerDeny {
+		t.Fatalf("sensor %s/%s, want %s/%s", s.Hook(), s.Enforcer(), HookLSMBpf, EnforcerDeny)
+	}
+	twice := helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd)
+	run := runLoader(t, "-insns", writeInsns(t, twice), "-name", "se2eblk_lsmb")
+	if run.killed || len(run.results) != 1 || run.results[0].Ret != -1 || run.results[0].ID != 0 {
+		t.Fatalf("blocked load: killed=%v results=%v, want EPERM (-1), no id, loader alive", run.killed, run.results)
+	}
+	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 20*time.Second)
+	if len(evs) != 1 || evs[0].Action != ActionDenied || evs[0].RuleID != "e2e-block" || !bytes.Equal(evs[0].Program.Insns, twice) {
+		t.Fatalf("events %+v, want one denied by e2e-block with the submitted instructions", evs)
+	}
+	if left := progsNamed(t, "se2eblk_lsmb"); len(left) != 0 {
+		t.Errorf("denied program exists: %v", left)
+	}
+
+	const n = 300
+	run = runLoader(t, "-insns", writeInsns(t, genInsns(4)), "-name", "se2e_lsmrace", "-count", "300", "-flip", "0")
+	evs = collect(t, s, map[uint32]bool{uint32(run.pid): true}, n, 120*time.Second)
+	if len(evs) != n {
+		t.Fatalf("race: got %d events, want %d", len(evs), n)
+	}
+	flagged := 0
+	for _, ev := range evs {
+		if ev.Program.Kernel == nil {
+			t.Fatalf("race load not loaded: %+v", ev.Outcome)
+		}
+		if ev.JudgedCopyDiffers {
+			flagged++
+			other := append([]byte(nil), ev.Program.Insns...)
+			other[4] ^= 1
+			if a, b := progTags(other); ev.Program.Kernel.Tag != a && ev.Program.Kernel.Tag != b {
+				t.Errorf("flagged load: kernel tag %s is not the flipped program's", ev.Program.Kernel.Tag)
+			}
+		}
+	}
+	t.Logf("%d of %d loads raced the lsm.s/bpf copy and were flagged", flagged, n)
+	if flagged == 0 {
+		t.Errorf("no load out of %d raced the check: the race was not exercised", n)
 	}
 }

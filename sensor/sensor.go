@@ -37,6 +37,11 @@ const (
 	// load; the syscall's exit is still seen by the sys_exit tracepoint
 	// (tp_btf/sys_exit without tracefs).
 	HookLSMProgLoad Hook = "lsm-prog-load"
+	// HookLSMBpf: sleepable lsm.s/bpf (BPF LSM active, no bpf_prog_load
+	// hook: 6.1) copies the instructions from the loader's memory and can
+	// deny; a loader rewriting them before the kernel's own copy is caught
+	// afterwards by the tag check (Event.JudgedCopyDiffers).
+	HookLSMBpf Hook = "lsm-bpf"
 	// HookKprobe: the seed's kprobe on the bpf syscall (KprobeTargets, the
 	// first that attaches), with the sys_exit tracepoint (or tp_btf) for
 	// the result. Only when asked: it sees what the tracepoint sees.
@@ -50,7 +55,7 @@ const (
 var KprobeTargets = []string{"__x64_sys_bpf", "__se_sys_bpf", "__do_sys_bpf"}
 
 // IsLSM reports whether the hook can refuse a load (EnforcerDeny).
-func (h Hook) IsLSM() bool { return h == HookLSMProgLoad }
+func (h Hook) IsLSM() bool { return h == HookLSMProgLoad || h == HookLSMBpf }
 
 // Enforcer is how a block verdict is carried out.
 type Enforcer string
@@ -184,7 +189,7 @@ func New(cfg Config) (*Sensor, error) {
 		}
 	case EnforcerDeny:
 		if !hook.IsLSM() {
-			return nil, fmt.Errorf("%w: --enforcer deny needs an LSM hook (--hook lsm-prog-load), not %s", ErrEnforcerRefused, hook)
+			return nil, fmt.Errorf("%w: --enforcer deny needs an LSM hook (--hook lsm-prog-load or lsm-bpf), not %s", ErrEnforcerRefused, hook)
 		}
 	default:
 		return nil, fmt.Errorf("enforcer %q: want deny, kill or corrupt", cfg.Enforcer)
@@ -276,9 +281,15 @@ func chooseHook(asked Hook, enf Enforcer, log *slog.Logger) (enter, exit Hook, e
 	switch asked {
 	case "":
 		// The strongest hook unless the asked enforcer needs a syscall one.
-		if enf != EnforcerKill && enf != EnforcerCorrupt && lsmProgLoadUsable() == nil {
-			exit, err = syscallHook()
-			return HookLSMProgLoad, exit, err
+		if enf != EnforcerKill && enf != EnforcerCorrupt {
+			if lsmProgLoadUsable() == nil {
+				exit, err = syscallHook()
+				return HookLSMProgLoad, exit, err
+			}
+			if lsmBpfUsable() == nil {
+				exit, err = syscallHook()
+				return HookLSMBpf, exit, err
+			}
 		}
 		enter, err = syscallHook()
 		return enter, enter, err
@@ -290,6 +301,12 @@ func chooseHook(asked Hook, enf Enforcer, log *slog.Logger) (enter, exit Hook, e
 	case HookKprobe:
 		exit, err = syscallHook()
 		return HookKprobe, exit, err
+	case HookLSMBpf:
+		if err := lsmBpfUsable(); err != nil {
+			return "", "", fmt.Errorf("%w: %v", ErrNoHook, err)
+		}
+		exit, err = syscallHook()
+		return HookLSMBpf, exit, err
 	case HookLSMProgLoad:
 		if err := lsmProgLoadUsable(); err != nil {
 			return "", "", fmt.Errorf("%w: %v", ErrNoHook, err)
@@ -297,7 +314,7 @@ func chooseHook(asked Hook, enf Enforcer, log *slog.Logger) (enter, exit Hook, e
 		exit, err = syscallHook()
 		return HookLSMProgLoad, exit, err
 	}
-	return "", "", fmt.Errorf("hook %q: want lsm-prog-load, tracepoint, tp_btf or kprobe", asked)
+	return "", "", fmt.Errorf("hook %q: want lsm-prog-load, lsm-bpf, tracepoint, tp_btf or kprobe", asked)
 }
 
 func programNames(h, exitHook Hook, e Enforcer) (enter, exit string) {
@@ -308,6 +325,8 @@ func programNames(h, exitHook Hook, e Enforcer) (enter, exit string) {
 	switch {
 	case h == HookLSMProgLoad:
 		enter = sentryProgSentryLsmProgLoad
+	case h == HookLSMBpf:
+		enter = sentryProgSentryLsmBpf
 	case h == HookKprobe:
 		enter = sentryProgSentryEnterKprobe
 	case h == HookBTF && e == EnforcerCorrupt:
@@ -326,7 +345,7 @@ func attach(h Hook, p *ebpf.Program, isExit bool) (link.Link, error) {
 	switch h {
 	case HookBTF:
 		return link.AttachTracing(link.TracingOptions{Program: p})
-	case HookLSMProgLoad:
+	case HookLSMProgLoad, HookLSMBpf:
 		return link.AttachLSM(link.LSMOptions{Program: p})
 	}
 	event := "sys_enter_bpf"

@@ -240,6 +240,7 @@ const (
 	sentryProgSentryEnterTpCorrupt    = "sentry_enter_tp_corrupt"
 	sentryProgSentryExitBtf           = "sentry_exit_btf"
 	sentryProgSentryExitTp            = "sentry_exit_tp"
+	sentryProgSentryLsmBpf            = "sentry_lsm_bpf"
 	sentryProgSentryLsmProgLoad       = "sentry_lsm_prog_load"
 	sentryVarUnusedAction             = "unused_action"
 	sentryVarUnusedChunk              = "unused_chunk"
@@ -302,6 +303,7 @@ type sentryProgramSpecs struct {
 	SentryEnterTpCorrupt    *ebpf.ProgramSpec `ebpf:"sentry_enter_tp_corrupt"`
 	SentryExitBtf           *ebpf.ProgramSpec `ebpf:"sentry_exit_btf"`
 	SentryExitTp            *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
+	SentryLsmBpf            *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf"`
 	SentryLsmProgLoad       *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_load"`
 }
 
@@ -404,6 +406,7 @@ type sentryPrograms struct {
 	SentryEnterTpCorrupt    *ebpf.Program `ebpf:"sentry_enter_tp_corrupt"`
 	SentryExitBtf           *ebpf.Program `ebpf:"sentry_exit_btf"`
 	SentryExitTp            *ebpf.Program `ebpf:"sentry_exit_tp"`
+	SentryLsmBpf            *ebpf.Program `ebpf:"sentry_lsm_bpf"`
 	SentryLsmProgLoad       *ebpf.Program `ebpf:"sentry_lsm_prog_load"`
 }
 
@@ -417,6 +420,7 @@ func (p *sentryPrograms) Close() error {
 		p.SentryEnterTpCorrupt,
 		p.SentryExitBtf,
 		p.SentryExitTp,
+		p.SentryLsmBpf,
 		p.SentryLsmProgLoad,
 	)
 }

@@ -80,5 +80,5 @@ var DefaultHelpers = []string{"./internal/cmd/bpfload"}
 // mismatched hook and enforcer are refused, and the kprobe hook reports
 // what the tracepoint does.
 var DefaultPackageRun = map[string]string{
-	"./sensor": "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestLSMProgLoad.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement)$",
+	"./sensor": "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement)$",
 }
