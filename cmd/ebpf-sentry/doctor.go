@@ -16,10 +16,13 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Probe the kernel and say which hook and enforcer run will use",
-		Long: `Probe what this kernel offers the sensor (BTF, BPF LSM, fentry, kprobes, syscall
-tracepoints, tp_btf, bpf_probe_write_user, bpf_send_signal, ring buffer,
-bpf_loop, lockdown) by loading tiny programs, and print the hook and enforcer
-that run will use and what that guarantees. Exits 2 when run cannot work here.`,
+		Long: `Probe what this kernel offers the sensor (BTF, BPF LSM and its bpf_prog_load
+and sleepable bpf hooks, fentry, kprobes, syscall tracepoints, tp_btf,
+bpf_probe_write_user, bpf_send_signal, ring buffer, bpf_loop, lockdown) by
+loading tiny programs, and print the hook and enforcer that run will use and
+what that guarantees: "denied race-free" (lsm-prog-load), "denied, user memory
+TOCTOU detected after the fact" (lsm-bpf), "killed before use" (tracepoint,
+tp_btf). Exits 2 when run cannot work here.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if os.Geteuid() != 0 {

@@ -67,7 +67,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.DurationVar(&o.rulesPoll, "rules-poll", 2*time.Second, "reload --rules when its files change, checking this often (0: only on SIGHUP)")
 	f.StringVar(&o.mode, "mode", "enforce", "enforce|monitor: monitor reports block verdicts without acting")
 	f.StringVar(&o.enforcer, "enforcer", "auto", "auto (deny on an LSM hook, else kill) | deny (LSM hook returns EPERM) | kill (SIGKILL the loader) | corrupt (rewrite insn 0; racy, refused under lockdown)")
-	f.StringVar(&o.hook, "hook", "auto", "auto (strongest available, see doctor) | lsm-prog-load | tracepoint | tp_btf | kprobe")
+	f.StringVar(&o.hook, "hook", "auto", "auto (strongest available, see doctor) | lsm-prog-load | lsm-bpf | tracepoint | tp_btf | kprobe")
 	f.StringVar(&o.format, "format", "text", "text: one line per load on stdout (events go to --output only when given) | json: events to --output (default stdout)")
 	f.BoolVar(&o.pin, "pin", false, "pin the programs in "+runPinPath+" so enforcement continues after the agent exits")
 	f.IntVar(&o.ringMiB, "ring-size", sensor.DefaultRingBufferSize>>20, "ring buffer size in MiB (power of two)")
@@ -108,10 +108,10 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	switch o.hook {
 	case "auto":
-	case "lsm-prog-load", "tracepoint", "tp_btf", "kprobe":
+	case "lsm-prog-load", "lsm-bpf", "tracepoint", "tp_btf", "kprobe":
 		cfg.Hook = sensor.Hook(o.hook)
 	default:
-		return fmt.Errorf("--hook %q: want auto, lsm-prog-load, tracepoint, tp_btf or kprobe", o.hook)
+		return fmt.Errorf("--hook %q: want auto, lsm-prog-load, lsm-bpf, tracepoint, tp_btf or kprobe", o.hook)
 	}
 	if o.format != "text" && o.format != "json" {
 		return fmt.Errorf("--format %q: want text or json", o.format)
@@ -168,6 +168,9 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		info.Enforcer, info.Guarantee = "corrupt", "racy: insn 0 rewritten in the loader's memory"
 	case sensor.EnforcerDeny:
 		info.Enforcer, info.Guarantee = "lsm", "denied race-free: the kernel's copy is judged in bpf_prog_load before the verifier (EPERM, no prog id)"
+		if s.Hook() == sensor.HookLSMBpf {
+			info.Guarantee = "denied (EPERM, no prog id); user memory TOCTOU detected after the fact by the tag check"
+		}
 	}
 	if info.MonitorOnly {
 		info.Guarantee = "monitor only"
