@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,8 +279,15 @@ func TestLSMBpfDeniesAndFlagsARacingLoader(t *testing.T) {
 	if len(evs) != n {
 		t.Fatalf("race: got %d events, want %d", len(evs), n)
 	}
-	flagged := 0
+	flagged, interrupted := 0, 0
 	for _, ev := range evs {
+		// The Go runtime signals the loader's threads (preemption); a
+		// signal pending during verification fails the load with EAGAIN,
+		// which loaders retry. Those loads prove nothing either way.
+		if ev.Outcome.Result == ResultFailed && ev.Outcome.Errno == int(syscall.EAGAIN) {
+			interrupted++
+			continue
+		}
 		if ev.Program.Kernel == nil {
 			t.Fatalf("race load not loaded: %+v", ev.Outcome)
 		}
@@ -292,7 +300,10 @@ func TestLSMBpfDeniesAndFlagsARacingLoader(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d of %d loads raced the lsm.s/bpf copy and were flagged", flagged, n)
+	t.Logf("%d of %d loads raced the lsm.s/bpf copy and were flagged (%d interrupted by a signal, EAGAIN)", flagged, n, interrupted)
+	if interrupted > len(evs)/2 {
+		t.Errorf("%d of %d loads interrupted (EAGAIN): too few left to judge", interrupted, len(evs))
+	}
 	if flagged == 0 {
 		t.Errorf("no load out of %d raced the check: the race was not exercised", n)
 	}

@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"syscall"
 	"testing"
 	"time"
 )
@@ -60,8 +61,15 @@ func TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck(t *testing.T) {
 	if len(evs) != n {
 		t.Fatalf("got %d events, want %d", len(evs), n)
 	}
-	flagged := 0
+	flagged, interrupted := 0, 0
 	for _, ev := range evs {
+		// The Go runtime signals the loader's threads (preemption); a
+		// signal pending during verification fails the load with EAGAIN,
+		// which loaders retry. Those loads prove nothing either way.
+		if ev.Outcome.Result == ResultFailed && ev.Outcome.Errno == int(syscall.EAGAIN) {
+			interrupted++
+			continue
+		}
 		if ev.Program.Kernel == nil || !ev.Complete() {
 			t.Fatalf("load %d not loaded or incomplete: %+v", ev.LoadID, ev.Outcome)
 		}
@@ -81,7 +89,10 @@ func TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck(t *testing.T) {
 			t.Errorf("unflagged load: kernel tag %s is not the judged program's", tag)
 		}
 	}
-	t.Logf("%d of %d loads raced the check and were flagged", flagged, n)
+	t.Logf("%d of %d loads raced the check and were flagged (%d interrupted by a signal, EAGAIN)", flagged, n, interrupted)
+	if interrupted > len(evs)/2 {
+		t.Errorf("%d of %d loads interrupted (EAGAIN): too few left to judge", interrupted, len(evs))
+	}
 	if flagged == 0 {
 		t.Errorf("no load out of %d raced the check: the race was not exercised", n)
 	}
