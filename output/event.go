@@ -115,6 +115,10 @@ type Outcome struct {
 	Result Result `json:"result"`
 	Errno  int32  `json:"errno,omitempty"` // positive errno when the call failed
 	Error  string `json:"error,omitempty"` // strerror of Errno
+	// JudgedCopyDiffers: the program the kernel loaded is not the one the
+	// sentry judged (its tag differs): the loader changed its instructions
+	// between the sentry's read of user memory and the kernel's copy.
+	JudgedCopyDiffers bool `json:"judged_copy_differs,omitempty"`
 }
 
 // NewOutcome fills Error from errno.

@@ -135,12 +135,17 @@ func progLoad(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, disasm []
 		if result == output.ResultLoaded {
 			result = output.ResultCorrupted
 		}
+	case sensor.ActionDenied:
+		verdict.EnforcedBy = "lsm"
+		result = output.ResultDenied
 	}
+	outcome := output.NewOutcome(result, int32(ev.Outcome.Errno))
+	outcome.JudgedCopyDiffers = ev.JudgedCopyDiffers
 	return output.ProgLoad{
 		Time:    ev.Time,
 		Program: ev.Program,
 		Report:  rep,
-		Outcome: output.NewOutcome(result, int32(ev.Outcome.Errno)),
+		Outcome: outcome,
 		Verdict: verdict,
 		Disasm:  disasm,
 	}

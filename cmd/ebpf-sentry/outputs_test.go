@@ -76,6 +76,7 @@ func TestProgLoadMapsTheSensorsAndTheRulesVerdicts(t *testing.T) {
 		wantBy      string
 		wantResult  output.Result
 		wantRuleIDs []string
+		wantDiffers bool
 	}{
 		{
 			name:       "a clean load is allowed and loaded",
@@ -94,6 +95,16 @@ func TestProgLoadMapsTheSensorsAndTheRulesVerdicts(t *testing.T) {
 			ev:         sensor.Event{Verdict: sensor.VerdictBlock, Action: sensor.ActionCorrupted, RuleID: "k2", Outcome: sensor.Outcome{Result: sensor.ResultLoaded}},
 			v:          rules.Verdict{Action: rules.ActionBlock, Hits: []rules.Hit{{ID: "k2", Action: rules.ActionBlock, Severity: rules.SeverityCritical}}},
 			wantAction: "block", wantBy: "corrupt", wantResult: output.ResultCorrupted, wantRuleIDs: []string{"k2"},
+		},
+		{
+			name:       "an LSM denial is reported as denied by the lsm enforcer",
+			ev:         sensor.Event{Verdict: sensor.VerdictBlock, Action: sensor.ActionDenied, RuleID: "k4", Outcome: sensor.Outcome{Result: sensor.ResultFailed, Errno: 1}},
+			wantAction: "block", wantBy: "lsm", wantResult: output.ResultDenied, wantRuleIDs: []string{"k4"},
+		},
+		{
+			name:       "a load whose judged copy differs from what the kernel loaded says so",
+			ev:         sensor.Event{Verdict: sensor.VerdictAllow, JudgedCopyDiffers: true, Outcome: sensor.Outcome{Result: sensor.ResultLoaded}},
+			wantAction: "allow", wantResult: output.ResultLoaded, wantDiffers: true,
 		},
 		{
 			name:       "monitor mode reports the block verdict but nothing enforced it",
@@ -115,6 +126,9 @@ func TestProgLoadMapsTheSensorsAndTheRulesVerdicts(t *testing.T) {
 			if e.Verdict.Action != tt.wantAction || e.Verdict.EnforcedBy != tt.wantBy || e.Outcome.Result != tt.wantResult || strings.Join(ids, ",") != strings.Join(tt.wantRuleIDs, ",") {
 				t.Errorf("got action %s by %q, result %s, rules %v; want %s by %q, %s, %v",
 					e.Verdict.Action, e.Verdict.EnforcedBy, e.Outcome.Result, ids, tt.wantAction, tt.wantBy, tt.wantResult, tt.wantRuleIDs)
+			}
+			if e.Outcome.JudgedCopyDiffers != tt.wantDiffers {
+				t.Errorf("judged_copy_differs = %v, want %v", e.Outcome.JudgedCopyDiffers, tt.wantDiffers)
 			}
 			p.Emit(e)
 			b, err := output.Marshal(e)
