@@ -1,5 +1,5 @@
 # ebpf-sentry — build, regenerate, test.
-# `sudo make test` is the test command (README, .ci/run); `sudo make run` the main job.
+# `make test` (as root) is the test command (README, .ci/run); `make run` the main job.
 
 GO        ?= go
 CLANG     ?= clang-19
