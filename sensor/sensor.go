@@ -137,6 +137,7 @@ type Sensor struct {
 	closing     bool
 	closed      bool
 	finalLosses Losses // counters as they were when Close detached
+	prefaulted  int    // ring pages written through at start (prefault.go)
 }
 
 // New loads the kernel programs, fills the tables and attaches. Events
@@ -201,6 +202,9 @@ func New(cfg Config) (*Sensor, error) {
 	}
 	spec.Maps[sentryMapEvents].MaxEntries = uint32(cfg.RingBufferSize)
 	enter, exit := programNames(hook, exitHook, cfg.Enforcer)
+	// Loaded on its own after the collection: a kernel that refuses it
+	// must not stop the sensor.
+	prefaultSpec := spec.Programs[sentryProgSentryPrefault]
 	for name := range spec.Programs {
 		if name != enter && name != exit && (hook != HookKprobe || name != sentryProgSentryEnterKprobeDirect) {
 			delete(spec.Programs, name)
@@ -214,6 +218,8 @@ func New(cfg Config) (*Sensor, error) {
 		}
 		return nil, fmt.Errorf("load sensor programs: %w", err)
 	}
+	// Before attaching, so that the sensor does not report its own load.
+	prefaultProg, prefaultErr := loadPrefault(prefaultSpec, spec.Maps[sentryMapEvents], coll.Maps[sentryMapEvents])
 	s := &Sensor{
 		cfg: cfg, hook: hook, coll: coll, log: cfg.Logger,
 		events:   make(chan *Event, cfg.EventBuffer),
@@ -225,6 +231,9 @@ func New(cfg Config) (*Sensor, error) {
 	s.asm.monoToWall = monoToWall()
 	s.asm.enrich = newEnricher()
 	fail := func(err error) (*Sensor, error) {
+		if prefaultProg != nil {
+			prefaultProg.Close()
+		}
 		s.teardown(false)
 		return nil, err
 	}
@@ -261,6 +270,7 @@ func New(cfg Config) (*Sensor, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go s.read(ctx)
+	s.prefault(prefaultProg, prefaultErr)
 	return s, nil
 }
 

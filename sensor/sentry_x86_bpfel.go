@@ -177,6 +177,12 @@ const (
 	sentrySentryModeSENTRY_MODE_ENFORCE sentrySentryMode = 1
 )
 
+type sentrySentryPrefaultCtx struct {
+	_     structs.HostLayout
+	Pages uint32
+	Done  uint32
+}
+
 type sentrySentryRecordKind uint32
 
 const (
@@ -242,6 +248,7 @@ const (
 	sentryProgSentryExitTp            = "sentry_exit_tp"
 	sentryProgSentryLsmBpf            = "sentry_lsm_bpf"
 	sentryProgSentryLsmProgLoad       = "sentry_lsm_prog_load"
+	sentryProgSentryPrefault          = "sentry_prefault"
 	sentryVarUnusedAction             = "unused_action"
 	sentryVarUnusedChunk              = "unused_chunk"
 	sentryVarUnusedExit               = "unused_exit"
@@ -305,6 +312,7 @@ type sentryProgramSpecs struct {
 	SentryExitTp            *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
 	SentryLsmBpf            *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf"`
 	SentryLsmProgLoad       *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_load"`
+	SentryPrefault          *ebpf.ProgramSpec `ebpf:"sentry_prefault"`
 }
 
 // sentryMapSpecs contains maps before they are loaded into the kernel.
@@ -408,6 +416,7 @@ type sentryPrograms struct {
 	SentryExitTp            *ebpf.Program `ebpf:"sentry_exit_tp"`
 	SentryLsmBpf            *ebpf.Program `ebpf:"sentry_lsm_bpf"`
 	SentryLsmProgLoad       *ebpf.Program `ebpf:"sentry_lsm_prog_load"`
+	SentryPrefault          *ebpf.Program `ebpf:"sentry_prefault"`
 }
 
 func (p *sentryPrograms) Close() error {
@@ -422,6 +431,7 @@ func (p *sentryPrograms) Close() error {
 		p.SentryExitTp,
 		p.SentryLsmBpf,
 		p.SentryLsmProgLoad,
+		p.SentryPrefault,
 	)
 }
 
