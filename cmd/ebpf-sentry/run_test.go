@@ -119,24 +119,44 @@ const alertRule = `
     prog_name: {prefix: [sclirunblk]}
 `
 
-func TestRunEnforcesReloadsRefusesASecondInstanceAndDetaches(t *testing.T) {
+// runFixture is an `ebpf-sentry run` started on the block rule, with its
+// own lock file, and the test loader.
+type runFixture struct {
+	bin, loader, rulesPath, lock string
+	cmd                          *exec.Cmd
+	stdout, stderr               syncBuffer
+}
+
+// startRun builds the binaries, writes the block rule and starts `run` with
+// extra flags; it returns once the sensor says it is running.
+func startRun(t *testing.T, extra ...string) *runFixture {
+	t.Helper()
 	testutils.RequireRoot(t, "running the sensor")
 	dir := t.TempDir()
-	bin := goBuild(t, ".", "ebpf-sentry")
-	loader := goBuild(t, "../../internal/cmd/bpfload", "bpfload")
-	rulesPath := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rulesPath, []byte(blockRule), 0o600); err != nil {
+	f := &runFixture{
+		bin:       goBuild(t, ".", "ebpf-sentry"),
+		loader:    goBuild(t, "../../internal/cmd/bpfload", "bpfload"),
+		rulesPath: filepath.Join(dir, "rules.yaml"),
+		lock:      filepath.Join(dir, "lock"),
+	}
+	if err := os.WriteFile(f.rulesPath, []byte(blockRule), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lock := filepath.Join(dir, "lock")
-	var stdout, stderr syncBuffer
-	run := exec.Command(bin, "run", "--rules", rulesPath, "--lock-file", lock, "--ring-size", "8", "--rules-poll", "0")
-	run.Stdout, run.Stderr = &stdout, &stderr
-	if err := run.Start(); err != nil {
+	args := append([]string{"run", "--rules", f.rulesPath, "--lock-file", f.lock, "--ring-size", "8"}, extra...)
+	f.cmd = exec.Command(f.bin, args...)
+	f.cmd.Stdout, f.cmd.Stderr = &f.stdout, &f.stderr
+	if err := f.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { run.Process.Kill(); run.Wait() })
-	waitFor(t, "start", &stderr, "sensor running")
+	t.Cleanup(func() { f.cmd.Process.Kill(); f.cmd.Wait() })
+	waitFor(t, "start", &f.stderr, "sensor running")
+	return f
+}
+
+func TestRunEnforcesReloadsRefusesASecondInstanceAndDetaches(t *testing.T) {
+	f := startRun(t, "--rules-poll", "0")
+	bin, loader, rulesPath, lock, run := f.bin, f.loader, f.rulesPath, f.lock, f.cmd
+	stdout, stderr := &f.stdout, &f.stderr
 
 	second := exec.Command(bin, "run", "--rules", rulesPath, "--lock-file", lock)
 	out, err := second.CombinedOutput()
@@ -151,20 +171,20 @@ func TestRunEnforcesReloadsRefusesASecondInstanceAndDetaches(t *testing.T) {
 	if !load(t, loader, "sclirunblk_1") {
 		t.Error("a load the rules block was not killed")
 	}
-	waitFor(t, "text line of the blocked load", &stdout, `prog="sclirunblk_1"`)
+	waitFor(t, "text line of the blocked load", stdout, `prog="sclirunblk_1"`)
 	line := stdout.String()[strings.Index(stdout.String(), `prog="sclirunblk_1"`):]
 	line = line[:strings.IndexByte(line, '\n')]
 	if !strings.Contains(line, "kernel=block(cli-block)") || !strings.Contains(line, "action=killed") || !strings.Contains(line, "outcome=killed") {
 		t.Errorf("text line: %s", line)
 	}
-	waitFor(t, "text line of the benign load", &stdout, `prog="sclirun_ok"`)
+	waitFor(t, "text line of the benign load", stdout, `prog="sclirun_ok"`)
 
 	// SIGHUP with a rule file that blocks nothing: the same load survives.
 	if err := os.WriteFile(rulesPath, []byte(alertRule), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	run.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "reload", &stderr, "rules reloaded")
+	waitFor(t, "reload", stderr, "rules reloaded")
 	if load(t, loader, "sclirunblk_2") {
 		t.Error("killed after the rules were reloaded without the block rule")
 	}
@@ -172,7 +192,7 @@ func TestRunEnforcesReloadsRefusesASecondInstanceAndDetaches(t *testing.T) {
 	// Back to blocking, then SIGTERM: nothing may stay attached.
 	os.WriteFile(rulesPath, []byte(blockRule), 0o600)
 	run.Process.Signal(syscall.SIGHUP)
-	waitForN(t, "second reload", &stderr, "rules reloaded", 2)
+	waitForN(t, "second reload", stderr, "rules reloaded", 2)
 	run.Process.Signal(syscall.SIGTERM)
 	if err := run.Wait(); err != nil {
 		t.Fatalf("run after SIGTERM: %v\n%s", err, stderr.String())
@@ -183,28 +203,14 @@ func TestRunEnforcesReloadsRefusesASecondInstanceAndDetaches(t *testing.T) {
 }
 
 func TestRunReloadsChangedRuleFilesAndKeepsTheOldRulesWhenTheNewOnesAreBroken(t *testing.T) {
-	testutils.RequireRoot(t, "running the sensor")
-	dir := t.TempDir()
-	bin := goBuild(t, ".", "ebpf-sentry")
-	loader := goBuild(t, "../../internal/cmd/bpfload", "bpfload")
-	rulesPath := filepath.Join(dir, "rules.yaml")
-	if err := os.WriteFile(rulesPath, []byte(blockRule), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr syncBuffer
-	run := exec.Command(bin, "run", "--rules", rulesPath, "--lock-file", filepath.Join(dir, "lock"), "--ring-size", "8", "--rules-poll", "100ms")
-	run.Stdout, run.Stderr = &stdout, &stderr
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { run.Process.Kill(); run.Wait() })
-	waitFor(t, "start", &stderr, "sensor running")
+	f := startRun(t, "--rules-poll", "100ms")
+	loader, rulesPath, run, stderr := f.loader, f.rulesPath, f.cmd, &f.stderr
 
 	// A broken file: refused with its position, the block rule stays in force.
 	if err := os.WriteFile(rulesPath, []byte("- id: broken\n  action: obliterate\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "rejection of the broken file", &stderr, "keeping the current ones")
+	waitFor(t, "rejection of the broken file", stderr, "keeping the current ones")
 	if !strings.Contains(stderr.String(), "rules.yaml:2:") {
 		t.Errorf("the rejection does not name the file and line:\n%s", stderr.String())
 	}
@@ -216,7 +222,7 @@ func TestRunReloadsChangedRuleFilesAndKeepsTheOldRulesWhenTheNewOnesAreBroken(t 
 	if err := os.WriteFile(rulesPath, []byte(alertRule), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "reload on change", &stderr, "rules reloaded")
+	waitFor(t, "reload on change", stderr, "rules reloaded")
 	if !strings.Contains(stderr.String(), "rule files changed") {
 		t.Errorf("the reload does not say the files changed:\n%s", stderr.String())
 	}
