@@ -23,6 +23,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 
+	"github.com/ebpf-sentry/ebpf-sentry/internal/rawbpf"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 )
 
@@ -139,7 +140,7 @@ func tryLoadProg(t *testing.T, name string, progType uint32, flags uint32, p *te
 	if len(p.fdArray) > 0 {
 		attr.FdArray = uint64(uintptr(unsafe.Pointer(&p.fdArray[0])))
 	}
-	fd, err := bpfSyscall(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	fd, err := rawbpf.ProgLoad(unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(p.fdArray)
 	runtime.KeepAlive(raw)
 	runtime.KeepAlive(license)

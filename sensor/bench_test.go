@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ebpf-sentry/ebpf-sentry/internal/rawbpf"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 )
 
@@ -33,24 +34,13 @@ func rawLoad(insns []byte, name string) error {
 	}{progType: 5, insnCnt: uint32(len(insns) / 8),
 		insns: uint64(uintptr(unsafe.Pointer(&insns[0]))), license: uint64(uintptr(unsafe.Pointer(&lic[0])))}
 	copy(attr.progName[:15], name)
-	var (
-		fd    uintptr
-		errno syscall.Errno
-	)
-	// The verifier gives up with EAGAIN on any pending signal, including
-	// the Go runtime's preemption signal; retry like libbpf does.
-	for range 10 {
-		fd, _, errno = unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
-		if errno != unix.EAGAIN {
-			break
-		}
-	}
+	fd, err := rawbpf.ProgLoad(unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(insns)
 	runtime.KeepAlive(lic)
-	if errno != 0 {
-		return errno
+	if err != nil {
+		return err
 	}
-	unix.Close(int(fd))
+	unix.Close(fd)
 	return nil
 }
 

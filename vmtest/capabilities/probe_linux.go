@@ -15,6 +15,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/rawbpf"
 )
 
 // Observation is what a probe found: whether the capability is present and
@@ -187,12 +189,9 @@ func loadTrivial() (int, error) {
 		license:  uint64(uintptr(unsafe.Pointer(&trivialLicense[0]))),
 	}
 	copy(attr.progName[:], "vmtest_trivial")
-	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	fd, err := rawbpf.ProgLoad(unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 	runtime.KeepAlive(&attr)
-	if errno != 0 {
-		return -1, errno
-	}
-	return int(fd), nil
+	return fd, err
 }
 
 // progIDs lists the ids of every program loaded in the kernel.

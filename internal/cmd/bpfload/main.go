@@ -6,6 +6,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/rawbpf"
 )
 
 // progLoadAttr is the BPF_PROG_LOAD part of union bpf_attr.
@@ -114,21 +117,23 @@ func main() {
 	var fds []int
 	for i := 0; i < *count; i++ {
 		runtime.LockOSThread()
-		fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+		fd, err := rawbpf.ProgLoad(unsafe.Pointer(&attr), unsafe.Sizeof(attr))
 		r := result{PID: os.Getpid(), TID: unix.Gettid()}
 		runtime.UnlockOSThread()
 		runtime.KeepAlive(insns)
 		runtime.KeepAlive(lic)
-		if errno != 0 {
+		if err != nil {
+			var errno unix.Errno
+			errors.As(err, &errno)
 			r.Ret = -int(errno)
-			r.Error = errno.Error()
+			r.Error = err.Error()
 		} else {
-			r.Ret = int(fd)
-			r.ID = progID(int(fd))
+			r.Ret = fd
+			r.ID = progID(fd)
 			if *keep {
-				fds = append(fds, int(fd))
+				fds = append(fds, fd)
 			} else {
-				unix.Close(int(fd))
+				unix.Close(fd)
 			}
 		}
 		if p, ok := pinned.Load().(string); ok {
