@@ -1023,10 +1023,49 @@ func (d *decoder) parseNamePatterns(n ast.Node, field string) (*StringPatterns, 
 	if !mok {
 		return nil, false
 	}
+	ok = d.eachListItem(entries, field, nameKeys, false, func(key, f string, it ast.Node) bool {
+		switch key {
+		case "exact":
+			s, sok := d.exactName(it, f, "name", true)
+			p.Exact = append(p.Exact, s)
+			return sok
+		case "prefix":
+			s, sok := d.exactName(it, f, "prefix", true)
+			p.Prefix = append(p.Prefix, s)
+			return sok
+		case "glob":
+			s, sok := d.glob(it, f)
+			if sok && s.minLen() > kernelNameMax {
+				d.errorf(it, f, "glob %q can never match: kernel program names are at most %d characters", s.Pattern, kernelNameMax)
+				sok = false
+			}
+			p.Glob = append(p.Glob, s)
+			return sok
+		default: // regex
+			re, sok := d.regex(it, f)
+			if sok {
+				if m := regexMinLen(re); m > kernelNameMax {
+					d.errorf(it, f, "regex %q can never match: it needs %d bytes and kernel program names are at most %d", re.String(), m, kernelNameMax)
+					sok = false
+				}
+			}
+			p.Regex = append(p.Regex, re)
+			return sok
+		}
+	})
+	return p, ok && d.nonEmpty(n, field, p)
+}
+
+// eachListItem walks a mapping whose values are lists: it reports unknown
+// keys, values that are not lists and (with forbidEmpty) empty lists, and
+// calls item for every element of the others. It reports whether all of it,
+// and every item call, was well-formed.
+func (d *decoder) eachListItem(entries []entry, field string, keys []string, forbidEmpty bool, item func(key, f string, it ast.Node) bool) bool {
+	ok := true
 	for _, e := range entries {
 		f := join(field, e.key)
-		if !slices.Contains(nameKeys, e.key) {
-			d.unknownKey(e, field, nameKeys)
+		if !slices.Contains(keys, e.key) {
+			d.unknownKey(e, field, keys)
 			ok = false
 			continue
 		}
@@ -1035,38 +1074,18 @@ func (d *decoder) parseNamePatterns(n ast.Node, field string) (*StringPatterns, 
 			ok = false
 			continue
 		}
+		if forbidEmpty && len(items) == 0 {
+			d.errorf(e.value, f, "empty list: nothing could match")
+			ok = false
+			continue
+		}
 		for _, it := range items {
-			switch e.key {
-			case "exact":
-				s, sok := d.exactName(it, f, "name", true)
-				ok = ok && sok
-				p.Exact = append(p.Exact, s)
-			case "prefix":
-				s, sok := d.exactName(it, f, "prefix", true)
-				ok = ok && sok
-				p.Prefix = append(p.Prefix, s)
-			case "glob":
-				s, sok := d.glob(it, f)
-				if sok && s.minLen() > kernelNameMax {
-					d.errorf(it, f, "glob %q can never match: kernel program names are at most %d characters", s.Pattern, kernelNameMax)
-					sok = false
-				}
-				ok = ok && sok
-				p.Glob = append(p.Glob, s)
-			case "regex":
-				re, sok := d.regex(it, f)
-				if sok {
-					if m := regexMinLen(re); m > kernelNameMax {
-						d.errorf(it, f, "regex %q can never match: it needs %d bytes and kernel program names are at most %d", re.String(), m, kernelNameMax)
-						sok = false
-					}
-				}
-				ok = ok && sok
-				p.Regex = append(p.Regex, re)
+			if !item(e.key, f, it) {
+				ok = false
 			}
 		}
 	}
-	return p, ok && d.nonEmpty(n, field, p)
+	return ok
 }
 
 // regexMinLen is the fewest bytes any match of re has (UTF-8 literals
@@ -1172,30 +1191,16 @@ func (d *decoder) parseStringPatterns(n ast.Node, field string) (*StringPatterns
 		return nil, false
 	}
 	p := &StringPatterns{}
-	for _, e := range entries {
-		f := join(field, e.key)
-		if e.key != "contains" && e.key != "regex" {
-			d.unknownKey(e, field, stringKeys)
-			ok = false
-			continue
+	ok = d.eachListItem(entries, field, stringKeys, false, func(key, f string, it ast.Node) bool {
+		if key == "contains" {
+			s, sok := d.pattern(it, f)
+			p.Contains = append(p.Contains, s)
+			return sok
 		}
-		items, lok := d.list(e.value, f, true)
-		if !lok {
-			ok = false
-			continue
-		}
-		for _, it := range items {
-			if e.key == "contains" {
-				s, sok := d.pattern(it, f)
-				ok = ok && sok
-				p.Contains = append(p.Contains, s)
-			} else {
-				re, sok := d.regex(it, f)
-				ok = ok && sok
-				p.Regex = append(p.Regex, re)
-			}
-		}
-	}
+		re, sok := d.regex(it, f)
+		p.Regex = append(p.Regex, re)
+		return sok
+	})
 	return p, ok && d.nonEmpty(n, field, p)
 }
 
@@ -1207,44 +1212,26 @@ func (d *decoder) parseLoader(n ast.Node, field string) (*LoaderMatch, bool) {
 		return nil, false
 	}
 	l := &LoaderMatch{}
-	for _, e := range entries {
-		f := join(field, e.key)
-		if !slices.Contains(loaderKeys, e.key) {
-			d.unknownKey(e, field, loaderKeys)
-			ok = false
-			continue
+	ok = d.eachListItem(entries, field, loaderKeys, true, func(key, f string, it ast.Node) bool {
+		switch key {
+		case "comm":
+			s, sok := d.exactName(it, f, "comm", false)
+			l.Comm = append(l.Comm, s)
+			return sok
+		case "exe":
+			s, sok := d.glob(it, f)
+			l.Exe = append(l.Exe, s)
+			return sok
+		case "uid":
+			u, uok := d.uint(it, f, math.MaxUint32)
+			l.UID = append(l.UID, uint32(u))
+			return uok
+		default: // cgroup
+			u, uok := d.uint(it, f, math.MaxUint64)
+			l.Cgroup = append(l.Cgroup, u)
+			return uok
 		}
-		items, lok := d.list(e.value, f, true)
-		if !lok {
-			ok = false
-			continue
-		}
-		if len(items) == 0 {
-			d.errorf(e.value, f, "empty list: nothing could match")
-			ok = false
-			continue
-		}
-		for _, it := range items {
-			switch e.key {
-			case "comm":
-				s, sok := d.exactName(it, f, "comm", false)
-				ok = ok && sok
-				l.Comm = append(l.Comm, s)
-			case "exe":
-				s, sok := d.glob(it, f)
-				ok = ok && sok
-				l.Exe = append(l.Exe, s)
-			case "uid":
-				u, uok := d.uint(it, f, math.MaxUint32)
-				ok = ok && uok
-				l.UID = append(l.UID, uint32(u))
-			case "cgroup":
-				u, uok := d.uint(it, f, math.MaxUint64)
-				ok = ok && uok
-				l.Cgroup = append(l.Cgroup, u)
-			}
-		}
-	}
+	})
 	if ok && len(entries) == 0 {
 		d.errorf(n, field, "empty loader match")
 		ok = false
