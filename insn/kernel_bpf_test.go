@@ -40,33 +40,6 @@ const (
 	mapFlagMmapable = 1 << 10
 )
 
-// progLoadAttr is the BPF_PROG_LOAD part of union bpf_attr, up to fd_array.
-type progLoadAttr struct {
-	ProgType           uint32
-	InsnCnt            uint32
-	Insns              uint64
-	License            uint64
-	LogLevel           uint32
-	LogSize            uint32
-	LogBuf             uint64
-	KernVersion        uint32
-	ProgFlags          uint32
-	ProgName           [16]byte
-	ProgIfindex        uint32
-	ExpectedAttachType uint32
-	ProgBTFFD          uint32
-	FuncInfoRecSize    uint32
-	FuncInfo           uint64
-	FuncInfoCnt        uint32
-	LineInfoRecSize    uint32
-	LineInfo           uint64
-	LineInfoCnt        uint32
-	AttachBTFID        uint32
-	AttachProgFD       uint32
-	CoreReloCnt        uint32
-	FdArray            uint64
-}
-
 func bpfSyscall(cmd uintptr, attr unsafe.Pointer, size uintptr) (uintptr, error) {
 	r, _, errno := unix.Syscall(unix.SYS_BPF, cmd, uintptr(attr), size)
 	if errno != 0 {
@@ -102,7 +75,7 @@ func tryLoadProg(t *testing.T, name string, progType uint32, flags uint32, p *te
 	raw := p.bytes()
 	license := []byte("GPL\x00")
 	logBuf := make([]byte, 64<<20)
-	attr := progLoadAttr{
+	attr := rawbpf.ProgLoadAttr{
 		ProgType:  progType,
 		InsnCnt:   uint32(len(raw) / Size),
 		Insns:     uint64(uintptr(unsafe.Pointer(&raw[0]))),
@@ -112,7 +85,7 @@ func tryLoadProg(t *testing.T, name string, progType uint32, flags uint32, p *te
 		LogBuf:    uint64(uintptr(unsafe.Pointer(&logBuf[0]))),
 		ProgFlags: flags,
 	}
-	copy(attr.ProgName[:15], name)
+	attr.SetName(name)
 	var funcInfo []byte
 	if len(p.funcs) > 0 {
 		b, err := btf.NewBuilder(nil, nil)
@@ -140,7 +113,7 @@ func tryLoadProg(t *testing.T, name string, progType uint32, flags uint32, p *te
 	if len(p.fdArray) > 0 {
 		attr.FdArray = uint64(uintptr(unsafe.Pointer(&p.fdArray[0])))
 	}
-	fd, err := rawbpf.ProgLoad(unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	fd, err := rawbpf.Load(&attr)
 	runtime.KeepAlive(p.fdArray)
 	runtime.KeepAlive(raw)
 	runtime.KeepAlive(license)

@@ -23,18 +23,10 @@ import (
 // and closes the fd; it returns the errno, if any.
 func rawLoad(insns []byte, name string) error {
 	lic := []byte("GPL\x00")
-	attr := struct {
-		progType, insnCnt uint32
-		insns, license    uint64
-		logLevel, logSize uint32
-		logBuf            uint64
-		kernVersion       uint32
-		progFlags         uint32
-		progName          [16]byte
-	}{progType: 5, insnCnt: uint32(len(insns) / 8),
-		insns: uint64(uintptr(unsafe.Pointer(&insns[0]))), license: uint64(uintptr(unsafe.Pointer(&lic[0])))}
-	copy(attr.progName[:15], name)
-	fd, err := rawbpf.ProgLoad(unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	attr := rawbpf.ProgLoadAttr{ProgType: 5, InsnCnt: uint32(len(insns) / 8),
+		Insns: uint64(uintptr(unsafe.Pointer(&insns[0]))), License: uint64(uintptr(unsafe.Pointer(&lic[0])))}
+	attr.SetName(name)
+	fd, err := rawbpf.Load(&attr)
 	runtime.KeepAlive(insns)
 	runtime.KeepAlive(lic)
 	if err != nil {

@@ -4,6 +4,7 @@ package rawbpf
 
 import (
 	"errors"
+	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -11,6 +12,53 @@ import (
 
 // maxAttempts bounds the retries on EAGAIN, as libbpf does.
 const maxAttempts = 10
+
+// ProgLoadAttr is the BPF_PROG_LOAD member of union bpf_attr
+// (linux/bpf.h), from prog_type up to fd_array, at the kernel's offsets
+// (TestProgLoadAttrMatchesTheKernelHeader checks them). Pointer fields hold
+// user addresses: whoever fills them keeps the memory alive until the load
+// returns. Unused fields stay zero, which the kernel reads as absent, so the
+// struct may be passed whole to kernels that know fewer fields.
+type ProgLoadAttr struct {
+	ProgType           uint32 // enum bpf_prog_type
+	InsnCnt            uint32 // instructions, 8 bytes each
+	Insns              uint64 // address of the instructions
+	License            uint64 // address of a NUL-terminated license
+	LogLevel           uint32
+	LogSize            uint32
+	LogBuf             uint64
+	KernVersion        uint32
+	ProgFlags          uint32
+	ProgName           [16]byte // NUL-terminated; see SetName
+	ProgIfindex        uint32
+	ExpectedAttachType uint32
+	ProgBTFFD          uint32
+	FuncInfoRecSize    uint32
+	FuncInfo           uint64
+	FuncInfoCnt        uint32
+	LineInfoRecSize    uint32
+	LineInfo           uint64
+	LineInfoCnt        uint32
+	AttachBTFID        uint32
+	AttachProgFD       uint32 // a union with attach_btf_obj_fd
+	CoreReloCnt        uint32
+	FdArray            uint64
+}
+
+// SetName sets prog_name to the first 15 bytes of name and NUL-pads the
+// rest: the kernel refuses a name without a NUL in its 16 bytes.
+func (a *ProgLoadAttr) SetName(name string) {
+	a.ProgName = [16]byte{}
+	copy(a.ProgName[:len(a.ProgName)-1], name)
+}
+
+// Load runs BPF_PROG_LOAD with a (all of it, see ProgLoad) and returns the
+// new program's fd.
+func Load(a *ProgLoadAttr) (int, error) {
+	fd, err := ProgLoad(unsafe.Pointer(a), unsafe.Sizeof(*a))
+	runtime.KeepAlive(a)
+	return fd, err
+}
 
 // ProgLoad runs BPF_PROG_LOAD with the attr at attr (size bytes) and
 // returns the new program's fd. The verifier gives up with EAGAIN whenever

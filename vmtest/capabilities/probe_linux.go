@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -165,33 +164,17 @@ var (
 	trivialLicense = [4]byte{'G', 'P', 'L', 0}
 )
 
-// progLoadAttr is the head of union bpf_attr for BPF_PROG_LOAD, up to prog_name.
-type progLoadAttr struct {
-	progType    uint32
-	insnCnt     uint32
-	insns       uint64
-	license     uint64
-	logLevel    uint32
-	logSize     uint32
-	logBuf      uint64
-	kernVersion uint32
-	progFlags   uint32
-	progName    [16]byte
-}
-
 // loadTrivial runs BPF_PROG_LOAD for the trivial filter and returns its fd or
 // the errno.
 func loadTrivial() (int, error) {
-	attr := progLoadAttr{
-		progType: uint32(ebpf.SocketFilter),
-		insnCnt:  2,
-		insns:    uint64(uintptr(unsafe.Pointer(&trivialInsns[0]))),
-		license:  uint64(uintptr(unsafe.Pointer(&trivialLicense[0]))),
+	attr := rawbpf.ProgLoadAttr{
+		ProgType: uint32(ebpf.SocketFilter),
+		InsnCnt:  2,
+		Insns:    uint64(uintptr(unsafe.Pointer(&trivialInsns[0]))),
+		License:  uint64(uintptr(unsafe.Pointer(&trivialLicense[0]))),
 	}
-	copy(attr.progName[:], "vmtest_trivial")
-	fd, err := rawbpf.ProgLoad(unsafe.Pointer(&attr), unsafe.Sizeof(attr))
-	runtime.KeepAlive(&attr)
-	return fd, err
+	attr.SetName("vmtest_trivial")
+	return rawbpf.Load(&attr)
 }
 
 // progIDs lists the ids of every program loaded in the kernel.

@@ -20,30 +20,6 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/internal/rawbpf"
 )
 
-// progLoadAttr is the BPF_PROG_LOAD part of union bpf_attr.
-type progLoadAttr struct {
-	progType           uint32
-	insnCnt            uint32
-	insns              uint64
-	license            uint64
-	logLevel           uint32
-	logSize            uint32
-	logBuf             uint64
-	kernVersion        uint32
-	progFlags          uint32
-	progName           [16]byte
-	progIfindex        uint32
-	expectedAttachType uint32
-	progBTFFD          uint32
-	funcInfoRecSize    uint32
-	funcInfo           uint64
-	funcInfoCnt        uint32
-	lineInfoRecSize    uint32
-	lineInfo           uint64
-	lineInfoCnt        uint32
-	attachBTFID        uint32
-}
-
 type result struct {
 	PID   int    `json:"pid"`
 	TID   int    `json:"tid"`
@@ -89,11 +65,11 @@ func main() {
 		fatal(fmt.Errorf("%d bytes of instructions: not a whole number of 8-byte slots", len(insns)))
 	}
 	lic := append([]byte(*license), 0)
-	attr := progLoadAttr{progType: uint32(*typ), insnCnt: uint32(len(insns) / 8), expectedAttachType: uint32(*attachType),
-		attachBTFID: uint32(*attachBTFID), progFlags: uint32(*flags)}
-	attr.insns = uint64(uintptr(unsafe.Pointer(&insns[0])))
-	attr.license = uint64(uintptr(unsafe.Pointer(&lic[0])))
-	copy(attr.progName[:15], *name)
+	attr := rawbpf.ProgLoadAttr{ProgType: uint32(*typ), InsnCnt: uint32(len(insns) / 8), ExpectedAttachType: uint32(*attachType),
+		AttachBTFID: uint32(*attachBTFID), ProgFlags: uint32(*flags)}
+	attr.Insns = uint64(uintptr(unsafe.Pointer(&insns[0])))
+	attr.License = uint64(uintptr(unsafe.Pointer(&lic[0])))
+	attr.SetName(*name)
 
 	var stop atomic.Bool
 	var pinned atomic.Value
@@ -117,7 +93,7 @@ func main() {
 	var fds []int
 	for i := 0; i < *count; i++ {
 		runtime.LockOSThread()
-		fd, err := rawbpf.ProgLoad(unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+		fd, err := rawbpf.Load(&attr)
 		r := result{PID: os.Getpid(), TID: unix.Gettid()}
 		runtime.UnlockOSThread()
 		runtime.KeepAlive(insns)
