@@ -142,7 +142,7 @@ struct {
 struct inflight {
 	__u64 load_id;
 	__u32 killed;
-	__u32 _pad;
+	__u32 denied; /* the LSM gate (sentry_lsm_bpf_gate) refuses this load */
 };
 
 /* sys_enter → sys_exit pairing of one BPF_PROG_LOAD, keyed by thread id. */
@@ -257,7 +257,6 @@ static long path_step(__u64 i, struct path_ctx *pc)
 }
 
 struct walk_ctx {
-	struct rules_facts *f;
 	__u64 load_id;
 	__u64 insns;
 	__u32 pid;
@@ -273,14 +272,15 @@ struct walk_ctx {
 
 struct slot_ctx {
 	struct walk_ctx *c;
+	struct rules_facts *f;
 	struct sentry_chunk *buf;
 	__u32 from; /* walk_slot: first slot of the loop */
 };
 
 /* One slot: facts plus the call counts the verdict record carries. */
-static __always_inline void walk_one(struct walk_ctx *c, __u64 w)
+static __always_inline void walk_one(struct walk_ctx *c, struct rules_facts *f, __u64 w)
 {
-	rules_facts_add_insn(c->f, w);
+	rules_facts_add_insn(f, w);
 	if ((w & 0xff) != OP_CALL)
 		return;
 	__u32 src = (w >> 12) & 0xf;
@@ -292,6 +292,7 @@ static __always_inline void walk_one(struct walk_ctx *c, __u64 w)
 		c->calls_kfunc++;
 }
 
+#ifndef SENTRY_NO_LOOP
 /*
  * Slots walked per walk_steps callback: a bpf_loop callback is an indirect
  * call (a retpoline in most VMs) that costs more than a slot's own work.
@@ -308,7 +309,7 @@ static long walk_slot(__u64 i, struct slot_ctx *sc);
 
 static long walk_steps(__u64 i, struct slot_ctx *sc)
 {
-	struct rules_facts *f = sc->c->f;
+	struct rules_facts *f = sc->f;
 
 	if (i >= SENTRY_CHUNK_INSNS / WALK_STEP)
 		return 1;
@@ -340,9 +341,10 @@ static long walk_slot(__u64 i, struct slot_ctx *sc)
 
 	if (at >= SENTRY_CHUNK_INSNS)
 		return 1;
-	walk_one(sc->c, *(__u64 *)(sc->buf->data + (at & (SENTRY_CHUNK_INSNS - 1)) * 8));
+	walk_one(sc->c, sc->f, *(__u64 *)(sc->buf->data + (at & (SENTRY_CHUNK_INSNS - 1)) * 8));
 	return 0;
 }
+#endif
 
 /*
  * One chunk: read it from the loader into per-CPU scratch, walk it there,
@@ -358,13 +360,17 @@ static __always_inline long walk_chunk(__u64 index, struct walk_ctx *c, const in
 	if (n > SENTRY_CHUNK_INSNS)
 		n = SENTRY_CHUNK_INSNS;
 	__u32 bytes = n * 8;
+	/* Opaque to the compiler, which would drop the check below as
+	 * redundant: 5.10's verifier loses n's bound and needs it. */
+	asm volatile("" : "+r"(bytes));
 	if (bytes > SENTRY_CHUNK_INSNS * 8)
 		return 1;
 	const void *src = (const void *)(c->insns + (__u64)first * 8);
 
 	__u32 zero = 0;
 	struct sentry_chunk *buf = bpf_map_lookup_elem(&chunk_scratch, &zero);
-	if (!buf)
+	struct rules_facts *f = bpf_map_lookup_elem(&facts_scratch, &zero);
+	if (!buf || !f)
 		return 1;
 	__u32 read_err = 0;
 	long rerr;
@@ -379,10 +385,22 @@ static __always_inline long walk_chunk(__u64 index, struct walk_ctx *c, const in
 		c->read_errors++;
 		count_loss(SENTRY_LOSS_INSN_READ);
 	} else {
-		struct slot_ctx sc = {.c = c, .buf = buf};
+#ifdef SENTRY_NO_LOOP
+		/* A bounded loop, which the verifier walks once per slot; it
+		 * checks this function once for all its calls (global). */
+		const __u64 *p = (const __u64 *)buf->data;
+#pragma clang loop unroll(disable)
+		for (__u32 k = 0; k < SENTRY_CHUNK_INSNS; k++) {
+			if (k >= n)
+				break;
+			walk_one(c, f, p[k]);
+		}
+#else
+		struct slot_ctx sc = {.c = c, .f = f, .buf = buf};
 		bpf_loop(n / WALK_STEP, walk_steps, &sc, 0);
 		sc.from = n / WALK_STEP * WALK_STEP; /* the last, partial step */
 		bpf_loop(n % WALK_STEP, walk_slot, &sc, 0);
+#endif
 		c->insns_read += n;
 	}
 
@@ -405,6 +423,69 @@ static __always_inline long walk_chunk(__u64 index, struct walk_ctx *c, const in
 	return 0;
 }
 
+#ifdef SENTRY_NO_LOOP
+/*
+ * Kernels without bpf_loop (before 5.17): the loops of the walk, the exe
+ * path and the rule table call global functions, which the verifier checks
+ * once each, with scalar arguments only (5.10 allows nothing else), so the
+ * state they share lives in this per-CPU value. The programs using it run
+ * with migration disabled and never sleep (no lsm.s hook in this object).
+ */
+struct legacy_state {
+	struct walk_ctx wc;
+	struct rules_result res;
+	struct path_ctx pc; /* pc.buf is always NULL here: a map value holds no pointer */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	/* a size, not a type: a private layout with no Go twin */
+	__uint(value_size, sizeof(struct legacy_state));
+} legacy_state SEC(".maps");
+
+/* (1,000,000 + 511) / 512: the chunks of the longest program the kernel accepts */
+#define SENTRY_MAX_CHUNKS ((SENTRY_MAX_INSNS + SENTRY_CHUNK_INSNS - 1) / SENTRY_CHUNK_INSNS)
+
+__noinline int sentry_walk_user(__u32 index)
+{
+	__u32 zero = 0;
+	struct legacy_state *ls = bpf_map_lookup_elem(&legacy_state, &zero);
+	if (!ls)
+		return 1;
+	return walk_chunk(index, &ls->wc, SRC_USER);
+}
+
+__noinline int sentry_path_step(__u32 index)
+{
+	__u32 zero = 0;
+	struct legacy_state *ls = bpf_map_lookup_elem(&legacy_state, &zero);
+	struct sentry_chunk *pbuf = bpf_map_lookup_elem(&chunk_scratch, &zero);
+	if (!ls || !pbuf)
+		return 1;
+	struct path_ctx pc = ls->pc;
+	pc.buf = pbuf->data;
+	long r = path_step(index, &pc);
+	ls->pc.dentry = pc.dentry;
+	ls->pc.mnt = pc.mnt;
+	ls->pc.pos = pc.pos;
+	ls->pc.done = pc.done;
+	return r;
+}
+
+__noinline int sentry_rule_step(__u32 index)
+{
+	__u32 zero = 0;
+	struct legacy_state *ls = bpf_map_lookup_elem(&legacy_state, &zero);
+	struct rules_table *table = bpf_map_lookup_elem(&rules, &zero);
+	struct rules_facts *f = bpf_map_lookup_elem(&facts_scratch, &zero);
+	if (!ls || !table || !f)
+		return 1;
+	struct rules_loop_ctx c = {.t = table, .f = f, .res = &ls->res};
+	return rules_loop_step(index, &c);
+}
+#else
 /* Two callbacks rather than a flag in walk_ctx: a flag the callback
  * branches on makes the verifier track the context precisely, and the
  * bpf_loop callback then never converges. */
@@ -422,6 +503,7 @@ static long walk_chunk_sleepable(__u64 index, struct walk_ctx *c)
 {
 	return walk_chunk(index, c, SRC_USER_SLEEPABLE);
 }
+#endif
 
 static __always_inline __u64 next_load_id(__u32 cpu)
 {
@@ -474,6 +556,11 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	struct rules_table *table = bpf_map_lookup_elem(&rules, &zero);
 	if (!cfg || !f || !table)
 		return 0;
+#ifdef SENTRY_NO_LOOP
+	struct legacy_state *ls = bpf_map_lookup_elem(&legacy_state, &zero);
+	if (!ls)
+		return 0;
+#endif
 
 	__u64 start = bpf_ktime_get_ns();
 	__u32 cpu = bpf_get_smp_processor_id();
@@ -534,14 +621,27 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		struct file *exe = BPF_CORE_READ(task, mm, exe_file);
 		if (pbuf && exe) {
 			struct vfsmount *vm = BPF_CORE_READ(exe, f_path.mnt);
-			struct path_ctx pc = {
-				.dentry = BPF_CORE_READ(exe, f_path.dentry),
-				.mnt = (struct mount *)((void *)vm - bpf_core_field_offset(struct mount, mnt)),
-				.buf = pbuf->data,
-			};
+			struct dentry *dentry = BPF_CORE_READ(exe, f_path.dentry);
+			struct mount *mnt = (struct mount *)((void *)vm - bpf_core_field_offset(struct mount, mnt));
+#ifdef SENTRY_NO_LOOP
+			ls->pc.dentry = dentry;
+			ls->pc.mnt = mnt;
+			ls->pc.buf = NULL;
+			ls->pc.pos = 0;
+			ls->pc.done = 0;
+#pragma clang loop unroll(disable)
+			for (__u32 i = 0; i < SENTRY_EXE_DEPTH; i++)
+				if (sentry_path_step(i))
+					break;
+			__u32 pos = ls->pc.pos;
+			hdr->exe_truncated = !ls->pc.done;
+#else
+			struct path_ctx pc = {.dentry = dentry, .mnt = mnt, .buf = pbuf->data};
 			bpf_loop(SENTRY_EXE_DEPTH, path_step, &pc, 0);
+			__u32 pos = pc.pos;
 			hdr->exe_truncated = !pc.done;
-			pbuf->data[pc.pos & (SENTRY_EXE_LEN - 1)] = 0;
+#endif
+			pbuf->data[pos & (SENTRY_EXE_LEN - 1)] = 0;
 			bpf_probe_read_kernel(hdr->exe, SENTRY_EXE_LEN, pbuf->data);
 		} else {
 			hdr->exe[0] = 0;
@@ -551,24 +651,47 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		count_loss(SENTRY_LOSS_HEADER_RESERVE);
 	}
 
-	struct walk_ctx wc = {
-		.f = f,
+	struct rules_result res;
+#ifdef SENTRY_NO_LOOP
+	struct walk_ctx *wc = &ls->wc;
+	__builtin_memset(wc, 0, sizeof(*wc));
+	wc->load_id = load_id;
+	wc->insns = insns_addr;
+	wc->pid = tgid;
+	wc->total = total;
+	wc->emit = hdr != NULL;
+	if (insns_addr) {
+#pragma clang loop unroll(disable)
+		for (__u32 k = 0; k < SENTRY_MAX_CHUNKS; k++) {
+			if (k >= chunks)
+				break;
+			sentry_walk_user(k);
+		}
+	}
+	rules_result_reset(&ls->res);
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < RULES_MAX; i++)
+		if (sentry_rule_step(i))
+			break;
+	res = ls->res;
+#else
+	struct walk_ctx wcs = {
 		.load_id = load_id,
 		.insns = insns_addr,
 		.pid = tgid,
 		.total = total,
 		.emit = hdr != NULL,
 	};
+	struct walk_ctx *wc = &wcs;
 	if (insns_addr && chunks)
 		bpf_loop(chunks, kernel == SRC_KERNEL ? walk_chunk_kernel :
 				 kernel == SRC_USER_SLEEPABLE ? walk_chunk_sleepable : walk_chunk_user,
-			 &wc, 0);
-
-	struct rules_result res;
+			 wc, 0);
 	rules_evaluate(table, f, &res);
+#endif
 	__u32 verdict = res.action;
 	__s32 rule_index = res.action == RULES_ACTION_BLOCK ? res.first_block : res.first;
-	if (wc.read_errors && cfg->block_unreadable && verdict != SENTRY_VERDICT_BLOCK) {
+	if (wc->read_errors && cfg->block_unreadable && verdict != SENTRY_VERDICT_BLOCK) {
 		verdict = SENTRY_VERDICT_BLOCK;
 		rule_index = -1;
 	}
@@ -604,12 +727,12 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		v->generation = table->generation;
 		v->matched = res.matched;
 		v->insn_hash = f->insn_hash;
-		v->insns_read = wc.insns_read;
-		v->read_errors = wc.read_errors;
-		v->chunks_lost = wc.chunks_lost;
-		v->calls_helper = wc.calls_helper;
-		v->calls_sub = wc.calls_sub;
-		v->calls_kfunc = wc.calls_kfunc;
+		v->insns_read = wc->insns_read;
+		v->read_errors = wc->read_errors;
+		v->chunks_lost = wc->chunks_lost;
+		v->calls_helper = wc->calls_helper;
+		v->calls_sub = wc->calls_sub;
+		v->calls_kfunc = wc->calls_kfunc;
 		v->helper_other = f->helper_other;
 		v->_pad = 0;
 		bpf_probe_read_kernel(v->helper_count, sizeof(v->helper_count), f->helper_cnt);
@@ -619,7 +742,11 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		count_loss(SENTRY_LOSS_VERDICT_RESERVE);
 	}
 
-	struct inflight in = {.load_id = load_id, .killed = action == SENTRY_ACT_KILLED};
+	struct inflight in = {
+		.load_id = load_id,
+		.killed = action == SENTRY_ACT_KILLED,
+		.denied = action == SENTRY_ACT_DENIED,
+	};
 	if (bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY))
 		count_loss(SENTRY_LOSS_INFLIGHT_FULL);
 	return action;
@@ -740,6 +867,7 @@ int BPF_PROG(sentry_exit_btf, struct pt_regs *regs, long ret)
  * verified and run. attr is the kernel's copy; the name comes from it, the
  * instructions from prog (prog->len of them).
  */
+#ifndef SENTRY_NO_LOOP
 SEC("lsm/bpf_prog_load")
 int BPF_PROG(sentry_lsm_prog_load, struct bpf_prog *prog, union bpf_attr *kattr)
 {
@@ -752,6 +880,7 @@ int BPF_PROG(sentry_lsm_prog_load, struct bpf_prog *prog, union bpf_attr *kattr)
 		return -EPERM;
 	return 0;
 }
+#endif
 
 /*
  * The seed's hook: a kprobe on the bpf syscall, for kernels with kprobes.
@@ -785,6 +914,7 @@ int sentry_enter_kprobe_direct(struct pt_regs *ctx)
  * loader can change them between this copy and the kernel's: user space
  * compares the loaded program's tag with the judged copy afterwards.
  */
+#ifndef SENTRY_NO_LOOP
 SEC("lsm.s/bpf")
 int BPF_PROG(sentry_lsm_bpf, int cmd, union bpf_attr *kattr, unsigned int size)
 {
@@ -797,6 +927,35 @@ int BPF_PROG(sentry_lsm_bpf, int cmd, union bpf_attr *kattr, unsigned int size)
 		return -EPERM;
 	return 0;
 }
+#endif
+
+#ifdef SENTRY_NO_LOOP
+/*
+ * The BPF LSM without bpf_loop (5.10 booted with lsm=...,bpf): 5.10 lets a
+ * sleepable program use neither the ring buffer nor per-CPU maps, so the
+ * lsm.s/bpf program cannot judge there. The load is judged by the
+ * sys_enter_bpf tracepoint instead, which runs first in the same thread,
+ * and this hook (security_bpf, before the kernel copies the instructions)
+ * refuses what it blocked: EPERM, never verified, no prog id.
+ */
+SEC("tracepoint/syscalls/sys_enter_bpf")
+int sentry_enter_tp_gate(struct sys_enter_bpf_ctx *ctx)
+{
+	return on_enter(ctx->cmd, ctx->uattr, ctx->size, ENF_DENY);
+}
+
+SEC("lsm/bpf")
+int BPF_PROG(sentry_lsm_bpf_gate, int cmd, union bpf_attr *kattr, unsigned int size)
+{
+	if (cmd != BPF_PROG_LOAD)
+		return 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	if (in && in->denied)
+		return -EPERM;
+	return 0;
+}
+#endif
 
 /* Pre-faulting the ring buffer. On some hosts (virtio_balloon free-page
  * reporting) the first kernel write to each page of a fresh ring costs
@@ -813,6 +972,9 @@ struct sentry_prefault_ctx {
 	__u32 pages;	/* in: records to reserve in this run */
 	__u32 done;	/* out: records reserved before the ring filled */
 };
+
+/* Records per run without bpf_loop; user space runs again for the rest. */
+#define PREFAULT_RUN_MAX 1024
 
 static long prefault_one(__u64 i, void *arg)
 {
@@ -833,7 +995,16 @@ int sentry_prefault(struct sentry_prefault_ctx *ctx)
 {
 	struct sentry_prefault_ctx c = { .pages = ctx->pages };
 
+#ifdef SENTRY_NO_LOOP
+	if (c.pages > PREFAULT_RUN_MAX)
+		c.pages = PREFAULT_RUN_MAX;
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < PREFAULT_RUN_MAX; i++)
+		if (i >= c.pages || prefault_one(i, &c))
+			break;
+#else
 	bpf_loop(c.pages, prefault_one, &c, 0);
+#endif
 	ctx->done = c.done;
 	return 0;
 }

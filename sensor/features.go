@@ -104,9 +104,7 @@ func ProbeKernel() *Features {
 			add(Probe{FeatLSMActive, false, "bpf not in active LSMs: " + f.LSMs})
 		}
 	}
-	add(result(FeatLSMLoad, "tiny lsm/bpf program loaded", tryLoad(&ebpf.ProgramSpec{
-		Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "bpf", Instructions: retZero, License: "GPL",
-	})))
+	add(result(FeatLSMLoad, "tiny lsm/bpf program loaded", tryLoad(lsmBpfGateSpec())))
 	add(result(FeatLSMProgLoad, "tiny lsm/bpf_prog_load program loaded (kernel >= 6.9)", tryLoad(lsmProgLoadSpec())))
 	add(result(FeatLSMBpfSleep, "tiny lsm.s/bpf (sleepable) program loaded", tryLoad(lsmBpfSpec())))
 	add(result(FeatFentry, "tiny fentry/security_bpf program loaded", tryLoad(&ebpf.ProgramSpec{
@@ -143,8 +141,23 @@ func lsmBpfSpec() *ebpf.ProgramSpec {
 	}
 }
 
-// lsmBpfUsable says why the lsm-bpf hook cannot work here, or nil.
-func lsmBpfUsable() error {
+// lsmBpfUsableFor says why the lsm-bpf hook cannot work here with the
+// given walk, or nil. With bpf_loop it is the sleepable lsm.s/bpf program;
+// with the bounded walk, a non-sleepable lsm/bpf gate behind the
+// sys_enter_bpf tracepoint, which must therefore exist.
+func lsmBpfUsableFor(w Walk) error {
+	if w == WalkBounded {
+		if err := bpfLSMActive(); err != nil {
+			return fmt.Errorf("lsm/bpf: %w", err)
+		}
+		if err := tryLoad(lsmBpfGateSpec()); err != nil {
+			return fmt.Errorf("lsm/bpf: %w", err)
+		}
+		if err := ensureTracefs(); err != nil {
+			return fmt.Errorf("lsm/bpf gate: judged at the sys_enter_bpf tracepoint, which is missing: %w", err)
+		}
+		return nil
+	}
 	if err := bpfLSMActive(); err != nil {
 		return fmt.Errorf("lsm.s/bpf: %w", err)
 	}
@@ -152,6 +165,12 @@ func lsmBpfUsable() error {
 		return fmt.Errorf("lsm.s/bpf: %w", err)
 	}
 	return nil
+}
+
+func lsmBpfGateSpec() *ebpf.ProgramSpec {
+	return &ebpf.ProgramSpec{
+		Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "bpf", Instructions: retZero, License: "GPL",
+	}
 }
 
 // bpfLSMActive says why LSM programs would never run here, or nil.
@@ -243,6 +262,7 @@ func ensureSecurityfs() error {
 type Plan struct {
 	Hook      Hook     `json:"hook"`
 	Enforcer  Enforcer `json:"enforcer"`
+	Walk      Walk     `json:"walk"`
 	Guarantee string   `json:"guarantee"`
 	Notes     []string `json:"notes,omitempty"`
 }
@@ -250,12 +270,18 @@ type Plan struct {
 // PlanFor chooses hook and enforcer the way New does for an empty Config.
 func PlanFor(f *Features) (Plan, error) {
 	var p Plan
-	lsm := f.Has(FeatLSMActive) && f.Has(FeatLSMProgLoad)
-	lsmBpf := !lsm && f.Has(FeatLSMActive) && f.Has(FeatLSMBpfSleep)
+	p.Walk = WalkLoop
+	if !f.Has(FeatLoop) {
+		p.Walk = WalkBounded
+		p.Notes = append(p.Notes, "no bpf_loop (5.17): instructions are walked with bounded loops and global functions; the same records, facts and verdicts")
+	}
+	lsm := f.Has(FeatLSMActive) && f.Has(FeatLSMProgLoad) && p.Walk == WalkLoop
+	lsmBpf := !lsm && f.Has(FeatLSMActive) && f.Has(FeatLSMBpfSleep) && p.Walk == WalkLoop
+	lsmGate := !lsm && f.Has(FeatLSMActive) && f.Has(FeatLSMLoad) && f.Has(FeatSyscallTP) && p.Walk == WalkBounded
 	switch {
 	case lsm:
 		p.Hook = HookLSMProgLoad
-	case lsmBpf:
+	case lsmBpf, lsmGate:
 		p.Hook = HookLSMBpf
 	case f.Has(FeatSyscallTP):
 		p.Hook = HookTracepoint
@@ -268,10 +294,8 @@ func PlanFor(f *Features) (Plan, error) {
 	if (lsm || lsmBpf) && !f.Has(FeatSyscallTP) && !f.Has(FeatTpBTF) {
 		return p, fmt.Errorf("%w: the LSM hook needs a sys_exit hook (syscall tracepoints or tp_btf) to report results", ErrNoHook)
 	}
-	for _, need := range []string{FeatRingBuf, FeatLoop} {
-		if !f.Has(need) {
-			return p, fmt.Errorf("%w: %s missing", ErrNoHook, need)
-		}
+	if !f.Has(FeatRingBuf) {
+		return p, fmt.Errorf("%w: %s missing (Linux 5.8)", ErrNoHook, FeatRingBuf)
 	}
 	if lsm {
 		p.Enforcer = EnforcerDeny
@@ -279,6 +303,9 @@ func PlanFor(f *Features) (Plan, error) {
 	} else if lsmBpf {
 		p.Enforcer = EnforcerDeny
 		p.Guarantee = "denied, user memory TOCTOU detected after the fact: the instructions are copied from the loader's memory in the bpf LSM hook and a blocked load fails with EPERM and never gets a prog id; a loader that rewrites them before the kernel copies them loads a program other than the judged one, which the tag check reports after the load (no bpf_prog_load LSM hook before 6.9)"
+	} else if lsmGate {
+		p.Enforcer = EnforcerDeny
+		p.Guarantee = "denied, user memory TOCTOU detected after the fact: the instructions are read from the loader's memory at the bpf() syscall's entry (sys_enter_bpf tracepoint) and the bpf LSM hook then refuses a blocked load with EPERM, before the kernel copies them: it never gets a prog id; a loader that rewrites them in between loads a program other than the judged one, which the tag check reports after the load (no bpf_loop, so no sleepable judge: a chunk not resident in memory is unreadable, see --block-unreadable)"
 	} else if f.Has(FeatSendSignal) {
 		p.Enforcer = EnforcerKill
 		p.Guarantee = "killed before use: SIGKILL is queued before the kernel copies the program; the loader never returns to user space, and the pending signal makes the verifier abort (measured: docs/EVASION.md)"

@@ -22,7 +22,7 @@ func TestKprobeHookSeesWhatTheTracepointSees(t *testing.T) {
 	}
 	testutils.RequireRoot(t, "starting the sensor")
 	small := 1 << 20 // two sensors in a 512 MiB VM
-	if !want.Expects(capabilities.KprobeBpf) && !withoutBPFLoop[label] {
+	if !want.Expects(capabilities.KprobeBpf) {
 		s, err := New(Config{Hook: HookKprobe, RingBufferSize: small})
 		if err == nil {
 			s.Close()

@@ -82,17 +82,24 @@ func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
 		t.Errorf("kernel %s: ProbeKernel says bpf_loop=%v, want %v", label, got, exp)
 	}
 	plan, err := PlanFor(f)
-	if withoutBPFLoop[label] {
-		if !errors.Is(err, ErrNoHook) || !strings.Contains(err.Error(), FeatLoop) {
-			t.Errorf("kernel %s has no bpf_loop: plan %+v err %v, want ErrNoHook naming %s", label, plan, err, FeatLoop)
-		}
-		return
-	}
 	if err != nil {
 		t.Fatalf("kernel %s: no plan: %v", label, err)
 	}
-	if got, exp := f.Has(FeatLSMActive) && f.Has(FeatLSMBpfSleep), want.Expects(capabilities.LSMBpfDeny); got != exp {
-		t.Errorf("kernel %s: ProbeKernel says lsm.s/bpf usable=%v, the capability list says %s=%v", label, got, capabilities.LSMBpfDeny, exp)
+	wantWalk := WalkLoop
+	if withoutBPFLoop[label] {
+		wantWalk = WalkBounded
+	}
+	if plan.Walk != wantWalk {
+		t.Errorf("kernel %s: plan walks with %s, want %s", label, plan.Walk, wantWalk)
+	}
+	// The lsm-bpf hook: the sleepable program with bpf_loop, else the
+	// non-sleepable gate behind the tracepoint.
+	lsmBpf := f.Has(FeatLSMActive) && f.Has(FeatLSMBpfSleep)
+	if wantWalk == WalkBounded {
+		lsmBpf = f.Has(FeatLSMActive) && f.Has(FeatLSMLoad) && f.Has(FeatSyscallTP)
+	}
+	if lsmBpf != want.Expects(capabilities.LSMBpfDeny) {
+		t.Errorf("kernel %s: ProbeKernel says lsm-bpf usable=%v (walk %s), the capability list says %s=%v", label, lsmBpf, wantWalk, capabilities.LSMBpfDeny, want.Expects(capabilities.LSMBpfDeny))
 	}
 	wantHook, wantEnf := HookTracepoint, EnforcerKill
 	switch {
@@ -107,19 +114,40 @@ func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
 	t.Logf("kernel %s: plan %s/%s: %s", label, plan.Hook, plan.Enforcer, plan.Guarantee)
 }
 
-// requireLSMProgLoad fails where the kernel's list promises the hook and it
-// does not work, and skips where the kernel does not have it (this host).
-func requireLSMProgLoad(t *testing.T) {
+// requireLSMProgLoad says whether the lsm-prog-load hook is there to test.
+// Where the kernel's list promises it, it must work. Where the list says
+// the kernel lacks it (this host, before 6.9), asking the sensor for it
+// must be refused with ErrNoHook: that is checked here and the caller
+// returns, having proved the refusal. Only a kernel with no list skips.
+func requireLSMProgLoad(t *testing.T) bool {
+	t.Helper()
+	return requireHook(t, HookLSMProgLoad, capabilities.LSMProgLoadDeny, lsmProgLoadUsable())
+}
+
+func requireHook(t *testing.T, h Hook, c capabilities.Capability, usable error) bool {
 	t.Helper()
 	testutils.RequireRoot(t, "loading the sensor's BPF programs")
-	label, want, _ := kernelExpectation(t)
-	err := lsmProgLoadUsable()
+	label, want, ok := kernelExpectation(t)
 	switch {
-	case err != nil && want.Expects(capabilities.LSMProgLoadDeny):
-		t.Fatalf("kernel %s must offer the lsm/bpf_prog_load hook: %v", label, err)
-	case err != nil:
-		t.Skipf("kernel %s has no usable lsm/bpf_prog_load hook: %v", label, err)
+	case want.Expects(c) && usable != nil:
+		t.Fatalf("kernel %s must offer the %s hook: %v", label, h, usable)
+	case want.Expects(c):
+		return true
+	case !ok:
+		t.Skipf("kernel %s has no expectation list and no usable %s hook: %v", label, h, usable)
+	case usable == nil:
+		t.Fatalf("kernel %s: the %s hook is usable, but the list says %s is absent", label, h, c)
 	}
+	s, err := New(Config{Hook: h})
+	if err == nil {
+		s.Close()
+		t.Fatalf("kernel %s lacks %s, yet --hook %s started", label, c, h)
+	}
+	if !errors.Is(err, ErrNoHook) {
+		t.Fatalf("kernel %s: --hook %s failed with %v, want ErrNoHook", label, h, err)
+	}
+	t.Logf("kernel %s has no %s hook and asking for it is refused: %v", label, h, err)
+	return false
 }
 
 // With the LSM hook a blocked load fails with EPERM inside the bpf() call:
@@ -127,7 +155,9 @@ func requireLSMProgLoad(t *testing.T) {
 // the verifier and never gets an id, and what was judged is the kernel's
 // own copy, byte for byte what the loader submitted.
 func TestLSMProgLoadDeniesBeforeTheProgramExists(t *testing.T) {
-	requireLSMProgLoad(t)
+	if !requireLSMProgLoad(t) {
+		return
+	}
 	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t)})
 	if s.Hook() != HookLSMProgLoad || s.Enforcer() != EnforcerDeny {
 		t.Fatalf("auto picked %s/%s on a kernel with the lsm/bpf_prog_load hook, want %s/%s", s.Hook(), s.Enforcer(), HookLSMProgLoad, EnforcerDeny)
@@ -194,7 +224,9 @@ func TestLSMProgLoadDeniesBeforeTheProgramExists(t *testing.T) {
 // Monitor mode on the LSM hook reports the block verdict and lets the load
 // through.
 func TestLSMProgLoadMonitorModeLetsTheLoadThrough(t *testing.T) {
-	requireLSMProgLoad(t)
+	if !requireLSMProgLoad(t) {
+		return
+	}
 	s := startSensor(t, Config{Hook: HookLSMProgLoad, Mode: ModeMonitor, Rules: compiledTestRules(t)})
 	run := runLoader(t, "-insns", writeInsns(t, helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd)), "-name", "se2eblk_mon")
 	if run.killed || len(run.results) != 1 || run.results[0].Ret < 0 {
@@ -228,26 +260,22 @@ func TestMismatchedHookAndEnforcerAreRefused(t *testing.T) {
 			t.Logf("refused: %v", err)
 		})
 	}
-	if lsmProgLoadUsable() != nil && !withoutBPFLoop[os.Getenv(kernelEnv)] {
+	if lsmProgLoadUsable() != nil || withoutBPFLoop[os.Getenv(kernelEnv)] {
 		if _, err := New(Config{Hook: HookLSMProgLoad}); err == nil || !strings.Contains(err.Error(), "lsm/bpf_prog_load") {
 			t.Errorf("--hook lsm-prog-load on a kernel without it: err %v, want one naming lsm/bpf_prog_load", err)
 		}
 	}
 }
 
-// requireLSMBpf fails where the kernel's list promises the bpf LSM hook and
-// the sensor cannot use it, and skips where the kernel does not have it.
-func requireLSMBpf(t *testing.T) {
+// requireLSMBpf is requireLSMProgLoad for the lsm-bpf hook: the sleepable
+// program, or the gate behind the tracepoint on kernels without bpf_loop.
+func requireLSMBpf(t *testing.T) bool {
 	t.Helper()
-	testutils.RequireRoot(t, "loading the sensor's BPF programs")
-	label, want, _ := kernelExpectation(t)
-	err := lsmBpfUsable()
-	switch {
-	case err != nil && want.Expects(capabilities.LSMBpfDeny) && !withoutBPFLoop[label]:
-		t.Fatalf("kernel %s must offer the lsm.s/bpf hook: %v", label, err)
-	case err != nil:
-		t.Skipf("kernel %s has no usable lsm.s/bpf hook: %v", label, err)
+	walk := WalkLoop
+	if withoutBPFLoop[os.Getenv(kernelEnv)] {
+		walk = WalkBounded
 	}
+	return requireHook(t, HookLSMBpf, capabilities.LSMBpfDeny, lsmBpfUsableFor(walk))
 }
 
 // The sleepable bpf LSM hook denies a blocked load with EPERM (no kill,
@@ -255,7 +283,9 @@ func requireLSMBpf(t *testing.T) {
 // and a loader thread flipping an immediate during the loads gets some
 // loaded programs flagged as differing from the judged copy.
 func TestLSMBpfDeniesAndFlagsARacingLoader(t *testing.T) {
-	requireLSMBpf(t)
+	if !requireLSMBpf(t) {
+		return
+	}
 	s := startSensor(t, Config{Hook: HookLSMBpf, Mode: ModeEnforce, Rules: compiledTestRules(t)})
 	if s.Hook() != HookLSMBpf || s.Enforcer() != EnforcerDeny {
 		t.Fatalf("sensor %s/%s, want %s/%s", s.Hook(), s.Enforcer(), HookLSMBpf, EnforcerDeny)
@@ -300,7 +330,7 @@ func TestLSMBpfDeniesAndFlagsARacingLoader(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d of %d loads raced the lsm.s/bpf copy and were flagged (%d interrupted by a signal, EAGAIN)", flagged, n, interrupted)
+	t.Logf("%d of %d loads raced the judged copy and were flagged (%d interrupted by a signal, EAGAIN)", flagged, n, interrupted)
 	if interrupted > len(evs)/2 {
 		t.Errorf("%d of %d loads interrupted (EAGAIN): too few left to judge", interrupted, len(evs))
 	}

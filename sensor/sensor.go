@@ -54,6 +54,23 @@ const (
 // 5.10 and takes a bpfptr_t from 5.14, so it is not a target).
 var KprobeTargets = []string{"__x64_sys_bpf", "__se_sys_bpf", "__do_sys_bpf"}
 
+// Walk is how the kernel programs loop over the instructions.
+type Walk string
+
+const (
+	// WalkLoop uses the bpf_loop helper (5.17+): the verifier checks each
+	// loop body once, whatever the trip count.
+	WalkLoop Walk = "bpf_loop"
+	// WalkBounded is for kernels without bpf_loop (5.10): bounded loops that
+	// call global functions, each verified once (per 512-instruction chunk,
+	// per rule, per path component). Same records, facts and verdicts; the
+	// sleepable lsm.s/bpf program is not available (5.10 gives sleepable
+	// programs neither ring buffers nor per-CPU maps), so HookLSMBpf judges
+	// at the sys_enter_bpf tracepoint and a non-sleepable lsm/bpf gate
+	// refuses the blocked load; HookLSMProgLoad needs 6.9 and so bpf_loop.
+	WalkBounded Walk = "bounded"
+)
+
 // IsLSM reports whether the hook can refuse a load (EnforcerDeny).
 func (h Hook) IsLSM() bool { return h == HookLSMProgLoad || h == HookLSMBpf }
 
@@ -86,6 +103,7 @@ const DefaultRingBufferSize = 64 << 20
 type Config struct {
 	Hook     Hook     // "" picks the strongest available (lsm-prog-load, tracepoint, tp_btf)
 	Enforcer Enforcer // "" means deny on an LSM hook, else kill
+	Walk     Walk     // "" means bpf_loop where the kernel has it, else bounded
 	Mode     Mode
 	// Rules is the kernel rule table compiled by package rules; nil means
 	// an empty table (capture and report only).
@@ -158,12 +176,22 @@ func New(cfg Config) (*Sensor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	// Every enter program walks the instructions with bpf_loop (5.17);
-	// without it the load fails with an obscure func_info error.
-	if err := features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop); err != nil {
-		return nil, fmt.Errorf("%w: the sensor needs the bpf_loop helper (Linux 5.17+): %v", ErrNoHook, err)
+	loopErr := features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop)
+	switch cfg.Walk {
+	case "":
+		cfg.Walk = WalkLoop
+		if loopErr != nil {
+			cfg.Walk = WalkBounded
+		}
+	case WalkLoop:
+		if loopErr != nil {
+			return nil, fmt.Errorf("%w: walk %s needs the bpf_loop helper (Linux 5.17+): %v", ErrNoHook, WalkLoop, loopErr)
+		}
+	case WalkBounded:
+	default:
+		return nil, fmt.Errorf("walk %q: want %s or %s", cfg.Walk, WalkLoop, WalkBounded)
 	}
-	hook, exitHook, err := chooseHook(cfg.Hook, cfg.Enforcer, cfg.Logger)
+	hook, exitHook, err := chooseHook(cfg.Hook, cfg.Enforcer, cfg.Walk, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -196,19 +224,26 @@ func New(cfg Config) (*Sensor, error) {
 		return nil, fmt.Errorf("enforcer %q: want deny, kill or corrupt", cfg.Enforcer)
 	}
 
-	spec, err := loadSentry()
+	load := loadSentry
+	if cfg.Walk == WalkBounded {
+		load = loadSentryLegacy
+	}
+	spec, err := load()
 	if err != nil {
 		return nil, err
 	}
 	spec.Maps[sentryMapEvents].MaxEntries = uint32(cfg.RingBufferSize)
-	enter, exit := programNames(hook, exitHook, cfg.Enforcer)
+	enter, exit, gate := programNames(hook, exitHook, cfg.Enforcer, cfg.Walk)
 	// Loaded on its own after the collection: a kernel that refuses it
 	// must not stop the sensor.
 	prefaultSpec := spec.Programs[sentryProgSentryPrefault]
 	for name := range spec.Programs {
-		if name != enter && name != exit && (hook != HookKprobe || name != sentryProgSentryEnterKprobeDirect) {
+		if name != enter && name != exit && name != gate && (hook != HookKprobe || name != sentryProgSentryEnterKprobeDirect) {
 			delete(spec.Programs, name)
 		}
+	}
+	if spec.Programs[enter] == nil {
+		return nil, fmt.Errorf("%w: no %s program for the %s hook with the %s walk", ErrNoHook, enter, hook, cfg.Walk)
 	}
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
@@ -245,10 +280,19 @@ func New(cfg Config) (*Sensor, error) {
 		return fail(fmt.Errorf("open ring buffer: %w", err))
 	}
 	// Exit first: an enter without its exit would leave an inflight entry.
-	for _, name := range []string{exit, enter} {
+	// The gate only refuses what the enter program marked, so its order
+	// does not matter.
+	order := []string{exit, enter}
+	if gate != "" {
+		order = []string{exit, gate, enter}
+	}
+	for _, name := range order {
 		h := hook
-		if name == exit {
+		switch {
+		case name == exit:
 			h = exitHook
+		case name == enter && gate != "":
+			h = HookTracepoint // the gate's judge
 		}
 		var l link.Link
 		var err error
@@ -277,7 +321,14 @@ func New(cfg Config) (*Sensor, error) {
 // chooseHook resolves the asked hook ("" = auto) into the enter hook and
 // the hook whose sys_exit program reports the syscall's result (the LSM
 // hook has no exit of its own).
-func chooseHook(asked Hook, enf Enforcer, log *slog.Logger) (enter, exit Hook, err error) {
+func chooseHook(asked Hook, enf Enforcer, walk Walk, log *slog.Logger) (enter, exit Hook, err error) {
+	lsmBpfUsable := func() error { return lsmBpfUsableFor(walk) }
+	lsmProgLoadUsable := func() error {
+		if walk == WalkBounded {
+			return fmt.Errorf("lsm/bpf_prog_load: not with the %s walk (the hook exists from 6.9, which has bpf_loop)", WalkBounded)
+		}
+		return lsmProgLoadUsable()
+	}
 	syscallHook := func() (Hook, error) {
 		if err := ensureTracefs(); err != nil {
 			if asked == HookTracepoint {
@@ -327,7 +378,10 @@ func chooseHook(asked Hook, enf Enforcer, log *slog.Logger) (enter, exit Hook, e
 	return "", "", fmt.Errorf("hook %q: want lsm-prog-load, lsm-bpf, tracepoint, tp_btf or kprobe", asked)
 }
 
-func programNames(h, exitHook Hook, e Enforcer) (enter, exit string) {
+// programNames gives the programs to load: the enter and exit programs
+// and, for the lsm-bpf hook without bpf_loop, the LSM gate that refuses
+// what the enter program (then on the sys_enter_bpf tracepoint) blocked.
+func programNames(h, exitHook Hook, e Enforcer, w Walk) (enter, exit, gate string) {
 	exit = sentryProgSentryExitTp
 	if exitHook == HookBTF {
 		exit = sentryProgSentryExitBtf
@@ -335,6 +389,8 @@ func programNames(h, exitHook Hook, e Enforcer) (enter, exit string) {
 	switch {
 	case h == HookLSMProgLoad:
 		enter = sentryProgSentryLsmProgLoad
+	case h == HookLSMBpf && w == WalkBounded:
+		enter, gate = sentryLegacyProgSentryEnterTpGate, sentryLegacyProgSentryLsmBpfGate
 	case h == HookLSMBpf:
 		enter = sentryProgSentryLsmBpf
 	case h == HookKprobe:
@@ -348,7 +404,7 @@ func programNames(h, exitHook Hook, e Enforcer) (enter, exit string) {
 	default:
 		enter = sentryProgSentryEnterTp
 	}
-	return enter, exit
+	return enter, exit, gate
 }
 
 func attach(h Hook, p *ebpf.Program, isExit bool) (link.Link, error) {
@@ -388,6 +444,9 @@ func (s *Sensor) KprobeTarget() string { return s.kprobeTarget }
 
 // Hook is the hook in use.
 func (s *Sensor) Hook() Hook { return s.hook }
+
+// Walk is how the kernel programs walk the instructions.
+func (s *Sensor) Walk() Walk { return s.cfg.Walk }
 
 // Enforcer is the enforcer in use.
 func (s *Sensor) Enforcer() Enforcer { return s.cfg.Enforcer }

@@ -17,7 +17,7 @@ type sentryInflight struct {
 	_      structs.HostLayout
 	LoadId uint64
 	Killed uint32
-	Pad    uint32
+	Denied uint32
 }
 
 type sentryRulesFacts struct {

@@ -194,20 +194,28 @@ static long rules_loop_step(__u64 index, void *data)
 }
 
 /*
+ * rules_result_reset prepares res for rules_loop_step calls (kernels
+ * without bpf_loop call it once per rule from a global function).
+ *
  * rules_evaluate evaluates every rule of t against f, in order, with
  * bpf_loop so that the verifier checks one rule's code once, whatever
  * RULES_MAX is. t and f are map values (or other non-NULL memory).
  */
-static __always_inline void rules_evaluate(const struct rules_table *t, const struct rules_facts *f,
-					   struct rules_result *res)
+static __always_inline void rules_result_reset(struct rules_result *res)
 {
-	struct rules_loop_ctx c = { .t = t, .f = f, .res = res };
-
 	res->first = -1;
 	res->first_action = RULES_ACTION_NONE;
 	res->first_block = -1;
 	res->action = RULES_ACTION_NONE;
 	res->matched = 0;
+}
+
+static __always_inline void rules_evaluate(const struct rules_table *t, const struct rules_facts *f,
+					   struct rules_result *res)
+{
+	struct rules_loop_ctx c = { .t = t, .f = f, .res = res };
+
+	rules_result_reset(res);
 	bpf_loop(RULES_MAX, rules_loop_step, &c, 0);
 }
 
