@@ -19,14 +19,20 @@ const (
 	uffdAPI               = 0xaa
 	uffdEventPagefault    = 0x12
 	uffdioRegisterMissing = 1 << 0
-	uffdioCopyBit         = 0x03 // _UFFDIO_COPY: its bit in uffdio_register.ioctls
+
+	// ioctl numbers within type 0xaa (_UFFDIO_*).
+	nrRegister = 0x00
+	nrWake     = 0x02
+	nrCopy     = 0x03
+	nrAPI      = 0x3f
 
 	// _IOWR(0xaa, nr, struct) and _IOR(0xaa, nr, struct): direction in
 	// bits 30-31, struct size in 16-29, type 0xaa in 8-15, nr in 0-7.
-	ioctlAPI      = 3<<30 | uint(unsafe.Sizeof(uffdioAPI{}))<<16 | 0xaa<<8 | 0x3f
-	ioctlRegister = 3<<30 | uint(unsafe.Sizeof(uffdioRegister{}))<<16 | 0xaa<<8 | 0x00
-	ioctlWake     = 2<<30 | uint(unsafe.Sizeof(uffdioRange{}))<<16 | 0xaa<<8 | 0x02
-	ioctlCopy     = 3<<30 | uint(unsafe.Sizeof(uffdioCopy{}))<<16 | 0xaa<<8 | 0x03
+	iocRead, iocReadWrite = 2 << 30, 3 << 30
+	ioctlAPI              = iocReadWrite | uint(unsafe.Sizeof(uffdioAPI{}))<<16 | 0xaa<<8 | nrAPI
+	ioctlRegister         = iocReadWrite | uint(unsafe.Sizeof(uffdioRegister{}))<<16 | 0xaa<<8 | nrRegister
+	ioctlWake             = iocRead | uint(unsafe.Sizeof(uffdioRange{}))<<16 | 0xaa<<8 | nrWake
+	ioctlCopy             = iocReadWrite | uint(unsafe.Sizeof(uffdioCopy{}))<<16 | 0xaa<<8 | nrCopy
 
 	msgSize = 32 // sizeof(struct uffd_msg)
 )
@@ -117,7 +123,7 @@ func (r *Region) setup(size int) error {
 	if err := ioctl(r.uffd, ioctlRegister, unsafe.Pointer(&reg)); err != nil {
 		return fmt.Errorf("uffd: UFFDIO_REGISTER %d bytes at %#x: %w", size, r.Addr(), err)
 	}
-	if reg.Ioctls&(1<<uffdioCopyBit) == 0 {
+	if reg.Ioctls&(1<<nrCopy) == 0 {
 		return fmt.Errorf("uffd: the registered range offers no UFFDIO_COPY (ioctls %#x)", reg.Ioctls)
 	}
 	var p [2]int
