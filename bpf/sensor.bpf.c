@@ -188,6 +188,27 @@ struct {
 	__type(value, struct sentry_chunk);
 } chunk_scratch SEC(".maps");
 
+#ifndef SENTRY_NO_LOOP
+/*
+ * The sleepable lsm.s/bpf program's scratch, per task rather than per CPU:
+ * it can sleep in bpf_copy_from_user (a page fault, which a loader can
+ * stretch at will with userfaultfd), and another load judged on the same
+ * CPU meanwhile would overwrite per-CPU facts and chunk. A task judges one
+ * load at a time. Created on a task's first load, freed when it exits.
+ */
+struct task_scratch {
+	struct rules_facts f;
+	struct sentry_chunk chunk;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_scratch);
+} task_scratch SEC(".maps");
+#endif
+
 /* The kernel rule table compiled by package rules (bpf/include/rules.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -205,11 +226,38 @@ struct {
 
 static const struct rules_facts zero_facts;
 
+/* Facts and chunk scratch: per CPU, except for the sleepable hook (per task). */
+static __always_inline struct rules_facts *scratch_facts(const int kernel)
+{
+	__u32 zero = 0;
+#ifndef SENTRY_NO_LOOP
+	if (kernel == SRC_USER_SLEEPABLE) {
+		struct task_scratch *ts = bpf_task_storage_get(&task_scratch, bpf_get_current_task_btf(), 0,
+							       BPF_LOCAL_STORAGE_GET_F_CREATE);
+		return ts ? &ts->f : NULL;
+	}
+#endif
+	return bpf_map_lookup_elem(&facts_scratch, &zero);
+}
+
+static __always_inline struct sentry_chunk *scratch_chunk(const int kernel)
+{
+	__u32 zero = 0;
+#ifndef SENTRY_NO_LOOP
+	if (kernel == SRC_USER_SLEEPABLE) {
+		struct task_scratch *ts = bpf_task_storage_get(&task_scratch, bpf_get_current_task_btf(), 0,
+							       BPF_LOCAL_STORAGE_GET_F_CREATE);
+		return ts ? &ts->chunk : NULL;
+	}
+#endif
+	return bpf_map_lookup_elem(&chunk_scratch, &zero);
+}
+
 static __always_inline void count_loss(__u32 reason)
 {
 	__u64 *n = bpf_map_lookup_elem(&losses, &reason);
 	if (n)
-		*n += 1;
+		__sync_fetch_and_add(n, 1); /* the sleepable hook can be preempted */
 }
 
 /*
@@ -367,9 +415,8 @@ static __always_inline long walk_chunk(__u64 index, struct walk_ctx *c, const in
 		return 1;
 	const void *src = (const void *)(c->insns + (__u64)first * 8);
 
-	__u32 zero = 0;
-	struct sentry_chunk *buf = bpf_map_lookup_elem(&chunk_scratch, &zero);
-	struct rules_facts *f = bpf_map_lookup_elem(&facts_scratch, &zero);
+	struct sentry_chunk *buf = scratch_chunk(kernel);
+	struct rules_facts *f = scratch_facts(kernel);
 	if (!buf || !f)
 		return 1;
 	__u32 read_err = 0;
@@ -552,7 +599,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 {
 	__u32 zero = 0;
 	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	struct rules_facts *f = bpf_map_lookup_elem(&facts_scratch, &zero);
+	struct rules_facts *f = scratch_facts(kernel);
 	struct rules_table *table = bpf_map_lookup_elem(&rules, &zero);
 	if (!cfg || !f || !table)
 		return 0;
@@ -617,7 +664,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 			bpf_probe_read_user_str(hdr->license, SENTRY_LICENSE_LEN, (const void *)ap->license);
 		hdr->exe_truncated = 1;
 		hdr->_pad = 0;
-		struct sentry_chunk *pbuf = bpf_map_lookup_elem(&chunk_scratch, &zero);
+		struct sentry_chunk *pbuf = scratch_chunk(kernel);
 		struct file *exe = BPF_CORE_READ(task, mm, exe_file);
 		if (pbuf && exe) {
 			struct vfsmount *vm = BPF_CORE_READ(exe, f_path.mnt);
@@ -976,6 +1023,19 @@ struct sentry_prefault_ctx {
 /* Records per run without bpf_loop; user space runs again for the rest. */
 #define PREFAULT_RUN_MAX 1024
 
+#ifdef SENTRY_NO_LOOP
+/* One record, in a global function so the verifier checks it once;
+ * left is the number of records still to reserve in this run. */
+__noinline int sentry_prefault_page(__u32 left)
+{
+	void *r = bpf_ringbuf_reserve(&events, PREFAULT_PAGE - RINGBUF_HDR, 0);
+
+	if (!r)
+		return 1;
+	bpf_ringbuf_discard(r, left == 1 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	return 0;
+}
+#else
 static long prefault_one(__u64 i, void *arg)
 {
 	struct sentry_prefault_ctx *c = arg;
@@ -989,6 +1049,7 @@ static long prefault_one(__u64 i, void *arg)
 	bpf_ringbuf_discard(r, c->done == c->pages ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	return 0;
 }
+#endif
 
 SEC("syscall")
 int sentry_prefault(struct sentry_prefault_ctx *ctx)
@@ -996,12 +1057,15 @@ int sentry_prefault(struct sentry_prefault_ctx *ctx)
 	struct sentry_prefault_ctx c = { .pages = ctx->pages };
 
 #ifdef SENTRY_NO_LOOP
-	if (c.pages > PREFAULT_RUN_MAX)
-		c.pages = PREFAULT_RUN_MAX;
+	__u32 pages = c.pages;
+	if (pages > PREFAULT_RUN_MAX)
+		pages = PREFAULT_RUN_MAX;
 #pragma clang loop unroll(disable)
-	for (__u32 i = 0; i < PREFAULT_RUN_MAX; i++)
-		if (i >= c.pages || prefault_one(i, &c))
+	for (__u32 i = 0; i < PREFAULT_RUN_MAX; i++) {
+		if (i >= pages || sentry_prefault_page(pages - i))
 			break;
+		c.done++;
+	}
 #else
 	bpf_loop(c.pages, prefault_one, &c, 0);
 #endif

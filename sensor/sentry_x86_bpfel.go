@@ -226,6 +226,12 @@ type sentrySentryVerdictRec struct {
 	HelperCount [256]uint32
 }
 
+type sentryTaskScratch struct {
+	_     structs.HostLayout
+	F     sentryRulesFacts
+	Chunk sentrySentryChunk
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -238,6 +244,7 @@ const (
 	sentryMapLoadSeq                  = "load_seq"
 	sentryMapLosses                   = "losses"
 	sentryMapRules                    = "rules"
+	sentryMapTaskScratch              = "task_scratch"
 	sentryProgSentryEnterBtf          = "sentry_enter_btf"
 	sentryProgSentryEnterBtfCorrupt   = "sentry_enter_btf_corrupt"
 	sentryProgSentryEnterKprobe       = "sentry_enter_kprobe"
@@ -327,6 +334,7 @@ type sentryMapSpecs struct {
 	LoadSeq      *ebpf.MapSpec `ebpf:"load_seq"`
 	Losses       *ebpf.MapSpec `ebpf:"losses"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
+	TaskScratch  *ebpf.MapSpec `ebpf:"task_scratch"`
 }
 
 // sentryVariableSpecs contains global variables before they are loaded into the kernel.
@@ -372,6 +380,7 @@ type sentryMaps struct {
 	LoadSeq      *ebpf.Map `ebpf:"load_seq"`
 	Losses       *ebpf.Map `ebpf:"losses"`
 	Rules        *ebpf.Map `ebpf:"rules"`
+	TaskScratch  *ebpf.Map `ebpf:"task_scratch"`
 }
 
 func (m *sentryMaps) Close() error {
@@ -384,6 +393,7 @@ func (m *sentryMaps) Close() error {
 		m.LoadSeq,
 		m.Losses,
 		m.Rules,
+		m.TaskScratch,
 	)
 }
 

@@ -64,7 +64,7 @@ tp_btf). Exits 2 when run cannot work here.`,
 				tw.Flush()
 				fmt.Fprintln(out)
 				if planErr == nil {
-					fmt.Fprintf(out, "run will use: hook %s, enforcer %s\n", plan.Hook, plan.Enforcer)
+					fmt.Fprintf(out, "run will use: hook %s, enforcer %s, walk %s\n", plan.Hook, plan.Enforcer, plan.Walk)
 					fmt.Fprintf(out, "guarantee: %s\n", plan.Guarantee)
 					for _, n := range plan.Notes {
 						fmt.Fprintf(out, "note: %s\n", n)
