@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -116,7 +117,8 @@ func withSensor(b *testing.B, hook string, f func(s *Sensor, ws *walkStats)) {
 		b.Fatalf("enable BPF run-time stats: %v", err)
 	}
 	defer stats.Close()
-	s, err := New(Config{Hook: Hook(hook), Mode: ModeMonitor, RingBufferSize: *benchRing})
+	h, walk, _ := strings.Cut(hook, "+") // "tracepoint+bounded": that hook with that walk
+	s, err := New(Config{Hook: Hook(h), Walk: Walk(walk), Mode: ModeMonitor, RingBufferSize: *benchRing})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -140,7 +142,7 @@ func withSensor(b *testing.B, hook string, f func(s *Sensor, ws *walkStats)) {
 // benchmark writes wraps, so that it measures the steady state instead.
 var benchRing = flag.Int("sentry.ring", 0, "ring buffer bytes for BenchmarkProgLoad (0: default)")
 
-var benchHooks = []string{"off", string(HookTracepoint), string(HookBTF), "off"}
+var benchHooks = []string{"off", string(HookTracepoint), string(HookTracepoint) + "+" + string(WalkBounded), string(HookBTF), "off"}
 
 // BenchmarkProgLoad measures BPF_PROG_LOAD latency by program size with the
 // sensor off, on each hook, and off again (to see drift within the run).
