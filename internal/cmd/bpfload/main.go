@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/rawbpf"
+	"github.com/ebpf-sentry/ebpf-sentry/internal/uffd"
 )
 
 type result struct {
@@ -27,6 +28,12 @@ type result struct {
 	ID    uint32 `json:"id,omitempty"`    // prog id when loaded
 	Pin   string `json:"pin,omitempty"`   // race mode: path pinned before the kill
 	Error string `json:"error,omitempty"` // errno text
+	// Time in bpf(BPF_PROG_LOAD), retries on EAGAIN included.
+	SyscallNS int64 `json:"syscall_ns"`
+	// -uffd-stall, first load only: how long the handler held the kernel's
+	// first fault on the instructions, and how many pages it served.
+	StalledNS  int64 `json:"stalled_ns,omitempty"`
+	UffdFaults int   `json:"uffd_faults,omitempty"`
 }
 
 func main() {
@@ -42,6 +49,7 @@ func main() {
 	attachBTFID := flag.Uint("attach-btf-id", 0, "attach_btf_id (a vmlinux BTF type id)")
 	flags := flag.Uint("flags", 0, "prog_flags")
 	flip := flag.Int("flip", -1, "a second thread keeps toggling bit 0 of this instruction's imm while the loads run (a time-of-check to time-of-use race)")
+	uffdStall := flag.Duration("uffd-stall", 0, "the first load's instructions sit in userfaultfd-registered memory: the kernel's first read of them blocks this long inside the syscall (0: off)")
 	flag.Parse()
 
 	var insns []byte
@@ -71,6 +79,20 @@ func main() {
 	attr.License = uint64(uintptr(unsafe.Pointer(&lic[0])))
 	attr.SetName(*name)
 
+	var stall *uffd.Region
+	if *uffdStall > 0 {
+		if *flip >= 0 {
+			// The flipper writes the ordinary buffer, which the stalled
+			// load does not read.
+			fatal(fmt.Errorf("-uffd-stall and -flip cannot be combined"))
+		}
+		r, err := uffd.New(insns, *uffdStall)
+		if err != nil {
+			fatal(fmt.Errorf("-uffd-stall: %w", err))
+		}
+		stall = r
+	}
+
 	var stop atomic.Bool
 	var pinned atomic.Value
 	if *race != "" {
@@ -93,9 +115,35 @@ func main() {
 	var fds []int
 	for i := 0; i < *count; i++ {
 		runtime.LockOSThread()
-		fd, err := rawbpf.Load(&attr)
-		r := result{PID: os.Getpid(), TID: unix.Gettid()}
+		var fd int
+		var err error
+		var took time.Duration
+		load := func() {
+			start := time.Now()
+			fd, err = rawbpf.Load(&attr)
+			took = time.Since(start)
+		}
+		if i == 0 && stall != nil {
+			attr.Insns = uint64(stall.Addr())
+			// A signal would end the kernel's wait for the page with
+			// EFAULT instead of a stall.
+			if berr := uffd.WithSignalsBlocked(load); berr != nil {
+				fatal(fmt.Errorf("-uffd-stall: %w", berr))
+			}
+		} else {
+			load()
+		}
+		r := result{PID: os.Getpid(), TID: unix.Gettid(), SyscallNS: took.Nanoseconds()}
 		runtime.UnlockOSThread()
+		if i == 0 && stall != nil {
+			// Later loads read the ordinary buffer, without a stall.
+			attr.Insns = uint64(uintptr(unsafe.Pointer(&insns[0])))
+			if cerr := stall.Close(); cerr != nil {
+				fatal(fmt.Errorf("-uffd-stall: %w", cerr))
+			}
+			st := stall.Stats()
+			r.StalledNS, r.UffdFaults = st.Stalled.Nanoseconds(), st.Faults
+		}
 		runtime.KeepAlive(insns)
 		runtime.KeepAlive(lic)
 		if err != nil {

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+)
+
+// asMainEnv makes the test binary run bpfload's main instead of the tests,
+// so the tests run the loader as its own process without building it.
+const asMainEnv = "BPFLOAD_TEST_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// runLoader runs bpfload with args and returns its JSON lines, or its exit
+// error and stderr.
+func runLoader(t *testing.T, args ...string) ([]result, string, error) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), asMainEnv+"=1")
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	err := cmd.Run()
+	var results []result
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var r result
+		if jerr := json.Unmarshal([]byte(line), &r); jerr != nil {
+			t.Fatalf("loader output %q: %v", line, jerr)
+		}
+		results = append(results, r)
+	}
+	return results, stderr.String(), err
+}
+
+// TestUffdStallHoldsTheFirstLoadInTheSyscall loads valid programs whose
+// instructions the kernel can only read once the userfaultfd handler has
+// slept for the stall. A load that succeeds proves the kernel read the
+// real instructions (an unserved page reads as zeros, opcode 0, which the
+// verifier refuses); its time in the syscall proves the wait was there.
+func TestUffdStallHoldsTheFirstLoadInTheSyscall(t *testing.T) {
+	testutils.RequireRoot(t, "bpf(BPF_PROG_LOAD) and a userfaultfd that serves kernel faults")
+	const stall = 300 * time.Millisecond
+	// A load that does not wait takes well under a millisecond here; half
+	// the stall leaves room for a busy machine.
+	const fast = stall / 2
+	tests := []struct {
+		name   string
+		args   []string
+		loads  int
+		faults int // pages of instructions the first load faults on; 0: no stall
+	}{
+		{"a ten-instruction program waits for the stall once, and the second load does not wait",
+			[]string{"-gen", "10", "-uffd-stall", stall.String(), "-count", "2"}, 2, 1},
+		{"a three-page program faults on each page but waits only on the first",
+			[]string{"-gen", "1500", "-uffd-stall", stall.String()}, 1, 3},
+		{"without -uffd-stall a load does not wait",
+			[]string{"-gen", "10", "-count", "2"}, 2, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			results, stderr, err := runLoader(t, tt.args...)
+			if err != nil {
+				t.Fatalf("bpfload %v: %v\n%s", tt.args, err, stderr)
+			}
+			if len(results) != tt.loads {
+				t.Fatalf("%d results, want %d: %+v", len(results), tt.loads, results)
+			}
+			for i, r := range results {
+				t.Logf("load %d: ret %d, %v in the syscall, first fault held %v, %d faults",
+					i, r.Ret, time.Duration(r.SyscallNS), time.Duration(r.StalledNS), r.UffdFaults)
+				if r.Ret < 0 {
+					t.Errorf("load %d failed: %s", i, r.Error)
+				}
+				took := time.Duration(r.SyscallNS)
+				if i == 0 && tt.faults > 0 {
+					if took < stall || time.Duration(r.StalledNS) < stall {
+						t.Errorf("load %d: %v in the syscall, first fault held %v; want both ≥ %v", i, took, time.Duration(r.StalledNS), stall)
+					}
+					if took >= 2*stall {
+						t.Errorf("load %d: %v in the syscall: more than one fault waited for the %v stall", i, took, stall)
+					}
+					if r.UffdFaults != tt.faults {
+						t.Errorf("load %d: %d faults served, want %d (one per page)", i, r.UffdFaults, tt.faults)
+					}
+					continue
+				}
+				if took >= fast || r.StalledNS != 0 || r.UffdFaults != 0 {
+					t.Errorf("load %d: %v in the syscall, stalled %v, %d faults; want < %v and no stall", i, took, time.Duration(r.StalledNS), r.UffdFaults, fast)
+				}
+			}
+		})
+	}
+}
+
+func TestUffdStallRefusesFlip(t *testing.T) {
+	_, stderr, err := runLoader(t, "-gen", "10", "-uffd-stall", "1s", "-flip", "0")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("bpfload -uffd-stall -flip: %v, want exit status 2", err)
+	}
+	if !strings.Contains(stderr, "-uffd-stall and -flip") {
+		t.Errorf("stderr %q does not name the conflicting flags", stderr)
+	}
+}
