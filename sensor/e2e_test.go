@@ -92,10 +92,29 @@ type loaderRun struct {
 // runLoader runs bpfload with args and waits for it.
 func runLoader(t testing.TB, args ...string) loaderRun {
 	t.Helper()
+	_, wait := startLoader(t, args...)
+	return wait()
+}
+
+// startLoader starts bpfload with args and gives its pid; the returned
+// function waits for it (call it from the test's goroutine).
+func startLoader(t testing.TB, args ...string) (int, func() loaderRun) {
+	t.Helper()
 	cmd := exec.Command(buildLoader(t), args...)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("loader %v: %v", args, err)
+	}
+	return cmd.Process.Pid, func() loaderRun {
+		t.Helper()
+		return waitLoader(t, cmd, args, &out, &stderr)
+	}
+}
+
+func waitLoader(t testing.TB, cmd *exec.Cmd, args []string, out, stderr *bytes.Buffer) loaderRun {
+	t.Helper()
+	err := cmd.Wait()
 	run := loaderRun{pid: cmd.Process.Pid}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -107,7 +126,7 @@ func runLoader(t testing.TB, args ...string) loaderRun {
 	} else if err != nil {
 		t.Fatalf("loader %v: %v", args, err)
 	}
-	sc := bufio.NewScanner(&out)
+	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		var r loadResult
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {

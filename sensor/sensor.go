@@ -109,7 +109,10 @@ type Config struct {
 	// an empty table (capture and report only).
 	Rules *rules.Compiled
 	// BlockUnreadable blocks loads whose instructions could not be read
-	// from the loader's memory (a way to hide them from the sensor).
+	// from the loader's memory (a way to hide them from the sensor: pages
+	// not yet faulted in, e.g. served by userfaultfd, fail the syscall
+	// hooks' non-faulting read and are then copied by the kernel).
+	// Reported with RuleID RuleUnreadable. `run` sets it by default.
 	BlockUnreadable bool
 	// RingBufferSize in bytes, a power of two ≥ page size; 0 means default.
 	RingBufferSize int
@@ -123,6 +126,10 @@ type Config struct {
 	ExpireAfter time.Duration
 	Logger      *slog.Logger
 }
+
+// RuleUnreadable is the RuleID of a load blocked because its instructions
+// could not be read from the loader's memory (Config.BlockUnreadable).
+const RuleUnreadable = "unreadable-instructions"
 
 // Sentinel errors callers branch on.
 var (
@@ -612,6 +619,8 @@ func (s *Sensor) read(ctx context.Context) {
 func (s *Sensor) deliver(ctx context.Context, ev *Event) {
 	if ev.RuleIndex >= 0 {
 		ev.RuleID = s.ruleID(ev.generation, ev.RuleIndex)
+	} else if ev.Verdict == VerdictBlock && ev.ReadErrors > 0 {
+		ev.RuleID = RuleUnreadable
 	}
 	select {
 	case s.events <- ev:

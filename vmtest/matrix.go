@@ -78,8 +78,10 @@ var DefaultHelpers = []string{"./internal/cmd/bpfload"}
 // capability list, the LSM hook denies race-free (skipped where the list
 // says the hook is absent), the kill and corrupt enforcers act, and a
 // mismatched hook and enforcer are refused, the kprobe hook reports
-// what the tracepoint does, and the bounded walk (the only one on 5.10)
-// captures and counts what the bpf_loop walk does.
+// what the tracepoint does, the bounded walk (the only one on 5.10)
+// captures and counts what the bpf_loop walk does, and loads whose
+// instruction pages a loader serves late (userfaultfd) are reported,
+// blocked on request, and judged on their own facts by lsm-bpf.
 var DefaultPackageRun = map[string]string{
-	"./sensor": "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestBoundedWalkReportsWhatTheLoopWalkReports|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement)$",
+	"./sensor": "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement)$",
 }

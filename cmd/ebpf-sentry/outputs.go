@@ -124,7 +124,11 @@ func progLoad(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, disasm []
 		seen[h.ID] = true
 	}
 	if ev.RuleID != "" && !seen[ev.RuleID] && ev.Verdict != sensor.VerdictAllow {
-		verdict.Rules = append(verdict.Rules, output.RuleMatch{ID: ev.RuleID, Action: ev.Verdict.String(), Why: "kernel rule table"})
+		why := "kernel rule table"
+		if ev.RuleID == sensor.RuleUnreadable {
+			why = "instructions unreadable in the loader's memory (--block-unreadable)"
+		}
+		verdict.Rules = append(verdict.Rules, output.RuleMatch{ID: ev.RuleID, Action: ev.Verdict.String(), Why: why})
 	}
 	result := output.Result(ev.Outcome.Result)
 	switch ev.Action {

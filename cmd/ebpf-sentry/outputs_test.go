@@ -107,6 +107,11 @@ func TestProgLoadMapsTheSensorsAndTheRulesVerdicts(t *testing.T) {
 			wantAction: "allow", wantResult: output.ResultLoaded, wantDiffers: true,
 		},
 		{
+			name:       "a load blocked for unreadable instructions names that reason",
+			ev:         sensor.Event{Verdict: sensor.VerdictBlock, Action: sensor.ActionKilled, RuleIndex: -1, RuleID: sensor.RuleUnreadable, ReadErrors: 1, Outcome: sensor.Outcome{Result: sensor.ResultKilled}},
+			wantAction: "block", wantBy: "signal", wantResult: output.ResultKilled, wantRuleIDs: []string{sensor.RuleUnreadable},
+		},
+		{
 			name:       "monitor mode reports the block verdict but nothing enforced it",
 			ev:         sensor.Event{Verdict: sensor.VerdictBlock, Action: sensor.ActionMonitor, RuleID: "k3", Outcome: sensor.Outcome{Result: sensor.ResultLoaded}},
 			wantAction: "block", wantResult: output.ResultLoaded, wantRuleIDs: []string{"k3"},
