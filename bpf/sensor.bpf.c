@@ -20,6 +20,12 @@
  * the loader cannot change them afterwards) and denies with -EPERM: the
  * program never reaches the verifier and never gets an id. It replaces the
  * enter program; the exit of the syscall is still seen by a sys_exit one.
+ *
+ * Compiled twice: as is, every loop is a bpf_loop (5.17+); with
+ * -DSENTRY_NO_LOOP (sentryLegacy, for 5.10) the loops are bounded loops
+ * calling global functions, and the BPF LSM is served by a tracepoint judge
+ * plus a non-sleepable lsm/bpf gate (no sleepable programs with ring
+ * buffers there). docs/SENSOR.md has the details.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>

@@ -195,11 +195,7 @@ static long rules_loop_step(__u64 index, void *data)
 
 /*
  * rules_result_reset prepares res for rules_loop_step calls (kernels
- * without bpf_loop call it once per rule from a global function).
- *
- * rules_evaluate evaluates every rule of t against f, in order, with
- * bpf_loop so that the verifier checks one rule's code once, whatever
- * RULES_MAX is. t and f are map values (or other non-NULL memory).
+ * without bpf_loop call that once per rule from a global function).
  */
 static __always_inline void rules_result_reset(struct rules_result *res)
 {
@@ -210,6 +206,11 @@ static __always_inline void rules_result_reset(struct rules_result *res)
 	res->matched = 0;
 }
 
+/*
+ * rules_evaluate evaluates every rule of t against f, in order, with
+ * bpf_loop so that the verifier checks one rule's code once, whatever
+ * RULES_MAX is. t and f are map values (or other non-NULL memory).
+ */
 static __always_inline void rules_evaluate(const struct rules_table *t, const struct rules_facts *f,
 					   struct rules_result *res)
 {
