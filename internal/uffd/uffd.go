@@ -286,8 +286,10 @@ func WithSignalsBlocked(f func()) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	all := unix.Sigset_t{}
+	// Val is [16]uint64 on 64-bit arches and [32]uint32 on 386: complement
+	// each zero word, whatever its width, to set every bit.
 	for i := range all.Val {
-		all.Val[i] = ^uint64(0)
+		all.Val[i] = ^all.Val[i]
 	}
 	var old unix.Sigset_t
 	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old); err != nil {
