@@ -225,19 +225,11 @@ func buildInitramfs(ctx context.Context, o Options, dir string) (string, []Suite
 	}
 	files = append(files, File{Name: "init", Mode: 0o755, Data: data})
 
-	for _, pkg := range o.Helpers {
-		name := path.Base(pkg)
-		bin := filepath.Join(dir, "helpers", name)
-		fmt.Fprintf(o.Log, "vmtest: building helper %s\n", pkg)
-		if err := goBuild(ctx, o, "build", "-o", bin, pkg); err != nil {
-			return "", nil, err
-		}
-		data, err := os.ReadFile(bin)
-		if err != nil {
-			return "", nil, fmt.Errorf("read helper %s: %w", pkg, err)
-		}
-		files = append(files, File{Name: "bin/" + name, Mode: 0o755, Data: data})
+	helpers, err := buildHelpers(ctx, o, filepath.Join(dir, "helpers"))
+	if err != nil {
+		return "", nil, err
 	}
+	files = append(files, helpers...)
 
 	var cfg Config
 	seen := map[string]string{}
@@ -304,6 +296,45 @@ func buildInitramfs(ctx context.Context, o Options, dir string) (string, []Suite
 	return out, cfg.Suites, nil
 }
 
+// helperTarget is one build of a helper package.
+type helperTarget struct {
+	Pkg    string
+	Name   string // file name under /bin of the VM
+	GOARCH string
+}
+
+// helperTargets lists two builds of each helper: the native x86-64 one as
+// /bin/<name>, and a 32-bit (GOARCH=386) one as /bin/<name>32, which the
+// VM's 64-bit kernel runs through its ia32 compat layer, so tests can check
+// what a 32-bit process's syscalls look like to the sensor's hooks.
+func helperTargets(pkgs []string) []helperTarget {
+	var ts []helperTarget
+	for _, pkg := range pkgs {
+		name := path.Base(pkg)
+		ts = append(ts, helperTarget{Pkg: pkg, Name: name, GOARCH: "amd64"}, helperTarget{Pkg: pkg, Name: name + "32", GOARCH: "386"})
+	}
+	return ts
+}
+
+// buildHelpers builds every helper target statically into dir and returns
+// them as files of the VM's /bin.
+func buildHelpers(ctx context.Context, o Options, dir string) ([]File, error) {
+	var files []File
+	for _, t := range helperTargets(o.Helpers) {
+		bin := filepath.Join(dir, t.Name)
+		fmt.Fprintf(o.Log, "vmtest: building helper %s (GOARCH=%s) as /bin/%s\n", t.Pkg, t.GOARCH, t.Name)
+		if err := goBuildArch(ctx, o, t.GOARCH, "build", "-o", bin, t.Pkg); err != nil {
+			return nil, err
+		}
+		data, err := os.ReadFile(bin)
+		if err != nil {
+			return nil, fmt.Errorf("read helper %s (GOARCH=%s): %w", t.Pkg, t.GOARCH, err)
+		}
+		files = append(files, File{Name: "bin/" + t.Name, Mode: 0o755, Data: data})
+	}
+	return files, nil
+}
+
 // packageDir is the absolute source directory of a Go package.
 func packageDir(ctx context.Context, o Options, pkg string) (string, error) {
 	cmd := exec.CommandContext(ctx, "go", "list", "-f", "{{.Dir}}", pkg)
@@ -361,12 +392,20 @@ func dedupe(files []File) []File {
 
 // goBuild runs the go tool statically: the initramfs has no libc.
 func goBuild(ctx context.Context, o Options, args ...string) error {
+	return goBuildArch(ctx, o, "", args...)
+}
+
+// goBuildArch is goBuild for GOARCH goarch ("" keeps the environment's).
+func goBuildArch(ctx context.Context, o Options, goarch string, args ...string) error {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = o.Repo
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if goarch != "" {
+		cmd.Env = append(cmd.Env, "GOARCH="+goarch)
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+		return fmt.Errorf("GOARCH=%s go %s: %w\n%s", goarch, strings.Join(args, " "), err, out)
 	}
 	return nil
 }

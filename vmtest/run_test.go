@@ -3,7 +3,9 @@ package vmtest
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,5 +143,64 @@ func TestTestdataPacksCommittedFilesAtTheirHostPaths(t *testing.T) {
 	}
 	if len(files) > len(committed) {
 		t.Errorf("packed %d files, but only %d are committed", len(files), len(committed))
+	}
+}
+
+func TestEachHelperIsBuiltForX8664AndAs32BitWithA32Suffix(t *testing.T) {
+	got := helperTargets([]string{"./internal/cmd/bpfload", "./x/tool"})
+	want := []helperTarget{
+		{Pkg: "./internal/cmd/bpfload", Name: "bpfload", GOARCH: "amd64"},
+		{Pkg: "./internal/cmd/bpfload", Name: "bpfload32", GOARCH: "386"},
+		{Pkg: "./x/tool", Name: "tool", GOARCH: "amd64"},
+		{Pkg: "./x/tool", Name: "tool32", GOARCH: "386"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("helperTargets = %+v, want %+v", got, want)
+	}
+}
+
+// The ELF headers, read independently of the build, prove that bin/bpfload32
+// is a static i386 executable and bin/bpfload a static x86-64 one.
+func TestBuiltHelpersAreStaticExecutablesOfTheirArchitecture(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds bpfload twice")
+	}
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Repo: repo, Helpers: []string{"./internal/cmd/bpfload"}, Log: io.Discard}
+	files, err := buildHelpers(context.Background(), o, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct {
+		class   elf.Class
+		machine elf.Machine
+	}{"bin/bpfload": {elf.ELFCLASS64, elf.EM_X86_64}, "bin/bpfload32": {elf.ELFCLASS32, elf.EM_386}}
+	if len(files) != len(want) {
+		t.Fatalf("built %d helper files, want %d", len(files), len(want))
+	}
+	for _, f := range files {
+		w, ok := want[f.Name]
+		if !ok {
+			t.Errorf("unexpected helper file %s", f.Name)
+			continue
+		}
+		if f.Mode != 0o755 {
+			t.Errorf("%s: mode %v, want 0755", f.Name, f.Mode)
+		}
+		e, err := elf.NewFile(bytes.NewReader(f.Data))
+		if err != nil {
+			t.Fatalf("%s: %v", f.Name, err)
+		}
+		if e.Class != w.class || e.Machine != w.machine || e.Type != elf.ET_EXEC {
+			t.Errorf("%s: %v %v %v, want %v %v ET_EXEC", f.Name, e.Class, e.Machine, e.Type, w.class, w.machine)
+		}
+		for _, p := range e.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Errorf("%s has an interpreter: not static, and the initramfs has no libc", f.Name)
+			}
+		}
 	}
 }
