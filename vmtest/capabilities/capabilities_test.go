@@ -2,6 +2,8 @@ package capabilities
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -37,6 +39,8 @@ func TestKernelCapabilities(t *testing.T) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		t.Fatalf("remove memlock limit: %v", err)
 	}
+
+	ensureIa32Loader(t)
 
 	t.Run("lockdown is in the expected mode", func(t *testing.T) {
 		got, err := Lockdown()
@@ -81,4 +85,25 @@ func hostRelease(t *testing.T) string {
 		t.Fatalf("unexpected kernel release %q", b)
 	}
 	return parts[0] + "." + parts[1]
+}
+
+// ensureIa32Loader puts a 32-bit bpfload on PATH when none is there (on a
+// host: vmtest installs one in the VM), so that the ia32 probes measure
+// whether this kernel runs it rather than report a missing file.
+func ensureIa32Loader(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath(Ia32Loader); err == nil {
+		return
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Logf("%s is not on PATH and there is no go tool to build it: the ia32 probes will report it missing", Ia32Loader)
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, Ia32Loader), "../../internal/cmd/bpfload")
+	cmd.Env = append(os.Environ(), "GOARCH=386", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", Ia32Loader, err, out)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 }

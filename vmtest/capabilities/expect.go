@@ -34,10 +34,32 @@ const (
 	// ProbeWriteUser: a program using bpf_probe_write_user loads and writes the
 	// caller's memory (the seed's corrupt enforcer); lockdown refuses it.
 	ProbeWriteUser Capability = "probe-write-user"
+
+	// The ia32 capabilities are proved with a 32-bit (GOARCH=386) bpfload,
+	// Ia32Loader on PATH, which calls bpf as compat syscall 357 through the
+	// kernel's ia32 emulation: a loader the sensor must not miss.
+
+	// Ia32Exec: a static 32-bit binary runs and loads a program.
+	Ia32Exec Capability = "ia32-exec"
+	// Ia32BpfTracepoint: syscalls/sys_enter_bpf fires for the 32-bit
+	// loader's bpf(). x86 syscall tracepoints ignore compat syscalls
+	// (ARCH_TRACE_IGNORE_COMPAT_SYSCALLS), so a sensor hooked only there is blind to it.
+	Ia32BpfTracepoint Capability = "ia32-bpf-tracepoint"
+	// Ia32BpfTpBTF: tp_btf/sys_enter sees the 32-bit loader's bpf() with
+	// syscall id 357.
+	Ia32BpfTpBTF Capability = "ia32-bpf-tp-btf"
+	// Ia32BpfKprobe: a kprobe on __ia32_sys_bpf attaches and fires for the
+	// 32-bit loader's bpf().
+	Ia32BpfKprobe Capability = "ia32-bpf-kprobe"
 )
 
+// Ia32Loader is the 32-bit build of internal/cmd/bpfload that vmtest
+// installs in the VM's /bin.
+const Ia32Loader = "bpfload32"
+
 // All lists every capability the suite probes, in report order.
-var All = []Capability{BTF, BPFLSMActive, LSMBpfDeny, LSMProgLoadDeny, KprobeBpf, TracepointBpf, TpBTFSysEnter, FentrySecurityBpf, SendSignal, ProbeWriteUser}
+var All = []Capability{BTF, BPFLSMActive, LSMBpfDeny, LSMProgLoadDeny, KprobeBpf, TracepointBpf, TpBTFSysEnter, FentrySecurityBpf, SendSignal, ProbeWriteUser,
+	Ia32Exec, Ia32BpfTracepoint, Ia32BpfTpBTF, Ia32BpfKprobe}
 
 // Expectation is what one booted kernel must show.
 type Expectation struct {
@@ -50,7 +72,11 @@ type Expectation struct {
 // common is what every Debian kernel of the matrix offers (all are built with
 // BTF, kprobes and syscall tracepoints, tp_btf and fentry exist since 5.5
 // and bpf_send_signal since 5.3, and lockdown restricts none of them).
-var common = []Capability{BTF, KprobeBpf, TracepointBpf, TpBTFSysEnter, FentrySecurityBpf, SendSignal}
+// They also run 32-bit binaries (CONFIG_IA32_EMULATION), and a 32-bit
+// loader's bpf() reaches tp_btf/sys_enter (as id 357) and a kprobe on
+// __ia32_sys_bpf but never the syscalls/sys_enter_bpf tracepoint.
+var common = []Capability{BTF, KprobeBpf, TracepointBpf, TpBTFSysEnter, FentrySecurityBpf, SendSignal,
+	Ia32Exec, Ia32BpfTpBTF, Ia32BpfKprobe}
 
 func with(caps ...Capability) []Capability { return append(slices.Clone(common), caps...) }
 
@@ -72,7 +98,9 @@ var Expectations = map[string]Expectation{
 // HostExpectations is keyed by "host-" and the major.minor release of a
 // kernel the suite runs on directly (no VM label): the development and CI
 // machines. 6.18 there lists bpf as an active LSM yet refuses LSM and
-// fentry programs, has no kprobes, and runs under lockdown=integrity.
+// fentry programs, has no kprobes, and runs under lockdown=integrity. It
+// cannot execute 32-bit binaries ("exec format error": no ia32 emulation),
+// so every ia32 capability is absent there.
 var HostExpectations = map[string]Expectation{
 	"host-6.18": {Has: []Capability{BTF, BPFLSMActive, TracepointBpf, TpBTFSysEnter, SendSignal}, Lockdown: "integrity"},
 }

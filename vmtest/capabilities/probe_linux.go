@@ -2,9 +2,12 @@ package capabilities
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"slices"
 	"strings"
@@ -57,6 +60,20 @@ func Probe(c Capability) (Observation, error) {
 		return probeTracing("count_fentry", "fentry_hits", "fentry/security_bpf")
 	case SendSignal:
 		return probeSendSignal()
+	case Ia32Exec:
+		return probeIa32Exec()
+	case Ia32BpfTracepoint:
+		return probeIa32("ia32_tracepoint", ia32Tracepoint, "syscalls/sys_enter_bpf", func(p *ebpf.Program) (link.Link, error) {
+			return link.Tracepoint("syscalls", "sys_enter_bpf", p, nil)
+		})
+	case Ia32BpfTpBTF:
+		return probeIa32("ia32_tp_btf", ia32TpBTFBpf, "tp_btf/sys_enter (id 357)", func(p *ebpf.Program) (link.Link, error) {
+			return link.AttachTracing(link.TracingOptions{Program: p})
+		})
+	case Ia32BpfKprobe:
+		return probeIa32("ia32_kprobe", ia32Kprobe, "kprobe/"+ia32KprobeTarget, func(p *ebpf.Program) (link.Link, error) {
+			return link.Kprobe(ia32KprobeTarget, p, nil)
+		})
 	}
 	return Observation{}, fmt.Errorf("unknown capability %q", c)
 }
@@ -438,4 +455,151 @@ func oneLine(err error) string {
 		s = s[:i]
 	}
 	return s
+}
+
+// Events of probes.bpf.c's ia32_hits map (enum ia32_event).
+const (
+	ia32Tracepoint = 1
+	ia32TpBTFBpf   = 2
+	ia32TpBTFX64   = 3
+	ia32Kprobe     = 4
+)
+
+// ia32KprobeTarget is the compat entry of bpf (CONFIG_IA32_EMULATION's
+// syscall wrapper, since 4.17).
+const ia32KprobeTarget = "__ia32_sys_bpf"
+
+// ia32Key is struct ia32_key.
+type ia32Key struct{ Tgid, Event uint32 }
+
+// cannotRunError says the 32-bit loader could not be started at all
+// (not on PATH, or the kernel refuses the binary: "exec format error").
+type cannotRunError struct{ err error }
+
+func (e cannotRunError) Error() string { return e.err.Error() }
+func (e cannotRunError) Unwrap() error { return e.err }
+
+// ia32Run is what one run of the 32-bit loader printed.
+type ia32Run struct {
+	PID   int    `json:"pid"`
+	Ret   int    `json:"ret"`
+	ID    uint32 `json:"id"`
+	Error string `json:"error"`
+}
+
+// runIa32Loader runs Ia32Loader to load one trivial program and returns its
+// JSON line. A loader that starts but does not print a line for its own pid
+// is an error: the probe cannot tell what it did.
+func runIa32Loader() (ia32Run, error) {
+	path, err := exec.LookPath(Ia32Loader)
+	if err != nil {
+		return ia32Run{}, cannotRunError{err}
+	}
+	// TCG VMs are slow; a hung loader must not hang the suite.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, "-gen", "2", "-name", "vmtest_ia32")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		return ia32Run{}, cannotRunError{fmt.Errorf("start %s: %w", path, err)}
+	}
+	pid := cmd.Process.Pid
+	if err := cmd.Wait(); err != nil {
+		return ia32Run{}, fmt.Errorf("%s (pid %d): %w; stderr: %s", path, pid, err, strings.TrimSpace(stderr.String()))
+	}
+	var r ia32Run
+	line, _, _ := bytes.Cut(stdout.Bytes(), []byte("\n"))
+	if err := json.Unmarshal(line, &r); err != nil {
+		return ia32Run{}, fmt.Errorf("%s (pid %d) printed %q, not its JSON line: %w", path, pid, line, err)
+	}
+	if r.PID != pid {
+		return ia32Run{}, fmt.Errorf("%s (pid %d) reports pid %d", path, pid, r.PID)
+	}
+	return r, nil
+}
+
+func probeIa32Exec() (Observation, error) {
+	r, err := runIa32Loader()
+	var cre cannotRunError
+	if errors.As(err, &cre) {
+		return absent("%v", err), nil
+	}
+	if err != nil {
+		return Observation{}, err
+	}
+	if r.Ret < 0 {
+		// It ran; a refused compat load is a finding to look at, not a
+		// capability to list as absent.
+		return Observation{}, fmt.Errorf("the 32-bit loader ran (pid %d) but BPF_PROG_LOAD failed: %s", r.PID, r.Error)
+	}
+	return present("%s (pid %d) loaded program id %d", Ia32Loader, r.PID, r.ID), nil
+}
+
+// probeIa32 attaches prog and checks that it counted event for the 32-bit
+// loader's tgid. The loader runs even when the program does not load or
+// attach, so that a loader that cannot run is the reason given (every ia32
+// capability is absent then, whatever the hook).
+func probeIa32(prog string, event uint32, what string, attach func(*ebpf.Program) (link.Link, error)) (Observation, error) {
+	s, err := spec()
+	if err != nil {
+		return Observation{}, err
+	}
+	objs, loadErr := load(s, prog)
+	var attachErr error
+	if loadErr == nil {
+		defer objs.Close()
+		var l link.Link
+		if l, attachErr = attach(objs.prog); attachErr == nil {
+			defer l.Close()
+		}
+	}
+	r, err := runIa32Loader()
+	var cre cannotRunError
+	switch {
+	case errors.As(err, &cre):
+		return absent("the 32-bit loader cannot run: %v", err), nil
+	case err != nil:
+		return Observation{}, err
+	case loadErr != nil:
+		return absent("%v", loadErr), nil
+	case attachErr != nil:
+		return absent("attach %s: %v", what, attachErr), nil
+	}
+	hits := objs.coll.Maps["ia32_hits"]
+	if hits == nil {
+		return Observation{}, errors.New("probes have no map ia32_hits")
+	}
+	count := func(ev uint32) (uint64, error) {
+		var n uint64
+		err := hits.Lookup(ia32Key{Tgid: uint32(r.PID), Event: ev}, &n)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read ia32_hits for pid %d event %d: %w", r.PID, ev, err)
+		}
+		return n, nil
+	}
+	n, err := count(event)
+	if err != nil {
+		return Observation{}, err
+	}
+	extra := ""
+	if event == ia32TpBTFBpf {
+		// A 32-bit process must not show the 64-bit number: if it did,
+		// the loader was not running in compat mode.
+		x64, err := count(ia32TpBTFX64)
+		if err != nil {
+			return Observation{}, err
+		}
+		if x64 > 0 {
+			return Observation{}, fmt.Errorf("tp_btf/sys_enter saw %d bpf() calls with the 64-bit id 321 from the 32-bit loader (pid %d)", x64, r.PID)
+		}
+		extra = ", none with id 321"
+	}
+	if n == 0 {
+		return absent("%s attached but never fired for the 32-bit loader's bpf() (pid %d, load ret %d)", what, r.PID, r.Ret), nil
+	}
+	return present("%s fired %d times for the 32-bit loader's bpf() (pid %d)%s", what, n, r.PID, extra), nil
 }

@@ -8,20 +8,31 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
+	"structs"
 
 	"github.com/cilium/ebpf"
 )
+
+type probesIa32Key struct {
+	_     structs.HostLayout
+	Tgid  uint32
+	Event uint32
+}
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	probesMapIa32Hits         = "ia32_hits"
 	probesProgCountFentry     = "count_fentry"
 	probesProgCountKprobe     = "count_kprobe"
 	probesProgCountTpBtf      = "count_tp_btf"
 	probesProgCountTracepoint = "count_tracepoint"
 	probesProgDenyBpf         = "deny_bpf"
 	probesProgDenyProgLoad    = "deny_prog_load"
+	probesProgIa32Kprobe      = "ia32_kprobe"
+	probesProgIa32TpBtf       = "ia32_tp_btf"
+	probesProgIa32Tracepoint  = "ia32_tracepoint"
 	probesProgSendSignal      = "send_signal"
 	probesProgWriteUser       = "write_user"
 	probesVarFentryHits       = "fentry_hits"
@@ -84,6 +95,9 @@ type probesProgramSpecs struct {
 	CountTracepoint *ebpf.ProgramSpec `ebpf:"count_tracepoint"`
 	DenyBpf         *ebpf.ProgramSpec `ebpf:"deny_bpf"`
 	DenyProgLoad    *ebpf.ProgramSpec `ebpf:"deny_prog_load"`
+	Ia32Kprobe      *ebpf.ProgramSpec `ebpf:"ia32_kprobe"`
+	Ia32TpBtf       *ebpf.ProgramSpec `ebpf:"ia32_tp_btf"`
+	Ia32Tracepoint  *ebpf.ProgramSpec `ebpf:"ia32_tracepoint"`
 	SendSignal      *ebpf.ProgramSpec `ebpf:"send_signal"`
 	WriteUser       *ebpf.ProgramSpec `ebpf:"write_user"`
 }
@@ -92,6 +106,7 @@ type probesProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type probesMapSpecs struct {
+	Ia32Hits *ebpf.MapSpec `ebpf:"ia32_hits"`
 }
 
 // probesVariableSpecs contains global variables before they are loaded into the kernel.
@@ -130,10 +145,13 @@ func (o *probesObjects) Close() error {
 //
 // It can be passed to loadProbesObjects or ebpf.CollectionSpec.LoadAndAssign.
 type probesMaps struct {
+	Ia32Hits *ebpf.Map `ebpf:"ia32_hits"`
 }
 
 func (m *probesMaps) Close() error {
-	return _ProbesClose()
+	return _ProbesClose(
+		m.Ia32Hits,
+	)
 }
 
 // probesVariables contains all global variables after they have been loaded into the kernel.
@@ -162,6 +180,9 @@ type probesPrograms struct {
 	CountTracepoint *ebpf.Program `ebpf:"count_tracepoint"`
 	DenyBpf         *ebpf.Program `ebpf:"deny_bpf"`
 	DenyProgLoad    *ebpf.Program `ebpf:"deny_prog_load"`
+	Ia32Kprobe      *ebpf.Program `ebpf:"ia32_kprobe"`
+	Ia32TpBtf       *ebpf.Program `ebpf:"ia32_tp_btf"`
+	Ia32Tracepoint  *ebpf.Program `ebpf:"ia32_tracepoint"`
 	SendSignal      *ebpf.Program `ebpf:"send_signal"`
 	WriteUser       *ebpf.Program `ebpf:"write_user"`
 }
@@ -174,6 +195,9 @@ func (p *probesPrograms) Close() error {
 		p.CountTracepoint,
 		p.DenyBpf,
 		p.DenyProgLoad,
+		p.Ia32Kprobe,
+		p.Ia32TpBtf,
+		p.Ia32Tracepoint,
 		p.SendSignal,
 		p.WriteUser,
 	)

@@ -10,6 +10,8 @@
 #define EPERM 1
 #define SIGUSR2 12
 #define NR_BPF_X86_64 321
+// bpf's number in the ia32 (compat) syscall table, arch/x86/entry/syscalls/syscall_32.tbl.
+#define NR_BPF_IA32 357
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -113,5 +115,66 @@ int BPF_PROG(count_fentry, int cmd)
 {
 	if (is_target())
 		__sync_fetch_and_add(&fentry_hits, 1);
+	return 0;
+}
+
+// The ia32 probes count the bpf() calls of a 32-bit loader the test starts
+// as a separate process. Its tgid is known only once it runs, and it calls
+// bpf() at once, so the programs count per tgid and the test reads its
+// loader's entry afterwards. LRU: other processes' bpf() calls (the host
+// has other loaders) can only push out older entries, never fail an update.
+enum ia32_event {
+	IA32_TRACEPOINT = 1, // syscalls/sys_enter_bpf fired
+	IA32_TP_BTF_BPF = 2, // tp_btf/sys_enter with id 357 (compat bpf)
+	IA32_TP_BTF_X64 = 3, // tp_btf/sys_enter with id 321 (would mean a 64-bit call)
+	IA32_KPROBE = 4,     // kprobe on __ia32_sys_bpf fired
+};
+
+struct ia32_key {
+	__u32 tgid;
+	__u32 event; // enum ia32_event
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct ia32_key);
+	__type(value, __u64);
+} ia32_hits SEC(".maps");
+
+static __always_inline void ia32_count(__u32 event)
+{
+	struct ia32_key key = { .tgid = bpf_get_current_pid_tgid() >> 32, .event = event };
+	__u64 one = 1, *n;
+
+	n = bpf_map_lookup_elem(&ia32_hits, &key);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		bpf_map_update_elem(&ia32_hits, &key, &one, BPF_NOEXIST);
+}
+
+SEC("tracepoint/syscalls/sys_enter_bpf")
+int ia32_tracepoint(void *ctx)
+{
+	ia32_count(IA32_TRACEPOINT);
+	return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(ia32_tp_btf, struct pt_regs *regs, long id)
+{
+	if (id == NR_BPF_IA32)
+		ia32_count(IA32_TP_BTF_BPF);
+	else if (id == NR_BPF_X86_64)
+		ia32_count(IA32_TP_BTF_X64);
+	return 0;
+}
+
+// Attached by symbol at run time, like count_kprobe.
+SEC("kprobe/ia32_bpf")
+int ia32_kprobe(void *ctx)
+{
+	ia32_count(IA32_KPROBE);
 	return 0;
 }
