@@ -599,6 +599,24 @@ func probeIa32(prog string, event uint32, what string, attach func(*ebpf.Program
 		extra = ", none with id 321"
 	}
 	if n == 0 {
+		// Absent only counts if the same attached program sees a 64-bit
+		// bpf(): this process's own, counted under its tgid. The compat
+		// kprobe has no 64-bit counterpart to check.
+		control := uint32(0)
+		switch event {
+		case ia32Tracepoint:
+			control = ia32Tracepoint
+		case ia32TpBTFBpf:
+			control = ia32TpBTFX64
+		}
+		if control != 0 {
+			trigger()
+			var own uint64
+			if err := hits.Lookup(ia32Key{Tgid: uint32(os.Getpid()), Event: control}, &own); err != nil {
+				return Observation{}, fmt.Errorf("%s never fired for the 32-bit loader, nor for this process's 64-bit bpf(): cannot judge (%v)", what, err)
+			}
+			return absent("%s never fired for the 32-bit loader's bpf() (pid %d, load ret %d), yet fired %d times for this process's 64-bit bpf()", what, r.PID, r.Ret, own), nil
+		}
 		return absent("%s attached but never fired for the 32-bit loader's bpf() (pid %d, load ret %d)", what, r.PID, r.Ret), nil
 	}
 	return present("%s fired %d times for the 32-bit loader's bpf() (pid %d)%s", what, n, r.PID, extra), nil
