@@ -68,4 +68,20 @@ func TestExpectations(t *testing.T) {
 			}
 		}
 	})
+	t.Run("no kernel sees a 32-bit loader's bpf() without running 32-bit binaries", func(t *testing.T) {
+		lists := map[string]Expectation{}
+		for l, e := range Expectations {
+			lists[l] = e
+		}
+		for l, e := range HostExpectations {
+			lists[l] = e
+		}
+		for label, e := range lists {
+			for _, c := range []Capability{Ia32BpfTracepoint, Ia32BpfTpBTF, Ia32BpfKprobe} {
+				if e.Expects(c) && !e.Expects(Ia32Exec) {
+					t.Errorf("kernel %s expects %s but not %s: the probe needs the 32-bit loader to run", label, c, Ia32Exec)
+				}
+			}
+		}
+	})
 }
