@@ -39,6 +39,8 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define NR_BPF_X86_64 321
+#define NR_BPF_IA32 357 /* a 32-bit process's bpf() (int 0x80, sysenter) */
+#define TS_COMPAT 0x0002 /* thread_info.status: in a 32-bit syscall (x86) */
 #define SIGKILL 9
 #define OP_CALL 0x85 /* BPF_JMP | BPF_CALL */
 #define PSEUDO_CALL 1
@@ -90,7 +92,11 @@ struct fdtable {
 struct files_struct {
 	struct fdtable *fdt;
 } __attribute__((preserve_access_index));
+struct thread_info {
+	__u32 status;
+} __attribute__((preserve_access_index));
 struct task_struct {
+	struct thread_info thread_info;
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
@@ -107,6 +113,9 @@ struct bpf_prog {
 	struct bpf_insn insnsi[0];
 } __attribute__((preserve_access_index));
 struct pt_regs {
+	unsigned long bx;
+	unsigned long cx;
+	unsigned long ax;
 	unsigned long di;
 	unsigned long si;
 	unsigned long dx;
@@ -890,26 +899,46 @@ int sentry_exit_tp(struct sys_exit_bpf_ctx *ctx)
 	return on_exit(ctx->ret);
 }
 
+/*
+ * Whether the current syscall is a 32-bit one (ia32 compat: int 0x80 or
+ * sysenter from a 32-bit process), whose numbers and registers differ.
+ */
+static __always_inline int in_compat_syscall(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
+}
+
+/* tp_btf sees every syscall, 32-bit ones included: bpf is 321 in a 64-bit
+ * call and 357 in a 32-bit one, with its arguments in ebx, ecx, edx. */
+static __always_inline int btf_enter(struct pt_regs *regs, long id, const int enforcer)
+{
+	if (id == NR_BPF_X86_64 && !in_compat_syscall())
+		return on_enter(regs->di, regs->si, regs->dx, enforcer);
+	if (id == NR_BPF_IA32 && in_compat_syscall())
+		return on_enter((__u32)regs->bx, (__u32)regs->cx, (__u32)regs->dx, enforcer);
+	return 0;
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sentry_enter_btf, struct pt_regs *regs, long id)
 {
-	if (id != NR_BPF_X86_64)
-		return 0;
-	return on_enter(regs->di, regs->si, regs->dx, ENF_KILL);
+	return btf_enter(regs, id, ENF_KILL);
 }
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sentry_enter_btf_corrupt, struct pt_regs *regs, long id)
 {
-	if (id != NR_BPF_X86_64)
-		return 0;
-	return on_enter(regs->di, regs->si, regs->dx, ENF_CORRUPT);
+	return btf_enter(regs, id, ENF_CORRUPT);
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sentry_exit_btf, struct pt_regs *regs, long ret)
 {
-	if (regs->orig_ax != NR_BPF_X86_64)
+	long nr = regs->orig_ax;
+	if (nr != NR_BPF_X86_64 && nr != NR_BPF_IA32)
+		return 0;
+	if ((nr == NR_BPF_IA32) != !!in_compat_syscall())
 		return 0;
 	return on_exit(ret);
 }
@@ -949,6 +978,29 @@ int sentry_enter_kprobe(struct pt_regs *ctx)
 	__u64 uattr = BPF_CORE_READ(uregs, si);
 	__u64 size = BPF_CORE_READ(uregs, dx);
 	return on_enter(cmd, uattr, size, ENF_KILL);
+}
+
+/*
+ * 32-bit processes call bpf() through __ia32_sys_bpf, for which the
+ * syscalls:sys_{enter,exit}_bpf tracepoints do not fire. These two cover
+ * them next to a tracepoint or kprobe hook (enter and exit) and next to an
+ * LSM hook (exit only: the LSM hooks see 32-bit loads). Arguments are in
+ * the user's ebx, ecx, edx.
+ */
+SEC("kprobe/__ia32_sys_bpf")
+int sentry_enter_kprobe_ia32(struct pt_regs *ctx)
+{
+	struct pt_regs *uregs = (struct pt_regs *)ctx->di;
+	__u32 cmd = BPF_CORE_READ(uregs, bx);
+	__u32 uattr = BPF_CORE_READ(uregs, cx);
+	__u32 size = BPF_CORE_READ(uregs, dx);
+	return on_enter(cmd, uattr, size, ENF_KILL);
+}
+
+SEC("kretprobe/__ia32_sys_bpf")
+int sentry_exit_kretprobe_ia32(struct pt_regs *ctx)
+{
+	return on_exit((long)ctx->ax);
 }
 
 /* For a target taking the syscall's arguments directly (__do_sys_bpf,
@@ -995,6 +1047,17 @@ SEC("tracepoint/syscalls/sys_enter_bpf")
 int sentry_enter_tp_gate(struct sys_enter_bpf_ctx *ctx)
 {
 	return on_enter(ctx->cmd, ctx->uattr, ctx->size, ENF_DENY);
+}
+
+/* The gate's judge for 32-bit loaders, which the tracepoint misses. */
+SEC("kprobe/__ia32_sys_bpf")
+int sentry_enter_kprobe_ia32_gate(struct pt_regs *ctx)
+{
+	struct pt_regs *uregs = (struct pt_regs *)ctx->di;
+	__u32 cmd = BPF_CORE_READ(uregs, bx);
+	__u32 uattr = BPF_CORE_READ(uregs, cx);
+	__u32 size = BPF_CORE_READ(uregs, dx);
+	return on_enter(cmd, uattr, size, ENF_DENY);
 }
 
 SEC("lsm/bpf")

@@ -100,7 +100,12 @@ func runLoader(t testing.TB, args ...string) loaderRun {
 // function waits for it (call it from the test's goroutine).
 func startLoader(t testing.TB, args ...string) (int, func() loaderRun) {
 	t.Helper()
-	cmd := exec.Command(buildLoader(t), args...)
+	return startLoaderBin(t, buildLoader(t), args...)
+}
+
+func startLoaderBin(t testing.TB, bin string, args ...string) (int, func() loaderRun) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Start(); err != nil {

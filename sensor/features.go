@@ -52,6 +52,7 @@ const (
 	FeatSendSignal     = "bpf_send_signal"
 	FeatRingBuf        = "ring_buffer"
 	FeatLoop           = "bpf_loop"
+	FeatIA32           = "ia32_bpf"
 )
 
 func ok(name, detail string) Probe { return Probe{name, true, detail} }
@@ -131,6 +132,11 @@ func ProbeKernel() *Features {
 	add(result(FeatSendSignal, "helper available to tracepoint programs", features.HaveProgramHelper(ebpf.TracePoint, asm.FnSendSignal)))
 	add(result(FeatRingBuf, "BPF_MAP_TYPE_RINGBUF", features.HaveMapType(ebpf.RingBuf)))
 	add(result(FeatLoop, "helper available to tracepoint programs", features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop)))
+	var ia32 error
+	if !hasIA32() {
+		ia32 = errors.New("no __ia32_sys_bpf in kernel BTF: 32-bit processes cannot call bpf()")
+	}
+	add(result(FeatIA32, "__ia32_sys_bpf exists: 32-bit processes can call bpf() (syscall 357)", ia32))
 	return f
 }
 
@@ -263,6 +269,8 @@ type Plan struct {
 	Hook      Hook     `json:"hook"`
 	Enforcer  Enforcer `json:"enforcer"`
 	Walk      Walk     `json:"walk"`
+	// Compat says how 32-bit processes' bpf() calls are covered.
+	Compat string `json:"compat"`
 	Guarantee string   `json:"guarantee"`
 	Notes     []string `json:"notes,omitempty"`
 }
@@ -315,6 +323,7 @@ func PlanFor(f *Features) (Plan, error) {
 	if !f.Has(FeatProbeWriteUser) {
 		p.Notes = append(p.Notes, "--enforcer corrupt unavailable: bpf_probe_write_user refused")
 	}
+	p.Compat = compatForPlan(p, f)
 	return p, nil
 }
 
@@ -333,4 +342,28 @@ func CorruptAvailable() error {
 		return fmt.Errorf("%w: --enforcer corrupt needs bpf_probe_write_user, which kernel lockdown (%s) forbids; use --enforcer kill", ErrEnforcerRefused, mode)
 	}
 	return fmt.Errorf("%w: --enforcer corrupt needs bpf_probe_write_user: %v; use --enforcer kill", ErrEnforcerRefused, err)
+}
+
+// compatForPlan says what the plan does about 32-bit bpf() calls (see
+// planCompat, which New follows): the syscall tracepoints and the kprobe on
+// __x64_sys_bpf never see them.
+func compatForPlan(p Plan, f *Features) string {
+	if !f.Has(FeatIA32) {
+		return "no ia32 emulation in this kernel: nothing to cover"
+	}
+	exitHook := HookTracepoint
+	if !f.Has(FeatSyscallTP) {
+		exitHook = HookBTF
+	}
+	if p.Hook == HookBTF {
+		exitHook = HookBTF
+	}
+	cp := planCompat(p.Hook, exitHook, p.Hook == HookLSMBpf && p.Walk == WalkBounded)
+	switch {
+	case cp.enter != "" && !f.Has(FeatKprobes):
+		return "NOT SEEN: 32-bit loaders bypass the syscall tracepoints and there are no kprobes for __ia32_sys_bpf; --hook tp_btf sees them (it runs on every syscall)"
+	case cp.exit != "" && !f.Has(FeatKprobes):
+		return fmt.Sprintf("judged by the %s hook; their results are unknown (no kretprobe on __ia32_sys_bpf)", p.Hook)
+	}
+	return cp.note
 }

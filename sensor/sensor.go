@@ -144,6 +144,7 @@ type Sensor struct {
 	hook Hook
 	// kprobeTarget is the symbol the kprobe hook attached to.
 	kprobeTarget string
+	compat       string // how 32-bit bpf() calls are covered (Compat)
 	coll         *ebpf.Collection
 	links        []link.Link
 	reader       *ringbuf.Reader
@@ -241,11 +242,15 @@ func New(cfg Config) (*Sensor, error) {
 	}
 	spec.Maps[sentryMapEvents].MaxEntries = uint32(cfg.RingBufferSize)
 	enter, exit, gate := programNames(hook, exitHook, cfg.Enforcer, cfg.Walk)
+	cp := planCompat(hook, exitHook, gate != "")
 	// Loaded on its own after the collection: a kernel that refuses it
 	// must not stop the sensor.
 	prefaultSpec := spec.Programs[sentryProgSentryPrefault]
 	for name := range spec.Programs {
-		if name != enter && name != exit && name != gate && (hook != HookKprobe || name != sentryProgSentryEnterKprobeDirect) {
+		keep := name == enter || name == exit || name == gate ||
+			hook == HookKprobe && name == sentryProgSentryEnterKprobeDirect ||
+			name == cp.enter || name == cp.exit
+		if !keep {
 			delete(spec.Programs, name)
 		}
 	}
@@ -312,6 +317,17 @@ func New(cfg Config) (*Sensor, error) {
 			return fail(fmt.Errorf("attach %s (%s): %w", name, hook, err))
 		}
 		s.links = append(s.links, l)
+	}
+	s.compat = cp.note
+	if cp.enter != "" || cp.exit != "" {
+		// Best-effort, like the kernel's ia32 support itself: the
+		// sensor runs without them and says what it does not see.
+		links, err := attachCompat(coll, cp)
+		if err != nil {
+			s.compat = fmt.Sprintf("not seen: %v", err)
+			cfg.Logger.Warn("32-bit bpf() calls will not be seen", "err", err)
+		}
+		s.links = append(s.links, links...)
 	}
 	if cfg.PinPath != "" {
 		if err := s.pin(); err != nil {
@@ -445,6 +461,79 @@ func attachKprobe(wrapped, direct *ebpf.Program) (link.Link, string, error) {
 	}
 	return nil, "", fmt.Errorf("%w: no kprobe target attached: %w", ErrNoHook, errors.Join(errs...))
 }
+
+// compatPlan is how 32-bit (ia32) bpf() calls are covered: the syscall
+// tracepoints never fire for them, the kprobe hook's __x64_sys_bpf does not
+// see them; tp_btf and the LSM hooks do (enter), and tp_btf/sys_exit sees
+// their exit. What is missing is added with kprobes on __ia32_sys_bpf.
+type compatPlan struct {
+	enter, exit string // programs to attach to __ia32_sys_bpf (kprobe, kretprobe), "" for none
+	note        string // what Compat reports when they attach (or none is needed)
+}
+
+// planCompat: gated is the lsm-bpf hook without bpf_loop, whose judge is
+// the sys_enter_bpf tracepoint.
+func planCompat(hook, exitHook Hook, gated bool) compatPlan {
+	if !hasIA32() {
+		return compatPlan{note: "no ia32 emulation in this kernel (no __ia32_sys_bpf)"}
+	}
+	var p compatPlan
+	switch {
+	case gated:
+		p.enter = sentryLegacyProgSentryEnterKprobeIa32Gate
+	case hook == HookTracepoint || hook == HookKprobe:
+		p.enter = sentryProgSentryEnterKprobeIa32
+	}
+	if exitHook == HookTracepoint {
+		p.exit = sentryProgSentryExitKretprobeIa32
+	}
+	switch {
+	case gated:
+		p.note = "judged by a kprobe on __ia32_sys_bpf, denied by the lsm/bpf gate, results from a kretprobe"
+	case p.enter != "":
+		p.note = "kprobe and kretprobe on __ia32_sys_bpf"
+	case p.exit != "":
+		p.note = fmt.Sprintf("judged by the %s hook, results from a kretprobe on __ia32_sys_bpf", hook)
+	default:
+		p.note = fmt.Sprintf("seen by the %s hook", hook)
+	}
+	return p
+}
+
+// hasIA32 says whether the kernel has the 32-bit bpf() entry point.
+func hasIA32() bool {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return false
+	}
+	types, err := spec.AnyTypesByName("__ia32_sys_bpf")
+	return err == nil && len(types) > 0
+}
+
+func attachCompat(coll *ebpf.Collection, p compatPlan) ([]link.Link, error) {
+	var links []link.Link
+	if p.enter != "" {
+		l, err := link.Kprobe("__ia32_sys_bpf", coll.Programs[p.enter], nil)
+		if err != nil {
+			return nil, fmt.Errorf("kprobe __ia32_sys_bpf: %w", err)
+		}
+		links = append(links, l)
+	}
+	if p.exit != "" {
+		l, err := link.Kretprobe("__ia32_sys_bpf", coll.Programs[p.exit], nil)
+		if err != nil {
+			for _, l := range links {
+				l.Close()
+			}
+			return nil, fmt.Errorf("kretprobe __ia32_sys_bpf: %w", err)
+		}
+		links = append(links, l)
+	}
+	return links, nil
+}
+
+// Compat says how 32-bit processes' bpf() calls are covered, or why not.
+func (s *Sensor) Compat() string { return s.compat }
 
 // KprobeTarget is the symbol the kprobe hook attached to ("" for other hooks).
 func (s *Sensor) KprobeTarget() string { return s.kprobeTarget }

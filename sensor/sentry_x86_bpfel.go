@@ -249,9 +249,11 @@ const (
 	sentryProgSentryEnterBtfCorrupt   = "sentry_enter_btf_corrupt"
 	sentryProgSentryEnterKprobe       = "sentry_enter_kprobe"
 	sentryProgSentryEnterKprobeDirect = "sentry_enter_kprobe_direct"
+	sentryProgSentryEnterKprobeIa32   = "sentry_enter_kprobe_ia32"
 	sentryProgSentryEnterTp           = "sentry_enter_tp"
 	sentryProgSentryEnterTpCorrupt    = "sentry_enter_tp_corrupt"
 	sentryProgSentryExitBtf           = "sentry_exit_btf"
+	sentryProgSentryExitKretprobeIa32 = "sentry_exit_kretprobe_ia32"
 	sentryProgSentryExitTp            = "sentry_exit_tp"
 	sentryProgSentryLsmBpf            = "sentry_lsm_bpf"
 	sentryProgSentryLsmProgLoad       = "sentry_lsm_prog_load"
@@ -313,9 +315,11 @@ type sentryProgramSpecs struct {
 	SentryEnterBtfCorrupt   *ebpf.ProgramSpec `ebpf:"sentry_enter_btf_corrupt"`
 	SentryEnterKprobe       *ebpf.ProgramSpec `ebpf:"sentry_enter_kprobe"`
 	SentryEnterKprobeDirect *ebpf.ProgramSpec `ebpf:"sentry_enter_kprobe_direct"`
+	SentryEnterKprobeIa32   *ebpf.ProgramSpec `ebpf:"sentry_enter_kprobe_ia32"`
 	SentryEnterTp           *ebpf.ProgramSpec `ebpf:"sentry_enter_tp"`
 	SentryEnterTpCorrupt    *ebpf.ProgramSpec `ebpf:"sentry_enter_tp_corrupt"`
 	SentryExitBtf           *ebpf.ProgramSpec `ebpf:"sentry_exit_btf"`
+	SentryExitKretprobeIa32 *ebpf.ProgramSpec `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp            *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
 	SentryLsmBpf            *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf"`
 	SentryLsmProgLoad       *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_load"`
@@ -420,9 +424,11 @@ type sentryPrograms struct {
 	SentryEnterBtfCorrupt   *ebpf.Program `ebpf:"sentry_enter_btf_corrupt"`
 	SentryEnterKprobe       *ebpf.Program `ebpf:"sentry_enter_kprobe"`
 	SentryEnterKprobeDirect *ebpf.Program `ebpf:"sentry_enter_kprobe_direct"`
+	SentryEnterKprobeIa32   *ebpf.Program `ebpf:"sentry_enter_kprobe_ia32"`
 	SentryEnterTp           *ebpf.Program `ebpf:"sentry_enter_tp"`
 	SentryEnterTpCorrupt    *ebpf.Program `ebpf:"sentry_enter_tp_corrupt"`
 	SentryExitBtf           *ebpf.Program `ebpf:"sentry_exit_btf"`
+	SentryExitKretprobeIa32 *ebpf.Program `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp            *ebpf.Program `ebpf:"sentry_exit_tp"`
 	SentryLsmBpf            *ebpf.Program `ebpf:"sentry_lsm_bpf"`
 	SentryLsmProgLoad       *ebpf.Program `ebpf:"sentry_lsm_prog_load"`
@@ -435,9 +441,11 @@ func (p *sentryPrograms) Close() error {
 		p.SentryEnterBtfCorrupt,
 		p.SentryEnterKprobe,
 		p.SentryEnterKprobeDirect,
+		p.SentryEnterKprobeIa32,
 		p.SentryEnterTp,
 		p.SentryEnterTpCorrupt,
 		p.SentryExitBtf,
+		p.SentryExitKretprobeIa32,
 		p.SentryExitTp,
 		p.SentryLsmBpf,
 		p.SentryLsmProgLoad,

@@ -99,35 +99,38 @@ type sentryLegacySentryConfig struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sentryLegacyMapChunkScratch             = "chunk_scratch"
-	sentryLegacyMapConfig                   = "config"
-	sentryLegacyMapEvents                   = "events"
-	sentryLegacyMapFactsScratch             = "facts_scratch"
-	sentryLegacyMapInflight                 = "inflight"
-	sentryLegacyMapLegacyState              = "legacy_state"
-	sentryLegacyMapLoadSeq                  = "load_seq"
-	sentryLegacyMapLosses                   = "losses"
-	sentryLegacyMapRules                    = "rules"
-	sentryLegacyProgSentryEnterBtf          = "sentry_enter_btf"
-	sentryLegacyProgSentryEnterBtfCorrupt   = "sentry_enter_btf_corrupt"
-	sentryLegacyProgSentryEnterKprobe       = "sentry_enter_kprobe"
-	sentryLegacyProgSentryEnterKprobeDirect = "sentry_enter_kprobe_direct"
-	sentryLegacyProgSentryEnterTp           = "sentry_enter_tp"
-	sentryLegacyProgSentryEnterTpCorrupt    = "sentry_enter_tp_corrupt"
-	sentryLegacyProgSentryEnterTpGate       = "sentry_enter_tp_gate"
-	sentryLegacyProgSentryExitBtf           = "sentry_exit_btf"
-	sentryLegacyProgSentryExitTp            = "sentry_exit_tp"
-	sentryLegacyProgSentryLsmBpfGate        = "sentry_lsm_bpf_gate"
-	sentryLegacyProgSentryPrefault          = "sentry_prefault"
-	sentryLegacyVarUnusedAction             = "unused_action"
-	sentryLegacyVarUnusedChunk              = "unused_chunk"
-	sentryLegacyVarUnusedExit               = "unused_exit"
-	sentryLegacyVarUnusedHeader             = "unused_header"
-	sentryLegacyVarUnusedKind               = "unused_kind"
-	sentryLegacyVarUnusedLoss               = "unused_loss"
-	sentryLegacyVarUnusedMode               = "unused_mode"
-	sentryLegacyVarUnusedVerdict            = "unused_verdict"
-	sentryLegacyVarUnusedVerdictEnum        = "unused_verdict_enum"
+	sentryLegacyMapChunkScratch               = "chunk_scratch"
+	sentryLegacyMapConfig                     = "config"
+	sentryLegacyMapEvents                     = "events"
+	sentryLegacyMapFactsScratch               = "facts_scratch"
+	sentryLegacyMapInflight                   = "inflight"
+	sentryLegacyMapLegacyState                = "legacy_state"
+	sentryLegacyMapLoadSeq                    = "load_seq"
+	sentryLegacyMapLosses                     = "losses"
+	sentryLegacyMapRules                      = "rules"
+	sentryLegacyProgSentryEnterBtf            = "sentry_enter_btf"
+	sentryLegacyProgSentryEnterBtfCorrupt     = "sentry_enter_btf_corrupt"
+	sentryLegacyProgSentryEnterKprobe         = "sentry_enter_kprobe"
+	sentryLegacyProgSentryEnterKprobeDirect   = "sentry_enter_kprobe_direct"
+	sentryLegacyProgSentryEnterKprobeIa32     = "sentry_enter_kprobe_ia32"
+	sentryLegacyProgSentryEnterKprobeIa32Gate = "sentry_enter_kprobe_ia32_gate"
+	sentryLegacyProgSentryEnterTp             = "sentry_enter_tp"
+	sentryLegacyProgSentryEnterTpCorrupt      = "sentry_enter_tp_corrupt"
+	sentryLegacyProgSentryEnterTpGate         = "sentry_enter_tp_gate"
+	sentryLegacyProgSentryExitBtf             = "sentry_exit_btf"
+	sentryLegacyProgSentryExitKretprobeIa32   = "sentry_exit_kretprobe_ia32"
+	sentryLegacyProgSentryExitTp              = "sentry_exit_tp"
+	sentryLegacyProgSentryLsmBpfGate          = "sentry_lsm_bpf_gate"
+	sentryLegacyProgSentryPrefault            = "sentry_prefault"
+	sentryLegacyVarUnusedAction               = "unused_action"
+	sentryLegacyVarUnusedChunk                = "unused_chunk"
+	sentryLegacyVarUnusedExit                 = "unused_exit"
+	sentryLegacyVarUnusedHeader               = "unused_header"
+	sentryLegacyVarUnusedKind                 = "unused_kind"
+	sentryLegacyVarUnusedLoss                 = "unused_loss"
+	sentryLegacyVarUnusedMode                 = "unused_mode"
+	sentryLegacyVarUnusedVerdict              = "unused_verdict"
+	sentryLegacyVarUnusedVerdictEnum          = "unused_verdict_enum"
 )
 
 // loadSentryLegacy returns the embedded CollectionSpec for sentryLegacy.
@@ -172,17 +175,20 @@ type sentryLegacySpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryLegacyProgramSpecs struct {
-	SentryEnterBtf          *ebpf.ProgramSpec `ebpf:"sentry_enter_btf"`
-	SentryEnterBtfCorrupt   *ebpf.ProgramSpec `ebpf:"sentry_enter_btf_corrupt"`
-	SentryEnterKprobe       *ebpf.ProgramSpec `ebpf:"sentry_enter_kprobe"`
-	SentryEnterKprobeDirect *ebpf.ProgramSpec `ebpf:"sentry_enter_kprobe_direct"`
-	SentryEnterTp           *ebpf.ProgramSpec `ebpf:"sentry_enter_tp"`
-	SentryEnterTpCorrupt    *ebpf.ProgramSpec `ebpf:"sentry_enter_tp_corrupt"`
-	SentryEnterTpGate       *ebpf.ProgramSpec `ebpf:"sentry_enter_tp_gate"`
-	SentryExitBtf           *ebpf.ProgramSpec `ebpf:"sentry_exit_btf"`
-	SentryExitTp            *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
-	SentryLsmBpfGate        *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf_gate"`
-	SentryPrefault          *ebpf.ProgramSpec `ebpf:"sentry_prefault"`
+	SentryEnterBtf            *ebpf.ProgramSpec `ebpf:"sentry_enter_btf"`
+	SentryEnterBtfCorrupt     *ebpf.ProgramSpec `ebpf:"sentry_enter_btf_corrupt"`
+	SentryEnterKprobe         *ebpf.ProgramSpec `ebpf:"sentry_enter_kprobe"`
+	SentryEnterKprobeDirect   *ebpf.ProgramSpec `ebpf:"sentry_enter_kprobe_direct"`
+	SentryEnterKprobeIa32     *ebpf.ProgramSpec `ebpf:"sentry_enter_kprobe_ia32"`
+	SentryEnterKprobeIa32Gate *ebpf.ProgramSpec `ebpf:"sentry_enter_kprobe_ia32_gate"`
+	SentryEnterTp             *ebpf.ProgramSpec `ebpf:"sentry_enter_tp"`
+	SentryEnterTpCorrupt      *ebpf.ProgramSpec `ebpf:"sentry_enter_tp_corrupt"`
+	SentryEnterTpGate         *ebpf.ProgramSpec `ebpf:"sentry_enter_tp_gate"`
+	SentryExitBtf             *ebpf.ProgramSpec `ebpf:"sentry_exit_btf"`
+	SentryExitKretprobeIa32   *ebpf.ProgramSpec `ebpf:"sentry_exit_kretprobe_ia32"`
+	SentryExitTp              *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
+	SentryLsmBpfGate          *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf_gate"`
+	SentryPrefault            *ebpf.ProgramSpec `ebpf:"sentry_prefault"`
 }
 
 // sentryLegacyMapSpecs contains maps before they are loaded into the kernel.
@@ -279,17 +285,20 @@ type sentryLegacyVariables struct {
 //
 // It can be passed to loadSentryLegacyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryLegacyPrograms struct {
-	SentryEnterBtf          *ebpf.Program `ebpf:"sentry_enter_btf"`
-	SentryEnterBtfCorrupt   *ebpf.Program `ebpf:"sentry_enter_btf_corrupt"`
-	SentryEnterKprobe       *ebpf.Program `ebpf:"sentry_enter_kprobe"`
-	SentryEnterKprobeDirect *ebpf.Program `ebpf:"sentry_enter_kprobe_direct"`
-	SentryEnterTp           *ebpf.Program `ebpf:"sentry_enter_tp"`
-	SentryEnterTpCorrupt    *ebpf.Program `ebpf:"sentry_enter_tp_corrupt"`
-	SentryEnterTpGate       *ebpf.Program `ebpf:"sentry_enter_tp_gate"`
-	SentryExitBtf           *ebpf.Program `ebpf:"sentry_exit_btf"`
-	SentryExitTp            *ebpf.Program `ebpf:"sentry_exit_tp"`
-	SentryLsmBpfGate        *ebpf.Program `ebpf:"sentry_lsm_bpf_gate"`
-	SentryPrefault          *ebpf.Program `ebpf:"sentry_prefault"`
+	SentryEnterBtf            *ebpf.Program `ebpf:"sentry_enter_btf"`
+	SentryEnterBtfCorrupt     *ebpf.Program `ebpf:"sentry_enter_btf_corrupt"`
+	SentryEnterKprobe         *ebpf.Program `ebpf:"sentry_enter_kprobe"`
+	SentryEnterKprobeDirect   *ebpf.Program `ebpf:"sentry_enter_kprobe_direct"`
+	SentryEnterKprobeIa32     *ebpf.Program `ebpf:"sentry_enter_kprobe_ia32"`
+	SentryEnterKprobeIa32Gate *ebpf.Program `ebpf:"sentry_enter_kprobe_ia32_gate"`
+	SentryEnterTp             *ebpf.Program `ebpf:"sentry_enter_tp"`
+	SentryEnterTpCorrupt      *ebpf.Program `ebpf:"sentry_enter_tp_corrupt"`
+	SentryEnterTpGate         *ebpf.Program `ebpf:"sentry_enter_tp_gate"`
+	SentryExitBtf             *ebpf.Program `ebpf:"sentry_exit_btf"`
+	SentryExitKretprobeIa32   *ebpf.Program `ebpf:"sentry_exit_kretprobe_ia32"`
+	SentryExitTp              *ebpf.Program `ebpf:"sentry_exit_tp"`
+	SentryLsmBpfGate          *ebpf.Program `ebpf:"sentry_lsm_bpf_gate"`
+	SentryPrefault            *ebpf.Program `ebpf:"sentry_prefault"`
 }
 
 func (p *sentryLegacyPrograms) Close() error {
@@ -298,10 +307,13 @@ func (p *sentryLegacyPrograms) Close() error {
 		p.SentryEnterBtfCorrupt,
 		p.SentryEnterKprobe,
 		p.SentryEnterKprobeDirect,
+		p.SentryEnterKprobeIa32,
+		p.SentryEnterKprobeIa32Gate,
 		p.SentryEnterTp,
 		p.SentryEnterTpCorrupt,
 		p.SentryEnterTpGate,
 		p.SentryExitBtf,
+		p.SentryExitKretprobeIa32,
 		p.SentryExitTp,
 		p.SentryLsmBpfGate,
 		p.SentryPrefault,

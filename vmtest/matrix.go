@@ -81,7 +81,8 @@ var DefaultHelpers = []string{"./internal/cmd/bpfload"}
 // what the tracepoint does, the bounded walk (the only one on 5.10)
 // captures and counts what the bpf_loop walk does, and loads whose
 // instruction pages a loader serves late (userfaultfd) are reported,
-// blocked on request, and judged on their own facts by lsm-bpf.
+// blocked on request, and judged on their own facts by lsm-bpf, and
+// 32-bit loaders are judged with every hook.
 var DefaultPackageRun = map[string]string{
-	"./sensor": "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement)$",
+	"./sensor": "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestIA32LoadersAreJudged|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement)$",
 }
