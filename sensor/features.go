@@ -266,11 +266,11 @@ func ensureSecurityfs() error {
 
 // Plan is what `run` will use on this kernel and what it guarantees.
 type Plan struct {
-	Hook      Hook     `json:"hook"`
-	Enforcer  Enforcer `json:"enforcer"`
-	Walk      Walk     `json:"walk"`
+	Hook     Hook     `json:"hook"`
+	Enforcer Enforcer `json:"enforcer"`
+	Walk     Walk     `json:"walk"`
 	// Compat says how 32-bit processes' bpf() calls are covered.
-	Compat string `json:"compat"`
+	Compat    string   `json:"compat"`
 	Guarantee string   `json:"guarantee"`
 	Notes     []string `json:"notes,omitempty"`
 }
