@@ -1049,6 +1049,14 @@ int sentry_enter_tp_gate(struct sys_enter_bpf_ctx *ctx)
 	return on_enter(ctx->cmd, ctx->uattr, ctx->size, ENF_DENY);
 }
 
+/* The gate's judge on tp_btf: where the tracepoint's perf-event link
+ * cannot be pinned (before 5.15) and the sensor is pinned. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sentry_enter_btf_gate, struct pt_regs *regs, long id)
+{
+	return btf_enter(regs, id, ENF_DENY);
+}
+
 /* The gate's judge for 32-bit loaders, which the tracepoint misses. */
 SEC("kprobe/__ia32_sys_bpf")
 int sentry_enter_kprobe_ia32_gate(struct pt_regs *ctx)

@@ -169,6 +169,26 @@ type Sensor struct {
 // New loads the kernel programs, fills the tables and attaches. Events
 // start flowing on Events() immediately.
 func New(cfg Config) (*Sensor, error) {
+	s, err := newSensor(cfg, false)
+	if err != nil && cfg.PinPath != "" && errors.Is(err, ebpf.ErrNotSupported) && (cfg.Hook == "" || cfg.Hook == HookLSMBpf) {
+		// Before 5.15 tracepoint and kprobe attachments are perf events,
+		// which cannot be pinned; tp_btf links can. The syscall side of
+		// the plan moves there (it costs every syscall: PERFORMANCE.md).
+		log := cfg.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Warn("--pin: this kernel cannot pin tracepoint or kprobe attachments; using tp_btf instead", "err", err)
+		return newSensor(cfg, true)
+	}
+	if err != nil && cfg.PinPath != "" && errors.Is(err, ebpf.ErrNotSupported) {
+		return nil, fmt.Errorf("%w (the %s hook cannot be pinned on this kernel: perf-event links before 5.15; --hook tp_btf or auto can)", err, cfg.Hook)
+	}
+	return s, err
+}
+
+// newSensor is New; btfOnly puts the syscall side on tp_btf (pinnable).
+func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	if os.Geteuid() != 0 {
 		return nil, ErrNotRoot
 	}
@@ -199,7 +219,7 @@ func New(cfg Config) (*Sensor, error) {
 	default:
 		return nil, fmt.Errorf("walk %q: want %s or %s", cfg.Walk, WalkLoop, WalkBounded)
 	}
-	hook, exitHook, err := chooseHook(cfg.Hook, cfg.Enforcer, cfg.Walk, cfg.Logger)
+	hook, exitHook, err := chooseHook(cfg.Hook, cfg.Enforcer, cfg.Walk, btfOnly, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +324,7 @@ func New(cfg Config) (*Sensor, error) {
 		case name == exit:
 			h = exitHook
 		case name == enter && gate != "":
-			h = HookTracepoint // the gate's judge
+			h = exitHook // the gate's judge is on the syscall hook
 		}
 		var l link.Link
 		var err error
@@ -344,7 +364,7 @@ func New(cfg Config) (*Sensor, error) {
 // chooseHook resolves the asked hook ("" = auto) into the enter hook and
 // the hook whose sys_exit program reports the syscall's result (the LSM
 // hook has no exit of its own).
-func chooseHook(asked Hook, enf Enforcer, walk Walk, log *slog.Logger) (enter, exit Hook, err error) {
+func chooseHook(asked Hook, enf Enforcer, walk Walk, btfOnly bool, log *slog.Logger) (enter, exit Hook, err error) {
 	lsmBpfUsable := func() error { return lsmBpfUsableFor(walk) }
 	lsmProgLoadUsable := func() error {
 		if walk == WalkBounded {
@@ -353,6 +373,9 @@ func chooseHook(asked Hook, enf Enforcer, walk Walk, log *slog.Logger) (enter, e
 		return lsmProgLoadUsable()
 	}
 	syscallHook := func() (Hook, error) {
+		if btfOnly {
+			return HookBTF, nil
+		}
 		if err := ensureTracefs(); err != nil {
 			if asked == HookTracepoint {
 				return "", fmt.Errorf("%w: %v", ErrNoHook, err)
@@ -412,6 +435,8 @@ func programNames(h, exitHook Hook, e Enforcer, w Walk) (enter, exit, gate strin
 	switch {
 	case h == HookLSMProgLoad:
 		enter = sentryProgSentryLsmProgLoad
+	case h == HookLSMBpf && w == WalkBounded && exitHook == HookBTF:
+		enter, gate = sentryLegacyProgSentryEnterBtfGate, sentryLegacyProgSentryLsmBpfGate
 	case h == HookLSMBpf && w == WalkBounded:
 		enter, gate = sentryLegacyProgSentryEnterTpGate, sentryLegacyProgSentryLsmBpfGate
 	case h == HookLSMBpf:
@@ -479,6 +504,8 @@ func planCompat(hook, exitHook Hook, gated bool) compatPlan {
 	}
 	var p compatPlan
 	switch {
+	case gated && exitHook == HookBTF:
+		// the tp_btf judge sees 32-bit calls itself
 	case gated:
 		p.enter = sentryLegacyProgSentryEnterKprobeIa32Gate
 	case hook == HookTracepoint || hook == HookKprobe:
@@ -488,6 +515,8 @@ func planCompat(hook, exitHook Hook, gated bool) compatPlan {
 		p.exit = sentryProgSentryExitKretprobeIa32
 	}
 	switch {
+	case gated && exitHook == HookBTF:
+		p.note = "judged by the tp_btf judge of the lsm/bpf gate"
 	case gated:
 		p.note = "judged by a kprobe on __ia32_sys_bpf, denied by the lsm/bpf gate, results from a kretprobe"
 	case p.enter != "":

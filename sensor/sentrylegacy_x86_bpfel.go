@@ -110,6 +110,7 @@ const (
 	sentryLegacyMapRules                      = "rules"
 	sentryLegacyProgSentryEnterBtf            = "sentry_enter_btf"
 	sentryLegacyProgSentryEnterBtfCorrupt     = "sentry_enter_btf_corrupt"
+	sentryLegacyProgSentryEnterBtfGate        = "sentry_enter_btf_gate"
 	sentryLegacyProgSentryEnterKprobe         = "sentry_enter_kprobe"
 	sentryLegacyProgSentryEnterKprobeDirect   = "sentry_enter_kprobe_direct"
 	sentryLegacyProgSentryEnterKprobeIa32     = "sentry_enter_kprobe_ia32"
@@ -177,6 +178,7 @@ type sentryLegacySpecs struct {
 type sentryLegacyProgramSpecs struct {
 	SentryEnterBtf            *ebpf.ProgramSpec `ebpf:"sentry_enter_btf"`
 	SentryEnterBtfCorrupt     *ebpf.ProgramSpec `ebpf:"sentry_enter_btf_corrupt"`
+	SentryEnterBtfGate        *ebpf.ProgramSpec `ebpf:"sentry_enter_btf_gate"`
 	SentryEnterKprobe         *ebpf.ProgramSpec `ebpf:"sentry_enter_kprobe"`
 	SentryEnterKprobeDirect   *ebpf.ProgramSpec `ebpf:"sentry_enter_kprobe_direct"`
 	SentryEnterKprobeIa32     *ebpf.ProgramSpec `ebpf:"sentry_enter_kprobe_ia32"`
@@ -287,6 +289,7 @@ type sentryLegacyVariables struct {
 type sentryLegacyPrograms struct {
 	SentryEnterBtf            *ebpf.Program `ebpf:"sentry_enter_btf"`
 	SentryEnterBtfCorrupt     *ebpf.Program `ebpf:"sentry_enter_btf_corrupt"`
+	SentryEnterBtfGate        *ebpf.Program `ebpf:"sentry_enter_btf_gate"`
 	SentryEnterKprobe         *ebpf.Program `ebpf:"sentry_enter_kprobe"`
 	SentryEnterKprobeDirect   *ebpf.Program `ebpf:"sentry_enter_kprobe_direct"`
 	SentryEnterKprobeIa32     *ebpf.Program `ebpf:"sentry_enter_kprobe_ia32"`
@@ -305,6 +308,7 @@ func (p *sentryLegacyPrograms) Close() error {
 	return _SentryLegacyClose(
 		p.SentryEnterBtf,
 		p.SentryEnterBtfCorrupt,
+		p.SentryEnterBtfGate,
 		p.SentryEnterKprobe,
 		p.SentryEnterKprobeDirect,
 		p.SentryEnterKprobeIa32,

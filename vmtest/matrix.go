@@ -82,7 +82,8 @@ var DefaultHelpers = []string{"./internal/cmd/bpfload"}
 // captures and counts what the bpf_loop walk does, and loads whose
 // instruction pages a loader serves late (userfaultfd) are reported,
 // blocked on request, and judged on their own facts by lsm-bpf, and
-// 32-bit loaders are judged with every hook.
+// 32-bit loaders are judged with every hook, and a pinned sensor keeps
+// enforcing without its agent.
 var DefaultPackageRun = map[string]string{
-	"./sensor": "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestIA32LoadersAreJudged|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement)$",
+	"./sensor": "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestPinnedSensorKeepsEnforcing|TestIA32LoadersAreJudged|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement)$",
 }
