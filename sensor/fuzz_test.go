@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ func FuzzAssemble(f *testing.F) {
 		f.Add(r)
 	}
 	f.Add(encChunk(7, 5, insns[:16], false))
+	f.Add(tooManyChunksHeader()) // found by this target: see TestHeaderAnnouncingTooManyChunksIsRejected
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a := newAssembler()
 		for _, rec := range loadRecords(7, 1, insns)[:1] {
@@ -30,4 +32,24 @@ func FuzzAssemble(f *testing.F) {
 		a.add(r, time.Now())
 		a.expire(time.Now().Add(time.Hour))
 	})
+}
+
+// tooManyChunksHeader announces 2^32-1 chunks, which no kernel record does.
+func tooManyChunksHeader() []byte {
+	h := sentrySentryHeader{Pid: 1, InsnCnt: 10, Chunks: 1<<32 - 1}
+	h.H.Kind, h.H.LoadId, h.H.Pid = kindHeader, 7, 1
+	b, _ := binary.Append(nil, binary.LittleEndian, &h)
+	return b
+}
+
+// Found by FuzzAssemble (the worker died): a header announcing 4 billion
+// chunks made the assembler allocate a 4 GB bitmap. The parser refuses it.
+func TestHeaderAnnouncingTooManyChunksIsRejected(t *testing.T) {
+	if _, err := parseRecord(tooManyChunksHeader()); !errors.Is(err, ErrRecord) {
+		t.Fatalf("parseRecord: %v, want ErrRecord", err)
+	}
+	ok := encHeader(7, 1, "x", maxCaptureInsn+5) // the most the kernel sends: 1,954 chunks
+	if _, err := parseRecord(ok); err != nil {
+		t.Fatalf("a header of the longest program: %v", err)
+	}
 }

@@ -66,6 +66,12 @@ func parseRecord(b []byte) (record, error) {
 	case kindHeader:
 		r.header = new(sentrySentryHeader)
 		_, err = binary.Decode(b[:need], binary.LittleEndian, r.header)
+		// The kernel reads at most maxCaptureInsn instructions; a header
+		// announcing more chunks is malformed (and would make the
+		// assembler allocate gigabytes).
+		if max := uint32((maxCaptureInsn + chunkInsns - 1) / chunkInsns); err == nil && r.header.Chunks > max {
+			return record{}, fmt.Errorf("%w: header of load %#x announces %d chunks, at most %d", ErrRecord, r.loadID, r.header.Chunks, max)
+		}
 	case kindVerdict:
 		r.verdict = new(sentrySentryVerdictRec)
 		_, err = binary.Decode(b[:need], binary.LittleEndian, r.verdict)
