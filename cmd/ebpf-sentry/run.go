@@ -150,6 +150,13 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	defer tel.close(5 * time.Second)
 
+	// Before the sensor starts: a SIGTERM that arrives once "sensor
+	// running" is logged (or during the start) must reach the graceful
+	// shutdown below, not the default action.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
 	s, err := sensor.New(cfg)
 	if err != nil {
 		if errors.Is(err, sensor.ErrNotRoot) || errors.Is(err, sensor.ErrEnforcerRefused) || errors.Is(err, sensor.ErrNoHook) {
@@ -178,9 +185,6 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	tel.Pipeline.Emit(output.SensorStarted(info))
 	losses := &lossTracker{last: map[string]uint64{}}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
 	// Rule-file changes are noticed by polling and applied on this goroutine,
