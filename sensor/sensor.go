@@ -426,7 +426,7 @@ func chooseHook(asked Hook, enf Enforcer, walk Walk, btfOnly bool, log *slog.Log
 
 // programNames gives the programs to load: the enter and exit programs
 // and, for the lsm-bpf hook without bpf_loop, the LSM gate that refuses
-// what the enter program (then on the sys_enter_bpf tracepoint) blocked.
+// what the enter program (then a judge on the syscall hook) blocked.
 func programNames(h, exitHook Hook, e Enforcer, w Walk) (enter, exit, gate string) {
 	exit = sentryProgSentryExitTp
 	if exitHook == HookBTF {
@@ -497,7 +497,8 @@ type compatPlan struct {
 }
 
 // planCompat: gated is the lsm-bpf hook without bpf_loop, whose judge is
-// the sys_enter_bpf tracepoint.
+// on the syscall hook (exitHook: the sys_enter_bpf tracepoint, or tp_btf
+// when the sensor is pinned on a kernel that cannot pin perf events).
 func planCompat(hook, exitHook Hook, gated bool) compatPlan {
 	if !hasIA32() {
 		return compatPlan{note: "no ia32 emulation in this kernel (no __ia32_sys_bpf)"}
