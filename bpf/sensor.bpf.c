@@ -331,28 +331,61 @@ struct walk_ctx {
 	__u32 calls_helper;
 	__u32 calls_sub;
 	__u32 calls_kfunc;
+	/* For the corrupt enforcer: the first exit, and where the main
+	 * function ends (the first sub-program's slot); NO_SLOT when none. */
+	__u32 first_exit;
+	__u32 main_end;
 };
+
+#define NO_SLOT 0xffffffffU
+#define OP_EXIT 0x95 /* BPF_JMP | BPF_EXIT */
+#define OP_LD_IMM64 0x18
+#define PSEUDO_FUNC 4 /* ld_imm64 of a sub-program's address (bpf_loop callbacks …) */
 
 struct slot_ctx {
 	struct walk_ctx *c;
 	struct rules_facts *f;
 	struct sentry_chunk *buf;
+	__u32 base; /* the chunk's first slot in the program */
 	__u32 from; /* walk_slot: first slot of the loop */
 };
 
-/* One slot: facts plus the call counts the verdict record carries. */
-static __always_inline void walk_one(struct walk_ctx *c, struct rules_facts *f, __u64 w)
+/* A sub-program starts at the target of a bpf-to-bpf call or of a
+ * function-address ld_imm64 in slot at. */
+static __always_inline void walk_sub_start(struct walk_ctx *c, __u32 at, __u64 w)
+{
+	__s64 t = (__s64)at + (__s32)(w >> 32) + 1;
+
+	if (t > 0 && t < c->main_end)
+		c->main_end = t;
+}
+
+/* One slot (at, in the program): facts plus the call counts the verdict
+ * record carries and what the corrupt enforcer needs. */
+static __always_inline void walk_one(struct walk_ctx *c, struct rules_facts *f, __u64 w, __u32 at)
 {
 	rules_facts_add_insn(f, w);
-	if ((w & 0xff) != OP_CALL)
-		return;
+	__u8 op = w;
 	__u32 src = (w >> 12) & 0xf;
-	if (src == 0)
+	if (op == OP_EXIT) {
+		if (c->first_exit == NO_SLOT)
+			c->first_exit = at;
+		return;
+	}
+	if (op == OP_LD_IMM64 && src == PSEUDO_FUNC) {
+		walk_sub_start(c, at, w);
+		return;
+	}
+	if (op != OP_CALL)
+		return;
+	if (src == 0) {
 		c->calls_helper++;
-	else if (src == PSEUDO_CALL)
+	} else if (src == PSEUDO_CALL) {
 		c->calls_sub++;
-	else if (src == PSEUDO_KFUNC_CALL)
+		walk_sub_start(c, at, w);
+	} else if (src == PSEUDO_KFUNC_CALL) {
 		c->calls_kfunc++;
+	}
 }
 
 #ifndef SENTRY_NO_LOOP
@@ -384,7 +417,7 @@ static long walk_steps(__u64 i, struct slot_ctx *sc)
 	for (int k = 0; k < WALK_STEP; k++) {
 		__u64 w = p[k];
 		__u8 op = w;
-		if (op == OP_CALL || op == 0x18)
+		if (op == OP_CALL || op == OP_LD_IMM64 || op == OP_EXIT)
 			goto slow;
 		h = rules_hash_step(h, w);
 	}
@@ -396,15 +429,15 @@ slow:
 	return 0;
 }
 
-/* One slot, from sc->from on: a step with a call or ld_imm64, and the
- * chunk's last, partial step. */
+/* One slot, from sc->from on: a step with a call, ld_imm64 or exit, and
+ * the chunk's last, partial step. */
 static long walk_slot(__u64 i, struct slot_ctx *sc)
 {
 	__u64 at = sc->from + i;
 
 	if (at >= SENTRY_CHUNK_INSNS)
 		return 1;
-	walk_one(sc->c, sc->f, *(__u64 *)(sc->buf->data + (at & (SENTRY_CHUNK_INSNS - 1)) * 8));
+	walk_one(sc->c, sc->f, *(__u64 *)(sc->buf->data + (at & (SENTRY_CHUNK_INSNS - 1)) * 8), sc->base + at);
 	return 0;
 }
 #endif
@@ -455,10 +488,10 @@ static __always_inline long walk_chunk(__u64 index, struct walk_ctx *c, const in
 		for (__u32 k = 0; k < SENTRY_CHUNK_INSNS; k++) {
 			if (k >= n)
 				break;
-			walk_one(c, f, p[k]);
+			walk_one(c, f, p[k], first + k);
 		}
 #else
-		struct slot_ctx sc = {.c = c, .f = f, .buf = buf};
+		struct slot_ctx sc = {.c = c, .f = f, .buf = buf, .base = first};
 		bpf_loop(n / WALK_STEP, walk_steps, &sc, 0);
 		sc.from = n / WALK_STEP * WALK_STEP; /* the last, partial step */
 		bpf_loop(n % WALK_STEP, walk_slot, &sc, 0);
@@ -603,6 +636,34 @@ struct prog_load_attr {
 };
 
 /*
+ * The corrupt enforcer (the seed's method, made to load): rewrites the
+ * loader's first instructions so that the program returns 0 at once —
+ * "r0 = 0; if r0 == 0 goto <first exit>", which the verifier accepts (the
+ * skipped code is dead, not unreachable), or just "r0 = 0" when the first
+ * exit is slot 1. Where the first exit is not in the main function (or too
+ * far for a 16-bit jump), the seed's plain BPF_EXIT at slot 0, which the
+ * verifier refuses (R0 not set). Racy either way: the loader can write its
+ * instructions back before the kernel copies them.
+ */
+static __always_inline __u32 corrupt(__u64 insns, struct walk_ctx *wc)
+{
+	__u32 e = wc->first_exit;
+	long err;
+
+	if (e != NO_SLOT && e < wc->main_end && e >= 2 && e - 2 <= 32767) {
+		__u64 code[2] = {0xb7 /* r0 = 0 */, 0x15 | ((__u64)(e - 2) << 16) /* if r0 == 0 goto +e-2 */};
+		err = bpf_probe_write_user((void *)insns, code, sizeof(code));
+	} else if (e == 1 && e < wc->main_end) {
+		__u64 mov = 0xb7; /* r0 = 0, then the program's exit */
+		err = bpf_probe_write_user((void *)insns, &mov, sizeof(mov));
+	} else {
+		__u64 exit_insn = OP_EXIT;
+		err = bpf_probe_write_user((void *)insns, &exit_insn, sizeof(exit_insn));
+	}
+	return err ? SENTRY_ACT_CORRUPT_FAILED : SENTRY_ACT_CORRUPTED;
+}
+
+/*
  * Judges one BPF_PROG_LOAD: emits header, chunks and verdict records,
  * carries out a block verdict with the given enforcer and remembers the
  * load for the exit program. insns/insn_cnt are the user's copy (the
@@ -722,6 +783,8 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	wc->pid = tgid;
 	wc->total = total;
 	wc->emit = hdr != NULL;
+	wc->first_exit = NO_SLOT;
+	wc->main_end = NO_SLOT;
 	if (insns_addr) {
 #pragma clang loop unroll(disable)
 		for (__u32 k = 0; k < SENTRY_MAX_CHUNKS; k++) {
@@ -743,6 +806,8 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		.pid = tgid,
 		.total = total,
 		.emit = hdr != NULL,
+		.first_exit = NO_SLOT,
+		.main_end = NO_SLOT,
 	};
 	struct walk_ctx *wc = &wcs;
 	if (insns_addr && chunks)
@@ -767,12 +832,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		} else if (enforcer == ENF_DENY) {
 			action = SENTRY_ACT_DENIED;
 		} else if (enforcer == ENF_CORRUPT) {
-			/* BPF_EXIT as insn 0: the verifier rejects the program
-			 * (R0 not initialised) if the loader does not rewrite it
-			 * back first, which is the race this method has. */
-			__u64 exit_insn = 0x95;
-			action = bpf_probe_write_user((void *)ap->insns, &exit_insn, sizeof(exit_insn)) ?
-					 SENTRY_ACT_CORRUPT_FAILED : SENTRY_ACT_CORRUPTED;
+			action = corrupt(ap->insns, wc);
 		} else {
 			action = bpf_send_signal(SIGKILL) ? SENTRY_ACT_KILL_FAILED : SENTRY_ACT_KILLED;
 		}
