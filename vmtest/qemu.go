@@ -25,7 +25,9 @@ type QEMU struct {
 var DefaultQEMU = QEMU{
 	Binary: "qemu-system-x86_64",
 	BIOS:   "/usr/share/qemu/qboot.rom",
-	Memory: "512M",
+	// 1 GiB: the initramfs (test binaries, 32- and 64-bit loaders) lives
+	// in RAM next to the sensor's ring buffers; 512M ran 7.3 out of memory.
+	Memory: "1G",
 }
 
 // Boot is one VM run.
