@@ -1047,14 +1047,19 @@ int sentry_enter_kprobe(struct pt_regs *ctx)
  * LSM hook (exit only: the LSM hooks see 32-bit loads). Arguments are in
  * the user's ebx, ecx, edx.
  */
-SEC("kprobe/__ia32_sys_bpf")
-int sentry_enter_kprobe_ia32(struct pt_regs *ctx)
+static __always_inline int ia32_enter(struct pt_regs *ctx, const int enforcer)
 {
 	struct pt_regs *uregs = (struct pt_regs *)ctx->di;
 	__u32 cmd = BPF_CORE_READ(uregs, bx);
 	__u32 uattr = BPF_CORE_READ(uregs, cx);
 	__u32 size = BPF_CORE_READ(uregs, dx);
-	return on_enter(cmd, uattr, size, ENF_KILL);
+	return on_enter(cmd, uattr, size, enforcer);
+}
+
+SEC("kprobe/__ia32_sys_bpf")
+int sentry_enter_kprobe_ia32(struct pt_regs *ctx)
+{
+	return ia32_enter(ctx, ENF_KILL);
 }
 
 SEC("kretprobe/__ia32_sys_bpf")
@@ -1121,11 +1126,7 @@ int BPF_PROG(sentry_enter_btf_gate, struct pt_regs *regs, long id)
 SEC("kprobe/__ia32_sys_bpf")
 int sentry_enter_kprobe_ia32_gate(struct pt_regs *ctx)
 {
-	struct pt_regs *uregs = (struct pt_regs *)ctx->di;
-	__u32 cmd = BPF_CORE_READ(uregs, bx);
-	__u32 uattr = BPF_CORE_READ(uregs, cx);
-	__u32 size = BPF_CORE_READ(uregs, dx);
-	return on_enter(cmd, uattr, size, ENF_DENY);
+	return ia32_enter(ctx, ENF_DENY);
 }
 
 SEC("lsm/bpf")
