@@ -3,9 +3,6 @@ package rawbpf
 import (
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -22,19 +19,6 @@ import (
 // bpf_attr, and compares them with the Go struct's.
 func TestProgLoadAttrMatchesTheKernelHeader(t *testing.T) {
 	const header = "/usr/include/linux/bpf.h"
-	if _, err := os.Stat(header); err != nil {
-		testutils.SkipOrFail(t, "no kernel UAPI header to check the layout against: "+err.Error())
-	}
-	cc := ""
-	for _, name := range []string{"cc", "clang", "clang-19", "gcc"} {
-		if p, err := exec.LookPath(name); err == nil {
-			cc = p
-			break
-		}
-	}
-	if cc == "" {
-		testutils.SkipOrFail(t, "no C compiler to read linux/bpf.h with")
-	}
 
 	var a ProgLoadAttr
 	fields := []struct {
@@ -76,18 +60,7 @@ func TestProgLoadAttrMatchesTheKernelHeader(t *testing.T) {
 		fmt.Fprintf(&src, "\tprintf(\"%%zu %%zu\\n\", offsetof(union bpf_attr, %s), sizeof(((union bpf_attr *)0)->%s));\n", f.c, f.c)
 	}
 	src.WriteString("\treturn 0;\n}\n")
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "layout.c"), []byte(src.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "layout")
-	if out, err := exec.Command(cc, "-o", bin, filepath.Join(dir, "layout.c")).CombinedOutput(); err != nil {
-		t.Fatalf("compile the layout probe with %s: %v\n%s", cc, err, out)
-	}
-	out, err := exec.Command(bin).Output()
-	if err != nil {
-		t.Fatalf("run the layout probe: %v", err)
-	}
+	out := testutils.RunC(t, header, src.String())
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) != len(fields) {
 		t.Fatalf("layout probe printed %d lines for %d fields:\n%s", len(lines), len(fields), out)

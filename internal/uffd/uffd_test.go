@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,19 +19,6 @@ import (
 // layouts this package spells out by hand, and compares them.
 func TestConstantsMatchTheKernelHeader(t *testing.T) {
 	const header = "/usr/include/linux/userfaultfd.h"
-	if _, err := os.Stat(header); err != nil {
-		testutils.SkipOrFail(t, "no kernel UAPI header to check against: "+err.Error())
-	}
-	cc := ""
-	for _, name := range []string{"cc", "clang", "clang-19", "gcc"} {
-		if p, err := exec.LookPath(name); err == nil {
-			cc = p
-			break
-		}
-	}
-	if cc == "" {
-		testutils.SkipOrFail(t, "no C compiler to read linux/userfaultfd.h with")
-	}
 	values := []struct {
 		c       string // a C expression
 		goValue uint64
@@ -62,18 +47,7 @@ func TestConstantsMatchTheKernelHeader(t *testing.T) {
 		fmt.Fprintf(&src, "\tprintf(\"%%llu\\n\", (unsigned long long)(%s));\n", v.c)
 	}
 	src.WriteString("\treturn 0;\n}\n")
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "consts.c"), []byte(src.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "consts")
-	if out, err := exec.Command(cc, "-o", bin, filepath.Join(dir, "consts.c")).CombinedOutput(); err != nil {
-		t.Fatalf("compile against %s: %v\n%s", header, err, out)
-	}
-	out, err := exec.Command(bin).Output()
-	if err != nil {
-		t.Fatalf("run %s: %v", bin, err)
-	}
+	out := testutils.RunC(t, header, src.String())
 	lines := strings.Fields(string(out))
 	if len(lines) != len(values) {
 		t.Fatalf("the C program printed %d values, want %d:\n%s", len(lines), len(values), out)
