@@ -242,13 +242,19 @@ struct {
 static const struct rules_facts zero_facts;
 
 /* Facts and chunk scratch: per CPU, except for the sleepable hook (per task). */
+#ifndef SENTRY_NO_LOOP
+static __always_inline struct task_scratch *own_scratch(void)
+{
+	return bpf_task_storage_get(&task_scratch, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
+#endif
+
 static __always_inline struct rules_facts *scratch_facts(const int kernel)
 {
 	__u32 zero = 0;
 #ifndef SENTRY_NO_LOOP
 	if (kernel == SRC_USER_SLEEPABLE) {
-		struct task_scratch *ts = bpf_task_storage_get(&task_scratch, bpf_get_current_task_btf(), 0,
-							       BPF_LOCAL_STORAGE_GET_F_CREATE);
+		struct task_scratch *ts = own_scratch();
 		return ts ? &ts->f : NULL;
 	}
 #endif
@@ -260,8 +266,7 @@ static __always_inline struct sentry_chunk *scratch_chunk(const int kernel)
 	__u32 zero = 0;
 #ifndef SENTRY_NO_LOOP
 	if (kernel == SRC_USER_SLEEPABLE) {
-		struct task_scratch *ts = bpf_task_storage_get(&task_scratch, bpf_get_current_task_btf(), 0,
-							       BPF_LOCAL_STORAGE_GET_F_CREATE);
+		struct task_scratch *ts = own_scratch();
 		return ts ? &ts->chunk : NULL;
 	}
 #endif
