@@ -250,10 +250,11 @@ func TestMismatchedHookAndEnforcerAreRefused(t *testing.T) {
 	cases := []struct {
 		name string
 		cfg  Config
+		want error // for "shout": the error must name the unknown enforcer
 	}{
-		{"deny on the tracepoint hook is refused", Config{Hook: HookTracepoint, Enforcer: EnforcerDeny}},
-		{"deny on the tp_btf hook is refused", Config{Hook: HookBTF, Enforcer: EnforcerDeny}},
-		{"an unknown enforcer is refused", Config{Hook: HookTracepoint, Enforcer: "shout"}},
+		{"deny on the tracepoint hook is refused", Config{Hook: HookTracepoint, Enforcer: EnforcerDeny}, ErrEnforcerRefused},
+		{"deny on the tp_btf hook is refused", Config{Hook: HookBTF, Enforcer: EnforcerDeny}, ErrEnforcerRefused},
+		{"an unknown enforcer is refused", Config{Hook: HookTracepoint, Enforcer: "shout"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -262,12 +263,21 @@ func TestMismatchedHookAndEnforcerAreRefused(t *testing.T) {
 				s.Close()
 				t.Fatalf("New(%+v) succeeded", tc.cfg)
 			}
+			switch {
+			case tc.cfg.Enforcer == "shout":
+				if !strings.Contains(err.Error(), `enforcer "shout"`) {
+					t.Fatalf("New(%+v): %v, want the refusal naming the unknown enforcer", tc.cfg, err)
+				}
+			case !errors.Is(err, tc.want):
+				t.Fatalf("New(%+v): %v, want %v", tc.cfg, err, tc.want)
+			}
 			t.Logf("refused: %v", err)
 		})
 	}
 	if lsmProgLoadUsable() != nil || withoutBPFLoop[os.Getenv(kernelEnv)] {
-		if _, err := New(Config{Hook: HookLSMProgLoad}); err == nil || !strings.Contains(err.Error(), "lsm/bpf_prog_load") {
-			t.Errorf("--hook lsm-prog-load on a kernel without it: err %v, want one naming lsm/bpf_prog_load", err)
+		_, err := New(Config{Hook: HookLSMProgLoad})
+		if !errors.Is(err, ErrNoHook) || !strings.Contains(err.Error(), "lsm/bpf_prog_load") {
+			t.Errorf("--hook lsm-prog-load on a kernel without it: err %v, want ErrNoHook naming lsm/bpf_prog_load", err)
 		}
 	}
 }
