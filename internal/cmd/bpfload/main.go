@@ -50,6 +50,7 @@ func main() {
 	attachBTFID := flag.Uint("attach-btf-id", 0, "attach_btf_id (a vmlinux BTF type id)")
 	flags := flag.Uint("flags", 0, "prog_flags")
 	flip := flag.Int("flip", -1, "a second thread keeps toggling bit 0 of this instruction's imm while the loads run (a time-of-check to time-of-use race)")
+	flipInCopy := flag.Int("flip-in-copy", -1, "every load passes a bpf_attr whose zero tail sits in fresh userfaultfd memory; while the kernel waits for it (after the syscall's entry, before it copies the attr and then the instructions) the fault handler toggles bit 0 of this instruction's imm: a deterministic time-of-check to time-of-use race")
 	progArray := flag.String("prog-array", "", "a pinned BPF_MAP_TYPE_PROG_ARRAY: its fd goes into every ld_imm64 map-fd pseudo instruction (src_reg 1) of the program")
 	tailSlot := flag.Int("tail-slot", -1, "with -prog-array: store each loaded program at this index of the array (a tail-call target)")
 	uffdStall := flag.Duration("uffd-stall", 0, "the first load's instructions sit in userfaultfd-registered memory: the kernel's first read of them blocks this long inside the syscall (0: off)")
@@ -112,6 +113,13 @@ func main() {
 		stall = r
 	}
 
+	if *flipInCopy >= 0 && (*flip >= 0 || stall != nil) {
+		fatal(fmt.Errorf("-flip-in-copy cannot be combined with -flip or -uffd-stall"))
+	}
+	if *flipInCopy >= len(insns)/8 {
+		fatal(fmt.Errorf("-flip-in-copy %d: the program has %d instructions", *flipInCopy, len(insns)/8))
+	}
+
 	var stop atomic.Bool
 	var pinned atomic.Value
 	if *race != "" {
@@ -142,7 +150,9 @@ func main() {
 			fd, err = rawbpf.Load(&attr)
 			took = time.Since(start)
 		}
-		if i == 0 && stall != nil {
+		if *flipInCopy >= 0 {
+			fd, took, err = flipInKernelCopy(&attr, insns, *flipInCopy)
+		} else if i == 0 && stall != nil {
 			attr.Insns = uint64(stall.Addr())
 			// A signal would end the kernel's wait for the page with
 			// EFAULT instead of a stall.
@@ -225,6 +235,42 @@ func pinRacer(prefix string, stop *atomic.Bool, pinned *atomic.Value) {
 		}
 		time.Sleep(0)
 	}
+}
+
+// flipInKernelCopy runs load with attr copied to the end of an ordinary page
+// that a userfaultfd-registered page follows, and a size that reaches into
+// it. The kernel first checks that the bytes past its own bpf_attr are zero
+// (bpf_check_uarg_tail_zero, before copying the attr) and so faults on that
+// page after every syscall-entry hook has read the attr and the
+// instructions; while it waits, the handler toggles bit 0 of instruction
+// n's imm, then serves zeros, and the kernel goes on to copy the toggled
+// instructions.
+func flipInKernelCopy(attr *rawbpf.ProgLoadAttr, insns []byte, n int) (fd int, took time.Duration, err error) {
+	const tail = 512 // zero bytes past our struct, all on the stalled page
+	r, rerr := uffd.NewWithPrefix(os.Getpagesize(), make([]byte, tail), 0)
+	if rerr != nil {
+		fatal(fmt.Errorf("-flip-in-copy: %w", rerr))
+	}
+	imm := (*uint32)(unsafe.Pointer(&insns[n*8+4]))
+	r.OnFirstFault(func() { atomic.StoreUint32(imm, atomic.LoadUint32(imm)^1) })
+	pre := r.Prefix()
+	size := unsafe.Sizeof(*attr)
+	at := unsafe.Pointer(&pre[len(pre)-int(size)])
+	*(*rawbpf.ProgLoadAttr)(at) = *attr
+	if berr := uffd.WithSignalsBlocked(func() {
+		start := time.Now()
+		fd, err = rawbpf.ProgLoad(at, size+tail)
+		took = time.Since(start)
+	}); berr != nil {
+		fatal(fmt.Errorf("-flip-in-copy: %w", berr))
+	}
+	if cerr := r.Close(); cerr != nil {
+		fatal(fmt.Errorf("-flip-in-copy: %w", cerr))
+	}
+	if f := r.Stats().Faults; f != 1 {
+		fatal(fmt.Errorf("-flip-in-copy: the kernel faulted %d times on the attr's tail, want 1", f))
+	}
+	return fd, took, err
 }
 
 // objGet opens a pinned BPF object.
