@@ -344,8 +344,10 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		// sensor runs without them and says what it does not see.
 		links, err := attachCompat(coll, cp)
 		if err != nil {
+			// doctor says this once; every sensor start repeating it
+			// (tests start hundreds) is noise.
 			s.compat = fmt.Sprintf("not seen: %v", err)
-			cfg.Logger.Warn("32-bit bpf() calls will not be seen", "err", err)
+			cfg.Logger.Debug("32-bit bpf() calls will not be seen", "err", err)
 		}
 		s.links = append(s.links, links...)
 	}
