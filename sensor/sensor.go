@@ -157,6 +157,7 @@ type Sensor struct {
 	asm        *assembler
 	badRecs    uint64
 	userLost   map[string]uint64
+	retries    retries // touched by the reader goroutine only
 
 	cancel      context.CancelFunc
 	done        chan struct{}
@@ -743,6 +744,7 @@ func (s *Sensor) deliver(ctx context.Context, ev *Event) {
 	} else if ev.Verdict == VerdictBlock && ev.ReadErrors > 0 {
 		ev.RuleID = RuleUnreadable
 	}
+	s.retries.mark(ev)
 	select {
 	case s.events <- ev:
 	case <-ctx.Done():
