@@ -21,6 +21,7 @@ import (
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
+	"github.com/ebpf-sentry/ebpf-sentry/rules/kernel"
 )
 
 // loaderBin is the bpfload test loader, built once per test binary.
@@ -388,7 +389,7 @@ const testRules = `
     helpers_only: true
 `
 
-func compiledTestRules(t testing.TB) *rules.Compiled {
+func compiledTestRules(t testing.TB) *kernel.Rules {
 	t.Helper()
 	set, err := rules.Parse("e2e.yaml", []byte(testRules))
 	if err != nil {
@@ -398,7 +399,7 @@ func compiledTestRules(t testing.TB) *rules.Compiled {
 	if len(c.Slots) != 3 {
 		t.Fatalf("kernel table slots %v: %+v", c.Slots, c.Placements)
 	}
-	return c
+	return c.Kernel()
 }
 
 func TestVerdictsAndEnforcement(t *testing.T) {

@@ -21,7 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpf-sentry/ebpf-sentry/program"
-	"github.com/ebpf-sentry/ebpf-sentry/rules"
+	"github.com/ebpf-sentry/ebpf-sentry/rules/kernel"
 )
 
 // Hook is where the kernel programs attach.
@@ -105,9 +105,9 @@ type Config struct {
 	Enforcer Enforcer // "" means deny on an LSM hook, else kill
 	Walk     Walk     // "" means bpf_loop where the kernel has it, else bounded
 	Mode     Mode
-	// Rules is the kernel rule table compiled by package rules; nil means
-	// an empty table (capture and report only).
-	Rules *rules.Compiled
+	// Rules is the kernel rule table (rules.Compile(set).Kernel()); nil
+	// means an empty table (capture and report only).
+	Rules *kernel.Rules
 	// BlockUnreadable blocks loads whose instructions could not be read
 	// from the loader's memory (a way to hide them from the sensor: pages
 	// not yet faulted in, e.g. served by userfaultfd, fail the syscall
@@ -585,9 +585,9 @@ func (s *Sensor) Events() <-chan *Event { return s.events }
 
 // SetRules replaces the kernel rule table in one map update: a load sees
 // either the old or the new table, never a mix.
-func (s *Sensor) SetRules(c *rules.Compiled) error {
+func (s *Sensor) SetRules(c *kernel.Rules) error {
 	if c == nil {
-		c = &rules.Compiled{}
+		c = &kernel.Rules{}
 	}
 	s.mu.Lock()
 	s.generation++
