@@ -22,3 +22,12 @@ var DefaultHelperName = func(id int32) string {
 	}
 	return "helper#" + strconv.FormatInt(int64(id), 10)
 }
+
+// TableHelperName names helper id from package helper's table, or "" when
+// the table does not know it: what disassemblers consult first (as
+// bpftool's compiled-in helper names are) before naming a call another way,
+// e.g. by kernel address in a translated program.
+func TableHelperName(id int32) string {
+	n, _ := helper.Default().Name(id)
+	return n
+}

@@ -119,6 +119,11 @@ type Outcome struct {
 	// sentry judged (its tag differs): the loader changed its instructions
 	// between the sentry's read of user memory and the kernel's copy.
 	JudgedCopyDiffers bool `json:"judged_copy_differs,omitempty"`
+	// Retry: this call repeats the same thread's load of the same program
+	// after that failed with EAGAIN (a signal interrupted verification);
+	// N attempts failed so. RetryOf is the previous attempt's load id.
+	Retry   uint32 `json:"retry,omitempty"`
+	RetryOf uint64 `json:"retry_of,omitempty"`
 }
 
 // NewOutcome fills Error from errno.

@@ -80,7 +80,7 @@ func TestMetricsAreScrapedOverHTTP(t *testing.T) {
 	}()
 	now := time.Unix(1700000000, 0)
 	p := NewPipeline(Config{Metrics: m, LossInterval: -1, Now: func() time.Time { return now }})
-	stalled := &memSink{name: "stalled", block: make(chan struct{})}
+	stalled := &memSink{name: "stalled", block: make(chan struct{}), entered: make(chan struct{}, 1)}
 	ok := &memSink{name: "ok"}
 	p.Add(stalled, QueueOptions{Size: 1, BatchMax: 1})
 	p.Add(ok, QueueOptions{})
@@ -89,7 +89,12 @@ func TestMetricsAreScrapedOverHTTP(t *testing.T) {
 		// Seen 2 ms before it is emitted: the latency histogram gets it.
 		p.Emit(NewProgLoad(ProgLoad{Time: now.Add(-2 * time.Millisecond), Program: sampleProgram(3), Verdict: block, Outcome: NewOutcome(ResultKilled, 0)}, InsnOptions{}))
 		if i == 0 {
-			time.Sleep(50 * time.Millisecond) // let the stalled sink take the first one into Send
+			// The stalled sink takes the first one into Send (and holds it).
+			select {
+			case <-stalled.entered:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the stalled sink never entered Send")
+			}
 		}
 	}
 	p.Emit(NewProgLoad(ProgLoad{Time: now, Program: &program0, Outcome: NewOutcome(ResultLoaded, 0)}, InsnOptions{}))
@@ -137,16 +142,59 @@ func TestMetricsAreScrapedOverHTTP(t *testing.T) {
 
 var program0 = programWithType(1)
 
+// A nil *Metrics (metrics off) takes every call and exposes nothing, and a
+// pipeline without metrics still delivers; the same calls on real Metrics
+// are each counted once.
 func TestANilMetricsCountsNothingAndDoesNotPanic(t *testing.T) {
-	var m *Metrics
-	m.LoadSeen("x")
-	m.RuleMatched("r", "alert")
-	m.Enforcement(ResultLoaded, "allow")
-	m.CaptureLoss("x", 1)
-	m.SinkDrop("s", "r", 1)
-	m.SinkSent("s", 1)
-	m.ProcessingLatency(time.Millisecond)
+	calls := func(m *Metrics) {
+		m.LoadSeen("x")
+		m.RuleMatched("r", "alert")
+		m.Enforcement(ResultLoaded, "allow")
+		m.CaptureLoss("x", 1)
+		m.SinkDrop("s", "r", 1)
+		m.SinkSent("s", 1)
+		m.ProcessingLatency(time.Millisecond)
+	}
+	var off *Metrics
+	calls(off)
+	if off.Registry() != nil {
+		t.Errorf("a nil Metrics has a registry")
+	}
+	sink := &memSink{name: "m"}
 	p := NewPipeline(Config{LossInterval: -1})
+	p.Add(sink, QueueOptions{})
 	p.Emit(NewProgLoad(ProgLoad{Program: sampleProgram(2)}, InsnOptions{}))
-	_ = p.Close(context.Background())
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sink.events(t)); n != 1 {
+		t.Errorf("the pipeline without metrics delivered %d events, want 1", n)
+	}
+
+	on := NewMetrics()
+	calls(on)
+	fams, err := on.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		byName[f.GetName()] = f
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"ebpf_sentry_prog_loads_total", map[string]string{"prog_type": "x"}},
+		{"ebpf_sentry_rule_matches_total", map[string]string{"rule": "r", "action": "alert"}},
+		{"ebpf_sentry_load_outcomes_total", map[string]string{"result": "loaded", "action": "allow"}},
+		{"ebpf_sentry_capture_lost_total", map[string]string{"reason": "x"}},
+		{"ebpf_sentry_sink_dropped_total", map[string]string{"sink": "s", "reason": "r"}},
+		{"ebpf_sentry_sink_delivered_total", map[string]string{"sink": "s"}},
+		{"ebpf_sentry_event_processing_seconds", nil},
+	} {
+		if got := value(t, byName, c.name, c.labels); got != 1 {
+			t.Errorf("%s%v = %v after one call, want 1", c.name, c.labels, got)
+		}
+	}
 }

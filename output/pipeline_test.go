@@ -15,11 +15,19 @@ type memSink struct {
 	mu    sync.Mutex
 	recs  []Record
 	block chan struct{}
-	fail  error
+	// entered, when set (buffered), is signalled each time Send starts.
+	entered chan struct{}
+	fail    error
 }
 
 func (s *memSink) Name() string { return s.name }
 func (s *memSink) Send(ctx context.Context, recs []Record) (int, error) {
+	if s.entered != nil {
+		select {
+		case s.entered <- struct{}{}:
+		default:
+		}
+	}
 	if s.block != nil {
 		select {
 		case <-s.block:

@@ -19,9 +19,16 @@ type Placement struct {
 
 // Compiled is a rule set's kernel table and where each rule went.
 type Compiled struct {
-	Table      kernel.Table
-	Slots      []string    // rule id of each kernel table slot
-	Placements []Placement // one per rule, in set order
+	kernel.Rules             // the table and the rule id of each slot
+	Placements   []Placement // one per rule, in set order
+}
+
+// Kernel is the part of c a sensor loads (nil for a nil c).
+func (c *Compiled) Kernel() *kernel.Rules {
+	if c == nil {
+		return nil
+	}
+	return &c.Rules
 }
 
 // Compile puts the set's block rules that the kernel can evaluate into a

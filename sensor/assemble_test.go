@@ -14,7 +14,7 @@ import (
 // synthetic records, encoded the way the kernel writes them.
 func encHeader(id uint64, pid uint32, name string, insnCnt uint32) []byte {
 	h := sentrySentryHeader{Pid: pid, Tid: pid, InsnCnt: insnCnt, ProgType: 5,
-		Chunks: (min(insnCnt, maxCaptureInsn) + chunkInsns - 1) / chunkInsns}
+		Chunks: (min(insnCnt, maxCaptureInsn) + uint32(chunkInsns) - 1) / uint32(chunkInsns)}
 	h.H.Kind, h.H.LoadId, h.H.Pid = kindHeader, id, pid
 	for i := 0; i < len(name); i++ {
 		h.Name[i] = int8(name[i])
@@ -23,18 +23,40 @@ func encHeader(id uint64, pid uint32, name string, insnCnt uint32) []byte {
 	return b
 }
 
+// encChunk encodes through the bpf2go type of struct sentry_chunk, not the
+// offsets record.go reads with, and sends only the used part of data, as
+// the kernel does.
 func encChunk(id uint64, index uint32, data []byte, readErr bool) []byte {
-	b := make([]byte, chunkDataOff+(len(data)+7)/8*8) // the kernel sends only the used part
-	binary.LittleEndian.PutUint32(b, kindChunk)
-	binary.LittleEndian.PutUint32(b[4:], 42)
-	binary.LittleEndian.PutUint64(b[8:], id)
-	binary.LittleEndian.PutUint32(b[16:], index)
-	binary.LittleEndian.PutUint32(b[20:], uint32(len(data)/8))
+	c := sentrySentryChunk{Index: index, Count: uint32(len(data) / 8)}
+	c.H.Kind, c.H.LoadId, c.H.Pid = kindChunk, id, 42
 	if readErr {
-		binary.LittleEndian.PutUint32(b[24:], 1)
+		c.ReadErr = 1
 	}
-	copy(b[chunkDataOff:], data)
-	return b
+	copy(c.Data[:], data)
+	b, _ := binary.Append(nil, binary.LittleEndian, &c)
+	return b[:binary.Size(c)-len(c.Data)+(len(data)+7)/8*8]
+}
+
+// record.go's chunk offsets are the C layout the generated type encodes.
+func TestChunkOffsetsMatchTheGeneratedLayout(t *testing.T) {
+	c := sentrySentryChunk{Index: 0x11111111, Count: 0x22222222, ReadErr: 0x33333333}
+	c.Data[0] = 0x44
+	b, err := binary.Append(nil, binary.LittleEndian, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct {
+		name string
+		off  int
+		want uint32
+	}{{"index", chunkIndexOff, 0x11111111}, {"count", chunkCountOff, 0x22222222}, {"read_err", chunkReadErrOff, 0x33333333}, {"data", chunkDataOff, 0x44}} {
+		if got := binary.LittleEndian.Uint32(b[f.off:]); got != f.want {
+			t.Errorf("%s at offset %d reads %#x, want %#x", f.name, f.off, got, f.want)
+		}
+	}
+	if len(b) != chunkDataOff+chunkInsns*8 {
+		t.Errorf("encoded chunk is %d bytes, record.go expects %d", len(b), chunkDataOff+chunkInsns*8)
+	}
 }
 
 func encVerdict(id uint64, hash uint64, verdict Verdict) []byte {

@@ -24,17 +24,15 @@ import (
 // for corrupt is refused up front, naming the reason, and auto never picks
 // it.
 func TestCorruptEnforcerRewritesInstructionZeroOrIsRefused(t *testing.T) {
-	label, want, ok := kernelExpectation(t)
-	if !ok {
-		t.Skipf("kernel %s has no expectation list saying whether bpf_probe_write_user is permitted", label)
-	}
+	testutils.RequireRoot(t, "starting the sensor")
+	k := kernelExpectation(t)
+	label := k.label
 	cfg := Config{Hook: HookTracepoint, Enforcer: EnforcerCorrupt, Mode: ModeEnforce, Rules: compiledTestRules(t)}
-	if !want.Expects(capabilities.ProbeWriteUser) {
-		testutils.RequireRoot(t, "starting the sensor")
+	if !k.wants(t, capabilities.ProbeWriteUser, CorruptAvailable() == nil) {
 		s, err := New(cfg)
 		if err == nil {
 			s.Close()
-			t.Fatalf("kernel %s (lockdown %s): --enforcer corrupt started, want refused", label, want.Lockdown)
+			t.Fatalf("kernel %s (lockdown %s): --enforcer corrupt started, want refused", label, k.lockdown())
 		}
 		if !errors.Is(err, ErrEnforcerRefused) {
 			t.Fatalf("kernel %s: corrupt refused with %v, want ErrEnforcerRefused", label, err)

@@ -123,6 +123,13 @@ type Event struct {
 	// instructions after the sensor read them (time-of-check to time-of-use);
 	// the verdict does not describe the running program: alert on it.
 	JudgedCopyDiffers bool `json:"judged_copy_differs,omitempty"`
+
+	// Retry is how many attempts of the same program by the same thread
+	// failed with EAGAIN (a pending signal ended verification) right before
+	// this one: 0 for a first attempt. RetryOf is the previous attempt's
+	// LoadID.
+	Retry   uint32 `json:"retry,omitempty"`
+	RetryOf uint64 `json:"retry_of,omitempty"`
 }
 
 // Complete reports whether every record of the load arrived intact.

@@ -15,7 +15,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	s, err := sensor.New(sensor.Config{Mode: sensor.ModeEnforce, Rules: rules.Compile(set)})
+	s, err := sensor.New(sensor.Config{Mode: sensor.ModeEnforce, Rules: rules.Compile(set).Kernel()})
 	if err != nil {
 		log.Fatal(err) // sensor.ErrNotRoot, sensor.ErrNoHook …
 	}

@@ -16,13 +16,11 @@ import (
 // histogram, verdict and rule, outcome and prog id. Where the kernel has no
 // kprobes (this host), asking for the hook fails with ErrNoHook.
 func TestKprobeHookSeesWhatTheTracepointSees(t *testing.T) {
-	label, want, ok := kernelExpectation(t)
-	if !ok {
-		t.Skipf("kernel %s has no expectation list saying whether kprobes exist", label)
-	}
 	testutils.RequireRoot(t, "starting the sensor")
+	k := kernelExpectation(t)
+	label := k.label
 	small := 1 << 20 // two sensors in a 512 MiB VM
-	if !want.Expects(capabilities.KprobeBpf) {
+	if !k.wants(t, capabilities.KprobeBpf, ProbeKernel().Has(FeatKprobes)) {
 		s, err := New(Config{Hook: HookKprobe, RingBufferSize: small})
 		if err == nil {
 			s.Close()

@@ -9,49 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf/rlimit"
-
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 	"github.com/ebpf-sentry/ebpf-sentry/vmtest/capabilities"
 )
-
-// kernelExpectation is what the running kernel must offer: the matrix list
-// for its label inside a VM, the host list for this machine's release, or
-// ok=false when nothing says (the test then has nothing to compare with).
-func kernelExpectation(t *testing.T) (label string, want capabilities.Expectation, ok bool) {
-	t.Helper()
-	if label = os.Getenv(kernelEnv); label != "" {
-		want, err := capabilities.Lookup(label)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return label, want, true
-	}
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		t.Fatalf("read kernel release: %v", err)
-	}
-	parts := strings.SplitN(strings.TrimSpace(string(b)), ".", 3)
-	if len(parts) < 2 {
-		t.Fatalf("unexpected kernel release %q", b)
-	}
-	label = "host-" + parts[0] + "." + parts[1]
-	want, ok = capabilities.HostExpectations[label]
-	return label, want, ok
-}
 
 // The capability suite proves each capability by using it; ProbeKernel
 // (what doctor and auto-selection rely on) must reach the same answers, and
 // the plan must be the strongest hook those answers allow.
 func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
-	label, want, ok := kernelExpectation(t)
-	if !ok {
-		t.Skipf("kernel %s has no expectation list to compare with", label)
-	}
 	testutils.RequireRoot(t, "probing BPF program types")
-	if err := rlimit.RemoveMemlock(); err != nil {
-		t.Fatal(err)
-	}
+	k := kernelExpectation(t)
+	label := k.label
+	removeMemlock(t)
 	f := ProbeKernel()
 	pairs := []struct {
 		feature string
@@ -67,18 +36,24 @@ func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
 		{FeatSendSignal, capabilities.SendSignal},
 	}
 	for _, p := range pairs {
-		if got, exp := f.Has(p.feature), want.Expects(p.cap); got != exp {
-			t.Errorf("kernel %s: ProbeKernel says %s=%v, the capability list says %s=%v", label, p.feature, got, p.cap, exp)
+		exp, known := k.decides(p.cap)
+		if !known {
+			t.Logf("kernel %s: nothing independent decides %s; ProbeKernel says %s=%v", label, p.cap, p.feature, f.Has(p.feature))
+			continue
+		}
+		if got := f.Has(p.feature); got != exp {
+			t.Errorf("kernel %s: ProbeKernel says %s=%v, the kernel's list or facts say %s=%v", label, p.feature, got, p.cap, exp)
 		}
 	}
 	// Usable means active and loadable: the deny capability is exactly that.
-	if got, exp := f.Has(FeatLSMActive) && f.Has(FeatLSMProgLoad), want.Expects(capabilities.LSMProgLoadDeny); got != exp {
-		t.Errorf("kernel %s: ProbeKernel says lsm bpf_prog_load usable=%v, the capability list says %s=%v", label, got, capabilities.LSMProgLoadDeny, exp)
+	progLoad := f.Has(FeatLSMActive) && f.Has(FeatLSMProgLoad)
+	if exp, known := k.decides(capabilities.LSMProgLoadDeny); known && progLoad != exp {
+		t.Errorf("kernel %s: ProbeKernel says lsm bpf_prog_load usable=%v, the kernel's list or facts say %s=%v", label, progLoad, capabilities.LSMProgLoadDeny, exp)
 	}
-	if f.Lockdown != want.Lockdown {
-		t.Errorf("kernel %s: lockdown %q, want %q", label, f.Lockdown, want.Lockdown)
+	if want := k.lockdown(); want != "" && f.Lockdown != want {
+		t.Errorf("kernel %s: lockdown %q, want %q", label, f.Lockdown, want)
 	}
-	if got, exp := f.Has(FeatLoop), !withoutBPFLoop[label]; got != exp {
+	if got, exp := f.Has(FeatLoop), k.hasBPFLoop(); got != exp {
 		t.Errorf("kernel %s: ProbeKernel says bpf_loop=%v, want %v", label, got, exp)
 	}
 	plan, err := PlanFor(f)
@@ -86,7 +61,7 @@ func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
 		t.Fatalf("kernel %s: no plan: %v", label, err)
 	}
 	wantWalk := WalkLoop
-	if withoutBPFLoop[label] {
+	if !k.hasBPFLoop() {
 		wantWalk = WalkBounded
 	}
 	if plan.Walk != wantWalk {
@@ -98,14 +73,14 @@ func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
 	if wantWalk == WalkBounded {
 		lsmBpf = f.Has(FeatLSMActive) && f.Has(FeatLSMLoad) && f.Has(FeatSyscallTP)
 	}
-	if lsmBpf != want.Expects(capabilities.LSMBpfDeny) {
-		t.Errorf("kernel %s: ProbeKernel says lsm-bpf usable=%v (walk %s), the capability list says %s=%v", label, lsmBpf, wantWalk, capabilities.LSMBpfDeny, want.Expects(capabilities.LSMBpfDeny))
+	if exp, known := k.decides(capabilities.LSMBpfDeny); known && lsmBpf != exp {
+		t.Errorf("kernel %s: ProbeKernel says lsm-bpf usable=%v (walk %s), the kernel's list or facts say %s=%v", label, lsmBpf, wantWalk, capabilities.LSMBpfDeny, exp)
 	}
 	wantHook, wantEnf := HookTracepoint, EnforcerKill
 	switch {
-	case want.Expects(capabilities.LSMProgLoadDeny):
+	case k.wants(t, capabilities.LSMProgLoadDeny, progLoad):
 		wantHook, wantEnf = HookLSMProgLoad, EnforcerDeny
-	case want.Expects(capabilities.LSMBpfDeny):
+	case k.wants(t, capabilities.LSMBpfDeny, lsmBpf):
 		wantHook, wantEnf = HookLSMBpf, EnforcerDeny
 	}
 	if plan.Hook != wantHook || plan.Enforcer != wantEnf {
@@ -113,7 +88,7 @@ func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
 	}
 	// Where 32-bit loaders can call bpf() and kprobes reach __ia32_sys_bpf,
 	// the plan must cover them (TestIA32LoadersAreJudged proves it does).
-	if want.Expects(capabilities.Ia32BpfKprobe) && strings.HasPrefix(plan.Compat, "NOT SEEN") {
+	if exp, known := k.decides(capabilities.Ia32BpfKprobe); known && exp && strings.HasPrefix(plan.Compat, "NOT SEEN") {
 		t.Errorf("kernel %s: plan says 32-bit loaders are not seen (%s), yet kprobes on __ia32_sys_bpf work", label, plan.Compat)
 	}
 	t.Logf("kernel %s: plan %s/%s: %s; 32-bit loaders: %s", label, plan.Hook, plan.Enforcer, plan.Guarantee, plan.Compat)
@@ -123,7 +98,7 @@ func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
 // Where the kernel's list promises it, it must work. Where the list says
 // the kernel lacks it (this host, before 6.9), asking the sensor for it
 // must be refused with ErrNoHook: that is checked here and the caller
-// returns, having proved the refusal. Only a kernel with no list skips.
+// returns, having proved the refusal. No kernel skips.
 func requireLSMProgLoad(t *testing.T) bool {
 	t.Helper()
 	return requireHook(t, HookLSMProgLoad, capabilities.LSMProgLoadDeny, lsmProgLoadUsable())
@@ -132,16 +107,16 @@ func requireLSMProgLoad(t *testing.T) bool {
 func requireHook(t *testing.T, h Hook, c capabilities.Capability, usable error) bool {
 	t.Helper()
 	testutils.RequireRoot(t, "loading the sensor's BPF programs")
-	label, want, ok := kernelExpectation(t)
+	k := kernelExpectation(t)
+	label := k.label
+	want, known := k.decides(c)
 	switch {
-	case want.Expects(c) && usable != nil:
+	case known && want && usable != nil:
 		t.Fatalf("kernel %s must offer the %s hook: %v", label, h, usable)
-	case want.Expects(c):
+	case known && want, !known && usable == nil:
 		return true
-	case !ok:
-		t.Skipf("kernel %s has no expectation list and no usable %s hook: %v", label, h, usable)
 	case usable == nil:
-		t.Fatalf("kernel %s: the %s hook is usable, but the list says %s is absent", label, h, c)
+		t.Fatalf("kernel %s: the %s hook is usable, but the list or facts say %s is absent", label, h, c)
 	}
 	s, err := New(Config{Hook: h})
 	if err == nil {
@@ -250,10 +225,11 @@ func TestMismatchedHookAndEnforcerAreRefused(t *testing.T) {
 	cases := []struct {
 		name string
 		cfg  Config
+		want error // for "shout": the error must name the unknown enforcer
 	}{
-		{"deny on the tracepoint hook is refused", Config{Hook: HookTracepoint, Enforcer: EnforcerDeny}},
-		{"deny on the tp_btf hook is refused", Config{Hook: HookBTF, Enforcer: EnforcerDeny}},
-		{"an unknown enforcer is refused", Config{Hook: HookTracepoint, Enforcer: "shout"}},
+		{"deny on the tracepoint hook is refused", Config{Hook: HookTracepoint, Enforcer: EnforcerDeny}, ErrEnforcerRefused},
+		{"deny on the tp_btf hook is refused", Config{Hook: HookBTF, Enforcer: EnforcerDeny}, ErrEnforcerRefused},
+		{"an unknown enforcer is refused", Config{Hook: HookTracepoint, Enforcer: "shout"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -262,12 +238,21 @@ func TestMismatchedHookAndEnforcerAreRefused(t *testing.T) {
 				s.Close()
 				t.Fatalf("New(%+v) succeeded", tc.cfg)
 			}
+			switch {
+			case tc.cfg.Enforcer == "shout":
+				if !strings.Contains(err.Error(), `enforcer "shout"`) {
+					t.Fatalf("New(%+v): %v, want the refusal naming the unknown enforcer", tc.cfg, err)
+				}
+			case !errors.Is(err, tc.want):
+				t.Fatalf("New(%+v): %v, want %v", tc.cfg, err, tc.want)
+			}
 			t.Logf("refused: %v", err)
 		})
 	}
 	if lsmProgLoadUsable() != nil || withoutBPFLoop[os.Getenv(kernelEnv)] {
-		if _, err := New(Config{Hook: HookLSMProgLoad}); err == nil || !strings.Contains(err.Error(), "lsm/bpf_prog_load") {
-			t.Errorf("--hook lsm-prog-load on a kernel without it: err %v, want one naming lsm/bpf_prog_load", err)
+		_, err := New(Config{Hook: HookLSMProgLoad})
+		if !errors.Is(err, ErrNoHook) || !strings.Contains(err.Error(), "lsm/bpf_prog_load") {
+			t.Errorf("--hook lsm-prog-load on a kernel without it: err %v, want ErrNoHook naming lsm/bpf_prog_load", err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
 // Ring-buffer record kinds (bpf/include/sentry.h).
@@ -13,9 +14,17 @@ const (
 	kindVerdict = uint32(sentrySentryRecordKindSENTRY_REC_VERDICT)
 	kindExit    = uint32(sentrySentryRecordKindSENTRY_REC_EXIT)
 
-	chunkInsns     = 512
-	chunkDataOff   = 32 // rec_hdr(16) + index, count, read_err, pad
 	maxCaptureInsn = 1_000_000
+)
+
+// The chunk layout comes from struct sentry_chunk as bpf2go generated it,
+// so a change to the C struct changes these with it.
+const (
+	chunkInsns      = len(sentrySentryChunk{}.Data) / 8
+	chunkIndexOff   = int(unsafe.Offsetof(sentrySentryChunk{}.Index))
+	chunkCountOff   = int(unsafe.Offsetof(sentrySentryChunk{}.Count))
+	chunkReadErrOff = int(unsafe.Offsetof(sentrySentryChunk{}.ReadErr))
+	chunkDataOff    = int(unsafe.Offsetof(sentrySentryChunk{}.Data))
 )
 
 // ErrRecord is wrapped by every malformed-record error.
@@ -80,11 +89,11 @@ func parseRecord(b []byte) (record, error) {
 		_, err = binary.Decode(b[:need], binary.LittleEndian, r.exit)
 	case kindChunk:
 		c := &chunkRecord{
-			index:   binary.LittleEndian.Uint32(b[16:]),
-			count:   binary.LittleEndian.Uint32(b[20:]),
-			readErr: binary.LittleEndian.Uint32(b[24:]) != 0,
+			index:   binary.LittleEndian.Uint32(b[chunkIndexOff:]),
+			count:   binary.LittleEndian.Uint32(b[chunkCountOff:]),
+			readErr: binary.LittleEndian.Uint32(b[chunkReadErrOff:]) != 0,
 		}
-		if c.count > chunkInsns {
+		if c.count > uint32(chunkInsns) {
 			return record{}, fmt.Errorf("%w: chunk %d of load %#x claims %d instructions, at most %d", ErrRecord, c.index, r.loadID, c.count, chunkInsns)
 		}
 		if len(b) < chunkDataOff+int(c.count)*8 {

@@ -21,7 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpf-sentry/ebpf-sentry/program"
-	"github.com/ebpf-sentry/ebpf-sentry/rules"
+	"github.com/ebpf-sentry/ebpf-sentry/rules/kernel"
 )
 
 // Hook is where the kernel programs attach.
@@ -105,9 +105,9 @@ type Config struct {
 	Enforcer Enforcer // "" means deny on an LSM hook, else kill
 	Walk     Walk     // "" means bpf_loop where the kernel has it, else bounded
 	Mode     Mode
-	// Rules is the kernel rule table compiled by package rules; nil means
-	// an empty table (capture and report only).
-	Rules *rules.Compiled
+	// Rules is the kernel rule table (rules.Compile(set).Kernel()); nil
+	// means an empty table (capture and report only).
+	Rules *kernel.Rules
 	// BlockUnreadable blocks loads whose instructions could not be read
 	// from the loader's memory (a way to hide them from the sensor: pages
 	// not yet faulted in, e.g. served by userfaultfd, fail the syscall
@@ -157,6 +157,7 @@ type Sensor struct {
 	asm        *assembler
 	badRecs    uint64
 	userLost   map[string]uint64
+	retries    retries // touched by the reader goroutine only
 
 	cancel      context.CancelFunc
 	done        chan struct{}
@@ -344,8 +345,10 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		// sensor runs without them and says what it does not see.
 		links, err := attachCompat(coll, cp)
 		if err != nil {
+			// doctor says this once; every sensor start repeating it
+			// (tests start hundreds) is noise.
 			s.compat = fmt.Sprintf("not seen: %v", err)
-			cfg.Logger.Warn("32-bit bpf() calls will not be seen", "err", err)
+			cfg.Logger.Debug("32-bit bpf() calls will not be seen", "err", err)
 		}
 		s.links = append(s.links, links...)
 	}
@@ -582,9 +585,9 @@ func (s *Sensor) Events() <-chan *Event { return s.events }
 
 // SetRules replaces the kernel rule table in one map update: a load sees
 // either the old or the new table, never a mix.
-func (s *Sensor) SetRules(c *rules.Compiled) error {
+func (s *Sensor) SetRules(c *kernel.Rules) error {
 	if c == nil {
-		c = &rules.Compiled{}
+		c = &kernel.Rules{}
 	}
 	s.mu.Lock()
 	s.generation++
@@ -741,6 +744,7 @@ func (s *Sensor) deliver(ctx context.Context, ev *Event) {
 	} else if ev.Verdict == VerdictBlock && ev.ReadErrors > 0 {
 		ev.RuleID = RuleUnreadable
 	}
+	s.retries.mark(ev)
 	select {
 	case s.events <- ev:
 	case <-ctx.Done():

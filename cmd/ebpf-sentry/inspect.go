@@ -211,7 +211,7 @@ func writeInspect(w *bufio.Writer, progs []*program.Program) error {
 		ins, _ := p.Decode()
 		kf := kernelFormatter(p, r)
 		if analysis.Translated(p) {
-			kf = insn.BpftoolXlated(inspectOpts.analysis.Kallsyms, nil, analysis.DefaultHelperName, insn.DialectKernel)
+			kf = insn.BpftoolXlated(inspectOpts.analysis.Kallsyms, nil, analysis.TableHelperName, insn.DialectKernel)
 		}
 		var texts []string
 		var docs []any

@@ -145,6 +145,7 @@ func progLoad(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, disasm []
 	}
 	outcome := output.NewOutcome(result, int32(ev.Outcome.Errno))
 	outcome.JudgedCopyDiffers = ev.JudgedCopyDiffers
+	outcome.Retry, outcome.RetryOf = ev.Retry, ev.RetryOf
 	return output.ProgLoad{
 		Time:    ev.Time,
 		Program: ev.Program,

@@ -77,6 +77,7 @@ func TestProgLoadMapsTheSensorsAndTheRulesVerdicts(t *testing.T) {
 		wantResult  output.Result
 		wantRuleIDs []string
 		wantDiffers bool
+		wantRetry   uint32
 	}{
 		{
 			name:       "a clean load is allowed and loaded",
@@ -107,6 +108,11 @@ func TestProgLoadMapsTheSensorsAndTheRulesVerdicts(t *testing.T) {
 			wantAction: "allow", wantResult: output.ResultLoaded, wantDiffers: true,
 		},
 		{
+			name:       "a retry after EAGAIN says how many attempts failed and which load it repeats",
+			ev:         sensor.Event{Verdict: sensor.VerdictAllow, Retry: 2, RetryOf: 41, Outcome: sensor.Outcome{Result: sensor.ResultLoaded}},
+			wantAction: "allow", wantResult: output.ResultLoaded, wantRetry: 2,
+		},
+		{
 			name:       "a load blocked for unreadable instructions names that reason",
 			ev:         sensor.Event{Verdict: sensor.VerdictBlock, Action: sensor.ActionKilled, RuleIndex: -1, RuleID: sensor.RuleUnreadable, ReadErrors: 1, Outcome: sensor.Outcome{Result: sensor.ResultKilled}},
 			wantAction: "block", wantBy: "signal", wantResult: output.ResultKilled, wantRuleIDs: []string{sensor.RuleUnreadable},
@@ -134,6 +140,9 @@ func TestProgLoadMapsTheSensorsAndTheRulesVerdicts(t *testing.T) {
 			}
 			if e.Outcome.JudgedCopyDiffers != tt.wantDiffers {
 				t.Errorf("judged_copy_differs = %v, want %v", e.Outcome.JudgedCopyDiffers, tt.wantDiffers)
+			}
+			if e.Outcome.Retry != tt.wantRetry || (tt.wantRetry != 0) != (e.Outcome.RetryOf == ev.RetryOf && ev.RetryOf != 0) {
+				t.Errorf("retry %d of %d, want %d of %d", e.Outcome.Retry, e.Outcome.RetryOf, tt.wantRetry, ev.RetryOf)
 			}
 			p.Emit(e)
 			b, err := output.Marshal(e)

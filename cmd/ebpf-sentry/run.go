@@ -130,7 +130,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	set := store.Set()
 	compiled := rules.Compile(set)
-	cfg.Rules = compiled
+	cfg.Rules = compiled.Kernel()
 
 	if os.Geteuid() != 0 {
 		return envError("run needs root: loading and attaching BPF programs requires CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN")
@@ -202,7 +202,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	applyReload := func(reason string, rerr error) {
 		if rerr == nil {
-			rerr = s.SetRules(rules.Compile(store.Set()))
+			rerr = s.SetRules(rules.Compile(store.Set()).Kernel())
 		}
 		if rerr != nil {
 			slog.Error("reload rules: keeping the current ones", "reason", reason, "err", rerr)

@@ -301,6 +301,18 @@ func TestDoctorPlanMatchesWhatRunUses(t *testing.T) {
 	if want := "hook=" + doc.Plan.Hook + " enforcer=" + doc.Plan.Enforcer; !strings.Contains(stderr.String(), want) {
 		t.Errorf("doctor plans %q, run logged:\n%s", want, stderr.String())
 	}
+	// 32-bit coverage is doctor's to say, once; the sensor's start-up
+	// says it only at debug level.
+	if strings.Contains(stderr.String(), "32-bit bpf() calls will not be seen") {
+		t.Errorf("run warned about 32-bit calls at its default level:\n%s", stderr.String())
+	}
+	text, err := exec.Command(bin, "doctor").Output()
+	if err != nil {
+		t.Fatalf("doctor: %v", err)
+	}
+	if n := strings.Count(string(text), "32-bit loaders:"); n != 1 {
+		t.Errorf("doctor says how 32-bit loaders are covered %d times, want once:\n%s", n, text)
+	}
 	err = exec.Command(bin, "run", "--enforcer", "corrupt", "--mode", "monitor", "--lock-file", filepath.Join(dir, "lock2")).Run()
 	var ee *exec.ExitError
 	refused := errors.As(err, &ee) && ee.ExitCode() == exitEnvironment

@@ -65,6 +65,8 @@ type Stats struct {
 // handler would never run.
 type Region struct {
 	mem   []byte // the registered mapping
+	pre   []byte // ordinary pages mapped just before mem (NewWithPrefix)
+	whole []byte // the whole mapping, pre and mem
 	src   []byte // contents, padded to whole pages
 	stall time.Duration
 
@@ -73,9 +75,19 @@ type Region struct {
 	done         chan struct{}
 	closeOnce    sync.Once
 
-	mu    sync.Mutex
-	stats Stats
-	err   error // the handler's, reported by Close
+	mu      sync.Mutex
+	stats   Stats
+	err     error  // the handler's, reported by Close
+	onFault func() // OnFirstFault's
+}
+
+// OnFirstFault makes the handler call f when the first fault arrives, after
+// the stall and before the page is supplied: while the faulting syscall
+// waits. Set it before anything can touch the memory.
+func (r *Region) OnFirstFault(f func()) {
+	r.mu.Lock()
+	r.onFault = f
+	r.mu.Unlock()
 }
 
 // New maps len(contents) bytes (rounded up to pages) registered with a new
@@ -83,6 +95,14 @@ type Region struct {
 // fault. The first fault is held for stall before it is resolved; later
 // faults are resolved at once.
 func New(contents []byte, stall time.Duration) (*Region, error) {
+	return NewWithPrefix(0, contents, stall)
+}
+
+// NewWithPrefix is New with prefix bytes (rounded up to pages) of ordinary,
+// resident memory mapped right before the region (Prefix): a value placed at
+// the prefix's end runs on into the region, so the kernel reads its first
+// part at once and stalls on the rest.
+func NewWithPrefix(prefix int, contents []byte, stall time.Duration) (*Region, error) {
 	if len(contents) == 0 {
 		return nil, errors.New("uffd: no contents to serve")
 	}
@@ -100,7 +120,7 @@ func New(contents []byte, stall time.Duration) (*Region, error) {
 		return nil, fmt.Errorf("uffd: userfaultfd: %w", errno)
 	}
 	r := &Region{src: src, stall: stall, uffd: int(fd), stopR: -1, stopW: -1, done: make(chan struct{})}
-	if err := r.setup(size); err != nil {
+	if err := r.setup((prefix+page-1)/page*page, size); err != nil {
 		r.release()
 		return nil, err
 	}
@@ -109,16 +129,16 @@ func New(contents []byte, stall time.Duration) (*Region, error) {
 	return r, nil
 }
 
-func (r *Region) setup(size int) error {
+func (r *Region) setup(prefix, size int) error {
 	api := uffdioAPI{API: uffdAPI}
 	if err := ioctl(r.uffd, ioctlAPI, unsafe.Pointer(&api)); err != nil {
 		return fmt.Errorf("uffd: UFFDIO_API: %w", err)
 	}
-	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	whole, err := unix.Mmap(-1, 0, prefix+size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
-		return fmt.Errorf("uffd: mmap %d bytes: %w", size, err)
+		return fmt.Errorf("uffd: mmap %d bytes: %w", prefix+size, err)
 	}
-	r.mem = mem
+	r.whole, r.pre, r.mem = whole, whole[:prefix:prefix], whole[prefix:]
 	reg := uffdioRegister{Range: uffdioRange{Start: uint64(r.Addr()), Len: uint64(size)}, Mode: uffdioRegisterMissing}
 	if err := ioctl(r.uffd, ioctlRegister, unsafe.Pointer(&reg)); err != nil {
 		return fmt.Errorf("uffd: UFFDIO_REGISTER %d bytes at %#x: %w", size, r.Addr(), err)
@@ -136,6 +156,9 @@ func (r *Region) setup(size int) error {
 
 // Addr is the address of the region's first byte, for a syscall argument.
 func (r *Region) Addr() uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(r.mem))) }
+
+// Prefix is the ordinary memory right before the region (NewWithPrefix).
+func (r *Region) Prefix() []byte { return r.pre }
 
 // Len is the region's size: len(contents) rounded up to whole pages.
 func (r *Region) Len() int { return len(r.mem) }
@@ -172,9 +195,9 @@ func (r *Region) release() {
 		unix.Close(r.stopR)
 		r.stopR = -1
 	}
-	if r.mem != nil {
-		unix.Munmap(r.mem)
-		r.mem = nil
+	if r.whole != nil {
+		unix.Munmap(r.whole)
+		r.whole, r.pre, r.mem = nil, nil, nil
 	}
 }
 
@@ -228,6 +251,12 @@ func (r *Region) loop(uffd int) error {
 			start := time.Now()
 			if first {
 				time.Sleep(r.stall)
+				r.mu.Lock()
+				f := r.onFault
+				r.mu.Unlock()
+				if f != nil {
+					f()
+				}
 			}
 			if err := resolve(uffd, addr, r.src[addr-base:addr-base+page]); err != nil {
 				return err

@@ -195,3 +195,11 @@ func (h *Harness) Run(meta *Facts, insns []byte) (*Output, error) {
 	}
 	return &Output{Facts: in.Facts, Result: out.Res, WalkNS: out.WalkNs, EvalNS: out.EvalNs}, nil
 }
+
+// Rules is what a sensor loads: a kernel rule table and the rule id of each
+// of its slots (to name the rule a verdict came from). Package rules
+// compiles it from a rule set; the sensor takes nothing else from rules.
+type Rules struct {
+	Table Table
+	Slots []string // rule id of each table slot
+}

@@ -95,16 +95,6 @@ var Expectations = map[string]Expectation{
 	"trixie-bpo":    {Has: with(BPFLSMActive, LSMBpfDeny, LSMProgLoadDeny, ProbeWriteUser), Lockdown: "none"},
 }
 
-// HostExpectations is keyed by "host-" and the major.minor release of a
-// kernel the suite runs on directly (no VM label): the development and CI
-// machines. 6.18 there lists bpf as an active LSM yet refuses LSM and
-// fentry programs, has no kprobes, and runs under lockdown=integrity. It
-// cannot execute 32-bit binaries ("exec format error": no ia32 emulation),
-// so every ia32 capability is absent there.
-var HostExpectations = map[string]Expectation{
-	"host-6.18": {Has: []Capability{BTF, BPFLSMActive, TracepointBpf, TpBTFSysEnter, SendSignal}, Lockdown: "integrity"},
-}
-
 // Expects reports whether the kernel labelled label must offer c.
 func (e Expectation) Expects(c Capability) bool { return slices.Contains(e.Has, c) }
 

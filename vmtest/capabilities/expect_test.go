@@ -73,9 +73,6 @@ func TestExpectations(t *testing.T) {
 		for l, e := range Expectations {
 			lists[l] = e
 		}
-		for l, e := range HostExpectations {
-			lists[l] = e
-		}
 		for label, e := range lists {
 			for _, c := range []Capability{Ia32BpfTracepoint, Ia32BpfTpBTF, Ia32BpfKprobe} {
 				if e.Expects(c) && !e.Expects(Ia32Exec) {

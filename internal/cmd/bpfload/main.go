@@ -5,6 +5,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -49,6 +50,9 @@ func main() {
 	attachBTFID := flag.Uint("attach-btf-id", 0, "attach_btf_id (a vmlinux BTF type id)")
 	flags := flag.Uint("flags", 0, "prog_flags")
 	flip := flag.Int("flip", -1, "a second thread keeps toggling bit 0 of this instruction's imm while the loads run (a time-of-check to time-of-use race)")
+	flipInCopy := flag.Int("flip-in-copy", -1, "every load passes a bpf_attr whose zero tail sits in fresh userfaultfd memory; while the kernel waits for it (after the syscall's entry, before it copies the attr and then the instructions) the fault handler toggles bit 0 of this instruction's imm: a deterministic time-of-check to time-of-use race")
+	progArray := flag.String("prog-array", "", "a pinned BPF_MAP_TYPE_PROG_ARRAY: its fd goes into every ld_imm64 map-fd pseudo instruction (src_reg 1) of the program")
+	tailSlot := flag.Int("tail-slot", -1, "with -prog-array: store each loaded program at this index of the array (a tail-call target)")
 	uffdStall := flag.Duration("uffd-stall", 0, "the first load's instructions sit in userfaultfd-registered memory: the kernel's first read of them blocks this long inside the syscall (0: off)")
 	flag.Parse()
 
@@ -72,6 +76,22 @@ func main() {
 	if len(insns)%8 != 0 || len(insns) == 0 {
 		fatal(fmt.Errorf("%d bytes of instructions: not a whole number of 8-byte slots", len(insns)))
 	}
+	arrayFD := -1
+	if *progArray != "" {
+		fd, err := objGet(*progArray)
+		if err != nil {
+			fatal(fmt.Errorf("-prog-array %s: %w", *progArray, err))
+		}
+		arrayFD = fd
+		for i := 0; i+16 <= len(insns); i += 8 {
+			if insns[i] == 0x18 && insns[i+1]>>4 == 1 { // ld_imm64 with BPF_PSEUDO_MAP_FD
+				binary.LittleEndian.PutUint32(insns[i+4:], uint32(fd))
+				i += 8
+			}
+		}
+	} else if *tailSlot >= 0 {
+		fatal(fmt.Errorf("-tail-slot needs -prog-array"))
+	}
 	lic := append([]byte(*license), 0)
 	attr := rawbpf.ProgLoadAttr{ProgType: uint32(*typ), InsnCnt: uint32(len(insns) / 8), ExpectedAttachType: uint32(*attachType),
 		AttachBTFID: uint32(*attachBTFID), ProgFlags: uint32(*flags)}
@@ -91,6 +111,13 @@ func main() {
 			fatal(fmt.Errorf("-uffd-stall: %w", err))
 		}
 		stall = r
+	}
+
+	if *flipInCopy >= 0 && (*flip >= 0 || stall != nil) {
+		fatal(fmt.Errorf("-flip-in-copy cannot be combined with -flip or -uffd-stall"))
+	}
+	if *flipInCopy >= len(insns)/8 {
+		fatal(fmt.Errorf("-flip-in-copy %d: the program has %d instructions", *flipInCopy, len(insns)/8))
 	}
 
 	var stop atomic.Bool
@@ -123,7 +150,9 @@ func main() {
 			fd, err = rawbpf.Load(&attr)
 			took = time.Since(start)
 		}
-		if i == 0 && stall != nil {
+		if *flipInCopy >= 0 {
+			fd, took, err = flipInKernelCopy(&attr, insns, *flipInCopy)
+		} else if i == 0 && stall != nil {
 			attr.Insns = uint64(stall.Addr())
 			// A signal would end the kernel's wait for the page with
 			// EFAULT instead of a stall.
@@ -154,6 +183,11 @@ func main() {
 		} else {
 			r.Ret = fd
 			r.ID = progID(fd)
+			if *tailSlot >= 0 {
+				if uerr := arrayUpdate(arrayFD, uint32(*tailSlot), uint32(fd)); uerr != nil {
+					fatal(fmt.Errorf("-tail-slot %d: %w", *tailSlot, uerr))
+				}
+			}
 			if *keep {
 				fds = append(fds, fd)
 			} else {
@@ -201,6 +235,76 @@ func pinRacer(prefix string, stop *atomic.Bool, pinned *atomic.Value) {
 		}
 		time.Sleep(0)
 	}
+}
+
+// flipInKernelCopy runs load with attr copied to the end of an ordinary page
+// that a userfaultfd-registered page follows, and a size that reaches into
+// it. The kernel first checks that the bytes past its own bpf_attr are zero
+// (bpf_check_uarg_tail_zero, before copying the attr) and so faults on that
+// page after every syscall-entry hook has read the attr and the
+// instructions; while it waits, the handler toggles bit 0 of instruction
+// n's imm, then serves zeros, and the kernel goes on to copy the toggled
+// instructions.
+func flipInKernelCopy(attr *rawbpf.ProgLoadAttr, insns []byte, n int) (fd int, took time.Duration, err error) {
+	const tail = 512 // zero bytes past our struct, all on the stalled page
+	r, rerr := uffd.NewWithPrefix(os.Getpagesize(), make([]byte, tail), 0)
+	if rerr != nil {
+		fatal(fmt.Errorf("-flip-in-copy: %w", rerr))
+	}
+	imm := (*uint32)(unsafe.Pointer(&insns[n*8+4]))
+	r.OnFirstFault(func() { atomic.StoreUint32(imm, atomic.LoadUint32(imm)^1) })
+	pre := r.Prefix()
+	size := unsafe.Sizeof(*attr)
+	at := unsafe.Pointer(&pre[len(pre)-int(size)])
+	*(*rawbpf.ProgLoadAttr)(at) = *attr
+	if berr := uffd.WithSignalsBlocked(func() {
+		start := time.Now()
+		fd, err = rawbpf.ProgLoad(at, size+tail)
+		took = time.Since(start)
+	}); berr != nil {
+		fatal(fmt.Errorf("-flip-in-copy: %w", berr))
+	}
+	if cerr := r.Close(); cerr != nil {
+		fatal(fmt.Errorf("-flip-in-copy: %w", cerr))
+	}
+	if f := r.Stats().Faults; f != 1 {
+		fatal(fmt.Errorf("-flip-in-copy: the kernel faulted %d times on the attr's tail, want 1", f))
+	}
+	return fd, took, err
+}
+
+// objGet opens a pinned BPF object.
+func objGet(path string) (int, error) {
+	p := append([]byte(path), 0)
+	attr := struct {
+		pathname uint64
+		fd       uint32
+		flags    uint32
+	}{pathname: uint64(uintptr(unsafe.Pointer(&p[0])))}
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_OBJ_GET, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	runtime.KeepAlive(p)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(fd), nil
+}
+
+// arrayUpdate stores a program fd at key of a prog array.
+func arrayUpdate(mapFD int, key, progFD uint32) error {
+	attr := struct {
+		mapFD uint32
+		_     uint32
+		key   uint64
+		value uint64
+		flags uint64
+	}{mapFD: uint32(mapFD), key: uint64(uintptr(unsafe.Pointer(&key))), value: uint64(uintptr(unsafe.Pointer(&progFD)))}
+	_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_MAP_UPDATE_ELEM, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	runtime.KeepAlive(&key)
+	runtime.KeepAlive(&progFD)
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 func progID(fd int) uint32 {

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+)
+
+// callLine is a call in a translated listing: "call bpf_ktime_get_ns#279024".
+var callLine = regexp.MustCompile(`call [^\s]+`)
+
+// The listing of a translated dump names every call exactly as bpftool
+// does for the loaded program: helpers whose translated immediate is an
+// address offset (e.g. bpf_ktime_get_ns#279024) are named from kallsyms,
+// never printed as "helper#N#N".
+func TestInspectXlatedListingCallsMatchBpftool(t *testing.T) {
+	testutils.RequireRoot(t, "loading programs and dumping their translated instructions")
+	bpftool, err := exec.LookPath("bpftool")
+	if err != nil {
+		if bpftool, err = exec.LookPath("/usr/sbin/bpftool"); err != nil {
+			testutils.SkipOrFail(t, "bpftool not installed")
+		}
+	}
+	spec, err := ebpf.LoadCollectionSpec(filepath.Join("..", "..", "testdata", "getdents_hide.bpf.o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// bpf_probe_write_user is refused under lockdown; the rest loads.
+	delete(spec.Programs, "handle_dirent_patch")
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coll.Close()
+	for name, prog := range coll.Programs {
+		t.Run(name, func(t *testing.T) {
+			info, err := prog.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _ := info.ID()
+			dump := filepath.Join(t.TempDir(), "xlated.bin")
+			if out, err := exec.Command(bpftool, "prog", "dump", "xlated", "id", strconv.Itoa(int(id)), "file", dump).CombinedOutput(); err != nil {
+				t.Fatalf("bpftool dump to file: %v\n%s", err, out)
+			}
+			want, err := exec.Command(bpftool, "prog", "dump", "xlated", "id", strconv.Itoa(int(id))).Output()
+			if err != nil {
+				t.Fatalf("bpftool dump: %v", err)
+			}
+			out, msg, code := runInspectCLI(t, nil, "--raw", dump, "--xlated", "--format", "kernel")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, msg)
+			}
+			got, exp := callLine.FindAllString(out, -1), callLine.FindAllString(string(want), -1)
+			if len(exp) == 0 {
+				t.Fatalf("bpftool shows no call in %s", name)
+			}
+			if len(got) != len(exp) {
+				t.Fatalf("%d calls listed, bpftool lists %d:\n%s\nbpftool:\n%s", len(got), len(exp), out, want)
+			}
+			for i := range exp {
+				if got[i] != exp[i] {
+					t.Errorf("call %d: %q, bpftool %q", i, got[i], exp[i])
+				}
+			}
+		})
+	}
+}
