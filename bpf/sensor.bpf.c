@@ -78,8 +78,16 @@ struct path {
 	struct vfsmount *mnt;
 	struct dentry *dentry;
 } __attribute__((preserve_access_index));
+struct super_block {
+	__u32 s_dev;
+} __attribute__((preserve_access_index));
+struct inode {
+	unsigned long i_ino;
+	struct super_block *i_sb;
+} __attribute__((preserve_access_index));
 struct file {
 	struct path f_path;
+	struct inode *f_inode;
 	void *private_data;
 } __attribute__((preserve_access_index));
 struct mm_struct {
@@ -100,6 +108,8 @@ struct task_struct {
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
+	struct task_struct *group_leader;
+	__u64 start_boottime;
 	struct files_struct *files;
 	struct mm_struct *mm;
 } __attribute__((preserve_access_index));
@@ -669,6 +679,20 @@ static __always_inline __u32 corrupt(__u64 insns, struct walk_ctx *wc)
 }
 
 /*
+ * Whether the current task belongs to the agent: its tgid and its thread
+ * group leader's start time must both be the ones the agent wrote. A tgid
+ * alone would trust whoever gets a dead agent's pid next (clone3 set_tid
+ * chooses one); the start time cannot be chosen.
+ */
+static __always_inline int is_self(const struct sentry_config *cfg, __u32 tgid, struct task_struct *task)
+{
+	if (!cfg->self_tgid || tgid != cfg->self_tgid)
+		return 0;
+	__u64 start = BPF_CORE_READ(task, group_leader, start_boottime);
+	return start / SENTRY_NSEC_PER_TICK == cfg->self_start;
+}
+
+/*
  * Judges one BPF_PROG_LOAD: emits header, chunks and verdict records,
  * carries out a block verdict with the given enforcer and remembers the
  * load for the exit program. insns/insn_cnt are the user's copy (the
@@ -708,6 +732,13 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	f->prog_name[SENTRY_NAME_LEN - 1] = 0; /* the kernel refuses unterminated names anyway */
 	bpf_get_current_comm(f->comm, sizeof(f->comm));
 
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	if (exe) {
+		f->exe_ino = BPF_CORE_READ(exe, f_inode, i_ino);
+		f->exe_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
+	}
+
 	__u32 total = insn_cnt;
 	if (total > SENTRY_MAX_INSNS) {
 		count_loss(SENTRY_LOSS_TOO_MANY_INSNS);
@@ -715,7 +746,6 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	}
 	__u32 chunks = (total + SENTRY_CHUNK_INSNS - 1) / SENTRY_CHUNK_INSNS;
 
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct sentry_header *hdr = bpf_ringbuf_reserve(&events, sizeof(*hdr), 0);
 	if (hdr) {
 		hdr->h.kind = SENTRY_REC_HEADER;
@@ -738,6 +768,9 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		hdr->kern_version = ap->kern_version;
 		hdr->chunks = chunks;
 		hdr->insns_ptr = ap->insns;
+		hdr->exe_ino = f->exe_ino;
+		hdr->exe_dev = f->exe_dev;
+		hdr->_pad2 = 0;
 		__builtin_memcpy(hdr->comm, f->comm, SENTRY_COMM_LEN);
 		__builtin_memcpy(hdr->name, ap->prog_name, SENTRY_NAME_LEN);
 		__builtin_memset(hdr->license, 0, SENTRY_LICENSE_LEN);
@@ -746,7 +779,6 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		hdr->exe_truncated = 1;
 		hdr->_pad = 0;
 		struct sentry_chunk *pbuf = scratch_chunk(kernel);
-		struct file *exe = BPF_CORE_READ(task, mm, exe_file);
 		if (pbuf && exe) {
 			struct vfsmount *vm = BPF_CORE_READ(exe, f_path.mnt);
 			struct dentry *dentry = BPF_CORE_READ(exe, f_path.dentry);
@@ -830,7 +862,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 
 	__u32 action = SENTRY_ACT_NONE;
 	if (verdict == SENTRY_VERDICT_BLOCK) {
-		if (tgid == cfg->self_tgid) {
+		if (is_self(cfg, tgid, task)) {
 			action = SENTRY_ACT_SELF;
 		} else if (cfg->mode != SENTRY_MODE_ENFORCE) {
 			action = SENTRY_ACT_MONITOR;

@@ -97,6 +97,12 @@ type Loader struct {
 	Comm     string `json:"comm"`
 	Exe      string `json:"exe,omitempty"`
 	CgroupID uint64 `json:"cgroup_id,omitempty"`
+	// The executable's identity: inode and kernel dev_t (MAJOR << 20 |
+	// MINOR) as the kernel saw them at load time, and the file's sha256
+	// when user space could hash the same file (same inode and device).
+	ExeInode  uint64 `json:"exe_inode,omitempty"`
+	ExeDev    uint32 `json:"exe_dev,omitempty"`
+	ExeSHA256 string `json:"exe_sha256,omitempty"`
 }
 
 // Kernel is the identity the kernel gave a loaded program.

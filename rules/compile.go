@@ -155,29 +155,39 @@ func kernelRule(r *Rule) (*kernel.Rule, string) {
 		kr.InsnMin, kr.InsnMax = m.InsnCount.Min, m.InsnCount.Max
 	}
 
-	// Name, comm and uid conditions: positive in the match, or an exception
-	// in a `not` that holds nothing else.
-	names, comms, uids := m.ProgName, loaderComm(m.Loader), loaderUID(m.Loader)
+	// Name, comm, uid and executable conditions: positive in the match, or
+	// (except comm, which the loader chooses) an exception in a `not` that
+	// holds nothing else.
+	names, comms, uids, exes := m.ProgName, loaderComm(m.Loader), loaderUID(m.Loader), loaderExes(m.Loader)
 	if n := m.Not; n != nil {
-		if !n.onlyNameCommUID() {
-			return nil, "not: only a not holding just prog_name exact/prefix, loader.comm or loader.uid is evaluated in the kernel; this one is evaluated in user space only"
+		if !n.onlyNameUIDExe() {
+			return nil, "not: only a not holding just prog_name exact/prefix, loader.uid or loader.exe_identity is evaluated in the kernel; this one is evaluated in user space only"
 		}
 		switch {
-		case n.ProgName != nil && names != nil, loaderComm(n.Loader) != nil && comms != nil, loaderUID(n.Loader) != nil && uids != nil:
+		case n.ProgName != nil && names != nil, loaderUID(n.Loader) != nil && uids != nil, loaderExes(n.Loader) != nil && exes != nil:
 			return nil, "not: the same field both required and excepted is evaluated in user space only"
 		}
 		if n.ProgName != nil {
 			names = n.ProgName
 			kr.Flags |= kernel.FlagNameNot
 		}
-		if c := loaderComm(n.Loader); c != nil {
-			comms = c
-			kr.Flags |= kernel.FlagCommNot
-		}
 		if u := loaderUID(n.Loader); u != nil {
 			uids = u
 			kr.Flags |= kernel.FlagUIDNot
 		}
+		if e := loaderExes(n.Loader); e != nil {
+			exes = e
+			kr.Flags |= kernel.FlagExeNot
+		}
+	}
+	if exes != nil {
+		if len(exes) > kernel.RuleExes {
+			return nil, fmt.Sprintf("%d loader.exe_identity entries, the kernel table holds %d per rule", len(exes), kernel.RuleExes)
+		}
+		for i, e := range exes {
+			kr.Exes[i] = kernel.Exe{Ino: e.Inode, Dev: e.Dev}
+		}
+		kr.ExeN = uint32(len(exes))
 	}
 	if names != nil {
 		if len(names.Exact)+len(names.Prefix) > kernel.RuleNames {
@@ -239,6 +249,13 @@ func loaderComm(l *LoaderMatch) []string {
 	return l.Comm
 }
 
+func loaderExes(l *LoaderMatch) []ExeIdentity {
+	if l == nil || len(l.ExeIdentity) == 0 {
+		return nil
+	}
+	return l.ExeIdentity
+}
+
 func loaderUID(l *LoaderMatch) []uint32 {
 	if l == nil || len(l.UID) == 0 {
 		return nil
@@ -246,9 +263,9 @@ func loaderUID(l *LoaderMatch) []uint32 {
 	return l.UID
 }
 
-// onlyNameCommUID: the match holds exactly one predicate, and it is one of
-// prog_name exact/prefix, loader.comm or loader.uid.
-func (m *Match) onlyNameCommUID() bool {
+// onlyNameUIDExe: the match holds exactly one predicate, and it is one of
+// prog_name exact/prefix, loader.uid or loader.exe_identity.
+func (m *Match) onlyNameUIDExe() bool {
 	n := 0
 	if p := m.ProgName; p != nil {
 		if len(p.Glob)+len(p.Regex) > 0 {
@@ -257,13 +274,13 @@ func (m *Match) onlyNameCommUID() bool {
 		n++
 	}
 	if l := m.Loader; l != nil {
-		if len(l.Exe)+len(l.Cgroup) > 0 {
+		if len(l.Exe)+len(l.Cgroup)+len(l.Comm) > 0 {
 			return false
 		}
-		if len(l.Comm) > 0 {
+		if len(l.UID) > 0 {
 			n++
 		}
-		if len(l.UID) > 0 {
+		if len(l.ExeIdentity) > 0 {
 			n++
 		}
 	}
@@ -304,6 +321,7 @@ func Facts(prog *program.Program) kernel.Facts {
 	if prog.Loader != nil {
 		f.Uid = prog.Loader.UID
 		kernel.SetString(&f.Comm, prog.Loader.Comm)
+		f.ExeIno, f.ExeDev = prog.Loader.ExeInode, prog.Loader.ExeDev
 	}
 	f.InsnHash = kernel.HashInit
 	for i := 0; i+8 <= len(prog.Insns); i += 8 {

@@ -47,7 +47,7 @@ func TestCompileSaysWhyABlockRuleOnlyAlerts(t *testing.T) {
 		{"a prog_name regex stays in user space", "prog_name: {regex: [x]}", "", "prog_name glob/regex evaluated in user space only"},
 		{"an exe glob stays in user space", "loader: {exe: ['/usr/*']}", "", "loader.exe evaluated in user space only"},
 		{"a sha256 allowlist stays in user space", "helpers_any: [1]", "[{sha256: '" + strings.Repeat("0", 64) + "'}]", "allow by sha256 (the kernel knows only the 64-bit insn_hash)"},
-		{"a not with two predicates stays in user space", "helpers_any: [1]\n    not: {loader: {comm: [a], uid: [0]}}", "", "not: only a not holding just"},
+		{"a not with two predicates stays in user space", "helpers_any: [1]\n    not: {loader: {exe: ['/a'], uid: [0]}}", "", "not: only a not holding just"},
 		{"too many helpers for the table", "helpers: {1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1, 9: 1, 10: 1, 11: 1, 12: 1, 13: 1, 14: 1, 15: 1, 16: 1, 17: 1}", "", "17 helpers, the kernel table holds 16 per rule"},
 	}
 	for _, tt := range tests {

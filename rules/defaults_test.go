@@ -127,23 +127,34 @@ func TestDefaultRulesOnTestdata(t *testing.T) {
 	}
 }
 
-// The sentry's own kernel programs (the sensor and the rule harness) must
-// not alert under the defaults; the sensor's loads are also excepted by
-// comm at run time, but its programs must pass on their own merits too
-// where they can (inspect of our objects, scans by other tools).
-func TestDefaultRulesIgnoreTheSentrysOwnPrograms(t *testing.T) {
+// The sentry's own kernel programs do what the rootkit rules look for
+// (kill, write user memory, hook bpf): the defaults judge them like anyone
+// else's, whatever the loader calls itself. The agent's own loads are
+// spared in the kernel by its identity (tgid and start time), not here.
+func TestDefaultRulesDoNotTrustTheSentrysName(t *testing.T) {
 	set := MustDefaults()
+	blocked := false
 	for _, obj := range []string{"sensor/sentry_x86_bpfel.o", "rules/kernel/ruleeval_bpfel.o"} {
 		progs, err := program.FromELF(filepath.Join(testutils.Root(), obj))
 		if err != nil {
 			t.Fatalf("read %s: %v", obj, err)
 		}
 		for _, p := range progs {
+			rep := analysis.Analyze(p, nil)
 			p.Loader = &program.Loader{Comm: "ebpf-sentry", Exe: "/usr/local/bin/ebpf-sentry"}
-			v := Evaluate(set, p, analysis.Analyze(p, nil))
-			for _, h := range v.Hits {
-				t.Errorf("%s/%s matched %s: %v", obj, p.Name, h.ID, h.Why)
+			named := Evaluate(set, p, rep)
+			p.Loader = &program.Loader{Comm: "x", Exe: "/tmp/x"}
+			other := Evaluate(set, p, rep)
+			if named.Action != other.Action || len(named.Hits) != len(other.Hits) {
+				t.Errorf("%s/%s: named ebpf-sentry %s (%d rules), named x %s (%d rules)", obj, p.Name,
+					named.Action, len(named.Hits), other.Action, len(other.Hits))
+			}
+			if p.Name == "sentry_enter_tp_corrupt" && named.Action == ActionBlock {
+				blocked = true
 			}
 		}
+	}
+	if !blocked {
+		t.Error("the corrupt enforcer (bpf_probe_write_user) is not blocked by the defaults")
 	}
 }

@@ -112,6 +112,7 @@ func (a *assembler) applyHeader(p *partial, h *sentrySentryHeader) {
 	prog.Loader = &program.Loader{
 		PID: h.Pid, TID: h.Tid, PPID: h.Ppid, UID: h.Uid, GID: h.Gid,
 		Comm: cString(h.Comm[:]), Exe: exePath(cString(h.Exe[:]), h.ExeTruncated != 0), CgroupID: h.CgroupId,
+		ExeInode: h.ExeIno, ExeDev: h.ExeDev,
 	}
 	total := min(h.InsnCnt, maxCaptureInsn)
 	p.insns = make([]byte, int(total)*8)

@@ -162,7 +162,8 @@ type Sensor struct {
 	done        chan struct{}
 	closing     bool
 	closed      bool
-	finalLosses Losses // counters as they were when Close detached
+	self        Identity // the agent's, written into the config map
+	finalLosses Losses   // counters as they were when Close detached
 	prefaulted  int    // ring pages written through at start (prefault.go)
 }
 
@@ -203,6 +204,16 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	self, err := ProcessIdentity(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	if cfg.PinPath != "" {
+		// Before the first load (the feature probes below included).
+		if err := takeOver(cfg.PinPath, self, cfg.Logger); err != nil {
+			return nil, err
+		}
 	}
 	loopErr := features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop)
 	switch cfg.Walk {
@@ -288,7 +299,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	// Before attaching, so that the sensor does not report its own load.
 	prefaultProg, prefaultErr := loadPrefault(prefaultSpec, spec.Maps[sentryMapEvents], coll.Maps[sentryMapEvents])
 	s := &Sensor{
-		cfg: cfg, hook: hook, coll: coll, log: cfg.Logger,
+		cfg: cfg, hook: hook, coll: coll, log: cfg.Logger, self: self,
 		events:   make(chan *Event, cfg.EventBuffer),
 		asm:      newAssembler(),
 		userLost: make(map[string]uint64),
@@ -607,7 +618,7 @@ func (s *Sensor) SetMode(m Mode) error {
 }
 
 func (s *Sensor) writeConfig() error {
-	c := sentrySentryConfig{Mode: uint32(s.cfg.Mode), SelfTgid: uint32(os.Getpid())}
+	c := sentrySentryConfig{Mode: uint32(s.cfg.Mode), SelfTgid: s.self.TGID, SelfStart: s.self.StartTicks}
 	if s.cfg.BlockUnreadable {
 		c.BlockUnreadable = 1
 	}
@@ -759,6 +770,15 @@ func (s *Sensor) Close() error {
 	s.closing = true
 	// Detach first so that no new load starts; then let the reader drain.
 	keep := s.cfg.PinPath != ""
+	if keep {
+		// The pinned programs outlive this agent: they must not spare
+		// whatever gets its pid next (the start time already says so;
+		// clearing makes it explicit).
+		s.self = Identity{}
+		if err := s.writeConfig(); err != nil {
+			s.log.Warn("clear the agent's identity from the pinned config", "err", err)
+		}
+	}
 	for _, l := range s.links {
 		l.Close()
 	}
@@ -851,14 +871,17 @@ func monoToWall() func(uint64) time.Time {
 	return func(ns uint64) time.Time { return time.Unix(0, int64(ns)+offset) }
 }
 
-// newEnricher names the attach target from the kernel's BTF, and reads
-// /proc/PID/exe only when the kernel could not walk the exe path.
+// newEnricher names the attach target from the kernel's BTF, hashes the
+// loader's executable (exe identity), and reads /proc/PID/exe only when the
+// kernel could not walk the exe path.
 func newEnricher() func(*program.Program, *sentrySentryHeader) {
 	var (
 		once   sync.Once
 		kernel *btf.Spec
+		exes   exeHasher
 	)
 	return func(p *program.Program, h *sentrySentryHeader) {
+		p.Loader.ExeSHA256 = exes.hash(h.Pid, h.ExeIno, h.ExeDev)
 		if h.ExeTruncated != 0 {
 			if exe, err := os.Readlink("/proc/" + strconv.Itoa(int(h.Pid)) + "/exe"); err == nil {
 				p.Loader.Exe = exe

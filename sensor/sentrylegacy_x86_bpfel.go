@@ -29,6 +29,9 @@ type sentryLegacyRulesFacts struct {
 	HelperOther        uint32
 	Pad                uint32
 	InsnHash           uint64
+	ExeIno             uint64
+	ExeDev             uint32
+	Pad2               uint32
 	Used               [4]uint64
 	ProgName           [16]int8
 	Comm               [16]int8
@@ -50,7 +53,7 @@ type sentryLegacyRulesTable struct {
 		HashN       uint32
 		InsnMin     uint32
 		InsnMax     uint32
-		Pad         uint32
+		ExeN        uint32
 		ProgTypes   uint64
 		AttachTypes [2]uint64
 		Allowed     [4]uint64
@@ -69,6 +72,12 @@ type sentryLegacyRulesTable struct {
 		}
 		Uids      [4]uint32
 		AllowHash [8]uint64
+		Exes      [4]struct {
+			_   structs.HostLayout
+			Ino uint64
+			Dev uint32
+			Pad uint32
+		}
 	}
 }
 
@@ -93,6 +102,7 @@ type sentryLegacySentryConfig struct {
 	SelfTgid        uint32
 	BlockUnreadable uint32
 	Pad             uint32
+	SelfStart       uint64
 }
 
 // Names of all BPF objects in the ELF.

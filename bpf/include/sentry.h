@@ -87,6 +87,9 @@ struct sentry_header {
 	__u32 exe_truncated; /* the path walk stopped before the root */
 	__u32 _pad;
 	__u64 insns_ptr;
+	__u64 exe_ino;     /* the executable's identity, as the kernel sees it (0: no mm) */
+	__u32 exe_dev;     /* kernel dev_t: MAJOR << 20 | MINOR */
+	__u32 _pad2;
 	char comm[SENTRY_COMM_LEN];
 	char name[SENTRY_NAME_LEN];
 	char license[SENTRY_LICENSE_LEN];
@@ -133,11 +136,19 @@ struct sentry_exit {
 	__u64 ktime_ns;
 };
 
+/* USER_HZ: /proc/PID/stat gives a start time in these ticks. */
+#define SENTRY_NSEC_PER_TICK 10000000ULL
+
 struct sentry_config {
 	__u32 mode;        /* enum sentry_mode */
-	__u32 self_tgid;   /* the sensor's own process: reported, never blocked */
+	/* The agent's identity: its tgid and its start time in ticks since
+	 * boot (/proc/PID/stat field 22, i.e. start_boottime / NSEC_PER_TICK).
+	 * Both must match, so a process that gets a dead agent's pid again is
+	 * not the agent. tgid 0: no agent (cleared on exit). */
+	__u32 self_tgid;
 	__u32 block_unreadable; /* block when instructions could not be read */
 	__u32 _pad;
+	__u64 self_start;
 };
 
 #endif

@@ -50,6 +50,7 @@ func main() {
 	flags := flag.Uint("flags", 0, "prog_flags")
 	flip := flag.Int("flip", -1, "a second thread keeps toggling bit 0 of this instruction's imm while the loads run (a time-of-check to time-of-use race)")
 	uffdStall := flag.Duration("uffd-stall", 0, "the first load's instructions sit in userfaultfd-registered memory: the kernel's first read of them blocks this long inside the syscall (0: off)")
+	comm := flag.String("comm", "", "rename the loading thread first (prctl PR_SET_NAME), as a loader posing as another program would")
 	flag.Parse()
 
 	var insns []byte
@@ -115,6 +116,12 @@ func main() {
 	var fds []int
 	for i := 0; i < *count; i++ {
 		runtime.LockOSThread()
+		if *comm != "" {
+			// comm is per thread: rename the one that calls bpf().
+			if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&append([]byte(*comm), 0)[0])), 0, 0, 0); err != nil {
+				fatal(fmt.Errorf("-comm: %w", err))
+			}
+		}
 		var fd int
 		var err error
 		var took time.Duration
