@@ -164,7 +164,7 @@ type Sensor struct {
 	closed      bool
 	self        Identity // the agent's, written into the config map
 	finalLosses Losses   // counters as they were when Close detached
-	prefaulted  int    // ring pages written through at start (prefault.go)
+	prefaulted  int      // ring pages written through at start (prefault.go)
 }
 
 // New loads the kernel programs, fills the tables and attaches. Events
