@@ -2,6 +2,7 @@ package rules
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -22,6 +23,28 @@ type Compiled struct {
 	Table      kernel.Table
 	Slots      []string    // rule id of each kernel table slot
 	Placements []Placement // one per rule, in set order
+	// Overflow are the rules the kernel could evaluate but that found no
+	// slot left in the table (Fits reports them).
+	Overflow []string
+}
+
+// ErrTableFull: a rule set needs more kernel table slots than there are.
+var ErrTableFull = errors.New("the rule set does not fit the kernel table")
+
+// Fits is nil when every rule the kernel can evaluate got a slot; else an
+// ErrTableFull naming the rules left out. A sensor must refuse such a set
+// rather than quietly turn its last block rules into alerts.
+func (c *Compiled) Fits() error {
+	if len(c.Overflow) == 0 {
+		return nil
+	}
+	ids := c.Overflow
+	more := ""
+	if len(ids) > 5 {
+		ids, more = ids[:5], fmt.Sprintf(" and %d more", len(c.Overflow)-5)
+	}
+	return fmt.Errorf("%w: it holds %d rules, %d more are enforceable in the kernel (%s%s)",
+		ErrTableFull, kernel.MaxRules, len(c.Overflow), strings.Join(ids, ", "), more)
 }
 
 // Compile puts the set's block rules that the kernel can evaluate into a
@@ -51,6 +74,7 @@ func compile(set *Set, all bool) *Compiled {
 			p.Reason = "user space: alert rules need no kernel enforcement"
 		case len(c.Slots) >= kernel.MaxRules:
 			p.Reason = fmt.Sprintf("alert-only (block not enforceable in the kernel): the kernel table holds %d rules", kernel.MaxRules)
+			c.Overflow = append(c.Overflow, r.ID)
 		default:
 			p.Kernel, p.Slot = true, len(c.Slots)
 			p.Reason = "kernel: enforced at load time"

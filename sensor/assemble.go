@@ -3,6 +3,7 @@ package sensor
 import (
 	"bytes"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -129,7 +130,17 @@ func applyVerdict(ev *Event, v *sentrySentryVerdictRec) {
 	ev.RuleIndex = int(v.RuleIndex)
 	ev.generation = v.Generation
 	ev.HelperOther = v.HelperOther
-	ev.Matched = v.Matched
+	ev.Matched = nil
+	if words := append([]uint64{v.Matched}, v.MatchedMore[:]...); slices.ContainsFunc(words, func(w uint64) bool { return w != 0 }) {
+		ev.Matched = words
+	}
+	if v.Error != 0 {
+		if int(v.Error-1) < len(lossNames) {
+			ev.Unjudged = lossNames[v.Error-1]
+		} else {
+			ev.Unjudged = fmt.Sprintf("error %d", v.Error-1)
+		}
+	}
 	ev.InsnHash = v.InsnHash
 	ev.ReadErrors = v.ReadErrors
 	ev.CallsHelper, ev.CallsSub, ev.CallsKfunc = v.CallsHelper, v.CallsSub, v.CallsKfunc

@@ -114,6 +114,10 @@ type Config struct {
 	// hooks' non-faulting read and are then copied by the kernel).
 	// Reported with RuleID RuleUnreadable. `run` sets it by default.
 	BlockUnreadable bool
+	// OnError decides, in enforce mode, a load the kernel side cannot
+	// judge (no scratch memory, no table): block (the default, "") or
+	// allow. Counted as a loss with its reason either way.
+	OnError OnError
 	// RingBufferSize in bytes, a power of two ≥ page size; 0 means default.
 	RingBufferSize int
 	// EventBuffer is the capacity of the Events channel (default 1024).
@@ -126,6 +130,18 @@ type Config struct {
 	ExpireAfter time.Duration
 	Logger      *slog.Logger
 }
+
+// OnError is the policy for loads that cannot be judged.
+type OnError string
+
+const (
+	OnErrorBlock OnError = "block"
+	OnErrorAllow OnError = "allow"
+)
+
+// RuleUnjudged is the RuleID of a load the kernel side could not judge
+// (Event.Unjudged says why), blocked or allowed by Config.OnError.
+const RuleUnjudged = "unjudged-load"
 
 // RuleUnreadable is the RuleID of a load blocked because its instructions
 // could not be read from the loader's memory (Config.BlockUnreadable).
@@ -204,6 +220,11 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	switch cfg.OnError {
+	case "", OnErrorBlock, OnErrorAllow:
+	default:
+		return nil, fmt.Errorf("on-error %q: want %s or %s", cfg.OnError, OnErrorBlock, OnErrorAllow)
 	}
 	self, err := ProcessIdentity(os.Getpid())
 	if err != nil {
@@ -622,6 +643,9 @@ func (s *Sensor) writeConfig() error {
 	if s.cfg.BlockUnreadable {
 		c.BlockUnreadable = 1
 	}
+	if s.cfg.OnError == OnErrorAllow {
+		c.OnError = uint32(sentrySentryOnErrorSENTRY_ON_ERROR_ALLOW)
+	}
 	if err := s.coll.Maps[sentryMapConfig].Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("write sensor config: %w", err)
 	}
@@ -659,6 +683,9 @@ var lossNames = []string{
 	sentrySentryLossSENTRY_LOSS_INSN_READ:       "insn_read",
 	sentrySentryLossSENTRY_LOSS_INFLIGHT_FULL:   "inflight_full",
 	sentrySentryLossSENTRY_LOSS_TOO_MANY_INSNS:  "too_many_insns",
+	sentrySentryLossSENTRY_LOSS_NO_SCRATCH:      "unjudged_no_scratch",
+	sentrySentryLossSENTRY_LOSS_NO_TABLE:        "unjudged_no_table",
+	sentrySentryLossSENTRY_LOSS_GATE_UNJUDGED:   "unjudged_at_gate",
 }
 
 // Losses reads the kernel's per-CPU loss counters and adds user space's
@@ -749,6 +776,8 @@ func (s *Sensor) read(ctx context.Context) {
 func (s *Sensor) deliver(ctx context.Context, ev *Event) {
 	if ev.RuleIndex >= 0 {
 		ev.RuleID = s.ruleID(ev.generation, ev.RuleIndex)
+	} else if ev.Unjudged != "" {
+		ev.RuleID = RuleUnjudged
 	} else if ev.Verdict == VerdictBlock && ev.ReadErrors > 0 {
 		ev.RuleID = RuleUnreadable
 	}

@@ -38,11 +38,20 @@ type sentryRulesFacts struct {
 	HelperCnt          [256]uint32
 }
 
+type sentryRulesResult struct {
+	_           structs.HostLayout
+	First       int32
+	FirstAction uint32
+	FirstBlock  int32
+	Action      uint32
+	Matched     [16]uint64
+}
+
 type sentryRulesTable struct {
 	_          structs.HostLayout
 	Count      uint32
 	Generation uint32
-	Rules      [64]struct {
+	Rules      [1024]struct {
 		_           structs.HostLayout
 		Action      uint32
 		Flags       uint32
@@ -114,7 +123,7 @@ type sentrySentryConfig struct {
 	Mode            uint32
 	SelfTgid        uint32
 	BlockUnreadable uint32
-	Pad             uint32
+	OnError         uint32
 	SelfStart       uint64
 }
 
@@ -180,7 +189,10 @@ const (
 	sentrySentryLossSENTRY_LOSS_INSN_READ       sentrySentryLoss = 5
 	sentrySentryLossSENTRY_LOSS_INFLIGHT_FULL   sentrySentryLoss = 6
 	sentrySentryLossSENTRY_LOSS_TOO_MANY_INSNS  sentrySentryLoss = 7
-	sentrySentryLossSENTRY_LOSS_NR              sentrySentryLoss = 8
+	sentrySentryLossSENTRY_LOSS_NO_SCRATCH      sentrySentryLoss = 8
+	sentrySentryLossSENTRY_LOSS_NO_TABLE        sentrySentryLoss = 9
+	sentrySentryLossSENTRY_LOSS_GATE_UNJUDGED   sentrySentryLoss = 10
+	sentrySentryLossSENTRY_LOSS_NR              sentrySentryLoss = 11
 )
 
 type sentrySentryMode uint32
@@ -188,6 +200,13 @@ type sentrySentryMode uint32
 const (
 	sentrySentryModeSENTRY_MODE_MONITOR sentrySentryMode = 0
 	sentrySentryModeSENTRY_MODE_ENFORCE sentrySentryMode = 1
+)
+
+type sentrySentryOnError uint32
+
+const (
+	sentrySentryOnErrorSENTRY_ON_ERROR_BLOCK sentrySentryOnError = 0
+	sentrySentryOnErrorSENTRY_ON_ERROR_ALLOW sentrySentryOnError = 1
 )
 
 type sentrySentryPrefaultCtx struct {
@@ -234,15 +253,17 @@ type sentrySentryVerdictRec struct {
 	CallsSub    uint32
 	CallsKfunc  uint32
 	HelperOther uint32
-	Pad         uint32
+	Error       uint32
 	WalkNs      uint64
 	HelperCount [256]uint32
+	MatchedMore [15]uint64
 }
 
 type sentryTaskScratch struct {
 	_     structs.HostLayout
 	F     sentryRulesFacts
 	Chunk sentrySentryChunk
+	Res   sentryRulesResult
 }
 
 // Names of all BPF objects in the ELF.
@@ -256,6 +277,7 @@ const (
 	sentryMapInflight                 = "inflight"
 	sentryMapLoadSeq                  = "load_seq"
 	sentryMapLosses                   = "losses"
+	sentryMapResultScratch            = "result_scratch"
 	sentryMapRules                    = "rules"
 	sentryMapTaskScratch              = "task_scratch"
 	sentryProgSentryEnterBtf          = "sentry_enter_btf"
@@ -278,6 +300,7 @@ const (
 	sentryVarUnusedKind               = "unused_kind"
 	sentryVarUnusedLoss               = "unused_loss"
 	sentryVarUnusedMode               = "unused_mode"
+	sentryVarUnusedOnError            = "unused_on_error"
 	sentryVarUnusedVerdict            = "unused_verdict"
 	sentryVarUnusedVerdictEnum        = "unused_verdict_enum"
 )
@@ -343,15 +366,16 @@ type sentryProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryMapSpecs struct {
-	ChunkScratch *ebpf.MapSpec `ebpf:"chunk_scratch"`
-	Config       *ebpf.MapSpec `ebpf:"config"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	FactsScratch *ebpf.MapSpec `ebpf:"facts_scratch"`
-	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
-	LoadSeq      *ebpf.MapSpec `ebpf:"load_seq"`
-	Losses       *ebpf.MapSpec `ebpf:"losses"`
-	Rules        *ebpf.MapSpec `ebpf:"rules"`
-	TaskScratch  *ebpf.MapSpec `ebpf:"task_scratch"`
+	ChunkScratch  *ebpf.MapSpec `ebpf:"chunk_scratch"`
+	Config        *ebpf.MapSpec `ebpf:"config"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	FactsScratch  *ebpf.MapSpec `ebpf:"facts_scratch"`
+	Inflight      *ebpf.MapSpec `ebpf:"inflight"`
+	LoadSeq       *ebpf.MapSpec `ebpf:"load_seq"`
+	Losses        *ebpf.MapSpec `ebpf:"losses"`
+	ResultScratch *ebpf.MapSpec `ebpf:"result_scratch"`
+	Rules         *ebpf.MapSpec `ebpf:"rules"`
+	TaskScratch   *ebpf.MapSpec `ebpf:"task_scratch"`
 }
 
 // sentryVariableSpecs contains global variables before they are loaded into the kernel.
@@ -365,6 +389,7 @@ type sentryVariableSpecs struct {
 	UnusedKind        *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.VariableSpec `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.VariableSpec `ebpf:"unused_mode"`
+	UnusedOnError     *ebpf.VariableSpec `ebpf:"unused_on_error"`
 	UnusedVerdict     *ebpf.VariableSpec `ebpf:"unused_verdict"`
 	UnusedVerdictEnum *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
 }
@@ -389,15 +414,16 @@ func (o *sentryObjects) Close() error {
 //
 // It can be passed to loadSentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryMaps struct {
-	ChunkScratch *ebpf.Map `ebpf:"chunk_scratch"`
-	Config       *ebpf.Map `ebpf:"config"`
-	Events       *ebpf.Map `ebpf:"events"`
-	FactsScratch *ebpf.Map `ebpf:"facts_scratch"`
-	Inflight     *ebpf.Map `ebpf:"inflight"`
-	LoadSeq      *ebpf.Map `ebpf:"load_seq"`
-	Losses       *ebpf.Map `ebpf:"losses"`
-	Rules        *ebpf.Map `ebpf:"rules"`
-	TaskScratch  *ebpf.Map `ebpf:"task_scratch"`
+	ChunkScratch  *ebpf.Map `ebpf:"chunk_scratch"`
+	Config        *ebpf.Map `ebpf:"config"`
+	Events        *ebpf.Map `ebpf:"events"`
+	FactsScratch  *ebpf.Map `ebpf:"facts_scratch"`
+	Inflight      *ebpf.Map `ebpf:"inflight"`
+	LoadSeq       *ebpf.Map `ebpf:"load_seq"`
+	Losses        *ebpf.Map `ebpf:"losses"`
+	ResultScratch *ebpf.Map `ebpf:"result_scratch"`
+	Rules         *ebpf.Map `ebpf:"rules"`
+	TaskScratch   *ebpf.Map `ebpf:"task_scratch"`
 }
 
 func (m *sentryMaps) Close() error {
@@ -409,6 +435,7 @@ func (m *sentryMaps) Close() error {
 		m.Inflight,
 		m.LoadSeq,
 		m.Losses,
+		m.ResultScratch,
 		m.Rules,
 		m.TaskScratch,
 	)
@@ -425,6 +452,7 @@ type sentryVariables struct {
 	UnusedKind        *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.Variable `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.Variable `ebpf:"unused_mode"`
+	UnusedOnError     *ebpf.Variable `ebpf:"unused_on_error"`
 	UnusedVerdict     *ebpf.Variable `ebpf:"unused_verdict"`
 	UnusedVerdictEnum *ebpf.Variable `ebpf:"unused_verdict_enum"`
 }

@@ -42,7 +42,7 @@ type sentryLegacyRulesTable struct {
 	_          structs.HostLayout
 	Count      uint32
 	Generation uint32
-	Rules      [64]struct {
+	Rules      [1024]struct {
 		_           structs.HostLayout
 		Action      uint32
 		Flags       uint32
@@ -101,7 +101,7 @@ type sentryLegacySentryConfig struct {
 	Mode            uint32
 	SelfTgid        uint32
 	BlockUnreadable uint32
-	Pad             uint32
+	OnError         uint32
 	SelfStart       uint64
 }
 
@@ -140,6 +140,7 @@ const (
 	sentryLegacyVarUnusedKind                 = "unused_kind"
 	sentryLegacyVarUnusedLoss                 = "unused_loss"
 	sentryLegacyVarUnusedMode                 = "unused_mode"
+	sentryLegacyVarUnusedOnError              = "unused_on_error"
 	sentryLegacyVarUnusedVerdict              = "unused_verdict"
 	sentryLegacyVarUnusedVerdictEnum          = "unused_verdict_enum"
 )
@@ -229,6 +230,7 @@ type sentryLegacyVariableSpecs struct {
 	UnusedKind        *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.VariableSpec `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.VariableSpec `ebpf:"unused_mode"`
+	UnusedOnError     *ebpf.VariableSpec `ebpf:"unused_on_error"`
 	UnusedVerdict     *ebpf.VariableSpec `ebpf:"unused_verdict"`
 	UnusedVerdictEnum *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
 }
@@ -289,6 +291,7 @@ type sentryLegacyVariables struct {
 	UnusedKind        *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.Variable `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.Variable `ebpf:"unused_mode"`
+	UnusedOnError     *ebpf.Variable `ebpf:"unused_on_error"`
 	UnusedVerdict     *ebpf.Variable `ebpf:"unused_verdict"`
 	UnusedVerdictEnum *ebpf.Variable `ebpf:"unused_verdict_enum"`
 }

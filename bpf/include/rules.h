@@ -14,7 +14,8 @@
 #ifndef EBPF_SENTRY_RULES_H
 #define EBPF_SENTRY_RULES_H
 
-#define RULES_MAX 64          /* rules in one table; result bitmap is one __u64 */
+#define RULES_MAX 1024        /* rules in one table */
+#define RULES_MATCHED_WORDS (RULES_MAX / 64) /* the result bitmap's words */
 #define RULES_HELPER_MAX 256  /* helper ids counted; calls of higher ids go to helper_other */
 #define RULES_NAME_LEN 16     /* BPF_OBJ_NAME_LEN and TASK_COMM_LEN */
 #define RULE_HELPERS 16       /* minimum-count entries per rule */
@@ -127,7 +128,7 @@ struct rules_result {
 	enum rules_action first_action;
 	__s32 first_block; /* index of the first matching block rule, -1 when none */
 	enum rules_action action; /* strongest action among matching rules */
-	__u64 matched;     /* bit i: rule i matched */
+	__u64 matched[RULES_MATCHED_WORDS]; /* bit i % 64 of word i / 64: rule i matched */
 };
 
 #endif

@@ -189,7 +189,7 @@ static long rules_loop_step(__u64 index, void *data)
 	r = &c->t->rules[index];
 	if (!rules_rule_matches(r, c->f))
 		return 0;
-	res->matched |= 1ULL << index;
+	res->matched[(index / 64) & (RULES_MATCHED_WORDS - 1)] |= 1ULL << (index % 64);
 	if (res->first < 0) {
 		res->first = index;
 		res->first_action = r->action;
@@ -211,7 +211,8 @@ static __always_inline void rules_result_reset(struct rules_result *res)
 	res->first_action = RULES_ACTION_NONE;
 	res->first_block = -1;
 	res->action = RULES_ACTION_NONE;
-	res->matched = 0;
+	for (int i = 0; i < RULES_MATCHED_WORDS; i++)
+		res->matched[i] = 0;
 }
 
 /*

@@ -81,7 +81,7 @@ type RuleEvalRulesResult struct {
 	FirstAction RuleEvalRulesAction
 	FirstBlock  int32
 	Action      RuleEvalRulesAction
-	Matched     uint64
+	Matched     [16]uint64
 }
 
 type RuleEvalRulesRule struct {
@@ -119,7 +119,7 @@ type RuleEvalRulesTable struct {
 	_          structs.HostLayout
 	Count      uint32
 	Generation uint32
-	Rules      [64]RuleEvalRulesRule
+	Rules      [1024]RuleEvalRulesRule
 }
 
 // Names of all BPF objects in the ELF.
