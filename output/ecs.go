@@ -104,6 +104,12 @@ func ToECS(ev *Event) *ECSEvent {
 		if ev.Rules != nil {
 			e.Message += " from " + ev.Rules.Source
 		}
+	case KindTamper:
+		e.Event.Kind, e.Event.Category, e.Event.Type = "alert", []string{"intrusion_detection"}, []string{"change"}
+		e.Message = "ebpf-sentry tampered with"
+		if ev.Tamper != nil {
+			e.Message += ": " + ev.Tamper.What + ": " + ev.Tamper.Detail
+		}
 	case KindLoss:
 		e.Event.Kind, e.Event.Category, e.Event.Type = "metric", []string{"host"}, []string{"info"}
 		var n uint64

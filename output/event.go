@@ -26,6 +26,7 @@ const (
 	KindRulesReloaded Kind = "rules_reloaded" // a new rule set is active
 	KindRulesRejected Kind = "rules_rejected" // a rule set failed validation; the old one stays
 	KindLoss          Kind = "loss"           // events were lost (capture or delivery)
+	KindTamper        Kind = "tamper"         // the sensor's kernel state or enforcement was tampered with
 )
 
 // Event is one telemetry record. Exactly the sections that belong to its kind
@@ -49,6 +50,7 @@ type Event struct {
 	Sensor *Sensor `json:"sensor,omitempty"`
 	Rules  *Rules  `json:"rules,omitempty"`
 	Loss   *Loss   `json:"loss,omitempty"`
+	Tamper *Tamper `json:"tamper,omitempty"`
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

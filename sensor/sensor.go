@@ -179,8 +179,9 @@ type Sensor struct {
 	closing     bool
 	closed      bool
 	self        Identity // the agent's, written into the config map
-	finalLosses Losses   // counters as they were when Close detached
-	prefaulted  int      // ring pages written through at start (prefault.go)
+	integ       integrity
+	finalLosses Losses // counters as they were when Close detached
+	prefaulted  int    // ring pages written through at start (prefault.go)
 }
 
 // New loads the kernel programs, fills the tables and attaches. Events
@@ -626,7 +627,17 @@ func (s *Sensor) SetRules(c *rules.Compiled) error {
 	s.mu.Unlock()
 	table := c.Table
 	table.Generation = gen
-	if err := s.coll.Maps[sentryMapRules].Put(uint32(0), &table); err != nil {
+	h, err := tableHash(&table)
+	if err != nil {
+		return fmt.Errorf("hash kernel rule table: %w", err)
+	}
+	s.integ.mu.Lock()
+	err = s.coll.Maps[sentryMapRules].Put(uint32(0), &table)
+	if err == nil {
+		s.integ.rules = h
+	}
+	s.integ.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("write kernel rule table: %w", err)
 	}
 	return s.writeConfig()
@@ -646,9 +657,12 @@ func (s *Sensor) writeConfig() error {
 	if s.cfg.OnError == OnErrorAllow {
 		c.OnError = uint32(sentrySentryOnErrorSENTRY_ON_ERROR_ALLOW)
 	}
+	s.integ.mu.Lock()
+	defer s.integ.mu.Unlock()
 	if err := s.coll.Maps[sentryMapConfig].Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("write sensor config: %w", err)
 	}
+	s.integ.config, s.integ.wrote = c, true
 	return nil
 }
 

@@ -46,6 +46,7 @@ type runOptions struct {
 	blockUnr  bool
 	lockPath  string
 	onError   string
+	integrity time.Duration
 	out       *outputFlags
 }
 
@@ -74,6 +75,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.IntVar(&o.ringMiB, "ring-size", sensor.DefaultRingBufferSize>>20, "ring buffer size in MiB (power of two)")
 	f.BoolVar(&o.blockUnr, "block-unreadable", true, "block loads whose instructions the sensor cannot read (pages not resident, e.g. served late by userfaultfd: the kernel copies them, the syscall hooks cannot); =false to let them load, reported")
 	f.StringVar(&o.onError, "on-error", "block", "block|allow: what a load the kernel side cannot judge (no scratch memory, no table) gets in enforce mode; counted either way")
+	f.DurationVar(&o.integrity, "integrity-interval", 2*time.Second, "compare the kernel config and rule table with the agent's copy this often; a difference is a tamper event")
 	f.StringVar(&o.lockPath, "lock-file", runLockPath, "file locked while run is active (a second instance refuses to start)")
 	o.out = addOutputFlags(f)
 	root.AddCommand(cmd)
@@ -229,8 +231,12 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		tel.Pipeline.Emit(output.RulesReloaded(output.Rules{Source: set.Source, Count: len(set.Rules)}))
 	}
 	out := cmd.OutOrStdout()
+	integrity := time.NewTicker(o.integrity)
+	defer integrity.Stop()
 	for {
 		select {
+		case <-integrity.C:
+			reportTampering(s, tel)
 		case ev, ok := <-s.Events():
 			if !ok {
 				return nil
@@ -314,6 +320,10 @@ func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev 
 	}
 	ins, _ := ev.Program.Decode()
 	tel.Pipeline.Emit(output.NewProgLoad(progLoad(ev, rep, verdict, output.KernelText(nil, ins)), tel.Insns))
+	if t := enforcementBypassed(o.mode, ev); t != nil {
+		slog.Error("sensor tampered with", "what", t.Tamper.What, "detail", t.Tamper.Detail)
+		tel.Pipeline.Emit(t)
+	}
 	if o.format != "text" {
 		return nil
 	}

@@ -18,6 +18,9 @@ func validateRunFlags(o *runOptions) error {
 	if o.rulesPoll < 0 {
 		return fmt.Errorf("--rules-poll %s: want 0 (reload on SIGHUP only) or a positive interval", o.rulesPoll)
 	}
+	if o.integrity <= 0 {
+		return fmt.Errorf("--integrity-interval %s: want a positive interval", o.integrity)
+	}
 	if o.rules == "" {
 		return fmt.Errorf("--rules '': want a rule file or directory (the embedded defaults are @defaults)")
 	}
