@@ -39,6 +39,11 @@ type Event struct {
 	Seq           uint64    `json:"seq"`  // per sensor process, increasing; gaps before a loss event are explained by it
 	Time          time.Time `json:"time"` // when it happened (for prog_load: when the load was seen)
 	Host          string    `json:"host"`
+	// PrevHash is the sha256 of the previous event's encoded line (as the
+	// sinks received it, without the newline); absent on the first event.
+	// A consumer recomputes the chain: an event removed or altered in
+	// between breaks it.
+	PrevHash string `json:"prev_hash,omitempty"`
 
 	Loader       *Loader       `json:"loader,omitempty"`
 	Prog         *Prog         `json:"prog,omitempty"`
