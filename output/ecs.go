@@ -149,7 +149,12 @@ func ecsProgLoad(ev *Event, e *ECSEvent) {
 		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
 		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
 		e.Process = p
-		e.User, e.Group = &ECSID{ID: fmt.Sprint(l.UID)}, &ECSID{ID: fmt.Sprint(l.GID)}
+		if l.UID != nil {
+			e.User = &ECSID{ID: fmt.Sprint(*l.UID)}
+		}
+		if l.GID != nil {
+			e.Group = &ECSID{ID: fmt.Sprint(*l.GID)}
+		}
 		e.Message += " by " + l.Comm
 	}
 	if v := ev.Verdict; v != nil && len(v.Rules) > 0 {

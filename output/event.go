@@ -60,15 +60,18 @@ type Event struct {
 
 // Loader is the process that issued BPF_PROG_LOAD.
 type Loader struct {
-	PID      uint32 `json:"pid"`
-	TID      uint32 `json:"tid"`
-	PPID     uint32 `json:"ppid"`
-	UID      uint32 `json:"uid"`
-	GID      uint32 `json:"gid"`
-	Comm     string `json:"comm"`
-	Exe      string `json:"exe,omitempty"`
-	CgroupID uint64 `json:"cgroup_id,omitempty"`
-	Cgroup   string `json:"cgroup,omitempty"` // cgroup v2 path when resolved
+	PID      uint32  `json:"pid"`
+	TID      uint32  `json:"tid"`
+	PPID     uint32  `json:"ppid"`
+	UID      *uint32 `json:"uid,omitempty"` // absent only when unknown
+	GID      *uint32 `json:"gid,omitempty"` // absent only when unknown
+	Comm     string  `json:"comm"`
+	Exe      string  `json:"exe,omitempty"`
+	CgroupID uint64  `json:"cgroup_id,omitempty"`
+	Cgroup   string  `json:"cgroup,omitempty"` // cgroup v2 path when resolved
+	// Unknown names the fields the sensor lost (the load's header record
+	// was dropped): their values here are placeholders, not facts.
+	Unknown []string `json:"unknown,omitempty"`
 }
 
 // Enum is a kernel enum value with its name ("" when this build does not know it).
@@ -268,8 +271,15 @@ func NewProgLoad(in ProgLoad, opt InsnOptions) *Event {
 	if p.Loader != nil {
 		l := p.Loader
 		ev.Loader = &Loader{
-			PID: l.PID, TID: l.TID, PPID: l.PPID, UID: l.UID, GID: l.GID,
+			PID: l.PID, TID: l.TID, PPID: l.PPID,
 			Comm: Escape(l.Comm), Exe: Escape(l.Exe), CgroupID: l.CgroupID,
+			Unknown: l.Unknown,
+		}
+		if l.Knows("uid") {
+			ev.Loader.UID = &l.UID
+		}
+		if l.Knows("gid") {
+			ev.Loader.GID = &l.GID
 		}
 	}
 	slots := len(p.Insns) / 8

@@ -453,6 +453,16 @@ func (l *LoaderMatch) eval(ld *program.Loader) ([]Reason, bool) {
 		return nil, false
 	}
 	var why []Reason
+	// A field the sensor lost is no fact: no predicate on it holds (so an
+	// exception on it does not spare).
+	for _, f := range []struct {
+		name string
+		used bool
+	}{{"comm", len(l.Comm) > 0}, {"exe", len(l.Exe)+len(l.ExeIdentity) > 0}, {"uid", len(l.UID) > 0}, {"cgroup_id", len(l.Cgroup) > 0}} {
+		if f.used && !ld.Knows(f.name) {
+			return nil, false
+		}
+	}
 	if len(l.Comm) > 0 {
 		c := KernelName(ld.Comm)
 		if !slices.Contains(l.Comm, c) {

@@ -238,3 +238,24 @@ func TestReasonsListAtMost256Slots(t *testing.T) {
 		t.Fatalf("reason %q lists %d slots", r.Detail, len(r.Insns))
 	}
 }
+
+// A loader field the sensor lost (header record dropped) is no fact: an
+// exception on it does not spare the load, a requirement on it does not hold.
+func TestUnknownLoaderFieldsMatchNothing(t *testing.T) {
+	head := "- id: r\n  severity: high\n  action: block\n  match:\n"
+	prog, rep := sampleInput()
+	prog.Loader = &program.Loader{PID: 42, Unknown: program.HeaderFields} // uid reads 0
+	for _, tc := range []struct {
+		match string
+		want  bool
+	}{
+		{"    helpers_any: [4]\n    not: {loader: {uid: [0]}}\n", true},
+		{"    loader: {uid: [0]}\n", false},
+		{"    helpers_any: [4]\n    not: {loader: {exe: ['*']}}\n", true},
+	} {
+		v := Evaluate(mustParse(t, head+tc.match), prog, rep)
+		if got := len(v.Hits) == 1; got != tc.want {
+			t.Errorf("%q: matched %v, want %v", tc.match, got, tc.want)
+		}
+	}
+}

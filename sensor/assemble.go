@@ -47,7 +47,7 @@ func (a *assembler) get(r record, now time.Time) *partial {
 	p := a.pending[r.loadID]
 	if p == nil {
 		// Until (unless) the header arrives, the loader is known by pid only.
-		prog := &program.Program{Source: program.SourceSensor, Loader: &program.Loader{PID: r.pid}}
+		prog := &program.Program{Source: program.SourceSensor, Loader: &program.Loader{PID: r.pid, Unknown: program.HeaderFields}}
 		p = &partial{ev: &Event{LoadID: r.loadID, RuleIndex: -1, Program: prog}}
 		a.pending[r.loadID] = p
 	}
