@@ -193,6 +193,7 @@ struct {
 	__type(value, __u64);
 } losses SEC(".maps");
 
+#ifndef SENTRY_NO_LOOP
 /* The load sequence, one for all CPUs, incremented atomically: the
  * sleepable hook can be preempted (and migrated) between read and write. */
 struct {
@@ -201,6 +202,17 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } load_seq SEC(".maps");
+#else
+/* 5.10 has no atomic fetch-and-add (BPF_FETCH is 5.12), and this object
+ * has no sleepable program: every judge runs with preemption off, so a
+ * per-CPU sequence with a plain increment is unique with the CPU id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} load_seq SEC(".maps");
+#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -646,15 +658,19 @@ static long walk_chunk_sleepable(__u64 index, struct walk_ctx *c)
 }
 #endif
 
-/* Unique per load: the global sequence; the CPU in the top bits is
- * informative only. */
+/* Unique per load: the global sequence (per CPU on 5.10, unique with the
+ * CPU in the top bits). */
 static __always_inline __u64 next_load_id(__u32 cpu)
 {
 	__u32 zero = 0;
 	__u64 *seq = bpf_map_lookup_elem(&load_seq, &zero);
 	if (!seq)
 		return 0;
+#ifndef SENTRY_NO_LOOP
 	__u64 n = __sync_fetch_and_add(seq, 1) + 1;
+#else
+	__u64 n = ++*seq;
+#endif
 	return ((__u64)cpu << 48) | (n & ((1ULL << 48) - 1));
 }
 
