@@ -78,8 +78,16 @@ struct path {
 	struct vfsmount *mnt;
 	struct dentry *dentry;
 } __attribute__((preserve_access_index));
+struct super_block {
+	__u32 s_dev;
+} __attribute__((preserve_access_index));
+struct inode {
+	unsigned long i_ino;
+	struct super_block *i_sb;
+} __attribute__((preserve_access_index));
 struct file {
 	struct path f_path;
+	struct inode *f_inode;
 	void *private_data;
 } __attribute__((preserve_access_index));
 struct mm_struct {
@@ -100,6 +108,8 @@ struct task_struct {
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
+	struct task_struct *group_leader;
+	__u64 start_boottime;
 	struct files_struct *files;
 	struct mm_struct *mm;
 } __attribute__((preserve_access_index));
@@ -148,6 +158,9 @@ const enum sentry_loss *unused_loss __attribute__((unused));
 const enum sentry_verdict *unused_verdict_enum __attribute__((unused));
 const enum sentry_action *unused_action __attribute__((unused));
 const enum sentry_mode *unused_mode __attribute__((unused));
+const enum sentry_on_error *unused_on_error __attribute__((unused));
+
+_Static_assert(SENTRY_MATCHED_WORDS == RULES_MATCHED_WORDS, "the verdict record carries the whole result bitmap");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -160,9 +173,14 @@ struct inflight {
 	__u32 denied; /* the LSM gate (sentry_lsm_bpf_gate) refuses this load */
 };
 
-/* sys_enter → sys_exit pairing of one BPF_PROG_LOAD, keyed by thread id. */
+/*
+ * sys_enter → sys_exit pairing of one BPF_PROG_LOAD, keyed by thread id.
+ * LRU: an insert never fails for lack of room (entries of loads whose exit
+ * was never seen are evicted first), so the 5.10 gate always finds the load
+ * its judge just recorded.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, struct inflight);
@@ -175,13 +193,26 @@ struct {
 	__type(value, __u64);
 } losses SEC(".maps");
 
-/* Per-CPU load sequence; the syscall tracepoints run with preemption off. */
+#ifndef SENTRY_NO_LOOP
+/* The load sequence, one for all CPUs, incremented atomically: the
+ * sleepable hook can be preempted (and migrated) between read and write. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} load_seq SEC(".maps");
+#else
+/* 5.10 has no atomic fetch-and-add (BPF_FETCH is 5.12), and this object
+ * has no sleepable program: every judge runs with preemption off, so a
+ * per-CPU sequence with a plain increment is unique with the CPU id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);
 } load_seq SEC(".maps");
+#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -214,6 +245,7 @@ struct {
 struct task_scratch {
 	struct rules_facts f;
 	struct sentry_chunk chunk;
+	struct rules_result res;
 };
 
 struct {
@@ -240,6 +272,7 @@ struct {
 } config SEC(".maps");
 
 static const struct rules_facts zero_facts;
+static const struct sentry_verdict_rec zero_verdict;
 
 /* Facts and chunk scratch: per CPU, except for the sleepable hook (per task). */
 #ifndef SENTRY_NO_LOOP
@@ -272,6 +305,26 @@ static __always_inline struct sentry_chunk *scratch_chunk(const int kernel)
 #endif
 	return bpf_map_lookup_elem(&chunk_scratch, &zero);
 }
+
+#ifndef SENTRY_NO_LOOP
+/* The evaluator's result: off the stack (its bitmap is RULES_MAX bits). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rules_result);
+} result_scratch SEC(".maps");
+
+static __always_inline struct rules_result *scratch_result(const int kernel)
+{
+	__u32 zero = 0;
+	if (kernel == SRC_USER_SLEEPABLE) {
+		struct task_scratch *ts = own_scratch();
+		return ts ? &ts->res : NULL;
+	}
+	return bpf_map_lookup_elem(&result_scratch, &zero);
+}
+#endif
 
 static __always_inline void count_loss(__u32 reason)
 {
@@ -605,14 +658,20 @@ static long walk_chunk_sleepable(__u64 index, struct walk_ctx *c)
 }
 #endif
 
+/* Unique per load: the global sequence (per CPU on 5.10, unique with the
+ * CPU in the top bits). */
 static __always_inline __u64 next_load_id(__u32 cpu)
 {
 	__u32 zero = 0;
 	__u64 *seq = bpf_map_lookup_elem(&load_seq, &zero);
 	if (!seq)
 		return 0;
-	*seq += 1;
-	return ((__u64)cpu << 48) | (*seq & ((1ULL << 48) - 1));
+#ifndef SENTRY_NO_LOOP
+	__u64 n = __sync_fetch_and_add(seq, 1) + 1;
+#else
+	__u64 n = ++*seq;
+#endif
+	return ((__u64)cpu << 48) | (n & ((1ULL << 48) - 1));
 }
 
 /* The part of union bpf_attr that BPF_PROG_LOAD uses and we read. */
@@ -650,7 +709,7 @@ struct prog_load_attr {
  * verifier refuses (R0 not set). Racy either way: the loader can write its
  * instructions back before the kernel copies them.
  */
-static __always_inline __u32 corrupt(__u64 insns, struct walk_ctx *wc)
+static __always_inline __u32 corrupt(__u64 insns, const struct walk_ctx *wc)
 {
 	__u32 e = wc->first_exit;
 	long err;
@@ -669,6 +728,89 @@ static __always_inline __u32 corrupt(__u64 insns, struct walk_ctx *wc)
 }
 
 /*
+ * Whether the current task belongs to the agent: its tgid and its thread
+ * group leader's start time must both be the ones the agent wrote. A tgid
+ * alone would trust whoever gets a dead agent's pid next (clone3 set_tid
+ * chooses one); the start time cannot be chosen.
+ */
+static __always_inline int is_self(const struct sentry_config *cfg, __u32 tgid, struct task_struct *task)
+{
+	if (!cfg->self_tgid || tgid != cfg->self_tgid)
+		return 0;
+	__u64 start = BPF_CORE_READ(task, group_leader, start_boottime);
+	return start / SENTRY_NSEC_PER_TICK == cfg->self_start;
+}
+
+/* A walk that found nothing: the corrupt enforcer then writes BPF_EXIT at 0. */
+static const struct walk_ctx no_walk = {.first_exit = NO_SLOT, .main_end = NO_SLOT};
+
+/* Carries out a block verdict: the action taken. */
+static __always_inline __u32 enforce(const struct sentry_config *cfg, __u32 tgid, struct task_struct *task,
+				     const int enforcer, __u64 insns, const struct walk_ctx *wc)
+{
+	if (is_self(cfg, tgid, task))
+		return SENTRY_ACT_SELF;
+	if (cfg->mode != SENTRY_MODE_ENFORCE)
+		return SENTRY_ACT_MONITOR;
+	if (enforcer == ENF_DENY)
+		return SENTRY_ACT_DENIED;
+	if (enforcer == ENF_CORRUPT)
+		return corrupt(insns, wc);
+	return bpf_send_signal(SIGKILL) ? SENTRY_ACT_KILL_FAILED : SENTRY_ACT_KILLED;
+}
+
+/*
+ * A load that cannot be judged (reason: enum sentry_loss): counted, then
+ * decided by cfg->on_error — block (the default) or allow. Without a config
+ * there is no policy to read and no agent to spare: block. Reported with a
+ * verdict record whose error says why (no header, no instructions).
+ */
+static __always_inline __u32 unjudged(const struct sentry_config *cfg, __u32 reason, const int enforcer, __u64 insns)
+{
+	count_loss(reason);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 verdict = SENTRY_VERDICT_ALLOW, action = SENTRY_ACT_NONE;
+
+	if (!cfg) {
+		verdict = SENTRY_VERDICT_BLOCK;
+		if (enforcer == ENF_DENY)
+			action = SENTRY_ACT_DENIED;
+		else if (enforcer == ENF_CORRUPT)
+			action = corrupt(insns, &no_walk);
+		else
+			action = bpf_send_signal(SIGKILL) ? SENTRY_ACT_KILL_FAILED : SENTRY_ACT_KILLED;
+	} else if (cfg->on_error == SENTRY_ON_ERROR_BLOCK) {
+		verdict = SENTRY_VERDICT_BLOCK;
+		action = enforce(cfg, tgid, task, enforcer, insns, &no_walk);
+	}
+	__u64 load_id = next_load_id(bpf_get_smp_processor_id());
+	struct sentry_verdict_rec *v = bpf_ringbuf_reserve(&events, sizeof(*v), 0);
+	if (v) {
+		bpf_probe_read_kernel(v, sizeof(*v), &zero_verdict); /* too big for an inlined memset */
+		v->h.kind = SENTRY_REC_VERDICT;
+		v->h.pid = tgid;
+		v->h.load_id = load_id;
+		v->verdict = verdict;
+		v->action = action;
+		v->rule_index = -1;
+		v->error = reason + 1;
+		bpf_ringbuf_submit(v, BPF_RB_NO_WAKEUP);
+	} else {
+		count_loss(SENTRY_LOSS_VERDICT_RESERVE);
+	}
+	struct inflight in = {
+		.load_id = load_id,
+		.killed = action == SENTRY_ACT_KILLED,
+		.denied = action == SENTRY_ACT_DENIED,
+	};
+	if (bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY))
+		count_loss(SENTRY_LOSS_INFLIGHT_FULL);
+	return action;
+}
+
+/*
  * Judges one BPF_PROG_LOAD: emits header, chunks and verdict records,
  * carries out a block verdict with the given enforcer and remembers the
  * load for the exit program. insns/insn_cnt are the user's copy (the
@@ -682,12 +824,14 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
 	struct rules_facts *f = scratch_facts(kernel);
 	struct rules_table *table = bpf_map_lookup_elem(&rules, &zero);
-	if (!cfg || !f || !table)
-		return 0;
+	if (!cfg || !table)
+		return unjudged(cfg, SENTRY_LOSS_NO_TABLE, enforcer, ap->insns);
+	if (!f)
+		return unjudged(cfg, SENTRY_LOSS_NO_SCRATCH, enforcer, ap->insns);
 #ifdef SENTRY_NO_LOOP
 	struct legacy_state *ls = bpf_map_lookup_elem(&legacy_state, &zero);
 	if (!ls)
-		return 0;
+		return unjudged(cfg, SENTRY_LOSS_NO_SCRATCH, enforcer, ap->insns);
 #endif
 
 	__u64 start = bpf_ktime_get_ns();
@@ -708,6 +852,13 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	f->prog_name[SENTRY_NAME_LEN - 1] = 0; /* the kernel refuses unterminated names anyway */
 	bpf_get_current_comm(f->comm, sizeof(f->comm));
 
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	if (exe) {
+		f->exe_ino = BPF_CORE_READ(exe, f_inode, i_ino);
+		f->exe_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
+	}
+
 	__u32 total = insn_cnt;
 	if (total > SENTRY_MAX_INSNS) {
 		count_loss(SENTRY_LOSS_TOO_MANY_INSNS);
@@ -715,7 +866,6 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	}
 	__u32 chunks = (total + SENTRY_CHUNK_INSNS - 1) / SENTRY_CHUNK_INSNS;
 
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct sentry_header *hdr = bpf_ringbuf_reserve(&events, sizeof(*hdr), 0);
 	if (hdr) {
 		hdr->h.kind = SENTRY_REC_HEADER;
@@ -738,6 +888,9 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		hdr->kern_version = ap->kern_version;
 		hdr->chunks = chunks;
 		hdr->insns_ptr = ap->insns;
+		hdr->exe_ino = f->exe_ino;
+		hdr->exe_dev = f->exe_dev;
+		hdr->_pad2 = 0;
 		__builtin_memcpy(hdr->comm, f->comm, SENTRY_COMM_LEN);
 		__builtin_memcpy(hdr->name, ap->prog_name, SENTRY_NAME_LEN);
 		__builtin_memset(hdr->license, 0, SENTRY_LICENSE_LEN);
@@ -746,7 +899,6 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		hdr->exe_truncated = 1;
 		hdr->_pad = 0;
 		struct sentry_chunk *pbuf = scratch_chunk(kernel);
-		struct file *exe = BPF_CORE_READ(task, mm, exe_file);
 		if (pbuf && exe) {
 			struct vfsmount *vm = BPF_CORE_READ(exe, f_path.mnt);
 			struct dentry *dentry = BPF_CORE_READ(exe, f_path.dentry);
@@ -779,7 +931,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		count_loss(SENTRY_LOSS_HEADER_RESERVE);
 	}
 
-	struct rules_result res;
+	struct rules_result *res;
 #ifdef SENTRY_NO_LOOP
 	struct walk_ctx *wc = &ls->wc;
 	__builtin_memset(wc, 0, sizeof(*wc));
@@ -803,8 +955,11 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	for (__u32 i = 0; i < RULES_MAX; i++)
 		if (sentry_rule_step(i))
 			break;
-	res = ls->res;
+	res = &ls->res;
 #else
+	res = scratch_result(kernel);
+	if (!res)
+		return unjudged(cfg, SENTRY_LOSS_NO_SCRATCH, enforcer, ap->insns);
 	struct walk_ctx wcs = {
 		.load_id = load_id,
 		.insns = insns_addr,
@@ -819,29 +974,18 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		bpf_loop(chunks, kernel == SRC_KERNEL ? walk_chunk_kernel :
 				 kernel == SRC_USER_SLEEPABLE ? walk_chunk_sleepable : walk_chunk_user,
 			 wc, 0);
-	rules_evaluate(table, f, &res);
+	rules_evaluate(table, f, res);
 #endif
-	__u32 verdict = res.action;
-	__s32 rule_index = res.action == RULES_ACTION_BLOCK ? res.first_block : res.first;
+	__u32 verdict = res->action;
+	__s32 rule_index = res->action == RULES_ACTION_BLOCK ? res->first_block : res->first;
 	if (wc->read_errors && cfg->block_unreadable && verdict != SENTRY_VERDICT_BLOCK) {
 		verdict = SENTRY_VERDICT_BLOCK;
 		rule_index = -1;
 	}
 
 	__u32 action = SENTRY_ACT_NONE;
-	if (verdict == SENTRY_VERDICT_BLOCK) {
-		if (tgid == cfg->self_tgid) {
-			action = SENTRY_ACT_SELF;
-		} else if (cfg->mode != SENTRY_MODE_ENFORCE) {
-			action = SENTRY_ACT_MONITOR;
-		} else if (enforcer == ENF_DENY) {
-			action = SENTRY_ACT_DENIED;
-		} else if (enforcer == ENF_CORRUPT) {
-			action = corrupt(ap->insns, wc);
-		} else {
-			action = bpf_send_signal(SIGKILL) ? SENTRY_ACT_KILL_FAILED : SENTRY_ACT_KILLED;
-		}
-	}
+	if (verdict == SENTRY_VERDICT_BLOCK)
+		action = enforce(cfg, tgid, task, enforcer, ap->insns, wc);
 
 	struct sentry_verdict_rec *v = bpf_ringbuf_reserve(&events, sizeof(*v), 0);
 	if (v) {
@@ -852,7 +996,9 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		v->action = action;
 		v->rule_index = rule_index;
 		v->generation = table->generation;
-		v->matched = res.matched;
+		v->matched = res->matched[0];
+		__builtin_memcpy(v->matched_more, &res->matched[1], sizeof(v->matched_more));
+		v->error = 0;
 		v->insn_hash = f->insn_hash;
 		v->insns_read = wc->insns_read;
 		v->read_errors = wc->read_errors;
@@ -861,7 +1007,6 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		v->calls_sub = wc->calls_sub;
 		v->calls_kfunc = wc->calls_kfunc;
 		v->helper_other = f->helper_other;
-		v->_pad = 0;
 		bpf_probe_read_kernel(v->helper_count, sizeof(v->helper_count), f->helper_cnt);
 		v->walk_ns = bpf_ktime_get_ns() - start;
 		bpf_ringbuf_submit(v, BPF_RB_NO_WAKEUP);
@@ -1141,9 +1286,20 @@ int BPF_PROG(sentry_lsm_bpf_gate, int cmd, union bpf_attr *kattr, unsigned int s
 		return 0;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
-	if (in && in->denied)
+	if (in)
+		return in->denied ? -EPERM : 0;
+	/* The judge runs first for every load and always records it (LRU):
+	 * no record means it did not run (detached) or could not record.
+	 * Unjudged, so decided by on_error; the agent's own loads pass. */
+	__u32 zero = 0;
+	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	count_loss(SENTRY_LOSS_GATE_UNJUDGED);
+	if (!cfg)
 		return -EPERM;
-	return 0;
+	if (cfg->mode != SENTRY_MODE_ENFORCE || cfg->on_error != SENTRY_ON_ERROR_BLOCK ||
+	    is_self(cfg, bpf_get_current_pid_tgid() >> 32, (struct task_struct *)bpf_get_current_task()))
+		return 0;
+	return -EPERM;
 }
 #endif
 

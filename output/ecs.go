@@ -104,6 +104,12 @@ func ToECS(ev *Event) *ECSEvent {
 		if ev.Rules != nil {
 			e.Message += " from " + ev.Rules.Source
 		}
+	case KindTamper:
+		e.Event.Kind, e.Event.Category, e.Event.Type = "alert", []string{"intrusion_detection"}, []string{"change"}
+		e.Message = "ebpf-sentry tampered with"
+		if ev.Tamper != nil {
+			e.Message += ": " + ev.Tamper.What + ": " + ev.Tamper.Detail
+		}
 	case KindLoss:
 		e.Event.Kind, e.Event.Category, e.Event.Type = "metric", []string{"host"}, []string{"info"}
 		var n uint64
@@ -143,7 +149,12 @@ func ecsProgLoad(ev *Event, e *ECSEvent) {
 		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
 		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
 		e.Process = p
-		e.User, e.Group = &ECSID{ID: fmt.Sprint(l.UID)}, &ECSID{ID: fmt.Sprint(l.GID)}
+		if l.UID != nil {
+			e.User = &ECSID{ID: fmt.Sprint(*l.UID)}
+		}
+		if l.GID != nil {
+			e.Group = &ECSID{ID: fmt.Sprint(*l.GID)}
+		}
 		e.Message += " by " + l.Comm
 	}
 	if v := ev.Verdict; v != nil && len(v.Rules) > 0 {

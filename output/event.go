@@ -26,6 +26,7 @@ const (
 	KindRulesReloaded Kind = "rules_reloaded" // a new rule set is active
 	KindRulesRejected Kind = "rules_rejected" // a rule set failed validation; the old one stays
 	KindLoss          Kind = "loss"           // events were lost (capture or delivery)
+	KindTamper        Kind = "tamper"         // the sensor's kernel state or enforcement was tampered with
 )
 
 // Event is one telemetry record. Exactly the sections that belong to its kind
@@ -38,6 +39,11 @@ type Event struct {
 	Seq           uint64    `json:"seq"`  // per sensor process, increasing; gaps before a loss event are explained by it
 	Time          time.Time `json:"time"` // when it happened (for prog_load: when the load was seen)
 	Host          string    `json:"host"`
+	// PrevHash is the sha256 of the previous event's encoded line (as the
+	// sinks received it, without the newline); absent on the first event.
+	// A consumer recomputes the chain: an event removed or altered in
+	// between breaks it.
+	PrevHash string `json:"prev_hash,omitempty"`
 
 	Loader       *Loader       `json:"loader,omitempty"`
 	Prog         *Prog         `json:"prog,omitempty"`
@@ -49,19 +55,23 @@ type Event struct {
 	Sensor *Sensor `json:"sensor,omitempty"`
 	Rules  *Rules  `json:"rules,omitempty"`
 	Loss   *Loss   `json:"loss,omitempty"`
+	Tamper *Tamper `json:"tamper,omitempty"`
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.
 type Loader struct {
-	PID      uint32 `json:"pid"`
-	TID      uint32 `json:"tid"`
-	PPID     uint32 `json:"ppid"`
-	UID      uint32 `json:"uid"`
-	GID      uint32 `json:"gid"`
-	Comm     string `json:"comm"`
-	Exe      string `json:"exe,omitempty"`
-	CgroupID uint64 `json:"cgroup_id,omitempty"`
-	Cgroup   string `json:"cgroup,omitempty"` // cgroup v2 path when resolved
+	PID      uint32  `json:"pid"`
+	TID      uint32  `json:"tid"`
+	PPID     uint32  `json:"ppid"`
+	UID      *uint32 `json:"uid,omitempty"` // absent only when unknown
+	GID      *uint32 `json:"gid,omitempty"` // absent only when unknown
+	Comm     string  `json:"comm"`
+	Exe      string  `json:"exe,omitempty"`
+	CgroupID uint64  `json:"cgroup_id,omitempty"`
+	Cgroup   string  `json:"cgroup,omitempty"` // cgroup v2 path when resolved
+	// Unknown names the fields the sensor lost (the load's header record
+	// was dropped): their values here are placeholders, not facts.
+	Unknown []string `json:"unknown,omitempty"`
 }
 
 // Enum is a kernel enum value with its name ("" when this build does not know it).
@@ -266,8 +276,15 @@ func NewProgLoad(in ProgLoad, opt InsnOptions) *Event {
 	if p.Loader != nil {
 		l := p.Loader
 		ev.Loader = &Loader{
-			PID: l.PID, TID: l.TID, PPID: l.PPID, UID: l.UID, GID: l.GID,
+			PID: l.PID, TID: l.TID, PPID: l.PPID,
 			Comm: Escape(l.Comm), Exe: Escape(l.Exe), CgroupID: l.CgroupID,
+			Unknown: l.Unknown,
+		}
+		if l.Knows("uid") {
+			ev.Loader.UID = &l.UID
+		}
+		if l.Knows("gid") {
+			ev.Loader.GID = &l.GID
 		}
 	}
 	slots := len(p.Insns) / 8

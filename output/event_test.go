@@ -193,3 +193,20 @@ func TestKernelTextPrefixesEachInstructionWithItsSlot(t *testing.T) {
 		t.Errorf("lines =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A load whose header was lost names the loader fields it does not know
+// and carries no uid or gid at all, rather than uid 0 (root).
+func TestLostHeaderLeavesUIDUnknownNotRoot(t *testing.T) {
+	ev := NewProgLoad(ProgLoad{Program: &program.Program{Loader: &program.Loader{PID: 42, Unknown: program.HeaderFields}}}, InsnOptions{})
+	b, err := Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), `"uid":`) || strings.Contains(string(b), `"gid":`) || !strings.Contains(string(b), `"unknown":["tid","ppid","uid","gid","comm","exe","cgroup_id"]`) {
+		t.Fatalf("loader of a lost header: %s", b)
+	}
+	root := NewProgLoad(ProgLoad{Program: &program.Program{Loader: &program.Loader{PID: 1}}}, InsnOptions{})
+	if b, _ := Marshal(root); !strings.Contains(string(b), `"uid":0,"gid":0`) {
+		t.Fatalf("a known root loader lost its uid: %s", b)
+	}
+}

@@ -3,6 +3,7 @@ package output
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -97,6 +98,8 @@ type Config struct {
 type Pipeline struct {
 	cfg     Config
 	seq     atomic.Uint64
+	chainMu sync.Mutex   // seq and the hash chain advance together
+	prev    []byte       // sha256 of the last encoded event; nil before the first
 	mu      sync.RWMutex // guards closed and workers against Emit racing Close
 	closing bool
 	closed  bool
@@ -190,8 +193,12 @@ func (p *Pipeline) Emit(ev *Event) {
 	}
 	now := p.cfg.Now()
 	ev.SchemaVersion = SchemaVersion
+	p.chainMu.Lock()
 	seq := p.seq.Add(1)
 	ev.Seq = seq
+	if p.prev != nil {
+		ev.PrevHash = hex.EncodeToString(p.prev)
+	}
 	ev.ID = p.cfg.Instance + "-" + fmt.Sprint(seq)
 	ev.Host = p.cfg.Host
 	if ev.Time.IsZero() {
@@ -206,6 +213,11 @@ func (p *Pipeline) Emit(ev *Event) {
 		marshal = MarshalECS
 	}
 	b, err := marshal(ev)
+	if err == nil {
+		sum := sha256.Sum256(b)
+		p.prev = sum[:]
+	}
+	p.chainMu.Unlock()
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if err != nil {

@@ -160,7 +160,13 @@ func everyEvent() map[string]*Event {
 		"a sensor_stopped": SensorStopped(Sensor{Version: "dev", PID: 1, Reason: "signal: terminated", Uptime: 3.5}),
 		"a rules_reloaded": RulesReloaded(Rules{Source: "/etc/ebpf-sentry/rules.yaml", Count: 7, SHA256: strings.Repeat("0f", 32)}),
 		"a rules_rejected": RulesRejected(Rules{Source: "/etc/rules.yaml", Count: 7, Error: "rules.yaml:3:5: unknown field \"\x1b\""}),
-		"a loss":           {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
+		"a prog_load whose header was lost": NewProgLoad(ProgLoad{
+			Program: &program.Program{Loader: &program.Loader{PID: 42, Unknown: program.HeaderFields}},
+			Outcome: NewOutcome(ResultKilled, 0), Verdict: &Verdict{Action: "unknown"},
+		}, InsnOptions{}),
+		"a tamper with the config": NewTamper(Tamper{What: TamperConfig, Detail: "mode enforce -> monitor\x1b[2J"}),
+		"a tamper of enforcement":  NewTamper(Tamper{What: TamperEnforcement, Detail: "blocked by e2e-block, loaded", LoadID: 7}),
+		"a loss":                   {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
 	}
 }
 
@@ -199,7 +205,7 @@ func TestEveryEventKindMatchesTheSchema(t *testing.T) {
 			validateECS(t, b)
 		})
 	}
-	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss} {
+	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindTamper} {
 		if !kinds[k] {
 			t.Errorf("no sample of kind %s was validated", k)
 		}

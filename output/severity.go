@@ -21,6 +21,8 @@ func severityOf(ev *Event) Severity {
 		return SevWarning
 	case KindRulesRejected:
 		return SevError
+	case KindTamper:
+		return SevCritical
 	case KindSensorStarted, KindSensorStopped, KindRulesReloaded:
 		return SevNotice
 	}

@@ -97,6 +97,30 @@ type Loader struct {
 	Comm     string `json:"comm"`
 	Exe      string `json:"exe,omitempty"`
 	CgroupID uint64 `json:"cgroup_id,omitempty"`
+	// The executable's identity: inode and kernel dev_t (MAJOR << 20 |
+	// MINOR) as the kernel saw them at load time, and the file's sha256
+	// when user space could hash the same file (same inode and device).
+	ExeInode  uint64 `json:"exe_inode,omitempty"`
+	ExeDev    uint32 `json:"exe_dev,omitempty"`
+	ExeSHA256 string `json:"exe_sha256,omitempty"`
+	// Unknown names the fields whose values are not known (their zero
+	// values are placeholders, never facts): the sensor lost the record
+	// that carries them. Rules treat an unknown field as matching nothing.
+	Unknown []string `json:"unknown,omitempty"`
+}
+
+// HeaderFields are the loader fields only a load's header record carries:
+// all of them but the pid are unknown when it was lost.
+var HeaderFields = []string{"tid", "ppid", "uid", "gid", "comm", "exe", "cgroup_id"}
+
+// Knows reports whether field (a json name) is known.
+func (l *Loader) Knows(field string) bool {
+	for _, f := range l.Unknown {
+		if f == field {
+			return false
+		}
+	}
+	return true
 }
 
 // Kernel is the identity the kernel gave a loaded program.

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"encoding/binary"
+	"fmt"
 	"testing"
 
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
@@ -61,7 +62,7 @@ func BenchmarkEvaluateDefaults1M(b *testing.B) {
 // BenchmarkKernelEvaluate measures rules_evaluate in the kernel per load,
 // timed inside the harness with bpf_ktime_get_ns (BPF_PROG_RUN cannot
 // repeat syscall programs): kernel-ns/eval for the compiled defaults and for
-// a full table of 64 rules, and kernel-ns/insn for the facts walk.
+// tables of 64 and 1,024 rules, and kernel-ns/insn for the facts walk.
 func BenchmarkKernelEvaluate(b *testing.B) {
 	testutils.RequireRoot(b, "BPF_PROG_RUN of the rule evaluator harness")
 	h, err := kernel.NewHarness()
@@ -71,14 +72,17 @@ func BenchmarkKernelEvaluate(b *testing.B) {
 	defer h.Close()
 	prog := bigProgram(kernel.HarnessInsns)
 	prog.Name = "det_pam_get_aut"
-	full := &Set{}
-	for i := range kernel.MaxRules {
+	full, full1024 := &Set{}, &Set{}
+	for i := range max(kernel.MaxRules, 1024) {
 		r := MustDefaults().Rules[0] // probe-write-user: never matches here, so every rule runs to its end
 		c := *r
-		c.ID = r.ID + "-" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		c.ID = fmt.Sprintf("%s-%d", r.ID, i)
 		c.Match = Match{Helpers: []HelperMin{helperMin(14, 1), helperMin(1, 1), helperMin(131, 1), helperMin(132, 1)},
 			HelpersOnly: true, ProgName: &StringPatterns{Prefix: []string{"det_", "handle_"}}, Loader: &LoaderMatch{UID: []uint32{0, 1000}}}
-		full.Rules = append(full.Rules, &c)
+		if i < 64 {
+			full.Rules = append(full.Rules, &c)
+		}
+		full1024.Rules = append(full1024.Rules, &c)
 	}
 	for _, tc := range []struct {
 		name  string
@@ -86,6 +90,7 @@ func BenchmarkKernelEvaluate(b *testing.B) {
 	}{
 		{"defaults", &Compile(MustDefaults()).Table},
 		{"64 rules", &compile(full, true).Table},
+		{"1024 rules", &compile(full1024, true).Table},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			if err := h.SetTable(tc.table); err != nil {

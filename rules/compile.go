@@ -2,6 +2,7 @@ package rules
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -21,6 +22,9 @@ type Placement struct {
 type Compiled struct {
 	kernel.Rules             // the table and the rule id of each slot
 	Placements   []Placement // one per rule, in set order
+	// Overflow are the rules the kernel could evaluate but that found no
+	// slot left in the table (Fits reports them).
+	Overflow []string
 }
 
 // Kernel is the part of c a sensor loads (nil for a nil c).
@@ -29,6 +33,25 @@ func (c *Compiled) Kernel() *kernel.Rules {
 		return nil
 	}
 	return &c.Rules
+}
+
+// ErrTableFull: a rule set needs more kernel table slots than there are.
+var ErrTableFull = errors.New("the rule set does not fit the kernel table")
+
+// Fits is nil when every rule the kernel can evaluate got a slot; else an
+// ErrTableFull naming the rules left out. A sensor must refuse such a set
+// rather than quietly turn its last block rules into alerts.
+func (c *Compiled) Fits() error {
+	if len(c.Overflow) == 0 {
+		return nil
+	}
+	ids := c.Overflow
+	more := ""
+	if len(ids) > 5 {
+		ids, more = ids[:5], fmt.Sprintf(" and %d more", len(c.Overflow)-5)
+	}
+	return fmt.Errorf("%w: it holds %d rules, %d more are enforceable in the kernel (%s%s)",
+		ErrTableFull, kernel.MaxRules, len(c.Overflow), strings.Join(ids, ", "), more)
 }
 
 // Compile puts the set's block rules that the kernel can evaluate into a
@@ -58,6 +81,7 @@ func compile(set *Set, all bool) *Compiled {
 			p.Reason = "user space: alert rules need no kernel enforcement"
 		case len(c.Slots) >= kernel.MaxRules:
 			p.Reason = fmt.Sprintf("alert-only (block not enforceable in the kernel): the kernel table holds %d rules", kernel.MaxRules)
+			c.Overflow = append(c.Overflow, r.ID)
 		default:
 			p.Kernel, p.Slot = true, len(c.Slots)
 			p.Reason = "kernel: enforced at load time"
@@ -162,29 +186,39 @@ func kernelRule(r *Rule) (*kernel.Rule, string) {
 		kr.InsnMin, kr.InsnMax = m.InsnCount.Min, m.InsnCount.Max
 	}
 
-	// Name, comm and uid conditions: positive in the match, or an exception
-	// in a `not` that holds nothing else.
-	names, comms, uids := m.ProgName, loaderComm(m.Loader), loaderUID(m.Loader)
+	// Name, comm, uid and executable conditions: positive in the match, or
+	// (except comm, which the loader chooses) an exception in a `not` that
+	// holds nothing else.
+	names, comms, uids, exes := m.ProgName, loaderComm(m.Loader), loaderUID(m.Loader), loaderExes(m.Loader)
 	if n := m.Not; n != nil {
-		if !n.onlyNameCommUID() {
-			return nil, "not: only a not holding just prog_name exact/prefix, loader.comm or loader.uid is evaluated in the kernel; this one is evaluated in user space only"
+		if !n.onlyNameUIDExe() {
+			return nil, "not: only a not holding just prog_name exact/prefix, loader.uid or loader.exe_identity is evaluated in the kernel; this one is evaluated in user space only"
 		}
 		switch {
-		case n.ProgName != nil && names != nil, loaderComm(n.Loader) != nil && comms != nil, loaderUID(n.Loader) != nil && uids != nil:
+		case n.ProgName != nil && names != nil, loaderUID(n.Loader) != nil && uids != nil, loaderExes(n.Loader) != nil && exes != nil:
 			return nil, "not: the same field both required and excepted is evaluated in user space only"
 		}
 		if n.ProgName != nil {
 			names = n.ProgName
 			kr.Flags |= kernel.FlagNameNot
 		}
-		if c := loaderComm(n.Loader); c != nil {
-			comms = c
-			kr.Flags |= kernel.FlagCommNot
-		}
 		if u := loaderUID(n.Loader); u != nil {
 			uids = u
 			kr.Flags |= kernel.FlagUIDNot
 		}
+		if e := loaderExes(n.Loader); e != nil {
+			exes = e
+			kr.Flags |= kernel.FlagExeNot
+		}
+	}
+	if exes != nil {
+		if len(exes) > kernel.RuleExes {
+			return nil, fmt.Sprintf("%d loader.exe_identity entries, the kernel table holds %d per rule", len(exes), kernel.RuleExes)
+		}
+		for i, e := range exes {
+			kr.Exes[i] = kernel.Exe{Ino: e.Inode, Dev: e.Dev}
+		}
+		kr.ExeN = uint32(len(exes))
 	}
 	if names != nil {
 		if len(names.Exact)+len(names.Prefix) > kernel.RuleNames {
@@ -246,6 +280,13 @@ func loaderComm(l *LoaderMatch) []string {
 	return l.Comm
 }
 
+func loaderExes(l *LoaderMatch) []ExeIdentity {
+	if l == nil || len(l.ExeIdentity) == 0 {
+		return nil
+	}
+	return l.ExeIdentity
+}
+
 func loaderUID(l *LoaderMatch) []uint32 {
 	if l == nil || len(l.UID) == 0 {
 		return nil
@@ -253,9 +294,9 @@ func loaderUID(l *LoaderMatch) []uint32 {
 	return l.UID
 }
 
-// onlyNameCommUID: the match holds exactly one predicate, and it is one of
-// prog_name exact/prefix, loader.comm or loader.uid.
-func (m *Match) onlyNameCommUID() bool {
+// onlyNameUIDExe: the match holds exactly one predicate, and it is one of
+// prog_name exact/prefix, loader.uid or loader.exe_identity.
+func (m *Match) onlyNameUIDExe() bool {
 	n := 0
 	if p := m.ProgName; p != nil {
 		if len(p.Glob)+len(p.Regex) > 0 {
@@ -264,13 +305,13 @@ func (m *Match) onlyNameCommUID() bool {
 		n++
 	}
 	if l := m.Loader; l != nil {
-		if len(l.Exe)+len(l.Cgroup) > 0 {
+		if len(l.Exe)+len(l.Cgroup)+len(l.Comm) > 0 {
 			return false
 		}
-		if len(l.Comm) > 0 {
+		if len(l.UID) > 0 {
 			n++
 		}
-		if len(l.UID) > 0 {
+		if len(l.ExeIdentity) > 0 {
 			n++
 		}
 	}
@@ -311,6 +352,7 @@ func Facts(prog *program.Program) kernel.Facts {
 	if prog.Loader != nil {
 		f.Uid = prog.Loader.UID
 		kernel.SetString(&f.Comm, prog.Loader.Comm)
+		f.ExeIno, f.ExeDev = prog.Loader.ExeInode, prog.Loader.ExeDev
 	}
 	f.InsnHash = kernel.HashInit
 	for i := 0; i+8 <= len(prog.Insns); i += 8 {

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -47,7 +48,7 @@ func TestCompileSaysWhyABlockRuleOnlyAlerts(t *testing.T) {
 		{"a prog_name regex stays in user space", "prog_name: {regex: [x]}", "", "prog_name glob/regex evaluated in user space only"},
 		{"an exe glob stays in user space", "loader: {exe: ['/usr/*']}", "", "loader.exe evaluated in user space only"},
 		{"a sha256 allowlist stays in user space", "helpers_any: [1]", "[{sha256: '" + strings.Repeat("0", 64) + "'}]", "allow by sha256 (the kernel knows only the 64-bit insn_hash)"},
-		{"a not with two predicates stays in user space", "helpers_any: [1]\n    not: {loader: {comm: [a], uid: [0]}}", "", "not: only a not holding just"},
+		{"a not with two predicates stays in user space", "helpers_any: [1]\n    not: {loader: {exe: ['/a'], uid: [0]}}", "", "not: only a not holding just"},
 		{"too many helpers for the table", "helpers: {1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1, 9: 1, 10: 1, 11: 1, 12: 1, 13: 1, 14: 1, 15: 1, 16: 1, 17: 1}", "", "17 helpers, the kernel table holds 16 per rule"},
 	}
 	for _, tt := range tests {
@@ -81,17 +82,34 @@ func TestKernelStrEncodesExactAndPrefix(t *testing.T) {
 	}
 }
 
-func TestTableFullLeavesTheRestInUserSpace(t *testing.T) {
-	var b strings.Builder
-	for i := range kernel.MaxRules + 2 {
-		fmt.Fprintf(&b, "- id: r%d\n  severity: low\n  action: block\n  match: {helpers_any: [1]}\n", i)
+// The table holds at least 1,024 block rules; one more is not quietly made
+// an alert: Fits refuses the set and names the rules left out.
+func TestATableTooSmallForTheSetIsAnError(t *testing.T) {
+	if kernel.MaxRules < 1024 {
+		t.Fatalf("the kernel table holds %d rules, want at least 1,024", kernel.MaxRules)
 	}
-	c := Compile(mustParse(t, b.String()))
+	set := func(n int) *Set {
+		// A file holds at most MaxListLen rules: parse in parts.
+		all := &Set{}
+		for from := 0; from < n; from += MaxListLen {
+			var b strings.Builder
+			for i := from; i < min(n, from+MaxListLen); i++ {
+				fmt.Fprintf(&b, "- {id: r%d, severity: low, action: block, match: {helpers_any: [1]}}\n", i)
+			}
+			all.Rules = append(all.Rules, mustParse(t, b.String()).Rules...)
+		}
+		return all
+	}
+	if err := Compile(set(kernel.MaxRules)).Fits(); err != nil {
+		t.Fatalf("a full table: %v", err)
+	}
+	c := Compile(set(kernel.MaxRules + 2))
 	if len(c.Slots) != kernel.MaxRules {
 		t.Fatalf("%d kernel slots, want %d", len(c.Slots), kernel.MaxRules)
 	}
-	last := c.Placements[len(c.Placements)-1]
-	if last.Kernel || !strings.Contains(last.Reason, "the kernel table holds 64 rules") {
-		t.Errorf("overflow rule placed %+v", last)
+	err := c.Fits()
+	want := fmt.Sprintf("it holds %d rules, 2 more are enforceable in the kernel (r%d, r%d)", kernel.MaxRules, kernel.MaxRules, kernel.MaxRules+1)
+	if !errors.Is(err, ErrTableFull) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Fits() = %v, want ErrTableFull saying %q", err, want)
 	}
 }

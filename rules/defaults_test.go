@@ -128,11 +128,10 @@ func TestDefaultRulesOnTestdata(t *testing.T) {
 }
 
 // wantOwnHits are the default rules the sentry's own kernel programs meet
-// on their merits (no loader comm), from what each program is: the
-// enforcers call bpf_send_signal or bpf_probe_write_user from tracing
-// programs, and the syscall-side programs hook bpf() (sys_enter_bpf, the
-// kprobes on *sys_bpf, the bpf LSM hooks). Every one of those rules exempts
-// a loader named ebpf-sentry, and no other rule may match.
+// on their merits, from what each program is: the enforcers call
+// bpf_send_signal or bpf_probe_write_user from tracing programs, and the
+// syscall-side programs hook bpf() (sys_enter_bpf, the kprobes on *sys_bpf,
+// the bpf LSM hooks). No rule exempts a loader by name.
 var wantOwnHits = map[string][]string{
 	"sentry_enter_tp":               {"send-signal-from-tracing", "bpf-hook"},
 	"sentry_enter_tp_corrupt":       {"probe-write-user", "bpf-hook"},
@@ -156,11 +155,12 @@ var wantOwnHits = map[string][]string{
 
 // The sentry's own kernel programs (the sensor, the legacy sensor for
 // kernels without bpf_loop, and the rule harness) meet exactly the rules
-// their nature implies when judged with no loader name, and none once the
-// loader is ebpf-sentry (the run-time exemption; a comm can be forged, so
-// it only keeps a second sentry loadable).
-func TestDefaultRulesIgnoreTheSentrysOwnPrograms(t *testing.T) {
+// their nature implies, whatever the loader calls itself: the agent's own
+// loads are spared in the kernel by its identity (tgid and start time), not
+// by a name in the rules.
+func TestDefaultRulesDoNotTrustTheSentrysName(t *testing.T) {
 	set := MustDefaults()
+	blocked := false
 	for _, obj := range []string{"sensor/sentry_x86_bpfel.o", "sensor/sentrylegacy_x86_bpfel.o", "rules/kernel/ruleeval_bpfel.o"} {
 		progs, err := program.FromELF(filepath.Join(testutils.Root(), obj))
 		if err != nil {
@@ -172,20 +172,31 @@ func TestDefaultRulesIgnoreTheSentrysOwnPrograms(t *testing.T) {
 				t.Errorf("%s/%s: no expectation; add it to wantOwnHits", obj, p.Name)
 				continue
 			}
+			rep := analysis.Analyze(p, nil)
+			p.Loader = &program.Loader{Comm: "x", Exe: "/tmp/x"}
+			other := Evaluate(set, p, rep)
 			var got []string
-			for _, h := range Evaluate(set, p, analysis.Analyze(p, nil)).Hits {
+			for _, h := range other.Hits {
 				got = append(got, h.ID)
 			}
 			sort.Strings(got)
 			want = slices.Clone(want)
 			sort.Strings(want)
 			if !slices.Equal(got, want) {
-				t.Errorf("%s/%s with no loader name matched %v, want %v", obj, p.Name, got, want)
+				t.Errorf("%s/%s matched %v, want %v", obj, p.Name, got, want)
 			}
 			p.Loader = &program.Loader{Comm: "ebpf-sentry", Exe: "/usr/local/bin/ebpf-sentry"}
-			for _, h := range Evaluate(set, p, analysis.Analyze(p, nil)).Hits {
-				t.Errorf("%s/%s loaded by ebpf-sentry matched %s: %v", obj, p.Name, h.ID, h.Why)
+			named := Evaluate(set, p, rep)
+			if named.Action != other.Action || len(named.Hits) != len(other.Hits) {
+				t.Errorf("%s/%s: named ebpf-sentry %s (%d rules), named x %s (%d rules)", obj, p.Name,
+					named.Action, len(named.Hits), other.Action, len(other.Hits))
+			}
+			if p.Name == "sentry_enter_tp_corrupt" && named.Action == ActionBlock {
+				blocked = true
 			}
 		}
+	}
+	if !blocked {
+		t.Error("the corrupt enforcer (bpf_probe_write_user) is not blocked by the defaults")
 	}
 }

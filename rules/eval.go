@@ -453,6 +453,16 @@ func (l *LoaderMatch) eval(ld *program.Loader) ([]Reason, bool) {
 		return nil, false
 	}
 	var why []Reason
+	// A field the sensor lost is no fact: no predicate on it holds (so an
+	// exception on it does not spare).
+	for _, f := range []struct {
+		name string
+		used bool
+	}{{"comm", len(l.Comm) > 0}, {"exe", len(l.Exe)+len(l.ExeIdentity) > 0}, {"uid", len(l.UID) > 0}, {"cgroup_id", len(l.Cgroup) > 0}} {
+		if f.used && !ld.Knows(f.name) {
+			return nil, false
+		}
+	}
 	if len(l.Comm) > 0 {
 		c := KernelName(ld.Comm)
 		if !slices.Contains(l.Comm, c) {
@@ -479,7 +489,23 @@ func (l *LoaderMatch) eval(ld *program.Loader) ([]Reason, bool) {
 		}
 		why = append(why, Reason{Predicate: "loader.cgroup", Detail: strconv.FormatUint(ld.CgroupID, 10)})
 	}
+	if len(l.ExeIdentity) > 0 {
+		i := slices.IndexFunc(l.ExeIdentity, func(e ExeIdentity) bool { return e.matches(ld) })
+		if i < 0 {
+			return nil, false
+		}
+		why = append(why, Reason{Predicate: "loader.exe_identity", Detail: l.ExeIdentity[i].String()})
+	}
 	return why, true
+}
+
+// matches: the kernel's inode and device, and the file's sha256 when the
+// identity names one; an unknown hash never matches one.
+func (e ExeIdentity) matches(ld *program.Loader) bool {
+	if ld.ExeInode == 0 || ld.ExeInode != e.Inode || ld.ExeDev != e.Dev {
+		return false
+	}
+	return e.SHA256 == "" || e.SHA256 == ld.ExeSHA256
 }
 
 // describe summarises a match for reasons and `rules list`.
@@ -560,6 +586,9 @@ func (m *Match) describe() string {
 		}
 		if len(l.Cgroup) > 0 {
 			parts = append(parts, fmt.Sprintf("loader.cgroup %v", l.Cgroup))
+		}
+		for _, e := range l.ExeIdentity {
+			parts = append(parts, "loader.exe_identity "+e.String())
 		}
 	}
 	if m.Not != nil {

@@ -23,9 +23,13 @@ func mustParse(t *testing.T, yaml string) *Set {
 
 // A hand-made analysis: helper 4 (probe_read) at slots 3 and 9, helper 14
 // at slot 5, a string at slot 7, a tail call at slot 11.
+// sampleExeSHA is the sample loader's executable hash.
+const sampleExeSHA = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+
 func sampleInput() (*program.Program, *analysis.Report) {
 	prog := &program.Program{Name: "handle_pam_get_authtok", Type: 2, InsnCnt: 20,
-		Loader: &program.Loader{UID: 1000, Comm: "pamspy", Exe: "/usr/local/bin/pamspy"}}
+		Loader: &program.Loader{UID: 1000, Comm: "pamspy", Exe: "/usr/local/bin/pamspy",
+			ExeInode: 77, ExeDev: KernelDev(8, 1), ExeSHA256: sampleExeSHA}}
 	rep := &analysis.Report{
 		InsnCount: 20, GPL: true, License: "GPL",
 		Helpers: []analysis.HelperUse{
@@ -62,8 +66,12 @@ func TestEvaluate(t *testing.T) {
 		{"strings regex is RE2", "    strings: {regex: ['^/etc/(shadow|sudoers)$']}\n", true, "strings", []int{7}},
 		{"tail calls give their slots", "    tail_calls: true\n", true, "tail_calls", []int{11}},
 		{"loader exe globs cross slashes", "    loader: {exe: ['*/pamspy']}\n", true, "loader.exe", nil},
-		{"not excludes a matching exception", "    helpers_any: [4]\n    not: {loader: {comm: [pamspy]}}\n", false, "", nil},
-		{"not lets other loaders through", "    helpers_any: [4]\n    not: {loader: {comm: [systemd]}}\n", true, "not", nil},
+		{"not excludes a matching exception", "    helpers_any: [4]\n    not: {loader: {uid: [1000]}}\n", false, "", nil},
+		{"not lets other loaders through", "    helpers_any: [4]\n    not: {loader: {uid: [0]}}\n", true, "not", nil},
+		{"an exe identity exception spares the file it names", "    helpers_any: [4]\n    not: {loader: {exe_identity: [{inode: 77, dev: '8:1', sha256: '" + sampleExeSHA + "'}]}}\n", false, "", nil},
+		{"an exe identity with another hash does not spare", "    helpers_any: [4]\n    not: {loader: {exe_identity: [{inode: 77, dev: '8:1', sha256: '" + strings.Repeat("0", 64) + "'}]}}\n", true, "not", nil},
+		{"an exe identity on another device does not spare", "    helpers_any: [4]\n    not: {loader: {exe_identity: [{inode: 77, dev: '8:2'}]}}\n", true, "not", nil},
+		{"an exe identity without a hash is the kernel's inode and device", "    loader: {exe_identity: [{inode: 77, dev: '8:1'}]}\n", true, "loader.exe_identity", nil},
 		{"any holds when one alternative holds", "    any:\n      - prog_type: [xdp]\n      - gpl_compatible: true\n", true, "any[1].gpl_compatible", nil},
 		{"any fails when none holds", "    any:\n      - prog_type: [xdp]\n      - gpl_compatible: false\n", false, "", nil},
 		{"an instruction-count range is inclusive", "    insn_count: {min: 20, max: 20}\n", true, "insn_count", nil},
@@ -228,5 +236,26 @@ func TestReasonsListAtMost256Slots(t *testing.T) {
 	r := v.Hits[0].Why[0]
 	if len(r.Insns) != 256 || r.Insns[255] != 510 || !strings.Contains(r.Detail, "(first 256 of 1000 slots)") {
 		t.Fatalf("reason %q lists %d slots", r.Detail, len(r.Insns))
+	}
+}
+
+// A loader field the sensor lost (header record dropped) is no fact: an
+// exception on it does not spare the load, a requirement on it does not hold.
+func TestUnknownLoaderFieldsMatchNothing(t *testing.T) {
+	head := "- id: r\n  severity: high\n  action: block\n  match:\n"
+	prog, rep := sampleInput()
+	prog.Loader = &program.Loader{PID: 42, Unknown: program.HeaderFields} // uid reads 0
+	for _, tc := range []struct {
+		match string
+		want  bool
+	}{
+		{"    helpers_any: [4]\n    not: {loader: {uid: [0]}}\n", true},
+		{"    loader: {uid: [0]}\n", false},
+		{"    helpers_any: [4]\n    not: {loader: {exe: ['*']}}\n", true},
+	} {
+		v := Evaluate(mustParse(t, head+tc.match), prog, rep)
+		if got := len(v.Hits) == 1; got != tc.want {
+			t.Errorf("%q: matched %v, want %v", tc.match, got, tc.want)
+		}
 	}
 }

@@ -819,6 +819,11 @@ func (d *decoder) parseMatch(n ast.Node, field string, depth int) (*Match, bool)
 			m.Loader, ok = d.parseLoader(e.value, f)
 		case "not":
 			m.Not, ok = d.parseMatch(e.value, f, depth+1)
+			if ok && m.Not.hasComm() {
+				d.errorf(e.value, f, "loader.comm cannot be an exception: any process can take any comm (prctl PR_SET_NAME); "+
+					"allowlist a loader by loader.exe_identity {inode, dev, sha256} or a program by allow")
+				ok = false
+			}
 		case "any":
 			var items []ast.Node
 			if items, ok = d.list(e.value, f, false); ok {
@@ -1204,7 +1209,7 @@ func (d *decoder) parseStringPatterns(n ast.Node, field string) (*StringPatterns
 	return p, ok && d.nonEmpty(n, field, p)
 }
 
-var loaderKeys = []string{"comm", "exe", "uid", "cgroup"}
+var loaderKeys = []string{"comm", "exe", "uid", "cgroup", "exe_identity"}
 
 func (d *decoder) parseLoader(n ast.Node, field string) (*LoaderMatch, bool) {
 	entries, ok := d.mapping(n, field)
@@ -1226,6 +1231,10 @@ func (d *decoder) parseLoader(n ast.Node, field string) (*LoaderMatch, bool) {
 			u, uok := d.uint(it, f, math.MaxUint32)
 			l.UID = append(l.UID, uint32(u))
 			return uok
+		case "exe_identity":
+			e, eok := d.parseExeIdentity(it, f)
+			l.ExeIdentity = append(l.ExeIdentity, e)
+			return eok
 		default: // cgroup
 			u, uok := d.uint(it, f, math.MaxUint64)
 			l.Cgroup = append(l.Cgroup, u)
@@ -1237,6 +1246,85 @@ func (d *decoder) parseLoader(n ast.Node, field string) (*LoaderMatch, bool) {
 		ok = false
 	}
 	return l, ok
+}
+
+var exeIdentityKeys = []string{"inode", "dev", "sha256"}
+
+var devPattern = regexp.MustCompile(`^([0-9]+):([0-9]+)$`)
+
+// parseExeIdentity reads {inode: N, dev: "MAJ:MIN", sha256: hex}; inode
+// and dev are required (the kernel matches on them), sha256 is optional.
+func (d *decoder) parseExeIdentity(n ast.Node, field string) (ExeIdentity, bool) {
+	var e ExeIdentity
+	entries, ok := d.mapping(n, field)
+	if !ok {
+		return e, false
+	}
+	var hasIno, hasDev bool
+	for _, en := range entries {
+		f := join(field, en.key)
+		switch en.key {
+		case "inode":
+			u, uok := d.uint(en.value, f, math.MaxUint64)
+			if !uok {
+				ok = false
+			} else if u == 0 {
+				d.errorf(en.value, f, "inode 0 names no file")
+				ok = false
+			}
+			e.Inode, hasIno = u, true
+		case "dev":
+			s, sok := d.str(en.value, f)
+			m := devPattern.FindStringSubmatch(s)
+			if !sok || m == nil {
+				if sok {
+					d.errorf(en.value, f, "dev %q: want MAJOR:MINOR, as `stat -c %%Hd:%%Ld FILE` prints it", s)
+				}
+				ok = false
+				continue
+			}
+			major, _ := strconv.ParseUint(m[1], 10, 32)
+			minor, _ := strconv.ParseUint(m[2], 10, 32)
+			if major >= 1<<12 || minor >= 1<<20 {
+				d.errorf(en.value, f, "dev %q: the kernel's dev_t holds majors below 4096 and minors below 1048576", s)
+				ok = false
+				continue
+			}
+			e.Dev, hasDev = KernelDev(uint32(major), uint32(minor)), true
+		case "sha256":
+			s, sok := d.str(en.value, f)
+			if sok && !sha256Pattern.MatchString(s) {
+				d.errorf(en.value, f, "sha256 %q: want 64 lowercase hex digits", s)
+				sok = false
+			}
+			e.SHA256 = s
+			ok = ok && sok
+		default:
+			d.unknownKey(en, field, exeIdentityKeys)
+			ok = false
+		}
+	}
+	if ok && (!hasIno || !hasDev) {
+		d.errorf(n, field, "exe_identity needs inode and dev (the kernel matches on both); sha256 is optional")
+		ok = false
+	}
+	return e, ok
+}
+
+// hasComm reports whether m, or anything nested in it, tests loader.comm.
+func (m *Match) hasComm() bool {
+	if m == nil {
+		return false
+	}
+	if m.Loader != nil && len(m.Loader.Comm) > 0 {
+		return true
+	}
+	for i := range m.Any {
+		if m.Any[i].hasComm() {
+			return true
+		}
+	}
+	return m.Not.hasComm()
 }
 
 var rangeKeys = []string{"min", "max"}

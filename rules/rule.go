@@ -119,10 +119,37 @@ type StringPatterns struct {
 // LoaderMatch is about the process that loads the program. Each present
 // field must hold; a list means any of.
 type LoaderMatch struct {
-	Comm   []string // exact task comm (at most 15 bytes)
-	Exe    []Glob   // over the executable path
+	// Comm is an exact task comm (at most 15 bytes). The process chooses
+	// it (prctl PR_SET_NAME), so it is refused under a not: it can make
+	// a load suspicious, never spare one.
+	Comm   []string
+	Exe    []Glob // over the executable path
 	UID    []uint32
 	Cgroup []uint64
+	// ExeIdentity is the executable as the kernel knows it (inode and
+	// device, evaluated in the kernel) and, when given, the file's
+	// sha256 (checked in user space). The way to allowlist a loader.
+	ExeIdentity []ExeIdentity
+}
+
+// ExeIdentity names one executable file by what its loader cannot choose.
+type ExeIdentity struct {
+	Inode uint64
+	// Dev is the kernel's dev_t of the file system: MAJOR << 20 | MINOR
+	// (written "MAJOR:MINOR" in rule files, as `stat -c %Hd:%Ld` prints).
+	Dev    uint32
+	SHA256 string // lowercase hex; "" when not checked
+}
+
+// KernelDev encodes major:minor as the kernel's dev_t (MKDEV).
+func KernelDev(major, minor uint32) uint32 { return major<<20 | minor }
+
+func (e ExeIdentity) String() string {
+	s := fmt.Sprintf("inode %d dev %d:%d", e.Inode, e.Dev>>20, e.Dev&(1<<20-1))
+	if e.SHA256 != "" {
+		s += " sha256 " + e.SHA256
+	}
+	return s
 }
 
 // Allow is an allowlist entry: exactly one field is set.

@@ -3,6 +3,7 @@ package sensor
 import (
 	"bytes"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -46,7 +47,7 @@ func (a *assembler) get(r record, now time.Time) *partial {
 	p := a.pending[r.loadID]
 	if p == nil {
 		// Until (unless) the header arrives, the loader is known by pid only.
-		prog := &program.Program{Source: program.SourceSensor, Loader: &program.Loader{PID: r.pid}}
+		prog := &program.Program{Source: program.SourceSensor, Loader: &program.Loader{PID: r.pid, Unknown: program.HeaderFields}}
 		p = &partial{ev: &Event{LoadID: r.loadID, RuleIndex: -1, Program: prog}}
 		a.pending[r.loadID] = p
 	}
@@ -112,6 +113,7 @@ func (a *assembler) applyHeader(p *partial, h *sentrySentryHeader) {
 	prog.Loader = &program.Loader{
 		PID: h.Pid, TID: h.Tid, PPID: h.Ppid, UID: h.Uid, GID: h.Gid,
 		Comm: cString(h.Comm[:]), Exe: exePath(cString(h.Exe[:]), h.ExeTruncated != 0), CgroupID: h.CgroupId,
+		ExeInode: h.ExeIno, ExeDev: h.ExeDev,
 	}
 	total := min(h.InsnCnt, maxCaptureInsn)
 	p.insns = make([]byte, int(total)*8)
@@ -128,7 +130,17 @@ func applyVerdict(ev *Event, v *sentrySentryVerdictRec) {
 	ev.RuleIndex = int(v.RuleIndex)
 	ev.generation = v.Generation
 	ev.HelperOther = v.HelperOther
-	ev.Matched = v.Matched
+	ev.Matched = nil
+	if words := append([]uint64{v.Matched}, v.MatchedMore[:]...); slices.ContainsFunc(words, func(w uint64) bool { return w != 0 }) {
+		ev.Matched = words
+	}
+	if v.Error != 0 {
+		if int(v.Error-1) < len(lossNames) {
+			ev.Unjudged = lossNames[v.Error-1]
+		} else {
+			ev.Unjudged = fmt.Sprintf("error %d", v.Error-1)
+		}
+	}
 	ev.InsnHash = v.InsnHash
 	ev.ReadErrors = v.ReadErrors
 	ev.CallsHelper, ev.CallsSub, ev.CallsKfunc = v.CallsHelper, v.CallsSub, v.CallsKfunc

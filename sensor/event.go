@@ -95,9 +95,12 @@ type Event struct {
 	Action  Action  `json:"action"`
 	// RuleIndex is the kernel table slot that decided: the first block
 	// rule, else the first match; -1 when none (or block_unreadable).
-	RuleIndex  int    `json:"rule_index"`
-	RuleID     string `json:"rule_id,omitempty"`
-	Matched    uint64 `json:"matched,omitempty"` // bitmap of matching slots
+	RuleIndex int      `json:"rule_index"`
+	RuleID    string   `json:"rule_id,omitempty"`
+	Matched   []uint64 `json:"matched,omitempty"` // bitmap of matching slots: bit i%64 of word i/64
+	// Unjudged names the kernel-side failure (a loss reason) that kept
+	// the load from being judged; the verdict then comes from OnError.
+	Unjudged   string `json:"unjudged,omitempty"`
 	generation uint32
 
 	// Helpers is the kernel's histogram over all instructions, by helper id.

@@ -114,6 +114,10 @@ type Config struct {
 	// hooks' non-faulting read and are then copied by the kernel).
 	// Reported with RuleID RuleUnreadable. `run` sets it by default.
 	BlockUnreadable bool
+	// OnError decides, in enforce mode, a load the kernel side cannot
+	// judge (no scratch memory, no table): block (the default, "") or
+	// allow. Counted as a loss with its reason either way.
+	OnError OnError
 	// RingBufferSize in bytes, a power of two ≥ page size; 0 means default.
 	RingBufferSize int
 	// EventBuffer is the capacity of the Events channel (default 1024).
@@ -126,6 +130,18 @@ type Config struct {
 	ExpireAfter time.Duration
 	Logger      *slog.Logger
 }
+
+// OnError is the policy for loads that cannot be judged.
+type OnError string
+
+const (
+	OnErrorBlock OnError = "block"
+	OnErrorAllow OnError = "allow"
+)
+
+// RuleUnjudged is the RuleID of a load the kernel side could not judge
+// (Event.Unjudged says why), blocked or allowed by Config.OnError.
+const RuleUnjudged = "unjudged-load"
 
 // RuleUnreadable is the RuleID of a load blocked because its instructions
 // could not be read from the loader's memory (Config.BlockUnreadable).
@@ -163,6 +179,8 @@ type Sensor struct {
 	done        chan struct{}
 	closing     bool
 	closed      bool
+	self        Identity // the agent's, written into the config map
+	integ       integrity
 	finalLosses Losses // counters as they were when Close detached
 	prefaulted  int    // ring pages written through at start (prefault.go)
 }
@@ -204,6 +222,21 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	switch cfg.OnError {
+	case "", OnErrorBlock, OnErrorAllow:
+	default:
+		return nil, fmt.Errorf("on-error %q: want %s or %s", cfg.OnError, OnErrorBlock, OnErrorAllow)
+	}
+	self, err := ProcessIdentity(os.Getpid())
+	if err != nil {
+		return nil, err
+	}
+	if cfg.PinPath != "" {
+		// Before the first load (the feature probes below included).
+		if err := takeOver(cfg.PinPath, self, cfg.Logger); err != nil {
+			return nil, err
+		}
 	}
 	loopErr := features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop)
 	switch cfg.Walk {
@@ -289,7 +322,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	// Before attaching, so that the sensor does not report its own load.
 	prefaultProg, prefaultErr := loadPrefault(prefaultSpec, spec.Maps[sentryMapEvents], coll.Maps[sentryMapEvents])
 	s := &Sensor{
-		cfg: cfg, hook: hook, coll: coll, log: cfg.Logger,
+		cfg: cfg, hook: hook, coll: coll, log: cfg.Logger, self: self,
 		events:   make(chan *Event, cfg.EventBuffer),
 		asm:      newAssembler(),
 		userLost: make(map[string]uint64),
@@ -597,7 +630,17 @@ func (s *Sensor) SetRules(c *kernel.Rules) error {
 	s.mu.Unlock()
 	table := c.Table
 	table.Generation = gen
-	if err := s.coll.Maps[sentryMapRules].Put(uint32(0), &table); err != nil {
+	h, err := tableHash(&table)
+	if err != nil {
+		return fmt.Errorf("hash kernel rule table: %w", err)
+	}
+	s.integ.mu.Lock()
+	err = s.coll.Maps[sentryMapRules].Put(uint32(0), &table)
+	if err == nil {
+		s.integ.rules = h
+	}
+	s.integ.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("write kernel rule table: %w", err)
 	}
 	return s.writeConfig()
@@ -610,13 +653,19 @@ func (s *Sensor) SetMode(m Mode) error {
 }
 
 func (s *Sensor) writeConfig() error {
-	c := sentrySentryConfig{Mode: uint32(s.cfg.Mode), SelfTgid: uint32(os.Getpid())}
+	c := sentrySentryConfig{Mode: uint32(s.cfg.Mode), SelfTgid: s.self.TGID, SelfStart: s.self.StartTicks}
 	if s.cfg.BlockUnreadable {
 		c.BlockUnreadable = 1
 	}
+	if s.cfg.OnError == OnErrorAllow {
+		c.OnError = uint32(sentrySentryOnErrorSENTRY_ON_ERROR_ALLOW)
+	}
+	s.integ.mu.Lock()
+	defer s.integ.mu.Unlock()
 	if err := s.coll.Maps[sentryMapConfig].Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("write sensor config: %w", err)
 	}
+	s.integ.config, s.integ.wrote = c, true
 	return nil
 }
 
@@ -651,6 +700,9 @@ var lossNames = []string{
 	sentrySentryLossSENTRY_LOSS_INSN_READ:       "insn_read",
 	sentrySentryLossSENTRY_LOSS_INFLIGHT_FULL:   "inflight_full",
 	sentrySentryLossSENTRY_LOSS_TOO_MANY_INSNS:  "too_many_insns",
+	sentrySentryLossSENTRY_LOSS_NO_SCRATCH:      "unjudged_no_scratch",
+	sentrySentryLossSENTRY_LOSS_NO_TABLE:        "unjudged_no_table",
+	sentrySentryLossSENTRY_LOSS_GATE_UNJUDGED:   "unjudged_at_gate",
 }
 
 // Losses reads the kernel's per-CPU loss counters and adds user space's
@@ -741,6 +793,8 @@ func (s *Sensor) read(ctx context.Context) {
 func (s *Sensor) deliver(ctx context.Context, ev *Event) {
 	if ev.RuleIndex >= 0 {
 		ev.RuleID = s.ruleID(ev.generation, ev.RuleIndex)
+	} else if ev.Unjudged != "" {
+		ev.RuleID = RuleUnjudged
 	} else if ev.Verdict == VerdictBlock && ev.ReadErrors > 0 {
 		ev.RuleID = RuleUnreadable
 	}
@@ -763,6 +817,15 @@ func (s *Sensor) Close() error {
 	s.closing = true
 	// Detach first so that no new load starts; then let the reader drain.
 	keep := s.cfg.PinPath != ""
+	if keep {
+		// The pinned programs outlive this agent: they must not spare
+		// whatever gets its pid next (the start time already says so;
+		// clearing makes it explicit).
+		s.self = Identity{}
+		if err := s.writeConfig(); err != nil {
+			s.log.Warn("clear the agent's identity from the pinned config", "err", err)
+		}
+	}
 	for _, l := range s.links {
 		l.Close()
 	}
@@ -855,14 +918,17 @@ func monoToWall() func(uint64) time.Time {
 	return func(ns uint64) time.Time { return time.Unix(0, int64(ns)+offset) }
 }
 
-// newEnricher names the attach target from the kernel's BTF, and reads
-// /proc/PID/exe only when the kernel could not walk the exe path.
+// newEnricher names the attach target from the kernel's BTF, hashes the
+// loader's executable (exe identity), and reads /proc/PID/exe only when the
+// kernel could not walk the exe path.
 func newEnricher() func(*program.Program, *sentrySentryHeader) {
 	var (
 		once   sync.Once
 		kernel *btf.Spec
+		exes   exeHasher
 	)
 	return func(p *program.Program, h *sentrySentryHeader) {
+		p.Loader.ExeSHA256 = exes.hash(h.Pid, h.ExeIno, h.ExeDev)
 		if h.ExeTruncated != 0 {
 			if exe, err := os.Readlink("/proc/" + strconv.Itoa(int(h.Pid)) + "/exe"); err == nil {
 				p.Loader.Exe = exe

@@ -29,17 +29,29 @@ type sentryRulesFacts struct {
 	HelperOther        uint32
 	Pad                uint32
 	InsnHash           uint64
+	ExeIno             uint64
+	ExeDev             uint32
+	Pad2               uint32
 	Used               [4]uint64
 	ProgName           [16]int8
 	Comm               [16]int8
 	HelperCnt          [256]uint32
 }
 
+type sentryRulesResult struct {
+	_           structs.HostLayout
+	First       int32
+	FirstAction uint32
+	FirstBlock  int32
+	Action      uint32
+	Matched     [16]uint64
+}
+
 type sentryRulesTable struct {
 	_          structs.HostLayout
 	Count      uint32
 	Generation uint32
-	Rules      [64]struct {
+	Rules      [1024]struct {
 		_           structs.HostLayout
 		Action      uint32
 		Flags       uint32
@@ -50,7 +62,7 @@ type sentryRulesTable struct {
 		HashN       uint32
 		InsnMin     uint32
 		InsnMax     uint32
-		Pad         uint32
+		ExeN        uint32
 		ProgTypes   uint64
 		AttachTypes [2]uint64
 		Allowed     [4]uint64
@@ -69,6 +81,12 @@ type sentryRulesTable struct {
 		}
 		Uids      [4]uint32
 		AllowHash [8]uint64
+		Exes      [4]struct {
+			_   structs.HostLayout
+			Ino uint64
+			Dev uint32
+			Pad uint32
+		}
 	}
 }
 
@@ -105,7 +123,8 @@ type sentrySentryConfig struct {
 	Mode            uint32
 	SelfTgid        uint32
 	BlockUnreadable uint32
-	Pad             uint32
+	OnError         uint32
+	SelfStart       uint64
 }
 
 type sentrySentryExit struct {
@@ -150,6 +169,9 @@ type sentrySentryHeader struct {
 	ExeTruncated       uint32
 	Pad                uint32
 	InsnsPtr           uint64
+	ExeIno             uint64
+	ExeDev             uint32
+	Pad2               uint32
 	Comm               [16]int8
 	Name               [16]int8
 	License            [64]int8
@@ -167,7 +189,10 @@ const (
 	sentrySentryLossSENTRY_LOSS_INSN_READ       sentrySentryLoss = 5
 	sentrySentryLossSENTRY_LOSS_INFLIGHT_FULL   sentrySentryLoss = 6
 	sentrySentryLossSENTRY_LOSS_TOO_MANY_INSNS  sentrySentryLoss = 7
-	sentrySentryLossSENTRY_LOSS_NR              sentrySentryLoss = 8
+	sentrySentryLossSENTRY_LOSS_NO_SCRATCH      sentrySentryLoss = 8
+	sentrySentryLossSENTRY_LOSS_NO_TABLE        sentrySentryLoss = 9
+	sentrySentryLossSENTRY_LOSS_GATE_UNJUDGED   sentrySentryLoss = 10
+	sentrySentryLossSENTRY_LOSS_NR              sentrySentryLoss = 11
 )
 
 type sentrySentryMode uint32
@@ -175,6 +200,13 @@ type sentrySentryMode uint32
 const (
 	sentrySentryModeSENTRY_MODE_MONITOR sentrySentryMode = 0
 	sentrySentryModeSENTRY_MODE_ENFORCE sentrySentryMode = 1
+)
+
+type sentrySentryOnError uint32
+
+const (
+	sentrySentryOnErrorSENTRY_ON_ERROR_BLOCK sentrySentryOnError = 0
+	sentrySentryOnErrorSENTRY_ON_ERROR_ALLOW sentrySentryOnError = 1
 )
 
 type sentrySentryPrefaultCtx struct {
@@ -221,15 +253,17 @@ type sentrySentryVerdictRec struct {
 	CallsSub    uint32
 	CallsKfunc  uint32
 	HelperOther uint32
-	Pad         uint32
+	Error       uint32
 	WalkNs      uint64
 	HelperCount [256]uint32
+	MatchedMore [15]uint64
 }
 
 type sentryTaskScratch struct {
 	_     structs.HostLayout
 	F     sentryRulesFacts
 	Chunk sentrySentryChunk
+	Res   sentryRulesResult
 }
 
 // Names of all BPF objects in the ELF.
@@ -243,6 +277,7 @@ const (
 	sentryMapInflight                 = "inflight"
 	sentryMapLoadSeq                  = "load_seq"
 	sentryMapLosses                   = "losses"
+	sentryMapResultScratch            = "result_scratch"
 	sentryMapRules                    = "rules"
 	sentryMapTaskScratch              = "task_scratch"
 	sentryProgSentryEnterBtf          = "sentry_enter_btf"
@@ -265,6 +300,7 @@ const (
 	sentryVarUnusedKind               = "unused_kind"
 	sentryVarUnusedLoss               = "unused_loss"
 	sentryVarUnusedMode               = "unused_mode"
+	sentryVarUnusedOnError            = "unused_on_error"
 	sentryVarUnusedVerdict            = "unused_verdict"
 	sentryVarUnusedVerdictEnum        = "unused_verdict_enum"
 )
@@ -330,15 +366,16 @@ type sentryProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryMapSpecs struct {
-	ChunkScratch *ebpf.MapSpec `ebpf:"chunk_scratch"`
-	Config       *ebpf.MapSpec `ebpf:"config"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	FactsScratch *ebpf.MapSpec `ebpf:"facts_scratch"`
-	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
-	LoadSeq      *ebpf.MapSpec `ebpf:"load_seq"`
-	Losses       *ebpf.MapSpec `ebpf:"losses"`
-	Rules        *ebpf.MapSpec `ebpf:"rules"`
-	TaskScratch  *ebpf.MapSpec `ebpf:"task_scratch"`
+	ChunkScratch  *ebpf.MapSpec `ebpf:"chunk_scratch"`
+	Config        *ebpf.MapSpec `ebpf:"config"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	FactsScratch  *ebpf.MapSpec `ebpf:"facts_scratch"`
+	Inflight      *ebpf.MapSpec `ebpf:"inflight"`
+	LoadSeq       *ebpf.MapSpec `ebpf:"load_seq"`
+	Losses        *ebpf.MapSpec `ebpf:"losses"`
+	ResultScratch *ebpf.MapSpec `ebpf:"result_scratch"`
+	Rules         *ebpf.MapSpec `ebpf:"rules"`
+	TaskScratch   *ebpf.MapSpec `ebpf:"task_scratch"`
 }
 
 // sentryVariableSpecs contains global variables before they are loaded into the kernel.
@@ -352,6 +389,7 @@ type sentryVariableSpecs struct {
 	UnusedKind        *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.VariableSpec `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.VariableSpec `ebpf:"unused_mode"`
+	UnusedOnError     *ebpf.VariableSpec `ebpf:"unused_on_error"`
 	UnusedVerdict     *ebpf.VariableSpec `ebpf:"unused_verdict"`
 	UnusedVerdictEnum *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
 }
@@ -376,15 +414,16 @@ func (o *sentryObjects) Close() error {
 //
 // It can be passed to loadSentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryMaps struct {
-	ChunkScratch *ebpf.Map `ebpf:"chunk_scratch"`
-	Config       *ebpf.Map `ebpf:"config"`
-	Events       *ebpf.Map `ebpf:"events"`
-	FactsScratch *ebpf.Map `ebpf:"facts_scratch"`
-	Inflight     *ebpf.Map `ebpf:"inflight"`
-	LoadSeq      *ebpf.Map `ebpf:"load_seq"`
-	Losses       *ebpf.Map `ebpf:"losses"`
-	Rules        *ebpf.Map `ebpf:"rules"`
-	TaskScratch  *ebpf.Map `ebpf:"task_scratch"`
+	ChunkScratch  *ebpf.Map `ebpf:"chunk_scratch"`
+	Config        *ebpf.Map `ebpf:"config"`
+	Events        *ebpf.Map `ebpf:"events"`
+	FactsScratch  *ebpf.Map `ebpf:"facts_scratch"`
+	Inflight      *ebpf.Map `ebpf:"inflight"`
+	LoadSeq       *ebpf.Map `ebpf:"load_seq"`
+	Losses        *ebpf.Map `ebpf:"losses"`
+	ResultScratch *ebpf.Map `ebpf:"result_scratch"`
+	Rules         *ebpf.Map `ebpf:"rules"`
+	TaskScratch   *ebpf.Map `ebpf:"task_scratch"`
 }
 
 func (m *sentryMaps) Close() error {
@@ -396,6 +435,7 @@ func (m *sentryMaps) Close() error {
 		m.Inflight,
 		m.LoadSeq,
 		m.Losses,
+		m.ResultScratch,
 		m.Rules,
 		m.TaskScratch,
 	)
@@ -412,6 +452,7 @@ type sentryVariables struct {
 	UnusedKind        *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.Variable `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.Variable `ebpf:"unused_mode"`
+	UnusedOnError     *ebpf.Variable `ebpf:"unused_on_error"`
 	UnusedVerdict     *ebpf.Variable `ebpf:"unused_verdict"`
 	UnusedVerdictEnum *ebpf.Variable `ebpf:"unused_verdict_enum"`
 }

@@ -29,6 +29,9 @@ type sentryLegacyRulesFacts struct {
 	HelperOther        uint32
 	Pad                uint32
 	InsnHash           uint64
+	ExeIno             uint64
+	ExeDev             uint32
+	Pad2               uint32
 	Used               [4]uint64
 	ProgName           [16]int8
 	Comm               [16]int8
@@ -39,7 +42,7 @@ type sentryLegacyRulesTable struct {
 	_          structs.HostLayout
 	Count      uint32
 	Generation uint32
-	Rules      [64]struct {
+	Rules      [1024]struct {
 		_           structs.HostLayout
 		Action      uint32
 		Flags       uint32
@@ -50,7 +53,7 @@ type sentryLegacyRulesTable struct {
 		HashN       uint32
 		InsnMin     uint32
 		InsnMax     uint32
-		Pad         uint32
+		ExeN        uint32
 		ProgTypes   uint64
 		AttachTypes [2]uint64
 		Allowed     [4]uint64
@@ -69,6 +72,12 @@ type sentryLegacyRulesTable struct {
 		}
 		Uids      [4]uint32
 		AllowHash [8]uint64
+		Exes      [4]struct {
+			_   structs.HostLayout
+			Ino uint64
+			Dev uint32
+			Pad uint32
+		}
 	}
 }
 
@@ -92,7 +101,8 @@ type sentryLegacySentryConfig struct {
 	Mode            uint32
 	SelfTgid        uint32
 	BlockUnreadable uint32
-	Pad             uint32
+	OnError         uint32
+	SelfStart       uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -130,6 +140,7 @@ const (
 	sentryLegacyVarUnusedKind                 = "unused_kind"
 	sentryLegacyVarUnusedLoss                 = "unused_loss"
 	sentryLegacyVarUnusedMode                 = "unused_mode"
+	sentryLegacyVarUnusedOnError              = "unused_on_error"
 	sentryLegacyVarUnusedVerdict              = "unused_verdict"
 	sentryLegacyVarUnusedVerdictEnum          = "unused_verdict_enum"
 )
@@ -219,6 +230,7 @@ type sentryLegacyVariableSpecs struct {
 	UnusedKind        *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.VariableSpec `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.VariableSpec `ebpf:"unused_mode"`
+	UnusedOnError     *ebpf.VariableSpec `ebpf:"unused_on_error"`
 	UnusedVerdict     *ebpf.VariableSpec `ebpf:"unused_verdict"`
 	UnusedVerdictEnum *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
 }
@@ -279,6 +291,7 @@ type sentryLegacyVariables struct {
 	UnusedKind        *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.Variable `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.Variable `ebpf:"unused_mode"`
+	UnusedOnError     *ebpf.Variable `ebpf:"unused_on_error"`
 	UnusedVerdict     *ebpf.Variable `ebpf:"unused_verdict"`
 	UnusedVerdictEnum *ebpf.Variable `ebpf:"unused_verdict_enum"`
 }

@@ -3,7 +3,7 @@
  * Kernel rule tables: the part of the rule language the kernel can evaluate
  * synchronously at BPF_PROG_LOAD (helper counts, helpers_only, helpers_any,
  * prog_type, expected attach type, instruction-count range, prog_name and
- * loader comm exact/prefix, loader uid, allowlist by instruction hash).
+ * loader comm exact/prefix, loader uid, loader executable identity, allowlist by instruction hash).
  * User space (package rules) compiles YAML rules into struct rules_table;
  * Go types are generated from this file by bpf2go (-type), never mirrored
  * by hand. The evaluator is in rules_eval.h.
@@ -14,7 +14,8 @@
 #ifndef EBPF_SENTRY_RULES_H
 #define EBPF_SENTRY_RULES_H
 
-#define RULES_MAX 64          /* rules in one table; result bitmap is one __u64 */
+#define RULES_MAX 1024        /* rules in one table */
+#define RULES_MATCHED_WORDS (RULES_MAX / 64) /* the result bitmap's words */
 #define RULES_HELPER_MAX 256  /* helper ids counted; calls of higher ids go to helper_other */
 #define RULES_NAME_LEN 16     /* BPF_OBJ_NAME_LEN and TASK_COMM_LEN */
 #define RULE_HELPERS 16       /* minimum-count entries per rule */
@@ -22,6 +23,7 @@
 #define RULE_COMMS 4          /* loader comm patterns per rule (any of) */
 #define RULE_UIDS 4           /* loader uids per rule (any of) */
 #define RULE_HASHES 8         /* allowlisted instruction hashes per rule */
+#define RULE_EXES 4           /* loader executable identities per rule (any of) */
 
 enum rules_action {
 	RULES_ACTION_NONE = 0,  /* empty slot: never matches */
@@ -38,8 +40,10 @@ enum rules_flag {
 	RULES_F_ATTACH_TYPE = 1 << 4,    /* expected_attach_type bit set in attach_types */
 	RULES_F_INSN_RANGE = 1 << 5,     /* insn_min <= insn_cnt <= insn_max */
 	RULES_F_NAME_NOT = 1 << 6,       /* names[] is an exception: none may match */
-	RULES_F_COMM_NOT = 1 << 7,
+	/* 1 << 7 was a comm exception: a comm is chosen by the process
+	 * (prctl PR_SET_NAME), so it can never be an exception. */
 	RULES_F_UID_NOT = 1 << 8,
+	RULES_F_EXE_NOT = 1 << 9,        /* exes[] is an exception: none may match */
 };
 
 /*
@@ -53,6 +57,18 @@ struct rules_str {
 	__u64 mask[2];
 };
 
+/*
+ * An executable the kernel can vouch for: the inode and device (the
+ * kernel's dev_t, MAJOR << 20 | MINOR) of the loader's mm->exe_file.
+ * Neither can be chosen by the loader; user space also checks the file's
+ * sha256, which the kernel cannot compute at load time.
+ */
+struct rules_exe {
+	__u64 ino;
+	__u32 dev;
+	__u32 _pad;
+};
+
 /* One kernel rule: every present condition must hold. */
 struct rules_rule {
 	enum rules_action action; /* 4 bytes, like __u32 */
@@ -64,7 +80,7 @@ struct rules_rule {
 	__u32 hash_n;     /* allowlisted instruction hashes */
 	__u32 insn_min;
 	__u32 insn_max;
-	__u32 _pad;
+	__u32 exe_n;      /* 0: no loader executable condition */
 	__u64 prog_types;      /* bit n: enum bpf_prog_type n */
 	__u64 attach_types[2]; /* bit n: enum bpf_attach_type n */
 	__u64 allowed[RULES_HELPER_MAX / 64]; /* helpers_only */
@@ -75,6 +91,7 @@ struct rules_rule {
 	struct rules_str comms[RULE_COMMS];
 	__u32 uids[RULE_UIDS];
 	__u64 allow_hash[RULE_HASHES]; /* a program with one of these hashes never matches */
+	struct rules_exe exes[RULE_EXES];
 };
 
 /* The rule table: one value of a one-entry array map. */
@@ -96,6 +113,9 @@ struct rules_facts {
 	__u32 helper_other;  /* helper calls with id >= RULES_HELPER_MAX */
 	__u32 _pad;
 	__u64 insn_hash;     /* rules_hash over the normalised instructions; start at RULES_HASH_INIT */
+	__u64 exe_ino;       /* loader's mm->exe_file inode (0: none) */
+	__u32 exe_dev;       /* and its superblock's dev_t */
+	__u32 _pad2;
 	__u64 used[RULES_HELPER_MAX / 64]; /* bit n: helper n is called at least once */
 	char prog_name[RULES_NAME_LEN];    /* attr->prog_name, NUL-terminated */
 	char comm[RULES_NAME_LEN];         /* loader's task comm */
@@ -108,7 +128,7 @@ struct rules_result {
 	enum rules_action first_action;
 	__s32 first_block; /* index of the first matching block rule, -1 when none */
 	enum rules_action action; /* strongest action among matching rules */
-	__u64 matched;     /* bit i: rule i matched */
+	__u64 matched[RULES_MATCHED_WORDS]; /* bit i % 64 of word i / 64: rule i matched */
 };
 
 #endif

@@ -147,7 +147,7 @@ static __always_inline int rules_rule_matches(const struct rules_rule *r, const 
 		for (i = 0; i < RULE_COMMS; i++)
 			if (i < r->comm_n && rules_str_match(&r->comms[i], f->comm))
 				hit = 1;
-		if (hit == !!(flags & RULES_F_COMM_NOT))
+		if (!hit)
 			return 0;
 	}
 	if (r->uid_n) {
@@ -156,6 +156,14 @@ static __always_inline int rules_rule_matches(const struct rules_rule *r, const 
 			if (i < r->uid_n && r->uids[i] == f->uid)
 				hit = 1;
 		if (hit == !!(flags & RULES_F_UID_NOT))
+			return 0;
+	}
+	if (r->exe_n) {
+		hit = 0;
+		for (i = 0; i < RULE_EXES; i++)
+			if (i < r->exe_n && f->exe_ino && r->exes[i].ino == f->exe_ino && r->exes[i].dev == f->exe_dev)
+				hit = 1;
+		if (hit == !!(flags & RULES_F_EXE_NOT))
 			return 0;
 	}
 	for (i = 0; i < RULE_HASHES; i++)
@@ -181,7 +189,7 @@ static long rules_loop_step(__u64 index, void *data)
 	r = &c->t->rules[index];
 	if (!rules_rule_matches(r, c->f))
 		return 0;
-	res->matched |= 1ULL << index;
+	res->matched[(index / 64) & (RULES_MATCHED_WORDS - 1)] |= 1ULL << (index % 64);
 	if (res->first < 0) {
 		res->first = index;
 		res->first_action = r->action;
@@ -203,7 +211,8 @@ static __always_inline void rules_result_reset(struct rules_result *res)
 	res->first_action = RULES_ACTION_NONE;
 	res->first_block = -1;
 	res->action = RULES_ACTION_NONE;
-	res->matched = 0;
+	for (int i = 0; i < RULES_MATCHED_WORDS; i++)
+		res->matched[i] = 0;
 }
 
 /*

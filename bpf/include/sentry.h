@@ -15,6 +15,7 @@
 #define SENTRY_CHUNK_INSNS 512 /* instructions per chunk record */
 #define SENTRY_MAX_INSNS 1000000
 #define SENTRY_HELPER_MAX 256 /* RULES_HELPER_MAX: higher ids are counted in helper_other */
+#define SENTRY_MATCHED_WORDS 16 /* RULES_MATCHED_WORDS: the verdict's bitmap of matching slots */
 
 enum sentry_record_kind {
 	SENTRY_REC_HEADER = 1,
@@ -33,7 +34,17 @@ enum sentry_loss {
 	SENTRY_LOSS_INSN_READ = 5,      /* an instruction chunk unreadable (not resident, bad pointer) */
 	SENTRY_LOSS_INFLIGHT_FULL = 6,  /* enter/exit pairing table full: outcome unknown */
 	SENTRY_LOSS_TOO_MANY_INSNS = 7, /* insn_cnt above SENTRY_MAX_INSNS: only the first ones read */
-	SENTRY_LOSS_NR = 8,
+	/* A load that could not be judged, decided by sentry_config.on_error: */
+	SENTRY_LOSS_NO_SCRATCH = 8,     /* no facts/chunk scratch (task storage allocation failed) */
+	SENTRY_LOSS_NO_TABLE = 9,       /* config or rule table lookup failed */
+	SENTRY_LOSS_GATE_UNJUDGED = 10, /* the 5.10 LSM gate saw a load its judge did not record */
+	SENTRY_LOSS_NR = 11,
+};
+
+/* What a load that cannot be judged gets in enforce mode (--on-error). */
+enum sentry_on_error {
+	SENTRY_ON_ERROR_BLOCK = 0, /* the default: fail closed */
+	SENTRY_ON_ERROR_ALLOW = 1,
 };
 
 enum sentry_verdict {
@@ -87,6 +98,9 @@ struct sentry_header {
 	__u32 exe_truncated; /* the path walk stopped before the root */
 	__u32 _pad;
 	__u64 insns_ptr;
+	__u64 exe_ino;     /* the executable's identity, as the kernel sees it (0: no mm) */
+	__u32 exe_dev;     /* kernel dev_t: MAJOR << 20 | MINOR */
+	__u32 _pad2;
 	char comm[SENTRY_COMM_LEN];
 	char name[SENTRY_NAME_LEN];
 	char license[SENTRY_LICENSE_LEN];
@@ -110,7 +124,7 @@ struct sentry_verdict_rec {
 	__u32 action;        /* enum sentry_action */
 	__s32 rule_index;    /* rules_table slot: first block rule, else first match; -1 none */
 	__u32 generation;    /* rules_table.generation the verdict was made with */
-	__u64 matched;       /* bitmap of matching rule slots */
+	__u64 matched;       /* bitmap of matching rule slots 0-63 (matched_more: the rest) */
 	__u64 insn_hash;     /* rules_hash (rules_eval.h) over all instructions read */
 	__u32 insns_read;
 	__u32 read_errors;
@@ -119,9 +133,11 @@ struct sentry_verdict_rec {
 	__u32 calls_sub;
 	__u32 calls_kfunc;
 	__u32 helper_other;  /* helper calls with ids ≥ SENTRY_HELPER_MAX */
-	__u32 _pad;
+	__u32 error;         /* 1 + enum sentry_loss that kept the load from being judged
+	                        (verdict by on_error); 0: judged */
 	__u64 walk_ns;       /* time spent reading and walking the instructions */
 	__u32 helper_count[SENTRY_HELPER_MAX];
+	__u64 matched_more[SENTRY_MATCHED_WORDS - 1]; /* matching slots 64 and up */
 };
 
 struct sentry_exit {
@@ -133,11 +149,19 @@ struct sentry_exit {
 	__u64 ktime_ns;
 };
 
+/* USER_HZ: /proc/PID/stat gives a start time in these ticks. */
+#define SENTRY_NSEC_PER_TICK 10000000ULL
+
 struct sentry_config {
 	__u32 mode;        /* enum sentry_mode */
-	__u32 self_tgid;   /* the sensor's own process: reported, never blocked */
+	/* The agent's identity: its tgid and its start time in ticks since
+	 * boot (/proc/PID/stat field 22, i.e. start_boottime / NSEC_PER_TICK).
+	 * Both must match, so a process that gets a dead agent's pid again is
+	 * not the agent. tgid 0: no agent (cleared on exit). */
+	__u32 self_tgid;
 	__u32 block_unreadable; /* block when instructions could not be read */
-	__u32 _pad;
+	__u32 on_error;    /* enum sentry_on_error */
+	__u64 self_start;
 };
 
 #endif

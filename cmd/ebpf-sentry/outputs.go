@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -129,6 +130,10 @@ func progLoad(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, disasm []
 			why = "instructions unreadable in the loader's memory (--block-unreadable)"
 		}
 		verdict.Rules = append(verdict.Rules, output.RuleMatch{ID: ev.RuleID, Action: ev.Verdict.String(), Why: why})
+	}
+	if verdict.Action == "allow" && slices.Contains(ev.Missing, "verdict") {
+		// The kernel's verdict record was lost: nothing says it allowed.
+		verdict.Action = "unknown"
 	}
 	result := output.Result(ev.Outcome.Result)
 	switch ev.Action {

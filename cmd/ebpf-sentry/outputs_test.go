@@ -118,6 +118,11 @@ func TestProgLoadMapsTheSensorsAndTheRulesVerdicts(t *testing.T) {
 			wantAction: "block", wantBy: "signal", wantResult: output.ResultKilled, wantRuleIDs: []string{sensor.RuleUnreadable},
 		},
 		{
+			name:       "a load whose kernel verdict record was lost is not reported as allowed",
+			ev:         sensor.Event{Missing: []string{"header", "verdict"}, Outcome: sensor.Outcome{Result: sensor.ResultLoaded}},
+			wantAction: "unknown", wantResult: output.ResultLoaded,
+		},
+		{
 			name:       "monitor mode reports the block verdict but nothing enforced it",
 			ev:         sensor.Event{Verdict: sensor.VerdictBlock, Action: sensor.ActionMonitor, RuleID: "k3", Outcome: sensor.Outcome{Result: sensor.ResultLoaded}},
 			wantAction: "block", wantResult: output.ResultLoaded, wantRuleIDs: []string{"k3"},

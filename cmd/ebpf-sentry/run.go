@@ -45,6 +45,8 @@ type runOptions struct {
 	ringMiB   int
 	blockUnr  bool
 	lockPath  string
+	onError   string
+	integrity time.Duration
 	out       *outputFlags
 }
 
@@ -72,6 +74,8 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.BoolVar(&o.pin, "pin", false, "pin the programs in "+runPinPath+" so enforcement continues after the agent exits")
 	f.IntVar(&o.ringMiB, "ring-size", sensor.DefaultRingBufferSize>>20, "ring buffer size in MiB (power of two)")
 	f.BoolVar(&o.blockUnr, "block-unreadable", true, "block loads whose instructions the sensor cannot read (pages not resident, e.g. served late by userfaultfd: the kernel copies them, the syscall hooks cannot); =false to let them load, reported")
+	f.StringVar(&o.onError, "on-error", "block", "block|allow: what a load the kernel side cannot judge (no scratch memory, no table) gets in enforce mode; counted either way")
+	f.DurationVar(&o.integrity, "integrity-interval", 2*time.Second, "compare the kernel config and rule table with the agent's copy this often; a difference is a tamper event")
 	f.StringVar(&o.lockPath, "lock-file", runLockPath, "file locked while run is active (a second instance refuses to start)")
 	o.out = addOutputFlags(f)
 	root.AddCommand(cmd)
@@ -83,6 +87,9 @@ func envError(format string, args ...any) error {
 
 // openRunRules loads --rules into a store that reloads them atomically.
 func openRunRules(arg string) (*rules.Store, error) {
+	if arg == "" {
+		return nil, fmt.Errorf("empty path (the embedded defaults are --rules @defaults)")
+	}
 	if arg == "@defaults" {
 		arg = ""
 	}
@@ -119,6 +126,10 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	if o.ringMiB <= 0 || o.ringMiB&(o.ringMiB-1) != 0 {
 		return fmt.Errorf("--ring-size %d: want a power of two (MiB)", o.ringMiB)
 	}
+	if err := validateRunFlags(o); err != nil {
+		return err
+	}
+	cfg.OnError = sensor.OnError(o.onError)
 	if o.pin {
 		cfg.PinPath = runPinPath
 	} else if _, err := os.Stat(runPinPath); err == nil {
@@ -130,6 +141,9 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	set := store.Set()
 	compiled := rules.Compile(set)
+	if err := compiled.Fits(); err != nil {
+		return fmt.Errorf("--rules %s: %w", o.rules, err)
+	}
 	cfg.Rules = compiled.Kernel()
 
 	if os.Geteuid() != 0 {
@@ -202,7 +216,10 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	applyReload := func(reason string, rerr error) {
 		if rerr == nil {
-			rerr = s.SetRules(rules.Compile(store.Set()).Kernel())
+			c := rules.Compile(store.Set())
+			if rerr = c.Fits(); rerr == nil {
+				rerr = s.SetRules(c.Kernel())
+			}
 		}
 		if rerr != nil {
 			slog.Error("reload rules: keeping the current ones", "reason", reason, "err", rerr)
@@ -214,8 +231,12 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		tel.Pipeline.Emit(output.RulesReloaded(output.Rules{Source: set.Source, Count: len(set.Rules)}))
 	}
 	out := cmd.OutOrStdout()
+	integrity := time.NewTicker(o.integrity)
+	defer integrity.Stop()
 	for {
 		select {
+		case <-integrity.C:
+			reportTampering(s, tel)
 		case ev, ok := <-s.Events():
 			if !ok {
 				return nil
@@ -299,6 +320,10 @@ func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev 
 	}
 	ins, _ := ev.Program.Decode()
 	tel.Pipeline.Emit(output.NewProgLoad(progLoad(ev, rep, verdict, output.KernelText(nil, ins)), tel.Insns))
+	if t := enforcementBypassed(o.mode, ev); t != nil {
+		slog.Error("sensor tampered with", "what", t.Tamper.What, "detail", t.Tamper.Detail)
+		tel.Pipeline.Emit(t)
+	}
 	if o.format != "text" {
 		return nil
 	}

@@ -15,6 +15,7 @@ type (
 	Str    = RuleEvalRulesStr
 	Facts  = RuleEvalRulesFacts
 	Result = RuleEvalRulesResult
+	Exe    = RuleEvalRulesExe
 	Action = RuleEvalRulesAction
 	Flag   = RuleEvalRulesFlag
 )
@@ -29,6 +30,7 @@ const (
 	RuleComms    = len(Rule{}.Comms)
 	RuleUIDs     = len(Rule{}.Uids)
 	RuleHashes   = len(Rule{}.AllowHash)
+	RuleExes     = len(Rule{}.Exes)
 	NameLen      = len(Facts{}.ProgName)
 	HarnessInsns = len(RuleEvalRuleevalInput{}.Insns)
 )
@@ -45,8 +47,8 @@ const (
 	FlagAttachType    = RuleEvalRulesFlagRULES_F_ATTACH_TYPE
 	FlagInsnRange     = RuleEvalRulesFlagRULES_F_INSN_RANGE
 	FlagNameNot       = RuleEvalRulesFlagRULES_F_NAME_NOT
-	FlagCommNot       = RuleEvalRulesFlagRULES_F_COMM_NOT
 	FlagUIDNot        = RuleEvalRulesFlagRULES_F_UID_NOT
+	FlagExeNot        = RuleEvalRulesFlagRULES_F_EXE_NOT
 )
 
 // Hash constants; must equal RULES_HASH_INIT and RULES_HASH_PRIME in rules_eval.h.
@@ -173,6 +175,7 @@ func (h *Harness) Run(meta *Facts, insns []byte) (*Output, error) {
 	in.Facts.Uid = meta.Uid
 	in.Facts.ProgName = meta.ProgName
 	in.Facts.Comm = meta.Comm
+	in.Facts.ExeIno, in.Facts.ExeDev = meta.ExeIno, meta.ExeDev
 	for i := 0; i < n; i++ {
 		in.Insns[i] = binary.LittleEndian.Uint64(insns[i*8:])
 	}

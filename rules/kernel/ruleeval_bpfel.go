@@ -36,6 +36,13 @@ const (
 	RuleEvalRulesActionRULES_ACTION_BLOCK RuleEvalRulesAction = 2
 )
 
+type RuleEvalRulesExe struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
 type RuleEvalRulesFacts struct {
 	_                  structs.HostLayout
 	ProgType           uint32
@@ -45,6 +52,9 @@ type RuleEvalRulesFacts struct {
 	HelperOther        uint32
 	Pad                uint32
 	InsnHash           uint64
+	ExeIno             uint64
+	ExeDev             uint32
+	Pad2               uint32
 	Used               [4]uint64
 	ProgName           [16]int8
 	Comm               [16]int8
@@ -61,8 +71,8 @@ const (
 	RuleEvalRulesFlagRULES_F_ATTACH_TYPE    RuleEvalRulesFlag = 16
 	RuleEvalRulesFlagRULES_F_INSN_RANGE     RuleEvalRulesFlag = 32
 	RuleEvalRulesFlagRULES_F_NAME_NOT       RuleEvalRulesFlag = 64
-	RuleEvalRulesFlagRULES_F_COMM_NOT       RuleEvalRulesFlag = 128
 	RuleEvalRulesFlagRULES_F_UID_NOT        RuleEvalRulesFlag = 256
+	RuleEvalRulesFlagRULES_F_EXE_NOT        RuleEvalRulesFlag = 512
 )
 
 type RuleEvalRulesResult struct {
@@ -71,7 +81,7 @@ type RuleEvalRulesResult struct {
 	FirstAction RuleEvalRulesAction
 	FirstBlock  int32
 	Action      RuleEvalRulesAction
-	Matched     uint64
+	Matched     [16]uint64
 }
 
 type RuleEvalRulesRule struct {
@@ -85,7 +95,7 @@ type RuleEvalRulesRule struct {
 	HashN       uint32
 	InsnMin     uint32
 	InsnMax     uint32
-	Pad         uint32
+	ExeN        uint32
 	ProgTypes   uint64
 	AttachTypes [2]uint64
 	Allowed     [4]uint64
@@ -96,6 +106,7 @@ type RuleEvalRulesRule struct {
 	Comms       [4]RuleEvalRulesStr
 	Uids        [4]uint32
 	AllowHash   [8]uint64
+	Exes        [4]RuleEvalRulesExe
 }
 
 type RuleEvalRulesStr struct {
@@ -108,7 +119,7 @@ type RuleEvalRulesTable struct {
 	_          structs.HostLayout
 	Count      uint32
 	Generation uint32
-	Rules      [64]RuleEvalRulesRule
+	Rules      [1024]RuleEvalRulesRule
 }
 
 // Names of all BPF objects in the ELF.

@@ -54,6 +54,7 @@ func main() {
 	progArray := flag.String("prog-array", "", "a pinned BPF_MAP_TYPE_PROG_ARRAY: its fd goes into every ld_imm64 map-fd pseudo instruction (src_reg 1) of the program")
 	tailSlot := flag.Int("tail-slot", -1, "with -prog-array: store each loaded program at this index of the array (a tail-call target)")
 	uffdStall := flag.Duration("uffd-stall", 0, "the first load's instructions sit in userfaultfd-registered memory: the kernel's first read of them blocks this long inside the syscall (0: off)")
+	comm := flag.String("comm", "", "rename the loading thread first (prctl PR_SET_NAME), as a loader posing as another program would")
 	flag.Parse()
 
 	var insns []byte
@@ -142,6 +143,12 @@ func main() {
 	var fds []int
 	for i := 0; i < *count; i++ {
 		runtime.LockOSThread()
+		if *comm != "" {
+			// comm is per thread: rename the one that calls bpf().
+			if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&append([]byte(*comm), 0)[0])), 0, 0, 0); err != nil {
+				fatal(fmt.Errorf("-comm: %w", err))
+			}
+		}
 		var fd int
 		var err error
 		var took time.Duration

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/ebpf-sentry/ebpf-sentry/output"
+	"github.com/ebpf-sentry/ebpf-sentry/sensor"
+)
+
+// reportTampering compares the kernel's config and rule table with what
+// the agent wrote and emits a tamper event for each difference.
+func reportTampering(s *sensor.Sensor, tel *telemetry) {
+	found, err := s.CheckIntegrity()
+	if err != nil {
+		slog.Error("check the sensor's kernel tables", "err", err)
+		return
+	}
+	for _, t := range found {
+		slog.Error("sensor tampered with", "what", t.What, "detail", t.Detail)
+		tel.Pipeline.Emit(output.NewTamper(output.Tamper{What: t.What, Detail: t.Detail}))
+	}
+}
+
+// enforcementBypassed is the tamper event for a load the kernel judged
+// "block" that loaded anyway while the agent runs in enforce mode: the
+// kernel config said monitor, or the enforcer failed. The agent's own
+// loads are spared on purpose.
+func enforcementBypassed(mode string, ev *sensor.Event) *output.Event {
+	if mode != "enforce" || ev.Verdict != sensor.VerdictBlock || ev.Outcome.Result != sensor.ResultLoaded || ev.Action == sensor.ActionSelf {
+		return nil
+	}
+	return output.NewTamper(output.Tamper{What: output.TamperEnforcement, LoadID: ev.LoadID,
+		Detail: fmt.Sprintf("blocked by %s in enforce mode, yet loaded (kernel action %s)", ev.RuleID, ev.Action)})
+}

@@ -1,0 +1,76 @@
+package sensor
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxHashedExe bounds the executables hashed for loader.exe_identity: a
+// bigger one is left without a sha256 (an identity naming one never matches).
+const maxHashedExe = 1 << 30
+
+// exeHasher computes the sha256 of a loader's executable, the part of its
+// identity the kernel cannot compute at load time. The file is reached
+// through /proc/PID/exe and must be the one the kernel saw (same inode and
+// device); hashes are cached per file version (inode, device, size, mtime,
+// ctime: any write changes ctime).
+type exeHasher struct {
+	mu    sync.Mutex
+	cache map[exeVersion]string
+}
+
+type exeVersion struct {
+	ino, size    uint64
+	dev          uint32
+	mtime, ctime unix.Timespec
+}
+
+// kernelDev is the kernel's dev_t encoding (MKDEV) of a stat st_dev.
+func kernelDev(st uint64) uint32 {
+	return unix.Major(st)<<20 | unix.Minor(st)
+}
+
+// hash returns the sha256 of pid's executable when it is still the file
+// the kernel named by (ino, dev), else "".
+func (x *exeHasher) hash(pid uint32, ino uint64, dev uint32) string {
+	if ino == 0 {
+		return ""
+	}
+	f, err := os.Open("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/exe")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return ""
+	}
+	v := exeVersion{ino: st.Ino, dev: kernelDev(st.Dev), size: uint64(st.Size), mtime: st.Mtim, ctime: st.Ctim}
+	if v.ino != ino || v.dev != dev || st.Size > maxHashedExe {
+		return ""
+	}
+	x.mu.Lock()
+	sum, ok := x.cache[v]
+	x.mu.Unlock()
+	if ok {
+		return sum
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	sum = hex.EncodeToString(h.Sum(nil))
+	x.mu.Lock()
+	if x.cache == nil || len(x.cache) > 4096 {
+		x.cache = map[exeVersion]string{}
+	}
+	x.cache[v] = sum
+	x.mu.Unlock()
+	return sum
+}
