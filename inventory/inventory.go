@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -102,6 +103,9 @@ type Options struct {
 	Root string
 	// NoOwners skips the walk of /proc and bpffs (holders and pins).
 	NoOwners bool
+	// Programs, when not nil, limits the programs read to these ids (the
+	// maps and links are still all listed).
+	Programs map[uint32]bool
 	// kernel replaces the bpf(2) calls in tests.
 	kernel kernel
 	// afterIDs runs between enumerating the ids and reading the objects.
@@ -148,6 +152,9 @@ func Scan(opts *Options) (*Inventory, error) {
 	linkIDs, err := allIDs(k, cmdLinkGetNextID)
 	if err != nil && !errors.Is(err, unix.EINVAL) { // links: 5.8 and later
 		return nil, fmt.Errorf("enumerate links: %w", err)
+	}
+	if opts.Programs != nil {
+		progIDs = slices.DeleteFunc(progIDs, func(id uint32) bool { return !opts.Programs[id] })
 	}
 	if opts.afterIDs != nil {
 		opts.afterIDs(progIDs)
@@ -199,6 +206,16 @@ func Scan(opts *Options) (*Inventory, error) {
 		attachOwners(inv, opts.Root, k)
 	}
 	return inv, nil
+}
+
+// ProgramIDs lists the ids of every loaded program (BPF_PROG_GET_NEXT_ID),
+// without reading the programs: the cheap half of a scan.
+func ProgramIDs() ([]uint32, error) {
+	ids, err := allIDs(sysKernel{}, cmdProgGetNextID)
+	if err != nil {
+		return nil, fmt.Errorf("enumerate programs: %w", err)
+	}
+	return ids, nil
 }
 
 // allIDs walks a GET_NEXT_ID command to its end.

@@ -86,6 +86,14 @@ func ToECS(ev *Event) *ECSEvent {
 	switch ev.Event {
 	case KindProgLoad:
 		ecsProgLoad(ev, e)
+	case KindProgPresent, KindProgUnseen:
+		ecsProgLoad(ev, e)
+		name := ""
+		if ev.Prog != nil {
+			name = ev.Prog.Name
+		}
+		what := map[Kind]string{KindProgPresent: " present", KindProgUnseen: " loaded unseen by the load hook"}[ev.Event]
+		e.Message = "BPF program " + name + what + strings.TrimPrefix(e.Message, "BPF program "+name+" loaded")
 	case KindSensorStarted, KindSensorStopped:
 		e.Event.Category, e.Event.Type = []string{"process"}, []string{"start"}
 		e.Message = "ebpf-sentry started"

@@ -26,6 +26,8 @@ const (
 	KindRulesReloaded Kind = "rules_reloaded" // a new rule set is active
 	KindRulesRejected Kind = "rules_rejected" // a rule set failed validation; the old one stays
 	KindLoss          Kind = "loss"           // events were lost (capture or delivery)
+	KindProgPresent   Kind = "prog_present"   // a program already loaded when run started (see prog_present.go)
+	KindProgUnseen    Kind = "prog_unseen"    // a loaded program the load hook never reported
 )
 
 // Event is one telemetry record. Exactly the sections that belong to its kind
@@ -49,6 +51,8 @@ type Event struct {
 	Sensor *Sensor `json:"sensor,omitempty"`
 	Rules  *Rules  `json:"rules,omitempty"`
 	Loss   *Loss   `json:"loss,omitempty"`
+
+	Resident *Resident `json:"resident,omitempty"` // prog_present, prog_unseen
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

@@ -160,7 +160,14 @@ func everyEvent() map[string]*Event {
 		"a sensor_stopped": SensorStopped(Sensor{Version: "dev", PID: 1, Reason: "signal: terminated", Uptime: 3.5}),
 		"a rules_reloaded": RulesReloaded(Rules{Source: "/etc/ebpf-sentry/rules.yaml", Count: 7, SHA256: strings.Repeat("0f", 32)}),
 		"a rules_rejected": RulesRejected(Rules{Source: "/etc/rules.yaml", Count: 7, Error: "rules.yaml:3:5: unknown field \"\x1b\""}),
-		"a loss":           {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
+		"a prog_present with holders, pins, links and a response": NewResident(KindProgPresent, ProgLoad{
+			Time: time.Unix(1700000000, 0), Program: sampleProgram(4), Report: sampleReport(), Verdict: full.Verdict, Disasm: disasmLines(4),
+		}, Resident{LoadedAt: time.Unix(1690000000, 0), UID: 0,
+			Holders: []Holder{{PID: 42, FD: 3, Comm: hostile, Exe: "/tmp/\x07x", ExeDev: 2049, ExeIno: 77}},
+			Pinned:  []string{"/sys/fs/bpf/" + hostile}, Links: []ResidentLink{{ID: 5, Type: "tracing", Target: hostile}},
+			Response: &ResidentAction{Action: "kill-holders", Done: []string{"killed pid 42"}, Survives: []string{"pinned " + hostile}}}, InsnOptions{Mode: InsnModeBoth}),
+		"a bare prog_unseen": NewResident(KindProgUnseen, ProgLoad{Program: &program.Program{Name: "x"}}, Resident{}, InsnOptions{}),
+		"a loss":             {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
 	}
 }
 
@@ -199,7 +206,7 @@ func TestEveryEventKindMatchesTheSchema(t *testing.T) {
 			validateECS(t, b)
 		})
 	}
-	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss} {
+	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindProgPresent, KindProgUnseen} {
 		if !kinds[k] {
 			t.Errorf("no sample of kind %s was validated", k)
 		}
@@ -229,6 +236,8 @@ func TestSchemaRejectsMalformedEvents(t *testing.T) {
 			m["instructions"].(map[string]any)["raw"].(map[string]any)["base64"] = "!!"
 		}},
 		{"an unknown kind", func(m map[string]any) { m["event"] = "prog_unload" }},
+		{"a prog_load carrying a resident section", func(m map[string]any) { m["resident"] = map[string]any{"uid": 0} }},
+		{"a prog_present without its resident section", func(m map[string]any) { m["event"] = "prog_present"; delete(m, "outcome"); delete(m, "loader") }},
 		{"a time that is not RFC 3339", func(m map[string]any) { m["time"] = "yesterday" }},
 	}
 	for _, tt := range tests {

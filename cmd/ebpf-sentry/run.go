@@ -46,6 +46,7 @@ type runOptions struct {
 	blockUnr  bool
 	lockPath  string
 	out       *outputFlags
+	resident  residentOptions
 }
 
 func init() {
@@ -74,6 +75,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.BoolVar(&o.blockUnr, "block-unreadable", true, "block loads whose instructions the sensor cannot read (pages not resident, e.g. served late by userfaultfd: the kernel copies them, the syscall hooks cannot); =false to let them load, reported")
 	f.StringVar(&o.lockPath, "lock-file", runLockPath, "file locked while run is active (a second instance refuses to start)")
 	o.out = addOutputFlags(f)
+	addResidentFlags(f, &o.resident)
 	root.AddCommand(cmd)
 }
 
@@ -115,6 +117,9 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	if o.format != "text" && o.format != "json" {
 		return fmt.Errorf("--format %q: want text or json", o.format)
+	}
+	if err := o.resident.validate(); err != nil {
+		return err
 	}
 	if o.ringMiB <= 0 || o.ringMiB&(o.ringMiB-1) != 0 {
 		return fmt.Errorf("--ring-size %d: want a power of two (MiB)", o.ringMiB)
@@ -184,6 +189,9 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	tel.Pipeline.Emit(output.SensorStarted(info))
 	losses := &lossTracker{last: map[string]uint64{}}
+	keeper := newResidentKeeper(o.resident, tel, s, func() *rules.Set { return set }, textOut(cmd, o))
+	defer keeper.stop()
+	keeper.start()
 
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
@@ -220,6 +228,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 			if !ok {
 				return nil
 			}
+			keeper.observe(ev)
 			if err := handleEvent(out, o, tel, set, ev); err != nil {
 				slog.Warn("write event", "err", err)
 			}
@@ -241,6 +250,9 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 			return closeErr
 		case <-tick.C:
 			losses.report(s, tel, false)
+			keeper.onLossCheck()
+		case <-keeper.tick():
+			keeper.reconcile()
 		}
 	}
 }
