@@ -15,6 +15,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 	"github.com/ebpf-sentry/ebpf-sentry/inventory"
@@ -209,4 +210,102 @@ func TestReconcileReportsOnlyWhatTheHookNeverReported(t *testing.T) {
 
 func sensorEventWithID(id uint32) *sensor.Event {
 	return &sensor.Event{Program: &program.Program{Kernel: &program.Kernel{ID: id}}}
+}
+
+// TestRunDetachesTheLinksOfABlockedResidentProgram: --resident-block detach
+// detaches a cgroup link that attaches a blocked program loaded before run.
+func TestRunDetachesTheLinksOfABlockedResidentProgram(t *testing.T) {
+	testutils.RequireRoot(t, "running the sensor")
+	cg, err := os.MkdirTemp(cgroup2Mount(t), "ebpf-sentry-resident-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(cg) })
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "sresblk_cg", Type: ebpf.CGroupSKB, License: "GPL",
+		AttachType: ebpf.AttachCGroupInetEgress, Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	l, err := link.AttachCgroup(link.CgroupOptions{Path: cg, Attach: ebpf.AttachCGroupInetEgress, Program: prog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	li, err := l.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if n := attachedTo(t, cg); n != 1 {
+		t.Fatalf("bpftool sees %d programs attached to %s, want 1", n, cg)
+	}
+
+	dir := t.TempDir()
+	bin := goBuild(t, ".", "ebpf-sentry")
+	rulesPath := filepath.Join(dir, "rules.yaml")
+	os.WriteFile(rulesPath, []byte(residentBlockRule), 0o600)
+	run := exec.Command(bin, "run", "--rules", rulesPath, "--lock-file", filepath.Join(dir, "lock"), "--ring-size", "8",
+		"--rules-poll", "0", "--resident-block", "detach", "--reconcile", "0")
+	var stdout, stderr syncBuffer
+	run.Stdout, run.Stderr = &stdout, &stderr
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { run.Process.Kill(); run.Wait() })
+	waitFor(t, "the blocked resident program", &stdout, `prog_present prog="sresblk_cg"`)
+	line := lineWith(stdout.String(), `prog_present prog="sresblk_cg"`)
+	if !strings.Contains(line, fmt.Sprintf("detached link %d", li.ID)) {
+		t.Errorf("prog_present line: %s", line)
+	}
+	// A detached link stays an object (holding its program) but is no
+	// longer in the cgroup: bpftool lists nothing attached there.
+	if n := attachedTo(t, cg); n != 0 {
+		t.Errorf("%d programs still attached to %s after detach", n, cg)
+	}
+	inv, err := inventory.Scan(&inventory.Options{NoOwners: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range inv.Links {
+		if x.ID == uint32(li.ID) && !strings.HasPrefix(x.Target, "cgroup id 0 ") {
+			t.Errorf("link %d still targets %q after detach", x.ID, x.Target)
+		}
+	}
+}
+
+// cgroup2Mount is where the unified cgroup hierarchy is mounted.
+func cgroup2Mount(t *testing.T) string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(l, " - ")
+		if f := strings.Fields(pre); ok && len(f) >= 5 && strings.HasPrefix(post, "cgroup2 ") {
+			return f[4]
+		}
+	}
+	testutils.SkipOrFail(t, "no cgroup2 mount (cgroup links need one)")
+	return ""
+}
+
+// attachedTo counts the programs bpftool shows attached to cgroup cg
+// (bpftool prints nothing at all when there are none).
+func attachedTo(t *testing.T, cg string) int {
+	t.Helper()
+	out, err := exec.Command("bpftool", "cgroup", "show", cg, "--json").Output()
+	if err != nil {
+		t.Fatalf("bpftool cgroup show %s: %v", cg, err)
+	}
+	if len(strings.TrimSpace(string(out))) == 0 {
+		return 0
+	}
+	var attached []struct {
+		ID uint32 `json:"id"`
+	}
+	if err := json.Unmarshal(out, &attached); err != nil {
+		t.Fatalf("bpftool cgroup show: %v: %s", err, out)
+	}
+	return len(attached)
 }
