@@ -126,6 +126,7 @@ type progRecord struct {
 	info   progInfo
 	maps   []uint32
 	insns  []byte
+	ksyms  []uint64 // jited_ksyms: the address of each JITed function
 	noCode bool
 }
 

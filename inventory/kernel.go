@@ -41,15 +41,24 @@ func (sysKernel) prog(id uint32) (*progRecord, error) {
 		info2.XlatedProgLen = n
 		info2.XlatedProgInsns = uint64(uintptr(unsafe.Pointer(&rec.insns[0])))
 	}
-	if info2.NrMapIDs > 0 || info2.XlatedProgLen > 0 {
+	if n := rec.info.NrJitedKsyms; n > 0 {
+		rec.ksyms = make([]uint64, n)
+		info2.NrJitedKsyms = n
+		info2.JitedKsyms = uint64(uintptr(unsafe.Pointer(&rec.ksyms[0])))
+	}
+	if info2.NrMapIDs > 0 || info2.XlatedProgLen > 0 || info2.NrJitedKsyms > 0 {
 		err := objInfo(fd, unsafe.Pointer(&info2), uint32(unsafe.Sizeof(info2)))
 		runtime.KeepAlive(rec.maps)
 		runtime.KeepAlive(rec.insns)
+		runtime.KeepAlive(rec.ksyms)
 		if err != nil {
 			return nil, err
 		}
 		if info2.XlatedProgLen > 0 && info2.XlatedProgInsns == 0 {
 			rec.insns, rec.noCode = nil, true // the kernel zeroes the pointer when it withholds the code
+		}
+		if info2.JitedKsyms == 0 { // kptr_restrict: no addresses
+			rec.ksyms = nil
 		}
 		if info2.NrMapIDs < uint32(len(rec.maps)) {
 			rec.maps = rec.maps[:info2.NrMapIDs]

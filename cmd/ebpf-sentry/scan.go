@@ -15,6 +15,7 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/helper"
 	"github.com/ebpf-sentry/ebpf-sentry/insn"
 	"github.com/ebpf-sentry/ebpf-sentry/inventory"
+	"github.com/ebpf-sentry/ebpf-sentry/output"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
 
@@ -63,10 +64,11 @@ type scanMap struct {
 }
 
 type scanDoc struct {
-	Programs []scanProgram `json:"programs"`
-	Maps     []scanMap     `json:"maps"`
-	Links    []scanLink    `json:"links"`
-	Problems []string      `json:"problems,omitempty"`
+	Programs []scanProgram      `json:"programs"`
+	Maps     []scanMap          `json:"maps"`
+	Links    []scanLink         `json:"links"`
+	Hidden   []inventory.Hidden `json:"hidden"`
+	Problems []string           `json:"problems,omitempty"`
 }
 
 func runScan(cmd *cobra.Command, args []string) error {
@@ -86,6 +88,7 @@ func runScan(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("scan: %w", err)}
 	}
+	hidden := crossView(inv)
 	aopts := &analysis.Options{}
 	if ks, err := readCalledKallsyms(inv); err != nil {
 		inv.Problems = append(inv.Problems, "helper and kfunc calls unnamed: "+err.Error())
@@ -94,9 +97,9 @@ func runScan(cmd *cobra.Command, args []string) error {
 	}
 	w := bufio.NewWriterSize(cmd.OutOrStdout(), 64*1024)
 	if scanOpts.format == "json" {
-		err = writeScanJSON(w, inv, set, aopts)
+		err = writeScanJSON(w, inv, hidden, set, aopts)
 	} else {
-		err = writeScanText(w, inv, set, aopts)
+		err = writeScanText(w, inv, hidden, set, aopts)
 	}
 	if err == nil {
 		err = w.Flush()
@@ -120,8 +123,11 @@ func judgeScanned(p *inventory.Program, set *rules.Set, aopts *analysis.Options)
 	return r, v, kf
 }
 
-func writeScanJSON(w *bufio.Writer, inv *inventory.Inventory, set *rules.Set, aopts *analysis.Options) error {
-	doc := scanDoc{Programs: []scanProgram{}, Maps: []scanMap{}, Links: []scanLink{}, Problems: inv.Problems}
+func writeScanJSON(w *bufio.Writer, inv *inventory.Inventory, hidden []inventory.Hidden, set *rules.Set, aopts *analysis.Options) error {
+	doc := scanDoc{Programs: []scanProgram{}, Maps: []scanMap{}, Links: []scanLink{}, Hidden: hidden, Problems: inv.Problems}
+	if doc.Hidden == nil {
+		doc.Hidden = []inventory.Hidden{}
+	}
 	for i := range inv.Programs {
 		p := &inv.Programs[i]
 		sp := scanProgram{Program: *p, TypeName: analysis.ProgTypeName(p.Type)}
@@ -149,10 +155,13 @@ func writeScanJSON(w *bufio.Writer, inv *inventory.Inventory, set *rules.Set, ao
 	return enc.Encode(doc)
 }
 
-func writeScanText(w *bufio.Writer, inv *inventory.Inventory, set *rules.Set, aopts *analysis.Options) error {
-	fmt.Fprintf(w, "%d programs, %d maps, %d links\n", len(inv.Programs), len(inv.Maps), len(inv.Links))
+func writeScanText(w *bufio.Writer, inv *inventory.Inventory, hidden []inventory.Hidden, set *rules.Set, aopts *analysis.Options) error {
+	fmt.Fprintf(w, "%d programs, %d maps, %d links, %d hidden\n", len(inv.Programs), len(inv.Maps), len(inv.Links), len(hidden))
 	for _, pr := range inv.Problems {
 		fmt.Fprintf(w, "problem: %s\n", pr)
+	}
+	for _, h := range hidden {
+		fmt.Fprintf(w, "HIDDEN: %s\n", hiddenText(h))
 	}
 	line := func(k, format string, a ...any) {
 		fmt.Fprintf(w, "  %-12s "+format+"\n", append([]any{k + ":"}, a...)...)
@@ -295,4 +304,29 @@ func readCalledKallsyms(inv *inventory.Inventory) (*insn.Kallsyms, error) {
 		return nil, errors.New("/proc/kallsyms shows no address for __bpf_call_base (run as root, or lower kernel.kptr_restrict)")
 	}
 	return ks, nil
+}
+
+// crossView compares GET_NEXT_ID with the kernel-side views; a view that
+// cannot be taken is a problem of the scan, not a finding.
+func crossView(inv *inventory.Inventory) []inventory.Hidden {
+	v, hidden, err := inventory.CrossView()
+	if err != nil {
+		inv.Problems = append(inv.Problems, "hidden programs not checked: "+err.Error())
+		return nil
+	}
+	if v.IterErr != nil {
+		inv.Problems = append(inv.Problems, "bpf_iter view unavailable: "+v.IterErr.Error())
+	}
+	if v.KsymsErr != nil {
+		inv.Problems = append(inv.Problems, "kallsyms view unavailable: "+v.KsymsErr.Error())
+	}
+	return hidden
+}
+
+func hiddenText(h inventory.Hidden) string {
+	what := fmt.Sprintf("prog id %d", h.ID)
+	if h.ID == 0 {
+		what = fmt.Sprintf("program bpf_prog_%s_%s", h.Tag, h.Name)
+	}
+	return fmt.Sprintf("%s seen by %s, missing from %s", output.Escape(what), strings.Join(h.SeenBy, ","), strings.Join(h.MissingFrom, ","))
 }

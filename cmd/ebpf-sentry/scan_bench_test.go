@@ -59,7 +59,7 @@ func BenchmarkScan1000(b *testing.B) {
 				b.Fatalf("scan found %d programs", len(inv.Programs))
 			}
 			w := bufio.NewWriter(io.Discard)
-			if err := writeScanJSON(w, inv, set, aopts); err != nil {
+			if err := writeScanJSON(w, inv, crossView(inv), set, aopts); err != nil {
 				b.Fatal(err)
 			}
 		}

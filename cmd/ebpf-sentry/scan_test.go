@@ -67,6 +67,7 @@ func TestScanJudgesLoadedProgramsWithRules(t *testing.T) {
 		t.Fatalf("scan exit %d: %s", code, errText)
 	}
 	var doc struct {
+		Hidden   *[]any `json:"hidden"`
 		Programs []struct {
 			ID      uint32 `json:"id"`
 			Name    string `json:"name"`
@@ -86,6 +87,9 @@ func TestScanJudgesLoadedProgramsWithRules(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("scan --format json: %v", err)
+	}
+	if doc.Hidden == nil || len(*doc.Hidden) != 0 {
+		t.Errorf("hidden: %v, want an empty list on a host with nothing hidden", doc.Hidden)
 	}
 	found := false
 	for _, p := range doc.Programs {
