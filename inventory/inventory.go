@@ -103,8 +103,9 @@ type Options struct {
 	Root string
 	// NoOwners skips the walk of /proc and bpffs (holders and pins).
 	NoOwners bool
-	// Programs, when not nil, limits the programs read to these ids (the
-	// maps and links are still all listed).
+	// Programs, when not nil, makes the scan read exactly these program
+	// ids instead of those GET_NEXT_ID lists (a hidden program is not
+	// listed but may be readable by id); maps and links are all listed.
 	Programs map[uint32]bool
 	// kernel replaces the bpf(2) calls in tests.
 	kernel kernel
@@ -155,7 +156,11 @@ func Scan(opts *Options) (*Inventory, error) {
 		return nil, fmt.Errorf("enumerate links: %w", err)
 	}
 	if opts.Programs != nil {
-		progIDs = slices.DeleteFunc(progIDs, func(id uint32) bool { return !opts.Programs[id] })
+		progIDs = progIDs[:0]
+		for id := range opts.Programs {
+			progIDs = append(progIDs, id)
+		}
+		slices.Sort(progIDs)
 	}
 	if opts.afterIDs != nil {
 		opts.afterIDs(progIDs)

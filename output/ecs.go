@@ -86,6 +86,14 @@ func ToECS(ev *Event) *ECSEvent {
 	switch ev.Event {
 	case KindProgLoad:
 		ecsProgLoad(ev, e)
+	case KindProgHidden:
+		e.Event.Kind = "alert"
+		e.Event.Category, e.Event.Type = []string{"intrusion_detection"}, []string{"info"}
+		e.Message = "BPF program hidden"
+		if h := ev.Hidden; h != nil {
+			e.Message = fmt.Sprintf("BPF program id %d tag %s %s seen by %s, missing from %s", h.ID, h.Tag, h.Name,
+				strings.Join(h.SeenBy, ","), strings.Join(h.MissingFrom, ","))
+		}
 	case KindProgPresent, KindProgUnseen:
 		ecsProgLoad(ev, e)
 		name := ""

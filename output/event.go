@@ -28,6 +28,7 @@ const (
 	KindLoss          Kind = "loss"           // events were lost (capture or delivery)
 	KindProgPresent   Kind = "prog_present"   // a program already loaded when run started (see prog_present.go)
 	KindProgUnseen    Kind = "prog_unseen"    // a loaded program the load hook never reported
+	KindProgHidden    Kind = "prog_hidden"    // a program one view of the kernel shows and another misses (see prog_hidden.go)
 )
 
 // Event is one telemetry record. Exactly the sections that belong to its kind
@@ -53,6 +54,7 @@ type Event struct {
 	Loss   *Loss   `json:"loss,omitempty"`
 
 	Resident *Resident `json:"resident,omitempty"` // prog_present, prog_unseen
+	Hidden   *Hidden   `json:"hidden,omitempty"`   // prog_hidden
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

@@ -68,15 +68,18 @@ type residentKeeper struct {
 	insns   output.InsnOptions
 
 	// The kernel and the pipeline, replaced in unit tests.
-	listIDs func() ([]uint32, error)
-	scan    func(*inventory.Options) (*inventory.Inventory, error)
-	emit    func(*output.Event)
+	listIDs   func() ([]uint32, error)
+	scan      func(*inventory.Options) (*inventory.Inventory, error)
+	emit      func(*output.Event)
+	crossView func() (*inventory.Views, []inventory.Hidden, error)
+	hidden    map[string]bool // findings already reported
 }
 
 func newResidentKeeper(o residentOptions, tel *telemetry, s *sensor.Sensor, set func() *rules.Set, text io.Writer) *residentKeeper {
 	k := &residentKeeper{opts: o, tel: tel, set: set, self: uint32(os.Getpid()), root: "/",
 		seen: map[uint32]bool{}, pending: map[uint32]time.Time{}, text: text,
-		insns: tel.Insns, listIDs: inventory.ProgramIDs, scan: inventory.Scan, emit: tel.Pipeline.Emit}
+		insns: tel.Insns, listIDs: inventory.ProgramIDs, scan: inventory.Scan, emit: tel.Pipeline.Emit,
+		crossView: inventory.CrossView, hidden: map[string]bool{}}
 	if s != nil {
 		k.losses = func() uint64 {
 			l, err := s.Losses()
@@ -106,6 +109,23 @@ func (k *residentKeeper) stop() {
 	}
 }
 
+// drain handles the events already waiting in the sensor's channel, so a
+// pass never judges ids whose prog_load is queued behind it.
+func (k *residentKeeper) drain(events <-chan *sensor.Event, handle func(*sensor.Event)) {
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			k.observe(ev)
+			handle(ev)
+		default:
+			return
+		}
+	}
+}
+
 // observe notes a program id the load hook reported.
 func (k *residentKeeper) observe(ev *sensor.Event) {
 	if p := ev.Program; p != nil && p.Kernel != nil && p.Kernel.ID != 0 {
@@ -125,6 +145,52 @@ func (k *residentKeeper) start() {
 		return
 	}
 	k.report(output.KindProgPresent, inv)
+	k.checkHidden()
+}
+
+// checkHidden compares GET_NEXT_ID with the kernel-side views and reports
+// each new finding once as prog_hidden, with the program's analysis and
+// verdict when it can be read by id.
+func (k *residentKeeper) checkHidden() {
+	if k.crossView == nil {
+		return
+	}
+	v, found, err := k.crossView()
+	if err != nil {
+		slog.Warn("hidden-program check", "err", err)
+		return
+	}
+	if v != nil && v.IterErr != nil {
+		slog.Warn("hidden-program check: bpf_iter view unavailable", "err", v.IterErr)
+	}
+	for _, h := range found {
+		key := fmt.Sprint(h.ID, h.Tag, h.Name, h.SeenBy, h.MissingFrom)
+		if k.hidden[key] {
+			continue
+		}
+		k.hidden[key] = true
+		in := output.ProgLoad{Time: time.Now()}
+		if h.ID != 0 {
+			if inv, err := k.scan(&inventory.Options{Root: k.root, Programs: map[uint32]bool{h.ID: true}}); err == nil && len(inv.Programs) == 1 && inv.Programs[0].Prog != nil {
+				p := &inv.Programs[0]
+				aopts := &analysis.Options{}
+				if ks, err := readCalledKallsyms(inv); err == nil {
+					aopts.Kallsyms = ks
+				}
+				r, v, kf := judgeScanned(p, k.set(), aopts)
+				in.Program, in.Report, in.Verdict = p.Prog, r, outputVerdict(v)
+				ins, _ := p.Prog.Decode()
+				for _, x := range ins {
+					in.Disasm = append(in.Disasm, fmt.Sprintf("%d: %s", x.Index, kf.Format(x)))
+				}
+			}
+		}
+		ev := output.NewHidden(in, output.Hidden(h), k.insns)
+		k.emit(ev)
+		if k.text != nil {
+			fmt.Fprintf(k.text, "%s prog_hidden %s\n", ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"), hiddenText(h))
+		}
+	}
 }
 
 // onLossCheck starts a reconciliation pass when records were lost since the
@@ -171,6 +237,7 @@ func (k *residentKeeper) reconcile() {
 			delete(k.pending, id)
 		}
 	}
+	k.checkHidden()
 	if len(confirm) == 0 {
 		return
 	}
@@ -331,6 +398,9 @@ func residentLine(ev *output.Event) string {
 		fmt.Fprintf(&b, " prog=%q type=%s", p.Name, p.Type.Name)
 		if p.Kernel != nil {
 			fmt.Fprintf(&b, " id=%d tag=%s", p.Kernel.ID, p.Kernel.Tag)
+		}
+		if ev.Analysis == nil {
+			fmt.Fprintf(&b, " unreadable=%q", p.Origin)
 		}
 	}
 	if r := ev.Resident; r != nil {

@@ -72,10 +72,17 @@ func loadFromKernel(t *testing.T, name string) uint32 {
 		t.Fatalf("bpf_sys_bpf(BPF_PROG_LOAD): %v", unix.Errno(-fd))
 	}
 	t.Cleanup(func() { unix.Close(fd) })
-	p, err := ebpf.NewProgramFromFD(fd)
+	// NewProgramFromFD owns the fd it gets: give it a duplicate, so the
+	// program stays loaded through this test's fd until the cleanup.
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	p, err := ebpf.NewProgramFromFD(dup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
 	info, err := p.Info()
 	if err != nil {
 		t.Fatal(err)

@@ -309,3 +309,29 @@ func attachedTo(t *testing.T, cg string) int {
 	}
 	return len(attached)
 }
+
+func TestReconcileReportsEachHiddenProgramOnce(t *testing.T) {
+	f := &fakeKernelView{ids: []uint32{1}}
+	k, events := f.keeper(t)
+	k.hidden = map[string]bool{}
+	finding := inventory.Hidden{ID: 9, SeenBy: []string{inventory.ViewIter}, MissingFrom: []string{inventory.ViewGetNextID}}
+	k.crossView = func() (*inventory.Views, []inventory.Hidden, error) {
+		return &inventory.Views{}, []inventory.Hidden{finding}, nil
+	}
+	f.ids = []uint32{1, 9} // readable by id, though GET_NEXT_ID hides it
+	k.checkHidden()
+	k.checkHidden()
+	var hidden []*output.Event
+	for _, ev := range *events {
+		if ev.Event == output.KindProgHidden {
+			hidden = append(hidden, ev)
+		}
+	}
+	if len(hidden) != 1 {
+		t.Fatalf("%d prog_hidden events, want 1", len(hidden))
+	}
+	ev := hidden[0]
+	if ev.Hidden.ID != 9 || ev.Prog == nil || ev.Prog.Kernel.ID != 9 || ev.Verdict == nil {
+		t.Errorf("prog_hidden %+v: want id 9 read by id and judged", ev)
+	}
+}

@@ -252,6 +252,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 			losses.report(s, tel, false)
 			keeper.onLossCheck()
 		case <-keeper.tick():
+			keeper.drain(s.Events(), func(ev *sensor.Event) { handleEvent(out, o, tel, set, ev) })
 			keeper.reconcile()
 		}
 	}
