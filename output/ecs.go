@@ -86,6 +86,22 @@ func ToECS(ev *Event) *ECSEvent {
 	switch ev.Event {
 	case KindProgLoad:
 		ecsProgLoad(ev, e)
+	case KindProgHidden:
+		e.Event.Kind = "alert"
+		e.Event.Category, e.Event.Type = []string{"intrusion_detection"}, []string{"info"}
+		e.Message = "BPF program hidden"
+		if h := ev.Hidden; h != nil {
+			e.Message = fmt.Sprintf("BPF program id %d tag %s %s seen by %s, missing from %s", h.ID, h.Tag, h.Name,
+				strings.Join(h.SeenBy, ","), strings.Join(h.MissingFrom, ","))
+		}
+	case KindProgPresent, KindProgUnseen:
+		ecsProgLoad(ev, e)
+		name := ""
+		if ev.Prog != nil {
+			name = ev.Prog.Name
+		}
+		what := map[Kind]string{KindProgPresent: " present", KindProgUnseen: " loaded unseen by the load hook"}[ev.Event]
+		e.Message = "BPF program " + name + what + strings.TrimPrefix(e.Message, "BPF program "+name+" loaded")
 	case KindSensorStarted, KindSensorStopped:
 		e.Event.Category, e.Event.Type = []string{"process"}, []string{"start"}
 		e.Message = "ebpf-sentry started"

@@ -27,6 +27,9 @@ const (
 	KindRulesRejected Kind = "rules_rejected" // a rule set failed validation; the old one stays
 	KindLoss          Kind = "loss"           // events were lost (capture or delivery)
 	KindTamper        Kind = "tamper"         // the sensor's kernel state or enforcement was tampered with
+	KindProgPresent   Kind = "prog_present"   // a program already loaded when run started (see prog_present.go)
+	KindProgUnseen    Kind = "prog_unseen"    // a loaded program the load hook never reported
+	KindProgHidden    Kind = "prog_hidden"    // a program one view of the kernel shows and another misses (see prog_hidden.go)
 )
 
 // Event is one telemetry record. Exactly the sections that belong to its kind
@@ -56,6 +59,9 @@ type Event struct {
 	Rules  *Rules  `json:"rules,omitempty"`
 	Loss   *Loss   `json:"loss,omitempty"`
 	Tamper *Tamper `json:"tamper,omitempty"`
+
+	Resident *Resident `json:"resident,omitempty"` // prog_present, prog_unseen
+	Hidden   *Hidden   `json:"hidden,omitempty"`   // prog_hidden
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

@@ -166,7 +166,17 @@ func everyEvent() map[string]*Event {
 		}, InsnOptions{}),
 		"a tamper with the config": NewTamper(Tamper{What: TamperConfig, Detail: "mode enforce -> monitor\x1b[2J"}),
 		"a tamper of enforcement":  NewTamper(Tamper{What: TamperEnforcement, Detail: "blocked by e2e-block, loaded", LoadID: 7}),
-		"a loss":                   {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
+		"a prog_present with holders, pins, links and a response": NewResident(KindProgPresent, ProgLoad{
+			Time: time.Unix(1700000000, 0), Program: sampleProgram(4), Report: sampleReport(), Verdict: full.Verdict, Disasm: disasmLines(4),
+		}, Resident{LoadedAt: time.Unix(1690000000, 0), UID: 0,
+			Holders: []Holder{{PID: 42, FD: 3, Comm: hostile, Exe: "/tmp/\x07x", ExeDev: 2049, ExeIno: 77}},
+			Pinned:  []string{"/sys/fs/bpf/" + hostile}, Links: []ResidentLink{{ID: 5, Type: "tracing", Target: hostile}},
+			Response: &ResidentAction{Action: "kill-holders", Done: []string{"killed pid 42"}, Survives: []string{"pinned " + hostile}}}, InsnOptions{Mode: InsnModeBoth}),
+		"a prog_hidden from kallsyms only": NewHidden(ProgLoad{}, Hidden{Tag: "0123456789abcdef", Name: hostile, SeenBy: []string{"kallsyms"}, MissingFrom: []string{"get_next_id"}}, InsnOptions{}),
+		"a prog_hidden read by id and judged": NewHidden(ProgLoad{Program: sampleProgram(3), Report: sampleReport(), Verdict: full.Verdict, Disasm: disasmLines(3)},
+			Hidden{ID: 77, SeenBy: []string{"bpf_iter"}, MissingFrom: []string{"get_next_id"}}, InsnOptions{Mode: InsnModeBoth}),
+		"a bare prog_unseen": NewResident(KindProgUnseen, ProgLoad{Program: &program.Program{Name: "x"}}, Resident{}, InsnOptions{}),
+		"a loss":             {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
 	}
 }
 
@@ -205,7 +215,7 @@ func TestEveryEventKindMatchesTheSchema(t *testing.T) {
 			validateECS(t, b)
 		})
 	}
-	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindTamper} {
+	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindTamper, KindProgPresent, KindProgUnseen, KindProgHidden} {
 		if !kinds[k] {
 			t.Errorf("no sample of kind %s was validated", k)
 		}
@@ -235,6 +245,12 @@ func TestSchemaRejectsMalformedEvents(t *testing.T) {
 			m["instructions"].(map[string]any)["raw"].(map[string]any)["base64"] = "!!"
 		}},
 		{"an unknown kind", func(m map[string]any) { m["event"] = "prog_unload" }},
+		{"a prog_load carrying a resident section", func(m map[string]any) { m["resident"] = map[string]any{"uid": 0} }},
+		{"a prog_load carrying a hidden section", func(m map[string]any) {
+			m["hidden"] = map[string]any{"seen_by": []any{"kallsyms"}, "missing_from": []any{"get_next_id"}}
+		}},
+		{"a prog_hidden without its hidden section", func(m map[string]any) { m["event"] = "prog_hidden"; delete(m, "outcome"); delete(m, "loader") }},
+		{"a prog_present without its resident section", func(m map[string]any) { m["event"] = "prog_present"; delete(m, "outcome"); delete(m, "loader") }},
 		{"a time that is not RFC 3339", func(m map[string]any) { m["time"] = "yesterday" }},
 	}
 	for _, tt := range tests {

@@ -48,6 +48,7 @@ type runOptions struct {
 	onError   string
 	integrity time.Duration
 	out       *outputFlags
+	resident  residentOptions
 }
 
 func init() {
@@ -78,6 +79,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.DurationVar(&o.integrity, "integrity-interval", 2*time.Second, "compare the kernel config and rule table with the agent's copy this often; a difference is a tamper event")
 	f.StringVar(&o.lockPath, "lock-file", runLockPath, "file locked while run is active (a second instance refuses to start)")
 	o.out = addOutputFlags(f)
+	addResidentFlags(f, &o.resident)
 	root.AddCommand(cmd)
 }
 
@@ -122,6 +124,9 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	if o.format != "text" && o.format != "json" {
 		return fmt.Errorf("--format %q: want text or json", o.format)
+	}
+	if err := o.resident.validate(); err != nil {
+		return err
 	}
 	if o.ringMiB <= 0 || o.ringMiB&(o.ringMiB-1) != 0 {
 		return fmt.Errorf("--ring-size %d: want a power of two (MiB)", o.ringMiB)
@@ -198,6 +203,9 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	tel.Pipeline.Emit(output.SensorStarted(info))
 	losses := &lossTracker{last: map[string]uint64{}}
+	keeper := newResidentKeeper(o.resident, tel, s, func() *rules.Set { return set }, textOut(cmd, o))
+	defer keeper.stop()
+	keeper.start()
 
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
@@ -241,6 +249,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 			if !ok {
 				return nil
 			}
+			keeper.observe(ev)
 			if err := handleEvent(out, o, tel, set, ev); err != nil {
 				slog.Warn("write event", "err", err)
 			}
@@ -262,6 +271,10 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 			return closeErr
 		case <-tick.C:
 			losses.report(s, tel, false)
+			keeper.onLossCheck()
+		case <-keeper.tick():
+			keeper.drain(s.Events(), func(ev *sensor.Event) { handleEvent(out, o, tel, set, ev) })
+			keeper.reconcile()
 		}
 	}
 }
