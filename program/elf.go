@@ -47,7 +47,10 @@ func FromELFReader(origin string, r io.ReaderAt) (progs []*Program, err error) {
 	}
 	spec, err := ebpf.LoadCollectionSpecFromReader(r)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", origin, err)
+		// The loader refuses the whole object for one thing it does not
+		// support (a weak map, an extern function, struct_ops): read it
+		// directly and report what stays unresolved beside the analysis.
+		return direct(origin, r, err)
 	}
 
 	data := make(map[string][]byte)
@@ -63,7 +66,7 @@ func FromELFReader(origin string, r io.ReaderAt) (progs []*Program, err error) {
 	for _, ps := range spec.Programs {
 		p, err := fromSpec(origin, spec, ps, data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: section %s: program %s: %w", origin, ps.SectionName, ps.Name, err)
+			return direct(origin, r, fmt.Errorf("section %s: program %s: %w", ps.SectionName, ps.Name, err))
 		}
 		progs = append(progs, p)
 	}
@@ -74,6 +77,15 @@ func FromELFReader(origin string, r io.ReaderAt) (progs []*Program, err error) {
 		}
 		return progs[i].Name < progs[j].Name
 	})
+	return progs, nil
+}
+
+// direct reads the object with debug/elf after cilium/ebpf refused it.
+func direct(origin string, r io.ReaderAt, loaderErr error) ([]*Program, error) {
+	progs, err := fromELFDirect(origin, r, loaderErr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (the object loader refused it too: %v)", origin, err, loaderErr)
+	}
 	return progs, nil
 }
 
@@ -162,6 +174,12 @@ func readerSize(r io.ReaderAt) int64 {
 	return -1
 }
 
+// firstString is the license as the kernel gets it: up to the first NUL.
+func firstString(s string) string {
+	s, _, _ = strings.Cut(s, "\x00")
+	return s
+}
+
 func isDataSection(name string) bool {
 	return name == ".bss" || name == ".data" || name == ".rodata" || name == ".kconfig" ||
 		strings.HasPrefix(name, ".data.") || strings.HasPrefix(name, ".rodata.") || strings.HasPrefix(name, ".bss.")
@@ -177,7 +195,7 @@ func fromSpec(origin string, spec *ebpf.CollectionSpec, ps *ebpf.ProgramSpec, da
 		ExpectedAttachType: uint32(ps.AttachType),
 		AttachTo:           ps.AttachTo,
 		Flags:              ps.Flags,
-		License:            ps.License,
+		License:            firstString(ps.License),
 		BigEndian:          ps.ByteOrder == binary.BigEndian,
 		Refs:               map[int]Ref{},
 		Data:               data,
@@ -191,6 +209,10 @@ func fromSpec(origin string, spec *ebpf.CollectionSpec, ps *ebpf.ProgramSpec, da
 	}
 	p.Insns = buf.Bytes()
 	p.InsnCnt = uint32(len(p.Insns) / 8)
+	if _, extra, ok := strings.Cut(ps.License, "\x00"); ok && strings.Trim(extra, "\x00") != "" {
+		p.Unresolved = append(p.Unresolved, Unresolved{Kind: "license", Name: strings.Trim(extra, "\x00"), At: -1,
+			Reason: fmt.Sprintf("the license section holds more strings after %q; the loader reads only the first", p.License)})
+	}
 
 	seenMap := map[string]bool{}
 	iter := ps.Instructions.Iterate()

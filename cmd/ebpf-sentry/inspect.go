@@ -382,6 +382,15 @@ func writeText(w *bufio.Writer, p *program.Program, r *analysis.Report) {
 		}
 		line("license", "%s (%s)", lic, gpl)
 	}
+	if p.StructOps != nil {
+		line("struct_ops", "%s", structOpsText(p.StructOps))
+	}
+	if p.ObjectLoaderError != "" {
+		line("read", "directly (the object loader refused the object: %s)", p.ObjectLoaderError)
+	}
+	for _, u := range p.Unresolved {
+		line("unresolved", "%s", u)
+	}
 	line("insns", "%d", r.InsnCount)
 	line("sha256", "%s", r.SHA256)
 	for _, pr := range r.Problems {
@@ -417,6 +426,7 @@ func writeText(w *bufio.Writer, p *program.Program, r *analysis.Report) {
 			fmt.Fprintf(w, "    %-24s %-16s at %s\n", id, typ, ints(m.At))
 		}
 	}
+	writeExterns(w, r)
 	if len(r.SubprogCalls) > 0 {
 		w.WriteString("  subprog calls:\n")
 		for _, c := range r.SubprogCalls {
