@@ -245,7 +245,7 @@ func writeInspect(w *bufio.Writer, progs []*program.Program) error {
 				}
 				fmt.Fprintf(w, "/* %s */\n", p.Name)
 			}
-			if err := formatMacro(w, ins); err != nil {
+			if err := formatMacro(w, ins, externComment(p)); err != nil {
 				return err
 			}
 		case "json":
@@ -282,7 +282,7 @@ func writeInspect(w *bufio.Writer, progs []*program.Program) error {
 
 // formatMacro renders instructions as filter.h macros; nil until the macro
 // formatter is wired in.
-var formatMacro func(w io.Writer, ins []insn.Instruction) error
+var formatMacro func(w io.Writer, ins []insn.Instruction, comment func(insn.Instruction) string) error
 
 // instructionJSON renders one instruction for the json format; replaced by
 // the insn package's JSON formatter when available.
@@ -328,7 +328,7 @@ func kernelFormatter(p *program.Program, r *analysis.Report) *insn.KernelFormatt
 				return kfuncs[in.Index]
 			case insn.PseudoCall:
 				if ref, ok := p.Refs[in.Index]; ok && ref.Name != "" {
-					return fmt.Sprintf("%+d#%s", in.Imm, ref.Name)
+					return fmt.Sprintf("%+d#%s", in.Imm, externText(ref))
 				}
 			}
 			return ""
@@ -343,8 +343,8 @@ func kernelFormatter(p *program.Program, r *analysis.Report) *insn.KernelFormatt
 				return "map[name:" + ref.Name + "]"
 			case program.RefData:
 				return fmt.Sprintf("map[name:%s][0]+%d", ref.Name, ref.Offset)
-			case program.RefFunc, program.RefKsym:
-				return ref.Name
+			case program.RefFunc, program.RefKsym, program.RefKconfig, program.RefExtern:
+				return externText(ref)
 			}
 			return ""
 		},
