@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/cilium/ebpf/btf"
@@ -62,6 +63,9 @@ type directObject struct {
 	ksyms      map[string]bool
 	funcs      map[int][]elf.Symbol // section index → STT_FUNC symbols by offset
 	structOps  map[string]*StructOps
+	// details say precisely where the object is malformed; they complete
+	// the object loader's error when it was vaguer.
+	details []string
 }
 
 // ReadELFDirect reads every program of the ELF object r with debug/elf
@@ -112,7 +116,7 @@ func fromELFDirect(origin string, r io.ReaderAt, loaderErr error) ([]*Program, e
 			continue
 		}
 		if s.Flags&elf.SHF_EXECINSTR != 0 || s.Type == elf.SHT_REL || isDataSection(s.Name) ||
-			s.Name == "license" || s.Name == "maps" || strings.HasPrefix(s.Name, ".struct_ops") {
+			s.Name == "license" || s.Name == "maps" || s.Name == ".maps" || strings.HasPrefix(s.Name, ".struct_ops") {
 			if o.data[i], err = s.Data(); err != nil {
 				return nil, fmt.Errorf("section %s (index %d, offset %d): %w", s.Name, i, s.Offset, err)
 			}
@@ -121,6 +125,7 @@ func fromELFDirect(origin string, r io.ReaderAt, loaderErr error) ([]*Program, e
 	if err := o.readRelocs(); err != nil {
 		return nil, err
 	}
+	o.checkSymbols()
 	o.readLicense()
 	o.readBTF(r)
 	o.readMaps()
@@ -148,6 +153,28 @@ func fromELFDirect(origin string, r io.ReaderAt, loaderErr error) ([]*Program, e
 		}
 	}
 	return progs, nil
+}
+
+// checkSymbols reports symbols whose section index is out of range: by
+// symbol index, since such symbols often have no name.
+func (o *directObject) checkSymbols() {
+	for i, s := range o.syms {
+		sec := s.Section
+		if sec == elf.SHN_UNDEF || sec >= elf.SHN_LORESERVE && (sec == elf.SHN_ABS || sec == elf.SHN_COMMON || sec == elf.SHN_XINDEX) {
+			continue
+		}
+		if int(sec) < len(o.f.Sections) {
+			continue
+		}
+		name := strconvQuote(s.Name)
+		if s.Name == "" {
+			name = "(no name)"
+		}
+		detail := fmt.Sprintf("symbol index %d %s (%v, %v): section index %d out of range (%d sections)",
+			i+1, name, elf.ST_TYPE(s.Info), elf.ST_BIND(s.Info), sec, len(o.f.Sections))
+		o.details = append(o.details, detail)
+		o.objProblem = append(o.objProblem, Unresolved{Kind: "symbol", Name: s.Name, At: -1, Reason: detail})
+	}
 }
 
 func (o *directObject) symbol(idx uint32) (elf.Symbol, bool) {
@@ -211,6 +238,16 @@ func (o *directObject) readLicense() {
 func (o *directObject) readBTF(r io.ReaderAt) {
 	if o.f.Section(".BTF") == nil {
 		return
+	}
+	if sec := o.f.Section(".BTF"); sec != nil && sec.Type != elf.SHT_NOBITS {
+		if data, err := sec.Data(); err == nil {
+			if err := checkBTF(data, sec.Offset, o.f.ByteOrder); err != nil {
+				o.btfErr = err
+				o.details = append(o.details, err.Error())
+				o.objProblem = append(o.objProblem, Unresolved{Kind: "btf", Name: ".BTF", At: -1, Reason: "unreadable, so map definitions and extern kinds are unknown: " + err.Error()})
+				return
+			}
+		}
 	}
 	spec, err := btf.LoadSpecFromReader(r)
 	if err != nil {
@@ -309,6 +346,19 @@ func (o *directObject) readBTFMaps(sec int) {
 			o.maps[s.Name] = Map{Name: s.Name}
 			o.mapProblem[s.Name] = why
 			continue
+		}
+		if nz := firstNonZero(o.data[sec], s.Value, s.Size); nz >= 0 {
+			field := "no field"
+			for _, mem := range st.Members {
+				start := uint64(mem.Offset.Bytes())
+				size, _ := btf.Sizeof(mem.Type)
+				if uint64(nz) >= start && uint64(nz) < start+uint64(size) {
+					field = "field " + mem.Name
+				}
+			}
+			detail := fmt.Sprintf("map %s: byte %d of its definition (%s; section .maps byte %d) is %#02x, but a BTF map definition holds only zeroes (values are in its BTF type)",
+				s.Name, nz, field, s.Value+uint64(nz), o.data[sec][s.Value+uint64(nz)])
+			o.details = append(o.details, detail)
 		}
 		m, problem := btfMapDef(s.Name, st)
 		o.maps[s.Name] = m
@@ -468,6 +518,9 @@ func (o *directObject) program(sec int, sym elf.Symbol, loaderErr error) (*Progr
 	}
 	if loaderErr != nil {
 		p.ObjectLoaderError = loaderErr.Error()
+		if len(o.details) > 0 {
+			p.ObjectLoaderError += " (" + strings.Join(o.details, "; ") + ")"
+		}
 	}
 	if st, ok := sectionType(section); ok {
 		p.Type, p.ExpectedAttachType, p.Flags, p.AttachTo = st.progType, st.attachType, st.flags, st.attachTo
@@ -677,3 +730,20 @@ func toLittleEndian(b []byte) []byte {
 	}
 	return out
 }
+
+// firstNonZero returns the offset from off of the first non-zero byte of
+// data[off:off+n], or -1.
+func firstNonZero(data []byte, off, n uint64) int {
+	if off > uint64(len(data)) {
+		return -1
+	}
+	end := min(off+n, uint64(len(data)))
+	for i := off; i < end; i++ {
+		if data[i] != 0 {
+			return int(i - off)
+		}
+	}
+	return -1
+}
+
+func strconvQuote(s string) string { return strconv.Quote(s) }

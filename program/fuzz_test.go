@@ -25,6 +25,9 @@ func FuzzFromELF(f *testing.F) {
 			f.Add(b)
 		}
 	}
+	for _, b := range crafted(f) {
+		f.Add(b)
+	}
 	f.Add([]byte("\x7fELF"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tm := time.AfterFunc(10*time.Second, func() { panic("FromELFReader hangs: more than 10s on one input") })
