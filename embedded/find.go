@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 )
 
 // Object is one BPF ELF object found inside a file.
@@ -41,13 +42,19 @@ const chunk = 1 << 20
 
 var magic = []byte(elf.ELFMAG)
 
+// bufs recycles read buffers: a scan of many small files would otherwise
+// spend its time clearing fresh megabytes.
+var bufs = sync.Pool{New: func() any { b := make([]byte, chunk+64); return &b }}
+
 // Find returns every BPF ELF object inside r (size bytes), in file order.
 // An object at offset 0 is r itself. Headers that are not a BPF
 // relocatable object, or whose tables lie outside the file, are skipped.
 // Objects found inside another found object are not reported twice.
 func Find(r io.ReaderAt, size int64) ([]Object, error) {
 	var found []Object
-	buf := make([]byte, chunk+64)
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
+	buf := *bp
 	for base := int64(0); base < size; base += chunk {
 		n, err := r.ReadAt(buf[:min(int64(len(buf)), size-base)], base)
 		if err != nil && !errors.Is(err, io.EOF) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -66,6 +65,9 @@ func inspectFail(what string, err error) error {
 }
 
 func runInspect(cmd *cobra.Command, args []string) error {
+	if inspectRecursive {
+		return runInspectRecursive(cmd, args)
+	}
 	switch inspectOpts.format {
 	case "text", "kernel", "macro", "json":
 	default:
@@ -107,7 +109,7 @@ func runInspect(cmd *cobra.Command, args []string) error {
 		if err != nil {
 			return inspectFail(name, err)
 		}
-		progs, err = program.FromELFReader(name, bytes.NewReader(data))
+		progs, trailer, err = readObjects(name, data)
 		if err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("inspect %w", err)}
 		}
