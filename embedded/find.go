@@ -51,16 +51,30 @@ var bufs = sync.Pool{New: func() any { b := make([]byte, chunk+64); return &b }}
 // relocatable object, or whose tables lie outside the file, are skipped.
 // Objects found inside another found object are not reported twice.
 func Find(r io.ReaderAt, size int64) ([]Object, error) {
-	var found []Object
+	objs, _, err := FindAll(r, size)
+	return objs, err
+}
+
+// FindAll is Find, and also returns the offsets of light-skeleton loader
+// programs (see DecodeLightSkeleton), found in the same pass.
+func FindAll(r io.ReaderAt, size int64) (found []Object, loaders []int64, err error) {
 	bp := bufs.Get().(*[]byte)
 	defer bufs.Put(bp)
 	buf := *bp
 	for base := int64(0); base < size; base += chunk {
 		n, err := r.ReadAt(buf[:min(int64(len(buf)), size-base)], base)
 		if err != nil && !errors.Is(err, io.EOF) {
-			return found, fmt.Errorf("read at byte %d: %w", base, err)
+			return found, loaders, fmt.Errorf("read at byte %d: %w", base, err)
 		}
 		b := buf[:n]
+		for i := 0; i < n && i < chunk; {
+			j := bytes.Index(b[i:], loaderPrologue)
+			if j < 0 || i+j >= chunk {
+				break
+			}
+			loaders = append(loaders, base+int64(i+j))
+			i += j + 1
+		}
 		for i := 0; i < n && i < chunk; {
 			j := bytes.Index(b[i:], magic)
 			if j < 0 || i+j >= chunk {
@@ -79,7 +93,7 @@ func Find(r io.ReaderAt, size int64) ([]Object, error) {
 	if len(found) > 0 {
 		locate(r, found)
 	}
-	return found, nil
+	return found, loaders, nil
 }
 
 // objectAt checks the ELF header at off and computes the object's extent.

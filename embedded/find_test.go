@@ -98,7 +98,8 @@ func TestFindTheObjectInALibbpfToolsBinary(t *testing.T) {
 }
 
 // bpftrace compiles its programs at run time: the binary embeds no BPF
-// object, though its bytes hold the ELF magic once (not an ELF header).
+// object and no light skeleton, though its bytes hold the ELF magic once
+// (not an ELF header).
 func TestFindNothingInBpftrace(t *testing.T) {
 	b, err := os.ReadFile("/usr/bin/bpftrace")
 	if err != nil {
@@ -107,8 +108,9 @@ func TestFindNothingInBpftrace(t *testing.T) {
 	if n := bytes.Count(b[1:], []byte("\x7fELF")); n == 0 {
 		t.Fatal("no stray ELF magic: the test no longer shows that a magic alone is not taken for an object")
 	}
-	if got := find(t, b); len(got) != 0 {
-		t.Fatalf("found %+v", got)
+	got, loaders, err := FindAll(bytes.NewReader(b), int64(len(b)))
+	if err != nil || len(got) != 0 || len(loaders) != 0 {
+		t.Fatalf("found %+v, light-skeleton loaders at %v, %v", got, loaders, err)
 	}
 }
 

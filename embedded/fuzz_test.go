@@ -14,11 +14,25 @@ func FuzzFind(f *testing.F) {
 			f.Add(append([]byte("junk\x7fELF\x02\x01\x01"), b...))
 		}
 	}
+	if b, err := os.ReadFile("../testdata/lskel/exechijack-lskel"); err == nil {
+		f.Add(b)
+	}
 	f.Add([]byte("\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\xf7\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := Find(bytes.NewReader(data), int64(len(data)))
+		got, loaders, err := FindAll(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			t.Fatal(err)
+		}
+		for _, off := range loaders {
+			l, err := DecodeLightSkeleton(data, off)
+			if err != nil {
+				continue
+			}
+			for _, p := range l.Programs {
+				if p.InsnsOffset < 0 || p.InsnsOffset+int64(len(p.Insns)) > int64(len(data)) || len(p.Insns)%8 != 0 {
+					t.Fatalf("program %s outside the input", p.Name)
+				}
+			}
 		}
 		end := int64(0)
 		for _, o := range got {

@@ -13,6 +13,8 @@ type File struct {
 	Path    string
 	Size    int64
 	Objects []Object
+	// Loaders are the offsets of light-skeleton loader programs.
+	Loaders []int64
 	// Open file, valid during the visit only: read the objects from it.
 	Reader *os.File
 }
@@ -55,14 +57,14 @@ func ScanTree(root string, visit func(File) error) (TreeStats, error) {
 		}
 		st.Files++
 		st.Bytes += fi.Size()
-		objs, err := Find(f, fi.Size())
+		objs, loaders, err := FindAll(f, fi.Size())
 		if err != nil {
 			st.Errors = append(st.Errors, fmt.Sprintf("%s: %v", path, unwrapPath(err)))
 		}
-		if len(objs) == 0 {
+		if len(objs) == 0 && len(loaders) == 0 {
 			return nil
 		}
-		return visit(File{Path: path, Size: fi.Size(), Objects: objs, Reader: f})
+		return visit(File{Path: path, Size: fi.Size(), Objects: objs, Loaders: loaders, Reader: f})
 	})
 	return st, err
 }

@@ -12,6 +12,9 @@ const (
 	SourceRaw    Source = "raw"    // a raw instruction dump, offline
 	SourceSensor Source = "sensor" // captured by the sensor at BPF_PROG_LOAD
 	SourceKernel Source = "kernel" // already loaded, fetched by prog id
+	// SourceLightSkeleton: decoded from a light skeleton's data blob
+	// (bpftool gen skeleton -L) embedded in a file, offline.
+	SourceLightSkeleton Source = "light-skeleton"
 )
 
 // Program is an eBPF program's metadata and its instructions exactly as

@@ -33,11 +33,19 @@ func readObjects(name string, data []byte) (progs []*program.Program, trailer, e
 	if err == nil || isBPFObject(data) {
 		return progs, nil, err
 	}
-	objs, ferr := embedded.Find(bytes.NewReader(data), int64(len(data)))
-	if ferr != nil || len(objs) == 0 {
-		return nil, nil, fmt.Errorf("%w; no BPF object embedded in its %d bytes either", err, len(data))
-	}
+	objs, loaders, ferr := embedded.FindAll(bytes.NewReader(data), int64(len(data)))
 	var bad []string
+	for _, off := range loaders {
+		l, lerr := embedded.DecodeLightSkeleton(data, off)
+		if lerr != nil {
+			bad = append(bad, lerr.Error())
+			continue
+		}
+		progs = append(progs, lightPrograms(name, l)...)
+	}
+	if ferr != nil || len(objs) == 0 && len(progs) == 0 {
+		return nil, nil, fmt.Errorf("%w; no BPF object or light skeleton embedded in its %d bytes either", err, len(data))
+	}
 	for _, o := range objs {
 		origin := name + "@" + o.Where()
 		ps, err := program.FromELFReader(origin, bytes.NewReader(data[o.Offset:o.Offset+o.Size]))
@@ -48,12 +56,30 @@ func readObjects(name string, data []byte) (progs []*program.Program, trailer, e
 		progs = append(progs, ps...)
 	}
 	if len(bad) > 0 {
-		trailer = fmt.Errorf("%s: %d of %d embedded objects unreadable: %s", name, len(bad), len(objs), strings.Join(bad, "; "))
+		trailer = fmt.Errorf("%s: %d of %d embedded objects unreadable: %s", name, len(bad), len(objs)+len(loaders), strings.Join(bad, "; "))
 		if len(progs) == 0 {
 			return nil, nil, trailer
 		}
 	}
 	return progs, trailer, nil
+}
+
+// lightPrograms makes Programs of a light skeleton's programs.
+func lightPrograms(file string, l embedded.LightSkeleton) []*program.Program {
+	var out []*program.Program
+	for _, lp := range l.Programs {
+		out = append(out, &program.Program{
+			Source:             program.SourceLightSkeleton,
+			Origin:             fmt.Sprintf("%s@%s, instructions at offset %#x", file, l.Where(), lp.InsnsOffset),
+			Name:               lp.Name,
+			Type:               lp.Type,
+			ExpectedAttachType: lp.ExpectedAttachType,
+			License:            lp.License,
+			Insns:              lp.Insns,
+			InsnCnt:            uint32(len(lp.Insns) / 8),
+		})
+	}
+	return out
 }
 
 // isBPFObject tells whether data claims to be a BPF ELF object itself
@@ -83,10 +109,11 @@ type treeProgram struct {
 }
 
 type treeObject struct {
-	Path     string          `json:"path"`
-	Object   embedded.Object `json:"object"`
-	Error    string          `json:"error,omitempty"`
-	Programs []treeProgram   `json:"programs"`
+	Path     string                  `json:"path"`
+	Object   *embedded.Object        `json:"object,omitempty"`
+	Light    *embedded.LightSkeleton `json:"light_skeleton,omitempty"`
+	Error    string                  `json:"error,omitempty"`
+	Programs []treeProgram           `json:"programs"`
 }
 
 func runInspectRecursive(cmd *cobra.Command, args []string) error {
@@ -105,10 +132,20 @@ func runInspectRecursive(cmd *cobra.Command, args []string) error {
 	}
 	n := 0
 	stats, err := embedded.ScanTree(args[0], func(f embedded.File) error {
+		todo := make([]func() (treeObject, error), 0, len(f.Objects)+len(f.Loaders))
 		for _, o := range f.Objects {
-			obj, err := judgeTreeObject(f, o)
+			todo = append(todo, func() (treeObject, error) { return judgeTreeObject(f, o) })
+		}
+		for _, off := range f.Loaders {
+			todo = append(todo, func() (treeObject, error) { return judgeLightSkeleton(f, off) })
+		}
+		for _, next := range todo {
+			obj, err := next()
 			if err != nil {
 				return err
+			}
+			if obj.Path == "" {
+				continue // a loader prologue that is no light skeleton
 			}
 			if js {
 				if n > 0 {
@@ -149,14 +186,38 @@ func runInspectRecursive(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
+// judgeLightSkeleton reads the whole file (bounded) to decode the light
+// skeleton whose loader is at off; a prologue that decodes to nothing is
+// skipped.
+func judgeLightSkeleton(f embedded.File, off int64) (treeObject, error) {
+	if f.Size > embedded.MaxObject {
+		return treeObject{Path: f.Path, Light: &embedded.LightSkeleton{LoaderOffset: off, DataOffset: -1}, Programs: []treeProgram{},
+			Error: fmt.Sprintf("light skeleton loader at offset %#x: file larger than %d bytes, not decoded", off, embedded.MaxObject)}, nil
+	}
+	data := make([]byte, f.Size)
+	if _, err := f.Reader.ReadAt(data, 0); err != nil && !errors.Is(err, io.EOF) {
+		return treeObject{Path: f.Path, Programs: []treeProgram{}, Error: err.Error()}, nil
+	}
+	l, err := embedded.DecodeLightSkeleton(data, off)
+	if err != nil {
+		return treeObject{}, nil
+	}
+	obj := treeObject{Path: f.Path, Light: &l, Programs: []treeProgram{}}
+	return obj, judgePrograms(&obj, f.Path+"@"+l.Where(), lightPrograms(f.Path, l))
+}
+
 func judgeTreeObject(f embedded.File, o embedded.Object) (treeObject, error) {
-	obj := treeObject{Path: f.Path, Object: o, Programs: []treeProgram{}}
+	obj := treeObject{Path: f.Path, Object: &o, Programs: []treeProgram{}}
 	origin := f.Path + "@" + o.Where()
 	progs, err := program.FromELFReader(origin, io.NewSectionReader(f.Reader, o.Offset, o.Size))
 	if err != nil {
 		obj.Error = err.Error()
 		return obj, nil
 	}
+	return obj, judgePrograms(&obj, origin, progs)
+}
+
+func judgePrograms(obj *treeObject, origin string, progs []*program.Program) error {
 	for _, p := range progs {
 		r := analysis.Analyze(p, &inspectOpts.analysis)
 		tp := treeProgram{Name: p.Name, Section: p.Section, ProgType: analysis.ProgTypeName(p.Type), Insns: r.InsnCount,
@@ -164,7 +225,7 @@ func judgeTreeObject(f embedded.File, o embedded.Object) (treeObject, error) {
 		for _, j := range inspectJudges {
 			t, d, err := j(p, r)
 			if err != nil {
-				return obj, fmt.Errorf("%s: program %s: %w", origin, p.Name, err)
+				return fmt.Errorf("%s: program %s: %w", origin, p.Name, err)
 			}
 			if d != nil {
 				tp.Verdicts = append(tp.Verdicts, d)
@@ -175,12 +236,18 @@ func judgeTreeObject(f embedded.File, o embedded.Object) (treeObject, error) {
 		}
 		obj.Programs = append(obj.Programs, tp)
 	}
-	return obj, nil
+	return nil
 }
 
 func writeTreeObject(w *bufio.Writer, obj treeObject) {
 	// File and symbol names in a scanned tree are untrusted.
-	fmt.Fprintf(w, "object %s@%s\n", output.Escape(obj.Path), output.Escape(obj.Object.Where()))
+	where := ""
+	if obj.Object != nil {
+		where = obj.Object.Where()
+	} else if obj.Light != nil {
+		where = obj.Light.Where()
+	}
+	fmt.Fprintf(w, "object %s@%s\n", output.Escape(obj.Path), output.Escape(where))
 	if obj.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", output.Escape(obj.Error))
 	}

@@ -24,7 +24,7 @@ func TestInspectBinaryAnalysesEveryEmbeddedObject(t *testing.T) {
 	}
 
 	_, errText, code = runInspectCLI(t, nil, "/usr/bin/bpftrace")
-	if code != 2 || !strings.Contains(errText, "not BPF; no BPF object embedded in its ") {
+	if code != 2 || !strings.Contains(errText, "not BPF; no BPF object or light skeleton embedded in its ") {
 		t.Errorf("bpftrace: exit %d, %s", code, errText)
 	}
 }
@@ -142,5 +142,35 @@ func BenchmarkInspectRecursive(b *testing.B) {
 		if code != 0 || !strings.Contains(out, `"files_scanned"`) {
 			b.Fatalf("exit %d: %s", code, errText)
 		}
+	}
+}
+
+// A light skeleton keeps its programs only in a data blob; inspect decodes
+// them and judges them as it judges the object they came from.
+func TestInspectLightSkeletonBinary(t *testing.T) {
+	defer func() { inspectRules, inspectRecursive = "", false }()
+	bin := testprogs.Path("lskel/exechijack-lskel")
+	out, errText, code := runInspectCLI(t, nil, "--rules", "@defaults", bin)
+	inspectRules = ""
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errText)
+	}
+	if !strings.Contains(out, "program handle_execve_e\n") || !strings.Contains(out, "(light skeleton loader, data at offset 0x") ||
+		!strings.Contains(out, "verdict: block") || !strings.Contains(out, "probe-write-user") {
+		t.Errorf("light skeleton:\n%s", out)
+	}
+	dir := t.TempDir()
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "loader"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	inspectRecursive = true
+	out, errText, code = runInspectCLI(t, nil, "--recursive", "--rules", "@defaults", dir)
+	if code != 0 || !strings.Contains(out, "object "+dir+"/loader@offset 0x") || !strings.Contains(out, "  program handle_execve_e ") ||
+		!strings.Contains(out, "verdict: block") {
+		t.Errorf("exit %d %s:\n%s", code, errText, out)
 	}
 }
