@@ -38,12 +38,14 @@ var inspectOpts struct {
 // inspectCmd is initialised before any init function runs, so other files'
 // init functions can add flags to it.
 var inspectCmd = &cobra.Command{
-	Use:   "inspect FILE.o | --raw FILE | -",
+	Use:   "inspect FILE.o | BINARY | --raw FILE | - | --recursive DIR",
 	Short: "Analyse the eBPF programs of an ELF object or a raw instruction dump",
 	Long: `Analyse every program of an ELF object (or of a raw dump of 8-byte instructions,
 e.g. written by "bpftool prog dump xlated id N file F"; "-" reads stdin): section,
 type, metadata, helpers with counts, kfuncs, maps, sub-program and tail calls,
-strings, fingerprint and disassembly.
+strings, fingerprint and disassembly. Any other file (an executable of any
+architecture) is searched for embedded BPF objects and light skeletons, each
+analysed; --recursive DIR does so for every file under DIR.
 
 Formats: text (summary + kernel-form disassembly), kernel (disassembly only, as
 the verifier log prints it), macro (filter.h builder macros), json (one document).`,
