@@ -136,7 +136,7 @@ func TestFindTheObjectInAGoBinary(t *testing.T) {
 	if len(got) != 1 || got[0].Offset != int64(want) || got[0].Size != int64(len(obj)) {
 		t.Fatalf("found %+v, the object is at %d (%d bytes)", got, want, len(obj))
 	}
-	if got[0].Section == "" {
-		t.Errorf("no section named for %+v", got[0])
+	if got[0].Section == "" || got[0].Symbol == "" {
+		t.Errorf("no section or symbol named for %+v", got[0])
 	}
 }

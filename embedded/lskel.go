@@ -40,6 +40,11 @@ func (l LightSkeleton) Where() string {
 
 const maxLoaderSlots = 1 << 17
 
+// MaxLoaders bounds the light-skeleton loaders decoded per file: locating a
+// blob reads the whole file once per loader, so a file stuffed with loader
+// prologues must not cost quadratic time. Real binaries carry a few.
+const MaxLoaders = 16
+
 // relStore is one "*(u64 *)(blob + field) = blob + value" of the loader.
 type relStore struct{ field, value uint32 }
 

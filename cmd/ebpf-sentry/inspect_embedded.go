@@ -35,6 +35,10 @@ func readObjects(name string, data []byte) (progs []*program.Program, trailer, e
 	}
 	objs, loaders, ferr := embedded.FindAll(bytes.NewReader(data), int64(len(data)))
 	var bad []string
+	if len(loaders) > embedded.MaxLoaders {
+		bad = append(bad, fmt.Sprintf("%d light-skeleton loader prologues, only the first %d decoded", len(loaders), embedded.MaxLoaders))
+		loaders = loaders[:embedded.MaxLoaders]
+	}
 	for _, off := range loaders {
 		l, lerr := embedded.DecodeLightSkeleton(data, off)
 		if lerr != nil {
@@ -136,7 +140,13 @@ func runInspectRecursive(cmd *cobra.Command, args []string) error {
 		for _, o := range f.Objects {
 			todo = append(todo, func() (treeObject, error) { return judgeTreeObject(f, o) })
 		}
-		for _, off := range f.Loaders {
+		for i, off := range f.Loaders {
+			if i == embedded.MaxLoaders {
+				todo = append(todo, func() (treeObject, error) {
+					return treeObject{Path: f.Path, Programs: []treeProgram{}, Error: fmt.Sprintf("%d light-skeleton loader prologues, only the first %d decoded", len(f.Loaders), embedded.MaxLoaders)}, nil
+				})
+				break
+			}
 			todo = append(todo, func() (treeObject, error) { return judgeLightSkeleton(f, off) })
 		}
 		for _, next := range todo {

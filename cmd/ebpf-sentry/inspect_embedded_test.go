@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ebpf-sentry/ebpf-sentry/embedded"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testprogs"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 )
@@ -172,5 +173,29 @@ func TestInspectLightSkeletonBinary(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "object "+dir+"/loader@offset 0x") || !strings.Contains(out, "  program handle_execve_e ") ||
 		!strings.Contains(out, "verdict: block") {
 		t.Errorf("exit %d %s:\n%s", code, errText, out)
+	}
+}
+
+// A file stuffed with light-skeleton loaders costs a bounded number of blob
+// searches; the loaders beyond the bound are reported, not dropped silently.
+func TestInspectBoundsTheLightSkeletonsDecodedPerFile(t *testing.T) {
+	b, err := os.ReadFile(testprogs.Path("lskel/exechijack-lskel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var many []byte
+	for range embedded.MaxLoaders + 1 {
+		many = append(many, b...)
+	}
+	p := filepath.Join(t.TempDir(), "many")
+	if err := os.WriteFile(p, many, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errText, code := runInspectCLI(t, nil, p)
+	if code != 2 || !strings.Contains(errText, "17 light-skeleton loader prologues, only the first 16 decoded") {
+		t.Errorf("exit %d: %s", code, errText)
+	}
+	if n := strings.Count(out, "program handle_execve_e\n"); n != embedded.MaxLoaders {
+		t.Errorf("%d programs decoded, want %d", n, embedded.MaxLoaders)
 	}
 }
