@@ -17,9 +17,10 @@ var loaderPrologue = []byte{0xbf, 0x16, 0, 0, 0, 0, 0, 0, 0xbf, 0xa1, 0, 0, 0, 0
 // LightSkeleton is a light skeleton found in a file: the loader program and
 // the data blob whose BPF_PROG_LOAD attributes hold the real programs.
 type LightSkeleton struct {
-	LoaderOffset int64          `json:"loader_offset"` // file offset of the loader program
-	LoaderInsns  int            `json:"loader_insns"`  // its instruction slots (up to the first undecodable one)
-	DataOffset   int64          `json:"data_offset"`   // file offset of the data blob (-1 when not found)
+	LoaderOffset int64          `json:"loader_offset"`     // file offset of the loader program
+	LoaderInsns  int            `json:"loader_insns"`      // its instruction slots (up to the first undecodable one)
+	DataOffset   int64          `json:"data_offset"`       // file offset of the data blob (-1 when not found)
+	Section      string         `json:"section,omitempty"` // host ELF section holding the loader, when known
 	Programs     []LightProgram `json:"programs"`
 }
 
@@ -35,6 +36,9 @@ type LightProgram struct {
 
 // Where is "offset 0x… (light skeleton loader, data at offset 0x…)".
 func (l LightSkeleton) Where() string {
+	if l.Section != "" {
+		return fmt.Sprintf("offset %#x (light skeleton loader in section %s, data at offset %#x)", l.LoaderOffset, l.Section, l.DataOffset)
+	}
 	return fmt.Sprintf("offset %#x (light skeleton loader, data at offset %#x)", l.LoaderOffset, l.DataOffset)
 }
 
@@ -106,6 +110,11 @@ func DecodeLightSkeleton(data []byte, off int64) (LightSkeleton, error) {
 		return l, fmt.Errorf("light skeleton loader at offset %#x: no data blob in the file reads as its BPF_PROG_LOAD attributes", off)
 	}
 	l.DataOffset = base
+	if off > 0 {
+		at := []Object{{Offset: off, Size: 1}}
+		locate(bytes.NewReader(data), at)
+		l.Section = at[0].Section
+	}
 	for _, a := range attrs {
 		p, _ := attrAt(data, base, a, fields)
 		l.Programs = append(l.Programs, p)

@@ -26,6 +26,9 @@ func TestDecodeLightSkeletonFindsTheObjectsPrograms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if l.Section != ".rodata" {
+		t.Errorf("loader in section %q, want .rodata", l.Section)
+	}
 	want, err := program.FromELF(testutils.Testdata("exechijack.bpf.o"))
 	if err != nil {
 		t.Fatal(err)

@@ -156,7 +156,7 @@ func TestInspectLightSkeletonBinary(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errText)
 	}
-	if !strings.Contains(out, "program handle_execve_e\n") || !strings.Contains(out, "(light skeleton loader, data at offset 0x") ||
+	if !strings.Contains(out, "program handle_execve_e\n") || !strings.Contains(out, "(light skeleton loader in section .rodata, data at offset 0x") ||
 		!strings.Contains(out, "verdict: block") || !strings.Contains(out, "probe-write-user") {
 		t.Errorf("light skeleton:\n%s", out)
 	}
