@@ -306,10 +306,10 @@ func TestFingerprintIgnoresLoadTimeFieldsOnly(t *testing.T) {
 func TestFingerprintOfTheObjectMatchesTheProgramWithRealMapFDs(t *testing.T) {
 	testutils.RequireRoot(t, "creating maps to fill real fds into the instructions")
 	for _, obj := range testObjects(t) {
+		if slices.Contains(testprogs.ObjectLoaderRefuses, filepath.Base(obj)) {
+			continue // cilium/ebpf cannot load it to fill in map fds
+		}
 		t.Run(filepath.Base(obj), func(t *testing.T) {
-			if slices.Contains(testprogs.ObjectLoaderRefuses, filepath.Base(obj)) {
-				t.Skip("cilium/ebpf cannot load it to fill in map fds")
-			}
 			spec, err := ebpf.LoadCollectionSpec(obj)
 			if err != nil {
 				t.Fatal(err)
