@@ -245,8 +245,11 @@ var Objects = []Object{
 		License: "GPL\x00Proprietary", BTF: true,
 		Programs: []Program{
 			// 4 + sp_add 7 + sp_mix 7, each program.
-			// libbpf refuses static programs; the kernel refuses
-			// cilium/ebpf's load of every program here with EFAULT.
+			// libbpf refuses static programs. cilium/ebpf loads none of
+			// these: it keeps both license strings as one Go string with a
+			// NUL inside, cannot pass it as a C string, and the kernel gets
+			// no license pointer (EFAULT). Without the second string they
+			// load.
 			{Name: "sp_static_getpid", Section: "tracepoint/syscalls/sys_enter_getpid", Type: ebpf.TracePoint, Insns: 18, RefusedFor: "bad address",
 				Helpers: map[asm.BuiltinFunc]int{asm.FnKtimeGetNs: 1}},
 			{Name: "sp_static_getppid", Section: "tracepoint/syscalls/sys_enter_getppid", Type: ebpf.TracePoint, Insns: 18, RefusedFor: "bad address",
