@@ -112,7 +112,22 @@ func Analyze(p *program.Program, opts *Options) *Report {
 	var mapOrder []string
 
 	translated := Translated(p)
+	externs := map[program.Ref]*ExternUse{}
 	for i, in := range ins {
+		if ref, ok := p.Refs[in.Index]; ok && isExtern(ref.Kind) {
+			// Values and functions the loader patches in or links: a
+			// kconfig value, a kernel symbol's address, an extern function.
+			key := program.Ref{Kind: ref.Kind, Name: ref.Name}
+			e := externs[key]
+			if e == nil {
+				e = &ExternUse{Kind: string(ref.Kind), Name: ref.Name}
+				externs[key] = e
+			}
+			e.At = append(e.At, in.Index)
+			if ref.Kind == program.RefExtern {
+				continue // not a call into this program, whatever its encoding
+			}
+		}
 		switch {
 		case in.Code == insn.ClassJMP|insn.JmpCALL:
 			switch in.Src {
@@ -197,6 +212,10 @@ func Analyze(p *program.Program, opts *Options) *Report {
 	for _, k := range kfuncOrder {
 		r.Kfuncs = append(r.Kfuncs, *kfuncs[k])
 	}
+	for _, e := range externs {
+		r.Externs = append(r.Externs, *e)
+	}
+	sort.Slice(r.Externs, func(i, j int) bool { return r.Externs[i].At[0] < r.Externs[j].At[0] })
 	for _, k := range mapOrder {
 		r.Maps = append(r.Maps, *maps[k])
 	}
@@ -307,4 +326,8 @@ func writesReg(in insn.Instruction, reg uint8) bool {
 		}
 	}
 	return false
+}
+
+func isExtern(k program.RefKind) bool {
+	return k == program.RefKconfig || k == program.RefKsym || k == program.RefExtern
 }

@@ -16,8 +16,11 @@ type Report struct {
 	// SubprogCalls lists every bpf-to-bpf call with its target slot.
 	SubprogCalls []SubprogCall `json:"subprog_calls,omitempty"`
 	Maps         []MapUse      `json:"maps,omitempty"`
-	Strings      []String      `json:"strings,omitempty"`
-	Problems     []string      `json:"problems,omitempty"` // decode problems, "insn N (byte M): msg"
+	// Externs lists what the loader fills in or links: kconfig values,
+	// kernel symbols (__ksym), extern functions; in order of first use.
+	Externs  []ExternUse `json:"externs,omitempty"`
+	Strings  []String    `json:"strings,omitempty"`
+	Problems []string    `json:"problems,omitempty"` // decode problems, "insn N (byte M): msg"
 }
 
 // HelperUse is one helper and where it is called.
@@ -80,4 +83,11 @@ type String struct {
 	Insn int        `json:"insn"` // slot index where it begins
 	Text string     `json:"text"`
 	Kind StringKind `json:"kind"`
+}
+
+// ExternUse is one extern the program refers to (ELF objects only).
+type ExternUse struct {
+	Kind string `json:"kind"` // kconfig, ksym or extern (a function or variable the loader links in)
+	Name string `json:"name"`
+	At   []int  `json:"at"` // slots of the instructions that refer to it
 }

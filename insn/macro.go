@@ -23,6 +23,12 @@ type MacroFormatter struct {
 	// Helpers names helper calls (BPF_FUNC_…); nil means helper.Default().
 	// Ids it does not know are printed as numbers.
 	Helpers *helper.Table
+	// Comment, when set, gives a note for an instruction that AppendListing
+	// writes after its macro as a C comment (the assembler skips comments,
+	// so the listing still assembles to the same bytes), e.g. the extern an
+	// ld_imm64 loads. Comment text is sanitised: no "*/", only printable
+	// ASCII.
+	Comment func(ins Instruction) string
 }
 
 // FormatMacro renders one instruction with the default helper table.
@@ -44,7 +50,31 @@ func (f *MacroFormatter) Format(ins Instruction) string {
 func (f *MacroFormatter) AppendListing(dst []byte, insns []Instruction) []byte {
 	for _, ins := range insns {
 		dst = f.Append(dst, ins)
-		dst = append(dst, ',', '\n')
+		dst = append(dst, ',')
+		if f.Comment != nil {
+			if c := f.Comment(ins); c != "" {
+				dst = append(dst, " /* "...)
+				dst = appendCommentText(dst, c)
+				dst = append(dst, " */"...)
+			}
+		}
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
+// appendCommentText keeps a C comment closed and on one line whatever the
+// text (ELF symbol names are untrusted): bytes outside printable ASCII and
+// the '*' of a "*/" become \xNN.
+func appendCommentText(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '\\' || c == '*' && i+1 < len(s) && s[i+1] == '/' {
+			dst = append(dst, '\\', 'x', hex[c>>4], hex[c&15])
+			continue
+		}
+		dst = append(dst, c)
 	}
 	return dst
 }

@@ -204,3 +204,16 @@ func macProcessCPU(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+func TestMacroCommentStaysOneClosedComment(t *testing.T) {
+	f := MacroFormatter{Comment: func(Instruction) string { return "ksym:evil*/ BPF_EXIT_INSN() /*\n" }}
+	ins, _ := Decode([]byte{0xb7, 0, 0, 0, 0, 0, 0, 0})
+	out := string(f.AppendListing(nil, ins))
+	if want := "BPF_MOV64_IMM(BPF_REG_0, 0), /* ksym:evil\\x2a/ BPF_EXIT_INSN() /*\\x0a */\n"; out != want {
+		t.Fatalf("got %q, want %q", out, want)
+	}
+	bin, err := Assemble(out)
+	if err != nil || len(bin) != 8 {
+		t.Fatalf("assembles to %d bytes, %v", len(bin), err)
+	}
+}

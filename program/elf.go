@@ -47,7 +47,10 @@ func FromELFReader(origin string, r io.ReaderAt) (progs []*Program, err error) {
 	}
 	spec, err := ebpf.LoadCollectionSpecFromReader(r)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", origin, err)
+		// The loader refuses the whole object for one thing it does not
+		// support (a weak map, an extern function, struct_ops): read it
+		// directly and report what stays unresolved beside the analysis.
+		return direct(origin, r, err)
 	}
 
 	data := make(map[string][]byte)
@@ -63,7 +66,7 @@ func FromELFReader(origin string, r io.ReaderAt) (progs []*Program, err error) {
 	for _, ps := range spec.Programs {
 		p, err := fromSpec(origin, spec, ps, data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: section %s: program %s: %w", origin, ps.SectionName, ps.Name, err)
+			return direct(origin, r, fmt.Errorf("section %s: program %s: %w", ps.SectionName, ps.Name, err))
 		}
 		progs = append(progs, p)
 	}
@@ -74,6 +77,15 @@ func FromELFReader(origin string, r io.ReaderAt) (progs []*Program, err error) {
 		}
 		return progs[i].Name < progs[j].Name
 	})
+	return progs, nil
+}
+
+// direct reads the object with debug/elf after cilium/ebpf refused it.
+func direct(origin string, r io.ReaderAt, loaderErr error) ([]*Program, error) {
+	progs, err := fromELFDirect(origin, r, loaderErr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (the object loader refused it too: %v)", origin, err, loaderErr)
+	}
 	return progs, nil
 }
 
@@ -107,9 +119,12 @@ func checkELF(r io.ReaderAt) (elfLayout, error) {
 	if elf.Class(ident[elf.EI_CLASS]) != elf.ELFCLASS64 {
 		return elfLayout{}, fmt.Errorf("ELF class %v at byte %d: eBPF objects are 64-bit", elf.Class(ident[elf.EI_CLASS]), elf.EI_CLASS)
 	}
+	if err := checkELFHeaders(r, ident); err != nil {
+		return elfLayout{}, err
+	}
 	f, err := elf.NewFile(r)
 	if err != nil {
-		return elfLayout{}, fmt.Errorf("truncated or corrupt ELF: %w", err)
+		return elfLayout{}, fmt.Errorf("corrupt ELF: %w", err)
 	}
 	if f.Machine != elf.EM_BPF && f.Machine != elf.EM_NONE {
 		return elfLayout{}, fmt.Errorf("ELF machine is %v, not BPF", f.Machine)
@@ -144,6 +159,56 @@ func checkELF(r io.ReaderAt) (elfLayout, error) {
 	return l, nil
 }
 
+// checkELFHeaders checks that the ELF header, the section and program
+// header tables and the section-name table lie inside the file, so that a
+// truncated object is reported by structure and offset rather than as EOF.
+func checkELFHeaders(r io.ReaderAt, ident [elf.EI_NIDENT]byte) error {
+	var bo binary.ByteOrder = binary.LittleEndian
+	if elf.Data(ident[elf.EI_DATA]) == elf.ELFDATA2MSB {
+		bo = binary.BigEndian
+	}
+	size := readerSize(r)
+	var h [64]byte
+	if n, _ := r.ReadAt(h[:], 0); n < len(h) {
+		return fmt.Errorf("truncated ELF: the ELF header needs bytes 0..64, the file has %d bytes", n)
+	}
+	phoff, shoff := bo.Uint64(h[0x20:]), bo.Uint64(h[0x28:])
+	phentsize, phnum := uint64(bo.Uint16(h[0x36:])), uint64(bo.Uint16(h[0x38:]))
+	shentsize, shnum, shstrndx := uint64(bo.Uint16(h[0x3a:])), uint64(bo.Uint16(h[0x3c:])), uint64(bo.Uint16(h[0x3e:]))
+	if size < 0 {
+		return nil
+	}
+	fits := func(off, n, ent uint64) bool {
+		return ent == 0 || n == 0 || off <= uint64(size) && n <= (uint64(size)-off)/ent
+	}
+	if phnum > 0 && !fits(phoff, phnum, phentsize) {
+		return fmt.Errorf("truncated ELF: program header table at byte %d (e_phoff) holds %d entries of %d bytes, past the end of the %d-byte file", phoff, phnum, phentsize, size)
+	}
+	if shnum == 0 {
+		return nil
+	}
+	if shentsize != 64 {
+		return fmt.Errorf("corrupt ELF: section header size (e_shentsize, byte 0x3a) is %d, want 64", shentsize)
+	}
+	if !fits(shoff, shnum, shentsize) {
+		return fmt.Errorf("truncated ELF: section header table at byte %d (e_shoff) holds %d entries of 64 bytes (to byte %d), past the end of the %d-byte file", shoff, shnum, shoff+shnum*64, size)
+	}
+	if shstrndx >= shnum && shstrndx != uint64(elf.SHN_UNDEF) {
+		return fmt.Errorf("corrupt ELF: section-name table index %d (e_shstrndx, byte 0x3e) but there are %d sections", shstrndx, shnum)
+	}
+	var sh [64]byte
+	if _, err := r.ReadAt(sh[:], int64(shoff+shstrndx*64)); err != nil {
+		return fmt.Errorf("truncated ELF: section header %d at byte %d: %v", shstrndx, shoff+shstrndx*64, err)
+	}
+	if typ := elf.SectionType(bo.Uint32(sh[4:])); typ != elf.SHT_NOBITS && shstrndx != 0 {
+		off, n := bo.Uint64(sh[0x18:]), bo.Uint64(sh[0x20:])
+		if off > uint64(size) || n > uint64(size)-off {
+			return fmt.Errorf("truncated ELF: section-name table (section %d, header at byte %d) spans bytes %d..%d but the file has %d bytes", shstrndx, shoff+shstrndx*64, off, off+n, size)
+		}
+	}
+	return nil
+}
+
 // maxNoBits bounds zero-filled sections: far above any real .bss (the kernel
 // caps an array map's value at a few MiB) yet small enough that a hostile
 // header cannot make us allocate gigabytes.
@@ -162,6 +227,12 @@ func readerSize(r io.ReaderAt) int64 {
 	return -1
 }
 
+// firstString is the license as the kernel gets it: up to the first NUL.
+func firstString(s string) string {
+	s, _, _ = strings.Cut(s, "\x00")
+	return s
+}
+
 func isDataSection(name string) bool {
 	return name == ".bss" || name == ".data" || name == ".rodata" || name == ".kconfig" ||
 		strings.HasPrefix(name, ".data.") || strings.HasPrefix(name, ".rodata.") || strings.HasPrefix(name, ".bss.")
@@ -177,7 +248,7 @@ func fromSpec(origin string, spec *ebpf.CollectionSpec, ps *ebpf.ProgramSpec, da
 		ExpectedAttachType: uint32(ps.AttachType),
 		AttachTo:           ps.AttachTo,
 		Flags:              ps.Flags,
-		License:            ps.License,
+		License:            firstString(ps.License),
 		BigEndian:          ps.ByteOrder == binary.BigEndian,
 		Refs:               map[int]Ref{},
 		Data:               data,
@@ -191,6 +262,10 @@ func fromSpec(origin string, spec *ebpf.CollectionSpec, ps *ebpf.ProgramSpec, da
 	}
 	p.Insns = buf.Bytes()
 	p.InsnCnt = uint32(len(p.Insns) / 8)
+	if _, extra, ok := strings.Cut(ps.License, "\x00"); ok && strings.Trim(extra, "\x00") != "" {
+		p.Unresolved = append(p.Unresolved, Unresolved{Kind: "license", Name: strings.Trim(extra, "\x00"), At: -1,
+			Reason: fmt.Sprintf("the license section holds more strings after %q; the loader reads only the first", p.License)})
+	}
 
 	seenMap := map[string]bool{}
 	iter := ps.Instructions.Iterate()

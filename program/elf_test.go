@@ -276,7 +276,7 @@ func TestFromELFRejectsBadInputWithAClearError(t *testing.T) {
 		{"an empty file is not an ELF", nil, "not an ELF file (empty file)"},
 		{"a text file is not an ELF", []byte("hello, world\n"), "not an ELF file"},
 		{"a file cut inside the identification is truncated", good[:10], "truncated ELF"},
-		{"a file cut inside the header is truncated or corrupt", good[:40], "truncated or corrupt ELF"},
+		{"a file cut inside the header is truncated", good[:40], "truncated ELF: the ELF header needs bytes 0..64, the file has 40 bytes"},
 		{"a file cut before its section headers is truncated", good[:len(good)/2], "truncated"},
 		{"a 32-bit ELF is refused", append(append([]byte{}, good[:4]...), append([]byte{1}, good[5:]...)...), "eBPF objects are 64-bit"},
 	}

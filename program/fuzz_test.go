@@ -19,6 +19,15 @@ func FuzzFromELF(f *testing.F) {
 			f.Add(b)
 		}
 	}
+	// The objects only the direct reader reads, whatever their size.
+	for _, o := range []string{"externs", "externfunc", "mapinmap", "structops", "staticprogs", "nobtfweak"} {
+		if b, err := os.ReadFile("../testdata/" + o + ".bpf.o"); err == nil && len(b) >= 9*1024 {
+			f.Add(b)
+		}
+	}
+	for _, b := range crafted(f) {
+		f.Add(b)
+	}
 	f.Add([]byte("\x7fELF"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tm := time.AfterFunc(10*time.Second, func() { panic("FromELFReader hangs: more than 10s on one input") })

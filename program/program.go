@@ -12,6 +12,9 @@ const (
 	SourceRaw    Source = "raw"    // a raw instruction dump, offline
 	SourceSensor Source = "sensor" // captured by the sensor at BPF_PROG_LOAD
 	SourceKernel Source = "kernel" // already loaded, fetched by prog id
+	// SourceLightSkeleton: decoded from a light skeleton's data blob
+	// (bpftool gen skeleton -L) embedded in a file, offline.
+	SourceLightSkeleton Source = "light-skeleton"
 )
 
 // Program is an eBPF program's metadata and its instructions exactly as
@@ -52,6 +55,16 @@ type Program struct {
 	// .rodata.str1.1 …) keyed by section name, for string extraction.
 	Data map[string][]byte `json:"-"`
 
+	// StructOps places a struct_ops program in its ops struct (ELF objects).
+	StructOps *StructOps `json:"struct_ops,omitempty"`
+	// Unresolved lists what the program refers to that the object does not
+	// resolve offline (read without cilium/ebpf's loader); it was analysed
+	// anyway.
+	Unresolved []Unresolved `json:"unresolved,omitempty"`
+	// ObjectLoaderError is why cilium/ebpf's loader refused the object, when
+	// it was read directly instead.
+	ObjectLoaderError string `json:"object_loader_error,omitempty"`
+
 	Loader *Loader `json:"loader,omitempty"` // who loaded it (sensor, kernel scan)
 	Kernel *Kernel `json:"kernel,omitempty"` // kernel-side identity once loaded
 }
@@ -65,6 +78,8 @@ const (
 	RefFunc    RefKind = "func"    // call or ld_imm64 of a sub-program
 	RefKfunc   RefKind = "kfunc"   // call of a kernel function by BTF id / name
 	RefKsym    RefKind = "ksym"    // ld_imm64 of a kernel variable (BPF_PSEUDO_BTF_ID, __ksym)
+	RefKconfig RefKind = "kconfig" // ld_imm64 of a kconfig extern the loader fills in (LINUX_KERNEL_VERSION)
+	RefExtern  RefKind = "extern"  // call or ld_imm64 of an extern the loader must link in
 	RefUnknown RefKind = "unknown" // relocation we could not classify
 )
 

@@ -48,7 +48,11 @@ func FromRaw(origin string, data []byte) (*Program, error) {
 			}
 		}
 	}
-	if whole != len(data) {
+	switch {
+	case whole == 0:
+		return p, fmt.Errorf("%s: %w: %d bytes at byte offset 0, less than one instruction (no whole instruction to analyse)",
+			origin, ErrTrailingBytes, len(data))
+	case whole != len(data):
 		return p, fmt.Errorf("%s: %w: %d trailing bytes at byte offset %d (after instruction %d)",
 			origin, ErrTrailingBytes, len(data)-whole, whole, whole/insn.Size-1)
 	}

@@ -39,8 +39,8 @@ func init() {
 	root.AddCommand(asmCmd)
 
 	// Give inspect its macro and JSON instruction forms (hooks in inspect.go).
-	formatMacro = func(w io.Writer, ins []insn.Instruction) error {
-		return writeMacros(w, ins)
+	formatMacro = func(w io.Writer, ins []insn.Instruction, comment func(insn.Instruction) string) error {
+		return writeMacros(w, ins, comment)
 	}
 	instructionJSON = func(kf *insn.KernelFormatter, in insn.Instruction) any {
 		f := insn.JSONFormatter{Kernel: kf}
@@ -50,8 +50,8 @@ func init() {
 
 // writeMacros writes one macro per line in chunks, so that a huge program
 // needs no single giant buffer.
-func writeMacros(w io.Writer, ins []insn.Instruction) error {
-	var f insn.MacroFormatter
+func writeMacros(w io.Writer, ins []insn.Instruction, comment func(insn.Instruction) string) error {
+	f := insn.MacroFormatter{Comment: comment}
 	buf := make([]byte, 0, 64<<10)
 	for len(ins) > 0 {
 		n := min(1024, len(ins))

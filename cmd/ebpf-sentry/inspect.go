@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -39,12 +38,14 @@ var inspectOpts struct {
 // inspectCmd is initialised before any init function runs, so other files'
 // init functions can add flags to it.
 var inspectCmd = &cobra.Command{
-	Use:   "inspect FILE.o | --raw FILE | -",
+	Use:   "inspect FILE.o | BINARY | --raw FILE | - | --recursive DIR",
 	Short: "Analyse the eBPF programs of an ELF object or a raw instruction dump",
 	Long: `Analyse every program of an ELF object (or of a raw dump of 8-byte instructions,
 e.g. written by "bpftool prog dump xlated id N file F"; "-" reads stdin): section,
 type, metadata, helpers with counts, kfuncs, maps, sub-program and tail calls,
-strings, fingerprint and disassembly.
+strings, fingerprint and disassembly. Any other file (an executable of any
+architecture) is searched for embedded BPF objects and light skeletons, each
+analysed; --recursive DIR does so for every file under DIR.
 
 Formats: text (summary + kernel-form disassembly), kernel (disassembly only, as
 the verifier log prints it), macro (filter.h builder macros), json (one document).`,
@@ -66,6 +67,9 @@ func inspectFail(what string, err error) error {
 }
 
 func runInspect(cmd *cobra.Command, args []string) error {
+	if inspectRecursive {
+		return runInspectRecursive(cmd, args)
+	}
 	switch inspectOpts.format {
 	case "text", "kernel", "macro", "json":
 	default:
@@ -107,7 +111,7 @@ func runInspect(cmd *cobra.Command, args []string) error {
 		if err != nil {
 			return inspectFail(name, err)
 		}
-		progs, err = program.FromELFReader(name, bytes.NewReader(data))
+		progs, trailer, err = readObjects(name, data)
 		if err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("inspect %w", err)}
 		}
@@ -245,7 +249,7 @@ func writeInspect(w *bufio.Writer, progs []*program.Program) error {
 				}
 				fmt.Fprintf(w, "/* %s */\n", p.Name)
 			}
-			if err := formatMacro(w, ins); err != nil {
+			if err := formatMacro(w, ins, externComment(p)); err != nil {
 				return err
 			}
 		case "json":
@@ -282,7 +286,7 @@ func writeInspect(w *bufio.Writer, progs []*program.Program) error {
 
 // formatMacro renders instructions as filter.h macros; nil until the macro
 // formatter is wired in.
-var formatMacro func(w io.Writer, ins []insn.Instruction) error
+var formatMacro func(w io.Writer, ins []insn.Instruction, comment func(insn.Instruction) string) error
 
 // instructionJSON renders one instruction for the json format; replaced by
 // the insn package's JSON formatter when available.
@@ -328,7 +332,7 @@ func kernelFormatter(p *program.Program, r *analysis.Report) *insn.KernelFormatt
 				return kfuncs[in.Index]
 			case insn.PseudoCall:
 				if ref, ok := p.Refs[in.Index]; ok && ref.Name != "" {
-					return fmt.Sprintf("%+d#%s", in.Imm, ref.Name)
+					return fmt.Sprintf("%+d#%s", in.Imm, externText(ref))
 				}
 			}
 			return ""
@@ -343,8 +347,8 @@ func kernelFormatter(p *program.Program, r *analysis.Report) *insn.KernelFormatt
 				return "map[name:" + ref.Name + "]"
 			case program.RefData:
 				return fmt.Sprintf("map[name:%s][0]+%d", ref.Name, ref.Offset)
-			case program.RefFunc, program.RefKsym:
-				return ref.Name
+			case program.RefFunc, program.RefKsym, program.RefKconfig, program.RefExtern:
+				return externText(ref)
 			}
 			return ""
 		},
@@ -382,6 +386,15 @@ func writeText(w *bufio.Writer, p *program.Program, r *analysis.Report) {
 		}
 		line("license", "%s (%s)", lic, gpl)
 	}
+	if p.StructOps != nil {
+		line("struct_ops", "%s", structOpsText(p.StructOps))
+	}
+	if p.ObjectLoaderError != "" {
+		line("read", "directly (the object loader refused the object: %s)", p.ObjectLoaderError)
+	}
+	for _, u := range p.Unresolved {
+		line("unresolved", "%s", u)
+	}
 	line("insns", "%d", r.InsnCount)
 	line("sha256", "%s", r.SHA256)
 	for _, pr := range r.Problems {
@@ -417,6 +430,7 @@ func writeText(w *bufio.Writer, p *program.Program, r *analysis.Report) {
 			fmt.Fprintf(w, "    %-24s %-16s at %s\n", id, typ, ints(m.At))
 		}
 	}
+	writeExterns(w, r)
 	if len(r.SubprogCalls) > 0 {
 		w.WriteString("  subprog calls:\n")
 		for _, c := range r.SubprogCalls {

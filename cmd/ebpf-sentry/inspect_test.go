@@ -20,7 +20,7 @@ import (
 
 // runInspectCLI runs "ebpf-sentry inspect ARGS" with stdin and returns
 // stdout, the error text and the exit code.
-func runInspectCLI(t *testing.T, stdin []byte, args ...string) (string, string, int) {
+func runInspectCLI(t testing.TB, stdin []byte, args ...string) (string, string, int) {
 	t.Helper()
 	var out bytes.Buffer
 	root.SetArgs(append([]string{"inspect"}, args...))

@@ -136,6 +136,14 @@ func filter(malicious bool) []Object {
 	return out
 }
 
+// ObjectLoaderRefuses lists the objects under testdata/ that cilium/ebpf's
+// object loader refuses whole (weak maps, extern functions, an inner map it
+// cannot parse, struct_ops); package program reads them directly and its
+// tests check what it finds. They are benign.
+var ObjectLoaderRefuses = []string{
+	"externs.bpf.o", "externfunc.bpf.o", "mapinmap.bpf.o", "structops.bpf.o", "nobtfweak.bpf.o",
+}
+
 // BigInsns is the size of big.bpf.o's program. testdata/gen/bigprog makes
 // programs of any size up to the kernel's 1,000,000 instructions
 // (`make -C testdata big1m` builds one into testdata/build/).
@@ -230,6 +238,24 @@ var Objects = []Object{
 			{Name: "kf_count_iter", Section: "syscall", Type: ebpf.Syscall, Insns: 26, Loads: true,
 				Helpers: map[asm.BuiltinFunc]int{},
 				Kfuncs:  map[string]int{"bpf_iter_num_new": 1, "bpf_iter_num_next": 2, "bpf_iter_num_destroy": 1}},
+		},
+	},
+	{
+		File: "staticprogs.bpf.o", Imitates: "static programs sharing .text sub-programs; two license strings",
+		License: "GPL\x00Proprietary", BTF: true,
+		Programs: []Program{
+			// 4 + sp_add 7 + sp_mix 7, each program.
+			// libbpf refuses static programs. cilium/ebpf loads none of
+			// these: it keeps both license strings as one Go string with a
+			// NUL inside, cannot pass it as a C string, and the kernel gets
+			// no license pointer (EFAULT). Without the second string they
+			// load.
+			{Name: "sp_static_getpid", Section: "tracepoint/syscalls/sys_enter_getpid", Type: ebpf.TracePoint, Insns: 18, RefusedFor: "bad address",
+				Helpers: map[asm.BuiltinFunc]int{asm.FnKtimeGetNs: 1}},
+			{Name: "sp_static_getppid", Section: "tracepoint/syscalls/sys_enter_getppid", Type: ebpf.TracePoint, Insns: 18, RefusedFor: "bad address",
+				Helpers: map[asm.BuiltinFunc]int{asm.FnKtimeGetNs: 1}},
+			{Name: "sp_global_gettid", Section: "tracepoint/syscalls/sys_enter_gettid", Type: ebpf.TracePoint, Insns: 21, RefusedFor: "bad address",
+				Helpers: map[asm.BuiltinFunc]int{asm.FnKtimeGetNs: 1, asm.FnGetCurrentPidTgid: 1}},
 		},
 	},
 	{

@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"maps"
 	"math/bits"
 	"os"
@@ -34,6 +35,7 @@ func TestEveryCommittedObjectIsListedAndEveryListedObjectExists(t *testing.T) {
 	for _, o := range Objects {
 		listed = append(listed, o.File)
 	}
+	listed = append(listed, ObjectLoaderRefuses...)
 	slices.Sort(onDisk)
 	slices.Sort(listed)
 	if !slices.Equal(onDisk, listed) {
@@ -42,6 +44,25 @@ func TestEveryCommittedObjectIsListedAndEveryListedObjectExists(t *testing.T) {
 	if len(Benign()) == 0 || len(Malicious()) == 0 || len(Benign())+len(Malicious()) != len(Objects) {
 		t.Fatalf("Benign() %d + Malicious() %d objects, want both non-empty and %d in all",
 			len(Benign()), len(Malicious()), len(Objects))
+	}
+}
+
+func TestTheObjectLoaderRefusesTheObjectsListedAsRefused(t *testing.T) {
+	for _, f := range ObjectLoaderRefuses {
+		spec, err := ebpf.LoadCollectionSpec(Path(f))
+		if err != nil {
+			continue
+		}
+		// Some are refused only when the loader links the instructions.
+		refused := false
+		for _, ps := range spec.Programs {
+			if err := ps.Instructions.Marshal(io.Discard, binary.LittleEndian); err != nil {
+				refused = true
+			}
+		}
+		if !refused {
+			t.Errorf("%s: cilium/ebpf reads it: move it to Objects", f)
+		}
 	}
 }
 
