@@ -26,6 +26,7 @@ run: deps build
 # a privileged test that cannot run fails instead of skipping.
 test: deps
 	$(GO) test -count=1 -timeout 40m $(PKGS)
+	cd deploy && $(GO) test -count=1 -timeout 20m ./...
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
@@ -34,6 +35,7 @@ lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt needed: $$fmt"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
+	cd deploy && $(GO) vet ./... && $(GO) tool staticcheck ./...
 
 # Regenerate every generated file: BPF objects + Go bindings (bpf2go), stringer
 # output and the compiled test programs.
