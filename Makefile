@@ -8,7 +8,7 @@ BIN       := bin/ebpf-sentry
 FUZZTIME  ?= 10s
 PKGS      := ./...
 
-.PHONY: all build deps run test test-short lint generate testdata check-generated fuzz bench vmtest clean
+.PHONY: all build deps run test test-short lint generate testdata check-generated fuzz bench vmtest clean deb image
 
 all: build
 
@@ -62,6 +62,15 @@ bench:
 # (docs/KERNEL-MATRIX.md); e.g. VMTEST_FLAGS='-kernels 6.12 -run TestKernelCapabilities'.
 vmtest: deps
 	$(GO) run ./vmtest/cmd/vmrun $(VMTEST_FLAGS)
+
+# Deployment artefacts (deploy/, docs/DEPLOY.md): bin/ebpf-sentry_$(VERSION)_amd64.deb
+# and the container image as an OCI layout in bin/image, built without a daemon.
+VERSION ?= 0.1.0
+deb:
+	cd deploy && $(GO) run ./cmd/mkdeb -version $(VERSION)
+
+image:
+	cd deploy && $(GO) run ./cmd/mkimage -version $(VERSION)
 
 clean:
 	rm -rf bin
