@@ -8,7 +8,7 @@ BIN       := bin/ebpf-sentry
 FUZZTIME  ?= 10s
 PKGS      := ./...
 
-.PHONY: all build deps run test test-short lint generate testdata check-generated fuzz bench vmtest clean
+.PHONY: all build deps run test test-short lint generate testdata check-generated fuzz bench vmtest clean deb image
 
 all: build
 
@@ -26,6 +26,7 @@ run: deps build
 # a privileged test that cannot run fails instead of skipping.
 test: deps
 	$(GO) test -count=1 -timeout 40m $(PKGS)
+	cd deploy && $(GO) test -count=1 -timeout 20m ./...
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
@@ -34,6 +35,7 @@ lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt needed: $$fmt"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
+	cd deploy && $(GO) vet ./... && $(GO) tool staticcheck ./...
 
 # Regenerate every generated file: BPF objects + Go bindings (bpf2go), stringer
 # output and the compiled test programs.
@@ -60,6 +62,15 @@ bench:
 # (docs/KERNEL-MATRIX.md); e.g. VMTEST_FLAGS='-kernels 6.12 -run TestKernelCapabilities'.
 vmtest: deps
 	$(GO) run ./vmtest/cmd/vmrun $(VMTEST_FLAGS)
+
+# Deployment artefacts (deploy/, docs/DEPLOY.md): bin/ebpf-sentry_$(VERSION)_amd64.deb
+# and the container image as an OCI layout in bin/image, built without a daemon.
+VERSION ?= 0.1.0
+deb:
+	cd deploy && $(GO) run ./cmd/mkdeb -version $(VERSION)
+
+image:
+	cd deploy && $(GO) run ./cmd/mkimage -version $(VERSION)
 
 clean:
 	rm -rf bin

@@ -146,8 +146,7 @@ func LoadDir(dir string) (*Set, error) {
 	}
 	var files []string
 	for _, e := range entries {
-		ext := filepath.Ext(e.Name())
-		if e.Type().IsRegular() && (ext == ".yaml" || ext == ".yml") {
+		if ruleFileName(e.Name()) && isRegular(dir, e) {
 			files = append(files, filepath.Join(dir, e.Name()))
 		}
 	}
@@ -180,6 +179,27 @@ func LoadDir(dir string) (*Set, error) {
 		return nil, err
 	}
 	return &Set{Rules: all, Source: dir}, nil
+}
+
+// ruleFileName says whether a directory entry is a rule file by name:
+// *.yaml or *.yml, not hidden (a Kubernetes ConfigMap volume keeps its
+// real files in hidden "..<timestamp>" directories).
+func ruleFileName(name string) bool {
+	ext := filepath.Ext(name)
+	return !strings.HasPrefix(name, ".") && (ext == ".yaml" || ext == ".yml")
+}
+
+// isRegular says whether e is a regular file or a symlink to one: a
+// ConfigMap volume presents each key as a symlink through "..data".
+func isRegular(dir string, e os.DirEntry) bool {
+	if e.Type().IsRegular() {
+		return true
+	}
+	if e.Type()&os.ModeSymlink == 0 {
+		return false
+	}
+	st, err := os.Stat(filepath.Join(dir, e.Name()))
+	return err == nil && st.Mode().IsRegular()
 }
 
 // Parse reads rules from the contents of a file; name is used in errors.

@@ -167,17 +167,23 @@ func (s *Store) sourceStamp() (string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if ext := filepath.Ext(e.Name()); ext == ".yaml" || ext == ".yml" {
+		if ruleFileName(e.Name()) {
 			names = append(names, e.Name())
 		}
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fi, err := os.Stat(filepath.Join(s.path, n))
+		p := filepath.Join(s.path, n)
+		fi, err := os.Stat(p)
 		if err != nil {
 			continue // removed meanwhile: the next poll sees it
 		}
 		add(n, fi)
+		// Where a name resolves to: a ConfigMap update swaps "..data" to a
+		// new directory, whose files may have the old size and mtime.
+		if real, err := filepath.EvalSymlinks(p); err == nil && real != p {
+			fmt.Fprintf(h, "%s\x00", real)
+		}
 	}
 	return fmt.Sprintf("%x", h.Sum(nil)), nil
 }

@@ -2,7 +2,8 @@
 # Installs what building, regenerating and testing ebpf-sentry needs on Debian.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
-pkgs=(clang-19 llvm-19 libbpf-dev bpftool rsyslog qemu-system-x86 make libbpf-tools bpftrace)
+pkgs=(clang-19 llvm-19 libbpf-dev bpftool rsyslog qemu-system-x86 make
+	libbpf-tools bpftrace tcpdump graphviz chromium systemd debootstrap time)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -14,3 +15,4 @@ if ((${#missing[@]})); then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 go mod download
+(cd deploy && go mod download)
