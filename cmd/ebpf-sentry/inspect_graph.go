@@ -16,6 +16,7 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/insn"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
 	"github.com/ebpf-sentry/ebpf-sentry/program"
+	"github.com/ebpf-sentry/ebpf-sentry/report"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
 
@@ -26,8 +27,9 @@ type inspectRenderer func(w *bufio.Writer, progs []*program.Program, p *program.
 	kf *insn.KernelFormatter, ins []insn.Instruction, verdicts []any) error
 
 var inspectRenderers = map[string]inspectRenderer{
-	"dot": renderDOT,
-	"svg": renderSVG,
+	"dot":  renderDOT,
+	"svg":  renderSVG,
+	"html": renderHTML,
 }
 
 func init() {
@@ -123,3 +125,20 @@ func runDot(w io.Writer, src io.Reader) error {
 // dotCommand is the Graphviz program --format svg runs (a variable so the
 // test of its absence can point it elsewhere).
 var dotCommand = "dot"
+
+func renderHTML(w *bufio.Writer, progs []*program.Program, p *program.Program, r *analysis.Report,
+	kf *insn.KernelFormatter, ins []insn.Instruction, verdicts []any) error {
+	if err := onlyOne(progs); err != nil {
+		return err
+	}
+	var vs []rules.Verdict
+	for _, v := range verdicts {
+		if v, ok := v.(rules.Verdict); ok {
+			vs = append(vs, v)
+		}
+	}
+	return report.Write(w, report.Input{
+		Program: p, Analysis: r, Verdicts: vs, Insns: ins, Format: kf.Format,
+		ProgTypeName: analysis.ProgTypeName(p.Type), AttachTypeName: attachTypeName(p.ExpectedAttachType),
+	})
+}

@@ -262,3 +262,17 @@ func TestInspectGraphFormatsWantOneProgram(t *testing.T) {
 		}
 	}
 }
+
+func TestInspectHTMLWritesTheReportWithTheVerdict(t *testing.T) {
+	obj := filepath.Join("..", "..", "testdata", "evasion.bpf.o")
+	defer func() { inspectRules = "" }()
+	out, msg, code := runInspectCLI(t, nil, obj, "--prog", "det_pam_split", "--rules", "@defaults", "--format", "html")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	for _, want := range []string{"<!DOCTYPE html>", `<span id="prog-name" class="name">det_pam_split</span>`, "<h2>Verdict: alert</h2>", `id="rule-credential-files"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %s", want)
+		}
+	}
+}
