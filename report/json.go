@@ -2,6 +2,7 @@ package report
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -14,6 +15,11 @@ import (
 // form), as are U+2028/U+2029 and invalid UTF-8 (as U+FFFD).
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
+	b = appendStringBody(b, s)
+	return append(b, '"')
+}
+
+func appendStringBody(b []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
@@ -39,7 +45,7 @@ func appendString(b []byte, s string) []byte {
 		}
 		i += n
 	}
-	return append(b, '"')
+	return b
 }
 
 const hex = "0123456789abcdef"
@@ -50,18 +56,41 @@ func appendInt(b []byte, n int) []byte { return strconv.AppendInt(b, int64(n), 1
 
 // appendData writes d as the JSON object report.js reads.
 func appendData(b []byte, d *data) []byte {
-	b = append(b, `{"insns":[`...)
+	// Instructions as one string of lines (one JSON string parses much
+	// faster than 100,000 small arrays), the positions of two-slot
+	// instructions (slots follow from them), and [position, target] pairs of
+	// jumps and calls.
+	b = append(b, `{"text":"`...)
 	for i, r := range d.Insns {
 		if i > 0 {
+			b = append(b, '\\', 'n')
+		}
+		b = appendStringBody(b, strings.ReplaceAll(r.text, "\n", `\n`)) // one line each
+	}
+	b = append(b, `","wide":[`...)
+	n := 0
+	for i, r := range d.Insns {
+		if r.wide {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b = appendInt(b, i)
+			n++
+		}
+	}
+	b = append(b, `],"jumps":[`...)
+	n = 0
+	for i, r := range d.Insns {
+		if r.target < 0 {
+			continue
+		}
+		if n > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, '[')
-		b = appendInt(b, r.slot)
-		b = append(b, ',')
-		b = appendString(b, r.text)
+		b = appendInt(b, i)
 		b = append(b, ',')
 		b = appendInt(b, r.target)
-		b = append(b, ']')
+		n++
 	}
 	b = append(b, `],"blocks":[`...)
 	for i, k := range d.Blocks {

@@ -118,6 +118,7 @@ type insnRow struct {
 	slot   int
 	text   string
 	target int
+	wide   bool
 }
 
 type blockRow struct {
@@ -201,7 +202,7 @@ func Write(w io.Writer, in Input) error {
 				target = ins.Index + 1 + int(ins.Imm)
 			}
 		}
-		dd.Insns = append(dd.Insns, insnRow{ins.Index, texts[i], target})
+		dd.Insns = append(dd.Insns, insnRow{ins.Index, texts[i], target, ins.Wide})
 	}
 	for _, b := range g.Blocks {
 		dd.Blocks = append(dd.Blocks, blockRow{b.First, b.Last, b.Func, d.Blocks[b.ID], ruleBlock[b.ID]})

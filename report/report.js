@@ -2,20 +2,37 @@
   'use strict';
   var D = JSON.parse(document.getElementById('report-data').textContent);
   var ROW = 18, LINE = 14, CHARW = 7.2, MAXROWS = 200, MAXCOLS = 90;
-  var N = D.insns.length;
-  var posOfSlot = new Map();
-  for (var i = 0; i < N; i++) posOfSlot.set(D.insns[i][0], i);
+  // Instructions: TEXT[pos], SLOT[pos] (from the two-slot positions) and
+  // TGT[pos], the slot a jump or call goes to (-1 for none).
+  var TEXT = D.text === '' ? [] : D.text.split('\n');
+  var N = TEXT.length;
+  var SLOT = new Int32Array(N), TGT = new Int32Array(N).fill(-1);
+  for (var p = 0, w = 0, wi = 0; p < N; p++) {
+    SLOT[p] = p + w;
+    if (D.wide[wi] === p) { w++; wi++; }
+  }
+  for (var j = 0; j < D.jumps.length; j += 2) TGT[D.jumps[j]] = D.jumps[j + 1];
+  function posOfSlot(slot) {
+    var lo = 0, hi = N;
+    while (lo < hi) { var m = (lo + hi) >> 1; if (SLOT[m] < slot) lo = m + 1; else hi = m; }
+    return lo < N && SLOT[lo] === slot ? lo : undefined;
+  }
   var blockOfPos = new Int32Array(N);
   D.blocks.forEach(function (b, id) { for (var p = b[0]; p <= b[1]; p++) blockOfPos[p] = id; });
   var marksAt = new Map();
   D.marks.forEach(function (m) { if (!marksAt.has(m[0])) marksAt.set(m[0], []); marksAt.get(m[0]).push(m); });
-  // Jumps and calls into each instruction, for the links back.
+  // Jumps and calls into each instruction, for the links back: built after
+  // the first paint.
   var from = new Map();
-  D.insns.forEach(function (r) {
-    if (r[2] < 0) return;
-    if (!from.has(r[2])) from.set(r[2], []);
-    from.get(r[2]).push(r[0]);
-  });
+  function buildFrom() {
+    for (var j = 0; j < D.jumps.length; j += 2) {
+      var t = D.jumps[j + 1];
+      if (!from.has(t)) from.set(t, []);
+      from.get(t).push(SLOT[D.jumps[j]]);
+    }
+    shown = [-1, -1];
+    renderRows();
+  }
 
   // ---- disassembly: only the rows in view exist ----
   var dis = document.getElementById('disasm');
@@ -41,14 +58,13 @@
     return a;
   }
   function row(p) {
-    var r = D.insns[p];
     var d = el('div', 'row');
     d.dataset.pos = p;
-    d.dataset.slot = r[0];
-    d.appendChild(el('span', 'i', r[0] + ':'));
-    d.appendChild(el('span', 't', r[1]));
-    if (r[2] >= 0) d.appendChild(slotLink(r[2], '\u2192' + r[2]));
-    var back = from.get(r[0]);
+    d.dataset.slot = SLOT[p];
+    d.appendChild(el('span', 'i', SLOT[p] + ':'));
+    d.appendChild(el('span', 't', TEXT[p]));
+    if (TGT[p] >= 0) d.appendChild(slotLink(TGT[p], '\u2192' + TGT[p]));
+    var back = from.get(SLOT[p]);
     if (back) {
       back.slice(0, 4).forEach(function (s) { d.appendChild(slotLink(s, '\u2190' + s)); });
       if (back.length > 4) d.appendChild(el('span', '', ' \u2026' + (back.length - 4)));
@@ -129,10 +145,9 @@
       if (text) {
         var n = Math.min(b[1] - b[0] + 1, MAXROWS);
         for (var k = 0; k < n; k++) {
-          var r = D.insns[b[0] + k];
           var y = b[4] + 5 + (k + 1) * LINE - 3;
           if (y < v.y0 - LINE || y > v.y1 + LINE) continue;
-          var t = r[0] + ': ' + r[1];
+          var t = SLOT[b[0] + k] + ': ' + TEXT[b[0] + k];
           if (t.length > MAXCOLS) t = t.slice(0, MAXCOLS - 1) + '\u2026';
           g.appendChild(sv('text', { x: b[3] + 6, y: y }, t));
         }
@@ -221,7 +236,7 @@
     dis.scrollIntoView({ block: 'nearest' });
   }
   function goToSlot(slot) {
-    var p = posOfSlot.get(slot);
+    var p = posOfSlot(slot);
     if (p !== undefined) goToPos(p, true);
   }
   document.addEventListener('click', function (ev) {
@@ -235,11 +250,12 @@
   renderRows();
   fit();
   drawNow();
+  setTimeout(buildFrom, 0);
   // For tests and for the console: what is drawn, and navigation.
   window.sentryReport = {
     blocks: D.blocks.length,
     drawn: function () { return drawn; },
     goToSlot: goToSlot,
-    selected: function () { return selected < 0 ? -1 : D.insns[selected][0]; }
+    selected: function () { return selected < 0 ? -1 : SLOT[selected]; }
   };
 })();

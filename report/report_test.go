@@ -140,7 +140,8 @@ func TestReportShowsVerdictFirstAndTheWholeGraph(t *testing.T) {
 		t.Error("the matching rule is not listed in the verdict")
 	}
 	var d struct {
-		Insns, Blocks, Edges, Marks [][]any
+		Text                 string
+		Blocks, Edges, Marks [][]any
 	}
 	raw := html[strings.Index(html, `id="report-data">`)+len(`id="report-data">`):]
 	raw = raw[:strings.Index(raw, "</script>")]
@@ -148,9 +149,9 @@ func TestReportShowsVerdictFirstAndTheWholeGraph(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := cfg.Build(in.Insns, cfg.Options{})
-	if len(d.Blocks) != len(g.Blocks) || len(d.Edges) != len(g.Edges) || len(d.Insns) != len(in.Insns) {
+	if len(d.Blocks) != len(g.Blocks) || len(d.Edges) != len(g.Edges) || len(strings.Split(d.Text, "\n")) != len(in.Insns) {
 		t.Errorf("data holds %d blocks, %d edges, %d insns; the graph has %d, %d, %d",
-			len(d.Blocks), len(d.Edges), len(d.Insns), len(g.Blocks), len(g.Edges), len(in.Insns))
+			len(d.Blocks), len(d.Edges), len(strings.Split(d.Text, "\n")), len(g.Blocks), len(g.Edges), len(in.Insns))
 	}
 	if len(in.Verdicts[0].Hits) == 0 {
 		t.Fatal("the test program matches no rule")
