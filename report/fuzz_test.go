@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
 
 // FuzzAppendString: any text (a program's strings and names are the
@@ -24,6 +26,26 @@ func FuzzAppendString(f *testing.F) {
 		}
 		if want := string([]rune(s)); back != want { // each invalid byte becomes U+FFFD
 			t.Fatalf("%q decodes back as %q", s, back)
+		}
+	})
+}
+
+// FuzzWrite: any instruction bytes and any name give a complete report.
+func FuzzWrite(f *testing.F) {
+	f.Add(Synthetic(40), HostileName, false)
+	f.Add([]byte{}, "", false)
+	f.Add([]byte{0x85, 0x10, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0x95, 0, 0, 0, 0, 0, 0, 0}, "x", true)
+	f.Fuzz(func(t *testing.T, raw []byte, name string, translated bool) {
+		p := &program.Program{Source: program.SourceRaw, Name: name, Insns: raw}
+		if translated {
+			p.Source = program.SourceKernel
+		}
+		var buf strings.Builder
+		if err := Write(&buf, input(t, p, nil)); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(buf.String(), "</html>\n") {
+			t.Fatal("report cut short")
 		}
 	})
 }
