@@ -2,6 +2,8 @@
 # Installs what building, regenerating and testing ebpf-sentry needs on Debian.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
+# graphviz: inspect --format svg; chromium: the HTML report tests; libbpf-tools, bpftrace,
+# tcpdump: real clients in tests; systemd, debootstrap: the unit and the .deb tests.
 pkgs=(clang-19 llvm-19 libbpf-dev bpftool rsyslog qemu-system-x86 make
 	libbpf-tools bpftrace tcpdump graphviz chromium systemd debootstrap time)
 missing=()

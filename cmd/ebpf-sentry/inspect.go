@@ -73,6 +73,9 @@ func runInspect(cmd *cobra.Command, args []string) error {
 	switch inspectOpts.format {
 	case "text", "kernel", "macro", "json":
 	default:
+		if inspectRenderers[inspectOpts.format] != nil {
+			break
+		}
 		return &exitError{code: 2, err: fmt.Errorf("inspect: --format %q: want text, kernel, macro or json", inspectOpts.format)}
 	}
 	if inspectOpts.format == "macro" && formatMacro == nil {
@@ -230,6 +233,12 @@ func writeInspect(w *bufio.Writer, progs []*program.Program) error {
 			if d != nil {
 				docs = append(docs, d)
 			}
+		}
+		if render := inspectRenderers[inspectOpts.format]; render != nil {
+			if err := render(w, progs, p, r, kf, ins, docs); err != nil {
+				return err
+			}
+			continue
 		}
 		switch inspectOpts.format {
 		case "kernel":
