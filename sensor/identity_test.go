@@ -38,7 +38,7 @@ func TestProcessIdentityOfThisProcess(t *testing.T) {
 // bpf_probe_write_user program is still killed under the default rules.
 func TestRenamedLoaderIsNotTrusted(t *testing.T) {
 	c := rules.Compile(rules.MustDefaults())
-	s := startSensor(t, Config{Mode: ModeEnforce, Rules: c})
+	s := startSensor(t, Config{Mode: ModeEnforce, Rules: c.Kernel()})
 	run := runLoader(t, "-insns", writeInsns(t, helperProg(fnProbeWriteUser)), "-name", "se2e_pwu", "-comm", "ebpf-sentry")
 	wantAction := ActionKilled
 	if s.Hook().IsLSM() {
