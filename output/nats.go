@@ -175,27 +175,12 @@ func NewNATSSink(opt NATSOptions) (*NATSSink, error) {
 		}),
 		nats.ConnectHandler(func(*nats.Conn) { s.signal() }),
 	}
-	if opt.CAFile != "" {
-		copts = append(copts, nats.RootCAs(opt.CAFile))
+	auth, err := NATSAuthOptions(opt)
+	if err != nil {
+		sp.Close()
+		return nil, err
 	}
-	if opt.CertFile != "" {
-		copts = append(copts, nats.ClientCert(opt.CertFile, opt.KeyFile))
-	}
-	if opt.CredsFile != "" {
-		if _, err := os.Stat(opt.CredsFile); err != nil {
-			sp.Close()
-			return nil, fmt.Errorf("nats creds: %w", err)
-		}
-		copts = append(copts, nats.UserCredentials(opt.CredsFile))
-	}
-	if opt.NKeyFile != "" {
-		o, err := nats.NkeyOptionFromSeed(opt.NKeyFile)
-		if err != nil {
-			sp.Close()
-			return nil, fmt.Errorf("nats nkey %s: %w", opt.NKeyFile, err)
-		}
-		copts = append(copts, o)
-	}
+	copts = append(copts, auth...)
 	nc, err := nats.Connect(strings.Join(opt.URLs, ","), copts...)
 	if err != nil {
 		sp.Close()
@@ -211,6 +196,38 @@ func NewNATSSink(opt NATSOptions) (*NATSSink, error) {
 	go s.replay()
 	s.signal()
 	return s, nil
+}
+
+// NATSAuthOptions are the client options for opt's TLS and credential
+// settings (every secret read from a file).
+func NATSAuthOptions(opt NATSOptions) ([]nats.Option, error) {
+	if (opt.CertFile == "") != (opt.KeyFile == "") {
+		return nil, errors.New("nats: a client certificate needs both --nats-cert and --nats-key")
+	}
+	if opt.CredsFile != "" && opt.NKeyFile != "" {
+		return nil, errors.New("nats: give a creds file or an nkey seed file, not both")
+	}
+	var copts []nats.Option
+	if opt.CAFile != "" {
+		copts = append(copts, nats.RootCAs(opt.CAFile))
+	}
+	if opt.CertFile != "" {
+		copts = append(copts, nats.ClientCert(opt.CertFile, opt.KeyFile))
+	}
+	if opt.CredsFile != "" {
+		if _, err := os.Stat(opt.CredsFile); err != nil {
+			return nil, fmt.Errorf("nats creds: %w", err)
+		}
+		copts = append(copts, nats.UserCredentials(opt.CredsFile))
+	}
+	if opt.NKeyFile != "" {
+		o, err := nats.NkeyOptionFromSeed(opt.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats nkey %s: %w", opt.NKeyFile, err)
+		}
+		copts = append(copts, o)
+	}
+	return copts, nil
 }
 
 // NATSSpoolDir is where a sink for urls spools under base: one directory per
