@@ -20,12 +20,13 @@ type Kind string
 
 // The kinds of event the sentry emits.
 const (
-	KindProgLoad      Kind = "prog_load"      // a BPF_PROG_LOAD was seen
-	KindSensorStarted Kind = "sensor_started" // the sensor attached its hook
-	KindSensorStopped Kind = "sensor_stopped" // the sensor detached
-	KindRulesReloaded Kind = "rules_reloaded" // a new rule set is active
-	KindRulesRejected Kind = "rules_rejected" // a rule set failed validation; the old one stays
-	KindLoss          Kind = "loss"           // events were lost (capture or delivery)
+	KindProgLoad       Kind = "prog_load"        // a BPF_PROG_LOAD was seen
+	KindSensorStarted  Kind = "sensor_started"   // the sensor attached its hook
+	KindSensorStopped  Kind = "sensor_stopped"   // the sensor detached
+	KindRulesReloaded  Kind = "rules_reloaded"   // a new rule set is active
+	KindRulesRejected  Kind = "rules_rejected"   // a rule set failed validation; the old one stays
+	KindLoss           Kind = "loss"             // events were lost (capture or delivery)
+	KindFleetFirstSeen Kind = "fleet_first_seen" // a fingerprint new to the whole fleet (ebpf-sentry fleet)
 )
 
 // Event is one telemetry record. Exactly the sections that belong to its kind
@@ -46,9 +47,10 @@ type Event struct {
 	Verdict      *Verdict      `json:"verdict,omitempty"`
 	Instructions *Instructions `json:"instructions,omitempty"`
 
-	Sensor *Sensor `json:"sensor,omitempty"`
-	Rules  *Rules  `json:"rules,omitempty"`
-	Loss   *Loss   `json:"loss,omitempty"`
+	Sensor *Sensor         `json:"sensor,omitempty"`
+	Rules  *Rules          `json:"rules,omitempty"`
+	Loss   *Loss           `json:"loss,omitempty"`
+	Fleet  *FleetFirstSeen `json:"fleet,omitempty"`
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

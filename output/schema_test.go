@@ -160,7 +160,9 @@ func everyEvent() map[string]*Event {
 		"a sensor_stopped": SensorStopped(Sensor{Version: "dev", PID: 1, Reason: "signal: terminated", Uptime: 3.5}),
 		"a rules_reloaded": RulesReloaded(Rules{Source: "/etc/ebpf-sentry/rules.yaml", Count: 7, SHA256: strings.Repeat("0f", 32)}),
 		"a rules_rejected": RulesRejected(Rules{Source: "/etc/rules.yaml", Count: 7, Error: "rules.yaml:3:5: unknown field \"\x1b\""}),
-		"a loss":           {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
+		"a fleet_first_seen": NewFleetFirstSeen(FleetFirstSeen{SHA256: strings.Repeat("ab", 32), Name: "evil\x00", ProgType: "kprobe",
+			Host: "web-1", Time: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), LoaderExe: "/tmp/x", EventID: "3f9a-7"}),
+		"a loss": {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
 	}
 }
 
@@ -199,7 +201,7 @@ func TestEveryEventKindMatchesTheSchema(t *testing.T) {
 			validateECS(t, b)
 		})
 	}
-	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss} {
+	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindFleetFirstSeen} {
 		if !kinds[k] {
 			t.Errorf("no sample of kind %s was validated", k)
 		}
