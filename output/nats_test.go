@@ -35,7 +35,7 @@ var (
 
 // cluster is the 3-node JetStream cluster the NATS tests share; a test that
 // stops nodes starts them again and waits for health before it ends.
-func cluster(t *testing.T) *natstest.Cluster {
+func cluster(t testing.TB) *natstest.Cluster {
 	t.Helper()
 	clusterMu.Lock()
 	defer clusterMu.Unlock()
