@@ -20,6 +20,7 @@ type Options struct {
 	//   file:PATH
 	//   syslog+udp://HOST:PORT  syslog+tcp://HOST:PORT  syslog+unix:///PATH
 	//   http://HOST/PATH  https://HOST/PATH   (webhook)
+	//   nats://HOST:PORT[,HOST:PORT…]        (JetStream, see NATS)
 	Outputs        []string
 	QueueSize      int           // per sink
 	FileMaxSize    int64         // bytes before rotation; 0: never rotate
@@ -36,6 +37,10 @@ type Options struct {
 	Insns          string // none|text|raw|both
 	InsnMax        int
 	Format         string // json | ecs
+	// NATS holds the JetStream settings of nats:// outputs (URLs and
+	// SpoolDir come from each spec and NATSSpoolBase).
+	NATS          NATSOptions
+	NATSSpoolBase string
 }
 
 // DefaultOptions are the CLI's defaults.
@@ -53,6 +58,12 @@ func DefaultOptions() Options {
 		Insns:          string(InsnModeText),
 		InsnMax:        DefaultInsnMax,
 		Format:         "json",
+		NATS: NATSOptions{
+			Stream: "EBPF_SENTRY", Subject: "ebpf-sentry", Replicas: 1, MaxAge: 7 * 24 * time.Hour,
+			Duplicates: 2 * time.Minute, SpoolMax: 256 << 20, SpoolSegment: 16 << 20, SpoolFsync: true,
+			AckTimeout: 5 * time.Second,
+		},
+		NATSSpoolBase: "/var/lib/ebpf-sentry/nats-spool",
 	}
 }
 
@@ -138,8 +149,19 @@ func newSink(spec string, o Options) (Sink, QueueOptions, error) {
 		s, err := NewWebhookSink(WebhookOptions{URL: spec, Headers: h, CAFile: o.WebhookCA, Timeout: o.WebhookTimeout, MaxBody: o.WebhookMaxBody})
 		q.BatchMax, q.Linger = o.WebhookBatch, o.WebhookLinger
 		return s, q, err
+	case strings.HasPrefix(spec, "nats://"):
+		urls, err := ParseNATSURLs(spec)
+		if err != nil {
+			return nil, q, err
+		}
+		n := o.NATS
+		n.URLs = urls
+		n.SpoolDir = NATSSpoolDir(o.NATSSpoolBase, urls)
+		s, err := NewNATSSink(n)
+		q.BatchMax = 512
+		return s, q, err
 	}
-	return nil, q, errors.New("unknown output: want stdout, file:PATH, syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT, syslog+unix:///PATH or an http(s) URL")
+	return nil, q, errors.New("unknown output: want stdout, file:PATH, syslog+udp://HOST:PORT, syslog+tcp://HOST:PORT, syslog+unix:///PATH, an http(s) URL or nats://HOST:PORT[,HOST:PORT…]")
 }
 
 var facilities = map[string]int{
@@ -157,4 +179,26 @@ func ParseFacility(s string) (int, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("syslog facility %q: want a name (local0, auth, daemon…) or 0…23", s)
+}
+
+// ParseNATSURLs splits nats://HOST:PORT[,HOST:PORT…] (each item may repeat
+// the nats:// scheme) into one URL per server.
+func ParseNATSURLs(spec string) ([]string, error) {
+	rest, ok := strings.CutPrefix(spec, "nats://")
+	if !ok {
+		return nil, fmt.Errorf("%q: want nats://HOST:PORT[,HOST:PORT…]", spec)
+	}
+	var urls []string
+	for _, item := range strings.Split(rest, ",") {
+		item = strings.TrimPrefix(strings.TrimSpace(item), "nats://")
+		u, err := url.Parse("nats://" + item)
+		if err != nil || u.Host == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return nil, fmt.Errorf("nats server %q: want HOST:PORT", item)
+		}
+		if u.User != nil {
+			return nil, fmt.Errorf("nats server %q: no credentials in the URL (they would show in the process list); use --nats-creds or --nats-nkey", u.Host)
+		}
+		urls = append(urls, "nats://"+u.Host)
+	}
+	return urls, nil
 }

@@ -21,7 +21,7 @@ func TestEventsDocExamplesMatchTheSchema(t *testing.T) {
 		validate(t, b[1])
 		kinds[string(regexp.MustCompile(`"event":"([a-z_]+)"`).FindSubmatch(b[1])[1])] = true
 	}
-	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss} {
+	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindFleetFirstSeen} {
 		if !kinds[string(k)] {
 			t.Errorf("docs/EVENTS.md has no example of %s", k)
 		}

@@ -126,6 +126,11 @@ func ToECS(ev *Event) *ECSEvent {
 		if ev.Tamper != nil {
 			e.Message += ": " + ev.Tamper.What + ": " + ev.Tamper.Detail
 		}
+	case KindFleetFirstSeen:
+		e.Event.Kind, e.Event.Category, e.Event.Type = "alert", []string{"intrusion_detection"}, []string{"info"}
+		if f := ev.Fleet; f != nil {
+			e.Message = "program " + f.SHA256 + " (" + f.Name + ") new to the fleet, first on " + f.Host
+		}
 	case KindLoss:
 		e.Event.Kind, e.Event.Category, e.Event.Type = "metric", []string{"host"}, []string{"info"}
 		var n uint64

@@ -20,16 +20,17 @@ type Kind string
 
 // The kinds of event the sentry emits.
 const (
-	KindProgLoad      Kind = "prog_load"      // a BPF_PROG_LOAD was seen
-	KindSensorStarted Kind = "sensor_started" // the sensor attached its hook
-	KindSensorStopped Kind = "sensor_stopped" // the sensor detached
-	KindRulesReloaded Kind = "rules_reloaded" // a new rule set is active
-	KindRulesRejected Kind = "rules_rejected" // a rule set failed validation; the old one stays
-	KindLoss          Kind = "loss"           // events were lost (capture or delivery)
-	KindTamper        Kind = "tamper"         // the sensor's kernel state or enforcement was tampered with
-	KindProgPresent   Kind = "prog_present"   // a program already loaded when run started (see prog_present.go)
-	KindProgUnseen    Kind = "prog_unseen"    // a loaded program the load hook never reported
-	KindProgHidden    Kind = "prog_hidden"    // a program one view of the kernel shows and another misses (see prog_hidden.go)
+	KindProgLoad       Kind = "prog_load"        // a BPF_PROG_LOAD was seen
+	KindSensorStarted  Kind = "sensor_started"   // the sensor attached its hook
+	KindSensorStopped  Kind = "sensor_stopped"   // the sensor detached
+	KindRulesReloaded  Kind = "rules_reloaded"   // a new rule set is active
+	KindRulesRejected  Kind = "rules_rejected"   // a rule set failed validation; the old one stays
+	KindLoss           Kind = "loss"             // events were lost (capture or delivery)
+	KindTamper         Kind = "tamper"           // the sensor's kernel state or enforcement was tampered with
+	KindProgPresent    Kind = "prog_present"     // a program already loaded when run started (see prog_present.go)
+	KindProgUnseen     Kind = "prog_unseen"      // a loaded program the load hook never reported
+	KindProgHidden     Kind = "prog_hidden"      // a program one view of the kernel shows and another misses (see prog_hidden.go)
+	KindFleetFirstSeen Kind = "fleet_first_seen" // a fingerprint new to the whole fleet (ebpf-sentry fleet)
 )
 
 // Event is one telemetry record. Exactly the sections that belong to its kind
@@ -60,8 +61,9 @@ type Event struct {
 	Loss   *Loss   `json:"loss,omitempty"`
 	Tamper *Tamper `json:"tamper,omitempty"`
 
-	Resident *Resident `json:"resident,omitempty"` // prog_present, prog_unseen
-	Hidden   *Hidden   `json:"hidden,omitempty"`   // prog_hidden
+	Resident *Resident       `json:"resident,omitempty"` // prog_present, prog_unseen
+	Hidden   *Hidden         `json:"hidden,omitempty"`   // prog_hidden
+	Fleet    *FleetFirstSeen `json:"fleet,omitempty"`
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

@@ -86,3 +86,29 @@ func FuzzOctetCounting(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseNATSURLs checks that every accepted server list yields URLs that
+// parse back to themselves and carry no credentials.
+func FuzzParseNATSURLs(f *testing.F) {
+	for _, s := range []string{"nats://a:1", "nats://a:1,b:2", "nats://a:1,nats://b:2", "nats://u:p@a:1", "nats://[::1]:4222", "nats://a", "nats://,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		urls, err := ParseNATSURLs(spec)
+		if err != nil {
+			return
+		}
+		if len(urls) == 0 {
+			t.Fatalf("%q: no error and no URL", spec)
+		}
+		for _, u := range urls {
+			again, err := ParseNATSURLs(u)
+			if err != nil || len(again) != 1 || again[0] != u {
+				t.Fatalf("%q gave %q, which parses to %v, %v", spec, u, again, err)
+			}
+			if strings.Contains(u, "@") {
+				t.Fatalf("%q kept credentials: %q", spec, u)
+			}
+		}
+	})
+}

@@ -22,6 +22,8 @@ type Record struct {
 	Time     time.Time
 	Severity Severity // for syslog PRI
 	JSON     []byte   // one JSON object, no newline
+	ID       string   // the event's id (message id for de-duplicating sinks)
+	Host     string   // the event's host, escaped
 }
 
 // Sink delivers records somewhere. One goroutine per sink calls Send, so a
@@ -233,7 +235,7 @@ func (p *Pipeline) Emit(ev *Event) {
 		}
 		return
 	}
-	r := Record{Kind: ev.Event, Time: ev.Time, Severity: severityOf(ev), JSON: b}
+	r := Record{Kind: ev.Event, Time: ev.Time, Severity: severityOf(ev), JSON: b, ID: ev.ID, Host: ev.Host}
 	for _, w := range p.wk {
 		w.pending.Add(1)
 		select {

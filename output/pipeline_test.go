@@ -41,7 +41,7 @@ func (s *memSink) Send(ctx context.Context, recs []Record) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range recs {
-		s.recs = append(s.recs, Record{Kind: r.Kind, Time: r.Time, Severity: r.Severity, JSON: append([]byte(nil), r.JSON...)})
+		s.recs = append(s.recs, Record{Kind: r.Kind, Time: r.Time, Severity: r.Severity, JSON: append([]byte(nil), r.JSON...), ID: r.ID, Host: r.Host})
 	}
 	return len(recs), nil
 }

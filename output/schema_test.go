@@ -177,6 +177,8 @@ func everyEvent() map[string]*Event {
 			Hidden{ID: 77, SeenBy: []string{"bpf_iter"}, MissingFrom: []string{"get_next_id"}}, InsnOptions{Mode: InsnModeBoth}),
 		"a bare prog_unseen": NewResident(KindProgUnseen, ProgLoad{Program: &program.Program{Name: "x"}}, Resident{}, InsnOptions{}),
 		"a loss":             {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
+		"a fleet_first_seen": NewFleetFirstSeen(FleetFirstSeen{SHA256: strings.Repeat("ab", 32), Name: "evil\x00", ProgType: "kprobe",
+			Host: "web-1", Time: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), LoaderExe: "/tmp/x", EventID: "3f9a-7"}),
 	}
 }
 
@@ -215,7 +217,7 @@ func TestEveryEventKindMatchesTheSchema(t *testing.T) {
 			validateECS(t, b)
 		})
 	}
-	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindTamper, KindProgPresent, KindProgUnseen, KindProgHidden} {
+	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindTamper, KindProgPresent, KindProgUnseen, KindProgHidden, KindFleetFirstSeen} {
 		if !kinds[k] {
 			t.Errorf("no sample of kind %s was validated", k)
 		}

@@ -31,7 +31,7 @@ func addOutputFlags(f *pflag.FlagSet) *outputFlags {
 	o := &outputFlags{opts: output.DefaultOptions()}
 	d := o.opts
 	f.StringArrayVar(&o.opts.Outputs, "output", d.Outputs,
-		"event sink, repeatable: stdout | file:PATH | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT | syslog+unix:///PATH | http(s)://URL (webhook)")
+		"event sink, repeatable: stdout | file:PATH | syslog+udp://HOST:PORT | syslog+tcp://HOST:PORT | syslog+unix:///PATH | http(s)://URL (webhook) | nats://HOST:PORT[,HOST:PORT…] (JetStream)")
 	f.IntVar(&o.opts.QueueSize, "output-queue", d.QueueSize, "events each sink may hold before new ones are dropped (and counted)")
 	f.Int64Var(&o.opts.FileMaxSize, "file-max-size", d.FileMaxSize, "file sink: rotate when the file would exceed this many bytes (0: never)")
 	f.IntVar(&o.opts.FileKeep, "file-keep", d.FileKeep, "file sink: rotated files to keep")
@@ -48,6 +48,7 @@ func addOutputFlags(f *pflag.FlagSet) *outputFlags {
 	f.StringVar(&o.opts.Insns, "event-insns", d.Insns, "instructions in prog_load events: none|text|raw|both")
 	f.IntVar(&o.opts.InsnMax, "event-insn-max", d.InsnMax, "most instructions per form in an event (the event says when it was capped; 0: no cap)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464); empty: off")
+	addNATSFlags(f, &o.opts)
 	return o
 }
 

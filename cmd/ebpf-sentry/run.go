@@ -49,6 +49,7 @@ type runOptions struct {
 	integrity time.Duration
 	out       *outputFlags
 	resident  residentOptions
+	policy    *policyFlags
 }
 
 func init() {
@@ -66,7 +67,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runSensor(cmd, &o) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.rules, "rules", "@defaults", "rule file or directory; @defaults is the embedded set")
+	f.StringVar(&o.rules, "rules", "@defaults", "rule file or directory; @defaults is the embedded set; nats-kv://BUCKET[/KEY]: signed fleet bundles (docs/FLEET.md)")
 	f.DurationVar(&o.rulesPoll, "rules-poll", 2*time.Second, "reload --rules when its files change, checking this often (0: only on SIGHUP)")
 	f.StringVar(&o.mode, "mode", "enforce", "enforce|monitor: monitor reports block verdicts without acting")
 	f.StringVar(&o.enforcer, "enforcer", "auto", "auto (deny on an LSM hook, else kill) | deny (LSM hook returns EPERM) | kill (SIGKILL the loader) | corrupt (rewrite insn 0; racy, refused under lockdown)")
@@ -80,6 +81,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.StringVar(&o.lockPath, "lock-file", runLockPath, "file locked while run is active (a second instance refuses to start)")
 	o.out = addOutputFlags(f)
 	addResidentFlags(f, &o.resident)
+	o.policy = addPolicyFlags(f)
 	root.AddCommand(cmd)
 }
 
@@ -140,7 +142,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	} else if _, err := os.Stat(runPinPath); err == nil {
 		slog.Warn("a sensor pinned by an earlier `run --pin` is still attached and enforcing its rules; `run --pin` replaces it, `rm -r " + runPinPath + "` removes it")
 	}
-	store, err := openRunRules(o.rules)
+	store, follow, err := o.policy.open(o.rules, o.out.opts.NATS)
 	if err != nil {
 		return fmt.Errorf("--rules: %w", err)
 	}
@@ -216,6 +218,16 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go store.Watch(ctx, o.rulesPoll, func(ev rules.ReloadEvent) {
+			select {
+			case reloads <- ev:
+			case <-ctx.Done():
+			}
+		})
+	}
+	if follow != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go follow(ctx, func(ev rules.ReloadEvent) {
 			select {
 			case reloads <- ev:
 			case <-ctx.Done():

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebpf-sentry/ebpf-sentry/internal/natstest"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 )
 
@@ -82,6 +83,7 @@ func TestMain(m *testing.M) {
 	for _, bin := range buildCache {
 		os.RemoveAll(filepath.Dir(bin))
 	}
+	natstest.Cleanup()
 	os.Exit(code)
 }
 

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ebpf-sentry/ebpf-sentry/fleet"
+	"github.com/ebpf-sentry/ebpf-sentry/internal/natstest"
+)
+
+func TestFleetQueryAnswersInTextAndJSON(t *testing.T) {
+	srv := natstest.NewServer(t, "fleetq", filepath.Join(t.TempDir(), "nats"), "")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	if err := (&natstest.Cluster{Servers: []*natstest.Server{srv}}).WaitHealthy(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	inv, err := fleet.OpenInventory(ctx, js, "EBPF_SENTRY_FLEET", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha := strings.Repeat("ab", 32)
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for _, h := range []string{"web-1", "db-1"} {
+		if _, err := inv.Observe(ctx, fleet.Sighting{EventID: h + "-1", Host: h, SHA256: sha, Name: "hider", ProgType: "kprobe", LoaderExe: "/tmp/x", Time: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errs, code := runRulesCLI(t, "fleet", "query", "--nats", srv.URL(), "--name", "hider")
+	if code != 0 || !strings.Contains(out, "sha256 "+sha) || !strings.Contains(out, "host db-1") || !strings.Contains(out, "host web-1") {
+		t.Fatalf("text query: %d %s %s", code, out, errs)
+	}
+	out, errs, code = runRulesCLI(t, "fleet", "query", "--nats", srv.URL(), "--host", "web-1", "--json")
+	var entries []fleet.Entry
+	if code != 0 || json.Unmarshal([]byte(out), &entries) != nil || len(entries) != 1 || len(entries[0].Hosts) != 2 {
+		t.Fatalf("JSON query: %d %s %s", code, out, errs)
+	}
+	out, _, code = runRulesCLI(t, "fleet", "query", "--nats", srv.URL(), "--host", "nowhere")
+	if code != 0 || !strings.Contains(out, "no program found") {
+		t.Errorf("query of an unknown host: %d %s", code, out)
+	}
+}

@@ -1,0 +1,268 @@
+// Package fleet keeps a fleet-wide inventory of the BPF programs the agents
+// report: it consumes the prog_load events of the JetStream stream and keeps,
+// per program fingerprint (sha256), the hosts that loaded it, when, under
+// which names and by which loaders, in a JetStream KV bucket (no other
+// database). A fingerprint new to the whole fleet raises fleet_first_seen.
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ebpf-sentry/ebpf-sentry/output"
+)
+
+// Entry is the inventory of one fingerprint.
+type Entry struct {
+	SHA256    string               `json:"sha256"`
+	Names     []string             `json:"names"`
+	ProgTypes []string             `json:"prog_types"`
+	Loaders   []string             `json:"loaders"` // loader executables
+	FirstSeen time.Time            `json:"first_seen"`
+	LastSeen  time.Time            `json:"last_seen"`
+	Hosts     map[string]*HostSeen `json:"hosts"`
+}
+
+// HostSeen is one host's history with a fingerprint.
+type HostSeen struct {
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	Loads     uint64    `json:"loads"`
+}
+
+// Sighting is what the inventory takes from one prog_load event.
+type Sighting struct {
+	EventID, Host, SHA256, Name, ProgType, LoaderExe string
+	Time                                             time.Time
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// ErrNoFingerprint: a prog_load without prog.sha256 (its capture failed).
+var ErrNoFingerprint = errors.New("prog_load event without a fingerprint")
+
+// ParseProgLoad reads a sighting from a native prog_load event's JSON.
+func ParseProgLoad(data []byte) (Sighting, error) {
+	var ev struct {
+		Event  string    `json:"event"`
+		ID     string    `json:"id"`
+		Host   string    `json:"host"`
+		Time   time.Time `json:"time"`
+		Loader *struct {
+			Exe string `json:"exe"`
+		} `json:"loader"`
+		Prog *struct {
+			Name   string `json:"name"`
+			SHA256 string `json:"sha256"`
+			Type   struct {
+				Name string `json:"name"`
+			} `json:"type"`
+		} `json:"prog"`
+	}
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return Sighting{}, fmt.Errorf("event: %w", err)
+	}
+	if ev.Event != string(output.KindProgLoad) {
+		return Sighting{}, fmt.Errorf("event kind %q: want prog_load", ev.Event)
+	}
+	if ev.Prog == nil || ev.Prog.SHA256 == "" {
+		return Sighting{}, ErrNoFingerprint
+	}
+	if !sha256Hex.MatchString(ev.Prog.SHA256) {
+		return Sighting{}, fmt.Errorf("prog.sha256 %q: want 64 lowercase hex digits", output.Escape(ev.Prog.SHA256))
+	}
+	if ev.Host == "" || ev.Time.IsZero() {
+		return Sighting{}, errors.New("event without host or time")
+	}
+	s := Sighting{EventID: ev.ID, Host: output.Escape(ev.Host), SHA256: ev.Prog.SHA256, Name: output.Escape(ev.Prog.Name),
+		ProgType: output.Escape(ev.Prog.Type.Name), Time: ev.Time}
+	if ev.Loader != nil {
+		s.LoaderExe = output.Escape(ev.Loader.Exe)
+	}
+	return s, nil
+}
+
+// Inventory is the KV bucket of entries, one key per fingerprint.
+type Inventory struct{ KV jetstream.KeyValue }
+
+// OpenInventory opens (creating, with replicas copies) the bucket.
+func OpenInventory(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Inventory, error) {
+	kv, err := js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 1, Replicas: max(replicas, 1)})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, bucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("inventory bucket %s: %w", bucket, err)
+	}
+	return &Inventory{KV: kv}, nil
+}
+
+func addSorted(list []string, s string) []string {
+	if s == "" {
+		return list
+	}
+	i := sort.SearchStrings(list, s)
+	if i < len(list) && list[i] == s {
+		return list
+	}
+	return append(list[:i], append([]string{s}, list[i:]...)...)
+}
+
+func merge(e *Entry, s Sighting) {
+	e.Names = addSorted(e.Names, s.Name)
+	e.ProgTypes = addSorted(e.ProgTypes, s.ProgType)
+	e.Loaders = addSorted(e.Loaders, s.LoaderExe)
+	if e.FirstSeen.IsZero() || s.Time.Before(e.FirstSeen) {
+		e.FirstSeen = s.Time
+	}
+	if s.Time.After(e.LastSeen) {
+		e.LastSeen = s.Time
+	}
+	if e.Hosts == nil {
+		e.Hosts = map[string]*HostSeen{}
+	}
+	h := e.Hosts[s.Host]
+	if h == nil {
+		h = &HostSeen{FirstSeen: s.Time, LastSeen: s.Time}
+		e.Hosts[s.Host] = h
+	}
+	if s.Time.Before(h.FirstSeen) {
+		h.FirstSeen = s.Time
+	}
+	if s.Time.After(h.LastSeen) {
+		h.LastSeen = s.Time
+	}
+	h.Loads++
+}
+
+// Observe adds s to the inventory and reports whether its fingerprint was
+// new to the fleet. Concurrent consumers are safe: the entry is created
+// with Create (only one wins) and updated with compare-and-set on its
+// revision, retried on conflict.
+func (inv *Inventory) Observe(ctx context.Context, s Sighting) (bool, error) {
+	for attempt := 0; attempt < 100; attempt++ {
+		cur, err := inv.KV.Get(ctx, s.SHA256)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			e := &Entry{SHA256: s.SHA256}
+			merge(e, s)
+			b, _ := json.Marshal(e)
+			if _, err := inv.KV.Create(ctx, s.SHA256, b); err == nil {
+				return true, nil
+			} else if !errors.Is(err, jetstream.ErrKeyExists) {
+				return false, err
+			}
+			continue // another consumer created it meanwhile
+		}
+		if err != nil {
+			return false, err
+		}
+		var e Entry
+		if err := json.Unmarshal(cur.Value(), &e); err != nil {
+			return false, fmt.Errorf("inventory entry %s: %w", s.SHA256, err)
+		}
+		merge(&e, s)
+		b, _ := json.Marshal(&e)
+		if _, err := inv.KV.Update(ctx, s.SHA256, b, cur.Revision()); err == nil {
+			return false, nil
+		} else if !errors.Is(err, jetstream.ErrKeyExists) {
+			var apiErr *jetstream.APIError
+			if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence {
+				return false, err
+			}
+		}
+	}
+	return false, fmt.Errorf("inventory entry %s: too many concurrent updates", s.SHA256)
+}
+
+// Get returns the entry of one fingerprint.
+func (inv *Inventory) Get(ctx context.Context, sha string) (*Entry, error) {
+	v, err := inv.KV.Get(ctx, sha)
+	if err != nil {
+		return nil, err
+	}
+	var e Entry
+	if err := json.Unmarshal(v.Value(), &e); err != nil {
+		return nil, fmt.Errorf("inventory entry %s: %w", sha, err)
+	}
+	return &e, nil
+}
+
+// Find returns every entry keep accepts, by fingerprint.
+func (inv *Inventory) Find(ctx context.Context, keep func(*Entry) bool) ([]*Entry, error) {
+	keys, err := inv.KV.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Entry
+	for k := range keys.Keys() {
+		e, err := inv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if keep(e) {
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SHA256 < out[j].SHA256 })
+	return out, nil
+}
+
+// Consume reads the prog_load events of stream (subjects PREFIX.*.prog_load)
+// with the durable consumer durable, adds each to inv and calls firstSeen
+// for a fingerprint new to the fleet; a message is acked once the inventory
+// holds it (at-least-once: a crash in between replays it, which adds one
+// load to a count but never a second first-seen, since Create lets only one
+// consumer create an entry). Events that cannot be read are acked, logged
+// by skip and not retried. It returns when ctx ends.
+func Consume(ctx context.Context, js jetstream.JetStream, stream, prefix, durable string, inv *Inventory,
+	firstSeen func(Sighting), skip func(error)) error {
+	c, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable: durable, FilterSubject: prefix + ".*." + string(output.KindProgLoad),
+		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: 30 * time.Second,
+	})
+	if err != nil {
+		return fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
+	}
+	for ctx.Err() == nil {
+		batch, err := c.Fetch(256, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			skip(err)
+			continue
+		}
+		for m := range batch.Messages() {
+			s, err := ParseProgLoad(m.Data())
+			if err != nil {
+				skip(fmt.Errorf("%s: %w", m.Subject(), err))
+				_ = m.Ack()
+				continue
+			}
+			first, err := inv.Observe(ctx, s)
+			if err != nil {
+				skip(err)
+				_ = m.Nak()
+				continue
+			}
+			if first {
+				firstSeen(s)
+			}
+			_ = m.Ack()
+		}
+	}
+	return nil
+}

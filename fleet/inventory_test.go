@@ -1,0 +1,180 @@
+package fleet
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ebpf-sentry/ebpf-sentry/analysis"
+	"github.com/ebpf-sentry/ebpf-sentry/internal/natstest"
+	"github.com/ebpf-sentry/ebpf-sentry/output"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	natstest.Cleanup()
+	os.Exit(code)
+}
+
+func fingerprint(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// progLoad is the prog_load event an agent emits for a program with this
+// fingerprint, name and loader.
+func progLoad(sha, name, exe string) *output.Event {
+	p := &program.Program{Name: name, Type: 2, InsnCnt: 2, Insns: make([]byte, 16),
+		Loader: &program.Loader{PID: 42, Comm: "loader", Exe: exe}}
+	return output.NewProgLoad(output.ProgLoad{Program: p, Report: &analysis.Report{SHA256: sha, ProgType: "kprobe"},
+		Outcome: output.NewOutcome(output.ResultLoaded, 0)}, output.InsnOptions{Mode: output.InsnModeNone})
+}
+
+func TestFleetFindsFirstSeenFingerprintsFromThreePublishers(t *testing.T) {
+	dir := t.TempDir()
+	c := natstest.StartCluster(t, 3, dir)
+	defer c.Shutdown()
+	const stream, prefix = "FLEET", "fleet-test"
+	// Three agents, one per node, each publishing as its own host.
+	var pipes []*output.Pipeline
+	for i, u := range c.URLs() {
+		sink, err := output.NewNATSSink(output.NATSOptions{URLs: []string{u}, Stream: stream, Subject: prefix,
+			CreateStream: true, Replicas: 3, SpoolDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := output.NewPipeline(output.Config{Host: fmt.Sprintf("host-%d", i+1), LossInterval: -1})
+		p.Add(sink, output.QueueOptions{})
+		pipes = append(pipes, p)
+	}
+	common, rare, late := fingerprint("common"), fingerprint("rare"), fingerprint("late")
+	for _, p := range pipes {
+		p.Emit(progLoad(common, "common_prog", "/usr/bin/agent"))
+	}
+	pipes[1].Emit(progLoad(rare, "rare_prog", "/tmp/.x/loader"))
+	pipes[1].Emit(progLoad(rare, "rare_prog", "/tmp/.x/loader"))
+
+	nc, err := nats.Connect(strings.Join(c.URLs(), ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	inv, err := OpenInventory(ctx, js, "FLEET_INV", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var first []Sighting
+	var skipped []error
+	cctx, ccancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		// The stream exists once the sinks created it.
+		for cctx.Err() == nil {
+			err := Consume(cctx, js, stream, prefix, "fleet", inv, func(s Sighting) {
+				mu.Lock()
+				first = append(first, s)
+				mu.Unlock()
+			}, func(err error) {
+				mu.Lock()
+				skipped = append(skipped, err)
+				mu.Unlock()
+			})
+			if err == nil {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		done <- nil
+	}()
+	waitFirst := func(n int) []Sighting {
+		t.Helper()
+		for {
+			mu.Lock()
+			got := append([]Sighting(nil), first...)
+			mu.Unlock()
+			if len(got) >= n {
+				return got
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("fleet_first_seen raised %d times, want %d", len(got), n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFirst(2)
+	// The late program appears after the others are known.
+	pipes[2].Emit(progLoad(late, "late_prog", "/opt/late"))
+	got := waitFirst(3)
+	// Every prog_load is in: 3 + 2 + 1 loads.
+	for {
+		e, err := inv.Get(ctx, common)
+		if err == nil && len(e.Hosts) == 3 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("common program never seen on three hosts: %+v %v", e, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, p := range pipes {
+		p.Close(ctx)
+	}
+	ccancel()
+	<-done
+	shas := map[string]int{}
+	for _, s := range got {
+		shas[s.SHA256]++
+	}
+	if len(got) != 3 || shas[common] != 1 || shas[rare] != 1 || shas[late] != 1 {
+		t.Errorf("first-seen sightings %+v: want each fingerprint exactly once", got)
+	}
+	if got[len(got)-1].SHA256 != late || got[len(got)-1].Host != "host-3" {
+		t.Errorf("last first-seen %+v: want the late program on host-3", got[len(got)-1])
+	}
+	if len(skipped) != 0 {
+		t.Errorf("skipped: %v", skipped)
+	}
+	e, err := inv.Get(ctx, rare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Hosts) != 1 || e.Hosts["host-2"] == nil || e.Hosts["host-2"].Loads != 2 || e.Loaders[0] != "/tmp/.x/loader" || e.Names[0] != "rare_prog" {
+		t.Errorf("rare entry %+v", e)
+	}
+	byHost, err := inv.Find(ctx, func(e *Entry) bool { return e.Hosts["host-3"] != nil })
+	if err != nil || len(byHost) != 2 {
+		t.Errorf("programs of host-3: %d, %v; want common and late", len(byHost), err)
+	}
+	ev := output.NewFleetFirstSeen(output.FleetFirstSeen{SHA256: got[0].SHA256, Host: got[0].Host, Time: got[0].Time, EventID: got[0].EventID})
+	if ev.Fleet.Host == "" || ev.Fleet.EventID == "" {
+		t.Errorf("first-seen event lacks its origin: %+v", ev.Fleet)
+	}
+}
+
+func TestParseProgLoadRefusesWhatIsNotAFingerprintedLoad(t *testing.T) {
+	for name, data := range map[string]string{
+		"not JSON":             "{",
+		"another kind":         `{"event":"loss","host":"h","time":"2026-01-01T00:00:00Z"}`,
+		"no fingerprint":       `{"event":"prog_load","host":"h","time":"2026-01-01T00:00:00Z","prog":{"name":"x"}}`,
+		"a forged fingerprint": `{"event":"prog_load","host":"h","time":"2026-01-01T00:00:00Z","prog":{"sha256":"../x"}}`,
+		"no host":              `{"event":"prog_load","time":"2026-01-01T00:00:00Z","prog":{"sha256":"` + fingerprint("a") + `"}}`,
+	} {
+		if _, err := ParseProgLoad([]byte(data)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -1,0 +1,338 @@
+package output
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/natstest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedCluster != nil {
+		sharedCluster.Shutdown()
+		os.RemoveAll(sharedClusterDir)
+	}
+	natstest.Cleanup()
+	os.Exit(code)
+}
+
+var (
+	clusterMu        sync.Mutex
+	sharedCluster    *natstest.Cluster
+	sharedClusterDir string
+)
+
+// cluster is the 3-node JetStream cluster the NATS tests share; a test that
+// stops nodes starts them again and waits for health before it ends.
+func cluster(t testing.TB) *natstest.Cluster {
+	t.Helper()
+	clusterMu.Lock()
+	defer clusterMu.Unlock()
+	if sharedCluster == nil {
+		dir, err := os.MkdirTemp("", "natstest-cluster-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sharedClusterDir = dir
+		sharedCluster = natstest.StartCluster(t, 3, dir)
+	}
+	if err := sharedCluster.WaitHealthy(2 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	return sharedCluster
+}
+
+// natsEvent is a prog_load event with a fixed time, so that consecutive
+// events differ only in id and seq (their sizes never decrease).
+func natsEvent() *Event {
+	ev := NewProgLoad(ProgLoad{Program: sampleProgram(3), Report: sampleReport()}, InsnOptions{Mode: InsnModeNone})
+	ev.Time = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	return ev
+}
+
+func newTestNATSSink(t *testing.T, urls []string, stream string, mod func(*NATSOptions)) *NATSSink {
+	t.Helper()
+	o := NATSOptions{
+		URLs: urls, Stream: stream, Subject: "t-" + stream, CreateStream: true, Replicas: 3,
+		SpoolDir: t.TempDir(), AckTimeout: 3 * time.Second, SpoolFsync: true,
+	}
+	if os.Getenv("NATSTEST_DEBUG") != "" {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	s, err := NewNATSSink(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// streamEvents reads every message of stream with an ordered consumer and
+// returns the events' ids and seqs in stream order.
+func streamEvents(t *testing.T, urls []string, stream string, want int, opts ...nats.Option) (ids []string, seqs []uint64) {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Wait for the stream to hold what the sink says it delivered.
+	for {
+		// Each request gets its own short deadline: a request that one
+		// server leaves unanswered must not use up the whole wait.
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := js.Stream(rctx, stream)
+		if err == nil {
+			var info *jetstream.StreamInfo
+			info, err = st.Info(rctx)
+			if err == nil && info.State.Msgs >= uint64(want) {
+				rcancel()
+				break
+			}
+		}
+		rcancel()
+		if ctx.Err() != nil {
+			t.Fatalf("stream %s never reached %d messages: %v", stream, want, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int(info.NumPending)
+	for len(ids) < total {
+		batch, err := c.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			var ev struct {
+				ID  string `json:"id"`
+				Seq uint64 `json:"seq"`
+			}
+			if err := json.Unmarshal(m.Data(), &ev); err != nil {
+				t.Fatalf("message %s: %v", m.Subject(), err)
+			}
+			if got := m.Headers().Get("Nats-Msg-Id"); got != ev.ID {
+				t.Fatalf("Nats-Msg-Id %q on event %q", got, ev.ID)
+			}
+			ids, seqs = append(ids, ev.ID), append(seqs, ev.Seq)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d messages", len(ids), total)
+		}
+	}
+	return ids, seqs
+}
+
+func waitSpoolEmpty(t *testing.T, s *NATSSink, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for s.Spooled() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("spool still holds %d events after %v", s.Spooled(), timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func streamLeader(t *testing.T, urls []string, stream string) string {
+	t.Helper()
+	nc, err := nats.Connect(urls[0] + "," + urls[1] + "," + urls[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		if st, err := js.Stream(rctx, stream); err == nil {
+			if info, err := st.Info(rctx); err == nil && info.Cluster != nil && info.Cluster.Leader != "" {
+				rcancel()
+				return info.Cluster.Leader
+			}
+		}
+		rcancel()
+		if ctx.Err() != nil {
+			t.Fatalf("stream %s has no leader", stream)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestNATSSinkKillingTheStreamLeaderLosesAndDuplicatesNothing(t *testing.T) {
+	c := cluster(t)
+	const stream, total = "KILL", 3000
+	sink := newTestNATSSink(t, c.URLs(), stream, nil)
+	p := NewPipeline(Config{Host: "host-a", Instance: "kill", LossInterval: -1})
+	p.Add(sink, QueueOptions{Size: total + 10, BatchMax: 256})
+	for i := 0; i < total/3; i++ {
+		p.Emit(natsEvent())
+	}
+	streamEvents(t, c.URLs(), stream, total/3) // barrier: the first third is stored
+	leader := streamLeader(t, c.URLs(), stream)
+	var killed *natstest.Server
+	for _, s := range c.Servers {
+		if s.Name == leader {
+			killed = s
+		}
+	}
+	killed.Kill()
+	for i := total / 3; i < total; i++ {
+		p.Emit(natsEvent())
+		if i == 2*total/3 {
+			if err := killed.Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p.drain(ctx)
+	waitSpoolEmpty(t, sink, 2*time.Minute)
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l := p.LossTotals(); len(l) != 0 {
+		t.Fatalf("losses: %+v", l)
+	}
+	if err := c.WaitHealthy(2 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := streamEvents(t, c.URLs(), stream, total)
+	seen := map[string]int{}
+	for _, id := range ids {
+		seen[id]++
+	}
+	for i := 1; i <= total; i++ {
+		id := fmt.Sprintf("kill-%d", i)
+		if seen[id] != 1 {
+			t.Errorf("event %s stored %d times, want once", id, seen[id])
+		}
+	}
+	if len(ids) != total {
+		t.Errorf("stream holds %d messages, want %d", len(ids), total)
+	}
+}
+
+func TestNATSSinkSpoolsAThirtySecondOutageAndReplaysInOrder(t *testing.T) {
+	c := cluster(t)
+	const stream = "OUTAGE"
+	sink := newTestNATSSink(t, c.URLs(), stream, nil)
+	p := NewPipeline(Config{Host: "host-b", Instance: "out", LossInterval: -1})
+	p.Add(sink, QueueOptions{Size: 10000, BatchMax: 256})
+	const before, during, after = 200, 600, 200
+	for i := 0; i < before; i++ {
+		p.Emit(natsEvent())
+	}
+	streamEvents(t, c.URLs(), stream, before)
+	for _, s := range c.Servers {
+		s.Stop()
+	}
+	stopped := time.Now()
+	// Events keep coming for the whole outage: 20 every second.
+	for i := 0; i < during; i++ {
+		p.Emit(natsEvent())
+		if i%20 == 19 {
+			time.Sleep(time.Until(stopped.Add(time.Duration(i/20+1) * time.Second)))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p.drain(ctx)
+	if got := sink.Spooled(); got != during {
+		t.Errorf("after %v of outage the spool holds %d events, want %d", time.Since(stopped).Round(time.Second), got, during)
+	}
+	for _, s := range c.Servers {
+		if err := s.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.WaitHealthy(2 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < after; i++ {
+		p.Emit(natsEvent())
+	}
+	p.drain(ctx)
+	waitSpoolEmpty(t, sink, 2*time.Minute)
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l := p.LossTotals(); len(l) != 0 {
+		t.Fatalf("losses: %+v", l)
+	}
+	total := before + during + after
+	_, seqs := streamEvents(t, c.URLs(), stream, total)
+	if len(seqs) != total {
+		t.Fatalf("stream holds %d events, want %d", len(seqs), total)
+	}
+	for i, s := range seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("stream position %d holds seq %d, want %d (replay out of order)", i, s, i+1)
+		}
+	}
+}
+
+func TestNATSSinkCountsExactlyWhatATinySpoolCannotHold(t *testing.T) {
+	// Nothing listens on this port: every event goes to the spool.
+	url := fmt.Sprintf("nats://127.0.0.1:%d", natstest.FreePort(t))
+	const spoolMax, total = 64 << 10, 100
+	sink := newTestNATSSink(t, []string{url}, "TINY", func(o *NATSOptions) { o.SpoolMax = spoolMax })
+	mem := &memSink{name: "mem"}
+	p := NewPipeline(Config{Host: "host-c", Instance: "tiny", LossInterval: -1})
+	p.Add(sink, QueueOptions{Size: total, BatchMax: 7})
+	p.Add(mem, QueueOptions{Size: total})
+	for i := 0; i < total; i++ {
+		p.Emit(natsEvent())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The events' sizes never decrease, so once one did not fit no later
+	// one of them does; the final loss event, smaller, may still fit.
+	fit, used := 0, int64(0)
+	for _, r := range mem.recs {
+		size := spoolRecordSize(spoolMsg{Subject: sink.Subject(r.Host, r.Kind), ID: r.ID, Data: r.JSON})
+		if used+size <= spoolMax {
+			fit, used = fit+1, used+size
+		}
+	}
+	if len(mem.recs) != total+1 || fit < 2 || fit >= total {
+		t.Fatalf("test setup: %d records, %d fit", len(mem.recs), fit)
+	}
+	if got := sink.spool.Len(); got != fit {
+		t.Errorf("spool holds %d events, want %d", got, fit)
+	}
+	if got, want := lossOf(p, StageSink, sink.Name(), ReasonSpoolFull), uint64(len(mem.recs)-fit); got != want {
+		t.Errorf("spool_full losses %d, want exactly %d", got, want)
+	}
+	if l := p.LossTotals(); len(l) != 1 {
+		t.Errorf("losses %+v, want only spool_full", l)
+	}
+}
