@@ -62,6 +62,8 @@ type Loader struct {
 	Exe      string `json:"exe,omitempty"`
 	CgroupID uint64 `json:"cgroup_id,omitempty"`
 	Cgroup   string `json:"cgroup,omitempty"` // cgroup v2 path when resolved
+	// Container and pod the cgroup path names (ContainerFromCgroup).
+	Container *Container `json:"container,omitempty"`
 }
 
 // Enum is a kernel enum value with its name ("" when this build does not know it).
@@ -248,6 +250,8 @@ type ProgLoad struct {
 	// Disasm is the rendered disassembly, one line per instruction, from the
 	// insn formatters. Lines are escaped before they go into the event.
 	Disasm []string
+	// Cgroup is the loader's cgroup v2 path when resolved (CgroupPaths).
+	Cgroup string
 }
 
 // NewProgLoad builds a prog_load event. It copies and escapes everything, so
@@ -263,6 +267,7 @@ func NewProgLoad(in ProgLoad, opt InsnOptions) *Event {
 		ev.Loader = &Loader{
 			PID: l.PID, TID: l.TID, PPID: l.PPID, UID: l.UID, GID: l.GID,
 			Comm: Escape(l.Comm), Exe: Escape(l.Exe), CgroupID: l.CgroupID,
+			Cgroup: Escape(in.Cgroup), Container: ContainerFromCgroup(in.Cgroup),
 		}
 	}
 	slots := len(p.Insns) / 8
