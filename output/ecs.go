@@ -27,10 +27,13 @@ type ECSEvent struct {
 		Type string `json:"type"`
 	} `json:"agent"`
 	Process *ECSProcess `json:"process,omitempty"`
-	User    *ECSID      `json:"user,omitempty"`
-	Group   *ECSID      `json:"group,omitempty"`
-	Rule    *ECSRule    `json:"rule,omitempty"`
-	Sentry  *Event      `json:"ebpf_sentry"`
+	// Container and Orchestrator come from the loader's cgroup path.
+	Container    *ECSContainer    `json:"container,omitempty"`
+	Orchestrator *ECSOrchestrator `json:"orchestrator,omitempty"`
+	User         *ECSID           `json:"user,omitempty"`
+	Group        *ECSID           `json:"group,omitempty"`
+	Rule         *ECSRule         `json:"rule,omitempty"`
+	Sentry       *Event           `json:"ebpf_sentry"`
 }
 
 // ECSEventInfo is ECS's event.* field set.
@@ -58,6 +61,22 @@ type ECSProcess struct {
 	Parent struct {
 		PID uint32 `json:"pid"`
 	} `json:"parent"`
+}
+
+// ECSContainer is ECS's container.* for the loader's container.
+type ECSContainer struct {
+	ID      string `json:"id"`
+	Runtime string `json:"runtime,omitempty"`
+}
+
+// ECSOrchestrator is ECS's orchestrator.* for the loader's pod: its UID
+// (orchestrator.resource.id, type pod).
+type ECSOrchestrator struct {
+	Type     string `json:"type"`
+	Resource struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+	} `json:"resource"`
 }
 
 // ECSID is an ECS object whose only field here is its id (user, group).
@@ -170,6 +189,14 @@ func ecsProgLoad(ev *Event, e *ECSEvent) {
 		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
 		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
 		e.Process = p
+		if c := l.Container; c != nil {
+			e.Container = &ECSContainer{ID: c.ID, Runtime: c.Runtime}
+			if c.PodUID != "" {
+				o := &ECSOrchestrator{Type: "kubernetes"}
+				o.Resource.Type, o.Resource.ID = "pod", c.PodUID
+				e.Orchestrator = o
+			}
+		}
 		if l.UID != nil {
 			e.User = &ECSID{ID: fmt.Sprint(*l.UID)}
 		}

@@ -80,6 +80,8 @@ type Loader struct {
 	// Unknown names the fields the sensor lost (the load's header record
 	// was dropped): their values here are placeholders, not facts.
 	Unknown []string `json:"unknown,omitempty"`
+	// Container and pod the cgroup path names (ContainerFromCgroup).
+	Container *Container `json:"container,omitempty"`
 }
 
 // Enum is a kernel enum value with its name ("" when this build does not know it).
@@ -271,6 +273,8 @@ type ProgLoad struct {
 	// Disasm is the rendered disassembly, one line per instruction, from the
 	// insn formatters. Lines are escaped before they go into the event.
 	Disasm []string
+	// Cgroup is the loader's cgroup v2 path when resolved (CgroupPaths).
+	Cgroup string
 }
 
 // NewProgLoad builds a prog_load event. It copies and escapes everything, so
@@ -286,6 +290,7 @@ func NewProgLoad(in ProgLoad, opt InsnOptions) *Event {
 		ev.Loader = &Loader{
 			PID: l.PID, TID: l.TID, PPID: l.PPID,
 			Comm: Escape(l.Comm), Exe: Escape(l.Exe), CgroupID: l.CgroupID,
+			Cgroup: Escape(in.Cgroup), Container: ContainerFromCgroup(in.Cgroup),
 			Unknown: l.Unknown,
 		}
 		if l.Knows("uid") {

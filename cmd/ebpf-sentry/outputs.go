@@ -18,6 +18,10 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/sensor"
 )
 
+// loaderCgroups resolves loaders' cgroup ids to paths, for the container
+// and pod metadata of prog_load events.
+var loaderCgroups = output.NewCgroupPaths("/sys/fs/cgroup", 1<<16)
+
 // outputFlags are the telemetry flags of `run`: sinks, event contents and
 // the Prometheus endpoint.
 type outputFlags struct {
@@ -152,7 +156,12 @@ func progLoad(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, disasm []
 	outcome := output.NewOutcome(result, int32(ev.Outcome.Errno))
 	outcome.JudgedCopyDiffers = ev.JudgedCopyDiffers
 	outcome.Retry, outcome.RetryOf = ev.Retry, ev.RetryOf
+	var cgroup string
+	if ev.Program != nil && ev.Program.Loader != nil {
+		cgroup = loaderCgroups.Path(ev.Program.Loader.CgroupID)
+	}
 	return output.ProgLoad{
+		Cgroup:  cgroup,
 		Time:    ev.Time,
 		Program: ev.Program,
 		Report:  rep,
