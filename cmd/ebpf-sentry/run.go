@@ -46,6 +46,7 @@ type runOptions struct {
 	blockUnr  bool
 	lockPath  string
 	out       *outputFlags
+	ui        *uiFlags
 }
 
 func init() {
@@ -74,6 +75,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.BoolVar(&o.blockUnr, "block-unreadable", true, "block loads whose instructions the sensor cannot read (pages not resident, e.g. served late by userfaultfd: the kernel copies them, the syscall hooks cannot); =false to let them load, reported")
 	f.StringVar(&o.lockPath, "lock-file", runLockPath, "file locked while run is active (a second instance refuses to start)")
 	o.out = addOutputFlags(f)
+	o.ui = addUIFlags(f)
 	root.AddCommand(cmd)
 }
 
@@ -149,6 +151,9 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		return err
 	}
 	defer tel.close(5 * time.Second)
+	if err := o.ui.start(cmd.Context(), tel); err != nil {
+		return err
+	}
 
 	// Before the sensor starts: a SIGTERM that arrives once "sensor
 	// running" is logged (or during the start) must reach the graceful
