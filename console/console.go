@@ -109,7 +109,14 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /events", s.feed)
 	mux.HandleFunc("GET /prog/{seq}", s.progPage)
 	mux.HandleFunc("GET /counters", s.counters)
-	return s.auth(mux)
+	authed := s.auth(mux)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/favicon.ico" { // browsers ask unprompted; no icon, no error
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		authed.ServeHTTP(w, r)
+	})
 }
 
 const cookieName = "ebpf_sentry_console"
