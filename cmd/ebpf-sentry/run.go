@@ -50,6 +50,7 @@ type runOptions struct {
 	out       *outputFlags
 	resident  residentOptions
 	policy    *policyFlags
+	ui        *uiFlags
 }
 
 func init() {
@@ -82,6 +83,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	o.out = addOutputFlags(f)
 	addResidentFlags(f, &o.resident)
 	o.policy = addPolicyFlags(f)
+	o.ui = addUIFlags(f)
 	root.AddCommand(cmd)
 }
 
@@ -170,6 +172,9 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		return err
 	}
 	defer tel.close(5 * time.Second)
+	if err := o.ui.start(cmd.Context(), tel); err != nil {
+		return err
+	}
 
 	// Before the sensor starts: a SIGTERM that arrives once "sensor
 	// running" is logged (or during the start) must reach the graceful
