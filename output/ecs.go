@@ -110,6 +110,12 @@ func ToECS(ev *Event) *ECSEvent {
 		if ev.Tamper != nil {
 			e.Message += ": " + ev.Tamper.What + ": " + ev.Tamper.Detail
 		}
+	case KindHeartbeat:
+		e.Event.Kind, e.Event.Category, e.Event.Type = "metric", []string{"host"}, []string{"info"}
+		e.Message = "ebpf-sentry heartbeat"
+		if hb := ev.Heartbeat; hb != nil {
+			e.Message += fmt.Sprintf(": %d/%d hooks attached, tables intact %v", hb.HooksAttached, hb.Hooks, hb.TablesIntact)
+		}
 	case KindLoss:
 		e.Event.Kind, e.Event.Category, e.Event.Type = "metric", []string{"host"}, []string{"info"}
 		var n uint64

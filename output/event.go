@@ -27,6 +27,7 @@ const (
 	KindRulesRejected Kind = "rules_rejected" // a rule set failed validation; the old one stays
 	KindLoss          Kind = "loss"           // events were lost (capture or delivery)
 	KindTamper        Kind = "tamper"         // the sensor's kernel state or enforcement was tampered with
+	KindHeartbeat     Kind = "heartbeat"      // periodic: hooks attached, tables intact
 )
 
 // Event is one telemetry record. Exactly the sections that belong to its kind
@@ -56,6 +57,8 @@ type Event struct {
 	Rules  *Rules  `json:"rules,omitempty"`
 	Loss   *Loss   `json:"loss,omitempty"`
 	Tamper *Tamper `json:"tamper,omitempty"`
+
+	Heartbeat *Heartbeat `json:"heartbeat,omitempty"`
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

@@ -164,9 +164,11 @@ func everyEvent() map[string]*Event {
 			Program: &program.Program{Loader: &program.Loader{PID: 42, Unknown: program.HeaderFields}},
 			Outcome: NewOutcome(ResultKilled, 0), Verdict: &Verdict{Action: "unknown"},
 		}, InsnOptions{}),
-		"a tamper with the config": NewTamper(Tamper{What: TamperConfig, Detail: "mode enforce -> monitor\x1b[2J"}),
-		"a tamper of enforcement":  NewTamper(Tamper{What: TamperEnforcement, Detail: "blocked by e2e-block, loaded", LoadID: 7}),
-		"a loss":                   {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
+		"a tamper with the config":     NewTamper(Tamper{What: TamperConfig, Detail: "mode enforce -> monitor\x1b[2J"}),
+		"a heartbeat":                  NewHeartbeat(Heartbeat{Hooks: 2, HooksAttached: 2, TablesIntact: true, LoadsJudged: 17, Interval: 30}),
+		"a heartbeat with a hook gone": NewHeartbeat(Heartbeat{Hooks: 2, HooksAttached: 1, Detached: []string{"link 7: gone\n"}, Interval: 30}),
+		"a tamper of enforcement":      NewTamper(Tamper{What: TamperEnforcement, Detail: "blocked by e2e-block, loaded", LoadID: 7}),
+		"a loss":                       {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
 	}
 }
 
@@ -205,7 +207,7 @@ func TestEveryEventKindMatchesTheSchema(t *testing.T) {
 			validateECS(t, b)
 		})
 	}
-	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindTamper} {
+	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindTamper, KindHeartbeat} {
 		if !kinds[k] {
 			t.Errorf("no sample of kind %s was validated", k)
 		}
