@@ -48,6 +48,7 @@ type runOptions struct {
 	onError   string
 	integrity time.Duration
 	heartbeat time.Duration
+	memMiB    int
 	out       *outputFlags
 }
 
@@ -78,6 +79,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.StringVar(&o.onError, "on-error", "block", "block|allow: what a load the kernel side cannot judge (no scratch memory, no table) gets in enforce mode; counted either way")
 	f.DurationVar(&o.integrity, "integrity-interval", 2*time.Second, "compare the kernel config and rule table with the agent's copy this often; a difference is a tamper event")
 	f.DurationVar(&o.heartbeat, "heartbeat-interval", 30*time.Second, "emit a heartbeat event this often: hooks attached, tables intact, loads judged")
+	f.IntVar(&o.memMiB, "memory-budget", sensor.DefaultMemoryBudget>>20, "MiB of captured instructions the agent holds (reassembly and queued events); loads beyond it are reported without instructions and counted (reassembly_budget)")
 	f.StringVar(&o.lockPath, "lock-file", runLockPath, "file locked while run is active (a second instance refuses to start)")
 	o.out = addOutputFlags(f)
 	root.AddCommand(cmd)
@@ -132,6 +134,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		return err
 	}
 	cfg.OnError = sensor.OnError(o.onError)
+	cfg.MemoryBudget = int64(o.memMiB) << 20
 	if o.pin {
 		cfg.PinPath = runPinPath
 	} else if _, err := os.Stat(runPinPath); err == nil {
