@@ -126,6 +126,11 @@ type Event struct {
 	// instructions after the sensor read them (time-of-check to time-of-use);
 	// the verdict does not describe the running program: alert on it.
 	JudgedCopyDiffers bool `json:"judged_copy_differs,omitempty"`
+
+	// Unprivileged: the loader lacks CAP_BPF and CAP_SYS_ADMIN for a
+	// program type that needs one, so the kernel refuses the load; the
+	// sensor reported the attempt without reading its instructions.
+	Unprivileged bool `json:"unprivileged,omitempty"`
 }
 
 // Complete reports whether every record of the load arrived intact.
