@@ -103,12 +103,18 @@ struct files_struct {
 struct thread_info {
 	__u32 status;
 } __attribute__((preserve_access_index));
+struct cred {
+	/* kernel_cap_t: u64 val (6.3+) or u32 cap[2] (before): the same 8
+	 * bytes either way, read raw at the relocated offset. */
+	struct { __u64 val; } cap_effective;
+} __attribute__((preserve_access_index));
 struct task_struct {
 	struct thread_info thread_info;
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
 	struct task_struct *group_leader;
+	const struct cred *cred;
 	__u64 start_boottime;
 	struct files_struct *files;
 	struct mm_struct *mm;
@@ -744,6 +750,31 @@ static __always_inline int is_self(const struct sentry_config *cfg, __u32 tgid, 
 /* A walk that found nothing: the corrupt enforcer then writes BPF_EXIT at 0. */
 static const struct walk_ctx no_walk = {.first_exit = NO_SLOT, .main_end = NO_SLOT};
 
+#define CAP_SYS_ADMIN 21
+#define CAP_BPF 39
+#define PROG_TYPE_SOCKET_FILTER 1
+#define PROG_TYPE_CGROUP_SKB 8
+
+/*
+ * Whether the kernel will certainly refuse this load for lack of
+ * privilege: bpf_prog_load allows a task without CAP_BPF and without
+ * CAP_SYS_ADMIN only socket filter and cgroup skb programs (and only when
+ * unprivileged BPF is enabled). A missing bit in the effective set means
+ * capable() fails whatever the namespace, so this never skips a load that
+ * could succeed; set bits are not trusted (they may be another user
+ * namespace's), such loads are judged as usual.
+ */
+static __always_inline int will_be_refused(struct task_struct *task, __u32 prog_type)
+{
+	if (prog_type == PROG_TYPE_SOCKET_FILTER || prog_type == PROG_TYPE_CGROUP_SKB)
+		return 0;
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+	__u64 caps = 0;
+	if (!cred || bpf_probe_read_kernel(&caps, sizeof(caps), (void *)cred + bpf_core_field_offset(struct cred, cap_effective)))
+		return 0;
+	return !(caps & (1ULL << CAP_SYS_ADMIN)) && !(caps & (1ULL << CAP_BPF));
+}
+
 /* Carries out a block verdict: the action taken. */
 static __always_inline __u32 enforce(const struct sentry_config *cfg, __u32 tgid, struct task_struct *task,
 				     const int enforcer, __u64 insns, const struct walk_ctx *wc)
@@ -860,6 +891,11 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	}
 
 	__u32 total = insn_cnt;
+	/* A load the kernel will refuse is reported (who, how big) without
+	 * reading its instructions: cheap under an unprivileged flood. */
+	__u32 unprivileged = will_be_refused(task, ap->prog_type);
+	if (unprivileged)
+		total = 0;
 	if (total > SENTRY_MAX_INSNS) {
 		count_loss(SENTRY_LOSS_TOO_MANY_INSNS);
 		total = SENTRY_MAX_INSNS;
@@ -897,7 +933,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		if (ap->license)
 			bpf_probe_read_user_str(hdr->license, SENTRY_LICENSE_LEN, (const void *)ap->license);
 		hdr->exe_truncated = 1;
-		hdr->_pad = 0;
+		hdr->unprivileged = unprivileged;
 		struct sentry_chunk *pbuf = scratch_chunk(kernel);
 		if (pbuf && exe) {
 			struct vfsmount *vm = BPF_CORE_READ(exe, f_path.mnt);
@@ -978,6 +1014,10 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 #endif
 	__u32 verdict = res->action;
 	__s32 rule_index = res->action == RULES_ACTION_BLOCK ? res->first_block : res->first;
+	if (unprivileged) { /* the kernel refuses it: nothing to enforce */
+		verdict = SENTRY_VERDICT_ALLOW;
+		rule_index = -1;
+	}
 	if (wc->read_errors && cfg->block_unreadable && verdict != SENTRY_VERDICT_BLOCK) {
 		verdict = SENTRY_VERDICT_BLOCK;
 		rule_index = -1;

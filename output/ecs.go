@@ -150,6 +150,12 @@ func ToECS(ev *Event) *ECSEvent {
 		if f := ev.Fleet; f != nil {
 			e.Message = "program " + f.SHA256 + " (" + f.Name + ") new to the fleet, first on " + f.Host
 		}
+	case KindHeartbeat:
+		e.Event.Kind, e.Event.Category, e.Event.Type = "metric", []string{"host"}, []string{"info"}
+		e.Message = "ebpf-sentry heartbeat"
+		if hb := ev.Heartbeat; hb != nil {
+			e.Message += fmt.Sprintf(": %d/%d hooks attached, tables intact %v", hb.HooksAttached, hb.Hooks, hb.TablesIntact)
+		}
 	case KindLoss:
 		e.Event.Kind, e.Event.Category, e.Event.Type = "metric", []string{"host"}, []string{"info"}
 		var n uint64

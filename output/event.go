@@ -31,6 +31,7 @@ const (
 	KindProgUnseen     Kind = "prog_unseen"      // a loaded program the load hook never reported
 	KindProgHidden     Kind = "prog_hidden"      // a program one view of the kernel shows and another misses (see prog_hidden.go)
 	KindFleetFirstSeen Kind = "fleet_first_seen" // a fingerprint new to the whole fleet (ebpf-sentry fleet)
+	KindHeartbeat      Kind = "heartbeat"        // periodic: hooks attached, tables intact
 )
 
 // Event is one telemetry record. Exactly the sections that belong to its kind
@@ -61,9 +62,10 @@ type Event struct {
 	Loss   *Loss   `json:"loss,omitempty"`
 	Tamper *Tamper `json:"tamper,omitempty"`
 
-	Resident *Resident       `json:"resident,omitempty"` // prog_present, prog_unseen
-	Hidden   *Hidden         `json:"hidden,omitempty"`   // prog_hidden
-	Fleet    *FleetFirstSeen `json:"fleet,omitempty"`
+	Resident  *Resident       `json:"resident,omitempty"` // prog_present, prog_unseen
+	Hidden    *Hidden         `json:"hidden,omitempty"`   // prog_hidden
+	Fleet     *FleetFirstSeen `json:"fleet,omitempty"`
+	Heartbeat *Heartbeat      `json:"heartbeat,omitempty"`
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

@@ -219,7 +219,7 @@ func BenchmarkSpoolWrite(b *testing.B) {
 			for i := 0; i < len(recs); i += 512 {
 				write(recs[i:min(i+512, len(recs))])
 			}
-			b.ReportMetric(float64((cpuTime(b) - cpu0).Nanoseconds())/float64(b.N), "cpu-ns/event")
+			b.ReportMetric(float64((cpuTime(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/event")
 		})
 	}
 }

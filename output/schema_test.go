@@ -183,6 +183,8 @@ func everyEvent() map[string]*Event {
 		"a loss":             {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
 		"a fleet_first_seen": NewFleetFirstSeen(FleetFirstSeen{SHA256: strings.Repeat("ab", 32), Name: "evil\x00", ProgType: "kprobe",
 			Host: "web-1", Time: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), LoaderExe: "/tmp/x", EventID: "3f9a-7"}),
+		"a heartbeat":                  NewHeartbeat(Heartbeat{Hooks: 2, HooksAttached: 2, TablesIntact: true, LoadsJudged: 17, Interval: 30}),
+		"a heartbeat with a hook gone": NewHeartbeat(Heartbeat{Hooks: 2, HooksAttached: 1, Detached: []string{"link 7: gone\n"}, Interval: 30}),
 	}
 }
 
@@ -221,7 +223,7 @@ func TestEveryEventKindMatchesTheSchema(t *testing.T) {
 			validateECS(t, b)
 		})
 	}
-	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindTamper, KindProgPresent, KindProgUnseen, KindProgHidden, KindFleetFirstSeen} {
+	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindTamper, KindProgPresent, KindProgUnseen, KindProgHidden, KindFleetFirstSeen, KindHeartbeat} {
 		if !kinds[k] {
 			t.Errorf("no sample of kind %s was validated", k)
 		}

@@ -23,6 +23,11 @@ func severityOf(ev *Event) Severity {
 		return SevError
 	case KindTamper:
 		return SevCritical
+	case KindHeartbeat:
+		if hb := ev.Heartbeat; hb != nil && (hb.HooksAttached < hb.Hooks || !hb.TablesIntact) {
+			return SevCritical
+		}
+		return SevInfo
 	case KindSensorStarted, KindSensorStopped, KindRulesReloaded:
 		return SevNotice
 	}

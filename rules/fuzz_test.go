@@ -26,6 +26,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("- &a [*a, *a]\n"))
 	f.Add([]byte("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["))
 	f.Add([]byte("- id: x\n  match: {strings: {regex: ['(a*)*b']}}\n"))
+	f.Add([]byte("- id: e\n  severity: high\n  action: block\n  match: {helpers_any: [36], not: {loader: {exe_identity: [{inode: 7, dev: '259:1', sha256: " + strings.Repeat("a", 64) + "}]}}}\n"))
+	f.Add([]byte("- id: c\n  severity: high\n  action: block\n  match: {not: {any: [{loader: {comm: [x]}}]}}\n"))
 	prog, rep := sampleInput()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		start := time.Now()

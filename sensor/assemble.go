@@ -27,10 +27,20 @@ type assembler struct {
 	// orphanChunks counts chunks whose load had no header: cannot happen
 	// unless the kernel side is broken, so it is tracked, not hidden.
 	orphanChunks uint64
+	// budget bounds the bytes of instructions held in reassembly plus
+	// queued() (events handed on but not yet taken by the consumer); 0:
+	// no bound. A load that would exceed it keeps its metadata and
+	// verdict but not its instructions (overBudget counts them).
+	budget     int64
+	inUse      int64
+	queued     func() int64
+	overBudget uint64
 }
 
 type partial struct {
 	ev       *Event
+	held     int64 // bytes of insns counted against the budget
+	dropped  bool  // over budget: chunks are not kept
 	insns    []byte
 	got      []bool
 	seen     time.Time
@@ -68,6 +78,9 @@ func (a *assembler) add(r record, now time.Time) *Event {
 			return nil
 		}
 		p.seen = now
+		if p.dropped {
+			return nil
+		}
 		c := r.chunk
 		if int(c.index) >= len(p.got) || p.got[c.index] {
 			a.orphanChunks++
@@ -116,9 +129,24 @@ func (a *assembler) applyHeader(p *partial, h *sentrySentryHeader) {
 		ExeInode: h.ExeIno, ExeDev: h.ExeDev,
 	}
 	total := min(h.InsnCnt, maxCaptureInsn)
-	p.insns = make([]byte, int(total)*8)
+	need := int64(total) * 8
+	queued := int64(0)
+	if a.queued != nil {
+		queued = a.queued()
+	}
+	if a.budget > 0 && a.inUse+queued+need > a.budget {
+		// Over budget: the chunks of this load are dropped as they come
+		// (the event says "chunks" missing); the heap does not grow.
+		a.overBudget++
+		p.dropped = true
+	} else {
+		p.insns = make([]byte, need)
+		p.held = need
+		a.inUse += need
+	}
 	p.got = make([]bool, h.Chunks)
 	ev.ChunksExpected = h.Chunks
+	ev.Unprivileged = h.Unprivileged != 0
 	if a.enrich != nil {
 		a.enrich(prog, h)
 	}
@@ -174,6 +202,8 @@ func applyExit(ev *Event, x *sentrySentryExit) {
 
 // finish turns a partial load into an event, listing what never arrived.
 func (a *assembler) finish(p *partial, exited bool) *Event {
+	a.inUse -= p.held
+	p.held = 0
 	ev := p.ev
 	if !p.header {
 		ev.Missing = append(ev.Missing, "header")

@@ -133,6 +133,10 @@ type Event struct {
 	// LoadID.
 	Retry   uint32 `json:"retry,omitempty"`
 	RetryOf uint64 `json:"retry_of,omitempty"`
+	// Unprivileged: the loader lacks CAP_BPF and CAP_SYS_ADMIN for a
+	// program type that needs one, so the kernel refuses the load; the
+	// sensor reported the attempt without reading its instructions.
+	Unprivileged bool `json:"unprivileged,omitempty"`
 }
 
 // Complete reports whether every record of the load arrived intact.

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+
+	"github.com/cilium/ebpf"
 )
 
 // Tampering is a difference between the kernel's config or rule table and
@@ -80,4 +82,66 @@ func configDiff(want, got sentrySentryConfig) string {
 	field("block_unreadable", uint64(want.BlockUnreadable), uint64(got.BlockUnreadable))
 	field("on_error", uint64(want.OnError), uint64(got.OnError))
 	return b.String()
+}
+
+// Health is what a heartbeat reports: whether every hook the sensor
+// attached is still attached, whether its kernel tables are still what the
+// agent wrote, and how many loads the kernel side has judged.
+type Health struct {
+	Hooks         int      // links the sensor attached
+	HooksAttached int      // of those, still attached to one of its programs
+	Detached      []string // what is not (link kind and error)
+	TablesIntact  bool
+	LoadsJudged   uint64 // the kernel's load sequence (all CPUs)
+}
+
+// Health checks every link (the kernel still knows it and it still runs
+// one of the sensor's programs) and the tables (CheckIntegrity).
+func (s *Sensor) Health() (Health, error) {
+	var h Health
+	if s.closed {
+		return h, fmt.Errorf("sensor closed")
+	}
+	ours := map[uint32]bool{}
+	for _, p := range s.coll.Programs {
+		if info, err := p.Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				ours[uint32(id)] = true
+			}
+		}
+	}
+	for _, l := range s.links {
+		h.Hooks++
+		info, err := l.Info()
+		switch {
+		case err != nil:
+			h.Detached = append(h.Detached, fmt.Sprintf("%T: %v", l, err))
+		case !ours[uint32(info.Program)]:
+			h.Detached = append(h.Detached, fmt.Sprintf("link %d runs program %d, not the sensor's", info.ID, info.Program))
+		default:
+			h.HooksAttached++
+		}
+	}
+	t, err := s.CheckIntegrity()
+	if err != nil {
+		return h, err
+	}
+	h.TablesIntact = len(t) == 0
+	var seq []uint64
+	m := s.coll.Maps[sentryMapLoadSeq]
+	if m.Type() == ebpf.PerCPUArray {
+		if err := m.Lookup(uint32(0), &seq); err != nil {
+			return h, fmt.Errorf("read load sequence: %w", err)
+		}
+	} else {
+		var n uint64
+		if err := m.Lookup(uint32(0), &n); err != nil {
+			return h, fmt.Errorf("read load sequence: %w", err)
+		}
+		seq = []uint64{n}
+	}
+	for _, n := range seq {
+		h.LoadsJudged += n
+	}
+	return h, nil
 }

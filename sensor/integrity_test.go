@@ -69,3 +69,26 @@ func TestConfigMapUpdateFromAnotherProcessIsDetected(t *testing.T) {
 		t.Fatalf("after zeroing the rule table: %+v", got)
 	}
 }
+
+// A heartbeat's facts: every hook the sensor attached is still attached to
+// one of its programs, the tables are intact, and the judged-load counter
+// moves with loads.
+func TestHealthReportsHooksTablesAndLoads(t *testing.T) {
+	s := startSensor(t, Config{Mode: ModeMonitor})
+	before, err := s.Health()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Hooks == 0 || before.HooksAttached != before.Hooks || !before.TablesIntact {
+		t.Fatalf("fresh sensor: %+v", before)
+	}
+	runLoader(t, "-gen", "2", "-name", "se2e_health")
+	after, err := s.Health()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.LoadsJudged <= before.LoadsJudged {
+		t.Fatalf("loads judged %d then %d after a load", before.LoadsJudged, after.LoadsJudged)
+	}
+	t.Logf("%+v", after)
+}

@@ -99,6 +99,9 @@ const (
 // DefaultRingBufferSize holds a few 1,000,000-instruction loads (8 MiB each).
 const DefaultRingBufferSize = 64 << 20
 
+// DefaultMemoryBudget is Config.MemoryBudget's default.
+const DefaultMemoryBudget = 256 << 20
+
 // Config chooses the sensor's hook, enforcer and tables.
 type Config struct {
 	Hook     Hook     // "" picks the strongest available (lsm-prog-load, tracepoint, tp_btf)
@@ -120,6 +123,12 @@ type Config struct {
 	OnError OnError
 	// RingBufferSize in bytes, a power of two ≥ page size; 0 means default.
 	RingBufferSize int
+	// MemoryBudget bounds the bytes of instructions the agent holds for
+	// loads being reassembled and events not yet taken from Events
+	// (default DefaultMemoryBudget; negative: no bound). A load beyond it
+	// is reported without its instructions and counted
+	// (reassembly_budget); the heap does not grow with a flood.
+	MemoryBudget int64
 	// EventBuffer is the capacity of the Events channel (default 1024).
 	EventBuffer int
 	// PinPath, when set, pins links and maps there so that enforcement
@@ -181,8 +190,10 @@ type Sensor struct {
 	closed      bool
 	self        Identity // the agent's, written into the config map
 	integ       integrity
-	finalLosses Losses // counters as they were when Close detached
-	prefaulted  int    // ring pages written through at start (prefault.go)
+	finalLosses Losses  // counters as they were when Close detached
+	queueSizes  []int64 // instruction bytes of the events in the channel, oldest first
+	queuedBytes int64
+	prefaulted  int // ring pages written through at start (prefault.go)
 }
 
 // New loads the kernel programs, fills the tables and attaches. Events
@@ -216,6 +227,12 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	}
 	if cfg.EventBuffer == 0 {
 		cfg.EventBuffer = 1024
+	}
+	switch {
+	case cfg.MemoryBudget == 0:
+		cfg.MemoryBudget = DefaultMemoryBudget
+	case cfg.MemoryBudget < 0:
+		cfg.MemoryBudget = 0 // no bound
 	}
 	if cfg.ExpireAfter == 0 {
 		cfg.ExpireAfter = 60 * time.Second
@@ -330,6 +347,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		done:     make(chan struct{}),
 	}
 	s.asm.monoToWall = monoToWall()
+	s.asm.budget, s.asm.queued = cfg.MemoryBudget, s.queued
 	s.asm.enrich = newEnricher()
 	fail := func(err error) (*Sensor, error) {
 		if prefaultProg != nil {
@@ -738,6 +756,7 @@ func (s *Sensor) Losses() (Losses, error) {
 	}
 	out["malformed_record"] = s.badRecs
 	out["orphan_chunk"] = s.asm.orphanChunks
+	out["reassembly_budget"] = s.asm.overBudget
 	return out, nil
 }
 
@@ -801,11 +820,24 @@ func (s *Sensor) deliver(ctx context.Context, ev *Event) {
 	s.retries.mark(ev)
 	select {
 	case s.events <- ev:
+		s.queueSizes = append(s.queueSizes, int64(len(ev.Program.Insns)))
+		s.queuedBytes += int64(len(ev.Program.Insns))
 	case <-ctx.Done():
 		s.mu.Lock()
 		s.userLost["undelivered_at_close"]++
 		s.mu.Unlock()
 	}
+}
+
+// queued is the bytes of instructions in events handed to Events but not
+// yet received: the channel is FIFO, so the consumer took the oldest ones.
+// Reader goroutine only.
+func (s *Sensor) queued() int64 {
+	for taken := len(s.queueSizes) - len(s.events); taken > 0; taken-- {
+		s.queuedBytes -= s.queueSizes[0]
+		s.queueSizes = s.queueSizes[1:]
+	}
+	return s.queuedBytes
 }
 
 // Close detaches (unless pinned), drains what is already in the ring

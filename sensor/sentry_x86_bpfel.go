@@ -167,7 +167,7 @@ type sentrySentryHeader struct {
 	KernVersion        uint32
 	Chunks             uint32
 	ExeTruncated       uint32
-	Pad                uint32
+	Unprivileged       uint32
 	InsnsPtr           uint64
 	ExeIno             uint64
 	ExeDev             uint32

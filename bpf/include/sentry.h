@@ -96,7 +96,10 @@ struct sentry_header {
 	__u32 kern_version;
 	__u32 chunks;      /* chunk records that follow (ceil(read insns / CHUNK)) */
 	__u32 exe_truncated; /* the path walk stopped before the root */
-	__u32 _pad;
+	/* The loader has neither CAP_BPF nor CAP_SYS_ADMIN and the type needs
+	 * one: the kernel will refuse the load (EPERM), so its instructions
+	 * were neither read nor judged (chunks = 0). */
+	__u32 unprivileged;
 	__u64 insns_ptr;
 	__u64 exe_ino;     /* the executable's identity, as the kernel sees it (0: no mm) */
 	__u32 exe_dev;     /* kernel dev_t: MAJOR << 20 | MINOR */

@@ -47,6 +47,8 @@ type runOptions struct {
 	lockPath  string
 	onError   string
 	integrity time.Duration
+	heartbeat time.Duration
+	memMiB    int
 	out       *outputFlags
 	resident  residentOptions
 	policy    *policyFlags
@@ -79,6 +81,8 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.BoolVar(&o.blockUnr, "block-unreadable", true, "block loads whose instructions the sensor cannot read (pages not resident, e.g. served late by userfaultfd: the kernel copies them, the syscall hooks cannot); =false to let them load, reported")
 	f.StringVar(&o.onError, "on-error", "block", "block|allow: what a load the kernel side cannot judge (no scratch memory, no table) gets in enforce mode; counted either way")
 	f.DurationVar(&o.integrity, "integrity-interval", 2*time.Second, "compare the kernel config and rule table with the agent's copy this often; a difference is a tamper event")
+	f.DurationVar(&o.heartbeat, "heartbeat-interval", 30*time.Second, "emit a heartbeat event this often: hooks attached, tables intact, loads judged")
+	f.IntVar(&o.memMiB, "memory-budget", sensor.DefaultMemoryBudget>>20, "MiB of captured instructions the agent holds (reassembly and queued events); loads beyond it are reported without instructions and counted (reassembly_budget)")
 	f.StringVar(&o.lockPath, "lock-file", runLockPath, "file locked while run is active (a second instance refuses to start)")
 	o.out = addOutputFlags(f)
 	addResidentFlags(f, &o.resident)
@@ -139,6 +143,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		return err
 	}
 	cfg.OnError = sensor.OnError(o.onError)
+	cfg.MemoryBudget = int64(o.memMiB) << 20
 	if o.pin {
 		cfg.PinPath = runPinPath
 	} else if _, err := os.Stat(runPinPath); err == nil {
@@ -258,8 +263,12 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	out := cmd.OutOrStdout()
 	integrity := time.NewTicker(o.integrity)
 	defer integrity.Stop()
+	heartbeat := time.NewTicker(o.heartbeat)
+	defer heartbeat.Stop()
 	for {
 		select {
+		case <-heartbeat.C:
+			reportHeartbeat(s, tel, o.heartbeat)
 		case <-integrity.C:
 			reportTampering(s, tel)
 		case ev, ok := <-s.Events():

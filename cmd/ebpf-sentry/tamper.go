@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/ebpf-sentry/ebpf-sentry/output"
 	"github.com/ebpf-sentry/ebpf-sentry/sensor"
@@ -32,4 +33,19 @@ func enforcementBypassed(mode string, ev *sensor.Event) *output.Event {
 	}
 	return output.NewTamper(output.Tamper{What: output.TamperEnforcement, LoadID: ev.LoadID,
 		Detail: fmt.Sprintf("blocked by %s in enforce mode, yet loaded (kernel action %s)", ev.RuleID, ev.Action)})
+}
+
+// reportHeartbeat emits the sensor's health (hooks attached, tables
+// intact, loads judged); a hook gone or a table changed is also logged.
+func reportHeartbeat(s *sensor.Sensor, tel *telemetry, interval time.Duration) {
+	h, err := s.Health()
+	if err != nil {
+		slog.Error("sensor health", "err", err)
+		return
+	}
+	if h.HooksAttached < h.Hooks || !h.TablesIntact {
+		slog.Error("sensor blind or tampered with", "hooks", h.Hooks, "attached", h.HooksAttached, "detached", h.Detached, "tables_intact", h.TablesIntact)
+	}
+	tel.Pipeline.Emit(output.NewHeartbeat(output.Heartbeat{Hooks: h.Hooks, HooksAttached: h.HooksAttached, Detached: h.Detached,
+		TablesIntact: h.TablesIntact, LoadsJudged: h.LoadsJudged, Interval: interval.Seconds()}))
 }

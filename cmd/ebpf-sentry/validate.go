@@ -21,6 +21,12 @@ func validateRunFlags(o *runOptions) error {
 	if o.integrity <= 0 {
 		return fmt.Errorf("--integrity-interval %s: want a positive interval", o.integrity)
 	}
+	if o.heartbeat <= 0 {
+		return fmt.Errorf("--heartbeat-interval %s: want a positive interval", o.heartbeat)
+	}
+	if o.memMiB <= 0 {
+		return fmt.Errorf("--memory-budget %d: want a positive number of MiB", o.memMiB)
+	}
 	if o.rules == "" {
 		return fmt.Errorf("--rules '': want a rule file or directory (the embedded defaults are @defaults)")
 	}

@@ -30,6 +30,8 @@ func TestRunRefusesMeaninglessFlags(t *testing.T) {
 		{[]string{"--loss-interval", "-1s"}, "--loss-interval: want a non-negative duration"},
 		{[]string{"--rules-poll", "-1s"}, "--rules-poll -1s"},
 		{[]string{"--integrity-interval", "0s"}, "--integrity-interval 0s: want a positive interval"},
+		{[]string{"--heartbeat-interval", "-5s"}, "--heartbeat-interval -5s: want a positive interval"},
+		{[]string{"--memory-budget", "-1"}, "--memory-budget -1: want a positive number of MiB"},
 		{[]string{"--on-error", "maybe"}, `--on-error "maybe": want block or allow`},
 	} {
 		out, err := exec.Command(bin, append([]string{"run", "--lock-file", lock}, tc.args...)...).CombinedOutput()
