@@ -38,13 +38,9 @@ func init() {
 	f.BoolVar(&asmOpts.disasm, "disasm", false, "read raw instructions and print macros")
 	root.AddCommand(asmCmd)
 
-	// Give inspect its macro and JSON instruction forms (hooks in inspect.go).
+	// Give inspect its macro form (hook in inspect.go).
 	formatMacro = func(w io.Writer, ins []insn.Instruction) error {
 		return writeMacros(w, ins)
-	}
-	instructionJSON = func(kf *insn.KernelFormatter, in insn.Instruction) any {
-		f := insn.JSONFormatter{Kernel: kf}
-		return f.Instruction(in)
 	}
 }
 
@@ -52,7 +48,7 @@ func init() {
 // needs no single giant buffer.
 func writeMacros(w io.Writer, ins []insn.Instruction) error {
 	var f insn.MacroFormatter
-	buf := make([]byte, 0, 64<<10)
+	buf := make([]byte, 0, min(64<<10, 64*len(ins)))
 	for len(ins) > 0 {
 		n := min(1024, len(ins))
 		buf = f.AppendListing(buf[:0], ins[:n])
