@@ -341,6 +341,15 @@ var Objects = []Object{
 		},
 	},
 	{
+		File: "filehide.bpf.o", Malicious: true, Imitates: "rootkit file hiding: one path buffer compared against two names (issue 16's merged chains)",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "hide_files", Section: "tracepoint/syscalls/sys_enter_openat", Type: ebpf.TracePoint, Insns: 85, Loads: true,
+				Strings: []String{{"compare", "/tmp/.implant"}, {"compare", "/proc/modules"}},
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapUpdateElem: 1, asm.FnProbeReadUser: 1}},
+		},
+	},
+	{
 		File: "getdents_hide.bpf.o", Malicious: true, Imitates: "bad-bpf pidhide: getdents64 dirent hiding across a tail-call chain",
 		License: "GPL", BTF: true,
 		Programs: []Program{
