@@ -165,7 +165,8 @@ func writeInspectJSON(w *bufio.Writer, doc inspectProgram, kf *insn.KernelFormat
 	if inspectInsns {
 		w.WriteString(",\n      \"instructions\": [")
 		f := insn.JSONFormatter{Kernel: kf, Macro: &insn.MacroFormatter{}}
-		buf := make([]byte, 0, 64<<10)
+		// Sized for the program: many small programs must not each cost 64 KiB.
+		buf := make([]byte, 0, min(64<<10, 512*len(ins)))
 		for i, in := range ins {
 			if i > 0 {
 				buf = append(buf, ',')
