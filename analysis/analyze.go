@@ -125,7 +125,8 @@ func AnalyzeDecoded(p *program.Program, ins []insn.Instruction, probs []insn.Pro
 		src  uint8
 		imm  int32
 	}
-	maps := map[mapKey]int{}
+	maps := make(map[mapKey]int, len(p.Maps))
+	r.Maps = make([]MapUse, 0, len(p.Maps)) // raw dumps list every fd they use
 	subprogs := map[int]bool{}
 	var kfuncOrder []string
 	idx := newMapIndex(p)

@@ -36,8 +36,16 @@ func FromRaw(origin string, data []byte) (*Program, error) {
 	}
 	// Scan the slots as insn.Decode splits them, without building the
 	// decoded program: the caller decodes it once for analysis and output.
-	seen := map[int32]bool{}
 	n := whole / insn.Size
+	refs := 0 // an upper bound of the distinct maps, to size what follows
+	for i := 0; i < n; i++ {
+		if p.Insns[i*insn.Size] == insn.OpLdImm64 && i+1 < n {
+			refs++
+			i++
+		}
+	}
+	seen := make(map[int32]bool, refs)
+	p.Maps = make([]Map, 0, refs)
 	for i := 0; i < n; i++ {
 		if p.Insns[i*insn.Size] != insn.OpLdImm64 || i+1 >= n {
 			continue
