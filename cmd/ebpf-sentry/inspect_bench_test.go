@@ -59,15 +59,6 @@ func rawFF(n int) []byte {
 	return b
 }
 
-func writeTemp(tb testing.TB, name string, data []byte) string {
-	tb.Helper()
-	path := filepath.Join(tb.TempDir(), name)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	return path
-}
-
 // tinyProgramsELF is a relocatable BPF object with n socket-filter programs
 // of two instructions each (r0 = 0; exit) in one section, written field by
 // field (Go has no ELF writer): what a many-program object costs per
