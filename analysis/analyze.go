@@ -84,6 +84,18 @@ func GPLCompatible(license string) bool {
 // Analyze derives the Report of p. It never fails: what cannot be decoded is
 // listed in Report.Problems and the rest is analysed.
 func Analyze(p *program.Program, opts *Options) *Report {
+	ins, probs := p.Decode()
+	return AnalyzeDecoded(p, ins, probs, opts)
+}
+
+// MaxProblems is how many decode problems a Report lists; the rest are
+// counted in Report.ProblemsDropped, so that a dump of garbage costs memory
+// in proportion to its size, not to the text of a message per slot.
+const MaxProblems = 100
+
+// AnalyzeDecoded is Analyze for a caller that already decoded p (ins and
+// probs from p.Decode()), so that a large program is decoded once.
+func AnalyzeDecoded(p *program.Program, ins []insn.Instruction, probs []insn.Problem, opts *Options) *Report {
 	if opts == nil {
 		opts = &Options{}
 	}
@@ -91,7 +103,6 @@ func Analyze(p *program.Program, opts *Options) *Report {
 	if helperName == nil {
 		helperName = DefaultHelperName
 	}
-	ins, probs := p.Decode()
 	r := &Report{
 		InsnCount: len(p.Insns) / insn.Size,
 		License:   p.License,
@@ -99,17 +110,26 @@ func Analyze(p *program.Program, opts *Options) *Report {
 		ProgType:  ProgTypeName(p.Type),
 		Helpers:   []HelperUse{},
 	}
-	for _, pr := range probs {
+	for _, pr := range probs[:min(len(probs), MaxProblems)] {
 		r.Problems = append(r.Problems, pr.Error())
 	}
+	r.ProblemsDropped = max(0, len(probs)-MaxProblems)
 	r.SHA256 = Fingerprint(ins)
 
 	helpers := map[int32]*HelperUse{}
 	kfuncs := map[string]*KfuncUse{}
-	maps := map[string]*MapUse{}
+	// A map is one entry per name, or per (kind of reference, fd) when it
+	// has no name; the value is its index in r.Maps.
+	type mapKey struct {
+		name string
+		src  uint8
+		imm  int32
+	}
+	maps := make(map[mapKey]int, len(p.Maps))
+	r.Maps = make([]MapUse, 0, len(p.Maps)) // raw dumps list every fd they use
 	subprogs := map[int]bool{}
 	var kfuncOrder []string
-	var mapOrder []string
+	idx := newMapIndex(p)
 
 	translated := Translated(p)
 	externs := map[program.Ref]*ExternUse{}
@@ -148,7 +168,7 @@ func Analyze(p *program.Program, opts *Options) *Report {
 				h.At = append(h.At, in.Index)
 				if id == helperTailCall {
 					r.TailCalls = append(r.TailCalls, in.Index)
-					r.TailCallSites = append(r.TailCallSites, tailCallSite(p, ins, i))
+					r.TailCallSites = append(r.TailCallSites, tailCallSite(p, idx, ins, i))
 				}
 			case insn.PseudoCall:
 				target := callTarget(in, translated)
@@ -189,17 +209,17 @@ func Analyze(p *program.Program, opts *Options) *Report {
 					subprogs[in.Index+int(in.Imm)+1] = true
 				}
 			case insn.PseudoMapFD, insn.PseudoMapValue, insn.PseudoMapIdx, insn.PseudoMapIdxValue:
-				mu := mapUse(p, in)
-				key := mu.Name
-				if key == "" {
-					key = fmt.Sprintf("#fd%d/%d", in.Src, in.Imm)
+				mu := idx.use(p, in)
+				key := mapKey{name: mu.Name}
+				if key.name == "" {
+					key.src, key.imm = in.Src, in.Imm
 				}
-				if m := maps[key]; m != nil {
-					m.At = append(m.At, in.Index)
+				if m, ok := maps[key]; ok {
+					r.Maps[m].At = append(r.Maps[m].At, in.Index)
 				} else {
 					mu.At = []int{in.Index}
-					maps[key] = &mu
-					mapOrder = append(mapOrder, key)
+					maps[key] = len(r.Maps)
+					r.Maps = append(r.Maps, mu)
 				}
 			}
 		}
@@ -216,9 +236,6 @@ func Analyze(p *program.Program, opts *Options) *Report {
 		r.Externs = append(r.Externs, *e)
 	}
 	sort.Slice(r.Externs, func(i, j int) bool { return r.Externs[i].At[0] < r.Externs[j].At[0] })
-	for _, k := range mapOrder {
-		r.Maps = append(r.Maps, *maps[k])
-	}
 	for s := range subprogs {
 		r.Subprogs = append(r.Subprogs, s)
 	}
@@ -227,16 +244,35 @@ func Analyze(p *program.Program, opts *Options) *Report {
 	return r
 }
 
-// mapUse describes the map an ld_imm64 refers to: by name and type from ELF
+// mapIndex finds a program's maps by name and by fd in constant time, so
+// that a program referencing many distinct maps costs linear time.
+type mapIndex struct {
+	byName map[string]program.Map // first map of each name
+	byFD   map[int32]program.Map  // first map of each fd that has a name or type
+}
+
+func newMapIndex(p *program.Program) *mapIndex {
+	x := &mapIndex{byName: map[string]program.Map{}, byFD: map[int32]program.Map{}}
+	for _, m := range p.Maps {
+		if _, ok := x.byName[m.Name]; !ok {
+			x.byName[m.Name] = m
+		}
+		if m.Name != "" || m.Type != 0 {
+			if _, ok := x.byFD[m.FD]; !ok {
+				x.byFD[m.FD] = m
+			}
+		}
+	}
+	return x
+}
+
+// use describes the map an ld_imm64 refers to: by name and type from ELF
 // relocations, else by the fd (or fd_array index) in its imm.
-func mapUse(p *program.Program, in insn.Instruction) MapUse {
+func (x *mapIndex) use(p *program.Program, in insn.Instruction) MapUse {
 	if ref, ok := p.Refs[in.Index]; ok && (ref.Kind == program.RefMap || ref.Kind == program.RefData) {
 		mu := MapUse{Name: ref.Name}
-		for _, m := range p.Maps {
-			if m.Name == ref.Name {
-				mu.Type = MapTypeName(m.Type)
-				break
-			}
+		if m, ok := x.byName[ref.Name]; ok {
+			mu.Type = MapTypeName(m.Type)
 		}
 		return mu
 	}
@@ -246,13 +282,10 @@ func mapUse(p *program.Program, in insn.Instruction) MapUse {
 		mu.Index = in.Imm
 		mu.ByIndex = true
 	}
-	for _, m := range p.Maps {
-		if m.FD == in.Imm && (m.Name != "" || m.Type != 0) {
-			mu.Name = m.Name
-			if m.Type != 0 {
-				mu.Type = MapTypeName(m.Type)
-			}
-			break
+	if m, ok := x.byFD[in.Imm]; ok {
+		mu.Name = m.Name
+		if m.Type != 0 {
+			mu.Type = MapTypeName(m.Type)
 		}
 	}
 	return mu
@@ -262,7 +295,7 @@ func mapUse(p *program.Program, in insn.Instruction) MapUse {
 // walking back from the call to the last write of r2 (following register
 // copies). It looks at straight-line code only, so a map chosen on another
 // path is not seen.
-func tailCallSite(p *program.Program, ins []insn.Instruction, i int) TailCall {
+func tailCallSite(p *program.Program, idx *mapIndex, ins []insn.Instruction, i int) TailCall {
 	tc := TailCall{At: ins[i].Index}
 	reg := uint8(2)
 	for j := i - 1; j >= 0 && j >= i-64; j-- {
@@ -277,7 +310,7 @@ func tailCallSite(p *program.Program, ins []insn.Instruction, i int) TailCall {
 			continue
 		}
 		if in.Wide && in.Code == insn.OpLdImm64 && in.Src == insn.PseudoMapFD {
-			mu := mapUse(p, in)
+			mu := idx.use(p, in)
 			tc.Map = mu.Name
 			tc.MapFD = mu.FD
 			tc.MapAt = in.Index

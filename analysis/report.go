@@ -21,6 +21,9 @@ type Report struct {
 	Externs  []ExternUse `json:"externs,omitempty"`
 	Strings  []String    `json:"strings,omitempty"`
 	Problems []string    `json:"problems,omitempty"` // decode problems, "insn N (byte M): msg"
+	// ProblemsDropped counts the decode problems beyond MaxProblems that
+	// Problems does not list.
+	ProblemsDropped int `json:"problems_dropped,omitempty"`
 }
 
 // HelperUse is one helper and where it is called.

@@ -86,6 +86,23 @@ type compared struct {
 	at int
 }
 
+// chain is one byte-compare chain: the bytes compared at each address of
+// its base, until the chain ends (an address compared again begins another
+// chain; a store into the compared bytes ends the buffer's lifetime).
+type chain struct {
+	bytes  map[int64]compared
+	closed bool
+}
+
+func (c *chain) has(addr int64, size int) bool {
+	for k := int64(0); k < int64(size); k++ {
+		if _, ok := c.bytes[addr+k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 type extractor struct {
 	p     *program.Program
 	min   int
@@ -96,7 +113,14 @@ type extractor struct {
 	dirty bool
 	frame int
 
-	chains map[baseKey]map[int64]compared
+	// chains holds, per base, its compare chains in the order they began:
+	// one per string compared (issue 16: two names compared against one
+	// buffer were merged into one string and the hidden file's name lost).
+	chains map[baseKey][]*chain
+	// spills remembers loaded bytes spilled whole to a stack slot, so a
+	// compare after the compiler reloads them still counts (stack offset →
+	// the load), for the current frame.
+	spills map[int64]load
 	out    []String
 	seen   map[seenKey]int // (insn, text) → index in out
 }
@@ -108,7 +132,7 @@ func Strings(p *program.Program, ins []insn.Instruction, minLen int) []String {
 	if minLen <= 0 {
 		minLen = 4
 	}
-	e := &extractor{p: p, min: minLen, chains: map[baseKey]map[int64]compared{}, seen: map[seenKey]int{}}
+	e := &extractor{p: p, min: minLen, chains: map[baseKey][]*chain{}, seen: map[seenKey]int{}}
 	// Slots where a sub-program (a new stack frame) starts.
 	starts := make([]bool, len(p.Insns)/insn.Size)
 	for _, in := range ins {
@@ -156,6 +180,7 @@ func (e *extractor) reset() {
 	e.regs[insn.R10] = reg{kind: regStack}
 	e.stack = [stackSize]stackByte{}
 	e.dirty = false
+	e.spills = map[int64]load{}
 }
 
 func (e *extractor) set(r uint8, v reg, at int) {
@@ -191,6 +216,9 @@ func (e *extractor) step(in insn.Instruction) {
 				v = e.regs[in.Src]
 			}
 			e.store(in.Dst, in.Off, sizeOf(code), v, in.Index)
+			if in.Src <= insn.R10 && in.Dst <= insn.R10 && e.regs[in.Dst].kind == regStack && sizeOf(code) == 8 {
+				e.storeLoad(e.regs[in.Dst].val+int64(in.Off), 8, e.loads[in.Src])
+			}
 			return
 		}
 		if code&0xe0 == insn.ModeATOMIC {
@@ -336,6 +364,9 @@ func (e *extractor) ldx(in insn.Instruction) {
 	e.set(in.Dst, reg{}, in.Index)
 	if in.Code&0xe0 == insn.ModeMEM || in.Code&0xe0 == insn.ModeMEMSX {
 		e.loads[in.Dst] = l
+		if sp, ok := e.spills[l.addr]; ok && l.base.stack && l.size == 8 {
+			e.loads[in.Dst] = sp // a fill of a spilled load
+		}
 	}
 }
 
@@ -346,6 +377,12 @@ func (e *extractor) store(dst uint8, off int16, size int, v reg, at int) {
 		return
 	}
 	addr := e.regs[dst].val + int64(off)
+	e.storeLoad(addr, size, load{})
+	for _, c := range e.chains[baseKey{stack: true, frame: e.frame}] {
+		if !c.closed && c.has(addr, size) {
+			c.closed = true // the compared buffer is overwritten
+		}
+	}
 	b := e.bytes(v.val, size)
 	for k := 0; k < size; k++ {
 		i := addr + int64(k) + stackSize
@@ -355,6 +392,20 @@ func (e *extractor) store(dst uint8, off int16, size int, v reg, at int) {
 		e.stack[i] = stackByte{b: b[k], valid: v.kind == regConst, at: at}
 	}
 	e.dirty = true
+}
+
+// storeLoad records what a store of size bytes at stack offset addr spills:
+// l when a whole loaded register is stored, nothing otherwise; any spill it
+// overlaps is gone.
+func (e *extractor) storeLoad(addr int64, size int, l load) {
+	for a := range e.spills {
+		if a < addr+int64(size) && addr < a+8 {
+			delete(e.spills, a)
+		}
+	}
+	if l.ok {
+		e.spills[addr] = l
+	}
 }
 
 // bytes lays out the low size bytes of v as the target's memory holds them.
@@ -396,17 +447,34 @@ func (e *extractor) jump(in insn.Instruction) {
 	if !l.ok || c.kind != regConst {
 		return
 	}
-	ch := e.chains[l.base]
-	if ch == nil {
-		ch = map[int64]compared{}
-		e.chains[l.base] = ch
-	}
+	ch := e.chainFor(l)
 	b := e.bytes(c.val, l.size)
 	for k := 0; k < l.size; k++ {
-		if _, ok := ch[l.addr+int64(k)]; !ok {
-			ch[l.addr+int64(k)] = compared{b: b[k], at: l.at}
+		ch.bytes[l.addr+int64(k)] = compared{b: b[k], at: l.at}
+	}
+}
+
+// chainFor picks the chain a compare of l's bytes continues: the latest open
+// chain that has not compared these addresses yet and compared a neighbour,
+// else the latest open chain if it has not compared them (chains compared
+// out of order), else a new chain.
+func (e *extractor) chainFor(l load) *chain {
+	list := e.chains[l.base]
+	for i := len(list) - 1; i >= 0; i-- {
+		c := list[i]
+		if c.closed || c.has(l.addr, l.size) {
+			continue
+		}
+		if c.has(l.addr-1, 1) || c.has(l.addr+int64(l.size), 1) {
+			return c
 		}
 	}
+	if n := len(list); n > 0 && !list[n-1].closed && !list[n-1].has(l.addr, l.size) {
+		return list[n-1]
+	}
+	c := &chain{bytes: map[int64]compared{}}
+	e.chains[l.base] = append(list, c)
+	return c
 }
 
 func (e *extractor) call(in insn.Instruction) {
@@ -551,33 +619,40 @@ func (e *extractor) flush() {
 // flushChains reports byte-compare chains: consecutive addresses of one base
 // compared against constants.
 func (e *extractor) flushChains() {
-	for _, ch := range e.chains {
-		addrs := make([]int64, 0, len(ch))
-		for a := range ch {
-			addrs = append(addrs, a)
+	for _, list := range e.chains {
+		for _, c := range list {
+			e.flushChain(c.bytes)
 		}
-		sort.Slice(addrs, func(i, j int) bool { return addrs[i] < addrs[j] })
-		var run []byte
-		at := -1
-		emit := func() {
-			if len(run) >= e.min {
-				e.add(at, run, StringCompare)
-			}
-			run, at = nil, -1
-		}
-		for i, a := range addrs {
-			c := ch[a]
-			if i > 0 && a != addrs[i-1]+1 || !stringy(c.b) {
-				emit()
-			}
-			if !stringy(c.b) {
-				continue
-			}
-			run = append(run, c.b)
-			if at < 0 || c.at < at {
-				at = c.at
-			}
-		}
-		emit()
 	}
+}
+
+// flushChain reports the runs of consecutive string bytes of one chain.
+func (e *extractor) flushChain(ch map[int64]compared) {
+	addrs := make([]int64, 0, len(ch))
+	for a := range ch {
+		addrs = append(addrs, a)
+	}
+	sort.Slice(addrs, func(i, j int) bool { return addrs[i] < addrs[j] })
+	var run []byte
+	at := -1
+	emit := func() {
+		if len(run) >= e.min {
+			e.add(at, run, StringCompare)
+		}
+		run, at = nil, -1
+	}
+	for i, a := range addrs {
+		c := ch[a]
+		if i > 0 && a != addrs[i-1]+1 || !stringy(c.b) {
+			emit()
+		}
+		if !stringy(c.b) {
+			continue
+		}
+		run = append(run, c.b)
+		if at < 0 || c.at < at {
+			at = c.at
+		}
+	}
+	emit()
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
 
-const r0, r1, r2, r3, r6, r10 = 0, 1, 2, 3, 6, 10
+const r0, r1, r2, r3, r4, r5, r6, r10 = 0, 1, 2, 3, 4, 5, 6, 10
 
 func TestStrings(t *testing.T) {
 	tests := []struct {
@@ -97,6 +97,33 @@ func TestStrings(t *testing.T) {
 			}
 			return a.exit().prog()
 		}, []String{{0, "abcd", StringCompare}, {9, "wxyz", StringCompare}}},
+		{"two names compared against one stack buffer are two strings", func(a *asmb) *program.Program {
+			for i, c := range []byte("/tmp/.implant") {
+				a.ldx(1, r2, r10, int16(-16+i)).jneImm(r2, int32(c), 100) // 0..25
+			}
+			for i, c := range []byte("/proc/modules") {
+				a.ldx(1, r2, r10, int16(-16+i)).jneImm(r2, int32(c), 100) // 26..51
+			}
+			return a.exit().prog()
+		}, []String{{0, "/tmp/.implant", StringCompare}, {26, "/proc/modules", StringCompare}}},
+		{"bytes loaded once, spilled and reloaded still compare as their buffer", func(a *asmb) *program.Program {
+			a.ldx(1, r1, r10, -16).stx(8, r10, r1, -40) // 0, 1: spill of buffer[0]
+			a.ldx(1, r2, r10, -15).ldx(1, r3, r10, -14) // 2, 3
+			a.ldx(1, r4, r10, -13)                      // 4
+			a.ldx(8, r5, r10, -40).jneImm(r5, 'r', 100) // 5, 6: fill
+			a.jneImm(r2, 'o', 100).jneImm(r3, 'o', 100).jneImm(r4, 't', 100)
+			return a.exit().prog()
+		}, []String{{0, "root", StringCompare}}},
+		{"a buffer overwritten between two compares ends the first chain", func(a *asmb) *program.Program {
+			for i, c := range []byte("ab") {
+				a.ldx(1, r2, r10, int16(-16+i)).jneImm(r2, int32(c), 100) // 0..3
+			}
+			a.st(8, r10, -16, 0) // 4: a new value in the buffer
+			for i, c := range []byte("cdef") {
+				a.ldx(1, r2, r10, int16(-14+i)).jneImm(r2, int32(c), 100) // 5..12
+			}
+			return a.exit().prog()
+		}, []String{{5, "cdef", StringCompare}}},
 		{"a printk format built on the stack is a format string", func(a *asmb) *program.Program {
 			a.ld64(r1, 0, le("pid %d\n")).stx(8, r10, r1, -8) // 0-1, 2
 			a.movx(r1, r10).add(r1, -8).mov(r2, 8).call(6)    // 3..6

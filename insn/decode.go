@@ -12,9 +12,25 @@ import (
 // exactly one Instruction, so re-encoding the result reproduces the complete
 // slots of raw byte for byte.
 func Decode(raw []byte) ([]Instruction, []Problem) {
+	ins, probs, _ := DecodeCapped(raw, -1)
+	return ins, probs
+}
+
+// DecodeCapped is Decode keeping at most maxProblems problems (all when
+// negative); total counts them all. A dump of garbage then costs memory in
+// proportion to its size, not a message per slot.
+func DecodeCapped(raw []byte, maxProblems int) (ins []Instruction, probs []Problem, total int) {
 	n := len(raw) / Size
 	out := make([]Instruction, 0, n)
-	var probs []Problem
+	var scratch []Problem
+	keep := func(p []Problem) {
+		total += len(p)
+		for _, pr := range p {
+			if maxProblems < 0 || len(probs) < maxProblems {
+				probs = append(probs, pr)
+			}
+		}
+	}
 	for i := 0; i < n; i++ {
 		ins := Instruction{Index: i, Slot: DecodeSlot(raw[i*Size:])}
 		if ins.Code == OpLdImm64 {
@@ -22,19 +38,20 @@ func Decode(raw []byte) ([]Instruction, []Problem) {
 				ins.Wide = true
 				ins.Next = DecodeSlot(raw[(i+1)*Size:])
 			} else {
-				probs = append(probs, Problem{Index: i, Offset: i * Size, Msg: "ld_imm64 truncated: second slot missing"})
+				keep([]Problem{{Index: i, Offset: i * Size, Msg: "ld_imm64 truncated: second slot missing"}})
 			}
 		}
-		probs = ins.check(probs)
+		scratch = ins.check(scratch[:0])
+		keep(scratch)
 		out = append(out, ins)
 		if ins.Wide {
 			i++
 		}
 	}
 	if rem := len(raw) % Size; rem != 0 {
-		probs = append(probs, Problem{Index: -1, Offset: n * Size, Msg: "trailing partial instruction of " + strconv.Itoa(rem) + " bytes (length is not a multiple of 8)"})
+		keep([]Problem{{Index: -1, Offset: n * Size, Msg: "trailing partial instruction of " + strconv.Itoa(rem) + " bytes (length is not a multiple of 8)"}})
 	}
-	return out, probs
+	return out, probs, total
 }
 
 // OpLdImm64 is the opcode of the 16-byte load of a 64-bit immediate (BPF_LD|BPF_IMM|BPF_DW).

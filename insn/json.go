@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/ebpf-sentry/ebpf-sentry/helper"
 )
@@ -123,4 +124,90 @@ func (f *JSONFormatter) WriteLines(w io.Writer, insns []Instruction) error {
 		return fmt.Errorf("write instructions: %w", err)
 	}
 	return nil
+}
+
+// AppendJSON appends the JSON form of ins (exactly what encoding/json writes
+// for Instruction(ins) with HTML escaping off, without a newline), for
+// writers that stream millions of instructions: no reflection, no per-field
+// allocation.
+func (f *JSONFormatter) AppendJSON(dst []byte, ins Instruction) []byte {
+	m, k := f.formatters()
+	dst = append(dst, `{"index":`...)
+	dst = strconv.AppendInt(dst, int64(ins.Index), 10)
+	dst = appendJSONSlot(append(dst, ','), ins.Slot)
+	if ins.Wide {
+		dst = append(dst, `,"next":{`...)
+		dst = append(appendJSONSlot(dst, ins.Next), '}')
+		dst = append(dst, `,"imm64":"0x`...)
+		dst = append(strconv.AppendUint(dst, uint64(ins.Imm64()), 16), '"')
+	}
+	dst = append(dst, `,"raw":"`...)
+	var raw [2 * Size]byte
+	dst = hex.AppendEncode(dst, ins.Append(raw[:0]))
+	dst = append(dst, `","class":`...)
+	dst = appendJSONString(dst, ClassName(ins.Code))
+	dst = append(dst, `,"op":`...)
+	dst = appendJSONString(dst, ins.Kind().String())
+	var text [128]byte
+	dst = append(dst, `,"macro":`...)
+	dst = appendJSONString(dst, m.Append(text[:0], ins))
+	dst = append(dst, `,"kernel":`...)
+	dst = appendJSONString(dst, k.Append(text[:0], ins))
+	return append(dst, '}')
+}
+
+func appendJSONSlot(dst []byte, s Slot) []byte {
+	dst = append(dst, `"code":`...)
+	dst = strconv.AppendUint(dst, uint64(s.Code), 10)
+	dst = append(dst, `,"dst":`...)
+	dst = strconv.AppendUint(dst, uint64(s.Dst), 10)
+	dst = append(dst, `,"src":`...)
+	dst = strconv.AppendUint(dst, uint64(s.Src), 10)
+	dst = append(dst, `,"off":`...)
+	dst = strconv.AppendInt(dst, int64(s.Off), 10)
+	dst = append(dst, `,"imm":`...)
+	return strconv.AppendInt(dst, int64(s.Imm), 10)
+}
+
+// appendJSONString quotes s as encoding/json does with HTML escaping off:
+// control characters, invalid UTF-8 (as U+FFFD), U+2028 and U+2029 escaped.
+func appendJSONString[S string | []byte](dst []byte, s S) []byte {
+	const hexDigits = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c == '\n':
+				dst = append(dst, '\\', 'n')
+			case c == '\r':
+				dst = append(dst, '\\', 'r')
+			case c == '\t':
+				dst = append(dst, '\\', 't')
+			case c == '\b':
+				dst = append(dst, '\\', 'b')
+			case c == '\f':
+				dst = append(dst, '\\', 'f')
+			case c < 0x20:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(string(s[i:min(len(s), i+utf8.UTFMax)]))
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&15])
+		default:
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst, '"')
 }

@@ -112,7 +112,8 @@ func (f *KernelFormatter) AppendListing(dst []byte, insns []Instruction, l Listi
 // million-instruction program needs no single giant buffer.
 func (f *KernelFormatter) WriteListing(w io.Writer, insns []Instruction, l Listing) error {
 	const chunk = 4096
-	buf := make([]byte, 0, 64*1024)
+	// Sized for the program: many small programs must not each cost 64 KiB.
+	buf := make([]byte, 0, min(64*1024, 64*len(insns)))
 	for len(insns) > 0 {
 		n := min(chunk, len(insns))
 		buf = f.AppendListing(buf[:0], insns[:n], l)

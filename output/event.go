@@ -369,6 +369,9 @@ func newAnalysis(r *analysis.Report) *Analysis {
 	for _, pb := range r.Problems {
 		a.Problems = append(a.Problems, Escape(pb))
 	}
+	if r.ProblemsDropped > 0 { // the analysis keeps the first analysis.MaxProblems
+		a.Problems = append(a.Problems, fmt.Sprintf("… and %d more decode problems (not listed)", r.ProblemsDropped))
+	}
 	return a
 }
 

@@ -34,12 +34,24 @@ func FromRaw(origin string, data []byte) (*Program, error) {
 		Insns:   data[:whole:whole],
 		InsnCnt: uint32(whole / insn.Size),
 	}
-	ins, _ := insn.Decode(p.Insns)
-	seen := map[int32]bool{}
-	for _, in := range ins {
-		if !in.Wide || in.Code != insn.OpLdImm64 {
+	// Scan the slots as insn.Decode splits them, without building the
+	// decoded program: the caller decodes it once for analysis and output.
+	n := whole / insn.Size
+	refs := 0 // an upper bound of the distinct maps, to size what follows
+	for i := 0; i < n; i++ {
+		if p.Insns[i*insn.Size] == insn.OpLdImm64 && i+1 < n {
+			refs++
+			i++
+		}
+	}
+	seen := make(map[int32]bool, refs)
+	p.Maps = make([]Map, 0, refs)
+	for i := 0; i < n; i++ {
+		if p.Insns[i*insn.Size] != insn.OpLdImm64 || i+1 >= n {
 			continue
 		}
+		in := insn.DecodeSlot(p.Insns[i*insn.Size:])
+		i++
 		switch in.Src {
 		case insn.PseudoMapFD, insn.PseudoMapValue, insn.PseudoMapIdx, insn.PseudoMapIdxValue:
 			if !seen[in.Imm] {

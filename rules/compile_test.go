@@ -16,7 +16,7 @@ func TestCompilePlacesDefaults(t *testing.T) {
 		"seed-exechijack":          "kernel: enforced at load time",
 		"probe-write-user":         "kernel: enforced at load time",
 		"override-return":          "kernel: enforced at load time",
-		"seed-prog-names":          "user space: alert rules need no kernel enforcement",
+		"credential-uprobe":        "user space: attach_to (the BTF name is resolved in user space) evaluated in user space only",
 		"syscall-tail-call-chain":  "user space: tail_calls, any evaluated in user space only",
 		"credential-files":         "user space: any evaluated in user space only",
 		"send-signal-from-tracing": "user space: alert rules need no kernel enforcement",

@@ -33,28 +33,38 @@ func TestDefaultsAreValid(t *testing.T) {
 // strings the test programs were written to have (see each testdata/*.bpf.c
 // header), not from running the evaluator.
 var wantDefaultHits = map[string][]string{
-	"pamspy.bpf.o/det_pam_get_authtok":          {"seed-pamspy", "seed-prog-names", "credential-files"},
-	"pamspy.bpf.o/handle_pam_ret":               {"seed-prog-names", "credential-files"},
-	"exechijack.bpf.o/handle_execve_enter1":     {"seed-exechijack", "seed-prog-names", "probe-write-user"},
-	"getdents_hide.bpf.o/handle_getdents_enter": {"seed-prog-names", "getdents-hook"},
-	"getdents_hide.bpf.o/handle_getdents_exit":  {"seed-prog-names", "syscall-tail-call-chain", "getdents-hook"},
-	"getdents_hide.bpf.o/handle_dirent_scan":    {"seed-prog-names", "syscall-tail-call-chain", "getdents-hook"},
-	"getdents_hide.bpf.o/handle_dirent_patch":   {"seed-prog-names", "probe-write-user", "getdents-hook"},
-	"sudoers.bpf.o/handle_openat_enter":         {"seed-prog-names", "credential-files"},
-	"sudoers.bpf.o/handle_read_enter":           {"seed-prog-names"},
-	"sudoers.bpf.o/handle_read_exit":            {"seed-prog-names", "probe-write-user"},
+	"pamspy.bpf.o/det_pam_get_authtok":          {"seed-pamspy", "credential-files", "credential-uprobe"},
+	"pamspy.bpf.o/handle_pam_ret":               {"credential-files", "credential-uprobe"},
+	"exechijack.bpf.o/handle_execve_enter1":     {"seed-exechijack", "probe-write-user"},
+	"getdents_hide.bpf.o/handle_getdents_enter": {"getdents-hook"},
+	"getdents_hide.bpf.o/handle_getdents_exit":  {"syscall-tail-call-chain", "getdents-hook"},
+	"getdents_hide.bpf.o/handle_dirent_scan":    {"syscall-tail-call-chain", "getdents-hook"},
+	"getdents_hide.bpf.o/handle_dirent_patch":   {"probe-write-user", "getdents-hook"},
+	"sudoers.bpf.o/handle_openat_enter":         {"credential-files"},
+	"sudoers.bpf.o/handle_read_enter":           {},
+	"sudoers.bpf.o/handle_read_exit":            {"probe-write-user"},
 	"antiforensics.bpf.o/watch_bpf_enum":        {"bpf-hook"},
 	"antiforensics.bpf.o/kill_bpftool":          {"send-signal-from-tracing", "bpf-hook"},
 	"override.bpf.o/block_getdents":             {"override-return", "getdents-hook"},
-	"bpfhide.bpf.o/deny_bpf_enum":               {"bpf-hook"},
+	"bpfhide.bpf.o/deny_bpf_enum":               {"bpf-hook", "lsm-syscall-deny"},
 	"bpfhide.bpf.o/spy_bpf_calls":               {"bpf-hook"},
-	"evasion.bpf.o/sshd_audit":                  {"seed-pamspy", "credential-files"},
+	"evasion.bpf.o/sshd_audit":                  {"seed-pamspy", "credential-files", "credential-uprobe"},
+	// It only records who opened which file: its two compared names are
+	// reported as strings, no default rule judges them.
+	"filehide.bpf.o/hide_files": {},
+	// One program per technique of rules/defaults/surface.yaml.
+	"surface.bpf.o/protect_implant":  {"anti-kill", "lsm-syscall-deny"},
+	"surface.bpf.o/deny_kill":        {"anti-kill", "fmod-ret-syscall"},
+	"surface.bpf.o/grab_sshd_pass":   {"credential-uprobe"},
+	"surface.bpf.o/grab_crypt":       {"credential-uprobe"},
+	"surface.bpf.o/wake_on_bad_csum": {"tcp-error-trigger"},
+	"surface.bpf.o/tc_backdoor":      {"packet-backdoor"},
 	// The split and staged variants evade seed-pamspy's helper profile (too
 	// few probe_read call sites, or the profile spread over two programs);
 	// only the alerting rules see them.
-	"evasion.bpf.o/det_pam_split":  {"seed-prog-names", "credential-files"},
-	"evasion.bpf.o/det_pam_stage1": {"seed-prog-names", "credential-files"},
-	"evasion.bpf.o/det_pam_stage2": {"seed-prog-names", "credential-files"},
+	"evasion.bpf.o/det_pam_split":  {"credential-files", "credential-uprobe"},
+	"evasion.bpf.o/det_pam_stage1": {"credential-files", "credential-uprobe"},
+	"evasion.bpf.o/det_pam_stage2": {"credential-files", "credential-uprobe"},
 }
 
 // malicious reports whether the test program's source says it imitates a

@@ -42,17 +42,13 @@ func init() {
 	formatMacro = func(w io.Writer, ins []insn.Instruction, comment func(insn.Instruction) string) error {
 		return writeMacros(w, ins, comment)
 	}
-	instructionJSON = func(kf *insn.KernelFormatter, in insn.Instruction) any {
-		f := insn.JSONFormatter{Kernel: kf}
-		return f.Instruction(in)
-	}
 }
 
 // writeMacros writes one macro per line in chunks, so that a huge program
 // needs no single giant buffer.
 func writeMacros(w io.Writer, ins []insn.Instruction, comment func(insn.Instruction) string) error {
 	f := insn.MacroFormatter{Comment: comment}
-	buf := make([]byte, 0, 64<<10)
+	buf := make([]byte, 0, min(64<<10, 64*len(ins)))
 	for len(ins) > 0 {
 		n := min(1024, len(ins))
 		buf = f.AppendListing(buf[:0], ins[:n])

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,7 +46,9 @@ architecture) is searched for embedded BPF objects and light skeletons, each
 analysed; --recursive DIR does so for every file under DIR.
 
 Formats: text (summary + kernel-form disassembly), kernel (disassembly only, as
-the verifier log prints it), macro (filter.h builder macros), json (one document).`,
+the verifier log prints it), macro (filter.h builder macros), json (one document;
+the instructions only with --insns). Every format streams: memory does not grow
+with the size of the output.`,
 	Args: cobra.MaximumNArgs(1),
 	RunE: runInspect,
 }
@@ -197,124 +197,9 @@ func selectProgram(progs []*program.Program, sel string) (*program.Program, erro
 	return nil, fmt.Errorf("no program named %q (programs: %s)", sel, strings.Join(names, ", "))
 }
 
-// inspectDoc is the json format: one document for the whole input.
-type inspectDoc struct {
-	Programs []inspectProgram `json:"programs"`
-}
-
-type inspectProgram struct {
-	*program.Program
-	ProgTypeName   string           `json:"prog_type"`
-	AttachTypeName string           `json:"expected_attach_type_name,omitempty"`
-	Report         *analysis.Report `json:"analysis"`
-	Verdicts       []any            `json:"verdict,omitempty"`
-	Instructions   []any            `json:"instructions"`
-}
-
-func writeInspect(w *bufio.Writer, progs []*program.Program) error {
-	var doc inspectDoc
-	for i, p := range progs {
-		r := analysis.Analyze(p, &inspectOpts.analysis)
-		ins, _ := p.Decode()
-		kf := kernelFormatter(p, r)
-		if analysis.Translated(p) {
-			kf = insn.BpftoolXlated(inspectOpts.analysis.Kallsyms, nil, analysis.TableHelperName, insn.DialectKernel)
-		}
-		var texts []string
-		var docs []any
-		for _, j := range inspectJudges {
-			t, d, err := j(p, r)
-			if err != nil {
-				return fmt.Errorf("%s: program %s: %w", p.Origin, p.Name, err)
-			}
-			if t != "" {
-				texts = append(texts, t)
-			}
-			if d != nil {
-				docs = append(docs, d)
-			}
-		}
-		if render := inspectRenderers[inspectOpts.format]; render != nil {
-			if err := render(w, progs, p, r, kf, ins, docs); err != nil {
-				return err
-			}
-			continue
-		}
-		switch inspectOpts.format {
-		case "kernel":
-			if len(progs) > 1 {
-				if i > 0 {
-					w.WriteByte('\n')
-				}
-				fmt.Fprintf(w, "%s:\n", p.Name)
-			}
-			if err := kf.WriteListing(w, ins, insn.ListingBpftool); err != nil {
-				return err
-			}
-		case "macro":
-			if len(progs) > 1 {
-				if i > 0 {
-					w.WriteByte('\n')
-				}
-				fmt.Fprintf(w, "/* %s */\n", p.Name)
-			}
-			if err := formatMacro(w, ins, externComment(p)); err != nil {
-				return err
-			}
-		case "json":
-			doc.Programs = append(doc.Programs, inspectProgram{
-				Program:        p,
-				ProgTypeName:   analysis.ProgTypeName(p.Type),
-				AttachTypeName: attachTypeName(p.ExpectedAttachType),
-				Report:         r,
-				Verdicts:       docs,
-				Instructions:   instructionsJSON(kf, ins),
-			})
-		default:
-			if i > 0 {
-				w.WriteByte('\n')
-			}
-			writeText(w, p, r)
-			for _, t := range texts {
-				w.WriteString(strings.TrimRight(t, "\n"))
-				w.WriteByte('\n')
-			}
-			w.WriteString("disassembly:\n")
-			if err := kf.WriteListing(w, ins, insn.ListingBpftool); err != nil {
-				return err
-			}
-		}
-	}
-	if inspectOpts.format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(doc)
-	}
-	return nil
-}
-
 // formatMacro renders instructions as filter.h macros; nil until the macro
 // formatter is wired in.
 var formatMacro func(w io.Writer, ins []insn.Instruction, comment func(insn.Instruction) string) error
-
-// instructionJSON renders one instruction for the json format; replaced by
-// the insn package's JSON formatter when available.
-var instructionJSON = func(kf *insn.KernelFormatter, in insn.Instruction) any {
-	raw := in.Append(nil)
-	return struct {
-		Index  int    `json:"index"`
-		Raw    string `json:"raw"`
-		Kernel string `json:"kernel"`
-	}{in.Index, hex.EncodeToString(raw), kf.Format(in)}
-}
-
-func instructionsJSON(kf *insn.KernelFormatter, ins []insn.Instruction) []any {
-	out := make([]any, len(ins))
-	for i, in := range ins {
-		out[i] = instructionJSON(kf, in)
-	}
-	return out
-}
 
 func attachTypeName(t uint32) string {
 	if t == 0 {
@@ -408,6 +293,9 @@ func writeText(w *bufio.Writer, p *program.Program, r *analysis.Report) {
 	line("sha256", "%s", r.SHA256)
 	for _, pr := range r.Problems {
 		line("problem", "%s", pr)
+	}
+	if r.ProblemsDropped > 0 {
+		line("problem", "… and %d more (not listed)", r.ProblemsDropped)
 	}
 	if len(r.Helpers) > 0 {
 		w.WriteString("  helpers:\n")

