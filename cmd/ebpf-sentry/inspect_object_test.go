@@ -105,7 +105,7 @@ func TestInspectShowsExternsInEveryForm(t *testing.T) {
 		t.Errorf("the macro form assembles to %d bytes that differ from the program's %d", len(bin), len(want))
 	}
 
-	out, _, _ = runInspectCLI(t, nil, "--format", "json", "--prog", "ext_version", obj)
+	out, _, _ = runInspectCLI(t, nil, "--format", "json", "--insns", "--prog", "ext_version", obj)
 	var doc struct {
 		Programs []struct {
 			Instructions []struct {
