@@ -43,6 +43,7 @@ func init() {
 		return nil
 	}
 	root.AddCommand(newScanCmd())
+	root.AddCommand(newCbpfCmd())
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
