@@ -29,6 +29,7 @@ const (
 	KindProgPresent   Kind = "prog_present"   // a program already loaded when run started (see prog_present.go)
 	KindProgUnseen    Kind = "prog_unseen"    // a loaded program the load hook never reported
 	KindProgHidden    Kind = "prog_hidden"    // a program one view of the kernel shows and another misses (see prog_hidden.go)
+	KindCbpfAttach    Kind = "cbpf_attach"    // a socket filter attached with setsockopt (see cbpf_attach.go)
 )
 
 // Event is one telemetry record. Exactly the sections that belong to its kind
@@ -55,6 +56,7 @@ type Event struct {
 
 	Resident *Resident `json:"resident,omitempty"` // prog_present, prog_unseen
 	Hidden   *Hidden   `json:"hidden,omitempty"`   // prog_hidden
+	Cbpf     *Cbpf     `json:"cbpf,omitempty"`     // cbpf_attach
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.
