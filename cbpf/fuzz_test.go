@@ -15,6 +15,12 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
+		a := Analyze(ins)
+		for _, m := range a.Magic {
+			if m.Insn < 0 || m.Insn >= len(ins) || m.Field != "payload" {
+				t.Fatalf("magic %+v", m)
+			}
+		}
 		out := Disassemble(ins)
 		if n := strings.Count(out, "\n"); n != len(ins) {
 			t.Fatalf("%d lines for %d instructions", n, len(ins))

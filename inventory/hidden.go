@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // Views in which a program can be seen.
@@ -207,9 +210,9 @@ func snapshot() (*Views, []Hidden, error) {
 		return nil, nil, err
 	}
 	for _, id := range append(slices.Clone(v.Before), v.After...) {
-		if rec, err := (sysKernel{}).prog(id); err == nil {
-			v.Tags[id] = fmt.Sprintf("%x", rec.info.Tag[:])
-			for _, a := range rec.ksyms {
+		if tag, ksyms, err := tagAndKsyms(id); err == nil {
+			v.Tags[id] = tag
+			for _, a := range ksyms {
 				v.Funcs[a] = true
 			}
 		} else if !errors.Is(err, os.ErrNotExist) {
@@ -217,4 +220,32 @@ func snapshot() (*Views, []Hidden, error) {
 		}
 	}
 	return v, v.Compare(), nil
+}
+
+// tagAndKsyms reads only what the kallsyms view needs of a program: its tag
+// and the addresses of its JITed functions.
+func tagAndKsyms(id uint32) (string, []uint64, error) {
+	fd, err := fdByID(cmdProgGetFDByID, id)
+	if err != nil {
+		return "", nil, err
+	}
+	defer unix.Close(fd)
+	var info progInfo
+	if err := objInfo(fd, unsafe.Pointer(&info), uint32(unsafe.Sizeof(info))); err != nil {
+		return "", nil, err
+	}
+	tag := fmt.Sprintf("%x", info.Tag[:])
+	if info.NrJitedKsyms == 0 {
+		return tag, nil, nil
+	}
+	ksyms := make([]uint64, info.NrJitedKsyms)
+	var info2 progInfo
+	info2.NrJitedKsyms = info.NrJitedKsyms
+	info2.JitedKsyms = uint64(uintptr(unsafe.Pointer(&ksyms[0])))
+	err = objInfo(fd, unsafe.Pointer(&info2), uint32(unsafe.Sizeof(info2)))
+	runtime.KeepAlive(ksyms)
+	if err != nil || info2.JitedKsyms == 0 {
+		return tag, nil, err
+	}
+	return tag, ksyms, nil
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpf-sentry/ebpf-sentry/insn"
@@ -124,11 +126,14 @@ type kernel interface {
 
 // progRecord is what one program's fd yields.
 type progRecord struct {
-	info   progInfo
-	maps   []uint32
-	insns  []byte
-	ksyms  []uint64 // jited_ksyms: the address of each JITed function
-	noCode bool
+	info  progInfo
+	maps  []uint32
+	insns []byte
+	ksyms []uint64 // jited_ksyms: the address of each JITed function
+	// funcTypeID is the BTF type of the main function, read when the name
+	// was cut at 15 bytes.
+	funcTypeID uint32
+	noCode     bool
 }
 
 // ErrNoAccess is returned when the kernel refuses to enumerate at all.
@@ -191,6 +196,7 @@ func Scan(opts *Options) (*Inventory, error) {
 		inv.Links = append(inv.Links, l)
 	}
 	bootOffset := bootTimeOffset()
+	btfSpecs := map[uint32]*btf.Spec{}
 	for _, id := range progIDs {
 		p := Program{ID: id, Links: linksOf[id]}
 		rec, err := k.prog(id)
@@ -200,6 +206,11 @@ func Scan(opts *Options) (*Inventory, error) {
 			continue
 		}
 		fill(&p, rec, mapNames, bootOffset)
+		if rec.funcTypeID != 0 {
+			if full := btfFuncName(btfSpecs, rec.info.BTFID, rec.funcTypeID); strings.HasPrefix(full, p.Name) {
+				p.Name, p.Prog.Name = full, full
+			}
+		}
 		if l, ok := targetOf[id]; ok {
 			p.Prog.AttachTo = l.Target
 			if p.Prog.ExpectedAttachType == 0 {
@@ -327,4 +338,25 @@ func sortHolders(h []Holder) {
 		}
 		return h[i].FD < h[j].FD
 	})
+}
+
+// btfFuncName names a BTF function type of a program's BTF object, as
+// bpftool does for names the kernel cut at 15 bytes; "" when unknown.
+func btfFuncName(cache map[uint32]*btf.Spec, btfID, typeID uint32) string {
+	spec, ok := cache[btfID]
+	if !ok {
+		if h, err := btf.NewHandleFromID(btf.ID(btfID)); err == nil {
+			spec, _ = h.Spec(nil)
+			h.Close()
+		}
+		cache[btfID] = spec
+	}
+	if spec == nil {
+		return ""
+	}
+	t, err := spec.TypeByID(btf.TypeID(typeID))
+	if err != nil {
+		return ""
+	}
+	return t.TypeName()
 }

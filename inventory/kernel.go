@@ -46,16 +46,28 @@ func (sysKernel) prog(id uint32) (*progRecord, error) {
 		info2.NrJitedKsyms = n
 		info2.JitedKsyms = uint64(uintptr(unsafe.Pointer(&rec.ksyms[0])))
 	}
-	if info2.NrMapIDs > 0 || info2.XlatedProgLen > 0 || info2.NrJitedKsyms > 0 {
+	// A name cut at 15 bytes: bpftool shows the main function's BTF name
+	// instead, so read the first func_info record for it.
+	var funcInfo []byte
+	if len(cstring(rec.info.Name[:])) == len(rec.info.Name)-1 && rec.info.BTFID != 0 && rec.info.NrFuncInfo > 0 && rec.info.FuncInfoRecSize >= 8 {
+		funcInfo = make([]byte, rec.info.NrFuncInfo*rec.info.FuncInfoRecSize)
+		info2.NrFuncInfo, info2.FuncInfoRecSize = rec.info.NrFuncInfo, rec.info.FuncInfoRecSize
+		info2.FuncInfo = uint64(uintptr(unsafe.Pointer(&funcInfo[0])))
+	}
+	if info2.NrMapIDs > 0 || info2.XlatedProgLen > 0 || info2.NrJitedKsyms > 0 || funcInfo != nil {
 		err := objInfo(fd, unsafe.Pointer(&info2), uint32(unsafe.Sizeof(info2)))
 		runtime.KeepAlive(rec.maps)
 		runtime.KeepAlive(rec.insns)
 		runtime.KeepAlive(rec.ksyms)
+		runtime.KeepAlive(funcInfo)
 		if err != nil {
 			return nil, err
 		}
 		if info2.XlatedProgLen > 0 && info2.XlatedProgInsns == 0 {
 			rec.insns, rec.noCode = nil, true // the kernel zeroes the pointer when it withholds the code
+		}
+		if funcInfo != nil && info2.FuncInfo != 0 {
+			rec.funcTypeID = binary.NativeEndian.Uint32(funcInfo[4:]) // bpf_func_info: insn_off, type_id
 		}
 		if info2.JitedKsyms == 0 { // kptr_restrict: no addresses
 			rec.ksyms = nil

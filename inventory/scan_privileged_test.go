@@ -31,6 +31,7 @@ type loaded struct {
 	mapID   ebpf.MapID
 	rawLink link.ID
 	tpLink  link.ID
+	longID  ebpf.ProgramID
 }
 
 func (l *loaded) Close() {
@@ -123,6 +124,22 @@ func loadFixture(t *testing.T) *loaded {
 	if tli, err := tl.Info(); err == nil {
 		l.tpLink = tli.ID
 	}
+	// A C program with BTF whose function name is longer than the kernel's
+	// 15-byte prog_name.
+	spec, err := ebpf.LoadCollectionSpec(testutils.Testdata("cgroup.bpf.o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := spec.Programs["cg_count_ingress"]
+	if ps == nil {
+		t.Fatal("cgroup.bpf.o has no cg_count_ingress")
+	}
+	coll, err := ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{"cg_count_ingress": ps}, Maps: spec.Maps, Types: spec.Types}, ebpf.CollectionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(coll.Close)
+	l.longID = progID(t, coll.Programs["cg_count_ingress"])
 	return l
 }
 
@@ -257,6 +274,9 @@ func TestScanMatchesBpftool(t *testing.T) {
 	rl := ourLinks[uint32(fx.rawLink)]
 	if !slices.ContainsFunc(rl.Holders, func(h Holder) bool { return h.PID == uint32(os.Getpid()) }) {
 		t.Errorf("raw_tracepoint link %d holders %+v lack this process", fx.rawLink, rl.Holders)
+	}
+	if long := ours[uint32(fx.longID)]; long.Name != "cg_count_ingress" {
+		t.Errorf("a program whose name the kernel cut at 15 bytes: scan says %q, want the BTF name cg_count_ingress as bpftool shows it", long.Name)
 	}
 	if fx.tpLink != 0 {
 		tp := ours[uint32(fx.tpID)]

@@ -105,6 +105,28 @@ func ToECS(ev *Event) *ECSEvent {
 	switch ev.Event {
 	case KindProgLoad:
 		ecsProgLoad(ev, e)
+	case KindCbpfAttach:
+		e.Event.Category, e.Event.Type = []string{"process"}, []string{"info"}
+		e.Message = "socket filter attached"
+		if c := ev.Cbpf; c != nil {
+			e.Message += " with " + c.Option
+		}
+		if l := ev.Loader; l != nil {
+			p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
+			p.Thread.ID, p.Parent.PID = l.TID, l.PPID
+			e.Process = p
+			e.Message += " by " + l.Comm
+		}
+		if v := ev.Verdict; v != nil && len(v.Rules) > 0 {
+			e.Event.Kind = "alert"
+			e.Event.Category = append(e.Event.Category, "intrusion_detection")
+			r := &ECSRule{Ruleset: "ebpf-sentry"}
+			for _, m := range v.Rules {
+				r.ID = append(r.ID, m.ID)
+			}
+			e.Rule = r
+			e.Message += " (rules: " + strings.Join(r.ID, ", ") + "; " + v.Action + ")"
+		}
 	case KindProgHidden:
 		e.Event.Kind = "alert"
 		e.Event.Category, e.Event.Type = []string{"intrusion_detection"}, []string{"info"}

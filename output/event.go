@@ -32,6 +32,7 @@ const (
 	KindProgHidden     Kind = "prog_hidden"      // a program one view of the kernel shows and another misses (see prog_hidden.go)
 	KindFleetFirstSeen Kind = "fleet_first_seen" // a fingerprint new to the whole fleet (ebpf-sentry fleet)
 	KindHeartbeat      Kind = "heartbeat"        // periodic: hooks attached, tables intact
+	KindCbpfAttach     Kind = "cbpf_attach"      // a socket filter attached with setsockopt (see cbpf_attach.go)
 )
 
 // Event is one telemetry record. Exactly the sections that belong to its kind
@@ -66,6 +67,7 @@ type Event struct {
 	Hidden    *Hidden         `json:"hidden,omitempty"`   // prog_hidden
 	Fleet     *FleetFirstSeen `json:"fleet,omitempty"`
 	Heartbeat *Heartbeat      `json:"heartbeat,omitempty"`
+	Cbpf      *Cbpf           `json:"cbpf,omitempty"` // cbpf_attach
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

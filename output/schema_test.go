@@ -179,6 +179,13 @@ func everyEvent() map[string]*Event {
 		"a prog_hidden from kallsyms only": NewHidden(ProgLoad{}, Hidden{Tag: "0123456789abcdef", Name: hostile, SeenBy: []string{"kallsyms"}, MissingFrom: []string{"get_next_id"}}, InsnOptions{}),
 		"a prog_hidden read by id and judged": NewHidden(ProgLoad{Program: sampleProgram(3), Report: sampleReport(), Verdict: full.Verdict, Disasm: disasmLines(3)},
 			Hidden{ID: 77, SeenBy: []string{"bpf_iter"}, MissingFrom: []string{"get_next_id"}}, InsnOptions{Mode: InsnModeBoth}),
+		"a cbpf_attach of a magic-packet filter, blocked": NewCbpfAttach(time.Unix(1700000000, 0),
+			Loader{PID: 42, TID: 42, PPID: 1, UID: new(uint32), GID: new(uint32), Comm: hostile, Exe: "/tmp/door"},
+			Cbpf{Option: "SO_ATTACH_FILTER", FD: 3, Socket: "packet", Len: 9, Ports: []uint32{53},
+				Magic: []CbpfCompare{{Insn: 6, Load: "[x + 22]", Size: 2, Op: "jeq", Value: 0x7255}}, Disassembly: []string{"(000) ldh      [12]", hostile}},
+			&Verdict{Action: "block", EnforcedBy: "signal", Rules: []RuleMatch{{ID: "cbpf-magic", Action: "block", Severity: "high"}}}),
+		"a cbpf_attach with bad arguments": NewCbpfAttach(time.Unix(1700000000, 0), Loader{PID: 1, Comm: "x", Unknown: []string{"tid", "ppid", "uid", "gid"}},
+			Cbpf{Option: "SO_ATTACH_FILTER", FD: 5, Len: 5000, Problem: "filter length 5000 outside 1..4096"}, nil),
 		"a bare prog_unseen": NewResident(KindProgUnseen, ProgLoad{Program: &program.Program{Name: "x"}}, Resident{}, InsnOptions{}),
 		"a loss":             {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
 		"a fleet_first_seen": NewFleetFirstSeen(FleetFirstSeen{SHA256: strings.Repeat("ab", 32), Name: "evil\x00", ProgType: "kprobe",
@@ -223,7 +230,7 @@ func TestEveryEventKindMatchesTheSchema(t *testing.T) {
 			validateECS(t, b)
 		})
 	}
-	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindTamper, KindProgPresent, KindProgUnseen, KindProgHidden, KindFleetFirstSeen, KindHeartbeat} {
+	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindTamper, KindProgPresent, KindProgUnseen, KindProgHidden, KindFleetFirstSeen, KindHeartbeat, KindCbpfAttach} {
 		if !kinds[k] {
 			t.Errorf("no sample of kind %s was validated", k)
 		}

@@ -44,6 +44,7 @@ func init() {
 	}
 	root.AddCommand(newScanCmd())
 	root.AddCommand(newFleetCmd())
+	root.AddCommand(newCbpfCmd())
 	root.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version",

@@ -218,6 +218,8 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	keeper := newResidentKeeper(o.resident, tel, s, func() *rules.Set { return set }, textOut(cmd, o))
 	defer keeper.stop()
 	keeper.start()
+	cw := startCbpfWatcher(cfg.Mode == sensor.ModeEnforce, tel.Pipeline.Emit, textOut(cmd, o))
+	defer cw.close()
 
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
@@ -298,6 +300,8 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		case <-tick.C:
 			losses.report(s, tel, false)
 			keeper.onLossCheck()
+		case a, ok := <-cw.events():
+			cw.receive(a, ok)
 		case <-keeper.tick():
 			keeper.drain(s.Events(), func(ev *sensor.Event) { handleEvent(out, o, tel, set, ev) })
 			keeper.reconcile()
