@@ -89,6 +89,7 @@ func TestAWeakMapDoesNotHideAMaliciousObject(t *testing.T) {
 		if len(after) != len(before) || after[0].ObjectLoaderError == "" {
 			t.Fatalf("%s: %d programs, loader error %q: the weak map did not make the loader refuse it", obj, len(after), after[0].ObjectLoaderError)
 		}
+		objHits := 0
 		for i, p := range before {
 			ids := func(p *program.Program) []string {
 				var out []string
@@ -98,9 +99,14 @@ func TestAWeakMapDoesNotHideAMaliciousObject(t *testing.T) {
 				slices.Sort(out)
 				return out
 			}
-			if want, got := ids(p), ids(after[i]); len(want) == 0 || !slices.Equal(got, want) {
+			want, got := ids(p), ids(after[i])
+			if !slices.Equal(got, want) {
 				t.Errorf("%s: %s: hits %v with a weak map, %v without", obj, p.Name, got, want)
 			}
+			objHits += len(want)
+		}
+		if objHits == 0 {
+			tried-- // no default rule flags it: nothing for the weak map to hide
 		}
 	}
 	if tried == 0 {
