@@ -27,3 +27,17 @@ func TestSensorDependsOnTheKernelTablesNotTheRuleParser(t *testing.T) {
 		}
 	}
 }
+
+// Product tests take kernel expectations from internal/kernelcaps, not from
+// the VM harness.
+func TestSensorTestsDoNotImportVmtest(t *testing.T) {
+	out, err := exec.Command("go", "list", "-test", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -test -deps: %v", err)
+	}
+	for _, d := range strings.Fields(string(out)) {
+		if strings.HasPrefix(d, "github.com/ebpf-sentry/ebpf-sentry/vmtest") {
+			t.Errorf("sensor's tests depend on %s", d)
+		}
+	}
+}

@@ -506,7 +506,19 @@ func TestFloodIsCountedExactly(t *testing.T) {
 			t.Fatalf("loader %d did %d loads", r.pid, len(r.results))
 		}
 	}
-	evs := collect(t, s, pids, procs*per, 30*time.Second)
+	// A signal interrupting verification fails an attempt with EAGAIN and
+	// the loader retries it: such attempts are events too, so collect
+	// until the loads' count of non-interrupted events arrived.
+	var evs []*Event
+	interrupted := map[uint64]bool{} // load ids of EAGAIN attempts
+	for deadline := time.Now().Add(60 * time.Second); len(evs)-len(interrupted) < procs*per && time.Now().Before(deadline); {
+		for _, ev := range collect(t, s, pids, 1, time.Until(deadline)) {
+			evs = append(evs, ev)
+			if ev.Outcome.Result == ResultFailed && ev.Outcome.Errno == int(syscall.EAGAIN) {
+				interrupted[ev.LoadID] = true
+			}
+		}
+	}
 	elapsed := time.Since(start)
 	var ru1 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
@@ -530,10 +542,20 @@ func TestFloodIsCountedExactly(t *testing.T) {
 			want[res.ID] = uint32(r.pid)
 		}
 	}
-	complete := 0
+	complete, retried := 0, 0
 	for _, ev := range evs {
 		if ev.Complete() {
 			complete++
+		}
+		if ev.Retry > 0 {
+			// The retry names the interrupted attempt it repeats.
+			retried++
+			if !interrupted[ev.RetryOf] {
+				t.Errorf("load %d is marked a retry of %d, which was not an interrupted attempt of this test", ev.LoadID, ev.RetryOf)
+			}
+		}
+		if interrupted[ev.LoadID] {
+			continue
 		}
 		if ev.Program.Kernel == nil {
 			t.Errorf("event of loader %d without a prog id (missing %v)", ev.Program.Loader.PID, ev.Missing)
@@ -545,9 +567,15 @@ func TestFloodIsCountedExactly(t *testing.T) {
 		}
 		delete(want, id)
 	}
-	t.Logf("%d loads: %d events (%d complete); host-wide losses during the flood %d (%v)", procs*per, len(evs), complete, after.Total()-before.Total(), after)
-	if len(evs) != procs*per || complete != procs*per || len(want) != 0 {
-		t.Fatalf("%d loads but %d events, %d complete, %d loads without an event", procs*per, len(evs), complete, len(want))
+	t.Logf("%d loads: %d events (%d complete, %d attempts interrupted with EAGAIN and %d retries marked); host-wide losses during the flood %d (%v)",
+		procs*per, len(evs), complete, len(interrupted), retried, after.Total()-before.Total(), after)
+	if len(evs) != procs*per+len(interrupted) || complete != len(evs) || len(want) != 0 {
+		t.Fatalf("%d loads but %d events (%d interrupted attempts), %d complete, %d loads without an event", procs*per, len(evs), len(interrupted), complete, len(want))
+	}
+	// Each interrupted attempt is followed by its retry (same thread and
+	// program), which says so.
+	if retried != len(interrupted) {
+		t.Errorf("%d attempts interrupted with EAGAIN but %d events marked as retries", len(interrupted), retried)
 	}
 }
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelcaps"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
-	"github.com/ebpf-sentry/ebpf-sentry/vmtest/capabilities"
 )
 
 // Where the kernel permits bpf_probe_write_user, the corrupt enforcer
@@ -28,7 +28,7 @@ func TestCorruptEnforcerRewritesInstructionZeroOrIsRefused(t *testing.T) {
 	k := kernelExpectation(t)
 	label := k.label
 	cfg := Config{Hook: HookTracepoint, Enforcer: EnforcerCorrupt, Mode: ModeEnforce, Rules: compiledTestRules(t)}
-	if !k.wants(t, capabilities.ProbeWriteUser, CorruptAvailable() == nil) {
+	if !k.wants(t, kernelcaps.ProbeWriteUser, CorruptAvailable() == nil) {
 		s, err := New(cfg)
 		if err == nil {
 			s.Close()

@@ -6,8 +6,8 @@ import (
 
 	"github.com/cilium/ebpf/rlimit"
 
+	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelcaps"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
-	"github.com/ebpf-sentry/ebpf-sentry/vmtest/capabilities"
 )
 
 // kernelWants says what the running kernel must offer. Inside a matrix VM
@@ -18,14 +18,14 @@ import (
 // sensor's probe, so a test runs its branch instead of skipping.
 type kernelWants struct {
 	label string
-	list  *capabilities.Expectation // matrix VM
-	facts testutils.Facts           // host
+	list  *kernelcaps.Expectation // matrix VM
+	facts testutils.Facts         // host
 }
 
 func kernelExpectation(t *testing.T) kernelWants {
 	t.Helper()
 	if label := os.Getenv(kernelEnv); label != "" {
-		want, err := capabilities.Lookup(label)
+		want, err := kernelcaps.Lookup(label)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,16 +37,16 @@ func kernelExpectation(t *testing.T) kernelWants {
 
 // decides returns whether the kernel must offer c, and known=false when
 // neither a list nor a fact says.
-func (k kernelWants) decides(c capabilities.Capability) (want, known bool) {
+func (k kernelWants) decides(c kernelcaps.Capability) (want, known bool) {
 	if k.list != nil {
 		return k.list.Expects(c), true
 	}
-	return capabilities.Decide(c, k.facts)
+	return kernelcaps.Decide(c, k.facts)
 }
 
 // wants is decides, with the sensor's own probe (observed) answering what
 // nothing else decides; the test logs which it was.
-func (k kernelWants) wants(t *testing.T, c capabilities.Capability, observed bool) bool {
+func (k kernelWants) wants(t *testing.T, c kernelcaps.Capability, observed bool) bool {
 	t.Helper()
 	want, known := k.decides(c)
 	if !known {

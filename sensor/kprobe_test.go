@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelcaps"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
-	"github.com/ebpf-sentry/ebpf-sentry/vmtest/capabilities"
 )
 
 // The seed's kprobe hook and the tracepoint hook, attached at the same
@@ -20,7 +20,7 @@ func TestKprobeHookSeesWhatTheTracepointSees(t *testing.T) {
 	k := kernelExpectation(t)
 	label := k.label
 	small := 1 << 20 // two sensors in a 512 MiB VM
-	if !k.wants(t, capabilities.KprobeBpf, ProbeKernel().Has(FeatKprobes)) {
+	if !k.wants(t, kernelcaps.KprobeBpf, ProbeKernel().Has(FeatKprobes)) {
 		s, err := New(Config{Hook: HookKprobe, RingBufferSize: small})
 		if err == nil {
 			s.Close()

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelcaps"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
-	"github.com/ebpf-sentry/ebpf-sentry/vmtest/capabilities"
 )
 
 // The capability suite proves each capability by using it; ProbeKernel
@@ -24,16 +24,16 @@ func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
 	f := ProbeKernel()
 	pairs := []struct {
 		feature string
-		cap     capabilities.Capability
+		cap     kernelcaps.Capability
 	}{
-		{FeatBTF, capabilities.BTF},
-		{FeatLSMActive, capabilities.BPFLSMActive},
-		{FeatSyscallTP, capabilities.TracepointBpf},
-		{FeatTpBTF, capabilities.TpBTFSysEnter},
-		{FeatFentry, capabilities.FentrySecurityBpf},
-		{FeatKprobes, capabilities.KprobeBpf},
-		{FeatProbeWriteUser, capabilities.ProbeWriteUser},
-		{FeatSendSignal, capabilities.SendSignal},
+		{FeatBTF, kernelcaps.BTF},
+		{FeatLSMActive, kernelcaps.BPFLSMActive},
+		{FeatSyscallTP, kernelcaps.TracepointBpf},
+		{FeatTpBTF, kernelcaps.TpBTFSysEnter},
+		{FeatFentry, kernelcaps.FentrySecurityBpf},
+		{FeatKprobes, kernelcaps.KprobeBpf},
+		{FeatProbeWriteUser, kernelcaps.ProbeWriteUser},
+		{FeatSendSignal, kernelcaps.SendSignal},
 	}
 	for _, p := range pairs {
 		exp, known := k.decides(p.cap)
@@ -47,8 +47,8 @@ func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
 	}
 	// Usable means active and loadable: the deny capability is exactly that.
 	progLoad := f.Has(FeatLSMActive) && f.Has(FeatLSMProgLoad)
-	if exp, known := k.decides(capabilities.LSMProgLoadDeny); known && progLoad != exp {
-		t.Errorf("kernel %s: ProbeKernel says lsm bpf_prog_load usable=%v, the kernel's list or facts say %s=%v", label, progLoad, capabilities.LSMProgLoadDeny, exp)
+	if exp, known := k.decides(kernelcaps.LSMProgLoadDeny); known && progLoad != exp {
+		t.Errorf("kernel %s: ProbeKernel says lsm bpf_prog_load usable=%v, the kernel's list or facts say %s=%v", label, progLoad, kernelcaps.LSMProgLoadDeny, exp)
 	}
 	if want := k.lockdown(); want != "" && f.Lockdown != want {
 		t.Errorf("kernel %s: lockdown %q, want %q", label, f.Lockdown, want)
@@ -73,14 +73,14 @@ func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
 	if wantWalk == WalkBounded {
 		lsmBpf = f.Has(FeatLSMActive) && f.Has(FeatLSMLoad) && f.Has(FeatSyscallTP)
 	}
-	if exp, known := k.decides(capabilities.LSMBpfDeny); known && lsmBpf != exp {
-		t.Errorf("kernel %s: ProbeKernel says lsm-bpf usable=%v (walk %s), the kernel's list or facts say %s=%v", label, lsmBpf, wantWalk, capabilities.LSMBpfDeny, exp)
+	if exp, known := k.decides(kernelcaps.LSMBpfDeny); known && lsmBpf != exp {
+		t.Errorf("kernel %s: ProbeKernel says lsm-bpf usable=%v (walk %s), the kernel's list or facts say %s=%v", label, lsmBpf, wantWalk, kernelcaps.LSMBpfDeny, exp)
 	}
 	wantHook, wantEnf := HookTracepoint, EnforcerKill
 	switch {
-	case k.wants(t, capabilities.LSMProgLoadDeny, progLoad):
+	case k.wants(t, kernelcaps.LSMProgLoadDeny, progLoad):
 		wantHook, wantEnf = HookLSMProgLoad, EnforcerDeny
-	case k.wants(t, capabilities.LSMBpfDeny, lsmBpf):
+	case k.wants(t, kernelcaps.LSMBpfDeny, lsmBpf):
 		wantHook, wantEnf = HookLSMBpf, EnforcerDeny
 	}
 	if plan.Hook != wantHook || plan.Enforcer != wantEnf {
@@ -88,7 +88,7 @@ func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
 	}
 	// Where 32-bit loaders can call bpf() and kprobes reach __ia32_sys_bpf,
 	// the plan must cover them (TestIA32LoadersAreJudged proves it does).
-	if exp, known := k.decides(capabilities.Ia32BpfKprobe); known && exp && strings.HasPrefix(plan.Compat, "NOT SEEN") {
+	if exp, known := k.decides(kernelcaps.Ia32BpfKprobe); known && exp && strings.HasPrefix(plan.Compat, "NOT SEEN") {
 		t.Errorf("kernel %s: plan says 32-bit loaders are not seen (%s), yet kprobes on __ia32_sys_bpf work", label, plan.Compat)
 	}
 	t.Logf("kernel %s: plan %s/%s: %s; 32-bit loaders: %s", label, plan.Hook, plan.Enforcer, plan.Guarantee, plan.Compat)
@@ -101,10 +101,10 @@ func TestProbeKernelAgreesWithTheKernelsExpectations(t *testing.T) {
 // returns, having proved the refusal. No kernel skips.
 func requireLSMProgLoad(t *testing.T) bool {
 	t.Helper()
-	return requireHook(t, HookLSMProgLoad, capabilities.LSMProgLoadDeny, lsmProgLoadUsable())
+	return requireHook(t, HookLSMProgLoad, kernelcaps.LSMProgLoadDeny, lsmProgLoadUsable())
 }
 
-func requireHook(t *testing.T, h Hook, c capabilities.Capability, usable error) bool {
+func requireHook(t *testing.T, h Hook, c kernelcaps.Capability, usable error) bool {
 	t.Helper()
 	testutils.RequireRoot(t, "loading the sensor's BPF programs")
 	k := kernelExpectation(t)
@@ -265,7 +265,7 @@ func requireLSMBpf(t *testing.T) bool {
 	if withoutBPFLoop[os.Getenv(kernelEnv)] {
 		walk = WalkBounded
 	}
-	return requireHook(t, HookLSMBpf, capabilities.LSMBpfDeny, lsmBpfUsableFor(walk))
+	return requireHook(t, HookLSMBpf, kernelcaps.LSMBpfDeny, lsmBpfUsableFor(walk))
 }
 
 // The sleepable bpf LSM hook denies a blocked load with EPERM (no kill,
