@@ -13,6 +13,9 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 	"github.com/ebpf-sentry/ebpf-sentry/program"
@@ -30,9 +33,7 @@ func runInspectCLI(t testing.TB, stdin []byte, args ...string) (string, string, 
 		root.SetArgs(nil)
 		root.SetIn(nil)
 		root.SetOut(nil)
-		inspectOpts.prog, inspectOpts.format, inspectOpts.raw, inspectOpts.xlated = "", "text", "", false
-		inspectOpts.analysis = analysis.Options{}
-		inspectInsns = false
+		resetInspectFlags()
 	}()
 	err := root.Execute()
 	if err == nil {
@@ -44,6 +45,31 @@ func runInspectCLI(t testing.TB, stdin []byte, args ...string) (string, string, 
 		code = ee.code
 	}
 	return out.String(), err.Error(), code
+}
+
+// resetInspectFlags puts every flag of the package-level command tree back
+// to its default, so that no test sees the flags of the one before.
+func resetInspectFlags() {
+	var all []*cobra.Command
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		all = append(all, c)
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	for _, c := range all {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if sv, ok := f.Value.(pflag.SliceValue); ok {
+				sv.Replace(nil)
+			} else {
+				f.Value.Set(f.DefValue)
+			}
+			f.Changed = false
+		})
+	}
+	inspectOpts.analysis = analysis.Options{}
 }
 
 func inspectObjects(t *testing.T) []string {

@@ -18,7 +18,7 @@ func runRulesCLI(t *testing.T, args ...string) (string, string, int) {
 	root.SetArgs(args)
 	root.SetOut(&out)
 	root.SetErr(&errb)
-	defer func() { root.SetArgs(nil); root.SetOut(nil); root.SetErr(nil); inspectRules = "" }()
+	defer func() { root.SetArgs(nil); root.SetOut(nil); root.SetErr(nil); resetInspectFlags() }()
 	err := root.Execute()
 	code := 0
 	if err != nil {
