@@ -24,9 +24,14 @@ run: deps build
 
 # Privileged tests need root; with EBPF_SENTRY_REQUIRE_PRIVILEGED=1 (set by .ci/run)
 # a privileged test that cannot run fails instead of skipping.
+# Packages whose tests start an enforcing sensor (sensor, and run in cmd) go
+# one at a time after the rest: an enforcing sensor kills every loader on the
+# host that a block rule matches, another package's test loaders included.
+SENSOR_PKGS := ./sensor ./cmd/ebpf-sentry
 test: deps
-	$(GO) test -count=1 -timeout 40m $(PKGS)
-	cd deploy && $(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 40m $$($(GO) list $(PKGS) | grep -v -e '/sensor$$' -e '/cmd/ebpf-sentry$$')
+	$(GO) test -count=1 -p 1 -timeout 40m $(SENSOR_PKGS)
+	cd deploy && $(GO) test -count=1 -p 1 -timeout 20m ./...
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
