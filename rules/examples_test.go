@@ -1,9 +1,17 @@
 package rules
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
@@ -167,6 +175,71 @@ func TestExplainShowsMatchesAllowedMatchesAndNearMisses(t *testing.T) {
 					t.Errorf("%s/%s: %s explained %s, Evaluate matched=%v", filepath.Base(obj), p.Name, e.ID, e.Outcome, matched[e.ID])
 				}
 			}
+		}
+	}
+}
+
+// The exe-identity example spares exactly the executable it names: the
+// stand-in identity is replaced by a real file's (this test binary: inode,
+// device and sha256), and a loader with that identity is spared while the
+// same program from any other executable, or from a file with the same
+// inode but other contents, is reported.
+func TestExeIdentityExampleSparesOnlyTheListedExecutable(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(exe, &st); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	major, minor := unix.Major(st.Dev), unix.Minor(st.Dev)
+	text, err := os.ReadFile("examples/allow-agents-by-exe-identity.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stand := `{inode: 1835021, dev: "259:1", sha256: "0000000000000000000000000000000000000000000000000000000000000000"}`
+	if !strings.Contains(string(text), stand) {
+		t.Fatal("the example no longer holds the stand-in identity this test replaces")
+	}
+	real := fmt.Sprintf(`{inode: %d, dev: "%d:%d", sha256: "%s"}`, st.Ino, major, minor, hex.EncodeToString(sum[:]))
+	set, err := Parse("exe-identity.yaml", []byte(strings.Replace(string(text), stand, real, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	progs, err := program.FromELF(testutils.Testdata("antiforensics.bpf.o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p *program.Program
+	for _, q := range progs {
+		if q.Name == "kill_bpftool" {
+			p = q
+		}
+	}
+	if p == nil {
+		t.Fatal("antiforensics.bpf.o has no kill_bpftool")
+	}
+	rep := analysis.Analyze(p, nil)
+	for _, c := range []struct {
+		name   string
+		loader program.Loader
+		spared bool
+	}{
+		{"the listed executable", program.Loader{Comm: "x", ExeInode: st.Ino, ExeDev: KernelDev(major, minor), ExeSHA256: hex.EncodeToString(sum[:])}, true},
+		{"another executable named like the agent", program.Loader{Comm: "tetragon", ExeInode: st.Ino + 1, ExeDev: KernelDev(major, minor), ExeSHA256: hex.EncodeToString(sum[:])}, false},
+		{"the same inode rewritten", program.Loader{Comm: "x", ExeInode: st.Ino, ExeDev: KernelDev(major, minor), ExeSHA256: strings.Repeat("ab", 32)}, false},
+	} {
+		l := c.loader
+		p.Loader = &l
+		got := Evaluate(set, p, rep).Hits
+		if c.spared != (len(got) == 0) {
+			t.Errorf("%s: hits %v, spared want %v", c.name, got, c.spared)
 		}
 	}
 }
