@@ -155,6 +155,11 @@ func TestDeadAgentsPidIsNotTrusted(t *testing.T) {
 		if err := s.writeConfig(); err != nil {
 			t.Fatal(err)
 		}
+		// Start times are compared in /proc ticks (10 ms): a process
+		// created in the same tick as the agent would pass for it
+		// (docs/SECURITY.md). Let a tick and more go by, so the claim
+		// tested is the one that holds: a later process is not the agent.
+		time.Sleep(25 * time.Millisecond)
 		agent.Process.Kill()
 		agent.Wait()
 
