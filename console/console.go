@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -9,7 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"html/template"
+	"io"
 	"net"
 	"net/http"
 	"sort"
@@ -44,6 +47,18 @@ type Server struct {
 	subs   map[chan []byte]struct{}
 	// Dropped counts feed messages a slow browser did not take in time.
 	dropped uint64
+
+	// inventory writes what is loaded now (scan's text form); nil: the
+	// inventory page says it is not available.
+	inventory func(w io.Writer) error
+}
+
+// SetInventory gives the console its inventory page: f writes the programs
+// loaded now, judged (scan's text form), each time the page is asked for.
+func (s *Server) SetInventory(f func(w io.Writer) error) {
+	s.mu.Lock()
+	s.inventory = f
+	s.mu.Unlock()
 }
 
 type stored struct {
@@ -109,6 +124,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /events", s.feed)
 	mux.HandleFunc("GET /prog/{seq}", s.progPage)
 	mux.HandleFunc("GET /counters", s.counters)
+	mux.HandleFunc("GET /inventory", s.inventoryPage)
 	authed := s.auth(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/favicon.ico" { // browsers ask unprompted; no icon, no error
@@ -154,6 +170,27 @@ func (s *Server) feedPage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; connect-src 'self'; style-src 'unsafe-inline'; script-src 'nonce-"+nonce+"'; base-uri 'none'; form-action 'none'")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	feedTemplate.Execute(w, struct{ Nonce string }{nonce})
+}
+
+// inventoryPage shows what is loaded now, judged: a fresh scan at each
+// request, as inert text (every byte HTML-escaped; no script at all).
+func (s *Server) inventoryPage(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	f := s.inventory
+	s.mu.Unlock()
+	if f == nil {
+		http.Error(w, "no inventory: this console was started without one", http.StatusNotFound)
+		return
+	}
+	var buf bytes.Buffer
+	err := f(&buf)
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	io.WriteString(w, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>ebpf-sentry inventory</title></head><body>\n<h1>Loaded now</h1>\n<p><a href=\"/\">live feed</a></p>\n")
+	if err != nil {
+		io.WriteString(w, "<p>scan failed: "+html.EscapeString(err.Error())+"</p>\n")
+	}
+	io.WriteString(w, "<pre id=\"inventory\">"+html.EscapeString(buf.String())+"</pre>\n</body></html>\n")
 }
 
 // feed streams events as server-sent events: the remembered ones first,

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
@@ -61,7 +62,7 @@ func blockedLoad(name string) *output.Event {
 func TestTheTokenIsRequired(t *testing.T) {
 	_, _, url, token := start(t)
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	for _, path := range []string{"/", "/events", "/counters", "/prog/1", "/?token=wrong" + token[:4]} {
+	for _, path := range []string{"/", "/events", "/counters", "/prog/1", "/inventory", "/?token=wrong" + token[:4]} {
 		resp, err := noRedirect.Get(url + path)
 		if err != nil {
 			t.Fatal(err)
@@ -147,5 +148,49 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if errs := b.Errors(); len(errs) > 0 {
 		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// The inventory page shows what its function writes, each time, as inert
+// text: a hostile program name with markup and a script stays text. Without
+// an inventory function the page says so (404).
+func TestInventoryPageIsInertText(t *testing.T) {
+	c, _, url, token := start(t)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	get := func() (int, string) {
+		resp, err := client.Get(url + "/inventory?token=" + token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		if _, err := io.Copy(&b, resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, b.String()
+	}
+	if code, _ := get(); code != http.StatusNotFound {
+		t.Errorf("no inventory function: %d, want 404", code)
+	}
+	scans := 0
+	c.SetInventory(func(w io.Writer) error {
+		scans++
+		_, err := fmt.Fprintf(w, "1 programs\nprog id 7 tag 00\n  name: <script>window.pwned=1</script>&amp;\nverdict: alert (1 rules matched)\n")
+		return err
+	})
+	code, body := get()
+	if code != http.StatusOK {
+		t.Fatalf("inventory: %d", code)
+	}
+	if strings.Contains(body, "<script") || !strings.Contains(body, "&lt;script&gt;window.pwned=1&lt;/script&gt;&amp;amp;") {
+		t.Errorf("the hostile name is not escaped:\n%s", body)
+	}
+	if !strings.Contains(body, "verdict: alert (1 rules matched)") {
+		t.Errorf("the verdict is missing:\n%s", body)
+	}
+	get()
+	if scans != 2 {
+		t.Errorf("%d scans for two requests, want one each", scans)
 	}
 }

@@ -177,7 +177,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		return err
 	}
 	defer tel.close(5 * time.Second)
-	if err := o.ui.start(cmd.Context(), tel); err != nil {
+	if err := o.ui.start(cmd.Context(), tel, store.Set); err != nil {
 		return err
 	}
 

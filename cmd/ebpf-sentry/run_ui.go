@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/spf13/pflag"
 
 	"github.com/ebpf-sentry/ebpf-sentry/console"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
+	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
 
 // uiFlags are run's --ui flags: the local read-only console.
@@ -26,7 +28,7 @@ func addUIFlags(f *pflag.FlagSet) *uiFlags {
 
 // start serves the console and feeds it from the pipeline. The URL with
 // the token goes to stderr (the log), not to the event output.
-func (u *uiFlags) start(ctx context.Context, tel *telemetry) error {
+func (u *uiFlags) start(ctx context.Context, tel *telemetry, rulesNow func() *rules.Set) error {
 	if u == nil || u.addr == "" {
 		return nil
 	}
@@ -35,6 +37,7 @@ func (u *uiFlags) start(ctx context.Context, tel *telemetry) error {
 		return fmt.Errorf("--ui: %w", err)
 	}
 	c := console.New(token, tel.Metrics)
+	c.SetInventory(func(w io.Writer) error { return writeInventory(w, rulesNow()) })
 	addr, err := c.Serve(ctx, u.addr, u.remote)
 	if err != nil {
 		return fmt.Errorf("--ui: %w", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -40,6 +41,15 @@ func TestRunUIShowsABlockedLoadInTheFeed(t *testing.T) {
 	b.WaitFor(t, `window.sentryReport !== undefined && window.sentryReport.blocks > 0`)
 	if v := browsertest.Eval[string](t, b, `document.querySelector('#verdict h2').textContent`); v != "Verdict: block" {
 		t.Errorf("program page verdict %q", v)
+	}
+	// The inventory: a scan of what is loaded now, judged by run's rules;
+	// the sensor's own programs are loaded, so they are listed.
+	b.Do(t, "open the inventory", chromedp.Navigate(base+"inventory"))
+	inv := browsertest.Eval[string](t, b, `document.getElementById('inventory').textContent`)
+	for _, want := range []string{" programs, ", "prog id ", "sentry_exit_tp", "verdict: "} {
+		if !strings.Contains(inv, want) {
+			t.Errorf("the inventory page lacks %q:\n%.2000s", want, inv)
+		}
 	}
 	// The 401 page of the first request is the only expected error.
 	for _, e := range b.Errors() {

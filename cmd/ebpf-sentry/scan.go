@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -108,6 +109,27 @@ func runScan(cmd *cobra.Command, args []string) error {
 		return &exitError{code: 1, err: fmt.Errorf("scan: write output: %w", err)}
 	}
 	return nil
+}
+
+// writeInventory writes what is loaded now in scan's text form, judged by
+// set (nil: no verdicts): the console's inventory page.
+func writeInventory(out io.Writer, set *rules.Set) error {
+	inv, err := inventory.Scan(&inventory.Options{})
+	if err != nil {
+		return err
+	}
+	hidden := crossView(inv)
+	aopts := &analysis.Options{}
+	if ks, err := readCalledKallsyms(inv); err != nil {
+		inv.Problems = append(inv.Problems, "helper and kfunc calls unnamed: "+err.Error())
+	} else {
+		aopts.Kallsyms = ks
+	}
+	w := bufio.NewWriterSize(out, 64*1024)
+	if err := writeScanText(w, inv, hidden, set, aopts); err != nil {
+		return err
+	}
+	return w.Flush()
 }
 
 // judgeScanned runs the inspect pipeline on one readable program.
