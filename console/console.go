@@ -8,7 +8,6 @@ import (
 	_ "embed"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html"
 	"html/template"
@@ -23,7 +22,6 @@ import (
 
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
-	"github.com/ebpf-sentry/ebpf-sentry/program"
 	"github.com/ebpf-sentry/ebpf-sentry/report"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
@@ -258,7 +256,7 @@ func (s *Server) progPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such program load among the last events", http.StatusNotFound)
 		return
 	}
-	p, err := programOf(ev)
+	p, err := output.ProgramFromEvent(ev)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 		return
@@ -289,31 +287,6 @@ func actionOf(s string) rules.Action {
 		return rules.ActionAlert
 	}
 	return rules.ActionNone
-}
-
-// programOf rebuilds the program of a prog_load event (names are already
-// escaped by the event builder).
-func programOf(ev *output.Event) (*program.Program, error) {
-	if ev.Instructions == nil || ev.Instructions.Raw == nil {
-		return nil, errors.New("this event carries no raw instructions: run the sensor with --event-insns raw (or both) to see its program here")
-	}
-	raw, err := base64.StdEncoding.DecodeString(ev.Instructions.Raw.Base64)
-	if err != nil {
-		return nil, fmt.Errorf("event instructions: %w", err)
-	}
-	p := &program.Program{Source: program.SourceSensor, Name: ev.Prog.Name, Type: ev.Prog.Type.ID,
-		ExpectedAttachType: ev.Prog.ExpectedAttachType.ID, AttachTo: ev.Prog.AttachTo, License: ev.Prog.License,
-		Insns: raw, InsnCnt: ev.Prog.InsnCnt, Truncated: ev.Prog.CaptureTruncated}
-	if l := ev.Loader; l != nil {
-		p.Loader = &program.Loader{PID: l.PID, TID: l.TID, PPID: l.PPID, Comm: l.Comm, Exe: l.Exe, Unknown: l.Unknown}
-		if l.UID != nil {
-			p.Loader.UID = *l.UID
-		}
-		if l.GID != nil {
-			p.Loader.GID = *l.GID
-		}
-	}
-	return p, nil
 }
 
 // counters serves the ebpf_sentry_ metrics as JSON: [name, labels, value].

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
 	"github.com/ebpf-sentry/ebpf-sentry/insn"
+	"github.com/ebpf-sentry/ebpf-sentry/output"
 	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
 
@@ -58,8 +61,43 @@ func init() {
 	f.StringVar(&inspectOpts.prog, "prog", "", "only the program with this name (or this 0-based index)")
 	f.StringVar(&inspectOpts.format, "format", "text", "output format: text|kernel|macro|json")
 	f.StringVar(&inspectOpts.raw, "raw", "", "read a raw instruction dump from FILE (- for stdin) instead of an ELF object")
+	f.StringVar(&inspectEvent, "event", "", "read saved prog_load events (JSON lines, as run writes them with --event-insns raw or both) from FILE (- for stdin): each event's program is analysed, judged and shown again")
 	f.BoolVar(&inspectOpts.xlated, "xlated", false, "the raw dump is the kernel's translated form (bpftool prog dump xlated): name calls through /proc/kallsyms")
 	root.AddCommand(inspectCmd)
+}
+
+// inspectEvent is --event: saved prog_load events instead of an object.
+var inspectEvent string
+
+// programsFromEvents rebuilds the programs of the prog_load events in data
+// (JSON lines). Other kinds of event are skipped and counted; an event that cannot be read, or a prog_load without its raw
+// instructions, is an error naming its line.
+func programsFromEvents(name string, data []byte) ([]*program.Program, int, error) {
+	var progs []*program.Program
+	skipped := 0
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var ev output.Event
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return nil, 0, fmt.Errorf("line %d: not a JSON event: %w", i+1, err)
+		}
+		if ev.Event != output.KindProgLoad {
+			skipped++
+			continue
+		}
+		p, err := output.ProgramFromEvent(&ev)
+		if err != nil {
+			return nil, 0, fmt.Errorf("line %d (event %s): %w", i+1, output.Escape(ev.ID), err)
+		}
+		p.Origin = fmt.Sprintf("%s:%d (event %s)", name, i+1, output.Escape(ev.ID))
+		progs = append(progs, p)
+	}
+	if len(progs) == 0 {
+		return nil, 0, fmt.Errorf("no prog_load event (%d other events)", skipped)
+	}
+	return progs, skipped, nil
 }
 
 func inspectFail(what string, err error) error {
@@ -86,6 +124,20 @@ func runInspect(cmd *cobra.Command, args []string) error {
 		trailer error // reported after the output: the dump was analysed anyway
 	)
 	switch {
+	case inspectEvent != "" && (inspectOpts.raw != "" || len(args) > 0):
+		return &exitError{code: 2, err: errors.New("inspect: give one of FILE, --raw FILE or --event FILE")}
+	case inspectEvent != "":
+		name, data, err := readInput(cmd, inspectEvent)
+		if err != nil {
+			return inspectFail(name, err)
+		}
+		var skipped int
+		if progs, skipped, err = programsFromEvents(name, data); err != nil {
+			return inspectFail(name, err)
+		}
+		if skipped > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "inspect: %s: %d events of other kinds skipped\n", name, skipped)
+		}
 	case inspectOpts.raw != "" && len(args) > 0:
 		return &exitError{code: 2, err: errors.New("inspect: give either FILE or --raw FILE, not both")}
 	case inspectOpts.xlated && inspectOpts.raw == "":

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+	"github.com/ebpf-sentry/ebpf-sentry/output"
 	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
 
@@ -316,5 +317,59 @@ func TestInspectXlatedDumpNamesHelpersLikeBpftool(t *testing.T) {
 				t.Errorf("bpf_get_current_pid_tgid not mapped back to id 14: %+v", r.Helpers)
 			}
 		})
+	}
+}
+
+// inspect --event shows a saved prog_load event's program again, judged and
+// in any format (html included); other kinds of event are skipped and
+// counted, and a prog_load saved without its instructions is an error that
+// names its line.
+func TestInspectEventShowsTheSavedProgram(t *testing.T) {
+	progs, err := program.FromELF(testutils.Testdata("antiforensics.bpf.o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p *program.Program
+	for _, q := range progs {
+		if q.Name == "kill_bpftool" {
+			p = q
+		}
+	}
+	if p == nil {
+		t.Fatal("antiforensics.bpf.o has no kill_bpftool")
+	}
+	p.Loader = &program.Loader{PID: 7, Comm: "loader"}
+	withInsns, err := output.Marshal(output.NewProgLoad(output.ProgLoad{Program: p, Report: analysis.Analyze(p, nil)}, output.InsnOptions{Mode: output.InsnModeRaw}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := output.Marshal(output.SensorStarted(output.Sensor{Version: "dev", PID: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "events.jsonl")
+	os.WriteFile(file, []byte(string(other)+"\n"+string(withInsns)+"\n"), 0o644)
+
+	out, msg, code := runInspectCLI(t, nil, "--event", file, "--rules", "@defaults")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	for _, want := range []string{"kill_bpftool", "bpf_send_signal", "send-signal-from-tracing", "events.jsonl:2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text lacks %q:\n%s", want, out)
+		}
+	}
+	out, msg, code = runInspectCLI(t, nil, "--event", file, "--rules", "@defaults", "--format", "html")
+	if code != 0 || !strings.Contains(out, "kill_bpftool") || !strings.Contains(strings.ToLower(out), "<!doctype html>") {
+		t.Errorf("html: exit %d %s, %d bytes", code, msg, len(out))
+	}
+
+	bare, err := output.Marshal(output.NewProgLoad(output.ProgLoad{Program: p}, output.InsnOptions{Mode: output.InsnModeNone}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(file, []byte(string(other)+"\n"+string(bare)+"\n"), 0o644)
+	if _, msg, code := runInspectCLI(t, nil, "--event", file); code != 2 || !strings.Contains(msg, "line 2") || !strings.Contains(msg, "no raw instructions") {
+		t.Errorf("an event without instructions: exit %d, %q", code, msg)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/insn"
 	"github.com/ebpf-sentry/ebpf-sentry/inventory"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
+	"github.com/ebpf-sentry/ebpf-sentry/report"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
 
@@ -24,6 +26,7 @@ var scanOpts struct {
 	format string
 	rules  string
 	root   string
+	prog   string
 }
 
 func newScanCmd() *cobra.Command {
@@ -40,7 +43,8 @@ read (unloaded during the scan, permission denied) is listed with the reason.`,
 		RunE: runScan,
 	}
 	f := cmd.Flags()
-	f.StringVar(&scanOpts.format, "format", "text", "output format: text|json")
+	f.StringVar(&scanOpts.format, "format", "text", "output format: text|json|html (html: the report of the one program --prog names)")
+	f.StringVar(&scanOpts.prog, "prog", "", "with --format html: the loaded program, by id or by name")
 	f.StringVar(&scanOpts.rules, "rules", "", "judge each program with the rules in FILE or DIR ("+defaultsArg+": the embedded defaults)")
 	f.StringVar(&scanOpts.root, "root", "/", "read /proc and the mount table under this directory")
 	return cmd
@@ -75,8 +79,12 @@ type scanDoc struct {
 func runScan(cmd *cobra.Command, args []string) error {
 	switch scanOpts.format {
 	case "text", "json":
+	case "html":
+		if scanOpts.prog == "" {
+			return &exitError{code: 2, err: errors.New("scan --format html: name the program with --prog ID or --prog NAME")}
+		}
 	default:
-		return &exitError{code: 2, err: fmt.Errorf("scan: --format %q: want text or json", scanOpts.format)}
+		return &exitError{code: 2, err: fmt.Errorf("scan: --format %q: want text, json or html", scanOpts.format)}
 	}
 	var set *rules.Set
 	if scanOpts.rules != "" {
@@ -97,9 +105,23 @@ func runScan(cmd *cobra.Command, args []string) error {
 		aopts.Kallsyms = ks
 	}
 	w := bufio.NewWriterSize(cmd.OutOrStdout(), 64*1024)
-	if scanOpts.format == "json" {
+	switch scanOpts.format {
+	case "html":
+		p, perr := scannedProgram(inv, scanOpts.prog)
+		if perr != nil {
+			return &exitError{code: 2, err: fmt.Errorf("scan --prog %s: %w", output.Escape(scanOpts.prog), perr)}
+		}
+		r, v, kf := judgeScanned(p, set, aopts)
+		ins, _ := p.Prog.Decode()
+		in := report.Input{Program: p.Prog, Analysis: r, Insns: ins, Format: kf.Format,
+			ProgTypeName: analysis.ProgTypeName(p.Prog.Type), AttachTypeName: attachTypeName(p.Prog.ExpectedAttachType)}
+		if v != nil {
+			in.Verdicts = []rules.Verdict{*v}
+		}
+		err = report.Write(w, in)
+	case "json":
 		err = writeScanJSON(w, inv, hidden, set, aopts)
-	} else {
+	default:
 		err = writeScanText(w, inv, hidden, set, aopts)
 	}
 	if err == nil {
@@ -109,6 +131,28 @@ func runScan(cmd *cobra.Command, args []string) error {
 		return &exitError{code: 1, err: fmt.Errorf("scan: write output: %w", err)}
 	}
 	return nil
+}
+
+// scannedProgram finds the one readable program sel names: an id, or a
+// name (the full BTF name where the kernel cut it).
+func scannedProgram(inv *inventory.Inventory, sel string) (*inventory.Program, error) {
+	var found []*inventory.Program
+	id, isID := strconv.ParseUint(sel, 10, 32)
+	for i := range inv.Programs {
+		p := &inv.Programs[i]
+		if (isID == nil && uint64(p.ID) == id) || (p.Prog != nil && p.Prog.Name == sel) {
+			found = append(found, p)
+		}
+	}
+	switch {
+	case len(found) == 0:
+		return nil, errors.New("no such program is loaded")
+	case len(found) > 1:
+		return nil, fmt.Errorf("%d loaded programs have this name: give an id", len(found))
+	case found[0].Prog == nil || found[0].Unreadable != "":
+		return nil, fmt.Errorf("program %d cannot be read: %s", found[0].ID, found[0].Unreadable)
+	}
+	return found[0], nil
 }
 
 // writeInventory writes what is loaded now in scan's text form, judged by

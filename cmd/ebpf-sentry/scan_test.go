@@ -24,7 +24,7 @@ func runScanCLI(t *testing.T, args ...string) (string, string, int) {
 	defer func() {
 		root.SetArgs(nil)
 		root.SetOut(nil)
-		scanOpts.format, scanOpts.rules, scanOpts.root = "text", "", "/"
+		scanOpts.format, scanOpts.rules, scanOpts.root, scanOpts.prog = "text", "", "/", ""
 	}()
 	err := root.Execute()
 	if err == nil {
@@ -139,5 +139,31 @@ func TestScanRejectsAnUnknownFormat(t *testing.T) {
 	_, errText, code := runScanCLI(t, "--format", "yaml")
 	if code != 2 || !strings.Contains(errText, `--format "yaml"`) {
 		t.Errorf("exit %d, %q", code, errText)
+	}
+}
+
+// scan --format html writes the analyst's report of one loaded program,
+// chosen by id or by name, with its verdict; without --prog it says what is
+// missing.
+func TestScanHTMLReportsOneLoadedProgram(t *testing.T) {
+	id := loadScanTarget(t, "scan_html")
+	rulesFile := filepath.Join(t.TempDir(), "r.yaml")
+	os.WriteFile(rulesFile, []byte("- id: scan-html-name\n  severity: low\n  action: alert\n  match:\n    prog_name: {exact: [scan_html]}\n"), 0o644)
+	for _, sel := range []string{fmt.Sprint(id), "scan_html"} {
+		out, errText, code := runScanCLI(t, "--format", "html", "--prog", sel, "--rules", rulesFile)
+		if code != 0 {
+			t.Fatalf("--prog %s: exit %d: %s", sel, code, errText)
+		}
+		for _, want := range []string{"<!doctype html>", "scan_html", "scan-html-name", "bpf_ktime_get_ns"} {
+			if !strings.Contains(strings.ToLower(out), strings.ToLower(want)) {
+				t.Errorf("--prog %s: the report lacks %q", sel, want)
+			}
+		}
+	}
+	if _, errText, code := runScanCLI(t, "--format", "html"); code != 2 || !strings.Contains(errText, "--prog") {
+		t.Errorf("html without --prog: exit %d, %q", code, errText)
+	}
+	if _, errText, code := runScanCLI(t, "--format", "html", "--prog", "no_such_prog_x"); code != 2 || !strings.Contains(errText, "no such program") {
+		t.Errorf("html of a program not loaded: exit %d, %q", code, errText)
 	}
 }
