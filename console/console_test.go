@@ -19,7 +19,7 @@ import (
 )
 
 // start serves a console on loopback with a pipeline feeding it.
-func start(t *testing.T) (*Server, *output.Pipeline, string, string) {
+func start(t testing.TB) (*Server, *output.Pipeline, string, string) {
 	t.Helper()
 	token, err := NewToken()
 	if err != nil {
