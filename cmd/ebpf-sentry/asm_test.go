@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,26 +10,7 @@ import (
 // runAsmCLI runs the CLI with stdin and args and returns stdout, the error text and the exit code.
 func runAsmCLI(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
-	var out bytes.Buffer
-	root.SetArgs(args)
-	root.SetIn(strings.NewReader(stdin))
-	root.SetOut(&out)
-	defer func() {
-		root.SetArgs(nil)
-		root.SetIn(nil)
-		root.SetOut(nil)
-		asmOpts.out, asmOpts.disasm = "", false
-	}()
-	err := root.Execute()
-	if err == nil {
-		return out.String(), "", 0
-	}
-	code := 1
-	var ee *exitError
-	if errors.As(err, &ee) {
-		code = ee.code
-	}
-	return out.String(), err.Error(), code
+	return runCLI(t, []byte(stdin), args...)
 }
 
 // The bytes of "r0 = 0; exit" per the encoding in include/uapi/linux/bpf.h.

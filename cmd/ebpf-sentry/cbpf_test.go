@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,20 +11,7 @@ import (
 
 func runCbpfCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	var out bytes.Buffer
-	root.SetArgs(append([]string{"cbpf"}, args...))
-	root.SetOut(&out)
-	defer func() { root.SetArgs(nil); root.SetOut(nil) }()
-	err := root.Execute()
-	if err == nil {
-		return out.String(), "", 0
-	}
-	code := 1
-	var ee *exitError
-	if errors.As(err, &ee) {
-		code = ee.code
-	}
-	return out.String(), err.Error(), code
+	return runCLI(t, nil, append([]string{"cbpf"}, args...)...)
 }
 
 func TestCbpfCommandFlagsAMagicFilterAndRejectsBadInput(t *testing.T) {

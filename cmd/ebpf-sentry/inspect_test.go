@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,9 +10,6 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
-
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
@@ -26,51 +21,7 @@ import (
 // stdout, the error text and the exit code.
 func runInspectCLI(t testing.TB, stdin []byte, args ...string) (string, string, int) {
 	t.Helper()
-	var out bytes.Buffer
-	root.SetArgs(append([]string{"inspect"}, args...))
-	root.SetIn(bytes.NewReader(stdin))
-	root.SetOut(&out)
-	defer func() {
-		root.SetArgs(nil)
-		root.SetIn(nil)
-		root.SetOut(nil)
-		resetInspectFlags()
-	}()
-	err := root.Execute()
-	if err == nil {
-		return out.String(), "", 0
-	}
-	code := 1
-	var ee *exitError
-	if errors.As(err, &ee) {
-		code = ee.code
-	}
-	return out.String(), err.Error(), code
-}
-
-// resetInspectFlags puts every flag of the package-level command tree back
-// to its default, so that no test sees the flags of the one before.
-func resetInspectFlags() {
-	var all []*cobra.Command
-	var walk func(*cobra.Command)
-	walk = func(c *cobra.Command) {
-		all = append(all, c)
-		for _, sub := range c.Commands() {
-			walk(sub)
-		}
-	}
-	walk(root)
-	for _, c := range all {
-		c.Flags().VisitAll(func(f *pflag.Flag) {
-			if sv, ok := f.Value.(pflag.SliceValue); ok {
-				sv.Replace(nil)
-			} else {
-				f.Value.Set(f.DefValue)
-			}
-			f.Changed = false
-		})
-	}
-	inspectOpts.analysis = analysis.Options{}
+	return runCLI(t, stdin, append([]string{"inspect"}, args...)...)
 }
 
 func inspectObjects(t *testing.T) []string {

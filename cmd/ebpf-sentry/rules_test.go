@@ -18,7 +18,7 @@ func runRulesCLI(t *testing.T, args ...string) (string, string, int) {
 	root.SetArgs(args)
 	root.SetOut(&out)
 	root.SetErr(&errb)
-	defer func() { root.SetArgs(nil); root.SetOut(nil); root.SetErr(nil); resetInspectFlags() }()
+	defer func() { root.SetArgs(nil); root.SetOut(nil); root.SetErr(nil); resetFlags() }()
 	err := root.Execute()
 	code := 0
 	if err != nil {

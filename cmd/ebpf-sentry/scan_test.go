@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,24 +16,7 @@ import (
 
 func runScanCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	var out bytes.Buffer
-	root.SetArgs(append([]string{"scan"}, args...))
-	root.SetOut(&out)
-	defer func() {
-		root.SetArgs(nil)
-		root.SetOut(nil)
-		scanOpts.format, scanOpts.rules, scanOpts.root, scanOpts.prog = "text", "", "/", ""
-	}()
-	err := root.Execute()
-	if err == nil {
-		return out.String(), "", 0
-	}
-	code := 1
-	var ee *exitError
-	if errors.As(err, &ee) {
-		code = ee.code
-	}
-	return out.String(), err.Error(), code
+	return runCLI(t, nil, append([]string{"scan"}, args...)...)
 }
 
 // loadScanTarget loads a socket filter that calls bpf_ktime_get_ns under
