@@ -3,13 +3,9 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/cilium/ebpf"
 
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
@@ -202,73 +198,39 @@ func TestInspectBadInput(t *testing.T) {
 }
 
 func TestInspectXlatedDumpNamesHelpersLikeBpftool(t *testing.T) {
-	testutils.RequireRoot(t, "loading programs and dumping their translated instructions")
-	bpftool, err := exec.LookPath("bpftool")
-	if err != nil {
-		if bpftool, err = exec.LookPath("/usr/sbin/bpftool"); err != nil {
-			testutils.SkipOrFail(t, "bpftool not installed")
+	eachXlatedDump(t, func(t *testing.T, _, dump string, text []byte) {
+		out, msg, code := runInspectCLI(t, nil, "--raw", dump, "--xlated", "--format", "json")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, msg)
 		}
-	}
-	obj := filepath.Join("..", "..", "testdata", "getdents_hide.bpf.o")
-	spec, err := ebpf.LoadCollectionSpec(obj)
-	if err != nil {
-		t.Skipf("%s: %v", obj, err)
-	}
-	// bpf_probe_write_user is refused under lockdown; the rest loads.
-	delete(spec.Programs, "handle_dirent_patch")
-	coll, err := ebpf.NewCollection(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer coll.Close()
-	for name, prog := range coll.Programs {
-		t.Run(name, func(t *testing.T) {
-			info, err := prog.Info()
-			if err != nil {
-				t.Fatal(err)
+		var doc struct {
+			Programs []struct {
+				Analysis analysis.Report `json:"analysis"`
+			} `json:"programs"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Programs) != 1 {
+			t.Fatalf("json: %v", err)
+		}
+		r := doc.Programs[0].Analysis
+		if len(r.Helpers) == 0 {
+			t.Fatal("no helpers found")
+		}
+		for _, h := range r.Helpers {
+			if n := strings.Count(string(text), "call "+h.Name+"#"); n != h.Count {
+				t.Errorf("%s (id %d): %d calls, bpftool shows %d", h.Name, h.ID, h.Count, n)
 			}
-			id, _ := info.ID()
-			dump := filepath.Join(t.TempDir(), "xlated.bin")
-			if out, err := exec.Command(bpftool, "prog", "dump", "xlated", "id", strconv.Itoa(int(id)), "file", dump).CombinedOutput(); err != nil {
-				t.Fatalf("bpftool dump to file: %v\n%s", err, out)
+			if strings.HasPrefix(h.Name, "helper#") {
+				t.Errorf("helper at %v left unnamed", h.At)
 			}
-			text, err := exec.Command(bpftool, "prog", "dump", "xlated", "id", strconv.Itoa(int(id))).Output()
-			if err != nil {
-				t.Fatalf("bpftool dump: %v", err)
-			}
-			out, msg, code := runInspectCLI(t, nil, "--raw", dump, "--xlated", "--format", "json")
-			if code != 0 {
-				t.Fatalf("exit %d: %s", code, msg)
-			}
-			var doc struct {
-				Programs []struct {
-					Analysis analysis.Report `json:"analysis"`
-				} `json:"programs"`
-			}
-			if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Programs) != 1 {
-				t.Fatalf("json: %v", err)
-			}
-			r := doc.Programs[0].Analysis
-			if len(r.Helpers) == 0 {
-				t.Fatal("no helpers found")
-			}
-			for _, h := range r.Helpers {
-				if n := strings.Count(string(text), "call "+h.Name+"#"); n != h.Count {
-					t.Errorf("%s (id %d): %d calls, bpftool shows %d", h.Name, h.ID, h.Count, n)
-				}
-				if strings.HasPrefix(h.Name, "helper#") {
-					t.Errorf("helper at %v left unnamed", h.At)
-				}
-			}
-			var pid bool
-			for _, h := range r.Helpers {
-				pid = pid || h.ID == 14 && h.Name == "bpf_get_current_pid_tgid"
-			}
-			if !pid {
-				t.Errorf("bpf_get_current_pid_tgid not mapped back to id 14: %+v", r.Helpers)
-			}
-		})
-	}
+		}
+		var pid bool
+		for _, h := range r.Helpers {
+			pid = pid || h.ID == 14 && h.Name == "bpf_get_current_pid_tgid"
+		}
+		if !pid {
+			t.Errorf("bpf_get_current_pid_tgid not mapped back to id 14: %+v", r.Helpers)
+		}
+	})
 }
 
 // inspect --event shows a saved prog_load event's program again, judged and

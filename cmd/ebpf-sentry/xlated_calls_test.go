@@ -15,11 +15,11 @@ import (
 // callLine is a call in a translated listing: "call bpf_ktime_get_ns#279024".
 var callLine = regexp.MustCompile(`call [^\s]+`)
 
-// The listing of a translated dump names every call exactly as bpftool
-// does for the loaded program: helpers whose translated immediate is an
-// address offset (e.g. bpf_ktime_get_ns#279024) are named from kallsyms,
-// never printed as "helper#N#N".
-func TestInspectXlatedListingCallsMatchBpftool(t *testing.T) {
+// eachXlatedDump loads the programs of getdents_hide.bpf.o (but the one
+// lockdown refuses) and runs f on each with bpftool's translated dump of it
+// in a file and bpftool's text listing of it.
+func eachXlatedDump(t *testing.T, f func(t *testing.T, name, dump string, listing []byte)) {
+	t.Helper()
 	testutils.RequireRoot(t, "loading programs and dumping their translated instructions")
 	bpftool, err := exec.LookPath("bpftool")
 	if err != nil {
@@ -49,26 +49,36 @@ func TestInspectXlatedListingCallsMatchBpftool(t *testing.T) {
 			if out, err := exec.Command(bpftool, "prog", "dump", "xlated", "id", strconv.Itoa(int(id)), "file", dump).CombinedOutput(); err != nil {
 				t.Fatalf("bpftool dump to file: %v\n%s", err, out)
 			}
-			want, err := exec.Command(bpftool, "prog", "dump", "xlated", "id", strconv.Itoa(int(id))).Output()
+			listing, err := exec.Command(bpftool, "prog", "dump", "xlated", "id", strconv.Itoa(int(id))).Output()
 			if err != nil {
 				t.Fatalf("bpftool dump: %v", err)
 			}
-			out, msg, code := runInspectCLI(t, nil, "--raw", dump, "--xlated", "--format", "kernel")
-			if code != 0 {
-				t.Fatalf("exit %d: %s", code, msg)
-			}
-			got, exp := callLine.FindAllString(out, -1), callLine.FindAllString(string(want), -1)
-			if len(exp) == 0 {
-				t.Fatalf("bpftool shows no call in %s", name)
-			}
-			if len(got) != len(exp) {
-				t.Fatalf("%d calls listed, bpftool lists %d:\n%s\nbpftool:\n%s", len(got), len(exp), out, want)
-			}
-			for i := range exp {
-				if got[i] != exp[i] {
-					t.Errorf("call %d: %q, bpftool %q", i, got[i], exp[i])
-				}
-			}
+			f(t, name, dump, listing)
 		})
 	}
+}
+
+// The listing of a translated dump names every call exactly as bpftool
+// does for the loaded program: helpers whose translated immediate is an
+// address offset (e.g. bpf_ktime_get_ns#279024) are named from kallsyms,
+// never printed as "helper#N#N".
+func TestInspectXlatedListingCallsMatchBpftool(t *testing.T) {
+	eachXlatedDump(t, func(t *testing.T, name, dump string, want []byte) {
+		out, msg, code := runInspectCLI(t, nil, "--raw", dump, "--xlated", "--format", "kernel")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, msg)
+		}
+		got, exp := callLine.FindAllString(out, -1), callLine.FindAllString(string(want), -1)
+		if len(exp) == 0 {
+			t.Fatalf("bpftool shows no call in %s", name)
+		}
+		if len(got) != len(exp) {
+			t.Fatalf("%d calls listed, bpftool lists %d:\n%s\nbpftool:\n%s", len(got), len(exp), out, want)
+		}
+		for i := range exp {
+			if got[i] != exp[i] {
+				t.Errorf("call %d: %q, bpftool %q", i, got[i], exp[i])
+			}
+		}
+	})
 }
