@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,11 +19,7 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	natstest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { natstest.Main(m) }
 
 func fingerprint(s string) string {
 	h := sha256.Sum256([]byte(s))

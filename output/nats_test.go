@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,40 +16,12 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/internal/natstest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if sharedCluster != nil {
-		sharedCluster.Shutdown()
-		os.RemoveAll(sharedClusterDir)
-	}
-	natstest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { natstest.Main(m) }
 
-var (
-	clusterMu        sync.Mutex
-	sharedCluster    *natstest.Cluster
-	sharedClusterDir string
-)
-
-// cluster is the 3-node JetStream cluster the NATS tests share; a test that
-// stops nodes starts them again and waits for health before it ends.
+// cluster is the 3-node JetStream cluster the tests share.
 func cluster(t testing.TB) *natstest.Cluster {
 	t.Helper()
-	clusterMu.Lock()
-	defer clusterMu.Unlock()
-	if sharedCluster == nil {
-		dir, err := os.MkdirTemp("", "natstest-cluster-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		sharedClusterDir = dir
-		sharedCluster = natstest.StartCluster(t, 3, dir)
-	}
-	if err := sharedCluster.WaitHealthy(2 * time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	return sharedCluster
+	return natstest.Shared(t)
 }
 
 // natsEvent is a prog_load event with a fixed time, so that consecutive

@@ -20,35 +20,12 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if sharedCluster != nil {
-		sharedCluster.Shutdown()
-		os.RemoveAll(sharedClusterDir)
-	}
-	natstest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { natstest.Main(m) }
 
-var (
-	clusterMu        sync.Mutex
-	sharedCluster    *natstest.Cluster
-	sharedClusterDir string
-)
-
+// cluster is the 3-node JetStream cluster the tests share.
 func cluster(t *testing.T) *natstest.Cluster {
 	t.Helper()
-	clusterMu.Lock()
-	defer clusterMu.Unlock()
-	if sharedCluster == nil {
-		dir, err := os.MkdirTemp("", "natstest-policy-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		sharedClusterDir = dir
-		sharedCluster = natstest.StartCluster(t, 3, dir)
-	}
-	return sharedCluster
+	return natstest.Shared(t)
 }
 
 // ruleFile is a valid rule file whose one rule has the given id.

@@ -266,3 +266,42 @@ func (c *Cluster) Shutdown() {
 		s.Stop()
 	}
 }
+
+var (
+	sharedMu  sync.Mutex
+	shared    *Cluster
+	sharedDir string
+)
+
+// Shared is the 3-node JetStream cluster a package's tests share, started
+// on first use and healthy when returned; a test that stops nodes starts
+// them again before it ends. Main shuts it down.
+func Shared(tb testing.TB) *Cluster {
+	tb.Helper()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if shared == nil {
+		dir, err := os.MkdirTemp("", "natstest-cluster-")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		sharedDir = dir
+		shared = StartCluster(tb, 3, dir)
+	}
+	if err := shared.WaitHealthy(2 * time.Minute); err != nil {
+		tb.Fatal(err)
+	}
+	return shared
+}
+
+// Main runs a package's tests, then shuts the shared cluster down and
+// removes the server binary: call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		shared.Shutdown()
+		os.RemoveAll(sharedDir)
+	}
+	Cleanup()
+	os.Exit(code)
+}
