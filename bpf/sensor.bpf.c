@@ -262,13 +262,33 @@ struct {
 } task_scratch SEC(".maps");
 #endif
 
-/* The kernel rule table compiled by package rules (bpf/include/rules.h). */
+/*
+ * The kernel rule tables compiled by package rules (bpf/include/rules.h):
+ * two, the one in use is config.rules_active. A map update copies a value
+ * without a lock, so a table rewritten in place could be read half old and
+ * half new; user space writes the inactive one instead, and only when no
+ * judge still holds it (rules_readers), then switches the index.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct rules_table);
 } rules SEC(".maps");
+
+/*
+ * Judges evaluating with each table right now. A judge adds itself, then
+ * re-reads the active index: if it changed meanwhile it leaves and takes
+ * the other. User space, before writing a table, switches away from it and
+ * waits for its count to reach zero, so no judge can be inside a table
+ * being written (both sides use full-barrier atomics or syscalls).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} rules_readers SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -278,6 +298,41 @@ struct {
 } config SEC(".maps");
 
 static const struct rules_facts zero_facts;
+
+/*
+ * Takes the active rule table for one evaluation (see rules_readers) and
+ * says in *idx which one to give back with release_table. NULL when the
+ * index moved twice while taking it (two reloads in a few instructions: a
+ * writer never does that while a judge holds a table) or a lookup failed.
+ */
+static __always_inline struct rules_table *acquire_table(const struct sentry_config *cfg, __u32 *idx)
+{
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		__u32 k = *(volatile const __u32 *)&cfg->rules_active & 1;
+		__u64 *n = bpf_map_lookup_elem(&rules_readers, &k);
+		if (!n)
+			return NULL;
+		__sync_fetch_and_add(n, 1);
+		if ((*(volatile const __u32 *)&cfg->rules_active & 1) == k) {
+			struct rules_table *t = bpf_map_lookup_elem(&rules, &k);
+			if (!t)
+				__sync_fetch_and_add(n, -1);
+			*idx = k;
+			return t;
+		}
+		__sync_fetch_and_add(n, -1);
+	}
+	return NULL;
+}
+
+static __always_inline void release_table(__u32 idx)
+{
+	__u32 k = idx & 1;
+	__u64 *n = bpf_map_lookup_elem(&rules_readers, &k);
+	if (n)
+		__sync_fetch_and_add(n, -1);
+}
 static const struct sentry_verdict_rec zero_verdict;
 
 /* Facts and chunk scratch: per CPU, except for the sleepable hook (per task). */
@@ -594,6 +649,8 @@ struct legacy_state {
 	struct walk_ctx wc;
 	struct rules_result res;
 	struct path_ctx pc; /* pc.buf is always NULL here: a map value holds no pointer */
+	__u32 table_idx;    /* the rule table judge took (acquire_table) */
+	__u32 _pad;
 };
 
 struct {
@@ -637,9 +694,12 @@ __noinline int sentry_rule_step(__u32 index)
 {
 	__u32 zero = 0;
 	struct legacy_state *ls = bpf_map_lookup_elem(&legacy_state, &zero);
-	struct rules_table *table = bpf_map_lookup_elem(&rules, &zero);
+	if (!ls)
+		return 1;
+	__u32 k = ls->table_idx & 1;
+	struct rules_table *table = bpf_map_lookup_elem(&rules, &k);
 	struct rules_facts *f = bpf_map_lookup_elem(&facts_scratch, &zero);
-	if (!ls || !table || !f)
+	if (!table || !f)
 		return 1;
 	struct rules_loop_ctx c = {.t = table, .f = f, .res = &ls->res};
 	return rules_loop_step(index, &c);
@@ -735,16 +795,17 @@ static __always_inline __u32 corrupt(__u64 insns, const struct walk_ctx *wc)
 
 /*
  * Whether the current task belongs to the agent: its tgid and its thread
- * group leader's start time must both be the ones the agent wrote. A tgid
- * alone would trust whoever gets a dead agent's pid next (clone3 set_tid
- * chooses one); the start time cannot be chosen.
+ * group leader's start time (nanoseconds since boot) must both be the ones
+ * recorded for the agent. A tgid alone would trust whoever gets a dead
+ * agent's pid next (clone3 set_tid chooses one); the start time cannot be
+ * chosen, and at this resolution no later process shares it. An identity
+ * whose start is not yet learnt trusts nobody.
  */
 static __always_inline int is_self(const struct sentry_config *cfg, __u32 tgid, struct task_struct *task)
 {
-	if (!cfg->self_tgid || tgid != cfg->self_tgid)
+	if (!cfg->self_tgid || tgid != cfg->self_tgid || !cfg->self_start_ns)
 		return 0;
-	__u64 start = BPF_CORE_READ(task, group_leader, start_boottime);
-	return start / SENTRY_NSEC_PER_TICK == cfg->self_start;
+	return BPF_CORE_READ(task, group_leader, start_boottime) == cfg->self_start_ns;
 }
 
 /* A walk that found nothing: the corrupt enforcer then writes BPF_EXIT at 0. */
@@ -854,8 +915,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	__u32 zero = 0;
 	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
 	struct rules_facts *f = scratch_facts(kernel);
-	struct rules_table *table = bpf_map_lookup_elem(&rules, &zero);
-	if (!cfg || !table)
+	if (!cfg)
 		return unjudged(cfg, SENTRY_LOSS_NO_TABLE, enforcer, ap->insns);
 	if (!f)
 		return unjudged(cfg, SENTRY_LOSS_NO_SCRATCH, enforcer, ap->insns);
@@ -986,11 +1046,19 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 			sentry_walk_user(k);
 		}
 	}
+	/* Taken after the walk, which can take long; held only to evaluate. */
+	__u32 tidx = 0;
+	struct rules_table *table = acquire_table(cfg, &tidx);
+	if (!table)
+		return unjudged(cfg, SENTRY_LOSS_NO_TABLE, enforcer, ap->insns);
+	ls->table_idx = tidx;
 	rules_result_reset(&ls->res);
 #pragma clang loop unroll(disable)
 	for (__u32 i = 0; i < RULES_MAX; i++)
 		if (sentry_rule_step(i))
 			break;
+	__u32 generation = table->generation;
+	release_table(tidx);
 	res = &ls->res;
 #else
 	res = scratch_result(kernel);
@@ -1010,7 +1078,14 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		bpf_loop(chunks, kernel == SRC_KERNEL ? walk_chunk_kernel :
 				 kernel == SRC_USER_SLEEPABLE ? walk_chunk_sleepable : walk_chunk_user,
 			 wc, 0);
+	/* Taken after the walk, which can sleep (lsm.s); held only to evaluate. */
+	__u32 tidx = 0;
+	struct rules_table *table = acquire_table(cfg, &tidx);
+	if (!table)
+		return unjudged(cfg, SENTRY_LOSS_NO_TABLE, enforcer, ap->insns);
 	rules_evaluate(table, f, res);
+	__u32 generation = table->generation;
+	release_table(tidx);
 #endif
 	__u32 verdict = res->action;
 	__s32 rule_index = res->action == RULES_ACTION_BLOCK ? res->first_block : res->first;
@@ -1035,7 +1110,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		v->verdict = verdict;
 		v->action = action;
 		v->rule_index = rule_index;
-		v->generation = table->generation;
+		v->generation = generation;
 		v->matched = res->matched[0];
 		__builtin_memcpy(v->matched_more, &res->matched[1], sizeof(v->matched_more));
 		v->error = 0;
@@ -1081,8 +1156,26 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 	return 0;
 }
 
+/*
+ * Learns the agent's start time: user space writes its tgid with start 0,
+ * then makes any bpf() call, whose exit lands here; /proc only offers the
+ * start rounded to 10 ms ticks, which a process created in the same tick
+ * would share. The pid is the agent's while it runs, so the value read is
+ * its own.
+ */
+static __always_inline void learn_self(__u32 tgid)
+{
+	__u32 zero = 0;
+	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || !cfg->self_tgid || cfg->self_tgid != tgid || cfg->self_start_ns)
+		return;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	cfg->self_start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+}
+
 static __always_inline int on_exit(__s64 ret)
 {
+	learn_self(bpf_get_current_pid_tgid() >> 32);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
 	if (!in)

@@ -3,6 +3,7 @@ package sensor
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,18 +19,38 @@ import (
 
 const fnProbeWriteUser = 36
 
-// The identity read from /proc is this process's, and parses the start
-// time after a comm holding ')' and spaces.
-func TestProcessIdentityOfThisProcess(t *testing.T) {
-	id, err := ProcessIdentity(os.Getpid())
+// The start time read from /proc is this process's, parsed after a comm
+// that may hold ')' and spaces.
+func TestProcStartTicksOfThisProcess(t *testing.T) {
+	ticks, err := procStartTicks(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id.TGID != uint32(os.Getpid()) || id.StartTicks == 0 {
-		t.Fatalf("identity %+v", id)
+	if ticks == 0 {
+		t.Fatal("start tick 0")
 	}
-	if _, err := ProcessIdentity(-1); err == nil {
+	if _, err := procStartTicks(-1); err == nil {
 		t.Fatal("no error for pid -1")
+	}
+}
+
+// The sensor learns the agent's start time in nanoseconds from the kernel,
+// and it agrees with /proc's tick.
+func TestSensorLearnsTheAgentsStartInNanoseconds(t *testing.T) {
+	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t)})
+	var c sentrySentryConfig
+	if err := s.coll.Maps[sentryMapConfig].Lookup(uint32(0), &c); err != nil {
+		t.Fatal(err)
+	}
+	ticks, err := procStartTicks(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SelfTgid != uint32(os.Getpid()) || c.SelfStartNs == 0 || c.SelfStartNs/nsecPerTick != ticks || s.self.StartNs != c.SelfStartNs {
+		t.Fatalf("config %+v, agent %+v, /proc tick %d", c, s.self, ticks)
+	}
+	if tamper, err := s.CheckIntegrity(); err != nil || len(tamper) != 0 {
+		t.Fatalf("the learnt start reads back as tampering: %+v %v", tamper, err)
 	}
 }
 
@@ -76,8 +97,25 @@ const setTidSrc = `
 #include <errno.h>
 #include <unistd.h>
 
+/* "agent": wait for a line on stdin, make one bpf() call (whose exit the
+ * sensor learns the start time from), say so on stdout, then wait for EOF. */
+static int agent(void)
+{
+	char buf[64];
+	if (!fgets(buf, sizeof(buf), stdin))
+		return 2;
+	syscall(SYS_bpf, -1, NULL, 0);
+	printf("called\n");
+	fflush(stdout);
+	while (fgets(buf, sizeof(buf), stdin))
+		;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 2 && !strcmp(argv[1], "agent"))
+		return agent();
 	if (argc < 3)
 		return 2;
 	pid_t want = atoi(argv[1]);
@@ -129,8 +167,11 @@ func buildSetTid(t *testing.T) string {
 }
 
 // A process that gets a dead agent's pid (clone3 set_tid) is not the
-// agent: the kernel checks the start time too, so its blocked load is
-// killed although its tgid is the one in the config.
+// agent: the kernel compares the start time in nanoseconds too, so its
+// blocked load is killed although its tgid is the one in the config. Nothing
+// waits between the agent's start and the reuse: a process created within
+// the agent's own 10 ms tick (the weakness of comparing /proc ticks) is
+// stopped just the same.
 func TestDeadAgentsPidIsNotTrusted(t *testing.T) {
 	testutils.RequireRoot(t, "clone3 set_tid and the sensor")
 	if os.Getenv(kernelEnv) != "" {
@@ -140,31 +181,54 @@ func TestDeadAgentsPidIsNotTrusted(t *testing.T) {
 	loader := buildLoader(t)
 	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t)})
 	prog := writeInsns(t, helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd))
+	m := s.coll.Maps[sentryMapConfig]
 	for attempt := 0; attempt < 5; attempt++ {
-		// The "agent": a process whose identity goes into the config,
-		// then dies.
-		agent := exec.Command("sleep", "600")
-		if err := agent.Start(); err != nil {
-			t.Fatal(err)
-		}
-		id, err := ProcessIdentity(agent.Process.Pid)
+		// The "agent": a process whose tgid goes into the config; the
+		// kernel learns its start from its bpf() call; then it dies.
+		agent := exec.Command(settid, "agent")
+		in, err := agent.StdinPipe()
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.self = id
-		if err := s.writeConfig(); err != nil {
+		out, err := agent.StdoutPipe()
+		if err != nil {
 			t.Fatal(err)
 		}
-		// Start times are compared in /proc ticks (10 ms): a process
-		// created in the same tick as the agent would pass for it
-		// (docs/SECURITY.md). Let a tick and more go by, so the claim
-		// tested is the one that holds: a later process is not the agent.
-		time.Sleep(25 * time.Millisecond)
+		if err := agent.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid := uint32(agent.Process.Pid)
+		s.integ.mu.Lock()
+		c, err := learnIdentity(m, s.integ.config, pid) // start 0, learnt below
+		s.integ.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.SelfStartNs != 0 {
+			t.Fatalf("start %d learnt before the agent called bpf()", c.SelfStartNs)
+		}
+		if _, err := in.Write([]byte("go\n")); err != nil {
+			t.Fatal(err)
+		}
+		line := make([]byte, 7)
+		if _, err := io.ReadFull(out, line); err != nil || string(line) != "called\n" {
+			t.Fatalf("agent: %q %v", line, err)
+		}
+		if err := m.Lookup(uint32(0), &c); err != nil {
+			t.Fatal(err)
+		}
+		ticks, err := procStartTicks(int(pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.SelfTgid != pid || c.SelfStartNs == 0 || c.SelfStartNs/nsecPerTick != ticks {
+			t.Fatalf("learnt identity %+v of agent %d (/proc tick %d)", c, pid, ticks)
+		}
 		agent.Process.Kill()
 		agent.Wait()
 
-		cmd := exec.Command(settid, fmt.Sprint(id.TGID), loader, "-insns", prog, "-name", "se2eblk_stale")
-		out, err := cmd.CombinedOutput()
+		cmd := exec.Command(settid, fmt.Sprint(pid), loader, "-insns", prog, "-name", "se2eblk_stale")
+		res, err := cmd.CombinedOutput()
 		code := 0
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -176,10 +240,10 @@ func TestDeadAgentsPidIsNotTrusted(t *testing.T) {
 		case 3: // someone else took the pid meanwhile: try another
 			continue
 		case 200 + int(syscall.SIGKILL):
-			t.Logf("pid %d reused with clone3 set_tid after the agent (start %d) died: killed", id.TGID, id.StartTicks)
+			t.Logf("pid %d reused with clone3 set_tid after the agent (start %d ns) died: killed", pid, c.SelfStartNs)
 			return
 		}
-		t.Fatalf("a loader with the dead agent's pid %d was not killed: exit %d\n%s", id.TGID, code, out)
+		t.Fatalf("a loader with the dead agent's pid %d was not killed: exit %d\n%s", pid, code, res)
 	}
 	t.Fatal("5 attempts: the dead agent's pid was always taken before clone3 could have it")
 }
@@ -214,18 +278,20 @@ func TestRestartedAgentTakesOverPinnedSensor(t *testing.T) {
 	if !run.killed && !(len(run.results) == 1 && run.results[0].Ret < 0) {
 		t.Fatalf("pinned sensor without agent let a blocked load through: %+v", run.results)
 	}
-	id, err := ProcessIdentity(os.Getpid())
+	id, err := takeOver(pin, uint32(os.Getpid()), s.log)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := takeOver(pin, id, s.log); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Lookup(uint32(0), &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.SelfTgid != id.TGID || c.SelfStart != id.StartTicks || c.Mode != uint32(ModeEnforce) {
-		t.Fatalf("pinned config after takeover: %+v, want %+v in enforce mode", c, id)
+	ticks, err := procStartTicks(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The pinned exit hook learnt the start from the takeover's own write.
+	if c.SelfTgid != id.TGID || id.TGID != uint32(os.Getpid()) || c.SelfStartNs != id.StartNs || id.StartNs/nsecPerTick != ticks || c.Mode != uint32(ModeEnforce) {
+		t.Fatalf("pinned config after takeover: %+v, want %+v (tick %d) in enforce mode", c, id, ticks)
 	}
 	if err := rawLoad(helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd), "se2eblk_tko2"); err != nil {
 		t.Fatalf("the new agent's own load after takeover: %v", err)

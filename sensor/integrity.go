@@ -53,7 +53,7 @@ func (s *Sensor) CheckIntegrity() ([]Tampering, error) {
 		out = append(out, Tampering{What: "config", Detail: configDiff(s.integ.config, c)})
 	}
 	var t sentryRulesTable
-	if err := s.coll.Maps[sentryMapRules].Lookup(uint32(0), &t); err != nil {
+	if err := s.coll.Maps[sentryMapRules].Lookup(s.integ.config.RulesActive, &t); err != nil {
 		return nil, fmt.Errorf("read kernel rule table: %w", err)
 	}
 	h, err := tableHash(&t)
@@ -78,7 +78,8 @@ func configDiff(want, got sentrySentryConfig) string {
 	}
 	field("mode", uint64(want.Mode), uint64(got.Mode))
 	field("self_tgid", uint64(want.SelfTgid), uint64(got.SelfTgid))
-	field("self_start", want.SelfStart, got.SelfStart)
+	field("self_start_ns", want.SelfStartNs, got.SelfStartNs)
+	field("rules_active", uint64(want.RulesActive), uint64(got.RulesActive))
 	field("block_unreadable", uint64(want.BlockUnreadable), uint64(got.BlockUnreadable))
 	field("on_error", uint64(want.OnError), uint64(got.OnError))
 	return b.String()

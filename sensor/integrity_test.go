@@ -61,7 +61,7 @@ func TestConfigMapUpdateFromAnotherProcessIsDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	var zero sentryRulesTable
-	if err := s.coll.Maps[sentryMapRules].Put(uint32(0), &zero); err != nil {
+	if err := s.coll.Maps[sentryMapRules].Put(s.rulesActive, &zero); err != nil {
 		t.Fatal(err)
 	}
 	got = untilTampered(t, s, 10*time.Second)

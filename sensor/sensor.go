@@ -189,6 +189,8 @@ type Sensor struct {
 	closing     bool
 	closed      bool
 	self        Identity // the agent's, written into the config map
+	rulesActive uint32   // the kernel rule table in use (ruletable.go)
+	tableWait   time.Duration
 	integ       integrity
 	finalLosses Losses  // counters as they were when Close detached
 	queueSizes  []int64 // instruction bytes of the events in the channel, oldest first
@@ -245,13 +247,11 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	default:
 		return nil, fmt.Errorf("on-error %q: want %s or %s", cfg.OnError, OnErrorBlock, OnErrorAllow)
 	}
-	self, err := ProcessIdentity(os.Getpid())
-	if err != nil {
-		return nil, err
-	}
+	self := Identity{TGID: uint32(os.Getpid())}
 	if cfg.PinPath != "" {
 		// Before the first load (the feature probes below included).
-		if err := takeOver(cfg.PinPath, self, cfg.Logger); err != nil {
+		var err error
+		if self, err = takeOver(cfg.PinPath, self.TGID, cfg.Logger); err != nil {
 			return nil, err
 		}
 	}
@@ -402,6 +402,9 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 			cfg.Logger.Debug("32-bit bpf() calls will not be seen", "err", err)
 		}
 		s.links = append(s.links, links...)
+	}
+	if err := s.learnSelf(); err != nil {
+		return fail(err)
 	}
 	if cfg.PinPath != "" {
 		if err := s.pin(); err != nil {
@@ -634,36 +637,6 @@ func (s *Sensor) Enforcer() Enforcer { return s.cfg.Enforcer }
 // Events delivers one Event per BPF_PROG_LOAD; closed after Close.
 func (s *Sensor) Events() <-chan *Event { return s.events }
 
-// SetRules replaces the kernel rule table in one map update: a load sees
-// either the old or the new table, never a mix.
-func (s *Sensor) SetRules(c *kernel.Rules) error {
-	if c == nil {
-		c = &kernel.Rules{}
-	}
-	s.mu.Lock()
-	s.generation++
-	gen := s.generation
-	s.slots[gen] = c.Slots
-	delete(s.slots, gen-2) // loads in flight may still report the previous one
-	s.mu.Unlock()
-	table := c.Table
-	table.Generation = gen
-	h, err := tableHash(&table)
-	if err != nil {
-		return fmt.Errorf("hash kernel rule table: %w", err)
-	}
-	s.integ.mu.Lock()
-	err = s.coll.Maps[sentryMapRules].Put(uint32(0), &table)
-	if err == nil {
-		s.integ.rules = h
-	}
-	s.integ.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("write kernel rule table: %w", err)
-	}
-	return s.writeConfig()
-}
-
 // SetMode switches between monitor and enforce.
 func (s *Sensor) SetMode(m Mode) error {
 	s.cfg.Mode = m
@@ -671,15 +644,19 @@ func (s *Sensor) SetMode(m Mode) error {
 }
 
 func (s *Sensor) writeConfig() error {
-	c := sentrySentryConfig{Mode: uint32(s.cfg.Mode), SelfTgid: s.self.TGID, SelfStart: s.self.StartTicks}
+	s.integ.mu.Lock()
+	defer s.integ.mu.Unlock()
+	return s.writeConfigLocked()
+}
+
+func (s *Sensor) writeConfigLocked() error {
+	c := sentrySentryConfig{Mode: uint32(s.cfg.Mode), SelfTgid: s.self.TGID, SelfStartNs: s.self.StartNs, RulesActive: s.rulesActive}
 	if s.cfg.BlockUnreadable {
 		c.BlockUnreadable = 1
 	}
 	if s.cfg.OnError == OnErrorAllow {
 		c.OnError = uint32(sentrySentryOnErrorSENTRY_ON_ERROR_ALLOW)
 	}
-	s.integ.mu.Lock()
-	defer s.integ.mu.Unlock()
 	if err := s.coll.Maps[sentryMapConfig].Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("write sensor config: %w", err)
 	}

@@ -124,7 +124,9 @@ type sentrySentryConfig struct {
 	SelfTgid        uint32
 	BlockUnreadable uint32
 	OnError         uint32
-	SelfStart       uint64
+	SelfStartNs     uint64
+	RulesActive     uint32
+	Pad             uint32
 }
 
 type sentrySentryExit struct {
@@ -279,6 +281,7 @@ const (
 	sentryMapLosses                   = "losses"
 	sentryMapResultScratch            = "result_scratch"
 	sentryMapRules                    = "rules"
+	sentryMapRulesReaders             = "rules_readers"
 	sentryMapTaskScratch              = "task_scratch"
 	sentryProgSentryEnterBtf          = "sentry_enter_btf"
 	sentryProgSentryEnterBtfCorrupt   = "sentry_enter_btf_corrupt"
@@ -375,6 +378,7 @@ type sentryMapSpecs struct {
 	Losses        *ebpf.MapSpec `ebpf:"losses"`
 	ResultScratch *ebpf.MapSpec `ebpf:"result_scratch"`
 	Rules         *ebpf.MapSpec `ebpf:"rules"`
+	RulesReaders  *ebpf.MapSpec `ebpf:"rules_readers"`
 	TaskScratch   *ebpf.MapSpec `ebpf:"task_scratch"`
 }
 
@@ -423,6 +427,7 @@ type sentryMaps struct {
 	Losses        *ebpf.Map `ebpf:"losses"`
 	ResultScratch *ebpf.Map `ebpf:"result_scratch"`
 	Rules         *ebpf.Map `ebpf:"rules"`
+	RulesReaders  *ebpf.Map `ebpf:"rules_readers"`
 	TaskScratch   *ebpf.Map `ebpf:"task_scratch"`
 }
 
@@ -437,6 +442,7 @@ func (m *sentryMaps) Close() error {
 		m.Losses,
 		m.ResultScratch,
 		m.Rules,
+		m.RulesReaders,
 		m.TaskScratch,
 	)
 }

@@ -102,7 +102,9 @@ type sentryLegacySentryConfig struct {
 	SelfTgid        uint32
 	BlockUnreadable uint32
 	OnError         uint32
-	SelfStart       uint64
+	SelfStartNs     uint64
+	RulesActive     uint32
+	Pad             uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -118,6 +120,7 @@ const (
 	sentryLegacyMapLoadSeq                    = "load_seq"
 	sentryLegacyMapLosses                     = "losses"
 	sentryLegacyMapRules                      = "rules"
+	sentryLegacyMapRulesReaders               = "rules_readers"
 	sentryLegacyProgSentryEnterBtf            = "sentry_enter_btf"
 	sentryLegacyProgSentryEnterBtfCorrupt     = "sentry_enter_btf_corrupt"
 	sentryLegacyProgSentryEnterBtfGate        = "sentry_enter_btf_gate"
@@ -217,6 +220,7 @@ type sentryLegacyMapSpecs struct {
 	LoadSeq      *ebpf.MapSpec `ebpf:"load_seq"`
 	Losses       *ebpf.MapSpec `ebpf:"losses"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
+	RulesReaders *ebpf.MapSpec `ebpf:"rules_readers"`
 }
 
 // sentryLegacyVariableSpecs contains global variables before they are loaded into the kernel.
@@ -264,6 +268,7 @@ type sentryLegacyMaps struct {
 	LoadSeq      *ebpf.Map `ebpf:"load_seq"`
 	Losses       *ebpf.Map `ebpf:"losses"`
 	Rules        *ebpf.Map `ebpf:"rules"`
+	RulesReaders *ebpf.Map `ebpf:"rules_readers"`
 }
 
 func (m *sentryLegacyMaps) Close() error {
@@ -277,6 +282,7 @@ func (m *sentryLegacyMaps) Close() error {
 		m.LoadSeq,
 		m.Losses,
 		m.Rules,
+		m.RulesReaders,
 	)
 }
 

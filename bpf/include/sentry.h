@@ -152,19 +152,24 @@ struct sentry_exit {
 	__u64 ktime_ns;
 };
 
-/* USER_HZ: /proc/PID/stat gives a start time in these ticks. */
-#define SENTRY_NSEC_PER_TICK 10000000ULL
-
 struct sentry_config {
 	__u32 mode;        /* enum sentry_mode */
-	/* The agent's identity: its tgid and its start time in ticks since
-	 * boot (/proc/PID/stat field 22, i.e. start_boottime / NSEC_PER_TICK).
-	 * Both must match, so a process that gets a dead agent's pid again is
-	 * not the agent. tgid 0: no agent (cleared on exit). */
+	/* The agent's identity: its tgid and its thread group leader's
+	 * start_boottime in nanoseconds. Both must match, so a process that
+	 * gets a dead agent's pid again (even within the same clock tick) is
+	 * not the agent. tgid 0: no agent (cleared on exit). start 0: not yet
+	 * learnt; the exit hook fills it in from the first bpf() call the
+	 * agent makes after writing its tgid (user space cannot read the
+	 * nanosecond value: /proc rounds it to 10 ms ticks). */
 	__u32 self_tgid;
 	__u32 block_unreadable; /* block when instructions could not be read */
 	__u32 on_error;    /* enum sentry_on_error */
-	__u64 self_start;
+	__u64 self_start_ns;
+	/* Which of the two rule tables (rules map, index 0 or 1) is judged
+	 * with. A reload writes the other one, then switches this index, so
+	 * a load never sees a half-written table (see rules_readers). */
+	__u32 rules_active;
+	__u32 _pad;
 };
 
 #endif
