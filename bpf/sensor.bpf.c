@@ -297,6 +297,28 @@ struct {
 	__type(value, struct sentry_config);
 } config SEC(".maps");
 
+/*
+ * What user space writes: config and rules above are frozen (no process
+ * writes them through bpf(), root included) and only these programs write
+ * them, copying an update of these staged maps when it completes, if the
+ * writer is the agent (or no agent is recorded yet: the first one to start,
+ * or one taking over a pinned sensor its predecessor left cleanly). A write
+ * by anyone else stays here, judged by nobody (selfprotect.h).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sentry_config);
+} config_staged SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct rules_table);
+} rules_staged SEC(".maps");
+
 static const struct rules_facts zero_facts;
 
 /*
@@ -1139,10 +1161,16 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	return action;
 }
 
+#include "include/selfprotect.h"
+
 static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const int enforcer)
 {
-	if (cmd != BPF_PROG_LOAD)
+	if (cmd != BPF_PROG_LOAD) {
+		/* On LSM kernels the bpf hooks guard (sentry_lsm_guard). */
+		if (enforcer != ENF_DENY)
+			guard_syscall(cmd, uattr, size, enforcer);
 		return 0;
+	}
 	struct prog_load_attr attr = {};
 	/* 64-bit: clamping a truncated copy loses the bound for the verifier */
 	__u64 sz = size;
@@ -1170,11 +1198,17 @@ static __always_inline void learn_self(__u32 tgid)
 	if (!cfg || !cfg->self_tgid || cfg->self_tgid != tgid || cfg->self_start_ns)
 		return;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	cfg->self_start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	__u64 start = BPF_CORE_READ(task, group_leader, start_boottime);
+	cfg->self_start_ns = start;
+	/* the staged copy too, so that the agent's read-back agrees */
+	struct sentry_config *st = bpf_map_lookup_elem(&config_staged, &zero);
+	if (st && st->self_tgid == tgid)
+		st->self_start_ns = start;
 }
 
 static __always_inline int on_exit(__s64 ret)
 {
+	commit_staged(ret);
 	learn_self(bpf_get_current_pid_tgid() >> 32);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);

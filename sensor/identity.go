@@ -56,7 +56,7 @@ func procStartTicks(pid int) (uint64, error) {
 	return start, nil
 }
 
-// learnIdentity writes tgid with an unknown start into the config map m
+// learnIdentity writes tgid with an unknown start into the staged config map m
 // (keeping the rest of c), then reads back what the exit hook learnt from
 // the bpf() calls of that write and of the read itself. The kernel side must
 // be attached; start 0 means it did not see the calls.
@@ -98,9 +98,13 @@ func checkLearnt(id Identity, log *slog.Logger) {
 // cannot be taken over.
 func takeOver(pinPath string, tgid uint32, log *slog.Logger) (Identity, error) {
 	id := Identity{TGID: tgid}
-	p := filepath.Join(pinPath, sentryMapConfig)
+	p := filepath.Join(pinPath, sentryMapConfigStaged)
 	m, err := ebpf.LoadPinnedMap(p, nil)
 	if errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(pinPath, sentryMapConfig)); err == nil {
+			log.Warn("pinned sensor of another version (no staged config): it cannot be taken over; it judges this agent's loads as a stranger's until this agent replaces its pins",
+				"path", pinPath)
+		}
 		return id, nil
 	}
 	if err != nil {

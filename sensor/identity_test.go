@@ -112,10 +112,24 @@ static int agent(void)
 	return 0;
 }
 
+/* "getfd ID FLAGS": BPF_MAP_GET_FD_BY_ID; exits 0 with an fd, 1 without. */
+static int getfd(const char *id, const char *flags)
+{
+	uint32_t attr[4] = {(uint32_t)atoi(id), 0, (uint32_t)atoi(flags), 0};
+	long fd = syscall(SYS_bpf, 14 /* BPF_MAP_GET_FD_BY_ID */, attr, sizeof(attr));
+	if (fd < 0) {
+		perror("BPF_MAP_GET_FD_BY_ID");
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 2 && !strcmp(argv[1], "agent"))
 		return agent();
+	if (argc == 4 && !strcmp(argv[1], "getfd"))
+		return getfd(argv[2], argv[3]);
 	if (argc < 3)
 		return 2;
 	pid_t want = atoi(argv[1]);
@@ -181,7 +195,7 @@ func TestDeadAgentsPidIsNotTrusted(t *testing.T) {
 	loader := buildLoader(t)
 	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t)})
 	prog := writeInsns(t, helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd))
-	m := s.coll.Maps[sentryMapConfig]
+	m := s.coll.Maps[sentryMapConfigStaged]
 	for attempt := 0; attempt < 5; attempt++ {
 		// The "agent": a process whose tgid goes into the config; the
 		// kernel learns its start from its bpf() call; then it dies.

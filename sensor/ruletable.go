@@ -48,8 +48,15 @@ func (s *Sensor) SetRules(c *kernel.Rules) error {
 			return err
 		}
 	}
-	if err := s.coll.Maps[sentryMapRules].Put(next, &table); err != nil {
+	if err := s.coll.Maps[sentryMapRulesStaged].Put(next, &table); err != nil {
 		return fmt.Errorf("write kernel rule table %d: %w", next, err)
+	}
+	var got sentryRulesTable
+	if err := s.coll.Maps[sentryMapRules].Lookup(next, &got); err != nil {
+		return fmt.Errorf("read kernel rule table %d back: %w", next, err)
+	}
+	if gh, err := tableHash(&got); err != nil || gh != h {
+		return fmt.Errorf("write kernel rule table %d: the kernel side did not take it", next)
 	}
 	s.mu.Lock()
 	s.slots[gen] = c.Slots
@@ -103,12 +110,19 @@ func (s *Sensor) tableReaders(idx uint32) (uint64, error) {
 func (s *Sensor) learnSelf() error {
 	s.integ.mu.Lock()
 	defer s.integ.mu.Unlock()
-	c, err := learnIdentity(s.coll.Maps[sentryMapConfig], s.integ.config, s.self.TGID)
+	c, err := learnIdentity(s.coll.Maps[sentryMapConfigStaged], s.integ.config, s.self.TGID)
 	if err != nil {
 		return fmt.Errorf("learn the agent's identity: %w", err)
 	}
 	if c.SelfStartNs == 0 {
 		return fmt.Errorf("learn the agent's identity: the sensor's exit hook did not see this agent's bpf() calls")
+	}
+	var live sentrySentryConfig
+	if err := s.coll.Maps[sentryMapConfig].Lookup(uint32(0), &live); err != nil {
+		return fmt.Errorf("learn the agent's identity: %w", err)
+	}
+	if live != c {
+		return fmt.Errorf("learn the agent's identity: the kernel side did not take it (%s)", configDiff(c, live))
 	}
 	s.self.StartNs = c.SelfStartNs
 	s.integ.config = c

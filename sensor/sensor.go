@@ -174,6 +174,7 @@ type Sensor struct {
 	links        []link.Link
 	reader       *ringbuf.Reader
 	events       chan *Event
+	attempts     chan AccessAttempt
 	log          *slog.Logger
 
 	mu         sync.Mutex
@@ -317,8 +318,9 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	// Loaded on its own after the collection: a kernel that refuses it
 	// must not stop the sensor.
 	prefaultSpec := spec.Programs[sentryProgSentryPrefault]
+	guards := guardPrograms(spec, hook.IsLSM())
 	for name := range spec.Programs {
-		keep := name == enter || name == exit || name == gate ||
+		keep := name == enter || name == exit || name == gate || guards[name] ||
 			hook == HookKprobe && name == sentryProgSentryEnterKprobeDirect ||
 			name == cp.enter || name == cp.exit
 		if !keep {
@@ -341,6 +343,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	s := &Sensor{
 		cfg: cfg, hook: hook, coll: coll, log: cfg.Logger, self: self,
 		events:   make(chan *Event, cfg.EventBuffer),
+		attempts: make(chan AccessAttempt, 64),
 		asm:      newAssembler(),
 		userLost: make(map[string]uint64),
 		slots:    make(map[uint32][]string),
@@ -356,8 +359,12 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		s.teardown(false)
 		return nil, err
 	}
-	if err := s.SetRules(cfg.Rules); err != nil {
-		return fail(err)
+	// What the judges read is frozen: only the sensor's programs write it,
+	// copying the agent's staged writes (selfprotect.h).
+	for _, name := range []string{sentryMapConfig, sentryMapRules} {
+		if err := coll.Maps[name].Freeze(); err != nil {
+			return fail(fmt.Errorf("freeze map %s: %w", name, err))
+		}
 	}
 	s.reader, err = ringbuf.NewReader(coll.Maps[sentryMapEvents])
 	if err != nil {
@@ -403,7 +410,20 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		}
 		s.links = append(s.links, links...)
 	}
+	if hook.IsLSM() {
+		if err := s.attachGuards(); err != nil {
+			return fail(err)
+		}
+	}
+	// Staged writes are committed by the hooks just attached: first the
+	// agent's identity, then the rules and config only it may commit.
 	if err := s.learnSelf(); err != nil {
+		return fail(err)
+	}
+	if err := s.SetRules(cfg.Rules); err != nil {
+		return fail(err)
+	}
+	if err := s.recordOwnIDs(); err != nil {
 		return fail(err)
 	}
 	if cfg.PinPath != "" {
@@ -657,8 +677,15 @@ func (s *Sensor) writeConfigLocked() error {
 	if s.cfg.OnError == OnErrorAllow {
 		c.OnError = uint32(sentrySentryOnErrorSENTRY_ON_ERROR_ALLOW)
 	}
-	if err := s.coll.Maps[sentryMapConfig].Put(uint32(0), &c); err != nil {
+	if err := s.coll.Maps[sentryMapConfigStaged].Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("write sensor config: %w", err)
+	}
+	var got sentrySentryConfig
+	if err := s.coll.Maps[sentryMapConfig].Lookup(uint32(0), &got); err != nil {
+		return fmt.Errorf("read sensor config back: %w", err)
+	}
+	if got != c {
+		return fmt.Errorf("write sensor config: the kernel side did not take it (%s)", configDiff(c, got))
 	}
 	s.integ.config, s.integ.wrote = c, true
 	return nil
@@ -698,6 +725,7 @@ var lossNames = []string{
 	sentrySentryLossSENTRY_LOSS_NO_SCRATCH:      "unjudged_no_scratch",
 	sentrySentryLossSENTRY_LOSS_NO_TABLE:        "unjudged_no_table",
 	sentrySentryLossSENTRY_LOSS_GATE_UNJUDGED:   "unjudged_at_gate",
+	sentrySentryLossSENTRY_LOSS_TAMPER_RESERVE:  "tamper_reserve",
 }
 
 // Losses reads the kernel's per-CPU loss counters and adds user space's
@@ -740,6 +768,7 @@ func (s *Sensor) Losses() (Losses, error) {
 func (s *Sensor) read(ctx context.Context) {
 	defer close(s.done)
 	defer close(s.events)
+	defer close(s.attempts)
 	var rec ringbuf.Record
 	lastSweep := time.Now()
 	s.reader.SetDeadline(time.Now().Add(time.Second))
@@ -753,10 +782,13 @@ func (s *Sensor) read(ctx context.Context) {
 			if perr != nil {
 				s.badRecs++
 				s.log.Warn("sensor record", "err", perr)
-			} else {
+			} else if r.tamper == nil {
 				ev = s.asm.add(r, now)
 			}
 			s.mu.Unlock()
+			if r.tamper != nil {
+				s.deliverAttempt(accessAttempt(r.tamper))
+			}
 			if ev != nil {
 				s.deliver(ctx, ev)
 			}
@@ -886,7 +918,8 @@ func (s *Sensor) pin() error {
 			return fmt.Errorf("pin link: %w", err)
 		}
 	}
-	for _, name := range []string{sentryMapRules, sentryMapConfig, sentryMapLosses} { // rules stay editable
+	// The staged maps are how a restarted agent takes over (takeOver).
+	for _, name := range []string{sentryMapRulesStaged, sentryMapConfigStaged, sentryMapConfig, sentryMapLosses} {
 		if err := s.coll.Maps[name].Pin(filepath.Join(s.cfg.PinPath, name)); err != nil {
 			return fmt.Errorf("pin map %s: %w", name, err)
 		}

@@ -194,7 +194,8 @@ const (
 	sentrySentryLossSENTRY_LOSS_NO_SCRATCH      sentrySentryLoss = 8
 	sentrySentryLossSENTRY_LOSS_NO_TABLE        sentrySentryLoss = 9
 	sentrySentryLossSENTRY_LOSS_GATE_UNJUDGED   sentrySentryLoss = 10
-	sentrySentryLossSENTRY_LOSS_NR              sentrySentryLoss = 11
+	sentrySentryLossSENTRY_LOSS_TAMPER_RESERVE  sentrySentryLoss = 11
+	sentrySentryLossSENTRY_LOSS_NR              sentrySentryLoss = 12
 )
 
 type sentrySentryMode uint32
@@ -204,12 +205,26 @@ const (
 	sentrySentryModeSENTRY_MODE_ENFORCE sentrySentryMode = 1
 )
 
+type sentrySentryObj uint32
+
+const (
+	sentrySentryObjSENTRY_OBJ_MAP  sentrySentryObj = 1
+	sentrySentryObjSENTRY_OBJ_PROG sentrySentryObj = 2
+	sentrySentryObjSENTRY_OBJ_LINK sentrySentryObj = 3
+)
+
 type sentrySentryOnError uint32
 
 const (
 	sentrySentryOnErrorSENTRY_ON_ERROR_BLOCK sentrySentryOnError = 0
 	sentrySentryOnErrorSENTRY_ON_ERROR_ALLOW sentrySentryOnError = 1
 )
+
+type sentrySentryOwnKey struct {
+	_    structs.HostLayout
+	Kind uint32
+	Id   uint32
+}
 
 type sentrySentryPrefaultCtx struct {
 	_     structs.HostLayout
@@ -224,7 +239,25 @@ const (
 	sentrySentryRecordKindSENTRY_REC_CHUNK   sentrySentryRecordKind = 2
 	sentrySentryRecordKindSENTRY_REC_VERDICT sentrySentryRecordKind = 3
 	sentrySentryRecordKindSENTRY_REC_EXIT    sentrySentryRecordKind = 4
+	sentrySentryRecordKindSENTRY_REC_TAMPER  sentrySentryRecordKind = 5
 )
+
+type sentrySentryTamper struct {
+	_ structs.HostLayout
+	H struct {
+		_      structs.HostLayout
+		Kind   uint32
+		Pid    uint32
+		LoadId uint64
+	}
+	Cmd     uint32
+	ObjKind uint32
+	ObjId   uint32
+	Action  uint32
+	Uid     uint32
+	Tid     uint32
+	Comm    [16]int8
+}
 
 type sentrySentryVerdict uint32
 
@@ -261,6 +294,12 @@ type sentrySentryVerdictRec struct {
 	MatchedMore [15]uint64
 }
 
+type sentryStagedCommit struct {
+	_     structs.HostLayout
+	Which uint32
+	Key   uint32
+}
+
 type sentryTaskScratch struct {
 	_     structs.HostLayout
 	F     sentryRulesFacts
@@ -273,15 +312,19 @@ type sentryTaskScratch struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	sentryMapChunkScratch             = "chunk_scratch"
+	sentryMapCommits                  = "commits"
 	sentryMapConfig                   = "config"
+	sentryMapConfigStaged             = "config_staged"
 	sentryMapEvents                   = "events"
 	sentryMapFactsScratch             = "facts_scratch"
 	sentryMapInflight                 = "inflight"
 	sentryMapLoadSeq                  = "load_seq"
 	sentryMapLosses                   = "losses"
+	sentryMapOwnIds                   = "own_ids"
 	sentryMapResultScratch            = "result_scratch"
 	sentryMapRules                    = "rules"
 	sentryMapRulesReaders             = "rules_readers"
+	sentryMapRulesStaged              = "rules_staged"
 	sentryMapTaskScratch              = "task_scratch"
 	sentryProgSentryEnterBtf          = "sentry_enter_btf"
 	sentryProgSentryEnterBtfCorrupt   = "sentry_enter_btf_corrupt"
@@ -294,6 +337,8 @@ const (
 	sentryProgSentryExitKretprobeIa32 = "sentry_exit_kretprobe_ia32"
 	sentryProgSentryExitTp            = "sentry_exit_tp"
 	sentryProgSentryLsmBpf            = "sentry_lsm_bpf"
+	sentryProgSentryLsmGuard          = "sentry_lsm_guard"
+	sentryProgSentryLsmGuardMap       = "sentry_lsm_guard_map"
 	sentryProgSentryLsmProgLoad       = "sentry_lsm_prog_load"
 	sentryProgSentryPrefault          = "sentry_prefault"
 	sentryVarUnusedAction             = "unused_action"
@@ -303,7 +348,9 @@ const (
 	sentryVarUnusedKind               = "unused_kind"
 	sentryVarUnusedLoss               = "unused_loss"
 	sentryVarUnusedMode               = "unused_mode"
+	sentryVarUnusedObj                = "unused_obj"
 	sentryVarUnusedOnError            = "unused_on_error"
+	sentryVarUnusedTamper             = "unused_tamper"
 	sentryVarUnusedVerdict            = "unused_verdict"
 	sentryVarUnusedVerdictEnum        = "unused_verdict_enum"
 )
@@ -361,6 +408,8 @@ type sentryProgramSpecs struct {
 	SentryExitKretprobeIa32 *ebpf.ProgramSpec `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp            *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
 	SentryLsmBpf            *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf"`
+	SentryLsmGuard          *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard"`
+	SentryLsmGuardMap       *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard_map"`
 	SentryLsmProgLoad       *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_load"`
 	SentryPrefault          *ebpf.ProgramSpec `ebpf:"sentry_prefault"`
 }
@@ -370,15 +419,19 @@ type sentryProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryMapSpecs struct {
 	ChunkScratch  *ebpf.MapSpec `ebpf:"chunk_scratch"`
+	Commits       *ebpf.MapSpec `ebpf:"commits"`
 	Config        *ebpf.MapSpec `ebpf:"config"`
+	ConfigStaged  *ebpf.MapSpec `ebpf:"config_staged"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	FactsScratch  *ebpf.MapSpec `ebpf:"facts_scratch"`
 	Inflight      *ebpf.MapSpec `ebpf:"inflight"`
 	LoadSeq       *ebpf.MapSpec `ebpf:"load_seq"`
 	Losses        *ebpf.MapSpec `ebpf:"losses"`
+	OwnIds        *ebpf.MapSpec `ebpf:"own_ids"`
 	ResultScratch *ebpf.MapSpec `ebpf:"result_scratch"`
 	Rules         *ebpf.MapSpec `ebpf:"rules"`
 	RulesReaders  *ebpf.MapSpec `ebpf:"rules_readers"`
+	RulesStaged   *ebpf.MapSpec `ebpf:"rules_staged"`
 	TaskScratch   *ebpf.MapSpec `ebpf:"task_scratch"`
 }
 
@@ -393,7 +446,9 @@ type sentryVariableSpecs struct {
 	UnusedKind        *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.VariableSpec `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.VariableSpec `ebpf:"unused_mode"`
+	UnusedObj         *ebpf.VariableSpec `ebpf:"unused_obj"`
 	UnusedOnError     *ebpf.VariableSpec `ebpf:"unused_on_error"`
+	UnusedTamper      *ebpf.VariableSpec `ebpf:"unused_tamper"`
 	UnusedVerdict     *ebpf.VariableSpec `ebpf:"unused_verdict"`
 	UnusedVerdictEnum *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
 }
@@ -419,30 +474,38 @@ func (o *sentryObjects) Close() error {
 // It can be passed to loadSentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryMaps struct {
 	ChunkScratch  *ebpf.Map `ebpf:"chunk_scratch"`
+	Commits       *ebpf.Map `ebpf:"commits"`
 	Config        *ebpf.Map `ebpf:"config"`
+	ConfigStaged  *ebpf.Map `ebpf:"config_staged"`
 	Events        *ebpf.Map `ebpf:"events"`
 	FactsScratch  *ebpf.Map `ebpf:"facts_scratch"`
 	Inflight      *ebpf.Map `ebpf:"inflight"`
 	LoadSeq       *ebpf.Map `ebpf:"load_seq"`
 	Losses        *ebpf.Map `ebpf:"losses"`
+	OwnIds        *ebpf.Map `ebpf:"own_ids"`
 	ResultScratch *ebpf.Map `ebpf:"result_scratch"`
 	Rules         *ebpf.Map `ebpf:"rules"`
 	RulesReaders  *ebpf.Map `ebpf:"rules_readers"`
+	RulesStaged   *ebpf.Map `ebpf:"rules_staged"`
 	TaskScratch   *ebpf.Map `ebpf:"task_scratch"`
 }
 
 func (m *sentryMaps) Close() error {
 	return _SentryClose(
 		m.ChunkScratch,
+		m.Commits,
 		m.Config,
+		m.ConfigStaged,
 		m.Events,
 		m.FactsScratch,
 		m.Inflight,
 		m.LoadSeq,
 		m.Losses,
+		m.OwnIds,
 		m.ResultScratch,
 		m.Rules,
 		m.RulesReaders,
+		m.RulesStaged,
 		m.TaskScratch,
 	)
 }
@@ -458,7 +521,9 @@ type sentryVariables struct {
 	UnusedKind        *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.Variable `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.Variable `ebpf:"unused_mode"`
+	UnusedObj         *ebpf.Variable `ebpf:"unused_obj"`
 	UnusedOnError     *ebpf.Variable `ebpf:"unused_on_error"`
+	UnusedTamper      *ebpf.Variable `ebpf:"unused_tamper"`
 	UnusedVerdict     *ebpf.Variable `ebpf:"unused_verdict"`
 	UnusedVerdictEnum *ebpf.Variable `ebpf:"unused_verdict_enum"`
 }
@@ -478,6 +543,8 @@ type sentryPrograms struct {
 	SentryExitKretprobeIa32 *ebpf.Program `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp            *ebpf.Program `ebpf:"sentry_exit_tp"`
 	SentryLsmBpf            *ebpf.Program `ebpf:"sentry_lsm_bpf"`
+	SentryLsmGuard          *ebpf.Program `ebpf:"sentry_lsm_guard"`
+	SentryLsmGuardMap       *ebpf.Program `ebpf:"sentry_lsm_guard_map"`
 	SentryLsmProgLoad       *ebpf.Program `ebpf:"sentry_lsm_prog_load"`
 	SentryPrefault          *ebpf.Program `ebpf:"sentry_prefault"`
 }
@@ -495,6 +562,8 @@ func (p *sentryPrograms) Close() error {
 		p.SentryExitKretprobeIa32,
 		p.SentryExitTp,
 		p.SentryLsmBpf,
+		p.SentryLsmGuard,
+		p.SentryLsmGuardMap,
 		p.SentryLsmProgLoad,
 		p.SentryPrefault,
 	)

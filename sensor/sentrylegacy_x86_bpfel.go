@@ -107,20 +107,36 @@ type sentryLegacySentryConfig struct {
 	Pad             uint32
 }
 
+type sentryLegacySentryOwnKey struct {
+	_    structs.HostLayout
+	Kind uint32
+	Id   uint32
+}
+
+type sentryLegacyStagedCommit struct {
+	_     structs.HostLayout
+	Which uint32
+	Key   uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	sentryLegacyMapChunkScratch               = "chunk_scratch"
+	sentryLegacyMapCommits                    = "commits"
 	sentryLegacyMapConfig                     = "config"
+	sentryLegacyMapConfigStaged               = "config_staged"
 	sentryLegacyMapEvents                     = "events"
 	sentryLegacyMapFactsScratch               = "facts_scratch"
 	sentryLegacyMapInflight                   = "inflight"
 	sentryLegacyMapLegacyState                = "legacy_state"
 	sentryLegacyMapLoadSeq                    = "load_seq"
 	sentryLegacyMapLosses                     = "losses"
+	sentryLegacyMapOwnIds                     = "own_ids"
 	sentryLegacyMapRules                      = "rules"
 	sentryLegacyMapRulesReaders               = "rules_readers"
+	sentryLegacyMapRulesStaged                = "rules_staged"
 	sentryLegacyProgSentryEnterBtf            = "sentry_enter_btf"
 	sentryLegacyProgSentryEnterBtfCorrupt     = "sentry_enter_btf_corrupt"
 	sentryLegacyProgSentryEnterBtfGate        = "sentry_enter_btf_gate"
@@ -135,6 +151,8 @@ const (
 	sentryLegacyProgSentryExitKretprobeIa32   = "sentry_exit_kretprobe_ia32"
 	sentryLegacyProgSentryExitTp              = "sentry_exit_tp"
 	sentryLegacyProgSentryLsmBpfGate          = "sentry_lsm_bpf_gate"
+	sentryLegacyProgSentryLsmGuard            = "sentry_lsm_guard"
+	sentryLegacyProgSentryLsmGuardMap         = "sentry_lsm_guard_map"
 	sentryLegacyProgSentryPrefault            = "sentry_prefault"
 	sentryLegacyVarUnusedAction               = "unused_action"
 	sentryLegacyVarUnusedChunk                = "unused_chunk"
@@ -143,7 +161,9 @@ const (
 	sentryLegacyVarUnusedKind                 = "unused_kind"
 	sentryLegacyVarUnusedLoss                 = "unused_loss"
 	sentryLegacyVarUnusedMode                 = "unused_mode"
+	sentryLegacyVarUnusedObj                  = "unused_obj"
 	sentryLegacyVarUnusedOnError              = "unused_on_error"
+	sentryLegacyVarUnusedTamper               = "unused_tamper"
 	sentryLegacyVarUnusedVerdict              = "unused_verdict"
 	sentryLegacyVarUnusedVerdictEnum          = "unused_verdict_enum"
 )
@@ -204,6 +224,8 @@ type sentryLegacyProgramSpecs struct {
 	SentryExitKretprobeIa32   *ebpf.ProgramSpec `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp              *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
 	SentryLsmBpfGate          *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf_gate"`
+	SentryLsmGuard            *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard"`
+	SentryLsmGuardMap         *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard_map"`
 	SentryPrefault            *ebpf.ProgramSpec `ebpf:"sentry_prefault"`
 }
 
@@ -212,15 +234,19 @@ type sentryLegacyProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryLegacyMapSpecs struct {
 	ChunkScratch *ebpf.MapSpec `ebpf:"chunk_scratch"`
+	Commits      *ebpf.MapSpec `ebpf:"commits"`
 	Config       *ebpf.MapSpec `ebpf:"config"`
+	ConfigStaged *ebpf.MapSpec `ebpf:"config_staged"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	FactsScratch *ebpf.MapSpec `ebpf:"facts_scratch"`
 	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
 	LegacyState  *ebpf.MapSpec `ebpf:"legacy_state"`
 	LoadSeq      *ebpf.MapSpec `ebpf:"load_seq"`
 	Losses       *ebpf.MapSpec `ebpf:"losses"`
+	OwnIds       *ebpf.MapSpec `ebpf:"own_ids"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	RulesReaders *ebpf.MapSpec `ebpf:"rules_readers"`
+	RulesStaged  *ebpf.MapSpec `ebpf:"rules_staged"`
 }
 
 // sentryLegacyVariableSpecs contains global variables before they are loaded into the kernel.
@@ -234,7 +260,9 @@ type sentryLegacyVariableSpecs struct {
 	UnusedKind        *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.VariableSpec `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.VariableSpec `ebpf:"unused_mode"`
+	UnusedObj         *ebpf.VariableSpec `ebpf:"unused_obj"`
 	UnusedOnError     *ebpf.VariableSpec `ebpf:"unused_on_error"`
+	UnusedTamper      *ebpf.VariableSpec `ebpf:"unused_tamper"`
 	UnusedVerdict     *ebpf.VariableSpec `ebpf:"unused_verdict"`
 	UnusedVerdictEnum *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
 }
@@ -260,29 +288,37 @@ func (o *sentryLegacyObjects) Close() error {
 // It can be passed to loadSentryLegacyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryLegacyMaps struct {
 	ChunkScratch *ebpf.Map `ebpf:"chunk_scratch"`
+	Commits      *ebpf.Map `ebpf:"commits"`
 	Config       *ebpf.Map `ebpf:"config"`
+	ConfigStaged *ebpf.Map `ebpf:"config_staged"`
 	Events       *ebpf.Map `ebpf:"events"`
 	FactsScratch *ebpf.Map `ebpf:"facts_scratch"`
 	Inflight     *ebpf.Map `ebpf:"inflight"`
 	LegacyState  *ebpf.Map `ebpf:"legacy_state"`
 	LoadSeq      *ebpf.Map `ebpf:"load_seq"`
 	Losses       *ebpf.Map `ebpf:"losses"`
+	OwnIds       *ebpf.Map `ebpf:"own_ids"`
 	Rules        *ebpf.Map `ebpf:"rules"`
 	RulesReaders *ebpf.Map `ebpf:"rules_readers"`
+	RulesStaged  *ebpf.Map `ebpf:"rules_staged"`
 }
 
 func (m *sentryLegacyMaps) Close() error {
 	return _SentryLegacyClose(
 		m.ChunkScratch,
+		m.Commits,
 		m.Config,
+		m.ConfigStaged,
 		m.Events,
 		m.FactsScratch,
 		m.Inflight,
 		m.LegacyState,
 		m.LoadSeq,
 		m.Losses,
+		m.OwnIds,
 		m.Rules,
 		m.RulesReaders,
+		m.RulesStaged,
 	)
 }
 
@@ -297,7 +333,9 @@ type sentryLegacyVariables struct {
 	UnusedKind        *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.Variable `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.Variable `ebpf:"unused_mode"`
+	UnusedObj         *ebpf.Variable `ebpf:"unused_obj"`
 	UnusedOnError     *ebpf.Variable `ebpf:"unused_on_error"`
+	UnusedTamper      *ebpf.Variable `ebpf:"unused_tamper"`
 	UnusedVerdict     *ebpf.Variable `ebpf:"unused_verdict"`
 	UnusedVerdictEnum *ebpf.Variable `ebpf:"unused_verdict_enum"`
 }
@@ -320,6 +358,8 @@ type sentryLegacyPrograms struct {
 	SentryExitKretprobeIa32   *ebpf.Program `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp              *ebpf.Program `ebpf:"sentry_exit_tp"`
 	SentryLsmBpfGate          *ebpf.Program `ebpf:"sentry_lsm_bpf_gate"`
+	SentryLsmGuard            *ebpf.Program `ebpf:"sentry_lsm_guard"`
+	SentryLsmGuardMap         *ebpf.Program `ebpf:"sentry_lsm_guard_map"`
 	SentryPrefault            *ebpf.Program `ebpf:"sentry_prefault"`
 }
 
@@ -339,6 +379,8 @@ func (p *sentryLegacyPrograms) Close() error {
 		p.SentryExitKretprobeIa32,
 		p.SentryExitTp,
 		p.SentryLsmBpfGate,
+		p.SentryLsmGuard,
+		p.SentryLsmGuardMap,
 		p.SentryPrefault,
 	)
 }

@@ -22,6 +22,14 @@ enum sentry_record_kind {
 	SENTRY_REC_CHUNK = 2,
 	SENTRY_REC_VERDICT = 3,
 	SENTRY_REC_EXIT = 4,
+	SENTRY_REC_TAMPER = 5, /* another process reached for the sentry's own BPF objects */
+};
+
+/* The kind of one of the sentry's own BPF objects (struct sentry_tamper). */
+enum sentry_obj {
+	SENTRY_OBJ_MAP = 1,
+	SENTRY_OBJ_PROG = 2,
+	SENTRY_OBJ_LINK = 3,
 };
 
 /* Why something was lost or could not be read: index into the losses map. */
@@ -38,7 +46,8 @@ enum sentry_loss {
 	SENTRY_LOSS_NO_SCRATCH = 8,     /* no facts/chunk scratch (task storage allocation failed) */
 	SENTRY_LOSS_NO_TABLE = 9,       /* config or rule table lookup failed */
 	SENTRY_LOSS_GATE_UNJUDGED = 10, /* the 5.10 LSM gate saw a load its judge did not record */
-	SENTRY_LOSS_NR = 11,
+	SENTRY_LOSS_TAMPER_RESERVE = 11, /* ring buffer full: a tamper record dropped (the action was still taken) */
+	SENTRY_LOSS_NR = 12,
 };
 
 /* What a load that cannot be judged gets in enforce mode (--on-error). */
@@ -150,6 +159,31 @@ struct sentry_exit {
 	__u32 killed;     /* a SIGKILL is pending on the loader */
 	__u8 tag[8];
 	__u64 ktime_ns;
+};
+
+/*
+ * A bpf() call of another process on one of the sentry's own objects that
+ * could change or stop it (bpf/include/selfprotect.h): a writable fd on
+ * one of its maps, an update or delete of their elements, a detach or
+ * update of one of its links. action: what was done (enum sentry_action:
+ * KILLED, DENIED, MONITOR, KILL_FAILED).
+ */
+struct sentry_tamper {
+	struct sentry_rec_hdr h; /* load_id 0 */
+	__u32 cmd;      /* enum bpf_cmd */
+	__u32 obj_kind; /* enum sentry_obj */
+	__u32 obj_id;   /* the object's kernel id */
+	__u32 action;
+	__u32 uid;
+	__u32 tid;
+	char comm[SENTRY_COMM_LEN];
+};
+
+/* Ids of the sentry's programs and links, filled by user space after
+ * attaching (its maps the kernel side knows by itself). */
+struct sentry_own_key {
+	__u32 kind; /* enum sentry_obj */
+	__u32 id;
 };
 
 struct sentry_config {

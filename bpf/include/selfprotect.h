@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The sentry protects its own BPF state from other processes, root
+ * included: a bpf() call that would change one of its maps' elements
+ * (update, delete, lookup-and-delete, freeze, batches), ask for a
+ * write-only fd on one of them (MAP_GET_FD_BY_ID with BPF_F_WRONLY; the LSM
+ * kernels also refuse write-only fds from OBJ_GET on its pins), or detach
+ * or replace one of its links (LINK_DETACH, LINK_UPDATE) is refused (LSM
+ * kernels: -EPERM from the bpf and bpf_map hooks) or answered with SIGKILL
+ * before the call runs (the syscall hooks), in enforce mode; it is
+ * reported (struct sentry_tamper) in every mode. The agent itself
+ * (is_self) is exempt.
+ *
+ * Read access stays open: fds on its maps asked for with no flags or
+ * BPF_F_RDONLY (bpftool map show and dump ask with no flags, and
+ * inventories), on its programs and on its links (bpftool prog and link
+ * show). Such an fd changes nothing by itself; the calls that would use it
+ * to change something are the ones guarded here.
+ *
+ * Killing the caller at syscall entry does not stop the call itself (the
+ * kill lands when it returns), so what the judges read cannot be written
+ * through bpf() at all: config and rules are frozen, and the agent's
+ * updates of config_staged and rules_staged are copied into them when the
+ * update completes (commit_staged). Another process's update of a staged
+ * map is reported, and its caller killed, but never copied.
+ *
+ * Included by sensor.bpf.c after its maps, is_self and the task views.
+ */
+#ifndef SENTRY_SELFPROTECT_H
+#define SENTRY_SELFPROTECT_H
+
+#define FMODE_READ 0x1
+#define FMODE_WRITE 0x2
+
+struct bpf_map {
+	__u32 id;
+} __attribute__((preserve_access_index));
+struct bpf_link {
+	__u32 id;
+} __attribute__((preserve_access_index));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct sentry_own_key);
+	__type(value, __u32);
+} own_ids SEC(".maps");
+
+#define STAGED_CONFIG 1
+#define STAGED_RULES 2
+
+/* An update of a staged map by the agent, from its entry to its exit
+ * (commit_staged), by thread id. */
+struct staged_commit {
+	__u32 which; /* STAGED_CONFIG or STAGED_RULES */
+	__u32 key;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct staged_commit);
+} commits SEC(".maps");
+
+const struct sentry_tamper *unused_tamper __attribute__((unused));
+const enum sentry_obj *unused_obj __attribute__((unused));
+
+/* A map's kernel address as a number: pointers to maps take no
+ * arithmetic, so the address is copied out of the stack slot holding it. */
+static __always_inline __u64 map_addr(void *m)
+{
+	__u64 a = 0;
+	bpf_probe_read_kernel(&a, sizeof(a), &m);
+	return a;
+}
+
+#ifndef SENTRY_NO_LOOP
+#define SENTRY_OWN_MAPS_EXTRA(X) X(task_scratch) X(result_scratch)
+#else
+#define SENTRY_OWN_MAPS_EXTRA(X) X(legacy_state)
+#endif
+#define SENTRY_OWN_MAPS(X) X(events) X(inflight) X(losses) X(load_seq) X(facts_scratch) \
+	X(chunk_scratch) X(rules) X(rules_readers) X(config) X(own_ids) X(config_staged) \
+	X(rules_staged) X(commits) SENTRY_OWN_MAPS_EXTRA(X)
+
+/* Whether addr is one of the sentry's maps. */
+static __always_inline int own_map(__u64 addr)
+{
+	if (!addr)
+		return 0;
+#define SENTRY_IS(name) if (addr == map_addr(&name)) return 1;
+	SENTRY_OWN_MAPS(SENTRY_IS)
+#undef SENTRY_IS
+	return 0;
+}
+
+/* Whether id is the id of one of the sentry's maps. */
+static __always_inline int own_map_id(__u32 id)
+{
+	if (!id)
+		return 0;
+#define SENTRY_IS(name) if (id == BPF_CORE_READ((struct bpf_map *)map_addr(&name), id)) return 1;
+	SENTRY_OWN_MAPS(SENTRY_IS)
+#undef SENTRY_IS
+	return 0;
+}
+
+static __always_inline int own_id(__u32 kind, __u32 id)
+{
+	struct sentry_own_key k = {.kind = kind, .id = id};
+	return id && bpf_map_lookup_elem(&own_ids, &k) != NULL;
+}
+
+/* The private data of the current task's file descriptor fd (a struct
+ * bpf_map or bpf_link for the commands guarded); 0 if none. */
+static __always_inline __u64 fd_private(__u32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	bpf_probe_read_kernel(&file, sizeof(file), fds + fd);
+	if (!file)
+		return 0;
+	return (__u64)BPF_CORE_READ(file, private_data);
+}
+
+/* The first 48 bytes of union bpf_attr, as 32-bit words: every field the
+ * guard reads is there. */
+#define GUARD_ATTR_WORDS 12
+
+/*
+ * Whether the bpf() command cmd with attribute words w reaches for one of
+ * the sentry's objects in a way that could change or stop it; *kind and
+ * *id say which object.
+ */
+static __always_inline int guard_targets(__u32 cmd, const __u32 *w, __u32 *kind, __u32 *id)
+{
+	__u64 obj = 0;
+	switch (cmd) {
+	case BPF_MAP_GET_FD_BY_ID: /* map_id, next_id, open_flags */
+		if (!(w[2] & BPF_F_WRONLY) || !own_map_id(w[0]))
+			return 0;
+		*kind = SENTRY_OBJ_MAP;
+		*id = w[0];
+		return 1;
+	case BPF_MAP_UPDATE_ELEM:
+	case BPF_MAP_DELETE_ELEM:
+	case BPF_MAP_LOOKUP_AND_DELETE_ELEM:
+	case BPF_MAP_FREEZE: /* map_fd first */
+		obj = fd_private(w[0]);
+		break;
+	case BPF_MAP_UPDATE_BATCH:
+	case BPF_MAP_DELETE_BATCH:
+	case BPF_MAP_LOOKUP_AND_DELETE_BATCH: /* batch: 4 pointers, count, map_fd */
+		obj = fd_private(w[9]);
+		break;
+	case BPF_LINK_UPDATE:
+	case BPF_LINK_DETACH: { /* link_fd first */
+		__u64 l = fd_private(w[0]);
+		if (!l)
+			return 0;
+		__u32 lid = BPF_CORE_READ((struct bpf_link *)l, id);
+		if (!own_id(SENTRY_OBJ_LINK, lid))
+			return 0;
+		*kind = SENTRY_OBJ_LINK;
+		*id = lid;
+		return 1;
+	}
+	default:
+		return 0;
+	}
+	if (!own_map(obj))
+		return 0;
+	*kind = SENTRY_OBJ_MAP;
+	*id = BPF_CORE_READ((struct bpf_map *)obj, id);
+	return 1;
+}
+
+/* Reports the attempt and says what to do: SENTRY_ACT_MONITOR (let it
+ * be), or the enforcer's action. The caller carries out a deny. */
+static __always_inline __u32 guard_act(__u32 cmd, __u32 kind, __u32 id, const int enforcer)
+{
+	__u32 zero = 0;
+	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 action;
+	if (cfg && cfg->mode != SENTRY_MODE_ENFORCE)
+		action = SENTRY_ACT_MONITOR;
+	else if (enforcer == ENF_DENY)
+		action = SENTRY_ACT_DENIED;
+	else
+		action = bpf_send_signal(SIGKILL) ? SENTRY_ACT_KILL_FAILED : SENTRY_ACT_KILLED;
+	struct sentry_tamper *t = bpf_ringbuf_reserve(&events, sizeof(*t), 0);
+	if (!t) {
+		count_loss(SENTRY_LOSS_TAMPER_RESERVE);
+		return action;
+	}
+	t->h.kind = SENTRY_REC_TAMPER;
+	t->h.pid = pid_tgid >> 32;
+	t->h.load_id = 0;
+	t->cmd = cmd;
+	t->obj_kind = kind;
+	t->obj_id = id;
+	t->action = action;
+	t->uid = (__u32)bpf_get_current_uid_gid();
+	t->tid = (__u32)pid_tgid;
+	bpf_get_current_comm(t->comm, sizeof(t->comm));
+	bpf_ringbuf_submit(t, BPF_RB_FORCE_WAKEUP);
+	return action;
+}
+
+/* Whether the caller is the agent (exempt). Without a config nobody is. */
+static __always_inline int guard_is_self(void)
+{
+	__u32 zero = 0;
+	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	return cfg && is_self(cfg, bpf_get_current_pid_tgid() >> 32, (struct task_struct *)bpf_get_current_task());
+}
+
+/* Whether the caller may commit staged state: the agent, or anyone while
+ * no agent is recorded (start-up, and a takeover after a clean exit). */
+static __always_inline int may_commit(void)
+{
+	__u32 zero = 0;
+	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	return cfg && (!cfg->self_tgid ||
+		       is_self(cfg, bpf_get_current_pid_tgid() >> 32, (struct task_struct *)bpf_get_current_task()));
+}
+
+/*
+ * An update of a staged map: remembered for its exit when the caller may
+ * commit; 0 when it is not such an update. Reports for others go through
+ * the guard as usual. key_ptr is the caller's pointer to the key.
+ */
+static __always_inline int stage(__u32 cmd, const __u32 *w)
+{
+	if (cmd != BPF_MAP_UPDATE_ELEM)
+		return 0;
+	__u64 m = fd_private(w[0]);
+	__u32 which = 0;
+	if (m && m == map_addr(&config_staged))
+		which = STAGED_CONFIG;
+	else if (m && m == map_addr(&rules_staged))
+		which = STAGED_RULES;
+	if (!which || !may_commit())
+		return 0;
+	struct staged_commit c = {.which = which};
+	__u64 key_ptr = (__u64)w[2] | (__u64)w[3] << 32;
+	if (bpf_probe_read_user(&c.key, sizeof(c.key), (const void *)key_ptr))
+		return 1; /* the update fails the same way (EFAULT) */
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&commits, &tid, &c, BPF_ANY);
+	return 1;
+}
+
+/* At a bpf() exit: copies what the agent just staged into the map the
+ * judges read, if the update succeeded. */
+static __always_inline void commit_staged(__s64 ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct staged_commit *c = bpf_map_lookup_elem(&commits, &tid);
+	if (!c)
+		return;
+	struct staged_commit copy = *c;
+	bpf_map_delete_elem(&commits, &tid);
+	if (ret != 0)
+		return;
+	__u32 key = copy.key;
+	if (copy.which == STAGED_CONFIG && key == 0) {
+		struct sentry_config *v = bpf_map_lookup_elem(&config_staged, &key);
+		if (v)
+			bpf_map_update_elem(&config, &key, v, BPF_ANY);
+	} else if (copy.which == STAGED_RULES && key < 2) {
+		struct rules_table *v = bpf_map_lookup_elem(&rules_staged, &key);
+		if (v)
+			bpf_map_update_elem(&rules, &key, v, BPF_ANY);
+	}
+}
+
+/* The syscall hooks' guard: attr is the caller's memory. */
+static __always_inline void guard_syscall(__u64 cmd, __u64 uattr, __u64 size, const int enforcer)
+{
+	switch (cmd) {
+	case BPF_MAP_GET_FD_BY_ID:
+	case BPF_MAP_UPDATE_ELEM:
+	case BPF_MAP_DELETE_ELEM:
+	case BPF_MAP_LOOKUP_AND_DELETE_ELEM:
+	case BPF_MAP_FREEZE:
+	case BPF_MAP_UPDATE_BATCH:
+	case BPF_MAP_DELETE_BATCH:
+	case BPF_MAP_LOOKUP_AND_DELETE_BATCH:
+	case BPF_LINK_UPDATE:
+	case BPF_LINK_DETACH:
+		break;
+	default:
+		return;
+	}
+	__u32 w[GUARD_ATTR_WORDS] = {};
+	__u64 sz = size;
+	if (sz > sizeof(w))
+		sz = sizeof(w);
+	/* unreadable: the kernel's own copy fails the same way (EFAULT) */
+	if (sz == 0 || bpf_probe_read_user(w, sz, (const void *)uattr))
+		return;
+	if (stage(cmd, w))
+		return;
+	__u32 kind = 0, id = 0;
+	if (!guard_targets(cmd, w, &kind, &id) || guard_is_self())
+		return;
+	guard_act(cmd, kind, id, enforcer);
+}
+
+/* The LSM kernels' guard: every bpf() command, with the kernel's copy of
+ * attr. */
+SEC("lsm/bpf")
+int BPF_PROG(sentry_lsm_guard, int cmd, union bpf_attr *kattr, unsigned int size)
+{
+	__u32 w[GUARD_ATTR_WORDS] = {};
+	if (cmd == BPF_PROG_LOAD || bpf_probe_read_kernel(w, sizeof(w), kattr))
+		return 0;
+	if (stage(cmd, w))
+		return 0;
+	__u32 kind = 0, id = 0;
+	if (!guard_targets(cmd, w, &kind, &id) || guard_is_self())
+		return 0;
+	return guard_act(cmd, kind, id, ENF_DENY) == SENTRY_ACT_DENIED ? -EPERM : 0;
+}
+
+/* A new fd on a map, from any command (MAP_GET_FD_BY_ID, OBJ_GET on a
+ * pin): refused when it is write-only on one of the sentry's maps (one
+ * that can read serves inspection; its writes are refused by the bpf
+ * hook). */
+SEC("lsm/bpf_map")
+int BPF_PROG(sentry_lsm_guard_map, struct bpf_map *map, unsigned int fmode)
+{
+	if ((fmode & (FMODE_READ | FMODE_WRITE)) != FMODE_WRITE)
+		return 0;
+	__u64 addr = map_addr(map);
+	if (!own_map(addr) || guard_is_self())
+		return 0;
+	return guard_act(BPF_OBJ_GET, SENTRY_OBJ_MAP, BPF_CORE_READ(map, id), ENF_DENY) == SENTRY_ACT_DENIED ? -EPERM : 0;
+}
+
+#endif

@@ -1,0 +1,127 @@
+package sensor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+)
+
+// runBpftool runs bpftool and says whether SIGKILL ended it.
+func runBpftool(t *testing.T, bpftool string, args ...string) (out string, killed bool, err error) {
+	t.Helper()
+	b, err := exec.Command(bpftool, args...).CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			return string(b), true, err
+		}
+	}
+	return string(b), false, err
+}
+
+// nextAttempt waits for the sensor's report of an access attempt.
+func nextAttempt(t *testing.T, s *Sensor, within time.Duration) (AccessAttempt, bool) {
+	t.Helper()
+	select {
+	case a := <-s.AccessAttempts():
+		return a, true
+	case <-time.After(within):
+		return AccessAttempt{}, false
+	}
+}
+
+// In enforce mode another process cannot write the sentry's maps:
+// `bpftool map update` on the staged config map is killed when it writes
+// (syscall hooks; LSM hooks: refused), the config the judges read stays as
+// the agent wrote it, and the attempt is reported with who and what. Read
+// access stays open: `bpftool map show` works (it asks for its fd with no
+// flags), and so do the agent's own writes.
+func TestOtherProcessCannotWriteTheSentrysMaps(t *testing.T) {
+	bpftool, err := exec.LookPath("bpftool")
+	if err != nil {
+		testutils.SkipOrFail(t, "no bpftool to tamper with: "+err.Error())
+	}
+	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t)})
+	info, err := s.coll.Maps[sentryMapConfigStaged].Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := info.ID()
+
+	out, killed, err := runBpftool(t, bpftool, "map", "show", "id", fmt.Sprint(id))
+	if err != nil || killed || !strings.Contains(out, "name config_staged") {
+		t.Fatalf("bpftool map show of the sentry's config (read-only): killed=%v %v\n%s", killed, err, out)
+	}
+
+	value := strings.Fields(strings.Repeat("0 ", int(info.ValueSize)))
+	args := append([]string{"map", "update", "id", fmt.Sprint(id), "key", "0", "0", "0", "0", "value"}, value...)
+	out, killed, err = runBpftool(t, bpftool, args...)
+	wantAction := ActionKilled
+	if s.Hook().IsLSM() {
+		wantAction = ActionDenied
+		if err == nil || killed {
+			t.Fatalf("hook %s: bpftool map update on the sentry's config was not refused: killed=%v %v\n%s", s.Hook(), killed, err, out)
+		}
+	} else if !killed {
+		t.Fatalf("bpftool map update on the sentry's config was not killed: %v\n%s", err, out)
+	}
+	a, ok := nextAttempt(t, s, 10*time.Second)
+	if !ok {
+		t.Fatal("no access attempt reported")
+	}
+	if a.Command != "BPF_MAP_UPDATE_ELEM" || a.Object != "map" || a.ObjectID != uint32(id) || a.Action != wantAction || a.UID != 0 || a.PID == 0 {
+		t.Fatalf("attempt %+v, want BPF_MAP_UPDATE_ELEM on map %d, %s", a, id, wantAction)
+	}
+	t.Logf("reported: %s", a)
+	if got, err := s.CheckIntegrity(); err != nil || len(got) != 0 {
+		t.Fatalf("config after the refused update: %+v %v", got, err)
+	}
+	// The agent's own writes are not attempts.
+	if err := s.SetMode(ModeEnforce); err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := nextAttempt(t, s, 200*time.Millisecond); ok {
+		t.Fatalf("the agent's own config write reported: %+v", a)
+	}
+}
+
+// A write-only fd on one of the sentry's maps, asked for by id from another
+// process, is stopped (killed before the call runs, on the syscall hooks)
+// and reported; a read-only one is given.
+func TestWriteOnlyFdOnTheSentrysMapIsStopped(t *testing.T) {
+	testutils.RequireRoot(t, "the sensor")
+	if os.Getenv(kernelEnv) != "" {
+		t.Skip("needs a C compiler, which matrix VMs do not have")
+	}
+	helper := buildSetTid(t)
+	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t)})
+	info, err := s.coll.Maps[sentryMapRules].Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := info.ID()
+	const rdonly, wronly = 1 << 3, 1 << 4
+	if out, err := exec.Command(helper, "getfd", fmt.Sprint(id), fmt.Sprint(rdonly)).CombinedOutput(); err != nil {
+		t.Fatalf("read-only fd on the sentry's rules map: %v\n%s", err, out)
+	}
+	if a, ok := nextAttempt(t, s, 200*time.Millisecond); ok {
+		t.Fatalf("a read-only fd reported: %+v", a)
+	}
+	cmd := exec.Command(helper, "getfd", fmt.Sprint(id), fmt.Sprint(wronly))
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != -1 || !strings.Contains(ee.String(), "killed") {
+		t.Fatalf("write-only fd on the sentry's rules map: %v\n%s", err, out)
+	}
+	a, ok := nextAttempt(t, s, 10*time.Second)
+	if !ok || a.Command != "BPF_MAP_GET_FD_BY_ID" || a.ObjectID != uint32(id) || a.Action != ActionKilled || a.PID != uint32(cmd.Process.Pid) {
+		t.Fatalf("attempt %+v (reported %v), want BPF_MAP_GET_FD_BY_ID on map %d by %d, killed", a, ok, id, cmd.Process.Pid)
+	}
+}
