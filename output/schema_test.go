@@ -170,6 +170,7 @@ func everyEvent() map[string]*Event {
 		}, InsnOptions{}),
 		"a tamper with the config": NewTamper(Tamper{What: TamperConfig, Detail: "mode enforce -> monitor\x1b[2J"}),
 		"a tamper of enforcement":  NewTamper(Tamper{What: TamperEnforcement, Detail: "blocked by e2e-block, loaded", LoadID: 7}),
+		"an access attempt":        NewTamper(Tamper{What: TamperAccess, Detail: "BPF_MAP_UPDATE_ELEM on the sentry's map 12 by pid 7 (uid 0): killed"}),
 		"a prog_present with holders, pins, links and a response": NewResident(KindProgPresent, ProgLoad{
 			Time: time.Unix(1700000000, 0), Program: sampleProgram(4), Report: sampleReport(), Verdict: full.Verdict, Disasm: disasmLines(4),
 		}, Resident{LoadedAt: time.Unix(1690000000, 0), UID: 0,

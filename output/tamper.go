@@ -5,7 +5,7 @@ package output
 // wrote, or a load that the kernel judged "block" in enforce mode that
 // loaded anyway (enforcement switched off or bypassed).
 type Tamper struct {
-	What   string `json:"what"`   // TamperConfig, TamperRules or TamperEnforcement
+	What   string `json:"what"`   // TamperConfig, TamperRules, TamperEnforcement or TamperAccess
 	Detail string `json:"detail"` // what differs, escaped
 	// LoadID is the load that was blocked yet loaded (TamperEnforcement).
 	LoadID uint64 `json:"load_id,omitempty"`
@@ -16,6 +16,7 @@ const (
 	TamperConfig      = "config"      // the kernel config map (mode, agent identity, policies)
 	TamperRules       = "rules"       // the kernel rule table
 	TamperEnforcement = "enforcement" // a block verdict in enforce mode that loaded
+	TamperAccess      = "access"      // another process reached for the sensor's maps or links (killed or refused in enforce mode)
 )
 
 // NewTamper is the event for t; Detail is escaped here.

@@ -267,12 +267,19 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	defer integrity.Stop()
 	heartbeat := time.NewTicker(o.heartbeat)
 	defer heartbeat.Stop()
+	attempts := s.AccessAttempts()
 	for {
 		select {
 		case <-heartbeat.C:
 			reportHeartbeat(s, tel, o.heartbeat)
 		case <-integrity.C:
 			reportTampering(s, tel)
+		case a, ok := <-attempts:
+			if !ok {
+				attempts = nil // closed with the sensor; Events ends the loop
+				continue
+			}
+			tel.Pipeline.Emit(accessAttempt(a))
 		case ev, ok := <-s.Events():
 			if !ok {
 				return nil

@@ -23,6 +23,14 @@ func reportTampering(s *sensor.Sensor, tel *telemetry) {
 	}
 }
 
+// accessAttempt is the tamper event for another process's bpf() call on
+// the sensor's own maps or links (killed or refused in enforce mode).
+func accessAttempt(a sensor.AccessAttempt) *output.Event {
+	slog.Error("sensor tampered with", "what", output.TamperAccess, "detail", a.String(), "comm", output.Escape(a.Comm))
+	return output.NewTamper(output.Tamper{What: output.TamperAccess,
+		Detail: fmt.Sprintf("%s (comm %s)", a, a.Comm)})
+}
+
 // enforcementBypassed is the tamper event for a load the kernel judged
 // "block" that loaded anyway while the agent runs in enforce mode: the
 // kernel config said monitor, or the enforcer failed. The agent's own
