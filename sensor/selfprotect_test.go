@@ -125,3 +125,35 @@ func TestWriteOnlyFdOnTheSentrysMapIsStopped(t *testing.T) {
 		t.Fatalf("attempt %+v (reported %v), want BPF_MAP_GET_FD_BY_ID on map %d by %d, killed", a, ok, id, cmd.Process.Pid)
 	}
 }
+
+// The same attack without bpftool (the matrix VMs have none): the test
+// loader gets an fd on the staged config by id and writes it. Syscall
+// hooks: killed; LSM hooks: the write is refused (EPERM) and the loader
+// lives. Either way the config the judges read is untouched and the attempt
+// is reported.
+func TestMapWriteByAnotherProcessIsStopped(t *testing.T) {
+	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t)})
+	info, err := s.coll.Maps[sentryMapConfigStaged].Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := info.ID()
+	pid, wait := startLoader(t, "-map-write-id", fmt.Sprint(id), "-value-size", fmt.Sprint(info.ValueSize))
+	run := wait()
+	wantAction := ActionKilled
+	if s.Hook().IsLSM() {
+		wantAction = ActionDenied
+		if run.killed || len(run.results) != 1 || run.results[0].Ret != -1 {
+			t.Fatalf("hook %s: the write was not refused: killed=%v %+v", s.Hook(), run.killed, run.results)
+		}
+	} else if !run.killed {
+		t.Fatalf("the writer of the sentry's config was not killed: %+v", run.results)
+	}
+	a, ok := nextAttempt(t, s, 10*time.Second)
+	if !ok || a.Command != "BPF_MAP_UPDATE_ELEM" || a.ObjectID != uint32(id) || a.Action != wantAction || a.PID != uint32(pid) {
+		t.Fatalf("attempt %+v (reported %v), want BPF_MAP_UPDATE_ELEM on map %d by %d, %s", a, ok, id, pid, wantAction)
+	}
+	if got, err := s.CheckIntegrity(); err != nil || len(got) != 0 {
+		t.Fatalf("config after the refused write: %+v %v", got, err)
+	}
+}

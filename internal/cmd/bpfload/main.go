@@ -55,7 +55,14 @@ func main() {
 	tailSlot := flag.Int("tail-slot", -1, "with -prog-array: store each loaded program at this index of the array (a tail-call target)")
 	uffdStall := flag.Duration("uffd-stall", 0, "the first load's instructions sit in userfaultfd-registered memory: the kernel's first read of them blocks this long inside the syscall (0: off)")
 	comm := flag.String("comm", "", "rename the loading thread first (prctl PR_SET_NAME), as a loader posing as another program would")
+	mapWriteID := flag.Uint("map-write-id", 0, "instead of loading: get an fd on this map id and write zeros at key 0 (-value-size bytes), as an attacker of the sensor's maps would")
+	valueSize := flag.Uint("value-size", 0, "with -map-write-id: the map's value size")
 	flag.Parse()
+
+	if *mapWriteID != 0 {
+		mapWrite(uint32(*mapWriteID), uint32(*valueSize))
+		return
+	}
 
 	var insns []byte
 	switch {
