@@ -321,6 +321,47 @@ struct {
 
 static const struct rules_facts zero_facts;
 
+/* Instructions captured per loader (tgid) in its current window. LRU: a
+ * loader evicted starts a new window, which only ever favours capture. */
+struct loader_rate {
+	__u64 window_start;
+	__u64 insns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct loader_rate);
+} loader_rate SEC(".maps");
+
+/*
+ * Whether tgid's load of n instructions is over its capture rate: then it
+ * is judged as usual but its instructions are not copied to the ring
+ * buffer, so one loader's flood cannot take the ring from the others. The
+ * first load of a window is always captured (a single big load is fine).
+ */
+static __always_inline int over_rate(const struct sentry_config *cfg, __u32 tgid, __u32 n, __u64 now)
+{
+	if (!cfg->loader_insns || !n)
+		return 0;
+	struct loader_rate *r = bpf_map_lookup_elem(&loader_rate, &tgid);
+	if (!r) {
+		struct loader_rate fresh = {.window_start = now, .insns = n};
+		bpf_map_update_elem(&loader_rate, &tgid, &fresh, BPF_ANY);
+		return 0;
+	}
+	if (now - r->window_start >= cfg->loader_window_ns) {
+		r->window_start = now;
+		r->insns = n;
+		return 0;
+	}
+	if (r->insns + n > cfg->loader_insns)
+		return 1;
+	__sync_fetch_and_add(&r->insns, n);
+	return 0;
+}
+
 /*
  * Takes the active rule table for one evaluation (see rules_readers) and
  * says in *idx which one to give back with release_table. NULL when the
@@ -983,6 +1024,9 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		total = SENTRY_MAX_INSNS;
 	}
 	__u32 chunks = (total + SENTRY_CHUNK_INSNS - 1) / SENTRY_CHUNK_INSNS;
+	__u32 rate_limited = over_rate(cfg, tgid, total, start);
+	if (rate_limited)
+		count_loss(SENTRY_LOSS_RATE_LIMITED);
 
 	struct sentry_header *hdr = bpf_ringbuf_reserve(&events, sizeof(*hdr), 0);
 	if (hdr) {
@@ -1004,11 +1048,11 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		hdr->attach_btf_id = ap->attach_btf_id;
 		hdr->attach_btf_obj_fd = ap->attach_btf_obj_fd;
 		hdr->kern_version = ap->kern_version;
-		hdr->chunks = chunks;
+		hdr->chunks = rate_limited ? 0 : chunks;
 		hdr->insns_ptr = ap->insns;
 		hdr->exe_ino = f->exe_ino;
 		hdr->exe_dev = f->exe_dev;
-		hdr->_pad2 = 0;
+		hdr->rate_limited = rate_limited;
 		__builtin_memcpy(hdr->comm, f->comm, SENTRY_COMM_LEN);
 		__builtin_memcpy(hdr->name, ap->prog_name, SENTRY_NAME_LEN);
 		__builtin_memset(hdr->license, 0, SENTRY_LICENSE_LEN);
@@ -1057,7 +1101,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	wc->insns = insns_addr;
 	wc->pid = tgid;
 	wc->total = total;
-	wc->emit = hdr != NULL;
+	wc->emit = hdr != NULL && !rate_limited;
 	wc->first_exit = NO_SLOT;
 	wc->main_end = NO_SLOT;
 	if (insns_addr) {
@@ -1091,7 +1135,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		.insns = insns_addr,
 		.pid = tgid,
 		.total = total,
-		.emit = hdr != NULL,
+		.emit = hdr != NULL && !rate_limited,
 		.first_exit = NO_SLOT,
 		.main_end = NO_SLOT,
 	};

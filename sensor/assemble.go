@@ -147,6 +147,7 @@ func (a *assembler) applyHeader(p *partial, h *sentrySentryHeader) {
 	p.got = make([]bool, h.Chunks)
 	ev.ChunksExpected = h.Chunks
 	ev.Unprivileged = h.Unprivileged != 0
+	ev.RateLimited = h.RateLimited != 0
 	if a.enrich != nil {
 		a.enrich(prog, h)
 	}

@@ -137,6 +137,9 @@ type Event struct {
 	// program type that needs one, so the kernel refuses the load; the
 	// sensor reported the attempt without reading its instructions.
 	Unprivileged bool `json:"unprivileged,omitempty"`
+	// RateLimited: the loader was over its capture rate (Config.LoaderRate);
+	// the kernel judged the load in full, its instructions were not copied.
+	RateLimited bool `json:"rate_limited,omitempty"`
 }
 
 // Complete reports whether every record of the load arrived intact.

@@ -82,6 +82,8 @@ func configDiff(want, got sentrySentryConfig) string {
 	field("rules_active", uint64(want.RulesActive), uint64(got.RulesActive))
 	field("block_unreadable", uint64(want.BlockUnreadable), uint64(got.BlockUnreadable))
 	field("on_error", uint64(want.OnError), uint64(got.OnError))
+	field("loader_insns", uint64(want.LoaderInsns), uint64(got.LoaderInsns))
+	field("loader_window_ns", want.LoaderWindowNs, got.LoaderWindowNs)
 	return b.String()
 }
 

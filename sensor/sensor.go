@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -99,6 +100,11 @@ const (
 // DefaultRingBufferSize holds a few 1,000,000-instruction loads (8 MiB each).
 const DefaultRingBufferSize = 64 << 20
 
+// DefaultLoaderRate is Config.LoaderRate's default: 4 Mi instructions (32
+// MiB of ring buffer) per loader per second, four of the biggest loads the
+// kernel accepts.
+const DefaultLoaderRate = 4 << 20
+
 // DefaultMemoryBudget is Config.MemoryBudget's default.
 const DefaultMemoryBudget = 256 << 20
 
@@ -129,6 +135,14 @@ type Config struct {
 	// is reported without its instructions and counted
 	// (reassembly_budget); the heap does not grow with a flood.
 	MemoryBudget int64
+	// LoaderRate bounds the instructions one loader (tgid) has copied into
+	// the ring buffer per LoaderWindow (default DefaultLoaderRate per
+	// second; negative: no bound). A load over it is judged in full in the
+	// kernel but reported without instructions (Event.RateLimited) and
+	// counted (rate_limited): one loader's flood cannot take the ring from
+	// the others. The first load of a window is always captured.
+	LoaderRate   int64
+	LoaderWindow time.Duration
 	// EventBuffer is the capacity of the Events channel (default 1024).
 	EventBuffer int
 	// PinPath, when set, pins links and maps there so that enforcement
@@ -236,6 +250,15 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		cfg.MemoryBudget = DefaultMemoryBudget
 	case cfg.MemoryBudget < 0:
 		cfg.MemoryBudget = 0 // no bound
+	}
+	switch {
+	case cfg.LoaderRate == 0:
+		cfg.LoaderRate = DefaultLoaderRate
+	case cfg.LoaderRate < 0 || cfg.LoaderRate > math.MaxUint32:
+		cfg.LoaderRate = 0 // no bound
+	}
+	if cfg.LoaderWindow <= 0 {
+		cfg.LoaderWindow = time.Second
 	}
 	if cfg.ExpireAfter == 0 {
 		cfg.ExpireAfter = 60 * time.Second
@@ -670,7 +693,8 @@ func (s *Sensor) writeConfig() error {
 }
 
 func (s *Sensor) writeConfigLocked() error {
-	c := sentrySentryConfig{Mode: uint32(s.cfg.Mode), SelfTgid: s.self.TGID, SelfStartNs: s.self.StartNs, RulesActive: s.rulesActive}
+	c := sentrySentryConfig{Mode: uint32(s.cfg.Mode), SelfTgid: s.self.TGID, SelfStartNs: s.self.StartNs, RulesActive: s.rulesActive,
+		LoaderInsns: uint32(s.cfg.LoaderRate), LoaderWindowNs: uint64(s.cfg.LoaderWindow)}
 	if s.cfg.BlockUnreadable {
 		c.BlockUnreadable = 1
 	}
@@ -726,6 +750,7 @@ var lossNames = []string{
 	sentrySentryLossSENTRY_LOSS_NO_TABLE:        "unjudged_no_table",
 	sentrySentryLossSENTRY_LOSS_GATE_UNJUDGED:   "unjudged_at_gate",
 	sentrySentryLossSENTRY_LOSS_TAMPER_RESERVE:  "tamper_reserve",
+	sentrySentryLossSENTRY_LOSS_RATE_LIMITED:    "rate_limited",
 }
 
 // Losses reads the kernel's per-CPU loss counters and adds user space's

@@ -20,6 +20,12 @@ type sentryInflight struct {
 	Denied uint32
 }
 
+type sentryLoaderRate struct {
+	_           structs.HostLayout
+	WindowStart uint64
+	Insns       uint64
+}
+
 type sentryRulesFacts struct {
 	_                  structs.HostLayout
 	ProgType           uint32
@@ -126,7 +132,8 @@ type sentrySentryConfig struct {
 	OnError         uint32
 	SelfStartNs     uint64
 	RulesActive     uint32
-	Pad             uint32
+	LoaderInsns     uint32
+	LoaderWindowNs  uint64
 }
 
 type sentrySentryExit struct {
@@ -173,7 +180,7 @@ type sentrySentryHeader struct {
 	InsnsPtr           uint64
 	ExeIno             uint64
 	ExeDev             uint32
-	Pad2               uint32
+	RateLimited        uint32
 	Comm               [16]int8
 	Name               [16]int8
 	License            [64]int8
@@ -195,7 +202,8 @@ const (
 	sentrySentryLossSENTRY_LOSS_NO_TABLE        sentrySentryLoss = 9
 	sentrySentryLossSENTRY_LOSS_GATE_UNJUDGED   sentrySentryLoss = 10
 	sentrySentryLossSENTRY_LOSS_TAMPER_RESERVE  sentrySentryLoss = 11
-	sentrySentryLossSENTRY_LOSS_NR              sentrySentryLoss = 12
+	sentrySentryLossSENTRY_LOSS_RATE_LIMITED    sentrySentryLoss = 12
+	sentrySentryLossSENTRY_LOSS_NR              sentrySentryLoss = 13
 )
 
 type sentrySentryMode uint32
@@ -319,6 +327,7 @@ const (
 	sentryMapFactsScratch             = "facts_scratch"
 	sentryMapInflight                 = "inflight"
 	sentryMapLoadSeq                  = "load_seq"
+	sentryMapLoaderRate               = "loader_rate"
 	sentryMapLosses                   = "losses"
 	sentryMapOwnIds                   = "own_ids"
 	sentryMapResultScratch            = "result_scratch"
@@ -426,6 +435,7 @@ type sentryMapSpecs struct {
 	FactsScratch  *ebpf.MapSpec `ebpf:"facts_scratch"`
 	Inflight      *ebpf.MapSpec `ebpf:"inflight"`
 	LoadSeq       *ebpf.MapSpec `ebpf:"load_seq"`
+	LoaderRate    *ebpf.MapSpec `ebpf:"loader_rate"`
 	Losses        *ebpf.MapSpec `ebpf:"losses"`
 	OwnIds        *ebpf.MapSpec `ebpf:"own_ids"`
 	ResultScratch *ebpf.MapSpec `ebpf:"result_scratch"`
@@ -481,6 +491,7 @@ type sentryMaps struct {
 	FactsScratch  *ebpf.Map `ebpf:"facts_scratch"`
 	Inflight      *ebpf.Map `ebpf:"inflight"`
 	LoadSeq       *ebpf.Map `ebpf:"load_seq"`
+	LoaderRate    *ebpf.Map `ebpf:"loader_rate"`
 	Losses        *ebpf.Map `ebpf:"losses"`
 	OwnIds        *ebpf.Map `ebpf:"own_ids"`
 	ResultScratch *ebpf.Map `ebpf:"result_scratch"`
@@ -500,6 +511,7 @@ func (m *sentryMaps) Close() error {
 		m.FactsScratch,
 		m.Inflight,
 		m.LoadSeq,
+		m.LoaderRate,
 		m.Losses,
 		m.OwnIds,
 		m.ResultScratch,

@@ -20,6 +20,12 @@ type sentryLegacyInflight struct {
 	Denied uint32
 }
 
+type sentryLegacyLoaderRate struct {
+	_           structs.HostLayout
+	WindowStart uint64
+	Insns       uint64
+}
+
 type sentryLegacyRulesFacts struct {
 	_                  structs.HostLayout
 	ProgType           uint32
@@ -104,7 +110,8 @@ type sentryLegacySentryConfig struct {
 	OnError         uint32
 	SelfStartNs     uint64
 	RulesActive     uint32
-	Pad             uint32
+	LoaderInsns     uint32
+	LoaderWindowNs  uint64
 }
 
 type sentryLegacySentryOwnKey struct {
@@ -132,6 +139,7 @@ const (
 	sentryLegacyMapInflight                   = "inflight"
 	sentryLegacyMapLegacyState                = "legacy_state"
 	sentryLegacyMapLoadSeq                    = "load_seq"
+	sentryLegacyMapLoaderRate                 = "loader_rate"
 	sentryLegacyMapLosses                     = "losses"
 	sentryLegacyMapOwnIds                     = "own_ids"
 	sentryLegacyMapRules                      = "rules"
@@ -242,6 +250,7 @@ type sentryLegacyMapSpecs struct {
 	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
 	LegacyState  *ebpf.MapSpec `ebpf:"legacy_state"`
 	LoadSeq      *ebpf.MapSpec `ebpf:"load_seq"`
+	LoaderRate   *ebpf.MapSpec `ebpf:"loader_rate"`
 	Losses       *ebpf.MapSpec `ebpf:"losses"`
 	OwnIds       *ebpf.MapSpec `ebpf:"own_ids"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
@@ -296,6 +305,7 @@ type sentryLegacyMaps struct {
 	Inflight     *ebpf.Map `ebpf:"inflight"`
 	LegacyState  *ebpf.Map `ebpf:"legacy_state"`
 	LoadSeq      *ebpf.Map `ebpf:"load_seq"`
+	LoaderRate   *ebpf.Map `ebpf:"loader_rate"`
 	Losses       *ebpf.Map `ebpf:"losses"`
 	OwnIds       *ebpf.Map `ebpf:"own_ids"`
 	Rules        *ebpf.Map `ebpf:"rules"`
@@ -314,6 +324,7 @@ func (m *sentryLegacyMaps) Close() error {
 		m.Inflight,
 		m.LegacyState,
 		m.LoadSeq,
+		m.LoaderRate,
 		m.Losses,
 		m.OwnIds,
 		m.Rules,

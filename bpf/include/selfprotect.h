@@ -82,7 +82,7 @@ static __always_inline __u64 map_addr(void *m)
 #endif
 #define SENTRY_OWN_MAPS(X) X(events) X(inflight) X(losses) X(load_seq) X(facts_scratch) \
 	X(chunk_scratch) X(rules) X(rules_readers) X(config) X(own_ids) X(config_staged) \
-	X(rules_staged) X(commits) SENTRY_OWN_MAPS_EXTRA(X)
+	X(rules_staged) X(commits) X(loader_rate) SENTRY_OWN_MAPS_EXTRA(X)
 
 /* Whether addr is one of the sentry's maps. */
 static __always_inline int own_map(__u64 addr)

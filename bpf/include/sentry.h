@@ -47,7 +47,8 @@ enum sentry_loss {
 	SENTRY_LOSS_NO_TABLE = 9,       /* config or rule table lookup failed */
 	SENTRY_LOSS_GATE_UNJUDGED = 10, /* the 5.10 LSM gate saw a load its judge did not record */
 	SENTRY_LOSS_TAMPER_RESERVE = 11, /* ring buffer full: a tamper record dropped (the action was still taken) */
-	SENTRY_LOSS_NR = 12,
+	SENTRY_LOSS_RATE_LIMITED = 12,  /* a load judged but not captured: its loader is over its rate */
+	SENTRY_LOSS_NR = 13,
 };
 
 /* What a load that cannot be judged gets in enforce mode (--on-error). */
@@ -112,7 +113,10 @@ struct sentry_header {
 	__u64 insns_ptr;
 	__u64 exe_ino;     /* the executable's identity, as the kernel sees it (0: no mm) */
 	__u32 exe_dev;     /* kernel dev_t: MAJOR << 20 | MINOR */
-	__u32 _pad2;
+	/* The loader (tgid) had more instructions captured in the current
+	 * window than sentry_config.loader_insns allows: judged in full, but
+	 * its instructions are not copied to the ring buffer (chunks = 0). */
+	__u32 rate_limited;
 	char comm[SENTRY_COMM_LEN];
 	char name[SENTRY_NAME_LEN];
 	char license[SENTRY_LICENSE_LEN];
@@ -203,7 +207,11 @@ struct sentry_config {
 	 * with. A reload writes the other one, then switches this index, so
 	 * a load never sees a half-written table (see rules_readers). */
 	__u32 rules_active;
-	__u32 _pad;
+	/* Per-loader capture rate: a tgid may have at most loader_insns
+	 * instructions copied into the ring buffer per loader_window_ns (the
+	 * first load of a window always is); 0: no limit. */
+	__u32 loader_insns;
+	__u64 loader_window_ns;
 };
 
 #endif
