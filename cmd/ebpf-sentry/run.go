@@ -35,24 +35,25 @@ const (
 )
 
 type runOptions struct {
-	rules     string
-	rulesPoll time.Duration
-	mode      string
-	enforcer  string
-	hook      string
-	format    string
-	pin       bool
-	ringMiB   int
-	blockUnr  bool
-	lockPath  string
-	onError   string
-	integrity time.Duration
-	heartbeat time.Duration
-	memMiB    int
-	out       *outputFlags
-	resident  residentOptions
-	policy    *policyFlags
-	ui        *uiFlags
+	rules      string
+	rulesPoll  time.Duration
+	mode       string
+	enforcer   string
+	hook       string
+	format     string
+	pin        bool
+	ringMiB    int
+	blockUnr   bool
+	lockPath   string
+	onError    string
+	integrity  time.Duration
+	heartbeat  time.Duration
+	memMiB     int
+	loaderRate int64
+	out        *outputFlags
+	resident   residentOptions
+	policy     *policyFlags
+	ui         *uiFlags
 }
 
 func init() {
@@ -82,6 +83,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.StringVar(&o.onError, "on-error", "block", "block|allow: what a load the kernel side cannot judge (no scratch memory, no table) gets in enforce mode; counted either way")
 	f.DurationVar(&o.integrity, "integrity-interval", 2*time.Second, "compare the kernel config and rule table with the agent's copy this often; a difference is a tamper event")
 	f.DurationVar(&o.heartbeat, "heartbeat-interval", 30*time.Second, "emit a heartbeat event this often: hooks attached, tables intact, loads judged")
+	f.Int64Var(&o.loaderRate, "loader-rate", sensor.DefaultLoaderRate, "instructions one loader (process) may have captured per second; loads beyond it are judged in the kernel but reported without instructions and counted (rate_limited); -1: no limit")
 	f.IntVar(&o.memMiB, "memory-budget", sensor.DefaultMemoryBudget>>20, "MiB of captured instructions the agent holds (reassembly and queued events); loads beyond it are reported without instructions and counted (reassembly_budget)")
 	f.StringVar(&o.lockPath, "lock-file", runLockPath, "file locked while run is active (a second instance refuses to start)")
 	o.out = addOutputFlags(f)
@@ -144,6 +146,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	cfg.OnError = sensor.OnError(o.onError)
 	cfg.MemoryBudget = int64(o.memMiB) << 20
+	cfg.LoaderRate = o.loaderRate
 	if o.pin {
 		cfg.PinPath = runPinPath
 	} else if _, err := os.Stat(runPinPath); err == nil {

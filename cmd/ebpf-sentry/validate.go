@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/ebpf-sentry/ebpf-sentry/output"
 )
@@ -26,6 +27,9 @@ func validateRunFlags(o *runOptions) error {
 	}
 	if o.memMiB <= 0 {
 		return fmt.Errorf("--memory-budget %d: want a positive number of MiB", o.memMiB)
+	}
+	if o.loaderRate == 0 || o.loaderRate < -1 || o.loaderRate > math.MaxUint32 {
+		return fmt.Errorf("--loader-rate %d: want a positive number of instructions per second, or -1 for no limit", o.loaderRate)
 	}
 	if o.rules == "" {
 		return fmt.Errorf("--rules '': want a rule file or directory (the embedded defaults are @defaults)")

@@ -32,6 +32,7 @@ func TestRunRefusesMeaninglessFlags(t *testing.T) {
 		{[]string{"--integrity-interval", "0s"}, "--integrity-interval 0s: want a positive interval"},
 		{[]string{"--heartbeat-interval", "-5s"}, "--heartbeat-interval -5s: want a positive interval"},
 		{[]string{"--memory-budget", "-1"}, "--memory-budget -1: want a positive number of MiB"},
+		{[]string{"--loader-rate", "0"}, "--loader-rate 0: want a positive number of instructions per second, or -1 for no limit"},
 		{[]string{"--on-error", "maybe"}, `--on-error "maybe": want block or allow`},
 	} {
 		out, err := exec.Command(bin, append([]string{"run", "--lock-file", lock}, tc.args...)...).CombinedOutput()
