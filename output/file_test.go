@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -205,5 +206,47 @@ func TestAWriterWhoseReaderWentAwayCountsClosed(t *testing.T) {
 	}
 	if got := lossOf(p, StageSink, "stdout", "closed"); got < 3 {
 		t.Errorf("closed losses = %d, want at least 3: %+v", got, p.LossTotals())
+	}
+}
+
+// The file sink does not follow a symbolic link at its path (an attacker's
+// link to a file root would then append to), and creates the file 0600;
+// rotation creates the new file the same way.
+func TestFileSinkRefusesSymlinksAndCreatesPrivateFiles(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "events.json")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := NewFileSink(link, 0, 0); err == nil {
+		s.Close()
+		t.Fatal("the file sink opened a symbolic link")
+	} else if !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("error %q does not say why", err)
+	}
+	path := filepath.Join(dir, "fresh.json")
+	s, err := NewFileSink(path, 64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs := []Record{{JSON: []byte(`{"n":"` + strings.Repeat("x", 40) + `"}`)}}
+	for i := 0; i < 3; i++ { // the second write rotates
+		if _, err := s.Send(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{path, path + ".1"} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", p, st.Mode().Perm())
+		}
 	}
 }

@@ -224,7 +224,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	cw := startCbpfWatcher(cfg.Mode == sensor.ModeEnforce, tel.Pipeline.Emit, textOut(cmd, o))
 	defer cw.close()
 
-	tick := time.NewTicker(10 * time.Second)
+	tick := time.NewTicker(kernelLossInterval(o.out.opts))
 	defer tick.Stop()
 	// Rule-file changes are noticed by polling and applied on this goroutine,
 	// like SIGHUP, so the kernel table and the user-space set change together.
@@ -317,6 +317,16 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 			keeper.reconcile()
 		}
 	}
+}
+
+// kernelLossInterval is how often the kernel's loss counters are read:
+// --loss-interval, like the pipeline's own losses (its 10 s default when 0
+// or negative, which switches off only the pipeline's timer).
+func kernelLossInterval(o output.Options) time.Duration {
+	if o.LossInterval > 0 {
+		return o.LossInterval
+	}
+	return output.DefaultOptions().LossInterval
 }
 
 // takeRunLock makes a second `run` refuse to start instead of attaching twice.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ebpf-sentry/ebpf-sentry/output"
 	"github.com/ebpf-sentry/ebpf-sentry/rules/kernel"
@@ -87,6 +88,24 @@ func TestBlockedYetLoadedIsTampering(t *testing.T) {
 		}
 		if ev != nil && (ev.Event != output.KindTamper || ev.Tamper.What != output.TamperEnforcement) {
 			t.Errorf("%s: %+v", tc.name, ev)
+		}
+	}
+}
+
+// The kernel's loss counters are read every --loss-interval, as the
+// pipeline's are; a disabled pipeline timer (negative) or none given keeps
+// the 10 s default for the kernel's.
+func TestKernelLossCountersFollowLossInterval(t *testing.T) {
+	for _, c := range []struct{ flag, want time.Duration }{
+		{250 * time.Millisecond, 250 * time.Millisecond},
+		{time.Hour, time.Hour},
+		{0, 10 * time.Second},
+		{-1, 10 * time.Second},
+	} {
+		o := output.DefaultOptions()
+		o.LossInterval = c.flag
+		if got := kernelLossInterval(o); got != c.want {
+			t.Errorf("--loss-interval %v: kernel counters read every %v, want %v", c.flag, got, c.want)
 		}
 	}
 }
