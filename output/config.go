@@ -3,6 +3,7 @@ package output
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/textproto"
@@ -27,7 +28,17 @@ type Options struct {
 	FileKeep       int           // rotated files kept
 	SyslogFacility string        // name (local0, auth, …) or number
 	SyslogMaxSize  int           // largest syslog message; 0: transport default
-	WebhookHeaders []string      // "Name: value", e.g. "Authorization: Bearer …"
+	WebhookHeaders []string      // "Name: value" from the command line: no credentials (they show in ps)
+	// WebhookHeaderFile holds more "Name: value" lines, credentials
+	// included; it must be owned by root (or this user) and not readable
+	// or writable by group or others.
+	WebhookHeaderFile string
+	// WebhookSecretHeaders are "Name: value" credentials from the
+	// environment (the CLI reads $EBPF_SENTRY_WEBHOOK_AUTHORIZATION).
+	WebhookSecretHeaders []string
+	// WebhookPlainHTTPCredentials allows credentials over plain http://
+	// (refused otherwise: anyone on the path reads them).
+	WebhookPlainHTTPCredentials bool
 	WebhookCA      string        // PEM file
 	WebhookBatch   int           // events per POST
 	WebhookLinger  time.Duration // wait for a batch to fill
@@ -138,13 +149,9 @@ func newSink(spec string, o Options) (Sink, QueueOptions, error) {
 		s, err := NewSyslogSink(opt)
 		return s, q, err
 	case strings.HasPrefix(spec, "http://"), strings.HasPrefix(spec, "https://"):
-		h := http.Header{}
-		for _, kv := range o.WebhookHeaders {
-			k, v, ok := strings.Cut(kv, ":")
-			if !ok || strings.TrimSpace(k) == "" {
-				return nil, q, fmt.Errorf("webhook header %q: want \"Name: value\"", kv)
-			}
-			h.Add(textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(k)), strings.TrimSpace(v))
+		h, err := webhookHeaders(spec, o)
+		if err != nil {
+			return nil, q, err
 		}
 		s, err := NewWebhookSink(WebhookOptions{URL: spec, Headers: h, CAFile: o.WebhookCA, Timeout: o.WebhookTimeout, MaxBody: o.WebhookMaxBody})
 		q.BatchMax, q.Linger = o.WebhookBatch, o.WebhookLinger
@@ -201,4 +208,88 @@ func ParseNATSURLs(spec string) ([]string, error) {
 		urls = append(urls, "nats://"+u.Host)
 	}
 	return urls, nil
+}
+
+// credentialHeaders carry secrets: never from the command line, never over
+// plain http unless asked.
+var credentialHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true, "X-Api-Key": true}
+
+// webhookHeaders gathers the webhook's headers from the command line, the
+// header file and the environment, and refuses credentials where they
+// would leak.
+func webhookHeaders(spec string, o Options) (http.Header, error) {
+	h := http.Header{}
+	secret := false
+	add := func(kv, from string, credentialsOK bool) error {
+		k, v, ok := strings.Cut(kv, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			return fmt.Errorf("webhook header %q%s: want \"Name: value\"", Escape(kv), from)
+		}
+		name := textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(k))
+		if credentialHeaders[name] {
+			if !credentialsOK {
+				return fmt.Errorf("webhook header %s on the command line: credentials there show in the process list; put it in --webhook-header-file (mode 0600) or $EBPF_SENTRY_WEBHOOK_AUTHORIZATION", name)
+			}
+			secret = true
+		}
+		h.Add(name, strings.TrimSpace(v))
+		return nil
+	}
+	for _, kv := range o.WebhookHeaders {
+		if err := add(kv, "", false); err != nil {
+			return nil, err
+		}
+	}
+	if o.WebhookHeaderFile != "" {
+		lines, err := readSecretFile(o.WebhookHeaderFile)
+		if err != nil {
+			return nil, err
+		}
+		for i, line := range lines {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if err := add(line, fmt.Sprintf(" (%s line %d)", o.WebhookHeaderFile, i+1), true); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, kv := range o.WebhookSecretHeaders {
+		if err := add(kv, " (environment)", true); err != nil {
+			return nil, err
+		}
+	}
+	if u, err := url.Parse(spec); err == nil && u.User != nil {
+		return nil, fmt.Errorf("webhook %s: no credentials in the URL (they show in the process list); use --webhook-header-file", Escape(u.Host))
+	}
+	if secret && strings.HasPrefix(spec, "http://") && !o.WebhookPlainHTTPCredentials {
+		return nil, fmt.Errorf("webhook %s: credentials over plain http:// can be read on the way; use https:// or --webhook-allow-plain-http-credentials", Escape(spec))
+	}
+	return h, nil
+}
+
+// readSecretFile reads a file holding secrets, refusing one that others
+// could read or change.
+func readSecretFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("webhook header file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("webhook header file: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("webhook header file %s: mode %v lets group or others read or change it; want 0600", path, st.Mode().Perm())
+	}
+	if uid, ok := fileOwner(st); ok && uid != 0 && uid != os.Geteuid() {
+		return nil, fmt.Errorf("webhook header file %s: owned by uid %d, want root or this user (%d)", path, uid, os.Geteuid())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("webhook header file: %w", err)
+	}
+	return strings.Split(string(b), "\n"), nil
 }

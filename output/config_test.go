@@ -2,7 +2,10 @@ package output
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -17,7 +20,7 @@ func TestBuildAcceptsEverySinkSpec(t *testing.T) {
 		"syslog+unix://" + filepath.Join(dir, "log.sock"),
 		"https://siem.example/ingest",
 	}
-	opts.WebhookHeaders = []string{"authorization: Bearer x"}
+	opts.WebhookSecretHeaders = []string{"authorization: Bearer x"}
 	opts.Insns = "both"
 	opts.Format = "ecs"
 	p, insns, err := Build(opts, nil, nil)
@@ -100,5 +103,63 @@ func TestBuildMakesOneNATSSinkPerSpecWithItsOwnSpool(t *testing.T) {
 	urls, err := ParseNATSURLs("nats://a:1, nats://b:2")
 	if err != nil || len(urls) != 2 || urls[0] != "nats://a:1" || urls[1] != "nats://b:2" {
 		t.Errorf("ParseNATSURLs = %v, %v", urls, err)
+	}
+}
+
+// Webhook credentials come from a private file or the environment, never
+// from the command line, and never go to a plain http:// URL unless asked.
+func TestWebhookSecretsStayOffTheCommandLineAndPlainHTTP(t *testing.T) {
+	dir := t.TempDir()
+	private := filepath.Join(dir, "headers")
+	if err := os.WriteFile(private, []byte("# the SIEM's token\nAuthorization: Bearer s3cret\nX-Source: sentry\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	open := filepath.Join(dir, "open")
+	if err := os.WriteFile(open, []byte("Authorization: Bearer s3cret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		set  func(*Options)
+		want string // error substring; "" for none
+	}{
+		{"a credential on the command line is refused", func(o *Options) {
+			o.WebhookHeaders = []string{"Authorization: Bearer s3cret"}
+		}, "show in the process list"},
+		{"other headers on the command line are fine", func(o *Options) { o.WebhookHeaders = []string{"X-Source: sentry"} }, ""},
+		{"a private header file is read", func(o *Options) { o.WebhookHeaderFile = private }, ""},
+		{"a header file others can read is refused", func(o *Options) { o.WebhookHeaderFile = open }, "want 0600"},
+		{"a credential from the environment is fine", func(o *Options) { o.WebhookSecretHeaders = []string{"Authorization: Bearer s3cret"} }, ""},
+		{"credentials over plain http are refused", func(o *Options) {
+			o.Outputs = []string{"http://siem.example/ingest"}
+			o.WebhookHeaderFile = private
+		}, "plain http://"},
+		{"credentials over plain http when explicitly allowed", func(o *Options) {
+			o.Outputs = []string{"http://siem.example/ingest"}
+			o.WebhookHeaderFile = private
+			o.WebhookPlainHTTPCredentials = true
+		}, ""},
+		{"plain http without credentials is fine", func(o *Options) { o.Outputs = []string{"http://siem.example/ingest"} }, ""},
+		{"credentials in the URL are refused", func(o *Options) { o.Outputs = []string{"https://user:pw@siem.example/ingest"} }, "no credentials in the URL"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := DefaultOptions()
+			o.Outputs = []string{"https://siem.example/ingest"}
+			c.set(&o)
+			p, _, err := Build(o, nil, nil)
+			if p != nil {
+				defer p.Close(context.Background())
+			}
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("error %v, want one saying %q", err, c.want)
+			}
+			if c.want == "" && strings.Contains(fmt.Sprint(err), "s3cret") {
+				t.Fatal("the secret is in an error")
+			}
+		})
 	}
 }

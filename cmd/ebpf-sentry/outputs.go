@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/signal"
 	"slices"
 	"strings"
@@ -41,7 +42,9 @@ func addOutputFlags(f *pflag.FlagSet) *outputFlags {
 	f.IntVar(&o.opts.FileKeep, "file-keep", d.FileKeep, "file sink: rotated files to keep")
 	f.StringVar(&o.opts.SyslogFacility, "syslog-facility", d.SyslogFacility, "syslog facility name or number")
 	f.IntVar(&o.opts.SyslogMaxSize, "syslog-max-size", 0, "largest syslog message in bytes; larger events are dropped and counted (0: 65000 for UDP, 1 MiB otherwise)")
-	f.StringArrayVar(&o.opts.WebhookHeaders, "webhook-header", nil, `webhook: header sent with every request, repeatable ("Authorization: Bearer …")`)
+	f.StringArrayVar(&o.opts.WebhookHeaders, "webhook-header", nil, `webhook: header sent with every request, repeatable ("X-Source: sentry"); no credentials here (they show in ps): use --webhook-header-file or $`+webhookAuthEnv)
+	f.StringVar(&o.opts.WebhookHeaderFile, "webhook-header-file", "", `webhook: file of "Name: value" lines (credentials allowed), mode 0600, owned by root`)
+	f.BoolVar(&o.opts.WebhookPlainHTTPCredentials, "webhook-allow-plain-http-credentials", false, "webhook: send credentials to a plain http:// URL (refused otherwise)")
 	f.StringVar(&o.opts.WebhookCA, "webhook-ca", "", "webhook: PEM file of CA certificates to trust besides the system's")
 	f.IntVar(&o.opts.WebhookBatch, "webhook-batch", d.WebhookBatch, "webhook: most events per POST")
 	f.DurationVar(&o.opts.WebhookLinger, "webhook-linger", d.WebhookLinger, "webhook: how long to wait for a batch to fill")
@@ -67,7 +70,14 @@ type telemetry struct {
 // start builds the pipeline and, with --metrics-addr, starts the metrics
 // endpoint. A bad flag or an address that cannot be bound is an error here,
 // before the sensor attaches.
+// webhookAuthEnv holds the webhook's Authorization value, so that it is
+// on neither the command line nor disk.
+const webhookAuthEnv = "EBPF_SENTRY_WEBHOOK_AUTHORIZATION"
+
 func (o *outputFlags) start(log *slog.Logger) (*telemetry, error) {
+	if v := os.Getenv(webhookAuthEnv); v != "" {
+		o.opts.WebhookSecretHeaders = []string{"Authorization: " + v}
+	}
 	var m *output.Metrics
 	ctx, cancel := context.WithCancel(context.Background())
 	if o.metricsAddr != "" {
