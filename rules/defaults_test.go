@@ -144,16 +144,18 @@ func TestDefaultRulesOnTestdata(t *testing.T) {
 // the bpf LSM hooks). No rule exempts a loader by name.
 var wantOwnHits = map[string][]string{
 	"sentry_enter_tp":               {"send-signal-from-tracing", "bpf-hook"},
-	"sentry_enter_tp_corrupt":       {"probe-write-user", "bpf-hook"},
+	"sentry_enter_tp_corrupt":       {"probe-write-user", "bpf-hook", "send-signal-from-tracing"},
 	"sentry_enter_tp_gate":          {"bpf-hook"},
 	"sentry_exit_tp":                {"bpf-hook"},
 	"sentry_enter_btf":              {"send-signal-from-tracing"},
-	"sentry_enter_btf_corrupt":      {"probe-write-user"},
+	"sentry_enter_btf_corrupt":      {"probe-write-user", "send-signal-from-tracing"}, // the self-protection guard kills
 	"sentry_enter_btf_gate":         nil,
 	"sentry_exit_btf":               nil,
 	"sentry_lsm_prog_load":          {"bpf-hook", "lsm-syscall-deny"},
 	"sentry_lsm_bpf":                {"bpf-hook", "lsm-syscall-deny"},
 	"sentry_lsm_bpf_gate":           {"bpf-hook", "lsm-syscall-deny"},
+	"sentry_lsm_guard":              {"bpf-hook", "lsm-syscall-deny"},
+	"sentry_lsm_guard_map":          {"lsm-syscall-deny"},
 	"sentry_enter_kprobe":           {"send-signal-from-tracing", "bpf-hook"},
 	"sentry_enter_kprobe_ia32":      {"send-signal-from-tracing", "bpf-hook"},
 	"sentry_enter_kprobe_ia32_gate": {"bpf-hook"},

@@ -72,6 +72,11 @@ func (s *Store) load() (*Set, error) {
 	if s.path == "" {
 		return Defaults()
 	}
+	// The agent enforces what these files say: someone who can change
+	// them can switch enforcement off.
+	if err := CheckTrusted(s.path); err != nil {
+		return nil, err
+	}
 	return Load(s.path)
 }
 
