@@ -23,12 +23,12 @@ type Options struct {
 	//   http://HOST/PATH  https://HOST/PATH   (webhook)
 	//   nats://HOST:PORT[,HOST:PORT…]        (JetStream, see NATS)
 	Outputs        []string
-	QueueSize      int           // per sink
-	FileMaxSize    int64         // bytes before rotation; 0: never rotate
-	FileKeep       int           // rotated files kept
-	SyslogFacility string        // name (local0, auth, …) or number
-	SyslogMaxSize  int           // largest syslog message; 0: transport default
-	WebhookHeaders []string      // "Name: value" from the command line: no credentials (they show in ps)
+	QueueSize      int      // per sink
+	FileMaxSize    int64    // bytes before rotation; 0: never rotate
+	FileKeep       int      // rotated files kept
+	SyslogFacility string   // name (local0, auth, …) or number
+	SyslogMaxSize  int      // largest syslog message; 0: transport default
+	WebhookHeaders []string // "Name: value" from the command line: no credentials (they show in ps)
 	// WebhookHeaderFile holds more "Name: value" lines, credentials
 	// included; it must be owned by root (or this user) and not readable
 	// or writable by group or others.
@@ -39,15 +39,15 @@ type Options struct {
 	// WebhookPlainHTTPCredentials allows credentials over plain http://
 	// (refused otherwise: anyone on the path reads them).
 	WebhookPlainHTTPCredentials bool
-	WebhookCA      string        // PEM file
-	WebhookBatch   int           // events per POST
-	WebhookLinger  time.Duration // wait for a batch to fill
-	WebhookTimeout time.Duration
-	WebhookMaxBody int // bytes per POST; 0: 4 MiB
-	LossInterval   time.Duration
-	Insns          string // none|text|raw|both
-	InsnMax        int
-	Format         string // json | ecs
+	WebhookCA                   string        // PEM file
+	WebhookBatch                int           // events per POST
+	WebhookLinger               time.Duration // wait for a batch to fill
+	WebhookTimeout              time.Duration
+	WebhookMaxBody              int // bytes per POST; 0: 4 MiB
+	LossInterval                time.Duration
+	Insns                       string // none|text|raw|both
+	InsnMax                     int
+	Format                      string // json | ecs
 	// NATS holds the JetStream settings of nats:// outputs (URLs and
 	// SpoolDir come from each spec and NATSSpoolBase).
 	NATS          NATSOptions
