@@ -114,8 +114,24 @@ func (s *SyslogSink) Name() string {
 	return "syslog+" + n + ":" + s.opt.Addr
 }
 
-// appendMessage appends "<PRI>1 TIMESTAMP HOST APP PROCID MSGID - MSG".
+// appendMessage appends "<PRI>1 TIMESTAMP HOST APP PROCID MSGID - MSG";
+// to a local unix socket "<PRI>Mmm dd hh:mm:ss APP[PROCID]: MSG" instead, the
+// form syslog(3) sends to /dev/log: its readers (rsyslog's imuxsock and
+// journald, with their default parsers) take the RFC 5424 VERSION "1" for
+// the tag.
 func (s *SyslogSink) appendMessage(b []byte, r Record) []byte {
+	if s.opt.Network == "unixgram" {
+		b = append(b, '<')
+		b = strconv.AppendInt(b, int64(s.opt.Facility*8+int(r.Severity)), 10)
+		b = append(b, '>')
+		b = r.Time.Local().AppendFormat(b, time.Stamp)
+		b = append(b, ' ')
+		b = append(b, headerField(s.opt.AppName, 48)...)
+		b = append(b, '[')
+		b = strconv.AppendInt(b, int64(os.Getpid()), 10)
+		b = append(b, "]: "...)
+		return append(b, r.JSON...)
+	}
 	b = append(b, '<')
 	b = strconv.AppendInt(b, int64(s.opt.Facility*8+int(r.Severity)), 10)
 	b = append(b, ">1 "...)
