@@ -96,8 +96,11 @@ const (
 	ModeEnforce Mode = Mode(sentrySentryModeSENTRY_MODE_ENFORCE)
 )
 
-// DefaultRingBufferSize holds a few 1,000,000-instruction loads (8 MiB each).
-const DefaultRingBufferSize = 64 << 20
+// DefaultRingBufferSize holds the records of ~1,000 small loads or one
+// 100,000-instruction program; bigger programs are read from the loader's
+// memory when their chunks do not fit (recover.go). The ring is mapped
+// twice into the agent and counts twice in its RSS.
+const DefaultRingBufferSize = 4 << 20
 
 // DefaultMemoryBudget is Config.MemoryBudget's default.
 const DefaultMemoryBudget = 256 << 20
@@ -349,6 +352,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	s.asm.monoToWall = monoToWall()
 	s.asm.budget, s.asm.queued = cfg.MemoryBudget, s.queued
 	s.asm.enrich = newEnricher()
+	s.asm.readMem = readProcessMemory
 	fail := func(err error) (*Sensor, error) {
 		if prefaultProg != nil {
 			prefaultProg.Close()
@@ -757,6 +761,8 @@ func (s *Sensor) Losses() (Losses, error) {
 	out["malformed_record"] = s.badRecs
 	out["orphan_chunk"] = s.asm.orphanChunks
 	out["reassembly_budget"] = s.asm.overBudget
+	out["recover_failed"] = s.asm.recoverFailed
+	out["recover_mismatch"] = s.asm.recoverMismatch
 	return out, nil
 }
 
