@@ -193,3 +193,21 @@ func BenchmarkRecordParse(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSensorStart is New (load, verify, fill tables, attach,
+// pre-fault the ring) and Close, with the default ring and, as the
+// same-run baseline, the 64 MiB ring that was the default before.
+func BenchmarkSensorStart(b *testing.B) {
+	testutils.RequireRoot(b, "attaching the sensor")
+	for _, ring := range []int{64 << 20, 0} {
+		b.Run(fmt.Sprintf("ring=%dMiB", max(ring, DefaultRingBufferSize)>>20), func(b *testing.B) {
+			for b.Loop() {
+				s, err := New(Config{Hook: HookTracepoint, Mode: ModeMonitor, RingBufferSize: ring})
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+		})
+	}
+}
