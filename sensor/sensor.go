@@ -316,6 +316,10 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	}
 	spec.Maps[sentryMapEvents].MaxEntries = uint32(cfg.RingBufferSize)
 	enter, exit, gate := programNames(hook, exitHook, cfg.Enforcer, cfg.Walk)
+	// The kernel's BTF, parsed once for the compat plan and the
+	// collection's relocations (each parsed it before), and dropped after.
+	kspec, _ := btf.LoadKernelSpec()
+	hasIA32In(kspec)
 	cp := planCompat(hook, exitHook, gate != "")
 	// Loaded on its own after the collection: a kernel that refuses it
 	// must not stop the sensor.
@@ -331,7 +335,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	if spec.Programs[enter] == nil {
 		return nil, fmt.Errorf("%w: no %s program for the %s hook with the %s walk", ErrNoHook, enter, hook, cfg.Walk)
 	}
-	coll, err := ebpf.NewCollection(spec)
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kspec}})
 	if err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -589,13 +593,30 @@ func planCompat(hook, exitHook Hook, gated bool) compatPlan {
 }
 
 // hasIA32 says whether the kernel has the 32-bit bpf() entry point.
-func hasIA32() bool {
-	spec, err := btf.LoadKernelSpec()
-	if err != nil {
-		return false
-	}
-	types, err := spec.AnyTypesByName("__ia32_sys_bpf")
-	return err == nil && len(types) > 0
+func hasIA32() bool { return hasIA32In(nil) }
+
+// ia32 caches hasIA32: the answer lasts as long as the kernel, and parsing
+// the kernel's BTF for it costs ~20 ms of CPU (a profile of
+// BenchmarkSensorStart).
+var ia32 struct {
+	sync.Once
+	has bool
+}
+
+// hasIA32In is hasIA32, looking in spec (the kernel's BTF, already parsed)
+// when it is not nil.
+func hasIA32In(spec *btf.Spec) bool {
+	ia32.Do(func() {
+		if spec == nil {
+			var err error
+			if spec, err = btf.LoadKernelSpec(); err != nil {
+				return
+			}
+		}
+		types, err := spec.AnyTypesByName("__ia32_sys_bpf")
+		ia32.has = err == nil && len(types) > 0
+	})
+	return ia32.has
 }
 
 func attachCompat(coll *ebpf.Collection, p compatPlan) ([]link.Link, error) {

@@ -34,6 +34,7 @@ var (
 	agentSizes = flag.String("agent.sizes", "10,1000,10000,100000", "instruction counts BenchmarkAgent loads")
 	agentLoads = flag.Int("agent.loads", 0, "loads per size per phase (0: 200 at 10 instructions, scaled down with size)")
 	agentArgs  = flag.String("agent.args", "", "extra `run` flags for BenchmarkAgent, space separated")
+	agentBin   = flag.String("agent.bin", "", "ebpf-sentry binary for BenchmarkAgent (default: built from this tree), e.g. an older build to compare")
 )
 
 // socketFilter is n instructions of a socket filter: n-1 movs and an exit.
@@ -180,21 +181,27 @@ func startAgent(b *testing.B, bin, dir string, round int) *agent {
 	return a
 }
 
-// quiesce waits until the agent's CPU time stops growing (its queue of
-// events written), at most 20 s; it returns the last reading.
+// quiesce waits until the agent's CPU time has not grown for two 200 ms
+// windows (start-up jobs done, its queue of events written), at most 20 s;
+// it returns the last reading.
 func (a *agent) quiesce(b *testing.B) procStat {
 	last, err := readProc(a.cmd.Process.Pid)
 	if err != nil {
 		b.Fatal(err)
 	}
+	quiet := 0
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
-		time.Sleep(150 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 		st, err := readProc(a.cmd.Process.Pid)
 		if err != nil {
 			b.Fatal(err)
 		}
 		if st.cpu == last.cpu {
-			return st
+			if quiet++; quiet == 2 {
+				return st
+			}
+		} else {
+			quiet = 0
 		}
 		last = st
 	}
@@ -236,7 +243,10 @@ func BenchmarkAgent(b *testing.B) {
 	for _, n := range sizes {
 		progs[n] = socketFilter(n)
 	}
-	bin := goBuild(b, ".", "ebpf-sentry")
+	bin := *agentBin
+	if bin == "" {
+		bin = goBuild(b, ".", "ebpf-sentry")
+	}
 	dir := b.TempDir()
 	ratios := map[int][]float64{}
 	offs, ons := map[int][]time.Duration{}, map[int][]time.Duration{}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -220,6 +221,11 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	keeper.start()
 	cw := startCbpfWatcher(cfg.Mode == sensor.ModeEnforce, tel.Pipeline.Emit, textOut(cmd, o))
 	defer cw.close()
+	// Start-up's garbage (the kernel's BTF parsed for the sensor's and the
+	// classic BPF capture's objects, the inventory of resident programs)
+	// goes back to the system now rather than whenever the scavenger gets
+	// to it: idle RSS (docs/PERFORMANCE.md).
+	debug.FreeOSMemory()
 
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
