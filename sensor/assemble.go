@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -40,6 +41,7 @@ type assembler struct {
 	readMem         memReader
 	recoverFailed   uint64 // the loader's memory could not be read
 	recoverMismatch uint64 // what was read is not what the kernel judged
+	log             *slog.Logger
 }
 
 type partial struct {

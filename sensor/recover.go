@@ -64,6 +64,9 @@ func (a *assembler) recoverInsns(p *partial, v *sentrySentryVerdictRec) {
 	buf, err := a.readMem(p.ev.Program.Loader.PID, p.insnsPtr, len(p.insns))
 	if err != nil {
 		a.recoverFailed++
+		if a.log != nil {
+			a.log.Debug("big program not recovered from the loader", "pid", p.ev.Program.Loader.PID, "err", err)
+		}
 		return
 	}
 	if kernel.Hash(buf) != v.InsnHash {

@@ -357,6 +357,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	s.asm.budget, s.asm.queued = cfg.MemoryBudget, s.queued
 	s.asm.enrich = newEnricher()
 	s.asm.readMem = readProcessMemory
+	s.asm.log = cfg.Logger
 	fail := func(err error) (*Sensor, error) {
 		if prefaultProg != nil {
 			prefaultProg.Close()
