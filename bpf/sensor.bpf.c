@@ -693,6 +693,20 @@ static __always_inline long walk_chunk(__u64 index, struct walk_ctx *c, const in
 	/* Wake the reader every 256 chunks (2 MiB) so that it drains a big
 	 * load while it is still being written. */
 	__u64 flags = (index & 255) == 255 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	/* A big program (its chunks would fill more than an eighth of the
+	 * ring) writes chunks only while the ring is at most half full: the
+	 * other half stays for the records of other loads, small programs'
+	 * chunks included. A chunk not written is counted like a failed
+	 * reserve; user space then reads the program from the loader's
+	 * memory and keeps it only if it hashes to the verdict's insn_hash
+	 * (sensor/recover.go), so one big program cannot crowd out the rest. */
+	__u64 ring = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+	if ((__u64)c->total * 8 > ring / 8 &&
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + sizeof(*buf) > ring / 2) {
+		count_loss(SENTRY_LOSS_CHUNK_RESERVE);
+		c->chunks_lost++;
+		return 0;
+	}
 	if (bpf_ringbuf_output(&events, buf, offsetof(struct sentry_chunk, data) + bytes, flags)) {
 		count_loss(SENTRY_LOSS_CHUNK_RESERVE);
 		c->chunks_lost++;
@@ -1190,7 +1204,10 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		v->helper_other = f->helper_other;
 		bpf_probe_read_kernel(v->helper_count, sizeof(v->helper_count), f->helper_cnt);
 		v->walk_ns = bpf_ktime_get_ns() - start;
-		bpf_ringbuf_submit(v, BPF_RB_NO_WAKEUP);
+		/* Chunks left out: wake the reader now, while the loader waits
+		 * for the verifier, so that it reads them from the loader's
+		 * memory before the loader returns (sensor/recover.go). */
+		bpf_ringbuf_submit(v, wc->chunks_lost ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	} else {
 		count_loss(SENTRY_LOSS_VERDICT_RESERVE);
 	}

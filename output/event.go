@@ -257,6 +257,10 @@ type ProgLoad struct {
 	// Disasm is the rendered disassembly, one line per instruction, from the
 	// insn formatters. Lines are escaped before they go into the event.
 	Disasm []string
+	// DisasmTotal is the program's instruction count when Disasm holds only
+	// the first lines (a caller that renders no more than InsnOptions.Max
+	// shows: text costs more than the rest of the event); 0: len(Disasm).
+	DisasmTotal int
 	// Cgroup is the loader's cgroup v2 path when resolved (CgroupPaths).
 	Cgroup string
 }
@@ -317,7 +321,7 @@ func NewProgLoad(in ProgLoad, opt InsnOptions) *Event {
 	if in.Verdict != nil {
 		ev.Verdict = copyVerdict(in.Verdict)
 	}
-	ev.Instructions = newInstructions(p.Insns, in.Disasm, opt)
+	ev.Instructions = newInstructions(p.Insns, in.Disasm, max(in.DisasmTotal, len(in.Disasm)), opt)
 	return ev
 }
 
@@ -372,7 +376,7 @@ func copyVerdict(v *Verdict) *Verdict {
 	return c
 }
 
-func newInstructions(raw []byte, disasm []string, opt InsnOptions) *Instructions {
+func newInstructions(raw []byte, disasm []string, disasmTotal int, opt InsnOptions) *Instructions {
 	mode := opt.Mode
 	if mode == "" || mode == InsnModeNone {
 		return nil
@@ -385,13 +389,13 @@ func newInstructions(raw []byte, disasm []string, opt InsnOptions) *Instructions
 	}
 	ins := &Instructions{}
 	if mode == InsnModeText || mode == InsnModeBoth {
-		n := capAt(len(disasm))
-		t := &InsnText{Lines: make([]string, n), Shown: n, Total: len(disasm)}
+		n := min(capAt(disasmTotal), len(disasm))
+		t := &InsnText{Lines: make([]string, n), Shown: n, Total: disasmTotal}
 		for i := range n {
 			t.Lines[i] = escapeUnprintable(disasm[i])
 		}
 		ins.Text = t
-		ins.Truncated = ins.Truncated || n < len(disasm)
+		ins.Truncated = ins.Truncated || n < disasmTotal
 	}
 	if mode == InsnModeRaw || mode == InsnModeBoth {
 		total := len(raw) / 8

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -35,6 +36,12 @@ type assembler struct {
 	inUse      int64
 	queued     func() int64
 	overBudget uint64
+	// readMem reads a loader's memory for the chunks the kernel did not
+	// write (recover.go); nil: no second path.
+	readMem         memReader
+	recoverFailed   uint64 // the loader's memory could not be read
+	recoverMismatch uint64 // what was read is not what the kernel judged
+	log             *slog.Logger
 }
 
 type partial struct {
@@ -47,6 +54,9 @@ type partial struct {
 	header   bool
 	verdict  bool
 	readErrs uint32
+	// insnsPtr is the loader's instruction address (header), for recovery.
+	insnsPtr  uint64
+	recovered bool
 }
 
 func newAssembler() *assembler {
@@ -100,6 +110,7 @@ func (a *assembler) add(r record, now time.Time) *Event {
 		p := a.get(r, now)
 		p.verdict = true
 		applyVerdict(p.ev, r.verdict)
+		a.recoverInsns(p, r.verdict)
 	case r.exit != nil:
 		p := a.get(r, now)
 		applyExit(p.ev, r.exit)
@@ -145,6 +156,7 @@ func (a *assembler) applyHeader(p *partial, h *sentrySentryHeader) {
 		a.inUse += need
 	}
 	p.got = make([]bool, h.Chunks)
+	p.insnsPtr = h.InsnsPtr
 	ev.ChunksExpected = h.Chunks
 	ev.Unprivileged = h.Unprivileged != 0
 	ev.RateLimited = h.RateLimited != 0
@@ -237,6 +249,14 @@ func (a *assembler) finish(p *partial, exited bool) *Event {
 	// Only a whole capture can be compared with what the kernel loaded.
 	if complete && !ev.Program.Truncated && ev.Program.Kernel != nil && ev.Program.Kernel.Tag != "" {
 		ev.JudgedCopyDiffers = judgedCopyDiffers(ev.Program.Insns, ev.Program.Kernel.Tag)
+		if p.recovered && ev.JudgedCopyDiffers {
+			// A copy read after the fact that is not what the kernel loaded
+			// proves nothing about either: drop it (recover.go).
+			a.recoverMismatch++
+			p.recovered, ev.Recovered, ev.JudgedCopyDiffers = false, false, false
+			ev.Program.Insns, ev.Program.Truncated = nil, true
+			ev.Missing = append(ev.Missing, "chunks")
+		}
 	}
 	return ev
 }

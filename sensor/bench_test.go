@@ -193,3 +193,28 @@ func BenchmarkRecordParse(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSensorStart is New (load, verify, fill tables, attach,
+// pre-fault the ring) and Close, with the default ring and, as the
+// same-run baseline, the 64 MiB ring that was the default before.
+func BenchmarkSensorStart(b *testing.B) {
+	testutils.RequireRoot(b, "attaching the sensor")
+	for _, ring := range []int{64 << 20, 0} {
+		b.Run(fmt.Sprintf("ring=%dMiB", max(ring, DefaultRingBufferSize)>>20), func(b *testing.B) {
+			var ru0, ru1 syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+			for b.Loop() {
+				s, err := New(Config{Hook: HookTracepoint, Mode: ModeMonitor, RingBufferSize: ring})
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+			// CPU (user + system: the verifier runs in this process's
+			// bpf() calls) is what a loaded host does not inflate.
+			cpu := ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano()
+			b.ReportMetric(float64(cpu)/1e6/float64(b.N), "cpu-ms/op")
+		})
+	}
+}

@@ -120,6 +120,11 @@ type Event struct {
 	ReadErrors     uint32   `json:"read_errors,omitempty"`
 	Missing        []string `json:"missing,omitempty"` // "header", "verdict", "exit", "chunks"
 	HashMismatch   bool     `json:"hash_mismatch,omitempty"`
+	// Recovered: the kernel did not write every chunk (no room in the
+	// ring) and the instructions were read from the loader's memory,
+	// checked against the kernel's insn_hash and, when loaded, its tag
+	// (recover.go).
+	Recovered bool `json:"recovered,omitempty"`
 
 	// JudgedCopyDiffers: the program the kernel loaded (its tag) is not
 	// the one judged. On the syscall hooks the loader rewrote its

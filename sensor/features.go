@@ -275,6 +275,12 @@ type Plan struct {
 	Notes     []string `json:"notes,omitempty"`
 }
 
+// TpBTFOffNote is doctor's word on tp_btf where the syscall tracepoints
+// work: its sys_enter/sys_exit programs run on every syscall (+7–10 % on a
+// getpid loop, above the 2 % target: docs/PERFORMANCE.md), the tracepoint
+// hook only on bpf().
+const TpBTFOffNote = "tp_btf off: the syscall tracepoint hook works here and runs only on bpf(); tp_btf would run on every syscall (see docs/PERFORMANCE.md) and is used only where the tracepoints are missing or with --pin before 5.15"
+
 // PlanFor chooses hook and enforcer the way New does for an empty Config.
 func PlanFor(f *Features) (Plan, error) {
 	var p Plan
@@ -298,6 +304,9 @@ func PlanFor(f *Features) (Plan, error) {
 		p.Notes = append(p.Notes, "syscall tracepoints missing: tp_btf/sys_enter runs on every syscall (see docs/PERFORMANCE.md)")
 	default:
 		return p, fmt.Errorf("%w: neither syscall tracepoints nor tp_btf", ErrNoHook)
+	}
+	if f.Has(FeatSyscallTP) {
+		p.Notes = append(p.Notes, TpBTFOffNote)
 	}
 	if (lsm || lsmBpf) && !f.Has(FeatSyscallTP) && !f.Has(FeatTpBTF) {
 		return p, fmt.Errorf("%w: the LSM hook needs a sys_exit hook (syscall tracepoints or tp_btf) to report results", ErrNoHook)

@@ -67,5 +67,7 @@ func (s *Sensor) Losses() (Losses, error) {
 	out["malformed_record"] = s.badRecs
 	out["orphan_chunk"] = s.asm.orphanChunks
 	out["reassembly_budget"] = s.asm.overBudget
+	out["recover_failed"] = s.asm.recoverFailed
+	out["recover_mismatch"] = s.asm.recoverMismatch
 	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
@@ -27,8 +28,11 @@ const (
 	ModeEnforce Mode = Mode(sentrySentryModeSENTRY_MODE_ENFORCE)
 )
 
-// DefaultRingBufferSize holds a few 1,000,000-instruction loads (8 MiB each).
-const DefaultRingBufferSize = 64 << 20
+// DefaultRingBufferSize holds the records of ~1,000 small loads or one
+// 100,000-instruction program; bigger programs are read from the loader's
+// memory when their chunks do not fit (recover.go). The ring is mapped
+// twice into the agent and counts twice in its RSS.
+const DefaultRingBufferSize = 4 << 20
 
 // DefaultLoaderRate is Config.LoaderRate's default: 4 Mi instructions (32
 // MiB of ring buffer) per loader per second, four of the biggest loads the
@@ -267,6 +271,10 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	}
 	spec.Maps[sentryMapEvents].MaxEntries = uint32(cfg.RingBufferSize)
 	enter, exit, gate := programNames(hook, exitHook, cfg.Enforcer, cfg.Walk)
+	// The kernel's BTF, parsed once for the compat plan and the
+	// collection's relocations (each parsed it before), and dropped after.
+	kspec, _ := btf.LoadKernelSpec()
+	hasIA32In(kspec)
 	cp := planCompat(hook, exitHook, gate != "")
 	// Loaded on its own after the collection: a kernel that refuses it
 	// must not stop the sensor.
@@ -283,7 +291,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	if spec.Programs[enter] == nil {
 		return nil, fmt.Errorf("%w: no %s program for the %s hook with the %s walk", ErrNoHook, enter, hook, cfg.Walk)
 	}
-	coll, err := ebpf.NewCollection(spec)
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kspec}})
 	if err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -305,6 +313,8 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	s.asm.monoToWall = monoToWall()
 	s.asm.budget, s.asm.queued = cfg.MemoryBudget, s.queued
 	s.asm.enrich = newEnricher()
+	s.asm.readMem = readProcessMemory
+	s.asm.log = cfg.Logger
 	fail := func(err error) (*Sensor, error) {
 		if prefaultProg != nil {
 			prefaultProg.Close()

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
+	"github.com/ebpf-sentry/ebpf-sentry/insn"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 	"github.com/ebpf-sentry/ebpf-sentry/sensor"
@@ -179,4 +180,22 @@ func progLoad(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, disasm []
 		Verdict: verdict,
 		Disasm:  disasm,
 	}
+}
+
+// eventText is progLoad with the disassembly the event will carry and no
+// more: none unless --event-insns asks for text, and only the first
+// --event-insn-max lines (rendering text is the largest per-load cost of a
+// big program: docs/PERFORMANCE.md).
+func eventText(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, ins []insn.Instruction, opt output.InsnOptions) output.ProgLoad {
+	var lines []string
+	if opt.Mode == output.InsnModeText || opt.Mode == output.InsnModeBoth {
+		n := len(ins)
+		if opt.Max > 0 {
+			n = min(n, opt.Max)
+		}
+		lines = output.KernelText(nil, ins[:n])
+	}
+	pl := progLoad(ev, rep, v, lines)
+	pl.DisasmTotal = len(ins)
+	return pl
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -223,6 +224,11 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	keeper.start()
 	cw := startCbpfWatcher(cfg.Mode == sensor.ModeEnforce, tel.Pipeline.Emit, textOut(cmd, o))
 	defer cw.close()
+	// Start-up's garbage (the kernel's BTF parsed for the sensor's and the
+	// classic BPF capture's objects, the inventory of resident programs)
+	// goes back to the system now rather than whenever the scavenger gets
+	// to it: idle RSS (docs/PERFORMANCE.md).
+	debug.FreeOSMemory()
 
 	tick := time.NewTicker(kernelLossInterval(o.out.opts))
 	defer tick.Stop()
@@ -371,7 +377,8 @@ func (lt *lossTracker) report(s *sensor.Sensor, tel *telemetry, final bool) {
 // handleEvent analyses one load, judges it with the full rule set and
 // sends it to the text line and/or the output pipeline.
 func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev *sensor.Event) error {
-	rep := analysis.Analyze(ev.Program, nil)
+	ins, probs := ev.Program.Decode() // once, for the analysis and the text
+	rep := analysis.AnalyzeDecoded(ev.Program, ins, probs, nil)
 	verdict := rules.Evaluate(set, ev.Program, rep)
 	if !ev.Complete() {
 		tel.Pipeline.CaptureLoss("incomplete_capture", 1)
@@ -381,8 +388,7 @@ func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev 
 		slog.Warn("loaded program differs from the judged one: instructions changed in the loader's memory after the check (TOCTOU)",
 			"pid", ev.Program.Loader.PID, "prog", ev.Program.Name, "prog_id", ev.Program.Kernel.ID, "tag", ev.Program.Kernel.Tag)
 	}
-	ins, _ := ev.Program.Decode()
-	tel.Pipeline.Emit(output.NewProgLoad(progLoad(ev, rep, verdict, output.KernelText(nil, ins)), tel.Insns))
+	tel.Pipeline.Emit(output.NewProgLoad(eventText(ev, rep, verdict, ins, tel.Insns), tel.Insns))
 	if t := enforcementBypassed(o.mode, ev); t != nil {
 		slog.Error("sensor tampered with", "what", t.Tamper.What, "detail", t.Tamper.Detail)
 		tel.Pipeline.Emit(t)

@@ -58,7 +58,7 @@ var (
 
 // goBuild builds pkg once per test binary, into a directory everyone may
 // read (the non-root test executes the binary as nobody).
-func goBuild(t *testing.T, pkg, name string) string {
+func goBuild(t testing.TB, pkg, name string) string {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()

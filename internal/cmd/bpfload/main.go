@@ -221,6 +221,9 @@ func main() {
 			unix.Close(fd)
 		}
 	}
+	// The instructions stay in memory until here: with -keep, a sensor
+	// may read them back while the loader waits (sensor/recover.go).
+	runtime.KeepAlive(insns)
 }
 
 // pinRacer tries to pin fds that a concurrent load may create, as a loader
