@@ -127,6 +127,8 @@ func ToECS(ev *Event) *ECSEvent {
 			e.Rule = r
 			e.Message += " (rules: " + strings.Join(r.ID, ", ") + "; " + v.Action + ")"
 		}
+	case KindProgAttach, KindProgDetach:
+		ecsProgAttach(ev, e)
 	case KindProgHidden:
 		e.Event.Kind = "alert"
 		e.Event.Category, e.Event.Type = []string{"intrusion_detection"}, []string{"info"}
@@ -242,6 +244,39 @@ func ecsProgLoad(ev *Event, e *ECSEvent) {
 			if m.Severity != "" {
 				r.Category = append(r.Category, m.Severity)
 			}
+		}
+		e.Rule = r
+		e.Message += " (rules: " + strings.Join(r.ID, ", ") + "; " + v.Action + ")"
+	}
+}
+
+// ecsProgAttach: the caller as the process, the target in the message.
+func ecsProgAttach(ev *Event, e *ECSEvent) {
+	e.Event.Category, e.Event.Type = []string{"process"}, []string{"change"}
+	verb := "attached"
+	if ev.Event == KindProgDetach {
+		verb = "detached"
+	}
+	e.Message = "BPF program " + verb
+	if a := ev.Attach; a != nil {
+		e.Message += " (" + a.Op + ")"
+		if a.Target.Name != "" {
+			e.Message += " to " + a.Target.Kind + " " + a.Target.Name
+		}
+		e.Message += ": " + a.Result
+	}
+	if l := ev.Loader; l != nil {
+		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
+		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
+		e.Process = p
+		e.Message += " by " + l.Comm
+	}
+	if v := ev.Verdict; v != nil && len(v.Rules) > 0 {
+		e.Event.Kind = "alert"
+		e.Event.Category = append(e.Event.Category, "intrusion_detection")
+		r := &ECSRule{Ruleset: "ebpf-sentry"}
+		for _, m := range v.Rules {
+			r.ID = append(r.ID, m.ID)
 		}
 		e.Rule = r
 		e.Message += " (rules: " + strings.Join(r.ID, ", ") + "; " + v.Action + ")"

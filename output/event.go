@@ -33,6 +33,8 @@ const (
 	KindFleetFirstSeen Kind = "fleet_first_seen" // a fingerprint new to the whole fleet (ebpf-sentry fleet)
 	KindHeartbeat      Kind = "heartbeat"        // periodic: hooks attached, tables intact
 	KindCbpfAttach     Kind = "cbpf_attach"      // a socket filter attached with setsockopt (see cbpf_attach.go)
+	KindProgAttach     Kind = "prog_attach"      // a loaded program attached or replaced (see prog_attach.go)
+	KindProgDetach     Kind = "prog_detach"      // a program detached (see prog_attach.go)
 )
 
 // Event is one telemetry record. Exactly the sections that belong to its kind
@@ -67,7 +69,8 @@ type Event struct {
 	Hidden    *Hidden         `json:"hidden,omitempty"`   // prog_hidden
 	Fleet     *FleetFirstSeen `json:"fleet,omitempty"`
 	Heartbeat *Heartbeat      `json:"heartbeat,omitempty"`
-	Cbpf      *Cbpf           `json:"cbpf,omitempty"` // cbpf_attach
+	Cbpf      *Cbpf           `json:"cbpf,omitempty"`   // cbpf_attach
+	Attach    *Attach         `json:"attach,omitempty"` // prog_attach, prog_detach
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

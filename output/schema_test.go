@@ -186,6 +186,19 @@ func everyEvent() map[string]*Event {
 			&Verdict{Action: "block", EnforcedBy: "signal", Rules: []RuleMatch{{ID: "cbpf-magic", Action: "block", Severity: "high"}}}),
 		"a cbpf_attach with bad arguments": NewCbpfAttach(time.Unix(1700000000, 0), Loader{PID: 1, Comm: "x", Unknown: []string{"tid", "ppid", "uid", "gid"}},
 			Cbpf{Option: "SO_ATTACH_FILTER", FD: 5, Len: 5000, Problem: "filter length 5000 outside 1..4096"}, nil),
+		"a prog_attach of a tracepoint program to getdents64, alerted": NewProgAttach(time.Unix(1700000000, 0), false,
+			Loader{PID: 42, TID: 42, PPID: 1, UID: new(uint32), GID: new(uint32), Comm: hostile, Exe: "/tmp/hide"},
+			Attach{Op: "link_create", ProgID: 7, LinkID: 3, AttachType: "perf_event", Result: "attached", ProgFacts: "load",
+				Target: AttachTarget{Kind: "tracepoint", Name: "syscalls/sys_enter_getdents64"}},
+			sampleProgram(3), sampleReport(),
+			&Verdict{Action: "alert", Rules: []RuleMatch{{ID: "getdents-hook", Action: "alert", Severity: "high"}}}),
+		"a prog_attach of a uprobe, blocked: the program stays loaded": NewProgAttach(time.Unix(1700000000, 0), false,
+			Loader{PID: 42, Comm: "x", Unknown: []string{"ppid"}},
+			Attach{Op: "perf_event_set_bpf", ProgID: 9, Result: "killed", ProgFacts: "kernel", Note: "blocked: the program stays loaded and unused\x00",
+				Target: AttachTarget{Kind: "uprobe", Name: "/lib/libpam.so.0:pam_get_authtok", Binary: "/lib/libpam.so.0", Symbol: hostile, Offset: 4096}},
+			nil, nil, &Verdict{Action: "block", EnforcedBy: "signal", Rules: []RuleMatch{{ID: "pam", Action: "block", Severity: "high"}}}),
+		"a prog_detach that failed": NewProgAttach(time.Unix(1700000000, 0), true, Loader{PID: 1, Comm: "x", UID: new(uint32), GID: new(uint32)},
+			Attach{Op: "link_detach", LinkID: 99, Result: "failed", Errno: 9, ProgFacts: "unknown", Target: AttachTarget{Kind: "other"}}, nil, nil, nil),
 		"a bare prog_unseen": NewResident(KindProgUnseen, ProgLoad{Program: &program.Program{Name: "x"}}, Resident{}, InsnOptions{}),
 		"a loss":             {Event: KindLoss, Loss: &Loss{Interval: 10, Items: []LossCount{{Stage: StageCapture, Reason: "ringbuf_full", Count: 3, Total: 9}, {Stage: StageSink, Sink: "stdout", Reason: ReasonQueueFull, Count: 1, Total: 1}}}},
 		"a fleet_first_seen": NewFleetFirstSeen(FleetFirstSeen{SHA256: strings.Repeat("ab", 32), Name: "evil\x00", ProgType: "kprobe",
@@ -230,7 +243,7 @@ func TestEveryEventKindMatchesTheSchema(t *testing.T) {
 			validateECS(t, b)
 		})
 	}
-	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindTamper, KindProgPresent, KindProgUnseen, KindProgHidden, KindFleetFirstSeen, KindHeartbeat, KindCbpfAttach} {
+	for _, k := range []Kind{KindProgLoad, KindSensorStarted, KindSensorStopped, KindRulesReloaded, KindRulesRejected, KindLoss, KindTamper, KindProgPresent, KindProgUnseen, KindProgHidden, KindFleetFirstSeen, KindHeartbeat, KindCbpfAttach, KindProgAttach, KindProgDetach} {
 		if !kinds[k] {
 			t.Errorf("no sample of kind %s was validated", k)
 		}

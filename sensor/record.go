@@ -38,6 +38,9 @@ type record struct {
 	chunk   *chunkRecord
 	verdict *sentrySentryVerdictRec
 	exit    *sentrySentryExit
+
+	attach     *sentrySentryAttach
+	attachExit *sentrySentryAttachExit
 }
 
 // chunkRecord aliases the ring-buffer sample's data; copy before reuse.
@@ -63,7 +66,8 @@ func parseRecord(b []byte) (record, error) {
 	kind := binary.LittleEndian.Uint32(b)
 	r := record{pid: binary.LittleEndian.Uint32(b[4:]), loadID: binary.LittleEndian.Uint64(b[8:])}
 	// Chunks are as long as their instructions; the rest have fixed sizes.
-	need := map[uint32]int{kindHeader: headerSize, kindChunk: chunkDataOff, kindVerdict: verdictSize, kindExit: exitSize}[kind]
+	need := map[uint32]int{kindHeader: headerSize, kindChunk: chunkDataOff, kindVerdict: verdictSize, kindExit: exitSize,
+		kindAttach: attachSize, kindAttachExit: attachExitSize}[kind]
 	if need == 0 {
 		return record{}, fmt.Errorf("%w: unknown kind %d", ErrRecord, kind)
 	}
@@ -87,6 +91,12 @@ func parseRecord(b []byte) (record, error) {
 	case kindExit:
 		r.exit = new(sentrySentryExit)
 		_, err = binary.Decode(b[:need], binary.LittleEndian, r.exit)
+	case kindAttach:
+		r.attach = new(sentrySentryAttach)
+		_, err = binary.Decode(b[:need], binary.LittleEndian, r.attach)
+	case kindAttachExit:
+		r.attachExit = new(sentrySentryAttachExit)
+		_, err = binary.Decode(b[:need], binary.LittleEndian, r.attachExit)
 	case kindChunk:
 		c := &chunkRecord{
 			index:   binary.LittleEndian.Uint32(b[chunkIndexOff:]),

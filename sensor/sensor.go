@@ -194,6 +194,15 @@ type Sensor struct {
 	queueSizes  []int64 // instruction bytes of the events in the channel, oldest first
 	queuedBytes int64
 	prefaulted  int // ring pages written through at start (prefault.go)
+
+	// Attach events (attach.go): pairing by id, the attach table's rule
+	// ids, and the programs that report them (attachProgs, best-effort).
+	attaches      chan *AttachEvent
+	attachPending map[uint64]*AttachEvent
+	attachOrphans uint64
+	attachRuleIDs []string
+	attachNote    string
+	attachColls   []*ebpf.Collection
 }
 
 // New loads the kernel programs, fills the tables and attaches. Events
@@ -317,6 +326,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	// Loaded on its own after the collection: a kernel that refuses it
 	// must not stop the sensor.
 	prefaultSpec := spec.Programs[sentryProgSentryPrefault]
+	attachSpec := attachSpecOf(spec, hook, cfg.Enforcer)
 	for name := range spec.Programs {
 		keep := name == enter || name == exit || name == gate ||
 			hook == HookKprobe && name == sentryProgSentryEnterKprobeDirect ||
@@ -341,6 +351,9 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	s := &Sensor{
 		cfg: cfg, hook: hook, coll: coll, log: cfg.Logger, self: self,
 		events:   make(chan *Event, cfg.EventBuffer),
+		attaches: make(chan *AttachEvent, cfg.EventBuffer),
+
+		attachPending: make(map[uint64]*AttachEvent),
 		asm:      newAssembler(),
 		userLost: make(map[string]uint64),
 		slots:    make(map[uint32][]string),
@@ -363,6 +376,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	if err != nil {
 		return fail(fmt.Errorf("open ring buffer: %w", err))
 	}
+	s.attachNote = s.startAttachPrograms(attachSpec)
 	// Exit first: an enter without its exit would leave an inflight entry.
 	// The gate only refuses what the enter program marked, so its order
 	// does not matter.
@@ -721,6 +735,7 @@ var lossNames = []string{
 	sentrySentryLossSENTRY_LOSS_NO_SCRATCH:      "unjudged_no_scratch",
 	sentrySentryLossSENTRY_LOSS_NO_TABLE:        "unjudged_no_table",
 	sentrySentryLossSENTRY_LOSS_GATE_UNJUDGED:   "unjudged_at_gate",
+	sentrySentryLossSENTRY_LOSS_ATTACH_RESERVE:  "attach_reserve",
 }
 
 // Losses reads the kernel's per-CPU loss counters and adds user space's
@@ -757,12 +772,14 @@ func (s *Sensor) Losses() (Losses, error) {
 	out["malformed_record"] = s.badRecs
 	out["orphan_chunk"] = s.asm.orphanChunks
 	out["reassembly_budget"] = s.asm.overBudget
+	out["attach_orphan_exit"] = s.attachOrphans
 	return out, nil
 }
 
 func (s *Sensor) read(ctx context.Context) {
 	defer close(s.done)
 	defer close(s.events)
+	defer close(s.attaches)
 	var rec ringbuf.Record
 	lastSweep := time.Now()
 	s.reader.SetDeadline(time.Now().Add(time.Second))
@@ -773,15 +790,21 @@ func (s *Sensor) read(ctx context.Context) {
 			r, perr := parseRecord(rec.RawSample)
 			s.mu.Lock()
 			var ev *Event
+			var at *AttachEvent
 			if perr != nil {
 				s.badRecs++
 				s.log.Warn("sensor record", "err", perr)
+			} else if r.attach != nil || r.attachExit != nil {
+				at = s.addAttach(r, now)
 			} else {
 				ev = s.asm.add(r, now)
 			}
 			s.mu.Unlock()
 			if ev != nil {
 				s.deliver(ctx, ev)
+			}
+			if at != nil {
+				s.deliverAttach(at)
 			}
 		} else if errors.Is(err, ringbuf.ErrClosed) {
 			break
@@ -793,7 +816,11 @@ func (s *Sensor) read(ctx context.Context) {
 			s.reader.SetDeadline(now.Add(time.Second))
 			s.mu.Lock()
 			expired := s.asm.expire(now.Add(-s.cfg.ExpireAfter))
+			lost := s.expireAttaches(now.Add(-s.cfg.ExpireAfter))
 			s.mu.Unlock()
+			for _, at := range lost {
+				s.deliverAttach(at)
+			}
 			for _, ev := range expired {
 				s.deliver(ctx, ev)
 			}
@@ -801,7 +828,11 @@ func (s *Sensor) read(ctx context.Context) {
 	}
 	s.mu.Lock()
 	rest := s.asm.expire(time.Now().Add(time.Hour))
+	lost := s.expireAttaches(time.Now().Add(time.Hour))
 	s.mu.Unlock()
+	for _, at := range lost {
+		s.deliverAttach(at)
+	}
 	for _, ev := range rest {
 		s.deliver(ctx, ev)
 	}
@@ -890,6 +921,9 @@ func (s *Sensor) teardown(keepPins bool) {
 	}
 	if !keepPins && s.cfg.PinPath != "" {
 		os.RemoveAll(s.cfg.PinPath)
+	}
+	for _, c := range s.attachColls {
+		c.Close()
 	}
 	s.coll.Close()
 }

@@ -38,7 +38,8 @@ enum sentry_loss {
 	SENTRY_LOSS_NO_SCRATCH = 8,     /* no facts/chunk scratch (task storage allocation failed) */
 	SENTRY_LOSS_NO_TABLE = 9,       /* config or rule table lookup failed */
 	SENTRY_LOSS_GATE_UNJUDGED = 10, /* the 5.10 LSM gate saw a load its judge did not record */
-	SENTRY_LOSS_NR = 11,
+	SENTRY_LOSS_ATTACH_RESERVE = 11, /* ring buffer full: an attach or its exit record dropped */
+	SENTRY_LOSS_NR = 12,
 };
 
 /* What a load that cannot be judged gets in enforce mode (--on-error). */
