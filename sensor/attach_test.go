@@ -104,7 +104,7 @@ func TestAttachSmoke(t *testing.T) {
 		{"-obj", obj, "-prog", "count_pam", "-uprobe", "/lib/x86_64-linux-gnu/libpam.so.0:pam_get_authtok"},
 	} {
 		r := runAttacher(t, args...)
-		evs := collectAttaches(t, s, r.PID, 1, 5*time.Second)
+		evs := collectAttaches(t, s, r.PID, 3, 3*time.Second)
 		b, _ := json.Marshal(evs)
 		t.Logf("%v: %+v\n%s", args, r, b)
 	}

@@ -195,6 +195,10 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		}
 		return envError("start sensor: %w (run `ebpf-sentry doctor` to see what this kernel offers)", err)
 	}
+	attaches := newAttachJudge()
+	if err := attaches.setKernelTable(s, set); err != nil {
+		slog.Warn("attach table: attaches are judged in user space only", "err", err)
+	}
 	slog.Info("sensor running", "hook", s.Hook(), "enforcer", s.Enforcer(), "mode", o.mode,
 		"rules", set.Source, "kernel_rules", len(compiled.Slots), "pid", os.Getpid())
 	started := time.Now()
@@ -220,10 +224,6 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	keeper.start()
 	cw := startCbpfWatcher(cfg.Mode == sensor.ModeEnforce, tel.Pipeline.Emit, textOut(cmd, o))
 	defer cw.close()
-	attaches := newAttachJudge()
-	if err := attaches.setKernelTable(s, set); err != nil {
-		slog.Warn("attach table: attaches are judged in user space only", "err", err)
-	}
 
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"syscall"
 
@@ -34,18 +33,10 @@ func attachBlocks(res *target.Resolver, set *rules.Set) (entries []sensor.Attach
 			continue
 		}
 		m := r.Match
-		only := rules.Match{AttachTo: m.AttachTo, AttachBinary: m.AttachBinary, AttachSymbol: m.AttachSymbol,
-			AttachInterface: m.AttachInterface, AttachCgroup: m.AttachCgroup}
-		n := 0
-		for _, g := range [][]rules.Glob{m.AttachTo, m.AttachBinary, m.AttachSymbol, m.AttachInterface, m.AttachCgroup} {
-			if len(g) > 0 {
-				n++
-			}
-		}
-		if n == 0 {
+		if len(m.AttachTo)+len(m.AttachBinary)+len(m.AttachSymbol)+len(m.AttachInterface)+len(m.AttachCgroup) == 0 {
 			continue
 		}
-		if n != 1 || !reflect.DeepEqual(only, m) || len(r.Allow) > 0 {
+		if !m.TargetOnly() || len(r.Allow) > 0 {
 			skipped = append(skipped, r.ID+": judges more than the target (alerted at attach, not blocked)")
 			continue
 		}
