@@ -143,6 +143,7 @@ const struct sentry_attach_cfg *unused_attach_cfg __attribute__((unused));
 const enum sentry_attach_op *unused_attach_op __attribute__((unused));
 const enum sentry_attach_key_kind *unused_attach_key_kind __attribute__((unused));
 const enum sentry_attach_record_kind *unused_attach_rec_kind __attribute__((unused));
+const enum sentry_attach_from *unused_attach_from __attribute__((unused));
 
 /* The parts of union bpf_attr the attach commands use, as raw words. */
 struct attach_attr {
@@ -224,6 +225,7 @@ static __always_inline void attach_perf(struct sentry_attach_cfg *ac, struct sen
 	struct perf_event *ev = attach_fd_object(fd, ac ? ac->perf_fops : 0, 0);
 	if (!ev)
 		return;
+	a->name_from = SENTRY_FROM_PERF_EVENT;
 	a->perf_type = BPF_CORE_READ(ev, attr.type);
 	a->perf_config = BPF_CORE_READ(ev, attr.config);
 	a->perf_offset = BPF_CORE_READ(ev, attr.config2);
@@ -231,7 +233,7 @@ static __always_inline void attach_perf(struct sentry_attach_cfg *ac, struct sen
 	struct sentry_perf_open *po = bpf_map_lookup_elem(&perf_fds, &key);
 	if (po && po->type == a->perf_type) {
 		bpf_probe_read_kernel(a->name, sizeof(a->name), po->name);
-		a->name_from = 2;
+		a->name_from |= SENTRY_FROM_PERF_OPEN;
 	}
 }
 
@@ -402,7 +404,7 @@ static __always_inline int attach_enter(__u64 cmd, __u64 uattr, __u64 size, cons
 			a->flags = at.w[13];
 			a->perf_offset = at.w[14]; /* pid filter */
 			if (path && bpf_probe_read_user_str(a->name, sizeof(a->name), (void *)path) > 0)
-				a->name_from = 1;
+				a->name_from = SENTRY_FROM_CALLER;
 			else
 				a->name[0] = 0;
 #pragma clang loop unroll(full)
@@ -427,7 +429,7 @@ static __always_inline int attach_enter(__u64 cmd, __u64 uattr, __u64 size, cons
 		a->prog_fd = at.w[2];
 		a->cookie = ATTR_U64(&at, 4);
 		if (name && bpf_probe_read_user_str(a->name, sizeof(a->name), (void *)name) > 0)
-			a->name_from = 1;
+			a->name_from = SENTRY_FROM_CALLER;
 		else
 			a->name[0] = 0;
 	} else if (op == SENTRY_ATTACH_PROG_ATTACH || op == SENTRY_ATTACH_PROG_DETACH) {

@@ -68,10 +68,11 @@ type RawTarget struct {
 	PerfOffset   uint64   `json:"perf_offset,omitempty"`
 	Cookie       uint64   `json:"cookie,omitempty"`
 	Count        uint32   `json:"count,omitempty"`
-	Name         string   `json:"name,omitempty"`      // as the caller passed it (untrusted)
+	Name         string   `json:"name,omitempty"` // as the caller passed it (untrusted)
 	NameFromPerf bool     `json:"name_from_perf,omitempty"`
-	Addrs        []uint64 `json:"addrs,omitempty"` // kprobe_multi addresses or uprobe_multi offsets (first ones)
-	Syms         []string `json:"syms,omitempty"`  // kprobe_multi symbols (first ones)
+	PerfFound    bool     `json:"perf_found,omitempty"` // the target fd was a perf event
+	Addrs        []uint64 `json:"addrs,omitempty"`      // kprobe_multi addresses or uprobe_multi offsets (first ones)
+	Syms         []string `json:"syms,omitempty"`       // kprobe_multi symbols (first ones)
 }
 
 // AttachResult is how the attaching call ended.
@@ -122,7 +123,9 @@ func (s *Sensor) attachEvent(a *sentrySentryAttach) *AttachEvent {
 		Target: RawTarget{
 			AttachType: a.AttachType, FD: a.TargetFd, Flags: a.Flags, BTFID: a.TargetBtfId, ProgID: a.TargetProgId,
 			CgroupIno: a.TargetCgroup, PerfType: a.PerfType, PerfConfig: a.PerfConfig, PerfOffset: a.PerfOffset,
-			Cookie: a.Cookie, Count: a.Count, Name: cString(a.Name[:]), NameFromPerf: a.NameFrom == 2,
+			Cookie: a.Cookie, Count: a.Count, Name: cString(a.Name[:]),
+			NameFromPerf: a.NameFrom&uint32(sentrySentryAttachFromSENTRY_FROM_PERF_OPEN) != 0,
+			PerfFound:    a.NameFrom&uint32(sentrySentryAttachFromSENTRY_FROM_PERF_EVENT) != 0,
 		},
 		ReplaceProgID: a.ReplaceProgId, ReplaceFD: a.ReplaceFd, LinkID: a.LinkId,
 		Verdict: Verdict(a.Verdict), Action: Action(a.Action), RuleIndex: int(a.Rule), Result: AttachUnknown,

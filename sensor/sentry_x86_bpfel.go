@@ -179,6 +179,14 @@ type sentrySentryAttachExit struct {
 	KtimeNs uint64
 }
 
+type sentrySentryAttachFrom uint32
+
+const (
+	sentrySentryAttachFromSENTRY_FROM_CALLER     sentrySentryAttachFrom = 1
+	sentrySentryAttachFromSENTRY_FROM_PERF_OPEN  sentrySentryAttachFrom = 2
+	sentrySentryAttachFromSENTRY_FROM_PERF_EVENT sentrySentryAttachFrom = 4
+)
+
 type sentrySentryAttachKey struct {
 	_     structs.HostLayout
 	Kind  uint32
@@ -435,6 +443,7 @@ const (
 	sentryVarUnusedAttach             = "unused_attach"
 	sentryVarUnusedAttachCfg          = "unused_attach_cfg"
 	sentryVarUnusedAttachExit         = "unused_attach_exit"
+	sentryVarUnusedAttachFrom         = "unused_attach_from"
 	sentryVarUnusedAttachKey          = "unused_attach_key"
 	sentryVarUnusedAttachKeyKind      = "unused_attach_key_kind"
 	sentryVarUnusedAttachOp           = "unused_attach_op"
@@ -547,6 +556,7 @@ type sentryVariableSpecs struct {
 	UnusedAttach        *ebpf.VariableSpec `ebpf:"unused_attach"`
 	UnusedAttachCfg     *ebpf.VariableSpec `ebpf:"unused_attach_cfg"`
 	UnusedAttachExit    *ebpf.VariableSpec `ebpf:"unused_attach_exit"`
+	UnusedAttachFrom    *ebpf.VariableSpec `ebpf:"unused_attach_from"`
 	UnusedAttachKey     *ebpf.VariableSpec `ebpf:"unused_attach_key"`
 	UnusedAttachKeyKind *ebpf.VariableSpec `ebpf:"unused_attach_key_kind"`
 	UnusedAttachOp      *ebpf.VariableSpec `ebpf:"unused_attach_op"`
@@ -633,6 +643,7 @@ type sentryVariables struct {
 	UnusedAttach        *ebpf.Variable `ebpf:"unused_attach"`
 	UnusedAttachCfg     *ebpf.Variable `ebpf:"unused_attach_cfg"`
 	UnusedAttachExit    *ebpf.Variable `ebpf:"unused_attach_exit"`
+	UnusedAttachFrom    *ebpf.Variable `ebpf:"unused_attach_from"`
 	UnusedAttachKey     *ebpf.Variable `ebpf:"unused_attach_key"`
 	UnusedAttachKeyKind *ebpf.Variable `ebpf:"unused_attach_key_kind"`
 	UnusedAttachOp      *ebpf.Variable `ebpf:"unused_attach_op"`

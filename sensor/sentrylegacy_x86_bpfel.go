@@ -231,6 +231,7 @@ const (
 	sentryLegacyVarUnusedAttach               = "unused_attach"
 	sentryLegacyVarUnusedAttachCfg            = "unused_attach_cfg"
 	sentryLegacyVarUnusedAttachExit           = "unused_attach_exit"
+	sentryLegacyVarUnusedAttachFrom           = "unused_attach_from"
 	sentryLegacyVarUnusedAttachKey            = "unused_attach_key"
 	sentryLegacyVarUnusedAttachKeyKind        = "unused_attach_key_kind"
 	sentryLegacyVarUnusedAttachOp             = "unused_attach_op"
@@ -344,6 +345,7 @@ type sentryLegacyVariableSpecs struct {
 	UnusedAttach        *ebpf.VariableSpec `ebpf:"unused_attach"`
 	UnusedAttachCfg     *ebpf.VariableSpec `ebpf:"unused_attach_cfg"`
 	UnusedAttachExit    *ebpf.VariableSpec `ebpf:"unused_attach_exit"`
+	UnusedAttachFrom    *ebpf.VariableSpec `ebpf:"unused_attach_from"`
 	UnusedAttachKey     *ebpf.VariableSpec `ebpf:"unused_attach_key"`
 	UnusedAttachKeyKind *ebpf.VariableSpec `ebpf:"unused_attach_key_kind"`
 	UnusedAttachOp      *ebpf.VariableSpec `ebpf:"unused_attach_op"`
@@ -428,6 +430,7 @@ type sentryLegacyVariables struct {
 	UnusedAttach        *ebpf.Variable `ebpf:"unused_attach"`
 	UnusedAttachCfg     *ebpf.Variable `ebpf:"unused_attach_cfg"`
 	UnusedAttachExit    *ebpf.Variable `ebpf:"unused_attach_exit"`
+	UnusedAttachFrom    *ebpf.Variable `ebpf:"unused_attach_from"`
 	UnusedAttachKey     *ebpf.Variable `ebpf:"unused_attach_key"`
 	UnusedAttachKeyKind *ebpf.Variable `ebpf:"unused_attach_key_kind"`
 	UnusedAttachOp      *ebpf.Variable `ebpf:"unused_attach_op"`

@@ -53,6 +53,7 @@ type Raw struct {
 	Count        uint32
 	Name         string
 	NameFromPerf bool
+	PerfFound    bool // the target fd was a perf event (PerfType, PerfConfig are its)
 	Addrs        []uint64
 	Syms         []string
 	// RawTP: the op was BPF_RAW_TRACEPOINT_OPEN.
@@ -161,7 +162,7 @@ func (r *Resolver) Resolve(raw Raw) Target {
 	case raw.RawTP && raw.Name != "":
 		t.Kind, t.Name = KindRawTracepoint, raw.Name
 		t.AttachType = ""
-	case raw.PerfType != 0 || at == atPerfEvent && !raw.RawTP:
+	case raw.PerfFound || at == atPerfEvent && !raw.RawTP:
 		r.perf(raw, &t)
 	case at == atKprobeMulti || at == atKprobeSess:
 		t.Kind = KindKprobeMulti
@@ -209,7 +210,9 @@ func (r *Resolver) Resolve(raw Raw) Target {
 		t.Kind = KindTracing
 		if raw.BTFID != 0 {
 			if n, err := r.btfName(raw.BTFID); err == nil {
-				t.Name = n
+				// tp_btf and raw tracepoint programs are verified
+				// against the tracepoint's btf_trace_<name> typedef
+				t.Name = strings.TrimPrefix(n, "btf_trace_")
 			} else {
 				t.Unresolved = fmt.Sprintf("btf id %d: %v", raw.BTFID, err)
 			}
@@ -265,7 +268,15 @@ func (r *Resolver) perf(raw Raw, t *Target) {
 		}
 	default:
 		t.Kind = KindPerfEvent
-		t.Name = fmt.Sprintf("perf type %d config %#x", raw.PerfType, raw.PerfConfig)
+		if !raw.PerfFound {
+			t.Unresolved = "the target fd was not an open perf event"
+			return
+		}
+		pmu := r.pmuName(raw.PerfType)
+		if pmu == "" {
+			pmu = fmt.Sprintf("type %d", raw.PerfType)
+		}
+		t.Name = fmt.Sprintf("%s config %#x", pmu, raw.PerfConfig)
 	}
 }
 
@@ -416,13 +427,19 @@ func (r *Resolver) pmuName(typ uint32) string {
 	defer r.mu.Unlock()
 	if r.pmu == nil {
 		r.pmu = map[uint32]string{}
-		for _, n := range []string{"kprobe", "uprobe"} {
-			b, err := os.ReadFile("/sys/bus/event_source/devices/" + n + "/type")
+		// the fixed types, then every PMU the kernel lists (kprobe and
+		// uprobe are dynamic)
+		for v, n := range []string{"hardware", "software", "tracepoint", "hw_cache", "raw", "breakpoint"} {
+			r.pmu[uint32(v)] = n
+		}
+		files, _ := filepath.Glob("/sys/bus/event_source/devices/*/type")
+		for _, f := range files {
+			b, err := os.ReadFile(f)
 			if err != nil {
 				continue
 			}
 			if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32); err == nil {
-				r.pmu[uint32(v)] = n
+				r.pmu[uint32(v)] = filepath.Base(filepath.Dir(f))
 			}
 		}
 	}

@@ -29,6 +29,13 @@ enum sentry_attach_op {
 	SENTRY_ATTACH_PERF_SET_BPF = 7,   /* ioctl(perf fd, PERF_EVENT_IOC_SET_BPF, prog fd) */
 };
 
+/* Where an attach record's name and perf fields come from (bits). */
+enum sentry_attach_from {
+	SENTRY_FROM_CALLER = 1,     /* name read from the caller's memory at entry */
+	SENTRY_FROM_PERF_OPEN = 2,  /* name from what perf_event_open was given (kept per fd) */
+	SENTRY_FROM_PERF_EVENT = 4, /* the target fd is a perf event: perf_type/config are its */
+};
+
 /* What the kernel table keys a blocked target by (struct sentry_attach_key.kind). */
 enum sentry_attach_key_kind {
 	SENTRY_KEY_TP_ID = 1,   /* a tracepoint's id (tracefs events/<sys>/<name>/id) */
@@ -74,7 +81,7 @@ struct sentry_attach {
 	__u32 verdict;        /* enum sentry_verdict: kernel table on the target */
 	__u32 action;         /* enum sentry_action */
 	__s32 rule;           /* attach table entry that blocked (-1 none) */
-	__u32 name_from;      /* 1: name was read from user memory at entry, 2: from the perf_event_open stash */
+	__u32 name_from;      /* enum sentry_attach_from bits: where name and the perf fields come from */
 	__u64 exe_ino;
 	__u32 exe_dev;
 	__u32 _pad;

@@ -73,7 +73,7 @@ func (j *attachJudge) Target(ev *sensor.AttachEvent) target.Target {
 	return j.res.Resolve(target.Raw{
 		AttachType: t.AttachType, FD: t.FD, Flags: t.Flags, BTFID: t.BTFID, ProgID: t.ProgID, CgroupIno: t.CgroupIno,
 		PerfType: t.PerfType, PerfConfig: t.PerfConfig, PerfOffset: t.PerfOffset, Count: t.Count, Name: t.Name,
-		NameFromPerf: t.NameFromPerf, Addrs: t.Addrs, Syms: t.Syms, RawTP: ev.Op == sensor.OpRawTPOpen, ProgType: ev.ProgType,
+		NameFromPerf: t.NameFromPerf, PerfFound: t.PerfFound, Addrs: t.Addrs, Syms: t.Syms, RawTP: ev.Op == sensor.OpRawTPOpen, ProgType: ev.ProgType,
 	})
 }
 
