@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
@@ -30,6 +31,7 @@ type result struct {
 
 func main() {
 	obj := flag.String("obj", "", "BPF object file")
+	builtin := flag.String("builtin", "", "instead of -obj: a two-instruction program (r0 = 0; exit) of this type: tracepoint | raw_tracepoint")
 	progName := flag.String("prog", "", "program (function) name in the object")
 	tp := flag.String("tracepoint", "", "GROUP/NAME: attach as a tracepoint perf event")
 	ioctl := flag.Bool("ioctl", false, "with -tracepoint: attach with ioctl(PERF_EVENT_IOC_SET_BPF) instead of a link")
@@ -39,7 +41,7 @@ func main() {
 	tpID := flag.Int("tracepoint-id", -1, "with -ioctl: use this tracepoint id instead of looking GROUP/NAME up (a bogus perf attr)")
 	flag.Parse()
 	res := result{PID: os.Getpid()}
-	err := run(*obj, *progName, *tp, *ioctl, *rawTP, *uprobe, *closeFirst, *tpID, &res)
+	err := run(*obj, *builtin, *progName, *tp, *ioctl, *rawTP, *uprobe, *closeFirst, *tpID, &res)
 	if err != nil {
 		res.Error = err.Error()
 		var errno unix.Errno
@@ -53,9 +55,19 @@ func main() {
 	}
 }
 
-func run(obj, name, tp string, ioctl bool, rawTP, uprobe string, closeFirst bool, tpID int, res *result) error {
-	spec, err := ebpf.LoadCollectionSpec(obj)
-	if err != nil {
+func run(obj, builtin, name, tp string, ioctl bool, rawTP, uprobe string, closeFirst bool, tpID int, res *result) error {
+	var spec *ebpf.CollectionSpec
+	var err error
+	if builtin != "" {
+		// no object needed (matrix VMs carry no testdata)
+		typ := map[string]ebpf.ProgramType{"tracepoint": ebpf.TracePoint, "raw_tracepoint": ebpf.RawTracepoint}[builtin]
+		if typ == ebpf.UnspecifiedProgram {
+			return fmt.Errorf("-builtin %q: want tracepoint or raw_tracepoint", builtin)
+		}
+		name = "attach_" + builtin[:3]
+		spec = &ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{name: {Name: name, Type: typ, License: "GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}}}}
+	} else if spec, err = ebpf.LoadCollectionSpec(obj); err != nil {
 		return err
 	}
 	ps := spec.Programs[name]
