@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Programs whose instructions say nothing alarming (they count calls in a
+ * MALICIOUS-STYLE by position only: programs whose instructions say nothing alarming (they count calls in a
  * map), so that only where they are attached can tell what they are for:
  * the attach tests put count_dirents on syscalls/sys_enter_getdents64 (the
  * file hider's position), count_raw on the raw tracepoint sys_enter, and

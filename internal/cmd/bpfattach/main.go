@@ -47,6 +47,14 @@ func main() {
 		var errno unix.Errno
 		if errors.As(err, &errno) {
 			res.Errno = int(errno)
+		} else {
+			// cilium/ebpf wraps some errnos so that only errors.Is sees them
+			for _, e := range []unix.Errno{unix.EPERM, unix.ENOENT, unix.EBADF, unix.EINVAL, unix.ENOTTY, unix.EOPNOTSUPP, unix.ENOTSUP} {
+				if errors.Is(err, e) {
+					res.Errno = int(e)
+					break
+				}
+			}
 		}
 	}
 	json.NewEncoder(os.Stdout).Encode(res)
