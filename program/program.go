@@ -34,8 +34,8 @@ type Program struct {
 	// AttachPoint is where the program is being attached, when judged at
 	// attach time (package target names it); nil for a load.
 	AttachPoint *AttachPoint `json:"attach_point,omitempty"`
-	Flags              uint32 `json:"flags,omitempty"`     // prog_flags
-	License            string `json:"license,omitempty"`
+	Flags       uint32       `json:"flags,omitempty"` // prog_flags
+	License     string       `json:"license,omitempty"`
 
 	// BigEndian is set for programs built for big-endian targets (bpfeb):
 	// their Insns are still encoded little-endian, but the values they store

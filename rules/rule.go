@@ -98,13 +98,13 @@ type Match struct {
 	AttachSymbol    []Glob // uprobe symbol or kprobe function
 	AttachInterface []Glob // xdp, tcx, netkit interface name
 	AttachCgroup    []Glob // cgroup path under the cgroup2 mount
-	GPL        *bool  // license is (not) GPL-compatible
-	InsnCount  *Range
-	Kfuncs     []string // any of, by name
-	MapTypes   []uint32 // any of
-	TailCalls  *bool
-	Strings    *StringPatterns // contains (Exact is unused) / regex over the extracted strings
-	Loader     *LoaderMatch
+	GPL             *bool  // license is (not) GPL-compatible
+	InsnCount       *Range
+	Kfuncs          []string // any of, by name
+	MapTypes        []uint32 // any of
+	TailCalls       *bool
+	Strings         *StringPatterns // contains (Exact is unused) / regex over the extracted strings
+	Loader          *LoaderMatch
 
 	Not *Match  // must not hold
 	Any []Match // at least one must hold
