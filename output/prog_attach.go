@@ -1,6 +1,7 @@
 package output
 
 import (
+	"strings"
 	"syscall"
 	"time"
 
@@ -79,4 +80,36 @@ func NewProgAttach(t time.Time, detach bool, l Loader, a Attach, prog *program.P
 		ev.Verdict = copyVerdict(v)
 	}
 	return ev
+}
+
+// ecsProgAttach: the caller as the process, the target in the message.
+func ecsProgAttach(ev *Event, e *ECSEvent) {
+	verb := "attached"
+	if ev.Event == KindProgDetach {
+		verb = "detached"
+	}
+	e.Message = "BPF program " + verb
+	if a := ev.Attach; a != nil {
+		e.Message += " (" + a.Op + ")"
+		if a.Target.Name != "" {
+			e.Message += " to " + a.Target.Kind + " " + a.Target.Name
+		}
+		e.Message += ": " + a.Result
+	}
+	if l := ev.Loader; l != nil {
+		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
+		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
+		e.Process = p
+		e.Message += " by " + l.Comm
+	}
+	if v := ev.Verdict; v != nil && len(v.Rules) > 0 {
+		e.Event.Kind = "alert"
+		e.Event.Category = append(e.Event.Category, "intrusion_detection")
+		r := &ECSRule{Ruleset: "ebpf-sentry"}
+		for _, m := range v.Rules {
+			r.ID = append(r.ID, m.ID)
+		}
+		e.Rule = r
+		e.Message += " (rules: " + strings.Join(r.ID, ", ") + "; " + v.Action + ")"
+	}
 }
