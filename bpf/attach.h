@@ -270,7 +270,7 @@ static __always_inline __s32 attach_judge(struct sentry_attach *a)
 
 /* Fills the caller's identity, judges, enforces, reports and remembers the
  * operation for its exit. Returns the action taken. */
-static __always_inline __u32 attach_finish(struct sentry_attach *a, const int enforcer, void *pending)
+static __always_inline __u32 attach_finish(struct sentry_attach *a, const int enforcer, void *pending, __u64 start)
 {
 	__u32 zero = 0;
 	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
@@ -307,6 +307,7 @@ static __always_inline __u32 attach_finish(struct sentry_attach *a, const int en
 		else
 			a->action = bpf_send_signal(SIGKILL) ? SENTRY_ACT_KILL_FAILED : SENTRY_ACT_KILLED;
 	}
+	a->judge_ns = bpf_ktime_get_ns() - start;
 	if (bpf_ringbuf_output(&events, a, sizeof(*a), 0))
 		count_loss(SENTRY_LOSS_ATTACH_RESERVE);
 	struct attach_inflight in = {
@@ -357,6 +358,7 @@ static __always_inline int attach_enter(__u64 cmd, __u64 uattr, __u64 size, cons
 	default:
 		return 0;
 	}
+	__u64 start = bpf_ktime_get_ns();
 	struct sentry_attach *a = attach_scratch_zeroed();
 	if (!a)
 		return 0;
@@ -476,7 +478,7 @@ static __always_inline int attach_enter(__u64 cmd, __u64 uattr, __u64 size, cons
 			}
 		}
 	}
-	attach_finish(a, enforcer, NULL);
+	attach_finish(a, enforcer, NULL, start);
 	return 0;
 }
 
@@ -516,6 +518,7 @@ static __always_inline int ioctl_enter(struct sys_enter_args_ctx *ctx, const int
 {
 	if ((__u32)ctx->args[1] != PERF_IOC_SET_BPF || ctx->args[1] >> 32)
 		return 0;
+	__u64 start = bpf_ktime_get_ns();
 	struct sentry_attach *a = attach_scratch_zeroed();
 	if (!a)
 		return 0;
@@ -531,7 +534,7 @@ static __always_inline int ioctl_enter(struct sys_enter_args_ctx *ctx, const int
 		a->prog_type = BPF_CORE_READ(prog, type);
 	}
 	__u32 zero = 0;
-	attach_finish(a, enforcer, bpf_map_lookup_elem(&attach_pending, &zero));
+	attach_finish(a, enforcer, bpf_map_lookup_elem(&attach_pending, &zero), start);
 	return 0;
 }
 

@@ -105,6 +105,10 @@ type AttachEvent struct {
 	RuleIndex int     `json:"rule_index"`
 	RuleID    string  `json:"rule_id,omitempty"`
 
+	// JudgeTime is what the sensor's entry program spent on this call
+	// (reading the attr, resolving fds, the attach table, the report).
+	JudgeTime time.Duration `json:"judge_ns"`
+
 	Result AttachResult `json:"result"`
 	Errno  int          `json:"errno,omitempty"`
 	FD     int          `json:"fd,omitempty"`
@@ -129,6 +133,7 @@ func (s *Sensor) attachEvent(a *sentrySentryAttach) *AttachEvent {
 		},
 		ReplaceProgID: a.ReplaceProgId, ReplaceFD: a.ReplaceFd, LinkID: a.LinkId,
 		Verdict: Verdict(a.Verdict), Action: Action(a.Action), RuleIndex: int(a.Rule), Result: AttachUnknown,
+		JudgeTime: time.Duration(a.JudgeNs),
 	}
 	if s.asm != nil && s.asm.monoToWall != nil {
 		ev.Time = s.asm.monoToWall(a.KtimeNs)

@@ -129,6 +129,7 @@ type sentryLegacySentryAttach struct {
 	ExeIno        uint64
 	ExeDev        uint32
 	Pad           uint32
+	JudgeNs       uint64
 	Addrs         [4]uint64
 	Comm          [16]int8
 	Name          [256]int8

@@ -85,6 +85,7 @@ struct sentry_attach {
 	__u64 exe_ino;
 	__u32 exe_dev;
 	__u32 _pad;
+	__u64 judge_ns;       /* time from the hook's start to the report: what the sensor adds at entry */
 	__u64 addrs[SENTRY_ATTACH_SYMS]; /* kprobe_multi addresses or uprobe_multi offsets */
 	char comm[16];
 	char name[SENTRY_ATTACH_NAME_LEN];
