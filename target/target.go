@@ -540,29 +540,29 @@ func elfSymbolAt(path string, off uint64) string {
 	if !ok {
 		return ""
 	}
-	best := ""
+	// Aliases share an address (getpid, __getpid): the public name wins.
+	best, exact := "", ""
 	for _, get := range []func() ([]elf.Symbol, error){f.DynamicSymbols, f.Symbols} {
 		syms, err := get()
 		if err != nil {
 			continue
 		}
 		for _, s := range syms {
-			if elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Value == 0 {
+			if elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Value == 0 || s.Name == "" {
 				continue
 			}
-			if vaddr >= s.Value && (vaddr < s.Value+s.Size || s.Size == 0 && vaddr == s.Value) {
-				name := s.Name
-				if vaddr != s.Value {
-					name = fmt.Sprintf("%s+%#x", s.Name, vaddr-s.Value)
+			switch {
+			case vaddr == s.Value:
+				if exact == "" || strings.HasPrefix(exact, "_") && !strings.HasPrefix(s.Name, "_") {
+					exact = s.Name
 				}
-				if best == "" || !strings.Contains(name, "+") {
-					best = name
-				}
-				if !strings.Contains(name, "+") {
-					return best
-				}
+			case best == "" && vaddr > s.Value && vaddr < s.Value+s.Size:
+				best = fmt.Sprintf("%s+%#x", s.Name, vaddr-s.Value)
 			}
 		}
+	}
+	if exact != "" {
+		return exact
 	}
 	return best
 }
