@@ -284,10 +284,10 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		attaches: make(chan *AttachEvent, cfg.EventBuffer),
 
 		attachPending: make(map[uint64]*AttachEvent),
-		asm:      newAssembler(),
-		userLost: make(map[string]uint64),
-		slots:    make(map[uint32][]string),
-		done:     make(chan struct{}),
+		asm:           newAssembler(),
+		userLost:      make(map[string]uint64),
+		slots:         make(map[uint32][]string),
+		done:          make(chan struct{}),
 	}
 	s.asm.monoToWall = monoToWall()
 	s.asm.budget, s.asm.queued = cfg.MemoryBudget, s.queued
