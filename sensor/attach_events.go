@@ -429,7 +429,7 @@ func (s *Sensor) startAttachProgram(spec *ebpf.CollectionSpec, p attachProgram) 
 		coll.Close()
 		return err
 	}
-	s.links = append(s.links, l)
+	s.attachLinks = append(s.attachLinks, l) // not pinned: attach monitoring lives with the agent
 	s.attachColls = append(s.attachColls, coll)
 	return nil
 }

@@ -133,6 +133,7 @@ type Sensor struct {
 	attachRuleIDs []string
 	attachNote    string
 	attachColls   []*ebpf.Collection
+	attachLinks   []link.Link
 }
 
 // New loads the kernel programs, fills the tables and attaches. Events
@@ -395,10 +396,10 @@ func (s *Sensor) Close() error {
 			s.log.Warn("clear the agent's identity from the pinned config", "err", err)
 		}
 	}
-	for _, l := range s.links {
+	for _, l := range append(s.links, s.attachLinks...) {
 		l.Close()
 	}
-	s.links = nil
+	s.links, s.attachLinks = nil, nil
 	time.Sleep(50 * time.Millisecond)
 	s.drain()
 	s.reader.Close()
@@ -419,6 +420,9 @@ func (s *Sensor) teardown(keepPins bool) {
 	}
 	if !keepPins && s.cfg.PinPath != "" {
 		os.RemoveAll(s.cfg.PinPath)
+	}
+	for _, l := range s.attachLinks {
+		l.Close()
 	}
 	for _, c := range s.attachColls {
 		c.Close()
