@@ -86,6 +86,7 @@ struct inode {
 	struct super_block *i_sb;
 } __attribute__((preserve_access_index));
 struct file {
+	const void *f_op;
 	struct path f_path;
 	struct inode *f_inode;
 	void *private_data;
@@ -121,8 +122,10 @@ struct task_struct {
 } __attribute__((preserve_access_index));
 struct bpf_prog_aux {
 	__u32 id;
+	__u32 attach_btf_id;
 } __attribute__((preserve_access_index));
 struct bpf_prog {
+	enum bpf_prog_type type;
 	__u32 len; /* instructions in insnsi */
 	__u8 tag[8];
 	struct bpf_prog_aux *aux;
@@ -1223,6 +1226,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 }
 
 #include "include/selfprotect.h"
+#include "attach.h"
 
 static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const int enforcer)
 {
@@ -1230,7 +1234,7 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 		/* On LSM kernels the bpf hooks guard (sentry_lsm_guard). */
 		if (enforcer != ENF_DENY)
 			guard_syscall(cmd, uattr, size, enforcer);
-		return 0;
+		return attach_enter(cmd, uattr, size, enforcer);
 	}
 	struct prog_load_attr attr = {};
 	/* 64-bit: clamping a truncated copy loses the bound for the verifier */
@@ -1273,8 +1277,8 @@ static __always_inline int on_exit(__s64 ret)
 	learn_self(bpf_get_current_pid_tgid() >> 32);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
-	if (!in)
-		return 0; /* not a BPF_PROG_LOAD (the exit tracepoint does not say the cmd) */
+	if (!in) /* not a BPF_PROG_LOAD (the exit tracepoint does not say the cmd) */
+		return attach_exit(ret, NULL);
 	struct inflight copy = *in;
 	bpf_map_delete_elem(&inflight, &tid);
 

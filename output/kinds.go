@@ -23,6 +23,8 @@ const (
 	KindFleetFirstSeen Kind = "fleet_first_seen"
 	KindHeartbeat      Kind = "heartbeat"
 	KindCbpfAttach     Kind = "cbpf_attach"
+	KindProgAttach     Kind = "prog_attach"
+	KindProgDetach     Kind = "prog_detach"
 )
 
 // KindSpec is everything about one kind of event that is not its payload's
@@ -66,6 +68,10 @@ var kindTable = []KindSpec{
 		Doc: "a program one view of the kernel shows and another misses"},
 	{Kind: KindCbpfAttach, Section: "cbpf", ECS: ECSClass{"event", "process", "info"}, ecs: ecsCbpfAttach,
 		Doc: "a classic BPF socket filter attached with setsockopt"},
+	{Kind: KindProgAttach, Section: "attach", ECS: ECSClass{"event", "process", "change"}, ecs: ecsProgAttach,
+		Doc: "a loaded program attached or replaced: the target named, the program's facts, the result and the verdict"},
+	{Kind: KindProgDetach, Section: "attach", ECS: ECSClass{"event", "process", "change"}, ecs: ecsProgAttach,
+		Doc: "a program detached (a link or a BPF_PROG_ATTACH attachment)"},
 	{Kind: KindSensorStarted, Section: "sensor", ECS: ECSClass{"event", "process", "start"}, ecs: ecsSensor,
 		Doc: "the sensor attached its hook"},
 	{Kind: KindSensorStopped, Section: "sensor", ECS: ECSClass{"event", "process", "end"}, ecs: ecsSensor,

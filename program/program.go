@@ -31,8 +31,11 @@ type Program struct {
 	ExpectedAttachType uint32 `json:"expected_attach_type"` // enum bpf_attach_type
 	AttachBTFID        uint32 `json:"attach_btf_id,omitempty"`
 	AttachTo           string `json:"attach_to,omitempty"` // attach target function/tracepoint name when known
-	Flags              uint32 `json:"flags,omitempty"`     // prog_flags
-	License            string `json:"license,omitempty"`
+	// AttachPoint is where the program is being attached, when judged at
+	// attach time (package target names it); nil for a load.
+	AttachPoint *AttachPoint `json:"attach_point,omitempty"`
+	Flags       uint32       `json:"flags,omitempty"` // prog_flags
+	License     string       `json:"license,omitempty"`
 
 	// BigEndian is set for programs built for big-endian targets (bpfeb):
 	// their Insns are still encoded little-endian, but the values they store
@@ -147,4 +150,15 @@ type Kernel struct {
 // Decode decodes the program's instructions (see insn.Decode).
 func (p *Program) Decode() ([]insn.Instruction, []insn.Problem) {
 	return insn.Decode(p.Insns)
+}
+
+// AttachPoint is the parts of an attach target that rules match besides
+// AttachTo: a uprobe's binary and symbol (or a kprobe's function), the
+// network interface, the cgroup path.
+type AttachPoint struct {
+	Kind      string `json:"kind"`
+	Binary    string `json:"binary,omitempty"`
+	Symbol    string `json:"symbol,omitempty"`
+	Interface string `json:"interface,omitempty"`
+	Cgroup    string `json:"cgroup,omitempty"`
 }

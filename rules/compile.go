@@ -119,6 +119,7 @@ func kernelRule(r *Rule) (*kernel.Rule, string) {
 	}
 	need(m.ProgName != nil && (len(m.ProgName.Glob) > 0 || len(m.ProgName.Regex) > 0), "prog_name glob/regex")
 	need(len(m.AttachTo) > 0, "attach_to (the BTF name is resolved in user space)")
+	need(len(m.AttachBinary)+len(m.AttachSymbol)+len(m.AttachInterface)+len(m.AttachCgroup) > 0, "attach_binary/attach_symbol/attach_interface/attach_cgroup (known at attach time only)")
 	need(m.GPL != nil, "gpl_compatible (the license string is not read in the kernel)")
 	need(len(m.Kfuncs) > 0, "kfuncs")
 	need(len(m.MapTypes) > 0, "map_types")

@@ -37,18 +37,24 @@ var wantDefaultHits = map[string][]string{
 	"pamspy.bpf.o/handle_pam_ret":               {"credential-files", "credential-uprobe"},
 	"exechijack.bpf.o/handle_execve_enter1":     {"seed-exechijack", "probe-write-user"},
 	"getdents_hide.bpf.o/handle_getdents_enter": {"getdents-hook"},
-	"getdents_hide.bpf.o/handle_getdents_exit":  {"syscall-tail-call-chain", "getdents-hook"},
-	"getdents_hide.bpf.o/handle_dirent_scan":    {"syscall-tail-call-chain", "getdents-hook"},
-	"getdents_hide.bpf.o/handle_dirent_patch":   {"probe-write-user", "getdents-hook"},
-	"sudoers.bpf.o/handle_openat_enter":         {"credential-files"},
-	"sudoers.bpf.o/handle_read_enter":           {},
-	"sudoers.bpf.o/handle_read_exit":            {"probe-write-user"},
-	"antiforensics.bpf.o/watch_bpf_enum":        {"bpf-hook"},
-	"antiforensics.bpf.o/kill_bpftool":          {"send-signal-from-tracing", "bpf-hook"},
-	"override.bpf.o/block_getdents":             {"override-return", "getdents-hook"},
-	"bpfhide.bpf.o/deny_bpf_enum":               {"bpf-hook", "lsm-syscall-deny"},
-	"bpfhide.bpf.o/spy_bpf_calls":               {"bpf-hook"},
-	"evasion.bpf.o/sshd_audit":                  {"seed-pamspy", "credential-files", "credential-uprobe"},
+	// its section names the target; loaded with another section (or
+	// raw instructions) it is harmless-looking until attached (run judges
+	// the attach: TestRunReportsAttachesWithTheirTargets…)
+	"attach_targets.bpf.o/count_dirents":       {"getdents-hook"},
+	"attach_targets.bpf.o/count_raw":           {}, // sys_enter: what it does depends on its code, which counts
+	"attach_targets.bpf.o/count_pam":           {}, // SEC("uprobe"): the binary is only known at the attach
+	"getdents_hide.bpf.o/handle_getdents_exit": {"syscall-tail-call-chain", "getdents-hook"},
+	"getdents_hide.bpf.o/handle_dirent_scan":   {"syscall-tail-call-chain", "getdents-hook"},
+	"getdents_hide.bpf.o/handle_dirent_patch":  {"probe-write-user", "getdents-hook"},
+	"sudoers.bpf.o/handle_openat_enter":        {"credential-files"},
+	"sudoers.bpf.o/handle_read_enter":          {},
+	"sudoers.bpf.o/handle_read_exit":           {"probe-write-user"},
+	"antiforensics.bpf.o/watch_bpf_enum":       {"bpf-hook"},
+	"antiforensics.bpf.o/kill_bpftool":         {"send-signal-from-tracing", "bpf-hook"},
+	"override.bpf.o/block_getdents":            {"override-return", "getdents-hook"},
+	"bpfhide.bpf.o/deny_bpf_enum":              {"bpf-hook", "lsm-syscall-deny"},
+	"bpfhide.bpf.o/spy_bpf_calls":              {"bpf-hook"},
+	"evasion.bpf.o/sshd_audit":                 {"seed-pamspy", "credential-files", "credential-uprobe"},
 	// It only records who opened which file: its two compared names are
 	// reported as strings, no default rule judges them.
 	"filehide.bpf.o/hide_files": {},
@@ -144,7 +150,7 @@ func TestDefaultRulesOnTestdata(t *testing.T) {
 // the bpf LSM hooks). No rule exempts a loader by name.
 var wantOwnHits = map[string][]string{
 	"sentry_enter_tp":               {"send-signal-from-tracing", "bpf-hook"},
-	"sentry_enter_tp_corrupt":       {"probe-write-user", "bpf-hook", "send-signal-from-tracing"},
+	"sentry_enter_tp_corrupt":       {"probe-write-user", "bpf-hook", "send-signal-from-tracing"}, // an attach is killed, not corrupted
 	"sentry_enter_tp_gate":          {"bpf-hook"},
 	"sentry_exit_tp":                {"bpf-hook"},
 	"sentry_enter_btf":              {"send-signal-from-tracing"},
@@ -162,6 +168,14 @@ var wantOwnHits = map[string][]string{
 	"sentry_exit_kretprobe_ia32":    {"bpf-hook"},
 	"sentry_enter_kprobe_direct":    {"send-signal-from-tracing", "bpf-hook"},
 	"sentry_prefault":               nil,
+	"sentry_ioctl_enter":            {"send-signal-from-tracing"},
+	"sentry_ioctl_enter_deny":       nil,
+	"sentry_ioctl_exit":             nil,
+	"sentry_perf_open_enter":        nil,
+	"sentry_perf_open_exit":         nil,
+	"sentry_attach_tp":              {"bpf-hook"},
+	"sentry_lsm_attach_gate":        {"bpf-hook", "lsm-syscall-deny"},
+	"sentry_lsm_ioctl_gate":         nil,
 	"ruleeval":                      nil,
 }
 

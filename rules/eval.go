@@ -219,6 +219,29 @@ func (m *Match) eval(in *input) ([]Reason, bool) {
 		}
 		hold(Reason{Predicate: "attach_to", Detail: fmt.Sprintf("%q matches %q", in.prog.AttachTo, g)})
 	}
+	for _, ap := range []struct {
+		name  string
+		globs []Glob
+		value func(*program.AttachPoint) string
+	}{
+		{"attach_binary", m.AttachBinary, func(a *program.AttachPoint) string { return a.Binary }},
+		{"attach_symbol", m.AttachSymbol, func(a *program.AttachPoint) string { return a.Symbol }},
+		{"attach_interface", m.AttachInterface, func(a *program.AttachPoint) string { return a.Interface }},
+		{"attach_cgroup", m.AttachCgroup, func(a *program.AttachPoint) string { return a.Cgroup }},
+	} {
+		if len(ap.globs) == 0 {
+			continue
+		}
+		if in.prog.AttachPoint == nil {
+			return nil, false
+		}
+		v := ap.value(in.prog.AttachPoint)
+		g, ok := anyGlob(ap.globs, v)
+		if !ok || v == "" {
+			return nil, false
+		}
+		hold(Reason{Predicate: ap.name, Detail: fmt.Sprintf("%q matches %q", v, g)})
+	}
 	if m.GPL != nil {
 		if in.rep.GPL != *m.GPL {
 			return nil, false
@@ -551,6 +574,14 @@ func (m *Match) describe() string {
 	}
 	if len(m.AttachTo) > 0 {
 		parts = append(parts, "attach_to "+strings.Join(globStrings(m.AttachTo), ","))
+	}
+	for _, ap := range []struct {
+		name string
+		g    []Glob
+	}{{"attach_binary", m.AttachBinary}, {"attach_symbol", m.AttachSymbol}, {"attach_interface", m.AttachInterface}, {"attach_cgroup", m.AttachCgroup}} {
+		if len(ap.g) > 0 {
+			parts = append(parts, ap.name+" "+strings.Join(globStrings(ap.g), ","))
+		}
 	}
 	if m.GPL != nil {
 		parts = append(parts, fmt.Sprintf("gpl_compatible=%v", *m.GPL))

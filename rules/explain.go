@@ -118,6 +118,18 @@ func (m *Match) predicates() []namedMatch {
 	if len(m.AttachTo) > 0 {
 		add("attach_to", Match{AttachTo: m.AttachTo})
 	}
+	if len(m.AttachBinary) > 0 {
+		add("attach_binary", Match{AttachBinary: m.AttachBinary})
+	}
+	if len(m.AttachSymbol) > 0 {
+		add("attach_symbol", Match{AttachSymbol: m.AttachSymbol})
+	}
+	if len(m.AttachInterface) > 0 {
+		add("attach_interface", Match{AttachInterface: m.AttachInterface})
+	}
+	if len(m.AttachCgroup) > 0 {
+		add("attach_cgroup", Match{AttachCgroup: m.AttachCgroup})
+	}
 	if m.GPL != nil {
 		add("gpl_compatible", Match{GPL: m.GPL})
 	}

@@ -92,13 +92,19 @@ type Match struct {
 	ProgType   []uint32
 	AttachType []uint32
 	AttachTo   []Glob // over program.Program.AttachTo
-	GPL        *bool  // license is (not) GPL-compatible
-	InsnCount  *Range
-	Kfuncs     []string // any of, by name
-	MapTypes   []uint32 // any of
-	TailCalls  *bool
-	Strings    *StringPatterns // contains (Exact is unused) / regex over the extracted strings
-	Loader     *LoaderMatch
+	// The attach point's parts (program.Program.AttachPoint), known only
+	// when a program is judged at attach time: a load never matches them.
+	AttachBinary    []Glob // uprobe binary path
+	AttachSymbol    []Glob // uprobe symbol or kprobe function
+	AttachInterface []Glob // xdp, tcx, netkit interface name
+	AttachCgroup    []Glob // cgroup path under the cgroup2 mount
+	GPL             *bool  // license is (not) GPL-compatible
+	InsnCount       *Range
+	Kfuncs          []string // any of, by name
+	MapTypes        []uint32 // any of
+	TailCalls       *bool
+	Strings         *StringPatterns // contains (Exact is unused) / regex over the extracted strings
+	Loader          *LoaderMatch
 
 	Not *Match  // must not hold
 	Any []Match // at least one must hold

@@ -122,7 +122,7 @@ func parseSeverity(s string) Severity {
 }
 
 var matchKeys = []string{"helpers", "helpers_mode", "helpers_only", "helpers_any", "prog_name", "prog_type",
-	"attach_type", "attach_to", "gpl_compatible", "insn_count", "kfuncs", "map_types", "tail_calls",
+	"attach_type", "attach_to", "attach_binary", "attach_symbol", "attach_interface", "attach_cgroup", "gpl_compatible", "insn_count", "kfuncs", "map_types", "tail_calls",
 	"strings", "loader", "not", "any"}
 
 func (d *decoder) parseMatch(n ast.Node, field string, depth int) (*Match, bool) {
@@ -173,6 +173,14 @@ func (d *decoder) parseMatch(n ast.Node, field string, depth int) (*Match, bool)
 			m.MapTypes, ok = d.parseEnumList(e.value, f, program.MapTypes)
 		case "attach_to":
 			m.AttachTo, ok = d.parseGlobs(e.value, f)
+		case "attach_binary":
+			m.AttachBinary, ok = d.parseGlobs(e.value, f)
+		case "attach_symbol":
+			m.AttachSymbol, ok = d.parseGlobs(e.value, f)
+		case "attach_interface":
+			m.AttachInterface, ok = d.parseGlobs(e.value, f)
+		case "attach_cgroup":
+			m.AttachCgroup, ok = d.parseGlobs(e.value, f)
 		case "gpl_compatible":
 			var b bool
 			if b, ok = d.boolean(e.value, f); ok {

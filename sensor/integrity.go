@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -106,14 +107,17 @@ func (s *Sensor) Health() (Health, error) {
 		return h, fmt.Errorf("sensor closed")
 	}
 	ours := map[uint32]bool{}
-	for _, p := range s.coll.Programs {
-		if info, err := p.Info(); err == nil {
-			if id, ok := info.ID(); ok {
-				ours[uint32(id)] = true
+	colls := append([]*ebpf.Collection{s.coll}, s.attachColls...)
+	for _, c := range colls {
+		for _, p := range c.Programs {
+			if info, err := p.Info(); err == nil {
+				if id, ok := info.ID(); ok {
+					ours[uint32(id)] = true
+				}
 			}
 		}
 	}
-	for _, l := range s.links {
+	for _, l := range append(slices.Clip(s.links), s.attachLinks...) {
 		h.Hooks++
 		info, err := l.Info()
 		switch {

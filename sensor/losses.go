@@ -31,6 +31,7 @@ var lossNames = []string{
 	sentrySentryLossSENTRY_LOSS_GATE_UNJUDGED:   "unjudged_at_gate",
 	sentrySentryLossSENTRY_LOSS_TAMPER_RESERVE:  "tamper_reserve",
 	sentrySentryLossSENTRY_LOSS_RATE_LIMITED:    "rate_limited",
+	sentrySentryLossSENTRY_LOSS_ATTACH_RESERVE:  "attach_reserve",
 }
 
 // Losses reads the kernel's per-CPU loss counters and adds user space's
@@ -69,5 +70,6 @@ func (s *Sensor) Losses() (Losses, error) {
 	out["reassembly_budget"] = s.asm.overBudget
 	out["recover_failed"] = s.asm.recoverFailed
 	out["recover_mismatch"] = s.asm.recoverMismatch
+	out["attach_orphan_exit"] = s.attachOrphans
 	return out, nil
 }

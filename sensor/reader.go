@@ -19,6 +19,7 @@ func (s *Sensor) read(ctx context.Context) {
 	defer close(s.done)
 	defer close(s.events)
 	defer close(s.attempts)
+	defer close(s.attaches)
 	var rec ringbuf.Record
 	lastSweep := time.Now()
 	s.reader.SetDeadline(time.Now().Add(time.Second))
@@ -29,9 +30,12 @@ func (s *Sensor) read(ctx context.Context) {
 			r, perr := parseRecord(rec.RawSample)
 			s.mu.Lock()
 			var ev *Event
+			var at *AttachEvent
 			if perr != nil {
 				s.badRecs++
 				s.log.Warn("sensor record", "err", perr)
+			} else if r.attach != nil || r.attachExit != nil {
+				at = s.addAttach(r, now)
 			} else if r.tamper == nil {
 				ev = s.asm.add(r, now)
 			}
@@ -41,6 +45,9 @@ func (s *Sensor) read(ctx context.Context) {
 			}
 			if ev != nil {
 				s.deliver(ctx, ev)
+			}
+			if at != nil {
+				s.deliverAttach(at)
 			}
 		} else if errors.Is(err, ringbuf.ErrClosed) {
 			break
@@ -52,7 +59,11 @@ func (s *Sensor) read(ctx context.Context) {
 			s.reader.SetDeadline(now.Add(time.Second))
 			s.mu.Lock()
 			expired := s.asm.expire(now.Add(-s.cfg.ExpireAfter))
+			lost := s.expireAttaches(now.Add(-s.cfg.ExpireAfter))
 			s.mu.Unlock()
+			for _, at := range lost {
+				s.deliverAttach(at)
+			}
 			for _, ev := range expired {
 				s.deliver(ctx, ev)
 			}
@@ -60,7 +71,11 @@ func (s *Sensor) read(ctx context.Context) {
 	}
 	s.mu.Lock()
 	rest := s.asm.expire(time.Now().Add(time.Hour))
+	lost := s.expireAttaches(time.Now().Add(time.Hour))
 	s.mu.Unlock()
+	for _, at := range lost {
+		s.deliverAttach(at)
+	}
 	for _, ev := range rest {
 		s.deliver(ctx, ev)
 	}

@@ -40,6 +40,9 @@ type record struct {
 	verdict *sentrySentryVerdictRec
 	exit    *sentrySentryExit
 	tamper  *sentrySentryTamper // selfprotect.go; not part of a load
+
+	attach     *sentrySentryAttach
+	attachExit *sentrySentryAttachExit
 }
 
 // chunkRecord aliases the ring-buffer sample's data; copy before reuse.
@@ -65,7 +68,8 @@ func parseRecord(b []byte) (record, error) {
 	kind := binary.LittleEndian.Uint32(b)
 	r := record{pid: binary.LittleEndian.Uint32(b[4:]), loadID: binary.LittleEndian.Uint64(b[8:])}
 	// Chunks are as long as their instructions; the rest have fixed sizes.
-	need := map[uint32]int{kindHeader: headerSize, kindChunk: chunkDataOff, kindVerdict: verdictSize, kindExit: exitSize, kindTamper: tamperSize}[kind]
+	need := map[uint32]int{kindHeader: headerSize, kindChunk: chunkDataOff, kindVerdict: verdictSize, kindExit: exitSize, kindTamper: tamperSize,
+		kindAttach: attachSize, kindAttachExit: attachExitSize}[kind]
 	if need == 0 {
 		return record{}, fmt.Errorf("%w: unknown kind %d", ErrRecord, kind)
 	}
@@ -92,6 +96,12 @@ func parseRecord(b []byte) (record, error) {
 	case kindTamper:
 		r.tamper = new(sentrySentryTamper)
 		_, err = binary.Decode(b[:need], binary.LittleEndian, r.tamper)
+	case kindAttach:
+		r.attach = new(sentrySentryAttach)
+		_, err = binary.Decode(b[:need], binary.LittleEndian, r.attach)
+	case kindAttachExit:
+		r.attachExit = new(sentrySentryAttachExit)
+		_, err = binary.Decode(b[:need], binary.LittleEndian, r.attachExit)
 	case kindChunk:
 		c := &chunkRecord{
 			index:   binary.LittleEndian.Uint32(b[chunkIndexOff:]),

@@ -145,6 +145,16 @@ type Sensor struct {
 	queueSizes  []int64 // instruction bytes of the events in the channel, oldest first
 	queuedBytes int64
 	prefaulted  int // ring pages written through at start (prefault.go)
+
+	// Attach events (attach_events.go): pairing by id, the attach table's
+	// rule ids, and the programs that report them (best-effort).
+	attaches      chan *AttachEvent
+	attachPending map[uint64]*AttachEvent
+	attachOrphans uint64
+	attachRuleIDs []string
+	attachNote    string
+	attachColls   []*ebpf.Collection
+	attachLinks   []link.Link
 }
 
 // New loads the kernel programs, fills the tables and attaches. Events
@@ -280,6 +290,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	// must not stop the sensor.
 	prefaultSpec := spec.Programs[sentryProgSentryPrefault]
 	guards := guardPrograms(spec, hook.IsLSM())
+	attachSpec := attachSpecOf(spec, hook, cfg.Enforcer)
 	for name := range spec.Programs {
 		keep := name == enter || name == exit || name == gate || guards[name] ||
 			hook == HookKprobe && name == sentryProgSentryEnterKprobeDirect ||
@@ -305,10 +316,13 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		cfg: cfg, hook: hook, coll: coll, log: cfg.Logger, self: self,
 		events:   make(chan *Event, cfg.EventBuffer),
 		attempts: make(chan AccessAttempt, 64),
-		asm:      newAssembler(),
-		userLost: make(map[string]uint64),
-		slots:    make(map[uint32][]string),
-		done:     make(chan struct{}),
+		attaches: make(chan *AttachEvent, cfg.EventBuffer),
+
+		attachPending: make(map[uint64]*AttachEvent),
+		asm:           newAssembler(),
+		userLost:      make(map[string]uint64),
+		slots:         make(map[uint32][]string),
+		done:          make(chan struct{}),
 	}
 	s.asm.monoToWall = monoToWall()
 	s.asm.budget, s.asm.queued = cfg.MemoryBudget, s.queued
@@ -333,6 +347,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	if err != nil {
 		return fail(fmt.Errorf("open ring buffer: %w", err))
 	}
+	s.attachNote = s.startAttachPrograms(attachSpec)
 	// Exit first: an enter without its exit would leave an inflight entry.
 	// The gate only refuses what the enter program marked, so its order
 	// does not matter.
@@ -437,10 +452,10 @@ func (s *Sensor) Close() error {
 			s.log.Warn("clear the agent's identity from the pinned config", "err", err)
 		}
 	}
-	for _, l := range s.links {
+	for _, l := range append(s.links, s.attachLinks...) {
 		l.Close()
 	}
-	s.links = nil
+	s.links, s.attachLinks = nil, nil
 	time.Sleep(50 * time.Millisecond)
 	s.drain()
 	s.reader.Close()
@@ -461,6 +476,12 @@ func (s *Sensor) teardown(keepPins bool) {
 	}
 	if !keepPins && s.cfg.PinPath != "" {
 		os.RemoveAll(s.cfg.PinPath)
+	}
+	for _, l := range s.attachLinks {
+		l.Close()
+	}
+	for _, c := range s.attachColls {
+		c.Close()
 	}
 	s.coll.Close()
 }

@@ -13,6 +13,15 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type sentryAttachInflight struct {
+	_      structs.HostLayout
+	Id     uint64
+	Op     uint32
+	Killed uint32
+	Denied uint32
+	Pad    uint32
+}
+
 type sentryInflight struct {
 	_      structs.HostLayout
 	LoadId uint64
@@ -109,6 +118,118 @@ const (
 	sentrySentryActionSENTRY_ACT_DENIED         sentrySentryAction = 7
 )
 
+type sentrySentryAttach struct {
+	_ structs.HostLayout
+	H struct {
+		_      structs.HostLayout
+		Kind   uint32
+		Pid    uint32
+		LoadId uint64
+	}
+	KtimeNs       uint64
+	CgroupId      uint64
+	Pid           uint32
+	Tid           uint32
+	Uid           uint32
+	Gid           uint32
+	Op            uint32
+	AttachType    uint32
+	ProgFd        uint32
+	ProgId        uint32
+	ProgType      uint32
+	TargetFd      uint32
+	Flags         uint32
+	TargetBtfId   uint32
+	TargetProgId  uint32
+	ReplaceFd     uint32
+	ReplaceProgId uint32
+	LinkId        uint32
+	TargetCgroup  uint64
+	PerfType      uint32
+	Count         uint32
+	PerfConfig    uint64
+	PerfOffset    uint64
+	Cookie        uint64
+	Verdict       uint32
+	Action        uint32
+	Rule          int32
+	NameFrom      uint32
+	ExeIno        uint64
+	ExeDev        uint32
+	Pad           uint32
+	JudgeNs       uint64
+	Addrs         [4]uint64
+	Comm          [16]int8
+	Name          [256]int8
+	Syms          [4][64]int8
+}
+
+type sentrySentryAttachCfg struct {
+	_            structs.HostLayout
+	ProgFops     uint64
+	LinkFops     uint64
+	LinkFopsPoll uint64
+	PerfFops     uint64
+}
+
+type sentrySentryAttachExit struct {
+	_ structs.HostLayout
+	H struct {
+		_      structs.HostLayout
+		Kind   uint32
+		Pid    uint32
+		LoadId uint64
+	}
+	Ret     int64
+	LinkId  uint32
+	Killed  uint32
+	KtimeNs uint64
+}
+
+type sentrySentryAttachFrom uint32
+
+const (
+	sentrySentryAttachFromSENTRY_FROM_CALLER     sentrySentryAttachFrom = 1
+	sentrySentryAttachFromSENTRY_FROM_PERF_OPEN  sentrySentryAttachFrom = 2
+	sentrySentryAttachFromSENTRY_FROM_PERF_EVENT sentrySentryAttachFrom = 4
+)
+
+type sentrySentryAttachKey struct {
+	_     structs.HostLayout
+	Kind  uint32
+	Pad   uint32
+	Value uint64
+}
+
+type sentrySentryAttachKeyKind uint32
+
+const (
+	sentrySentryAttachKeyKindSENTRY_KEY_TP_ID   sentrySentryAttachKeyKind = 1
+	sentrySentryAttachKeyKindSENTRY_KEY_NAME    sentrySentryAttachKeyKind = 2
+	sentrySentryAttachKeyKindSENTRY_KEY_BTF_ID  sentrySentryAttachKeyKind = 3
+	sentrySentryAttachKeyKindSENTRY_KEY_IFINDEX sentrySentryAttachKeyKind = 4
+	sentrySentryAttachKeyKindSENTRY_KEY_CGROUP  sentrySentryAttachKeyKind = 5
+)
+
+type sentrySentryAttachOp uint32
+
+const (
+	sentrySentryAttachOpSENTRY_ATTACH_LINK_CREATE  sentrySentryAttachOp = 1
+	sentrySentryAttachOpSENTRY_ATTACH_RAW_TP_OPEN  sentrySentryAttachOp = 2
+	sentrySentryAttachOpSENTRY_ATTACH_PROG_ATTACH  sentrySentryAttachOp = 3
+	sentrySentryAttachOpSENTRY_ATTACH_PROG_DETACH  sentrySentryAttachOp = 4
+	sentrySentryAttachOpSENTRY_ATTACH_LINK_UPDATE  sentrySentryAttachOp = 5
+	sentrySentryAttachOpSENTRY_ATTACH_LINK_DETACH  sentrySentryAttachOp = 6
+	sentrySentryAttachOpSENTRY_ATTACH_PERF_SET_BPF sentrySentryAttachOp = 7
+)
+
+type sentrySentryAttachRecordKind uint32
+
+const (
+	sentrySentryAttachRecordKindSENTRY_REC_ATTACH      sentrySentryAttachRecordKind = 16
+	sentrySentryAttachRecordKindSENTRY_REC_ATTACH_EXIT sentrySentryAttachRecordKind = 17
+)
+
 type sentrySentryChunk struct {
 	_ structs.HostLayout
 	H struct {
@@ -203,7 +324,8 @@ const (
 	sentrySentryLossSENTRY_LOSS_GATE_UNJUDGED   sentrySentryLoss = 10
 	sentrySentryLossSENTRY_LOSS_TAMPER_RESERVE  sentrySentryLoss = 11
 	sentrySentryLossSENTRY_LOSS_RATE_LIMITED    sentrySentryLoss = 12
-	sentrySentryLossSENTRY_LOSS_NR              sentrySentryLoss = 13
+	sentrySentryLossSENTRY_LOSS_ATTACH_RESERVE  sentrySentryLoss = 13
+	sentrySentryLossSENTRY_LOSS_NR              sentrySentryLoss = 14
 )
 
 type sentrySentryMode uint32
@@ -232,6 +354,15 @@ type sentrySentryOwnKey struct {
 	_    structs.HostLayout
 	Kind uint32
 	Id   uint32
+}
+
+type sentrySentryPerfOpen struct {
+	_       structs.HostLayout
+	Type    uint32
+	Pad     uint32
+	Config  uint64
+	Config2 uint64
+	Name    [256]int8
 }
 
 type sentrySentryPrefaultCtx struct {
@@ -319,6 +450,11 @@ type sentryTaskScratch struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sentryMapAttachBlock              = "attach_block"
+	sentryMapAttachCfg                = "attach_cfg"
+	sentryMapAttachInflight           = "attach_inflight"
+	sentryMapAttachPending            = "attach_pending"
+	sentryMapAttachScratch            = "attach_scratch"
 	sentryMapChunkScratch             = "chunk_scratch"
 	sentryMapCommits                  = "commits"
 	sentryMapConfig                   = "config"
@@ -330,11 +466,15 @@ const (
 	sentryMapLoaderRate               = "loader_rate"
 	sentryMapLosses                   = "losses"
 	sentryMapOwnIds                   = "own_ids"
+	sentryMapPerfFds                  = "perf_fds"
+	sentryMapPerfOpenInflight         = "perf_open_inflight"
+	sentryMapPerfOpenScratch          = "perf_open_scratch"
 	sentryMapResultScratch            = "result_scratch"
 	sentryMapRules                    = "rules"
 	sentryMapRulesReaders             = "rules_readers"
 	sentryMapRulesStaged              = "rules_staged"
 	sentryMapTaskScratch              = "task_scratch"
+	sentryProgSentryAttachTp          = "sentry_attach_tp"
 	sentryProgSentryEnterBtf          = "sentry_enter_btf"
 	sentryProgSentryEnterBtfCorrupt   = "sentry_enter_btf_corrupt"
 	sentryProgSentryEnterKprobe       = "sentry_enter_kprobe"
@@ -345,12 +485,27 @@ const (
 	sentryProgSentryExitBtf           = "sentry_exit_btf"
 	sentryProgSentryExitKretprobeIa32 = "sentry_exit_kretprobe_ia32"
 	sentryProgSentryExitTp            = "sentry_exit_tp"
+	sentryProgSentryIoctlEnter        = "sentry_ioctl_enter"
+	sentryProgSentryIoctlEnterDeny    = "sentry_ioctl_enter_deny"
+	sentryProgSentryIoctlExit         = "sentry_ioctl_exit"
+	sentryProgSentryLsmAttachGate     = "sentry_lsm_attach_gate"
 	sentryProgSentryLsmBpf            = "sentry_lsm_bpf"
 	sentryProgSentryLsmGuard          = "sentry_lsm_guard"
 	sentryProgSentryLsmGuardMap       = "sentry_lsm_guard_map"
+	sentryProgSentryLsmIoctlGate      = "sentry_lsm_ioctl_gate"
 	sentryProgSentryLsmProgLoad       = "sentry_lsm_prog_load"
+	sentryProgSentryPerfOpenEnter     = "sentry_perf_open_enter"
+	sentryProgSentryPerfOpenExit      = "sentry_perf_open_exit"
 	sentryProgSentryPrefault          = "sentry_prefault"
 	sentryVarUnusedAction             = "unused_action"
+	sentryVarUnusedAttach             = "unused_attach"
+	sentryVarUnusedAttachCfg          = "unused_attach_cfg"
+	sentryVarUnusedAttachExit         = "unused_attach_exit"
+	sentryVarUnusedAttachFrom         = "unused_attach_from"
+	sentryVarUnusedAttachKey          = "unused_attach_key"
+	sentryVarUnusedAttachKeyKind      = "unused_attach_key_kind"
+	sentryVarUnusedAttachOp           = "unused_attach_op"
+	sentryVarUnusedAttachRecKind      = "unused_attach_rec_kind"
 	sentryVarUnusedChunk              = "unused_chunk"
 	sentryVarUnusedExit               = "unused_exit"
 	sentryVarUnusedHeader             = "unused_header"
@@ -406,6 +561,7 @@ type sentrySpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryProgramSpecs struct {
+	SentryAttachTp          *ebpf.ProgramSpec `ebpf:"sentry_attach_tp"`
 	SentryEnterBtf          *ebpf.ProgramSpec `ebpf:"sentry_enter_btf"`
 	SentryEnterBtfCorrupt   *ebpf.ProgramSpec `ebpf:"sentry_enter_btf_corrupt"`
 	SentryEnterKprobe       *ebpf.ProgramSpec `ebpf:"sentry_enter_kprobe"`
@@ -416,10 +572,17 @@ type sentryProgramSpecs struct {
 	SentryExitBtf           *ebpf.ProgramSpec `ebpf:"sentry_exit_btf"`
 	SentryExitKretprobeIa32 *ebpf.ProgramSpec `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp            *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
+	SentryIoctlEnter        *ebpf.ProgramSpec `ebpf:"sentry_ioctl_enter"`
+	SentryIoctlEnterDeny    *ebpf.ProgramSpec `ebpf:"sentry_ioctl_enter_deny"`
+	SentryIoctlExit         *ebpf.ProgramSpec `ebpf:"sentry_ioctl_exit"`
+	SentryLsmAttachGate     *ebpf.ProgramSpec `ebpf:"sentry_lsm_attach_gate"`
 	SentryLsmBpf            *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf"`
 	SentryLsmGuard          *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard"`
 	SentryLsmGuardMap       *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard_map"`
+	SentryLsmIoctlGate      *ebpf.ProgramSpec `ebpf:"sentry_lsm_ioctl_gate"`
 	SentryLsmProgLoad       *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_load"`
+	SentryPerfOpenEnter     *ebpf.ProgramSpec `ebpf:"sentry_perf_open_enter"`
+	SentryPerfOpenExit      *ebpf.ProgramSpec `ebpf:"sentry_perf_open_exit"`
 	SentryPrefault          *ebpf.ProgramSpec `ebpf:"sentry_prefault"`
 }
 
@@ -427,40 +590,56 @@ type sentryProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryMapSpecs struct {
-	ChunkScratch  *ebpf.MapSpec `ebpf:"chunk_scratch"`
-	Commits       *ebpf.MapSpec `ebpf:"commits"`
-	Config        *ebpf.MapSpec `ebpf:"config"`
-	ConfigStaged  *ebpf.MapSpec `ebpf:"config_staged"`
-	Events        *ebpf.MapSpec `ebpf:"events"`
-	FactsScratch  *ebpf.MapSpec `ebpf:"facts_scratch"`
-	Inflight      *ebpf.MapSpec `ebpf:"inflight"`
-	LoadSeq       *ebpf.MapSpec `ebpf:"load_seq"`
-	LoaderRate    *ebpf.MapSpec `ebpf:"loader_rate"`
-	Losses        *ebpf.MapSpec `ebpf:"losses"`
-	OwnIds        *ebpf.MapSpec `ebpf:"own_ids"`
-	ResultScratch *ebpf.MapSpec `ebpf:"result_scratch"`
-	Rules         *ebpf.MapSpec `ebpf:"rules"`
-	RulesReaders  *ebpf.MapSpec `ebpf:"rules_readers"`
-	RulesStaged   *ebpf.MapSpec `ebpf:"rules_staged"`
-	TaskScratch   *ebpf.MapSpec `ebpf:"task_scratch"`
+	AttachBlock      *ebpf.MapSpec `ebpf:"attach_block"`
+	AttachCfg        *ebpf.MapSpec `ebpf:"attach_cfg"`
+	AttachInflight   *ebpf.MapSpec `ebpf:"attach_inflight"`
+	AttachPending    *ebpf.MapSpec `ebpf:"attach_pending"`
+	AttachScratch    *ebpf.MapSpec `ebpf:"attach_scratch"`
+	ChunkScratch     *ebpf.MapSpec `ebpf:"chunk_scratch"`
+	Commits          *ebpf.MapSpec `ebpf:"commits"`
+	Config           *ebpf.MapSpec `ebpf:"config"`
+	ConfigStaged     *ebpf.MapSpec `ebpf:"config_staged"`
+	Events           *ebpf.MapSpec `ebpf:"events"`
+	FactsScratch     *ebpf.MapSpec `ebpf:"facts_scratch"`
+	Inflight         *ebpf.MapSpec `ebpf:"inflight"`
+	LoadSeq          *ebpf.MapSpec `ebpf:"load_seq"`
+	LoaderRate       *ebpf.MapSpec `ebpf:"loader_rate"`
+	Losses           *ebpf.MapSpec `ebpf:"losses"`
+	OwnIds           *ebpf.MapSpec `ebpf:"own_ids"`
+	PerfFds          *ebpf.MapSpec `ebpf:"perf_fds"`
+	PerfOpenInflight *ebpf.MapSpec `ebpf:"perf_open_inflight"`
+	PerfOpenScratch  *ebpf.MapSpec `ebpf:"perf_open_scratch"`
+	ResultScratch    *ebpf.MapSpec `ebpf:"result_scratch"`
+	Rules            *ebpf.MapSpec `ebpf:"rules"`
+	RulesReaders     *ebpf.MapSpec `ebpf:"rules_readers"`
+	RulesStaged      *ebpf.MapSpec `ebpf:"rules_staged"`
+	TaskScratch      *ebpf.MapSpec `ebpf:"task_scratch"`
 }
 
 // sentryVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryVariableSpecs struct {
-	UnusedAction      *ebpf.VariableSpec `ebpf:"unused_action"`
-	UnusedChunk       *ebpf.VariableSpec `ebpf:"unused_chunk"`
-	UnusedExit        *ebpf.VariableSpec `ebpf:"unused_exit"`
-	UnusedHeader      *ebpf.VariableSpec `ebpf:"unused_header"`
-	UnusedKind        *ebpf.VariableSpec `ebpf:"unused_kind"`
-	UnusedLoss        *ebpf.VariableSpec `ebpf:"unused_loss"`
-	UnusedMode        *ebpf.VariableSpec `ebpf:"unused_mode"`
-	UnusedObj         *ebpf.VariableSpec `ebpf:"unused_obj"`
-	UnusedOnError     *ebpf.VariableSpec `ebpf:"unused_on_error"`
-	UnusedTamper      *ebpf.VariableSpec `ebpf:"unused_tamper"`
-	UnusedVerdict     *ebpf.VariableSpec `ebpf:"unused_verdict"`
-	UnusedVerdictEnum *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
+	UnusedAction        *ebpf.VariableSpec `ebpf:"unused_action"`
+	UnusedAttach        *ebpf.VariableSpec `ebpf:"unused_attach"`
+	UnusedAttachCfg     *ebpf.VariableSpec `ebpf:"unused_attach_cfg"`
+	UnusedAttachExit    *ebpf.VariableSpec `ebpf:"unused_attach_exit"`
+	UnusedAttachFrom    *ebpf.VariableSpec `ebpf:"unused_attach_from"`
+	UnusedAttachKey     *ebpf.VariableSpec `ebpf:"unused_attach_key"`
+	UnusedAttachKeyKind *ebpf.VariableSpec `ebpf:"unused_attach_key_kind"`
+	UnusedAttachOp      *ebpf.VariableSpec `ebpf:"unused_attach_op"`
+	UnusedAttachRecKind *ebpf.VariableSpec `ebpf:"unused_attach_rec_kind"`
+	UnusedChunk         *ebpf.VariableSpec `ebpf:"unused_chunk"`
+	UnusedExit          *ebpf.VariableSpec `ebpf:"unused_exit"`
+	UnusedHeader        *ebpf.VariableSpec `ebpf:"unused_header"`
+	UnusedKind          *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedLoss          *ebpf.VariableSpec `ebpf:"unused_loss"`
+	UnusedMode          *ebpf.VariableSpec `ebpf:"unused_mode"`
+	UnusedObj           *ebpf.VariableSpec `ebpf:"unused_obj"`
+	UnusedOnError       *ebpf.VariableSpec `ebpf:"unused_on_error"`
+	UnusedTamper        *ebpf.VariableSpec `ebpf:"unused_tamper"`
+	UnusedVerdict       *ebpf.VariableSpec `ebpf:"unused_verdict"`
+	UnusedVerdictEnum   *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
 }
 
 // sentryObjects contains all objects after they have been loaded into the kernel.
@@ -483,26 +662,39 @@ func (o *sentryObjects) Close() error {
 //
 // It can be passed to loadSentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryMaps struct {
-	ChunkScratch  *ebpf.Map `ebpf:"chunk_scratch"`
-	Commits       *ebpf.Map `ebpf:"commits"`
-	Config        *ebpf.Map `ebpf:"config"`
-	ConfigStaged  *ebpf.Map `ebpf:"config_staged"`
-	Events        *ebpf.Map `ebpf:"events"`
-	FactsScratch  *ebpf.Map `ebpf:"facts_scratch"`
-	Inflight      *ebpf.Map `ebpf:"inflight"`
-	LoadSeq       *ebpf.Map `ebpf:"load_seq"`
-	LoaderRate    *ebpf.Map `ebpf:"loader_rate"`
-	Losses        *ebpf.Map `ebpf:"losses"`
-	OwnIds        *ebpf.Map `ebpf:"own_ids"`
-	ResultScratch *ebpf.Map `ebpf:"result_scratch"`
-	Rules         *ebpf.Map `ebpf:"rules"`
-	RulesReaders  *ebpf.Map `ebpf:"rules_readers"`
-	RulesStaged   *ebpf.Map `ebpf:"rules_staged"`
-	TaskScratch   *ebpf.Map `ebpf:"task_scratch"`
+	AttachBlock      *ebpf.Map `ebpf:"attach_block"`
+	AttachCfg        *ebpf.Map `ebpf:"attach_cfg"`
+	AttachInflight   *ebpf.Map `ebpf:"attach_inflight"`
+	AttachPending    *ebpf.Map `ebpf:"attach_pending"`
+	AttachScratch    *ebpf.Map `ebpf:"attach_scratch"`
+	ChunkScratch     *ebpf.Map `ebpf:"chunk_scratch"`
+	Commits          *ebpf.Map `ebpf:"commits"`
+	Config           *ebpf.Map `ebpf:"config"`
+	ConfigStaged     *ebpf.Map `ebpf:"config_staged"`
+	Events           *ebpf.Map `ebpf:"events"`
+	FactsScratch     *ebpf.Map `ebpf:"facts_scratch"`
+	Inflight         *ebpf.Map `ebpf:"inflight"`
+	LoadSeq          *ebpf.Map `ebpf:"load_seq"`
+	LoaderRate       *ebpf.Map `ebpf:"loader_rate"`
+	Losses           *ebpf.Map `ebpf:"losses"`
+	OwnIds           *ebpf.Map `ebpf:"own_ids"`
+	PerfFds          *ebpf.Map `ebpf:"perf_fds"`
+	PerfOpenInflight *ebpf.Map `ebpf:"perf_open_inflight"`
+	PerfOpenScratch  *ebpf.Map `ebpf:"perf_open_scratch"`
+	ResultScratch    *ebpf.Map `ebpf:"result_scratch"`
+	Rules            *ebpf.Map `ebpf:"rules"`
+	RulesReaders     *ebpf.Map `ebpf:"rules_readers"`
+	RulesStaged      *ebpf.Map `ebpf:"rules_staged"`
+	TaskScratch      *ebpf.Map `ebpf:"task_scratch"`
 }
 
 func (m *sentryMaps) Close() error {
 	return _SentryClose(
+		m.AttachBlock,
+		m.AttachCfg,
+		m.AttachInflight,
+		m.AttachPending,
+		m.AttachScratch,
 		m.ChunkScratch,
 		m.Commits,
 		m.Config,
@@ -514,6 +706,9 @@ func (m *sentryMaps) Close() error {
 		m.LoaderRate,
 		m.Losses,
 		m.OwnIds,
+		m.PerfFds,
+		m.PerfOpenInflight,
+		m.PerfOpenScratch,
 		m.ResultScratch,
 		m.Rules,
 		m.RulesReaders,
@@ -526,24 +721,33 @@ func (m *sentryMaps) Close() error {
 //
 // It can be passed to loadSentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryVariables struct {
-	UnusedAction      *ebpf.Variable `ebpf:"unused_action"`
-	UnusedChunk       *ebpf.Variable `ebpf:"unused_chunk"`
-	UnusedExit        *ebpf.Variable `ebpf:"unused_exit"`
-	UnusedHeader      *ebpf.Variable `ebpf:"unused_header"`
-	UnusedKind        *ebpf.Variable `ebpf:"unused_kind"`
-	UnusedLoss        *ebpf.Variable `ebpf:"unused_loss"`
-	UnusedMode        *ebpf.Variable `ebpf:"unused_mode"`
-	UnusedObj         *ebpf.Variable `ebpf:"unused_obj"`
-	UnusedOnError     *ebpf.Variable `ebpf:"unused_on_error"`
-	UnusedTamper      *ebpf.Variable `ebpf:"unused_tamper"`
-	UnusedVerdict     *ebpf.Variable `ebpf:"unused_verdict"`
-	UnusedVerdictEnum *ebpf.Variable `ebpf:"unused_verdict_enum"`
+	UnusedAction        *ebpf.Variable `ebpf:"unused_action"`
+	UnusedAttach        *ebpf.Variable `ebpf:"unused_attach"`
+	UnusedAttachCfg     *ebpf.Variable `ebpf:"unused_attach_cfg"`
+	UnusedAttachExit    *ebpf.Variable `ebpf:"unused_attach_exit"`
+	UnusedAttachFrom    *ebpf.Variable `ebpf:"unused_attach_from"`
+	UnusedAttachKey     *ebpf.Variable `ebpf:"unused_attach_key"`
+	UnusedAttachKeyKind *ebpf.Variable `ebpf:"unused_attach_key_kind"`
+	UnusedAttachOp      *ebpf.Variable `ebpf:"unused_attach_op"`
+	UnusedAttachRecKind *ebpf.Variable `ebpf:"unused_attach_rec_kind"`
+	UnusedChunk         *ebpf.Variable `ebpf:"unused_chunk"`
+	UnusedExit          *ebpf.Variable `ebpf:"unused_exit"`
+	UnusedHeader        *ebpf.Variable `ebpf:"unused_header"`
+	UnusedKind          *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedLoss          *ebpf.Variable `ebpf:"unused_loss"`
+	UnusedMode          *ebpf.Variable `ebpf:"unused_mode"`
+	UnusedObj           *ebpf.Variable `ebpf:"unused_obj"`
+	UnusedOnError       *ebpf.Variable `ebpf:"unused_on_error"`
+	UnusedTamper        *ebpf.Variable `ebpf:"unused_tamper"`
+	UnusedVerdict       *ebpf.Variable `ebpf:"unused_verdict"`
+	UnusedVerdictEnum   *ebpf.Variable `ebpf:"unused_verdict_enum"`
 }
 
 // sentryPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadSentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryPrograms struct {
+	SentryAttachTp          *ebpf.Program `ebpf:"sentry_attach_tp"`
 	SentryEnterBtf          *ebpf.Program `ebpf:"sentry_enter_btf"`
 	SentryEnterBtfCorrupt   *ebpf.Program `ebpf:"sentry_enter_btf_corrupt"`
 	SentryEnterKprobe       *ebpf.Program `ebpf:"sentry_enter_kprobe"`
@@ -554,15 +758,23 @@ type sentryPrograms struct {
 	SentryExitBtf           *ebpf.Program `ebpf:"sentry_exit_btf"`
 	SentryExitKretprobeIa32 *ebpf.Program `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp            *ebpf.Program `ebpf:"sentry_exit_tp"`
+	SentryIoctlEnter        *ebpf.Program `ebpf:"sentry_ioctl_enter"`
+	SentryIoctlEnterDeny    *ebpf.Program `ebpf:"sentry_ioctl_enter_deny"`
+	SentryIoctlExit         *ebpf.Program `ebpf:"sentry_ioctl_exit"`
+	SentryLsmAttachGate     *ebpf.Program `ebpf:"sentry_lsm_attach_gate"`
 	SentryLsmBpf            *ebpf.Program `ebpf:"sentry_lsm_bpf"`
 	SentryLsmGuard          *ebpf.Program `ebpf:"sentry_lsm_guard"`
 	SentryLsmGuardMap       *ebpf.Program `ebpf:"sentry_lsm_guard_map"`
+	SentryLsmIoctlGate      *ebpf.Program `ebpf:"sentry_lsm_ioctl_gate"`
 	SentryLsmProgLoad       *ebpf.Program `ebpf:"sentry_lsm_prog_load"`
+	SentryPerfOpenEnter     *ebpf.Program `ebpf:"sentry_perf_open_enter"`
+	SentryPerfOpenExit      *ebpf.Program `ebpf:"sentry_perf_open_exit"`
 	SentryPrefault          *ebpf.Program `ebpf:"sentry_prefault"`
 }
 
 func (p *sentryPrograms) Close() error {
 	return _SentryClose(
+		p.SentryAttachTp,
 		p.SentryEnterBtf,
 		p.SentryEnterBtfCorrupt,
 		p.SentryEnterKprobe,
@@ -573,10 +785,17 @@ func (p *sentryPrograms) Close() error {
 		p.SentryExitBtf,
 		p.SentryExitKretprobeIa32,
 		p.SentryExitTp,
+		p.SentryIoctlEnter,
+		p.SentryIoctlEnterDeny,
+		p.SentryIoctlExit,
+		p.SentryLsmAttachGate,
 		p.SentryLsmBpf,
 		p.SentryLsmGuard,
 		p.SentryLsmGuardMap,
+		p.SentryLsmIoctlGate,
 		p.SentryLsmProgLoad,
+		p.SentryPerfOpenEnter,
+		p.SentryPerfOpenExit,
 		p.SentryPrefault,
 	)
 }

@@ -13,6 +13,15 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type sentryLegacyAttachInflight struct {
+	_      structs.HostLayout
+	Id     uint64
+	Op     uint32
+	Killed uint32
+	Denied uint32
+	Pad    uint32
+}
+
 type sentryLegacyInflight struct {
 	_      structs.HostLayout
 	LoadId uint64
@@ -87,6 +96,67 @@ type sentryLegacyRulesTable struct {
 	}
 }
 
+type sentryLegacySentryAttach struct {
+	_ structs.HostLayout
+	H struct {
+		_      structs.HostLayout
+		Kind   uint32
+		Pid    uint32
+		LoadId uint64
+	}
+	KtimeNs       uint64
+	CgroupId      uint64
+	Pid           uint32
+	Tid           uint32
+	Uid           uint32
+	Gid           uint32
+	Op            uint32
+	AttachType    uint32
+	ProgFd        uint32
+	ProgId        uint32
+	ProgType      uint32
+	TargetFd      uint32
+	Flags         uint32
+	TargetBtfId   uint32
+	TargetProgId  uint32
+	ReplaceFd     uint32
+	ReplaceProgId uint32
+	LinkId        uint32
+	TargetCgroup  uint64
+	PerfType      uint32
+	Count         uint32
+	PerfConfig    uint64
+	PerfOffset    uint64
+	Cookie        uint64
+	Verdict       uint32
+	Action        uint32
+	Rule          int32
+	NameFrom      uint32
+	ExeIno        uint64
+	ExeDev        uint32
+	Pad           uint32
+	JudgeNs       uint64
+	Addrs         [4]uint64
+	Comm          [16]int8
+	Name          [256]int8
+	Syms          [4][64]int8
+}
+
+type sentryLegacySentryAttachCfg struct {
+	_            structs.HostLayout
+	ProgFops     uint64
+	LinkFops     uint64
+	LinkFopsPoll uint64
+	PerfFops     uint64
+}
+
+type sentryLegacySentryAttachKey struct {
+	_     structs.HostLayout
+	Kind  uint32
+	Pad   uint32
+	Value uint64
+}
+
 type sentryLegacySentryChunk struct {
 	_ structs.HostLayout
 	H struct {
@@ -120,6 +190,15 @@ type sentryLegacySentryOwnKey struct {
 	Id   uint32
 }
 
+type sentryLegacySentryPerfOpen struct {
+	_       structs.HostLayout
+	Type    uint32
+	Pad     uint32
+	Config  uint64
+	Config2 uint64
+	Name    [256]int8
+}
+
 type sentryLegacyStagedCommit struct {
 	_     structs.HostLayout
 	Which uint32
@@ -130,6 +209,11 @@ type sentryLegacyStagedCommit struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sentryLegacyMapAttachBlock                = "attach_block"
+	sentryLegacyMapAttachCfg                  = "attach_cfg"
+	sentryLegacyMapAttachInflight             = "attach_inflight"
+	sentryLegacyMapAttachPending              = "attach_pending"
+	sentryLegacyMapAttachScratch              = "attach_scratch"
 	sentryLegacyMapChunkScratch               = "chunk_scratch"
 	sentryLegacyMapCommits                    = "commits"
 	sentryLegacyMapConfig                     = "config"
@@ -142,9 +226,13 @@ const (
 	sentryLegacyMapLoaderRate                 = "loader_rate"
 	sentryLegacyMapLosses                     = "losses"
 	sentryLegacyMapOwnIds                     = "own_ids"
+	sentryLegacyMapPerfFds                    = "perf_fds"
+	sentryLegacyMapPerfOpenInflight           = "perf_open_inflight"
+	sentryLegacyMapPerfOpenScratch            = "perf_open_scratch"
 	sentryLegacyMapRules                      = "rules"
 	sentryLegacyMapRulesReaders               = "rules_readers"
 	sentryLegacyMapRulesStaged                = "rules_staged"
+	sentryLegacyProgSentryAttachTp            = "sentry_attach_tp"
 	sentryLegacyProgSentryEnterBtf            = "sentry_enter_btf"
 	sentryLegacyProgSentryEnterBtfCorrupt     = "sentry_enter_btf_corrupt"
 	sentryLegacyProgSentryEnterBtfGate        = "sentry_enter_btf_gate"
@@ -158,11 +246,26 @@ const (
 	sentryLegacyProgSentryExitBtf             = "sentry_exit_btf"
 	sentryLegacyProgSentryExitKretprobeIa32   = "sentry_exit_kretprobe_ia32"
 	sentryLegacyProgSentryExitTp              = "sentry_exit_tp"
+	sentryLegacyProgSentryIoctlEnter          = "sentry_ioctl_enter"
+	sentryLegacyProgSentryIoctlEnterDeny      = "sentry_ioctl_enter_deny"
+	sentryLegacyProgSentryIoctlExit           = "sentry_ioctl_exit"
+	sentryLegacyProgSentryLsmAttachGate       = "sentry_lsm_attach_gate"
 	sentryLegacyProgSentryLsmBpfGate          = "sentry_lsm_bpf_gate"
 	sentryLegacyProgSentryLsmGuard            = "sentry_lsm_guard"
 	sentryLegacyProgSentryLsmGuardMap         = "sentry_lsm_guard_map"
+	sentryLegacyProgSentryLsmIoctlGate        = "sentry_lsm_ioctl_gate"
+	sentryLegacyProgSentryPerfOpenEnter       = "sentry_perf_open_enter"
+	sentryLegacyProgSentryPerfOpenExit        = "sentry_perf_open_exit"
 	sentryLegacyProgSentryPrefault            = "sentry_prefault"
 	sentryLegacyVarUnusedAction               = "unused_action"
+	sentryLegacyVarUnusedAttach               = "unused_attach"
+	sentryLegacyVarUnusedAttachCfg            = "unused_attach_cfg"
+	sentryLegacyVarUnusedAttachExit           = "unused_attach_exit"
+	sentryLegacyVarUnusedAttachFrom           = "unused_attach_from"
+	sentryLegacyVarUnusedAttachKey            = "unused_attach_key"
+	sentryLegacyVarUnusedAttachKeyKind        = "unused_attach_key_kind"
+	sentryLegacyVarUnusedAttachOp             = "unused_attach_op"
+	sentryLegacyVarUnusedAttachRecKind        = "unused_attach_rec_kind"
 	sentryLegacyVarUnusedChunk                = "unused_chunk"
 	sentryLegacyVarUnusedExit                 = "unused_exit"
 	sentryLegacyVarUnusedHeader               = "unused_header"
@@ -218,6 +321,7 @@ type sentryLegacySpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryLegacyProgramSpecs struct {
+	SentryAttachTp            *ebpf.ProgramSpec `ebpf:"sentry_attach_tp"`
 	SentryEnterBtf            *ebpf.ProgramSpec `ebpf:"sentry_enter_btf"`
 	SentryEnterBtfCorrupt     *ebpf.ProgramSpec `ebpf:"sentry_enter_btf_corrupt"`
 	SentryEnterBtfGate        *ebpf.ProgramSpec `ebpf:"sentry_enter_btf_gate"`
@@ -231,9 +335,16 @@ type sentryLegacyProgramSpecs struct {
 	SentryExitBtf             *ebpf.ProgramSpec `ebpf:"sentry_exit_btf"`
 	SentryExitKretprobeIa32   *ebpf.ProgramSpec `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp              *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
+	SentryIoctlEnter          *ebpf.ProgramSpec `ebpf:"sentry_ioctl_enter"`
+	SentryIoctlEnterDeny      *ebpf.ProgramSpec `ebpf:"sentry_ioctl_enter_deny"`
+	SentryIoctlExit           *ebpf.ProgramSpec `ebpf:"sentry_ioctl_exit"`
+	SentryLsmAttachGate       *ebpf.ProgramSpec `ebpf:"sentry_lsm_attach_gate"`
 	SentryLsmBpfGate          *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf_gate"`
 	SentryLsmGuard            *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard"`
 	SentryLsmGuardMap         *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard_map"`
+	SentryLsmIoctlGate        *ebpf.ProgramSpec `ebpf:"sentry_lsm_ioctl_gate"`
+	SentryPerfOpenEnter       *ebpf.ProgramSpec `ebpf:"sentry_perf_open_enter"`
+	SentryPerfOpenExit        *ebpf.ProgramSpec `ebpf:"sentry_perf_open_exit"`
 	SentryPrefault            *ebpf.ProgramSpec `ebpf:"sentry_prefault"`
 }
 
@@ -241,39 +352,55 @@ type sentryLegacyProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryLegacyMapSpecs struct {
-	ChunkScratch *ebpf.MapSpec `ebpf:"chunk_scratch"`
-	Commits      *ebpf.MapSpec `ebpf:"commits"`
-	Config       *ebpf.MapSpec `ebpf:"config"`
-	ConfigStaged *ebpf.MapSpec `ebpf:"config_staged"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	FactsScratch *ebpf.MapSpec `ebpf:"facts_scratch"`
-	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
-	LegacyState  *ebpf.MapSpec `ebpf:"legacy_state"`
-	LoadSeq      *ebpf.MapSpec `ebpf:"load_seq"`
-	LoaderRate   *ebpf.MapSpec `ebpf:"loader_rate"`
-	Losses       *ebpf.MapSpec `ebpf:"losses"`
-	OwnIds       *ebpf.MapSpec `ebpf:"own_ids"`
-	Rules        *ebpf.MapSpec `ebpf:"rules"`
-	RulesReaders *ebpf.MapSpec `ebpf:"rules_readers"`
-	RulesStaged  *ebpf.MapSpec `ebpf:"rules_staged"`
+	AttachBlock      *ebpf.MapSpec `ebpf:"attach_block"`
+	AttachCfg        *ebpf.MapSpec `ebpf:"attach_cfg"`
+	AttachInflight   *ebpf.MapSpec `ebpf:"attach_inflight"`
+	AttachPending    *ebpf.MapSpec `ebpf:"attach_pending"`
+	AttachScratch    *ebpf.MapSpec `ebpf:"attach_scratch"`
+	ChunkScratch     *ebpf.MapSpec `ebpf:"chunk_scratch"`
+	Commits          *ebpf.MapSpec `ebpf:"commits"`
+	Config           *ebpf.MapSpec `ebpf:"config"`
+	ConfigStaged     *ebpf.MapSpec `ebpf:"config_staged"`
+	Events           *ebpf.MapSpec `ebpf:"events"`
+	FactsScratch     *ebpf.MapSpec `ebpf:"facts_scratch"`
+	Inflight         *ebpf.MapSpec `ebpf:"inflight"`
+	LegacyState      *ebpf.MapSpec `ebpf:"legacy_state"`
+	LoadSeq          *ebpf.MapSpec `ebpf:"load_seq"`
+	LoaderRate       *ebpf.MapSpec `ebpf:"loader_rate"`
+	Losses           *ebpf.MapSpec `ebpf:"losses"`
+	OwnIds           *ebpf.MapSpec `ebpf:"own_ids"`
+	PerfFds          *ebpf.MapSpec `ebpf:"perf_fds"`
+	PerfOpenInflight *ebpf.MapSpec `ebpf:"perf_open_inflight"`
+	PerfOpenScratch  *ebpf.MapSpec `ebpf:"perf_open_scratch"`
+	Rules            *ebpf.MapSpec `ebpf:"rules"`
+	RulesReaders     *ebpf.MapSpec `ebpf:"rules_readers"`
+	RulesStaged      *ebpf.MapSpec `ebpf:"rules_staged"`
 }
 
 // sentryLegacyVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryLegacyVariableSpecs struct {
-	UnusedAction      *ebpf.VariableSpec `ebpf:"unused_action"`
-	UnusedChunk       *ebpf.VariableSpec `ebpf:"unused_chunk"`
-	UnusedExit        *ebpf.VariableSpec `ebpf:"unused_exit"`
-	UnusedHeader      *ebpf.VariableSpec `ebpf:"unused_header"`
-	UnusedKind        *ebpf.VariableSpec `ebpf:"unused_kind"`
-	UnusedLoss        *ebpf.VariableSpec `ebpf:"unused_loss"`
-	UnusedMode        *ebpf.VariableSpec `ebpf:"unused_mode"`
-	UnusedObj         *ebpf.VariableSpec `ebpf:"unused_obj"`
-	UnusedOnError     *ebpf.VariableSpec `ebpf:"unused_on_error"`
-	UnusedTamper      *ebpf.VariableSpec `ebpf:"unused_tamper"`
-	UnusedVerdict     *ebpf.VariableSpec `ebpf:"unused_verdict"`
-	UnusedVerdictEnum *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
+	UnusedAction        *ebpf.VariableSpec `ebpf:"unused_action"`
+	UnusedAttach        *ebpf.VariableSpec `ebpf:"unused_attach"`
+	UnusedAttachCfg     *ebpf.VariableSpec `ebpf:"unused_attach_cfg"`
+	UnusedAttachExit    *ebpf.VariableSpec `ebpf:"unused_attach_exit"`
+	UnusedAttachFrom    *ebpf.VariableSpec `ebpf:"unused_attach_from"`
+	UnusedAttachKey     *ebpf.VariableSpec `ebpf:"unused_attach_key"`
+	UnusedAttachKeyKind *ebpf.VariableSpec `ebpf:"unused_attach_key_kind"`
+	UnusedAttachOp      *ebpf.VariableSpec `ebpf:"unused_attach_op"`
+	UnusedAttachRecKind *ebpf.VariableSpec `ebpf:"unused_attach_rec_kind"`
+	UnusedChunk         *ebpf.VariableSpec `ebpf:"unused_chunk"`
+	UnusedExit          *ebpf.VariableSpec `ebpf:"unused_exit"`
+	UnusedHeader        *ebpf.VariableSpec `ebpf:"unused_header"`
+	UnusedKind          *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedLoss          *ebpf.VariableSpec `ebpf:"unused_loss"`
+	UnusedMode          *ebpf.VariableSpec `ebpf:"unused_mode"`
+	UnusedObj           *ebpf.VariableSpec `ebpf:"unused_obj"`
+	UnusedOnError       *ebpf.VariableSpec `ebpf:"unused_on_error"`
+	UnusedTamper        *ebpf.VariableSpec `ebpf:"unused_tamper"`
+	UnusedVerdict       *ebpf.VariableSpec `ebpf:"unused_verdict"`
+	UnusedVerdictEnum   *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
 }
 
 // sentryLegacyObjects contains all objects after they have been loaded into the kernel.
@@ -296,25 +423,38 @@ func (o *sentryLegacyObjects) Close() error {
 //
 // It can be passed to loadSentryLegacyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryLegacyMaps struct {
-	ChunkScratch *ebpf.Map `ebpf:"chunk_scratch"`
-	Commits      *ebpf.Map `ebpf:"commits"`
-	Config       *ebpf.Map `ebpf:"config"`
-	ConfigStaged *ebpf.Map `ebpf:"config_staged"`
-	Events       *ebpf.Map `ebpf:"events"`
-	FactsScratch *ebpf.Map `ebpf:"facts_scratch"`
-	Inflight     *ebpf.Map `ebpf:"inflight"`
-	LegacyState  *ebpf.Map `ebpf:"legacy_state"`
-	LoadSeq      *ebpf.Map `ebpf:"load_seq"`
-	LoaderRate   *ebpf.Map `ebpf:"loader_rate"`
-	Losses       *ebpf.Map `ebpf:"losses"`
-	OwnIds       *ebpf.Map `ebpf:"own_ids"`
-	Rules        *ebpf.Map `ebpf:"rules"`
-	RulesReaders *ebpf.Map `ebpf:"rules_readers"`
-	RulesStaged  *ebpf.Map `ebpf:"rules_staged"`
+	AttachBlock      *ebpf.Map `ebpf:"attach_block"`
+	AttachCfg        *ebpf.Map `ebpf:"attach_cfg"`
+	AttachInflight   *ebpf.Map `ebpf:"attach_inflight"`
+	AttachPending    *ebpf.Map `ebpf:"attach_pending"`
+	AttachScratch    *ebpf.Map `ebpf:"attach_scratch"`
+	ChunkScratch     *ebpf.Map `ebpf:"chunk_scratch"`
+	Commits          *ebpf.Map `ebpf:"commits"`
+	Config           *ebpf.Map `ebpf:"config"`
+	ConfigStaged     *ebpf.Map `ebpf:"config_staged"`
+	Events           *ebpf.Map `ebpf:"events"`
+	FactsScratch     *ebpf.Map `ebpf:"facts_scratch"`
+	Inflight         *ebpf.Map `ebpf:"inflight"`
+	LegacyState      *ebpf.Map `ebpf:"legacy_state"`
+	LoadSeq          *ebpf.Map `ebpf:"load_seq"`
+	LoaderRate       *ebpf.Map `ebpf:"loader_rate"`
+	Losses           *ebpf.Map `ebpf:"losses"`
+	OwnIds           *ebpf.Map `ebpf:"own_ids"`
+	PerfFds          *ebpf.Map `ebpf:"perf_fds"`
+	PerfOpenInflight *ebpf.Map `ebpf:"perf_open_inflight"`
+	PerfOpenScratch  *ebpf.Map `ebpf:"perf_open_scratch"`
+	Rules            *ebpf.Map `ebpf:"rules"`
+	RulesReaders     *ebpf.Map `ebpf:"rules_readers"`
+	RulesStaged      *ebpf.Map `ebpf:"rules_staged"`
 }
 
 func (m *sentryLegacyMaps) Close() error {
 	return _SentryLegacyClose(
+		m.AttachBlock,
+		m.AttachCfg,
+		m.AttachInflight,
+		m.AttachPending,
+		m.AttachScratch,
 		m.ChunkScratch,
 		m.Commits,
 		m.Config,
@@ -327,6 +467,9 @@ func (m *sentryLegacyMaps) Close() error {
 		m.LoaderRate,
 		m.Losses,
 		m.OwnIds,
+		m.PerfFds,
+		m.PerfOpenInflight,
+		m.PerfOpenScratch,
 		m.Rules,
 		m.RulesReaders,
 		m.RulesStaged,
@@ -337,24 +480,33 @@ func (m *sentryLegacyMaps) Close() error {
 //
 // It can be passed to loadSentryLegacyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryLegacyVariables struct {
-	UnusedAction      *ebpf.Variable `ebpf:"unused_action"`
-	UnusedChunk       *ebpf.Variable `ebpf:"unused_chunk"`
-	UnusedExit        *ebpf.Variable `ebpf:"unused_exit"`
-	UnusedHeader      *ebpf.Variable `ebpf:"unused_header"`
-	UnusedKind        *ebpf.Variable `ebpf:"unused_kind"`
-	UnusedLoss        *ebpf.Variable `ebpf:"unused_loss"`
-	UnusedMode        *ebpf.Variable `ebpf:"unused_mode"`
-	UnusedObj         *ebpf.Variable `ebpf:"unused_obj"`
-	UnusedOnError     *ebpf.Variable `ebpf:"unused_on_error"`
-	UnusedTamper      *ebpf.Variable `ebpf:"unused_tamper"`
-	UnusedVerdict     *ebpf.Variable `ebpf:"unused_verdict"`
-	UnusedVerdictEnum *ebpf.Variable `ebpf:"unused_verdict_enum"`
+	UnusedAction        *ebpf.Variable `ebpf:"unused_action"`
+	UnusedAttach        *ebpf.Variable `ebpf:"unused_attach"`
+	UnusedAttachCfg     *ebpf.Variable `ebpf:"unused_attach_cfg"`
+	UnusedAttachExit    *ebpf.Variable `ebpf:"unused_attach_exit"`
+	UnusedAttachFrom    *ebpf.Variable `ebpf:"unused_attach_from"`
+	UnusedAttachKey     *ebpf.Variable `ebpf:"unused_attach_key"`
+	UnusedAttachKeyKind *ebpf.Variable `ebpf:"unused_attach_key_kind"`
+	UnusedAttachOp      *ebpf.Variable `ebpf:"unused_attach_op"`
+	UnusedAttachRecKind *ebpf.Variable `ebpf:"unused_attach_rec_kind"`
+	UnusedChunk         *ebpf.Variable `ebpf:"unused_chunk"`
+	UnusedExit          *ebpf.Variable `ebpf:"unused_exit"`
+	UnusedHeader        *ebpf.Variable `ebpf:"unused_header"`
+	UnusedKind          *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedLoss          *ebpf.Variable `ebpf:"unused_loss"`
+	UnusedMode          *ebpf.Variable `ebpf:"unused_mode"`
+	UnusedObj           *ebpf.Variable `ebpf:"unused_obj"`
+	UnusedOnError       *ebpf.Variable `ebpf:"unused_on_error"`
+	UnusedTamper        *ebpf.Variable `ebpf:"unused_tamper"`
+	UnusedVerdict       *ebpf.Variable `ebpf:"unused_verdict"`
+	UnusedVerdictEnum   *ebpf.Variable `ebpf:"unused_verdict_enum"`
 }
 
 // sentryLegacyPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadSentryLegacyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryLegacyPrograms struct {
+	SentryAttachTp            *ebpf.Program `ebpf:"sentry_attach_tp"`
 	SentryEnterBtf            *ebpf.Program `ebpf:"sentry_enter_btf"`
 	SentryEnterBtfCorrupt     *ebpf.Program `ebpf:"sentry_enter_btf_corrupt"`
 	SentryEnterBtfGate        *ebpf.Program `ebpf:"sentry_enter_btf_gate"`
@@ -368,14 +520,22 @@ type sentryLegacyPrograms struct {
 	SentryExitBtf             *ebpf.Program `ebpf:"sentry_exit_btf"`
 	SentryExitKretprobeIa32   *ebpf.Program `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp              *ebpf.Program `ebpf:"sentry_exit_tp"`
+	SentryIoctlEnter          *ebpf.Program `ebpf:"sentry_ioctl_enter"`
+	SentryIoctlEnterDeny      *ebpf.Program `ebpf:"sentry_ioctl_enter_deny"`
+	SentryIoctlExit           *ebpf.Program `ebpf:"sentry_ioctl_exit"`
+	SentryLsmAttachGate       *ebpf.Program `ebpf:"sentry_lsm_attach_gate"`
 	SentryLsmBpfGate          *ebpf.Program `ebpf:"sentry_lsm_bpf_gate"`
 	SentryLsmGuard            *ebpf.Program `ebpf:"sentry_lsm_guard"`
 	SentryLsmGuardMap         *ebpf.Program `ebpf:"sentry_lsm_guard_map"`
+	SentryLsmIoctlGate        *ebpf.Program `ebpf:"sentry_lsm_ioctl_gate"`
+	SentryPerfOpenEnter       *ebpf.Program `ebpf:"sentry_perf_open_enter"`
+	SentryPerfOpenExit        *ebpf.Program `ebpf:"sentry_perf_open_exit"`
 	SentryPrefault            *ebpf.Program `ebpf:"sentry_prefault"`
 }
 
 func (p *sentryLegacyPrograms) Close() error {
 	return _SentryLegacyClose(
+		p.SentryAttachTp,
 		p.SentryEnterBtf,
 		p.SentryEnterBtfCorrupt,
 		p.SentryEnterBtfGate,
@@ -389,9 +549,16 @@ func (p *sentryLegacyPrograms) Close() error {
 		p.SentryExitBtf,
 		p.SentryExitKretprobeIa32,
 		p.SentryExitTp,
+		p.SentryIoctlEnter,
+		p.SentryIoctlEnterDeny,
+		p.SentryIoctlExit,
+		p.SentryLsmAttachGate,
 		p.SentryLsmBpfGate,
 		p.SentryLsmGuard,
 		p.SentryLsmGuardMap,
+		p.SentryLsmIoctlGate,
+		p.SentryPerfOpenEnter,
+		p.SentryPerfOpenExit,
 		p.SentryPrefault,
 	)
 }

@@ -70,7 +70,7 @@ func Select(labels []string) ([]Kernel, error) {
 var DefaultPackages = []string{"./vmtest/capabilities", "./sensor"}
 
 // DefaultHelpers are the programs those suites run inside the VM.
-var DefaultHelpers = []string{"./internal/cmd/bpfload"}
+var DefaultHelpers = []string{"./internal/cmd/bpfload", "./internal/cmd/bpfattach"}
 
 // DefaultPackageRun limits the sensor suite to the tests whose outcome
 // depends on the kernel (each sensor start costs seconds under TCG; the
@@ -85,7 +85,8 @@ var DefaultHelpers = []string{"./internal/cmd/bpfload"}
 // 32-bit loaders are judged with every hook, and a pinned sensor keeps
 // enforcing without its agent; another process's write of the sensor's
 // config is killed or refused, and the agent's start time is learnt from
-// the exit hook.
+// the exit hook; attaches are reported with their targets and blocked
+// (killed, or denied by the LSM gates).
 var DefaultPackageRun = map[string]string{
-	"./sensor": "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestPinnedSensorKeepsEnforcing|TestIA32LoadersAreJudged|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement|TestMapWriteByAnotherProcessIsStopped|TestSensorLearnsTheAgentsStartInNanoseconds)$",
+	"./sensor": "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestPinnedSensorKeepsEnforcing|TestIA32LoadersAreJudged|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement|TestMapWriteByAnotherProcessIsStopped|TestSensorLearnsTheAgentsStartInNanoseconds|TestAttachIsReportedAndBlockedByTarget)$",
 }

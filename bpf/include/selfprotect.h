@@ -32,12 +32,7 @@
 #define FMODE_READ 0x1
 #define FMODE_WRITE 0x2
 
-struct bpf_map {
-	__u32 id;
-} __attribute__((preserve_access_index));
-struct bpf_link {
-	__u32 id;
-} __attribute__((preserve_access_index));
+#include "kstructs.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

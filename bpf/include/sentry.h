@@ -48,7 +48,8 @@ enum sentry_loss {
 	SENTRY_LOSS_GATE_UNJUDGED = 10, /* the 5.10 LSM gate saw a load its judge did not record */
 	SENTRY_LOSS_TAMPER_RESERVE = 11, /* ring buffer full: a tamper record dropped (the action was still taken) */
 	SENTRY_LOSS_RATE_LIMITED = 12,  /* a load judged but not captured: its loader is over its rate */
-	SENTRY_LOSS_NR = 13,
+	SENTRY_LOSS_ATTACH_RESERVE = 13, /* ring buffer full: an attach or its exit record dropped */
+	SENTRY_LOSS_NR = 14,
 };
 
 /* What a load that cannot be judged gets in enforce mode (--on-error). */

@@ -199,6 +199,10 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		}
 		return envError("start sensor: %w (run `ebpf-sentry doctor` to see what this kernel offers)", err)
 	}
+	attaches := newAttachJudge()
+	if err := attaches.setKernelTable(s, set); err != nil {
+		slog.Warn("attach table: attaches are judged in user space only", "err", err)
+	}
 	slog.Info("sensor running", "hook", s.Hook(), "enforcer", s.Enforcer(), "mode", o.mode,
 		"rules", set.Source, "kernel_rules", len(compiled.Slots), "pid", os.Getpid())
 	started := time.Now()
@@ -268,6 +272,9 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 			return
 		}
 		set = store.Set()
+		if err := attaches.setKernelTable(s, set); err != nil {
+			slog.Warn("attach table: attaches are judged in user space only", "err", err)
+		}
 		slog.Info("rules reloaded", "reason", reason, "rules", set.Source, "count", len(set.Rules))
 		tel.Pipeline.Emit(output.RulesReloaded(output.Rules{Source: set.Source, Count: len(set.Rules)}))
 	}
@@ -294,8 +301,24 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 				return nil
 			}
 			keeper.observe(ev)
+			attaches.remember(ev)
 			if err := handleEvent(out, o, tel, set, ev); err != nil {
 				slog.Warn("write event", "err", err)
+			}
+		case ev, ok := <-s.Attaches():
+			// The program's load was delivered before its attach: handle
+			// what is queued first, so the attach finds the load's facts.
+			for n := len(s.Events()); n > 0; n-- {
+				if lev, ok := <-s.Events(); ok {
+					keeper.observe(lev)
+					attaches.remember(lev)
+					handleEvent(out, o, tel, set, lev)
+				}
+			}
+			if ok {
+				if err := attaches.handle(out, o, tel, set, ev); err != nil {
+					slog.Warn("write event", "err", err)
+				}
 			}
 		case ev := <-reloads:
 			applyReload(ev.Reason, ev.Err)
@@ -307,7 +330,11 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 			slog.Info("shutting down", "signal", sig.String(), "pinned", o.pin)
 			closeErr := s.Close()
 			for ev := range s.Events() { // what was already captured
+				attaches.remember(ev)
 				handleEvent(out, o, tel, set, ev)
+			}
+			for ev := range s.Attaches() {
+				attaches.handle(out, o, tel, set, ev)
 			}
 			losses.report(s, tel, true)
 			info.Reason, info.Uptime = "signal "+sig.String(), time.Since(started).Seconds()

@@ -1,0 +1,160 @@
+// Command bpfattach is the sensor's attach test client: it loads one
+// program of an object file and attaches it one way (a tracepoint through
+// perf_event_open + LINK_CREATE or the older ioctl PERF_EVENT_IOC_SET_BPF,
+// a raw tracepoint, a uprobe), then prints one JSON line with the program
+// id and the attach's result. Tests run it as a separate process so that
+// the sensor sees a foreign caller it may kill.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+type result struct {
+	PID    int    `json:"pid"`
+	ProgID uint32 `json:"prog_id"`
+	LinkID uint32 `json:"link_id,omitempty"`
+	Errno  int    `json:"errno,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+func main() {
+	obj := flag.String("obj", "", "BPF object file")
+	builtin := flag.String("builtin", "", "instead of -obj: a two-instruction program (r0 = 0; exit) of this type: tracepoint | raw_tracepoint")
+	progName := flag.String("prog", "", "program (function) name in the object")
+	tp := flag.String("tracepoint", "", "GROUP/NAME: attach as a tracepoint perf event")
+	ioctl := flag.Bool("ioctl", false, "with -tracepoint: attach with ioctl(PERF_EVENT_IOC_SET_BPF) instead of a link")
+	rawTP := flag.String("raw-tp", "", "NAME: bpf(BPF_RAW_TRACEPOINT_OPEN)")
+	uprobe := flag.String("uprobe", "", "BINARY:SYMBOL: a uprobe")
+	closeFirst := flag.Bool("close-prog-first", false, "with -ioctl: close the program before attaching it (an fd that no longer names a program)")
+	tpID := flag.Int("tracepoint-id", -1, "with -ioctl: use this tracepoint id instead of looking GROUP/NAME up (a bogus perf attr)")
+	flag.Parse()
+	res := result{PID: os.Getpid()}
+	err := run(*obj, *builtin, *progName, *tp, *ioctl, *rawTP, *uprobe, *closeFirst, *tpID, &res)
+	if err != nil {
+		res.Error = err.Error()
+		var errno unix.Errno
+		if errors.As(err, &errno) {
+			res.Errno = int(errno)
+		} else {
+			// cilium/ebpf wraps some errnos so that only errors.Is sees them
+			for _, e := range []unix.Errno{unix.EPERM, unix.ENOENT, unix.EBADF, unix.EINVAL, unix.ENOTTY, unix.EOPNOTSUPP, unix.ENOTSUP} {
+				if errors.Is(err, e) {
+					res.Errno = int(e)
+					break
+				}
+			}
+		}
+	}
+	json.NewEncoder(os.Stdout).Encode(res)
+	if err != nil && res.Errno == 0 {
+		os.Exit(1)
+	}
+}
+
+func run(obj, builtin, name, tp string, ioctl bool, rawTP, uprobe string, closeFirst bool, tpID int, res *result) error {
+	var spec *ebpf.CollectionSpec
+	var err error
+	if builtin != "" {
+		// no object needed (matrix VMs carry no testdata)
+		typ := map[string]ebpf.ProgramType{"tracepoint": ebpf.TracePoint, "raw_tracepoint": ebpf.RawTracepoint}[builtin]
+		if typ == ebpf.UnspecifiedProgram {
+			return fmt.Errorf("-builtin %q: want tracepoint or raw_tracepoint", builtin)
+		}
+		name = "attach_" + builtin[:3]
+		spec = &ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{name: {Name: name, Type: typ, License: "GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}}}}
+	} else if spec, err = ebpf.LoadCollectionSpec(obj); err != nil {
+		return err
+	}
+	ps := spec.Programs[name]
+	if ps == nil {
+		return fmt.Errorf("%s: no program %q", obj, name)
+	}
+	coll, err := ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{name: ps}, Maps: spec.Maps}, ebpf.CollectionOptions{})
+	if err != nil {
+		return err
+	}
+	defer coll.Close()
+	prog := coll.Programs[name]
+	if info, err := prog.Info(); err == nil {
+		id, _ := info.ID()
+		res.ProgID = uint32(id)
+	}
+	var l link.Link
+	switch {
+	case tp != "" && ioctl:
+		return attachIoctl(prog, tp, closeFirst, tpID)
+	case tp != "":
+		group, event, _ := strings.Cut(tp, "/")
+		l, err = link.Tracepoint(group, event, prog, nil)
+	case rawTP != "":
+		l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: rawTP, Program: prog})
+	case uprobe != "":
+		bin, sym, _ := strings.Cut(uprobe, ":")
+		var ex *link.Executable
+		if ex, err = link.OpenExecutable(bin); err == nil {
+			l, err = ex.Uprobe(sym, prog, nil)
+		}
+	default:
+		return errors.New("one of -tracepoint, -raw-tp, -uprobe")
+	}
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if info, err := l.Info(); err == nil {
+		res.LinkID = uint32(info.ID)
+	}
+	return nil
+}
+
+// attachIoctl is the pre-link way: perf_event_open on the tracepoint id,
+// then ioctl(PERF_EVENT_IOC_SET_BPF, prog fd).
+func attachIoctl(prog *ebpf.Program, tp string, closeFirst bool, id int) error {
+	if id < 0 {
+		b, err := os.ReadFile("/sys/kernel/tracing/events/" + tp + "/id")
+		if err != nil {
+			return err
+		}
+		if id, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+			return err
+		}
+	}
+	attr := unix.PerfEventAttr{Type: unix.PERF_TYPE_TRACEPOINT, Config: uint64(id), Sample: 1, Wakeup: 1}
+	attr.Size = uint32(unsafeSizeofAttr)
+	fd, err := unix.PerfEventOpen(&attr, -1, 0, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		// A bogus attr fails here, before any attach: still try the
+		// ioctl on a non-perf fd so that the attach itself fails.
+		fd, err = unix.Open("/dev/null", unix.O_RDONLY, 0)
+		if err != nil {
+			return err
+		}
+	}
+	defer unix.Close(fd)
+	pfd := prog.FD()
+	if closeFirst {
+		dup, err := unix.Dup(pfd)
+		if err != nil {
+			return err
+		}
+		prog.Close()
+		unix.Close(dup)
+		pfd = dup // closed: no longer a program in this process
+	}
+	return unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_SET_BPF, pfd)
+}
+
+const unsafeSizeofAttr = unix.PERF_ATTR_SIZE_VER5

@@ -1,0 +1,115 @@
+package output
+
+import (
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ebpf-sentry/ebpf-sentry/analysis"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+)
+
+// Attach is the section of prog_attach and prog_detach events: one attach,
+// replacement or detachment of a loaded program, with its target named.
+type Attach struct {
+	// Op is how: link_create, raw_tracepoint_open, prog_attach,
+	// prog_detach, link_update, link_detach, perf_event_set_bpf.
+	Op string `json:"op"`
+	// Replace: the call replaces a program (link_update, BPF_F_REPLACE);
+	// ReplacedProgID is the program replaced when the kernel said it.
+	Replace        bool         `json:"replace,omitempty"`
+	ReplacedProgID uint32       `json:"replaced_prog_id,omitempty"`
+	ProgID         uint32       `json:"prog_id,omitempty"` // 0: the fd named no program
+	LinkID         uint32       `json:"link_id,omitempty"`
+	AttachType     string       `json:"attach_type,omitempty"`
+	Target         AttachTarget `json:"target"`
+	// Result: attached (detached, replaced), failed (Errno), killed (the
+	// caller was killed at entry; its link dies with it), denied (an LSM
+	// hook refused the call), unknown (the syscall's end was not seen).
+	Result string `json:"result"`
+	Errno  int32  `json:"errno,omitempty"`
+	Error  string `json:"error,omitempty"`
+	// ProgFacts says where prog and analysis come from: "load" (the sensor
+	// saw the program's load), "kernel" (read by id now), or "unknown".
+	ProgFacts string `json:"prog_facts"`
+	// Note states consequences in words, e.g. that a blocked program stays
+	// loaded and unused.
+	Note string `json:"note,omitempty"`
+}
+
+// AttachTarget is where the program goes, with names (package target).
+type AttachTarget struct {
+	Kind       string   `json:"kind"`
+	Name       string   `json:"name,omitempty"`
+	Binary     string   `json:"binary,omitempty"`
+	Symbol     string   `json:"symbol,omitempty"`
+	Offset     uint64   `json:"offset,omitempty"`
+	Symbols    []string `json:"symbols,omitempty"`
+	Interface  string   `json:"interface,omitempty"`
+	Ifindex    uint32   `json:"ifindex,omitempty"`
+	Cgroup     string   `json:"cgroup,omitempty"`
+	CgroupID   uint64   `json:"cgroup_id,omitempty"`
+	ProgID     uint32   `json:"target_prog_id,omitempty"`
+	Unresolved string   `json:"unresolved,omitempty"`
+}
+
+// NewProgAttach builds a prog_attach (or, for detaching ops, prog_detach)
+// event, every string escaped. prog and rep are the attached program and
+// its analysis when known (nil otherwise); they fill prog and analysis as
+// in prog_load, without instructions.
+func NewProgAttach(t time.Time, detach bool, l Loader, a Attach, prog *program.Program, rep *analysis.Report, v *Verdict) *Event {
+	l.Comm, l.Exe, l.Cgroup = Escape(l.Comm), Escape(l.Exe), Escape(l.Cgroup)
+	a.Op, a.AttachType, a.Note, a.ProgFacts, a.Result = Escape(a.Op), Escape(a.AttachType), Escape(a.Note), Escape(a.ProgFacts), Escape(a.Result)
+	if a.Errno > 0 && a.Error == "" {
+		a.Error = syscall.Errno(a.Errno).Error()
+	}
+	tg := &a.Target
+	tg.Kind, tg.Name, tg.Binary, tg.Symbol = Escape(tg.Kind), Escape(tg.Name), Escape(tg.Binary), Escape(tg.Symbol)
+	tg.Interface, tg.Cgroup, tg.Unresolved = Escape(tg.Interface), Escape(tg.Cgroup), Escape(tg.Unresolved)
+	tg.Symbols = escapeAll(tg.Symbols)
+	kind := KindProgAttach
+	if detach {
+		kind = KindProgDetach
+	}
+	ev := &Event{Event: kind, Time: t, Loader: &l, Attach: &a}
+	if prog != nil {
+		pl := NewProgLoad(ProgLoad{Program: prog, Report: rep}, InsnOptions{})
+		ev.Prog, ev.Analysis = pl.Prog, pl.Analysis
+	}
+	if v != nil {
+		ev.Verdict = copyVerdict(v)
+	}
+	return ev
+}
+
+// ecsProgAttach: the caller as the process, the target in the message.
+func ecsProgAttach(ev *Event, e *ECSEvent) {
+	verb := "attached"
+	if ev.Event == KindProgDetach {
+		verb = "detached"
+	}
+	e.Message = "BPF program " + verb
+	if a := ev.Attach; a != nil {
+		e.Message += " (" + a.Op + ")"
+		if a.Target.Name != "" {
+			e.Message += " to " + a.Target.Kind + " " + a.Target.Name
+		}
+		e.Message += ": " + a.Result
+	}
+	if l := ev.Loader; l != nil {
+		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
+		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
+		e.Process = p
+		e.Message += " by " + l.Comm
+	}
+	if v := ev.Verdict; v != nil && len(v.Rules) > 0 {
+		e.Event.Kind = "alert"
+		e.Event.Category = append(e.Event.Category, "intrusion_detection")
+		r := &ECSRule{Ruleset: "ebpf-sentry"}
+		for _, m := range v.Rules {
+			r.ID = append(r.ID, m.ID)
+		}
+		e.Rule = r
+		e.Message += " (rules: " + strings.Join(r.ID, ", ") + "; " + v.Action + ")"
+	}
+}

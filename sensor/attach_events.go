@@ -1,0 +1,439 @@
+package sensor
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+)
+
+// Attach record kinds (bpf/include/attach.h).
+const (
+	kindAttach     = uint32(sentrySentryAttachRecordKindSENTRY_REC_ATTACH)
+	kindAttachExit = uint32(sentrySentryAttachRecordKindSENTRY_REC_ATTACH_EXIT)
+)
+
+var (
+	attachSize     = binary.Size(sentrySentryAttach{})
+	attachExitSize = binary.Size(sentrySentryAttachExit{})
+)
+
+// AttachOp is how a program was attached, replaced or detached.
+type AttachOp string
+
+const (
+	OpLinkCreate   AttachOp = "link_create"
+	OpRawTPOpen    AttachOp = "raw_tracepoint_open"
+	OpProgAttach   AttachOp = "prog_attach"
+	OpProgDetach   AttachOp = "prog_detach"
+	OpLinkUpdate   AttachOp = "link_update"
+	OpLinkDetach   AttachOp = "link_detach"
+	OpPerfSetBPF   AttachOp = "perf_event_set_bpf"
+	opUnknownLabel          = "op"
+)
+
+var attachOps = map[uint32]AttachOp{
+	uint32(sentrySentryAttachOpSENTRY_ATTACH_LINK_CREATE):  OpLinkCreate,
+	uint32(sentrySentryAttachOpSENTRY_ATTACH_RAW_TP_OPEN):  OpRawTPOpen,
+	uint32(sentrySentryAttachOpSENTRY_ATTACH_PROG_ATTACH):  OpProgAttach,
+	uint32(sentrySentryAttachOpSENTRY_ATTACH_PROG_DETACH):  OpProgDetach,
+	uint32(sentrySentryAttachOpSENTRY_ATTACH_LINK_UPDATE):  OpLinkUpdate,
+	uint32(sentrySentryAttachOpSENTRY_ATTACH_LINK_DETACH):  OpLinkDetach,
+	uint32(sentrySentryAttachOpSENTRY_ATTACH_PERF_SET_BPF): OpPerfSetBPF,
+}
+
+// Detaches reports whether the operation removes a program rather than
+// attaching one.
+func (o AttachOp) Detaches() bool { return o == OpProgDetach || o == OpLinkDetach }
+
+// RawTarget is what the kernel side could say about an attach target;
+// package target turns it into names.
+type RawTarget struct {
+	AttachType   uint32   `json:"attach_type"`
+	FD           uint32   `json:"fd,omitempty"` // or ifindex
+	Flags        uint32   `json:"flags,omitempty"`
+	BTFID        uint32   `json:"btf_id,omitempty"`
+	ProgID       uint32   `json:"prog_id,omitempty"` // freplace / fentry on a program
+	CgroupIno    uint64   `json:"cgroup_ino,omitempty"`
+	PerfType     uint32   `json:"perf_type,omitempty"`
+	PerfConfig   uint64   `json:"perf_config,omitempty"`
+	PerfOffset   uint64   `json:"perf_offset,omitempty"`
+	Cookie       uint64   `json:"cookie,omitempty"`
+	Count        uint32   `json:"count,omitempty"`
+	Name         string   `json:"name,omitempty"` // as the caller passed it (untrusted)
+	NameFromPerf bool     `json:"name_from_perf,omitempty"`
+	PerfFound    bool     `json:"perf_found,omitempty"` // the target fd was a perf event
+	Addrs        []uint64 `json:"addrs,omitempty"`      // kprobe_multi addresses or uprobe_multi offsets (first ones)
+	Syms         []string `json:"syms,omitempty"`       // kprobe_multi symbols (first ones)
+}
+
+// AttachResult is how the attaching call ended.
+type AttachResult string
+
+const (
+	AttachDone    AttachResult = "attached" // (detached, replaced for those ops)
+	AttachFailed  AttachResult = "failed"
+	AttachKilled  AttachResult = "killed" // SIGKILL pending when the call returned
+	AttachUnknown AttachResult = "unknown"
+)
+
+// AttachEvent is one attach, replace or detach of a loaded program.
+type AttachEvent struct {
+	ID     uint64          `json:"id"`
+	Time   time.Time       `json:"time"`
+	Op     AttachOp        `json:"op"`
+	Caller *program.Loader `json:"caller"`
+	ProgID uint32          `json:"prog_id,omitempty"` // 0: the fd was not a program
+	ProgFD uint32          `json:"prog_fd"`
+	// ProgType is the attached program's type (the kernel's, from the fd).
+	ProgType      uint32    `json:"prog_type,omitempty"`
+	Target        RawTarget `json:"target"`
+	ReplaceProgID uint32    `json:"replace_prog_id,omitempty"` // BPF_F_REPLACE: the program replaced
+	ReplaceFD     uint32    `json:"replace_fd,omitempty"`
+	LinkID        uint32    `json:"link_id,omitempty"` // the link updated, detached or created
+
+	Verdict   Verdict `json:"verdict"`
+	Action    Action  `json:"action"`
+	RuleIndex int     `json:"rule_index"`
+	RuleID    string  `json:"rule_id,omitempty"`
+
+	// JudgeTime is what the sensor's entry program spent on this call
+	// (reading the attr, resolving fds, the attach table, the report).
+	JudgeTime time.Duration `json:"judge_ns"`
+
+	Result AttachResult `json:"result"`
+	Errno  int          `json:"errno,omitempty"`
+	FD     int          `json:"fd,omitempty"`
+	seen   time.Time
+}
+
+func (s *Sensor) attachEvent(a *sentrySentryAttach) *AttachEvent {
+	op, ok := attachOps[a.Op]
+	if !ok {
+		op = AttachOp(opUnknownLabel + strconv.Itoa(int(a.Op)))
+	}
+	ev := &AttachEvent{
+		ID: a.H.LoadId, Op: op, ProgID: a.ProgId, ProgFD: a.ProgFd, ProgType: a.ProgType,
+		Caller: &program.Loader{PID: a.Pid, TID: a.Tid, UID: a.Uid, GID: a.Gid, Comm: cString(a.Comm[:]),
+			CgroupID: a.CgroupId, ExeInode: a.ExeIno, ExeDev: a.ExeDev},
+		Target: RawTarget{
+			AttachType: a.AttachType, FD: a.TargetFd, Flags: a.Flags, BTFID: a.TargetBtfId, ProgID: a.TargetProgId,
+			CgroupIno: a.TargetCgroup, PerfType: a.PerfType, PerfConfig: a.PerfConfig, PerfOffset: a.PerfOffset,
+			Cookie: a.Cookie, Count: a.Count, Name: cString(a.Name[:]),
+			NameFromPerf: a.NameFrom&uint32(sentrySentryAttachFromSENTRY_FROM_PERF_OPEN) != 0,
+			PerfFound:    a.NameFrom&uint32(sentrySentryAttachFromSENTRY_FROM_PERF_EVENT) != 0,
+		},
+		ReplaceProgID: a.ReplaceProgId, ReplaceFD: a.ReplaceFd, LinkID: a.LinkId,
+		Verdict: Verdict(a.Verdict), Action: Action(a.Action), RuleIndex: int(a.Rule), Result: AttachUnknown,
+		JudgeTime: time.Duration(a.JudgeNs),
+	}
+	if s.asm != nil && s.asm.monoToWall != nil {
+		ev.Time = s.asm.monoToWall(a.KtimeNs)
+	}
+	for i := range a.Syms {
+		if n := cString(a.Syms[i][:]); n != "" {
+			ev.Target.Syms = append(ev.Target.Syms, n)
+		}
+	}
+	for i, v := range a.Addrs {
+		if uint32(i) < a.Count && v != 0 {
+			ev.Target.Addrs = append(ev.Target.Addrs, v)
+		}
+	}
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", a.Pid)); err == nil {
+		ev.Caller.Exe = exe
+	}
+	if ev.RuleIndex >= 0 {
+		ev.RuleID = s.attachRuleID(ev.RuleIndex)
+	}
+	return ev
+}
+
+func applyAttachExit(ev *AttachEvent, x *sentrySentryAttachExit) {
+	switch {
+	case x.Killed != 0:
+		ev.Result = AttachKilled
+	case x.Ret >= 0:
+		ev.Result = AttachDone
+	default:
+		ev.Result = AttachFailed
+	}
+	if x.Ret < 0 {
+		ev.Errno = int(-x.Ret)
+	} else {
+		ev.FD = int(x.Ret)
+	}
+	if x.LinkId != 0 {
+		ev.LinkID = x.LinkId
+	}
+}
+
+// addAttach pairs attach records with their exits; it returns the event
+// the record completed. Reader goroutine, s.mu held.
+func (s *Sensor) addAttach(r record, now time.Time) *AttachEvent {
+	if r.attach != nil {
+		ev := s.attachEvent(r.attach)
+		ev.seen = now
+		s.attachPending[ev.ID] = ev
+		return nil
+	}
+	ev := s.attachPending[r.loadID]
+	if ev == nil {
+		s.attachOrphans++
+		return nil
+	}
+	delete(s.attachPending, r.loadID)
+	applyAttachExit(ev, r.attachExit)
+	return ev
+}
+
+// expireAttaches finishes attaches whose exit never came (result unknown).
+func (s *Sensor) expireAttaches(cutoff time.Time) []*AttachEvent {
+	var out []*AttachEvent
+	for id, ev := range s.attachPending {
+		if ev.seen.Before(cutoff) {
+			delete(s.attachPending, id)
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func (s *Sensor) deliverAttach(ev *AttachEvent) {
+	select {
+	case s.attaches <- ev:
+	default:
+		// The consumer is behind: attaches are never worth stalling loads.
+		s.mu.Lock()
+		s.userLost["attach_undelivered"]++
+		s.mu.Unlock()
+	}
+}
+
+// Attaches delivers attach, replace and detach events (closed after Close).
+func (s *Sensor) Attaches() <-chan *AttachEvent { return s.attaches }
+
+// AttachBlock is one entry of the kernel attach table: a target key and the
+// attach rule (index into the ids given to SetAttachBlocks) that blocks it.
+type AttachBlock struct {
+	Kind  AttachKeyKind
+	Value uint64
+	Rule  int32
+}
+
+// AttachKeyKind is what an AttachBlock's value is.
+type AttachKeyKind uint32
+
+const (
+	KeyTracepointID AttachKeyKind = AttachKeyKind(sentrySentryAttachKeyKindSENTRY_KEY_TP_ID)
+	KeyName         AttachKeyKind = AttachKeyKind(sentrySentryAttachKeyKindSENTRY_KEY_NAME)
+	KeyBTFID        AttachKeyKind = AttachKeyKind(sentrySentryAttachKeyKindSENTRY_KEY_BTF_ID)
+	KeyIfindex      AttachKeyKind = AttachKeyKind(sentrySentryAttachKeyKindSENTRY_KEY_IFINDEX)
+	KeyCgroup       AttachKeyKind = AttachKeyKind(sentrySentryAttachKeyKindSENTRY_KEY_CGROUP)
+)
+
+// NameHash is the kernel's hash of a name in the attach table (FNV-1a 64,
+// as sentry_name_hash in bpf/attach.h).
+func NameHash(s string) uint64 {
+	h := uint64(0xcbf29ce484222325)
+	for i := 0; i < len(s) && i < 256; i++ {
+		if s[i] == 0 {
+			break
+		}
+		h ^= uint64(s[i])
+		h *= 0x100000001b3
+	}
+	return h
+}
+
+// SetAttachBlocks replaces the kernel attach table: attaches to these
+// targets get a block verdict at entry. ids names the rules by index.
+func (s *Sensor) SetAttachBlocks(entries []AttachBlock, ids []string) error {
+	m := s.coll.Maps[sentryMapAttachBlock]
+	if len(entries) > int(m.MaxEntries()) {
+		return fmt.Errorf("attach table: %d targets, at most %d", len(entries), m.MaxEntries())
+	}
+	want := make(map[sentrySentryAttachKey]int32, len(entries))
+	for _, e := range entries {
+		k := sentrySentryAttachKey{Kind: uint32(e.Kind), Value: e.Value}
+		if _, dup := want[k]; !dup {
+			want[k] = e.Rule
+		}
+	}
+	for k, v := range want {
+		if err := m.Put(k, v); err != nil {
+			return fmt.Errorf("attach table: put %d/%#x: %w", k.Kind, k.Value, err)
+		}
+	}
+	var k sentrySentryAttachKey
+	var stale []sentrySentryAttachKey
+	it := m.Iterate()
+	var v int32
+	for it.Next(&k, &v) {
+		if _, ok := want[k]; !ok {
+			stale = append(stale, k)
+		}
+	}
+	for _, k := range stale {
+		m.Delete(k)
+	}
+	s.mu.Lock()
+	s.attachRuleIDs = append([]string(nil), ids...)
+	s.mu.Unlock()
+	return it.Err()
+}
+
+func (s *Sensor) attachRuleID(i int) string {
+	if i >= 0 && i < len(s.attachRuleIDs) {
+		return s.attachRuleIDs[i]
+	}
+	return ""
+}
+
+// writeAttachConfig gives the kernel side the file_operations addresses
+// that tell a program, link or perf event fd from any other file.
+func (s *Sensor) writeAttachConfig() error {
+	want := map[string]*uint64{}
+	var c sentrySentryAttachCfg
+	want["bpf_prog_fops"] = &c.ProgFops
+	want["bpf_link_fops"] = &c.LinkFops
+	want["bpf_link_fops_poll"] = &c.LinkFopsPoll
+	want["perf_fops"] = &c.PerfFops
+	f, err := os.Open("/proc/kallsyms")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 3 || len(fields) > 3 { // module symbols have a 4th field
+			continue
+		}
+		if p, ok := want[fields[2]]; ok && *p == 0 {
+			if v, err := strconv.ParseUint(fields[0], 16, 64); err == nil {
+				*p = v
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return s.coll.Maps[sentryMapAttachCfg].Put(uint32(0), &c)
+}
+
+// attachProgram is one best-effort attach-monitoring program: where it goes.
+type attachProgram struct {
+	name     string
+	group    string // tracepoint group, "" for an LSM hook
+	event    string
+	required bool // the sensor's view of attaches depends on it (reported in the note)
+}
+
+// attachPlan lists the attach programs for a hook and enforcer. On the
+// syscall hooks the bpf() enter and exit programs already report attaches.
+func attachPlan(hook Hook, enf Enforcer) []attachProgram {
+	ioctl := sentryProgSentryIoctlEnter
+	if enf == EnforcerDeny {
+		ioctl = sentryProgSentryIoctlEnterDeny
+	}
+	plan := []attachProgram{
+		{name: sentryProgSentryPerfOpenEnter, group: "syscalls", event: "sys_enter_perf_event_open"},
+		{name: sentryProgSentryPerfOpenExit, group: "syscalls", event: "sys_exit_perf_event_open"},
+		{name: sentryProgSentryIoctlExit, group: "syscalls", event: "sys_exit_ioctl", required: true},
+		{name: ioctl, group: "syscalls", event: "sys_enter_ioctl", required: true},
+	}
+	if hook.IsLSM() {
+		plan = append(plan, attachProgram{name: sentryProgSentryAttachTp, group: "syscalls", event: "sys_enter_bpf", required: true})
+	}
+	if enf == EnforcerDeny {
+		plan = append(plan,
+			attachProgram{name: sentryProgSentryLsmAttachGate, required: true},
+			attachProgram{name: sentryProgSentryLsmIoctlGate, required: true})
+	}
+	return plan
+}
+
+// attachSpecOf copies the attach programs' specs before the collection's
+// spec is trimmed to the load hook's programs.
+func attachSpecOf(spec *ebpf.CollectionSpec, hook Hook, enf Enforcer) *ebpf.CollectionSpec {
+	out := spec.Copy()
+	keep := map[string]bool{}
+	for _, p := range attachPlan(hook, enf) {
+		keep[p.name] = true
+	}
+	for name := range out.Programs {
+		if !keep[name] {
+			delete(out.Programs, name)
+		}
+	}
+	return out
+}
+
+// startAttachPrograms loads and attaches the attach-monitoring programs,
+// gates last (so that no entry is refused before its judge runs). Each is
+// best-effort: the sensor runs without it and the note says what is not
+// seen. Called before the load hooks attach, so the sensor's own loads and
+// attaches here are not reported.
+func (s *Sensor) startAttachPrograms(spec *ebpf.CollectionSpec) string {
+	if err := s.writeAttachConfig(); err != nil {
+		s.log.Warn("attach monitoring: no file_operations addresses (fds are trusted as the caller names them)", "err", err)
+	}
+	var missing []string
+	for _, p := range attachPlan(s.hook, s.cfg.Enforcer) {
+		ps := spec.Programs[p.name]
+		if ps == nil {
+			continue
+		}
+		err := s.startAttachProgram(spec, p)
+		if err != nil {
+			s.log.Debug("attach monitoring program", "prog", p.name, "err", err)
+			if p.required {
+				missing = append(missing, fmt.Sprintf("%s: %v", p.name, err))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return "partial: " + strings.Join(missing, "; ")
+	}
+	return "all"
+}
+
+func (s *Sensor) startAttachProgram(spec *ebpf.CollectionSpec, p attachProgram) error {
+	one := spec.Copy()
+	for name := range one.Programs {
+		if name != p.name {
+			delete(one.Programs, name)
+		}
+	}
+	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: s.coll.Maps})
+	if err != nil {
+		return err
+	}
+	prog := coll.Programs[p.name]
+	var l link.Link
+	if p.group != "" {
+		l, err = link.Tracepoint(p.group, p.event, prog, nil)
+	} else {
+		l, err = link.AttachLSM(link.LSMOptions{Program: prog})
+	}
+	if err != nil {
+		coll.Close()
+		return err
+	}
+	s.attachLinks = append(s.attachLinks, l) // not pinned: attach monitoring lives with the agent
+	s.attachColls = append(s.attachColls, coll)
+	return nil
+}
+
+// AttachCoverage says which attach-monitoring programs run: "all", or
+// "partial: …" naming those that could not be loaded or attached.
+func (s *Sensor) AttachCoverage() string { return s.attachNote }
