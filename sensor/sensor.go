@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -174,6 +175,8 @@ type Sensor struct {
 	links        []link.Link
 	reader       *ringbuf.Reader
 	events       chan *Event
+	writes       chan *ProgArrayWrite
+	groupNote    string // what loader groups cannot do here (GroupNote)
 	log          *slog.Logger
 
 	mu         sync.Mutex
@@ -314,13 +317,14 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	spec.Maps[sentryMapEvents].MaxEntries = uint32(cfg.RingBufferSize)
 	enter, exit, gate := programNames(hook, exitHook, cfg.Enforcer, cfg.Walk)
 	cp := planCompat(hook, exitHook, gate != "")
+	groupEnter, groupExit := groupPrograms(exitHook)
 	// Loaded on its own after the collection: a kernel that refuses it
 	// must not stop the sensor.
 	prefaultSpec := spec.Programs[sentryProgSentryPrefault]
 	for name := range spec.Programs {
 		keep := name == enter || name == exit || name == gate ||
 			hook == HookKprobe && name == sentryProgSentryEnterKprobeDirect ||
-			name == cp.enter || name == cp.exit
+			name == cp.enter || name == cp.exit || name == groupEnter || name == groupExit
 		if !keep {
 			delete(spec.Programs, name)
 		}
@@ -341,6 +345,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	s := &Sensor{
 		cfg: cfg, hook: hook, coll: coll, log: cfg.Logger, self: self,
 		events:   make(chan *Event, cfg.EventBuffer),
+		writes:   make(chan *ProgArrayWrite, cfg.EventBuffer),
 		asm:      newAssembler(),
 		userLost: make(map[string]uint64),
 		slots:    make(map[uint32][]string),
@@ -389,6 +394,9 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 			return fail(fmt.Errorf("attach %s (%s): %w", name, hook, err))
 		}
 		s.links = append(s.links, l)
+	}
+	if err := s.attachGroup(exitHook); err != nil {
+		return fail(err)
 	}
 	s.compat = cp.note
 	if cp.enter != "" || cp.exit != "" {
@@ -763,13 +771,24 @@ func (s *Sensor) Losses() (Losses, error) {
 func (s *Sensor) read(ctx context.Context) {
 	defer close(s.done)
 	defer close(s.events)
+	defer close(s.writes)
 	var rec ringbuf.Record
 	lastSweep := time.Now()
 	s.reader.SetDeadline(time.Now().Add(time.Second))
 	for {
 		err := s.reader.ReadInto(&rec)
 		now := time.Now()
-		if err == nil {
+		if err == nil && len(rec.RawSample) >= 4 && binary.LittleEndian.Uint32(rec.RawSample) == kindProgArray {
+			pr, perr := parseProgArrayRec(rec.RawSample)
+			if perr != nil {
+				s.mu.Lock()
+				s.badRecs++
+				s.mu.Unlock()
+				s.log.Warn("sensor record", "err", perr)
+			} else {
+				s.deliverWrite(progArrayWrite(pr, s.asm.monoToWall))
+			}
+		} else if err == nil {
 			r, perr := parseRecord(rec.RawSample)
 			s.mu.Lock()
 			var ev *Event

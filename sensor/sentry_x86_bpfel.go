@@ -13,6 +13,42 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type sentryGroupAcc struct {
+	_           structs.HostLayout
+	Progs       uint32
+	HelperOther uint32
+	Used        [4]uint64
+	HelperCnt   [256]uint32
+}
+
+type sentryGroupCalib struct {
+	_        structs.HostLayout
+	MapFops  uint64
+	ProgFops uint64
+}
+
+type sentryGroupKey struct {
+	_     structs.HostLayout
+	Tgid  uint32
+	Pad   uint32
+	Start uint64
+}
+
+type sentryGroupPending struct {
+	_         structs.HostLayout
+	Group     sentryGroupKey
+	Joined    sentryGroupKey
+	HasJoined uint32
+	MapId     uint32
+	Add       sentryGroupAcc
+}
+
+type sentryGroupScratch struct {
+	_   structs.HostLayout
+	F   sentryRulesFacts
+	Res sentryRulesResult
+}
+
 type sentryInflight struct {
 	_      structs.HostLayout
 	LoadId uint64
@@ -27,7 +63,7 @@ type sentryRulesFacts struct {
 	InsnCnt            uint32
 	Uid                uint32
 	HelperOther        uint32
-	Pad                uint32
+	Scope              uint32
 	InsnHash           uint64
 	ExeIno             uint64
 	ExeDev             uint32
@@ -36,6 +72,9 @@ type sentryRulesFacts struct {
 	ProgName           [16]int8
 	Comm               [16]int8
 	HelperCnt          [256]uint32
+	MapFds             uint32
+	MapFd              [2]uint32
+	Pad3               uint32
 }
 
 type sentryRulesResult struct {
@@ -51,6 +90,8 @@ type sentryRulesTable struct {
 	_          structs.HostLayout
 	Count      uint32
 	Generation uint32
+	GroupN     uint32
+	Pad        uint32
 	Rules      [1024]struct {
 		_           structs.HostLayout
 		Action      uint32
@@ -215,13 +256,37 @@ type sentrySentryPrefaultCtx struct {
 	Done  uint32
 }
 
+type sentrySentryProgArrayRec struct {
+	_ structs.HostLayout
+	H struct {
+		_      structs.HostLayout
+		Kind   uint32
+		Pid    uint32
+		LoadId uint64
+	}
+	KtimeNs   uint64
+	Tid       uint32
+	Uid       uint32
+	Cmd       uint32
+	MapId     uint32
+	Key       uint32
+	KeyRead   uint32
+	ValueFd   uint32
+	ProgId    uint32
+	OldProgId uint32
+	Ret       int32
+	Group     sentryGroupKey
+	Comm      [16]int8
+}
+
 type sentrySentryRecordKind uint32
 
 const (
-	sentrySentryRecordKindSENTRY_REC_HEADER  sentrySentryRecordKind = 1
-	sentrySentryRecordKindSENTRY_REC_CHUNK   sentrySentryRecordKind = 2
-	sentrySentryRecordKindSENTRY_REC_VERDICT sentrySentryRecordKind = 3
-	sentrySentryRecordKindSENTRY_REC_EXIT    sentrySentryRecordKind = 4
+	sentrySentryRecordKindSENTRY_REC_HEADER     sentrySentryRecordKind = 1
+	sentrySentryRecordKindSENTRY_REC_CHUNK      sentrySentryRecordKind = 2
+	sentrySentryRecordKindSENTRY_REC_VERDICT    sentrySentryRecordKind = 3
+	sentrySentryRecordKindSENTRY_REC_EXIT       sentrySentryRecordKind = 4
+	sentrySentryRecordKindSENTRY_REC_PROG_ARRAY sentrySentryRecordKind = 5
 )
 
 type sentrySentryVerdict uint32
@@ -274,6 +339,16 @@ const (
 	sentryMapConfig                   = "config"
 	sentryMapEvents                   = "events"
 	sentryMapFactsScratch             = "facts_scratch"
+	sentryMapGroupAccs                = "group_accs"
+	sentryMapGroupCalibration         = "group_calibration"
+	sentryMapGroupMaps                = "group_maps"
+	sentryMapGroupParent              = "group_parent"
+	sentryMapGroupPending             = "group_pending"
+	sentryMapGroupProgs               = "group_progs"
+	sentryMapGroupScratch             = "group_scratch"
+	sentryMapGroupStats               = "group_stats"
+	sentryMapGroupTaskScratch         = "group_task_scratch"
+	sentryMapGroupWrites              = "group_writes"
 	sentryMapInflight                 = "inflight"
 	sentryMapLoadSeq                  = "load_seq"
 	sentryMapLosses                   = "losses"
@@ -290,17 +365,25 @@ const (
 	sentryProgSentryExitBtf           = "sentry_exit_btf"
 	sentryProgSentryExitKretprobeIa32 = "sentry_exit_kretprobe_ia32"
 	sentryProgSentryExitTp            = "sentry_exit_tp"
+	sentryProgSentryGroupEnterBtf     = "sentry_group_enter_btf"
+	sentryProgSentryGroupEnterTp      = "sentry_group_enter_tp"
+	sentryProgSentryGroupExitBtf      = "sentry_group_exit_btf"
+	sentryProgSentryGroupExitTp       = "sentry_group_exit_tp"
 	sentryProgSentryLsmBpf            = "sentry_lsm_bpf"
 	sentryProgSentryLsmProgLoad       = "sentry_lsm_prog_load"
 	sentryProgSentryPrefault          = "sentry_prefault"
 	sentryVarUnusedAction             = "unused_action"
 	sentryVarUnusedChunk              = "unused_chunk"
 	sentryVarUnusedExit               = "unused_exit"
+	sentryVarUnusedGroupAcc           = "unused_group_acc"
+	sentryVarUnusedGroupCalib         = "unused_group_calib"
+	sentryVarUnusedGroupKey           = "unused_group_key"
 	sentryVarUnusedHeader             = "unused_header"
 	sentryVarUnusedKind               = "unused_kind"
 	sentryVarUnusedLoss               = "unused_loss"
 	sentryVarUnusedMode               = "unused_mode"
 	sentryVarUnusedOnError            = "unused_on_error"
+	sentryVarUnusedProgArrayRec       = "unused_prog_array_rec"
 	sentryVarUnusedVerdict            = "unused_verdict"
 	sentryVarUnusedVerdictEnum        = "unused_verdict_enum"
 )
@@ -357,6 +440,10 @@ type sentryProgramSpecs struct {
 	SentryExitBtf           *ebpf.ProgramSpec `ebpf:"sentry_exit_btf"`
 	SentryExitKretprobeIa32 *ebpf.ProgramSpec `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp            *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
+	SentryGroupEnterBtf     *ebpf.ProgramSpec `ebpf:"sentry_group_enter_btf"`
+	SentryGroupEnterTp      *ebpf.ProgramSpec `ebpf:"sentry_group_enter_tp"`
+	SentryGroupExitBtf      *ebpf.ProgramSpec `ebpf:"sentry_group_exit_btf"`
+	SentryGroupExitTp       *ebpf.ProgramSpec `ebpf:"sentry_group_exit_tp"`
 	SentryLsmBpf            *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf"`
 	SentryLsmProgLoad       *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_load"`
 	SentryPrefault          *ebpf.ProgramSpec `ebpf:"sentry_prefault"`
@@ -366,32 +453,46 @@ type sentryProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryMapSpecs struct {
-	ChunkScratch  *ebpf.MapSpec `ebpf:"chunk_scratch"`
-	Config        *ebpf.MapSpec `ebpf:"config"`
-	Events        *ebpf.MapSpec `ebpf:"events"`
-	FactsScratch  *ebpf.MapSpec `ebpf:"facts_scratch"`
-	Inflight      *ebpf.MapSpec `ebpf:"inflight"`
-	LoadSeq       *ebpf.MapSpec `ebpf:"load_seq"`
-	Losses        *ebpf.MapSpec `ebpf:"losses"`
-	ResultScratch *ebpf.MapSpec `ebpf:"result_scratch"`
-	Rules         *ebpf.MapSpec `ebpf:"rules"`
-	TaskScratch   *ebpf.MapSpec `ebpf:"task_scratch"`
+	ChunkScratch     *ebpf.MapSpec `ebpf:"chunk_scratch"`
+	Config           *ebpf.MapSpec `ebpf:"config"`
+	Events           *ebpf.MapSpec `ebpf:"events"`
+	FactsScratch     *ebpf.MapSpec `ebpf:"facts_scratch"`
+	GroupAccs        *ebpf.MapSpec `ebpf:"group_accs"`
+	GroupCalibration *ebpf.MapSpec `ebpf:"group_calibration"`
+	GroupMaps        *ebpf.MapSpec `ebpf:"group_maps"`
+	GroupParent      *ebpf.MapSpec `ebpf:"group_parent"`
+	GroupPending     *ebpf.MapSpec `ebpf:"group_pending"`
+	GroupProgs       *ebpf.MapSpec `ebpf:"group_progs"`
+	GroupScratch     *ebpf.MapSpec `ebpf:"group_scratch"`
+	GroupStats       *ebpf.MapSpec `ebpf:"group_stats"`
+	GroupTaskScratch *ebpf.MapSpec `ebpf:"group_task_scratch"`
+	GroupWrites      *ebpf.MapSpec `ebpf:"group_writes"`
+	Inflight         *ebpf.MapSpec `ebpf:"inflight"`
+	LoadSeq          *ebpf.MapSpec `ebpf:"load_seq"`
+	Losses           *ebpf.MapSpec `ebpf:"losses"`
+	ResultScratch    *ebpf.MapSpec `ebpf:"result_scratch"`
+	Rules            *ebpf.MapSpec `ebpf:"rules"`
+	TaskScratch      *ebpf.MapSpec `ebpf:"task_scratch"`
 }
 
 // sentryVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryVariableSpecs struct {
-	UnusedAction      *ebpf.VariableSpec `ebpf:"unused_action"`
-	UnusedChunk       *ebpf.VariableSpec `ebpf:"unused_chunk"`
-	UnusedExit        *ebpf.VariableSpec `ebpf:"unused_exit"`
-	UnusedHeader      *ebpf.VariableSpec `ebpf:"unused_header"`
-	UnusedKind        *ebpf.VariableSpec `ebpf:"unused_kind"`
-	UnusedLoss        *ebpf.VariableSpec `ebpf:"unused_loss"`
-	UnusedMode        *ebpf.VariableSpec `ebpf:"unused_mode"`
-	UnusedOnError     *ebpf.VariableSpec `ebpf:"unused_on_error"`
-	UnusedVerdict     *ebpf.VariableSpec `ebpf:"unused_verdict"`
-	UnusedVerdictEnum *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
+	UnusedAction       *ebpf.VariableSpec `ebpf:"unused_action"`
+	UnusedChunk        *ebpf.VariableSpec `ebpf:"unused_chunk"`
+	UnusedExit         *ebpf.VariableSpec `ebpf:"unused_exit"`
+	UnusedGroupAcc     *ebpf.VariableSpec `ebpf:"unused_group_acc"`
+	UnusedGroupCalib   *ebpf.VariableSpec `ebpf:"unused_group_calib"`
+	UnusedGroupKey     *ebpf.VariableSpec `ebpf:"unused_group_key"`
+	UnusedHeader       *ebpf.VariableSpec `ebpf:"unused_header"`
+	UnusedKind         *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedLoss         *ebpf.VariableSpec `ebpf:"unused_loss"`
+	UnusedMode         *ebpf.VariableSpec `ebpf:"unused_mode"`
+	UnusedOnError      *ebpf.VariableSpec `ebpf:"unused_on_error"`
+	UnusedProgArrayRec *ebpf.VariableSpec `ebpf:"unused_prog_array_rec"`
+	UnusedVerdict      *ebpf.VariableSpec `ebpf:"unused_verdict"`
+	UnusedVerdictEnum  *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
 }
 
 // sentryObjects contains all objects after they have been loaded into the kernel.
@@ -414,16 +515,26 @@ func (o *sentryObjects) Close() error {
 //
 // It can be passed to loadSentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryMaps struct {
-	ChunkScratch  *ebpf.Map `ebpf:"chunk_scratch"`
-	Config        *ebpf.Map `ebpf:"config"`
-	Events        *ebpf.Map `ebpf:"events"`
-	FactsScratch  *ebpf.Map `ebpf:"facts_scratch"`
-	Inflight      *ebpf.Map `ebpf:"inflight"`
-	LoadSeq       *ebpf.Map `ebpf:"load_seq"`
-	Losses        *ebpf.Map `ebpf:"losses"`
-	ResultScratch *ebpf.Map `ebpf:"result_scratch"`
-	Rules         *ebpf.Map `ebpf:"rules"`
-	TaskScratch   *ebpf.Map `ebpf:"task_scratch"`
+	ChunkScratch     *ebpf.Map `ebpf:"chunk_scratch"`
+	Config           *ebpf.Map `ebpf:"config"`
+	Events           *ebpf.Map `ebpf:"events"`
+	FactsScratch     *ebpf.Map `ebpf:"facts_scratch"`
+	GroupAccs        *ebpf.Map `ebpf:"group_accs"`
+	GroupCalibration *ebpf.Map `ebpf:"group_calibration"`
+	GroupMaps        *ebpf.Map `ebpf:"group_maps"`
+	GroupParent      *ebpf.Map `ebpf:"group_parent"`
+	GroupPending     *ebpf.Map `ebpf:"group_pending"`
+	GroupProgs       *ebpf.Map `ebpf:"group_progs"`
+	GroupScratch     *ebpf.Map `ebpf:"group_scratch"`
+	GroupStats       *ebpf.Map `ebpf:"group_stats"`
+	GroupTaskScratch *ebpf.Map `ebpf:"group_task_scratch"`
+	GroupWrites      *ebpf.Map `ebpf:"group_writes"`
+	Inflight         *ebpf.Map `ebpf:"inflight"`
+	LoadSeq          *ebpf.Map `ebpf:"load_seq"`
+	Losses           *ebpf.Map `ebpf:"losses"`
+	ResultScratch    *ebpf.Map `ebpf:"result_scratch"`
+	Rules            *ebpf.Map `ebpf:"rules"`
+	TaskScratch      *ebpf.Map `ebpf:"task_scratch"`
 }
 
 func (m *sentryMaps) Close() error {
@@ -432,6 +543,16 @@ func (m *sentryMaps) Close() error {
 		m.Config,
 		m.Events,
 		m.FactsScratch,
+		m.GroupAccs,
+		m.GroupCalibration,
+		m.GroupMaps,
+		m.GroupParent,
+		m.GroupPending,
+		m.GroupProgs,
+		m.GroupScratch,
+		m.GroupStats,
+		m.GroupTaskScratch,
+		m.GroupWrites,
 		m.Inflight,
 		m.LoadSeq,
 		m.Losses,
@@ -445,16 +566,20 @@ func (m *sentryMaps) Close() error {
 //
 // It can be passed to loadSentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryVariables struct {
-	UnusedAction      *ebpf.Variable `ebpf:"unused_action"`
-	UnusedChunk       *ebpf.Variable `ebpf:"unused_chunk"`
-	UnusedExit        *ebpf.Variable `ebpf:"unused_exit"`
-	UnusedHeader      *ebpf.Variable `ebpf:"unused_header"`
-	UnusedKind        *ebpf.Variable `ebpf:"unused_kind"`
-	UnusedLoss        *ebpf.Variable `ebpf:"unused_loss"`
-	UnusedMode        *ebpf.Variable `ebpf:"unused_mode"`
-	UnusedOnError     *ebpf.Variable `ebpf:"unused_on_error"`
-	UnusedVerdict     *ebpf.Variable `ebpf:"unused_verdict"`
-	UnusedVerdictEnum *ebpf.Variable `ebpf:"unused_verdict_enum"`
+	UnusedAction       *ebpf.Variable `ebpf:"unused_action"`
+	UnusedChunk        *ebpf.Variable `ebpf:"unused_chunk"`
+	UnusedExit         *ebpf.Variable `ebpf:"unused_exit"`
+	UnusedGroupAcc     *ebpf.Variable `ebpf:"unused_group_acc"`
+	UnusedGroupCalib   *ebpf.Variable `ebpf:"unused_group_calib"`
+	UnusedGroupKey     *ebpf.Variable `ebpf:"unused_group_key"`
+	UnusedHeader       *ebpf.Variable `ebpf:"unused_header"`
+	UnusedKind         *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedLoss         *ebpf.Variable `ebpf:"unused_loss"`
+	UnusedMode         *ebpf.Variable `ebpf:"unused_mode"`
+	UnusedOnError      *ebpf.Variable `ebpf:"unused_on_error"`
+	UnusedProgArrayRec *ebpf.Variable `ebpf:"unused_prog_array_rec"`
+	UnusedVerdict      *ebpf.Variable `ebpf:"unused_verdict"`
+	UnusedVerdictEnum  *ebpf.Variable `ebpf:"unused_verdict_enum"`
 }
 
 // sentryPrograms contains all programs after they have been loaded into the kernel.
@@ -471,6 +596,10 @@ type sentryPrograms struct {
 	SentryExitBtf           *ebpf.Program `ebpf:"sentry_exit_btf"`
 	SentryExitKretprobeIa32 *ebpf.Program `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp            *ebpf.Program `ebpf:"sentry_exit_tp"`
+	SentryGroupEnterBtf     *ebpf.Program `ebpf:"sentry_group_enter_btf"`
+	SentryGroupEnterTp      *ebpf.Program `ebpf:"sentry_group_enter_tp"`
+	SentryGroupExitBtf      *ebpf.Program `ebpf:"sentry_group_exit_btf"`
+	SentryGroupExitTp       *ebpf.Program `ebpf:"sentry_group_exit_tp"`
 	SentryLsmBpf            *ebpf.Program `ebpf:"sentry_lsm_bpf"`
 	SentryLsmProgLoad       *ebpf.Program `ebpf:"sentry_lsm_prog_load"`
 	SentryPrefault          *ebpf.Program `ebpf:"sentry_prefault"`
@@ -488,6 +617,10 @@ func (p *sentryPrograms) Close() error {
 		p.SentryExitBtf,
 		p.SentryExitKretprobeIa32,
 		p.SentryExitTp,
+		p.SentryGroupEnterBtf,
+		p.SentryGroupEnterTp,
+		p.SentryGroupExitBtf,
+		p.SentryGroupExitTp,
 		p.SentryLsmBpf,
 		p.SentryLsmProgLoad,
 		p.SentryPrefault,

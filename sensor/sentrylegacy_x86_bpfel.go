@@ -13,6 +13,36 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type sentryLegacyGroupAcc struct {
+	_           structs.HostLayout
+	Progs       uint32
+	HelperOther uint32
+	Used        [4]uint64
+	HelperCnt   [256]uint32
+}
+
+type sentryLegacyGroupCalib struct {
+	_        structs.HostLayout
+	MapFops  uint64
+	ProgFops uint64
+}
+
+type sentryLegacyGroupKey struct {
+	_     structs.HostLayout
+	Tgid  uint32
+	Pad   uint32
+	Start uint64
+}
+
+type sentryLegacyGroupPending struct {
+	_         structs.HostLayout
+	Group     sentryLegacyGroupKey
+	Joined    sentryLegacyGroupKey
+	HasJoined uint32
+	MapId     uint32
+	Add       sentryLegacyGroupAcc
+}
+
 type sentryLegacyInflight struct {
 	_      structs.HostLayout
 	LoadId uint64
@@ -27,7 +57,7 @@ type sentryLegacyRulesFacts struct {
 	InsnCnt            uint32
 	Uid                uint32
 	HelperOther        uint32
-	Pad                uint32
+	Scope              uint32
 	InsnHash           uint64
 	ExeIno             uint64
 	ExeDev             uint32
@@ -36,12 +66,17 @@ type sentryLegacyRulesFacts struct {
 	ProgName           [16]int8
 	Comm               [16]int8
 	HelperCnt          [256]uint32
+	MapFds             uint32
+	MapFd              [2]uint32
+	Pad3               uint32
 }
 
 type sentryLegacyRulesTable struct {
 	_          structs.HostLayout
 	Count      uint32
 	Generation uint32
+	GroupN     uint32
+	Pad        uint32
 	Rules      [1024]struct {
 		_           structs.HostLayout
 		Action      uint32
@@ -105,6 +140,29 @@ type sentryLegacySentryConfig struct {
 	SelfStart       uint64
 }
 
+type sentryLegacySentryProgArrayRec struct {
+	_ structs.HostLayout
+	H struct {
+		_      structs.HostLayout
+		Kind   uint32
+		Pid    uint32
+		LoadId uint64
+	}
+	KtimeNs   uint64
+	Tid       uint32
+	Uid       uint32
+	Cmd       uint32
+	MapId     uint32
+	Key       uint32
+	KeyRead   uint32
+	ValueFd   uint32
+	ProgId    uint32
+	OldProgId uint32
+	Ret       int32
+	Group     sentryLegacyGroupKey
+	Comm      [16]int8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -113,6 +171,14 @@ const (
 	sentryLegacyMapConfig                     = "config"
 	sentryLegacyMapEvents                     = "events"
 	sentryLegacyMapFactsScratch               = "facts_scratch"
+	sentryLegacyMapGroupAccs                  = "group_accs"
+	sentryLegacyMapGroupCalibration           = "group_calibration"
+	sentryLegacyMapGroupMaps                  = "group_maps"
+	sentryLegacyMapGroupParent                = "group_parent"
+	sentryLegacyMapGroupPending               = "group_pending"
+	sentryLegacyMapGroupProgs                 = "group_progs"
+	sentryLegacyMapGroupStats                 = "group_stats"
+	sentryLegacyMapGroupWrites                = "group_writes"
 	sentryLegacyMapInflight                   = "inflight"
 	sentryLegacyMapLegacyState                = "legacy_state"
 	sentryLegacyMapLoadSeq                    = "load_seq"
@@ -131,16 +197,24 @@ const (
 	sentryLegacyProgSentryExitBtf             = "sentry_exit_btf"
 	sentryLegacyProgSentryExitKretprobeIa32   = "sentry_exit_kretprobe_ia32"
 	sentryLegacyProgSentryExitTp              = "sentry_exit_tp"
+	sentryLegacyProgSentryGroupEnterBtf       = "sentry_group_enter_btf"
+	sentryLegacyProgSentryGroupEnterTp        = "sentry_group_enter_tp"
+	sentryLegacyProgSentryGroupExitBtf        = "sentry_group_exit_btf"
+	sentryLegacyProgSentryGroupExitTp         = "sentry_group_exit_tp"
 	sentryLegacyProgSentryLsmBpfGate          = "sentry_lsm_bpf_gate"
 	sentryLegacyProgSentryPrefault            = "sentry_prefault"
 	sentryLegacyVarUnusedAction               = "unused_action"
 	sentryLegacyVarUnusedChunk                = "unused_chunk"
 	sentryLegacyVarUnusedExit                 = "unused_exit"
+	sentryLegacyVarUnusedGroupAcc             = "unused_group_acc"
+	sentryLegacyVarUnusedGroupCalib           = "unused_group_calib"
+	sentryLegacyVarUnusedGroupKey             = "unused_group_key"
 	sentryLegacyVarUnusedHeader               = "unused_header"
 	sentryLegacyVarUnusedKind                 = "unused_kind"
 	sentryLegacyVarUnusedLoss                 = "unused_loss"
 	sentryLegacyVarUnusedMode                 = "unused_mode"
 	sentryLegacyVarUnusedOnError              = "unused_on_error"
+	sentryLegacyVarUnusedProgArrayRec         = "unused_prog_array_rec"
 	sentryLegacyVarUnusedVerdict              = "unused_verdict"
 	sentryLegacyVarUnusedVerdictEnum          = "unused_verdict_enum"
 )
@@ -200,6 +274,10 @@ type sentryLegacyProgramSpecs struct {
 	SentryExitBtf             *ebpf.ProgramSpec `ebpf:"sentry_exit_btf"`
 	SentryExitKretprobeIa32   *ebpf.ProgramSpec `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp              *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
+	SentryGroupEnterBtf       *ebpf.ProgramSpec `ebpf:"sentry_group_enter_btf"`
+	SentryGroupEnterTp        *ebpf.ProgramSpec `ebpf:"sentry_group_enter_tp"`
+	SentryGroupExitBtf        *ebpf.ProgramSpec `ebpf:"sentry_group_exit_btf"`
+	SentryGroupExitTp         *ebpf.ProgramSpec `ebpf:"sentry_group_exit_tp"`
 	SentryLsmBpfGate          *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf_gate"`
 	SentryPrefault            *ebpf.ProgramSpec `ebpf:"sentry_prefault"`
 }
@@ -208,31 +286,43 @@ type sentryLegacyProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryLegacyMapSpecs struct {
-	ChunkScratch *ebpf.MapSpec `ebpf:"chunk_scratch"`
-	Config       *ebpf.MapSpec `ebpf:"config"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	FactsScratch *ebpf.MapSpec `ebpf:"facts_scratch"`
-	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
-	LegacyState  *ebpf.MapSpec `ebpf:"legacy_state"`
-	LoadSeq      *ebpf.MapSpec `ebpf:"load_seq"`
-	Losses       *ebpf.MapSpec `ebpf:"losses"`
-	Rules        *ebpf.MapSpec `ebpf:"rules"`
+	ChunkScratch     *ebpf.MapSpec `ebpf:"chunk_scratch"`
+	Config           *ebpf.MapSpec `ebpf:"config"`
+	Events           *ebpf.MapSpec `ebpf:"events"`
+	FactsScratch     *ebpf.MapSpec `ebpf:"facts_scratch"`
+	GroupAccs        *ebpf.MapSpec `ebpf:"group_accs"`
+	GroupCalibration *ebpf.MapSpec `ebpf:"group_calibration"`
+	GroupMaps        *ebpf.MapSpec `ebpf:"group_maps"`
+	GroupParent      *ebpf.MapSpec `ebpf:"group_parent"`
+	GroupPending     *ebpf.MapSpec `ebpf:"group_pending"`
+	GroupProgs       *ebpf.MapSpec `ebpf:"group_progs"`
+	GroupStats       *ebpf.MapSpec `ebpf:"group_stats"`
+	GroupWrites      *ebpf.MapSpec `ebpf:"group_writes"`
+	Inflight         *ebpf.MapSpec `ebpf:"inflight"`
+	LegacyState      *ebpf.MapSpec `ebpf:"legacy_state"`
+	LoadSeq          *ebpf.MapSpec `ebpf:"load_seq"`
+	Losses           *ebpf.MapSpec `ebpf:"losses"`
+	Rules            *ebpf.MapSpec `ebpf:"rules"`
 }
 
 // sentryLegacyVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryLegacyVariableSpecs struct {
-	UnusedAction      *ebpf.VariableSpec `ebpf:"unused_action"`
-	UnusedChunk       *ebpf.VariableSpec `ebpf:"unused_chunk"`
-	UnusedExit        *ebpf.VariableSpec `ebpf:"unused_exit"`
-	UnusedHeader      *ebpf.VariableSpec `ebpf:"unused_header"`
-	UnusedKind        *ebpf.VariableSpec `ebpf:"unused_kind"`
-	UnusedLoss        *ebpf.VariableSpec `ebpf:"unused_loss"`
-	UnusedMode        *ebpf.VariableSpec `ebpf:"unused_mode"`
-	UnusedOnError     *ebpf.VariableSpec `ebpf:"unused_on_error"`
-	UnusedVerdict     *ebpf.VariableSpec `ebpf:"unused_verdict"`
-	UnusedVerdictEnum *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
+	UnusedAction       *ebpf.VariableSpec `ebpf:"unused_action"`
+	UnusedChunk        *ebpf.VariableSpec `ebpf:"unused_chunk"`
+	UnusedExit         *ebpf.VariableSpec `ebpf:"unused_exit"`
+	UnusedGroupAcc     *ebpf.VariableSpec `ebpf:"unused_group_acc"`
+	UnusedGroupCalib   *ebpf.VariableSpec `ebpf:"unused_group_calib"`
+	UnusedGroupKey     *ebpf.VariableSpec `ebpf:"unused_group_key"`
+	UnusedHeader       *ebpf.VariableSpec `ebpf:"unused_header"`
+	UnusedKind         *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedLoss         *ebpf.VariableSpec `ebpf:"unused_loss"`
+	UnusedMode         *ebpf.VariableSpec `ebpf:"unused_mode"`
+	UnusedOnError      *ebpf.VariableSpec `ebpf:"unused_on_error"`
+	UnusedProgArrayRec *ebpf.VariableSpec `ebpf:"unused_prog_array_rec"`
+	UnusedVerdict      *ebpf.VariableSpec `ebpf:"unused_verdict"`
+	UnusedVerdictEnum  *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
 }
 
 // sentryLegacyObjects contains all objects after they have been loaded into the kernel.
@@ -255,15 +345,23 @@ func (o *sentryLegacyObjects) Close() error {
 //
 // It can be passed to loadSentryLegacyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryLegacyMaps struct {
-	ChunkScratch *ebpf.Map `ebpf:"chunk_scratch"`
-	Config       *ebpf.Map `ebpf:"config"`
-	Events       *ebpf.Map `ebpf:"events"`
-	FactsScratch *ebpf.Map `ebpf:"facts_scratch"`
-	Inflight     *ebpf.Map `ebpf:"inflight"`
-	LegacyState  *ebpf.Map `ebpf:"legacy_state"`
-	LoadSeq      *ebpf.Map `ebpf:"load_seq"`
-	Losses       *ebpf.Map `ebpf:"losses"`
-	Rules        *ebpf.Map `ebpf:"rules"`
+	ChunkScratch     *ebpf.Map `ebpf:"chunk_scratch"`
+	Config           *ebpf.Map `ebpf:"config"`
+	Events           *ebpf.Map `ebpf:"events"`
+	FactsScratch     *ebpf.Map `ebpf:"facts_scratch"`
+	GroupAccs        *ebpf.Map `ebpf:"group_accs"`
+	GroupCalibration *ebpf.Map `ebpf:"group_calibration"`
+	GroupMaps        *ebpf.Map `ebpf:"group_maps"`
+	GroupParent      *ebpf.Map `ebpf:"group_parent"`
+	GroupPending     *ebpf.Map `ebpf:"group_pending"`
+	GroupProgs       *ebpf.Map `ebpf:"group_progs"`
+	GroupStats       *ebpf.Map `ebpf:"group_stats"`
+	GroupWrites      *ebpf.Map `ebpf:"group_writes"`
+	Inflight         *ebpf.Map `ebpf:"inflight"`
+	LegacyState      *ebpf.Map `ebpf:"legacy_state"`
+	LoadSeq          *ebpf.Map `ebpf:"load_seq"`
+	Losses           *ebpf.Map `ebpf:"losses"`
+	Rules            *ebpf.Map `ebpf:"rules"`
 }
 
 func (m *sentryLegacyMaps) Close() error {
@@ -272,6 +370,14 @@ func (m *sentryLegacyMaps) Close() error {
 		m.Config,
 		m.Events,
 		m.FactsScratch,
+		m.GroupAccs,
+		m.GroupCalibration,
+		m.GroupMaps,
+		m.GroupParent,
+		m.GroupPending,
+		m.GroupProgs,
+		m.GroupStats,
+		m.GroupWrites,
 		m.Inflight,
 		m.LegacyState,
 		m.LoadSeq,
@@ -284,16 +390,20 @@ func (m *sentryLegacyMaps) Close() error {
 //
 // It can be passed to loadSentryLegacyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryLegacyVariables struct {
-	UnusedAction      *ebpf.Variable `ebpf:"unused_action"`
-	UnusedChunk       *ebpf.Variable `ebpf:"unused_chunk"`
-	UnusedExit        *ebpf.Variable `ebpf:"unused_exit"`
-	UnusedHeader      *ebpf.Variable `ebpf:"unused_header"`
-	UnusedKind        *ebpf.Variable `ebpf:"unused_kind"`
-	UnusedLoss        *ebpf.Variable `ebpf:"unused_loss"`
-	UnusedMode        *ebpf.Variable `ebpf:"unused_mode"`
-	UnusedOnError     *ebpf.Variable `ebpf:"unused_on_error"`
-	UnusedVerdict     *ebpf.Variable `ebpf:"unused_verdict"`
-	UnusedVerdictEnum *ebpf.Variable `ebpf:"unused_verdict_enum"`
+	UnusedAction       *ebpf.Variable `ebpf:"unused_action"`
+	UnusedChunk        *ebpf.Variable `ebpf:"unused_chunk"`
+	UnusedExit         *ebpf.Variable `ebpf:"unused_exit"`
+	UnusedGroupAcc     *ebpf.Variable `ebpf:"unused_group_acc"`
+	UnusedGroupCalib   *ebpf.Variable `ebpf:"unused_group_calib"`
+	UnusedGroupKey     *ebpf.Variable `ebpf:"unused_group_key"`
+	UnusedHeader       *ebpf.Variable `ebpf:"unused_header"`
+	UnusedKind         *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedLoss         *ebpf.Variable `ebpf:"unused_loss"`
+	UnusedMode         *ebpf.Variable `ebpf:"unused_mode"`
+	UnusedOnError      *ebpf.Variable `ebpf:"unused_on_error"`
+	UnusedProgArrayRec *ebpf.Variable `ebpf:"unused_prog_array_rec"`
+	UnusedVerdict      *ebpf.Variable `ebpf:"unused_verdict"`
+	UnusedVerdictEnum  *ebpf.Variable `ebpf:"unused_verdict_enum"`
 }
 
 // sentryLegacyPrograms contains all programs after they have been loaded into the kernel.
@@ -313,6 +423,10 @@ type sentryLegacyPrograms struct {
 	SentryExitBtf             *ebpf.Program `ebpf:"sentry_exit_btf"`
 	SentryExitKretprobeIa32   *ebpf.Program `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp              *ebpf.Program `ebpf:"sentry_exit_tp"`
+	SentryGroupEnterBtf       *ebpf.Program `ebpf:"sentry_group_enter_btf"`
+	SentryGroupEnterTp        *ebpf.Program `ebpf:"sentry_group_enter_tp"`
+	SentryGroupExitBtf        *ebpf.Program `ebpf:"sentry_group_exit_btf"`
+	SentryGroupExitTp         *ebpf.Program `ebpf:"sentry_group_exit_tp"`
 	SentryLsmBpfGate          *ebpf.Program `ebpf:"sentry_lsm_bpf_gate"`
 	SentryPrefault            *ebpf.Program `ebpf:"sentry_prefault"`
 }
@@ -332,6 +446,10 @@ func (p *sentryLegacyPrograms) Close() error {
 		p.SentryExitBtf,
 		p.SentryExitKretprobeIa32,
 		p.SentryExitTp,
+		p.SentryGroupEnterBtf,
+		p.SentryGroupEnterTp,
+		p.SentryGroupExitBtf,
+		p.SentryGroupExitTp,
 		p.SentryLsmBpfGate,
 		p.SentryPrefault,
 	)

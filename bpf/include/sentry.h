@@ -22,6 +22,7 @@ enum sentry_record_kind {
 	SENTRY_REC_CHUNK = 2,
 	SENTRY_REC_VERDICT = 3,
 	SENTRY_REC_EXIT = 4,
+	SENTRY_REC_PROG_ARRAY = 5, /* a write into a prog_array (bpf/group.h) */
 };
 
 /* Why something was lost or could not be read: index into the losses map. */

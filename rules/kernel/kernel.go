@@ -49,6 +49,10 @@ const (
 	FlagNameNot       = RuleEvalRulesFlagRULES_F_NAME_NOT
 	FlagUIDNot        = RuleEvalRulesFlagRULES_F_UID_NOT
 	FlagExeNot        = RuleEvalRulesFlagRULES_F_EXE_NOT
+	FlagGroup         = RuleEvalRulesFlagRULES_F_GROUP
+
+	// ScopeGroup marks Facts that are a loader group's view (Facts.Scope).
+	ScopeGroup = 1
 )
 
 // Hash constants; must equal RULES_HASH_INIT and RULES_HASH_PRIME in rules_eval.h.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -38,7 +39,7 @@ type result struct {
 }
 
 func main() {
-	insnsPath := flag.String("insns", "", "file with raw instructions (8 bytes each)")
+	insnsPath := flag.String("insns", "", "file with raw instructions (8 bytes each); several files separated by commas are loaded one after the other, each -count times, by this one process")
 	gen := flag.Int("gen", 0, "instead of -insns: n-1 times r0 = 0, then exit")
 	name := flag.String("name", "bpfload", "program name (≤ 15 bytes)")
 	typ := flag.Uint("type", 5, "enum bpf_prog_type (5: tracepoint)")
@@ -58,13 +59,23 @@ func main() {
 	flag.Parse()
 
 	var insns []byte
+	var more [][]byte // the files after the first (-insns a,b)
 	switch {
 	case *insnsPath != "":
-		b, err := os.ReadFile(*insnsPath)
-		if err != nil {
-			fatal(err)
+		for i, p := range strings.Split(*insnsPath, ",") {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				fatal(err)
+			}
+			if len(b)%8 != 0 || len(b) == 0 {
+				fatal(fmt.Errorf("%s: %d bytes of instructions: not a whole number of 8-byte slots", p, len(b)))
+			}
+			if i == 0 {
+				insns = b
+			} else {
+				more = append(more, b)
+			}
 		}
-		insns = b
 	case *gen > 0:
 		insns = make([]byte, *gen*8)
 		for i := 0; i < *gen-1; i++ {
@@ -84,10 +95,12 @@ func main() {
 			fatal(fmt.Errorf("-prog-array %s: %w", *progArray, err))
 		}
 		arrayFD = fd
-		for i := 0; i+16 <= len(insns); i += 8 {
-			if insns[i] == 0x18 && insns[i+1]>>4 == 1 { // ld_imm64 with BPF_PSEUDO_MAP_FD
-				binary.LittleEndian.PutUint32(insns[i+4:], uint32(fd))
-				i += 8
+		for _, b := range append([][]byte{insns}, more...) {
+			for i := 0; i+16 <= len(b); i += 8 {
+				if b[i] == 0x18 && b[i+1]>>4 == 1 { // ld_imm64 with BPF_PSEUDO_MAP_FD
+					binary.LittleEndian.PutUint32(b[i+4:], uint32(fd))
+					i += 8
+				}
 			}
 		}
 	} else if *tailSlot >= 0 {
@@ -141,7 +154,16 @@ func main() {
 	}
 	enc := json.NewEncoder(os.Stdout)
 	var fds []int
-	for i := 0; i < *count; i++ {
+	all := append([][]byte{insns}, more...)
+	if len(more) > 0 && (stall != nil || *flip >= 0 || *flipInCopy >= 0) {
+		fatal(fmt.Errorf("several -insns files cannot be combined with -uffd-stall, -flip or -flip-in-copy"))
+	}
+	for i := 0; i < *count*len(all); i++ {
+		if len(more) > 0 {
+			cur := all[i / *count]
+			attr.Insns = uint64(uintptr(unsafe.Pointer(&cur[0])))
+			attr.InsnCnt = uint32(len(cur) / 8)
+		}
 		runtime.LockOSThread()
 		if *comm != "" {
 			// comm is per thread: rename the one that calls bpf().
@@ -181,6 +203,7 @@ func main() {
 			r.StalledNS, r.UffdFaults = st.Stalled.Nanoseconds(), st.Faults
 		}
 		runtime.KeepAlive(insns)
+		runtime.KeepAlive(all)
 		runtime.KeepAlive(lic)
 		if err != nil {
 			var errno unix.Errno
