@@ -14,8 +14,9 @@
  * entry (or denied in the LSM). A load adds to its group only when it
  * succeeds (sys_exit with an fd): failed and blocked loads leave nothing.
  * Every map is an LRU with a fixed size: the state is bounded whatever the
- * load, and the oldest groups go first. The exit of a process drops its
- * group (sentry_group_exit).
+ * load, and the oldest groups go first. User space drops a group once its
+ * process has exited and none of its programs is loaded any more (the
+ * kernel has no hook for a program's end on every kernel).
  *
  * Included by sensor.bpf.c after is_self, struct walk_ctx and the maps it
  * uses. The bounded-loop build (SENTRY_NO_LOOP, 5.10) keeps the prog_array
@@ -604,31 +605,6 @@ int BPF_PROG(sentry_group_enter_btf, struct pt_regs *regs, long id)
 	if (id == NR_BPF_IA32 && compat)
 		return group_on_enter((__u32)regs->bx, (__u32)regs->cx, (__u32)regs->dx);
 	return 0;
-}
-
-/* A process's exit drops its group's sum and joins (only the leader's exit
- * ends the process). */
-static __always_inline int group_task_exit(void)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if ((__u32)pid_tgid != pid_tgid >> 32)
-		return 0;
-	struct group_key k = group_of_task((struct task_struct *)bpf_get_current_task());
-	bpf_map_delete_elem(&group_accs, &k);
-	bpf_map_delete_elem(&group_parent, &k);
-	return 0;
-}
-
-SEC("tracepoint/sched/sched_process_exit")
-int sentry_group_exit_tp(void *ctx)
-{
-	return group_task_exit();
-}
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(sentry_group_exit_btf, struct task_struct *p)
-{
-	return group_task_exit();
 }
 
 #endif

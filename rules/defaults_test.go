@@ -160,6 +160,8 @@ var wantOwnHits = map[string][]string{
 	"sentry_exit_kretprobe_ia32":    {"bpf-hook"},
 	"sentry_enter_kprobe_direct":    {"send-signal-from-tracing", "bpf-hook"},
 	"sentry_prefault":               nil,
+	"sentry_group_enter_tp":         {"bpf-hook"},
+	"sentry_group_enter_btf":        nil,
 	"ruleeval":                      nil,
 }
 

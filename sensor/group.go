@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -98,14 +99,13 @@ func progArrayWrite(r *sentrySentryProgArrayRec, wall func(uint64) time.Time) *P
 	return w
 }
 
-// groupPrograms are the group programs for a sensor whose bpf() exit is
-// seen on exitHook: the prog_array write hook and the process-exit hook,
-// both on the same kind of hook as the exit.
-func groupPrograms(exitHook Hook) (enter, exit string) {
+// groupProgram is the prog_array write hook for a sensor whose bpf() exit
+// is seen on exitHook: the same kind of hook as the exit.
+func groupProgram(exitHook Hook) string {
 	if exitHook == HookBTF {
-		return sentryProgSentryGroupEnterBtf, sentryProgSentryGroupExitBtf
+		return sentryProgSentryGroupEnterBtf
 	}
-	return sentryProgSentryGroupEnterTp, sentryProgSentryGroupExitTp
+	return sentryProgSentryGroupEnterTp
 }
 
 // attachGroup attaches the group programs and calibrates the kernel side:
@@ -114,17 +114,12 @@ func groupPrograms(exitHook Hook) (enter, exit string) {
 // Without that, prog_array writes are not recognised (the sensor says so
 // and carries on: groups then stay per process).
 func (s *Sensor) attachGroup(exitHook Hook) error {
-	enter, exit := groupPrograms(exitHook)
+	enter := groupProgram(exitHook)
 	le, err := attachGroupProg(exitHook, s.coll.Programs[enter], "syscalls", "sys_enter_bpf")
 	if err != nil {
 		return fmt.Errorf("attach %s: %w", enter, err)
 	}
 	s.links = append(s.links, le)
-	lx, err := attachGroupProg(exitHook, s.coll.Programs[exit], "sched", "sched_process_exit")
-	if err != nil {
-		return fmt.Errorf("attach %s: %w", exit, err)
-	}
-	s.links = append(s.links, lx)
 	if err := s.calibrateGroups(); err != nil {
 		s.groupNote = fmt.Sprintf("prog_array writes not recognised: %v", err)
 		s.log.Warn("loader groups: prog_array writes will not join groups", "err", err)
@@ -260,4 +255,120 @@ func (s *Sensor) Group(id GroupID) (GroupID, GroupSum, bool, error) {
 		}
 	}
 	return root, sum, true, nil
+}
+
+// groupSweepEvery is how often the reader drops finished groups.
+const groupSweepEvery = 10 * time.Second
+
+// nsecPerTick converts the kernel's start_boottime into /proc's start ticks.
+const nsecPerTick = 10_000_000 // SENTRY_NSEC_PER_TICK
+
+// processAlive reports whether the process g names still runs: its tgid
+// exists and started at g's start (a reused tgid started later).
+func processAlive(g GroupID) bool {
+	id, err := ProcessIdentity(int(g.TGID))
+	return err == nil && id.StartTicks == g.Start/nsecPerTick
+}
+
+// liveProgIDs lists the ids of every loaded program.
+func liveProgIDs() (map[uint32]bool, error) {
+	live := map[uint32]bool{}
+	var id ebpf.ProgramID
+	for {
+		next, err := ebpf.ProgramGetNextID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			return live, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list programs: %w", err)
+		}
+		live[uint32(next)] = true
+		id = next
+	}
+}
+
+// SweepGroups drops the kernel state of every group whose process has
+// exited and none of whose programs is still loaded: its sum, its joins,
+// the prog_arrays and programs pointing at it. It returns how many groups
+// it dropped. The reader calls it periodically; tests call it directly.
+func (s *Sensor) SweepGroups() (int, error) {
+	live, err := liveProgIDs()
+	if err != nil {
+		return 0, err
+	}
+	resolve := func(k sentryGroupKey) sentryGroupKey {
+		for range 4 {
+			var p sentryGroupKey
+			if s.coll.Maps[sentryMapGroupParent].Lookup(&k, &p) != nil || p == k {
+				break
+			}
+			k = p
+		}
+		return k
+	}
+	// Groups that hold a loaded program stay.
+	keep := map[sentryGroupKey]bool{}
+	progs := s.coll.Maps[sentryMapGroupProgs]
+	var deadProgs []uint32
+	var pid uint32
+	var pk sentryGroupKey
+	it := progs.Iterate()
+	for it.Next(&pid, &pk) {
+		if live[pid] {
+			keep[resolve(pk)] = true
+		} else {
+			deadProgs = append(deadProgs, pid)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return 0, fmt.Errorf("walk group programs: %w", err)
+	}
+	for _, id := range deadProgs {
+		progs.Delete(&id)
+	}
+	var drop []sentryGroupKey
+	var k sentryGroupKey
+	var a sentryGroupAcc
+	accs := s.coll.Maps[sentryMapGroupAccs]
+	it = accs.Iterate()
+	for it.Next(&k, &a) {
+		if !keep[k] && !processAlive(GroupID{TGID: k.Tgid, Start: k.Start}) {
+			drop = append(drop, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return 0, fmt.Errorf("walk group sums: %w", err)
+	}
+	gone := map[sentryGroupKey]bool{}
+	for _, k := range drop {
+		accs.Delete(&k)
+		gone[k] = true
+	}
+	// Joins from or into a dropped group, of processes that are gone.
+	parent := s.coll.Maps[sentryMapGroupParent]
+	var from, to sentryGroupKey
+	var stale []sentryGroupKey
+	it = parent.Iterate()
+	for it.Next(&from, &to) {
+		if (gone[to] || gone[from]) && !processAlive(GroupID{TGID: from.Tgid, Start: from.Start}) {
+			stale = append(stale, from)
+		}
+	}
+	for _, k := range stale {
+		parent.Delete(&k)
+	}
+	maps := s.coll.Maps[sentryMapGroupMaps]
+	var mid uint32
+	var mk sentryGroupKey
+	var staleMaps []uint32
+	it = maps.Iterate()
+	for it.Next(&mid, &mk) {
+		if gone[resolve(mk)] || gone[mk] {
+			staleMaps = append(staleMaps, mid)
+		}
+	}
+	for _, id := range staleMaps {
+		maps.Delete(&id)
+	}
+	return len(drop), nil
 }

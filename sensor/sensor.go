@@ -177,6 +177,8 @@ type Sensor struct {
 	events       chan *Event
 	writes       chan *ProgArrayWrite
 	groupNote    string // what loader groups cannot do here (GroupNote)
+	// lastGroupSweep: when the reader last dropped finished groups.
+	lastGroupSweep time.Time
 	log          *slog.Logger
 
 	mu         sync.Mutex
@@ -317,14 +319,14 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	spec.Maps[sentryMapEvents].MaxEntries = uint32(cfg.RingBufferSize)
 	enter, exit, gate := programNames(hook, exitHook, cfg.Enforcer, cfg.Walk)
 	cp := planCompat(hook, exitHook, gate != "")
-	groupEnter, groupExit := groupPrograms(exitHook)
+	groupEnter := groupProgram(exitHook)
 	// Loaded on its own after the collection: a kernel that refuses it
 	// must not stop the sensor.
 	prefaultSpec := spec.Programs[sentryProgSentryPrefault]
 	for name := range spec.Programs {
 		keep := name == enter || name == exit || name == gate ||
 			hook == HookKprobe && name == sentryProgSentryEnterKprobeDirect ||
-			name == cp.enter || name == cp.exit || name == groupEnter || name == groupExit
+			name == cp.enter || name == cp.exit || name == groupEnter
 		if !keep {
 			delete(spec.Programs, name)
 		}
@@ -813,6 +815,12 @@ func (s *Sensor) read(ctx context.Context) {
 			s.mu.Lock()
 			expired := s.asm.expire(now.Add(-s.cfg.ExpireAfter))
 			s.mu.Unlock()
+			if now.Sub(s.lastGroupSweep) > groupSweepEvery {
+				s.lastGroupSweep = now
+				if _, err := s.SweepGroups(); err != nil {
+					s.log.Warn("sweep loader groups", "err", err)
+				}
+			}
 			for _, ev := range expired {
 				s.deliver(ctx, ev)
 			}

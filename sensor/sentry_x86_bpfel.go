@@ -367,8 +367,6 @@ const (
 	sentryProgSentryExitTp            = "sentry_exit_tp"
 	sentryProgSentryGroupEnterBtf     = "sentry_group_enter_btf"
 	sentryProgSentryGroupEnterTp      = "sentry_group_enter_tp"
-	sentryProgSentryGroupExitBtf      = "sentry_group_exit_btf"
-	sentryProgSentryGroupExitTp       = "sentry_group_exit_tp"
 	sentryProgSentryLsmBpf            = "sentry_lsm_bpf"
 	sentryProgSentryLsmProgLoad       = "sentry_lsm_prog_load"
 	sentryProgSentryPrefault          = "sentry_prefault"
@@ -442,8 +440,6 @@ type sentryProgramSpecs struct {
 	SentryExitTp            *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
 	SentryGroupEnterBtf     *ebpf.ProgramSpec `ebpf:"sentry_group_enter_btf"`
 	SentryGroupEnterTp      *ebpf.ProgramSpec `ebpf:"sentry_group_enter_tp"`
-	SentryGroupExitBtf      *ebpf.ProgramSpec `ebpf:"sentry_group_exit_btf"`
-	SentryGroupExitTp       *ebpf.ProgramSpec `ebpf:"sentry_group_exit_tp"`
 	SentryLsmBpf            *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf"`
 	SentryLsmProgLoad       *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_load"`
 	SentryPrefault          *ebpf.ProgramSpec `ebpf:"sentry_prefault"`
@@ -598,8 +594,6 @@ type sentryPrograms struct {
 	SentryExitTp            *ebpf.Program `ebpf:"sentry_exit_tp"`
 	SentryGroupEnterBtf     *ebpf.Program `ebpf:"sentry_group_enter_btf"`
 	SentryGroupEnterTp      *ebpf.Program `ebpf:"sentry_group_enter_tp"`
-	SentryGroupExitBtf      *ebpf.Program `ebpf:"sentry_group_exit_btf"`
-	SentryGroupExitTp       *ebpf.Program `ebpf:"sentry_group_exit_tp"`
 	SentryLsmBpf            *ebpf.Program `ebpf:"sentry_lsm_bpf"`
 	SentryLsmProgLoad       *ebpf.Program `ebpf:"sentry_lsm_prog_load"`
 	SentryPrefault          *ebpf.Program `ebpf:"sentry_prefault"`
@@ -619,8 +613,6 @@ func (p *sentryPrograms) Close() error {
 		p.SentryExitTp,
 		p.SentryGroupEnterBtf,
 		p.SentryGroupEnterTp,
-		p.SentryGroupExitBtf,
-		p.SentryGroupExitTp,
 		p.SentryLsmBpf,
 		p.SentryLsmProgLoad,
 		p.SentryPrefault,

@@ -199,8 +199,6 @@ const (
 	sentryLegacyProgSentryExitTp              = "sentry_exit_tp"
 	sentryLegacyProgSentryGroupEnterBtf       = "sentry_group_enter_btf"
 	sentryLegacyProgSentryGroupEnterTp        = "sentry_group_enter_tp"
-	sentryLegacyProgSentryGroupExitBtf        = "sentry_group_exit_btf"
-	sentryLegacyProgSentryGroupExitTp         = "sentry_group_exit_tp"
 	sentryLegacyProgSentryLsmBpfGate          = "sentry_lsm_bpf_gate"
 	sentryLegacyProgSentryPrefault            = "sentry_prefault"
 	sentryLegacyVarUnusedAction               = "unused_action"
@@ -276,8 +274,6 @@ type sentryLegacyProgramSpecs struct {
 	SentryExitTp              *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
 	SentryGroupEnterBtf       *ebpf.ProgramSpec `ebpf:"sentry_group_enter_btf"`
 	SentryGroupEnterTp        *ebpf.ProgramSpec `ebpf:"sentry_group_enter_tp"`
-	SentryGroupExitBtf        *ebpf.ProgramSpec `ebpf:"sentry_group_exit_btf"`
-	SentryGroupExitTp         *ebpf.ProgramSpec `ebpf:"sentry_group_exit_tp"`
 	SentryLsmBpfGate          *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf_gate"`
 	SentryPrefault            *ebpf.ProgramSpec `ebpf:"sentry_prefault"`
 }
@@ -425,8 +421,6 @@ type sentryLegacyPrograms struct {
 	SentryExitTp              *ebpf.Program `ebpf:"sentry_exit_tp"`
 	SentryGroupEnterBtf       *ebpf.Program `ebpf:"sentry_group_enter_btf"`
 	SentryGroupEnterTp        *ebpf.Program `ebpf:"sentry_group_enter_tp"`
-	SentryGroupExitBtf        *ebpf.Program `ebpf:"sentry_group_exit_btf"`
-	SentryGroupExitTp         *ebpf.Program `ebpf:"sentry_group_exit_tp"`
 	SentryLsmBpfGate          *ebpf.Program `ebpf:"sentry_lsm_bpf_gate"`
 	SentryPrefault            *ebpf.Program `ebpf:"sentry_prefault"`
 }
@@ -448,8 +442,6 @@ func (p *sentryLegacyPrograms) Close() error {
 		p.SentryExitTp,
 		p.SentryGroupEnterBtf,
 		p.SentryGroupEnterTp,
-		p.SentryGroupExitBtf,
-		p.SentryGroupExitTp,
 		p.SentryLsmBpfGate,
 		p.SentryPrefault,
 	)

@@ -53,6 +53,7 @@ func main() {
 	flip := flag.Int("flip", -1, "a second thread keeps toggling bit 0 of this instruction's imm while the loads run (a time-of-check to time-of-use race)")
 	flipInCopy := flag.Int("flip-in-copy", -1, "every load passes a bpf_attr whose zero tail sits in fresh userfaultfd memory; while the kernel waits for it (after the syscall's entry, before it copies the attr and then the instructions) the fault handler toggles bit 0 of this instruction's imm: a deterministic time-of-check to time-of-use race")
 	progArray := flag.String("prog-array", "", "a pinned BPF_MAP_TYPE_PROG_ARRAY: its fd goes into every ld_imm64 map-fd pseudo instruction (src_reg 1) of the program")
+	mapPins := flag.String("maps", "", "pinned maps, separated by commas: a ld_imm64 map-fd pseudo instruction (src_reg 1) whose imm is i gets the fd of the i-th (with -prog-array, that one is then only the -tail-slot target)")
 	tailSlot := flag.Int("tail-slot", -1, "with -prog-array: store each loaded program at this index of the array (a tail-call target)")
 	uffdStall := flag.Duration("uffd-stall", 0, "the first load's instructions sit in userfaultfd-registered memory: the kernel's first read of them blocks this long inside the syscall (0: off)")
 	comm := flag.String("comm", "", "rename the loading thread first (prctl PR_SET_NAME), as a loader posing as another program would")
@@ -89,6 +90,28 @@ func main() {
 		fatal(fmt.Errorf("%d bytes of instructions: not a whole number of 8-byte slots", len(insns)))
 	}
 	arrayFD := -1
+	if *mapPins != "" {
+		var fds []int
+		for _, p := range strings.Split(*mapPins, ",") {
+			fd, err := objGet(p)
+			if err != nil {
+				fatal(fmt.Errorf("-maps %s: %w", p, err))
+			}
+			fds = append(fds, fd)
+		}
+		for _, b := range append([][]byte{insns}, more...) {
+			for i := 0; i+16 <= len(b); i += 8 {
+				if b[i] == 0x18 && b[i+1]>>4 == 1 {
+					n := binary.LittleEndian.Uint32(b[i+4:])
+					if int(n) >= len(fds) {
+						fatal(fmt.Errorf("-maps: instruction %d names map %d of %d", i/8, n, len(fds)))
+					}
+					binary.LittleEndian.PutUint32(b[i+4:], uint32(fds[n]))
+					i += 8
+				}
+			}
+		}
+	}
 	if *progArray != "" {
 		fd, err := objGet(*progArray)
 		if err != nil {
@@ -96,6 +119,9 @@ func main() {
 		}
 		arrayFD = fd
 		for _, b := range append([][]byte{insns}, more...) {
+			if *mapPins != "" {
+				break
+			}
 			for i := 0; i+16 <= len(b); i += 8 {
 				if b[i] == 0x18 && b[i+1]>>4 == 1 { // ld_imm64 with BPF_PSEUDO_MAP_FD
 					binary.LittleEndian.PutUint32(b[i+4:], uint32(fd))
