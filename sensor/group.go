@@ -292,10 +292,6 @@ func liveProgIDs() (map[uint32]bool, error) {
 // the prog_arrays and programs pointing at it. It returns how many groups
 // it dropped. The reader calls it periodically; tests call it directly.
 func (s *Sensor) SweepGroups() (int, error) {
-	live, err := liveProgIDs()
-	if err != nil {
-		return 0, err
-	}
 	resolve := func(k sentryGroupKey) sentryGroupKey {
 		for range 4 {
 			var p sentryGroupKey
@@ -309,19 +305,29 @@ func (s *Sensor) SweepGroups() (int, error) {
 	// Groups that hold a loaded program stay.
 	keep := map[sentryGroupKey]bool{}
 	progs := s.coll.Maps[sentryMapGroupProgs]
-	var deadProgs []uint32
+	known := map[uint32]sentryGroupKey{}
 	var pid uint32
 	var pk sentryGroupKey
 	it := progs.Iterate()
 	for it.Next(&pid, &pk) {
-		if live[pid] {
-			keep[resolve(pk)] = true
-		} else {
-			deadProgs = append(deadProgs, pid)
-		}
+		known[pid] = pk
 	}
 	if err := it.Err(); err != nil {
 		return 0, fmt.Errorf("walk group programs: %w", err)
+	}
+	// Listed after the walk: a program the walk saw and this list misses
+	// is gone for good (ids are not reused while the kernel runs).
+	live, err := liveProgIDs()
+	if err != nil {
+		return 0, err
+	}
+	var deadProgs []uint32
+	for id, k := range known {
+		if live[id] {
+			keep[resolve(k)] = true
+		} else {
+			deadProgs = append(deadProgs, id)
+		}
 	}
 	for _, id := range deadProgs {
 		progs.Delete(&id)

@@ -179,7 +179,7 @@ type Sensor struct {
 	groupNote    string // what loader groups cannot do here (GroupNote)
 	// lastGroupSweep: when the reader last dropped finished groups.
 	lastGroupSweep time.Time
-	log          *slog.Logger
+	log            *slog.Logger
 
 	mu         sync.Mutex
 	generation uint32

@@ -54,6 +54,7 @@ func main() {
 	flipInCopy := flag.Int("flip-in-copy", -1, "every load passes a bpf_attr whose zero tail sits in fresh userfaultfd memory; while the kernel waits for it (after the syscall's entry, before it copies the attr and then the instructions) the fault handler toggles bit 0 of this instruction's imm: a deterministic time-of-check to time-of-use race")
 	progArray := flag.String("prog-array", "", "a pinned BPF_MAP_TYPE_PROG_ARRAY: its fd goes into every ld_imm64 map-fd pseudo instruction (src_reg 1) of the program")
 	mapPins := flag.String("maps", "", "pinned maps, separated by commas: a ld_imm64 map-fd pseudo instruction (src_reg 1) whose imm is i gets the fd of the i-th (with -prog-array, that one is then only the -tail-slot target)")
+	badWrites := flag.Bool("bad-writes", false, "after the loads, two writes that fail: an update of map fd 9999 (not open) and, with -prog-array, of slot 0 of that array with program fd 9999; their errnos go to stderr")
 	tailSlot := flag.Int("tail-slot", -1, "with -prog-array: store each loaded program at this index of the array (a tail-call target)")
 	uffdStall := flag.Duration("uffd-stall", 0, "the first load's instructions sit in userfaultfd-registered memory: the kernel's first read of them blocks this long inside the syscall (0: off)")
 	comm := flag.String("comm", "", "rename the loading thread first (prctl PR_SET_NAME), as a loader posing as another program would")
@@ -256,6 +257,13 @@ func main() {
 		enc.Encode(r)
 	}
 	stop.Store(true)
+	if *badWrites {
+		const notOpen = 9999
+		fmt.Fprintf(os.Stderr, "update of map fd %d: %v\n", notOpen, arrayUpdate(notOpen, 0, 0))
+		if arrayFD >= 0 {
+			fmt.Fprintf(os.Stderr, "update of the prog array with fd %d: %v\n", notOpen, arrayUpdate(arrayFD, 0, notOpen))
+		}
+	}
 	if *keep {
 		buf := make([]byte, 1)
 		os.Stdin.Read(buf)
