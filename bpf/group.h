@@ -25,8 +25,9 @@
 #ifndef SENTRY_GROUP_H
 #define SENTRY_GROUP_H
 
-#define GROUP_MAX 4096          /* groups with an accumulation */
-#define GROUP_LINKS_MAX 8192    /* joined groups, prog_arrays and programs known */
+#define GROUP_MAX 10240         /* groups with a sum: one per loader process at most */
+#define GROUP_LINKS_MAX 8192    /* joined groups, and prog_arrays with a group */
+#define GROUP_PROGS_MAX 16384   /* programs with a group: more than the 10,000 live programs budgeted */
 #define GROUP_PENDING_MAX 1024  /* loads and prog_array writes between entry and exit */
 #define GROUP_HOPS 4            /* joins followed from a process to its group */
 #define MAP_TYPE_PROG_ARRAY 3
@@ -39,12 +40,15 @@ struct group_key {
 	__u64 start;
 };
 
-/* What a group's programs call, summed over the programs that loaded. */
+/* What a group's programs call, summed over the programs that loaded.
+ * Counts are 16-bit and saturate at 65535 (no rule asks for more calls):
+ * half the memory per group. */
+#define GROUP_CNT_MAX 0xffff
 struct group_acc {
 	__u32 progs;
 	__u32 helper_other;
 	__u64 used[RULES_HELPER_MAX / 64];
-	__u32 helper_cnt[RULES_HELPER_MAX];
+	__u16 helper_cnt[RULES_HELPER_MAX];
 };
 
 /* One write into (or delete from) a prog_array, reported at its exit. */
@@ -123,7 +127,7 @@ struct {
 /* prog id → the group whose load created it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, GROUP_LINKS_MAX);
+	__uint(max_entries, GROUP_PROGS_MAX);
 	__type(key, __u32);
 	__type(value, struct group_key);
 } group_progs SEC(".maps");
@@ -255,35 +259,62 @@ static __always_inline __u32 group_prog_id(struct task_struct *task, __u32 fd, c
 }
 
 #ifndef SENTRY_NO_LOOP
+/* Histogram additions, one helper id per bpf_loop step: a group's 16-bit
+ * counts (saturating) and a rules_facts' 32-bit ones. */
 struct group_add_ctx {
-	__u32 *dst;
-	const __u32 *src;
+	void *dst;
+	const void *src;
 };
 
-static long group_add_step(__u64 i, struct group_add_ctx *c)
-{
-	if (i >= RULES_HELPER_MAX)
-		return 1;
-	c->dst[i & (RULES_HELPER_MAX - 1)] += c->src[i & (RULES_HELPER_MAX - 1)];
-	return 0;
-}
+#define GROUP_ADD_STEP(name, dtype, stype)                                       \
+	static long name(__u64 i, struct group_add_ctx *c)                       \
+	{                                                                        \
+		if (i >= RULES_HELPER_MAX)                                       \
+			return 1;                                                \
+		dtype *d = (dtype *)c->dst + (i & (RULES_HELPER_MAX - 1));      \
+		__u32 v = *d + ((const stype *)c->src)[i & (RULES_HELPER_MAX - 1)]; \
+		if (sizeof(dtype) == 2 && v > GROUP_CNT_MAX)                     \
+			v = GROUP_CNT_MAX;                                       \
+		*d = v;                                                          \
+		return 0;                                                        \
+	}
 
-/* dst (a helper histogram with its used bits and other count) += src. */
-static __always_inline void group_add(__u32 *dst_cnt, __u64 *dst_used, __u32 *dst_other, const __u32 *src_cnt,
-				      const __u64 *src_used, __u32 src_other)
-{
-	struct group_add_ctx c = {.dst = dst_cnt, .src = src_cnt};
+GROUP_ADD_STEP(group_add_16_32, __u16, __u32)
+GROUP_ADD_STEP(group_add_32_16, __u32, __u16)
+GROUP_ADD_STEP(group_add_16_16, __u16, __u16)
 
-	bpf_loop(RULES_HELPER_MAX, group_add_step, &c, 0);
+static __always_inline void group_add_bits(__u64 *dst_used, __u32 *dst_other, const __u64 *src_used, __u32 src_other)
+{
 #pragma unroll
 	for (int i = 0; i < RULES_HELPER_MAX / 64; i++)
 		dst_used[i] |= src_used[i];
 	*dst_other += src_other;
 }
 
+/* a program's facts into a group sum */
+static __always_inline void group_add_facts(struct group_acc *dst, const struct rules_facts *f)
+{
+	struct group_add_ctx c = {.dst = dst->helper_cnt, .src = f->helper_cnt};
+
+	bpf_loop(RULES_HELPER_MAX, group_add_16_32, &c, 0);
+	group_add_bits(dst->used, &dst->helper_other, f->used, f->helper_other);
+}
+
+/* a group sum into a group view */
+static __always_inline void group_add_to_facts(struct rules_facts *dst, const struct group_acc *a)
+{
+	struct group_add_ctx c = {.dst = dst->helper_cnt, .src = a->helper_cnt};
+
+	bpf_loop(RULES_HELPER_MAX, group_add_32_16, &c, 0);
+	group_add_bits(dst->used, &dst->helper_other, a->used, a->helper_other);
+}
+
 static __always_inline void group_add_acc(struct group_acc *dst, const struct group_acc *src)
 {
-	group_add(dst->helper_cnt, dst->used, &dst->helper_other, src->helper_cnt, src->used, src->helper_other);
+	struct group_add_ctx c = {.dst = dst->helper_cnt, .src = src->helper_cnt};
+
+	bpf_loop(RULES_HELPER_MAX, group_add_16_16, &c, 0);
+	group_add_bits(dst->used, &dst->helper_other, src->used, src->helper_other);
 	dst->progs += src->progs;
 }
 
@@ -369,7 +400,7 @@ static __always_inline void group_judge(const struct rules_table *table, const s
 	group_find(&p->group);
 	group_referenced(task, f, p);
 	p->add.progs = 1;
-	group_add(p->add.helper_cnt, p->add.used, &p->add.helper_other, f->helper_cnt, f->used, f->helper_other);
+	group_add_facts(&p->add, f);
 
 	if (!table->group_n)
 		return;
@@ -379,11 +410,11 @@ static __always_inline void group_judge(const struct rules_table *table, const s
 	gs->f.scope = RULES_SCOPE_GROUP;
 	struct group_acc *a = bpf_map_lookup_elem(&group_accs, &p->group);
 	if (a)
-		group_add(gs->f.helper_cnt, gs->f.used, &gs->f.helper_other, a->helper_cnt, a->used, a->helper_other);
+		group_add_to_facts(&gs->f, a);
 	if (p->has_joined) {
 		a = bpf_map_lookup_elem(&group_accs, &p->joined);
 		if (a)
-			group_add(gs->f.helper_cnt, gs->f.used, &gs->f.helper_other, a->helper_cnt, a->used, a->helper_other);
+			group_add_to_facts(&gs->f, a);
 	}
 	rules_evaluate(table, &gs->f, &gs->res);
 	if (gs->res.action == RULES_ACTION_NONE)

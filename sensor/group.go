@@ -251,14 +251,14 @@ func (s *Sensor) Group(id GroupID) (GroupID, GroupSum, bool, error) {
 	sum := GroupSum{Progs: a.Progs, HelperOther: a.HelperOther, Helpers: map[uint32]uint32{}}
 	for i, n := range a.HelperCnt {
 		if n > 0 {
-			sum.Helpers[uint32(i)] = n
+			sum.Helpers[uint32(i)] = uint32(n)
 		}
 	}
 	return root, sum, true, nil
 }
 
 // groupSweepEvery is how often the reader drops finished groups.
-const groupSweepEvery = 10 * time.Second
+const groupSweepEvery = 30 * time.Second
 
 // nsecPerTick converts the kernel's start_boottime into /proc's start ticks.
 const nsecPerTick = 10_000_000 // SENTRY_NSEC_PER_TICK
@@ -270,85 +270,78 @@ func processAlive(g GroupID) bool {
 	return err == nil && id.StartTicks == g.Start/nsecPerTick
 }
 
-// liveProgIDs lists the ids of every loaded program.
-func liveProgIDs() (map[uint32]bool, error) {
-	live := map[uint32]bool{}
-	var id ebpf.ProgramID
-	for {
-		next, err := ebpf.ProgramGetNextID(id)
-		if errors.Is(err, os.ErrNotExist) {
-			return live, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list programs: %w", err)
-		}
-		live[uint32(next)] = true
-		id = next
+// progLoaded reports whether the program with this id is still loaded.
+func progLoaded(id uint32) bool {
+	p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
 	}
+	p.Close()
+	return true
 }
 
 // SweepGroups drops the kernel state of every group whose process has
 // exited and none of whose programs is still loaded: its sum, its joins,
 // the prog_arrays and programs pointing at it. It returns how many groups
-// it dropped. The reader calls it periodically; tests call it directly.
+// it dropped. Only the programs of groups whose process has exited are
+// looked up, so a sweep of live loaders costs a few syscalls however many
+// programs they hold. The reader calls it periodically; tests call it
+// directly.
 func (s *Sensor) SweepGroups() (int, error) {
-	resolve := func(k sentryGroupKey) sentryGroupKey {
-		for range 4 {
-			var p sentryGroupKey
-			if s.coll.Maps[sentryMapGroupParent].Lookup(&k, &p) != nil || p == k {
-				break
-			}
-			k = p
-		}
-		return k
-	}
-	// Groups that hold a loaded program stay.
-	keep := map[sentryGroupKey]bool{}
-	progs := s.coll.Maps[sentryMapGroupProgs]
-	known := map[uint32]sentryGroupKey{}
-	var pid uint32
-	var pk sentryGroupKey
-	it := progs.Iterate()
-	for it.Next(&pid, &pk) {
-		known[pid] = pk
-	}
-	if err := it.Err(); err != nil {
-		return 0, fmt.Errorf("walk group programs: %w", err)
-	}
-	// Listed after the walk: a program the walk saw and this list misses
-	// is gone for good (ids are not reused while the kernel runs).
-	live, err := liveProgIDs()
-	if err != nil {
-		return 0, err
-	}
-	var deadProgs []uint32
-	for id, k := range known {
-		if live[id] {
-			keep[resolve(k)] = true
-		} else {
-			deadProgs = append(deadProgs, id)
-		}
-	}
-	for _, id := range deadProgs {
-		progs.Delete(&id)
-	}
-	var drop []sentryGroupKey
+	accs := s.coll.Maps[sentryMapGroupAccs]
+	ended := map[sentryGroupKey]bool{}
 	var k sentryGroupKey
 	var a sentryGroupAcc
-	accs := s.coll.Maps[sentryMapGroupAccs]
-	it = accs.Iterate()
+	it := accs.Iterate()
 	for it.Next(&k, &a) {
-		if !keep[k] && !processAlive(GroupID{TGID: k.Tgid, Start: k.Start}) {
-			drop = append(drop, k)
+		if !processAlive(GroupID{TGID: k.Tgid, Start: k.Start}) {
+			ended[k] = true
 		}
 	}
 	if err := it.Err(); err != nil {
 		return 0, fmt.Errorf("walk group sums: %w", err)
 	}
-	gone := map[sentryGroupKey]bool{}
-	for _, k := range drop {
+	if len(ended) == 0 {
+		return 0, nil
+	}
+	roots := map[sentryGroupKey]sentryGroupKey{}
+	resolve := func(k sentryGroupKey) sentryGroupKey {
+		if r, ok := roots[k]; ok {
+			return r
+		}
+		r := k
+		for range 4 {
+			var p sentryGroupKey
+			if s.coll.Maps[sentryMapGroupParent].Lookup(&r, &p) != nil || p == r {
+				break
+			}
+			r = p
+		}
+		roots[k] = r
+		return r
+	}
+	progs := s.coll.Maps[sentryMapGroupProgs]
+	known, err := dumpGroupProgs(progs)
+	if err != nil {
+		return 0, err
+	}
+	var gone []uint32 // programs of ended groups that are no longer loaded
+	for id, pk := range known {
+		r := resolve(pk)
+		if !ended[r] {
+			continue
+		}
+		if progLoaded(id) {
+			delete(ended, r) // a program of the group lives on: keep it
+		} else {
+			gone = append(gone, id)
+		}
+	}
+	for _, id := range gone {
+		progs.Delete(&id)
+	}
+	for k := range ended {
 		accs.Delete(&k)
-		gone[k] = true
 	}
 	// Joins from or into a dropped group, of processes that are gone.
 	parent := s.coll.Maps[sentryMapGroupParent]
@@ -356,7 +349,7 @@ func (s *Sensor) SweepGroups() (int, error) {
 	var stale []sentryGroupKey
 	it = parent.Iterate()
 	for it.Next(&from, &to) {
-		if (gone[to] || gone[from]) && !processAlive(GroupID{TGID: from.Tgid, Start: from.Start}) {
+		if (ended[to] || ended[from]) && !processAlive(GroupID{TGID: from.Tgid, Start: from.Start}) {
 			stale = append(stale, from)
 		}
 	}
@@ -369,12 +362,48 @@ func (s *Sensor) SweepGroups() (int, error) {
 	var staleMaps []uint32
 	it = maps.Iterate()
 	for it.Next(&mid, &mk) {
-		if gone[resolve(mk)] || gone[mk] {
+		if ended[resolve(mk)] || ended[mk] {
 			staleMaps = append(staleMaps, mid)
 		}
 	}
 	for _, id := range staleMaps {
 		maps.Delete(&id)
 	}
-	return len(drop), nil
+	return len(ended), nil
+}
+
+// dumpGroupProgs reads group_progs in batches (one syscall per 4096
+// entries; Iterate costs two per entry), or entry by entry where the kernel
+// has no batch operations.
+func dumpGroupProgs(m *ebpf.Map) (map[uint32]sentryGroupKey, error) {
+	known := map[uint32]sentryGroupKey{}
+	const batch = 4096
+	keys := make([]uint32, batch)
+	vals := make([]sentryGroupKey, batch)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		for i := range n {
+			known[keys[i]] = vals[i]
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return known, nil
+		}
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read group programs: %w", err)
+		}
+	}
+	var id uint32
+	var k sentryGroupKey
+	it := m.Iterate()
+	for it.Next(&id, &k) {
+		known[id] = k
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("walk group programs: %w", err)
+	}
+	return known, nil
 }

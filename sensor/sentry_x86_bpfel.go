@@ -18,7 +18,7 @@ type sentryGroupAcc struct {
 	Progs       uint32
 	HelperOther uint32
 	Used        [4]uint64
-	HelperCnt   [256]uint32
+	HelperCnt   [256]uint16
 }
 
 type sentryGroupCalib struct {
