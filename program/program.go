@@ -1,6 +1,8 @@
 package program
 
 import (
+	"fmt"
+
 	"github.com/ebpf-sentry/ebpf-sentry/insn"
 )
 
@@ -111,6 +113,15 @@ type TailCall struct {
 	Key    uint32 `json:"key"`
 	Prog   string `json:"prog,omitempty"`    // the program's name in the object (ELF)
 	ProgID uint32 `json:"prog_id,omitempty"` // the kernel's program id (a loaded map)
+}
+
+// String is "[1] → tg_stage2" (from an object) or "[5] → prog 42" (from the
+// kernel). The name comes from the object: escape it before showing it.
+func (t TailCall) String() string {
+	if t.Prog != "" {
+		return fmt.Sprintf("[%d] → %s", t.Key, t.Prog)
+	}
+	return fmt.Sprintf("[%d] → prog %d", t.Key, t.ProgID)
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

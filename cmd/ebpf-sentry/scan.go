@@ -418,11 +418,7 @@ func hiddenText(h inventory.Hidden) string {
 func tailCallsText(tcs []program.TailCall) string {
 	parts := make([]string, len(tcs))
 	for i, tc := range tcs {
-		target := fmt.Sprintf("prog %d", tc.ProgID)
-		if tc.Prog != "" {
-			target = output.Escape(tc.Prog)
-		}
-		parts[i] = fmt.Sprintf("[%d] → %s", tc.Key, target)
+		parts[i] = output.Escape(tc.String())
 	}
 	return strings.Join(parts, ", ")
 }

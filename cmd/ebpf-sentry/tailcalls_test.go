@@ -29,6 +29,13 @@ func TestInspectShowsTheTailCallsAnObjectDeclares(t *testing.T) {
 	if !strings.Contains(compact, `"tail_calls":[{"key":1,"prog":"tg_stage2"}]`) {
 		t.Errorf("inspect json lacks tg_jumps' tail_calls [1] → tg_stage2:\n%s", out)
 	}
+	out, errText, code = runCLI(t, nil, "inspect", "--format", "html", "--prog", "tg_stage1", obj)
+	if code != 0 {
+		t.Fatalf("inspect html exit %d: %s", code, errText)
+	}
+	if !strings.Contains(out, `<td class="tailcalls">tail calls: [1] → tg_stage2</td>`) {
+		t.Errorf("inspect html lacks the tail calls of tg_jumps")
+	}
 }
 
 // The tail-call graph in scan: a loaded prog_array's occupied slots name the
