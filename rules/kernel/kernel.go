@@ -180,6 +180,7 @@ func (h *Harness) Run(meta *Facts, insns []byte) (*Output, error) {
 	in.Facts.ProgName = meta.ProgName
 	in.Facts.Comm = meta.Comm
 	in.Facts.ExeIno, in.Facts.ExeDev = meta.ExeIno, meta.ExeDev
+	in.Facts.Scope = meta.Scope // a group view: insns then hold the group's programs one after the other
 	for i := 0; i < n; i++ {
 		in.Insns[i] = binary.LittleEndian.Uint64(insns[i*8:])
 	}
