@@ -326,3 +326,44 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 		}
 	})
 }
+
+// With an LSM hook the completing load of the split profile is denied with
+// EPERM: the loader lives on, the program never exists, and nothing of it
+// is added to the group. Both LSM hooks where the kernel has them (the
+// sleepable lsm-bpf keeps its group view per task).
+func TestLSMGroupSplitProfileIsDenied(t *testing.T) {
+	for _, tc := range []struct {
+		hook    Hook
+		require func(*testing.T) bool
+	}{{HookLSMProgLoad, requireLSMProgLoad}, {HookLSMBpf, requireLSMBpf}} {
+		t.Run(string(tc.hook), func(t *testing.T) {
+			if !tc.require(t) {
+				return
+			}
+			if withoutBPFLoop[os.Getenv(kernelEnv)] {
+				t.Logf("kernel %s: the bounded walk has no group judge (docs/GROUPS.md); not asserted here", os.Getenv(kernelEnv))
+				return
+			}
+			s := defaultsSensor(t, tc.hook)
+			if s.Hook() != tc.hook || s.Enforcer() != EnforcerDeny {
+				t.Fatalf("sensor %s/%s, want %s/deny", s.Hook(), s.Enforcer(), tc.hook)
+			}
+			m := newGroupMaps(t, "lsm"+string(tc.hook))
+			callee := writeFile(t, "callee.bin", pamCallee(t))
+			caller := writeFile(t, "caller.bin", pamCaller(t, mapProgArray))
+			run := runLoader(t, "-insns", callee+","+caller, "-name", "grp_lsm", "-maps", m.pins, "-prog-array", m.pin, "-tail-slot", "0")
+			if run.killed || len(run.results) != 2 || run.results[0].Ret < 0 || run.results[1].Ret != -int(syscall.EPERM) {
+				t.Fatalf("killed=%v results %+v: want the callee loaded and the caller denied with EPERM", run.killed, run.results)
+			}
+			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 2, 30*time.Second)
+			if evs[1].Verdict != VerdictBlock || evs[1].Action != ActionDenied || evs[1].RuleID != "seed-pamspy-group" {
+				t.Errorf("completing load: %v %v by %q, want block, denied, seed-pamspy-group", evs[1].Verdict, evs[1].Action, evs[1].RuleID)
+			}
+			w := writesOf(t, s, run.pid, 1, 30*time.Second)[0]
+			g, sum, ok, err := s.Group(w.Group)
+			if err != nil || !ok || sum.Progs != 1 {
+				t.Errorf("group %v: ok=%v sum %+v err %v; want the callee alone (the denied load adds nothing)", g, ok, sum, err)
+			}
+		})
+	}
+}
