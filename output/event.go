@@ -47,7 +47,8 @@ type Event struct {
 	Hidden    *Hidden         `json:"hidden,omitempty"`   // prog_hidden
 	Fleet     *FleetFirstSeen `json:"fleet,omitempty"`
 	Heartbeat *Heartbeat      `json:"heartbeat,omitempty"`
-	Cbpf      *Cbpf           `json:"cbpf,omitempty"` // cbpf_attach
+	Cbpf      *Cbpf           `json:"cbpf,omitempty"`       // cbpf_attach
+	ProgArray *ProgArrayWrite `json:"prog_array,omitempty"` // prog_array_write
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

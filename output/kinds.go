@@ -23,6 +23,7 @@ const (
 	KindFleetFirstSeen Kind = "fleet_first_seen"
 	KindHeartbeat      Kind = "heartbeat"
 	KindCbpfAttach     Kind = "cbpf_attach"
+	KindProgArrayWrite Kind = "prog_array_write"
 )
 
 // KindSpec is everything about one kind of event that is not its payload's
@@ -66,6 +67,8 @@ var kindTable = []KindSpec{
 		Doc: "a program one view of the kernel shows and another misses"},
 	{Kind: KindCbpfAttach, Section: "cbpf", ECS: ECSClass{"event", "process", "info"}, ecs: ecsCbpfAttach,
 		Doc: "a classic BPF socket filter attached with setsockopt"},
+	{Kind: KindProgArrayWrite, Section: "prog_array", ECS: ECSClass{"event", "process", "change"}, ecs: ecsProgArrayWrite,
+		Doc: "a program written into (or deleted from) a prog_array, a tail-call table; a swap replaces one"},
 	{Kind: KindSensorStarted, Section: "sensor", ECS: ECSClass{"event", "process", "start"}, ecs: ecsSensor,
 		Doc: "the sensor attached its hook"},
 	{Kind: KindSensorStopped, Section: "sensor", ECS: ECSClass{"event", "process", "end"}, ecs: ecsSensor,

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -95,4 +97,48 @@ func TestScanShowsTheTailCallsOfALoadedProgArray(t *testing.T) {
 		}
 	}
 	t.Errorf("map %d not in scan json", mid)
+}
+
+// run reports a tail-call table swap as a prog_array_write: the same
+// program loaded twice by one loader, each written into slot 0.
+func TestRunReportsATailCallTableSwap(t *testing.T) {
+	f := startRun(t, "--rules-poll", "0", "--reconcile", "0")
+	arr, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.ProgramArray, KeySize: 4, ValueSize: 4, MaxEntries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arr.Close()
+	pin := fmt.Sprintf("/sys/fs/bpf/groups_run_swap_%d", os.Getpid())
+	os.Remove(pin)
+	if err := arr.Pin(pin); err != nil {
+		t.Fatal(err)
+	}
+	defer arr.Unpin()
+	cmd := exec.Command(f.loader, "-gen", "2", "-count", "2", "-name", "grp_runswap", "-prog-array", pin, "-tail-slot", "0")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("loader: %v", err)
+	}
+	var ids []uint32
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var r struct{ ID uint32 }
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	if len(ids) != 2 {
+		t.Fatalf("loader printed %q", out)
+	}
+	want := fmt.Sprintf("pid=%d op=update map=", cmd.Process.Pid)
+	waitForN(t, "two prog_array writes", &f.stdout, want, 2)
+	var swap string
+	for _, l := range strings.Split(f.stdout.String(), "\n") {
+		if strings.Contains(l, want) && strings.HasSuffix(l, " swap") {
+			swap = l
+		}
+	}
+	if !strings.Contains(swap, fmt.Sprintf(" key=0 prog=%d old_prog=%d ", ids[1], ids[0])) {
+		t.Errorf("no swap line of prog %d for prog %d in:\n%s", ids[0], ids[1], f.stdout.String())
+	}
 }
