@@ -273,6 +273,7 @@ func (x *mapIndex) use(p *program.Program, in insn.Instruction) MapUse {
 		mu := MapUse{Name: ref.Name}
 		if m, ok := x.byName[ref.Name]; ok {
 			mu.Type = MapTypeName(m.Type)
+			mu.TailCalls = m.TailCalls
 		}
 		return mu
 	}
@@ -287,6 +288,7 @@ func (x *mapIndex) use(p *program.Program, in insn.Instruction) MapUse {
 		if m.Type != 0 {
 			mu.Type = MapTypeName(m.Type)
 		}
+		mu.TailCalls = m.TailCalls
 	}
 	return mu
 }

@@ -1,5 +1,7 @@
 package analysis
 
+import "github.com/ebpf-sentry/ebpf-sentry/program"
+
 // Report is the result of analysing one program. Rules and outputs consume it.
 type Report struct {
 	InsnCount int         `json:"insn_count"`          // instruction slots
@@ -52,6 +54,10 @@ type MapUse struct {
 	Index   int32  `json:"index,omitempty"`    // BPF_PSEUDO_MAP_IDX*: index into fd_array
 	ByIndex bool   `json:"by_index,omitempty"` // Index is meaningful
 	At      []int  `json:"at"`                 // slot indexes of the ld_imm64s
+	// TailCalls: a prog_array's slots that hold a program (the tail-call
+	// graph's edges from this program), where the object or the kernel
+	// says.
+	TailCalls []program.TailCall `json:"tail_calls,omitempty"`
 }
 
 // TailCall is one bpf_tail_call site.

@@ -526,6 +526,7 @@ struct walk_ctx {
 #define OP_EXIT 0x95 /* BPF_JMP | BPF_EXIT */
 #define OP_LD_IMM64 0x18
 #define PSEUDO_FUNC 4 /* ld_imm64 of a sub-program's address (bpf_loop callbacks …) */
+#define PSEUDO_MAP_FD 1
 
 struct slot_ctx {
 	struct walk_ctx *c;
@@ -559,6 +560,15 @@ static __always_inline void walk_one(struct walk_ctx *c, struct rules_facts *f, 
 	}
 	if (op == OP_LD_IMM64 && src == PSEUDO_FUNC) {
 		walk_sub_start(c, at, w);
+		return;
+	}
+	if (op == OP_LD_IMM64 && src == PSEUDO_MAP_FD) {
+		/* in f, a map value: the verifier does not track what is
+		 * stored there, so this adds no states to the walk */
+		__u32 n = f->map_fds;
+		if (n < RULES_MAP_FDS)
+			f->map_fd[n & (RULES_MAP_FDS - 1)] = w >> 32;
+		f->map_fds = n + 1;
 		return;
 	}
 	if (op != OP_CALL)
@@ -982,6 +992,8 @@ static __always_inline __u32 unjudged(const struct sentry_config *cfg, __u32 rea
 	return action;
 }
 
+#include "group.h"
+
 /*
  * Judges one BPF_PROG_LOAD: emits header, chunks and verdict records,
  * carries out a block verdict with the given enforcer and remembers the
@@ -1167,6 +1179,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	if (!table)
 		return unjudged(cfg, SENTRY_LOSS_NO_TABLE, enforcer, ap->insns);
 	rules_evaluate(table, f, res);
+	group_judge(table, f, res, group_scratch_for(kernel), task, tid);
 	__u32 generation = table->generation;
 	release_table(tidx);
 #endif
@@ -1276,11 +1289,13 @@ static __always_inline int on_exit(__s64 ret)
 	commit_staged(ret);
 	learn_self(bpf_get_current_pid_tgid() >> 32);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	group_on_exit(tid, ret);
 	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
 	if (!in) /* not a BPF_PROG_LOAD (the exit tracepoint does not say the cmd) */
 		return attach_exit(ret, NULL);
 	struct inflight copy = *in;
 	bpf_map_delete_elem(&inflight, &tid);
+	group_load_exit(tid, ret);
 
 	struct sentry_exit *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {

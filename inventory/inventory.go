@@ -63,7 +63,13 @@ type Map struct {
 	Unreadable string   `json:"unreadable,omitempty"`
 	Holders    []Holder `json:"holders,omitempty"`
 	Pins       []string `json:"pinned,omitempty"`
+	// TailCalls: a prog_array's occupied slots and the programs in them
+	// (the first MaxTailCallSlots slots are read).
+	TailCalls []program.TailCall `json:"tail_calls,omitempty"`
 }
+
+// MaxTailCallSlots bounds the slots of one prog_array that are read.
+const MaxTailCallSlots = 4096
 
 // Link is one BPF link and what it attaches its program to.
 type Link struct {
@@ -300,7 +306,7 @@ func fill(p *Program, rec *progRecord, maps map[uint32]Map, bootOffset time.Dura
 	for _, id := range rec.maps {
 		m := maps[id]
 		pr.Maps = append(pr.Maps, program.Map{Name: m.Name, Type: m.Type, KeySize: m.KeySize,
-			ValueSize: m.ValueSize, MaxEntries: m.MaxEntries, ID: id})
+			ValueSize: m.ValueSize, MaxEntries: m.MaxEntries, ID: id, TailCalls: m.TailCalls})
 	}
 	// The translated form carries map ids in its ld_imm64 (src 1: the map,
 	// 2: a value inside it): name them for the analysis.

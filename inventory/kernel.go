@@ -91,8 +91,40 @@ func (sysKernel) mapByID(id uint32) (Map, error) {
 	if err := objInfo(fd, unsafe.Pointer(&in), uint32(unsafe.Sizeof(in))); err != nil {
 		return Map{}, err
 	}
-	return Map{ID: in.ID, Name: cstring(in.Name[:]), Type: in.Type, KeySize: in.KeySize,
-		ValueSize: in.ValueSize, MaxEntries: in.MaxEntries}, nil
+	m := Map{ID: in.ID, Name: cstring(in.Name[:]), Type: in.Type, KeySize: in.KeySize,
+		ValueSize: in.ValueSize, MaxEntries: in.MaxEntries}
+	if m.Type == mapTypeProgArray && m.KeySize == 4 && m.ValueSize == 4 {
+		m.TailCalls = progArraySlots(fd, min(m.MaxEntries, MaxTailCallSlots))
+	}
+	return m, nil
+}
+
+const (
+	mapTypeProgArray = 3
+	cmdMapLookupElem = 1
+	attrMapElemSize  = 32
+)
+
+// progArraySlots reads slots [0, n) of the prog_array behind fd: a lookup
+// from user space gives the id of the program in a slot, ENOENT when empty.
+func progArraySlots(fd int, n uint32) []program.TailCall {
+	var out []program.TailCall
+	for key := uint32(0); key < n; key++ {
+		var id uint32
+		attr := struct {
+			FD    uint32
+			_     uint32
+			Key   uint64
+			Value uint64
+			Flags uint64
+		}{FD: uint32(fd), Key: uint64(uintptr(unsafe.Pointer(&key))), Value: uint64(uintptr(unsafe.Pointer(&id)))}
+		if _, err := bpf(cmdMapLookupElem, unsafe.Pointer(&attr), attrMapElemSize); err == nil {
+			out = append(out, program.TailCall{Key: key, ProgID: id})
+		}
+		runtime.KeepAlive(&key)
+		runtime.KeepAlive(&id)
+	}
+	return out
 }
 
 func (sysKernel) link(id uint32) (Link, error) {

@@ -262,3 +262,22 @@ func ecsLoss(ev *Event, e *ECSEvent) {
 	}
 	e.Message = fmt.Sprintf("%d events lost", n)
 }
+
+func ecsProgArrayWrite(ev *Event, e *ECSEvent) {
+	e.Message = "prog_array write"
+	if w := ev.ProgArray; w != nil {
+		e.Message = fmt.Sprintf("prog_array %d slot %d: %s", w.MapID, w.Key, w.Op)
+		if w.Swap {
+			e.Message = fmt.Sprintf("prog_array %d slot %d: tail-call swap of prog %d for prog %d", w.MapID, w.Key, w.OldProgID, w.ProgID)
+		}
+		if w.Errno != 0 {
+			e.Message += fmt.Sprintf(" (failed, errno %d)", w.Errno)
+		}
+	}
+	if l := ev.Loader; l != nil {
+		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
+		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
+		e.Process = p
+		e.Message += " by " + l.Comm
+	}
+}

@@ -47,8 +47,9 @@ type Event struct {
 	Hidden    *Hidden         `json:"hidden,omitempty"`   // prog_hidden
 	Fleet     *FleetFirstSeen `json:"fleet,omitempty"`
 	Heartbeat *Heartbeat      `json:"heartbeat,omitempty"`
-	Cbpf      *Cbpf           `json:"cbpf,omitempty"`   // cbpf_attach
-	Attach    *Attach         `json:"attach,omitempty"` // prog_attach, prog_detach
+	Cbpf      *Cbpf           `json:"cbpf,omitempty"`       // cbpf_attach
+	Attach    *Attach         `json:"attach,omitempty"`     // prog_attach, prog_detach
+	ProgArray *ProgArrayWrite `json:"prog_array,omitempty"` // prog_array_write
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

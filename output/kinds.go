@@ -25,6 +25,7 @@ const (
 	KindCbpfAttach     Kind = "cbpf_attach"
 	KindProgAttach     Kind = "prog_attach"
 	KindProgDetach     Kind = "prog_detach"
+	KindProgArrayWrite Kind = "prog_array_write"
 )
 
 // KindSpec is everything about one kind of event that is not its payload's
@@ -72,6 +73,8 @@ var kindTable = []KindSpec{
 		Doc: "a loaded program attached or replaced: the target named, the program's facts, the result and the verdict"},
 	{Kind: KindProgDetach, Section: "attach", ECS: ECSClass{"event", "process", "change"}, ecs: ecsProgAttach,
 		Doc: "a program detached (a link or a BPF_PROG_ATTACH attachment)"},
+	{Kind: KindProgArrayWrite, Section: "prog_array", ECS: ECSClass{"event", "process", "change"}, ecs: ecsProgArrayWrite,
+		Doc: "a program written into (or deleted from) a prog_array, a tail-call table; a swap replaces one"},
 	{Kind: KindSensorStarted, Section: "sensor", ECS: ECSClass{"event", "process", "start"}, ecs: ecsSensor,
 		Doc: "the sensor attached its hook"},
 	{Kind: KindSensorStopped, Section: "sensor", ECS: ECSClass{"event", "process", "end"}, ecs: ecsSensor,

@@ -286,7 +286,8 @@ func fromSpec(origin string, spec *ebpf.CollectionSpec, ps *ebpf.ProgramSpec, da
 			}
 			if ms != nil && !seenMap[ref] {
 				seenMap[ref] = true
-				p.Maps = append(p.Maps, Map{Name: ref, Type: uint32(ms.Type), KeySize: ms.KeySize, ValueSize: ms.ValueSize, MaxEntries: ms.MaxEntries})
+				p.Maps = append(p.Maps, Map{Name: ref, Type: uint32(ms.Type), KeySize: ms.KeySize, ValueSize: ms.ValueSize, MaxEntries: ms.MaxEntries,
+					TailCalls: initialTailCalls(ms)})
 			}
 		case ins.IsKfuncCall():
 			p.Refs[slot] = Ref{Kind: RefKfunc, Name: ref}
@@ -301,4 +302,22 @@ func fromSpec(origin string, spec *ebpf.CollectionSpec, ps *ebpf.ProgramSpec, da
 		}
 	}
 	return p, nil
+}
+
+// initialTailCalls is what the object initialises a prog_array with (BTF
+// map definitions with values = { [i] = &prog }): the slot and the
+// program's name.
+func initialTailCalls(ms *ebpf.MapSpec) []TailCall {
+	if ms.Type != ebpf.ProgramArray {
+		return nil
+	}
+	var out []TailCall
+	for _, kv := range ms.Contents {
+		key, ok1 := kv.Key.(uint32)
+		name, ok2 := kv.Value.(string)
+		if ok1 && ok2 {
+			out = append(out, TailCall{Key: key, Prog: name})
+		}
+	}
+	return out
 }

@@ -58,8 +58,13 @@ func TestDirectReaderMatchesTheObjectLoader(t *testing.T) {
 				cmp("insn bytes", len(g.Insns), len(w.Insns))
 			}
 			cmp("refs", g.Refs, w.Refs)
+			// The direct reader does not read a prog_array's initial
+			// values (the object loader does): compared without them.
 			sortMaps := func(m []Map) []Map {
 				m = append([]Map(nil), m...)
+				for i := range m {
+					m[i].TailCalls = nil
+				}
 				sort.Slice(m, func(i, j int) bool { return m[i].Name < m[j].Name })
 				return m
 			}
@@ -218,7 +223,7 @@ func TestDirectReaderCases(t *testing.T) {
 		if p == nil || len(p.Maps) != 1 {
 			t.Fatalf("%+v", p)
 		}
-		if m := p.Maps[0]; m != (Map{Name: "nbw_counts", Type: 1, KeySize: 4, ValueSize: 8, MaxEntries: 64}) {
+		if m := p.Maps[0]; !reflect.DeepEqual(m, Map{Name: "nbw_counts", Type: 1, KeySize: 4, ValueSize: 8, MaxEntries: 64}) {
 			t.Errorf("map %+v", m)
 		}
 		if len(p.Unresolved) != 1 || !strings.Contains(p.Unresolved[0].Reason, "without BTF") || p.Unresolved[0].Name != "nbw_filter" {

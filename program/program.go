@@ -1,6 +1,8 @@
 package program
 
 import (
+	"fmt"
+
 	"github.com/ebpf-sentry/ebpf-sentry/insn"
 )
 
@@ -103,6 +105,26 @@ type Map struct {
 	MaxEntries uint32 `json:"max_entries,omitempty"`
 	FD         int32  `json:"fd,omitempty"` // raw captures: the fd as it appeared in ld_imm64
 	ID         uint32 `json:"id,omitempty"` // kernel map id when known
+	// TailCalls is a prog_array's contents: the slots the object
+	// initialises (ELF), or that hold a program now (a loaded map).
+	TailCalls []TailCall `json:"tail_calls,omitempty"`
+}
+
+// TailCall is one occupied slot of a prog_array: an edge of the tail-call
+// graph.
+type TailCall struct {
+	Key    uint32 `json:"key"`
+	Prog   string `json:"prog,omitempty"`    // the program's name in the object (ELF)
+	ProgID uint32 `json:"prog_id,omitempty"` // the kernel's program id (a loaded map)
+}
+
+// String is "[1] → tg_stage2" (from an object) or "[5] → prog 42" (from the
+// kernel). The name comes from the object: escape it before showing it.
+func (t TailCall) String() string {
+	if t.Prog != "" {
+		return fmt.Sprintf("[%d] → %s", t.Key, t.Prog)
+	}
+	return fmt.Sprintf("[%d] → prog %d", t.Key, t.ProgID)
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
 	"github.com/ebpf-sentry/ebpf-sentry/cfg"
@@ -91,6 +92,7 @@ type mapRow struct {
 	Name, Type string
 	At         []int
 	More       int
+	TailCalls  string // a prog_array's occupied slots, escaped
 }
 
 type stringRow struct {
@@ -282,7 +284,11 @@ func Write(w io.Writer, in Input) error {
 			name = fmt.Sprintf("fd %d", m.FD)
 		}
 		at, more := limit(m.At)
-		pg.Maps = append(pg.Maps, mapRow{i, output.Escape(name), output.Escape(m.Type), at, more})
+		var tcs []string
+		for _, tc := range m.TailCalls {
+			tcs = append(tcs, output.Escape(tc.String()))
+		}
+		pg.Maps = append(pg.Maps, mapRow{i, output.Escape(name), output.Escape(m.Type), at, more, strings.Join(tcs, ", ")})
 		for _, a := range m.At {
 			if pos, ok := posOf(a); ok {
 				dd.Map = append(dd.Map, [2]int{pos, i})

@@ -46,7 +46,7 @@ var pageTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <section id="maps">
 <h2>Maps</h2>
 {{- if .Maps}}
-<table>{{range .Maps}}<tr id="map-{{.Index}}"><th>{{.Name}}</th><td>{{.Type}}</td><td class="at">{{range .At}}<a href="#" class="slot" data-slot="{{.}}">{{.}}</a> {{end}}{{if .More}}… ({{.More}} more){{end}}</td></tr>{{end}}</table>
+<table>{{range .Maps}}<tr id="map-{{.Index}}"><th>{{.Name}}</th><td>{{.Type}}</td><td class="at">{{range .At}}<a href="#" class="slot" data-slot="{{.}}">{{.}}</a> {{end}}{{if .More}}… ({{.More}} more){{end}}</td>{{if .TailCalls}}<td class="tailcalls">tail calls: {{.TailCalls}}</td>{{end}}</tr>{{end}}</table>
 {{- else}}<p>None.</p>{{end}}
 </section>
 <section id="strings">

@@ -77,7 +77,7 @@ func compile(set *Set, all bool) *Compiled {
 			p.Reason = "alert-only (block not enforceable in the kernel): " + why
 		case why != "":
 			p.Reason = "user space: " + why
-		case r.Action != ActionBlock && !all:
+		case r.Action != ActionBlock && !all && r.Scope != ScopeGroup:
 			p.Reason = "user space: alert rules need no kernel enforcement"
 		case len(c.Slots) >= kernel.MaxRules:
 			p.Reason = fmt.Sprintf("alert-only (block not enforceable in the kernel): the kernel table holds %d rules", kernel.MaxRules)
@@ -87,6 +87,10 @@ func compile(set *Set, all bool) *Compiled {
 			p.Reason = "kernel: enforced at load time"
 			if r.Action != ActionBlock {
 				p.Reason = "kernel: evaluated at load time (alert)"
+			}
+			if r.Scope == ScopeGroup {
+				p.Reason = "kernel: judged against the loader group's sum at load time"
+				c.Table.GroupN++
 			}
 			c.Table.Rules[p.Slot] = *kr
 			c.Slots = append(c.Slots, r.ID)
@@ -109,6 +113,9 @@ func kernelRule(r *Rule) (*kernel.Rule, string) {
 	kr := &kernel.Rule{Action: kernel.ActionAlert}
 	if r.Action == ActionBlock {
 		kr.Action = kernel.ActionBlock
+	}
+	if r.Scope == ScopeGroup {
+		kr.Flags |= kernel.FlagGroup
 	}
 	m := &r.Match
 	var userOnly []string

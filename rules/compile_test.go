@@ -20,6 +20,7 @@ func TestCompilePlacesDefaults(t *testing.T) {
 		"syscall-tail-call-chain":  "user space: tail_calls, any evaluated in user space only",
 		"credential-files":         "user space: any evaluated in user space only",
 		"send-signal-from-tracing": "user space: alert rules need no kernel enforcement",
+		"seed-pamspy-group":        "kernel: judged against the loader group's sum at load time",
 	}
 	got := map[string]Placement{}
 	for _, p := range c.Placements {
@@ -30,7 +31,7 @@ func TestCompilePlacesDefaults(t *testing.T) {
 			t.Errorf("%s placed %q, want %q", id, got[id].Reason, reason)
 		}
 	}
-	if c.Table.Count != uint32(len(c.Slots)) || len(c.Slots) != 4 {
+	if c.Table.Count != uint32(len(c.Slots)) || len(c.Slots) != 5 || c.Table.GroupN != 1 {
 		t.Fatalf("table count %d, slots %v", c.Table.Count, c.Slots)
 	}
 	for i, id := range c.Slots {

@@ -176,6 +176,8 @@ var wantOwnHits = map[string][]string{
 	"sentry_attach_tp":              {"bpf-hook"},
 	"sentry_lsm_attach_gate":        {"bpf-hook", "lsm-syscall-deny"},
 	"sentry_lsm_ioctl_gate":         nil,
+	"sentry_group_enter_tp":         {"bpf-hook"},
+	"sentry_group_enter_btf":        nil,
 	"ruleeval":                      nil,
 }
 

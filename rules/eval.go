@@ -65,6 +65,9 @@ func Evaluate(set *Set, prog *program.Program, rep *analysis.Report) Verdict {
 	}
 	in := newInput(prog, rep)
 	for _, r := range set.Rules {
+		if r.Scope == ScopeGroup {
+			continue // judged in the kernel against the group's sum
+		}
 		why, ok := r.eval(in)
 		if !ok {
 			continue
@@ -677,4 +680,28 @@ func FormatVerdict(v Verdict) string {
 		}
 	}
 	return b.String()
+}
+
+// EvaluateGroup judges with the rules of scope group only: prog is the
+// program being loaded and rep a report whose helper counts are already
+// summed over its loader group (what the kernel's group view holds).
+func EvaluateGroup(set *Set, prog *program.Program, rep *analysis.Report) Verdict {
+	var v Verdict
+	if set == nil {
+		return v
+	}
+	in := newInput(prog, rep)
+	for _, r := range set.Rules {
+		if r.Scope != ScopeGroup {
+			continue
+		}
+		why, ok := r.eval(in)
+		if !ok {
+			continue
+		}
+		v.Hits = append(v.Hits, Hit{ID: r.ID, Action: r.Action, Severity: r.Severity, Tags: r.Tags,
+			Description: r.Description, Why: why})
+		v.Action = max(v.Action, r.Action)
+	}
+	return v
 }

@@ -48,6 +48,9 @@ func Explain(set *Set, prog *program.Program, rep *analysis.Report) []Explanatio
 	in := newInput(prog, rep)
 	out := make([]Explanation, 0, len(set.Rules))
 	for _, r := range set.Rules {
+		if r.Scope == ScopeGroup {
+			continue // judged against a group's sum, which one program does not show
+		}
 		e := Explanation{ID: r.ID, Action: r.Action}
 		ps := r.Match.predicates()
 		e.Predicates = len(ps)

@@ -58,8 +58,33 @@ type Rule struct {
 	Tags        []string
 	Match       Match
 	Allow       []Allow // exceptions: a program matching one never matches the rule
-	Pos         Position
+	// Scope is what the rule judges: one program (the default) or the
+	// loader group of the program being loaded (docs/GROUPS.md).
+	Scope Scope
+	Pos   Position
 }
+
+// Scope says whether a rule judges one program or a loader group.
+type Scope int
+
+const (
+	// ScopeProgram: the rule judges each program alone.
+	ScopeProgram Scope = iota
+	// ScopeGroup: the rule judges the program being loaded with helper
+	// counts summed over its loader group (docs/GROUPS.md); evaluated
+	// in the kernel only, where the group sums live.
+	ScopeGroup
+)
+
+func (s Scope) String() string {
+	if s == ScopeGroup {
+		return "group"
+	}
+	return "program"
+}
+
+// MarshalText makes scopes read as words in JSON and YAML.
+func (s Scope) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // HelpersMode says how Match.Helpers minimums apply.
 type HelpersMode int

@@ -26,7 +26,7 @@ func (d *decoder) checkSet(rules []*Rule) {
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-var ruleKeys = []string{"id", "description", "severity", "action", "tags", "match", "allow"}
+var ruleKeys = []string{"id", "description", "severity", "action", "tags", "match", "allow", "scope"}
 
 func (d *decoder) parseRule(n ast.Node, index int) *Rule {
 	d.rule = ""
@@ -89,6 +89,17 @@ func (d *decoder) parseRule(n ast.Node, index int) *Rule {
 			}
 		case "allow":
 			r.Allow = d.parseAllow(e.value, e.key)
+		case "scope":
+			if s, ok := d.str(e.value, e.key); ok {
+				switch s {
+				case "program":
+					r.Scope = ScopeProgram
+				case "group":
+					r.Scope = ScopeGroup
+				default:
+					d.errorf(e.value, e.key, "unknown scope %q; valid: program, group", s)
+				}
+			}
 		default:
 			d.unknownKey(e, "", ruleKeys)
 		}
@@ -100,6 +111,13 @@ func (d *decoder) parseRule(n ast.Node, index int) *Rule {
 		{"action", !hasKey(entries, "action")}, {"match", matchN == nil}} {
 		if req.missing {
 			d.errorf(n, req.key, "missing (required)")
+		}
+	}
+	if r.Scope == ScopeGroup && len(d.errs)+d.omitted == before {
+		// Group sums exist only in the kernel: a group rule it cannot
+		// evaluate would never match anywhere.
+		if ok, why := Enforceable(r); !ok {
+			d.errorf(n, "scope", "a rule of scope group is evaluated in the kernel only, and this one cannot be: %s", why)
 		}
 	}
 	if len(d.errs)+d.omitted != before {

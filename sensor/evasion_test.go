@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
 
 // These tests measure the evasions of docs/EVASION.md; they assert what the
@@ -115,11 +117,42 @@ func tailCaller() []byte {
 }
 
 // The rule wants two bpf_get_current_pid_tgid calls; a loader puts one in a
-// program that tail-calls a second program holding the other. Each
-// BPF_PROG_LOAD is judged alone, so neither is blocked, and the chain runs
-// both calls: the evasion docs/EVASION.md lists.
+// program that tail-calls a second program holding the other. Judged per
+// program (the e2e rules), neither load is blocked and the chain runs both
+// calls: the evasion docs/EVASION.md lists. With the same profile as a rule
+// of scope group, the second loader's load completes the profile summed over
+// the group the shared prog_array forms, and is blocked.
 func TestEvasionTailCallSplitsAHelperProfile(t *testing.T) {
-	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t)})
+	for _, group := range []bool{false, true} {
+		name := "per-program rule: evaded"
+		if group {
+			name = "scope group rule: the completing load is blocked"
+		}
+		t.Run(name, func(t *testing.T) { testTailCallSplit(t, group) })
+	}
+}
+
+const groupTestRule = `
+- id: e2e-group
+  description: two pid_tgid calls summed over a loader group
+  severity: high
+  action: block
+  scope: group
+  match:
+    prog_name: {prefix: [se2eblk_]}
+    helpers: {bpf_get_current_pid_tgid: 2}
+`
+
+func testTailCallSplit(t *testing.T, group bool) {
+	kr := compiledTestRules(t)
+	if group {
+		set, err := rules.Parse("e2e.yaml", []byte(testRules+groupTestRule))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kr = rules.Compile(set).Kernel()
+	}
+	s := startSensor(t, Config{Mode: ModeEnforce, Rules: kr})
 	if err := ensureBPFFS(); err != nil {
 		t.Fatal(err)
 	}
@@ -128,19 +161,16 @@ func TestEvasionTailCallSplitsAHelperProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer array.Close()
-	pin := fmt.Sprintf("/sys/fs/bpf/se2e_tailarray_%d", os.Getpid())
+	pin := fmt.Sprintf("/sys/fs/bpf/se2e_tailarray_%d_%v", os.Getpid(), group)
 	if err := array.Pin(pin); err != nil {
 		t.Fatal(err)
 	}
 	defer array.Unpin()
 
 	callee := runLoader(t, "-insns", writeInsns(t, helperProg(fnGetCurrentPidTgd)), "-name", "se2eblk_tc2", "-prog-array", pin, "-tail-slot", "0")
-	caller := runLoader(t, "-insns", writeInsns(t, tailCaller()), "-name", "se2eblk_tc1", "-prog-array", pin)
 	defer array.Delete(uint32(0))
-	for _, run := range []loaderRun{callee, caller} {
-		if run.killed || len(run.results) != 1 || run.results[0].Ret < 0 {
-			t.Fatalf("loader %d: killed=%v results %v; each half alone must load", run.pid, run.killed, run.results)
-		}
+	if callee.killed || len(callee.results) != 1 || callee.results[0].Ret < 0 {
+		t.Fatalf("callee loader: killed=%v results %v; the first half alone must load", callee.killed, callee.results)
 	}
 	var target uint32
 	if err := array.Lookup(uint32(0), &target); err != nil {
@@ -149,14 +179,25 @@ func TestEvasionTailCallSplitsAHelperProfile(t *testing.T) {
 	if target != callee.results[0].ID {
 		t.Fatalf("prog array slot 0 holds prog %d, want the callee %d", target, callee.results[0].ID)
 	}
+	caller := runLoader(t, "-insns", writeInsns(t, tailCaller()), "-name", "se2eblk_tc1", "-prog-array", pin)
+	if caller.killed != group {
+		t.Fatalf("caller loader killed=%v (results %v), want %v", caller.killed, caller.results, group)
+	}
+	if !group && (len(caller.results) != 1 || caller.results[0].Ret < 0) {
+		t.Fatalf("caller: results %v; judged per program, the second half loads", caller.results)
+	}
 	evs := collect(t, s, map[uint32]bool{uint32(callee.pid): true, uint32(caller.pid): true}, 2, 10*time.Second)
 	if len(evs) != 2 {
 		t.Fatalf("%d events, want 2", len(evs))
 	}
 	total := uint32(0)
 	for _, ev := range evs {
-		if ev.Verdict != VerdictAllow {
-			t.Errorf("%s: verdict %v, want allow (each load is judged alone)", ev.Program.Name, ev.Verdict)
+		want, rule := VerdictAllow, ""
+		if group && ev.Program.Name == "se2eblk_tc1" {
+			want, rule = VerdictBlock, "e2e-group"
+		}
+		if ev.Verdict != want || ev.RuleID != rule {
+			t.Errorf("%s: verdict %v by %q, want %v by %q", ev.Program.Name, ev.Verdict, ev.RuleID, want, rule)
 		}
 		total += ev.Helpers[fnGetCurrentPidTgd]
 		if ev.Program.Name == "se2eblk_tc1" && ev.Helpers[fnTailCall] != 1 {

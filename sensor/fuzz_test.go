@@ -53,3 +53,27 @@ func TestHeaderAnnouncingTooManyChunksIsRejected(t *testing.T) {
 		t.Fatalf("a header of the longest program: %v", err)
 	}
 }
+
+// FuzzProgArrayRecord: any ring-buffer sample of the prog_array kind is
+// either decoded or refused with ErrRecord, never a panic, and a decoded
+// one becomes a ProgArrayWrite whose text fields are bounded.
+func FuzzProgArrayRecord(f *testing.F) {
+	rec := make([]byte, progArrayRecSize)
+	binary.LittleEndian.PutUint32(rec, kindProgArray)
+	f.Add(rec)
+	f.Add(rec[:16])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := parseProgArrayRec(b)
+		if err != nil {
+			if !errors.Is(err, ErrRecord) {
+				t.Fatalf("error %v does not wrap ErrRecord", err)
+			}
+			return
+		}
+		w := progArrayWrite(r, func(ns uint64) time.Time { return time.Unix(0, int64(ns)) })
+		if len(w.Comm) > 16 || w.Op == "" {
+			t.Fatalf("write %+v", w)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"strconv"
@@ -20,13 +21,24 @@ func (s *Sensor) read(ctx context.Context) {
 	defer close(s.events)
 	defer close(s.attempts)
 	defer close(s.attaches)
+	defer close(s.writes)
 	var rec ringbuf.Record
 	lastSweep := time.Now()
 	s.reader.SetDeadline(time.Now().Add(time.Second))
 	for {
 		err := s.reader.ReadInto(&rec)
 		now := time.Now()
-		if err == nil {
+		if err == nil && len(rec.RawSample) >= 4 && binary.LittleEndian.Uint32(rec.RawSample) == kindProgArray {
+			pr, perr := parseProgArrayRec(rec.RawSample)
+			if perr != nil {
+				s.mu.Lock()
+				s.badRecs++
+				s.mu.Unlock()
+				s.log.Warn("sensor record", "err", perr)
+			} else {
+				s.deliverWrite(progArrayWrite(pr, s.asm.monoToWall))
+			}
+		} else if err == nil {
 			r, perr := parseRecord(rec.RawSample)
 			s.mu.Lock()
 			var ev *Event
@@ -63,6 +75,12 @@ func (s *Sensor) read(ctx context.Context) {
 			s.mu.Unlock()
 			for _, at := range lost {
 				s.deliverAttach(at)
+			}
+			if now.Sub(s.lastGroupSweep) > groupSweepEvery {
+				s.lastGroupSweep = now
+				if _, err := s.SweepGroups(); err != nil {
+					s.log.Warn("sweep loader groups", "err", err)
+				}
 			}
 			for _, ev := range expired {
 				s.deliver(ctx, ev)

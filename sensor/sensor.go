@@ -123,7 +123,11 @@ type Sensor struct {
 	reader       *ringbuf.Reader
 	events       chan *Event
 	attempts     chan AccessAttempt
-	log          *slog.Logger
+	writes       chan *ProgArrayWrite
+	groupNote    string // what loader groups cannot do here (GroupNote)
+	// lastGroupSweep: when the reader last dropped finished groups.
+	lastGroupSweep time.Time
+	log            *slog.Logger
 
 	mu         sync.Mutex
 	generation uint32
@@ -286,6 +290,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	kspec, _ := btf.LoadKernelSpec()
 	hasIA32In(kspec)
 	cp := planCompat(hook, exitHook, gate != "")
+	groupEnter := groupProgram(exitHook)
 	// Loaded on its own after the collection: a kernel that refuses it
 	// must not stop the sensor.
 	prefaultSpec := spec.Programs[sentryProgSentryPrefault]
@@ -294,7 +299,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	for name := range spec.Programs {
 		keep := name == enter || name == exit || name == gate || guards[name] ||
 			hook == HookKprobe && name == sentryProgSentryEnterKprobeDirect ||
-			name == cp.enter || name == cp.exit
+			name == cp.enter || name == cp.exit || name == groupEnter
 		if !keep {
 			delete(spec.Programs, name)
 		}
@@ -319,6 +324,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		attaches: make(chan *AttachEvent, cfg.EventBuffer),
 
 		attachPending: make(map[uint64]*AttachEvent),
+		writes:        make(chan *ProgArrayWrite, cfg.EventBuffer),
 		asm:           newAssembler(),
 		userLost:      make(map[string]uint64),
 		slots:         make(map[uint32][]string),
@@ -374,6 +380,9 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 			return fail(fmt.Errorf("attach %s (%s): %w", name, hook, err))
 		}
 		s.links = append(s.links, l)
+	}
+	if err := s.attachGroup(exitHook); err != nil {
+		return fail(err)
 	}
 	s.compat = cp.note
 	if cp.enter != "" || cp.exit != "" {

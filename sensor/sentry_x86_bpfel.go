@@ -22,6 +22,42 @@ type sentryAttachInflight struct {
 	Pad    uint32
 }
 
+type sentryGroupAcc struct {
+	_           structs.HostLayout
+	Progs       uint32
+	HelperOther uint32
+	Used        [4]uint64
+	HelperCnt   [256]uint16
+}
+
+type sentryGroupCalib struct {
+	_        structs.HostLayout
+	MapFops  uint64
+	ProgFops uint64
+}
+
+type sentryGroupKey struct {
+	_     structs.HostLayout
+	Tgid  uint32
+	Pad   uint32
+	Start uint64
+}
+
+type sentryGroupPending struct {
+	_         structs.HostLayout
+	Group     sentryGroupKey
+	Joined    sentryGroupKey
+	HasJoined uint32
+	MapId     uint32
+	Add       sentryGroupAcc
+}
+
+type sentryGroupScratch struct {
+	_   structs.HostLayout
+	F   sentryRulesFacts
+	Res sentryRulesResult
+}
+
 type sentryInflight struct {
 	_      structs.HostLayout
 	LoadId uint64
@@ -42,7 +78,7 @@ type sentryRulesFacts struct {
 	InsnCnt            uint32
 	Uid                uint32
 	HelperOther        uint32
-	Pad                uint32
+	Scope              uint32
 	InsnHash           uint64
 	ExeIno             uint64
 	ExeDev             uint32
@@ -51,6 +87,9 @@ type sentryRulesFacts struct {
 	ProgName           [16]int8
 	Comm               [16]int8
 	HelperCnt          [256]uint32
+	MapFds             uint32
+	MapFd              [2]uint32
+	Pad3               uint32
 }
 
 type sentryRulesResult struct {
@@ -66,6 +105,8 @@ type sentryRulesTable struct {
 	_          structs.HostLayout
 	Count      uint32
 	Generation uint32
+	GroupN     uint32
+	Pad        uint32
 	Rules      [1024]struct {
 		_           structs.HostLayout
 		Action      uint32
@@ -371,14 +412,38 @@ type sentrySentryPrefaultCtx struct {
 	Done  uint32
 }
 
+type sentrySentryProgArrayRec struct {
+	_ structs.HostLayout
+	H struct {
+		_      structs.HostLayout
+		Kind   uint32
+		Pid    uint32
+		LoadId uint64
+	}
+	KtimeNs   uint64
+	Tid       uint32
+	Uid       uint32
+	Cmd       uint32
+	MapId     uint32
+	Key       uint32
+	KeyRead   uint32
+	ValueFd   uint32
+	ProgId    uint32
+	OldProgId uint32
+	Ret       int32
+	Group     sentryGroupKey
+	Comm      [16]int8
+}
+
 type sentrySentryRecordKind uint32
 
 const (
-	sentrySentryRecordKindSENTRY_REC_HEADER  sentrySentryRecordKind = 1
-	sentrySentryRecordKindSENTRY_REC_CHUNK   sentrySentryRecordKind = 2
-	sentrySentryRecordKindSENTRY_REC_VERDICT sentrySentryRecordKind = 3
-	sentrySentryRecordKindSENTRY_REC_EXIT    sentrySentryRecordKind = 4
-	sentrySentryRecordKindSENTRY_REC_TAMPER  sentrySentryRecordKind = 5
+	sentrySentryRecordKindSENTRY_REC_HEADER     sentrySentryRecordKind = 1
+	sentrySentryRecordKindSENTRY_REC_CHUNK      sentrySentryRecordKind = 2
+	sentrySentryRecordKindSENTRY_REC_VERDICT    sentrySentryRecordKind = 3
+	sentrySentryRecordKindSENTRY_REC_EXIT       sentrySentryRecordKind = 4
+	sentrySentryRecordKindSENTRY_REC_TAMPER     sentrySentryRecordKind = 5
+	sentrySentryRecordKindSENTRY_REC_PROG_ARRAY sentrySentryRecordKind = 6
 )
 
 type sentrySentryTamper struct {
@@ -461,6 +526,16 @@ const (
 	sentryMapConfigStaged             = "config_staged"
 	sentryMapEvents                   = "events"
 	sentryMapFactsScratch             = "facts_scratch"
+	sentryMapGroupAccs                = "group_accs"
+	sentryMapGroupCalibration         = "group_calibration"
+	sentryMapGroupMaps                = "group_maps"
+	sentryMapGroupParent              = "group_parent"
+	sentryMapGroupPending             = "group_pending"
+	sentryMapGroupProgs               = "group_progs"
+	sentryMapGroupScratch             = "group_scratch"
+	sentryMapGroupStats               = "group_stats"
+	sentryMapGroupTaskScratch         = "group_task_scratch"
+	sentryMapGroupWrites              = "group_writes"
 	sentryMapInflight                 = "inflight"
 	sentryMapLoadSeq                  = "load_seq"
 	sentryMapLoaderRate               = "loader_rate"
@@ -485,6 +560,8 @@ const (
 	sentryProgSentryExitBtf           = "sentry_exit_btf"
 	sentryProgSentryExitKretprobeIa32 = "sentry_exit_kretprobe_ia32"
 	sentryProgSentryExitTp            = "sentry_exit_tp"
+	sentryProgSentryGroupEnterBtf     = "sentry_group_enter_btf"
+	sentryProgSentryGroupEnterTp      = "sentry_group_enter_tp"
 	sentryProgSentryIoctlEnter        = "sentry_ioctl_enter"
 	sentryProgSentryIoctlEnterDeny    = "sentry_ioctl_enter_deny"
 	sentryProgSentryIoctlExit         = "sentry_ioctl_exit"
@@ -508,12 +585,16 @@ const (
 	sentryVarUnusedAttachRecKind      = "unused_attach_rec_kind"
 	sentryVarUnusedChunk              = "unused_chunk"
 	sentryVarUnusedExit               = "unused_exit"
+	sentryVarUnusedGroupAcc           = "unused_group_acc"
+	sentryVarUnusedGroupCalib         = "unused_group_calib"
+	sentryVarUnusedGroupKey           = "unused_group_key"
 	sentryVarUnusedHeader             = "unused_header"
 	sentryVarUnusedKind               = "unused_kind"
 	sentryVarUnusedLoss               = "unused_loss"
 	sentryVarUnusedMode               = "unused_mode"
 	sentryVarUnusedObj                = "unused_obj"
 	sentryVarUnusedOnError            = "unused_on_error"
+	sentryVarUnusedProgArrayRec       = "unused_prog_array_rec"
 	sentryVarUnusedTamper             = "unused_tamper"
 	sentryVarUnusedVerdict            = "unused_verdict"
 	sentryVarUnusedVerdictEnum        = "unused_verdict_enum"
@@ -572,6 +653,8 @@ type sentryProgramSpecs struct {
 	SentryExitBtf           *ebpf.ProgramSpec `ebpf:"sentry_exit_btf"`
 	SentryExitKretprobeIa32 *ebpf.ProgramSpec `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp            *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
+	SentryGroupEnterBtf     *ebpf.ProgramSpec `ebpf:"sentry_group_enter_btf"`
+	SentryGroupEnterTp      *ebpf.ProgramSpec `ebpf:"sentry_group_enter_tp"`
 	SentryIoctlEnter        *ebpf.ProgramSpec `ebpf:"sentry_ioctl_enter"`
 	SentryIoctlEnterDeny    *ebpf.ProgramSpec `ebpf:"sentry_ioctl_enter_deny"`
 	SentryIoctlExit         *ebpf.ProgramSpec `ebpf:"sentry_ioctl_exit"`
@@ -601,6 +684,16 @@ type sentryMapSpecs struct {
 	ConfigStaged     *ebpf.MapSpec `ebpf:"config_staged"`
 	Events           *ebpf.MapSpec `ebpf:"events"`
 	FactsScratch     *ebpf.MapSpec `ebpf:"facts_scratch"`
+	GroupAccs        *ebpf.MapSpec `ebpf:"group_accs"`
+	GroupCalibration *ebpf.MapSpec `ebpf:"group_calibration"`
+	GroupMaps        *ebpf.MapSpec `ebpf:"group_maps"`
+	GroupParent      *ebpf.MapSpec `ebpf:"group_parent"`
+	GroupPending     *ebpf.MapSpec `ebpf:"group_pending"`
+	GroupProgs       *ebpf.MapSpec `ebpf:"group_progs"`
+	GroupScratch     *ebpf.MapSpec `ebpf:"group_scratch"`
+	GroupStats       *ebpf.MapSpec `ebpf:"group_stats"`
+	GroupTaskScratch *ebpf.MapSpec `ebpf:"group_task_scratch"`
+	GroupWrites      *ebpf.MapSpec `ebpf:"group_writes"`
 	Inflight         *ebpf.MapSpec `ebpf:"inflight"`
 	LoadSeq          *ebpf.MapSpec `ebpf:"load_seq"`
 	LoaderRate       *ebpf.MapSpec `ebpf:"loader_rate"`
@@ -631,12 +724,16 @@ type sentryVariableSpecs struct {
 	UnusedAttachRecKind *ebpf.VariableSpec `ebpf:"unused_attach_rec_kind"`
 	UnusedChunk         *ebpf.VariableSpec `ebpf:"unused_chunk"`
 	UnusedExit          *ebpf.VariableSpec `ebpf:"unused_exit"`
+	UnusedGroupAcc      *ebpf.VariableSpec `ebpf:"unused_group_acc"`
+	UnusedGroupCalib    *ebpf.VariableSpec `ebpf:"unused_group_calib"`
+	UnusedGroupKey      *ebpf.VariableSpec `ebpf:"unused_group_key"`
 	UnusedHeader        *ebpf.VariableSpec `ebpf:"unused_header"`
 	UnusedKind          *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedLoss          *ebpf.VariableSpec `ebpf:"unused_loss"`
 	UnusedMode          *ebpf.VariableSpec `ebpf:"unused_mode"`
 	UnusedObj           *ebpf.VariableSpec `ebpf:"unused_obj"`
 	UnusedOnError       *ebpf.VariableSpec `ebpf:"unused_on_error"`
+	UnusedProgArrayRec  *ebpf.VariableSpec `ebpf:"unused_prog_array_rec"`
 	UnusedTamper        *ebpf.VariableSpec `ebpf:"unused_tamper"`
 	UnusedVerdict       *ebpf.VariableSpec `ebpf:"unused_verdict"`
 	UnusedVerdictEnum   *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
@@ -673,6 +770,16 @@ type sentryMaps struct {
 	ConfigStaged     *ebpf.Map `ebpf:"config_staged"`
 	Events           *ebpf.Map `ebpf:"events"`
 	FactsScratch     *ebpf.Map `ebpf:"facts_scratch"`
+	GroupAccs        *ebpf.Map `ebpf:"group_accs"`
+	GroupCalibration *ebpf.Map `ebpf:"group_calibration"`
+	GroupMaps        *ebpf.Map `ebpf:"group_maps"`
+	GroupParent      *ebpf.Map `ebpf:"group_parent"`
+	GroupPending     *ebpf.Map `ebpf:"group_pending"`
+	GroupProgs       *ebpf.Map `ebpf:"group_progs"`
+	GroupScratch     *ebpf.Map `ebpf:"group_scratch"`
+	GroupStats       *ebpf.Map `ebpf:"group_stats"`
+	GroupTaskScratch *ebpf.Map `ebpf:"group_task_scratch"`
+	GroupWrites      *ebpf.Map `ebpf:"group_writes"`
 	Inflight         *ebpf.Map `ebpf:"inflight"`
 	LoadSeq          *ebpf.Map `ebpf:"load_seq"`
 	LoaderRate       *ebpf.Map `ebpf:"loader_rate"`
@@ -701,6 +808,16 @@ func (m *sentryMaps) Close() error {
 		m.ConfigStaged,
 		m.Events,
 		m.FactsScratch,
+		m.GroupAccs,
+		m.GroupCalibration,
+		m.GroupMaps,
+		m.GroupParent,
+		m.GroupPending,
+		m.GroupProgs,
+		m.GroupScratch,
+		m.GroupStats,
+		m.GroupTaskScratch,
+		m.GroupWrites,
 		m.Inflight,
 		m.LoadSeq,
 		m.LoaderRate,
@@ -732,12 +849,16 @@ type sentryVariables struct {
 	UnusedAttachRecKind *ebpf.Variable `ebpf:"unused_attach_rec_kind"`
 	UnusedChunk         *ebpf.Variable `ebpf:"unused_chunk"`
 	UnusedExit          *ebpf.Variable `ebpf:"unused_exit"`
+	UnusedGroupAcc      *ebpf.Variable `ebpf:"unused_group_acc"`
+	UnusedGroupCalib    *ebpf.Variable `ebpf:"unused_group_calib"`
+	UnusedGroupKey      *ebpf.Variable `ebpf:"unused_group_key"`
 	UnusedHeader        *ebpf.Variable `ebpf:"unused_header"`
 	UnusedKind          *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedLoss          *ebpf.Variable `ebpf:"unused_loss"`
 	UnusedMode          *ebpf.Variable `ebpf:"unused_mode"`
 	UnusedObj           *ebpf.Variable `ebpf:"unused_obj"`
 	UnusedOnError       *ebpf.Variable `ebpf:"unused_on_error"`
+	UnusedProgArrayRec  *ebpf.Variable `ebpf:"unused_prog_array_rec"`
 	UnusedTamper        *ebpf.Variable `ebpf:"unused_tamper"`
 	UnusedVerdict       *ebpf.Variable `ebpf:"unused_verdict"`
 	UnusedVerdictEnum   *ebpf.Variable `ebpf:"unused_verdict_enum"`
@@ -758,6 +879,8 @@ type sentryPrograms struct {
 	SentryExitBtf           *ebpf.Program `ebpf:"sentry_exit_btf"`
 	SentryExitKretprobeIa32 *ebpf.Program `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp            *ebpf.Program `ebpf:"sentry_exit_tp"`
+	SentryGroupEnterBtf     *ebpf.Program `ebpf:"sentry_group_enter_btf"`
+	SentryGroupEnterTp      *ebpf.Program `ebpf:"sentry_group_enter_tp"`
 	SentryIoctlEnter        *ebpf.Program `ebpf:"sentry_ioctl_enter"`
 	SentryIoctlEnterDeny    *ebpf.Program `ebpf:"sentry_ioctl_enter_deny"`
 	SentryIoctlExit         *ebpf.Program `ebpf:"sentry_ioctl_exit"`
@@ -785,6 +908,8 @@ func (p *sentryPrograms) Close() error {
 		p.SentryExitBtf,
 		p.SentryExitKretprobeIa32,
 		p.SentryExitTp,
+		p.SentryGroupEnterBtf,
+		p.SentryGroupEnterTp,
 		p.SentryIoctlEnter,
 		p.SentryIoctlEnterDeny,
 		p.SentryIoctlExit,

@@ -22,6 +22,36 @@ type sentryLegacyAttachInflight struct {
 	Pad    uint32
 }
 
+type sentryLegacyGroupAcc struct {
+	_           structs.HostLayout
+	Progs       uint32
+	HelperOther uint32
+	Used        [4]uint64
+	HelperCnt   [256]uint16
+}
+
+type sentryLegacyGroupCalib struct {
+	_        structs.HostLayout
+	MapFops  uint64
+	ProgFops uint64
+}
+
+type sentryLegacyGroupKey struct {
+	_     structs.HostLayout
+	Tgid  uint32
+	Pad   uint32
+	Start uint64
+}
+
+type sentryLegacyGroupPending struct {
+	_         structs.HostLayout
+	Group     sentryLegacyGroupKey
+	Joined    sentryLegacyGroupKey
+	HasJoined uint32
+	MapId     uint32
+	Add       sentryLegacyGroupAcc
+}
+
 type sentryLegacyInflight struct {
 	_      structs.HostLayout
 	LoadId uint64
@@ -42,7 +72,7 @@ type sentryLegacyRulesFacts struct {
 	InsnCnt            uint32
 	Uid                uint32
 	HelperOther        uint32
-	Pad                uint32
+	Scope              uint32
 	InsnHash           uint64
 	ExeIno             uint64
 	ExeDev             uint32
@@ -51,12 +81,17 @@ type sentryLegacyRulesFacts struct {
 	ProgName           [16]int8
 	Comm               [16]int8
 	HelperCnt          [256]uint32
+	MapFds             uint32
+	MapFd              [2]uint32
+	Pad3               uint32
 }
 
 type sentryLegacyRulesTable struct {
 	_          structs.HostLayout
 	Count      uint32
 	Generation uint32
+	GroupN     uint32
+	Pad        uint32
 	Rules      [1024]struct {
 		_           structs.HostLayout
 		Action      uint32
@@ -199,6 +234,29 @@ type sentryLegacySentryPerfOpen struct {
 	Name    [256]int8
 }
 
+type sentryLegacySentryProgArrayRec struct {
+	_ structs.HostLayout
+	H struct {
+		_      structs.HostLayout
+		Kind   uint32
+		Pid    uint32
+		LoadId uint64
+	}
+	KtimeNs   uint64
+	Tid       uint32
+	Uid       uint32
+	Cmd       uint32
+	MapId     uint32
+	Key       uint32
+	KeyRead   uint32
+	ValueFd   uint32
+	ProgId    uint32
+	OldProgId uint32
+	Ret       int32
+	Group     sentryLegacyGroupKey
+	Comm      [16]int8
+}
+
 type sentryLegacyStagedCommit struct {
 	_     structs.HostLayout
 	Which uint32
@@ -220,6 +278,14 @@ const (
 	sentryLegacyMapConfigStaged               = "config_staged"
 	sentryLegacyMapEvents                     = "events"
 	sentryLegacyMapFactsScratch               = "facts_scratch"
+	sentryLegacyMapGroupAccs                  = "group_accs"
+	sentryLegacyMapGroupCalibration           = "group_calibration"
+	sentryLegacyMapGroupMaps                  = "group_maps"
+	sentryLegacyMapGroupParent                = "group_parent"
+	sentryLegacyMapGroupPending               = "group_pending"
+	sentryLegacyMapGroupProgs                 = "group_progs"
+	sentryLegacyMapGroupStats                 = "group_stats"
+	sentryLegacyMapGroupWrites                = "group_writes"
 	sentryLegacyMapInflight                   = "inflight"
 	sentryLegacyMapLegacyState                = "legacy_state"
 	sentryLegacyMapLoadSeq                    = "load_seq"
@@ -246,6 +312,8 @@ const (
 	sentryLegacyProgSentryExitBtf             = "sentry_exit_btf"
 	sentryLegacyProgSentryExitKretprobeIa32   = "sentry_exit_kretprobe_ia32"
 	sentryLegacyProgSentryExitTp              = "sentry_exit_tp"
+	sentryLegacyProgSentryGroupEnterBtf       = "sentry_group_enter_btf"
+	sentryLegacyProgSentryGroupEnterTp        = "sentry_group_enter_tp"
 	sentryLegacyProgSentryIoctlEnter          = "sentry_ioctl_enter"
 	sentryLegacyProgSentryIoctlEnterDeny      = "sentry_ioctl_enter_deny"
 	sentryLegacyProgSentryIoctlExit           = "sentry_ioctl_exit"
@@ -268,12 +336,16 @@ const (
 	sentryLegacyVarUnusedAttachRecKind        = "unused_attach_rec_kind"
 	sentryLegacyVarUnusedChunk                = "unused_chunk"
 	sentryLegacyVarUnusedExit                 = "unused_exit"
+	sentryLegacyVarUnusedGroupAcc             = "unused_group_acc"
+	sentryLegacyVarUnusedGroupCalib           = "unused_group_calib"
+	sentryLegacyVarUnusedGroupKey             = "unused_group_key"
 	sentryLegacyVarUnusedHeader               = "unused_header"
 	sentryLegacyVarUnusedKind                 = "unused_kind"
 	sentryLegacyVarUnusedLoss                 = "unused_loss"
 	sentryLegacyVarUnusedMode                 = "unused_mode"
 	sentryLegacyVarUnusedObj                  = "unused_obj"
 	sentryLegacyVarUnusedOnError              = "unused_on_error"
+	sentryLegacyVarUnusedProgArrayRec         = "unused_prog_array_rec"
 	sentryLegacyVarUnusedTamper               = "unused_tamper"
 	sentryLegacyVarUnusedVerdict              = "unused_verdict"
 	sentryLegacyVarUnusedVerdictEnum          = "unused_verdict_enum"
@@ -335,6 +407,8 @@ type sentryLegacyProgramSpecs struct {
 	SentryExitBtf             *ebpf.ProgramSpec `ebpf:"sentry_exit_btf"`
 	SentryExitKretprobeIa32   *ebpf.ProgramSpec `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp              *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
+	SentryGroupEnterBtf       *ebpf.ProgramSpec `ebpf:"sentry_group_enter_btf"`
+	SentryGroupEnterTp        *ebpf.ProgramSpec `ebpf:"sentry_group_enter_tp"`
 	SentryIoctlEnter          *ebpf.ProgramSpec `ebpf:"sentry_ioctl_enter"`
 	SentryIoctlEnterDeny      *ebpf.ProgramSpec `ebpf:"sentry_ioctl_enter_deny"`
 	SentryIoctlExit           *ebpf.ProgramSpec `ebpf:"sentry_ioctl_exit"`
@@ -363,6 +437,14 @@ type sentryLegacyMapSpecs struct {
 	ConfigStaged     *ebpf.MapSpec `ebpf:"config_staged"`
 	Events           *ebpf.MapSpec `ebpf:"events"`
 	FactsScratch     *ebpf.MapSpec `ebpf:"facts_scratch"`
+	GroupAccs        *ebpf.MapSpec `ebpf:"group_accs"`
+	GroupCalibration *ebpf.MapSpec `ebpf:"group_calibration"`
+	GroupMaps        *ebpf.MapSpec `ebpf:"group_maps"`
+	GroupParent      *ebpf.MapSpec `ebpf:"group_parent"`
+	GroupPending     *ebpf.MapSpec `ebpf:"group_pending"`
+	GroupProgs       *ebpf.MapSpec `ebpf:"group_progs"`
+	GroupStats       *ebpf.MapSpec `ebpf:"group_stats"`
+	GroupWrites      *ebpf.MapSpec `ebpf:"group_writes"`
 	Inflight         *ebpf.MapSpec `ebpf:"inflight"`
 	LegacyState      *ebpf.MapSpec `ebpf:"legacy_state"`
 	LoadSeq          *ebpf.MapSpec `ebpf:"load_seq"`
@@ -392,12 +474,16 @@ type sentryLegacyVariableSpecs struct {
 	UnusedAttachRecKind *ebpf.VariableSpec `ebpf:"unused_attach_rec_kind"`
 	UnusedChunk         *ebpf.VariableSpec `ebpf:"unused_chunk"`
 	UnusedExit          *ebpf.VariableSpec `ebpf:"unused_exit"`
+	UnusedGroupAcc      *ebpf.VariableSpec `ebpf:"unused_group_acc"`
+	UnusedGroupCalib    *ebpf.VariableSpec `ebpf:"unused_group_calib"`
+	UnusedGroupKey      *ebpf.VariableSpec `ebpf:"unused_group_key"`
 	UnusedHeader        *ebpf.VariableSpec `ebpf:"unused_header"`
 	UnusedKind          *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedLoss          *ebpf.VariableSpec `ebpf:"unused_loss"`
 	UnusedMode          *ebpf.VariableSpec `ebpf:"unused_mode"`
 	UnusedObj           *ebpf.VariableSpec `ebpf:"unused_obj"`
 	UnusedOnError       *ebpf.VariableSpec `ebpf:"unused_on_error"`
+	UnusedProgArrayRec  *ebpf.VariableSpec `ebpf:"unused_prog_array_rec"`
 	UnusedTamper        *ebpf.VariableSpec `ebpf:"unused_tamper"`
 	UnusedVerdict       *ebpf.VariableSpec `ebpf:"unused_verdict"`
 	UnusedVerdictEnum   *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
@@ -434,6 +520,14 @@ type sentryLegacyMaps struct {
 	ConfigStaged     *ebpf.Map `ebpf:"config_staged"`
 	Events           *ebpf.Map `ebpf:"events"`
 	FactsScratch     *ebpf.Map `ebpf:"facts_scratch"`
+	GroupAccs        *ebpf.Map `ebpf:"group_accs"`
+	GroupCalibration *ebpf.Map `ebpf:"group_calibration"`
+	GroupMaps        *ebpf.Map `ebpf:"group_maps"`
+	GroupParent      *ebpf.Map `ebpf:"group_parent"`
+	GroupPending     *ebpf.Map `ebpf:"group_pending"`
+	GroupProgs       *ebpf.Map `ebpf:"group_progs"`
+	GroupStats       *ebpf.Map `ebpf:"group_stats"`
+	GroupWrites      *ebpf.Map `ebpf:"group_writes"`
 	Inflight         *ebpf.Map `ebpf:"inflight"`
 	LegacyState      *ebpf.Map `ebpf:"legacy_state"`
 	LoadSeq          *ebpf.Map `ebpf:"load_seq"`
@@ -461,6 +555,14 @@ func (m *sentryLegacyMaps) Close() error {
 		m.ConfigStaged,
 		m.Events,
 		m.FactsScratch,
+		m.GroupAccs,
+		m.GroupCalibration,
+		m.GroupMaps,
+		m.GroupParent,
+		m.GroupPending,
+		m.GroupProgs,
+		m.GroupStats,
+		m.GroupWrites,
 		m.Inflight,
 		m.LegacyState,
 		m.LoadSeq,
@@ -491,12 +593,16 @@ type sentryLegacyVariables struct {
 	UnusedAttachRecKind *ebpf.Variable `ebpf:"unused_attach_rec_kind"`
 	UnusedChunk         *ebpf.Variable `ebpf:"unused_chunk"`
 	UnusedExit          *ebpf.Variable `ebpf:"unused_exit"`
+	UnusedGroupAcc      *ebpf.Variable `ebpf:"unused_group_acc"`
+	UnusedGroupCalib    *ebpf.Variable `ebpf:"unused_group_calib"`
+	UnusedGroupKey      *ebpf.Variable `ebpf:"unused_group_key"`
 	UnusedHeader        *ebpf.Variable `ebpf:"unused_header"`
 	UnusedKind          *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedLoss          *ebpf.Variable `ebpf:"unused_loss"`
 	UnusedMode          *ebpf.Variable `ebpf:"unused_mode"`
 	UnusedObj           *ebpf.Variable `ebpf:"unused_obj"`
 	UnusedOnError       *ebpf.Variable `ebpf:"unused_on_error"`
+	UnusedProgArrayRec  *ebpf.Variable `ebpf:"unused_prog_array_rec"`
 	UnusedTamper        *ebpf.Variable `ebpf:"unused_tamper"`
 	UnusedVerdict       *ebpf.Variable `ebpf:"unused_verdict"`
 	UnusedVerdictEnum   *ebpf.Variable `ebpf:"unused_verdict_enum"`
@@ -520,6 +626,8 @@ type sentryLegacyPrograms struct {
 	SentryExitBtf             *ebpf.Program `ebpf:"sentry_exit_btf"`
 	SentryExitKretprobeIa32   *ebpf.Program `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp              *ebpf.Program `ebpf:"sentry_exit_tp"`
+	SentryGroupEnterBtf       *ebpf.Program `ebpf:"sentry_group_enter_btf"`
+	SentryGroupEnterTp        *ebpf.Program `ebpf:"sentry_group_enter_tp"`
 	SentryIoctlEnter          *ebpf.Program `ebpf:"sentry_ioctl_enter"`
 	SentryIoctlEnterDeny      *ebpf.Program `ebpf:"sentry_ioctl_enter_deny"`
 	SentryIoctlExit           *ebpf.Program `ebpf:"sentry_ioctl_exit"`
@@ -549,6 +657,8 @@ func (p *sentryLegacyPrograms) Close() error {
 		p.SentryExitBtf,
 		p.SentryExitKretprobeIa32,
 		p.SentryExitTp,
+		p.SentryGroupEnterBtf,
+		p.SentryGroupEnterTp,
 		p.SentryIoctlEnter,
 		p.SentryIoctlEnterDeny,
 		p.SentryIoctlExit,

@@ -24,6 +24,7 @@
 #define RULE_UIDS 4           /* loader uids per rule (any of) */
 #define RULE_HASHES 8         /* allowlisted instruction hashes per rule */
 #define RULE_EXES 4           /* loader executable identities per rule (any of) */
+#define RULES_MAP_FDS 2       /* map fds of a load noted for its group (a power of 2) */
 
 enum rules_action {
 	RULES_ACTION_NONE = 0,  /* empty slot: never matches */
@@ -44,6 +45,13 @@ enum rules_flag {
 	 * (prctl PR_SET_NAME), so it can never be an exception. */
 	RULES_F_UID_NOT = 1 << 8,
 	RULES_F_EXE_NOT = 1 << 9,        /* exes[] is an exception: none may match */
+	RULES_F_GROUP = 1 << 10,         /* scope group: judged only against a group view */
+};
+
+/* What a rules_facts describes (docs/GROUPS.md). */
+enum rules_scope {
+	RULES_SCOPE_PROGRAM = 0, /* one program's load */
+	RULES_SCOPE_GROUP = 1,   /* the load's metadata, helper counts summed over its loader group */
 };
 
 /*
@@ -98,6 +106,8 @@ struct rules_rule {
 struct rules_table {
 	__u32 count;      /* rules[0, count) are evaluated, in order */
 	__u32 generation; /* bumped by user space on every reload, for reporting */
+	__u32 group_n;    /* rules with RULES_F_GROUP: 0 skips the group view */
+	__u32 _pad;
 	struct rules_rule rules[RULES_MAX];
 };
 
@@ -111,7 +121,7 @@ struct rules_facts {
 	__u32 insn_cnt;      /* attr->insn_cnt, as declared */
 	__u32 uid;           /* loader's uid */
 	__u32 helper_other;  /* helper calls with id >= RULES_HELPER_MAX */
-	__u32 _pad;
+	__u32 scope;         /* enum rules_scope: one program, or its loader group's sum */
 	__u64 insn_hash;     /* rules_hash over the normalised instructions; start at RULES_HASH_INIT */
 	__u64 exe_ino;       /* loader's mm->exe_file inode (0: none) */
 	__u32 exe_dev;       /* and its superblock's dev_t */
@@ -120,6 +130,11 @@ struct rules_facts {
 	char prog_name[RULES_NAME_LEN];    /* attr->prog_name, NUL-terminated */
 	char comm[RULES_NAME_LEN];         /* loader's task comm */
 	__u32 helper_cnt[RULES_HELPER_MAX];
+	/* The fds of the first RULES_MAP_FDS ld_imm64 map-fd slots, and how
+	 * many there are: bpf/group.h looks for a prog_array among them. */
+	__u32 map_fds;
+	__u32 map_fd[RULES_MAP_FDS];
+	__u32 _pad3;
 };
 
 /* The evaluator's answer. */

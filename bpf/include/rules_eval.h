@@ -94,6 +94,9 @@ static __always_inline int rules_rule_matches(const struct rules_rule *r, const 
 
 	if (r->action == RULES_ACTION_NONE)
 		return 0;
+	/* a group rule judges only the group view, every other rule only the program */
+	if (!(flags & RULES_F_GROUP) != (f->scope == RULES_SCOPE_PROGRAM))
+		return 0;
 	if ((flags & RULES_F_PROG_TYPE) && !rules_bit(r->prog_types, 0, f->prog_type))
 		return 0;
 	if ((flags & RULES_F_ATTACH_TYPE) && !rules_bit(r->attach_types[0], r->attach_types[1], f->expected_attach_type))

@@ -23,6 +23,7 @@ enum sentry_record_kind {
 	SENTRY_REC_VERDICT = 3,
 	SENTRY_REC_EXIT = 4,
 	SENTRY_REC_TAMPER = 5, /* another process reached for the sentry's own BPF objects */
+	SENTRY_REC_PROG_ARRAY = 6, /* a write into a prog_array (bpf/group.h) */
 };
 
 /* The kind of one of the sentry's own BPF objects (struct sentry_tamper). */

@@ -377,6 +377,9 @@ func writeText(w *bufio.Writer, p *program.Program, r *analysis.Report) {
 				typ = "?"
 			}
 			fmt.Fprintf(w, "    %-24s %-16s at %s\n", id, typ, ints(m.At))
+			if len(m.TailCalls) > 0 {
+				fmt.Fprintf(w, "      tail calls: %s\n", tailCallsText(m.TailCalls))
+			}
 		}
 	}
 	writeExterns(w, r)

@@ -320,6 +320,14 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 					slog.Warn("write event", "err", err)
 				}
 			}
+		case w, ok := <-s.ProgArrayWrites():
+			if ok {
+				ev := progArrayWriteEvent(w)
+				tel.Pipeline.Emit(ev)
+				if o.format == "text" {
+					fmt.Fprintln(out, progArrayWriteLine(ev))
+				}
+			}
 		case ev := <-reloads:
 			applyReload(ev.Reason, ev.Err)
 		case sig := <-sigs:
@@ -490,4 +498,30 @@ func notableHelpers(rep *analysis.Report) string {
 		parts = append(parts, fmt.Sprintf("%s×%d", name, h.Count))
 	}
 	return strings.Join(parts, ",")
+}
+
+// progArrayWriteEvent is the prog_array_write event of a write the sensor
+// reported (docs/GROUPS.md).
+func progArrayWriteEvent(w *sensor.ProgArrayWrite) *output.Event {
+	uid := w.UID
+	l := output.Loader{PID: w.PID, TID: w.TID, UID: &uid, Comm: w.Comm, Unknown: []string{"ppid", "gid"}}
+	return output.NewProgArrayWrite(w.Time, l, output.ProgArrayWrite{Op: w.Op, MapID: w.MapID, Key: w.Key,
+		KeyUnreadable: w.KeyUnreadable, ValueFD: w.ValueFD, ProgID: w.ProgID, OldProgID: w.OldProgID,
+		Swap: w.Swap(), Errno: w.Errno, Group: output.GroupRef{TGID: w.Group.TGID, StartNS: w.Group.Start}})
+}
+
+// progArrayWriteLine is the text line of a prog_array_write (names escaped
+// by NewProgArrayWrite, and quoted).
+func progArrayWriteLine(ev *output.Event) string {
+	w := ev.ProgArray
+	line := fmt.Sprintf("%s prog_array_write loader=%q pid=%d op=%s map=%d key=%d prog=%d old_prog=%d group=%d@%d",
+		ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"), ev.Loader.Comm, ev.Loader.PID, w.Op, w.MapID, w.Key,
+		w.ProgID, w.OldProgID, w.Group.TGID, w.Group.StartNS)
+	if w.Swap {
+		line += " swap"
+	}
+	if w.Errno != 0 {
+		line += fmt.Sprintf(" errno=%d", w.Errno)
+	}
+	return line
 }

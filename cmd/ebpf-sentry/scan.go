@@ -18,6 +18,7 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/insn"
 	"github.com/ebpf-sentry/ebpf-sentry/inventory"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
 	"github.com/ebpf-sentry/ebpf-sentry/report"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
@@ -297,6 +298,9 @@ func writeScanText(w *bufio.Writer, inv *inventory.Inventory, hidden []inventory
 			}
 			fmt.Fprintf(w, "  %d: %s name %s key %dB value %dB max_entries %d%s\n", m.ID, analysis.MapTypeName(m.Type),
 				m.Name, m.KeySize, m.ValueSize, m.MaxEntries, ownersSuffix(m.Holders, m.Pins))
+			if len(m.TailCalls) > 0 {
+				fmt.Fprintf(w, "     tail calls: %s\n", tailCallsText(m.TailCalls))
+			}
 		}
 	}
 	if len(inv.Links) > 0 {
@@ -408,4 +412,15 @@ func hiddenText(h inventory.Hidden) string {
 		what = fmt.Sprintf("program bpf_prog_%s_%s", h.Tag, h.Name)
 	}
 	return fmt.Sprintf("%s seen by %s, missing from %s", output.Escape(what), strings.Join(h.SeenBy, ","), strings.Join(h.MissingFrom, ","))
+}
+
+// tailCallsText lists a prog_array's occupied slots: "[1] → tg_stage2" from
+// an object, "[0] → prog 42" from the kernel. Names from objects are
+// untrusted and escaped.
+func tailCallsText(tcs []program.TailCall) string {
+	parts := make([]string, len(tcs))
+	for i, tc := range tcs {
+		parts[i] = output.Escape(tc.String())
+	}
+	return strings.Join(parts, ", ")
 }

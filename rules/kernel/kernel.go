@@ -49,6 +49,10 @@ const (
 	FlagNameNot       = RuleEvalRulesFlagRULES_F_NAME_NOT
 	FlagUIDNot        = RuleEvalRulesFlagRULES_F_UID_NOT
 	FlagExeNot        = RuleEvalRulesFlagRULES_F_EXE_NOT
+	FlagGroup         = RuleEvalRulesFlagRULES_F_GROUP
+
+	// ScopeGroup marks Facts that are a loader group's view (Facts.Scope).
+	ScopeGroup = 1
 )
 
 // Hash constants; must equal RULES_HASH_INIT and RULES_HASH_PRIME in rules_eval.h.
@@ -176,6 +180,7 @@ func (h *Harness) Run(meta *Facts, insns []byte) (*Output, error) {
 	in.Facts.ProgName = meta.ProgName
 	in.Facts.Comm = meta.Comm
 	in.Facts.ExeIno, in.Facts.ExeDev = meta.ExeIno, meta.ExeDev
+	in.Facts.Scope = meta.Scope // a group view: insns then hold the group's programs one after the other
 	for i := 0; i < n; i++ {
 		in.Insns[i] = binary.LittleEndian.Uint64(insns[i*8:])
 	}

@@ -50,7 +50,7 @@ type RuleEvalRulesFacts struct {
 	InsnCnt            uint32
 	Uid                uint32
 	HelperOther        uint32
-	Pad                uint32
+	Scope              uint32
 	InsnHash           uint64
 	ExeIno             uint64
 	ExeDev             uint32
@@ -59,6 +59,9 @@ type RuleEvalRulesFacts struct {
 	ProgName           [16]int8
 	Comm               [16]int8
 	HelperCnt          [256]uint32
+	MapFds             uint32
+	MapFd              [2]uint32
+	Pad3               uint32
 }
 
 type RuleEvalRulesFlag uint32
@@ -73,6 +76,7 @@ const (
 	RuleEvalRulesFlagRULES_F_NAME_NOT       RuleEvalRulesFlag = 64
 	RuleEvalRulesFlagRULES_F_UID_NOT        RuleEvalRulesFlag = 256
 	RuleEvalRulesFlagRULES_F_EXE_NOT        RuleEvalRulesFlag = 512
+	RuleEvalRulesFlagRULES_F_GROUP          RuleEvalRulesFlag = 1024
 )
 
 type RuleEvalRulesResult struct {
@@ -119,6 +123,8 @@ type RuleEvalRulesTable struct {
 	_          structs.HostLayout
 	Count      uint32
 	Generation uint32
+	GroupN     uint32
+	Pad        uint32
 	Rules      [1024]RuleEvalRulesRule
 }
 

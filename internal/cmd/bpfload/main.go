@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -38,7 +39,7 @@ type result struct {
 }
 
 func main() {
-	insnsPath := flag.String("insns", "", "file with raw instructions (8 bytes each)")
+	insnsPath := flag.String("insns", "", "file with raw instructions (8 bytes each); several files separated by commas are loaded one after the other, each -count times, by this one process")
 	gen := flag.Int("gen", 0, "instead of -insns: n-1 times r0 = 0, then exit")
 	name := flag.String("name", "bpfload", "program name (≤ 15 bytes)")
 	typ := flag.Uint("type", 5, "enum bpf_prog_type (5: tracepoint)")
@@ -52,6 +53,8 @@ func main() {
 	flip := flag.Int("flip", -1, "a second thread keeps toggling bit 0 of this instruction's imm while the loads run (a time-of-check to time-of-use race)")
 	flipInCopy := flag.Int("flip-in-copy", -1, "every load passes a bpf_attr whose zero tail sits in fresh userfaultfd memory; while the kernel waits for it (after the syscall's entry, before it copies the attr and then the instructions) the fault handler toggles bit 0 of this instruction's imm: a deterministic time-of-check to time-of-use race")
 	progArray := flag.String("prog-array", "", "a pinned BPF_MAP_TYPE_PROG_ARRAY: its fd goes into every ld_imm64 map-fd pseudo instruction (src_reg 1) of the program")
+	mapPins := flag.String("maps", "", "pinned maps, separated by commas: a ld_imm64 map-fd pseudo instruction (src_reg 1) whose imm is i gets the fd of the i-th (with -prog-array, that one is then only the -tail-slot target)")
+	badWrites := flag.Bool("bad-writes", false, "after the loads, two writes that fail: an update of map fd 9999 (not open) and, with -prog-array, of slot 0 of that array with program fd 9999; their errnos go to stderr")
 	tailSlot := flag.Int("tail-slot", -1, "with -prog-array: store each loaded program at this index of the array (a tail-call target)")
 	uffdStall := flag.Duration("uffd-stall", 0, "the first load's instructions sit in userfaultfd-registered memory: the kernel's first read of them blocks this long inside the syscall (0: off)")
 	comm := flag.String("comm", "", "rename the loading thread first (prctl PR_SET_NAME), as a loader posing as another program would")
@@ -65,13 +68,23 @@ func main() {
 	}
 
 	var insns []byte
+	var more [][]byte // the files after the first (-insns a,b)
 	switch {
 	case *insnsPath != "":
-		b, err := os.ReadFile(*insnsPath)
-		if err != nil {
-			fatal(err)
+		for i, p := range strings.Split(*insnsPath, ",") {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				fatal(err)
+			}
+			if len(b)%8 != 0 || len(b) == 0 {
+				fatal(fmt.Errorf("%s: %d bytes of instructions: not a whole number of 8-byte slots", p, len(b)))
+			}
+			if i == 0 {
+				insns = b
+			} else {
+				more = append(more, b)
+			}
 		}
-		insns = b
 	case *gen > 0:
 		insns = make([]byte, *gen*8)
 		for i := 0; i < *gen-1; i++ {
@@ -85,16 +98,43 @@ func main() {
 		fatal(fmt.Errorf("%d bytes of instructions: not a whole number of 8-byte slots", len(insns)))
 	}
 	arrayFD := -1
+	if *mapPins != "" {
+		var fds []int
+		for _, p := range strings.Split(*mapPins, ",") {
+			fd, err := objGet(p)
+			if err != nil {
+				fatal(fmt.Errorf("-maps %s: %w", p, err))
+			}
+			fds = append(fds, fd)
+		}
+		for _, b := range append([][]byte{insns}, more...) {
+			for i := 0; i+16 <= len(b); i += 8 {
+				if b[i] == 0x18 && b[i+1]>>4 == 1 {
+					n := binary.LittleEndian.Uint32(b[i+4:])
+					if int(n) >= len(fds) {
+						fatal(fmt.Errorf("-maps: instruction %d names map %d of %d", i/8, n, len(fds)))
+					}
+					binary.LittleEndian.PutUint32(b[i+4:], uint32(fds[n]))
+					i += 8
+				}
+			}
+		}
+	}
 	if *progArray != "" {
 		fd, err := objGet(*progArray)
 		if err != nil {
 			fatal(fmt.Errorf("-prog-array %s: %w", *progArray, err))
 		}
 		arrayFD = fd
-		for i := 0; i+16 <= len(insns); i += 8 {
-			if insns[i] == 0x18 && insns[i+1]>>4 == 1 { // ld_imm64 with BPF_PSEUDO_MAP_FD
-				binary.LittleEndian.PutUint32(insns[i+4:], uint32(fd))
-				i += 8
+		for _, b := range append([][]byte{insns}, more...) {
+			if *mapPins != "" {
+				break
+			}
+			for i := 0; i+16 <= len(b); i += 8 {
+				if b[i] == 0x18 && b[i+1]>>4 == 1 { // ld_imm64 with BPF_PSEUDO_MAP_FD
+					binary.LittleEndian.PutUint32(b[i+4:], uint32(fd))
+					i += 8
+				}
 			}
 		}
 	} else if *tailSlot >= 0 {
@@ -148,7 +188,16 @@ func main() {
 	}
 	enc := json.NewEncoder(os.Stdout)
 	var fds []int
-	for i := 0; i < *count; i++ {
+	all := append([][]byte{insns}, more...)
+	if len(more) > 0 && (stall != nil || *flip >= 0 || *flipInCopy >= 0) {
+		fatal(fmt.Errorf("several -insns files cannot be combined with -uffd-stall, -flip or -flip-in-copy"))
+	}
+	for i := 0; i < *count*len(all); i++ {
+		if len(more) > 0 {
+			cur := all[i / *count]
+			attr.Insns = uint64(uintptr(unsafe.Pointer(&cur[0])))
+			attr.InsnCnt = uint32(len(cur) / 8)
+		}
 		runtime.LockOSThread()
 		if *comm != "" {
 			// comm is per thread: rename the one that calls bpf().
@@ -188,6 +237,7 @@ func main() {
 			r.StalledNS, r.UffdFaults = st.Stalled.Nanoseconds(), st.Faults
 		}
 		runtime.KeepAlive(insns)
+		runtime.KeepAlive(all)
 		runtime.KeepAlive(lic)
 		if err != nil {
 			var errno unix.Errno
@@ -214,6 +264,13 @@ func main() {
 		enc.Encode(r)
 	}
 	stop.Store(true)
+	if *badWrites {
+		const notOpen = 9999
+		fmt.Fprintf(os.Stderr, "update of map fd %d: %v\n", notOpen, arrayUpdate(notOpen, 0, 0))
+		if arrayFD >= 0 {
+			fmt.Fprintf(os.Stderr, "update of the prog array with fd %d: %v\n", notOpen, arrayUpdate(arrayFD, 0, notOpen))
+		}
+	}
 	if *keep {
 		buf := make([]byte, 1)
 		os.Stdin.Read(buf)

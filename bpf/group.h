@@ -1,0 +1,641 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Loader groups in the kernel (docs/GROUPS.md). A group is the programs of
+ * one loader: a process, identified by what the kernel vouches for (tgid and
+ * its thread-group leader's start time, never a name), joined with other
+ * processes' groups when they share a prog_array (one writes a program of
+ * the other into it, or loads a program that tail-calls through a
+ * prog_array another group already uses).
+ *
+ * Per group the kernel keeps the sum of the helper histograms of its
+ * programs that loaded (group_accs). The load judge evaluates the rules of
+ * scope group against that sum plus the program being judged, so the load
+ * that completes a profile split across programs is blocked at syscall
+ * entry (or denied in the LSM). A load adds to its group only when it
+ * succeeds (sys_exit with an fd): failed and blocked loads leave nothing.
+ * Every map is an LRU with a fixed size: the state is bounded whatever the
+ * load, and the oldest groups go first. User space drops a group once its
+ * process has exited and none of its programs is loaded any more (the
+ * kernel has no hook for a program's end on every kernel).
+ *
+ * Included by sensor.bpf.c after is_self, struct walk_ctx and the maps it
+ * uses. The bounded-loop build (SENTRY_NO_LOOP, 5.10) keeps the prog_array
+ * report but has no group judge: user space groups and alerts there.
+ */
+#ifndef SENTRY_GROUP_H
+#define SENTRY_GROUP_H
+
+#define GROUP_MAX 10240         /* groups with a sum: one per loader process at most */
+#define GROUP_LINKS_MAX 8192    /* joined groups, and prog_arrays with a group */
+#define GROUP_PROGS_MAX 16384   /* programs with a group: more than the 10,000 live programs budgeted */
+#define GROUP_PENDING_MAX 1024  /* loads and prog_array writes between entry and exit */
+#define GROUP_HOPS 4            /* joins followed from a process to its group */
+#define MAP_TYPE_PROG_ARRAY 3
+
+/* A loader process: its tgid and its leader's start_boottime, which a
+ * process that gets the tgid again cannot choose. */
+struct group_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 start;
+};
+
+/* What a group's programs call, summed over the programs that loaded.
+ * Counts are 16-bit and saturate at 65535 (no rule asks for more calls):
+ * half the memory per group. */
+#define GROUP_CNT_MAX 0xffff
+struct group_acc {
+	__u32 progs;
+	__u32 helper_other;
+	__u64 used[RULES_HELPER_MAX / 64];
+	__u16 helper_cnt[RULES_HELPER_MAX];
+};
+
+/* One write into (or delete from) a prog_array, reported at its exit. */
+struct sentry_prog_array_rec {
+	struct sentry_rec_hdr h; /* load_id: a sequence of its own */
+	__u64 ktime_ns;
+	__u32 tid;
+	__u32 uid;
+	__u32 cmd;         /* BPF_MAP_UPDATE_ELEM or BPF_MAP_DELETE_ELEM */
+	__u32 map_id;
+	__u32 key;         /* the slot */
+	__u32 key_read;    /* 0: the key could not be read from the caller */
+	__u32 value_fd;    /* the program fd written (update) */
+	__u32 prog_id;     /* the program it names; 0 when the fd is no program */
+	__u32 old_prog_id; /* what the slot held at entry; 0 when empty */
+	__s32 ret;         /* 0, or -errno */
+	struct group_key group; /* the writer's group after the write */
+	char comm[SENTRY_COMM_LEN];
+};
+
+/* Learnt from the sensor's own bpf() calls: the f_op of a map fd and of a
+ * program fd, so that an fd is taken for a map or a program only when the
+ * kernel made it one (struct file private_data is otherwise anything). */
+struct group_calib {
+	__u64 map_fops;
+	__u64 prog_fops;
+};
+
+/* Minimal CO-RE views (the ___grp flavour keeps them apart from the
+ * sensor's own definitions of the same types). */
+struct file___grp {
+	const void *f_op;
+	void *private_data;
+} __attribute__((preserve_access_index));
+struct bpf_map___grp {
+	enum bpf_map_type map_type;
+	__u32 max_entries;
+	__u32 id;
+} __attribute__((preserve_access_index));
+struct bpf_array___grp {
+	__u32 index_mask;
+	union {
+		char value[0];
+		void *ptrs[0];
+	};
+} __attribute__((preserve_access_index));
+
+const struct group_key *unused_group_key __attribute__((unused));
+const struct group_acc *unused_group_acc __attribute__((unused));
+const struct sentry_prog_array_rec *unused_prog_array_rec __attribute__((unused));
+const struct group_calib *unused_group_calib __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GROUP_MAX);
+	__type(key, struct group_key);
+	__type(value, struct group_acc);
+} group_accs SEC(".maps");
+
+/* A group joined into another: key → the group it now belongs to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GROUP_LINKS_MAX);
+	__type(key, struct group_key);
+	__type(value, struct group_key);
+} group_parent SEC(".maps");
+
+/* prog_array map id → the group that uses it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GROUP_LINKS_MAX);
+	__type(key, __u32);
+	__type(value, struct group_key);
+} group_maps SEC(".maps");
+
+/* prog id → the group whose load created it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GROUP_PROGS_MAX);
+	__type(key, __u32);
+	__type(value, struct group_key);
+} group_progs SEC(".maps");
+
+struct group_pending {
+	struct group_key group;
+	struct group_key joined; /* the referenced prog_array's group */
+	__u32 has_joined;
+	__u32 map_id;            /* the first prog_array the program references; 0: none */
+	struct group_acc add;    /* this program's counts (progs = 1) */
+};
+
+/* A judged load until its exit, by thread id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GROUP_PENDING_MAX);
+	__type(key, __u32);
+	__type(value, struct group_pending);
+} group_pending SEC(".maps");
+
+/* A prog_array write until its exit, by thread id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GROUP_PENDING_MAX);
+	__type(key, __u32);
+	__type(value, struct sentry_prog_array_rec);
+} group_writes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct group_calib);
+} group_calibration SEC(".maps");
+
+/* Counters (index: GROUP_STAT_*), read by user space for the benchmark and
+ * for doctor. */
+#define GROUP_STAT_JUDGED 0    /* loads judged with a group view */
+#define GROUP_STAT_COMMITTED 1 /* loads added to a group */
+#define GROUP_STAT_JOINS 2     /* groups joined */
+#define GROUP_STAT_WRITES 3    /* prog_array writes reported */
+#define GROUP_STAT_NOSCRATCH 4 /* group view skipped: no scratch */
+#define GROUP_STAT_WRITE_LOST 5 /* a prog_array write not reported (no room) */
+#define GROUP_STAT_NR 6
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GROUP_STAT_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} group_stats SEC(".maps");
+
+static __always_inline void group_count(__u32 what)
+{
+	__u64 *n = bpf_map_lookup_elem(&group_stats, &what);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+static const struct group_acc zero_acc;
+static const struct group_pending zero_pending;
+static const struct sentry_prog_array_rec zero_write;
+
+static __always_inline struct group_key group_of_task(struct task_struct *task)
+{
+	struct group_key k = {};
+
+	k.tgid = BPF_CORE_READ(task, tgid);
+	k.start = BPF_CORE_READ(task, group_leader, start_boottime);
+	return k;
+}
+
+static __always_inline int group_eq(const struct group_key *a, const struct group_key *b)
+{
+	return a->tgid == b->tgid && a->start == b->start;
+}
+
+/* Follows joins from k to the group it belongs to now. */
+static __always_inline void group_find(struct group_key *k)
+{
+#pragma unroll
+	for (int i = 0; i < GROUP_HOPS; i++) {
+		struct group_key *p = bpf_map_lookup_elem(&group_parent, k);
+		if (!p || group_eq(p, k))
+			return;
+		*k = *p;
+	}
+}
+
+/* The struct file behind fd in task's table, or NULL. */
+static __always_inline struct file___grp *group_fd_file(struct task_struct *task, __u32 fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct file **fds;
+	struct file___grp *file = NULL;
+
+	if (!fdt || fd >= max)
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&file, sizeof(file), fds + fd);
+	return file;
+}
+
+/* The map behind fd when it is a prog_array (map ops the kernel vouches
+ * for through f_op), else NULL. */
+static __always_inline struct bpf_map___grp *group_prog_array(struct task_struct *task, __u32 fd,
+							      const struct group_calib *cal)
+{
+	struct file___grp *file = group_fd_file(task, fd);
+
+	if (!file || !cal->map_fops || (__u64)BPF_CORE_READ(file, f_op) != cal->map_fops)
+		return NULL;
+	struct bpf_map___grp *map = BPF_CORE_READ(file, private_data);
+	if (!map || BPF_CORE_READ(map, map_type) != MAP_TYPE_PROG_ARRAY)
+		return NULL;
+	return map;
+}
+
+/* The id of the program behind fd, or 0. */
+static __always_inline __u32 group_prog_id(struct task_struct *task, __u32 fd, const struct group_calib *cal)
+{
+	struct file___grp *file = group_fd_file(task, fd);
+
+	if (!file || !cal->prog_fops || (__u64)BPF_CORE_READ(file, f_op) != cal->prog_fops)
+		return 0;
+	struct bpf_prog *prog = BPF_CORE_READ(file, private_data);
+	return prog ? BPF_CORE_READ(prog, aux, id) : 0;
+}
+
+#ifndef SENTRY_NO_LOOP
+/* Histogram additions, one helper id per bpf_loop step: a group's 16-bit
+ * counts (saturating) and a rules_facts' 32-bit ones. */
+struct group_add_ctx {
+	void *dst;
+	const void *src;
+};
+
+#define GROUP_ADD_STEP(name, dtype, stype)                                       \
+	static long name(__u64 i, struct group_add_ctx *c)                       \
+	{                                                                        \
+		if (i >= RULES_HELPER_MAX)                                       \
+			return 1;                                                \
+		dtype *d = (dtype *)c->dst + (i & (RULES_HELPER_MAX - 1));      \
+		__u32 v = *d + ((const stype *)c->src)[i & (RULES_HELPER_MAX - 1)]; \
+		if (sizeof(dtype) == 2 && v > GROUP_CNT_MAX)                     \
+			v = GROUP_CNT_MAX;                                       \
+		*d = v;                                                          \
+		return 0;                                                        \
+	}
+
+GROUP_ADD_STEP(group_add_16_32, __u16, __u32)
+GROUP_ADD_STEP(group_add_32_16, __u32, __u16)
+GROUP_ADD_STEP(group_add_16_16, __u16, __u16)
+
+static __always_inline void group_add_bits(__u64 *dst_used, __u32 *dst_other, const __u64 *src_used, __u32 src_other)
+{
+#pragma unroll
+	for (int i = 0; i < RULES_HELPER_MAX / 64; i++)
+		dst_used[i] |= src_used[i];
+	*dst_other += src_other;
+}
+
+/* a program's facts into a group sum */
+static __always_inline void group_add_facts(struct group_acc *dst, const struct rules_facts *f)
+{
+	struct group_add_ctx c = {.dst = dst->helper_cnt, .src = f->helper_cnt};
+
+	bpf_loop(RULES_HELPER_MAX, group_add_16_32, &c, 0);
+	group_add_bits(dst->used, &dst->helper_other, f->used, f->helper_other);
+}
+
+/* a group sum into a group view */
+static __always_inline void group_add_to_facts(struct rules_facts *dst, const struct group_acc *a)
+{
+	struct group_add_ctx c = {.dst = dst->helper_cnt, .src = a->helper_cnt};
+
+	bpf_loop(RULES_HELPER_MAX, group_add_32_16, &c, 0);
+	group_add_bits(dst->used, &dst->helper_other, a->used, a->helper_other);
+}
+
+static __always_inline void group_add_acc(struct group_acc *dst, const struct group_acc *src)
+{
+	struct group_add_ctx c = {.dst = dst->helper_cnt, .src = src->helper_cnt};
+
+	bpf_loop(RULES_HELPER_MAX, group_add_16_16, &c, 0);
+	group_add_bits(dst->used, &dst->helper_other, src->used, src->helper_other);
+	dst->progs += src->progs;
+}
+
+struct group_scratch {
+	struct rules_facts f;
+	struct rules_result res;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct group_scratch);
+} group_scratch SEC(".maps");
+
+/* The sleepable hook's group scratch: per task, like its other scratch. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct group_scratch);
+} group_task_scratch SEC(".maps");
+
+static __always_inline struct group_scratch *group_scratch_for(const int kernel)
+{
+	__u32 zero = 0;
+
+	if (kernel == SRC_USER_SLEEPABLE)
+		return bpf_task_storage_get(&group_task_scratch, bpf_get_current_task_btf(), 0,
+					    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	return bpf_map_lookup_elem(&group_scratch, &zero);
+}
+
+/* The group of the program a load references through its first prog_array
+ * (map fds of ld_imm64, noted by the walk). */
+static __always_inline void group_referenced(struct task_struct *task, const struct rules_facts *f,
+					     struct group_pending *p)
+{
+	__u32 zero = 0;
+	struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
+
+	if (!cal)
+		return;
+#pragma unroll
+	for (int i = 0; i < RULES_MAP_FDS; i++) {
+		if (i >= f->map_fds)
+			break;
+		struct bpf_map___grp *map = group_prog_array(task, f->map_fd[i], cal);
+		if (!map)
+			continue;
+		p->map_id = BPF_CORE_READ(map, id);
+		struct group_key *g = bpf_map_lookup_elem(&group_maps, &p->map_id);
+		if (g) {
+			p->joined = *g;
+			group_find(&p->joined);
+			p->has_joined = !group_eq(&p->joined, &p->group);
+		}
+		return;
+	}
+}
+
+/*
+ * The group view of one load: its group's sum (and that of the group it
+ * joins by a referenced prog_array) plus its own counts, judged with the
+ * rules of scope group; a match is merged into res. The load's counts wait
+ * in group_pending for its exit. gs is per-CPU scratch, or the task's for
+ * the sleepable hook.
+ */
+static __always_inline void group_judge(const struct rules_table *table, const struct rules_facts *f,
+					struct rules_result *res, struct group_scratch *gs,
+					struct task_struct *task, __u32 tid)
+{
+	if (!gs) {
+		group_count(GROUP_STAT_NOSCRATCH);
+		return;
+	}
+	if (bpf_map_update_elem(&group_pending, &tid, &zero_pending, BPF_ANY))
+		return;
+	struct group_pending *p = bpf_map_lookup_elem(&group_pending, &tid);
+	if (!p)
+		return;
+	p->group = group_of_task(task);
+	group_find(&p->group);
+	group_referenced(task, f, p);
+	p->add.progs = 1;
+	group_add_facts(&p->add, f);
+
+	if (!table->group_n)
+		return;
+	group_count(GROUP_STAT_JUDGED);
+	/* The group view: the load's own facts with the group's counts added. */
+	bpf_probe_read_kernel(&gs->f, sizeof(gs->f), f);
+	gs->f.scope = RULES_SCOPE_GROUP;
+	struct group_acc *a = bpf_map_lookup_elem(&group_accs, &p->group);
+	if (a)
+		group_add_to_facts(&gs->f, a);
+	if (p->has_joined) {
+		a = bpf_map_lookup_elem(&group_accs, &p->joined);
+		if (a)
+			group_add_to_facts(&gs->f, a);
+	}
+	rules_evaluate(table, &gs->f, &gs->res);
+	if (gs->res.action == RULES_ACTION_NONE)
+		return;
+#pragma unroll
+	for (int i = 0; i < RULES_MATCHED_WORDS; i++)
+		res->matched[i] |= gs->res.matched[i];
+	if (res->first < 0 || (gs->res.first >= 0 && gs->res.first < res->first)) {
+		res->first = gs->res.first;
+		res->first_action = gs->res.first_action;
+	}
+	if (gs->res.first_block >= 0 && (res->first_block < 0 || gs->res.first_block < res->first_block))
+		res->first_block = gs->res.first_block;
+	if (gs->res.action > res->action)
+		res->action = gs->res.action;
+}
+
+/* Joins group from into group to: to's sum takes from's, and from now
+ * resolves to to. */
+static __always_inline void group_join(const struct group_key *from, const struct group_key *to)
+{
+	if (group_eq(from, to))
+		return;
+	struct group_acc *src = bpf_map_lookup_elem(&group_accs, from);
+	if (src) {
+		struct group_acc *dst = bpf_map_lookup_elem(&group_accs, to);
+		if (!dst) {
+			bpf_map_update_elem(&group_accs, to, &zero_acc, BPF_NOEXIST);
+			dst = bpf_map_lookup_elem(&group_accs, to);
+		}
+		if (dst)
+			group_add_acc(dst, src);
+		bpf_map_delete_elem(&group_accs, from);
+	}
+	bpf_map_update_elem(&group_parent, from, to, BPF_ANY);
+	group_count(GROUP_STAT_JOINS);
+}
+
+/* A judged load's exit: a load that returned an fd adds its counts to its
+ * group (joined with the referenced prog_array's); any other outcome drops
+ * them. */
+static __always_inline void group_load_exit(__u32 tid, __s64 ret)
+{
+	struct group_pending *p = bpf_map_lookup_elem(&group_pending, &tid);
+	if (!p)
+		return;
+	if (ret < 0) {
+		bpf_map_delete_elem(&group_pending, &tid);
+		return;
+	}
+	struct group_key target = p->group;
+	if (p->has_joined) {
+		group_join(&p->group, &p->joined);
+		target = p->joined;
+	}
+	struct group_acc *dst = bpf_map_lookup_elem(&group_accs, &target);
+	if (!dst) {
+		bpf_map_update_elem(&group_accs, &target, &zero_acc, BPF_NOEXIST);
+		dst = bpf_map_lookup_elem(&group_accs, &target);
+	}
+	if (dst)
+		group_add_acc(dst, &p->add);
+	if (p->map_id && !bpf_map_lookup_elem(&group_maps, &p->map_id))
+		bpf_map_update_elem(&group_maps, &p->map_id, &target, BPF_ANY);
+	__u32 zero = 0;
+	struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
+	if (cal) {
+		__u32 id = group_prog_id((struct task_struct *)bpf_get_current_task(), ret, cal);
+		if (id)
+			bpf_map_update_elem(&group_progs, &id, &target, BPF_ANY);
+	}
+	group_count(GROUP_STAT_COMMITTED);
+	bpf_map_delete_elem(&group_pending, &tid);
+}
+#else
+static __always_inline void group_load_exit(__u32 tid, __s64 ret)
+{
+}
+#endif
+
+/* The part of union bpf_attr that BPF_MAP_*_ELEM uses. */
+struct map_elem_attr {
+	__u32 map_fd;
+	__u32 _pad;
+	__u64 key;
+	__u64 value;
+	__u64 flags;
+};
+
+/*
+ * bpf() entry: a write into or delete from a prog_array is remembered until
+ * its exit. The sensor's own writes teach it the f_op of map and program
+ * fds (user space writes one program into a prog_array at start-up) and are
+ * not reported.
+ */
+static __always_inline int group_on_enter(__u64 cmd, __u64 uattr, __u64 size)
+{
+	if (cmd != BPF_MAP_UPDATE_ELEM && cmd != BPF_MAP_DELETE_ELEM)
+		return 0;
+	__u32 zero = 0;
+	struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
+	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cal || !cfg)
+		return 0;
+	struct map_elem_attr attr = {};
+	__u64 sz = size;
+	if (sz > sizeof(attr))
+		sz = sizeof(attr);
+	if (sz < 24 || bpf_probe_read_user(&attr, sz, (const void *)uattr))
+		return 0; /* the kernel fails it with EFAULT/EINVAL: nothing written */
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	int self = is_self(cfg, tgid, task);
+	if (self) {
+		struct file___grp *mf = group_fd_file(task, attr.map_fd);
+		if (!mf)
+			return 0;
+		if (!cal->map_fops)
+			cal->map_fops = (__u64)BPF_CORE_READ(mf, f_op);
+		if (cmd == BPF_MAP_UPDATE_ELEM && !cal->prog_fops && group_prog_array(task, attr.map_fd, cal)) {
+			__u32 vfd = 0;
+			if (!bpf_probe_read_user(&vfd, sizeof(vfd), (const void *)attr.value)) {
+				struct file___grp *pf = group_fd_file(task, vfd);
+				if (pf)
+					cal->prog_fops = (__u64)BPF_CORE_READ(pf, f_op);
+			}
+		}
+		return 0;
+	}
+	struct bpf_map___grp *map = group_prog_array(task, attr.map_fd, cal);
+	if (!map)
+		return 0;
+	if (bpf_map_update_elem(&group_writes, &tid, &zero_write, BPF_ANY)) {
+		group_count(GROUP_STAT_WRITE_LOST);
+		return 0;
+	}
+	struct sentry_prog_array_rec *w = bpf_map_lookup_elem(&group_writes, &tid);
+	if (!w)
+		return 0;
+	w->h.kind = SENTRY_REC_PROG_ARRAY;
+	w->h.pid = tgid;
+	w->tid = tid;
+	w->uid = (__u32)bpf_get_current_uid_gid();
+	w->cmd = cmd;
+	w->map_id = BPF_CORE_READ(map, id);
+	w->key_read = !bpf_probe_read_user(&w->key, sizeof(w->key), (const void *)attr.key);
+	bpf_get_current_comm(w->comm, sizeof(w->comm));
+	if (cmd == BPF_MAP_UPDATE_ELEM && !bpf_probe_read_user(&w->value_fd, sizeof(w->value_fd), (const void *)attr.value))
+		w->prog_id = group_prog_id(task, w->value_fd, cal);
+	__u32 max = BPF_CORE_READ(map, max_entries);
+	if (w->key_read && w->key < max) {
+		struct bpf_array___grp *arr = (void *)map;
+		__u32 mask = BPF_CORE_READ(arr, index_mask);
+		void *slot = (void *)arr + bpf_core_field_offset(struct bpf_array___grp, ptrs) +
+			     (__u64)(w->key & mask) * sizeof(void *);
+		struct bpf_prog *old = NULL;
+		bpf_probe_read_kernel(&old, sizeof(old), slot);
+		if (old)
+			w->old_prog_id = BPF_CORE_READ(old, aux, id);
+	}
+	return 0;
+}
+
+/* bpf() exit: report a remembered prog_array write with its result; a
+ * write that succeeded joins the writer's group, the written program's and
+ * the prog_array's into one. */
+static __always_inline void group_on_exit(__u32 tid, __s64 ret)
+{
+	struct sentry_prog_array_rec *w = bpf_map_lookup_elem(&group_writes, &tid);
+	if (!w)
+		return;
+	w->ret = ret;
+	w->ktime_ns = bpf_ktime_get_ns();
+	struct group_key g = group_of_task((struct task_struct *)bpf_get_current_task());
+	group_find(&g);
+#ifndef SENTRY_NO_LOOP
+	if (ret == 0 && w->cmd == BPF_MAP_UPDATE_ELEM) {
+		/* The array's group, if any, is where everything goes. */
+		struct group_key *mg = bpf_map_lookup_elem(&group_maps, &w->map_id);
+		struct group_key target = g;
+		if (mg) {
+			target = *mg;
+			group_find(&target);
+			group_join(&g, &target);
+		}
+		struct group_key *pg = w->prog_id ? bpf_map_lookup_elem(&group_progs, &w->prog_id) : NULL;
+		if (pg) {
+			struct group_key from = *pg;
+			group_find(&from);
+			group_join(&from, &target);
+		}
+		bpf_map_update_elem(&group_maps, &w->map_id, &target, BPF_ANY);
+		g = target;
+	}
+#endif
+	w->group = g;
+	if (bpf_ringbuf_output(&events, w, sizeof(*w), BPF_RB_FORCE_WAKEUP))
+		group_count(GROUP_STAT_WRITE_LOST);
+	else
+		group_count(GROUP_STAT_WRITES);
+	bpf_map_delete_elem(&group_writes, &tid);
+}
+
+SEC("tracepoint/syscalls/sys_enter_bpf")
+int sentry_group_enter_tp(struct sys_enter_bpf_ctx *ctx)
+{
+	return group_on_enter(ctx->cmd, ctx->uattr, ctx->size);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sentry_group_enter_btf, struct pt_regs *regs, long id)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	int compat = BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
+
+	if (id == NR_BPF_X86_64 && !compat)
+		return group_on_enter(regs->di, regs->si, regs->dx);
+	if (id == NR_BPF_IA32 && compat)
+		return group_on_enter((__u32)regs->bx, (__u32)regs->cx, (__u32)regs->dx);
+	return 0;
+}
+
+#endif
