@@ -264,6 +264,17 @@ func (m *Match) eval(in *input) ([]Reason, bool) {
 			hold(Reason{Predicate: "tail_calls", Detail: "no tail calls"})
 		}
 	}
+	if m.LoadsPrograms != nil {
+		u := in.helpers[SysBPFHelper]
+		if (u != nil) != *m.LoadsPrograms {
+			return nil, false
+		}
+		if u != nil {
+			hold(Reason{Predicate: "loads_programs", Detail: fmt.Sprintf("calls bpf_sys_bpf×%d: loads programs from inside the kernel", u.Count), Insns: u.At})
+		} else {
+			hold(Reason{Predicate: "loads_programs", Detail: "no bpf_sys_bpf call"})
+		}
+	}
 	if m.Strings != nil {
 		r, ok := m.Strings.evalStrings(in.rep.Strings)
 		if !ok {
@@ -570,6 +581,9 @@ func (m *Match) describe() string {
 	}
 	if m.TailCalls != nil {
 		parts = append(parts, fmt.Sprintf("tail_calls=%v", *m.TailCalls))
+	}
+	if m.LoadsPrograms != nil {
+		parts = append(parts, fmt.Sprintf("loads_programs=%v", *m.LoadsPrograms))
 	}
 	if m.Strings != nil {
 		parts = append(parts, "strings "+m.Strings.describe())

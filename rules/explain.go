@@ -133,6 +133,9 @@ func (m *Match) predicates() []namedMatch {
 	if m.TailCalls != nil {
 		add("tail_calls", Match{TailCalls: m.TailCalls})
 	}
+	if m.LoadsPrograms != nil {
+		add("loads_programs", Match{LoadsPrograms: m.LoadsPrograms})
+	}
 	if m.Strings != nil {
 		add("strings", Match{Strings: m.Strings})
 	}

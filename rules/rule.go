@@ -97,6 +97,10 @@ type Match struct {
 	Kfuncs     []string // any of, by name
 	MapTypes   []uint32 // any of
 	TailCalls  *bool
+	// LoadsPrograms: the program calls bpf_sys_bpf, i.e. it is an
+	// in-kernel loader (a light skeleton's loader program) whose payload
+	// never passes through the bpf() system call.
+	LoadsPrograms *bool
 	Strings    *StringPatterns // contains (Exact is unused) / regex over the extracted strings
 	Loader     *LoaderMatch
 
@@ -159,3 +163,7 @@ type Allow struct {
 	InsnHash uint64 // kernel instruction hash (rules/kernel.Hash)
 	HasHash  bool
 }
+
+// SysBPFHelper is the id of bpf_sys_bpf, the helper through which a
+// BPF_PROG_TYPE_SYSCALL program loads programs (Match.LoadsPrograms).
+const SysBPFHelper = 166
