@@ -68,6 +68,7 @@ type Event struct {
 	Fleet     *FleetFirstSeen `json:"fleet,omitempty"`
 	Heartbeat *Heartbeat      `json:"heartbeat,omitempty"`
 	Cbpf      *Cbpf           `json:"cbpf,omitempty"` // cbpf_attach
+	ViaLoader *ViaLoader      `json:"via_loader,omitempty"` // prog_load from an in-kernel loader
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

@@ -220,6 +220,8 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	keeper.start()
 	cw := startCbpfWatcher(cfg.Mode == sensor.ModeEnforce, tel.Pipeline.Emit, textOut(cmd, o))
 	defer cw.close()
+	lw := startLoaderWatcher(o.resident.bracket, cfg.Mode == sensor.ModeEnforce, keeper, func() *rules.Set { return set }, textOut(cmd, o))
+	defer lw.close()
 
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
@@ -302,6 +304,11 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 			keeper.onLossCheck()
 		case a, ok := <-cw.events():
 			cw.receive(a, ok)
+		case r, ok := <-lw.events():
+			// The loader program's own prog_load (and any load queued
+			// before the run ended) first, so it is not taken for payload.
+			keeper.drain(s.Events(), func(ev *sensor.Event) { handleEvent(out, o, tel, set, ev) })
+			lw.receive(r, ok)
 		case <-keeper.tick():
 			keeper.drain(s.Events(), func(ev *sensor.Event) { handleEvent(out, o, tel, set, ev) })
 			keeper.reconcile()
