@@ -67,7 +67,7 @@ type Event struct {
 	Hidden    *Hidden         `json:"hidden,omitempty"`   // prog_hidden
 	Fleet     *FleetFirstSeen `json:"fleet,omitempty"`
 	Heartbeat *Heartbeat      `json:"heartbeat,omitempty"`
-	Cbpf      *Cbpf           `json:"cbpf,omitempty"` // cbpf_attach
+	Cbpf      *Cbpf           `json:"cbpf,omitempty"`       // cbpf_attach
 	ViaLoader *ViaLoader      `json:"via_loader,omitempty"` // prog_load from an in-kernel loader
 }
 

@@ -101,8 +101,8 @@ type Match struct {
 	// in-kernel loader (a light skeleton's loader program) whose payload
 	// never passes through the bpf() system call.
 	LoadsPrograms *bool
-	Strings    *StringPatterns // contains (Exact is unused) / regex over the extracted strings
-	Loader     *LoaderMatch
+	Strings       *StringPatterns // contains (Exact is unused) / regex over the extracted strings
+	Loader        *LoaderMatch
 
 	Not *Match  // must not hold
 	Any []Match // at least one must hold

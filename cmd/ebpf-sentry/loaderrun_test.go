@@ -215,7 +215,10 @@ func TestLoaderWatcherResumesKillsAndAttributes(t *testing.T) {
 	}
 	var sent []string
 	w := newLoaderWatcher(true, k, func() *rules.Set { return nil }, nil)
-	w.signal = func(pid uint32, sig unix.Signal) error { sent = append(sent, fmt.Sprint(pid, unix.SignalName(sig))); return nil }
+	w.signal = func(pid uint32, sig unix.Signal) error {
+		sent = append(sent, fmt.Sprint(pid, unix.SignalName(sig)))
+		return nil
+	}
 	w.stillLoaded = func(uint32) bool { return false }
 	w.awaitExit = func(uint32, time.Duration) bool { return true }
 
