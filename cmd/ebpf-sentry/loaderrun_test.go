@@ -24,6 +24,7 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/output"
 	"github.com/ebpf-sentry/ebpf-sentry/program"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
+	"github.com/ebpf-sentry/ebpf-sentry/sensor"
 )
 
 // lskelRule blocks the light skeleton's payload by name, except when the
@@ -238,5 +239,21 @@ func TestLoaderWatcherResumesKillsAndAttributes(t *testing.T) {
 	w.handle(&loaderrun.Run{PID: 101, ProgID: 5, Stopped: true})
 	if len(sent) != 1 || sent[0] != "101SIGKILL" {
 		t.Errorf("signals %v, want the unjudged caller killed", sent)
+	}
+}
+
+// doctor says in-kernel loads are judged at the run's end where the
+// bracket can attach, and found only by reconciliation where it cannot.
+func TestDoctorStatesTheInKernelLoadGuarantee(t *testing.T) {
+	both := &sensor.Features{Probes: []sensor.Probe{{Name: sensor.FeatSyscallTP, OK: true}, {Name: sensor.FeatSendSignal, OK: true}}}
+	if s := inKernelLoads(both, sensor.HookTracepoint); !strings.HasPrefix(s, "judged when the loader's BPF_PROG_TEST_RUN ends") || !strings.Contains(s, "Not prevented") {
+		t.Errorf("tracepoint: %s", s)
+	}
+	if s := inKernelLoads(both, sensor.HookLSMProgLoad); !strings.HasPrefix(s, "seen by the LSM hook") {
+		t.Errorf("lsm-prog-load: %s", s)
+	}
+	noTP := &sensor.Features{Probes: []sensor.Probe{{Name: sensor.FeatSendSignal, OK: true}}}
+	if s := inKernelLoads(noTP, sensor.HookBTF); !strings.HasPrefix(s, "found late, by reconciliation only") {
+		t.Errorf("without syscall tracepoints: %s", s)
 	}
 }
