@@ -67,10 +67,11 @@ func Select(labels []string) ([]Kernel, error) {
 
 // DefaultPackages are the suites `make vmtest` runs in every VM: what each
 // kernel offers, and the sensor's hooks and enforcers on it.
-var DefaultPackages = []string{"./vmtest/capabilities", "./sensor"}
+var DefaultPackages = []string{"./vmtest/capabilities", "./sensor", "./cmd/ebpf-sentry"}
 
-// DefaultHelpers are the programs those suites run inside the VM.
-var DefaultHelpers = []string{"./internal/cmd/bpfload"}
+// DefaultHelpers are the programs those suites run inside the VM: the
+// test loader, and the agent itself for the command's end-to-end tests.
+var DefaultHelpers = []string{"./internal/cmd/bpfload", "./cmd/ebpf-sentry@native"}
 
 // DefaultPackageRun limits the sensor suite to the tests whose outcome
 // depends on the kernel (each sensor start costs seconds under TCG; the
@@ -84,6 +85,11 @@ var DefaultHelpers = []string{"./internal/cmd/bpfload"}
 // blocked on request, and judged on their own facts by lsm-bpf, and
 // 32-bit loaders are judged with every hook, and a pinned sensor keeps
 // enforcing without its agent.
+//
+// Of the command's suite, the light skeleton's payload stopped by run
+// (whatever the hook: denied at the inner load by an LSM hook, or killed
+// at the end of the loader's BPF_PROG_TEST_RUN).
 var DefaultPackageRun = map[string]string{
+	"./cmd/ebpf-sentry": "^TestRunStopsTheLightSkeletonsPayload$",
 	"./sensor": "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestPinnedSensorKeepsEnforcing|TestIA32LoadersAreJudged|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement)$",
 }
