@@ -124,6 +124,7 @@ func kernelRule(r *Rule) (*kernel.Rule, string) {
 	need(len(m.MapTypes) > 0, "map_types")
 	need(m.TailCalls != nil, "tail_calls")
 	need(m.Strings != nil, "strings")
+	need(m.Cbpf != nil, "cbpf (classic socket filters are judged at the setsockopt hook)")
 	need(m.LoadsPrograms != nil && (!*m.LoadsPrograms || len(m.HelpersAny) > 0), "loads_programs: false, or beside helpers_any")
 	need(m.Loader != nil && len(m.Loader.Exe) > 0, "loader.exe")
 	need(m.Loader != nil && len(m.Loader.Cgroup) > 0, "loader.cgroup")

@@ -90,6 +90,7 @@ type input struct {
 	helpers  map[int32]*analysis.HelperUse
 	hashDone bool
 	hash     uint64
+	cbpf     *Cbpf // a socket-filter attach (EvaluateCbpf); nil for a program
 }
 
 func newInput(prog *program.Program, rep *analysis.Report) *input {
@@ -263,6 +264,13 @@ func (m *Match) eval(in *input) ([]Reason, bool) {
 		} else {
 			hold(Reason{Predicate: "tail_calls", Detail: "no tail calls"})
 		}
+	}
+	if m.Cbpf != nil {
+		r, ok := m.Cbpf.eval(in)
+		if !ok {
+			return nil, false
+		}
+		hold(r)
 	}
 	if m.LoadsPrograms != nil {
 		u := in.helpers[SysBPFHelper]
@@ -584,6 +592,9 @@ func (m *Match) describe() string {
 	}
 	if m.LoadsPrograms != nil {
 		parts = append(parts, fmt.Sprintf("loads_programs=%v", *m.LoadsPrograms))
+	}
+	if m.Cbpf != nil {
+		parts = append(parts, "cbpf")
 	}
 	if m.Strings != nil {
 		parts = append(parts, "strings "+m.Strings.describe())

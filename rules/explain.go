@@ -136,6 +136,9 @@ func (m *Match) predicates() []namedMatch {
 	if m.LoadsPrograms != nil {
 		add("loads_programs", Match{LoadsPrograms: m.LoadsPrograms})
 	}
+	if m.Cbpf != nil {
+		add("cbpf", Match{Cbpf: m.Cbpf})
+	}
 	if m.Strings != nil {
 		add("strings", Match{Strings: m.Strings})
 	}

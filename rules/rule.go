@@ -101,6 +101,9 @@ type Match struct {
 	// in-kernel loader (a light skeleton's loader program) whose payload
 	// never passes through the bpf() system call.
 	LoadsPrograms *bool
+	// Cbpf makes the rule about classic BPF socket filters (cbpf_attach)
+	// instead of programs: see CbpfMatch.
+	Cbpf *CbpfMatch
 	Strings       *StringPatterns // contains (Exact is unused) / regex over the extracted strings
 	Loader        *LoaderMatch
 

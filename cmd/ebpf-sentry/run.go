@@ -220,6 +220,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	keeper.start()
 	cw := startCbpfWatcher(cfg.Mode == sensor.ModeEnforce, tel.Pipeline.Emit, textOut(cmd, o))
 	defer cw.close()
+	cw.rules = func() *rules.Set { return set }
 	lw := startLoaderWatcher(o.resident.bracket, cfg.Mode == sensor.ModeEnforce, keeper, func() *rules.Set { return set }, textOut(cmd, o))
 	defer lw.close()
 
