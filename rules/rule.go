@@ -103,9 +103,9 @@ type Match struct {
 	LoadsPrograms *bool
 	// Cbpf makes the rule about classic BPF socket filters (cbpf_attach)
 	// instead of programs: see CbpfMatch.
-	Cbpf *CbpfMatch
-	Strings       *StringPatterns // contains (Exact is unused) / regex over the extracted strings
-	Loader        *LoaderMatch
+	Cbpf    *CbpfMatch
+	Strings *StringPatterns // contains (Exact is unused) / regex over the extracted strings
+	Loader  *LoaderMatch
 
 	Not *Match  // must not hold
 	Any []Match // at least one must hold
