@@ -67,7 +67,7 @@ func Select(labels []string) ([]Kernel, error) {
 
 // DefaultPackages are the suites `make vmtest` runs in every VM: what each
 // kernel offers, and the sensor's hooks and enforcers on it.
-var DefaultPackages = []string{"./vmtest/capabilities", "./sensor", "./cmd/ebpf-sentry"}
+var DefaultPackages = []string{"./vmtest/capabilities", "./sensor", "./cmd/ebpf-sentry", "./inventory"}
 
 // DefaultHelpers are the programs those suites run inside the VM: the
 // test loader, and the agent itself for the command's end-to-end tests.
@@ -88,8 +88,11 @@ var DefaultHelpers = []string{"./internal/cmd/bpfload", "./cmd/ebpf-sentry@nativ
 //
 // Of the command's suite, the light skeleton's payload stopped by run
 // (whatever the hook: denied at the inner load by an LSM hook, or killed
-// at the end of the loader's BPF_PROG_TEST_RUN).
+// at the end of the loader's BPF_PROG_TEST_RUN); of the inventory's, a
+// program hidden from GET_NEXT_ID with bpf_probe_write_user found by the
+// cross-view (where lockdown forbids the helper: the hider refused).
 var DefaultPackageRun = map[string]string{
+	"./inventory":       "^TestCrossViewFindsAProgramHiddenFromGetNextID$",
 	"./cmd/ebpf-sentry": "^TestRunStopsTheLightSkeletonsPayload$",
 	"./sensor": "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestPinnedSensorKeepsEnforcing|TestIA32LoadersAreJudged|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement)$",
 }
