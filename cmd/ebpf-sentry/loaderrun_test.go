@@ -138,7 +138,7 @@ func TestRunStopsTheLightSkeletonsPayload(t *testing.T) {
 	case lsm && loadFailed:
 		waitFor(t, "the denied inner load", &stdout, `prog="lskel_payload"`)
 		// Its outcome is its own (EPERM, no id), not the outer run's 0.
-		l := lineWith(stdout.String(), `prog="lskel_payload"`)
+		l := fullLineWith(stdout.String(), `prog="lskel_payload"`)
 		t.Log(l)
 		for _, want := range []string{"inkernel-lskel-block", fmt.Sprintf("pid=%d ", pid), "failed=EPERM", "in_kernel"} {
 			if !strings.Contains(l, want) {
@@ -159,6 +159,10 @@ func TestRunStopsTheLightSkeletonsPayload(t *testing.T) {
 		if p.Name == "lskel_payload" {
 			t.Errorf("the blocked payload is still loaded: prog %d", p.ID)
 		}
+	}
+
+	if t.Failed() {
+		t.Logf("run's output:\n%s\nrun's log:\n%s", stdout.String(), stderr.String())
 	}
 
 	// Spared by exe identity: resumed, attached, reported loaded.
@@ -210,6 +214,16 @@ func TestRunStopsTheLightSkeletonsPayload(t *testing.T) {
 	if found != want {
 		t.Errorf("%d via_loader events, want %d", found, want)
 	}
+}
+
+// fullLineWith is the whole first line of out containing substr.
+func fullLineWith(out, substr string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, substr) {
+			return l
+		}
+	}
+	return ""
 }
 
 func viaLoaderLineFor(t *testing.T, out string, pid int) string {

@@ -42,7 +42,11 @@ func waitFor(t *testing.T, what string, buf *syncBuffer, substr string) {
 
 func waitForN(t *testing.T, what string, buf *syncBuffer, substr string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	wait := 60 * time.Second
+	if os.Getenv("EBPF_SENTRY_KERNEL") != "" {
+		wait = 5 * time.Minute // a sensor starts in minutes under TCG
+	}
+	deadline := time.Now().Add(wait)
 	for strings.Count(buf.String(), substr) < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("no %s (%q) in:\n%s", what, substr, buf.String())
