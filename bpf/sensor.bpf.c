@@ -56,12 +56,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define SRC_USER 0           /* loader memory, bpf_probe_read_user (non-sleepable hooks) */
 #define SRC_KERNEL 1         /* the kernel's copy (lsm/bpf_prog_load) */
 #define SRC_USER_SLEEPABLE 2 /* loader memory, bpf_copy_from_user (lsm.s/bpf) */
-#define SRC_KERNEL_SLEEPABLE 3 /* lsm.s/bpf of an in-kernel load (bpf_sys_bpf): kernel memory, per-task scratch */
-
-/* The lowest x86-64 kernel address: attr pointers at or above it come from
- * a syscall program's bpf_sys_bpf (its context, kernel memory), not from a
- * process, whose pointers the kernel would refuse there anyway. */
-#define KERNEL_SPACE_START 0xffff800000000000ULL
 
 /* Minimal CO-RE views of kernel types: only the fields read here. */
 struct qstr {
@@ -298,7 +292,7 @@ static __always_inline struct rules_facts *scratch_facts(const int kernel)
 {
 	__u32 zero = 0;
 #ifndef SENTRY_NO_LOOP
-	if (kernel == SRC_USER_SLEEPABLE || kernel == SRC_KERNEL_SLEEPABLE) {
+	if (kernel == SRC_USER_SLEEPABLE) {
 		struct task_scratch *ts = own_scratch();
 		return ts ? &ts->f : NULL;
 	}
@@ -310,7 +304,7 @@ static __always_inline struct sentry_chunk *scratch_chunk(const int kernel)
 {
 	__u32 zero = 0;
 #ifndef SENTRY_NO_LOOP
-	if (kernel == SRC_USER_SLEEPABLE || kernel == SRC_KERNEL_SLEEPABLE) {
+	if (kernel == SRC_USER_SLEEPABLE) {
 		struct task_scratch *ts = own_scratch();
 		return ts ? &ts->chunk : NULL;
 	}
@@ -330,7 +324,7 @@ struct {
 static __always_inline struct rules_result *scratch_result(const int kernel)
 {
 	__u32 zero = 0;
-	if (kernel == SRC_USER_SLEEPABLE || kernel == SRC_KERNEL_SLEEPABLE) {
+	if (kernel == SRC_USER_SLEEPABLE) {
 		struct task_scratch *ts = own_scratch();
 		return ts ? &ts->res : NULL;
 	}
@@ -539,7 +533,7 @@ static __always_inline long walk_chunk(__u64 index, struct walk_ctx *c, const in
 		return 1;
 	__u32 read_err = 0;
 	long rerr;
-	if (kernel == SRC_KERNEL || kernel == SRC_KERNEL_SLEEPABLE)
+	if (kernel == SRC_KERNEL)
 		rerr = bpf_probe_read_kernel(buf->data, bytes, src);
 	else if (kernel == SRC_USER_SLEEPABLE)
 		rerr = bpf_copy_from_user(buf->data, bytes, src); /* may fault pages in */
@@ -667,11 +661,6 @@ static long walk_chunk_kernel(__u64 index, struct walk_ctx *c)
 static long walk_chunk_sleepable(__u64 index, struct walk_ctx *c)
 {
 	return walk_chunk(index, c, SRC_USER_SLEEPABLE);
-}
-
-static long walk_chunk_sleepable_kernel(__u64 index, struct walk_ctx *c)
-{
-	return walk_chunk(index, c, SRC_KERNEL_SLEEPABLE);
 }
 #endif
 
@@ -801,29 +790,6 @@ static __always_inline __u32 enforce(const struct sentry_config *cfg, __u32 tgid
 	return bpf_send_signal(SIGKILL) ? SENTRY_ACT_KILL_FAILED : SENTRY_ACT_KILLED;
 }
 
-/* An in-kernel load (bpf_sys_bpf: its attr's pointers are kernel
- * addresses) gets its exit record at once: the next sys_exit of the thread
- * is the outer BPF_PROG_TEST_RUN's, which must not be taken for it. */
-static __always_inline int exit_in_kernel(__u64 insns, __u32 tgid, __u64 load_id, __u32 action)
-{
-	if (insns < KERNEL_SPACE_START)
-		return 0;
-	struct sentry_exit *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_loss(SENTRY_LOSS_EXIT_RESERVE);
-		return 1;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->h.kind = SENTRY_REC_EXIT;
-	e->h.pid = tgid;
-	e->h.load_id = load_id;
-	e->ret = action == SENTRY_ACT_DENIED ? -EPERM : 0;
-	e->in_kernel = 1;
-	e->ktime_ns = bpf_ktime_get_ns();
-	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
-	return 1;
-}
-
 /*
  * A load that cannot be judged (reason: enum sentry_loss): counted, then
  * decided by cfg->on_error — block (the default) or allow. Without a config
@@ -865,8 +831,6 @@ static __always_inline __u32 unjudged(const struct sentry_config *cfg, __u32 rea
 	} else {
 		count_loss(SENTRY_LOSS_VERDICT_RESERVE);
 	}
-	if (enforcer == ENF_DENY && exit_in_kernel(insns, tgid, load_id, action))
-		return action;
 	struct inflight in = {
 		.load_id = load_id,
 		.killed = action == SENTRY_ACT_KILLED,
@@ -966,9 +930,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		__builtin_memcpy(hdr->comm, f->comm, SENTRY_COMM_LEN);
 		__builtin_memcpy(hdr->name, ap->prog_name, SENTRY_NAME_LEN);
 		__builtin_memset(hdr->license, 0, SENTRY_LICENSE_LEN);
-		if (ap->license >= KERNEL_SPACE_START) /* an in-kernel load's */
-			bpf_probe_read_kernel_str(hdr->license, SENTRY_LICENSE_LEN, (const void *)ap->license);
-		else if (ap->license)
+		if (ap->license)
 			bpf_probe_read_user_str(hdr->license, SENTRY_LICENSE_LEN, (const void *)ap->license);
 		hdr->exe_truncated = 1;
 		hdr->unprivileged = unprivileged;
@@ -1046,8 +1008,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	struct walk_ctx *wc = &wcs;
 	if (insns_addr && chunks)
 		bpf_loop(chunks, kernel == SRC_KERNEL ? walk_chunk_kernel :
-				 kernel == SRC_USER_SLEEPABLE ? walk_chunk_sleepable :
-				 kernel == SRC_KERNEL_SLEEPABLE ? walk_chunk_sleepable_kernel : walk_chunk_user,
+				 kernel == SRC_USER_SLEEPABLE ? walk_chunk_sleepable : walk_chunk_user,
 			 wc, 0);
 	rules_evaluate(table, f, res);
 #endif
@@ -1093,8 +1054,6 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		count_loss(SENTRY_LOSS_VERDICT_RESERVE);
 	}
 
-	if (kernel != SRC_USER && exit_in_kernel(ap->insns, tgid, load_id, action))
-		return action;
 	struct inflight in = {
 		.load_id = load_id,
 		.killed = action == SENTRY_ACT_KILLED,
@@ -1324,11 +1283,7 @@ int BPF_PROG(sentry_lsm_bpf, int cmd, union bpf_attr *kattr, unsigned int size)
 	struct prog_load_attr attr = {};
 	if (bpf_probe_read_kernel(&attr, sizeof(attr), kattr))
 		count_loss(SENTRY_LOSS_ATTR_READ);
-	/* An in-kernel load (a syscall program's bpf_sys_bpf) passes kernel
-	 * pointers, which bpf_copy_from_user refuses: read those as kernel
-	 * memory, or every light skeleton would be judged unreadable. */
-	const int src = attr.insns >= KERNEL_SPACE_START ? SRC_KERNEL_SLEEPABLE : SRC_USER_SLEEPABLE;
-	if (judge(&attr, size, attr.insns, attr.insn_cnt, src, ENF_DENY) == SENTRY_ACT_DENIED)
+	if (judge(&attr, size, attr.insns, attr.insn_cnt, SRC_USER_SLEEPABLE, ENF_DENY) == SENTRY_ACT_DENIED)
 		return -EPERM;
 	return 0;
 }

@@ -120,8 +120,10 @@ func hideProgram(t *testing.T, hidden, replacement uint32) error {
 // host, 6.12-lockdown) the hider cannot load, which is checked instead.
 func TestCrossViewFindsAProgramHiddenFromGetNextID(t *testing.T) {
 	facts := testutils.KernelFacts(t)
+	// Its own instructions, so its tag is its own: kallsyms finds a
+	// hidden program by a tag no listed program has.
 	target, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "hidden_target", Type: ebpf.SocketFilter, License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0x5eb1d), asm.Return()}})
 	if err != nil {
 		t.Fatal(err)
 	}

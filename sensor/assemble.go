@@ -182,15 +182,6 @@ func applyVerdict(ev *Event, v *sentrySentryVerdictRec) {
 }
 
 func applyExit(ev *Event, x *sentrySentryExit) {
-	if x.InKernel != 0 {
-		ev.InKernel = true
-		if x.Ret < 0 {
-			ev.Outcome = Outcome{Result: ResultFailed, Errno: int(-x.Ret)}
-		} else {
-			ev.Outcome = Outcome{Result: ResultUnknown}
-		}
-		return
-	}
 	switch {
 	case x.Killed != 0:
 		ev.Outcome.Result = ResultKilled

@@ -137,12 +137,6 @@ type Event struct {
 	// program type that needs one, so the kernel refuses the load; the
 	// sensor reported the attempt without reading its instructions.
 	Unprivileged bool `json:"unprivileged,omitempty"`
-	// InKernel: loaded from inside the kernel by a syscall program
-	// (bpf_sys_bpf, a light skeleton's loader), seen by an LSM hook. Such a
-	// load has no bpf() exit of its own: a denied one fails with EPERM, an
-	// allowed one's outcome and prog id are not known here (Outcome
-	// unknown; run's BPF_PROG_TEST_RUN bracket reports the program by id).
-	InKernel bool `json:"in_kernel,omitempty"`
 }
 
 // Complete reports whether every record of the load arrived intact.

@@ -135,13 +135,11 @@ type sentrySentryExit struct {
 		Pid    uint32
 		LoadId uint64
 	}
-	Ret      int64
-	ProgId   uint32
-	Killed   uint32
-	Tag      [8]uint8
-	KtimeNs  uint64
-	InKernel uint32
-	Pad      uint32
+	Ret     int64
+	ProgId  uint32
+	Killed  uint32
+	Tag     [8]uint8
+	KtimeNs uint64
 }
 
 type sentrySentryHeader struct {

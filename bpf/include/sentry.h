@@ -150,12 +150,6 @@ struct sentry_exit {
 	__u32 killed;     /* a SIGKILL is pending on the loader */
 	__u8 tag[8];
 	__u64 ktime_ns;
-	/* 1: an in-kernel load (a syscall program's bpf_sys_bpf), reported at
-	 * its judgement: it has no bpf() syscall exit of its own, and the
-	 * thread's exit is the outer BPF_PROG_TEST_RUN's. ret is -EPERM when
-	 * denied, else 0 with no prog id (user space finds it by id). */
-	__u32 in_kernel;
-	__u32 pad;
 };
 
 /* USER_HZ: /proc/PID/stat gives a start time in these ticks. */

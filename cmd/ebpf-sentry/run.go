@@ -422,9 +422,6 @@ func textLine(ev *sensor.Event, rep *analysis.Report, v rules.Verdict) string {
 	if ev.JudgedCopyDiffers {
 		b.WriteString(" TOCTOU(loaded program differs from the judged one)")
 	}
-	if ev.InKernel {
-		b.WriteString(" in_kernel(loaded by a syscall program's bpf_sys_bpf)")
-	}
 	if !ev.Complete() {
 		fmt.Fprintf(&b, " INCOMPLETE(missing=%v read_errors=%d chunks=%d/%d)", ev.Missing, ev.ReadErrors, ev.ChunksReceived, ev.ChunksExpected)
 	}
