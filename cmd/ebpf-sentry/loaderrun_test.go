@@ -181,8 +181,13 @@ func TestRunStopsTheLightSkeletonsPayload(t *testing.T) {
 		if strings.HasPrefix(line, "attached") || !errors.As(err, &ee) || ee.ExitCode() != 1 {
 			t.Errorf("lsm-bpf: the spared light skeleton printed %q and ended with %v; the known gap is a denial (exit 1)", line, err)
 		}
-		waitFor(t, "the spared inner load", &stdout, fmt.Sprintf(`loader="payload-lskel-s" pid=%d uid=0`, ok.Process.Pid))
-		l := fullLineWith(stdout.String(), fmt.Sprintf(`loader="payload-lskel-s" pid=%d uid=0`, ok.Process.Pid))
+		waitForN(t, "the spared inner load", &stdout, `prog="lskel_payload"`, 2)
+		var l string
+		for _, x := range strings.Split(stdout.String(), "\n") {
+			if strings.Contains(x, fmt.Sprintf(" pid=%d ", ok.Process.Pid)) && strings.Contains(x, `prog="lskel_payload"`) {
+				l = x
+			}
+		}
 		if !strings.Contains(l, "action=denied") || !strings.Contains(l, "read_errors=") {
 			t.Errorf("lsm-bpf: the spared inner load's line: %s", l)
 		}
