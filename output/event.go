@@ -50,6 +50,7 @@ type Event struct {
 	Cbpf      *Cbpf           `json:"cbpf,omitempty"`       // cbpf_attach
 	Attach    *Attach         `json:"attach,omitempty"`     // prog_attach, prog_detach
 	ProgArray *ProgArrayWrite `json:"prog_array,omitempty"` // prog_array_write
+	ViaLoader *ViaLoader      `json:"via_loader,omitempty"` // prog_load from an in-kernel loader
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.

@@ -132,6 +132,8 @@ func kernelRule(r *Rule) (*kernel.Rule, string) {
 	need(len(m.MapTypes) > 0, "map_types")
 	need(m.TailCalls != nil, "tail_calls")
 	need(m.Strings != nil, "strings")
+	need(m.Cbpf != nil, "cbpf (classic socket filters are judged at the setsockopt hook)")
+	need(m.LoadsPrograms != nil && (!*m.LoadsPrograms || len(m.HelpersAny) > 0), "loads_programs: false, or beside helpers_any")
 	need(m.Loader != nil && len(m.Loader.Exe) > 0, "loader.exe")
 	need(m.Loader != nil && len(m.Loader.Cgroup) > 0, "loader.cgroup")
 	need(len(m.Any) > 0, "any")
@@ -162,9 +164,14 @@ func kernelRule(r *Rule) (*kernel.Rule, string) {
 	if m.HelpersOnly {
 		kr.Flags |= kernel.FlagHelpersOnly
 	}
-	if len(m.HelpersAny) > 0 {
+	anyOf := m.HelpersAny
+	if m.LoadsPrograms != nil && *m.LoadsPrograms {
+		// The kernel's fact is the helper's call count.
+		anyOf = []HelperMin{{ID: SysBPFHelper, Name: "sys_bpf", Min: 1}}
+	}
+	if len(anyOf) > 0 {
 		kr.Flags |= kernel.FlagHelpersAny
-		for _, h := range m.HelpersAny {
+		for _, h := range anyOf {
 			if h.ID > int32(kernel.MaxHelperID) {
 				return nil, fmt.Sprintf("helper %s has id %d, the kernel counts ids up to %d", h.Name, h.ID, kernel.MaxHelperID)
 			}

@@ -93,6 +93,7 @@ type input struct {
 	helpers  map[int32]*analysis.HelperUse
 	hashDone bool
 	hash     uint64
+	cbpf     *Cbpf // a socket-filter attach (EvaluateCbpf); nil for a program
 }
 
 func newInput(prog *program.Program, rep *analysis.Report) *input {
@@ -288,6 +289,24 @@ func (m *Match) eval(in *input) ([]Reason, bool) {
 			hold(Reason{Predicate: "tail_calls", Detail: fmt.Sprintf("%d tail calls", len(in.rep.TailCalls)), Insns: in.rep.TailCalls})
 		} else {
 			hold(Reason{Predicate: "tail_calls", Detail: "no tail calls"})
+		}
+	}
+	if m.Cbpf != nil {
+		r, ok := m.Cbpf.eval(in)
+		if !ok {
+			return nil, false
+		}
+		hold(r)
+	}
+	if m.LoadsPrograms != nil {
+		u := in.helpers[SysBPFHelper]
+		if (u != nil) != *m.LoadsPrograms {
+			return nil, false
+		}
+		if u != nil {
+			hold(Reason{Predicate: "loads_programs", Detail: fmt.Sprintf("calls bpf_sys_bpf×%d: loads programs from inside the kernel", u.Count), Insns: u.At})
+		} else {
+			hold(Reason{Predicate: "loads_programs", Detail: "no bpf_sys_bpf call"})
 		}
 	}
 	if m.Strings != nil {
@@ -604,6 +623,12 @@ func (m *Match) describe() string {
 	}
 	if m.TailCalls != nil {
 		parts = append(parts, fmt.Sprintf("tail_calls=%v", *m.TailCalls))
+	}
+	if m.LoadsPrograms != nil {
+		parts = append(parts, fmt.Sprintf("loads_programs=%v", *m.LoadsPrograms))
+	}
+	if m.Cbpf != nil {
+		parts = append(parts, "cbpf")
 	}
 	if m.Strings != nil {
 		parts = append(parts, "strings "+m.Strings.describe())

@@ -42,6 +42,29 @@ func sampleInput() (*program.Program, *analysis.Report) {
 	return prog, rep
 }
 
+// A light skeleton's loader calls bpf_sys_bpf: loads_programs holds, names
+// the calls' slots, and the kernel table (the helper's count) agrees.
+func TestLoadsProgramsIsTheSysBPFCalls(t *testing.T) {
+	prog, rep := sampleInput()
+	rep.Helpers = append(rep.Helpers, analysis.HelperUse{ID: SysBPFHelper, Name: "bpf_sys_bpf", Count: 2, At: []int{12, 17}})
+	set := mustParse(t, "- id: r\n  severity: high\n  action: block\n  match:\n    loads_programs: true\n")
+	v := Evaluate(set, prog, rep)
+	if len(v.Hits) != 1 || v.Hits[0].Why[0].Predicate != "loads_programs" || !slices.Equal(v.Hits[0].Why[0].Insns, []int{12, 17}) {
+		t.Fatalf("hits %+v, want loads_programs at slots 12 and 17", v.Hits)
+	}
+	if ok, why := Enforceable(set.Rules[0]); !ok {
+		t.Fatalf("loads_programs: true is not enforceable in the kernel: %s", why)
+	}
+	k := Compile(set).Kernel()
+	if k == nil || k.Table.Rules[0].AnyOf[SysBPFHelper/64]&(1<<(SysBPFHelper%64)) == 0 {
+		t.Fatalf("the kernel rule does not ask for bpf_sys_bpf: %+v", k)
+	}
+	not := mustParse(t, "- id: r\n  severity: high\n  action: block\n  match:\n    loads_programs: false\n")
+	if ok, _ := Enforceable(not.Rules[0]); ok {
+		t.Error("loads_programs: false compiled into the kernel table, which cannot express it")
+	}
+}
+
 func TestEvaluate(t *testing.T) {
 	head := "- id: r\n  severity: high\n  action: block\n  match:\n"
 	tests := []struct {
@@ -76,6 +99,8 @@ func TestEvaluate(t *testing.T) {
 		{"any fails when none holds", "    any:\n      - prog_type: [xdp]\n      - gpl_compatible: false\n", false, "", nil},
 		{"an instruction-count range is inclusive", "    insn_count: {min: 20, max: 20}\n", true, "insn_count", nil},
 		{"the uid must be listed", "    loader: {uid: [0]}\n", false, "", nil},
+		{"a program without bpf_sys_bpf calls loads no programs", "    loads_programs: true\n", false, "", nil},
+		{"loads_programs false holds for a program without bpf_sys_bpf calls", "    loads_programs: false\n", true, "loads_programs", nil},
 	}
 	prog, rep := sampleInput()
 	for _, tt := range tests {

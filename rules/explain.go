@@ -148,6 +148,12 @@ func (m *Match) predicates() []namedMatch {
 	if m.TailCalls != nil {
 		add("tail_calls", Match{TailCalls: m.TailCalls})
 	}
+	if m.LoadsPrograms != nil {
+		add("loads_programs", Match{LoadsPrograms: m.LoadsPrograms})
+	}
+	if m.Cbpf != nil {
+		add("cbpf", Match{Cbpf: m.Cbpf})
+	}
 	if m.Strings != nil {
 		add("strings", Match{Strings: m.Strings})
 	}

@@ -28,6 +28,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("- id: x\n  match: {strings: {regex: ['(a*)*b']}}\n"))
 	f.Add([]byte("- id: e\n  severity: high\n  action: block\n  match: {helpers_any: [36], not: {loader: {exe_identity: [{inode: 7, dev: '259:1', sha256: " + strings.Repeat("a", 64) + "}]}}}\n"))
 	f.Add([]byte("- id: c\n  severity: high\n  action: block\n  match: {not: {any: [{loader: {comm: [x]}}]}}\n"))
+	f.Add([]byte("- id: d\n  severity: high\n  action: block\n  match: {cbpf: {socket: [packet], magic: [0x7255], magic_any: true, ports: [22], option: [SO_ATTACH_FILTER]}, not: {loader: {exe: ['/usr/*']}}}\n"))
+	f.Add([]byte("- id: l\n  severity: low\n  action: alert\n  match: {prog_type: [syscall], loads_programs: true}\n"))
 	prog, rep := sampleInput()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		start := time.Now()
@@ -52,6 +54,7 @@ func FuzzLoad(f *testing.F) {
 		}
 		Evaluate(set, prog, rep)
 		Evaluate(set, &program.Program{}, &analysis.Report{})
+		EvaluateCbpf(set, &Cbpf{Option: "SO_ATTACH_FILTER", Socket: "packet", Ports: []uint32{22}, Magic: []uint32{0x7255}}, &program.Loader{})
 		Compile(set)
 	})
 }

@@ -128,8 +128,15 @@ type Match struct {
 	Kfuncs          []string // any of, by name
 	MapTypes        []uint32 // any of
 	TailCalls       *bool
-	Strings         *StringPatterns // contains (Exact is unused) / regex over the extracted strings
-	Loader          *LoaderMatch
+	// LoadsPrograms: the program calls bpf_sys_bpf, i.e. it is an
+	// in-kernel loader (a light skeleton's loader program) whose payload
+	// never passes through the bpf() system call.
+	LoadsPrograms *bool
+	// Cbpf makes the rule about classic BPF socket filters (cbpf_attach)
+	// instead of programs: see CbpfMatch.
+	Cbpf    *CbpfMatch
+	Strings *StringPatterns // contains (Exact is unused) / regex over the extracted strings
+	Loader  *LoaderMatch
 
 	Not *Match  // must not hold
 	Any []Match // at least one must hold
@@ -190,3 +197,7 @@ type Allow struct {
 	InsnHash uint64 // kernel instruction hash (rules/kernel.Hash)
 	HasHash  bool
 }
+
+// SysBPFHelper is the id of bpf_sys_bpf, the helper through which a
+// BPF_PROG_TYPE_SYSCALL program loads programs (Match.LoadsPrograms).
+const SysBPFHelper = 166

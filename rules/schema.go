@@ -141,7 +141,7 @@ func parseSeverity(s string) Severity {
 
 var matchKeys = []string{"helpers", "helpers_mode", "helpers_only", "helpers_any", "prog_name", "prog_type",
 	"attach_type", "attach_to", "attach_binary", "attach_symbol", "attach_interface", "attach_cgroup", "gpl_compatible", "insn_count", "kfuncs", "map_types", "tail_calls",
-	"strings", "loader", "not", "any"}
+	"loads_programs", "cbpf", "strings", "loader", "not", "any"}
 
 func (d *decoder) parseMatch(n ast.Node, field string, depth int) (*Match, bool) {
 	if depth > maxDepth {
@@ -208,6 +208,13 @@ func (d *decoder) parseMatch(n ast.Node, field string, depth int) (*Match, bool)
 			var b bool
 			if b, ok = d.boolean(e.value, f); ok {
 				m.TailCalls = &b
+			}
+		case "cbpf":
+			m.Cbpf, ok = d.parseCbpf(e.value, f)
+		case "loads_programs":
+			var b bool
+			if b, ok = d.boolean(e.value, f); ok {
+				m.LoadsPrograms = &b
 			}
 		case "insn_count":
 			m.InsnCount, ok = d.parseRange(e.value, f)

@@ -306,12 +306,18 @@ type helperTarget struct {
 // helperTargets lists two builds of each helper: the native x86-64 one as
 // /bin/<name>, and a 32-bit (GOARCH=386) one as /bin/<name>32, which the
 // VM's 64-bit kernel runs through its ia32 compat layer, so tests can check
-// what a 32-bit process's syscalls look like to the sensor's hooks.
+// what a 32-bit process's syscalls look like to the sensor's hooks. A
+// package written PKG@native is built for x86-64 only (the agent itself,
+// which does not build for 386).
 func helperTargets(pkgs []string) []helperTarget {
 	var ts []helperTarget
 	for _, pkg := range pkgs {
+		pkg, native := strings.CutSuffix(pkg, "@native")
 		name := path.Base(pkg)
-		ts = append(ts, helperTarget{Pkg: pkg, Name: name, GOARCH: "amd64"}, helperTarget{Pkg: pkg, Name: name + "32", GOARCH: "386"})
+		ts = append(ts, helperTarget{Pkg: pkg, Name: name, GOARCH: "amd64"})
+		if !native {
+			ts = append(ts, helperTarget{Pkg: pkg, Name: name + "32", GOARCH: "386"})
+		}
 	}
 	return ts
 }

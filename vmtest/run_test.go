@@ -147,12 +147,13 @@ func TestTestdataPacksCommittedFilesAtTheirHostPaths(t *testing.T) {
 }
 
 func TestEachHelperIsBuiltForX8664AndAs32BitWithA32Suffix(t *testing.T) {
-	got := helperTargets([]string{"./internal/cmd/bpfload", "./x/tool"})
+	got := helperTargets([]string{"./internal/cmd/bpfload", "./x/tool", "./cmd/agent@native"})
 	want := []helperTarget{
 		{Pkg: "./internal/cmd/bpfload", Name: "bpfload", GOARCH: "amd64"},
 		{Pkg: "./internal/cmd/bpfload", Name: "bpfload32", GOARCH: "386"},
 		{Pkg: "./x/tool", Name: "tool", GOARCH: "amd64"},
 		{Pkg: "./x/tool", Name: "tool32", GOARCH: "386"},
+		{Pkg: "./cmd/agent", Name: "agent", GOARCH: "amd64"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("helperTargets = %+v, want %+v", got, want)

@@ -17,6 +17,8 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/cbpf"
 	"github.com/ebpf-sentry/ebpf-sentry/cbpf/capture"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
 
 // cbpfMagicRule is the built-in rule for classic filters: a packet or raw
@@ -43,6 +45,9 @@ type cbpfWatcher struct {
 	emit    func(*output.Event)
 	text    io.Writer
 	root    string
+	// rules is run's rule set: its cbpf rules judge each filter beside the
+	// built-in magic-filter rule (nil: the built-in rule only).
+	rules func() *rules.Set
 }
 
 // startCbpfWatcher attaches the hook; on kernels without it run goes on
@@ -109,6 +114,7 @@ func (w *cbpfWatcher) handle(a *capture.Attach) {
 	}
 	c := output.Cbpf{Option: optionNames[a.Optname], FD: a.FD, Len: a.Len, Problem: a.Problem, Socket: socketKind(proc, a.FD)}
 	v := &output.Verdict{Action: "allow", Rules: []output.RuleMatch{}}
+	_, tool := w.tools[id]
 	if len(a.Insns) > 0 {
 		an := cbpf.Analyze(a.Insns)
 		c.Ports = an.Ports
@@ -116,18 +122,18 @@ func (w *cbpfWatcher) handle(a *capture.Attach) {
 			c.Magic = append(c.Magic, output.CbpfCompare{Insn: m.Insn, Load: m.Load, Size: m.Size, Op: m.Op, Value: m.Value})
 		}
 		c.Disassembly = strings.Split(strings.TrimSuffix(cbpf.Disassemble(a.Insns), "\n"), "\n")
-		_, tool := w.tools[id]
 		if len(an.Magic) > 0 && c.Socket != "other" && !(haveID && tool) {
 			v.Action = "block"
 			v.Rules = append(v.Rules, output.RuleMatch{ID: cbpfMagicRule, Action: "block", Severity: "high",
 				Why: fmt.Sprintf("%s socket filtered on %d magic values by an executable that is not a known packet tool", socketOr(c.Socket), len(an.Magic))})
-			if w.enforce {
-				if err := killIdentified(a.PID, proc, id, haveID); err != nil {
-					slog.Warn("cbpf: kill", "pid", a.PID, "err", err)
-				} else {
-					v.EnforcedBy = "signal"
-				}
-			}
+		}
+	}
+	w.judgeByRules(v, a, &c, &l, st, haveID)
+	if v.Action == "block" && w.enforce {
+		if err := killIdentified(a.PID, proc, id, haveID); err != nil {
+			slog.Warn("cbpf: kill", "pid", a.PID, "err", err)
+		} else {
+			v.EnforcedBy = "signal"
 		}
 	}
 	ev := output.NewCbpfAttach(time.Now(), l, c, v)
@@ -145,6 +151,38 @@ func (w *cbpfWatcher) handle(a *capture.Attach) {
 			line += " action=killed"
 		}
 		fmt.Fprintln(w.text, line)
+	}
+}
+
+// judgeByRules adds the hits of run's cbpf rules to v (YAML rules with a
+// cbpf match: ports, magic values, socket type, option, and the loader's
+// exe, exe identity and uid).
+func (w *cbpfWatcher) judgeByRules(v *output.Verdict, a *capture.Attach, c *output.Cbpf, l *output.Loader, st syscall.Stat_t, haveID bool) {
+	if w.rules == nil {
+		return
+	}
+	f := &rules.Cbpf{Option: c.Option, Socket: c.Socket, Ports: c.Ports}
+	for _, m := range c.Magic {
+		f.Magic = append(f.Magic, m.Value)
+	}
+	loader := &program.Loader{PID: a.PID, TID: a.TID, UID: a.UID, Comm: a.Comm, Exe: l.Exe, Unknown: []string{"ppid", "gid", "cgroup_id"}}
+	if haveID {
+		loader.ExeInode, loader.ExeDev = st.Ino, unix.Major(st.Dev)<<20|unix.Minor(st.Dev)
+	} else {
+		loader.Unknown = append(loader.Unknown, "exe")
+	}
+	rv := rules.EvaluateCbpf(w.rules(), f, loader)
+	if rv.Action == rules.ActionBlock {
+		v.Action = "block"
+	} else if rv.Action == rules.ActionAlert && v.Action == "allow" {
+		v.Action = "alert"
+	}
+	for _, h := range rv.Hits {
+		why := make([]string, len(h.Why))
+		for i, r := range h.Why {
+			why[i] = r.String()
+		}
+		v.Rules = append(v.Rules, output.RuleMatch{ID: h.ID, Action: h.Action.String(), Severity: h.Severity.String(), Tags: h.Tags, Why: strings.Join(why, "; ")})
 	}
 }
 

@@ -17,7 +17,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpf-sentry/ebpf-sentry/cbpf"
+	"github.com/ebpf-sentry/ebpf-sentry/cbpf/capture"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+	"github.com/ebpf-sentry/ebpf-sentry/output"
+	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
 
 // TestHelperMagicFilter is not a test: run with SENTRY_HELPER=door it opens
@@ -139,4 +142,45 @@ func linesWith(out, substr string) string {
 		}
 	}
 	return b.String()
+}
+
+// run's YAML cbpf rules judge each attach beside the built-in rule: on a
+// UDP socket (which the built-in magic-filter rule leaves alone) a rule
+// asking for magic 0x7255 blocks, one asking for a packet socket does not
+// match, and a loader exception by exe path spares.
+func TestCbpfAttachIsJudgedByYAMLRules(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	insns := []cbpf.Instruction{
+		{Code: 0x28, K: 12}, {Code: 0x15, Jf: 6, K: 0x800}, {Code: 0x30, K: 23}, {Code: 0x15, Jf: 4, K: 17},
+		{Code: 0xb1, K: 14}, {Code: 0x48, K: 22}, {Code: 0x15, Jf: 1, K: 0x7255}, {Code: 0x06, K: 0xffff}, {Code: 0x06},
+	}
+	self, _ := os.Executable()
+	for _, tt := range []struct {
+		name, rule string
+		want       string // verdict action
+	}{
+		{"a magic value the rule lists blocks", "cbpf: {magic: [0x7255]}", "block"},
+		{"a socket type the filter is not on does not match", "cbpf: {socket: [packet], magic_any: true}", "allow"},
+		{"an exe exception spares the attaching process", "cbpf: {magic: [0x7255]}\n    not: {loader: {exe: ['" + self + "']}}", "allow"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			set, err := rules.Parse("cbpf.yaml", []byte("- id: y\n  severity: high\n  action: block\n  match:\n    "+tt.rule+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got *output.Event
+			w := &cbpfWatcher{tools: map[exeID]string{}, root: "/", emit: func(ev *output.Event) { got = ev }, rules: func() *rules.Set { return set }}
+			w.handle(&capture.Attach{PID: uint32(os.Getpid()), TID: uint32(os.Getpid()), FD: int32(fd), Optname: capture.SOAttachFilter, Len: uint32(len(insns)), Insns: insns})
+			if got == nil || got.Verdict.Action != tt.want {
+				t.Fatalf("verdict %+v, want %s", got.Verdict, tt.want)
+			}
+			if tt.want == "block" && (len(got.Verdict.Rules) != 1 || got.Verdict.Rules[0].ID != "y" || got.Verdict.EnforcedBy != "") {
+				t.Errorf("rules %+v (monitor: nothing enforced)", got.Verdict)
+			}
+		})
+	}
 }

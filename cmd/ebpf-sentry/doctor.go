@@ -34,13 +34,15 @@ tp_btf). Exits 2 when run cannot work here.`,
 			if asJSON {
 				v := struct {
 					*sensor.Features
-					Plan  *sensor.Plan `json:"plan,omitempty"`
-					Error string       `json:"error,omitempty"`
+					Plan          *sensor.Plan `json:"plan,omitempty"`
+					InKernelLoads string       `json:"in_kernel_loads,omitempty"`
+					Error         string       `json:"error,omitempty"`
 				}{Features: f}
 				if planErr != nil {
 					v.Error = planErr.Error()
 				} else {
 					v.Plan = &plan
+					v.InKernelLoads = inKernelLoads(f, plan.Hook)
 				}
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
@@ -67,6 +69,7 @@ tp_btf). Exits 2 when run cannot work here.`,
 					fmt.Fprintf(out, "run will use: hook %s, enforcer %s, walk %s\n", plan.Hook, plan.Enforcer, plan.Walk)
 					fmt.Fprintf(out, "guarantee: %s\n", plan.Guarantee)
 					fmt.Fprintf(out, "32-bit loaders: %s\n", plan.Compat)
+					fmt.Fprintf(out, "in-kernel loads (bpf_sys_bpf): %s\n", inKernelLoads(f, plan.Hook))
 					for _, n := range plan.Notes {
 						fmt.Fprintf(out, "note: %s\n", n)
 					}

@@ -23,6 +23,7 @@ import (
 type residentOptions struct {
 	block     string        // alert | detach | kill-holders
 	reconcile time.Duration // period of the reconciliation; 0 turns it off
+	bracket   bool          // bracket BPF_PROG_TEST_RUN of syscall programs (loaderrun.go)
 }
 
 func addResidentFlags(f *pflag.FlagSet, o *residentOptions) {
@@ -30,6 +31,8 @@ func addResidentFlags(f *pflag.FlagSet, o *residentOptions) {
 		"alert (report only) | detach (BPF_LINK_DETACH its links) | kill-holders (SIGKILL the processes holding its fds and its links' fds)")
 	f.DurationVar(&o.reconcile, "reconcile", 30*time.Second, "compare the loaded programs with those the load hook reported this often (0: only on lost records); "+
 		"a program the hook never reported becomes a prog_unseen event")
+	f.BoolVar(&o.bracket, "bracket-loaders", true, "judge what syscall programs load from inside the kernel (bpf_sys_bpf, light skeletons) at the end of each BPF_PROG_TEST_RUN, "+
+		"stopping the caller until judged in enforce mode; =false leaves such loads to reconciliation (prog_unseen)")
 }
 
 func (o *residentOptions) validate() error {

@@ -94,7 +94,10 @@ func TestRunReportsResidentProgramsAndWhatTheLoadHookMissed(t *testing.T) {
 	_, okID := holdProgram(t, loader, "sres_pre_ok")
 
 	run := exec.Command(bin, "run", "--rules", rulesPath, "--lock-file", filepath.Join(dir, "lock"), "--ring-size", "8",
-		"--rules-poll", "0", "--resident-block", "kill-holders", "--reconcile", "1s")
+		"--rules-poll", "0", "--resident-block", "kill-holders", "--reconcile", "1s",
+		// Off, so that an in-kernel load stands for what no hook sees:
+		// the safety net's case (the bracket's own test is loaderrun_test.go).
+		"--bracket-loaders=false")
 	var stdout, stderr syncBuffer
 	run.Stdout, run.Stderr = &stdout, &stderr
 	if err := run.Start(); err != nil {

@@ -228,6 +228,9 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	keeper.start()
 	cw := startCbpfWatcher(cfg.Mode == sensor.ModeEnforce, tel.Pipeline.Emit, textOut(cmd, o))
 	defer cw.close()
+	cw.rules = func() *rules.Set { return set }
+	lw := startLoaderWatcher(o.resident.bracket, cfg.Mode == sensor.ModeEnforce, keeper, func() *rules.Set { return set }, textOut(cmd, o))
+	defer lw.close()
 	// Start-up's garbage (the kernel's BTF parsed for the sensor's and the
 	// classic BPF capture's objects, the inventory of resident programs)
 	// goes back to the system now rather than whenever the scavenger gets
@@ -353,6 +356,11 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 			keeper.onLossCheck()
 		case a, ok := <-cw.events():
 			cw.receive(a, ok)
+		case r, ok := <-lw.events():
+			// The loader program's own prog_load (and any load queued
+			// before the run ended) first, so it is not taken for payload.
+			keeper.drain(s.Events(), func(ev *sensor.Event) { handleEvent(out, o, tel, set, ev) })
+			lw.receive(r, ok)
 		case <-keeper.tick():
 			keeper.drain(s.Events(), func(ev *sensor.Event) { handleEvent(out, o, tel, set, ev) })
 			keeper.reconcile()

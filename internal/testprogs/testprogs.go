@@ -176,6 +176,14 @@ var Objects = []Object{
 		},
 	},
 	{
+		File: "lskelpayload.bpf.o", Imitates: "the payload of a light skeleton (lskel/payload-lskel): a raw tracepoint counter loaded by an in-kernel loader",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "lskel_payload", Section: "raw_tp/task_rename", Type: ebpf.RawTracepoint, Insns: 12, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1}},
+		},
+	},
+	{
 		File: "cgroup.bpf.o", Imitates: "cgroup accounting (systemd, container runtimes)",
 		License: "GPL", BTF: true,
 		Programs: []Program{

@@ -1,0 +1,22 @@
+package main
+
+import "github.com/ebpf-sentry/ebpf-sentry/sensor"
+
+// inKernelLoads is doctor's statement of what run does about programs that
+// a syscall program loads with bpf_sys_bpf (light skeletons): the
+// BPF_PROG_TEST_RUN bracket of loaderrun.go, measured by
+// TestRunStopsTheLightSkeletonsPayload (docs/EVASION.md).
+func inKernelLoads(f *sensor.Features, hook sensor.Hook) string {
+	if !f.Has(sensor.FeatSyscallTP) || !f.Has(sensor.FeatSendSignal) {
+		return "found late, by reconciliation only (prog_unseen): the BPF_PROG_TEST_RUN bracket needs syscall tracepoints and bpf_send_signal"
+	}
+	bracket := "judged when the loader's BPF_PROG_TEST_RUN ends: the caller is stopped (SIGSTOP at sys_exit_bpf) before it returns to user space, " +
+		"the programs loaded during the run are read by id and judged by every rule; block kills the caller (its fds and the links they hold close) " +
+		"and detaches the links of what stays loaded. Not prevented: the payload exists, and runs if the loader attached it in the kernel, " +
+		"from the inner load until the kill (0.3-1.5 s measured); a payload pinned or referenced by a map survives the kill, reported (via_loader.response.survives)"
+	switch hook {
+	case sensor.HookLSMProgLoad, sensor.HookLSMBpf:
+		return "seen by the LSM hook at the inner load, and " + bracket
+	}
+	return bracket
+}
