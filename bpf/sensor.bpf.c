@@ -165,6 +165,7 @@ const enum sentry_verdict *unused_verdict_enum __attribute__((unused));
 const enum sentry_action *unused_action __attribute__((unused));
 const enum sentry_mode *unused_mode __attribute__((unused));
 const enum sentry_on_error *unused_on_error __attribute__((unused));
+const enum sentry_lock *unused_lock __attribute__((unused));
 
 _Static_assert(SENTRY_MATCHED_WORDS == RULES_MATCHED_WORDS, "the verdict record carries the whole result bitmap");
 
@@ -747,6 +748,8 @@ static __always_inline int is_self(const struct sentry_config *cfg, __u32 tgid, 
 	return start / SENTRY_NSEC_PER_TICK == cfg->self_start;
 }
 
+#include "include/allowlist.h"
+
 /* A walk that found nothing: the corrupt enforcer then writes BPF_EXIT at 0. */
 static const struct walk_ctx no_walk = {.first_exit = NO_SLOT, .main_end = NO_SLOT};
 
@@ -1022,6 +1025,12 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		verdict = SENTRY_VERDICT_BLOCK;
 		rule_index = -1;
 	}
+	/* Lock mode: not on the allowlist, blocked (rules still apply). */
+	__u32 lock = allowlist_judge(cfg, tgid, task, f->insn_hash, wc->insns_read, insn_cnt, wc->read_errors, unprivileged);
+	if (lock >= SENTRY_LOCK_NOT_LISTED && verdict != SENTRY_VERDICT_BLOCK) {
+		verdict = SENTRY_VERDICT_BLOCK;
+		rule_index = -1;
+	}
 
 	__u32 action = SENTRY_ACT_NONE;
 	if (verdict == SENTRY_VERDICT_BLOCK)
@@ -1049,6 +1058,8 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		v->helper_other = f->helper_other;
 		bpf_probe_read_kernel(v->helper_count, sizeof(v->helper_count), f->helper_cnt);
 		v->walk_ns = bpf_ktime_get_ns() - start;
+		v->lock = lock;
+		v->_pad_lock = 0;
 		bpf_ringbuf_submit(v, BPF_RB_NO_WAKEUP);
 	} else {
 		count_loss(SENTRY_LOSS_VERDICT_RESERVE);

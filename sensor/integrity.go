@@ -24,6 +24,8 @@ type integrity struct {
 	config sentrySentryConfig
 	rules  [sha256.Size]byte
 	wrote  bool
+	// allowlist is the id of the allowlist map the agent installed (0: none).
+	allowlist uint32
 }
 
 func tableHash(t any) ([sha256.Size]byte, error) {
@@ -63,6 +65,13 @@ func (s *Sensor) CheckIntegrity() ([]Tampering, error) {
 	if !bytes.Equal(h[:], s.integ.rules[:]) {
 		out = append(out, Tampering{What: "rules", Detail: fmt.Sprintf("rule table differs from the one written (generation %d, %d rules in the kernel)", t.Generation, t.Count)})
 	}
+	a, err := s.checkAllowlist()
+	if err != nil {
+		return nil, err
+	}
+	if a != nil {
+		out = append(out, *a)
+	}
 	return out, nil
 }
 
@@ -81,6 +90,8 @@ func configDiff(want, got sentrySentryConfig) string {
 	field("self_start", want.SelfStart, got.SelfStart)
 	field("block_unreadable", uint64(want.BlockUnreadable), uint64(got.BlockUnreadable))
 	field("on_error", uint64(want.OnError), uint64(got.OnError))
+	field("lock", uint64(want.Lock), uint64(got.Lock))
+	field("lock_cgroup", want.LockCgroup, got.LockCgroup)
 	return b.String()
 }
 

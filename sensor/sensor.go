@@ -138,6 +138,11 @@ type Config struct {
 	// (default 60 s; a 1M-instruction verification takes ~0.5 s).
 	ExpireAfter time.Duration
 	Logger      *slog.Logger
+	// Lock turns on lock mode (allowlist.go): in enforce mode a load whose
+	// fingerprint is not on the allowlist is blocked. LockCgroup, when
+	// non-zero, limits it to loaders in that cgroup v2.
+	Lock       bool
+	LockCgroup uint64
 }
 
 // OnError is the policy for loads that cannot be judged.
@@ -193,7 +198,9 @@ type Sensor struct {
 	finalLosses Losses  // counters as they were when Close detached
 	queueSizes  []int64 // instruction bytes of the events in the channel, oldest first
 	queuedBytes int64
-	prefaulted  int // ring pages written through at start (prefault.go)
+	prefaulted  int           // ring pages written through at start (prefault.go)
+	allowSpec   *ebpf.MapSpec // the allowlist's inner map (allowlist.go)
+	allowN      int
 }
 
 // New loads the kernel programs, fills the tables and attaches. Events
@@ -346,6 +353,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		slots:    make(map[uint32][]string),
 		done:     make(chan struct{}),
 	}
+	s.allowSpec = spec.Maps[sentryMapAllowlist].InnerMap.Copy()
 	s.asm.monoToWall = monoToWall()
 	s.asm.budget, s.asm.queued = cfg.MemoryBudget, s.queued
 	s.asm.enrich = newEnricher()
@@ -678,6 +686,9 @@ func (s *Sensor) writeConfig() error {
 	if s.cfg.OnError == OnErrorAllow {
 		c.OnError = uint32(sentrySentryOnErrorSENTRY_ON_ERROR_ALLOW)
 	}
+	if s.cfg.Lock {
+		c.Lock, c.LockCgroup = 1, s.cfg.LockCgroup
+	}
 	s.integ.mu.Lock()
 	defer s.integ.mu.Unlock()
 	if err := s.coll.Maps[sentryMapConfig].Put(uint32(0), &c); err != nil {
@@ -814,8 +825,10 @@ func (s *Sensor) deliver(ctx context.Context, ev *Event) {
 		ev.RuleID = s.ruleID(ev.generation, ev.RuleIndex)
 	} else if ev.Unjudged != "" {
 		ev.RuleID = RuleUnjudged
-	} else if ev.Verdict == VerdictBlock && ev.ReadErrors > 0 {
+	} else if ev.Verdict == VerdictBlock && ev.ReadErrors > 0 && s.cfg.BlockUnreadable {
 		ev.RuleID = RuleUnreadable
+	} else if ev.Verdict == VerdictBlock && ev.Lock.Blocks() {
+		ev.RuleID = RuleLock
 	}
 	s.retries.mark(ev)
 	select {
@@ -909,7 +922,7 @@ func (s *Sensor) pin() error {
 			return fmt.Errorf("pin link: %w", err)
 		}
 	}
-	for _, name := range []string{sentryMapRules, sentryMapConfig, sentryMapLosses} { // rules stay editable
+	for _, name := range []string{sentryMapRules, sentryMapConfig, sentryMapLosses, sentryMapAllowlist} { // rules stay editable
 		if err := s.coll.Maps[name].Pin(filepath.Join(s.cfg.PinPath, name)); err != nil {
 			return fmt.Errorf("pin map %s: %w", name, err)
 		}

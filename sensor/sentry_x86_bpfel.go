@@ -125,6 +125,9 @@ type sentrySentryConfig struct {
 	BlockUnreadable uint32
 	OnError         uint32
 	SelfStart       uint64
+	Lock            uint32
+	Pad             uint32
+	LockCgroup      uint64
 }
 
 type sentrySentryExit struct {
@@ -177,6 +180,18 @@ type sentrySentryHeader struct {
 	License            [64]int8
 	Exe                [512]int8
 }
+
+type sentrySentryLock uint32
+
+const (
+	sentrySentryLockSENTRY_LOCK_OFF        sentrySentryLock = 0
+	sentrySentryLockSENTRY_LOCK_LISTED     sentrySentryLock = 1
+	sentrySentryLockSENTRY_LOCK_SELF       sentrySentryLock = 2
+	sentrySentryLockSENTRY_LOCK_REFUSED    sentrySentryLock = 3
+	sentrySentryLockSENTRY_LOCK_NOT_LISTED sentrySentryLock = 4
+	sentrySentryLockSENTRY_LOCK_NO_LIST    sentrySentryLock = 5
+	sentrySentryLockSENTRY_LOCK_PARTIAL    sentrySentryLock = 6
+)
 
 type sentrySentryLoss uint32
 
@@ -255,6 +270,8 @@ type sentrySentryVerdictRec struct {
 	HelperOther uint32
 	Error       uint32
 	WalkNs      uint64
+	Lock        uint32
+	PadLock     uint32
 	HelperCount [256]uint32
 	MatchedMore [15]uint64
 }
@@ -270,6 +287,7 @@ type sentryTaskScratch struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sentryMapAllowlist                = "allowlist"
 	sentryMapChunkScratch             = "chunk_scratch"
 	sentryMapConfig                   = "config"
 	sentryMapEvents                   = "events"
@@ -298,6 +316,7 @@ const (
 	sentryVarUnusedExit               = "unused_exit"
 	sentryVarUnusedHeader             = "unused_header"
 	sentryVarUnusedKind               = "unused_kind"
+	sentryVarUnusedLock               = "unused_lock"
 	sentryVarUnusedLoss               = "unused_loss"
 	sentryVarUnusedMode               = "unused_mode"
 	sentryVarUnusedOnError            = "unused_on_error"
@@ -366,6 +385,7 @@ type sentryProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryMapSpecs struct {
+	Allowlist     *ebpf.MapSpec `ebpf:"allowlist"`
 	ChunkScratch  *ebpf.MapSpec `ebpf:"chunk_scratch"`
 	Config        *ebpf.MapSpec `ebpf:"config"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
@@ -387,6 +407,7 @@ type sentryVariableSpecs struct {
 	UnusedExit        *ebpf.VariableSpec `ebpf:"unused_exit"`
 	UnusedHeader      *ebpf.VariableSpec `ebpf:"unused_header"`
 	UnusedKind        *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedLock        *ebpf.VariableSpec `ebpf:"unused_lock"`
 	UnusedLoss        *ebpf.VariableSpec `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.VariableSpec `ebpf:"unused_mode"`
 	UnusedOnError     *ebpf.VariableSpec `ebpf:"unused_on_error"`
@@ -414,6 +435,7 @@ func (o *sentryObjects) Close() error {
 //
 // It can be passed to loadSentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryMaps struct {
+	Allowlist     *ebpf.Map `ebpf:"allowlist"`
 	ChunkScratch  *ebpf.Map `ebpf:"chunk_scratch"`
 	Config        *ebpf.Map `ebpf:"config"`
 	Events        *ebpf.Map `ebpf:"events"`
@@ -428,6 +450,7 @@ type sentryMaps struct {
 
 func (m *sentryMaps) Close() error {
 	return _SentryClose(
+		m.Allowlist,
 		m.ChunkScratch,
 		m.Config,
 		m.Events,
@@ -450,6 +473,7 @@ type sentryVariables struct {
 	UnusedExit        *ebpf.Variable `ebpf:"unused_exit"`
 	UnusedHeader      *ebpf.Variable `ebpf:"unused_header"`
 	UnusedKind        *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedLock        *ebpf.Variable `ebpf:"unused_lock"`
 	UnusedLoss        *ebpf.Variable `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.Variable `ebpf:"unused_mode"`
 	UnusedOnError     *ebpf.Variable `ebpf:"unused_on_error"`

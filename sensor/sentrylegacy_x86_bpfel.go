@@ -103,12 +103,16 @@ type sentryLegacySentryConfig struct {
 	BlockUnreadable uint32
 	OnError         uint32
 	SelfStart       uint64
+	Lock            uint32
+	Pad             uint32
+	LockCgroup      uint64
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sentryLegacyMapAllowlist                  = "allowlist"
 	sentryLegacyMapChunkScratch               = "chunk_scratch"
 	sentryLegacyMapConfig                     = "config"
 	sentryLegacyMapEvents                     = "events"
@@ -138,6 +142,7 @@ const (
 	sentryLegacyVarUnusedExit                 = "unused_exit"
 	sentryLegacyVarUnusedHeader               = "unused_header"
 	sentryLegacyVarUnusedKind                 = "unused_kind"
+	sentryLegacyVarUnusedLock                 = "unused_lock"
 	sentryLegacyVarUnusedLoss                 = "unused_loss"
 	sentryLegacyVarUnusedMode                 = "unused_mode"
 	sentryLegacyVarUnusedOnError              = "unused_on_error"
@@ -208,6 +213,7 @@ type sentryLegacyProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryLegacyMapSpecs struct {
+	Allowlist    *ebpf.MapSpec `ebpf:"allowlist"`
 	ChunkScratch *ebpf.MapSpec `ebpf:"chunk_scratch"`
 	Config       *ebpf.MapSpec `ebpf:"config"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
@@ -228,6 +234,7 @@ type sentryLegacyVariableSpecs struct {
 	UnusedExit        *ebpf.VariableSpec `ebpf:"unused_exit"`
 	UnusedHeader      *ebpf.VariableSpec `ebpf:"unused_header"`
 	UnusedKind        *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedLock        *ebpf.VariableSpec `ebpf:"unused_lock"`
 	UnusedLoss        *ebpf.VariableSpec `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.VariableSpec `ebpf:"unused_mode"`
 	UnusedOnError     *ebpf.VariableSpec `ebpf:"unused_on_error"`
@@ -255,6 +262,7 @@ func (o *sentryLegacyObjects) Close() error {
 //
 // It can be passed to loadSentryLegacyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryLegacyMaps struct {
+	Allowlist    *ebpf.Map `ebpf:"allowlist"`
 	ChunkScratch *ebpf.Map `ebpf:"chunk_scratch"`
 	Config       *ebpf.Map `ebpf:"config"`
 	Events       *ebpf.Map `ebpf:"events"`
@@ -268,6 +276,7 @@ type sentryLegacyMaps struct {
 
 func (m *sentryLegacyMaps) Close() error {
 	return _SentryLegacyClose(
+		m.Allowlist,
 		m.ChunkScratch,
 		m.Config,
 		m.Events,
@@ -289,6 +298,7 @@ type sentryLegacyVariables struct {
 	UnusedExit        *ebpf.Variable `ebpf:"unused_exit"`
 	UnusedHeader      *ebpf.Variable `ebpf:"unused_header"`
 	UnusedKind        *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedLock        *ebpf.Variable `ebpf:"unused_lock"`
 	UnusedLoss        *ebpf.Variable `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.Variable `ebpf:"unused_mode"`
 	UnusedOnError     *ebpf.Variable `ebpf:"unused_on_error"`
