@@ -143,6 +143,8 @@ type Config struct {
 	// non-zero, limits it to loaders in that cgroup v2.
 	Lock       bool
 	LockCgroup uint64
+	// Allowlist is installed before the hooks attach when Lock is set.
+	Allowlist []uint64
 }
 
 // OnError is the policy for loads that cannot be judged.
@@ -363,6 +365,11 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		}
 		s.teardown(false)
 		return nil, err
+	}
+	if cfg.Lock {
+		if err := s.SetAllowlist(cfg.Allowlist); err != nil {
+			return fail(err)
+		}
 	}
 	if err := s.SetRules(cfg.Rules); err != nil {
 		return fail(err)
