@@ -242,3 +242,25 @@ func TestAllowlistCommandListsDiffsApprovesAndPrunes(t *testing.T) {
 		t.Errorf("a bad fingerprint: code %d %s", code, errs)
 	}
 }
+
+// doctor says what lock mode guarantees with the hook run will use.
+func TestDoctorSaysWhatLockModeGuarantees(t *testing.T) {
+	testutils.RequireRoot(t, "probing the kernel")
+	out, errs, code := runRulesCLI(t, "doctor")
+	if code != 0 {
+		t.Fatalf("doctor: %s %s", out, errs)
+	}
+	var hook, lock string
+	for _, line := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(line, "run will use: hook "); ok {
+			hook, _, _ = strings.Cut(rest, ",")
+		}
+		if rest, ok := strings.CutPrefix(line, "lock mode: "); ok {
+			lock = rest
+		}
+	}
+	want := map[string]string{"lsm-prog-load": "denied race-free", "lsm-bpf": "denied with EPERM", "tracepoint": "killed before the kernel copies it", "tp_btf": "killed before the kernel copies it"}[hook]
+	if want == "" || !strings.Contains(lock, want) {
+		t.Errorf("hook %q: lock mode line %q, want it to contain %q", hook, lock, want)
+	}
+}
