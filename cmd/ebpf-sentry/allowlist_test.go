@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -262,5 +264,45 @@ func TestDoctorSaysWhatLockModeGuarantees(t *testing.T) {
 	want := map[string]string{"lsm-prog-load": "denied race-free", "lsm-bpf": "denied with EPERM", "tracepoint": "killed before the kernel copies it", "tp_btf": "killed before the kernel copies it"}[hook]
 	if want == "" || !strings.Contains(lock, want) {
 		t.Errorf("hook %q: lock mode line %q, want it to contain %q", hook, lock, want)
+	}
+}
+
+// diff --loaded compares a list with what the scan finds loaded, by tag:
+// a program this test holds and nobody listed shows as loaded-not-listed,
+// the listed tag nothing has as listed-not-loaded, an approved entry
+// without a tag on its own.
+func TestAllowlistDiffAgainstWhatIsLoaded(t *testing.T) {
+	testutils.RequireRoot(t, "scanning the loaded programs")
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SocketFilter, License: "GPL", Name: "slockdiff",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 3), asm.Return()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	info, _ := prog.Info()
+	id, _ := info.ID()
+	list := filepath.Join(t.TempDir(), "l.yaml")
+	l := allowlist.New()
+	l.Approve([]allowlist.Entry{{Fingerprint: 1, Tag: "00000000000000ff"}, {Fingerprint: 2}}, time.Now())
+	if err := l.Save(list); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := runRulesCLI(t, "allowlist", "diff", list, "--loaded", "--json")
+	if code != 0 {
+		t.Fatalf("diff --loaded: %s %s", out, errs)
+	}
+	var d loadedDiff
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range d.NotListed {
+		found = found || p.ID == uint32(id) && p.Name == "slockdiff" && p.Tag == info.Tag
+	}
+	if !found {
+		t.Errorf("program %d (tag %s) not among the loaded-not-listed: %+v", id, info.Tag, d.NotListed)
+	}
+	if len(d.NotLoaded) != 1 || d.NotLoaded[0].Fingerprint != 1 || len(d.NoTag) != 1 || d.NoTag[0].Fingerprint != 2 {
+		t.Errorf("listed-not-loaded %+v, without tag %+v", d.NotLoaded, d.NoTag)
 	}
 }
