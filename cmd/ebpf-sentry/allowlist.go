@@ -233,8 +233,13 @@ func eventEntries(path string, blockedOnly bool) ([]allowlist.Entry, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return readEventEntries(path, f, blockedOnly)
+}
+
+// readEventEntries is eventEntries on a reader; path names it in errors.
+func readEventEntries(path string, r io.Reader, blockedOnly bool) ([]allowlist.Entry, error) {
 	var out []allowlist.Entry
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	line := 0
 	for sc.Scan() {
