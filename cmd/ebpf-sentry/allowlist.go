@@ -307,8 +307,9 @@ func loadOrNew(path string) (*allowlist.List, error) {
 
 func newAllowlistApproveCmd() *cobra.Command {
 	var fps []string
-	var events, name, note string
+	var events, name, note, learnedURL, learnedBucket string
 	var blockedOnly bool
+	nopts := output.DefaultOptions()
 	cmd := &cobra.Command{
 		Use:   "approve FILE (--fingerprint 0x… | --events EVENTS.json)",
 		Short: "Add fingerprints to an allowlist (created if absent)",
@@ -340,8 +341,20 @@ e.g. by lock mode). The file is rewritten atomically.`,
 				}
 				add = append(add, es...)
 			}
+			if learnedURL != "" {
+				es, err := learnedEntries(cmd.Context(), learnedURL, learnedBucket, nopts.NATS)
+				if err != nil {
+					return fmt.Errorf("--learned: %w", err)
+				}
+				for i := range es {
+					if note != "" {
+						es[i].Note = note
+					}
+				}
+				add = append(add, es...)
+			}
 			if len(add) == 0 {
-				return errors.New("nothing to approve: give --fingerprint or --events (with prog_load events that carry prog.insn_hash)")
+				return errors.New("nothing to approve: give --fingerprint, --events (with prog_load events that carry prog.insn_hash) or --learned")
 			}
 			n, err := l.Approve(add, time.Now().UTC())
 			if err != nil {
@@ -360,6 +373,11 @@ e.g. by lock mode). The file is rewritten atomically.`,
 	f.BoolVar(&blockedOnly, "blocked-only", false, "with --events: only the loads whose verdict was block")
 	f.StringVar(&name, "name", "", "with --fingerprint: the program's name, for people")
 	f.StringVar(&note, "note", "", "a note kept with the new entries (why they are allowed)")
+	f.StringVar(&learnedURL, "learned", "", "NATS servers (nats://HOST:PORT[,…]) of a bucket that agents learn into (run --mode learn --allowlist nats-kv://BUCKET): merge every host's learned list")
+	f.StringVar(&learnedBucket, "bucket", "", "with --learned: the bucket")
+	f.StringVar(&nopts.NATS.CAFile, "nats-ca", "", "with --learned: PEM CA bundle (TLS)")
+	f.StringVar(&nopts.NATS.CredsFile, "nats-creds", "", "with --learned: NATS credentials file")
+	f.StringVar(&nopts.NATS.NKeyFile, "nats-nkey", "", "with --learned: file holding an nkey seed")
 	return cmd
 }
 
@@ -481,4 +499,57 @@ install it; anything unsigned or signed by another key is refused.`,
 		_ = cmd.MarkFlagRequired(req)
 	}
 	return cmd
+}
+
+// learnedEntries reads every host's learned list from the bucket and
+// returns their entries, loaders merged per fingerprint.
+func learnedEntries(ctx context.Context, urlList, bucket string, nopts output.NATSOptions) ([]allowlist.Entry, error) {
+	if bucket == "" {
+		return nil, errors.New("give --bucket")
+	}
+	urls, err := output.ParseNATSURLs(urlList)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := output.NATSAuthOptions(nopts)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","), auth...)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", bucket, err)
+	}
+	keys, err := kv.ListKeysFiltered(ctx, learnedPrefix+">")
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", bucket, err)
+	}
+	merged := allowlist.New()
+	for key := range keys.Keys() {
+		e, err := kv.Get(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", bucket, key, err)
+		}
+		l, err := allowlist.Parse(bucket+"/"+key, e.Value())
+		if err != nil {
+			return nil, err
+		}
+		for _, le := range l.Entries {
+			for _, ld := range append([]allowlist.Loader{{}}, le.Loaders...) {
+				merged.Record(allowlist.Observation{Fingerprint: le.Fingerprint, Name: le.Name, Type: le.Type, Tag: le.Tag,
+					SHA256: le.SHA256, Loader: ld, Time: le.LastSeen})
+			}
+		}
+	}
+	return merged.Entries, nil
 }

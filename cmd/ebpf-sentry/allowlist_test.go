@@ -306,3 +306,41 @@ func TestAllowlistDiffAgainstWhatIsLoaded(t *testing.T) {
 		t.Errorf("listed-not-loaded %+v, without tag %+v", d.NotLoaded, d.NoTag)
 	}
 }
+
+// Learn mode can put what it learns in the fleet's bucket (unsigned, under
+// learned.HOST); an operator merges it into a file with approve --learned,
+// to review and publish signed.
+func TestRunLearnsIntoTheFleetBucket(t *testing.T) {
+	testutils.RequireRoot(t, "running the sensor")
+	cg := testutils.NewCgroup(t, "learnkv")
+	dir := t.TempDir()
+	srv := natstest.NewServer(t, "learn", filepath.Join(dir, "nats"), "")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	if err := (&natstest.Cluster{Servers: []*natstest.Server{srv}}).WaitHealthy(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	f := startRun(t, "--rules-poll", "0", "--mode", "learn", "--allowlist", "nats-kv://LEARNTEST", "--policy-nats", srv.URL(), "--allowlist-flush", "100ms")
+	if loadIn(t, cg, f.loader, "7", "slocklearnkv") {
+		t.Fatal("learn mode killed a load no rule blocks")
+	}
+	fp := fingerprintOf(t, f, "slocklearnkv")
+	waitFor(t, "the bucket written", &f.stderr, "allowlist written")
+	stopRun(f)
+	list := filepath.Join(dir, "merged.yaml")
+	out, errs, code := runRulesCLI(t, "allowlist", "approve", list, "--learned", srv.URL(), "--bucket", "LEARNTEST")
+	if code != 0 {
+		t.Fatalf("approve --learned: %s %s", out, errs)
+	}
+	l, err := allowlist.Load(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := allowlist.ParseFingerprint(fp)
+	e := l.Find(want)
+	if e == nil || e.Name != "slocklearnkv" || len(e.Loaders) == 0 || e.Loaders[0].Exe != f.loader {
+		t.Fatalf("merged entry %+v, want slocklearnkv learned from %s", e, f.loader)
+	}
+}

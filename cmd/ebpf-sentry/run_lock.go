@@ -60,6 +60,9 @@ type allowlistRun struct {
 	flushT  *time.Ticker
 	cancel  context.CancelFunc
 	self    int
+	// learned, in learn mode with a bucket, puts the list there.
+	learned func(*allowlist.List) error
+	closeNC func()
 }
 
 type allowlistUpdate struct {
@@ -82,11 +85,12 @@ func openAllowlist(o *runOptions, cfg *sensor.Config, nopts output.NATSOptions) 
 	a := &allowlistRun{mode: o.mode, poll: o.rulesPoll, updates: make(chan allowlistUpdate, 1), self: os.Getpid()}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	if strings.HasPrefix(o.lock.path, "nats-kv://") {
-		if o.mode == "learn" {
+	if strings.HasPrefix(o.lock.path, "nats-kv://") && o.mode == "learn" {
+		if err := a.openFleetLearn(o, nopts); err != nil {
 			cancel()
-			return nil, fmt.Errorf("--mode learn writes a local --allowlist file; sign and put it in the bucket with `ebpf-sentry allowlist publish` (agents do not hold the fleet key)")
+			return nil, err
 		}
+	} else if strings.HasPrefix(o.lock.path, "nats-kv://") {
 		if err := a.openFleet(ctx, o, nopts); err != nil {
 			cancel()
 			return nil, err
@@ -255,12 +259,17 @@ func (a *allowlistRun) flush() {
 	if a == nil || a.mode != "learn" || !a.dirty {
 		return
 	}
-	if err := a.list.Save(a.path); err != nil {
+	if a.learned != nil {
+		if err := a.learned(a.list); err != nil {
+			slog.Error("learn: put what was learned in the bucket", "to", a.source, "err", err)
+			return
+		}
+	} else if err := a.list.Save(a.path); err != nil {
 		slog.Error("learn: write the allowlist", "path", a.path, "err", err)
 		return
 	}
 	a.dirty = false
-	slog.Info("allowlist written", "path", a.path, "entries", len(a.list.Entries))
+	slog.Info("allowlist written", "to", a.source, "entries", len(a.list.Entries))
 }
 
 func (a *allowlistRun) close() {
@@ -269,6 +278,9 @@ func (a *allowlistRun) close() {
 	}
 	a.flush()
 	a.cancel()
+	if a.closeNC != nil {
+		a.closeNC()
+	}
 	if a.flushT != nil {
 		a.flushT.Stop()
 	}
@@ -427,4 +439,76 @@ func (f *fleetAllowlist) follow(ctx context.Context, kv jetstream.KeyValue, key 
 			return nil
 		}
 	}
+}
+
+// learnedPrefix is where agents in learn mode put what they saw, one key
+// per host, unsigned: observations for an operator to review and merge
+// (allowlist approve --learned), never applied by an agent.
+const learnedPrefix = "learned."
+
+// openFleetLearn makes learn mode put its list under learned.HOST in the
+// bucket (created if absent) at every flush.
+func (a *allowlistRun) openFleetLearn(o *runOptions, nopts output.NATSOptions) error {
+	bucket, _, err := policy.ParseSpec(o.lock.path)
+	if err != nil {
+		return fmt.Errorf("--allowlist: %w", err)
+	}
+	if o.policy.nats == "" {
+		return fmt.Errorf("--allowlist %s needs --policy-nats", o.lock.path)
+	}
+	urls, err := output.ParseNATSURLs(o.policy.nats)
+	if err != nil {
+		return fmt.Errorf("--policy-nats: %w", err)
+	}
+	auth, err := output.NATSAuthOptions(nopts)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	key := learnedPrefix + kvToken(host)
+	opts := append([]nats.Option{nats.Name("ebpf-sentry learn"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true)}, auth...)
+	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
+	if err != nil {
+		return fmt.Errorf("--policy-nats: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	a.closeNC = nc.Close
+	a.list, a.source = allowlist.New(), o.lock.path+" key "+key
+	a.learned = func(l *allowlist.List) error {
+		data, err := l.Marshal()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		kv, err := js.KeyValue(ctx, bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 5})
+		}
+		if err != nil {
+			return err
+		}
+		_, err = kv.Put(ctx, key, data)
+		return err
+	}
+	slog.Info("learning into the fleet bucket", "bucket", bucket, "key", key)
+	return nil
+}
+
+// kvToken makes s one KV key token.
+func kvToken(s string) string {
+	if s == "" {
+		return "_"
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, s)
 }
