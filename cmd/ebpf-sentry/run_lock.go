@@ -40,7 +40,7 @@ type lockFlags struct {
 
 func addLockFlags(f *pflag.FlagSet) *lockFlags {
 	l := &lockFlags{}
-	f.StringVar(&l.path, "allowlist", defaultAllowlist, "--mode learn|lock: the allowlist file (YAML, docs/FLEET.md), or nats-kv://BUCKET[/KEY] for a signed fleet list (lock only; key default allowlist, with the --policy-* flags)")
+	f.StringVar(&l.path, "allowlist", defaultAllowlist, "--mode learn|lock: the allowlist file (YAML, docs/FLEET.md), or nats-kv://BUCKET[/KEY] with the --policy-* flags: lock follows the signed list under KEY (default allowlist), learn puts what it learns under learned.HOST")
 	f.StringVar(&l.cgroup, "lock-cgroup", "", "--mode lock: lock only loaders in this cgroup v2 directory (exactly it, not its children); default every loader")
 	f.DurationVar(&l.flush, "allowlist-flush", 5*time.Second, "--mode learn: write what was learned this often (and at exit)")
 	return l
