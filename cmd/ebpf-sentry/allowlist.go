@@ -23,10 +23,6 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/policy"
 )
 
-func init() {
-	root.AddCommand(newAllowlistCmd())
-}
-
 func newAllowlistCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "allowlist",

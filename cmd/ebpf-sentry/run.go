@@ -56,7 +56,7 @@ type runOptions struct {
 	lock      *lockFlags
 }
 
-func init() {
+func newRunCmd() *cobra.Command {
 	var o runOptions
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -90,7 +90,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	o.policy = addPolicyFlags(f)
 	o.ui = addUIFlags(f)
 	o.lock = addLockFlags(f)
-	root.AddCommand(cmd)
+	return cmd
 }
 
 func envError(format string, args ...any) error {
