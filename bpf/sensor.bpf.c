@@ -241,6 +241,31 @@ struct {
 	__type(value, struct sentry_chunk);
 } chunk_scratch SEC(".maps");
 
+/* The part of union bpf_attr that BPF_PROG_LOAD uses and we read. */
+struct prog_load_attr {
+	__u32 prog_type;
+	__u32 insn_cnt;
+	__u64 insns;
+	__u64 license;
+	__u32 log_level;
+	__u32 log_size;
+	__u64 log_buf;
+	__u32 kern_version;
+	__u32 prog_flags;
+	char prog_name[SENTRY_NAME_LEN];
+	__u32 prog_ifindex;
+	__u32 expected_attach_type;
+	__u32 prog_btf_fd;
+	__u32 func_info_rec_size;
+	__u64 func_info;
+	__u32 func_info_cnt;
+	__u32 line_info_rec_size;
+	__u64 line_info;
+	__u32 line_info_cnt;
+	__u32 attach_btf_id;
+	__u32 attach_btf_obj_fd;
+};
+
 #ifndef SENTRY_NO_LOOP
 /*
  * The sleepable lsm.s/bpf program's scratch, per task rather than per CPU:
@@ -253,6 +278,7 @@ struct task_scratch {
 	struct rules_facts f;
 	struct sentry_chunk chunk;
 	struct rules_result res;
+	struct prog_load_attr attr; /* sentry_lsm_bpf's copy of the attr */
 };
 
 struct {
@@ -400,6 +426,7 @@ struct walk_ctx {
 	 * function ends (the first sub-program's slot); NO_SLOT when none. */
 	__u32 first_exit;
 	__u32 main_end;
+	__u32 lock; /* enum sentry_lock: in the padding, not in a stack slot of its own */
 };
 
 #define NO_SLOT 0xffffffffU
@@ -681,30 +708,6 @@ static __always_inline __u64 next_load_id(__u32 cpu)
 	return ((__u64)cpu << 48) | (n & ((1ULL << 48) - 1));
 }
 
-/* The part of union bpf_attr that BPF_PROG_LOAD uses and we read. */
-struct prog_load_attr {
-	__u32 prog_type;
-	__u32 insn_cnt;
-	__u64 insns;
-	__u64 license;
-	__u32 log_level;
-	__u32 log_size;
-	__u64 log_buf;
-	__u32 kern_version;
-	__u32 prog_flags;
-	char prog_name[SENTRY_NAME_LEN];
-	__u32 prog_ifindex;
-	__u32 expected_attach_type;
-	__u32 prog_btf_fd;
-	__u32 func_info_rec_size;
-	__u64 func_info;
-	__u32 func_info_cnt;
-	__u32 line_info_rec_size;
-	__u64 line_info;
-	__u32 line_info_cnt;
-	__u32 attach_btf_id;
-	__u32 attach_btf_obj_fd;
-};
 
 /*
  * The corrupt enforcer (the seed's method, made to load): rewrites the
@@ -1015,6 +1018,8 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 			 wc, 0);
 	rules_evaluate(table, f, res);
 #endif
+	/* Lock mode: not on the allowlist, blocked (rules still apply). */
+	allowlist_judge(cfg, f, wc, res, insn_cnt);
 	__u32 verdict = res->action;
 	__s32 rule_index = res->action == RULES_ACTION_BLOCK ? res->first_block : res->first;
 	if (unprivileged) { /* the kernel refuses it: nothing to enforce */
@@ -1022,12 +1027,6 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		rule_index = -1;
 	}
 	if (wc->read_errors && cfg->block_unreadable && verdict != SENTRY_VERDICT_BLOCK) {
-		verdict = SENTRY_VERDICT_BLOCK;
-		rule_index = -1;
-	}
-	/* Lock mode: not on the allowlist, blocked (rules still apply). */
-	__u32 lock = allowlist_judge(cfg, tgid, task, f->insn_hash, wc->insns_read, insn_cnt, wc->read_errors, unprivileged);
-	if (lock >= SENTRY_LOCK_NOT_LISTED && verdict != SENTRY_VERDICT_BLOCK) {
 		verdict = SENTRY_VERDICT_BLOCK;
 		rule_index = -1;
 	}
@@ -1058,7 +1057,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		v->helper_other = f->helper_other;
 		bpf_probe_read_kernel(v->helper_count, sizeof(v->helper_count), f->helper_cnt);
 		v->walk_ns = bpf_ktime_get_ns() - start;
-		v->lock = lock;
+		v->lock = wc->lock;
 		v->_pad_lock = 0;
 		bpf_ringbuf_submit(v, BPF_RB_NO_WAKEUP);
 	} else {
@@ -1291,10 +1290,19 @@ int BPF_PROG(sentry_lsm_bpf, int cmd, union bpf_attr *kattr, unsigned int size)
 {
 	if (cmd != BPF_PROG_LOAD)
 		return 0;
-	struct prog_load_attr attr = {};
-	if (bpf_probe_read_kernel(&attr, sizeof(attr), kattr))
+	/* The attr is copied into the task's scratch, not onto the stack: with
+	 * the walk's callbacks this hook's frames are at the verifier's 512
+	 * bytes. No scratch: unjudged, like the judge's own lookups. */
+	struct task_scratch *ts = own_scratch();
+	if (!ts) {
+		__u32 zero = 0;
+		struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+		return unjudged(cfg, SENTRY_LOSS_NO_SCRATCH, ENF_DENY, 0) == SENTRY_ACT_DENIED ? -EPERM : 0;
+	}
+	struct prog_load_attr *ap = &ts->attr;
+	if (bpf_probe_read_kernel(ap, sizeof(*ap), kattr)) /* zeroes it on failure */
 		count_loss(SENTRY_LOSS_ATTR_READ);
-	if (judge(&attr, size, attr.insns, attr.insn_cnt, SRC_USER_SLEEPABLE, ENF_DENY) == SENTRY_ACT_DENIED)
+	if (judge(ap, size, ap->insns, ap->insn_cnt, SRC_USER_SLEEPABLE, ENF_DENY) == SENTRY_ACT_DENIED)
 		return -EPERM;
 	return 0;
 }

@@ -281,6 +281,31 @@ type sentryTaskScratch struct {
 	F     sentryRulesFacts
 	Chunk sentrySentryChunk
 	Res   sentryRulesResult
+	Attr  struct {
+		_                  structs.HostLayout
+		ProgType           uint32
+		InsnCnt            uint32
+		Insns              uint64
+		License            uint64
+		LogLevel           uint32
+		LogSize            uint32
+		LogBuf             uint64
+		KernVersion        uint32
+		ProgFlags          uint32
+		ProgName           [16]int8
+		ProgIfindex        uint32
+		ExpectedAttachType uint32
+		ProgBtfFd          uint32
+		FuncInfoRecSize    uint32
+		FuncInfo           uint64
+		FuncInfoCnt        uint32
+		LineInfoRecSize    uint32
+		LineInfo           uint64
+		LineInfoCnt        uint32
+		AttachBtfId        uint32
+		AttachBtfObjFd     uint32
+		_                  [4]byte
+	}
 }
 
 // Names of all BPF objects in the ELF.
