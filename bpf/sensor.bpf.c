@@ -168,6 +168,7 @@ const enum sentry_verdict *unused_verdict_enum __attribute__((unused));
 const enum sentry_action *unused_action __attribute__((unused));
 const enum sentry_mode *unused_mode __attribute__((unused));
 const enum sentry_on_error *unused_on_error __attribute__((unused));
+const enum sentry_lock *unused_lock __attribute__((unused));
 
 _Static_assert(SENTRY_MATCHED_WORDS == RULES_MATCHED_WORDS, "the verdict record carries the whole result bitmap");
 
@@ -243,6 +244,31 @@ struct {
 	__type(value, struct sentry_chunk);
 } chunk_scratch SEC(".maps");
 
+/* The part of union bpf_attr that BPF_PROG_LOAD uses and we read. */
+struct prog_load_attr {
+	__u32 prog_type;
+	__u32 insn_cnt;
+	__u64 insns;
+	__u64 license;
+	__u32 log_level;
+	__u32 log_size;
+	__u64 log_buf;
+	__u32 kern_version;
+	__u32 prog_flags;
+	char prog_name[SENTRY_NAME_LEN];
+	__u32 prog_ifindex;
+	__u32 expected_attach_type;
+	__u32 prog_btf_fd;
+	__u32 func_info_rec_size;
+	__u64 func_info;
+	__u32 func_info_cnt;
+	__u32 line_info_rec_size;
+	__u64 line_info;
+	__u32 line_info_cnt;
+	__u32 attach_btf_id;
+	__u32 attach_btf_obj_fd;
+};
+
 #ifndef SENTRY_NO_LOOP
 /*
  * The sleepable lsm.s/bpf program's scratch, per task rather than per CPU:
@@ -255,6 +281,7 @@ struct task_scratch {
 	struct rules_facts f;
 	struct sentry_chunk chunk;
 	struct rules_result res;
+	struct prog_load_attr attr; /* sentry_lsm_bpf's copy of the attr */
 };
 
 struct {
@@ -520,6 +547,7 @@ struct walk_ctx {
 	 * function ends (the first sub-program's slot); NO_SLOT when none. */
 	__u32 first_exit;
 	__u32 main_end;
+	__u32 lock; /* enum sentry_lock: in the padding, not in a stack slot of its own */
 };
 
 #define NO_SLOT 0xffffffffU
@@ -830,30 +858,6 @@ static __always_inline __u64 next_load_id(__u32 cpu)
 	return ((__u64)cpu << 48) | (n & ((1ULL << 48) - 1));
 }
 
-/* The part of union bpf_attr that BPF_PROG_LOAD uses and we read. */
-struct prog_load_attr {
-	__u32 prog_type;
-	__u32 insn_cnt;
-	__u64 insns;
-	__u64 license;
-	__u32 log_level;
-	__u32 log_size;
-	__u64 log_buf;
-	__u32 kern_version;
-	__u32 prog_flags;
-	char prog_name[SENTRY_NAME_LEN];
-	__u32 prog_ifindex;
-	__u32 expected_attach_type;
-	__u32 prog_btf_fd;
-	__u32 func_info_rec_size;
-	__u64 func_info;
-	__u32 func_info_cnt;
-	__u32 line_info_rec_size;
-	__u64 line_info;
-	__u32 line_info_cnt;
-	__u32 attach_btf_id;
-	__u32 attach_btf_obj_fd;
-};
 
 /*
  * The corrupt enforcer (the seed's method, made to load): rewrites the
@@ -897,6 +901,8 @@ static __always_inline int is_self(const struct sentry_config *cfg, __u32 tgid, 
 		return 0;
 	return BPF_CORE_READ(task, group_leader, start_boottime) == cfg->self_start_ns;
 }
+
+#include "include/allowlist.h"
 
 /* A walk that found nothing: the corrupt enforcer then writes BPF_EXIT at 0. */
 static const struct walk_ctx no_walk = {.first_exit = NO_SLOT, .main_end = NO_SLOT};
@@ -1183,6 +1189,8 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	__u32 generation = table->generation;
 	release_table(tidx);
 #endif
+	/* Lock mode: not on the allowlist, blocked (rules still apply). */
+	allowlist_judge(cfg, f, wc, res, insn_cnt);
 	__u32 verdict = res->action;
 	__s32 rule_index = res->action == RULES_ACTION_BLOCK ? res->first_block : res->first;
 	if (unprivileged) { /* the kernel refuses it: nothing to enforce */
@@ -1220,6 +1228,8 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		v->helper_other = f->helper_other;
 		bpf_probe_read_kernel(v->helper_count, sizeof(v->helper_count), f->helper_cnt);
 		v->walk_ns = bpf_ktime_get_ns() - start;
+		v->lock = wc->lock;
+		v->_pad_lock = 0;
 		/* Chunks left out: wake the reader now, while the loader waits
 		 * for the verifier, so that it reads them from the loader's
 		 * memory before the loader returns (sensor/recover.go). */
@@ -1487,10 +1497,19 @@ int BPF_PROG(sentry_lsm_bpf, int cmd, union bpf_attr *kattr, unsigned int size)
 {
 	if (cmd != BPF_PROG_LOAD)
 		return 0;
-	struct prog_load_attr attr = {};
-	if (bpf_probe_read_kernel(&attr, sizeof(attr), kattr))
+	/* The attr is copied into the task's scratch, not onto the stack: with
+	 * the walk's callbacks this hook's frames are at the verifier's 512
+	 * bytes. No scratch: unjudged, like the judge's own lookups. */
+	struct task_scratch *ts = own_scratch();
+	if (!ts) {
+		__u32 zero = 0;
+		struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+		return unjudged(cfg, SENTRY_LOSS_NO_SCRATCH, ENF_DENY, 0) == SENTRY_ACT_DENIED ? -EPERM : 0;
+	}
+	struct prog_load_attr *ap = &ts->attr;
+	if (bpf_probe_read_kernel(ap, sizeof(*ap), kattr)) /* zeroes it on failure */
 		count_loss(SENTRY_LOSS_ATTR_READ);
-	if (judge(&attr, size, attr.insns, attr.insn_cnt, SRC_USER_SLEEPABLE, ENF_DENY) == SENTRY_ACT_DENIED)
+	if (judge(ap, size, ap->insns, ap->insn_cnt, SRC_USER_SLEEPABLE, ENF_DENY) == SENTRY_ACT_DENIED)
 		return -EPERM;
 	return 0;
 }

@@ -91,6 +91,7 @@ type Prog struct {
 	CapturedSlots      int         `json:"captured_slots"`              // slots the sensor captured
 	CaptureTruncated   bool        `json:"capture_truncated,omitempty"` // captured_slots < insn_cnt
 	SHA256             string      `json:"sha256,omitempty"`
+	InsnHash           string      `json:"insn_hash,omitempty"` // the kernel's fingerprint (allowlists, lock mode)
 	Kernel             *KernelProg `json:"kernel,omitempty"`
 	Source             string      `json:"source,omitempty"`
 	Origin             string      `json:"origin,omitempty"`
@@ -266,6 +267,8 @@ type ProgLoad struct {
 	DisasmTotal int
 	// Cgroup is the loader's cgroup v2 path when resolved (CgroupPaths).
 	Cgroup string
+	// InsnHash is the fingerprint the kernel-side walk computed (0: none).
+	InsnHash uint64
 }
 
 // NewProgLoad builds a prog_load event. It copies and escapes everything, so
@@ -308,6 +311,9 @@ func NewProgLoad(in ProgLoad, opt InsnOptions) *Event {
 	}
 	if p.Kernel != nil {
 		pr.Kernel = &KernelProg{ID: p.Kernel.ID, Tag: Escape(p.Kernel.Tag)}
+	}
+	if in.InsnHash != 0 {
+		pr.InsnHash = fmt.Sprintf("0x%016x", in.InsnHash)
 	}
 	ev.Prog = pr
 	out := in.Outcome

@@ -100,7 +100,10 @@ type Event struct {
 	Matched   []uint64 `json:"matched,omitempty"` // bitmap of matching slots: bit i%64 of word i/64
 	// Unjudged names the kernel-side failure (a loss reason) that kept
 	// the load from being judged; the verdict then comes from OnError.
-	Unjudged   string `json:"unjudged,omitempty"`
+	Unjudged string `json:"unjudged,omitempty"`
+	// Lock is what lock mode made of the load (off: empty); a blocking
+	// value with RuleID RuleLock means the allowlist alone blocked it.
+	Lock       Lock `json:"lock,omitempty"`
 	generation uint32
 
 	// Helpers is the kernel's histogram over all instructions, by helper id.

@@ -270,9 +270,11 @@ type Plan struct {
 	Enforcer Enforcer `json:"enforcer"`
 	Walk     Walk     `json:"walk"`
 	// Compat says how 32-bit processes' bpf() calls are covered.
-	Compat    string   `json:"compat"`
-	Guarantee string   `json:"guarantee"`
-	Notes     []string `json:"notes,omitempty"`
+	Compat    string `json:"compat"`
+	Guarantee string `json:"guarantee"`
+	// LockGuarantee is what `run --mode lock` guarantees with this hook.
+	LockGuarantee string   `json:"lock_guarantee"`
+	Notes         []string `json:"notes,omitempty"`
 }
 
 // TpBTFOffNote is doctor's word on tp_btf where the syscall tracepoints
@@ -328,6 +330,16 @@ func PlanFor(f *Features) (Plan, error) {
 		p.Guarantee = "killed before use: SIGKILL is queued before the kernel copies the program; the loader never returns to user space, and the pending signal makes the verifier abort (measured: docs/EVASION.md)"
 	} else {
 		p.Guarantee = "monitor only: bpf_send_signal unavailable"
+	}
+	switch {
+	case lsm:
+		p.LockGuarantee = "a program whose fingerprint is not on the allowlist is denied race-free: the fingerprint is computed over the kernel's own copy inside bpf_prog_load, the load fails with EPERM before the verifier"
+	case lsmBpf, lsmGate:
+		p.LockGuarantee = "a program whose fingerprint is not on the allowlist is denied with EPERM; the fingerprint is computed over the loader's memory, so a loader that rewrites its instructions after the check loads unchecked instructions, which the tag check reports after the load"
+	case p.Enforcer == EnforcerKill:
+		p.LockGuarantee = "the loader of a program whose fingerprint is not on the allowlist is killed before the kernel copies it; the fingerprint is computed over the loader's memory, so a thread that rewrites the instructions after the check loads unchecked instructions, which the tag check reports after the load"
+	default:
+		p.LockGuarantee = "none: no enforcer on this kernel, lock mode only reports"
 	}
 	if !f.Has(FeatProbeWriteUser) {
 		p.Notes = append(p.Notes, "--enforcer corrupt unavailable: bpf_probe_write_user refused")

@@ -25,6 +25,8 @@ type integrity struct {
 	config sentrySentryConfig
 	rules  [sha256.Size]byte
 	wrote  bool
+	// allowlist is the id of the allowlist map the agent installed (0: none).
+	allowlist uint32
 }
 
 func tableHash(t any) ([sha256.Size]byte, error) {
@@ -64,6 +66,13 @@ func (s *Sensor) CheckIntegrity() ([]Tampering, error) {
 	if !bytes.Equal(h[:], s.integ.rules[:]) {
 		out = append(out, Tampering{What: "rules", Detail: fmt.Sprintf("rule table differs from the one written (generation %d, %d rules in the kernel)", t.Generation, t.Count)})
 	}
+	a, err := s.checkAllowlist()
+	if err != nil {
+		return nil, err
+	}
+	if a != nil {
+		out = append(out, *a)
+	}
 	return out, nil
 }
 
@@ -85,6 +94,8 @@ func configDiff(want, got sentrySentryConfig) string {
 	field("on_error", uint64(want.OnError), uint64(got.OnError))
 	field("loader_insns", uint64(want.LoaderInsns), uint64(got.LoaderInsns))
 	field("loader_window_ns", want.LoaderWindowNs, got.LoaderWindowNs)
+	field("lock", uint64(want.Lock), uint64(got.Lock))
+	field("lock_cgroup", want.LockCgroup, got.LockCgroup)
 	return b.String()
 }
 

@@ -23,7 +23,7 @@ func (s *Sensor) pin() error {
 		}
 	}
 	// The staged maps are how a restarted agent takes over (takeOver).
-	for _, name := range []string{sentryMapRulesStaged, sentryMapConfigStaged, sentryMapConfig, sentryMapLosses} {
+	for _, name := range []string{sentryMapRulesStaged, sentryMapConfigStaged, sentryMapConfig, sentryMapLosses, sentryMapAllowlist} {
 		if err := s.coll.Maps[name].Pin(filepath.Join(s.cfg.PinPath, name)); err != nil {
 			return fmt.Errorf("pin map %s: %w", name, err)
 		}

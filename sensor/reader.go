@@ -106,8 +106,10 @@ func (s *Sensor) deliver(ctx context.Context, ev *Event) {
 		ev.RuleID = s.ruleID(ev.generation, ev.RuleIndex)
 	} else if ev.Unjudged != "" {
 		ev.RuleID = RuleUnjudged
-	} else if ev.Verdict == VerdictBlock && ev.ReadErrors > 0 {
+	} else if ev.Verdict == VerdictBlock && ev.ReadErrors > 0 && s.cfg.BlockUnreadable {
 		ev.RuleID = RuleUnreadable
+	} else if ev.Verdict == VerdictBlock && ev.Lock.Blocks() {
+		ev.RuleID = RuleLock
 	}
 	s.retries.mark(ev)
 	select {

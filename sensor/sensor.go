@@ -86,6 +86,13 @@ type Config struct {
 	// (default 60 s; a 1M-instruction verification takes ~0.5 s).
 	ExpireAfter time.Duration
 	Logger      *slog.Logger
+	// Lock turns on lock mode (allowlist.go): in enforce mode a load whose
+	// fingerprint is not on the allowlist is blocked. LockCgroup, when
+	// non-zero, limits it to loaders in that cgroup v2.
+	Lock       bool
+	LockCgroup uint64
+	// Allowlist is installed before the hooks attach when Lock is set.
+	Allowlist []uint64
 }
 
 // OnError is the policy for loads that cannot be judged.
@@ -159,6 +166,8 @@ type Sensor struct {
 	attachNote    string
 	attachColls   []*ebpf.Collection
 	attachLinks   []link.Link
+	allowSpec     *ebpf.MapSpec // the allowlist's inner map (allowlist.go)
+	allowN        int
 }
 
 // New loads the kernel programs, fills the tables and attaches. Events
@@ -330,6 +339,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		slots:         make(map[uint32][]string),
 		done:          make(chan struct{}),
 	}
+	s.allowSpec = spec.Maps[sentryMapAllowlist].InnerMap.Copy()
 	s.asm.monoToWall = monoToWall()
 	s.asm.budget, s.asm.queued = cfg.MemoryBudget, s.queued
 	s.asm.enrich = newEnricher()
@@ -347,6 +357,11 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	for _, name := range []string{sentryMapConfig, sentryMapRules} {
 		if err := coll.Maps[name].Freeze(); err != nil {
 			return fail(fmt.Errorf("freeze map %s: %w", name, err))
+		}
+	}
+	if cfg.Lock {
+		if err := s.SetAllowlist(cfg.Allowlist); err != nil {
+			return fail(err)
 		}
 	}
 	s.reader, err = ringbuf.NewReader(coll.Maps[sentryMapEvents])

@@ -296,6 +296,9 @@ type sentrySentryConfig struct {
 	RulesActive     uint32
 	LoaderInsns     uint32
 	LoaderWindowNs  uint64
+	Lock            uint32
+	Pad             uint32
+	LockCgroup      uint64
 }
 
 type sentrySentryExit struct {
@@ -348,6 +351,18 @@ type sentrySentryHeader struct {
 	License            [64]int8
 	Exe                [512]int8
 }
+
+type sentrySentryLock uint32
+
+const (
+	sentrySentryLockSENTRY_LOCK_OFF        sentrySentryLock = 0
+	sentrySentryLockSENTRY_LOCK_LISTED     sentrySentryLock = 1
+	sentrySentryLockSENTRY_LOCK_SELF       sentrySentryLock = 2
+	sentrySentryLockSENTRY_LOCK_REFUSED    sentrySentryLock = 3
+	sentrySentryLockSENTRY_LOCK_NOT_LISTED sentrySentryLock = 4
+	sentrySentryLockSENTRY_LOCK_NO_LIST    sentrySentryLock = 5
+	sentrySentryLockSENTRY_LOCK_PARTIAL    sentrySentryLock = 6
+)
 
 type sentrySentryLoss uint32
 
@@ -494,6 +509,8 @@ type sentrySentryVerdictRec struct {
 	HelperOther uint32
 	Error       uint32
 	WalkNs      uint64
+	Lock        uint32
+	PadLock     uint32
 	HelperCount [256]uint32
 	MatchedMore [15]uint64
 }
@@ -509,12 +526,38 @@ type sentryTaskScratch struct {
 	F     sentryRulesFacts
 	Chunk sentrySentryChunk
 	Res   sentryRulesResult
+	Attr  struct {
+		_                  structs.HostLayout
+		ProgType           uint32
+		InsnCnt            uint32
+		Insns              uint64
+		License            uint64
+		LogLevel           uint32
+		LogSize            uint32
+		LogBuf             uint64
+		KernVersion        uint32
+		ProgFlags          uint32
+		ProgName           [16]int8
+		ProgIfindex        uint32
+		ExpectedAttachType uint32
+		ProgBtfFd          uint32
+		FuncInfoRecSize    uint32
+		FuncInfo           uint64
+		FuncInfoCnt        uint32
+		LineInfoRecSize    uint32
+		LineInfo           uint64
+		LineInfoCnt        uint32
+		AttachBtfId        uint32
+		AttachBtfObjFd     uint32
+		_                  [4]byte
+	}
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sentryMapAllowlist                = "allowlist"
 	sentryMapAttachBlock              = "attach_block"
 	sentryMapAttachCfg                = "attach_cfg"
 	sentryMapAttachInflight           = "attach_inflight"
@@ -590,6 +633,7 @@ const (
 	sentryVarUnusedGroupKey           = "unused_group_key"
 	sentryVarUnusedHeader             = "unused_header"
 	sentryVarUnusedKind               = "unused_kind"
+	sentryVarUnusedLock               = "unused_lock"
 	sentryVarUnusedLoss               = "unused_loss"
 	sentryVarUnusedMode               = "unused_mode"
 	sentryVarUnusedObj                = "unused_obj"
@@ -673,6 +717,7 @@ type sentryProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryMapSpecs struct {
+	Allowlist        *ebpf.MapSpec `ebpf:"allowlist"`
 	AttachBlock      *ebpf.MapSpec `ebpf:"attach_block"`
 	AttachCfg        *ebpf.MapSpec `ebpf:"attach_cfg"`
 	AttachInflight   *ebpf.MapSpec `ebpf:"attach_inflight"`
@@ -729,6 +774,7 @@ type sentryVariableSpecs struct {
 	UnusedGroupKey      *ebpf.VariableSpec `ebpf:"unused_group_key"`
 	UnusedHeader        *ebpf.VariableSpec `ebpf:"unused_header"`
 	UnusedKind          *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedLock          *ebpf.VariableSpec `ebpf:"unused_lock"`
 	UnusedLoss          *ebpf.VariableSpec `ebpf:"unused_loss"`
 	UnusedMode          *ebpf.VariableSpec `ebpf:"unused_mode"`
 	UnusedObj           *ebpf.VariableSpec `ebpf:"unused_obj"`
@@ -759,6 +805,7 @@ func (o *sentryObjects) Close() error {
 //
 // It can be passed to loadSentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryMaps struct {
+	Allowlist        *ebpf.Map `ebpf:"allowlist"`
 	AttachBlock      *ebpf.Map `ebpf:"attach_block"`
 	AttachCfg        *ebpf.Map `ebpf:"attach_cfg"`
 	AttachInflight   *ebpf.Map `ebpf:"attach_inflight"`
@@ -797,6 +844,7 @@ type sentryMaps struct {
 
 func (m *sentryMaps) Close() error {
 	return _SentryClose(
+		m.Allowlist,
 		m.AttachBlock,
 		m.AttachCfg,
 		m.AttachInflight,
@@ -854,6 +902,7 @@ type sentryVariables struct {
 	UnusedGroupKey      *ebpf.Variable `ebpf:"unused_group_key"`
 	UnusedHeader        *ebpf.Variable `ebpf:"unused_header"`
 	UnusedKind          *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedLock          *ebpf.Variable `ebpf:"unused_lock"`
 	UnusedLoss          *ebpf.Variable `ebpf:"unused_loss"`
 	UnusedMode          *ebpf.Variable `ebpf:"unused_mode"`
 	UnusedObj           *ebpf.Variable `ebpf:"unused_obj"`

@@ -217,6 +217,9 @@ type sentryLegacySentryConfig struct {
 	RulesActive     uint32
 	LoaderInsns     uint32
 	LoaderWindowNs  uint64
+	Lock            uint32
+	Pad             uint32
+	LockCgroup      uint64
 }
 
 type sentryLegacySentryOwnKey struct {
@@ -267,6 +270,7 @@ type sentryLegacyStagedCommit struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sentryLegacyMapAllowlist                  = "allowlist"
 	sentryLegacyMapAttachBlock                = "attach_block"
 	sentryLegacyMapAttachCfg                  = "attach_cfg"
 	sentryLegacyMapAttachInflight             = "attach_inflight"
@@ -341,6 +345,7 @@ const (
 	sentryLegacyVarUnusedGroupKey             = "unused_group_key"
 	sentryLegacyVarUnusedHeader               = "unused_header"
 	sentryLegacyVarUnusedKind                 = "unused_kind"
+	sentryLegacyVarUnusedLock                 = "unused_lock"
 	sentryLegacyVarUnusedLoss                 = "unused_loss"
 	sentryLegacyVarUnusedMode                 = "unused_mode"
 	sentryLegacyVarUnusedObj                  = "unused_obj"
@@ -426,6 +431,7 @@ type sentryLegacyProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryLegacyMapSpecs struct {
+	Allowlist        *ebpf.MapSpec `ebpf:"allowlist"`
 	AttachBlock      *ebpf.MapSpec `ebpf:"attach_block"`
 	AttachCfg        *ebpf.MapSpec `ebpf:"attach_cfg"`
 	AttachInflight   *ebpf.MapSpec `ebpf:"attach_inflight"`
@@ -479,6 +485,7 @@ type sentryLegacyVariableSpecs struct {
 	UnusedGroupKey      *ebpf.VariableSpec `ebpf:"unused_group_key"`
 	UnusedHeader        *ebpf.VariableSpec `ebpf:"unused_header"`
 	UnusedKind          *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedLock          *ebpf.VariableSpec `ebpf:"unused_lock"`
 	UnusedLoss          *ebpf.VariableSpec `ebpf:"unused_loss"`
 	UnusedMode          *ebpf.VariableSpec `ebpf:"unused_mode"`
 	UnusedObj           *ebpf.VariableSpec `ebpf:"unused_obj"`
@@ -509,6 +516,7 @@ func (o *sentryLegacyObjects) Close() error {
 //
 // It can be passed to loadSentryLegacyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryLegacyMaps struct {
+	Allowlist        *ebpf.Map `ebpf:"allowlist"`
 	AttachBlock      *ebpf.Map `ebpf:"attach_block"`
 	AttachCfg        *ebpf.Map `ebpf:"attach_cfg"`
 	AttachInflight   *ebpf.Map `ebpf:"attach_inflight"`
@@ -544,6 +552,7 @@ type sentryLegacyMaps struct {
 
 func (m *sentryLegacyMaps) Close() error {
 	return _SentryLegacyClose(
+		m.Allowlist,
 		m.AttachBlock,
 		m.AttachCfg,
 		m.AttachInflight,
@@ -598,6 +607,7 @@ type sentryLegacyVariables struct {
 	UnusedGroupKey      *ebpf.Variable `ebpf:"unused_group_key"`
 	UnusedHeader        *ebpf.Variable `ebpf:"unused_header"`
 	UnusedKind          *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedLock          *ebpf.Variable `ebpf:"unused_lock"`
 	UnusedLoss          *ebpf.Variable `ebpf:"unused_loss"`
 	UnusedMode          *ebpf.Variable `ebpf:"unused_mode"`
 	UnusedObj           *ebpf.Variable `ebpf:"unused_obj"`

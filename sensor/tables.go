@@ -27,6 +27,9 @@ func (s *Sensor) writeConfigLocked() error {
 	if s.cfg.OnError == OnErrorAllow {
 		c.OnError = uint32(sentrySentryOnErrorSENTRY_ON_ERROR_ALLOW)
 	}
+	if s.cfg.Lock {
+		c.Lock, c.LockCgroup = 1, s.cfg.LockCgroup
+	}
 	if err := s.coll.Maps[sentryMapConfigStaged].Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("write sensor config: %w", err)
 	}

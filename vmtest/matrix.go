@@ -89,7 +89,9 @@ var DefaultHelpers = []string{"./internal/cmd/bpfload", "./internal/cmd/bpfattac
 // config is killed or refused, and the agent's start time is learnt from
 // the exit hook; attaches are reported with their targets and blocked
 // (killed, or denied by the LSM gates); the completing load of a profile
-// split across a loader group is denied by each LSM hook.
+// split across a loader group is denied by each LSM hook; lock mode blocks
+// what is not on the allowlist on every hook (the whole VM locked, the
+// agent spared).
 //
 // Of the command's suite, the light skeleton's payload stopped by run
 // (whatever the hook: denied at the inner load by an LSM hook, or killed
@@ -99,5 +101,5 @@ var DefaultHelpers = []string{"./internal/cmd/bpfload", "./internal/cmd/bpfattac
 var DefaultPackageRun = map[string]string{
 	"./inventory":       "^TestCrossViewFindsAProgramHiddenFromGetNextID$",
 	"./cmd/ebpf-sentry": "^TestRunStopsTheLightSkeletonsPayload$",
-	"./sensor":          "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestPinnedSensorKeepsEnforcing|TestIA32LoadersAreJudged|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement|TestMapWriteByAnotherProcessIsStopped|TestSensorLearnsTheAgentsStartInNanoseconds|TestAttachIsReportedAndBlockedByTarget|TestLSMGroupSplitProfileIsDenied)$",
+	"./sensor":          "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestPinnedSensorKeepsEnforcing|TestIA32LoadersAreJudged|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement|TestMapWriteByAnotherProcessIsStopped|TestSensorLearnsTheAgentsStartInNanoseconds|TestAttachIsReportedAndBlockedByTarget|TestLSMGroupSplitProfileIsDenied|TestLockBlocksWhatIsNotOnTheAllowlist|TestLockSparesTheAgentsOwnLoadsByIdentity)$",
 }

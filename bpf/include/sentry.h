@@ -82,6 +82,20 @@ enum sentry_mode {
 	SENTRY_MODE_ENFORCE = 1,
 };
 
+/*
+ * What the allowlist (lock mode, bpf/allowlist.h) said about a load; the
+ * verdict record's lock field. Anything from NOT_LISTED on blocks.
+ */
+enum sentry_lock {
+	SENTRY_LOCK_OFF = 0,        /* lock mode off, or the load is outside its scope */
+	SENTRY_LOCK_LISTED = 1,     /* the fingerprint is on the allowlist */
+	SENTRY_LOCK_SELF = 2,       /* the agent's own load (tgid and start time) */
+	SENTRY_LOCK_REFUSED = 3,    /* the kernel refuses it anyway (no CAP_BPF/CAP_SYS_ADMIN) */
+	SENTRY_LOCK_NOT_LISTED = 4, /* the fingerprint is not on the allowlist */
+	SENTRY_LOCK_NO_LIST = 5,    /* no allowlist installed (lookup failed): fail closed */
+	SENTRY_LOCK_PARTIAL = 6,    /* instructions not all read: no whole fingerprint */
+};
+
 /* Every record starts with this. */
 struct sentry_rec_hdr {
 	__u32 kind;     /* enum sentry_record_kind */
@@ -154,6 +168,8 @@ struct sentry_verdict_rec {
 	__u32 error;         /* 1 + enum sentry_loss that kept the load from being judged
 	                        (verdict by on_error); 0: judged */
 	__u64 walk_ns;       /* time spent reading and walking the instructions */
+	__u32 lock;          /* enum sentry_lock */
+	__u32 _pad_lock;
 	__u32 helper_count[SENTRY_HELPER_MAX];
 	__u64 matched_more[SENTRY_MATCHED_WORDS - 1]; /* matching slots 64 and up */
 };
@@ -214,6 +230,13 @@ struct sentry_config {
 	 * first load of a window always is); 0: no limit. */
 	__u32 loader_insns;
 	__u64 loader_window_ns;
+	/* Lock mode: a load whose fingerprint is not in the allowlist map is
+	 * blocked (bpf/allowlist.h); the agent's own loads excepted. */
+	__u32 lock;
+	__u32 _pad;
+	/* Non-zero: the lock applies only to loaders in this cgroup v2 (its
+	 * id, exactly; not its descendants). 0: every loader. */
+	__u64 lock_cgroup;
 };
 
 #endif

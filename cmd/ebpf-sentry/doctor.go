@@ -68,6 +68,7 @@ tp_btf). Exits 2 when run cannot work here.`,
 				if planErr == nil {
 					fmt.Fprintf(out, "run will use: hook %s, enforcer %s, walk %s\n", plan.Hook, plan.Enforcer, plan.Walk)
 					fmt.Fprintf(out, "guarantee: %s\n", plan.Guarantee)
+					fmt.Fprintf(out, "lock mode: %s\n", plan.LockGuarantee)
 					fmt.Fprintf(out, "32-bit loaders: %s\n", plan.Compat)
 					fmt.Fprintf(out, "in-kernel loads (bpf_sys_bpf): %s\n", inKernelLoads(f, plan.Hook))
 					for _, n := range plan.Notes {

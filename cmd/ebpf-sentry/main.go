@@ -51,6 +51,7 @@ func newRootCmd() *cobra.Command {
 		newAsmCmd(),
 		newRulesCmd(),
 		newFleetCmd(),
+		newAllowlistCmd(),
 		newCbpfCmd(),
 		&cobra.Command{
 			Use:   "version",

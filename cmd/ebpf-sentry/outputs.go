@@ -145,7 +145,15 @@ func progLoad(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, disasm []
 		if ev.RuleID == sensor.RuleUnreadable {
 			why = "instructions unreadable in the loader's memory (--block-unreadable)"
 		}
+		if ev.RuleID == sensor.RuleLock {
+			why = ev.Lock.Why(ev.InsnHash)
+		}
 		verdict.Rules = append(verdict.Rules, output.RuleMatch{ID: ev.RuleID, Action: ev.Verdict.String(), Why: why})
+		seen[ev.RuleID] = true
+	}
+	if ev.Lock.Blocks() && !seen[sensor.RuleLock] {
+		// A rule blocked it too: the lock's reason is listed beside it.
+		verdict.Rules = append(verdict.Rules, output.RuleMatch{ID: sensor.RuleLock, Action: "block", Why: ev.Lock.Why(ev.InsnHash)})
 	}
 	if verdict.Action == "allow" && slices.Contains(ev.Missing, "verdict") {
 		// The kernel's verdict record was lost: nothing says it allowed.
@@ -179,6 +187,8 @@ func progLoad(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, disasm []
 		Outcome: outcome,
 		Verdict: verdict,
 		Disasm:  disasm,
+		// Only a whole walk gives the fingerprint a load is locked by.
+		InsnHash: insnHash(ev),
 	}
 }
 
@@ -198,4 +208,13 @@ func eventText(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, ins []in
 	pl := progLoad(ev, rep, v, lines)
 	pl.DisasmTotal = len(ins)
 	return pl
+}
+
+// insnHash is the event's fingerprint when the kernel walked every
+// instruction (its verdict arrived, nothing unread), else 0.
+func insnHash(ev *sensor.Event) uint64 {
+	if slices.Contains(ev.Missing, "verdict") || ev.ReadErrors > 0 || ev.Unprivileged || ev.Unjudged != "" {
+		return 0
+	}
+	return ev.InsnHash
 }

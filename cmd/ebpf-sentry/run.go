@@ -55,6 +55,7 @@ type runOptions struct {
 	resident   residentOptions
 	policy     *policyFlags
 	ui         *uiFlags
+	lock       *lockFlags
 }
 
 func newRunCmd() *cobra.Command {
@@ -74,7 +75,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f := cmd.Flags()
 	f.StringVar(&o.rules, "rules", "@defaults", "rule file or directory; @defaults is the embedded set; nats-kv://BUCKET[/KEY]: signed fleet bundles (docs/FLEET.md)")
 	f.DurationVar(&o.rulesPoll, "rules-poll", 2*time.Second, "reload --rules when its files change, checking this often (0: only on SIGHUP)")
-	f.StringVar(&o.mode, "mode", "enforce", "enforce|monitor: monitor reports block verdicts without acting")
+	f.StringVar(&o.mode, "mode", "enforce", "enforce|monitor|learn|lock: monitor reports block verdicts without acting; learn enforces the rules and records what loads into --allowlist; lock also blocks every program whose fingerprint is not on --allowlist, in the kernel")
 	f.StringVar(&o.enforcer, "enforcer", "auto", "auto (deny on an LSM hook, else kill) | deny (LSM hook returns EPERM) | kill (SIGKILL the loader) | corrupt (rewrite insn 0; racy, refused under lockdown)")
 	f.StringVar(&o.hook, "hook", "auto", "auto (strongest available, see doctor) | lsm-prog-load | lsm-bpf | tracepoint | tp_btf | kprobe")
 	f.StringVar(&o.format, "format", "text", "text: one line per load on stdout (events go to --output only when given) | json: events to --output (default stdout)")
@@ -91,6 +92,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	addResidentFlags(f, &o.resident)
 	o.policy = addPolicyFlags(f)
 	o.ui = addUIFlags(f)
+	o.lock = addLockFlags(f)
 	return cmd
 }
 
@@ -112,12 +114,12 @@ func openRunRules(arg string) (*rules.Store, error) {
 func runSensor(cmd *cobra.Command, o *runOptions) error {
 	cfg := sensor.Config{RingBufferSize: o.ringMiB << 20, BlockUnreadable: o.blockUnr}
 	switch o.mode {
-	case "enforce":
+	case "enforce", "learn", "lock":
 		cfg.Mode = sensor.ModeEnforce
 	case "monitor":
 		cfg.Mode = sensor.ModeMonitor
 	default:
-		return fmt.Errorf("--mode %q: want enforce or monitor", o.mode)
+		return fmt.Errorf("--mode %q: want enforce, monitor, learn or lock", o.mode)
 	}
 	switch o.enforcer {
 	case "auto":
@@ -163,6 +165,11 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		return fmt.Errorf("--rules %s: %w", o.rules, err)
 	}
 	cfg.Rules = compiled.Kernel()
+	allow, err := openAllowlist(o, &cfg, o.out.opts.NATS)
+	if err != nil {
+		return err
+	}
+	defer allow.close()
 
 	if os.Geteuid() != 0 {
 		return envError("run needs root: loading and attaching BPF programs requires CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN")
@@ -203,7 +210,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	if err := attaches.setKernelTable(s, set); err != nil {
 		slog.Warn("attach table: attaches are judged in user space only", "err", err)
 	}
-	slog.Info("sensor running", "hook", s.Hook(), "enforcer", s.Enforcer(), "mode", o.mode,
+	slog.Info("sensor running", "hook", s.Hook(), "enforcer", s.Enforcer(), "mode", o.mode, "allowlisted", s.Allowlisted(),
 		"rules", set.Source, "kernel_rules", len(compiled.Slots), "pid", os.Getpid())
 	started := time.Now()
 	info := output.Sensor{Version: version, PID: os.Getpid(), Hook: string(s.Hook()), Enforcer: "signal",
@@ -220,6 +227,9 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	if info.MonitorOnly {
 		info.Guarantee = "monitor only"
+	}
+	if o.mode == "lock" {
+		info.Guarantee += "; lock: every program not on the allowlist is blocked the same way, the agent's own loads excepted"
 	}
 	tel.Pipeline.Emit(output.SensorStarted(info))
 	losses := &lossTracker{last: map[string]uint64{}}
@@ -305,7 +315,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 			}
 			keeper.observe(ev)
 			attaches.remember(ev)
-			if err := handleEvent(out, o, tel, set, ev); err != nil {
+			if err := handleEvent(out, o, tel, set, ev, allow); err != nil {
 				slog.Warn("write event", "err", err)
 			}
 		case ev, ok := <-s.Attaches():
@@ -315,7 +325,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 				if lev, ok := <-s.Events(); ok {
 					keeper.observe(lev)
 					attaches.remember(lev)
-					handleEvent(out, o, tel, set, lev)
+					handleEvent(out, o, tel, set, lev, allow)
 				}
 			}
 			if ok {
@@ -331,18 +341,25 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 					fmt.Fprintln(out, progArrayWriteLine(ev))
 				}
 			}
+		case u := <-allow.Updates():
+			allow.apply(s, tel, u)
+		case <-allow.Flush():
+			allow.flush()
 		case ev := <-reloads:
 			applyReload(ev.Reason, ev.Err)
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				applyReload("SIGHUP", store.Reload())
+				if allow.Updates() != nil {
+					allow.apply(s, tel, allow.reload())
+				}
 				continue
 			}
 			slog.Info("shutting down", "signal", sig.String(), "pinned", o.pin)
 			closeErr := s.Close()
 			for ev := range s.Events() { // what was already captured
 				attaches.remember(ev)
-				handleEvent(out, o, tel, set, ev)
+				handleEvent(out, o, tel, set, ev, allow)
 			}
 			for ev := range s.Attaches() {
 				attaches.handle(out, o, tel, set, ev)
@@ -359,10 +376,10 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		case r, ok := <-lw.events():
 			// The loader program's own prog_load (and any load queued
 			// before the run ended) first, so it is not taken for payload.
-			keeper.drain(s.Events(), func(ev *sensor.Event) { handleEvent(out, o, tel, set, ev) })
+			keeper.drain(s.Events(), func(ev *sensor.Event) { handleEvent(out, o, tel, set, ev, allow) })
 			lw.receive(r, ok)
 		case <-keeper.tick():
-			keeper.drain(s.Events(), func(ev *sensor.Event) { handleEvent(out, o, tel, set, ev) })
+			keeper.drain(s.Events(), func(ev *sensor.Event) { handleEvent(out, o, tel, set, ev, allow) })
 			keeper.reconcile()
 		}
 	}
@@ -419,9 +436,10 @@ func (lt *lossTracker) report(s *sensor.Sensor, tel *telemetry, final bool) {
 
 // handleEvent analyses one load, judges it with the full rule set and
 // sends it to the text line and/or the output pipeline.
-func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev *sensor.Event) error {
+func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev *sensor.Event, allow *allowlistRun) error {
 	ins, probs := ev.Program.Decode() // once, for the analysis and the text
 	rep := analysis.AnalyzeDecoded(ev.Program, ins, probs, nil)
+	allow.observe(ev, rep)
 	verdict := rules.Evaluate(set, ev.Program, rep)
 	if !ev.Complete() {
 		tel.Pipeline.CaptureLoss("incomplete_capture", 1)
@@ -466,6 +484,12 @@ func textLine(ev *sensor.Event, rep *analysis.Report, v rules.Verdict) string {
 	fmt.Fprintf(&b, " kernel=%s", ev.Verdict)
 	if ev.RuleID != "" {
 		fmt.Fprintf(&b, "(%s)", ev.RuleID)
+	}
+	if ev.Lock != sensor.LockOff {
+		fmt.Fprintf(&b, " lock=%s", ev.Lock)
+	}
+	if h := insnHash(ev); h != 0 {
+		fmt.Fprintf(&b, " fingerprint=%#016x", h)
 	}
 	if ev.Action != sensor.ActionNone {
 		fmt.Fprintf(&b, " action=%s", ev.Action)

@@ -36,7 +36,7 @@ func accessAttempt(a sensor.AccessAttempt) *output.Event {
 // kernel config said monitor, or the enforcer failed. The agent's own
 // loads are spared on purpose.
 func enforcementBypassed(mode string, ev *sensor.Event) *output.Event {
-	if mode != "enforce" || ev.Verdict != sensor.VerdictBlock || ev.Outcome.Result != sensor.ResultLoaded || ev.Action == sensor.ActionSelf {
+	if mode == "monitor" || ev.Verdict != sensor.VerdictBlock || ev.Outcome.Result != sensor.ResultLoaded || ev.Action == sensor.ActionSelf {
 		return nil
 	}
 	return output.NewTamper(output.Tamper{What: output.TamperEnforcement, LoadID: ev.LoadID,
