@@ -165,6 +165,7 @@ const enum sentry_verdict *unused_verdict_enum __attribute__((unused));
 const enum sentry_action *unused_action __attribute__((unused));
 const enum sentry_mode *unused_mode __attribute__((unused));
 const enum sentry_on_error *unused_on_error __attribute__((unused));
+const enum sentry_kattr *unused_kattr __attribute__((unused));
 
 _Static_assert(SENTRY_MATCHED_WORDS == RULES_MATCHED_WORDS, "the verdict record carries the whole result bitmap");
 
@@ -703,7 +704,61 @@ struct prog_load_attr {
 	__u32 line_info_cnt;
 	__u32 attach_btf_id;
 	__u32 attach_btf_obj_fd;
+	__u32 core_relo_cnt;
+	__u64 fd_array;
+	__u64 core_relos;
+	__u32 core_relo_rec_size;
+	__u32 log_true_size;
+	__s32 prog_token_fd;  /* 6.9+ */
+	__u32 fd_array_cnt;
+	__u64 signature;      /* 6.18+ */
+	__u32 signature_size;
+	__s32 keyring_id;
 };
+
+#define BPF_F_TOKEN_FD_FLAG (1U << 16)
+
+/*
+ * On the LSM hooks attr is the kernel's copy: zero the fields the running
+ * kernel's union bpf_attr does not have (cfg->kattr, from its BTF), which
+ * would otherwise be read from whatever follows it on the stack.
+ */
+#ifndef SENTRY_NO_LOOP /* its callers, the LSM hooks that read kattr, are not in the 5.10 build */
+static __always_inline void clamp_kattr(struct prog_load_attr *ap)
+{
+	__u32 zero = 0;
+	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	__u32 k = cfg ? cfg->kattr : 0;
+
+	if (!(k & SENTRY_KATTR_TOKEN)) {
+		ap->log_true_size = 0;
+		ap->prog_token_fd = 0;
+		ap->fd_array_cnt = 0;
+	}
+	if (!(k & SENTRY_KATTR_SIGNATURE)) {
+		ap->signature = 0;
+		ap->signature_size = 0;
+		ap->keyring_id = 0;
+	}
+}
+#endif
+
+/* The provenance facts of a load (enum rules_prov). On lsm/bpf_prog_load a
+ * signature has already been verified: the kernel fails the load before
+ * that hook when it does not verify. */
+static __always_inline __u32 prov_facts(const struct prog_load_attr *ap, const int kernel)
+{
+	__u32 p = 0;
+
+	if (ap->prog_flags & BPF_F_TOKEN_FD_FLAG)
+		p |= RULES_PROV_TOKEN;
+	if (!ap->signature)
+		return p | RULES_PROV_KEYRING_NONE;
+	p |= RULES_PROV_SIGNED | rules_keyring_kind(ap->keyring_id);
+	if (kernel == SRC_KERNEL)
+		p |= RULES_PROV_VERIFIED;
+	return p;
+}
 
 /*
  * The corrupt enforcer (the seed's method, made to load): rewrites the
@@ -879,6 +934,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	f->insn_cnt = ap->insn_cnt;
 	f->uid = (__u32)uid_gid;
 	f->insn_hash = RULES_HASH_INIT;
+	f->prov = prov_facts(ap, kernel);
 	__builtin_memcpy(f->prog_name, ap->prog_name, SENTRY_NAME_LEN);
 	f->prog_name[SENTRY_NAME_LEN - 1] = 0; /* the kernel refuses unterminated names anyway */
 	bpf_get_current_comm(f->comm, sizeof(f->comm));
@@ -927,6 +983,11 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		hdr->exe_ino = f->exe_ino;
 		hdr->exe_dev = f->exe_dev;
 		hdr->_pad2 = 0;
+		hdr->signature = ap->signature;
+		hdr->signature_size = ap->signature_size;
+		hdr->keyring_id = ap->keyring_id;
+		hdr->prog_token_fd = ap->prog_token_fd;
+		hdr->sig_verified = !!(f->prov & RULES_PROV_VERIFIED);
 		__builtin_memcpy(hdr->comm, f->comm, SENTRY_COMM_LEN);
 		__builtin_memcpy(hdr->name, ap->prog_name, SENTRY_NAME_LEN);
 		__builtin_memset(hdr->license, 0, SENTRY_LICENSE_LEN);
@@ -1206,6 +1267,7 @@ int BPF_PROG(sentry_lsm_prog_load, struct bpf_prog *prog, union bpf_attr *kattr)
 	struct prog_load_attr attr = {};
 	if (bpf_probe_read_kernel(&attr, sizeof(attr), kattr))
 		count_loss(SENTRY_LOSS_ATTR_READ);
+	clamp_kattr(&attr);
 	__u32 len = BPF_CORE_READ(prog, len);
 	__u64 insns = (__u64)(void *)prog->insnsi;
 	if (judge(&attr, sizeof(attr), insns, len, SRC_KERNEL, ENF_DENY) == SENTRY_ACT_DENIED)
@@ -1283,6 +1345,7 @@ int BPF_PROG(sentry_lsm_bpf, int cmd, union bpf_attr *kattr, unsigned int size)
 	struct prog_load_attr attr = {};
 	if (bpf_probe_read_kernel(&attr, sizeof(attr), kattr))
 		count_loss(SENTRY_LOSS_ATTR_READ);
+	clamp_kattr(&attr);
 	if (judge(&attr, size, attr.insns, attr.insn_cnt, SRC_USER_SLEEPABLE, ENF_DENY) == SENTRY_ACT_DENIED)
 		return -EPERM;
 	return 0;

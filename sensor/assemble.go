@@ -147,6 +147,7 @@ func (a *assembler) applyHeader(p *partial, h *sentrySentryHeader) {
 	p.got = make([]bool, h.Chunks)
 	ev.ChunksExpected = h.Chunks
 	ev.Unprivileged = h.Unprivileged != 0
+	prog.Provenance = provenanceFromHeader(h)
 	if a.enrich != nil {
 		a.enrich(prog, h)
 	}
@@ -198,6 +199,7 @@ func applyExit(ev *Event, x *sentrySentryExit) {
 	if x.ProgId != 0 {
 		ev.Program.Kernel = &program.Kernel{ID: x.ProgId, Tag: hex.EncodeToString(x.Tag[:])}
 	}
+	SignatureVerdict(ev.Program.Provenance, ev.Outcome)
 }
 
 // finish turns a partial load into an event, listing what never arrived.

@@ -81,6 +81,7 @@ func configDiff(want, got sentrySentryConfig) string {
 	field("self_start", want.SelfStart, got.SelfStart)
 	field("block_unreadable", uint64(want.BlockUnreadable), uint64(got.BlockUnreadable))
 	field("on_error", uint64(want.OnError), uint64(got.OnError))
+	field("kattr", uint64(want.Kattr), uint64(got.Kattr))
 	return b.String()
 }
 

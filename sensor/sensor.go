@@ -678,6 +678,7 @@ func (s *Sensor) writeConfig() error {
 	if s.cfg.OnError == OnErrorAllow {
 		c.OnError = uint32(sentrySentryOnErrorSENTRY_ON_ERROR_ALLOW)
 	}
+	c.Kattr = kattrConfig()
 	s.integ.mu.Lock()
 	defer s.integ.mu.Unlock()
 	if err := s.coll.Maps[sentryMapConfig].Put(uint32(0), &c); err != nil {

@@ -27,7 +27,7 @@ type sentryRulesFacts struct {
 	InsnCnt            uint32
 	Uid                uint32
 	HelperOther        uint32
-	Pad                uint32
+	Prov               uint32
 	InsnHash           uint64
 	ExeIno             uint64
 	ExeDev             uint32
@@ -63,6 +63,10 @@ type sentryRulesTable struct {
 		InsnMin     uint32
 		InsnMax     uint32
 		ExeN        uint32
+		ProvSet     uint32
+		ProvClear   uint32
+		ProvAny     uint32
+		PadProv     uint32
 		ProgTypes   uint64
 		AttachTypes [2]uint64
 		Allowed     [4]uint64
@@ -125,6 +129,8 @@ type sentrySentryConfig struct {
 	BlockUnreadable uint32
 	OnError         uint32
 	SelfStart       uint64
+	Kattr           uint32
+	Pad             uint32
 }
 
 type sentrySentryExit struct {
@@ -172,11 +178,23 @@ type sentrySentryHeader struct {
 	ExeIno             uint64
 	ExeDev             uint32
 	Pad2               uint32
+	Signature          uint64
+	SignatureSize      uint32
+	KeyringId          int32
+	ProgTokenFd        int32
+	SigVerified        uint32
 	Comm               [16]int8
 	Name               [16]int8
 	License            [64]int8
 	Exe                [512]int8
 }
+
+type sentrySentryKattr uint32
+
+const (
+	sentrySentryKattrSENTRY_KATTR_TOKEN     sentrySentryKattr = 1
+	sentrySentryKattrSENTRY_KATTR_SIGNATURE sentrySentryKattr = 2
+)
 
 type sentrySentryLoss uint32
 
@@ -297,6 +315,7 @@ const (
 	sentryVarUnusedChunk              = "unused_chunk"
 	sentryVarUnusedExit               = "unused_exit"
 	sentryVarUnusedHeader             = "unused_header"
+	sentryVarUnusedKattr              = "unused_kattr"
 	sentryVarUnusedKind               = "unused_kind"
 	sentryVarUnusedLoss               = "unused_loss"
 	sentryVarUnusedMode               = "unused_mode"
@@ -386,6 +405,7 @@ type sentryVariableSpecs struct {
 	UnusedChunk       *ebpf.VariableSpec `ebpf:"unused_chunk"`
 	UnusedExit        *ebpf.VariableSpec `ebpf:"unused_exit"`
 	UnusedHeader      *ebpf.VariableSpec `ebpf:"unused_header"`
+	UnusedKattr       *ebpf.VariableSpec `ebpf:"unused_kattr"`
 	UnusedKind        *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.VariableSpec `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.VariableSpec `ebpf:"unused_mode"`
@@ -449,6 +469,7 @@ type sentryVariables struct {
 	UnusedChunk       *ebpf.Variable `ebpf:"unused_chunk"`
 	UnusedExit        *ebpf.Variable `ebpf:"unused_exit"`
 	UnusedHeader      *ebpf.Variable `ebpf:"unused_header"`
+	UnusedKattr       *ebpf.Variable `ebpf:"unused_kattr"`
 	UnusedKind        *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.Variable `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.Variable `ebpf:"unused_mode"`

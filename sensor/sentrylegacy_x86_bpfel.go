@@ -27,7 +27,7 @@ type sentryLegacyRulesFacts struct {
 	InsnCnt            uint32
 	Uid                uint32
 	HelperOther        uint32
-	Pad                uint32
+	Prov               uint32
 	InsnHash           uint64
 	ExeIno             uint64
 	ExeDev             uint32
@@ -54,6 +54,10 @@ type sentryLegacyRulesTable struct {
 		InsnMin     uint32
 		InsnMax     uint32
 		ExeN        uint32
+		ProvSet     uint32
+		ProvClear   uint32
+		ProvAny     uint32
+		PadProv     uint32
 		ProgTypes   uint64
 		AttachTypes [2]uint64
 		Allowed     [4]uint64
@@ -103,6 +107,8 @@ type sentryLegacySentryConfig struct {
 	BlockUnreadable uint32
 	OnError         uint32
 	SelfStart       uint64
+	Kattr           uint32
+	Pad             uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -137,6 +143,7 @@ const (
 	sentryLegacyVarUnusedChunk                = "unused_chunk"
 	sentryLegacyVarUnusedExit                 = "unused_exit"
 	sentryLegacyVarUnusedHeader               = "unused_header"
+	sentryLegacyVarUnusedKattr                = "unused_kattr"
 	sentryLegacyVarUnusedKind                 = "unused_kind"
 	sentryLegacyVarUnusedLoss                 = "unused_loss"
 	sentryLegacyVarUnusedMode                 = "unused_mode"
@@ -227,6 +234,7 @@ type sentryLegacyVariableSpecs struct {
 	UnusedChunk       *ebpf.VariableSpec `ebpf:"unused_chunk"`
 	UnusedExit        *ebpf.VariableSpec `ebpf:"unused_exit"`
 	UnusedHeader      *ebpf.VariableSpec `ebpf:"unused_header"`
+	UnusedKattr       *ebpf.VariableSpec `ebpf:"unused_kattr"`
 	UnusedKind        *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.VariableSpec `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.VariableSpec `ebpf:"unused_mode"`
@@ -288,6 +296,7 @@ type sentryLegacyVariables struct {
 	UnusedChunk       *ebpf.Variable `ebpf:"unused_chunk"`
 	UnusedExit        *ebpf.Variable `ebpf:"unused_exit"`
 	UnusedHeader      *ebpf.Variable `ebpf:"unused_header"`
+	UnusedKattr       *ebpf.Variable `ebpf:"unused_kattr"`
 	UnusedKind        *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedLoss        *ebpf.Variable `ebpf:"unused_loss"`
 	UnusedMode        *ebpf.Variable `ebpf:"unused_mode"`

@@ -104,6 +104,16 @@ struct sentry_header {
 	__u64 exe_ino;     /* the executable's identity, as the kernel sees it (0: no mm) */
 	__u32 exe_dev;     /* kernel dev_t: MAJOR << 20 | MINOR */
 	__u32 _pad2;
+	/* Provenance (docs/PROVENANCE.md), from the attr: zero where the attr
+	 * (or, on the LSM hooks, the running kernel's union bpf_attr) has no
+	 * such field. */
+	__u64 signature;        /* user pointer to a PKCS#7 signature; 0: unsigned */
+	__u32 signature_size;
+	__s32 keyring_id;       /* 0..2 system keyrings, negative KEY_SPEC_*, else a key serial */
+	__s32 prog_token_fd;    /* meaningful when prog_flags has BPF_F_TOKEN_FD */
+	/* 1: judged on lsm/bpf_prog_load with a signature: the kernel verified
+	 * it before that hook runs, so reaching the hook proves it valid. */
+	__u32 sig_verified;
 	char comm[SENTRY_COMM_LEN];
 	char name[SENTRY_NAME_LEN];
 	char license[SENTRY_LICENSE_LEN];
@@ -165,6 +175,16 @@ struct sentry_config {
 	__u32 block_unreadable; /* block when instructions could not be read */
 	__u32 on_error;    /* enum sentry_on_error */
 	__u64 self_start;
+	/* enum sentry_kattr bits: which provenance fields the running kernel's
+	 * union bpf_attr has (from its BTF). The LSM hooks read the kernel's
+	 * copy, whose tail past its own union is other stack data. */
+	__u32 kattr;
+	__u32 _pad;
+};
+
+enum sentry_kattr {
+	SENTRY_KATTR_TOKEN = 1 << 0,     /* prog_token_fd (6.9+) */
+	SENTRY_KATTR_SIGNATURE = 1 << 1, /* signature, signature_size, keyring_id (6.18+) */
 };
 
 #endif

@@ -49,6 +49,15 @@ const (
 	FlagNameNot       = RuleEvalRulesFlagRULES_F_NAME_NOT
 	FlagUIDNot        = RuleEvalRulesFlagRULES_F_UID_NOT
 	FlagExeNot        = RuleEvalRulesFlagRULES_F_EXE_NOT
+
+	ProvSigned         = RuleEvalRulesProvRULES_PROV_SIGNED
+	ProvToken          = RuleEvalRulesProvRULES_PROV_TOKEN
+	ProvVerified       = RuleEvalRulesProvRULES_PROV_VERIFIED
+	ProvKeyringNone    = RuleEvalRulesProvRULES_PROV_KEYRING_NONE
+	ProvKeyringSystem  = RuleEvalRulesProvRULES_PROV_KEYRING_SYSTEM
+	ProvKeyringBPF     = RuleEvalRulesProvRULES_PROV_KEYRING_BPF
+	ProvKeyringUser    = RuleEvalRulesProvRULES_PROV_KEYRING_USER
+	ProvKeyringSession = RuleEvalRulesProvRULES_PROV_KEYRING_SESSION
 )
 
 // Hash constants; must equal RULES_HASH_INIT and RULES_HASH_PRIME in rules_eval.h.
@@ -176,6 +185,7 @@ func (h *Harness) Run(meta *Facts, insns []byte) (*Output, error) {
 	in.Facts.ProgName = meta.ProgName
 	in.Facts.Comm = meta.Comm
 	in.Facts.ExeIno, in.Facts.ExeDev = meta.ExeIno, meta.ExeDev
+	in.Facts.Prov = meta.Prov
 	for i := 0; i < n; i++ {
 		in.Insns[i] = binary.LittleEndian.Uint64(insns[i*8:])
 	}

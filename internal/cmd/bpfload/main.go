@@ -139,6 +139,11 @@ func main() {
 			}
 		}()
 	}
+	var full *rawbpf.ProgLoadAttrFull
+	var sigBuf []byte
+	if wantFull() {
+		full, sigBuf = fullAttr(attr)
+	}
 	enc := json.NewEncoder(os.Stdout)
 	var fds []int
 	for i := 0; i < *count; i++ {
@@ -154,7 +159,11 @@ func main() {
 		var took time.Duration
 		load := func() {
 			start := time.Now()
-			fd, err = rawbpf.Load(&attr)
+			if full != nil {
+				fd, err = rawbpf.LoadFull(full)
+			} else {
+				fd, err = rawbpf.Load(&attr)
+			}
 			took = time.Since(start)
 		}
 		if *flipInCopy >= 0 {
@@ -182,6 +191,7 @@ func main() {
 		}
 		runtime.KeepAlive(insns)
 		runtime.KeepAlive(lic)
+		runtime.KeepAlive(sigBuf)
 		if err != nil {
 			var errno unix.Errno
 			errors.As(err, &errno)
