@@ -68,6 +68,9 @@ type Event struct {
 	Fleet     *FleetFirstSeen `json:"fleet,omitempty"`
 	Heartbeat *Heartbeat      `json:"heartbeat,omitempty"`
 	Cbpf      *Cbpf           `json:"cbpf,omitempty"` // cbpf_attach
+	// Provenance: the load's signature and BPF token (prog_load;
+	// docs/PROVENANCE.md).
+	Provenance *program.Provenance `json:"provenance,omitempty"`
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.
@@ -338,6 +341,7 @@ func NewProgLoad(in ProgLoad, opt InsnOptions) *Event {
 		ev.Verdict = copyVerdict(in.Verdict)
 	}
 	ev.Instructions = newInstructions(p.Insns, in.Disasm, opt)
+	ev.Provenance = newProvenance(p.Provenance)
 	return ev
 }
 
