@@ -23,7 +23,7 @@ func tokenProgram() *program.Program {
 		AllowedCmds:  program.Delegation{Any: true, Mask: 1<<37 - 1},
 		AllowedProgs: program.Delegation{Mask: 1 << 2, Names: []string{"kprobe\x1b[31m"}},
 		Mount:        "/sys/fs/bpf/tok\n", MountOptions: "rw,delegate_cmds=any",
-		Creator:      &program.TokenCreator{PID: 7, UID: 0, Comm: "creat\x00or", Exe: "/usr/bin/x\u202e"},
+		Creator: &program.TokenCreator{PID: 7, UID: 0, Comm: "creat\x00or", Exe: "/usr/bin/x\u202e"},
 	}}
 	return p
 }

@@ -64,7 +64,6 @@ func (f AttrFields) kattrBits() uint32 {
 	return k
 }
 
-
 // kattrConfig is sentry_config.kattr for the running kernel: without BTF
 // the LSM hooks (which need BTF) are not in use and nothing is lost.
 func kattrConfig() uint32 {

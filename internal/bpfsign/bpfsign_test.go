@@ -2,8 +2,8 @@ package bpfsign
 
 import (
 	"bytes"
-	"os/exec"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 )
