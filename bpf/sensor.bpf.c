@@ -122,6 +122,20 @@ struct task_struct {
 struct bpf_prog_aux {
 	__u32 id;
 } __attribute__((preserve_access_index));
+struct ns_common {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+struct user_namespace {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+/* 6.9+: the object behind a BPF token fd. */
+struct bpf_token {
+	struct user_namespace *userns;
+	__u64 allowed_cmds;
+	__u64 allowed_maps;
+	__u64 allowed_progs;
+	__u64 allowed_attachs;
+} __attribute__((preserve_access_index));
 struct bpf_prog {
 	__u32 len; /* instructions in insnsi */
 	__u8 tag[8];
@@ -178,7 +192,11 @@ struct inflight {
 	__u64 load_id;
 	__u32 killed;
 	__u32 denied; /* the LSM gate (sentry_lsm_bpf_gate) refuses this load */
+	__u32 token;  /* a BPF_TOKEN_CREATE, not a load */
+	__u32 bpffs_fd;
 };
+
+#define CMD_TOKEN_CREATE 36 /* BPF_TOKEN_CREATE (6.9+) */
 
 /*
  * sys_enter → sys_exit pairing of one BPF_PROG_LOAD, keyed by thread id.
@@ -280,6 +298,7 @@ struct {
 
 static const struct rules_facts zero_facts;
 static const struct sentry_verdict_rec zero_verdict;
+static const struct sentry_token_rec zero_token;
 
 /* Facts and chunk scratch: per CPU, except for the sleepable hook (per task). */
 #ifndef SENTRY_NO_LOOP
@@ -1125,8 +1144,87 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	return action;
 }
 
+/* A BPF_TOKEN_CREATE: remembered for its exit, which reports it. */
+static __always_inline void token_enter(__u64 uattr, __u64 size)
+{
+	__u32 a[2] = {}; /* token_create: flags, bpffs_fd */
+	if (size >= sizeof(a))
+		bpf_probe_read_user(a, sizeof(a), (const void *)uattr);
+	struct inflight in = {
+		.load_id = next_load_id(bpf_get_smp_processor_id()),
+		.token = 1,
+		.bpffs_fd = a[1],
+	};
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY))
+		count_loss(SENTRY_LOSS_INFLIGHT_FULL);
+}
+
+/* The file behind fd in the current task, or NULL. */
+static __always_inline struct file *current_fd_file(__s64 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct file *file = NULL;
+	if (fd >= 0 && (__u64)fd < max) {
+		struct file **fds = BPF_CORE_READ(fdt, fd);
+		bpf_probe_read_kernel(&file, sizeof(file), fds + fd);
+	}
+	return file;
+}
+
+static __always_inline int token_exit(const struct inflight *in, __s64 ret)
+{
+	struct sentry_token_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count_loss(SENTRY_LOSS_EXIT_RESERVE);
+		return 0;
+	}
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	bpf_probe_read_kernel(r, sizeof(*r), &zero_token);
+	r->h.kind = SENTRY_REC_TOKEN;
+	r->h.pid = pid_tgid >> 32;
+	r->h.load_id = in->load_id;
+	r->ret = ret;
+	r->pid = pid_tgid >> 32;
+	r->tid = (__u32)pid_tgid;
+	r->uid = (__u32)bpf_get_current_uid_gid();
+	r->bpffs_fd = in->bpffs_fd;
+	r->ktime_ns = bpf_ktime_get_ns();
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	if (exe) {
+		r->exe_ino = BPF_CORE_READ(exe, f_inode, i_ino);
+		r->exe_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
+	}
+	if (ret >= 0 && bpf_core_type_exists(struct bpf_token)) {
+		struct file *file = current_fd_file(ret);
+		if (file) {
+			struct bpf_token *tok = BPF_CORE_READ(file, private_data);
+			r->token_ino = BPF_CORE_READ(file, f_inode, i_ino);
+			r->token_dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+			if (tok) {
+				r->userns = BPF_CORE_READ(tok, userns, ns.inum);
+				r->allowed_cmds = BPF_CORE_READ(tok, allowed_cmds);
+				r->allowed_maps = BPF_CORE_READ(tok, allowed_maps);
+				r->allowed_progs = BPF_CORE_READ(tok, allowed_progs);
+				r->allowed_attachs = BPF_CORE_READ(tok, allowed_attachs);
+				r->resolved = 1;
+			}
+		}
+	}
+	bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP);
+	return 0;
+}
+
 static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const int enforcer)
 {
+	if (cmd == CMD_TOKEN_CREATE) {
+		token_enter(uattr, size);
+		return 0;
+	}
 	if (cmd != BPF_PROG_LOAD)
 		return 0;
 	struct prog_load_attr attr = {};
@@ -1150,6 +1248,8 @@ static __always_inline int on_exit(__s64 ret)
 		return 0; /* not a BPF_PROG_LOAD (the exit tracepoint does not say the cmd) */
 	struct inflight copy = *in;
 	bpf_map_delete_elem(&inflight, &tid);
+	if (copy.token)
+		return token_exit(&copy, ret);
 
 	struct sentry_exit *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {

@@ -2,7 +2,7 @@ package sensor
 
 // The kernel programs and their Go bindings; `make generate` reruns this.
 // -type emits Go types for the records shared with bpf/include/sentry.h.
-//go:generate go tool bpf2go -cc clang-19 -target amd64 -cflags "-O2 -g -Wall -Werror -D__TARGET_ARCH_x86 -I/usr/include/x86_64-linux-gnu" -type sentry_header -type sentry_chunk -type sentry_verdict_rec -type sentry_exit -type sentry_config -type sentry_loss -type sentry_record_kind -type sentry_verdict -type sentry_action -type sentry_mode -type sentry_on_error -type sentry_kattr -type sentry_prefault_ctx sentry ../bpf/sensor.bpf.c
+//go:generate go tool bpf2go -cc clang-19 -target amd64 -cflags "-O2 -g -Wall -Werror -D__TARGET_ARCH_x86 -I/usr/include/x86_64-linux-gnu" -type sentry_header -type sentry_chunk -type sentry_verdict_rec -type sentry_exit -type sentry_token_rec -type sentry_config -type sentry_loss -type sentry_record_kind -type sentry_verdict -type sentry_action -type sentry_mode -type sentry_on_error -type sentry_kattr -type sentry_prefault_ctx sentry ../bpf/sensor.bpf.c
 
 // The same programs for kernels without bpf_loop (before 5.17): bounded
 // loops calling global functions (-DSENTRY_NO_LOOP); chosen at run time.

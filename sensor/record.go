@@ -13,6 +13,7 @@ const (
 	kindChunk   = uint32(sentrySentryRecordKindSENTRY_REC_CHUNK)
 	kindVerdict = uint32(sentrySentryRecordKindSENTRY_REC_VERDICT)
 	kindExit    = uint32(sentrySentryRecordKindSENTRY_REC_EXIT)
+	kindToken   = uint32(sentrySentryRecordKindSENTRY_REC_TOKEN)
 
 	maxCaptureInsn = 1_000_000
 )
@@ -38,6 +39,7 @@ type record struct {
 	chunk   *chunkRecord
 	verdict *sentrySentryVerdictRec
 	exit    *sentrySentryExit
+	token   *sentrySentryTokenRec
 }
 
 // chunkRecord aliases the ring-buffer sample's data; copy before reuse.
@@ -53,6 +55,7 @@ var (
 	verdictSize = binary.Size(sentrySentryVerdictRec{})
 	exitSize    = binary.Size(sentrySentryExit{})
 	chunkSize   = binary.Size(sentrySentryChunk{})
+	tokenSize   = binary.Size(sentrySentryTokenRec{})
 )
 
 // parseRecord decodes one ring-buffer sample. Chunk data is not copied.
@@ -63,7 +66,7 @@ func parseRecord(b []byte) (record, error) {
 	kind := binary.LittleEndian.Uint32(b)
 	r := record{pid: binary.LittleEndian.Uint32(b[4:]), loadID: binary.LittleEndian.Uint64(b[8:])}
 	// Chunks are as long as their instructions; the rest have fixed sizes.
-	need := map[uint32]int{kindHeader: headerSize, kindChunk: chunkDataOff, kindVerdict: verdictSize, kindExit: exitSize}[kind]
+	need := map[uint32]int{kindHeader: headerSize, kindChunk: chunkDataOff, kindVerdict: verdictSize, kindExit: exitSize, kindToken: tokenSize}[kind]
 	if need == 0 {
 		return record{}, fmt.Errorf("%w: unknown kind %d", ErrRecord, kind)
 	}
@@ -87,6 +90,9 @@ func parseRecord(b []byte) (record, error) {
 	case kindExit:
 		r.exit = new(sentrySentryExit)
 		_, err = binary.Decode(b[:need], binary.LittleEndian, r.exit)
+	case kindToken:
+		r.token = new(sentrySentryTokenRec)
+		_, err = binary.Decode(b[:need], binary.LittleEndian, r.token)
 	case kindChunk:
 		c := &chunkRecord{
 			index:   binary.LittleEndian.Uint32(b[chunkIndexOff:]),

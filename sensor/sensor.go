@@ -174,6 +174,7 @@ type Sensor struct {
 	links        []link.Link
 	reader       *ringbuf.Reader
 	events       chan *Event
+	tokenEvents  chan *TokenCreated // sensor/token.go
 	log          *slog.Logger
 
 	mu         sync.Mutex
@@ -181,6 +182,7 @@ type Sensor struct {
 	slots      map[uint32][]string // rule ids by table slot, per generation
 	asm        *assembler
 	badRecs    uint64
+	tokenDrops uint64 // TokenEvents full
 	userLost   map[string]uint64
 	retries    retries // touched by the reader goroutine only
 
@@ -349,6 +351,8 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	s.asm.monoToWall = monoToWall()
 	s.asm.budget, s.asm.queued = cfg.MemoryBudget, s.queued
 	s.asm.enrich = newEnricher()
+	s.asm.tokens = newTokenBook()
+	s.tokenEvents = make(chan *TokenCreated, 256)
 	fail := func(err error) (*Sensor, error) {
 		if prefaultProg != nil {
 			prefaultProg.Close()
@@ -756,6 +760,7 @@ func (s *Sensor) Losses() (Losses, error) {
 		out[k] = v
 	}
 	out["malformed_record"] = s.badRecs
+	out["token_events"] = s.tokenDrops
 	out["orphan_chunk"] = s.asm.orphanChunks
 	out["reassembly_budget"] = s.asm.overBudget
 	return out, nil
@@ -764,6 +769,7 @@ func (s *Sensor) Losses() (Losses, error) {
 func (s *Sensor) read(ctx context.Context) {
 	defer close(s.done)
 	defer close(s.events)
+	defer close(s.tokenEvents)
 	var rec ringbuf.Record
 	lastSweep := time.Now()
 	s.reader.SetDeadline(time.Now().Add(time.Second))
@@ -777,6 +783,8 @@ func (s *Sensor) read(ctx context.Context) {
 			if perr != nil {
 				s.badRecs++
 				s.log.Warn("sensor record", "err", perr)
+			} else if r.token != nil {
+				s.tokenCreated(r.token)
 			} else {
 				ev = s.asm.add(r, now)
 			}

@@ -14,10 +14,12 @@ import (
 )
 
 type sentryInflight struct {
-	_      structs.HostLayout
-	LoadId uint64
-	Killed uint32
-	Denied uint32
+	_       structs.HostLayout
+	LoadId  uint64
+	Killed  uint32
+	Denied  uint32
+	Token   uint32
+	BpffsFd uint32
 }
 
 type sentryRulesFacts struct {
@@ -240,7 +242,36 @@ const (
 	sentrySentryRecordKindSENTRY_REC_CHUNK   sentrySentryRecordKind = 2
 	sentrySentryRecordKindSENTRY_REC_VERDICT sentrySentryRecordKind = 3
 	sentrySentryRecordKindSENTRY_REC_EXIT    sentrySentryRecordKind = 4
+	sentrySentryRecordKindSENTRY_REC_TOKEN   sentrySentryRecordKind = 5
 )
+
+type sentrySentryTokenRec struct {
+	_ structs.HostLayout
+	H struct {
+		_      structs.HostLayout
+		Kind   uint32
+		Pid    uint32
+		LoadId uint64
+	}
+	Ret            int64
+	Pid            uint32
+	Tid            uint32
+	Uid            uint32
+	BpffsFd        uint32
+	ExeIno         uint64
+	ExeDev         uint32
+	Resolved       uint32
+	TokenIno       uint64
+	TokenDev       uint32
+	Pad            uint32
+	Userns         uint64
+	AllowedCmds    uint64
+	AllowedMaps    uint64
+	AllowedProgs   uint64
+	AllowedAttachs uint64
+	KtimeNs        uint64
+	Comm           [16]int8
+}
 
 type sentrySentryVerdict uint32
 

@@ -14,10 +14,12 @@ import (
 )
 
 type sentryLegacyInflight struct {
-	_      structs.HostLayout
-	LoadId uint64
-	Killed uint32
-	Denied uint32
+	_       structs.HostLayout
+	LoadId  uint64
+	Killed  uint32
+	Denied  uint32
+	Token   uint32
+	BpffsFd uint32
 }
 
 type sentryLegacyRulesFacts struct {

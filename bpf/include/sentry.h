@@ -22,6 +22,7 @@ enum sentry_record_kind {
 	SENTRY_REC_CHUNK = 2,
 	SENTRY_REC_VERDICT = 3,
 	SENTRY_REC_EXIT = 4,
+	SENTRY_REC_TOKEN = 5, /* a BPF_TOKEN_CREATE returned */
 };
 
 /* Why something was lost or could not be read: index into the losses map. */
@@ -160,6 +161,34 @@ struct sentry_exit {
 	__u32 killed;     /* a SIGKILL is pending on the loader */
 	__u8 tag[8];
 	__u64 ktime_ns;
+};
+
+/*
+ * One BPF_TOKEN_CREATE (6.9+), seen at the syscall's exit: who created it
+ * and, when it succeeded, the token as the kernel holds it (struct
+ * bpf_token behind the new fd). Tokens do not exist before 6.9: there the
+ * record never comes.
+ */
+struct sentry_token_rec {
+	struct sentry_rec_hdr h;
+	__s64 ret;          /* the token fd, or -errno */
+	__u32 pid;
+	__u32 tid;
+	__u32 uid;
+	__u32 bpffs_fd;     /* attr->token_create.bpffs_fd */
+	__u64 exe_ino;      /* the creator's executable */
+	__u32 exe_dev;
+	__u32 resolved;     /* 1: the fields below were read from the new token */
+	__u64 token_ino;    /* the token file's inode, on the bpffs superblock */
+	__u32 token_dev;
+	__u32 _pad;
+	__u64 userns;       /* token->userns->ns.inum */
+	__u64 allowed_cmds;
+	__u64 allowed_maps;
+	__u64 allowed_progs;
+	__u64 allowed_attachs;
+	__u64 ktime_ns;
+	char comm[SENTRY_COMM_LEN];
 };
 
 /* USER_HZ: /proc/PID/stat gives a start time in these ticks. */
