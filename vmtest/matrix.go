@@ -70,7 +70,7 @@ func Select(labels []string) ([]Kernel, error) {
 var DefaultPackages = []string{"./vmtest/capabilities", "./sensor"}
 
 // DefaultHelpers are the programs those suites run inside the VM.
-var DefaultHelpers = []string{"./internal/cmd/bpfload"}
+var DefaultHelpers = []string{"./internal/cmd/bpfload", "./internal/cmd/bpftoken"}
 
 // DefaultPackageRun limits the sensor suite to the tests whose outcome
 // depends on the kernel (each sensor start costs seconds under TCG; the
@@ -83,7 +83,8 @@ var DefaultHelpers = []string{"./internal/cmd/bpfload"}
 // instruction pages a loader serves late (userfaultfd) are reported,
 // blocked on request, and judged on their own facts by lsm-bpf, and
 // 32-bit loaders are judged with every hook, and a pinned sensor keeps
-// enforcing without its agent.
+// enforcing without its agent; signed loads (6.18+) and loads through a
+// BPF token made in a user namespace (6.9+) name their provenance.
 var DefaultPackageRun = map[string]string{
-	"./sensor": "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestPinnedSensorKeepsEnforcing|TestIA32LoadersAreJudged|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement)$",
+	"./sensor": "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestPinnedSensorKeepsEnforcing|TestIA32LoadersAreJudged|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement|TestSignedLoadsCarryProvenance|TestSignedPolicyIsEnforcedInTheKernel|TestBogusSignaturesAndTokensGetAClearOutcome|TestTokenLoadsNameTheTokensOrigin)$",
 }
