@@ -3,7 +3,9 @@ package sensor
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"strings"
 	"unsafe"
 
 	"github.com/cilium/ebpf/btf"
@@ -76,9 +78,9 @@ func kattrConfig() uint32 {
 
 // Signing is what the running kernel does with a signed BPF_PROG_LOAD.
 type Signing struct {
-	Fields   bool   // the attr has signature/keyring_id (6.18+)
-	Verifies bool   // the kernel checks signatures (else EOPNOTSUPP)
-	How      string // how it was determined
+	Fields   bool   `json:"fields"`   // the attr has signature/keyring_id (6.18+)
+	Verifies bool   `json:"verifies"` // the kernel checks signatures (else EOPNOTSUPP)
+	How      string `json:"how"`      // how it was determined
 }
 
 // ProbeSigning loads a one-instruction socket filter with a malformed
@@ -115,4 +117,57 @@ func ProbeSigning() Signing {
 		return Signing{Fields: true, Verifies: true, How: fmt.Sprintf("a malformed signature is rejected (%s): the kernel verifies signatures", unix.ErrnoName(errno))}
 	}
 	return Signing{How: fmt.Sprintf("probe load failed: %v", err)}
+}
+
+// Provenance is what doctor reports about signed programs, BPF tokens and
+// a BPF keyring on the running kernel.
+type Provenance struct {
+	Signing Signing `json:"signing"`
+	// Tokens: union bpf_attr has prog_token_fd (6.9+), from BTF.
+	Tokens    bool   `json:"tokens"`
+	TokensHow string `json:"tokens_how"`
+	// BPFKeyring: a keyring dedicated to BPF signatures; Sealed is nil
+	// when the kernel does not say.
+	BPFKeyring    bool   `json:"bpf_keyring"`
+	BPFKeyringHow string `json:"bpf_keyring_how"`
+	Sealed        *bool  `json:"bpf_keyring_sealed,omitempty"`
+}
+
+// ProbeProvenance probes signing (ProbeSigning), tokens (BTF) and a BPF
+// keyring (/proc/keys). Needs root.
+func ProbeProvenance() Provenance {
+	p := Provenance{Signing: ProbeSigning()}
+	f, err := KernelAttrFields()
+	switch {
+	case err != nil:
+		p.TokensHow = fmt.Sprintf("unknown: %v", err)
+	case f.Token:
+		p.Tokens, p.TokensHow = true, "union bpf_attr has prog_token_fd (kernel BTF)"
+	default:
+		p.TokensHow = "union bpf_attr has no prog_token_fd (kernel BTF): before 6.9"
+	}
+	p.BPFKeyring, p.BPFKeyringHow = bpfKeyring("/proc/keys")
+	return p
+}
+
+// bpfKeyring looks for a keyring dedicated to BPF in keys (/proc/keys
+// format: the type is field 8, the description follows). Mainline kernels
+// up to 6.18 have none; no kernel exposes whether such a keyring is sealed
+// (its restriction is not in /proc/keys), so Sealed stays unknown.
+func bpfKeyring(path string) (bool, string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false, fmt.Sprintf("unknown: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || f[7] != "keyring" {
+			continue
+		}
+		desc := strings.TrimSuffix(f[8], ":")
+		if desc == ".bpf" || strings.HasPrefix(desc, ".bpf_") {
+			return true, fmt.Sprintf("keyring %s listed in %s; whether it is sealed is not exposed by the kernel", desc, path)
+		}
+	}
+	return false, fmt.Sprintf("no BPF keyring in %s (system keyrings are the builtin, secondary and platform ones): sealing does not apply", path)
 }

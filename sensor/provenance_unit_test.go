@@ -1,6 +1,8 @@
 package sensor
 
 import (
+	"os"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -57,4 +59,26 @@ func TestSignatureVerdictFromTheOutcome(t *testing.T) {
 		t.Errorf("a load the LSM saw verified, then denied, became %q", p.Verification)
 	}
 	SignatureVerdict(nil, Outcome{}) // no provenance: nothing to do, no panic
+}
+
+func TestBPFKeyringFromProcKeys(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := dir + "/keys"
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	none := write("01e97798 I------     1 perm 1f0b0000     0     0 keyring   .builtin_trusted_keys: empty\n")
+	if ok, how := bpfKeyring(none); ok || !strings.Contains(how, "no BPF keyring") {
+		t.Errorf("builtin only: %v %q", ok, how)
+	}
+	with := write("01e97798 I------     1 perm 1f0b0000     0     0 keyring   .builtin_trusted_keys: empty\n0aaa0001 I------     1 perm 1f0b0000     0     0 keyring   .bpf: 1\n")
+	if ok, how := bpfKeyring(with); !ok || !strings.Contains(how, "not exposed") {
+		t.Errorf("a .bpf keyring: %v %q", ok, how)
+	}
+	if ok, how := bpfKeyring(dir + "/missing"); ok || !strings.Contains(how, "unknown") {
+		t.Errorf("no /proc/keys: %v %q", ok, how)
+	}
 }

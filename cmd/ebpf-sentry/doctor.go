@@ -30,13 +30,15 @@ tp_btf). Exits 2 when run cannot work here.`,
 			}
 			f := sensor.ProbeKernel()
 			plan, planErr := sensor.PlanFor(f)
+			prov := sensor.ProbeProvenance()
 			out := cmd.OutOrStdout()
 			if asJSON {
 				v := struct {
 					*sensor.Features
-					Plan  *sensor.Plan `json:"plan,omitempty"`
-					Error string       `json:"error,omitempty"`
-				}{Features: f}
+					Plan       *sensor.Plan      `json:"plan,omitempty"`
+					Error      string            `json:"error,omitempty"`
+					Provenance sensor.Provenance `json:"provenance"`
+				}{Features: f, Provenance: prov}
 				if planErr != nil {
 					v.Error = planErr.Error()
 				} else {
@@ -71,6 +73,7 @@ tp_btf). Exits 2 when run cannot work here.`,
 						fmt.Fprintf(out, "note: %s\n", n)
 					}
 				}
+				printProvenance(out, prov)
 			}
 			if planErr != nil {
 				return &exitError{code: exitEnvironment, err: fmt.Errorf("run cannot work on this kernel: %w", planErr)}
