@@ -1377,6 +1377,29 @@ int BPF_PROG(sentry_lsm_prog_load, struct bpf_prog *prog, union bpf_attr *kattr)
 #endif
 
 /*
+ * With the LSM hooks there is no sys_enter program to see BPF_TOKEN_CREATE:
+ * this hook (6.9+, runs inside it with the kernel's attr) remembers the
+ * call, and the sys_exit program reports it with the new token.
+ */
+#ifndef SENTRY_NO_LOOP
+SEC("lsm/bpf_token_create")
+int BPF_PROG(sentry_lsm_token_create, struct bpf_token *token, union bpf_attr *kattr)
+{
+	__u32 a[2] = {}; /* token_create: flags, bpffs_fd */
+	bpf_probe_read_kernel(a, sizeof(a), kattr);
+	struct inflight in = {
+		.load_id = next_load_id(bpf_get_smp_processor_id()),
+		.token = 1,
+		.bpffs_fd = a[1],
+	};
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY))
+		count_loss(SENTRY_LOSS_INFLIGHT_FULL);
+	return 0;
+}
+#endif
+
+/*
  * The seed's hook: a kprobe on the bpf syscall, for kernels with kprobes.
  * With syscall wrappers (x86-64 since 4.17) __x64_sys_bpf's only argument
  * is the user's pt_regs, read here; the exit is seen by a sys_exit program

@@ -322,6 +322,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	for name := range spec.Programs {
 		keep := name == enter || name == exit || name == gate ||
 			hook == HookKprobe && name == sentryProgSentryEnterKprobeDirect ||
+			hook == HookLSMProgLoad && name == sentryProgSentryLsmTokenCreate ||
 			name == cp.enter || name == cp.exit
 		if !keep {
 			delete(spec.Programs, name)
@@ -391,6 +392,15 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		}
 		if err != nil {
 			return fail(fmt.Errorf("attach %s (%s): %w", name, hook, err))
+		}
+		s.links = append(s.links, l)
+	}
+	if hook == HookLSMProgLoad {
+		// BPF_TOKEN_CREATE, which no sys_enter program sees here (6.9+,
+		// as the bpf_prog_load hook).
+		l, err := attach(hook, coll.Programs[sentryProgSentryLsmTokenCreate], false)
+		if err != nil {
+			return fail(fmt.Errorf("attach %s: %w", sentryProgSentryLsmTokenCreate, err))
 		}
 		s.links = append(s.links, l)
 	}

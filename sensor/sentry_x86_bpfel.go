@@ -341,6 +341,7 @@ const (
 	sentryProgSentryExitTp            = "sentry_exit_tp"
 	sentryProgSentryLsmBpf            = "sentry_lsm_bpf"
 	sentryProgSentryLsmProgLoad       = "sentry_lsm_prog_load"
+	sentryProgSentryLsmTokenCreate    = "sentry_lsm_token_create"
 	sentryProgSentryPrefault          = "sentry_prefault"
 	sentryVarUnusedAction             = "unused_action"
 	sentryVarUnusedChunk              = "unused_chunk"
@@ -409,6 +410,7 @@ type sentryProgramSpecs struct {
 	SentryExitTp            *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
 	SentryLsmBpf            *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf"`
 	SentryLsmProgLoad       *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_load"`
+	SentryLsmTokenCreate    *ebpf.ProgramSpec `ebpf:"sentry_lsm_token_create"`
 	SentryPrefault          *ebpf.ProgramSpec `ebpf:"sentry_prefault"`
 }
 
@@ -525,6 +527,7 @@ type sentryPrograms struct {
 	SentryExitTp            *ebpf.Program `ebpf:"sentry_exit_tp"`
 	SentryLsmBpf            *ebpf.Program `ebpf:"sentry_lsm_bpf"`
 	SentryLsmProgLoad       *ebpf.Program `ebpf:"sentry_lsm_prog_load"`
+	SentryLsmTokenCreate    *ebpf.Program `ebpf:"sentry_lsm_token_create"`
 	SentryPrefault          *ebpf.Program `ebpf:"sentry_prefault"`
 }
 
@@ -542,6 +545,7 @@ func (p *sentryPrograms) Close() error {
 		p.SentryExitTp,
 		p.SentryLsmBpf,
 		p.SentryLsmProgLoad,
+		p.SentryLsmTokenCreate,
 		p.SentryPrefault,
 	)
 }
