@@ -1,10 +1,12 @@
 package rules
 
 import (
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
 
@@ -104,5 +106,36 @@ func TestProvenanceRuleErrorsNameTheField(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one containing %q", tc.yaml, err, tc.want)
 		}
+	}
+}
+
+// docs/PROVENANCE.md's policy parses and is enforced in the kernel.
+func TestProvenanceDocPolicyIsEnforceable(t *testing.T) {
+	doc, err := os.ReadFile(testutils.Root() + "/docs/PROVENANCE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/PROVENANCE.md has no yaml block")
+	}
+	set, err := Parse("PROVENANCE.md", []byte(block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Rules) != 1 {
+		t.Fatalf("%d rules, want 1", len(set.Rules))
+	}
+	if ok, why := Enforceable(set.Rules[0]); !ok {
+		t.Errorf("the documented policy is not enforceable in the kernel: %s", why)
+	}
+	unsigned := provProg(1, nil)
+	if v := Evaluate(set, unsigned, analysis.Analyze(unsigned, nil)); v.Action != ActionBlock {
+		t.Errorf("an unsigned program: %v, want block", v.Action)
+	}
+	system := provProg(1, &program.Provenance{Signed: true, Keyring: program.KeyringSystem})
+	if v := Evaluate(set, system, analysis.Analyze(system, nil)); v.Action == ActionBlock {
+		t.Error("a system-keyring program is blocked")
 	}
 }
