@@ -105,6 +105,15 @@ func ToECS(ev *Event) *ECSEvent {
 	switch ev.Event {
 	case KindProgLoad:
 		ecsProgLoad(ev, e)
+	case KindTokenCreate:
+		e.Event.Category, e.Event.Type = []string{"process"}, []string{"info"}
+		e.Message = "BPF token created"
+		if l := ev.Loader; l != nil {
+			p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
+			p.Thread.ID, p.Parent.PID = l.TID, l.PPID
+			e.Process = p
+			e.Message += " by " + l.Comm
+		}
 	case KindCbpfAttach:
 		e.Event.Category, e.Event.Type = []string{"process"}, []string{"info"}
 		e.Message = "socket filter attached"

@@ -33,6 +33,7 @@ const (
 	KindFleetFirstSeen Kind = "fleet_first_seen" // a fingerprint new to the whole fleet (ebpf-sentry fleet)
 	KindHeartbeat      Kind = "heartbeat"        // periodic: hooks attached, tables intact
 	KindCbpfAttach     Kind = "cbpf_attach"      // a socket filter attached with setsockopt (see cbpf_attach.go)
+	KindTokenCreate    Kind = "token_create"     // a BPF token was created (see provenance.go)
 )
 
 // Event is one telemetry record. Exactly the sections that belong to its kind

@@ -1,7 +1,9 @@
 package output
 
 import (
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
@@ -121,4 +123,23 @@ func (b *ProvenanceBook) Inherit(ev *Event, loaderID uint32, loaderTag, loaderNa
 		ev.Provenance = &program.Provenance{}
 	}
 	ev.Provenance.Inherited = in
+}
+
+// NewTokenCreate builds a token_create event: creator is the process that
+// called BPF_TOKEN_CREATE, tok the token (its error says why the call
+// failed, when it did).
+func NewTokenCreate(t time.Time, creator Loader, tok *program.Token) *Event {
+	creator.Comm, creator.Exe = Escape(creator.Comm), Escape(creator.Exe)
+	if creator.UID == nil && tok != nil && tok.Creator != nil {
+		uid := tok.Creator.UID
+		creator.UID = &uid
+	}
+	for f, missing := range map[string]bool{"uid": creator.UID == nil, "gid": creator.GID == nil} {
+		if missing && !slices.Contains(creator.Unknown, f) {
+			creator.Unknown = append(creator.Unknown, f)
+		}
+	}
+	slices.Sort(creator.Unknown)
+	return &Event{Event: KindTokenCreate, Time: t, Loader: &creator,
+		Provenance: newProvenance(&program.Provenance{Token: tok})}
 }

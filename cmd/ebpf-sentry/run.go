@@ -267,8 +267,15 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	defer integrity.Stop()
 	heartbeat := time.NewTicker(o.heartbeat)
 	defer heartbeat.Stop()
+	tokens := s.TokenEvents()
 	for {
 		select {
+		case tc, ok := <-tokens:
+			if !ok {
+				tokens = nil // closed with the sensor; Events ends the loop
+				continue
+			}
+			tel.Pipeline.Emit(tokenCreateEvent(tc))
 		case <-heartbeat.C:
 			reportHeartbeat(s, tel, o.heartbeat)
 		case <-integrity.C:
@@ -362,7 +369,9 @@ func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev 
 			"pid", ev.Program.Loader.PID, "prog", ev.Program.Name, "prog_id", ev.Program.Kernel.ID, "tag", ev.Program.Kernel.Tag)
 	}
 	ins, _ := ev.Program.Decode()
-	tel.Pipeline.Emit(output.NewProgLoad(progLoad(ev, rep, verdict, output.KernelText(nil, ins)), tel.Insns))
+	pl := output.NewProgLoad(progLoad(ev, rep, verdict, output.KernelText(nil, ins)), tel.Insns)
+	provenanceBook.Remember(pl)
+	tel.Pipeline.Emit(pl)
 	if t := enforcementBypassed(o.mode, ev); t != nil {
 		slog.Error("sensor tampered with", "what", t.Tamper.What, "detail", t.Tamper.Detail)
 		tel.Pipeline.Emit(t)
