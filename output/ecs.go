@@ -102,100 +102,11 @@ func ToECS(ev *Event) *ECSEvent {
 		Kind: "event", ID: ev.ID, Sequence: ev.Seq, Severity: int(severityOf(ev)),
 		Action: strings.ReplaceAll(string(ev.Event), "_", "-"), Dataset: "ebpf_sentry." + string(ev.Event), Module: "ebpf_sentry",
 	}
-	switch ev.Event {
-	case KindProgLoad:
-		ecsProgLoad(ev, e)
-	case KindTokenCreate:
-		e.Event.Category, e.Event.Type = []string{"process"}, []string{"info"}
-		e.Message = "BPF token created"
-		if l := ev.Loader; l != nil {
-			p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
-			p.Thread.ID, p.Parent.PID = l.TID, l.PPID
-			e.Process = p
-			e.Message += " by " + l.Comm
+	if spec, ok := kindSpecs[ev.Event]; ok {
+		e.Event.Kind, e.Event.Category, e.Event.Type = spec.ECS.Kind, []string{spec.ECS.Category}, []string{spec.ECS.Type}
+		if spec.ecs != nil {
+			spec.ecs(ev, e)
 		}
-	case KindCbpfAttach:
-		e.Event.Category, e.Event.Type = []string{"process"}, []string{"info"}
-		e.Message = "socket filter attached"
-		if c := ev.Cbpf; c != nil {
-			e.Message += " with " + c.Option
-		}
-		if l := ev.Loader; l != nil {
-			p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
-			p.Thread.ID, p.Parent.PID = l.TID, l.PPID
-			e.Process = p
-			e.Message += " by " + l.Comm
-		}
-		if v := ev.Verdict; v != nil && len(v.Rules) > 0 {
-			e.Event.Kind = "alert"
-			e.Event.Category = append(e.Event.Category, "intrusion_detection")
-			r := &ECSRule{Ruleset: "ebpf-sentry"}
-			for _, m := range v.Rules {
-				r.ID = append(r.ID, m.ID)
-			}
-			e.Rule = r
-			e.Message += " (rules: " + strings.Join(r.ID, ", ") + "; " + v.Action + ")"
-		}
-	case KindProgHidden:
-		e.Event.Kind = "alert"
-		e.Event.Category, e.Event.Type = []string{"intrusion_detection"}, []string{"info"}
-		e.Message = "BPF program hidden"
-		if h := ev.Hidden; h != nil {
-			e.Message = fmt.Sprintf("BPF program id %d tag %s %s seen by %s, missing from %s", h.ID, h.Tag, h.Name,
-				strings.Join(h.SeenBy, ","), strings.Join(h.MissingFrom, ","))
-		}
-	case KindProgPresent, KindProgUnseen:
-		ecsProgLoad(ev, e)
-		name := ""
-		if ev.Prog != nil {
-			name = ev.Prog.Name
-		}
-		what := map[Kind]string{KindProgPresent: " present", KindProgUnseen: " loaded unseen by the load hook"}[ev.Event]
-		e.Message = "BPF program " + name + what + strings.TrimPrefix(e.Message, "BPF program "+name+" loaded")
-	case KindSensorStarted, KindSensorStopped:
-		e.Event.Category, e.Event.Type = []string{"process"}, []string{"start"}
-		e.Message = "ebpf-sentry started"
-		if ev.Event == KindSensorStopped {
-			e.Event.Type, e.Message = []string{"end"}, "ebpf-sentry stopped"
-		}
-		if ev.Sensor != nil && ev.Sensor.Hook != "" {
-			e.Message += ": hook " + ev.Sensor.Hook + ", enforcer " + ev.Sensor.Enforcer
-		}
-	case KindRulesReloaded, KindRulesRejected:
-		e.Event.Category, e.Event.Type, e.Event.Outcome = []string{"configuration"}, []string{"change"}, "success"
-		e.Message = "rules reloaded"
-		if ev.Event == KindRulesRejected {
-			e.Event.Type, e.Event.Outcome, e.Message = []string{"error"}, "failure", "rules rejected"
-		}
-		if ev.Rules != nil {
-			e.Message += " from " + ev.Rules.Source
-		}
-	case KindTamper:
-		e.Event.Kind, e.Event.Category, e.Event.Type = "alert", []string{"intrusion_detection"}, []string{"change"}
-		e.Message = "ebpf-sentry tampered with"
-		if ev.Tamper != nil {
-			e.Message += ": " + ev.Tamper.What + ": " + ev.Tamper.Detail
-		}
-	case KindFleetFirstSeen:
-		e.Event.Kind, e.Event.Category, e.Event.Type = "alert", []string{"intrusion_detection"}, []string{"info"}
-		if f := ev.Fleet; f != nil {
-			e.Message = "program " + f.SHA256 + " (" + f.Name + ") new to the fleet, first on " + f.Host
-		}
-	case KindHeartbeat:
-		e.Event.Kind, e.Event.Category, e.Event.Type = "metric", []string{"host"}, []string{"info"}
-		e.Message = "ebpf-sentry heartbeat"
-		if hb := ev.Heartbeat; hb != nil {
-			e.Message += fmt.Sprintf(": %d/%d hooks attached, tables intact %v", hb.HooksAttached, hb.Hooks, hb.TablesIntact)
-		}
-	case KindLoss:
-		e.Event.Kind, e.Event.Category, e.Event.Type = "metric", []string{"host"}, []string{"info"}
-		var n uint64
-		if ev.Loss != nil {
-			for _, it := range ev.Loss.Items {
-				n += it.Count
-			}
-		}
-		e.Message = fmt.Sprintf("%d events lost", n)
 	}
 	return e
 }
@@ -255,4 +166,99 @@ func ecsProgLoad(ev *Event, e *ECSEvent) {
 		e.Rule = r
 		e.Message += " (rules: " + strings.Join(r.ID, ", ") + "; " + v.Action + ")"
 	}
+}
+
+// The ECS mappers of the kinds (KindSpec.ecs): each starts from its kind's
+// ECSClass and writes the message.
+
+func ecsCbpfAttach(ev *Event, e *ECSEvent) {
+	e.Message = "socket filter attached"
+	if c := ev.Cbpf; c != nil {
+		e.Message += " with " + c.Option
+	}
+	if l := ev.Loader; l != nil {
+		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
+		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
+		e.Process = p
+		e.Message += " by " + l.Comm
+	}
+	if v := ev.Verdict; v != nil && len(v.Rules) > 0 {
+		e.Event.Kind = "alert"
+		e.Event.Category = append(e.Event.Category, "intrusion_detection")
+		r := &ECSRule{Ruleset: "ebpf-sentry"}
+		for _, m := range v.Rules {
+			r.ID = append(r.ID, m.ID)
+		}
+		e.Rule = r
+		e.Message += " (rules: " + strings.Join(r.ID, ", ") + "; " + v.Action + ")"
+	}
+}
+
+func ecsHidden(ev *Event, e *ECSEvent) {
+	e.Message = "BPF program hidden"
+	if h := ev.Hidden; h != nil {
+		e.Message = fmt.Sprintf("BPF program id %d tag %s %s seen by %s, missing from %s", h.ID, h.Tag, h.Name,
+			strings.Join(h.SeenBy, ","), strings.Join(h.MissingFrom, ","))
+	}
+}
+
+func ecsResident(ev *Event, e *ECSEvent) {
+	ecsProgLoad(ev, e)
+	name := ""
+	if ev.Prog != nil {
+		name = ev.Prog.Name
+	}
+	what := map[Kind]string{KindProgPresent: " present", KindProgUnseen: " loaded unseen by the load hook"}[ev.Event]
+	e.Message = "BPF program " + name + what + strings.TrimPrefix(e.Message, "BPF program "+name+" loaded")
+}
+
+func ecsSensor(ev *Event, e *ECSEvent) {
+	e.Message = "ebpf-sentry started"
+	if ev.Event == KindSensorStopped {
+		e.Message = "ebpf-sentry stopped"
+	}
+	if ev.Sensor != nil && ev.Sensor.Hook != "" {
+		e.Message += ": hook " + ev.Sensor.Hook + ", enforcer " + ev.Sensor.Enforcer
+	}
+}
+
+func ecsRules(ev *Event, e *ECSEvent) {
+	e.Event.Outcome = "success"
+	e.Message = "rules reloaded"
+	if ev.Event == KindRulesRejected {
+		e.Event.Outcome, e.Message = "failure", "rules rejected"
+	}
+	if ev.Rules != nil {
+		e.Message += " from " + ev.Rules.Source
+	}
+}
+
+func ecsTamper(ev *Event, e *ECSEvent) {
+	e.Message = "ebpf-sentry tampered with"
+	if ev.Tamper != nil {
+		e.Message += ": " + ev.Tamper.What + ": " + ev.Tamper.Detail
+	}
+}
+
+func ecsFleetFirstSeen(ev *Event, e *ECSEvent) {
+	if f := ev.Fleet; f != nil {
+		e.Message = "program " + f.SHA256 + " (" + f.Name + ") new to the fleet, first on " + f.Host
+	}
+}
+
+func ecsHeartbeat(ev *Event, e *ECSEvent) {
+	e.Message = "ebpf-sentry heartbeat"
+	if hb := ev.Heartbeat; hb != nil {
+		e.Message += fmt.Sprintf(": %d/%d hooks attached, tables intact %v", hb.HooksAttached, hb.Hooks, hb.TablesIntact)
+	}
+}
+
+func ecsLoss(ev *Event, e *ECSEvent) {
+	var n uint64
+	if ev.Loss != nil {
+		for _, it := range ev.Loss.Items {
+			n += it.Count
+		}
+	}
+	e.Message = fmt.Sprintf("%d events lost", n)
 }

@@ -15,27 +15,6 @@ import (
 // minor number when fields are added. Consumers should ignore unknown fields.
 const SchemaVersion = "1.0"
 
-// Kind names an event type; it is the value of the event's "event" field.
-type Kind string
-
-// The kinds of event the sentry emits.
-const (
-	KindProgLoad       Kind = "prog_load"        // a BPF_PROG_LOAD was seen
-	KindSensorStarted  Kind = "sensor_started"   // the sensor attached its hook
-	KindSensorStopped  Kind = "sensor_stopped"   // the sensor detached
-	KindRulesReloaded  Kind = "rules_reloaded"   // a new rule set is active
-	KindRulesRejected  Kind = "rules_rejected"   // a rule set failed validation; the old one stays
-	KindLoss           Kind = "loss"             // events were lost (capture or delivery)
-	KindTamper         Kind = "tamper"           // the sensor's kernel state or enforcement was tampered with
-	KindProgPresent    Kind = "prog_present"     // a program already loaded when run started (see prog_present.go)
-	KindProgUnseen     Kind = "prog_unseen"      // a loaded program the load hook never reported
-	KindProgHidden     Kind = "prog_hidden"      // a program one view of the kernel shows and another misses (see prog_hidden.go)
-	KindFleetFirstSeen Kind = "fleet_first_seen" // a fingerprint new to the whole fleet (ebpf-sentry fleet)
-	KindHeartbeat      Kind = "heartbeat"        // periodic: hooks attached, tables intact
-	KindCbpfAttach     Kind = "cbpf_attach"      // a socket filter attached with setsockopt (see cbpf_attach.go)
-	KindTokenCreate    Kind = "token_create"     // a BPF token was created (see provenance.go)
-)
-
 // Event is one telemetry record. Exactly the sections that belong to its kind
 // are set (see docs/EVENTS.md); every string that came from a program or a
 // process has gone through Escape.
@@ -70,7 +49,7 @@ type Event struct {
 	Heartbeat *Heartbeat      `json:"heartbeat,omitempty"`
 	Cbpf      *Cbpf           `json:"cbpf,omitempty"` // cbpf_attach
 	// Provenance: the load's signature and BPF token (prog_load;
-	// docs/PROVENANCE.md).
+	// docs/PROVENANCE.md), or the token created (token_create).
 	Provenance *program.Provenance `json:"provenance,omitempty"`
 }
 

@@ -143,3 +143,13 @@ func NewTokenCreate(t time.Time, creator Loader, tok *program.Token) *Event {
 	return &Event{Event: KindTokenCreate, Time: t, Loader: &creator,
 		Provenance: newProvenance(&program.Provenance{Token: tok})}
 }
+
+func ecsTokenCreate(ev *Event, e *ECSEvent) {
+	e.Message = "BPF token created"
+	if l := ev.Loader; l != nil {
+		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
+		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
+		e.Process = p
+		e.Message += " by " + l.Comm
+	}
+}

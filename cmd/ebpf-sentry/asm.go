@@ -12,15 +12,18 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/insn"
 )
 
-var asmOpts struct {
+// asmOptions are the asm command's flags.
+type asmOptions struct {
 	out    string
 	disasm bool
 }
 
-var asmCmd = &cobra.Command{
-	Use:   "asm [FILE|-] [-o OUT]",
-	Short: "Assemble filter.h instruction macros into raw instruction bytes, or back with --disasm",
-	Long: `Assemble filter.h builder macros (BPF_MOV64_IMM(BPF_REG_1, 0), BPF_EXIT_INSN(), …;
+func newAsmCmd() *cobra.Command {
+	var o asmOptions
+	cmd := &cobra.Command{
+		Use:   "asm [FILE|-] [-o OUT]",
+		Short: "Assemble filter.h instruction macros into raw instruction bytes, or back with --disasm",
+		Long: `Assemble filter.h builder macros (BPF_MOV64_IMM(BPF_REG_1, 0), BPF_EXIT_INSN(), …;
 the form "inspect --format macro" prints) into raw little-endian 8-byte instructions.
 With --disasm, do the inverse: raw instructions (e.g. written by
 "bpftool prog dump xlated id N file F") become one macro per line.
@@ -28,20 +31,13 @@ With --disasm, do the inverse: raw instructions (e.g. written by
 FILE "-" or no FILE reads stdin; without -o the result goes to stdout.
 Errors name FILE:line:column (assembly) or the byte offset (--disasm).
 See docs/MACROS.md for the accepted macros and expressions.`,
-	Args: cobra.MaximumNArgs(1),
-	RunE: runAsm,
-}
-
-func init() {
-	f := asmCmd.Flags()
-	f.StringVarP(&asmOpts.out, "output", "o", "", "write to OUT instead of stdout")
-	f.BoolVar(&asmOpts.disasm, "disasm", false, "read raw instructions and print macros")
-	root.AddCommand(asmCmd)
-
-	// Give inspect its macro and JSON instruction forms (hooks in inspect.go).
-	formatMacro = func(w io.Writer, ins []insn.Instruction, comment func(insn.Instruction) string) error {
-		return writeMacros(w, ins, comment)
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, args) },
 	}
+	f := cmd.Flags()
+	f.StringVarP(&o.out, "output", "o", "", "write to OUT instead of stdout")
+	f.BoolVar(&o.disasm, "disasm", false, "read raw instructions and print macros")
+	return cmd
 }
 
 // writeMacros writes one macro per line in chunks, so that a huge program
@@ -60,7 +56,7 @@ func writeMacros(w io.Writer, ins []insn.Instruction, comment func(insn.Instruct
 	return nil
 }
 
-func runAsm(cmd *cobra.Command, args []string) error {
+func (o *asmOptions) run(cmd *cobra.Command, args []string) error {
 	name := "-"
 	if len(args) == 1 {
 		name = args[0]
@@ -81,7 +77,7 @@ func runAsm(cmd *cobra.Command, args []string) error {
 	}
 
 	var out []byte
-	if asmOpts.disasm {
+	if o.disasm {
 		if len(in) == 0 {
 			return &exitError{code: 2, err: fmt.Errorf("asm --disasm %s: empty input, no instructions", label)}
 		}
@@ -92,7 +88,7 @@ func runAsm(cmd *cobra.Command, args []string) error {
 		// (unknown opcodes, reserved fields) is written exactly as BPF_RAW_INSN.
 		for _, p := range probs {
 			if p.Index < 0 {
-				if werr := writeAsmOutput(cmd, out); werr != nil {
+				if werr := o.writeOutput(cmd, out); werr != nil {
 					return werr
 				}
 				return &exitError{code: 2, err: fmt.Errorf("asm --disasm %s: %w", label, p)}
@@ -113,17 +109,17 @@ func runAsm(cmd *cobra.Command, args []string) error {
 			return &exitError{code: 2, err: fmt.Errorf("asm %w", err)}
 		}
 	}
-	return writeAsmOutput(cmd, out)
+	return o.writeOutput(cmd, out)
 }
 
-func writeAsmOutput(cmd *cobra.Command, out []byte) error {
-	if asmOpts.out == "" {
+func (o *asmOptions) writeOutput(cmd *cobra.Command, out []byte) error {
+	if o.out == "" {
 		if _, err := cmd.OutOrStdout().Write(out); err != nil {
 			return &exitError{code: 1, err: fmt.Errorf("asm: write output: %w", err)}
 		}
 		return nil
 	}
-	if err := os.WriteFile(asmOpts.out, out, 0o644); err != nil {
+	if err := os.WriteFile(o.out, out, 0o644); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("asm: %w", err)}
 	}
 	return nil

@@ -11,7 +11,7 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/sensor"
 )
 
-func init() {
+func newDoctorCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "doctor",
@@ -82,5 +82,5 @@ tp_btf). Exits 2 when run cannot work here.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the probes and the plan as JSON")
-	root.AddCommand(cmd)
+	return cmd
 }

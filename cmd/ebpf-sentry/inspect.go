@@ -19,29 +19,36 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
 
-// inspectJudge lets another file of this package (the rules command) add a
-// verdict to every inspected program without editing this file: register
-// flags on inspectCmd and append a judge from an init function. text is
-// printed after the program's analysis in text format; doc is embedded as
-// "verdict" in json format. An error aborts inspect with exit code 1.
+// inspectJudge adds a verdict to every inspected program (the rules
+// command's --rules and --explain: addInspectRuleFlags). text is printed
+// after the program's analysis in text format; doc is embedded as "verdict"
+// in json format. An error aborts inspect with exit code 1.
 type inspectJudge func(p *program.Program, r *analysis.Report) (text string, doc any, err error)
 
-var inspectJudges []inspectJudge
-
-var inspectOpts struct {
-	prog     string
-	format   string
-	raw      string
-	xlated   bool
-	analysis analysis.Options
+// inspectOptions are one inspect command's flags and what its run derives
+// from them; each file adding a flag to inspect keeps its field here.
+type inspectOptions struct {
+	prog      string
+	format    string
+	raw       string
+	xlated    bool
+	event     string // --event: saved prog_load events instead of an object
+	recursive bool   // --recursive (inspect_embedded.go)
+	insns     bool   // --insns: the json format includes the instructions (inspect_write.go)
+	analysis  analysis.Options
+	rules     inspectRules // --rules and --explain (rules.go, rules_explain.go)
+	judges    []inspectJudge
 }
 
-// inspectCmd is initialised before any init function runs, so other files'
-// init functions can add flags to it.
-var inspectCmd = &cobra.Command{
-	Use:   "inspect FILE.o | BINARY | --raw FILE | - | --recursive DIR",
-	Short: "Analyse the eBPF programs of an ELF object or a raw instruction dump",
-	Long: `Analyse every program of an ELF object (or of a raw dump of 8-byte instructions,
+// newInspectCmd builds inspect with its own options: the flags of this file,
+// the graph formats (inspect_graph.go), --recursive, --insns and the rule
+// judges.
+func newInspectCmd() *cobra.Command {
+	o := &inspectOptions{}
+	cmd := &cobra.Command{
+		Use:   "inspect FILE.o | BINARY | --raw FILE | - | --recursive DIR",
+		Short: "Analyse the eBPF programs of an ELF object or a raw instruction dump",
+		Long: `Analyse every program of an ELF object (or of a raw dump of 8-byte instructions,
 e.g. written by "bpftool prog dump xlated id N file F"; "-" reads stdin): section,
 type, metadata, helpers with counts, kfuncs, maps, sub-program and tail calls,
 strings, fingerprint and disassembly. Any other file (an executable of any
@@ -52,22 +59,22 @@ Formats: text (summary + kernel-form disassembly), kernel (disassembly only, as
 the verifier log prints it), macro (filter.h builder macros), json (one document;
 the instructions only with --insns). Every format streams: memory does not grow
 with the size of the output.`,
-	Args: cobra.MaximumNArgs(1),
-	RunE: runInspect,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, args) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.prog, "prog", "", "only the program with this name (or this 0-based index)")
+	f.StringVar(&o.format, "format", "text", "output format: text|kernel|macro|json")
+	f.StringVar(&o.raw, "raw", "", "read a raw instruction dump from FILE (- for stdin) instead of an ELF object")
+	f.StringVar(&o.event, "event", "", "read saved prog_load events (JSON lines, as run writes them with --event-insns raw or both) from FILE (- for stdin): each event's program is analysed, judged and shown again")
+	f.BoolVar(&o.xlated, "xlated", false, "the raw dump is the kernel's translated form (bpftool prog dump xlated): name calls through /proc/kallsyms")
+	addInspectGraphFormats(cmd)
+	f.BoolVar(&o.recursive, "recursive", false,
+		"FILE is a folder: find every BPF object in every file under it (executables included) and show each program's verdict")
+	f.BoolVar(&o.insns, "insns", false, "json format: include every instruction (raw fields, macro and kernel forms)")
+	addInspectRuleFlags(cmd, o)
+	return cmd
 }
-
-func init() {
-	f := inspectCmd.Flags()
-	f.StringVar(&inspectOpts.prog, "prog", "", "only the program with this name (or this 0-based index)")
-	f.StringVar(&inspectOpts.format, "format", "text", "output format: text|kernel|macro|json")
-	f.StringVar(&inspectOpts.raw, "raw", "", "read a raw instruction dump from FILE (- for stdin) instead of an ELF object")
-	f.StringVar(&inspectEvent, "event", "", "read saved prog_load events (JSON lines, as run writes them with --event-insns raw or both) from FILE (- for stdin): each event's program is analysed, judged and shown again")
-	f.BoolVar(&inspectOpts.xlated, "xlated", false, "the raw dump is the kernel's translated form (bpftool prog dump xlated): name calls through /proc/kallsyms")
-	root.AddCommand(inspectCmd)
-}
-
-// inspectEvent is --event: saved prog_load events instead of an object.
-var inspectEvent string
 
 // programsFromEvents rebuilds the programs of the prog_load events in data
 // (JSON lines). Other kinds of event are skipped and counted; an event that cannot be read, or a prog_load without its raw
@@ -104,30 +111,27 @@ func inspectFail(what string, err error) error {
 	return &exitError{code: 2, err: fmt.Errorf("inspect %s: %w", what, err)}
 }
 
-func runInspect(cmd *cobra.Command, args []string) error {
-	if inspectRecursive {
-		return runInspectRecursive(cmd, args)
+func (o *inspectOptions) run(cmd *cobra.Command, args []string) error {
+	if o.recursive {
+		return o.runRecursive(cmd, args)
 	}
-	switch inspectOpts.format {
+	switch o.format {
 	case "text", "kernel", "macro", "json":
 	default:
-		if inspectRenderers[inspectOpts.format] != nil {
+		if inspectRenderers[o.format] != nil {
 			break
 		}
-		return &exitError{code: 2, err: fmt.Errorf("inspect: --format %q: want text, kernel, macro or json", inspectOpts.format)}
-	}
-	if inspectOpts.format == "macro" && formatMacro == nil {
-		return &exitError{code: 2, err: errors.New("inspect: --format macro is not available in this build")}
+		return &exitError{code: 2, err: fmt.Errorf("inspect: --format %q: want text, kernel, macro or json", o.format)}
 	}
 	var (
 		progs   []*program.Program
 		trailer error // reported after the output: the dump was analysed anyway
 	)
 	switch {
-	case inspectEvent != "" && (inspectOpts.raw != "" || len(args) > 0):
+	case o.event != "" && (o.raw != "" || len(args) > 0):
 		return &exitError{code: 2, err: errors.New("inspect: give one of FILE, --raw FILE or --event FILE")}
-	case inspectEvent != "":
-		name, data, err := readInput(cmd, inspectEvent)
+	case o.event != "":
+		name, data, err := readInput(cmd, o.event)
 		if err != nil {
 			return inspectFail(name, err)
 		}
@@ -138,12 +142,12 @@ func runInspect(cmd *cobra.Command, args []string) error {
 		if skipped > 0 {
 			fmt.Fprintf(cmd.ErrOrStderr(), "inspect: %s: %d events of other kinds skipped\n", name, skipped)
 		}
-	case inspectOpts.raw != "" && len(args) > 0:
+	case o.raw != "" && len(args) > 0:
 		return &exitError{code: 2, err: errors.New("inspect: give either FILE or --raw FILE, not both")}
-	case inspectOpts.xlated && inspectOpts.raw == "":
+	case o.xlated && o.raw == "":
 		return &exitError{code: 2, err: errors.New("inspect: --xlated applies to --raw dumps only")}
-	case inspectOpts.raw != "":
-		name, data, err := readInput(cmd, inspectOpts.raw)
+	case o.raw != "":
+		name, data, err := readInput(cmd, o.raw)
 		if err != nil {
 			return inspectFail(name, err)
 		}
@@ -152,13 +156,13 @@ func runInspect(cmd *cobra.Command, args []string) error {
 			return &exitError{code: 2, err: fmt.Errorf("inspect %w", err)}
 		}
 		trailer = err
-		if inspectOpts.xlated {
+		if o.xlated {
 			p.Source = program.SourceKernel
 			ks, err := readKallsyms()
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("inspect --xlated: %w", err)}
 			}
-			inspectOpts.analysis.Kallsyms = ks
+			o.analysis.Kallsyms = ks
 		}
 		progs = []*program.Program{p}
 	case len(args) == 1:
@@ -177,8 +181,8 @@ func runInspect(cmd *cobra.Command, args []string) error {
 		return &exitError{code: 2, err: errors.New("inspect: need FILE.o, --raw FILE or - (stdin)")}
 	}
 
-	if inspectOpts.prog != "" {
-		sel, err := selectProgram(progs, inspectOpts.prog)
+	if o.prog != "" {
+		sel, err := selectProgram(progs, o.prog)
 		if err != nil {
 			return inspectFail(progs[0].Origin, err)
 		}
@@ -186,7 +190,7 @@ func runInspect(cmd *cobra.Command, args []string) error {
 	}
 
 	w := bufio.NewWriterSize(cmd.OutOrStdout(), 64*1024)
-	if err := writeInspect(w, progs); err != nil {
+	if err := o.write(w, progs); err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("inspect: %w", err)}
 	}
 	if err := w.Flush(); err != nil {
@@ -248,10 +252,6 @@ func selectProgram(progs []*program.Program, sel string) (*program.Program, erro
 	}
 	return nil, fmt.Errorf("no program named %q (programs: %s)", sel, strings.Join(names, ", "))
 }
-
-// formatMacro renders instructions as filter.h macros; nil until the macro
-// formatter is wired in.
-var formatMacro func(w io.Writer, ins []insn.Instruction, comment func(insn.Instruction) string) error
 
 func attachTypeName(t uint32) string {
 	if t == 0 {

@@ -235,13 +235,12 @@ func BenchmarkInspect(b *testing.B) {
 			b.Run(in.name+"/"+strings.Join(f, " "), func(b *testing.B) {
 				args := append([]string{"inspect"}, append(in.args, path, "--format")...)
 				args = append(args, f...)
-				defer func() { inspectInsns = false; inspectOpts.format, inspectOpts.raw = "text", "" }()
+				// One tree per case: every iteration runs the same arguments.
+				root := newRootCmd()
+				root.SetArgs(args)
+				root.SetOut(io.Discard)
+				root.SetErr(io.Discard)
 				for b.Loop() {
-					inspectInsns = false
-					inspectOpts.format, inspectOpts.raw = "text", ""
-					root.SetArgs(args)
-					root.SetOut(io.Discard)
-					root.SetErr(io.Discard)
 					if err := root.Execute(); err != nil && in.file != "ff.raw" {
 						b.Fatal(err)
 					}
@@ -249,7 +248,4 @@ func BenchmarkInspect(b *testing.B) {
 			})
 		}
 	}
-	root.SetArgs(nil)
-	root.SetOut(nil)
-	root.SetErr(nil)
 }

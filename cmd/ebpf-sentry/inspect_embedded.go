@@ -17,13 +17,6 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
 
-var inspectRecursive bool
-
-func init() {
-	inspectCmd.Flags().BoolVar(&inspectRecursive, "recursive", false,
-		"FILE is a folder: find every BPF object in every file under it (executables included) and show each program's verdict")
-}
-
 // readObjects reads the programs of FILE: a BPF object, or any other file
 // with BPF objects embedded (a skeleton or go:embed binary), each program's
 // origin then naming where in the file its object lies. trailer reports
@@ -120,25 +113,25 @@ type treeObject struct {
 	Programs []treeProgram           `json:"programs"`
 }
 
-func runInspectRecursive(cmd *cobra.Command, args []string) error {
-	if len(args) != 1 || inspectOpts.raw != "" {
+func (o *inspectOptions) runRecursive(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 || o.raw != "" {
 		return &exitError{code: 2, err: errors.New("inspect --recursive: give one folder (and no --raw)")}
 	}
-	switch inspectOpts.format {
+	switch o.format {
 	case "text", "json":
 	default:
-		return &exitError{code: 2, err: fmt.Errorf("inspect --recursive: --format %q: want text or json", inspectOpts.format)}
+		return &exitError{code: 2, err: fmt.Errorf("inspect --recursive: --format %q: want text or json", o.format)}
 	}
 	w := bufio.NewWriterSize(cmd.OutOrStdout(), 64*1024)
-	js := inspectOpts.format == "json"
+	js := o.format == "json"
 	if js {
 		w.WriteString(`{"objects":[`)
 	}
 	n := 0
 	stats, err := embedded.ScanTree(args[0], func(f embedded.File) error {
 		todo := make([]func() (treeObject, error), 0, len(f.Objects)+len(f.Loaders))
-		for _, o := range f.Objects {
-			todo = append(todo, func() (treeObject, error) { return judgeTreeObject(f, o) })
+		for _, obj := range f.Objects {
+			todo = append(todo, func() (treeObject, error) { return o.judgeTreeObject(f, obj) })
 		}
 		for i, off := range f.Loaders {
 			if i == embedded.MaxLoaders {
@@ -147,7 +140,7 @@ func runInspectRecursive(cmd *cobra.Command, args []string) error {
 				})
 				break
 			}
-			todo = append(todo, func() (treeObject, error) { return judgeLightSkeleton(f, off) })
+			todo = append(todo, func() (treeObject, error) { return o.judgeLightSkeleton(f, off) })
 		}
 		for _, next := range todo {
 			obj, err := next()
@@ -199,7 +192,7 @@ func runInspectRecursive(cmd *cobra.Command, args []string) error {
 // judgeLightSkeleton reads the whole file (bounded) to decode the light
 // skeleton whose loader is at off; a prologue that decodes to nothing is
 // skipped.
-func judgeLightSkeleton(f embedded.File, off int64) (treeObject, error) {
+func (o *inspectOptions) judgeLightSkeleton(f embedded.File, off int64) (treeObject, error) {
 	if f.Size > embedded.MaxObject {
 		return treeObject{Path: f.Path, Light: &embedded.LightSkeleton{LoaderOffset: off, DataOffset: -1}, Programs: []treeProgram{},
 			Error: fmt.Sprintf("light skeleton loader at offset %#x: file larger than %d bytes, not decoded", off, embedded.MaxObject)}, nil
@@ -213,26 +206,26 @@ func judgeLightSkeleton(f embedded.File, off int64) (treeObject, error) {
 		return treeObject{}, nil
 	}
 	obj := treeObject{Path: f.Path, Light: &l, Programs: []treeProgram{}}
-	return obj, judgePrograms(&obj, f.Path+"@"+l.Where(), lightPrograms(f.Path, l))
+	return obj, o.judgePrograms(&obj, f.Path+"@"+l.Where(), lightPrograms(f.Path, l))
 }
 
-func judgeTreeObject(f embedded.File, o embedded.Object) (treeObject, error) {
-	obj := treeObject{Path: f.Path, Object: &o, Programs: []treeProgram{}}
-	origin := f.Path + "@" + o.Where()
-	progs, err := program.FromELFReader(origin, io.NewSectionReader(f.Reader, o.Offset, o.Size))
+func (o *inspectOptions) judgeTreeObject(f embedded.File, eo embedded.Object) (treeObject, error) {
+	obj := treeObject{Path: f.Path, Object: &eo, Programs: []treeProgram{}}
+	origin := f.Path + "@" + eo.Where()
+	progs, err := program.FromELFReader(origin, io.NewSectionReader(f.Reader, eo.Offset, eo.Size))
 	if err != nil {
 		obj.Error = err.Error()
 		return obj, nil
 	}
-	return obj, judgePrograms(&obj, origin, progs)
+	return obj, o.judgePrograms(&obj, origin, progs)
 }
 
-func judgePrograms(obj *treeObject, origin string, progs []*program.Program) error {
+func (o *inspectOptions) judgePrograms(obj *treeObject, origin string, progs []*program.Program) error {
 	for _, p := range progs {
-		r := analysis.Analyze(p, &inspectOpts.analysis)
+		r := analysis.Analyze(p, &o.analysis)
 		tp := treeProgram{Name: p.Name, Section: p.Section, ProgType: analysis.ProgTypeName(p.Type), Insns: r.InsnCount,
 			SHA256: r.SHA256, StructOps: p.StructOps, Unresolved: p.Unresolved, LoaderErr: p.ObjectLoaderError}
-		for _, j := range inspectJudges {
+		for _, j := range o.judges {
 			t, d, err := j(p, r)
 			if err != nil {
 				return fmt.Errorf("%s: program %s: %w", origin, p.Name, err)
@@ -240,7 +233,7 @@ func judgePrograms(obj *treeObject, origin string, progs []*program.Program) err
 			if d != nil {
 				tp.Verdicts = append(tp.Verdicts, d)
 			}
-			if t != "" && inspectOpts.format == "text" {
+			if t != "" && o.format == "text" {
 				tp.Verdicts = append(tp.Verdicts, strings.TrimRight(t, "\n"))
 			}
 		}

@@ -13,9 +13,7 @@ import (
 )
 
 func TestInspectBinaryAnalysesEveryEmbeddedObject(t *testing.T) {
-	defer func() { inspectRules = "" }()
 	out, errText, code := runInspectCLI(t, nil, "--rules", "@defaults", "/usr/sbin/opensnoop")
-	inspectRules = ""
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errText)
 	}
@@ -31,7 +29,6 @@ func TestInspectBinaryAnalysesEveryEmbeddedObject(t *testing.T) {
 }
 
 func TestInspectRecursiveReportsEveryObjectWithVerdicts(t *testing.T) {
-	defer func() { inspectRules, inspectRecursive = "", false }()
 	dir := t.TempDir()
 	obj, err := os.ReadFile(testprogs.Path("exechijack.bpf.o"))
 	if err != nil {
@@ -60,7 +57,6 @@ func TestInspectRecursiveReportsEveryObjectWithVerdicts(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	inspectRecursive = true
 	out, errText, code := runInspectCLI(t, nil, "--recursive", "--rules", "@defaults", dir)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errText)
@@ -85,7 +81,6 @@ func TestInspectRecursiveReportsEveryObjectWithVerdicts(t *testing.T) {
 		t.Errorf("the embedded exechijack object has no block verdict:\n%s", out)
 	}
 
-	inspectRecursive = true
 	out, errText, code = runInspectCLI(t, nil, "--recursive", "--format", "json", "--rules", "@defaults", dir)
 	if code != 0 {
 		t.Fatalf("json: exit %d: %s", code, errText)
@@ -135,10 +130,8 @@ func BenchmarkInspectRecursive(b *testing.B) {
 	if total == 0 {
 		b.Skip("no " + tree)
 	}
-	defer func() { inspectRecursive = false }()
 	b.SetBytes(total)
 	for b.Loop() {
-		inspectRecursive = true
 		out, errText, code := runInspectCLI(b, nil, "--recursive", "--format", "json", tree)
 		if code != 0 || !strings.Contains(out, `"files_scanned"`) {
 			b.Fatalf("exit %d: %s", code, errText)
@@ -149,10 +142,8 @@ func BenchmarkInspectRecursive(b *testing.B) {
 // A light skeleton keeps its programs only in a data blob; inspect decodes
 // them and judges them as it judges the object they came from.
 func TestInspectLightSkeletonBinary(t *testing.T) {
-	defer func() { inspectRules, inspectRecursive = "", false }()
 	bin := testprogs.Path("lskel/exechijack-lskel")
 	out, errText, code := runInspectCLI(t, nil, "--rules", "@defaults", bin)
-	inspectRules = ""
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errText)
 	}
@@ -168,7 +159,6 @@ func TestInspectLightSkeletonBinary(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "loader"), b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	inspectRecursive = true
 	out, errText, code = runInspectCLI(t, nil, "--recursive", "--rules", "@defaults", dir)
 	if code != 0 || !strings.Contains(out, "object "+dir+"/loader@offset 0x") || !strings.Contains(out, "  program handle_execve_e ") ||
 		!strings.Contains(out, "verdict: block") {

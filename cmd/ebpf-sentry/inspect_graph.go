@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
 	"github.com/ebpf-sentry/ebpf-sentry/cfg"
 	"github.com/ebpf-sentry/ebpf-sentry/insn"
@@ -32,11 +34,12 @@ var inspectRenderers = map[string]inspectRenderer{
 	"html": renderHTML,
 }
 
-func init() {
-	if f := inspectCmd.Flags().Lookup("format"); f != nil {
+// addInspectGraphFormats documents the graph formats on inspect's --format.
+func addInspectGraphFormats(cmd *cobra.Command) {
+	if f := cmd.Flags().Lookup("format"); f != nil {
 		f.Usage = "output format: text|kernel|macro|json|dot|svg|html"
 	}
-	inspectCmd.Long += `
+	cmd.Long += `
 dot: the control-flow graph (Graphviz), with the blocks and edges of
 "bpftool prog dump xlated … visual" plus true/false edge colours, call edges
 and the instructions that made a rule match (--rules); svg: the same graph
@@ -56,7 +59,9 @@ func hitsOf(verdicts []any) []rules.Hit {
 	return hits
 }
 
-func onlyOne(progs []*program.Program) error {
+// onlyOne refuses a graph format (the renderers) for input with several
+// programs; o.write calls it before every renderer.
+func onlyOne(format string, progs []*program.Program) error {
 	if len(progs) <= 1 {
 		return nil
 	}
@@ -65,7 +70,7 @@ func onlyOne(progs []*program.Program) error {
 		names[i] = p.Name
 	}
 	return fmt.Errorf("--format %s shows one program and the input holds %d: choose one with --prog (programs: %s)",
-		inspectOpts.format, len(progs), strings.Join(names, ", "))
+		format, len(progs), strings.Join(names, ", "))
 }
 
 func programGraph(p *program.Program, r *analysis.Report, kf *insn.KernelFormatter, ins []insn.Instruction, verdicts []any) (*cfg.Graph, cfg.DOTOptions) {
@@ -75,9 +80,6 @@ func programGraph(p *program.Program, r *analysis.Report, kf *insn.KernelFormatt
 
 func renderDOT(w *bufio.Writer, progs []*program.Program, p *program.Program, r *analysis.Report,
 	kf *insn.KernelFormatter, ins []insn.Instruction, verdicts []any) error {
-	if err := onlyOne(progs); err != nil {
-		return err
-	}
 	g, o := programGraph(p, r, kf, ins, verdicts)
 	return cfg.WriteDOT(w, g, o)
 }
@@ -91,9 +93,6 @@ var dotTimeout = 2 * time.Minute
 
 func renderSVG(w *bufio.Writer, progs []*program.Program, p *program.Program, r *analysis.Report,
 	kf *insn.KernelFormatter, ins []insn.Instruction, verdicts []any) error {
-	if err := onlyOne(progs); err != nil {
-		return err
-	}
 	g, o := programGraph(p, r, kf, ins, verdicts)
 	var src bytes.Buffer
 	if err := cfg.WriteDOT(&src, g, o); err != nil {
@@ -128,9 +127,6 @@ var dotCommand = "dot"
 
 func renderHTML(w *bufio.Writer, progs []*program.Program, p *program.Program, r *analysis.Report,
 	kf *insn.KernelFormatter, ins []insn.Instruction, verdicts []any) error {
-	if err := onlyOne(progs); err != nil {
-		return err
-	}
 	var vs []rules.Verdict
 	for _, v := range verdicts {
 		if v, ok := v.(rules.Verdict); ok {

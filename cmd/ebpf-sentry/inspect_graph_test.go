@@ -265,7 +265,6 @@ func TestInspectGraphFormatsWantOneProgram(t *testing.T) {
 
 func TestInspectHTMLWritesTheReportWithTheVerdict(t *testing.T) {
 	obj := filepath.Join("..", "..", "testdata", "evasion.bpf.o")
-	defer func() { inspectRules = "" }()
 	out, msg, code := runInspectCLI(t, nil, obj, "--prog", "det_pam_split", "--rules", "@defaults", "--format", "html")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, msg)

@@ -14,10 +14,8 @@ import (
 // Every object the object loader refuses gets a verdict per program, with
 // what stayed unresolved beside it.
 func TestInspectObjectsTheLoaderRefusesGetVerdicts(t *testing.T) {
-	defer func() { inspectRules = "" }()
 	for _, f := range testprogs.ObjectLoaderRefuses {
 		out, errText, code := runInspectCLI(t, nil, "--rules", "@defaults", testprogs.Path(f))
-		inspectRules = ""
 		if code != 0 {
 			t.Fatalf("%s: exit %d: %s", f, code, errText)
 		}

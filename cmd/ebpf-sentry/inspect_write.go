@@ -14,20 +14,13 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
 
-// inspectInsns adds the instructions to the json format (--insns).
-var inspectInsns bool
-
-func init() {
-	inspectCmd.Flags().BoolVar(&inspectInsns, "insns", false, "json format: include every instruction (raw fields, macro and kernel forms)")
-}
-
 // inspectMemoryLimit is inspect's soft heap limit (the GC works harder near
 // it; a larger live heap still works). The goal is 256 MB for a
 // 1,000,000-instruction program in any format (docs/PERFORMANCE.md).
 const inspectMemoryLimit = 160 << 20
 
 // inspectProgram is one element of the json format's "programs" array; the
-// instructions are streamed after it (writeInspectJSON), not held in it.
+// instructions are streamed after it (inspectOptions.writeJSON), not held in it.
 type inspectProgram struct {
 	*program.Program
 	ProgTypeName   string           `json:"prog_type"`
@@ -40,27 +33,27 @@ type inspectProgram struct {
 // time: each is decoded once, analysed, written and dropped before the next,
 // so memory is bounded by the largest program, not by the whole output
 // (the json format too: its document is written piece by piece).
-func writeInspect(w *bufio.Writer, progs []*program.Program) error {
+func (o *inspectOptions) write(w *bufio.Writer, progs []*program.Program) error {
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
 		// Collect sooner rather than let garbage double the heap: a large
 		// program's live data then stays under the memory goal.
 		debug.SetMemoryLimit(inspectMemoryLimit)
 	}
-	json := inspectOpts.format == "json"
+	json := o.format == "json"
 	if json {
 		w.WriteString("{\n  \"programs\": [")
 	}
 	for i, p := range progs {
 		ins, probs, nprobs := insn.DecodeCapped(p.Insns, analysis.MaxProblems)
-		r := analysis.AnalyzeDecoded(p, ins, probs, &inspectOpts.analysis)
+		r := analysis.AnalyzeDecoded(p, ins, probs, &o.analysis)
 		r.ProblemsDropped += nprobs - len(probs)
 		kf := kernelFormatter(p, r)
 		if analysis.Translated(p) {
-			kf = insn.BpftoolXlated(inspectOpts.analysis.Kallsyms, nil, analysis.TableHelperName, insn.DialectKernel)
+			kf = insn.BpftoolXlated(o.analysis.Kallsyms, nil, analysis.TableHelperName, insn.DialectKernel)
 		}
 		var texts []string
 		var docs []any
-		for _, j := range inspectJudges {
+		for _, j := range o.judges {
 			t, d, err := j(p, r)
 			if err != nil {
 				return fmt.Errorf("%s: program %s: %w", p.Origin, p.Name, err)
@@ -72,14 +65,17 @@ func writeInspect(w *bufio.Writer, progs []*program.Program) error {
 				docs = append(docs, d)
 			}
 		}
-		if render := inspectRenderers[inspectOpts.format]; render != nil {
+		if render := inspectRenderers[o.format]; render != nil {
+			if err := onlyOne(o.format, progs); err != nil {
+				return err
+			}
 			if err := render(w, progs, p, r, kf, ins, docs); err != nil {
 				return err
 			}
 			continue
 		}
 		var err error
-		switch inspectOpts.format {
+		switch o.format {
 		case "kernel":
 			if len(progs) > 1 {
 				if i > 0 {
@@ -95,12 +91,12 @@ func writeInspect(w *bufio.Writer, progs []*program.Program) error {
 				}
 				fmt.Fprintf(w, "/* %s */\n", p.Name)
 			}
-			err = formatMacro(w, ins, externComment(p))
+			err = writeMacros(w, ins, externComment(p))
 		case "json":
 			if i > 0 {
 				w.WriteByte(',')
 			}
-			err = writeInspectJSON(w, inspectProgram{
+			err = o.writeJSON(w, inspectProgram{
 				Program:        p,
 				ProgTypeName:   analysis.ProgTypeName(p.Type),
 				AttachTypeName: attachTypeName(p.ExpectedAttachType),
@@ -129,12 +125,12 @@ func writeInspect(w *bufio.Writer, progs []*program.Program) error {
 	return nil
 }
 
-// writeInspectJSON writes one program object of the "programs" array,
+// writeJSON writes one program object of the "programs" array,
 // indented as a json.Encoder with a two-space indent would. The analysis's
 // lists that grow with the program (maps, strings, sub-program calls) and,
 // with --insns, the instructions are written element by element, so no
 // buffer holds a whole large program's document.
-func writeInspectJSON(w *bufio.Writer, doc inspectProgram, kf *insn.KernelFormatter, ins []insn.Instruction) error {
+func (o *inspectOptions) writeJSON(w *bufio.Writer, doc inspectProgram, kf *insn.KernelFormatter, ins []insn.Instruction) error {
 	r := *doc.Report
 	big := r
 	r.Maps, r.Strings, r.SubprogCalls = nil, nil, nil
@@ -168,7 +164,7 @@ func writeInspectJSON(w *bufio.Writer, doc inspectProgram, kf *insn.KernelFormat
 		return err
 	}
 	w.WriteString("\n      }")
-	if inspectInsns {
+	if o.insns {
 		w.WriteString(",\n      \"instructions\": [")
 		f := insn.JSONFormatter{Kernel: kf, Macro: &insn.MacroFormatter{}}
 		// Sized for the program: many small programs must not each cost 64 KiB.

@@ -23,16 +23,17 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-var root = &cobra.Command{
-	Use:           "ebpf-sentry",
-	Short:         "Watch, analyse, judge and stop eBPF programs as they are loaded",
-	SilenceUsage:  true,
-	SilenceErrors: true,
-}
-
-var logLevel string
-
-func init() {
+// newRootCmd builds the whole command tree. Every command is made by its
+// newXxxCmd constructor with flags on an options value it owns, so each
+// call starts from the defaults (the tests build one tree per run).
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ebpf-sentry",
+		Short:         "Watch, analyse, judge and stop eBPF programs as they are loaded",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	var logLevel string
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug|info|warn|error")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		var lvl slog.Level
@@ -42,19 +43,27 @@ func init() {
 		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
 		return nil
 	}
-	root.AddCommand(newScanCmd())
-	root.AddCommand(newFleetCmd())
-	root.AddCommand(newCbpfCmd())
-	root.AddCommand(&cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		Run:   func(cmd *cobra.Command, args []string) { fmt.Fprintln(cmd.OutOrStdout(), "ebpf-sentry", version) },
-	})
+	root.AddCommand(
+		newRunCmd(),
+		newDoctorCmd(),
+		newScanCmd(),
+		newInspectCmd(),
+		newAsmCmd(),
+		newRulesCmd(),
+		newFleetCmd(),
+		newCbpfCmd(),
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print the version",
+			Args:  cobra.NoArgs,
+			Run:   func(cmd *cobra.Command, args []string) { fmt.Fprintln(cmd.OutOrStdout(), "ebpf-sentry", version) },
+		},
+	)
+	return root
 }
 
 func main() {
-	if err := root.Execute(); err != nil {
+	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "ebpf-sentry:", err)
 		code := 1
 		var ee *exitError

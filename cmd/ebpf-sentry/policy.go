@@ -99,10 +99,6 @@ func (p *policyFlags) open(arg string, nopts output.NATSOptions) (*rules.Store, 
 	return fol.Store, follow, nil
 }
 
-func init() {
-	rulesCmd.AddCommand(newRulesKeygenCmd(), newRulesPublishCmd())
-}
-
 func newRulesKeygenCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "keygen PREFIX",

@@ -14,39 +14,40 @@ import (
 
 // inspect --explain and rules check --explain OBJ: what each rule would do
 // to a program, with the predicates that hold and the near misses.
-var (
-	inspectExplain bool
-	rulesExplainOn string
-)
 
-func init() {
-	inspectCmd.Flags().BoolVar(&inspectExplain, "explain", false,
+// addInspectExplainFlag gives inspect --explain and its judge.
+func addInspectExplainFlag(cmd *cobra.Command, o *inspectOptions) {
+	cmd.Flags().BoolVar(&o.rules.explain, "explain", false,
 		"with --rules: show what every rule would do to each program: matches, allowlisted matches and near misses, with the predicates that hold (and their instructions) and those that fail")
-	inspectJudges = append(inspectJudges, explainInspected)
+	o.judges = append(o.judges, o.rules.explainInspected)
+}
 
-	rulesCheckCmd.Flags().StringVar(&rulesExplainOn, "explain", "",
+// addRulesCheckExplain gives rules check --explain OBJ.
+func addRulesCheckExplain(check *cobra.Command) {
+	var explainOn string
+	check.Flags().StringVar(&explainOn, "explain", "",
 		"after checking, explain what the rules would do to each program of the ELF object `OBJ`")
-	check := rulesCheckCmd.RunE
-	rulesCheckCmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := check(cmd, args); err != nil || rulesExplainOn == "" {
+	run := check.RunE
+	check.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := run(cmd, args); err != nil || explainOn == "" {
 			return err
 		}
-		return explainObject(cmd, args, rulesExplainOn)
+		return explainObject(cmd, args, explainOn)
 	}
 }
 
-func explainInspected(p *program.Program, r *analysis.Report) (string, any, error) {
-	if !inspectExplain {
+func (ir *inspectRules) explainInspected(p *program.Program, r *analysis.Report) (string, any, error) {
+	if !ir.explain {
 		return "", nil, nil
 	}
-	if inspectRules == "" {
+	if ir.path == "" {
 		return "", nil, errors.New("--explain needs --rules (e.g. --rules @defaults)")
 	}
-	inspectRuleOnce.Do(func() { inspectRuleSet, inspectRuleErr = loadRuleArg(inspectRules) })
-	if inspectRuleErr != nil {
-		return "", nil, fmt.Errorf("--rules: %w", inspectRuleErr)
+	ir.once.Do(func() { ir.set, ir.err = loadRuleArg(ir.path) })
+	if ir.err != nil {
+		return "", nil, fmt.Errorf("--rules: %w", ir.err)
 	}
-	es := rules.Explain(inspectRuleSet, p, r)
+	es := rules.Explain(ir.set, p, r)
 	return rules.FormatExplanations(es), map[string]any{"explain": es}, nil
 }
 

@@ -9,10 +9,6 @@ import (
 )
 
 func TestExplainFromInspectAndRulesCheck(t *testing.T) {
-	defer func() {
-		inspectExplain, rulesExplainOn = false, ""
-		inspectOpts.format, inspectOpts.prog = "text", ""
-	}()
 	obj := testutils.Testdata("surface.bpf.o")
 	out, errs, code := runRulesCLI(t, "inspect", "--rules", "@defaults", "--explain", "--prog", "deny_kill", obj)
 	if code != 0 {

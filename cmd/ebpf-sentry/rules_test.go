@@ -15,10 +15,10 @@ import (
 func runRulesCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
+	root := newRootCmd()
 	root.SetArgs(args)
 	root.SetOut(&out)
 	root.SetErr(&errb)
-	defer func() { root.SetArgs(nil); root.SetOut(nil); root.SetErr(nil); resetFlags() }()
 	err := root.Execute()
 	code := 0
 	if err != nil {

@@ -55,7 +55,7 @@ type runOptions struct {
 	ui        *uiFlags
 }
 
-func init() {
+func newRunCmd() *cobra.Command {
 	var o runOptions
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -88,7 +88,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	addResidentFlags(f, &o.resident)
 	o.policy = addPolicyFlags(f)
 	o.ui = addUIFlags(f)
-	root.AddCommand(cmd)
+	return cmd
 }
 
 func envError(format string, args ...any) error {

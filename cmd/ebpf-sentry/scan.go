@@ -22,7 +22,8 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
 
-var scanOpts struct {
+// scanOptions are the scan command's flags.
+type scanOptions struct {
 	format string
 	rules  string
 	root   string
@@ -30,6 +31,7 @@ var scanOpts struct {
 }
 
 func newScanCmd() *cobra.Command {
+	o := &scanOptions{}
 	cmd := &cobra.Command{
 		Use:   "scan",
 		Short: "List every BPF program loaded in the kernel, with its maps, links and owners, analysed and judged",
@@ -40,13 +42,13 @@ the processes holding fds to it (/proc/*/fdinfo) and its bpffs pins.
 --rules judges each program as inspect --rules does. A program that cannot be
 read (unloaded during the scan, permission denied) is listed with the reason.`,
 		Args: cobra.NoArgs,
-		RunE: runScan,
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, args) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&scanOpts.format, "format", "text", "output format: text|json|html (html: the report of the one program --prog names)")
-	f.StringVar(&scanOpts.prog, "prog", "", "with --format html: the loaded program, by id or by name")
-	f.StringVar(&scanOpts.rules, "rules", "", "judge each program with the rules in FILE or DIR ("+defaultsArg+": the embedded defaults)")
-	f.StringVar(&scanOpts.root, "root", "/", "read /proc and the mount table under this directory")
+	f.StringVar(&o.format, "format", "text", "output format: text|json|html (html: the report of the one program --prog names)")
+	f.StringVar(&o.prog, "prog", "", "with --format html: the loaded program, by id or by name")
+	f.StringVar(&o.rules, "rules", "", "judge each program with the rules in FILE or DIR ("+defaultsArg+": the embedded defaults)")
+	f.StringVar(&o.root, "root", "/", "read /proc and the mount table under this directory")
 	return cmd
 }
 
@@ -76,24 +78,24 @@ type scanDoc struct {
 	Problems []string           `json:"problems,omitempty"`
 }
 
-func runScan(cmd *cobra.Command, args []string) error {
-	switch scanOpts.format {
+func (o *scanOptions) run(cmd *cobra.Command, args []string) error {
+	switch o.format {
 	case "text", "json":
 	case "html":
-		if scanOpts.prog == "" {
+		if o.prog == "" {
 			return &exitError{code: 2, err: errors.New("scan --format html: name the program with --prog ID or --prog NAME")}
 		}
 	default:
-		return &exitError{code: 2, err: fmt.Errorf("scan: --format %q: want text, json or html", scanOpts.format)}
+		return &exitError{code: 2, err: fmt.Errorf("scan: --format %q: want text, json or html", o.format)}
 	}
 	var set *rules.Set
-	if scanOpts.rules != "" {
+	if o.rules != "" {
 		var err error
-		if set, err = loadRuleArg(scanOpts.rules); err != nil {
+		if set, err = loadRuleArg(o.rules); err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("scan --rules: %w", err)}
 		}
 	}
-	inv, err := inventory.Scan(&inventory.Options{Root: scanOpts.root})
+	inv, err := inventory.Scan(&inventory.Options{Root: o.root})
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("scan: %w", err)}
 	}
@@ -105,11 +107,11 @@ func runScan(cmd *cobra.Command, args []string) error {
 		aopts.Kallsyms = ks
 	}
 	w := bufio.NewWriterSize(cmd.OutOrStdout(), 64*1024)
-	switch scanOpts.format {
+	switch o.format {
 	case "html":
-		p, perr := scannedProgram(inv, scanOpts.prog)
+		p, perr := scannedProgram(inv, o.prog)
 		if perr != nil {
-			return &exitError{code: 2, err: fmt.Errorf("scan --prog %s: %w", output.Escape(scanOpts.prog), perr)}
+			return &exitError{code: 2, err: fmt.Errorf("scan --prog %s: %w", output.Escape(o.prog), perr)}
 		}
 		r, v, kf := judgeScanned(p, set, aopts)
 		ins, _ := p.Prog.Decode()

@@ -1,0 +1,141 @@
+package sensor
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+)
+
+func (s *Sensor) read(ctx context.Context) {
+	defer close(s.done)
+	defer close(s.events)
+	defer close(s.tokenEvents)
+	var rec ringbuf.Record
+	lastSweep := time.Now()
+	s.reader.SetDeadline(time.Now().Add(time.Second))
+	for {
+		err := s.reader.ReadInto(&rec)
+		now := time.Now()
+		if err == nil {
+			r, perr := parseRecord(rec.RawSample)
+			s.mu.Lock()
+			var ev *Event
+			if perr != nil {
+				s.badRecs++
+				s.log.Warn("sensor record", "err", perr)
+			} else if r.token != nil {
+				s.tokenCreated(r.token)
+			} else {
+				ev = s.asm.add(r, now)
+			}
+			s.mu.Unlock()
+			if ev != nil {
+				s.deliver(ctx, ev)
+			}
+		} else if errors.Is(err, ringbuf.ErrClosed) {
+			break
+		} else if !errors.Is(err, os.ErrDeadlineExceeded) {
+			s.log.Warn("read ring buffer", "err", err)
+		}
+		if now.Sub(lastSweep) > time.Second {
+			lastSweep = now
+			s.reader.SetDeadline(now.Add(time.Second))
+			s.mu.Lock()
+			expired := s.asm.expire(now.Add(-s.cfg.ExpireAfter))
+			s.mu.Unlock()
+			for _, ev := range expired {
+				s.deliver(ctx, ev)
+			}
+		}
+	}
+	s.mu.Lock()
+	rest := s.asm.expire(time.Now().Add(time.Hour))
+	s.mu.Unlock()
+	for _, ev := range rest {
+		s.deliver(ctx, ev)
+	}
+}
+
+// deliver blocks while the consumer is slow (the ring buffer absorbs the
+// burst and counts what it cannot), but gives up on shutdown.
+func (s *Sensor) deliver(ctx context.Context, ev *Event) {
+	if ev.RuleIndex >= 0 {
+		ev.RuleID = s.ruleID(ev.generation, ev.RuleIndex)
+	} else if ev.Unjudged != "" {
+		ev.RuleID = RuleUnjudged
+	} else if ev.Verdict == VerdictBlock && ev.ReadErrors > 0 {
+		ev.RuleID = RuleUnreadable
+	}
+	s.retries.mark(ev)
+	select {
+	case s.events <- ev:
+		s.queueSizes = append(s.queueSizes, int64(len(ev.Program.Insns)))
+		s.queuedBytes += int64(len(ev.Program.Insns))
+	case <-ctx.Done():
+		s.mu.Lock()
+		s.userLost["undelivered_at_close"]++
+		s.mu.Unlock()
+	}
+}
+
+// queued is the bytes of instructions in events handed to Events but not
+// yet received: the channel is FIFO, so the consumer took the oldest ones.
+// Reader goroutine only.
+func (s *Sensor) queued() int64 {
+	for taken := len(s.queueSizes) - len(s.events); taken > 0; taken-- {
+		s.queuedBytes -= s.queueSizes[0]
+		s.queueSizes = s.queueSizes[1:]
+	}
+	return s.queuedBytes
+}
+
+// drain waits until the reader has consumed everything already submitted.
+func (s *Sensor) drain() {
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) && s.reader.AvailableBytes() > 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func monoToWall() func(uint64) time.Time {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	offset := time.Now().UnixNano() - ts.Nano()
+	return func(ns uint64) time.Time { return time.Unix(0, int64(ns)+offset) }
+}
+
+// newEnricher names the attach target from the kernel's BTF, hashes the
+// loader's executable (exe identity), and reads /proc/PID/exe only when the
+// kernel could not walk the exe path.
+func newEnricher() func(*program.Program, *sentrySentryHeader) {
+	var (
+		once   sync.Once
+		kernel *btf.Spec
+		exes   exeHasher
+	)
+	return func(p *program.Program, h *sentrySentryHeader) {
+		p.Loader.ExeSHA256 = exes.hash(h.Pid, h.ExeIno, h.ExeDev)
+		if h.ExeTruncated != 0 {
+			if exe, err := os.Readlink("/proc/" + strconv.Itoa(int(h.Pid)) + "/exe"); err == nil {
+				p.Loader.Exe = exe
+			}
+		}
+		if h.AttachBtfId != 0 && h.AttachBtfObjFd == 0 {
+			once.Do(func() { kernel, _ = btf.LoadKernelSpec() })
+			if kernel != nil {
+				if t, err := kernel.TypeByID(btf.TypeID(h.AttachBtfId)); err == nil {
+					p.AttachTo = t.TypeName()
+				}
+			}
+		}
+	}
+}
