@@ -3,6 +3,7 @@ package sensor
 import (
 	"fmt"
 	"os"
+	"syscall"
 	"path/filepath"
 	"testing"
 	"time"
@@ -90,6 +91,18 @@ func requireSigning(t *testing.T) Signing {
 	return sg
 }
 
+// refusedBeforeTheHook: on lsm/bpf_prog_load, a load the kernel refuses
+// before that hook (the signature check, a bad signature pointer or size,
+// a token fd that is not a token) never reaches the sensor: no event. A
+// known gap (docs/PROVENANCE.md); the syscall hooks report these loads.
+func refusedBeforeTheHook(s *Sensor, run loaderRun) bool {
+	if s.Hook() != HookLSMProgLoad || len(run.results) != 1 {
+		return false
+	}
+	ret := run.results[0].Ret
+	return ret < 0 && ret != -int(syscall.EPERM)
+}
+
 func TestSignedLoadsCarryProvenance(t *testing.T) {
 	sg := requireSigning(t)
 	f := writeSigned(t)
@@ -125,6 +138,9 @@ func TestSignedLoadsCarryProvenance(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			name := "provtest_" + string(rune('a'+i))
 			run := runLoader(t, append([]string{"-insns", f.insns, "-type", "1", "-name", name}, tc.args...)...)
+			if refusedBeforeTheHook(s, run) {
+				return
+			}
 			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 15*time.Second)
 			if len(evs) != 1 {
 				t.Fatalf("got %d events, want 1 (loader %+v)", len(evs), run.results)
@@ -180,8 +196,13 @@ func TestSignedPolicyIsEnforcedInTheKernel(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			name := "provtest_e" + string(rune('a'+i))
 			run := runLoader(t, append([]string{"-insns", f.insns, "-type", "1", "-name", name}, tc.args...)...)
-			if run.killed != tc.killed {
-				t.Fatalf("loader killed=%v, want %v (results %+v)", run.killed, tc.killed, run.results)
+			// Stopped: killed on the syscall hooks, denied (EPERM) on the LSM hook.
+			denied := len(run.results) == 1 && run.results[0].Ret == -int(syscall.EPERM)
+			if stopped := run.killed || denied; stopped != tc.killed {
+				t.Fatalf("loader stopped=%v, want %v (results %+v)", stopped, tc.killed, run.results)
+			}
+			if refusedBeforeTheHook(s, run) {
+				return
 			}
 			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 15*time.Second)
 			if len(evs) != 1 {
@@ -248,6 +269,9 @@ func TestBogusSignaturesAndTokensGetAClearOutcome(t *testing.T) {
 			run := runLoader(t, append([]string{"-insns", f.insns, "-type", "1", "-name", name}, tc.args...)...)
 			if len(run.results) != 1 || run.results[0].Ret >= 0 {
 				t.Fatalf("the kernel accepted a bogus load: %+v", run.results)
+			}
+			if refusedBeforeTheHook(s, run) {
+				return
 			}
 			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 15*time.Second)
 			if len(evs) != 1 {
