@@ -3,8 +3,8 @@ package sensor
 import (
 	"fmt"
 	"os"
-	"syscall"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
