@@ -779,6 +779,20 @@ static __always_inline __u32 prov_facts(const struct prog_load_attr *ap, const i
 	return p;
 }
 
+/* The file behind fd in the current task, or NULL. */
+static __always_inline struct file *current_fd_file(__s64 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct file *file = NULL;
+	if (fd >= 0 && (__u64)fd < max) {
+		struct file **fds = BPF_CORE_READ(fdt, fd);
+		bpf_probe_read_kernel(&file, sizeof(file), fds + fd);
+	}
+	return file;
+}
+
 /*
  * The corrupt enforcer (the seed's method, made to load): rewrites the
  * loader's first instructions so that the program returns 0 at once —
@@ -1007,6 +1021,15 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		hdr->keyring_id = ap->keyring_id;
 		hdr->prog_token_fd = ap->prog_token_fd;
 		hdr->sig_verified = !!(f->prov & RULES_PROV_VERIFIED);
+		hdr->token_dev = 0;
+		hdr->token_ino = 0;
+		if (ap->prog_flags & BPF_F_TOKEN_FD_FLAG) {
+			struct file *tf = current_fd_file(ap->prog_token_fd);
+			if (tf) {
+				hdr->token_ino = BPF_CORE_READ(tf, f_inode, i_ino);
+				hdr->token_dev = BPF_CORE_READ(tf, f_inode, i_sb, s_dev);
+			}
+		}
 		__builtin_memcpy(hdr->comm, f->comm, SENTRY_COMM_LEN);
 		__builtin_memcpy(hdr->name, ap->prog_name, SENTRY_NAME_LEN);
 		__builtin_memset(hdr->license, 0, SENTRY_LICENSE_LEN);
@@ -1158,20 +1181,6 @@ static __always_inline void token_enter(__u64 uattr, __u64 size)
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	if (bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY))
 		count_loss(SENTRY_LOSS_INFLIGHT_FULL);
-}
-
-/* The file behind fd in the current task, or NULL. */
-static __always_inline struct file *current_fd_file(__s64 fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
-	struct file *file = NULL;
-	if (fd >= 0 && (__u64)fd < max) {
-		struct file **fds = BPF_CORE_READ(fdt, fd);
-		bpf_probe_read_kernel(&file, sizeof(file), fds + fd);
-	}
-	return file;
 }
 
 static __always_inline int token_exit(const struct inflight *in, __s64 ret)

@@ -151,7 +151,7 @@ func (a *assembler) applyHeader(p *partial, h *sentrySentryHeader) {
 	ev.Unprivileged = h.Unprivileged != 0
 	prog.Provenance = provenanceFromHeader(h)
 	if pv := prog.Provenance; pv != nil && pv.ViaToken && a.tokens != nil {
-		a.tokens.resolve(pv, h.Pid)
+		a.tokens.resolve(pv, h.Pid, h.TokenIno, h.TokenDev)
 	}
 	if a.enrich != nil {
 		a.enrich(prog, h)

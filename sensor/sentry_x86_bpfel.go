@@ -185,6 +185,9 @@ type sentrySentryHeader struct {
 	KeyringId          int32
 	ProgTokenFd        int32
 	SigVerified        uint32
+	TokenDev           uint32
+	_                  [4]byte
+	TokenIno           uint64
 	Comm               [16]int8
 	Name               [16]int8
 	License            [64]int8

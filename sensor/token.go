@@ -196,9 +196,21 @@ func (b *tokenBook) mountOf(pid string, bpffsFD int, dev uint32) (string, string
 }
 
 // resolve names the token of a load made through token fd fd of process
-// pid: the token file's identity (stat), its delegation (fdinfo) and, when
-// the sensor saw it created, its creator, user namespace and mount.
-func (b *tokenBook) resolve(p *program.Provenance, pid uint32) {
+// pid. The kernel read the fd's file at the load (ino, dev; 0 when the fd
+// was not open): a token the sensor saw created is named from that alone,
+// whatever became of the loader since. Otherwise the loader's fd is
+// looked at (stat, fdinfo): its delegation, or why it is no token.
+func (b *tokenBook) resolve(p *program.Provenance, pid uint32, ino uint64, dev uint32) {
+	if ino != 0 {
+		b.mu.Lock()
+		known := b.by[tokenKey{ino, dev}]
+		b.mu.Unlock()
+		if known != nil {
+			c := *known
+			p.Token = &c
+			return
+		}
+	}
 	fdPath := fmt.Sprintf("%s/%d/fd/%d", b.proc, pid, p.TokenFD)
 	var st unix.Stat_t
 	if err := unix.Stat(fdPath, &st); err != nil {

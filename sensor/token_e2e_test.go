@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
@@ -169,8 +171,15 @@ func TestTokenLoadsNameTheTokensOrigin(t *testing.T) {
 			if tok == nil || tok.Error != "" || tok.Creator == nil {
 				t.Fatalf("token origin %+v", tok)
 			}
-			if int(tok.Creator.PID) != run.CreatorPID || tok.Creator.Exe != helper {
-				t.Errorf("creator %+v, want pid %d exe %s", tok.Creator, run.CreatorPID, helper)
+			// The kernel vouches for the executable's inode and device; the
+			// path is read from /proc while the creator still runs.
+			var st unix.Stat_t
+			if err := unix.Stat(helper, &st); err != nil {
+				t.Fatal(err)
+			}
+			if int(tok.Creator.PID) != run.CreatorPID || tok.Creator.ExeInode != st.Ino ||
+				tok.Creator.ExeDev != unix.Major(st.Dev)<<20|unix.Minor(st.Dev) || (tok.Creator.Exe != helper && tok.Creator.Exe != "") {
+				t.Errorf("creator %+v, want pid %d exe %s (inode %d)", tok.Creator, run.CreatorPID, helper, st.Ino)
 			}
 			if want := "user:[" + strconv.FormatUint(tok.UserNS, 10) + "]"; run.UserNS != want {
 				t.Errorf("token userns %d, the creator's is %s", tok.UserNS, run.UserNS)

@@ -61,7 +61,7 @@ func TestTokenBookNamesTheOriginOfALoad(t *testing.T) {
 	b := newTokenBook()
 	b.proc = proc
 	p := &program.Provenance{ViaToken: true, TokenFD: 3}
-	b.resolve(p, 20)
+	b.resolve(p, 20, 0, 0)
 	if p.Token == nil || p.Token.Creator != nil || !strings.Contains(p.Token.Error, "before the sensor started") || !p.Token.AllowedCmds.Any {
 		t.Fatalf("an unknown token: %+v", p.Token)
 	}
@@ -75,7 +75,7 @@ func TestTokenBookNamesTheOriginOfALoad(t *testing.T) {
 		t.Fatalf("creation %+v creator %+v", tc, tc.Token.Creator)
 	}
 	p = &program.Provenance{ViaToken: true, TokenFD: 3}
-	b.resolve(p, 20)
+	b.resolve(p, 20, 0, 0)
 	if p.Token == nil || p.Token.Creator == nil || p.Token.Creator.PID != 10 || p.Token.UserNS != 4026532001 || p.Token.Error != "" {
 		t.Fatalf("a known token: %+v", p.Token)
 	}
@@ -84,16 +84,22 @@ func TestTokenBookNamesTheOriginOfALoad(t *testing.T) {
 	}
 
 	p = &program.Provenance{ViaToken: true, TokenFD: 4}
-	b.resolve(p, 20)
+	b.resolve(p, 20, 0, 0)
 	if p.Token == nil || !strings.Contains(p.Token.Error, "not a BPF token") {
 		t.Errorf("an fd that is not a token: %+v", p.Token)
 	}
 	p = &program.Provenance{ViaToken: true, TokenFD: 7}
-	b.resolve(p, 20)
+	b.resolve(p, 20, 0, 0)
 	if p.Token == nil || !strings.Contains(p.Token.Error, "token fd 7 of pid 20") {
 		t.Errorf("a closed fd: %+v", p.Token)
 	}
 	failed := b.created(&sentrySentryTokenRec{Ret: -1, Pid: 10})
+	// Known by the kernel's identity alone: the loader and its fd are gone.
+	p = &program.Provenance{ViaToken: true, TokenFD: 3}
+	b.resolve(p, 999, ino, dev)
+	if p.Token == nil || p.Token.Creator == nil || p.Token.Creator.PID != 10 {
+		t.Errorf("a known token whose loader is gone: %+v", p.Token)
+	}
 	if failed.Errno != 1 || failed.Token.Error != "EPERM" {
 		t.Errorf("a failed creation: %+v %+v", failed, failed.Token)
 	}

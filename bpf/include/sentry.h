@@ -115,6 +115,11 @@ struct sentry_header {
 	/* 1: judged on lsm/bpf_prog_load with a signature: the kernel verified
 	 * it before that hook runs, so reaching the hook proves it valid. */
 	__u32 sig_verified;
+	/* The file behind prog_token_fd when BPF_F_TOKEN_FD is set, read at
+	 * the load (the loader may be gone before user space looks): its
+	 * inode and the kernel dev_t of its superblock; 0 when no such fd. */
+	__u32 token_dev;
+	__u64 token_ino;
 	char comm[SENTRY_COMM_LEN];
 	char name[SENTRY_NAME_LEN];
 	char license[SENTRY_LICENSE_LEN];
