@@ -14,6 +14,9 @@
 
 #define RULEEVAL_MAX_INSNS 4096
 
+/* Keeps enum rules_prov in the BTF for bpf2go -type. */
+const enum rules_prov *unused_prov __attribute__((unused));
+
 /* One evaluation: metadata in facts (counts and hash zero), then the slots. */
 struct ruleeval_input {
 	__u32 insn_n; /* slots used in insns */

@@ -124,6 +124,20 @@ struct bpf_prog_aux {
 	__u32 id;
 	__u32 attach_btf_id;
 } __attribute__((preserve_access_index));
+struct ns_common {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+struct user_namespace {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+/* 6.9+: the object behind a BPF token fd. */
+struct bpf_token {
+	struct user_namespace *userns;
+	__u64 allowed_cmds;
+	__u64 allowed_maps;
+	__u64 allowed_progs;
+	__u64 allowed_attachs;
+} __attribute__((preserve_access_index));
 struct bpf_prog {
 	enum bpf_prog_type type;
 	__u32 len; /* instructions in insnsi */
@@ -169,6 +183,7 @@ const enum sentry_action *unused_action __attribute__((unused));
 const enum sentry_mode *unused_mode __attribute__((unused));
 const enum sentry_on_error *unused_on_error __attribute__((unused));
 const enum sentry_lock *unused_lock __attribute__((unused));
+const enum sentry_kattr *unused_kattr __attribute__((unused));
 
 _Static_assert(SENTRY_MATCHED_WORDS == RULES_MATCHED_WORDS, "the verdict record carries the whole result bitmap");
 
@@ -181,7 +196,11 @@ struct inflight {
 	__u64 load_id;
 	__u32 killed;
 	__u32 denied; /* the LSM gate (sentry_lsm_bpf_gate) refuses this load */
+	__u32 token;  /* a BPF_TOKEN_CREATE, not a load */
+	__u32 bpffs_fd;
 };
+
+#define CMD_TOKEN_CREATE 36 /* BPF_TOKEN_CREATE (6.9+) */
 
 /*
  * sys_enter → sys_exit pairing of one BPF_PROG_LOAD, keyed by thread id.
@@ -267,6 +286,16 @@ struct prog_load_attr {
 	__u32 line_info_cnt;
 	__u32 attach_btf_id;
 	__u32 attach_btf_obj_fd;
+	__u32 core_relo_cnt;
+	__u64 fd_array;
+	__u64 core_relos;
+	__u32 core_relo_rec_size;
+	__u32 log_true_size;
+	__s32 prog_token_fd;  /* 6.9+ */
+	__u32 fd_array_cnt;
+	__u64 signature;      /* 6.18+ */
+	__u32 signature_size;
+	__s32 keyring_id;
 };
 
 #ifndef SENTRY_NO_LOOP
@@ -427,6 +456,7 @@ static __always_inline void release_table(__u32 idx)
 		__sync_fetch_and_add(n, -1);
 }
 static const struct sentry_verdict_rec zero_verdict;
+static const struct sentry_token_rec zero_token;
 
 /* Facts and chunk scratch: per CPU, except for the sleepable hook (per task). */
 #ifndef SENTRY_NO_LOOP
@@ -859,6 +889,64 @@ static __always_inline __u64 next_load_id(__u32 cpu)
 }
 
 
+#define BPF_F_TOKEN_FD_FLAG (1U << 16)
+
+/*
+ * On the LSM hooks attr is the kernel's copy: zero the fields the running
+ * kernel's union bpf_attr does not have (cfg->kattr, from its BTF), which
+ * would otherwise be read from whatever follows it on the stack.
+ */
+#ifndef SENTRY_NO_LOOP /* its callers, the LSM hooks that read kattr, are not in the 5.10 build */
+static __always_inline void clamp_kattr(struct prog_load_attr *ap)
+{
+	__u32 zero = 0;
+	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	__u32 k = cfg ? cfg->kattr : 0;
+
+	if (!(k & SENTRY_KATTR_TOKEN)) {
+		ap->log_true_size = 0;
+		ap->prog_token_fd = 0;
+		ap->fd_array_cnt = 0;
+	}
+	if (!(k & SENTRY_KATTR_SIGNATURE)) {
+		ap->signature = 0;
+		ap->signature_size = 0;
+		ap->keyring_id = 0;
+	}
+}
+#endif
+
+/* The provenance facts of a load (enum rules_prov). On lsm/bpf_prog_load a
+ * signature has already been verified: the kernel fails the load before
+ * that hook when it does not verify. */
+static __always_inline __u32 prov_facts(const struct prog_load_attr *ap, const int kernel)
+{
+	__u32 p = 0;
+
+	if (ap->prog_flags & BPF_F_TOKEN_FD_FLAG)
+		p |= RULES_PROV_TOKEN;
+	if (!ap->signature)
+		return p | RULES_PROV_KEYRING_NONE;
+	p |= RULES_PROV_SIGNED | rules_keyring_kind(ap->keyring_id);
+	if (kernel == SRC_KERNEL)
+		p |= RULES_PROV_VERIFIED;
+	return p;
+}
+
+/* The file behind fd in the current task, or NULL. */
+static __always_inline struct file *current_fd_file(__s64 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct file *file = NULL;
+	if (fd >= 0 && (__u64)fd < max) {
+		struct file **fds = BPF_CORE_READ(fdt, fd);
+		bpf_probe_read_kernel(&file, sizeof(file), fds + fd);
+	}
+	return file;
+}
+
 /*
  * The corrupt enforcer (the seed's method, made to load): rewrites the
  * loader's first instructions so that the program returns 0 at once —
@@ -1037,6 +1125,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	f->insn_cnt = ap->insn_cnt;
 	f->uid = (__u32)uid_gid;
 	f->insn_hash = RULES_HASH_INIT;
+	f->prov = prov_facts(ap, kernel);
 	__builtin_memcpy(f->prog_name, ap->prog_name, SENTRY_NAME_LEN);
 	f->prog_name[SENTRY_NAME_LEN - 1] = 0; /* the kernel refuses unterminated names anyway */
 	bpf_get_current_comm(f->comm, sizeof(f->comm));
@@ -1088,6 +1177,20 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		hdr->exe_ino = f->exe_ino;
 		hdr->exe_dev = f->exe_dev;
 		hdr->rate_limited = rate_limited;
+		hdr->signature = ap->signature;
+		hdr->signature_size = ap->signature_size;
+		hdr->keyring_id = ap->keyring_id;
+		hdr->prog_token_fd = ap->prog_token_fd;
+		hdr->sig_verified = !!(f->prov & RULES_PROV_VERIFIED);
+		hdr->token_dev = 0;
+		hdr->token_ino = 0;
+		if (ap->prog_flags & BPF_F_TOKEN_FD_FLAG) {
+			struct file *tf = current_fd_file(ap->prog_token_fd);
+			if (tf) {
+				hdr->token_ino = BPF_CORE_READ(tf, f_inode, i_ino);
+				hdr->token_dev = BPF_CORE_READ(tf, f_inode, i_sb, s_dev);
+			}
+		}
 		__builtin_memcpy(hdr->comm, f->comm, SENTRY_COMM_LEN);
 		__builtin_memcpy(hdr->name, ap->prog_name, SENTRY_NAME_LEN);
 		__builtin_memset(hdr->license, 0, SENTRY_LICENSE_LEN);
@@ -1251,8 +1354,73 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 #include "include/selfprotect.h"
 #include "attach.h"
 
+/* A BPF_TOKEN_CREATE: remembered for its exit, which reports it. */
+static __always_inline void token_enter(__u64 uattr, __u64 size)
+{
+	__u32 a[2] = {}; /* token_create: flags, bpffs_fd */
+	if (size >= sizeof(a))
+		bpf_probe_read_user(a, sizeof(a), (const void *)uattr);
+	struct inflight in = {
+		.load_id = next_load_id(bpf_get_smp_processor_id()),
+		.token = 1,
+		.bpffs_fd = a[1],
+	};
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY))
+		count_loss(SENTRY_LOSS_INFLIGHT_FULL);
+}
+
+static __always_inline int token_exit(const struct inflight *in, __s64 ret)
+{
+	struct sentry_token_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		count_loss(SENTRY_LOSS_EXIT_RESERVE);
+		return 0;
+	}
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	bpf_probe_read_kernel(r, sizeof(*r), &zero_token);
+	r->h.kind = SENTRY_REC_TOKEN;
+	r->h.pid = pid_tgid >> 32;
+	r->h.load_id = in->load_id;
+	r->ret = ret;
+	r->pid = pid_tgid >> 32;
+	r->tid = (__u32)pid_tgid;
+	r->uid = (__u32)bpf_get_current_uid_gid();
+	r->bpffs_fd = in->bpffs_fd;
+	r->ktime_ns = bpf_ktime_get_ns();
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	if (exe) {
+		r->exe_ino = BPF_CORE_READ(exe, f_inode, i_ino);
+		r->exe_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
+	}
+	if (ret >= 0 && bpf_core_type_exists(struct bpf_token)) {
+		struct file *file = current_fd_file(ret);
+		if (file) {
+			struct bpf_token *tok = BPF_CORE_READ(file, private_data);
+			r->token_ino = BPF_CORE_READ(file, f_inode, i_ino);
+			r->token_dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+			if (tok) {
+				r->userns = BPF_CORE_READ(tok, userns, ns.inum);
+				r->allowed_cmds = BPF_CORE_READ(tok, allowed_cmds);
+				r->allowed_maps = BPF_CORE_READ(tok, allowed_maps);
+				r->allowed_progs = BPF_CORE_READ(tok, allowed_progs);
+				r->allowed_attachs = BPF_CORE_READ(tok, allowed_attachs);
+				r->resolved = 1;
+			}
+		}
+	}
+	bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP);
+	return 0;
+}
+
 static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const int enforcer)
 {
+	if (cmd == CMD_TOKEN_CREATE) {
+		token_enter(uattr, size);
+		return 0;
+	}
 	if (cmd != BPF_PROG_LOAD) {
 		/* On LSM kernels the bpf hooks guard (sentry_lsm_guard). */
 		if (enforcer != ENF_DENY)
@@ -1305,6 +1473,8 @@ static __always_inline int on_exit(__s64 ret)
 		return attach_exit(ret, NULL);
 	struct inflight copy = *in;
 	bpf_map_delete_elem(&inflight, &tid);
+	if (copy.token)
+		return token_exit(&copy, ret);
 	group_load_exit(tid, ret);
 
 	struct sentry_exit *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -1423,10 +1593,34 @@ int BPF_PROG(sentry_lsm_prog_load, struct bpf_prog *prog, union bpf_attr *kattr)
 	struct prog_load_attr attr = {};
 	if (bpf_probe_read_kernel(&attr, sizeof(attr), kattr))
 		count_loss(SENTRY_LOSS_ATTR_READ);
+	clamp_kattr(&attr);
 	__u32 len = BPF_CORE_READ(prog, len);
 	__u64 insns = (__u64)(void *)prog->insnsi;
 	if (judge(&attr, sizeof(attr), insns, len, SRC_KERNEL, ENF_DENY) == SENTRY_ACT_DENIED)
 		return -EPERM;
+	return 0;
+}
+#endif
+
+/*
+ * With the LSM hooks there is no sys_enter program to see BPF_TOKEN_CREATE:
+ * this hook (6.9+, runs inside it with the kernel's attr) remembers the
+ * call, and the sys_exit program reports it with the new token.
+ */
+#ifndef SENTRY_NO_LOOP
+SEC("lsm/bpf_token_create")
+int BPF_PROG(sentry_lsm_token_create, struct bpf_token *token, union bpf_attr *kattr)
+{
+	__u32 a[2] = {}; /* token_create: flags, bpffs_fd */
+	bpf_probe_read_kernel(a, sizeof(a), kattr);
+	struct inflight in = {
+		.load_id = next_load_id(bpf_get_smp_processor_id()),
+		.token = 1,
+		.bpffs_fd = a[1],
+	};
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY))
+		count_loss(SENTRY_LOSS_INFLIGHT_FULL);
 	return 0;
 }
 #endif
@@ -1509,6 +1703,7 @@ int BPF_PROG(sentry_lsm_bpf, int cmd, union bpf_attr *kattr, unsigned int size)
 	struct prog_load_attr *ap = &ts->attr;
 	if (bpf_probe_read_kernel(ap, sizeof(*ap), kattr)) /* zeroes it on failure */
 		count_loss(SENTRY_LOSS_ATTR_READ);
+	clamp_kattr(ap);
 	if (judge(ap, size, ap->insns, ap->insn_cnt, SRC_USER_SLEEPABLE, ENF_DENY) == SENTRY_ACT_DENIED)
 		return -EPERM;
 	return 0;

@@ -51,6 +51,9 @@ type Event struct {
 	Attach    *Attach         `json:"attach,omitempty"`     // prog_attach, prog_detach
 	ProgArray *ProgArrayWrite `json:"prog_array,omitempty"` // prog_array_write
 	ViaLoader *ViaLoader      `json:"via_loader,omitempty"` // prog_load from an in-kernel loader
+	// Provenance: the load's signature and BPF token (prog_load;
+	// docs/PROVENANCE.md), or the token created (token_create).
+	Provenance *program.Provenance `json:"provenance,omitempty"`
 }
 
 // Loader is the process that issued BPF_PROG_LOAD.
@@ -331,6 +334,7 @@ func NewProgLoad(in ProgLoad, opt InsnOptions) *Event {
 		ev.Verdict = copyVerdict(in.Verdict)
 	}
 	ev.Instructions = newInstructions(p.Insns, in.Disasm, max(in.DisasmTotal, len(in.Disasm)), opt)
+	ev.Provenance = newProvenance(p.Provenance)
 	return ev
 }
 

@@ -26,6 +26,7 @@ const (
 	KindProgAttach     Kind = "prog_attach"
 	KindProgDetach     Kind = "prog_detach"
 	KindProgArrayWrite Kind = "prog_array_write"
+	KindTokenCreate    Kind = "token_create"
 )
 
 // KindSpec is everything about one kind of event that is not its payload's
@@ -75,6 +76,8 @@ var kindTable = []KindSpec{
 		Doc: "a program detached (a link or a BPF_PROG_ATTACH attachment)"},
 	{Kind: KindProgArrayWrite, Section: "prog_array", ECS: ECSClass{"event", "process", "change"}, ecs: ecsProgArrayWrite,
 		Doc: "a program written into (or deleted from) a prog_array, a tail-call table; a swap replaces one"},
+	{Kind: KindTokenCreate, Section: "provenance", ECS: ECSClass{"event", "process", "info"}, ecs: ecsTokenCreate,
+		Doc: "a BPF token was created: its creator, user namespace, bpffs mount and delegation"},
 	{Kind: KindSensorStarted, Section: "sensor", ECS: ECSClass{"event", "process", "start"}, ecs: ecsSensor,
 		Doc: "the sensor attached its hook"},
 	{Kind: KindSensorStopped, Section: "sensor", ECS: ECSClass{"event", "process", "end"}, ecs: ecsSensor,

@@ -216,6 +216,10 @@ func everyEvent() map[string]*Event {
 			Host: "web-1", Time: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), LoaderExe: "/tmp/x", EventID: "3f9a-7"}),
 		"a heartbeat":                  NewHeartbeat(Heartbeat{Hooks: 2, HooksAttached: 2, TablesIntact: true, LoadsJudged: 17, Interval: 30}),
 		"a heartbeat with a hook gone": NewHeartbeat(Heartbeat{Hooks: 2, HooksAttached: 1, Detached: []string{"link 7: gone\n"}, Interval: 30}),
+		"a token_create": NewTokenCreate(time.Unix(1700000000, 0), Loader{PID: 7, TID: 7, Comm: hostile, Exe: "/usr/bin/creator"},
+			&program.Token{Inode: 12, Dev: 40, UserNS: 4026532001, AllowedCmds: program.Delegation{Mask: 1 << 5, Names: []string{"prog_load"}},
+				Mount: hostile, Creator: &program.TokenCreator{PID: 7, Comm: hostile}}),
+		"a failed token_create": NewTokenCreate(time.Unix(1700000000, 0), Loader{PID: 8, Comm: "x"}, &program.Token{Error: "EPERM", Creator: &program.TokenCreator{PID: 8}}),
 	}
 }
 

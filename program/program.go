@@ -72,6 +72,8 @@ type Program struct {
 
 	Loader *Loader `json:"loader,omitempty"` // who loaded it (sensor, kernel scan)
 	Kernel *Kernel `json:"kernel,omitempty"` // kernel-side identity once loaded
+	// Provenance: signature and token of the load (sensor captures).
+	Provenance *Provenance `json:"provenance,omitempty"`
 }
 
 // RefKind classifies a Ref.

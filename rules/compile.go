@@ -137,6 +137,11 @@ func kernelRule(r *Rule) (*kernel.Rule, string) {
 	need(m.Loader != nil && len(m.Loader.Exe) > 0, "loader.exe")
 	need(m.Loader != nil && len(m.Loader.Cgroup) > 0, "loader.cgroup")
 	need(len(m.Any) > 0, "any")
+	if m.Prov != nil {
+		for _, w := range m.Prov.userOnly() {
+			need(true, w)
+		}
+	}
 	for _, a := range r.Allow {
 		need(a.SHA256 != "", "allow by sha256 (the kernel knows only the 64-bit insn_hash)")
 		need(a.Tag != "", "allow by kernel tag (the tag exists only after the load)")
@@ -195,6 +200,9 @@ func kernelRule(r *Rule) (*kernel.Rule, string) {
 			}
 			kr.AttachTypes[t/64] |= 1 << (t % 64)
 		}
+	}
+	if m.Prov != nil {
+		m.Prov.compile(kr)
 	}
 	if m.InsnCount != nil {
 		kr.Flags |= kernel.FlagInsnRange
@@ -369,6 +377,7 @@ func Facts(prog *program.Program) kernel.Facts {
 		kernel.SetString(&f.Comm, prog.Loader.Comm)
 		f.ExeIno, f.ExeDev = prog.Loader.ExeInode, prog.Loader.ExeDev
 	}
+	f.Prov = ProvFacts(prog.Provenance)
 	f.InsnHash = kernel.HashInit
 	for i := 0; i+8 <= len(prog.Insns); i += 8 {
 		kernel.AddInsn(&f, binary.LittleEndian.Uint64(prog.Insns[i:]))

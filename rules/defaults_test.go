@@ -158,6 +158,7 @@ var wantOwnHits = map[string][]string{
 	"sentry_enter_btf_gate":         nil,
 	"sentry_exit_btf":               nil,
 	"sentry_lsm_prog_load":          {"bpf-hook", "lsm-syscall-deny"},
+	"sentry_lsm_token_create":       nil,
 	"sentry_lsm_bpf":                {"bpf-hook", "lsm-syscall-deny"},
 	"sentry_lsm_bpf_gate":           {"bpf-hook", "lsm-syscall-deny"},
 	"sentry_lsm_guard":              {"bpf-hook", "lsm-syscall-deny"},

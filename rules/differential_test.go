@@ -85,8 +85,38 @@ func genProgram(rng *rand.Rand, i int) *program.Program {
 				ExeInode: e.Inode, ExeDev: e.Dev,
 			}
 		}(),
-		Origin: fmt.Sprintf("generated #%d", i),
+		Origin:     fmt.Sprintf("generated #%d", i),
+		Provenance: genProvenance(rng),
 	}
+}
+
+// genProvenance: unsigned, signed with a keyring id of each kind, or
+// through a token (nil: an offline program, which is unsigned).
+func genProvenance(rng *rand.Rand) *program.Provenance {
+	switch rng.IntN(4) {
+	case 0:
+		return nil
+	case 1:
+		return &program.Provenance{ViaToken: true, TokenFD: 3}
+	}
+	id := []int32{0, 1, 2, -3, -4, -5, -1, 12345678}[rng.IntN(8)]
+	return &program.Provenance{Signed: true, KeyringID: id, Keyring: program.KeyringKind(id), ViaToken: rng.IntN(3) == 0}
+}
+
+// genProvMatch draws the kernel-enforceable provenance predicates.
+func genProvMatch(rng *rand.Rand) *ProvenanceMatch {
+	pm := &ProvenanceMatch{}
+	b := func() *bool { v := rng.IntN(2) == 0; return &v }
+	if rng.IntN(2) == 0 {
+		pm.Signed = b()
+	}
+	if rng.IntN(2) == 0 {
+		pm.ViaToken = b()
+	}
+	if rng.IntN(2) == 0 || (pm.Signed == nil && pm.ViaToken == nil) {
+		pm.Keyring = pick(rng, append([]string{KeyringNone}, program.KeyringKinds...), 3)
+	}
+	return pm
 }
 
 func pick[T any](rng *rand.Rand, pool []T, max int) []T {
@@ -204,6 +234,9 @@ func genRule(rng *rand.Rand, i int, near *program.Program, rep *analysis.Report)
 			h = kernel.Hash(near.Insns)
 		}
 		r.Allow = append(r.Allow, Allow{InsnHash: h, HasHash: true})
+	}
+	if rng.IntN(3) == 0 {
+		m.Prov = genProvMatch(rng)
 	}
 	if m.describe() == "" {
 		m.HelpersAny = []HelperMin{helperMin(14, 1)}

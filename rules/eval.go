@@ -323,6 +323,13 @@ func (m *Match) eval(in *input) ([]Reason, bool) {
 		}
 		why = append(why, rs...)
 	}
+	if m.Prov != nil {
+		rs, ok := m.Prov.eval(in.prog.Provenance)
+		if !ok {
+			return nil, false
+		}
+		why = append(why, rs...)
+	}
 	if m.Not != nil {
 		if _, ok := m.Not.eval(in); ok {
 			return nil, false
@@ -649,6 +656,9 @@ func (m *Match) describe() string {
 		for _, e := range l.ExeIdentity {
 			parts = append(parts, "loader.exe_identity "+e.String())
 		}
+	}
+	if m.Prov != nil {
+		parts = append(parts, m.Prov.describe()...)
 	}
 	if m.Not != nil {
 		parts = append(parts, "not("+m.Not.describe()+")")

@@ -160,6 +160,9 @@ func (m *Match) predicates() []namedMatch {
 	if m.Loader != nil {
 		add("loader", Match{Loader: m.Loader})
 	}
+	if m.Prov != nil {
+		add("provenance", Match{Prov: m.Prov})
+	}
 	if m.Not != nil {
 		add("not", Match{Not: m.Not})
 	}

@@ -137,6 +137,7 @@ type Match struct {
 	Cbpf    *CbpfMatch
 	Strings *StringPatterns // contains (Exact is unused) / regex over the extracted strings
 	Loader  *LoaderMatch
+	Prov    *ProvenanceMatch // signed, keyring, verified, via_token, token (rules/provenance.go)
 
 	Not *Match  // must not hold
 	Any []Match // at least one must hold

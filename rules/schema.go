@@ -257,8 +257,10 @@ func (d *decoder) parseMatch(n ast.Node, field string, depth int) (*Match, bool)
 				}
 			}
 		default:
-			d.unknownKey(e, field, matchKeys)
-			ok = false
+			var handled bool
+			if handled, ok = d.parseProvenanceKey(e, f, m); !handled {
+				d.unknownKey(e, field, append(slices.Clone(matchKeys), provenanceKeys...))
+			}
 		}
 		if !ok {
 			fail()

@@ -25,6 +25,8 @@ type assembler struct {
 	// enrich fills what user space adds (exe path, attach target name)
 	// as soon as the header is seen, while the loader most likely lives.
 	enrich func(p *program.Program, h *sentrySentryHeader)
+	// tokens names the origin of loads made through a BPF token.
+	tokens *tokenBook
 	// orphanChunks counts chunks whose load had no header: cannot happen
 	// unless the kernel side is broken, so it is tracked, not hidden.
 	orphanChunks uint64
@@ -160,6 +162,10 @@ func (a *assembler) applyHeader(p *partial, h *sentrySentryHeader) {
 	ev.ChunksExpected = h.Chunks
 	ev.Unprivileged = h.Unprivileged != 0
 	ev.RateLimited = h.RateLimited != 0
+	prog.Provenance = provenanceFromHeader(h)
+	if pv := prog.Provenance; pv != nil && pv.ViaToken && a.tokens != nil {
+		a.tokens.resolve(pv, h.Pid, h.TokenIno, h.TokenDev)
+	}
 	if a.enrich != nil {
 		a.enrich(prog, h)
 	}
@@ -212,6 +218,7 @@ func applyExit(ev *Event, x *sentrySentryExit) {
 	if x.ProgId != 0 {
 		ev.Program.Kernel = &program.Kernel{ID: x.ProgId, Tag: hex.EncodeToString(x.Tag[:])}
 	}
+	SignatureVerdict(ev.Program.Provenance, ev.Outcome)
 }
 
 // finish turns a partial load into an event, listing what never arrived.

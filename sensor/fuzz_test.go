@@ -77,3 +77,18 @@ func FuzzProgArrayRecord(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseTokenFdinfo(f *testing.F) {
+	f.Add("allowed_cmds:\tany\nallowed_maps:\t0x0\nallowed_progs:\t0x6\nallowed_attachs:\tany\n")
+	f.Add("pos:\t0\nflags:\t02\n")
+	f.Add("allowed_cmds:\t0xffffffffffffffffff\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		tok, err := ParseTokenFdinfo(s)
+		if err == nil && tok == nil {
+			t.Fatal("no token and no error")
+		}
+		if err != nil && tok != nil {
+			t.Fatal("a token with an error")
+		}
+	})
+}

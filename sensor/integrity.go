@@ -96,6 +96,7 @@ func configDiff(want, got sentrySentryConfig) string {
 	field("loader_window_ns", want.LoaderWindowNs, got.LoaderWindowNs)
 	field("lock", uint64(want.Lock), uint64(got.Lock))
 	field("lock_cgroup", want.LockCgroup, got.LockCgroup)
+	field("kattr", uint64(want.Kattr), uint64(got.Kattr))
 	return b.String()
 }
 

@@ -66,6 +66,7 @@ func (s *Sensor) Losses() (Losses, error) {
 		out[k] = v
 	}
 	out["malformed_record"] = s.badRecs
+	out["token_events"] = s.tokenDrops
 	out["orphan_chunk"] = s.asm.orphanChunks
 	out["reassembly_budget"] = s.asm.overBudget
 	out["recover_failed"] = s.asm.recoverFailed

@@ -22,6 +22,7 @@ func (s *Sensor) read(ctx context.Context) {
 	defer close(s.attempts)
 	defer close(s.attaches)
 	defer close(s.writes)
+	defer close(s.tokenEvents)
 	var rec ringbuf.Record
 	lastSweep := time.Now()
 	s.reader.SetDeadline(time.Now().Add(time.Second))
@@ -46,6 +47,8 @@ func (s *Sensor) read(ctx context.Context) {
 			if perr != nil {
 				s.badRecs++
 				s.log.Warn("sensor record", "err", perr)
+			} else if r.token != nil {
+				s.tokenCreated(r.token)
 			} else if r.attach != nil || r.attachExit != nil {
 				at = s.addAttach(r, now)
 			} else if r.tamper == nil {

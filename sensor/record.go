@@ -14,6 +14,7 @@ const (
 	kindVerdict = uint32(sentrySentryRecordKindSENTRY_REC_VERDICT)
 	kindExit    = uint32(sentrySentryRecordKindSENTRY_REC_EXIT)
 	kindTamper  = uint32(sentrySentryRecordKindSENTRY_REC_TAMPER)
+	kindToken   = uint32(sentrySentryRecordKindSENTRY_REC_TOKEN)
 
 	maxCaptureInsn = 1_000_000
 )
@@ -43,6 +44,7 @@ type record struct {
 
 	attach     *sentrySentryAttach
 	attachExit *sentrySentryAttachExit
+	token      *sentrySentryTokenRec
 }
 
 // chunkRecord aliases the ring-buffer sample's data; copy before reuse.
@@ -58,6 +60,7 @@ var (
 	verdictSize = binary.Size(sentrySentryVerdictRec{})
 	exitSize    = binary.Size(sentrySentryExit{})
 	chunkSize   = binary.Size(sentrySentryChunk{})
+	tokenSize   = binary.Size(sentrySentryTokenRec{})
 )
 
 // parseRecord decodes one ring-buffer sample. Chunk data is not copied.
@@ -69,7 +72,7 @@ func parseRecord(b []byte) (record, error) {
 	r := record{pid: binary.LittleEndian.Uint32(b[4:]), loadID: binary.LittleEndian.Uint64(b[8:])}
 	// Chunks are as long as their instructions; the rest have fixed sizes.
 	need := map[uint32]int{kindHeader: headerSize, kindChunk: chunkDataOff, kindVerdict: verdictSize, kindExit: exitSize, kindTamper: tamperSize,
-		kindAttach: attachSize, kindAttachExit: attachExitSize}[kind]
+		kindAttach: attachSize, kindAttachExit: attachExitSize, kindToken: tokenSize}[kind]
 	if need == 0 {
 		return record{}, fmt.Errorf("%w: unknown kind %d", ErrRecord, kind)
 	}
@@ -102,6 +105,9 @@ func parseRecord(b []byte) (record, error) {
 	case kindAttachExit:
 		r.attachExit = new(sentrySentryAttachExit)
 		_, err = binary.Decode(b[:need], binary.LittleEndian, r.attachExit)
+	case kindToken:
+		r.token = new(sentrySentryTokenRec)
+		_, err = binary.Decode(b[:need], binary.LittleEndian, r.token)
 	case kindChunk:
 		c := &chunkRecord{
 			index:   binary.LittleEndian.Uint32(b[chunkIndexOff:]),

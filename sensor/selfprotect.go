@@ -3,6 +3,7 @@ package sensor
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -30,22 +31,15 @@ func (a AccessAttempt) String() string {
 // nobody reads are dropped and counted (access_attempt_dropped).
 func (s *Sensor) AccessAttempts() <-chan AccessAttempt { return s.attempts }
 
-var bpfCmdNames = map[uint32]string{
-	2: "BPF_MAP_UPDATE_ELEM", 3: "BPF_MAP_DELETE_ELEM", 7: "BPF_OBJ_GET",
-	14: "BPF_MAP_GET_FD_BY_ID", 21: "BPF_MAP_LOOKUP_AND_DELETE_ELEM", 22: "BPF_MAP_FREEZE",
-	25: "BPF_MAP_LOOKUP_AND_DELETE_BATCH", 26: "BPF_MAP_UPDATE_BATCH", 27: "BPF_MAP_DELETE_BATCH",
-	29: "BPF_LINK_UPDATE", 34: "BPF_LINK_DETACH",
-}
-
 var objNames = map[uint32]string{
 	uint32(sentrySentryObjSENTRY_OBJ_MAP): "map", uint32(sentrySentryObjSENTRY_OBJ_PROG): "prog",
 	uint32(sentrySentryObjSENTRY_OBJ_LINK): "link",
 }
 
 func accessAttempt(t *sentrySentryTamper) AccessAttempt {
-	cmd, ok := bpfCmdNames[t.Cmd]
-	if !ok {
-		cmd = fmt.Sprintf("bpf command %d", t.Cmd)
+	cmd := fmt.Sprintf("bpf command %d", t.Cmd)
+	if int(t.Cmd) < len(bpfCmdNames) { // enum bpf_cmd (token.go)
+		cmd = "BPF_" + strings.ToUpper(bpfCmdNames[t.Cmd])
 	}
 	obj, ok := objNames[t.ObjKind]
 	if !ok {

@@ -134,6 +134,7 @@ type Sensor struct {
 	groupNote    string // what loader groups cannot do here (GroupNote)
 	// lastGroupSweep: when the reader last dropped finished groups.
 	lastGroupSweep time.Time
+	tokenEvents    chan *TokenCreated // sensor/token.go
 	log            *slog.Logger
 
 	mu         sync.Mutex
@@ -141,6 +142,7 @@ type Sensor struct {
 	slots      map[uint32][]string // rule ids by table slot, per generation
 	asm        *assembler
 	badRecs    uint64
+	tokenDrops uint64 // TokenEvents full
 	userLost   map[string]uint64
 	retries    retries // touched by the reader goroutine only
 
@@ -308,6 +310,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	for name := range spec.Programs {
 		keep := name == enter || name == exit || name == gate || guards[name] ||
 			hook == HookKprobe && name == sentryProgSentryEnterKprobeDirect ||
+			hook == HookLSMProgLoad && name == sentryProgSentryLsmTokenCreate ||
 			name == cp.enter || name == cp.exit || name == groupEnter
 		if !keep {
 			delete(spec.Programs, name)
@@ -345,6 +348,8 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	s.asm.enrich = newEnricher()
 	s.asm.readMem = readProcessMemory
 	s.asm.log = cfg.Logger
+	s.asm.tokens = newTokenBook()
+	s.tokenEvents = make(chan *TokenCreated, 256)
 	fail := func(err error) (*Sensor, error) {
 		if prefaultProg != nil {
 			prefaultProg.Close()
@@ -398,6 +403,15 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	}
 	if err := s.attachGroup(exitHook); err != nil {
 		return fail(err)
+	}
+	if hook == HookLSMProgLoad {
+		// BPF_TOKEN_CREATE, which no sys_enter program sees here (6.9+,
+		// as the bpf_prog_load hook).
+		l, err := attach(hook, coll.Programs[sentryProgSentryLsmTokenCreate], false)
+		if err != nil {
+			return fail(fmt.Errorf("attach %s: %w", sentryProgSentryLsmTokenCreate, err))
+		}
+		s.links = append(s.links, l)
 	}
 	s.compat = cp.note
 	if cp.enter != "" || cp.exit != "" {

@@ -59,10 +59,12 @@ type sentryGroupScratch struct {
 }
 
 type sentryInflight struct {
-	_      structs.HostLayout
-	LoadId uint64
-	Killed uint32
-	Denied uint32
+	_       structs.HostLayout
+	LoadId  uint64
+	Killed  uint32
+	Denied  uint32
+	Token   uint32
+	BpffsFd uint32
 }
 
 type sentryLoaderRate struct {
@@ -79,6 +81,8 @@ type sentryRulesFacts struct {
 	Uid                uint32
 	HelperOther        uint32
 	Scope              uint32
+	Prov               uint32
+	_                  [4]byte
 	InsnHash           uint64
 	ExeIno             uint64
 	ExeDev             uint32
@@ -119,6 +123,10 @@ type sentryRulesTable struct {
 		InsnMin     uint32
 		InsnMax     uint32
 		ExeN        uint32
+		ProvSet     uint32
+		ProvClear   uint32
+		ProvAny     uint32
+		PadProv     uint32
 		ProgTypes   uint64
 		AttachTypes [2]uint64
 		Allowed     [4]uint64
@@ -299,6 +307,8 @@ type sentrySentryConfig struct {
 	Lock            uint32
 	Pad             uint32
 	LockCgroup      uint64
+	Kattr           uint32
+	PadKattr        uint32
 }
 
 type sentrySentryExit struct {
@@ -346,11 +356,26 @@ type sentrySentryHeader struct {
 	ExeIno             uint64
 	ExeDev             uint32
 	RateLimited        uint32
+	Signature          uint64
+	SignatureSize      uint32
+	KeyringId          int32
+	ProgTokenFd        int32
+	SigVerified        uint32
+	TokenDev           uint32
+	_                  [4]byte
+	TokenIno           uint64
 	Comm               [16]int8
 	Name               [16]int8
 	License            [64]int8
 	Exe                [512]int8
 }
+
+type sentrySentryKattr uint32
+
+const (
+	sentrySentryKattrSENTRY_KATTR_TOKEN     sentrySentryKattr = 1
+	sentrySentryKattrSENTRY_KATTR_SIGNATURE sentrySentryKattr = 2
+)
 
 type sentrySentryLock uint32
 
@@ -459,6 +484,7 @@ const (
 	sentrySentryRecordKindSENTRY_REC_EXIT       sentrySentryRecordKind = 4
 	sentrySentryRecordKindSENTRY_REC_TAMPER     sentrySentryRecordKind = 5
 	sentrySentryRecordKindSENTRY_REC_PROG_ARRAY sentrySentryRecordKind = 6
+	sentrySentryRecordKindSENTRY_REC_TOKEN      sentrySentryRecordKind = 7
 )
 
 type sentrySentryTamper struct {
@@ -476,6 +502,34 @@ type sentrySentryTamper struct {
 	Uid     uint32
 	Tid     uint32
 	Comm    [16]int8
+}
+
+type sentrySentryTokenRec struct {
+	_ structs.HostLayout
+	H struct {
+		_      structs.HostLayout
+		Kind   uint32
+		Pid    uint32
+		LoadId uint64
+	}
+	Ret            int64
+	Pid            uint32
+	Tid            uint32
+	Uid            uint32
+	BpffsFd        uint32
+	ExeIno         uint64
+	ExeDev         uint32
+	Resolved       uint32
+	TokenIno       uint64
+	TokenDev       uint32
+	Pad            uint32
+	Userns         uint64
+	AllowedCmds    uint64
+	AllowedMaps    uint64
+	AllowedProgs   uint64
+	AllowedAttachs uint64
+	KtimeNs        uint64
+	Comm           [16]int8
 }
 
 type sentrySentryVerdict uint32
@@ -549,7 +603,16 @@ type sentryTaskScratch struct {
 		LineInfoCnt        uint32
 		AttachBtfId        uint32
 		AttachBtfObjFd     uint32
-		_                  [4]byte
+		CoreReloCnt        uint32
+		FdArray            uint64
+		CoreRelos          uint64
+		CoreReloRecSize    uint32
+		LogTrueSize        uint32
+		ProgTokenFd        int32
+		FdArrayCnt         uint32
+		Signature          uint64
+		SignatureSize      uint32
+		KeyringId          int32
 	}
 }
 
@@ -614,6 +677,7 @@ const (
 	sentryProgSentryLsmGuardMap       = "sentry_lsm_guard_map"
 	sentryProgSentryLsmIoctlGate      = "sentry_lsm_ioctl_gate"
 	sentryProgSentryLsmProgLoad       = "sentry_lsm_prog_load"
+	sentryProgSentryLsmTokenCreate    = "sentry_lsm_token_create"
 	sentryProgSentryPerfOpenEnter     = "sentry_perf_open_enter"
 	sentryProgSentryPerfOpenExit      = "sentry_perf_open_exit"
 	sentryProgSentryPrefault          = "sentry_prefault"
@@ -632,6 +696,7 @@ const (
 	sentryVarUnusedGroupCalib         = "unused_group_calib"
 	sentryVarUnusedGroupKey           = "unused_group_key"
 	sentryVarUnusedHeader             = "unused_header"
+	sentryVarUnusedKattr              = "unused_kattr"
 	sentryVarUnusedKind               = "unused_kind"
 	sentryVarUnusedLock               = "unused_lock"
 	sentryVarUnusedLoss               = "unused_loss"
@@ -708,6 +773,7 @@ type sentryProgramSpecs struct {
 	SentryLsmGuardMap       *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard_map"`
 	SentryLsmIoctlGate      *ebpf.ProgramSpec `ebpf:"sentry_lsm_ioctl_gate"`
 	SentryLsmProgLoad       *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_load"`
+	SentryLsmTokenCreate    *ebpf.ProgramSpec `ebpf:"sentry_lsm_token_create"`
 	SentryPerfOpenEnter     *ebpf.ProgramSpec `ebpf:"sentry_perf_open_enter"`
 	SentryPerfOpenExit      *ebpf.ProgramSpec `ebpf:"sentry_perf_open_exit"`
 	SentryPrefault          *ebpf.ProgramSpec `ebpf:"sentry_prefault"`
@@ -773,6 +839,7 @@ type sentryVariableSpecs struct {
 	UnusedGroupCalib    *ebpf.VariableSpec `ebpf:"unused_group_calib"`
 	UnusedGroupKey      *ebpf.VariableSpec `ebpf:"unused_group_key"`
 	UnusedHeader        *ebpf.VariableSpec `ebpf:"unused_header"`
+	UnusedKattr         *ebpf.VariableSpec `ebpf:"unused_kattr"`
 	UnusedKind          *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedLock          *ebpf.VariableSpec `ebpf:"unused_lock"`
 	UnusedLoss          *ebpf.VariableSpec `ebpf:"unused_loss"`
@@ -901,6 +968,7 @@ type sentryVariables struct {
 	UnusedGroupCalib    *ebpf.Variable `ebpf:"unused_group_calib"`
 	UnusedGroupKey      *ebpf.Variable `ebpf:"unused_group_key"`
 	UnusedHeader        *ebpf.Variable `ebpf:"unused_header"`
+	UnusedKattr         *ebpf.Variable `ebpf:"unused_kattr"`
 	UnusedKind          *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedLock          *ebpf.Variable `ebpf:"unused_lock"`
 	UnusedLoss          *ebpf.Variable `ebpf:"unused_loss"`
@@ -939,6 +1007,7 @@ type sentryPrograms struct {
 	SentryLsmGuardMap       *ebpf.Program `ebpf:"sentry_lsm_guard_map"`
 	SentryLsmIoctlGate      *ebpf.Program `ebpf:"sentry_lsm_ioctl_gate"`
 	SentryLsmProgLoad       *ebpf.Program `ebpf:"sentry_lsm_prog_load"`
+	SentryLsmTokenCreate    *ebpf.Program `ebpf:"sentry_lsm_token_create"`
 	SentryPerfOpenEnter     *ebpf.Program `ebpf:"sentry_perf_open_enter"`
 	SentryPerfOpenExit      *ebpf.Program `ebpf:"sentry_perf_open_exit"`
 	SentryPrefault          *ebpf.Program `ebpf:"sentry_prefault"`
@@ -968,6 +1037,7 @@ func (p *sentryPrograms) Close() error {
 		p.SentryLsmGuardMap,
 		p.SentryLsmIoctlGate,
 		p.SentryLsmProgLoad,
+		p.SentryLsmTokenCreate,
 		p.SentryPerfOpenEnter,
 		p.SentryPerfOpenExit,
 		p.SentryPrefault,

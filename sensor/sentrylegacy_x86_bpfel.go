@@ -53,10 +53,12 @@ type sentryLegacyGroupPending struct {
 }
 
 type sentryLegacyInflight struct {
-	_      structs.HostLayout
-	LoadId uint64
-	Killed uint32
-	Denied uint32
+	_       structs.HostLayout
+	LoadId  uint64
+	Killed  uint32
+	Denied  uint32
+	Token   uint32
+	BpffsFd uint32
 }
 
 type sentryLegacyLoaderRate struct {
@@ -73,6 +75,8 @@ type sentryLegacyRulesFacts struct {
 	Uid                uint32
 	HelperOther        uint32
 	Scope              uint32
+	Prov               uint32
+	_                  [4]byte
 	InsnHash           uint64
 	ExeIno             uint64
 	ExeDev             uint32
@@ -104,6 +108,10 @@ type sentryLegacyRulesTable struct {
 		InsnMin     uint32
 		InsnMax     uint32
 		ExeN        uint32
+		ProvSet     uint32
+		ProvClear   uint32
+		ProvAny     uint32
+		PadProv     uint32
 		ProgTypes   uint64
 		AttachTypes [2]uint64
 		Allowed     [4]uint64
@@ -220,6 +228,8 @@ type sentryLegacySentryConfig struct {
 	Lock            uint32
 	Pad             uint32
 	LockCgroup      uint64
+	Kattr           uint32
+	PadKattr        uint32
 }
 
 type sentryLegacySentryOwnKey struct {
@@ -344,6 +354,7 @@ const (
 	sentryLegacyVarUnusedGroupCalib           = "unused_group_calib"
 	sentryLegacyVarUnusedGroupKey             = "unused_group_key"
 	sentryLegacyVarUnusedHeader               = "unused_header"
+	sentryLegacyVarUnusedKattr                = "unused_kattr"
 	sentryLegacyVarUnusedKind                 = "unused_kind"
 	sentryLegacyVarUnusedLock                 = "unused_lock"
 	sentryLegacyVarUnusedLoss                 = "unused_loss"
@@ -484,6 +495,7 @@ type sentryLegacyVariableSpecs struct {
 	UnusedGroupCalib    *ebpf.VariableSpec `ebpf:"unused_group_calib"`
 	UnusedGroupKey      *ebpf.VariableSpec `ebpf:"unused_group_key"`
 	UnusedHeader        *ebpf.VariableSpec `ebpf:"unused_header"`
+	UnusedKattr         *ebpf.VariableSpec `ebpf:"unused_kattr"`
 	UnusedKind          *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedLock          *ebpf.VariableSpec `ebpf:"unused_lock"`
 	UnusedLoss          *ebpf.VariableSpec `ebpf:"unused_loss"`
@@ -606,6 +618,7 @@ type sentryLegacyVariables struct {
 	UnusedGroupCalib    *ebpf.Variable `ebpf:"unused_group_calib"`
 	UnusedGroupKey      *ebpf.Variable `ebpf:"unused_group_key"`
 	UnusedHeader        *ebpf.Variable `ebpf:"unused_header"`
+	UnusedKattr         *ebpf.Variable `ebpf:"unused_kattr"`
 	UnusedKind          *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedLock          *ebpf.Variable `ebpf:"unused_lock"`
 	UnusedLoss          *ebpf.Variable `ebpf:"unused_loss"`

@@ -72,7 +72,7 @@ var DefaultPackages = []string{"./vmtest/capabilities", "./sensor", "./cmd/ebpf-
 // DefaultHelpers are the programs those suites run inside the VM: the
 // test loader and attacher, and the agent itself for the command's
 // end-to-end tests.
-var DefaultHelpers = []string{"./internal/cmd/bpfload", "./internal/cmd/bpfattach", "./cmd/ebpf-sentry@native"}
+var DefaultHelpers = []string{"./internal/cmd/bpfload", "./internal/cmd/bpfattach", "./internal/cmd/bpftoken", "./cmd/ebpf-sentry@native"}
 
 // DefaultPackageRun limits the sensor suite to the tests whose outcome
 // depends on the kernel (each sensor start costs seconds under TCG; the
@@ -91,7 +91,8 @@ var DefaultHelpers = []string{"./internal/cmd/bpfload", "./internal/cmd/bpfattac
 // (killed, or denied by the LSM gates); the completing load of a profile
 // split across a loader group is denied by each LSM hook; lock mode blocks
 // what is not on the allowlist on every hook (the whole VM locked, the
-// agent spared).
+// agent spared); signed loads (6.18+) and loads through a BPF token made in
+// a user namespace (6.9+) name their provenance.
 //
 // Of the command's suite, the light skeleton's payload stopped by run
 // (whatever the hook: denied at the inner load by an LSM hook, or killed
@@ -101,5 +102,5 @@ var DefaultHelpers = []string{"./internal/cmd/bpfload", "./internal/cmd/bpfattac
 var DefaultPackageRun = map[string]string{
 	"./inventory":       "^TestCrossViewFindsAProgramHiddenFromGetNextID$",
 	"./cmd/ebpf-sentry": "^TestRunStopsTheLightSkeletonsPayload$",
-	"./sensor":          "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestPinnedSensorKeepsEnforcing|TestIA32LoadersAreJudged|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement|TestMapWriteByAnotherProcessIsStopped|TestSensorLearnsTheAgentsStartInNanoseconds|TestAttachIsReportedAndBlockedByTarget|TestLSMGroupSplitProfileIsDenied|TestLockBlocksWhatIsNotOnTheAllowlist|TestLockSparesTheAgentsOwnLoadsByIdentity)$",
+	"./sensor":          "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestPinnedSensorKeepsEnforcing|TestIA32LoadersAreJudged|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement|TestMapWriteByAnotherProcessIsStopped|TestSensorLearnsTheAgentsStartInNanoseconds|TestAttachIsReportedAndBlockedByTarget|TestLSMGroupSplitProfileIsDenied|TestLockBlocksWhatIsNotOnTheAllowlist|TestLockSparesTheAgentsOwnLoadsByIdentity|TestSignedLoadsCarryProvenance|TestSignedPolicyIsEnforcedInTheKernel|TestBogusSignaturesAndTokensGetAClearOutcome|TestTokenLoadsNameTheTokensOrigin)$",
 }

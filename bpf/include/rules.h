@@ -55,6 +55,21 @@ enum rules_scope {
 };
 
 /*
+ * Where a load comes from (docs/PROVENANCE.md): what its attr says about a
+ * signature and a BPF token. Exactly one RULES_PROV_KEYRING_* bit is set.
+ */
+enum rules_prov {
+	RULES_PROV_SIGNED = 1 << 0,    /* attr->signature is set */
+	RULES_PROV_TOKEN = 1 << 1,     /* prog_flags has BPF_F_TOKEN_FD */
+	RULES_PROV_VERIFIED = 1 << 2,  /* the kernel verified the signature (known on lsm/bpf_prog_load only) */
+	RULES_PROV_KEYRING_NONE = 1 << 8,    /* unsigned */
+	RULES_PROV_KEYRING_SYSTEM = 1 << 9,  /* keyring_id 0..2: builtin, secondary, platform */
+	RULES_PROV_KEYRING_BPF = 1 << 10,    /* a dedicated BPF keyring (no mainline kernel yet) */
+	RULES_PROV_KEYRING_USER = 1 << 11,   /* KEY_SPEC_USER_KEYRING or a key serial */
+	RULES_PROV_KEYRING_SESSION = 1 << 12, /* the caller's thread/process/session keyrings */
+};
+
+/*
  * A 16-byte string pattern, compared eight bytes at a time: a string s
  * matches when (s ^ text) & mask is zero in both words. An exact pattern's
  * mask covers its bytes and the terminating NUL, a prefix pattern's only its
@@ -89,6 +104,13 @@ struct rules_rule {
 	__u32 insn_min;
 	__u32 insn_max;
 	__u32 exe_n;      /* 0: no loader executable condition */
+	/* Provenance (enum rules_prov bits of facts.prov): every prov_set bit
+	 * set, no prov_clear bit set, and, when prov_any is non-zero, one of
+	 * its bits set (the keyring kinds). */
+	__u32 prov_set;
+	__u32 prov_clear;
+	__u32 prov_any;
+	__u32 _pad_prov;
 	__u64 prog_types;      /* bit n: enum bpf_prog_type n */
 	__u64 attach_types[2]; /* bit n: enum bpf_attach_type n */
 	__u64 allowed[RULES_HELPER_MAX / 64]; /* helpers_only */
@@ -122,6 +144,7 @@ struct rules_facts {
 	__u32 uid;           /* loader's uid */
 	__u32 helper_other;  /* helper calls with id >= RULES_HELPER_MAX */
 	__u32 scope;         /* enum rules_scope: one program, or its loader group's sum */
+	__u32 prov;          /* enum rules_prov bits */
 	__u64 insn_hash;     /* rules_hash over the normalised instructions; start at RULES_HASH_INIT */
 	__u64 exe_ino;       /* loader's mm->exe_file inode (0: none) */
 	__u32 exe_dev;       /* and its superblock's dev_t */

@@ -45,6 +45,18 @@ static __always_inline __u64 rules_normalise(__u64 slot)
 	return slot;
 }
 
+/* The keyring kind of a signed load's keyring_id (enum rules_prov bit). */
+static __always_inline __u32 rules_keyring_kind(__s32 id)
+{
+	if (id >= 0 && id <= 2)
+		return RULES_PROV_KEYRING_SYSTEM;
+	if (id == -4) /* KEY_SPEC_USER_KEYRING */
+		return RULES_PROV_KEYRING_USER;
+	if (id < 0) /* thread -1, process -2, session -3, user session -5, ... */
+		return RULES_PROV_KEYRING_SESSION;
+	return RULES_PROV_KEYRING_USER; /* a key serial the caller can name */
+}
+
 /*
  * rules_facts_add_insn accounts one instruction slot: helper calls (code
  * 0x85, src_reg 0) and the hash. Call it for every slot in order, after
@@ -102,6 +114,10 @@ static __always_inline int rules_rule_matches(const struct rules_rule *r, const 
 	if ((flags & RULES_F_ATTACH_TYPE) && !rules_bit(r->attach_types[0], r->attach_types[1], f->expected_attach_type))
 		return 0;
 	if ((flags & RULES_F_INSN_RANGE) && (f->insn_cnt < r->insn_min || f->insn_cnt > r->insn_max))
+		return 0;
+	if ((f->prov & r->prov_set) != r->prov_set || (f->prov & r->prov_clear))
+		return 0;
+	if (r->prov_any && !(f->prov & r->prov_any))
 		return 0;
 
 	n = r->helper_n;

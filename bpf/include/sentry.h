@@ -24,6 +24,7 @@ enum sentry_record_kind {
 	SENTRY_REC_EXIT = 4,
 	SENTRY_REC_TAMPER = 5, /* another process reached for the sentry's own BPF objects */
 	SENTRY_REC_PROG_ARRAY = 6, /* a write into a prog_array (bpf/group.h) */
+	SENTRY_REC_TOKEN = 7, /* a BPF_TOKEN_CREATE returned */
 };
 
 /* The kind of one of the sentry's own BPF objects (struct sentry_tamper). */
@@ -133,6 +134,21 @@ struct sentry_header {
 	 * window than sentry_config.loader_insns allows: judged in full, but
 	 * its instructions are not copied to the ring buffer (chunks = 0). */
 	__u32 rate_limited;
+	/* Provenance (docs/PROVENANCE.md), from the attr: zero where the attr
+	 * (or, on the LSM hooks, the running kernel's union bpf_attr) has no
+	 * such field. */
+	__u64 signature;        /* user pointer to a PKCS#7 signature; 0: unsigned */
+	__u32 signature_size;
+	__s32 keyring_id;       /* 0..2 system keyrings, negative KEY_SPEC_*, else a key serial */
+	__s32 prog_token_fd;    /* meaningful when prog_flags has BPF_F_TOKEN_FD */
+	/* 1: judged on lsm/bpf_prog_load with a signature: the kernel verified
+	 * it before that hook runs, so reaching the hook proves it valid. */
+	__u32 sig_verified;
+	/* The file behind prog_token_fd when BPF_F_TOKEN_FD is set, read at
+	 * the load (the loader may be gone before user space looks): its
+	 * inode and the kernel dev_t of its superblock; 0 when no such fd. */
+	__u32 token_dev;
+	__u64 token_ino;
 	char comm[SENTRY_COMM_LEN];
 	char name[SENTRY_NAME_LEN];
 	char license[SENTRY_LICENSE_LEN];
@@ -208,6 +224,34 @@ struct sentry_own_key {
 	__u32 id;
 };
 
+/*
+ * One BPF_TOKEN_CREATE (6.9+), seen at the syscall's exit: who created it
+ * and, when it succeeded, the token as the kernel holds it (struct
+ * bpf_token behind the new fd). Tokens do not exist before 6.9: there the
+ * record never comes.
+ */
+struct sentry_token_rec {
+	struct sentry_rec_hdr h;
+	__s64 ret;          /* the token fd, or -errno */
+	__u32 pid;
+	__u32 tid;
+	__u32 uid;
+	__u32 bpffs_fd;     /* attr->token_create.bpffs_fd */
+	__u64 exe_ino;      /* the creator's executable */
+	__u32 exe_dev;
+	__u32 resolved;     /* 1: the fields below were read from the new token */
+	__u64 token_ino;    /* the token file's inode, on the bpffs superblock */
+	__u32 token_dev;
+	__u32 _pad;
+	__u64 userns;       /* token->userns->ns.inum */
+	__u64 allowed_cmds;
+	__u64 allowed_maps;
+	__u64 allowed_progs;
+	__u64 allowed_attachs;
+	__u64 ktime_ns;
+	char comm[SENTRY_COMM_LEN];
+};
+
 struct sentry_config {
 	__u32 mode;        /* enum sentry_mode */
 	/* The agent's identity: its tgid and its thread group leader's
@@ -237,6 +281,16 @@ struct sentry_config {
 	/* Non-zero: the lock applies only to loaders in this cgroup v2 (its
 	 * id, exactly; not its descendants). 0: every loader. */
 	__u64 lock_cgroup;
+	/* enum sentry_kattr bits: which provenance fields the running kernel's
+	 * union bpf_attr has (from its BTF). The LSM hooks read the kernel's
+	 * copy, whose tail past its own union is other stack data. */
+	__u32 kattr;
+	__u32 _pad_kattr;
+};
+
+enum sentry_kattr {
+	SENTRY_KATTR_TOKEN = 1 << 0,     /* prog_token_fd (6.9+) */
+	SENTRY_KATTR_SIGNATURE = 1 << 1, /* signature, signature_size, keyring_id (6.18+) */
 };
 
 #endif

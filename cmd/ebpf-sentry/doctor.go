@@ -30,14 +30,16 @@ tp_btf). Exits 2 when run cannot work here.`,
 			}
 			f := sensor.ProbeKernel()
 			plan, planErr := sensor.PlanFor(f)
+			prov := sensor.ProbeProvenance()
 			out := cmd.OutOrStdout()
 			if asJSON {
 				v := struct {
 					*sensor.Features
-					Plan          *sensor.Plan `json:"plan,omitempty"`
-					InKernelLoads string       `json:"in_kernel_loads,omitempty"`
-					Error         string       `json:"error,omitempty"`
-				}{Features: f}
+					Plan          *sensor.Plan      `json:"plan,omitempty"`
+					InKernelLoads string            `json:"in_kernel_loads,omitempty"`
+					Error         string            `json:"error,omitempty"`
+					Provenance    sensor.Provenance `json:"provenance"`
+				}{Features: f, Provenance: prov}
 				if planErr != nil {
 					v.Error = planErr.Error()
 				} else {
@@ -75,6 +77,7 @@ tp_btf). Exits 2 when run cannot work here.`,
 						fmt.Fprintf(out, "note: %s\n", n)
 					}
 				}
+				printProvenance(out, prov)
 			}
 			if planErr != nil {
 				return &exitError{code: exitEnvironment, err: fmt.Errorf("run cannot work on this kernel: %w", planErr)}

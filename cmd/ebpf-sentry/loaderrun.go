@@ -210,6 +210,8 @@ func (w *loaderWatcher) handle(r *loaderrun.Run) {
 			v.Response = resp
 		}
 		ev := output.WithViaLoader(output.NewProgLoad(in, w.k.insns), v)
+		// The payload carries its loader's signature and token facts (provenance issue).
+		provenanceBook.Inherit(ev, v.ID, v.Tag, v.Name)
 		w.k.emit(ev)
 		if w.text != nil {
 			fmt.Fprintln(w.text, viaLoaderLine(ev))

@@ -297,8 +297,15 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	heartbeat := time.NewTicker(o.heartbeat)
 	defer heartbeat.Stop()
 	attempts := s.AccessAttempts()
+	tokens := s.TokenEvents()
 	for {
 		select {
+		case tc, ok := <-tokens:
+			if !ok {
+				tokens = nil // closed with the sensor; Events ends the loop
+				continue
+			}
+			tel.Pipeline.Emit(tokenCreateEvent(tc))
 		case <-heartbeat.C:
 			reportHeartbeat(s, tel, o.heartbeat)
 		case <-integrity.C:
@@ -449,7 +456,9 @@ func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev 
 		slog.Warn("loaded program differs from the judged one: instructions changed in the loader's memory after the check (TOCTOU)",
 			"pid", ev.Program.Loader.PID, "prog", ev.Program.Name, "prog_id", ev.Program.Kernel.ID, "tag", ev.Program.Kernel.Tag)
 	}
-	tel.Pipeline.Emit(output.NewProgLoad(eventText(ev, rep, verdict, ins, tel.Insns), tel.Insns))
+	pl := output.NewProgLoad(eventText(ev, rep, verdict, ins, tel.Insns), tel.Insns)
+	provenanceBook.Remember(pl)
+	tel.Pipeline.Emit(pl)
 	if t := enforcementBypassed(o.mode, ev); t != nil {
 		slog.Error("sensor tampered with", "what", t.Tamper.What, "detail", t.Tamper.Detail)
 		tel.Pipeline.Emit(t)

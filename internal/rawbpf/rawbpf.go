@@ -79,3 +79,27 @@ func ProgLoad(attr unsafe.Pointer, size uintptr) (int, error) {
 	}
 	return -1, err
 }
+
+// ProgLoadAttrFull is the BPF_PROG_LOAD attr up to keyring_id (6.18): the
+// token fd (6.9+) and the signature fields (6.18+) follow ProgLoadAttr.
+type ProgLoadAttrFull struct {
+	ProgLoadAttr
+	CoreRelos       uint64
+	CoreReloRecSize uint32
+	LogTrueSize     uint32
+	ProgTokenFD     int32 // with BPF_F_TOKEN_FD in ProgFlags
+	FdArrayCnt      uint32
+	Signature       uint64 // address of a PKCS#7 signature of the instructions
+	SignatureSize   uint32
+	KeyringID       int32 // 0..2 system keyrings, KEY_SPEC_* or a key serial
+}
+
+// BPFFTokenFD is BPF_F_TOKEN_FD (prog_flags, map_flags): the token fd field is set.
+const BPFFTokenFD = 1 << 16
+
+// LoadFull runs BPF_PROG_LOAD with all of a (168 bytes).
+func LoadFull(a *ProgLoadAttrFull) (int, error) {
+	fd, err := ProgLoad(unsafe.Pointer(a), unsafe.Sizeof(*a))
+	runtime.KeepAlive(a)
+	return fd, err
+}

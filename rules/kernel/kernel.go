@@ -53,6 +53,15 @@ const (
 
 	// ScopeGroup marks Facts that are a loader group's view (Facts.Scope).
 	ScopeGroup = 1
+
+	ProvSigned         = RuleEvalRulesProvRULES_PROV_SIGNED
+	ProvToken          = RuleEvalRulesProvRULES_PROV_TOKEN
+	ProvVerified       = RuleEvalRulesProvRULES_PROV_VERIFIED
+	ProvKeyringNone    = RuleEvalRulesProvRULES_PROV_KEYRING_NONE
+	ProvKeyringSystem  = RuleEvalRulesProvRULES_PROV_KEYRING_SYSTEM
+	ProvKeyringBPF     = RuleEvalRulesProvRULES_PROV_KEYRING_BPF
+	ProvKeyringUser    = RuleEvalRulesProvRULES_PROV_KEYRING_USER
+	ProvKeyringSession = RuleEvalRulesProvRULES_PROV_KEYRING_SESSION
 )
 
 // Hash constants; must equal RULES_HASH_INIT and RULES_HASH_PRIME in rules_eval.h.
@@ -181,6 +190,7 @@ func (h *Harness) Run(meta *Facts, insns []byte) (*Output, error) {
 	in.Facts.Comm = meta.Comm
 	in.Facts.ExeIno, in.Facts.ExeDev = meta.ExeIno, meta.ExeDev
 	in.Facts.Scope = meta.Scope // a group view: insns then hold the group's programs one after the other
+	in.Facts.Prov = meta.Prov
 	for i := 0; i < n; i++ {
 		in.Insns[i] = binary.LittleEndian.Uint64(insns[i*8:])
 	}

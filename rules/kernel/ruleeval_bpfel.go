@@ -51,6 +51,8 @@ type RuleEvalRulesFacts struct {
 	Uid                uint32
 	HelperOther        uint32
 	Scope              uint32
+	Prov               uint32
+	_                  [4]byte
 	InsnHash           uint64
 	ExeIno             uint64
 	ExeDev             uint32
@@ -79,6 +81,19 @@ const (
 	RuleEvalRulesFlagRULES_F_GROUP          RuleEvalRulesFlag = 1024
 )
 
+type RuleEvalRulesProv uint32
+
+const (
+	RuleEvalRulesProvRULES_PROV_SIGNED          RuleEvalRulesProv = 1
+	RuleEvalRulesProvRULES_PROV_TOKEN           RuleEvalRulesProv = 2
+	RuleEvalRulesProvRULES_PROV_VERIFIED        RuleEvalRulesProv = 4
+	RuleEvalRulesProvRULES_PROV_KEYRING_NONE    RuleEvalRulesProv = 256
+	RuleEvalRulesProvRULES_PROV_KEYRING_SYSTEM  RuleEvalRulesProv = 512
+	RuleEvalRulesProvRULES_PROV_KEYRING_BPF     RuleEvalRulesProv = 1024
+	RuleEvalRulesProvRULES_PROV_KEYRING_USER    RuleEvalRulesProv = 2048
+	RuleEvalRulesProvRULES_PROV_KEYRING_SESSION RuleEvalRulesProv = 4096
+)
+
 type RuleEvalRulesResult struct {
 	_           structs.HostLayout
 	First       int32
@@ -100,6 +115,10 @@ type RuleEvalRulesRule struct {
 	InsnMin     uint32
 	InsnMax     uint32
 	ExeN        uint32
+	ProvSet     uint32
+	ProvClear   uint32
+	ProvAny     uint32
+	PadProv     uint32
 	ProgTypes   uint64
 	AttachTypes [2]uint64
 	Allowed     [4]uint64
@@ -132,10 +151,11 @@ type RuleEvalRulesTable struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	RuleEvalMapInput     = "input"
-	RuleEvalMapOutput    = "output"
-	RuleEvalMapTable     = "table"
-	RuleEvalProgRuleeval = "ruleeval"
+	RuleEvalMapInput      = "input"
+	RuleEvalMapOutput     = "output"
+	RuleEvalMapTable      = "table"
+	RuleEvalProgRuleeval  = "ruleeval"
+	RuleEvalVarUnusedProv = "unused_prov"
 )
 
 // LoadRuleEval returns the embedded CollectionSpec for RuleEval.
@@ -196,6 +216,7 @@ type RuleEvalMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type RuleEvalVariableSpecs struct {
+	UnusedProv *ebpf.VariableSpec `ebpf:"unused_prov"`
 }
 
 // RuleEvalObjects contains all objects after they have been loaded into the kernel.
@@ -235,6 +256,7 @@ func (m *RuleEvalMaps) Close() error {
 //
 // It can be passed to LoadRuleEvalObjects or ebpf.CollectionSpec.LoadAndAssign.
 type RuleEvalVariables struct {
+	UnusedProv *ebpf.Variable `ebpf:"unused_prov"`
 }
 
 // RuleEvalPrograms contains all programs after they have been loaded into the kernel.

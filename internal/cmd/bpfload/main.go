@@ -186,6 +186,11 @@ func main() {
 			}
 		}()
 	}
+	var full *rawbpf.ProgLoadAttrFull
+	var sigBuf []byte
+	if wantFull() {
+		full, sigBuf = fullAttr(attr)
+	}
 	enc := json.NewEncoder(os.Stdout)
 	var fds []int
 	all := append([][]byte{insns}, more...)
@@ -210,7 +215,11 @@ func main() {
 		var took time.Duration
 		load := func() {
 			start := time.Now()
-			fd, err = rawbpf.Load(&attr)
+			if full != nil {
+				fd, err = rawbpf.LoadFull(full)
+			} else {
+				fd, err = rawbpf.Load(&attr)
+			}
 			took = time.Since(start)
 		}
 		if *flipInCopy >= 0 {
@@ -239,6 +248,7 @@ func main() {
 		runtime.KeepAlive(insns)
 		runtime.KeepAlive(all)
 		runtime.KeepAlive(lic)
+		runtime.KeepAlive(sigBuf)
 		if err != nil {
 			var errno unix.Errno
 			errors.As(err, &errno)

@@ -1,0 +1,24 @@
+package main
+
+import (
+	"time"
+
+	"github.com/ebpf-sentry/ebpf-sentry/output"
+	"github.com/ebpf-sentry/ebpf-sentry/sensor"
+)
+
+// provenanceBook lets programs a loader program loads from inside the
+// kernel inherit its provenance (docs/PROVENANCE.md): every prog_load is
+// remembered by prog id; an event with via_loader calls
+// provenanceBook.Inherit(ev, v.ID, v.Tag, v.Name) before it is emitted.
+var provenanceBook = output.NewProvenanceBook(0)
+
+// tokenCreateEvent turns a token creation the sensor saw into an event.
+func tokenCreateEvent(tc *sensor.TokenCreated) *output.Event {
+	l := output.Loader{}
+	if c := tc.Token.Creator; c != nil {
+		uid := c.UID
+		l = output.Loader{PID: c.PID, TID: c.PID, Comm: c.Comm, Exe: c.Exe, UID: &uid}
+	}
+	return output.NewTokenCreate(time.Now(), l, tc.Token)
+}
