@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 
 	"github.com/spf13/cobra"
 )
@@ -22,6 +23,30 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
+
+// Exit codes of run (and doctor, scan) besides 0 and 1.
+const (
+	exitEnvironment = 2 // not root, kernel lacks a feature, enforcer refused
+	exitRunning     = 3 // another instance holds the lock
+)
+
+func envError(format string, args ...any) error {
+	return &exitError{code: exitEnvironment, err: fmt.Errorf(format, args...)}
+}
+
+// unavailableCmd stands for a command this build lacks (run and doctor need
+// the sensor, which is Linux on x86 only; scan reads a Linux kernel), so
+// that asking for it says why instead of "unknown command".
+func unavailableCmd(use, short, why string) *cobra.Command {
+	return &cobra.Command{
+		Use:                use,
+		Short:              short + " (" + why + ")",
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return envError("%s: %s; this build is for %s/%s", use, why, runtime.GOOS, runtime.GOARCH)
+		},
+	}
+}
 
 // newRootCmd builds the whole command tree. Every command is made by its
 // newXxxCmd constructor with flags on an options value it owns, so each
@@ -43,10 +68,9 @@ func newRootCmd() *cobra.Command {
 		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
 		return nil
 	}
+	root.AddCommand(sensorCommands()...) // run, doctor: commands_sensor.go
+	root.AddCommand(newScanCmd())        // commands_linux.go
 	root.AddCommand(
-		newRunCmd(),
-		newDoctorCmd(),
-		newScanCmd(),
 		newInspectCmd(),
 		newAsmCmd(),
 		newRulesCmd(),
