@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 
 	"github.com/spf13/cobra"
 )
@@ -32,20 +31,6 @@ const (
 
 func envError(format string, args ...any) error {
 	return &exitError{code: exitEnvironment, err: fmt.Errorf(format, args...)}
-}
-
-// unavailableCmd stands for a command this build lacks (run and doctor need
-// the sensor, which is Linux on x86 only; scan reads a Linux kernel), so
-// that asking for it says why instead of "unknown command".
-func unavailableCmd(use, short, why string) *cobra.Command {
-	return &cobra.Command{
-		Use:                use,
-		Short:              short + " (" + why + ")",
-		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return envError("%s: %s; this build is for %s/%s", use, why, runtime.GOOS, runtime.GOARCH)
-		},
-	}
 }
 
 // newRootCmd builds the whole command tree. Every command is made by its
