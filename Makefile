@@ -8,7 +8,7 @@ BIN       := bin/ebpf-sentry
 FUZZTIME  ?= 10s
 PKGS      := ./...
 
-.PHONY: all build deps run test test-short lint generate testdata check-generated fuzz bench vmtest clean deb image
+.PHONY: all build cross deps run test test-short lint generate testdata check-generated fuzz bench vmtest clean deb image
 
 all: build
 
@@ -41,6 +41,20 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
 	cd deploy && $(GO) vet ./... && $(GO) tool staticcheck ./...
+	$(MAKE) --no-print-directory cross
+
+# The offline commands (inspect, asm, rules, cbpf, fleet, report rendering)
+# build on every platform; run and doctor need the sensor (Linux on amd64:
+# its BPF objects are compiled for x86) and scan a Linux kernel, elsewhere
+# they say so. Build and vet the command for other platforms (lint runs it,
+# so CI does).
+CROSS_TARGETS ?= linux/arm64 darwin/arm64 windows/amd64
+cross:
+	@set -e; for t in $(CROSS_TARGETS); do \
+		echo "cross: $$t"; \
+		GOOS=$${t%/*} GOARCH=$${t#*/} CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/ebpf-sentry; \
+		GOOS=$${t%/*} GOARCH=$${t#*/} CGO_ENABLED=0 $(GO) vet ./cmd/ebpf-sentry; \
+	done
 
 # Regenerate every generated file: BPF objects + Go bindings (bpf2go), stringer
 # output and the compiled test programs.

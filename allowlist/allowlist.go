@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/goccy/go-yaml"
@@ -178,8 +177,8 @@ func Load(path string) (*List, error) {
 	if st.Mode().Perm()&0o022 != 0 {
 		return nil, fmt.Errorf("%w: %s has mode %#o, writable by group or others (chmod 600)", ErrUnsafeFile, path, st.Mode().Perm())
 	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
-		return nil, fmt.Errorf("%w: %s is owned by uid %d, not by this process's uid %d", ErrUnsafeFile, path, sys.Uid, os.Geteuid())
+	if uid, ok := fileOwner(st); ok && uid != os.Geteuid() {
+		return nil, fmt.Errorf("%w: %s is owned by uid %d, not by this process's uid %d", ErrUnsafeFile, path, uid, os.Geteuid())
 	}
 	if st.Size() > MaxFileSize {
 		return nil, fmt.Errorf("%s: %d bytes, at most %d", path, st.Size(), MaxFileSize)

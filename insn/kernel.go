@@ -134,296 +134,28 @@ func digits(n int) int {
 	return d
 }
 
-// Tables as in disasm.c; a missing entry prints "(null)" there because the
-// kernel's vsnprintf renders a NULL %s that way.
-var (
-	aluStrings = [16]string{"+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=", "s>>=", "endian", "(null)", "(null)"}
-	jmpStrings = [16]string{"jmp", "==", ">", ">=", "&", "!=", "s>", "s>=", "call", "exit", "<", "<=", "s<", "s<=", "(null)", "(null)"}
-	ldstString = [4]string{"u32", "u16", "u8", "u64"}
-	ldsxString = [4]string{"s32", "s16", "s8", "(null)"}
-)
-
-// Append appends the text of one instruction, without index or newline.
+// Append appends the text of one instruction, without index or newline:
+// the opcode byte, then the form of its family (kernel_alu.go,
+// kernel_jump.go, kernel_ldst.go), as the kernel's disasm.c prints it.
+// A form that has to say "BUG" replaces the "(xx) " prefix.
 func (f *KernelFormatter) Append(dst []byte, ins Instruction) []byte {
 	code := ins.Code
 	dst = append(dst, '(', hexDigit(code>>4), hexDigit(code&15), ')', ' ')
-	cls := Class(code)
 	modern := f.Dialect == DialectKernel
-	switch cls {
+	switch Class(code) {
 	case ClassALU, ClassALU64:
-		r := byte('r')
-		if cls == ClassALU {
-			r = 'w'
-		}
-		op := Op(code)
-		switch {
-		case op == AluEND:
-			if cls == ClassALU64 {
-				if !modern {
-					dst = append(dst[:len(dst)-5], "BUG_alu64_"...)
-					return appendHex2(dst, code)
-				}
-				dst = appendReg(dst, 'r', ins.Dst)
-				dst = append(dst, " = bswap"...)
-				dst = strconv.AppendInt(dst, int64(ins.Imm), 10)
-				dst = append(dst, ' ')
-				return appendReg(dst, 'r', ins.Dst)
-			}
-			dst = appendReg(dst, 'r', ins.Dst)
-			if Source(code) == SrcX {
-				dst = append(dst, " = be"...)
-			} else {
-				dst = append(dst, " = le"...)
-			}
-			dst = strconv.AppendInt(dst, int64(ins.Imm), 10)
-			dst = append(dst, ' ')
-			return appendReg(dst, 'r', ins.Dst)
-		case op == AluNEG:
-			dst = appendReg(dst, r, ins.Dst)
-			dst = append(dst, " = -"...)
-			return appendReg(dst, r, ins.Dst)
-		case modern && code == ClassALU64|AluMOV|SrcX && ins.Off == 1:
-			dst = appendReg(dst, 'r', ins.Dst)
-			dst = append(dst, " = addr_space_cast("...)
-			dst = appendReg(dst, 'r', ins.Src)
-			dst = append(dst, ", "...)
-			dst = strconv.AppendUint(dst, uint64(uint32(ins.Imm)>>16), 10)
-			dst = append(dst, ", "...)
-			dst = strconv.AppendUint(dst, uint64(uint16(ins.Imm)), 10)
-			return append(dst, ')')
-		case modern && code == ClassALU64|AluMOV|SrcX && ins.Off == -1:
-			dst = appendReg(dst, 'r', ins.Dst)
-			dst = append(dst, " = &(void __percpu *)("...)
-			dst = appendReg(dst, 'r', ins.Src)
-			return append(dst, ')')
-		}
-		dst = appendReg(dst, r, ins.Dst)
-		dst = append(dst, ' ')
-		switch {
-		case modern && (op == AluDIV || op == AluMOD) && ins.Off == 1:
-			if op == AluDIV {
-				dst = append(dst, "s/="...)
-			} else {
-				dst = append(dst, "s%="...)
-			}
-		default:
-			dst = append(dst, aluStrings[op>>4]...)
-		}
-		dst = append(dst, ' ')
-		if Source(code) == SrcX {
-			if modern && op == AluMOV {
-				switch ins.Off {
-				case 8:
-					dst = append(dst, "(s8)"...)
-				case 16:
-					dst = append(dst, "(s16)"...)
-				case 32:
-					dst = append(dst, "(s32)"...)
-				}
-			}
-			return appendReg(dst, r, ins.Src)
-		}
-		return strconv.AppendInt(dst, int64(ins.Imm), 10)
-
+		return appendALU(dst, ins, modern)
 	case ClassSTX:
-		size := ldstString[SizeOf(code)>>3]
-		mode := Mode(code)
-		switch {
-		case mode == ModeMEM:
-			dst = appendMem(dst, size, ins.Dst, ins.Off)
-			dst = append(dst, " = "...)
-			return appendReg(dst, 'r', ins.Src)
-		case mode == ModeATOMIC && (ins.Imm == AtomicADD || ins.Imm == AtomicAND || ins.Imm == AtomicOR || ins.Imm == AtomicXOR):
-			dst = append(dst, "lock "...)
-			dst = appendMem(dst, size, ins.Dst, ins.Off)
-			dst = append(dst, ' ')
-			dst = append(dst, aluStrings[(ins.Imm&0xf0)>>4]...)
-			dst = append(dst, ' ')
-			return appendReg(dst, 'r', ins.Src)
-		case mode == ModeATOMIC && (ins.Imm == AtomicADD|AtomicFETCH || ins.Imm == AtomicAND|AtomicFETCH ||
-			ins.Imm == AtomicOR|AtomicFETCH || ins.Imm == AtomicXOR|AtomicFETCH):
-			dst = appendReg(dst, 'r', ins.Src)
-			dst = append(dst, " = atomic"...)
-			if SizeOf(code) == SizeDW {
-				dst = append(dst, "64"...)
-			}
-			dst = append(dst, "_fetch_"...)
-			switch ins.Imm &^ AtomicFETCH {
-			case AtomicADD:
-				dst = append(dst, "add"...)
-			case AtomicAND:
-				dst = append(dst, "and"...)
-			case AtomicOR:
-				dst = append(dst, "or"...)
-			default:
-				dst = append(dst, "xor"...)
-			}
-			dst = append(dst, "(("...)
-			dst = appendMemInner(dst, size, ins.Dst, ins.Off)
-			dst = append(dst, ", "...)
-			dst = appendReg(dst, 'r', ins.Src)
-			return append(dst, ')')
-		case mode == ModeATOMIC && ins.Imm == AtomicCMPXCHG:
-			dst = append(dst, "r0 = atomic"...)
-			if SizeOf(code) == SizeDW {
-				dst = append(dst, "64"...)
-			}
-			dst = append(dst, "_cmpxchg(("...)
-			dst = appendMemInner(dst, size, ins.Dst, ins.Off)
-			dst = append(dst, ", r0, "...)
-			dst = appendReg(dst, 'r', ins.Src)
-			return append(dst, ')')
-		case mode == ModeATOMIC && ins.Imm == AtomicXCHG:
-			dst = appendReg(dst, 'r', ins.Src)
-			dst = append(dst, " = atomic"...)
-			if SizeOf(code) == SizeDW {
-				dst = append(dst, "64"...)
-			}
-			dst = append(dst, "_xchg(("...)
-			dst = appendMemInner(dst, size, ins.Dst, ins.Off)
-			dst = append(dst, ", "...)
-			dst = appendReg(dst, 'r', ins.Src)
-			return append(dst, ')')
-		case modern && mode == ModeATOMIC && ins.Imm == AtomicLoadAcq:
-			dst = appendReg(dst, 'r', ins.Dst)
-			dst = append(dst, " = load_acquire(("...)
-			dst = appendMemInner(dst, size, ins.Src, ins.Off)
-			return append(dst, ')')
-		case modern && mode == ModeATOMIC && ins.Imm == AtomicStoreRel:
-			dst = append(dst, "store_release(("...)
-			dst = appendMemInner(dst, size, ins.Dst, ins.Off)
-			dst = append(dst, ", "...)
-			dst = appendReg(dst, 'r', ins.Src)
-			return append(dst, ')')
-		}
-		dst = append(dst[:len(dst)-5], "BUG_"...)
-		return appendHex2(dst, code)
-
+		return appendSTX(dst, ins, modern)
 	case ClassST:
-		switch {
-		case Mode(code) == ModeMEM:
-			dst = appendMem(dst, ldstString[SizeOf(code)>>3], ins.Dst, ins.Off)
-			dst = append(dst, " = "...)
-			return strconv.AppendInt(dst, int64(ins.Imm), 10)
-		case modern && Mode(code) == ModeATOMIC:
-			return append(dst, "nospec"...)
-		}
-		dst = append(dst[:len(dst)-5], "BUG_st_"...)
-		return appendHex2(dst, code)
-
+		return appendST(dst, ins, modern)
 	case ClassLDX:
-		var size string
-		switch {
-		case Mode(code) == ModeMEM:
-			size = ldstString[SizeOf(code)>>3]
-		case modern && Mode(code) == ModeMEMSX:
-			size = ldsxString[SizeOf(code)>>3]
-		default:
-			dst = append(dst[:len(dst)-5], "BUG_ldx_"...)
-			return appendHex2(dst, code)
-		}
-		dst = appendReg(dst, 'r', ins.Dst)
-		dst = append(dst, " = "...)
-		return appendMem(dst, size, ins.Src, ins.Off)
-
+		return appendLDX(dst, ins, modern)
 	case ClassLD:
-		size := ldstString[SizeOf(code)>>3]
-		switch {
-		case Mode(code) == ModeABS:
-			dst = append(dst, "r0 = *("...)
-			dst = append(dst, size...)
-			dst = append(dst, " *)skb["...)
-			dst = strconv.AppendInt(dst, int64(ins.Imm), 10)
-			return append(dst, ']')
-		case Mode(code) == ModeIND:
-			dst = append(dst, "r0 = *("...)
-			dst = append(dst, size...)
-			dst = append(dst, " *)skb["...)
-			dst = appendReg(dst, 'r', ins.Src)
-			dst = append(dst, " + "...)
-			dst = strconv.AppendInt(dst, int64(ins.Imm), 10)
-			return append(dst, ']')
-		case code == OpLdImm64:
-			imm := uint64(ins.Imm64())
-			if f.HidePointers && (ins.Src == PseudoMapFD || ins.Src == PseudoMapValue) {
-				imm = 0
-			}
-			dst = appendReg(dst, 'r', ins.Dst)
-			dst = append(dst, " = "...)
-			if f.Imm64Text != nil {
-				if s := f.Imm64Text(ins, imm); s != "" {
-					return append(dst, s...)
-				}
-			}
-			dst = append(dst, "0x"...)
-			return strconv.AppendUint(dst, imm, 16)
-		}
-		dst = append(dst[:len(dst)-5], "BUG_ld_"...)
-		return appendHex2(dst, code)
-
+		return f.appendLD(dst, ins)
 	default: // ClassJMP, ClassJMP32
-		op := Op(code)
-		switch {
-		case op == JmpCALL:
-			if ins.Src == PseudoCall {
-				dst = append(dst, "call pc"...)
-				return f.appendCallName(dst, ins)
-			}
-			dst = append(dst, "call "...)
-			dst = f.appendCallName(dst, ins)
-			dst = append(dst, '#')
-			return strconv.AppendInt(dst, int64(ins.Imm), 10)
-		case code == ClassJMP|JmpJA:
-			dst = append(dst, "goto pc"...)
-			return appendSigned(dst, int64(ins.Off))
-		case modern && code == ClassJMP|JmpJCOND && ins.Src == MayGoto:
-			dst = append(dst, "may_goto pc"...)
-			return appendSigned(dst, int64(ins.Off))
-		case modern && code == ClassJMP32|JmpJA:
-			dst = append(dst, "gotol pc"...)
-			return appendSigned(dst, int64(ins.Imm))
-		case code == ClassJMP|JmpEXIT:
-			return append(dst, "exit"...)
-		}
-		r := byte('r')
-		if cls == ClassJMP32 {
-			r = 'w'
-		}
-		dst = append(dst, "if "...)
-		dst = appendReg(dst, r, ins.Dst)
-		dst = append(dst, ' ')
-		dst = append(dst, jmpStrings[op>>4]...)
-		dst = append(dst, ' ')
-		if Source(code) == SrcX {
-			dst = appendReg(dst, r, ins.Src)
-		} else {
-			dst = append(dst, "0x"...)
-			dst = strconv.AppendUint(dst, uint64(uint32(ins.Imm)), 16)
-		}
-		dst = append(dst, " goto pc"...)
-		return appendSigned(dst, int64(ins.Off))
+		return f.appendJump(dst, ins, modern)
 	}
-}
-
-// appendCallName follows disasm.c's __func_get_name.
-func (f *KernelFormatter) appendCallName(dst []byte, ins Instruction) []byte {
-	if ins.Src == 0 && ins.Imm >= 0 && f.HelperName != nil {
-		if s := f.HelperName(ins.Imm); s != "" {
-			return append(dst, s...)
-		}
-	}
-	if f.CallName != nil {
-		if s := f.CallName(ins); s != "" {
-			return append(dst, s...)
-		}
-	}
-	switch {
-	case ins.Src == PseudoCall:
-		return appendSigned(dst, int64(ins.Imm))
-	case ins.Src == PseudoKfuncCall && f.Dialect == DialectKernel:
-		return append(dst, "kernel-function"...)
-	}
-	return append(dst, "unknown"...)
 }
 
 func hexDigit(b uint8) byte { return "0123456789abcdef"[b&15] }
@@ -444,21 +176,4 @@ func appendSigned(dst []byte, n int64) []byte {
 		dst = append(dst, '+')
 	}
 	return strconv.AppendInt(dst, n, 10)
-}
-
-// appendMem appends "*(u32 *)(r1 -8)".
-func appendMem(dst []byte, size string, reg uint8, off int16) []byte {
-	dst = append(dst, "*("...)
-	return appendMemInner(dst, size, reg, off)
-}
-
-// appendMemInner appends "u32 *)(r1 -8)", the part after the opening "(" of
-// the cast, shared by plain accesses and atomics.
-func appendMemInner(dst []byte, size string, reg uint8, off int16) []byte {
-	dst = append(dst, size...)
-	dst = append(dst, " *)("...)
-	dst = appendReg(dst, 'r', reg)
-	dst = append(dst, ' ')
-	dst = appendSigned(dst, int64(off))
-	return append(dst, ')')
 }

@@ -86,8 +86,8 @@ func (s *FileSink) open() error {
 	// Never through a symlink (another user could point it at a file the
 	// agent, as root, would then append to), and readable by root alone:
 	// events carry program contents and loader details.
-	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
-	if errors.Is(err, syscall.ELOOP) {
+	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|oNoFollow, 0o600)
+	if isSymlinkRefusal(err) {
 		return fmt.Errorf("open event file %s: it is a symbolic link, which the file sink does not follow", s.path)
 	}
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ebpf-sentry/ebpf-sentry/allowlist"
-	"github.com/ebpf-sentry/ebpf-sentry/inventory"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
 	"github.com/ebpf-sentry/ebpf-sentry/policy"
 )
@@ -148,11 +146,10 @@ func newAllowlistDiffCmd() *cobra.Command {
 				if len(args) != 1 {
 					return errors.New("--loaded compares one allowlist with the kernel: give one file")
 				}
-				inv, err := inventory.Scan(&inventory.Options{})
+				d, err := diffAgainstLoaded(a)
 				if err != nil {
-					return fmt.Errorf("scan: %w", err)
+					return err
 				}
-				d := diffLoaded(a, inv)
 				if asJSON {
 					d.NotLoaded, d.NoTag = escapedEntries(d.NotLoaded), escapedEntries(d.NoTag)
 					return writeJSON(w, d)
@@ -193,32 +190,6 @@ func newAllowlistDiffCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "JSON instead of text")
 	cmd.Flags().BoolVar(&loaded, "loaded", false, "compare with the programs loaded now (scan; needs root), by kernel tag")
 	return cmd
-}
-
-func diffLoaded(l *allowlist.List, inv *inventory.Inventory) loadedDiff {
-	var d loadedDiff
-	tags := map[string]bool{}
-	for _, e := range l.Entries {
-		if e.Tag == "" {
-			d.NoTag = append(d.NoTag, e)
-			continue
-		}
-		tags[e.Tag] = true
-	}
-	running := map[string]bool{}
-	for _, p := range inv.Programs {
-		running[p.Tag] = true
-		if !tags[p.Tag] {
-			d.NotListed = append(d.NotListed, loadedProg{ID: p.ID, Name: output.Escape(p.Name), Type: output.ProgTypeName(p.Type), Tag: output.Escape(p.Tag)})
-		}
-	}
-	for _, e := range l.Entries {
-		if e.Tag != "" && !running[e.Tag] {
-			d.NotLoaded = append(d.NotLoaded, e)
-		}
-	}
-	sort.Slice(d.NotListed, func(i, j int) bool { return d.NotListed[i].ID < d.NotListed[j].ID })
-	return d
 }
 
 // eventEntries reads prog_load events (JSON lines, as `run` writes them)
@@ -549,3 +520,11 @@ func learnedEntries(ctx context.Context, urlList, bucket string, nopts output.NA
 	}
 	return merged.Entries, nil
 }
+
+// allowlistFile is the name of the allowlist inside a signed fleet bundle.
+const allowlistFile = "allowlist.yaml"
+
+// learnedPrefix is where agents in learn mode put what they saw, one key
+// per host, unsigned: observations for an operator to review and merge
+// (allowlist approve --learned), never applied by an agent.
+const learnedPrefix = "learned."

@@ -1,3 +1,5 @@
+//go:build linux && amd64
+
 package main
 
 import "github.com/ebpf-sentry/ebpf-sentry/sensor"

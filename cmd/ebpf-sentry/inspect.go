@@ -424,3 +424,14 @@ func ints(v []int) string {
 	}
 	return b.String()
 }
+
+// tailCallsText lists a prog_array's occupied slots: "[1] → tg_stage2" from
+// an object, "[0] → prog 42" from the kernel. Names from objects are
+// untrusted and escaped.
+func tailCallsText(tcs []program.TailCall) string {
+	parts := make([]string, len(tcs))
+	for i, tc := range tcs {
+		parts[i] = output.Escape(tc.String())
+	}
+	return strings.Join(parts, ", ")
+}

@@ -23,6 +23,16 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// Exit codes of run (and doctor, scan) besides 0 and 1.
+const (
+	exitEnvironment = 2 // not root, kernel lacks a feature, enforcer refused
+	exitRunning     = 3 // another instance holds the lock
+)
+
+func envError(format string, args ...any) error {
+	return &exitError{code: exitEnvironment, err: fmt.Errorf(format, args...)}
+}
+
 // newRootCmd builds the whole command tree. Every command is made by its
 // newXxxCmd constructor with flags on an options value it owns, so each
 // call starts from the defaults (the tests build one tree per run).
@@ -43,10 +53,9 @@ func newRootCmd() *cobra.Command {
 		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
 		return nil
 	}
+	root.AddCommand(sensorCommands()...) // run, doctor: commands_sensor.go
+	root.AddCommand(newScanCmd())        // commands_linux.go
 	root.AddCommand(
-		newRunCmd(),
-		newDoctorCmd(),
-		newScanCmd(),
 		newInspectCmd(),
 		newAsmCmd(),
 		newRulesCmd(),

@@ -183,3 +183,14 @@ func newRulesPublishCmd() *cobra.Command {
 	}
 	return cmd
 }
+
+// openRunRules loads --rules into a store that reloads them atomically.
+func openRunRules(arg string) (*rules.Store, error) {
+	if arg == "" {
+		return nil, fmt.Errorf("empty path (the embedded defaults are --rules @defaults)")
+	}
+	if arg == "@defaults" {
+		arg = ""
+	}
+	return rules.NewStore(arg)
+}

@@ -1,3 +1,5 @@
+//go:build linux && amd64
+
 package main
 
 import (
@@ -22,12 +24,6 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/output"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 	"github.com/ebpf-sentry/ebpf-sentry/sensor"
-)
-
-// Exit codes of run besides 0 and 1.
-const (
-	exitEnvironment = 2 // not root, kernel lacks a feature, enforcer refused
-	exitRunning     = 3 // another instance holds the lock
 )
 
 const (
@@ -94,21 +90,6 @@ everything (unless --pin keeps enforcing without the agent).`,
 	o.ui = addUIFlags(f)
 	o.lock = addLockFlags(f)
 	return cmd
-}
-
-func envError(format string, args ...any) error {
-	return &exitError{code: exitEnvironment, err: fmt.Errorf(format, args...)}
-}
-
-// openRunRules loads --rules into a store that reloads them atomically.
-func openRunRules(arg string) (*rules.Store, error) {
-	if arg == "" {
-		return nil, fmt.Errorf("empty path (the embedded defaults are --rules @defaults)")
-	}
-	if arg == "@defaults" {
-		arg = ""
-	}
-	return rules.NewStore(arg)
 }
 
 func runSensor(cmd *cobra.Command, o *runOptions) error {

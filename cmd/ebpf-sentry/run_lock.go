@@ -1,3 +1,5 @@
+//go:build linux && amd64
+
 package main
 
 import (
@@ -28,9 +30,6 @@ import (
 // --allowlist; `run --mode lock` enforces it in the kernel.
 
 const defaultAllowlist = "/var/lib/ebpf-sentry/allowlist.yaml"
-
-// allowlistFile is the name of the allowlist inside a signed fleet bundle.
-const allowlistFile = "allowlist.yaml"
 
 type lockFlags struct {
 	path   string
@@ -440,11 +439,6 @@ func (f *fleetAllowlist) follow(ctx context.Context, kv jetstream.KeyValue, key 
 		}
 	}
 }
-
-// learnedPrefix is where agents in learn mode put what they saw, one key
-// per host, unsigned: observations for an operator to review and merge
-// (allowlist approve --learned), never applied by an agent.
-const learnedPrefix = "learned."
 
 // openFleetLearn makes learn mode put its list under learned.HOST in the
 // bucket (created if absent) at every flush.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -18,7 +20,6 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/insn"
 	"github.com/ebpf-sentry/ebpf-sentry/inventory"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
-	"github.com/ebpf-sentry/ebpf-sentry/program"
 	"github.com/ebpf-sentry/ebpf-sentry/report"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
@@ -412,15 +413,4 @@ func hiddenText(h inventory.Hidden) string {
 		what = fmt.Sprintf("program bpf_prog_%s_%s", h.Tag, h.Name)
 	}
 	return fmt.Sprintf("%s seen by %s, missing from %s", output.Escape(what), strings.Join(h.SeenBy, ","), strings.Join(h.MissingFrom, ","))
-}
-
-// tailCallsText lists a prog_array's occupied slots: "[1] → tg_stage2" from
-// an object, "[0] → prog 42" from the kernel. Names from objects are
-// untrusted and escaped.
-func tailCallsText(tcs []program.TailCall) string {
-	parts := make([]string, len(tcs))
-	for i, tc := range tcs {
-		parts[i] = output.Escape(tc.String())
-	}
-	return strings.Join(parts, ", ")
 }

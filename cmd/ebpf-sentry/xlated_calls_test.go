@@ -1,14 +1,19 @@
+//go:build linux
+
 package main
 
 import (
+	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
 
+	"github.com/ebpf-sentry/ebpf-sentry/analysis"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 )
 
@@ -79,6 +84,42 @@ func TestInspectXlatedListingCallsMatchBpftool(t *testing.T) {
 			if got[i] != exp[i] {
 				t.Errorf("call %d: %q, bpftool %q", i, got[i], exp[i])
 			}
+		}
+	})
+}
+
+func TestInspectXlatedDumpNamesHelpersLikeBpftool(t *testing.T) {
+	eachXlatedDump(t, func(t *testing.T, _, dump string, text []byte) {
+		out, msg, code := runInspectCLI(t, nil, "--raw", dump, "--xlated", "--format", "json")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, msg)
+		}
+		var doc struct {
+			Programs []struct {
+				Analysis analysis.Report `json:"analysis"`
+			} `json:"programs"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Programs) != 1 {
+			t.Fatalf("json: %v", err)
+		}
+		r := doc.Programs[0].Analysis
+		if len(r.Helpers) == 0 {
+			t.Fatal("no helpers found")
+		}
+		for _, h := range r.Helpers {
+			if n := strings.Count(string(text), "call "+h.Name+"#"); n != h.Count {
+				t.Errorf("%s (id %d): %d calls, bpftool shows %d", h.Name, h.ID, h.Count, n)
+			}
+			if strings.HasPrefix(h.Name, "helper#") {
+				t.Errorf("helper at %v left unnamed", h.At)
+			}
+		}
+		var pid bool
+		for _, h := range r.Helpers {
+			pid = pid || h.ID == 14 && h.Name == "bpf_get_current_pid_tgid"
+		}
+		if !pid {
+			t.Errorf("bpf_get_current_pid_tgid not mapped back to id 14: %+v", r.Helpers)
 		}
 	})
 }
