@@ -317,8 +317,22 @@ func (p *Pipeline) Delivered() map[string]uint64 {
 // ReportLoss emits a loss event with what was lost since the previous one,
 // if anything was. The pipeline calls it every LossInterval and on Close.
 func (p *Pipeline) ReportLoss() {
-	p.lossMu.Lock()
 	now := p.cfg.Now()
+	items, interval := p.takeUnreported(now)
+	if len(items) == 0 {
+		return
+	}
+	// The log too: when the only sink is the one losing events, its loss
+	// event is lost with them, and the log (stderr) is the trace left.
+	p.logLoss(slog.LevelWarn, "events lost", items)
+	p.Emit(&Event{Event: KindLoss, Time: now, Loss: &Loss{Interval: max(interval, 0), Items: items}})
+}
+
+// takeUnreported returns the losses counted since the last report, sorted,
+// and the seconds since that report, and marks them reported.
+func (p *Pipeline) takeUnreported(now time.Time) ([]LossCount, float64) {
+	p.lossMu.Lock()
+	defer p.lossMu.Unlock()
 	var items []LossCount
 	for k, c := range p.loss {
 		if d := c.total - c.reported; d > 0 {
@@ -328,12 +342,14 @@ func (p *Pipeline) ReportLoss() {
 	}
 	interval := now.Sub(p.lastLoss).Seconds()
 	p.lastLoss = now
-	p.lossMu.Unlock()
-	if len(items) == 0 {
-		return
-	}
 	sortLoss(items)
-	p.Emit(&Event{Event: KindLoss, Time: now, Loss: &Loss{Interval: max(interval, 0), Items: items}})
+	return items, interval
+}
+
+func (p *Pipeline) logLoss(level slog.Level, msg string, items []LossCount) {
+	for _, it := range items {
+		p.cfg.Logger.Log(context.Background(), level, msg, "stage", it.Stage, "sink", it.Sink, "reason", it.Reason, "count", it.Count, "total", it.Total)
+	}
 }
 
 func sortLoss(items []LossCount) {
@@ -401,6 +417,12 @@ func (p *Pipeline) Close(ctx context.Context) error {
 		if err := w.sink.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close sink %s: %w", w.sink.Name(), err))
 		}
+	}
+	// What was lost after the last loss event (e.g. a webhook batch still
+	// retrying when ctx ended) can no longer reach a sink: it goes to the
+	// log, so no loss is silent.
+	if items, _ := p.takeUnreported(p.cfg.Now()); len(items) > 0 {
+		p.logLoss(slog.LevelError, "events lost at shutdown, after the last loss event", items)
 	}
 	return errors.Join(errs...)
 }

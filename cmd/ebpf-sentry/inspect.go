@@ -305,14 +305,14 @@ func writeText(w *bufio.Writer, p *program.Program, r *analysis.Report) {
 	line := func(k, format string, a ...any) {
 		fmt.Fprintf(w, "  %-12s "+format+"\n", append([]any{k + ":"}, a...)...)
 	}
-	name := p.Name
+	name := output.Escape(p.Name)
 	if name == "" {
 		name = "(unnamed)"
 	}
 	fmt.Fprintf(w, "program %s\n", name)
-	line("origin", "%s (%s)", p.Origin, p.Source)
+	line("origin", "%s (%s)", output.Escape(p.Origin), p.Source)
 	if p.Section != "" {
-		line("section", "%s", p.Section)
+		line("section", "%s", output.Escape(p.Section))
 	}
 	if p.Source != program.SourceRaw {
 		line("type", "%s (%d)", analysis.ProgTypeName(p.Type), p.Type)
@@ -320,7 +320,7 @@ func writeText(w *bufio.Writer, p *program.Program, r *analysis.Report) {
 			line("attach type", "%s (%d)", attachTypeName(p.ExpectedAttachType), p.ExpectedAttachType)
 		}
 		if p.AttachTo != "" {
-			line("attach to", "%s", p.AttachTo)
+			line("attach to", "%s", output.Escape(p.AttachTo))
 		}
 		lic := "none"
 		if p.License != "" {
@@ -336,10 +336,10 @@ func writeText(w *bufio.Writer, p *program.Program, r *analysis.Report) {
 		line("struct_ops", "%s", structOpsText(p.StructOps))
 	}
 	if p.ObjectLoaderError != "" {
-		line("read", "directly (the object loader refused the object: %s)", p.ObjectLoaderError)
+		line("read", "directly (the object loader refused the object: %s)", output.Escape(p.ObjectLoaderError))
 	}
 	for _, u := range p.Unresolved {
-		line("unresolved", "%s", u)
+		line("unresolved", "%s", output.Escape(u.String()))
 	}
 	line("insns", "%d", r.InsnCount)
 	line("sha256", "%s", r.SHA256)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
 	"github.com/ebpf-sentry/ebpf-sentry/insn"
+	"github.com/ebpf-sentry/ebpf-sentry/output"
 	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
 
@@ -81,7 +82,7 @@ func (o *inspectOptions) write(w *bufio.Writer, progs []*program.Program) error 
 				if i > 0 {
 					w.WriteByte('\n')
 				}
-				fmt.Fprintf(w, "%s:\n", p.Name)
+				fmt.Fprintf(w, "%s:\n", output.Escape(p.Name))
 			}
 			err = kf.WriteListing(w, ins, insn.ListingBpftool)
 		case "macro":
@@ -89,7 +90,8 @@ func (o *inspectOptions) write(w *bufio.Writer, progs []*program.Program) error 
 				if i > 0 {
 					w.WriteByte('\n')
 				}
-				fmt.Fprintf(w, "/* %s */\n", p.Name)
+				// Escaped, and never able to end the comment early.
+				fmt.Fprintf(w, "/* %s */\n", strings.ReplaceAll(output.Escape(p.Name), "*/", "*\\/"))
 			}
 			err = writeMacros(w, ins, externComment(p))
 		case "json":
