@@ -418,31 +418,8 @@ install it; anything unsigned or signed by another key is refused.`,
 			if err != nil {
 				return err
 			}
-			key, err := policy.ReadPrivateKey(keyFile)
-			if err != nil {
-				return fmt.Errorf("--key: %w", err)
-			}
-			urls, err := output.ParseNATSURLs(natsURL)
-			if err != nil {
-				return fmt.Errorf("--nats: %w", err)
-			}
-			auth, err := output.NATSAuthOptions(nopts.NATS)
-			if err != nil {
-				return err
-			}
-			nc, err := nats.Connect(strings.Join(urls, ","), auth...)
-			if err != nil {
-				return fmt.Errorf("--nats: %w", err)
-			}
-			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
 			b := &policy.Bundle{Version: 1, Serial: time.Now().UnixNano(), Files: []policy.File{{Name: allowlistFile, Data: data}}}
-			rev, err := policy.Publish(ctx, js, bucket, name, replicas, b, key)
+			rev, key, err := signAndPublish(cmd.Context(), keyFile, natsURL, nopts.NATS, bucket, name, replicas, b)
 			if err != nil {
 				return err
 			}

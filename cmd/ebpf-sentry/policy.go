@@ -135,30 +135,7 @@ func newRulesPublishCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			key, err := policy.ReadPrivateKey(keyFile)
-			if err != nil {
-				return fmt.Errorf("--key: %w", err)
-			}
-			urls, err := output.ParseNATSURLs(natsURL)
-			if err != nil {
-				return fmt.Errorf("--nats: %w", err)
-			}
-			auth, err := output.NATSAuthOptions(nopts.NATS)
-			if err != nil {
-				return err
-			}
-			nc, err := nats.Connect(strings.Join(urls, ","), auth...)
-			if err != nil {
-				return fmt.Errorf("--nats: %w", err)
-			}
-			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			rev, err := policy.Publish(ctx, js, bucket, name, replicas, b, key)
+			rev, key, err := signAndPublish(cmd.Context(), keyFile, natsURL, nopts.NATS, bucket, name, replicas, b)
 			if err != nil {
 				return err
 			}
@@ -193,4 +170,35 @@ func openRunRules(arg string) (*rules.Store, error) {
 		arg = ""
 	}
 	return rules.NewStore(arg)
+}
+
+// signAndPublish signs b with the ed25519 key in keyFile and puts it under
+// name in bucket on the NATS servers natsURL (rules publish, allowlist
+// publish). It returns the KV revision and the key that signed.
+func signAndPublish(ctx context.Context, keyFile, natsURL string, opt output.NATSOptions, bucket, name string, replicas int, b *policy.Bundle) (uint64, ed25519.PrivateKey, error) {
+	key, err := policy.ReadPrivateKey(keyFile)
+	if err != nil {
+		return 0, nil, fmt.Errorf("--key: %w", err)
+	}
+	urls, err := output.ParseNATSURLs(natsURL)
+	if err != nil {
+		return 0, nil, fmt.Errorf("--nats: %w", err)
+	}
+	auth, err := output.NATSAuthOptions(opt)
+	if err != nil {
+		return 0, nil, err
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","), auth...)
+	if err != nil {
+		return 0, nil, fmt.Errorf("--nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rev, err := policy.Publish(ctx, js, bucket, name, replicas, b, key)
+	return rev, key, err
 }
