@@ -320,6 +320,10 @@ func TestFingerprintOfTheObjectMatchesTheProgramWithRealMapFDs(t *testing.T) {
 			}
 			maps := map[string]*ebpf.Map{}
 			for name, ms := range spec.Maps {
+				if ms.Type == ebpf.ProgramArray {
+					ms = ms.Copy()
+					ms.Contents = nil // slots name programs; only fds matter here
+				}
 				m, err := ebpf.NewMap(ms)
 				if err != nil {
 					testutils.SkipOrFail(t, fmt.Sprintf("create map %s: %v", name, err))

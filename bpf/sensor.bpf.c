@@ -1433,8 +1433,15 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 	if (sz > sizeof(attr))
 		sz = sizeof(attr);
 	if (sz == 0 || bpf_probe_read_user(&attr, sz, (const void *)uattr)) {
-		count_loss(SENTRY_LOSS_ATTR_READ);
+		/* The newer fields (from core_relo_cnt: tokens, signatures) may
+		 * lie on a page the loader has not faulted in (the kernel will,
+		 * after this hook): the fields every kernel has, alone. */
+		const __u64 base = offsetof(struct prog_load_attr, core_relo_cnt);
 		__builtin_memset(&attr, 0, sizeof(attr));
+		if (sz <= base || bpf_probe_read_user(&attr, base, (const void *)uattr)) {
+			count_loss(SENTRY_LOSS_ATTR_READ);
+			__builtin_memset(&attr, 0, sizeof(attr));
+		}
 	}
 	judge(&attr, size, attr.insns, attr.insn_cnt, SRC_USER, enforcer);
 	return 0;
@@ -1698,7 +1705,13 @@ int BPF_PROG(sentry_lsm_bpf, int cmd, union bpf_attr *kattr, unsigned int size)
 	if (!ts) {
 		__u32 zero = 0;
 		struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
-		return unjudged(cfg, SENTRY_LOSS_NO_SCRATCH, ENF_DENY, 0) == SENTRY_ACT_DENIED ? -EPERM : 0;
+		/* Through a volatile: clang would otherwise negate the comparison's
+		 * 0/1, a value whose range the 6.12 verifier does not follow, and
+		 * it must see R0 within [-4095, 0] at an LSM program's exit. */
+		volatile long ret = 0; /* 64-bit: an int would come back zero-extended */
+		if (unjudged(cfg, SENTRY_LOSS_NO_SCRATCH, ENF_DENY, 0) == SENTRY_ACT_DENIED)
+			ret = -EPERM;
+		return ret;
 	}
 	struct prog_load_attr *ap = &ts->attr;
 	if (bpf_probe_read_kernel(ap, sizeof(*ap), kattr)) /* zeroes it on failure */

@@ -25,5 +25,5 @@ func ExampleBenign() {
 		n += len(o.Programs)
 	}
 	fmt.Println(len(testprogs.Benign()), "benign objects,", n, "programs")
-	// Output: 15 benign objects, 27 programs
+	// Output: 16 benign objects, 29 programs
 }

@@ -154,6 +154,29 @@ const BigInsns = 100000
 // package's tests with cilium/ebpf.
 var Objects = []Object{
 	{
+		File: "attach_targets.bpf.o", Malicious: true,
+		Imitates: "malicious by position only: call counters that the attach tests put where a file hider (getdents64), a syscall spy (raw sys_enter) and a credential sniffer (uprobe on libpam) sit",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "count_dirents", Section: "tracepoint/syscalls/sys_enter_getdents64", Type: ebpf.TracePoint, Insns: 12, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1}},
+			{Name: "count_raw", Section: "raw_tracepoint/sys_enter", Type: ebpf.RawTracepoint, Insns: 11, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1}},
+			{Name: "count_pam", Section: "uprobe", Type: ebpf.Kprobe, Insns: 12, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1}},
+		},
+	},
+	{
+		File: "tailgraph.bpf.o", Imitates: "a two-stage XDP pipeline whose prog_array is initialised in the object (the tail-call graph inspect shows)",
+		License: "GPL", BTF: true,
+		Programs: []Program{
+			{Name: "tg_stage2", Section: "xdp", Type: ebpf.XDP, Insns: 2, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{}},
+			{Name: "tg_stage1", Section: "xdp", Type: ebpf.XDP, Insns: 6, Loads: true,
+				Helpers: map[asm.BuiltinFunc]int{asm.FnTailCall: 1}},
+		},
+	},
+	{
 		File: "execsnoop.bpf.o", Imitates: "execsnoop (libbpf-tools): exec tracing",
 		License: "GPL", BTF: true,
 		Programs: []Program{

@@ -51,6 +51,7 @@ func main() {
 	attachBTFID := flag.Uint("attach-btf-id", 0, "attach_btf_id (a vmlinux BTF type id)")
 	flags := flag.Uint("flags", 0, "prog_flags")
 	flip := flag.Int("flip", -1, "a second thread keeps toggling bit 0 of this instruction's imm while the loads run (a time-of-check to time-of-use race)")
+	flipInJudge := flag.Int("flip-in-judge", -1, "every load passes instructions whose first part (up to and including this instruction) ends an ordinary page and whose rest starts a userfaultfd page; a hook that reads them in a sleepable program (lsm.s/bpf's bpf_copy_from_user) faults on the second page after reading the first, and the fault handler then toggles bit 0 of this instruction's imm before serving it: the kernel's later copy differs from the judged one, deterministically")
 	flipInCopy := flag.Int("flip-in-copy", -1, "every load passes a bpf_attr whose zero tail sits in fresh userfaultfd memory; while the kernel waits for it (after the syscall's entry, before it copies the attr and then the instructions) the fault handler toggles bit 0 of this instruction's imm: a deterministic time-of-check to time-of-use race")
 	progArray := flag.String("prog-array", "", "a pinned BPF_MAP_TYPE_PROG_ARRAY: its fd goes into every ld_imm64 map-fd pseudo instruction (src_reg 1) of the program")
 	mapPins := flag.String("maps", "", "pinned maps, separated by commas: a ld_imm64 map-fd pseudo instruction (src_reg 1) whose imm is i gets the fd of the i-th (with -prog-array, that one is then only the -tail-slot target)")
@@ -164,6 +165,12 @@ func main() {
 	if *flipInCopy >= 0 && (*flip >= 0 || stall != nil) {
 		fatal(fmt.Errorf("-flip-in-copy cannot be combined with -flip or -uffd-stall"))
 	}
+	if *flipInJudge >= 0 && (*flip >= 0 || stall != nil || *flipInCopy >= 0) {
+		fatal(fmt.Errorf("-flip-in-judge cannot be combined with -flip, -flip-in-copy or -uffd-stall"))
+	}
+	if *flipInJudge >= len(insns)/8-1 {
+		fatal(fmt.Errorf("-flip-in-judge %d: the program has %d instructions; at least one must follow it", *flipInJudge, len(insns)/8))
+	}
 	if *flipInCopy >= len(insns)/8 {
 		fatal(fmt.Errorf("-flip-in-copy %d: the program has %d instructions", *flipInCopy, len(insns)/8))
 	}
@@ -222,7 +229,9 @@ func main() {
 			}
 			took = time.Since(start)
 		}
-		if *flipInCopy >= 0 {
+		if *flipInJudge >= 0 {
+			fd, took, err = flipInJudgedCopy(&attr, insns, *flipInJudge)
+		} else if *flipInCopy >= 0 {
 			fd, took, err = flipInKernelCopy(&attr, insns, *flipInCopy)
 		} else if i == 0 && stall != nil {
 			attr.Insns = uint64(stall.Addr())
@@ -353,6 +362,42 @@ func flipInKernelCopy(attr *rawbpf.ProgLoadAttr, insns []byte, n int) (fd int, t
 	}
 	if f := r.Stats().Faults; f != 1 {
 		fatal(fmt.Errorf("-flip-in-copy: the kernel faulted %d times on the attr's tail, want 1", f))
+	}
+	return fd, took, err
+}
+
+// flipInJudgedCopy runs load with the instructions straddling an ordinary
+// page and a userfaultfd-registered one: instructions 0..n end the first,
+// the rest start the second. A hook that copies the instructions in a
+// sleepable program (lsm.s/bpf, before the kernel's own copy) reads the
+// first part, then faults on the second; while it waits, the handler
+// toggles bit 0 of instruction n's imm, which the hook has already read,
+// and serves the rest. The kernel's copy then holds the toggled value.
+func flipInJudgedCopy(attr *rawbpf.ProgLoadAttr, insns []byte, n int) (fd int, took time.Duration, err error) {
+	split := (n + 1) * 8
+	r, rerr := uffd.NewWithPrefix(os.Getpagesize(), insns[split:], 0)
+	if rerr != nil {
+		fatal(fmt.Errorf("-flip-in-judge: %w", rerr))
+	}
+	pre := r.Prefix()
+	first := pre[len(pre)-split:]
+	copy(first, insns[:split])
+	imm := (*uint32)(unsafe.Pointer(&first[n*8+4]))
+	r.OnFirstFault(func() { atomic.StoreUint32(imm, atomic.LoadUint32(imm)^1) })
+	a := *attr
+	a.Insns = uint64(uintptr(unsafe.Pointer(&first[0])))
+	if berr := uffd.WithSignalsBlocked(func() {
+		start := time.Now()
+		fd, err = rawbpf.Load(&a)
+		took = time.Since(start)
+	}); berr != nil {
+		fatal(fmt.Errorf("-flip-in-judge: %w", berr))
+	}
+	if cerr := r.Close(); cerr != nil {
+		fatal(fmt.Errorf("-flip-in-judge: %w", cerr))
+	}
+	if f := r.Stats().Faults; f != 1 {
+		fatal(fmt.Errorf("-flip-in-judge: %d faults on the instructions' second page, want 1", f))
 	}
 	return fd, took, err
 }
