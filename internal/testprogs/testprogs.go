@@ -156,7 +156,7 @@ var Objects = []Object{
 	{
 		File: "attach_targets.bpf.o", Malicious: true,
 		Imitates: "malicious by position only: call counters that the attach tests put where a file hider (getdents64), a syscall spy (raw sys_enter) and a credential sniffer (uprobe on libpam) sit",
-		License: "GPL", BTF: true,
+		License:  "GPL", BTF: true,
 		Programs: []Program{
 			{Name: "count_dirents", Section: "tracepoint/syscalls/sys_enter_getdents64", Type: ebpf.TracePoint, Insns: 12, Loads: true,
 				Helpers: map[asm.BuiltinFunc]int{asm.FnMapLookupElem: 1}},
