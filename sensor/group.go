@@ -108,8 +108,8 @@ func groupProgram(exitHook Hook) string {
 	return sentryProgSentryGroupEnterTp
 }
 
-// attachGroup attaches the group programs and calibrates the kernel side:
-// the sensor writes a program of its own into a prog_array of its own,
+// attachGroup attaches the group programs; calibrateGroupsOrSay, once the
+// agent is known, calibrates the kernel side: the sensor writes a program of its own into a prog_array of its own,
 // which the kernel hook takes as the f_op of a map fd and of a program fd.
 // Without that, prog_array writes are not recognised (the sensor says so
 // and carries on: groups then stay per process).
@@ -120,11 +120,18 @@ func (s *Sensor) attachGroup(exitHook Hook) error {
 		return fmt.Errorf("attach %s: %w", enter, err)
 	}
 	s.links = append(s.links, le)
+	return nil
+}
+
+// calibrateGroupsOrSay runs calibrateGroups once the kernel side knows the
+// agent (its identity learnt, the config committed): the hook takes only
+// the agent's own write as the calibration. A failure leaves groups per
+// process, and says so.
+func (s *Sensor) calibrateGroupsOrSay() {
 	if err := s.calibrateGroups(); err != nil {
 		s.groupNote = fmt.Sprintf("prog_array writes not recognised: %v", err)
 		s.log.Warn("loader groups: prog_array writes will not join groups", "err", err)
 	}
-	return nil
 }
 
 func attachGroupProg(h Hook, p *ebpf.Program, group, name string) (link.Link, error) {

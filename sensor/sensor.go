@@ -439,6 +439,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	if err := s.SetRules(cfg.Rules); err != nil {
 		return fail(err)
 	}
+	s.calibrateGroupsOrSay()
 	if err := s.recordOwnIDs(); err != nil {
 		return fail(err)
 	}

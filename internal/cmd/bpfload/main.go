@@ -39,7 +39,7 @@ type result struct {
 }
 
 func main() {
-	insnsPath := flag.String("insns", "", "file with raw instructions (8 bytes each); several files separated by commas are loaded one after the other, each -count times, by this one process")
+	insnsPath := flag.String("insns", "", "file with raw instructions (8 bytes each); several files separated by commas (unless the whole argument names a file) are loaded one after the other, each -count times, by this one process")
 	gen := flag.Int("gen", 0, "instead of -insns: n-1 times r0 = 0, then exit")
 	name := flag.String("name", "bpfload", "program name (≤ 15 bytes)")
 	typ := flag.Uint("type", 5, "enum bpf_prog_type (5: tracepoint)")
@@ -72,7 +72,11 @@ func main() {
 	var more [][]byte // the files after the first (-insns a,b)
 	switch {
 	case *insnsPath != "":
-		for i, p := range strings.Split(*insnsPath, ",") {
+		paths := strings.Split(*insnsPath, ",")
+		if _, err := os.Stat(*insnsPath); err == nil {
+			paths = []string{*insnsPath} // one file whose name has a comma (a test's temp dir)
+		}
+		for i, p := range paths {
 			b, err := os.ReadFile(p)
 			if err != nil {
 				fatal(err)
