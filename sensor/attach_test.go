@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,6 +140,9 @@ func TestAttachIsReportedAndBlockedByTarget(t *testing.T) {
 	}
 	for _, w := range ways {
 		t.Run(w.name+" reported", func(t *testing.T) {
+			if w.op == OpLinkCreate {
+				testutils.SkipOnOldKernel(t, "5.15", "BPF links for perf events (BPF_LINK_CREATE, attach type perf_event)")
+			}
 			r := runAttacher(t, w.args...)
 			if r.killed || r.Error != "" {
 				t.Fatalf("bpfattach: %+v", r)
@@ -169,6 +173,9 @@ func TestAttachIsReportedAndBlockedByTarget(t *testing.T) {
 	}
 	for _, w := range ways {
 		t.Run(w.name+" blocked", func(t *testing.T) {
+			if w.op == OpLinkCreate {
+				testutils.SkipOnOldKernel(t, "5.15", "BPF links for perf events (BPF_LINK_CREATE, attach type perf_event)")
+			}
 			r := runAttacher(t, w.args...)
 			// the attach itself, not a library's feature probe before it
 			blocked := func(evs []*AttachEvent) *AttachEvent {

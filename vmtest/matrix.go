@@ -94,13 +94,15 @@ var DefaultHelpers = []string{"./internal/cmd/bpfload", "./internal/cmd/bpfattac
 // agent spared); signed loads (6.18+) and loads through a BPF token made in
 // a user namespace (6.9+) name their provenance.
 //
-// Of the command's suite, the light skeleton's payload stopped by run
+// Of the command's suite, doctor's signing and token lines against the
+// kernel's version, and the light skeleton's payload stopped by run
+// (syscall programs: 5.14+)
 // (whatever the hook: denied at the inner load by an LSM hook, or killed
 // at the end of the loader's BPF_PROG_TEST_RUN); of the inventory's, a
 // program hidden from GET_NEXT_ID with bpf_probe_write_user found by the
 // cross-view (where lockdown forbids the helper: the hider refused).
 var DefaultPackageRun = map[string]string{
 	"./inventory":       "^TestCrossViewFindsAProgramHiddenFromGetNextID$",
-	"./cmd/ebpf-sentry": "^TestRunStopsTheLightSkeletonsPayload$",
+	"./cmd/ebpf-sentry": "^(TestRunStopsTheLightSkeletonsPayload|TestDoctorReportsSigningAndTokens)$",
 	"./sensor":          "^(TestProbeKernelAgreesWithTheKernelsExpectations|TestPinnedSensorKeepsEnforcing|TestIA32LoadersAreJudged|TestBoundedWalkReportsWhatTheLoopWalkReports|TestStalledInstructionPagesAreReportedAndBlocked|TestLSMProgLoad.*|TestLSMBpf.*|TestMismatchedHookAndEnforcerAreRefused|TestCorruptEnforcer.*|TestKprobeHookSeesWhatTheTracepointSees|TestJudgedCopyDiffersWhenTheLoaderRacesTheCheck|TestKernelTagIsTheTagOfTheJudgedInstructions|TestVerdictsAndEnforcement|TestMapWriteByAnotherProcessIsStopped|TestSensorLearnsTheAgentsStartInNanoseconds|TestAttachIsReportedAndBlockedByTarget|TestLSMGroupSplitProfileIsDenied|TestLockBlocksWhatIsNotOnTheAllowlist|TestLockSparesTheAgentsOwnLoadsByIdentity|TestSignedLoadsCarryProvenance|TestSignedPolicyIsEnforcedInTheKernel|TestBogusSignaturesAndTokensGetAClearOutcome|TestTokenLoadsNameTheTokensOrigin)$",
 }

@@ -72,6 +72,7 @@ func startLskel(t *testing.T, bin string) (*exec.Cmd, io.WriteCloser, *bufio.Rea
 // the rule spares runs on: resumed, attached, reported as loaded.
 func TestRunStopsTheLightSkeletonsPayload(t *testing.T) {
 	testutils.RequireRoot(t, "running the sensor")
+	testutils.SkipOnOldKernel(t, "5.14", "syscall programs (BPF_PROG_TYPE_SYSCALL), which a light skeleton's loader is")
 	dir := t.TempDir()
 	bin := goBuild(t, ".", "ebpf-sentry")
 	runner := testprogs.Path("lskel/payload-lskel")
