@@ -250,6 +250,7 @@ struct {
 	__type(value, struct rules_facts);
 } facts_scratch SEC(".maps");
 
+
 /*
  * Where each chunk record is built: read from the loader, walked, then
  * copied into the ring buffer with bpf_ringbuf_output at its used size
@@ -297,6 +298,16 @@ struct prog_load_attr {
 	__u32 signature_size;
 	__s32 keyring_id;
 };
+
+/* The syscall hooks' copy of the attr: in map memory, not on the stack,
+ * which the walk's callbacks leave too little of (6.1 counts 512 bytes over
+ * the call chain). Per CPU: those hooks do not sleep. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct prog_load_attr);
+} attr_scratch SEC(".maps");
 
 #ifndef SENTRY_NO_LOOP
 /*
@@ -1427,23 +1438,30 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 			guard_syscall(cmd, uattr, size, enforcer);
 		return attach_enter(cmd, uattr, size, enforcer);
 	}
-	struct prog_load_attr attr = {};
+	__u32 zero = 0;
+	struct prog_load_attr *ap = bpf_map_lookup_elem(&attr_scratch, &zero);
+	if (!ap) {
+		struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+		unjudged(cfg, SENTRY_LOSS_NO_SCRATCH, enforcer, 0);
+		return 0;
+	}
+	__builtin_memset(ap, 0, sizeof(*ap));
 	/* 64-bit: clamping a truncated copy loses the bound for the verifier */
 	__u64 sz = size;
-	if (sz > sizeof(attr))
-		sz = sizeof(attr);
-	if (sz == 0 || bpf_probe_read_user(&attr, sz, (const void *)uattr)) {
+	if (sz > sizeof(*ap))
+		sz = sizeof(*ap);
+	if (sz == 0 || bpf_probe_read_user(ap, sz, (const void *)uattr)) {
 		/* The newer fields (from core_relo_cnt: tokens, signatures) may
 		 * lie on a page the loader has not faulted in (the kernel will,
 		 * after this hook): the fields every kernel has, alone. */
 		const __u64 base = offsetof(struct prog_load_attr, core_relo_cnt);
-		__builtin_memset(&attr, 0, sizeof(attr));
-		if (sz <= base || bpf_probe_read_user(&attr, base, (const void *)uattr)) {
+		__builtin_memset(ap, 0, sizeof(*ap));
+		if (sz <= base || bpf_probe_read_user(ap, base, (const void *)uattr)) {
 			count_loss(SENTRY_LOSS_ATTR_READ);
-			__builtin_memset(&attr, 0, sizeof(attr));
+			__builtin_memset(ap, 0, sizeof(*ap));
 		}
 	}
-	judge(&attr, size, attr.insns, attr.insn_cnt, SRC_USER, enforcer);
+	judge(ap, size, ap->insns, ap->insn_cnt, SRC_USER, enforcer);
 	return 0;
 }
 

@@ -73,6 +73,41 @@ type sentryLoaderRate struct {
 	Insns       uint64
 }
 
+type sentryProgLoadAttr struct {
+	_                  structs.HostLayout
+	ProgType           uint32
+	InsnCnt            uint32
+	Insns              uint64
+	License            uint64
+	LogLevel           uint32
+	LogSize            uint32
+	LogBuf             uint64
+	KernVersion        uint32
+	ProgFlags          uint32
+	ProgName           [16]int8
+	ProgIfindex        uint32
+	ExpectedAttachType uint32
+	ProgBtfFd          uint32
+	FuncInfoRecSize    uint32
+	FuncInfo           uint64
+	FuncInfoCnt        uint32
+	LineInfoRecSize    uint32
+	LineInfo           uint64
+	LineInfoCnt        uint32
+	AttachBtfId        uint32
+	AttachBtfObjFd     uint32
+	CoreReloCnt        uint32
+	FdArray            uint64
+	CoreRelos          uint64
+	CoreReloRecSize    uint32
+	LogTrueSize        uint32
+	ProgTokenFd        int32
+	FdArrayCnt         uint32
+	Signature          uint64
+	SignatureSize      uint32
+	KeyringId          int32
+}
+
 type sentryRulesFacts struct {
 	_                  structs.HostLayout
 	ProgType           uint32
@@ -580,40 +615,7 @@ type sentryTaskScratch struct {
 	F     sentryRulesFacts
 	Chunk sentrySentryChunk
 	Res   sentryRulesResult
-	Attr  struct {
-		_                  structs.HostLayout
-		ProgType           uint32
-		InsnCnt            uint32
-		Insns              uint64
-		License            uint64
-		LogLevel           uint32
-		LogSize            uint32
-		LogBuf             uint64
-		KernVersion        uint32
-		ProgFlags          uint32
-		ProgName           [16]int8
-		ProgIfindex        uint32
-		ExpectedAttachType uint32
-		ProgBtfFd          uint32
-		FuncInfoRecSize    uint32
-		FuncInfo           uint64
-		FuncInfoCnt        uint32
-		LineInfoRecSize    uint32
-		LineInfo           uint64
-		LineInfoCnt        uint32
-		AttachBtfId        uint32
-		AttachBtfObjFd     uint32
-		CoreReloCnt        uint32
-		FdArray            uint64
-		CoreRelos          uint64
-		CoreReloRecSize    uint32
-		LogTrueSize        uint32
-		ProgTokenFd        int32
-		FdArrayCnt         uint32
-		Signature          uint64
-		SignatureSize      uint32
-		KeyringId          int32
-	}
+	Attr  sentryProgLoadAttr
 }
 
 // Names of all BPF objects in the ELF.
@@ -626,6 +628,7 @@ const (
 	sentryMapAttachInflight           = "attach_inflight"
 	sentryMapAttachPending            = "attach_pending"
 	sentryMapAttachScratch            = "attach_scratch"
+	sentryMapAttrScratch              = "attr_scratch"
 	sentryMapChunkScratch             = "chunk_scratch"
 	sentryMapCommits                  = "commits"
 	sentryMapConfig                   = "config"
@@ -789,6 +792,7 @@ type sentryMapSpecs struct {
 	AttachInflight   *ebpf.MapSpec `ebpf:"attach_inflight"`
 	AttachPending    *ebpf.MapSpec `ebpf:"attach_pending"`
 	AttachScratch    *ebpf.MapSpec `ebpf:"attach_scratch"`
+	AttrScratch      *ebpf.MapSpec `ebpf:"attr_scratch"`
 	ChunkScratch     *ebpf.MapSpec `ebpf:"chunk_scratch"`
 	Commits          *ebpf.MapSpec `ebpf:"commits"`
 	Config           *ebpf.MapSpec `ebpf:"config"`
@@ -878,6 +882,7 @@ type sentryMaps struct {
 	AttachInflight   *ebpf.Map `ebpf:"attach_inflight"`
 	AttachPending    *ebpf.Map `ebpf:"attach_pending"`
 	AttachScratch    *ebpf.Map `ebpf:"attach_scratch"`
+	AttrScratch      *ebpf.Map `ebpf:"attr_scratch"`
 	ChunkScratch     *ebpf.Map `ebpf:"chunk_scratch"`
 	Commits          *ebpf.Map `ebpf:"commits"`
 	Config           *ebpf.Map `ebpf:"config"`
@@ -917,6 +922,7 @@ func (m *sentryMaps) Close() error {
 		m.AttachInflight,
 		m.AttachPending,
 		m.AttachScratch,
+		m.AttrScratch,
 		m.ChunkScratch,
 		m.Commits,
 		m.Config,

@@ -67,6 +67,41 @@ type sentryLegacyLoaderRate struct {
 	Insns       uint64
 }
 
+type sentryLegacyProgLoadAttr struct {
+	_                  structs.HostLayout
+	ProgType           uint32
+	InsnCnt            uint32
+	Insns              uint64
+	License            uint64
+	LogLevel           uint32
+	LogSize            uint32
+	LogBuf             uint64
+	KernVersion        uint32
+	ProgFlags          uint32
+	ProgName           [16]int8
+	ProgIfindex        uint32
+	ExpectedAttachType uint32
+	ProgBtfFd          uint32
+	FuncInfoRecSize    uint32
+	FuncInfo           uint64
+	FuncInfoCnt        uint32
+	LineInfoRecSize    uint32
+	LineInfo           uint64
+	LineInfoCnt        uint32
+	AttachBtfId        uint32
+	AttachBtfObjFd     uint32
+	CoreReloCnt        uint32
+	FdArray            uint64
+	CoreRelos          uint64
+	CoreReloRecSize    uint32
+	LogTrueSize        uint32
+	ProgTokenFd        int32
+	FdArrayCnt         uint32
+	Signature          uint64
+	SignatureSize      uint32
+	KeyringId          int32
+}
+
 type sentryLegacyRulesFacts struct {
 	_                  structs.HostLayout
 	ProgType           uint32
@@ -286,6 +321,7 @@ const (
 	sentryLegacyMapAttachInflight             = "attach_inflight"
 	sentryLegacyMapAttachPending              = "attach_pending"
 	sentryLegacyMapAttachScratch              = "attach_scratch"
+	sentryLegacyMapAttrScratch                = "attr_scratch"
 	sentryLegacyMapChunkScratch               = "chunk_scratch"
 	sentryLegacyMapCommits                    = "commits"
 	sentryLegacyMapConfig                     = "config"
@@ -448,6 +484,7 @@ type sentryLegacyMapSpecs struct {
 	AttachInflight   *ebpf.MapSpec `ebpf:"attach_inflight"`
 	AttachPending    *ebpf.MapSpec `ebpf:"attach_pending"`
 	AttachScratch    *ebpf.MapSpec `ebpf:"attach_scratch"`
+	AttrScratch      *ebpf.MapSpec `ebpf:"attr_scratch"`
 	ChunkScratch     *ebpf.MapSpec `ebpf:"chunk_scratch"`
 	Commits          *ebpf.MapSpec `ebpf:"commits"`
 	Config           *ebpf.MapSpec `ebpf:"config"`
@@ -534,6 +571,7 @@ type sentryLegacyMaps struct {
 	AttachInflight   *ebpf.Map `ebpf:"attach_inflight"`
 	AttachPending    *ebpf.Map `ebpf:"attach_pending"`
 	AttachScratch    *ebpf.Map `ebpf:"attach_scratch"`
+	AttrScratch      *ebpf.Map `ebpf:"attr_scratch"`
 	ChunkScratch     *ebpf.Map `ebpf:"chunk_scratch"`
 	Commits          *ebpf.Map `ebpf:"commits"`
 	Config           *ebpf.Map `ebpf:"config"`
@@ -570,6 +608,7 @@ func (m *sentryLegacyMaps) Close() error {
 		m.AttachInflight,
 		m.AttachPending,
 		m.AttachScratch,
+		m.AttrScratch,
 		m.ChunkScratch,
 		m.Commits,
 		m.Config,
