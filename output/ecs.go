@@ -176,22 +176,7 @@ func ecsCbpfAttach(ev *Event, e *ECSEvent) {
 	if c := ev.Cbpf; c != nil {
 		e.Message += " with " + c.Option
 	}
-	if l := ev.Loader; l != nil {
-		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
-		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
-		e.Process = p
-		e.Message += " by " + l.Comm
-	}
-	if v := ev.Verdict; v != nil && len(v.Rules) > 0 {
-		e.Event.Kind = "alert"
-		e.Event.Category = append(e.Event.Category, "intrusion_detection")
-		r := &ECSRule{Ruleset: "ebpf-sentry"}
-		for _, m := range v.Rules {
-			r.ID = append(r.ID, m.ID)
-		}
-		e.Rule = r
-		e.Message += " (rules: " + strings.Join(r.ID, ", ") + "; " + v.Action + ")"
-	}
+	ecsByAndJudged(ev, e)
 }
 
 func ecsHidden(ev *Event, e *ECSEvent) {
@@ -279,5 +264,26 @@ func ecsProgArrayWrite(ev *Event, e *ECSEvent) {
 		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
 		e.Process = p
 		e.Message += " by " + l.Comm
+	}
+}
+
+// ecsByAndJudged completes an attach-style message: the process that acted
+// (" by COMM") and, when rules matched, the alert with their ids and action.
+func ecsByAndJudged(ev *Event, e *ECSEvent) {
+	if l := ev.Loader; l != nil {
+		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
+		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
+		e.Process = p
+		e.Message += " by " + l.Comm
+	}
+	if v := ev.Verdict; v != nil && len(v.Rules) > 0 {
+		e.Event.Kind = "alert"
+		e.Event.Category = append(e.Event.Category, "intrusion_detection")
+		r := &ECSRule{Ruleset: "ebpf-sentry"}
+		for _, m := range v.Rules {
+			r.ID = append(r.ID, m.ID)
+		}
+		e.Rule = r
+		e.Message += " (rules: " + strings.Join(r.ID, ", ") + "; " + v.Action + ")"
 	}
 }

@@ -1,7 +1,6 @@
 package output
 
 import (
-	"strings"
 	"syscall"
 	"time"
 
@@ -96,20 +95,5 @@ func ecsProgAttach(ev *Event, e *ECSEvent) {
 		}
 		e.Message += ": " + a.Result
 	}
-	if l := ev.Loader; l != nil {
-		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
-		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
-		e.Process = p
-		e.Message += " by " + l.Comm
-	}
-	if v := ev.Verdict; v != nil && len(v.Rules) > 0 {
-		e.Event.Kind = "alert"
-		e.Event.Category = append(e.Event.Category, "intrusion_detection")
-		r := &ECSRule{Ruleset: "ebpf-sentry"}
-		for _, m := range v.Rules {
-			r.ID = append(r.ID, m.ID)
-		}
-		e.Rule = r
-		e.Message += " (rules: " + strings.Join(r.ID, ", ") + "; " + v.Action + ")"
-	}
+	ecsByAndJudged(ev, e)
 }
