@@ -69,14 +69,39 @@ func ReadKallsymsPrograms(r io.Reader) ([]KsymProg, error) {
 	return out, nil
 }
 
-// IterProgramIDs lists program ids through an iter/bpf_prog iterator.
-func IterProgramIDs() ([]uint32, error) {
-	var objs IterObjects
-	if err := LoadIterObjects(&objs, nil); err != nil {
+// ProgIterator keeps an iter/bpf_prog program loaded, so that a caller
+// that compares the views again and again (run's reconciliation) pays for
+// the verification once, and each walk costs a link and a read. Without
+// it every walk loaded, and reported, a new iterator program.
+type ProgIterator struct {
+	objs IterObjects
+}
+
+// NewProgIterator loads the iterator program.
+func NewProgIterator() (*ProgIterator, error) {
+	it := &ProgIterator{}
+	if err := LoadIterObjects(&it.objs, nil); err != nil {
 		return nil, fmt.Errorf("load the bpf_prog iterator: %w", err)
 	}
-	defer objs.Close()
-	l, err := link.AttachIter(link.IterOptions{Program: objs.ListProgIds})
+	return it, nil
+}
+
+// ID is the kernel's id of the loaded iterator program.
+func (it *ProgIterator) ID() (uint32, error) {
+	info, err := it.objs.ListProgIds.Info()
+	if err != nil {
+		return 0, err
+	}
+	id, _ := info.ID()
+	return uint32(id), nil
+}
+
+// Close unloads the iterator program.
+func (it *ProgIterator) Close() error { return it.objs.Close() }
+
+// IDs walks the kernel's program idr once.
+func (it *ProgIterator) IDs() ([]uint32, error) {
+	l, err := link.AttachIter(link.IterOptions{Program: it.objs.ListProgIds})
 	if err != nil {
 		return nil, fmt.Errorf("attach the bpf_prog iterator: %w", err)
 	}
@@ -98,6 +123,17 @@ func IterProgramIDs() ([]uint32, error) {
 		ids[i] = binary.NativeEndian.Uint32(b[4*i:])
 	}
 	return ids, nil
+}
+
+// IterProgramIDs lists program ids through an iterator loaded for this
+// one walk.
+func IterProgramIDs() ([]uint32, error) {
+	it, err := NewProgIterator()
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	return it.IDs()
 }
 
 // Views is one snapshot of every view, taken in this order: GET_NEXT_ID
@@ -164,11 +200,17 @@ func (v *Views) Compare() []Hidden {
 // twice: a finding is reported only when both snapshots make it, so a
 // program that came and went while one was taken is not reported.
 func CrossView() (*Views, []Hidden, error) {
-	v1, first, err := snapshot()
+	return CrossViewWith(nil)
+}
+
+// CrossViewWith is CrossView walking with a kept iterator; nil loads one
+// for each walk.
+func CrossViewWith(it *ProgIterator) (*Views, []Hidden, error) {
+	v1, first, err := snapshot(it)
 	if err != nil || len(first) == 0 {
 		return v1, nil, err
 	}
-	v2, second, err := snapshot()
+	v2, second, err := snapshot(it)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -193,13 +235,17 @@ func confirmed(a, b []Hidden) []Hidden {
 	return out
 }
 
-func snapshot() (*Views, []Hidden, error) {
+func snapshot(it *ProgIterator) (*Views, []Hidden, error) {
 	v := &Views{Tags: map[uint32]string{}, Funcs: map[uint64]bool{}}
 	var err error
 	if v.Before, err = ProgramIDs(); err != nil {
 		return nil, nil, err
 	}
-	v.Iter, v.IterErr = IterProgramIDs()
+	if it != nil {
+		v.Iter, v.IterErr = it.IDs()
+	} else {
+		v.Iter, v.IterErr = IterProgramIDs()
+	}
 	if f, err := os.Open("/proc/kallsyms"); err != nil {
 		v.KsymsErr = err
 	} else {

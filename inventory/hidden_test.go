@@ -123,3 +123,60 @@ func TestIteratorListsWhatGetNextIDLists(t *testing.T) {
 		t.Errorf("no bpf_prog_%s_iter_fixture in /proc/kallsyms", info.Tag)
 	}
 }
+
+// TestKeptIteratorIsLoadedOnce: a cross-view walked with a kept iterator
+// loads no program of its own, so run's reconciliation does not verify and
+// report a new iterator program at every pass.
+func TestKeptIteratorIsLoadedOnce(t *testing.T) {
+	testutils.RequireRoot(t, "running a bpf_prog iterator")
+	it, err := NewProgIterator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	own, err := it.ID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := it.objs.ListProgIds.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := ProgramIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		v, _, err := CrossViewWith(it)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.IterErr != nil {
+			t.Fatalf("iterator: %v", v.IterErr)
+		}
+		if !slices.Contains(v.Iter, own) {
+			t.Fatalf("the kept iterator (prog %d) is missing from its own walk", own)
+		}
+	}
+	after, err := ProgramIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range after {
+		if slices.Contains(before, id) {
+			continue
+		}
+		p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
+		if err != nil {
+			continue // gone again: not one of ours, which stay loaded
+		}
+		pi, err := p.Info()
+		p.Close()
+		if err == nil && pi.Name == info.Name {
+			t.Errorf("prog %d, another %q, was loaded by the walks", id, pi.Name)
+		}
+	}
+	if again, _ := it.ID(); again != own {
+		t.Errorf("iterator id changed from %d to %d", own, again)
+	}
+}

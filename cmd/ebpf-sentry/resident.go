@@ -78,13 +78,15 @@ type residentKeeper struct {
 	emit      func(*output.Event)
 	crossView func() (*inventory.Views, []inventory.Hidden, error)
 	hidden    map[string]bool // findings already reported
+	iter      *inventory.ProgIterator
 }
 
 func newResidentKeeper(o residentOptions, tel *telemetry, s *sensor.Sensor, set func() *rules.Set, text io.Writer) *residentKeeper {
 	k := &residentKeeper{opts: o, tel: tel, set: set, self: uint32(os.Getpid()), root: "/",
 		seen: map[uint32]bool{}, pending: map[uint32]time.Time{}, text: text,
 		insns: tel.Insns, listIDs: inventory.ProgramIDs, scan: inventory.Scan, emit: tel.Pipeline.Emit,
-		crossView: inventory.CrossView, hidden: map[string]bool{}}
+		hidden: map[string]bool{}}
+	k.crossView = k.keptCrossView
 	if s != nil {
 		k.losses = func() uint64 {
 			l, err := s.Losses()
@@ -112,6 +114,24 @@ func (k *residentKeeper) stop() {
 	if k.ticker != nil {
 		k.ticker.Stop()
 	}
+	if k.iter != nil {
+		k.iter.Close()
+		k.iter = nil
+	}
+}
+
+// keptCrossView compares the views with one iterator program, loaded at
+// the first check and kept until stop: a reconciliation then loads no
+// program of its own. If it cannot be loaded, each check tries again.
+func (k *residentKeeper) keptCrossView() (*inventory.Views, []inventory.Hidden, error) {
+	if k.iter == nil {
+		it, err := inventory.NewProgIterator()
+		if err != nil {
+			return inventory.CrossView()
+		}
+		k.iter = it
+	}
+	return inventory.CrossViewWith(k.iter)
 }
 
 // drain handles the events already waiting in the sensor's channel, so a
