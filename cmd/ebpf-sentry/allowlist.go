@@ -342,9 +342,7 @@ e.g. by lock mode). The file is rewritten atomically.`,
 	f.StringVar(&note, "note", "", "a note kept with the new entries (why they are allowed)")
 	f.StringVar(&learnedURL, "learned", "", "NATS servers (nats://HOST:PORT[,…]) of a bucket that agents learn into (run --mode learn --allowlist nats-kv://BUCKET): merge every host's learned list")
 	f.StringVar(&learnedBucket, "bucket", "", "with --learned: the bucket")
-	f.StringVar(&nopts.NATS.CAFile, "nats-ca", "", "with --learned: PEM CA bundle (TLS)")
-	f.StringVar(&nopts.NATS.CredsFile, "nats-creds", "", "with --learned: NATS credentials file")
-	f.StringVar(&nopts.NATS.NKeyFile, "nats-nkey", "", "with --learned: file holding an nkey seed")
+	addNATSConnFlags(f, &nopts.NATS)
 	return cmd
 }
 
@@ -434,11 +432,7 @@ install it; anything unsigned or signed by another key is refused.`,
 	f.StringVar(&bucket, "bucket", "", "JetStream KV bucket")
 	f.StringVar(&name, "name", "allowlist", "key in the bucket")
 	f.IntVar(&replicas, "replicas", 1, "replicas of the bucket if it is created")
-	f.StringVar(&nopts.NATS.CAFile, "nats-ca", "", "PEM CA bundle: TLS, verifying the servers")
-	f.StringVar(&nopts.NATS.CertFile, "nats-cert", "", "client certificate (mutual TLS)")
-	f.StringVar(&nopts.NATS.KeyFile, "nats-key", "", "client key (mutual TLS)")
-	f.StringVar(&nopts.NATS.CredsFile, "nats-creds", "", "NATS credentials file")
-	f.StringVar(&nopts.NATS.NKeyFile, "nats-nkey", "", "file holding an nkey seed")
+	addNATSConnFlags(f, &nopts.NATS)
 	for _, req := range []string{"key", "nats", "bucket"} {
 		_ = cmd.MarkFlagRequired(req)
 	}

@@ -189,3 +189,35 @@ func validateEvent(t *testing.T, b []byte) {
 		t.Errorf("event does not match the schema: %v\n%s", err, b)
 	}
 }
+
+// TestEveryNATSCommandTakesTheSameConnectionFlags: run's sink, rules
+// publish and allowlist publish/approve reach NATS the same way, so a
+// fleet's TLS and credentials settings carry from one to the other.
+func TestEveryNATSCommandTakesTheSameConnectionFlags(t *testing.T) {
+	root := newRootCmd()
+	var want map[string]string
+	for _, path := range [][]string{{"run"}, {"rules", "publish"}, {"allowlist", "publish"}, {"allowlist", "approve"}} {
+		c, _, err := root.Find(path)
+		if err != nil || c.Name() != path[len(path)-1] {
+			t.Fatalf("%v: not a command (%v)", path, err)
+		}
+		got := map[string]string{}
+		for _, name := range []string{"nats-ca", "nats-cert", "nats-key", "nats-creds", "nats-nkey"} {
+			f := c.Flags().Lookup(name)
+			if f == nil {
+				t.Errorf("%v has no --%s", path, name)
+				continue
+			}
+			got[name] = f.Usage
+		}
+		if want == nil {
+			want = got
+			continue
+		}
+		for name, usage := range want {
+			if got[name] != usage {
+				t.Errorf("%v --%s: %q, run says %q", path, name, got[name], usage)
+			}
+		}
+	}
+}

@@ -150,11 +150,7 @@ func newRulesPublishCmd() *cobra.Command {
 	f.StringVar(&bucket, "bucket", "", "JetStream KV bucket")
 	f.StringVar(&name, "name", "rules", "key in the bucket")
 	f.IntVar(&replicas, "replicas", 1, "replicas of the bucket if it is created")
-	f.StringVar(&nopts.NATS.CAFile, "nats-ca", "", "PEM CA bundle: TLS, verifying the servers")
-	f.StringVar(&nopts.NATS.CertFile, "nats-cert", "", "client certificate (mutual TLS)")
-	f.StringVar(&nopts.NATS.KeyFile, "nats-key", "", "client key (mutual TLS)")
-	f.StringVar(&nopts.NATS.CredsFile, "nats-creds", "", "NATS credentials file")
-	f.StringVar(&nopts.NATS.NKeyFile, "nats-nkey", "", "file holding an nkey seed")
+	addNATSConnFlags(f, &nopts.NATS)
 	for _, req := range []string{"key", "nats", "bucket"} {
 		_ = cmd.MarkFlagRequired(req)
 	}
