@@ -382,3 +382,60 @@ func TestNATSSinkSpoolsAFailedWindowInEmissionOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestNATSSinkCountsInFlightEventsItCannotSpool: events already counted
+// delivered by Send are refused by the server and the spool cannot be
+// written (its directory is gone), so each is counted lost with spool_error
+// and taken off the sink's delivered count.
+func TestNATSSinkCountsInFlightEventsItCannotSpool(t *testing.T) {
+	c := cluster(t)
+	const stream, other, total = "LATELOSS", "LATELOSSTHIEF", 500
+	nc, err := nats.Connect(strings.Join(c.URLs(), ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: other, Subjects: []string{"t-" + stream + ".>"}}); err != nil {
+		t.Fatal(err)
+	}
+	defer js.DeleteStream(context.Background(), other)
+	spoolDir := t.TempDir()
+	sink := newTestNATSSink(t, c.URLs(), stream, func(o *NATSOptions) {
+		o.CreateStream = false
+		o.SpoolDir = spoolDir
+	})
+	if err := os.RemoveAll(spoolDir); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPipeline(Config{Host: "host-l", Instance: "late", LossInterval: -1})
+	p.Add(sink, QueueOptions{Size: total + 10, BatchMax: 50})
+	for i := 0; i < total; i++ {
+		p.Emit(natsEvent())
+	}
+	p.drain(ctx)
+	for lossOf(p, StageSink, sink.Name(), ReasonSpoolError) < total {
+		if ctx.Err() != nil {
+			t.Fatalf("spool_error losses %d, want %d", lossOf(p, StageSink, sink.Name(), ReasonSpoolError), total)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := lossOf(p, StageSink, sink.Name(), ReasonSpoolError); got != total {
+		t.Errorf("spool_error losses %d, want exactly %d", got, total)
+	}
+	if got := p.Delivered()[sink.Name()]; got != 0 {
+		t.Errorf("delivered %d, want 0 (every event was refused and none spooled)", got)
+	}
+	// Close's final loss event is refused the same way.
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := lossOf(p, StageSink, sink.Name(), ReasonSpoolError); got != total+1 {
+		t.Errorf("after Close, spool_error losses %d, want %d (the final loss event too)", got, total+1)
+	}
+	if got := p.Delivered()[sink.Name()]; got != 0 {
+		t.Errorf("after Close, delivered %d, want 0", got)
+	}
+}
