@@ -43,7 +43,15 @@ type NATSOptions struct {
 	SpoolSegment int64         // bytes per segment file; default 16 MiB (capped at SpoolMax)
 	SpoolFsync   bool          // fdatasync every append and cursor update
 	AckTimeout   time.Duration // wait for JetStream's ack; default 5s
-	Logger       *slog.Logger
+	// MaxInFlight bounds the events published and not yet acked: Send
+	// returns once a batch is out, and blocks only when the window is
+	// full. Default 4096; the window's bytes are also capped at SpoolMax,
+	// so that what is in flight when the server fails always fits the
+	// (then empty) spool. A negative value selects the synchronous path
+	// (each Send waits for its batch's acks), kept as the benchmarks'
+	// same-run baseline.
+	MaxInFlight int
+	Logger      *slog.Logger
 }
 
 // Drop reasons of the NATS sink.
@@ -77,6 +85,41 @@ type NATSSink struct {
 	// ready: the stream exists (or is not ours to create); until then
 	// events are spooled.
 	ready atomic.Bool
+
+	// The in-flight window: batches published by Send and not yet acked,
+	// oldest first. ackLoop waits for their acks in order; when one fails,
+	// it moves that message and every one behind it to the spool (mu held,
+	// so Send appends nothing in between), and the replay delivers them.
+	mu        sync.Mutex
+	cond      *sync.Cond
+	fifo      []*inflight
+	inMsgs    int
+	inBytes   int64
+	maxBytes  int64
+	closing   bool
+	abort     chan struct{} // Close gave up waiting for acks
+	abortOnce sync.Once
+	ackDone   chan struct{}
+	acked     atomic.Uint64
+	lateLoss  func(reason string, n uint64)
+
+	subjects  map[subjectKey]string // Send's goroutine only
+	streamHdr []string
+	pubOpts   []jetstream.PublishOpt
+}
+
+type subjectKey struct {
+	host string
+	kind Kind
+}
+
+// inflight is one Send's batch: futs[i] is msgs[i]'s ack; when publishing
+// stopped early (len(futs) < len(msgs)), err says why.
+type inflight struct {
+	msgs  []spoolMsg
+	futs  []jetstream.PubAckFuture
+	bytes int64
+	err   error
 }
 
 // natsSubjectToken makes s usable as one subject token: the characters
@@ -137,6 +180,9 @@ func NewNATSSink(opt NATSOptions) (*NATSSink, error) {
 	if opt.AckTimeout <= 0 {
 		opt.AckTimeout = 5 * time.Second
 	}
+	if opt.MaxInFlight == 0 {
+		opt.MaxInFlight = 4096
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
@@ -158,7 +204,15 @@ func NewNATSSink(opt NATSOptions) (*NATSSink, error) {
 		opt: opt, spool: sp, log: opt.Logger,
 		name: "nats:" + strings.Join(opt.URLs, ","),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		abort: make(chan struct{}), ackDone: make(chan struct{}),
+		maxBytes: min(opt.SpoolMax, 64<<20), subjects: map[subjectKey]string{},
+		streamHdr: []string{opt.Stream},
+		// No retry behind our back: a message retried by the client lands
+		// after the ones published meanwhile. Ours go through the spool,
+		// in order.
+		pubOpts: []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
 	}
+	s.cond = sync.NewCond(&s.mu)
 	copts := []nats.Option{
 		nats.Name("ebpf-sentry"),
 		nats.MaxReconnects(-1),
@@ -186,7 +240,11 @@ func NewNATSSink(opt NATSOptions) (*NATSSink, error) {
 		sp.Close()
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(opt.AckTimeout), jetstream.WithPublishAsyncMaxPending(4096))
+	// The client's own bound is above ours (the window, plus the replay's
+	// batches and the acks a failure left behind), so that it never stalls
+	// a publish the window admitted.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(opt.AckTimeout),
+		jetstream.WithPublishAsyncMaxPending(2*max(opt.MaxInFlight, 512)+1024))
 	if err != nil {
 		nc.Close()
 		sp.Close()
@@ -194,6 +252,7 @@ func NewNATSSink(opt NATSOptions) (*NATSSink, error) {
 	}
 	s.nc, s.js = nc, js
 	go s.replay()
+	go s.ackLoop()
 	s.signal()
 	return s, nil
 }
@@ -264,50 +323,198 @@ func (s *NATSSink) signal() {
 	}
 }
 
-// Send implements Sink. Events acked by JetStream or kept in the spool count
-// as delivered; those the spool has no room for are lost (spool_full).
+// SetLateLoss implements LateLossReporter: the pipeline passes the function
+// that counts events lost after Send had accepted them.
+func (s *NATSSink) SetLateLoss(f func(reason string, n uint64)) { s.lateLoss = f }
+
+// Acked is how many events JetStream acknowledged, directly or from the
+// spool.
+func (s *NATSSink) Acked() uint64 { return s.acked.Load() }
+
+// subject is Subject, remembered per host and kind (Send's goroutine only).
+func (s *NATSSink) subject(host string, kind Kind) string {
+	k := subjectKey{host, kind}
+	if sub, ok := s.subjects[k]; ok {
+		return sub
+	}
+	sub := s.Subject(host, kind)
+	if len(s.subjects) < 4096 {
+		s.subjects[k] = sub
+	}
+	return sub
+}
+
+// Send implements Sink. Events published and within the in-flight window,
+// acked by JetStream or kept in the spool count as delivered; those the
+// spool has no room for are lost (spool_full). Send waits for acks only
+// when the window is full.
 func (s *NATSSink) Send(ctx context.Context, recs []Record) (int, error) {
 	msgs := make([]spoolMsg, len(recs))
+	var bytes int64
 	for i, r := range recs {
-		msgs[i] = spoolMsg{Subject: s.Subject(r.Host, r.Kind), ID: r.ID, Data: r.JSON}
+		msgs[i] = spoolMsg{Subject: s.subject(r.Host, r.Kind), ID: r.ID, Data: r.JSON}
+		bytes += spoolRecordSize(msgs[i])
 	}
+	if s.opt.MaxInFlight < 0 {
+		return s.sendSync(ctx, msgs)
+	}
+	s.mu.Lock()
+	for !s.closing {
+		if s.spool.Len() > 0 || !s.nc.IsConnected() || !s.ready.Load() {
+			if len(s.fifo) == 0 {
+				break
+			}
+			// The spool takes this batch only behind what is in flight.
+			s.cond.Wait()
+			continue
+		}
+		if len(s.fifo) == 0 && (len(msgs) > s.opt.MaxInFlight || bytes > s.maxBytes) {
+			s.mu.Unlock()
+			return s.sendSync(ctx, msgs) // larger than the whole window
+		}
+		if s.inMsgs+len(msgs) <= s.opt.MaxInFlight && s.inBytes+bytes <= s.maxBytes {
+			b := &inflight{msgs: msgs, bytes: bytes, futs: make([]jetstream.PubAckFuture, 0, len(msgs))}
+			b.futs, b.err = s.publishAsync(msgs, b.futs)
+			s.fifo = append(s.fifo, b)
+			s.inMsgs += len(msgs)
+			s.inBytes += bytes
+			s.cond.Broadcast()
+			s.mu.Unlock()
+			return len(msgs), nil
+		}
+		s.cond.Wait()
+	}
+	// Nothing in flight: the spool, in order behind what it holds.
+	n, err := s.spool.Append(msgs)
+	s.mu.Unlock()
+	s.signal()
+	return s.spoolResult(n, len(msgs), err)
+}
+
+// sendSync publishes msgs and waits for their acks; what is not acked goes
+// to the spool.
+func (s *NATSSink) sendSync(ctx context.Context, msgs []spoolMsg) (int, error) {
 	done := 0
 	if s.spool.Len() == 0 && s.nc.IsConnected() && s.ready.Load() {
 		done, _ = s.publish(ctx, msgs)
 	}
 	if done == len(msgs) {
+		s.acked.Add(uint64(done))
 		return done, nil
 	}
+	s.acked.Add(uint64(done))
 	n, err := s.spool.Append(msgs[done:])
 	s.signal()
-	if err != nil {
-		reason := ReasonSpoolError
-		if errors.Is(err, errSpoolFull) {
-			reason = ReasonSpoolFull
-		}
-		return done + n, &DropError{Reason: reason, Err: err}
+	return s.spoolResult(done+n, len(msgs), err)
+}
+
+func (s *NATSSink) spoolResult(n, want int, err error) (int, error) {
+	if err == nil {
+		return want, nil
 	}
-	return len(msgs), nil
+	reason := ReasonSpoolError
+	if errors.Is(err, errSpoolFull) {
+		reason = ReasonSpoolFull
+	}
+	return n, &DropError{Reason: reason, Err: err}
+}
+
+// message is m as JetStream gets it: the event id as Nats-Msg-Id, and the
+// stream expected, so that a subject another stream took is an error.
+func (s *NATSSink) message(m spoolMsg) *nats.Msg {
+	return &nats.Msg{Subject: m.Subject, Data: m.Data, Header: nats.Header{
+		jetstream.MsgIDHeader:          []string{m.ID},
+		jetstream.ExpectedStreamHeader: s.streamHdr,
+	}}
+}
+
+// publishAsync publishes msgs without waiting, appending their futures to
+// futs; it stops at the first message the client refuses.
+func (s *NATSSink) publishAsync(msgs []spoolMsg, futs []jetstream.PubAckFuture) ([]jetstream.PubAckFuture, error) {
+	for _, m := range msgs {
+		f, err := s.js.PublishMsgAsync(s.message(m), s.pubOpts...)
+		if err != nil {
+			return futs, err
+		}
+		futs = append(futs, f)
+	}
+	return futs, nil
+}
+
+// ackLoop waits for the acks of the in-flight batches in order. A batch
+// fully acked leaves the window; at the first message not acked (an error,
+// the client's ack timeout, a refused publish), that message and all behind
+// it go to the spool, in order, and the replay takes over. Messages after
+// the failed one may have been stored too: the replay publishes them again
+// with the same ids, and the stream's de-duplication drops the copies.
+func (s *NATSSink) ackLoop() {
+	defer close(s.ackDone)
+	for {
+		s.mu.Lock()
+		for len(s.fifo) == 0 && !s.closing {
+			s.cond.Wait()
+		}
+		if len(s.fifo) == 0 {
+			s.mu.Unlock()
+			return
+		}
+		b := s.fifo[0]
+		s.mu.Unlock()
+		ok, err := 0, b.err
+	wait:
+		for _, f := range b.futs {
+			select {
+			case <-f.Ok():
+				ok++
+			case err = <-f.Err():
+				break wait
+			case <-s.abort:
+				err = errors.New("closed before the ack")
+				break wait
+			}
+		}
+		s.mu.Lock()
+		if ok == len(b.msgs) {
+			s.fifo[0] = nil
+			s.fifo = s.fifo[1:]
+			s.inMsgs -= len(b.msgs)
+			s.inBytes -= b.bytes
+			s.acked.Add(uint64(ok))
+			s.cond.Broadcast()
+			s.mu.Unlock()
+			continue
+		}
+		s.acked.Add(uint64(ok))
+		rest := append([]spoolMsg(nil), b.msgs[ok:]...)
+		for _, o := range s.fifo[1:] {
+			rest = append(rest, o.msgs...)
+		}
+		s.fifo, s.inMsgs, s.inBytes = nil, 0, 0
+		n, aerr := s.spool.Append(rest)
+		s.cond.Broadcast()
+		s.mu.Unlock()
+		s.signal()
+		s.log.Debug("nats: publish failed, in-flight events spooled", "sink", s.name, "spooled", n, "err", err)
+		if aerr != nil {
+			// The window never holds more than the spool's size and the
+			// spool is empty while events are in flight, so only an I/O
+			// error gets here.
+			s.log.Error("nats: in-flight events could not be spooled", "sink", s.name, "lost", len(rest)-n, "err", aerr)
+			if s.lateLoss != nil {
+				_, derr := s.spoolResult(n, len(rest), aerr)
+				var de *DropError
+				if errors.As(derr, &de) {
+					s.lateLoss(de.Reason, uint64(len(rest)-n))
+				}
+			}
+		}
+	}
 }
 
 // publish sends msgs asynchronously and waits for the acks: it returns how
 // many, from the start, JetStream stored.
 func (s *NATSSink) publish(ctx context.Context, msgs []spoolMsg) (int, error) {
-	futs := make([]jetstream.PubAckFuture, 0, len(msgs))
-	var perr error
-	for _, m := range msgs {
-		f, err := s.js.PublishMsgAsync(&nats.Msg{Subject: m.Subject, Data: m.Data, Header: nats.Header{}},
-			jetstream.WithMsgID(m.ID), jetstream.WithExpectStream(s.opt.Stream),
-			// No retry behind our back: a message retried by the client
-			// lands after the ones published meanwhile. Ours go through
-			// the spool, in order.
-			jetstream.WithRetryAttempts(0))
-		if err != nil {
-			perr = err
-			break
-		}
-		futs = append(futs, f)
-	}
+	futs, perr := s.publishAsync(msgs, make([]jetstream.PubAckFuture, 0, len(msgs)))
 	n, failed := 0, false
 	for i, f := range futs {
 		select {
@@ -377,6 +584,7 @@ func (s *NATSSink) replay() {
 				n += m
 			}
 			if n > 0 {
+				s.acked.Add(uint64(n))
 				if cerr := s.spool.Commit(ents[n-1], n); cerr != nil {
 					s.log.Error("nats: spool commit", "sink", s.name, "err", cerr)
 				}
@@ -438,10 +646,21 @@ func NATSStreamConfig(opt NATSOptions) jetstream.StreamConfig {
 	}
 }
 
-// Close implements Sink: it stops the replay and closes the connection.
-// What is still spooled stays on disk for the next run.
+// Close implements Sink: it waits for the acks of what is in flight (at
+// most the ack timeout and a second; what is then unacked is spooled),
+// stops the replay and closes the connection. What is still spooled stays
+// on disk for the next run.
 func (s *NATSSink) Close() error {
-	s.once.Do(func() { close(s.stop) })
+	s.once.Do(func() {
+		t := time.AfterFunc(s.opt.AckTimeout+time.Second, func() { s.abortOnce.Do(func() { close(s.abort) }) })
+		s.mu.Lock()
+		s.closing = true
+		s.cond.Broadcast()
+		s.mu.Unlock()
+		<-s.ackDone
+		t.Stop()
+		close(s.stop)
+	})
 	<-s.done
 	s.nc.Close()
 	return s.spool.Close()

@@ -3,10 +3,15 @@ package output
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -50,156 +55,322 @@ func waitNATSReady(b *testing.B, s *NATSSink) {
 	}
 }
 
+// benchNATSSink is a sink on the shared 3-node cluster, writing a stream of
+// 3 replicas; window < 0 is the synchronous path (each Send waits for its
+// acks), 0 the default in-flight window.
+func benchNATSSink(b *testing.B, stream string, window int) *NATSSink {
+	c := cluster(b)
+	s, err := NewNATSSink(NATSOptions{URLs: c.URLs(), Stream: stream, Subject: strings.ToLower(stream), CreateStream: true,
+		Replicas: 3, MaxBytes: 256 << 20, SpoolDir: b.TempDir(), AckTimeout: 10 * time.Second, MaxInFlight: window})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The servers' storage (1 GB each) is shared by every stream the
+	// benchmarks make: each goes when its benchmark ends.
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		nc, err := nats.Connect(strings.Join(c.URLs(), ","))
+		if err != nil {
+			b.Logf("delete stream %s: %v", stream, err)
+			return
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		if err := js.DeleteStream(ctx, stream); err != nil {
+			b.Logf("delete stream %s: %v", stream, err)
+		}
+	})
+	waitNATSReady(b, s)
+	return s
+}
+
+// waitAcked waits until JetStream acknowledged n events of s.
+func waitAcked(b *testing.B, s *NATSSink, n int) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for s.Acked() < uint64(n) {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d events acked (%d spooled)", s.Acked(), n, s.Spooled())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// natsVariants are the sinks the delivery benchmarks compare in one run:
+// the file sink (the baseline every sink is measured against), the NATS
+// sink's synchronous path (the sink as it was: each batch waits for its
+// acks) and its default in-flight window.
+var natsVariants = []struct {
+	name   string
+	window int // MaxInFlight; 0 default
+}{{"file", 0}, {"nats-r3-sync", -1}, {"nats-r3-window", 0}}
+
+func benchSink(b *testing.B, name string, window int) Sink {
+	if name == "file" {
+		s, err := NewFileSink(filepath.Join(b.TempDir(), "e.json"), 1<<40, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	return benchNATSSink(b, fmt.Sprintf("B%d", time.Now().UnixNano()), window)
+}
+
+// serversCPU is the CPU time of the shared cluster's servers so far; zero
+// for the file sink.
+func serversCPU(b *testing.B, sink Sink) time.Duration {
+	if _, ok := sink.(*NATSSink); !ok {
+		return 0
+	}
+	return cluster(b).CPU()
+}
+
+// reportDelivery reports events/s, the agent process's cores (user + system
+// CPU from getrusage over wall time: the servers are other processes) and
+// its CPU per event, the three servers' CPU per event (from /proc, 10 ms
+// ticks), and the load average when the run ended.
+func reportDelivery(b *testing.B, n int, wall, cpu, srv time.Duration) {
+	b.ReportMetric(float64(n)/wall.Seconds(), "events/s")
+	b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cores")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/event")
+	if srv > 0 {
+		b.ReportMetric(srv.Seconds()/wall.Seconds(), "server-cores")
+		b.ReportMetric(float64(srv.Nanoseconds())/float64(n), "server-cpu-ns/event")
+	}
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		var one float64
+		if _, err := fmt.Sscan(string(la), &one); err == nil {
+			b.ReportMetric(one, "loadavg")
+		}
+	}
+}
+
 // BenchmarkSinkDelivery sends b.N encoded events, 512 per Send as the
-// pipeline does, to a JetStream stream replicated on a local 3-node cluster,
-// and to the file sink as the baseline of the same run. cores is the agent
-// process's CPU time (user + system, from getrusage; the servers are other
-// processes) over wall time.
+// pipeline does, to each of natsVariants; for NATS, the clock stops when
+// JetStream has acked every event.
 func BenchmarkSinkDelivery(b *testing.B) {
-	for _, name := range []string{"file", "nats-r3"} {
-		b.Run(name, func(b *testing.B) {
-			var sink Sink
-			run := fmt.Sprintf("b%d", time.Now().UnixNano())
-			switch name {
-			case "file":
-				s, err := NewFileSink(filepath.Join(b.TempDir(), "e.json"), 1<<30, 1)
-				if err != nil {
-					b.Fatal(err)
-				}
-				sink = s
-			default:
-				c := cluster(b)
-				s, err := NewNATSSink(NATSOptions{URLs: c.URLs(), Stream: "BENCH", Subject: "bench", CreateStream: true,
-					Replicas: 3, MaxBytes: 1 << 30, SpoolDir: b.TempDir(), AckTimeout: 10 * time.Second})
-				if err != nil {
-					b.Fatal(err)
-				}
-				waitNATSReady(b, s)
-				sink = s
-			}
+	for _, v := range natsVariants {
+		b.Run(v.name, func(b *testing.B) {
+			sink := benchSink(b, v.name, v.window)
 			defer sink.Close()
-			recs := benchRecords(b, run, b.N)
+			recs := benchRecords(b, fmt.Sprintf("b%d", time.Now().UnixNano()), b.N)
 			ctx := context.Background()
 			b.ResetTimer()
-			t0, cpu0 := time.Now(), cpuTime(b)
+			t0, cpu0, srv0 := time.Now(), cpuTime(b), serversCPU(b, sink)
 			for i := 0; i < len(recs); i += benchBatch {
 				batch := recs[i:min(i+benchBatch, len(recs))]
 				if n, err := sink.Send(ctx, batch); n != len(batch) {
 					b.Fatalf("delivered %d of %d: %v", n, len(batch), err)
 				}
 			}
-			wall, cpu := time.Since(t0), cpuTime(b)-cpu0
+			if s, ok := sink.(*NATSSink); ok {
+				waitAcked(b, s, b.N)
+			}
+			wall, cpu, srv := time.Since(t0), cpuTime(b)-cpu0, serversCPU(b, sink)-srv0
 			b.StopTimer()
 			if s, ok := sink.(*NATSSink); ok && s.Spooled() > 0 {
 				b.Fatalf("%d events went to the spool: not a delivery measurement", s.Spooled())
 			}
-			b.ReportMetric(float64(b.N)/wall.Seconds(), "events/s")
-			b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cores")
-			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/event")
+			reportDelivery(b, b.N, wall, cpu, srv)
 		})
 	}
 }
 
-// BenchmarkNATSLatency publishes events at 10,000/s (batches of 100 every
-// 10 ms) and measures, per event, the time from Send to its arrival at a
-// JetStream consumer of the replicated stream.
+// benchEvent is a prog_load event as the sensor hands it to Emit: a fresh
+// copy of natsEvent (Emit stamps it, so each event is its own).
+func benchEvent(tmpl *Event, t time.Time) *Event {
+	ev := *tmpl
+	ev.Time = t
+	return &ev
+}
+
+// BenchmarkAgentToJetStream is the agent's whole path: Emit (stamping, the
+// hash chain, JSON encoding), the sink's queue and batching (512, as
+// config.go sets for nats://), and the sink, for b.N prog_load events as fast
+// as the queue takes them without a drop; the clock stops when the last
+// event is acked (the file sink: written). Variants as natsVariants.
+func BenchmarkAgentToJetStream(b *testing.B) {
+	tmpl := natsEvent()
+	for _, v := range natsVariants {
+		b.Run(v.name, func(b *testing.B) {
+			sink := benchSink(b, v.name, v.window)
+			p := NewPipeline(Config{Host: "bench-host", Instance: fmt.Sprintf("a%d", time.Now().UnixNano()), LossInterval: -1,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			q := QueueOptions{BatchMax: 512}
+			p.Add(sink, q)
+			w := p.wk[0]
+			size := int64(q.withDefaults().Size)
+			b.ResetTimer()
+			t0, cpu0, srv0 := time.Now(), cpuTime(b), serversCPU(b, sink)
+			for i := 0; i < b.N; i++ {
+				for w.pending.Load() >= size-1 {
+					time.Sleep(50 * time.Microsecond)
+				}
+				p.Emit(benchEvent(tmpl, time.Now()))
+			}
+			for w.pending.Load() > 0 {
+				time.Sleep(100 * time.Microsecond)
+			}
+			if s, ok := sink.(*NATSSink); ok {
+				waitAcked(b, s, b.N)
+			}
+			wall, cpu, srv := time.Since(t0), cpuTime(b)-cpu0, serversCPU(b, sink)-srv0
+			b.StopTimer()
+			if l := p.LossTotals(); len(l) > 0 {
+				b.Fatalf("losses: %+v", l)
+			}
+			if s, ok := sink.(*NATSSink); ok && s.Spooled() > 0 {
+				b.Fatalf("%d events went to the spool: not a delivery measurement", s.Spooled())
+			}
+			reportDelivery(b, b.N, wall, cpu, srv)
+			if err := p.Close(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			sink.Close()
+		})
+	}
+}
+
+// BenchmarkNATSLatency measures, per event, the time from its creation in
+// the agent (the event's time, set just before Emit) to its arrival at a
+// JetStream consumer of the replicated stream, through the whole agent path
+// (Emit, queue, sink with its default window). Events are offered at a
+// steady rate (every 5 ms, rate/200 of them), at least 10,000 per rate.
 func BenchmarkNATSLatency(b *testing.B) {
-	c := cluster(b)
-	stream := fmt.Sprintf("LAT%d", time.Now().UnixNano())
-	s, err := NewNATSSink(NATSOptions{URLs: c.URLs(), Stream: stream, Subject: strings.ToLower(stream), CreateStream: true,
-		Replicas: 3, SpoolDir: b.TempDir(), AckTimeout: 10 * time.Second})
-	if err != nil {
-		b.Fatal(err)
+	tmpl := natsEvent()
+	for _, rate := range []int{10000, 20000} {
+		for _, v := range natsVariants[1:] {
+			latencyAt(b, tmpl, rate, v.name, v.window)
+		}
 	}
-	defer s.Close()
-	waitNATSReady(b, s)
-	n := max(b.N, 5000)
-	recs := benchRecords(b, stream, n)
-	sentAt := make([]time.Time, n)
-	lat := make([]time.Duration, 0, n)
-	var mu sync.Mutex
-	done := make(chan struct{})
-	nc, err := nats.Connect(strings.Join(c.URLs(), ","))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	index := map[string]int{}
-	for i, r := range recs {
-		index[r.ID] = i
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		now := time.Now()
+}
+
+func latencyAt(b *testing.B, tmpl *Event, rate int, name string, window int) {
+	b.Run(fmt.Sprintf("rate=%d/%s", rate, name), func(b *testing.B) {
+		stream := fmt.Sprintf("LAT%d", time.Now().UnixNano())
+		s := benchNATSSink(b, stream, window)
+		inst := strings.ToLower(stream)
+		p := NewPipeline(Config{Host: "bench-host", Instance: inst, LossInterval: -1,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		p.Add(s, QueueOptions{BatchMax: 512})
+		n := max(b.N, 10000)
+		created := make([]atomic.Int64, n+1) // by seq
+		lat := make([]time.Duration, 0, n)
+		var mu sync.Mutex
+		nc, err := nats.Connect(strings.Join(cluster(b).URLs(), ","))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cc, err := cons.Consume(func(m jetstream.Msg) {
+			now := time.Now()
+			id := m.Headers().Get(jetstream.MsgIDHeader)
+			seq, err := strconv.Atoi(strings.TrimPrefix(id, inst+"-"))
+			if err != nil || seq <= 0 || seq > n {
+				return
+			}
+			t := created[seq].Load()
+			mu.Lock()
+			defer mu.Unlock()
+			lat = append(lat, now.Sub(time.Unix(0, t)))
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cc.Stop()
+		per := rate / 200
+		b.ResetTimer()
+		tick := time.NewTicker(5 * time.Millisecond)
+		t0 := time.Now()
+		for i := 0; i < n; {
+			<-tick.C
+			for j := 0; j < per && i < n; j++ {
+				now := time.Now()
+				i++
+				created[i].Store(now.UnixNano())
+				p.Emit(benchEvent(tmpl, now))
+			}
+		}
+		tick.Stop()
+		// The rate actually offered: on a loaded host the emitting
+		// goroutine itself falls behind the ticker.
+		b.ReportMetric(float64(n)/time.Since(t0).Seconds(), "offered/s")
+		// What the agent dropped (its queue full: the sink could not keep
+		// up) never arrives: count it, and wait for the rest.
+		w := p.wk[0]
+		for w.pending.Load() > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		var lost uint64
+		for _, l := range p.LossTotals() {
+			lost += l.Total
+		}
+		for {
+			mu.Lock()
+			got := len(lat)
+			mu.Unlock()
+			if got >= n-int(lost) {
+				break
+			}
+			if ctx.Err() != nil {
+				b.Fatalf("consumer got %d of %d events (%d lost)", got, n, lost)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(lost), "lost")
 		mu.Lock()
 		defer mu.Unlock()
-		i, ok := index[m.Headers().Get("Nats-Msg-Id")]
-		if !ok || sentAt[i].IsZero() {
-			return
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+		if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+			var one float64
+			if _, err := fmt.Sscan(string(la), &one); err == nil {
+				b.ReportMetric(one, "loadavg")
+			}
 		}
-		lat = append(lat, now.Sub(sentAt[i]))
-		if len(lat) == n {
-			close(done)
-		}
+		_ = p.Close(context.Background())
+		s.Close()
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cc.Stop()
-	b.ResetTimer()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for i := 0; i < n; i += 100 {
-		<-tick.C
-		batch := recs[i:min(i+100, n)]
-		now := time.Now()
-		mu.Lock()
-		for j := range batch {
-			sentAt[i+j] = now
-		}
-		mu.Unlock()
-		if got, err := s.Send(ctx, batch); got != len(batch) {
-			b.Fatalf("delivered %d of %d: %v", got, len(batch), err)
-		}
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		b.Fatalf("consumer got %d of %d events", len(lat), n)
-	}
-	b.StopTimer()
-	mu.Lock()
-	defer mu.Unlock()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 }
 
 // BenchmarkSpoolWrite is the spool's cost per event during an outage,
 // appended 512 at a time as Send does, with and without fsync, beside the
-// file sink writing the same records.
+// file sink writing the same records: CPU (user + system) and bytes on disk
+// per event; ns/op is the wall time per event, the flushes included.
 func BenchmarkSpoolWrite(b *testing.B) {
 	for _, name := range []string{"file-sink", "spool-fsync", "spool-nofsync"} {
 		b.Run(name, func(b *testing.B) {
 			recs := benchRecords(b, "s", b.N)
+			dir := b.TempDir()
 			var write func([]Record)
+			var size func() int64
 			switch name {
 			case "file-sink":
-				s, err := NewFileSink(filepath.Join(b.TempDir(), "e.json"), 1<<40, 1)
+				s, err := NewFileSink(filepath.Join(dir, "e.json"), 1<<40, 1)
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer s.Close()
 				write = func(r []Record) { s.Send(context.Background(), r) }
+				size = func() int64 {
+					st, err := os.Stat(filepath.Join(dir, "e.json"))
+					if err != nil {
+						b.Fatal(err)
+					}
+					return st.Size()
+				}
 			default:
-				sp, _, err := openSpool(b.TempDir(), 1<<40, 16<<20, name == "spool-fsync")
+				sp, _, err := openSpool(dir, 1<<40, 16<<20, name == "spool-fsync")
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -213,6 +384,7 @@ func BenchmarkSpoolWrite(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				size = sp.Size
 			}
 			b.ResetTimer()
 			cpu0 := cpuTime(b)
@@ -220,6 +392,9 @@ func BenchmarkSpoolWrite(b *testing.B) {
 				write(recs[i:min(i+512, len(recs))])
 			}
 			b.ReportMetric(float64((cpuTime(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/event")
+			b.StopTimer()
+			b.ReportMetric(float64(size())/float64(b.N), "bytes/event")
+			b.ReportMetric(float64(len(recs[0].JSON)), "json-bytes")
 		})
 	}
 }

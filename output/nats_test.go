@@ -307,3 +307,135 @@ func TestNATSSinkCountsExactlyWhatATinySpoolCannotHold(t *testing.T) {
 		t.Errorf("losses %+v, want only spool_full", l)
 	}
 }
+
+// TestNATSSinkSpoolsAFailedWindowInEmissionOrder: the server refuses every
+// publish of the in-flight window (another stream holds the subjects, and the
+// sink sends Nats-Expected-Stream), so each batch Send already counted goes
+// to the spool behind the ones before it; once the right stream exists, the
+// replay delivers all of them, in order, none lost.
+func TestNATSSinkSpoolsAFailedWindowInEmissionOrder(t *testing.T) {
+	c := cluster(t)
+	const stream, other, total = "WINDOW", "WINDOWTHIEF", 3000
+	nc, err := nats.Connect(strings.Join(c.URLs(), ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: other, Subjects: []string{"t-" + stream + ".>"}}); err != nil {
+		t.Fatal(err)
+	}
+	sink := newTestNATSSink(t, c.URLs(), stream, func(o *NATSOptions) {
+		o.CreateStream = false // ready at once: Send publishes directly
+		o.MaxInFlight = 1000
+		o.SpoolFsync = false
+	})
+	p := NewPipeline(Config{Host: "host-w", Instance: "win", LossInterval: -1})
+	p.Add(sink, QueueOptions{Size: total + 10, BatchMax: 100})
+	for i := 0; i < total; i++ {
+		p.Emit(natsEvent())
+	}
+	p.drain(ctx)
+	for sink.Spooled() < total {
+		if ctx.Err() != nil {
+			t.Fatalf("spool holds %d of %d refused events", sink.Spooled(), total)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := sink.Acked(); got != 0 {
+		t.Fatalf("%d events acked by a server that refuses them all", got)
+	}
+	ents, err := sink.spool.Peek(total + 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != total {
+		t.Fatalf("spool holds %d entries, want %d", len(ents), total)
+	}
+	for i, e := range ents {
+		if want := fmt.Sprintf("win-%d", i+1); e.ID != want {
+			t.Fatalf("spool entry %d is %s, want %s (window spooled out of order)", i, e.ID, want)
+		}
+	}
+	if err := js.DeleteStream(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, NATSStreamConfig(NATSOptions{Stream: stream, Subject: "t-" + stream, Replicas: 3, MaxAge: time.Hour})); err != nil {
+		t.Fatal(err)
+	}
+	waitSpoolEmpty(t, sink, 2*time.Minute)
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l := p.LossTotals(); len(l) != 0 {
+		t.Fatalf("losses: %+v", l)
+	}
+	_, seqs := streamEvents(t, c.URLs(), stream, total)
+	if len(seqs) != total {
+		t.Fatalf("stream holds %d events, want %d", len(seqs), total)
+	}
+	for i, s := range seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("stream position %d holds seq %d, want %d", i, s, i+1)
+		}
+	}
+}
+
+// TestNATSSinkCountsInFlightEventsItCannotSpool: events already counted
+// delivered by Send are refused by the server and the spool cannot be
+// written (its directory is gone), so each is counted lost with spool_error
+// and taken off the sink's delivered count.
+func TestNATSSinkCountsInFlightEventsItCannotSpool(t *testing.T) {
+	c := cluster(t)
+	const stream, other, total = "LATELOSS", "LATELOSSTHIEF", 500
+	nc, err := nats.Connect(strings.Join(c.URLs(), ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: other, Subjects: []string{"t-" + stream + ".>"}}); err != nil {
+		t.Fatal(err)
+	}
+	defer js.DeleteStream(context.Background(), other)
+	spoolDir := t.TempDir()
+	sink := newTestNATSSink(t, c.URLs(), stream, func(o *NATSOptions) {
+		o.CreateStream = false
+		o.SpoolDir = spoolDir
+	})
+	if err := os.RemoveAll(spoolDir); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPipeline(Config{Host: "host-l", Instance: "late", LossInterval: -1})
+	p.Add(sink, QueueOptions{Size: total + 10, BatchMax: 50})
+	for i := 0; i < total; i++ {
+		p.Emit(natsEvent())
+	}
+	p.drain(ctx)
+	for lossOf(p, StageSink, sink.Name(), ReasonSpoolError) < total {
+		if ctx.Err() != nil {
+			t.Fatalf("spool_error losses %d, want %d", lossOf(p, StageSink, sink.Name(), ReasonSpoolError), total)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := lossOf(p, StageSink, sink.Name(), ReasonSpoolError); got != total {
+		t.Errorf("spool_error losses %d, want exactly %d", got, total)
+	}
+	if got := p.Delivered()[sink.Name()]; got != 0 {
+		t.Errorf("delivered %d, want 0 (every event was refused and none spooled)", got)
+	}
+	// Close's final loss event is refused the same way.
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := lossOf(p, StageSink, sink.Name(), ReasonSpoolError); got != total+1 {
+		t.Errorf("after Close, spool_error losses %d, want %d (the final loss event too)", got, total+1)
+	}
+	if got := p.Delivered()[sink.Name()]; got != 0 {
+		t.Errorf("after Close, delivered %d, want 0", got)
+	}
+}

@@ -36,6 +36,14 @@ type Sink interface {
 	Close() error
 }
 
+// LateLossReporter is a sink that may lose records after its Send counted
+// them delivered (the NATS sink, whose in-flight events reach the spool only
+// when the server fails them). Add gives it a function that counts such
+// losses with their reason and takes them off the sink's delivered count.
+type LateLossReporter interface {
+	SetLateLoss(func(reason string, n uint64))
+}
+
 // DropError names why records were not delivered; the reason becomes the
 // "reason" label of drop counters and loss events.
 type DropError struct {
@@ -176,6 +184,12 @@ func (p *Pipeline) Add(s Sink, opt QueueOptions) {
 	p.wk = append(p.wk, w)
 	p.mu.Unlock()
 	p.cfg.Metrics.sinkQueue(s.Name(), func() float64 { return float64(len(w.q)) })
+	if l, ok := s.(LateLossReporter); ok {
+		l.SetLateLoss(func(reason string, n uint64) {
+			w.sent.Add(-n)
+			p.countLoss(StageSink, s.Name(), reason, n)
+		})
+	}
 	go w.run()
 }
 

@@ -21,6 +21,7 @@ func addNATSFlags(f *pflag.FlagSet, o *output.Options) {
 	f.StringVar(&o.NATSSpoolBase, "nats-spool-dir", d.NATSSpoolBase, "nats: directory of the on-disk spool that keeps events during an outage (one subdirectory per --output)")
 	f.Int64Var(&n.SpoolMax, "nats-spool-size", d.NATS.SpoolMax, "nats: bytes the spool may take; events beyond are dropped and counted (spool_full)")
 	f.BoolVar(&n.SpoolFsync, "nats-spool-fsync", d.NATS.SpoolFsync, "nats: fdatasync every spool write (false: the kernel writes back; a power loss may lose the last seconds)")
+	f.IntVar(&n.MaxInFlight, "nats-max-inflight", d.NATS.MaxInFlight, "nats: most events published and not yet acked (Send waits beyond; the window's bytes are also capped at --nats-spool-size); -1 waits for every batch's acks")
 	f.DurationVar(&n.AckTimeout, "nats-ack-timeout", d.NATS.AckTimeout, "nats: how long to wait for JetStream's ack before spooling the event")
 }
 

@@ -305,3 +305,47 @@ func Main(m *testing.M) {
 	Cleanup()
 	os.Exit(code)
 }
+
+// CPU is the server process's user + system CPU time so far (from
+// /proc/PID/stat, in clock ticks of 10 ms); false when it is not running.
+func (s *Server) CPU() (time.Duration, bool) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return 0, false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return 0, false
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// count the fields after its closing one.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	var ut, st int64
+	if _, err := fmt.Sscan(f[11], &ut); err != nil {
+		return 0, false
+	}
+	if _, err := fmt.Sscan(f[12], &st); err != nil {
+		return 0, false
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, true
+}
+
+// CPU is the CPU time of the cluster's running servers, summed.
+func (c *Cluster) CPU() time.Duration {
+	var t time.Duration
+	for _, s := range c.Servers {
+		if d, ok := s.CPU(); ok {
+			t += d
+		}
+	}
+	return t
+}
