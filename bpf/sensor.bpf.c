@@ -120,9 +120,11 @@ struct task_struct {
 	struct files_struct *files;
 	struct mm_struct *mm;
 } __attribute__((preserve_access_index));
+struct bpf_prog;
 struct bpf_prog_aux {
 	__u32 id;
 	__u32 attach_btf_id;
+	struct bpf_prog *prog; /* back to the program: tells a bpf_prog from other fds' private data */
 } __attribute__((preserve_access_index));
 struct ns_common {
 	unsigned int inum;
@@ -1461,6 +1463,11 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 			__builtin_memset(ap, 0, sizeof(*ap));
 		}
 	}
+	/* attach_prog_fd naming one of the sentry's programs (fentry, fexit,
+	 * freplace on it): killed here, before the kernel looks at it. On LSM
+	 * kernels sentry_lsm_guard refuses it. */
+	if (enforcer != ENF_DENY)
+		guard_prog_load(ap->attach_btf_obj_fd, enforcer);
 	judge(ap, size, ap->insns, ap->insn_cnt, SRC_USER, enforcer);
 	return 0;
 }
@@ -1485,6 +1492,9 @@ static __always_inline void learn_self(__u32 tgid)
 	struct sentry_config *st = bpf_map_lookup_elem(&config_staged, &zero);
 	if (st && st->self_tgid == tgid)
 		st->self_start_ns = start;
+	/* and where the agent is, for the signal guards (its parent) */
+	__u64 leader = (__u64)BPF_CORE_READ(task, group_leader);
+	bpf_map_update_elem(&self_task, &zero, &leader, BPF_ANY);
 }
 
 static __always_inline int on_exit(__s64 ret)
