@@ -359,6 +359,8 @@ type sentrySentryExit struct {
 	Killed  uint32
 	Tag     [8]uint8
 	KtimeNs uint64
+	Sigkill uint32
+	Pad     uint32
 }
 
 type sentrySentryHeader struct {

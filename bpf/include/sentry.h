@@ -195,9 +195,14 @@ struct sentry_exit {
 	struct sentry_rec_hdr h;
 	__s64 ret;        /* fd, or -errno */
 	__u32 prog_id;    /* resolved from the new fd in the loader's fd table */
-	__u32 killed;     /* a SIGKILL is pending on the loader */
+	__u32 killed;     /* this sensor sent the loader SIGKILL */
 	__u8 tag[8];
 	__u64 ktime_ns;
+	/* a SIGKILL is pending on the loader at the call's return, whoever
+	 * sent it: with killed 0, another sensor (an older pinned instance)
+	 * or another process killed it */
+	__u32 sigkill;
+	__u32 _pad;
 };
 
 /*

@@ -477,6 +477,9 @@ func textLine(ev *sensor.Event, rep *analysis.Report, v rules.Verdict) string {
 		fmt.Fprintf(&b, " failed=%s", unix.ErrnoName(syscall.Errno(ev.Outcome.Errno)))
 	default:
 		fmt.Fprintf(&b, " outcome=%s", ev.Outcome.Result)
+		if ev.Outcome.KilledByOther {
+			b.WriteString("(not-by-this-sensor)")
+		}
 	}
 	fmt.Fprintf(&b, " kernel=%s", ev.Verdict)
 	if ev.RuleID != "" {
