@@ -159,14 +159,30 @@ func TestMapWriteByAnotherProcessIsStopped(t *testing.T) {
 	}
 }
 
-// Another process cannot attach to the sentry's programs: an fentry or
-// freplace load whose attach_prog_fd is one of them, or a BPF_LINK_CREATE
-// whose target_fd is, is killed at the syscall's entry (syscall hooks:
-// before the kernel's own checks, which here refuse fentry anyway) or
-// refused with EPERM (LSM hooks, lsm/bpf), and reported with the program's
-// id. The fd itself was asked for by id, as read access allows.
-func TestAttachingToTheSentrysProgramsIsStopped(t *testing.T) {
-	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t)})
+// Another process can neither attach to the sentry's programs nor stop
+// the agent with a signal. One sensor serves both halves (a sensor start
+// costs most of a minute in the matrix VMs).
+//
+// Attaching: an fentry or freplace load whose attach_prog_fd is one of
+// its programs, or a BPF_LINK_CREATE whose target_fd is, is killed at the
+// syscall's entry (syscall hooks: before the kernel's own checks, which
+// here refuse fentry anyway) or refused with EPERM (LSM hooks, lsm/bpf),
+// and reported with the program's id. The fd itself was asked for by id,
+// as read access allows.
+//
+// Signals: from another process (not the agent's parent, not init),
+// SIGTERM is refused with EPERM on LSM hooks when the signal guard is on
+// (enforce mode), and reported as denied; the syscall hooks cannot stop
+// it and report it before it lands (the test process, the agent here,
+// catches it). Either way the report names the signal, the agent and the
+// sender.
+func TestSentrysProgramsAndAgentAreGuarded(t *testing.T) {
+	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t), GuardSignals: true})
+	t.Run("attach", func(t *testing.T) { attachingToTheSentrysProgramsIsStopped(t, s) })
+	t.Run("signal", func(t *testing.T) { signalsToTheAgentAreGuarded(t, s) })
+}
+
+func attachingToTheSentrysProgramsIsStopped(t *testing.T, s *Sensor) {
 	var id uint32
 	for _, p := range s.coll.Programs {
 		if info, err := p.Info(); err == nil {
@@ -211,14 +227,7 @@ func TestAttachingToTheSentrysProgramsIsStopped(t *testing.T) {
 	}
 }
 
-// Signals that would end the agent: from another process (not the agent's
-// parent, not init), SIGTERM is refused with EPERM on LSM hooks when the
-// signal guard is on (enforce mode), and reported as denied; the syscall
-// hooks cannot stop it and report it before it lands (the test process,
-// the agent here, catches it). Either way the report names the signal, the
-// agent and the sender.
-func TestSignalsToTheAgentAreGuarded(t *testing.T) {
-	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t), GuardSignals: true})
+func signalsToTheAgentAreGuarded(t *testing.T, s *Sensor) {
 	if !s.Hook().IsLSM() && !strings.HasPrefix(s.Signals(), "reported") {
 		t.Fatalf("hook %s: signals to the agent are %s", s.Hook(), s.Signals())
 	}
