@@ -221,6 +221,7 @@ func attachingToTheSentrysProgramsIsStopped(t *testing.T, s *Sensor) {
 				if a.Command != tc.cmd || a.Object != "prog" || a.ObjectID != id || a.Action != wantAction {
 					t.Fatalf("attempt %+v, want %s on prog %d, %s", a, tc.cmd, id, wantAction)
 				}
+				t.Logf("hook %s: %s", s.Hook(), a)
 				break
 			}
 		})
@@ -266,6 +267,7 @@ func signalsToTheAgentAreGuarded(t *testing.T, s *Sensor) {
 		if !a.Signal() || a.Command != "SIGTERM" || a.ObjectID != uint32(os.Getpid()) || a.Action != wantAction {
 			t.Fatalf("attempt %+v (%s), want SIGTERM to %d, %s", a, a, os.Getpid(), wantAction)
 		}
+		t.Logf("hook %s: %s", s.Hook(), a)
 		break
 	}
 	if s.Hook().IsLSM() {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 )
 
 // run emits heartbeats on its interval, each saying every hook is attached
@@ -75,5 +77,30 @@ func TestRunReportsASignalFromAnotherProcess(t *testing.T) {
 	}
 	if !strings.Contains(found, `"what":"access"`) || !strings.Contains(found, wantAction) {
 		t.Errorf("tamper event %s, want what access, %s", found, wantAction)
+	}
+}
+
+// doctor says what happens to a signal another process sends the agent
+// with the hook run will use: refused on the LSM hooks, only reported on
+// the syscall hooks (nothing there can stop a signal).
+func TestDoctorSaysWhatHappensToSignals(t *testing.T) {
+	testutils.RequireRoot(t, "probing the kernel")
+	out, errs, code := runRulesCLI(t, "doctor")
+	if code != 0 {
+		t.Fatalf("doctor: %s %s", out, errs)
+	}
+	var hook, signals string
+	for _, line := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(line, "run will use: hook "); ok {
+			hook, _, _ = strings.Cut(rest, ",")
+		}
+		if rest, ok := strings.CutPrefix(line, "signals to the agent: "); ok {
+			signals = rest
+		}
+	}
+	want := map[string]string{"lsm-prog-load": "refused with EPERM", "lsm-bpf": "refused with EPERM",
+		"tracepoint": "reported, not refused", "tp_btf": "reported, not refused"}[hook]
+	if want == "" || !strings.HasPrefix(signals, want) {
+		t.Errorf("hook %q: signals line %q, want it to start with %q", hook, signals, want)
 	}
 }
