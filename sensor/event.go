@@ -86,8 +86,8 @@ type Outcome struct {
 	// instance, such as an older pinned one this agent did not take over,
 	// or another process. The verdict is still this sensor's own.
 	KilledByOther bool `json:"killed_by_other,omitempty"`
-	Errno  int    `json:"errno,omitempty"` // positive errno when the call failed
-	FD     int    `json:"fd,omitempty"`    // the fd returned in the loader, when loaded
+	Errno         int  `json:"errno,omitempty"` // positive errno when the call failed
+	FD            int  `json:"fd,omitempty"`    // the fd returned in the loader, when loaded
 }
 
 // Event is one captured BPF_PROG_LOAD.
