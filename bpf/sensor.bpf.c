@@ -109,8 +109,19 @@ struct cred {
 	 * bytes either way, read raw at the relocated offset. */
 	struct { __u64 val; } cap_effective;
 } __attribute__((preserve_access_index));
+/* sigset_t: one word on 64-bit. */
+struct sigpending {
+	struct {
+		unsigned long sig[1];
+	} signal;
+} __attribute__((preserve_access_index));
+struct signal_struct {
+	struct sigpending shared_pending;
+} __attribute__((preserve_access_index));
 struct task_struct {
 	struct thread_info thread_info;
+	struct sigpending pending;
+	struct signal_struct *signal;
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
@@ -120,9 +131,11 @@ struct task_struct {
 	struct files_struct *files;
 	struct mm_struct *mm;
 } __attribute__((preserve_access_index));
+struct bpf_prog;
 struct bpf_prog_aux {
 	__u32 id;
 	__u32 attach_btf_id;
+	struct bpf_prog *prog; /* back to the program: tells a bpf_prog from other fds' private data */
 } __attribute__((preserve_access_index));
 struct ns_common {
 	unsigned int inum;
@@ -1461,6 +1474,11 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 			__builtin_memset(ap, 0, sizeof(*ap));
 		}
 	}
+	/* attach_prog_fd naming one of the sentry's programs (fentry, fexit,
+	 * freplace on it): killed here, before the kernel looks at it. On LSM
+	 * kernels sentry_lsm_guard refuses it. */
+	if (enforcer != ENF_DENY)
+		guard_prog_load(ap->attach_btf_obj_fd, enforcer);
 	judge(ap, size, ap->insns, ap->insn_cnt, SRC_USER, enforcer);
 	return 0;
 }
@@ -1485,6 +1503,22 @@ static __always_inline void learn_self(__u32 tgid)
 	struct sentry_config *st = bpf_map_lookup_elem(&config_staged, &zero);
 	if (st && st->self_tgid == tgid)
 		st->self_start_ns = start;
+	/* and where the agent is, for the signal guards (its parent) */
+	__u64 leader = (__u64)BPF_CORE_READ(task, group_leader);
+	bpf_map_update_elem(&self_task, &zero, &leader, BPF_ANY);
+}
+
+#define SIGKILL_BIT (1UL << (SIGKILL - 1))
+
+/* Whether a SIGKILL is pending on the current task: sent to the thread
+ * group (bpf_send_signal, kill) it sits in the shared set, and the kernel
+ * also marks each thread's own set when it finds the signal fatal. */
+static __always_inline __u32 sigkill_pending(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	unsigned long own = BPF_CORE_READ(task, pending.signal.sig[0]);
+	unsigned long shared = BPF_CORE_READ(task, signal, shared_pending.signal.sig[0]);
+	return ((own | shared) & SIGKILL_BIT) != 0;
 }
 
 static __always_inline int on_exit(__s64 ret)
@@ -1512,6 +1546,8 @@ static __always_inline int on_exit(__s64 ret)
 	e->h.load_id = copy.load_id;
 	e->ret = ret;
 	e->killed = copy.killed;
+	e->sigkill = sigkill_pending();
+	e->_pad = 0;
 	e->prog_id = 0;
 	__builtin_memset(e->tag, 0, sizeof(e->tag));
 	e->ktime_ns = bpf_ktime_get_ns();

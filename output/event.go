@@ -130,6 +130,10 @@ type Outcome struct {
 	// sentry judged (its tag differs): the loader changed its instructions
 	// between the sentry's read of user memory and the kernel's copy.
 	JudgedCopyDiffers bool `json:"judged_copy_differs,omitempty"`
+	// KilledByOther: Result killed, but not by this sensor (another sensor
+	// instance, e.g. an older pinned one, or another process's SIGKILL);
+	// the verdict is this sensor's own.
+	KilledByOther bool `json:"killed_by_other,omitempty"`
 	// Retry: this call repeats the same thread's load of the same program
 	// after that failed with EAGAIN (a signal interrupted verification);
 	// N attempts failed so. RetryOf is the previous attempt's load id.

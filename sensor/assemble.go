@@ -203,8 +203,9 @@ func applyVerdict(ev *Event, v *sentrySentryVerdictRec) {
 
 func applyExit(ev *Event, x *sentrySentryExit) {
 	switch {
-	case x.Killed != 0:
+	case x.Killed != 0, x.Sigkill != 0:
 		ev.Outcome.Result = ResultKilled
+		ev.Outcome.KilledByOther = x.Killed == 0
 		if x.Ret < 0 {
 			ev.Outcome.Errno = int(-x.Ret)
 		} else {

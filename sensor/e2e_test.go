@@ -82,6 +82,8 @@ type loadResult struct {
 	Ret      int
 	ID       uint32
 	Pin      string
+	Step     string // the tamper modes: the failing step
+	Error    string // errno text
 }
 
 type loaderRun struct {

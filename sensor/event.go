@@ -81,8 +81,13 @@ const (
 // Outcome is the syscall's result as seen at sys_exit.
 type Outcome struct {
 	Result Result `json:"result"`
-	Errno  int    `json:"errno,omitempty"` // positive errno when the call failed
-	FD     int    `json:"fd,omitempty"`    // the fd returned in the loader, when loaded
+	// KilledByOther: the loader had a SIGKILL pending when the call
+	// returned, not sent by this sensor (Result killed): another sensor
+	// instance, such as an older pinned one this agent did not take over,
+	// or another process. The verdict is still this sensor's own.
+	KilledByOther bool `json:"killed_by_other,omitempty"`
+	Errno         int  `json:"errno,omitempty"` // positive errno when the call failed
+	FD            int  `json:"fd,omitempty"`    // the fd returned in the loader, when loaded
 }
 
 // Event is one captured BPF_PROG_LOAD.

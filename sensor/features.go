@@ -273,8 +273,23 @@ type Plan struct {
 	Compat    string `json:"compat"`
 	Guarantee string `json:"guarantee"`
 	// LockGuarantee is what `run --mode lock` guarantees with this hook.
-	LockGuarantee string   `json:"lock_guarantee"`
-	Notes         []string `json:"notes,omitempty"`
+	LockGuarantee string `json:"lock_guarantee"`
+	// Signals says what happens to a signal another process sends the
+	// agent (selfprotect.h).
+	Signals string   `json:"signals"`
+	Notes   []string `json:"notes,omitempty"`
+}
+
+// signalsForPlan is Plan.Signals.
+func signalsForPlan(lsm bool, f *Features) string {
+	switch {
+	case lsm:
+		return "refused with EPERM in enforce mode (lsm/task_kill, run --guard-signals, the default) unless sent by the agent, its parent or init (pid 1); reported in any case. 0, SIGHUP (reload), SIGCHLD, SIGCONT, SIGURG and SIGWINCH pass"
+	case f.Has(FeatSyscallTP):
+		return "reported, not refused: without the BPF LSM nothing can stop a signal (a syscall tracepoint sees kill, tgkill, tkill and rt_(tg)sigqueueinfo naming the agent's pid, from 5.15); the report leaves only if the agent lives to read it (not after SIGKILL); with --pin the kernel side keeps enforcing without the agent"
+	default:
+		return "not seen: no BPF LSM and no syscall tracepoints; with --pin the kernel side keeps enforcing without the agent"
+	}
 }
 
 // TpBTFOffNote is doctor's word on tp_btf where the syscall tracepoints
@@ -345,6 +360,7 @@ func PlanFor(f *Features) (Plan, error) {
 		p.Notes = append(p.Notes, "--enforcer corrupt unavailable: bpf_probe_write_user refused")
 	}
 	p.Compat = compatForPlan(p, f)
+	p.Signals = signalsForPlan(p.Hook.IsLSM(), f)
 	return p, nil
 }
 

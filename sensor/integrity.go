@@ -97,6 +97,7 @@ func configDiff(want, got sentrySentryConfig) string {
 	field("lock", uint64(want.Lock), uint64(got.Lock))
 	field("lock_cgroup", want.LockCgroup, got.LockCgroup)
 	field("kattr", uint64(want.Kattr), uint64(got.Kattr))
+	field("guard_signals", uint64(want.GuardSignals), uint64(got.GuardSignals))
 	return b.String()
 }
 

@@ -54,3 +54,47 @@ func TestPinnedSensorKeepsEnforcing(t *testing.T) {
 	}
 	t.Logf("hook %s: enforced while pinned, released after unpinning", hook)
 }
+
+// A load killed by an older pinned sensor that this agent did not take
+// over (its own sensor here runs unpinned, with rules that block nothing)
+// is reported as killed by someone other than this sensor, with this
+// sensor's own verdict (allow), not as a failed load (the verifier's
+// EAGAIN on the pending signal, as before). The old sensor runs on the
+// syscall tracepoint with the kill enforcer on every kernel (an LSM
+// sensor would deny: the outcome would be its EPERM). A load this sensor
+// kills itself is still reported as its own kill.
+func TestLoadKilledByAnOlderPinnedSensorIsReportedSo(t *testing.T) {
+	testutils.RequireRoot(t, "pinning the sensor")
+	pin := filepath.Join("/sys/fs/bpf", fmt.Sprintf("sentry-trust2-stale-%d", os.Getpid()))
+	t.Cleanup(func() { os.RemoveAll(pin) })
+	old, err := New(Config{PinPath: pin, Hook: HookTracepoint, Enforcer: EnforcerKill, Mode: ModeEnforce,
+		Rules: compiledTestRules(t), RingBufferSize: 1 << 20})
+	if err != nil {
+		t.Fatalf("start pinned sensor: %v", err)
+	}
+	old.Close()
+	s := startSensor(t, Config{Mode: ModeEnforce})
+	twice := helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd)
+	run := runLoader(t, "-insns", writeInsns(t, twice), "-name", "se2eblk_stale")
+	if !run.killed {
+		t.Fatalf("the old pinned sensor did not kill the load it blocks: %+v", run.results)
+	}
+	ev := collectNamed(t, s, "se2eblk_stale", 20*time.Second)
+	if ev == nil {
+		t.Fatal("the killed load was not reported")
+	}
+	if ev.Outcome.Result != ResultKilled || !ev.Outcome.KilledByOther || ev.Verdict != VerdictAllow {
+		t.Fatalf("reported as %+v, verdict %s; want killed by another, allow", ev.Outcome, ev.Verdict)
+	}
+	if err := os.RemoveAll(pin); err != nil {
+		t.Fatal(err)
+	}
+	own := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t)})
+	if run := runLoader(t, "-insns", writeInsns(t, twice), "-name", "se2eblk_own"); !run.killed && !own.Hook().IsLSM() {
+		t.Fatalf("hook %s: the sensor's own block did not kill: %+v", own.Hook(), run.results)
+	}
+	ev = collectNamed(t, own, "se2eblk_own", 20*time.Second)
+	if ev.Verdict != VerdictBlock || ev.Outcome.KilledByOther {
+		t.Fatalf("the sensor's own block reported as %+v, verdict %s", ev.Outcome, ev.Verdict)
+	}
+}

@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -24,8 +27,19 @@ type AccessAttempt struct {
 }
 
 func (a AccessAttempt) String() string {
+	if a.Signal() {
+		what := a.Action.String()
+		if a.Action == ActionNone {
+			what = "seen, not stoppable by a syscall hook"
+		}
+		return fmt.Sprintf("%s to the sentry's agent (pid %d) by pid %d (uid %d): %s", a.Command, a.ObjectID, a.PID, a.UID, what)
+	}
 	return fmt.Sprintf("%s on the sentry's %s %d by pid %d (uid %d): %s", a.Command, a.Object, a.ObjectID, a.PID, a.UID, a.Action)
 }
+
+// Signal says whether the attempt is a signal to the agent (Command is the
+// signal's name, ObjectID the agent's pid) rather than a bpf() call.
+func (a AccessAttempt) Signal() bool { return a.Object == "agent" }
 
 // AccessAttempts delivers every AccessAttempt; closed after Close. Attempts
 // nobody reads are dropped and counted (access_attempt_dropped).
@@ -33,12 +47,18 @@ func (s *Sensor) AccessAttempts() <-chan AccessAttempt { return s.attempts }
 
 var objNames = map[uint32]string{
 	uint32(sentrySentryObjSENTRY_OBJ_MAP): "map", uint32(sentrySentryObjSENTRY_OBJ_PROG): "prog",
-	uint32(sentrySentryObjSENTRY_OBJ_LINK): "link",
+	uint32(sentrySentryObjSENTRY_OBJ_LINK): "link", uint32(sentrySentryObjSENTRY_OBJ_AGENT): "agent",
 }
 
 func accessAttempt(t *sentrySentryTamper) AccessAttempt {
 	cmd := fmt.Sprintf("bpf command %d", t.Cmd)
-	if int(t.Cmd) < len(bpfCmdNames) { // enum bpf_cmd (token.go)
+	switch {
+	case t.ObjKind == uint32(sentrySentryObjSENTRY_OBJ_AGENT): // a signal
+		cmd = fmt.Sprintf("signal %d", t.Cmd)
+		if n := unix.SignalName(syscall.Signal(t.Cmd)); n != "" {
+			cmd = n
+		}
+	case int(t.Cmd) < len(bpfCmdNames): // enum bpf_cmd (token.go)
 		cmd = "BPF_" + strings.ToUpper(bpfCmdNames[t.Cmd])
 	}
 	obj, ok := objNames[t.ObjKind]
@@ -66,7 +86,7 @@ func (s *Sensor) deliverAttempt(a AccessAttempt) {
 // attachGuards attaches the LSM guard programs (LSM hooks only; the
 // syscall hooks guard in their enter program), before anything is staged.
 func (s *Sensor) attachGuards() error {
-	for _, name := range []string{sentryProgSentryLsmGuard, sentryProgSentryLsmGuardMap} {
+	for _, name := range []string{sentryProgSentryLsmGuard, sentryProgSentryLsmGuardMap, sentryProgSentryLsmGuardKill} {
 		p := s.coll.Programs[name]
 		if p == nil {
 			return fmt.Errorf("no %s program", name)
@@ -111,15 +131,79 @@ func (s *Sensor) recordOwnIDs() error {
 	return nil
 }
 
-// guardPrograms are loaded with the sensor on LSM hooks.
+// signalWatch are the syscall tracepoints that report signals to the agent
+// where no LSM hook can refuse them.
+var signalWatch = []struct{ prog, tracepoint string }{
+	{sentryProgSentrySignalKill, "sys_enter_kill"},
+	{sentryProgSentrySignalTgkill, "sys_enter_tgkill"},
+	{sentryProgSentrySignalTkill, "sys_enter_tkill"},
+	{sentryProgSentrySignalSigqueue, "sys_enter_rt_sigqueueinfo"},
+	{sentryProgSentrySignalTgsigqueue, "sys_enter_rt_tgsigqueueinfo"},
+}
+
+// guardPrograms are loaded with the sensor: the LSM guards on LSM hooks,
+// the signal watch on the others.
 func guardPrograms(spec *ebpf.CollectionSpec, lsm bool) map[string]bool {
 	keep := map[string]bool{}
-	if lsm {
-		for _, name := range []string{sentryProgSentryLsmGuard, sentryProgSentryLsmGuardMap} {
-			if spec.Programs[name] != nil {
-				keep[name] = true
-			}
+	names := []string{sentryProgSentryLsmGuard, sentryProgSentryLsmGuardMap, sentryProgSentryLsmGuardKill}
+	if !lsm {
+		names = names[:0]
+		for _, w := range signalWatch {
+			names = append(names, w.prog)
+		}
+	}
+	for _, name := range names {
+		if spec.Programs[name] != nil {
+			keep[name] = true
 		}
 	}
 	return keep
+}
+
+// attachSignalWatch attaches the signal tracepoints, best-effort (a kernel
+// without syscall tracepoints or perf links still judges loads), and says
+// what it covers for Signals.
+func (s *Sensor) attachSignalWatch() string {
+	var missing []string
+	for _, w := range signalWatch {
+		p := s.coll.Programs[w.prog]
+		if p == nil {
+			missing = append(missing, w.tracepoint)
+			continue
+		}
+		l, err := link.Tracepoint("syscalls", w.tracepoint, p, nil)
+		if err != nil {
+			missing = append(missing, w.tracepoint)
+			continue
+		}
+		if _, err := l.Info(); err != nil {
+			// a bare perf event (before 5.15): Health could not tell it
+			// is still attached
+			l.Close()
+			missing = append(missing, w.tracepoint)
+			continue
+		}
+		// not pinned: the report needs the agent that reads it
+		s.attachLinks = append(s.attachLinks, l)
+	}
+	if len(missing) == len(signalWatch) {
+		return "not seen: no syscall tracepoint for kill and its kin"
+	}
+	r := "reported, not refused (no BPF LSM): kill, tgkill, tkill and rt_(tg)sigqueueinfo naming the agent's pid from the initial pid namespace"
+	if len(missing) > 0 {
+		r += fmt.Sprintf("; not seen through %s", strings.Join(missing, ", "))
+	}
+	return r
+}
+
+// Signals says how signals from other processes to the agent are handled
+// on this kernel.
+func (s *Sensor) Signals() string {
+	if s.hook.IsLSM() {
+		if s.cfg.GuardSignals && s.cfg.Mode == ModeEnforce {
+			return "refused (lsm/task_kill) unless sent by the agent's parent or init; reported"
+		}
+		return "reported (lsm/task_kill), not refused (signal guard off or monitor mode)"
+	}
+	return s.signals
 }

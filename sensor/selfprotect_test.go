@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"syscall"
 	"testing"
@@ -155,5 +156,126 @@ func TestMapWriteByAnotherProcessIsStopped(t *testing.T) {
 	}
 	if got, err := s.CheckIntegrity(); err != nil || len(got) != 0 {
 		t.Fatalf("config after the refused write: %+v %v", got, err)
+	}
+}
+
+// Another process can neither attach to the sentry's programs nor stop
+// the agent with a signal. One sensor serves both halves (a sensor start
+// costs most of a minute in the matrix VMs).
+//
+// Attaching: an fentry or freplace load whose attach_prog_fd is one of
+// its programs, or a BPF_LINK_CREATE whose target_fd is, is killed at the
+// syscall's entry (syscall hooks: before the kernel's own checks, which
+// here refuse fentry anyway) or refused with EPERM (LSM hooks, lsm/bpf),
+// and reported with the program's id. The fd itself was asked for by id,
+// as read access allows.
+//
+// Signals: from another process (not the agent's parent, not init),
+// SIGTERM is refused with EPERM on LSM hooks when the signal guard is on
+// (enforce mode), and reported as denied; the syscall hooks cannot stop
+// it and report it before it lands (the test process, the agent here,
+// catches it). Either way the report names the signal, the agent and the
+// sender.
+func TestSentrysProgramsAndAgentAreGuarded(t *testing.T) {
+	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t), GuardSignals: true})
+	t.Run("attach", func(t *testing.T) { attachingToTheSentrysProgramsIsStopped(t, s) })
+	t.Run("signal", func(t *testing.T) { signalsToTheAgentAreGuarded(t, s) })
+}
+
+func attachingToTheSentrysProgramsIsStopped(t *testing.T, s *Sensor) {
+	var id uint32
+	for _, p := range s.coll.Programs {
+		if info, err := p.Info(); err == nil {
+			if pid, ok := info.ID(); ok {
+				id = uint32(pid)
+				break
+			}
+		}
+	}
+	if id == 0 {
+		t.Fatal("no program id of the sensor's")
+	}
+	for _, tc := range []struct{ how, cmd string }{
+		{"fentry", "BPF_PROG_LOAD"}, {"freplace", "BPF_PROG_LOAD"}, {"link", "BPF_LINK_CREATE"},
+	} {
+		t.Run(tc.how, func(t *testing.T) {
+			pid, wait := startLoader(t, "-attach-to-prog-id", fmt.Sprint(id), "-attach-how", tc.how)
+			run := wait()
+			wantAction := ActionKilled
+			if s.Hook().IsLSM() {
+				wantAction = ActionDenied
+				if run.killed || len(run.results) != 1 || run.results[0].Ret != -1 || !strings.Contains(run.results[0].Error, "operation not permitted") {
+					t.Fatalf("hook %s: the attach was not refused: killed=%v %+v", s.Hook(), run.killed, run.results)
+				}
+			} else if !run.killed {
+				t.Fatalf("the %s attacher of the sentry's program was not killed: %+v", tc.how, run.results)
+			}
+			for {
+				a, ok := nextAttempt(t, s, 10*time.Second)
+				if !ok {
+					t.Fatalf("no %s attempt on program %d by %d reported", tc.cmd, id, pid)
+				}
+				if a.PID != uint32(pid) {
+					continue // another process's (the shared host)
+				}
+				if a.Command != tc.cmd || a.Object != "prog" || a.ObjectID != id || a.Action != wantAction {
+					t.Fatalf("attempt %+v, want %s on prog %d, %s", a, tc.cmd, id, wantAction)
+				}
+				t.Logf("hook %s: %s", s.Hook(), a)
+				break
+			}
+		})
+	}
+}
+
+func signalsToTheAgentAreGuarded(t *testing.T, s *Sensor) {
+	if !s.Hook().IsLSM() && !strings.HasPrefix(s.Signals(), "reported") {
+		t.Fatalf("hook %s: signals to the agent are %s", s.Hook(), s.Signals())
+	}
+	got := make(chan os.Signal, 1)
+	signal.Notify(got, syscall.SIGTERM)
+	defer signal.Stop(got)
+	pid, wait := startLoader(t, "-signal-pid", fmt.Sprint(os.Getpid()), "-signal", fmt.Sprint(int(syscall.SIGTERM)))
+	run := wait()
+	if run.killed || len(run.results) != 1 {
+		t.Fatalf("sender: killed=%v %+v", run.killed, run.results)
+	}
+	wantAction := ActionNone
+	if s.Hook().IsLSM() {
+		wantAction = ActionDenied
+		if run.results[0].Ret != -1 || !strings.Contains(run.results[0].Error, "operation not permitted") {
+			t.Fatalf("hook %s: SIGTERM to the agent was not refused: %+v", s.Hook(), run.results)
+		}
+	} else {
+		if run.results[0].Ret != 0 {
+			t.Fatalf("kill failed: %+v", run.results)
+		}
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the kill succeeded, yet no SIGTERM arrived")
+		}
+	}
+	for {
+		a, ok := nextAttempt(t, s, 10*time.Second)
+		if !ok {
+			t.Fatalf("no signal from %d reported", pid)
+		}
+		if a.PID != uint32(pid) {
+			continue
+		}
+		if !a.Signal() || a.Command != "SIGTERM" || a.ObjectID != uint32(os.Getpid()) || a.Action != wantAction {
+			t.Fatalf("attempt %+v (%s), want SIGTERM to %d, %s", a, a, os.Getpid(), wantAction)
+		}
+		t.Logf("hook %s: %s", s.Hook(), a)
+		break
+	}
+	if s.Hook().IsLSM() {
+		// refused: it must never have arrived
+		select {
+		case <-got:
+			t.Fatal("SIGTERM refused, yet delivered")
+		default:
+		}
 	}
 }

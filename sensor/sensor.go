@@ -93,6 +93,11 @@ type Config struct {
 	LockCgroup uint64
 	// Allowlist is installed before the hooks attach when Lock is set.
 	Allowlist []uint64
+	// GuardSignals: on LSM kernels in enforce mode, signals that would stop
+	// or end the agent from any process other than the agent, its parent
+	// and the init process are refused (EPERM; selfprotect.h). Off, and on
+	// kernels without the BPF LSM, they are only reported (AccessAttempts).
+	GuardSignals bool
 }
 
 // OnError is the policy for loads that cannot be judged.
@@ -125,6 +130,7 @@ type Sensor struct {
 	// kprobeTarget is the symbol the kprobe hook attached to.
 	kprobeTarget string
 	compat       string // how 32-bit bpf() calls are covered (Compat)
+	signals      string // how signals to the agent are guarded (Signals)
 	coll         *ebpf.Collection
 	links        []link.Link
 	reader       *ringbuf.Reader
@@ -430,6 +436,8 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		if err := s.attachGuards(); err != nil {
 			return fail(err)
 		}
+	} else {
+		s.signals = s.attachSignalWatch()
 	}
 	// Staged writes are committed by the hooks just attached: first the
 	// agent's identity, then the rules and config only it may commit.

@@ -340,7 +340,7 @@ type sentrySentryConfig struct {
 	LoaderInsns     uint32
 	LoaderWindowNs  uint64
 	Lock            uint32
-	Pad             uint32
+	GuardSignals    uint32
 	LockCgroup      uint64
 	Kattr           uint32
 	PadKattr        uint32
@@ -359,6 +359,8 @@ type sentrySentryExit struct {
 	Killed  uint32
 	Tag     [8]uint8
 	KtimeNs uint64
+	Sigkill uint32
+	Pad     uint32
 }
 
 type sentrySentryHeader struct {
@@ -454,9 +456,10 @@ const (
 type sentrySentryObj uint32
 
 const (
-	sentrySentryObjSENTRY_OBJ_MAP  sentrySentryObj = 1
-	sentrySentryObjSENTRY_OBJ_PROG sentrySentryObj = 2
-	sentrySentryObjSENTRY_OBJ_LINK sentrySentryObj = 3
+	sentrySentryObjSENTRY_OBJ_MAP   sentrySentryObj = 1
+	sentrySentryObjSENTRY_OBJ_PROG  sentrySentryObj = 2
+	sentrySentryObjSENTRY_OBJ_LINK  sentrySentryObj = 3
+	sentrySentryObjSENTRY_OBJ_AGENT sentrySentryObj = 4
 )
 
 type sentrySentryOnError uint32
@@ -657,6 +660,7 @@ const (
 	sentryMapRules                    = "rules"
 	sentryMapRulesReaders             = "rules_readers"
 	sentryMapRulesStaged              = "rules_staged"
+	sentryMapSelfTask                 = "self_task"
 	sentryMapTaskScratch              = "task_scratch"
 	sentryProgSentryAttachTp          = "sentry_attach_tp"
 	sentryProgSentryEnterBtf          = "sentry_enter_btf"
@@ -677,6 +681,7 @@ const (
 	sentryProgSentryLsmAttachGate     = "sentry_lsm_attach_gate"
 	sentryProgSentryLsmBpf            = "sentry_lsm_bpf"
 	sentryProgSentryLsmGuard          = "sentry_lsm_guard"
+	sentryProgSentryLsmGuardKill      = "sentry_lsm_guard_kill"
 	sentryProgSentryLsmGuardMap       = "sentry_lsm_guard_map"
 	sentryProgSentryLsmIoctlGate      = "sentry_lsm_ioctl_gate"
 	sentryProgSentryLsmProgLoad       = "sentry_lsm_prog_load"
@@ -684,6 +689,11 @@ const (
 	sentryProgSentryPerfOpenEnter     = "sentry_perf_open_enter"
 	sentryProgSentryPerfOpenExit      = "sentry_perf_open_exit"
 	sentryProgSentryPrefault          = "sentry_prefault"
+	sentryProgSentrySignalKill        = "sentry_signal_kill"
+	sentryProgSentrySignalSigqueue    = "sentry_signal_sigqueue"
+	sentryProgSentrySignalTgkill      = "sentry_signal_tgkill"
+	sentryProgSentrySignalTgsigqueue  = "sentry_signal_tgsigqueue"
+	sentryProgSentrySignalTkill       = "sentry_signal_tkill"
 	sentryVarUnusedAction             = "unused_action"
 	sentryVarUnusedAttach             = "unused_attach"
 	sentryVarUnusedAttachCfg          = "unused_attach_cfg"
@@ -773,6 +783,7 @@ type sentryProgramSpecs struct {
 	SentryLsmAttachGate     *ebpf.ProgramSpec `ebpf:"sentry_lsm_attach_gate"`
 	SentryLsmBpf            *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf"`
 	SentryLsmGuard          *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard"`
+	SentryLsmGuardKill      *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard_kill"`
 	SentryLsmGuardMap       *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard_map"`
 	SentryLsmIoctlGate      *ebpf.ProgramSpec `ebpf:"sentry_lsm_ioctl_gate"`
 	SentryLsmProgLoad       *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_load"`
@@ -780,6 +791,11 @@ type sentryProgramSpecs struct {
 	SentryPerfOpenEnter     *ebpf.ProgramSpec `ebpf:"sentry_perf_open_enter"`
 	SentryPerfOpenExit      *ebpf.ProgramSpec `ebpf:"sentry_perf_open_exit"`
 	SentryPrefault          *ebpf.ProgramSpec `ebpf:"sentry_prefault"`
+	SentrySignalKill        *ebpf.ProgramSpec `ebpf:"sentry_signal_kill"`
+	SentrySignalSigqueue    *ebpf.ProgramSpec `ebpf:"sentry_signal_sigqueue"`
+	SentrySignalTgkill      *ebpf.ProgramSpec `ebpf:"sentry_signal_tgkill"`
+	SentrySignalTgsigqueue  *ebpf.ProgramSpec `ebpf:"sentry_signal_tgsigqueue"`
+	SentrySignalTkill       *ebpf.ProgramSpec `ebpf:"sentry_signal_tkill"`
 }
 
 // sentryMapSpecs contains maps before they are loaded into the kernel.
@@ -821,6 +837,7 @@ type sentryMapSpecs struct {
 	Rules            *ebpf.MapSpec `ebpf:"rules"`
 	RulesReaders     *ebpf.MapSpec `ebpf:"rules_readers"`
 	RulesStaged      *ebpf.MapSpec `ebpf:"rules_staged"`
+	SelfTask         *ebpf.MapSpec `ebpf:"self_task"`
 	TaskScratch      *ebpf.MapSpec `ebpf:"task_scratch"`
 }
 
@@ -911,6 +928,7 @@ type sentryMaps struct {
 	Rules            *ebpf.Map `ebpf:"rules"`
 	RulesReaders     *ebpf.Map `ebpf:"rules_readers"`
 	RulesStaged      *ebpf.Map `ebpf:"rules_staged"`
+	SelfTask         *ebpf.Map `ebpf:"self_task"`
 	TaskScratch      *ebpf.Map `ebpf:"task_scratch"`
 }
 
@@ -951,6 +969,7 @@ func (m *sentryMaps) Close() error {
 		m.Rules,
 		m.RulesReaders,
 		m.RulesStaged,
+		m.SelfTask,
 		m.TaskScratch,
 	)
 }
@@ -1010,6 +1029,7 @@ type sentryPrograms struct {
 	SentryLsmAttachGate     *ebpf.Program `ebpf:"sentry_lsm_attach_gate"`
 	SentryLsmBpf            *ebpf.Program `ebpf:"sentry_lsm_bpf"`
 	SentryLsmGuard          *ebpf.Program `ebpf:"sentry_lsm_guard"`
+	SentryLsmGuardKill      *ebpf.Program `ebpf:"sentry_lsm_guard_kill"`
 	SentryLsmGuardMap       *ebpf.Program `ebpf:"sentry_lsm_guard_map"`
 	SentryLsmIoctlGate      *ebpf.Program `ebpf:"sentry_lsm_ioctl_gate"`
 	SentryLsmProgLoad       *ebpf.Program `ebpf:"sentry_lsm_prog_load"`
@@ -1017,6 +1037,11 @@ type sentryPrograms struct {
 	SentryPerfOpenEnter     *ebpf.Program `ebpf:"sentry_perf_open_enter"`
 	SentryPerfOpenExit      *ebpf.Program `ebpf:"sentry_perf_open_exit"`
 	SentryPrefault          *ebpf.Program `ebpf:"sentry_prefault"`
+	SentrySignalKill        *ebpf.Program `ebpf:"sentry_signal_kill"`
+	SentrySignalSigqueue    *ebpf.Program `ebpf:"sentry_signal_sigqueue"`
+	SentrySignalTgkill      *ebpf.Program `ebpf:"sentry_signal_tgkill"`
+	SentrySignalTgsigqueue  *ebpf.Program `ebpf:"sentry_signal_tgsigqueue"`
+	SentrySignalTkill       *ebpf.Program `ebpf:"sentry_signal_tkill"`
 }
 
 func (p *sentryPrograms) Close() error {
@@ -1040,6 +1065,7 @@ func (p *sentryPrograms) Close() error {
 		p.SentryLsmAttachGate,
 		p.SentryLsmBpf,
 		p.SentryLsmGuard,
+		p.SentryLsmGuardKill,
 		p.SentryLsmGuardMap,
 		p.SentryLsmIoctlGate,
 		p.SentryLsmProgLoad,
@@ -1047,6 +1073,11 @@ func (p *sentryPrograms) Close() error {
 		p.SentryPerfOpenEnter,
 		p.SentryPerfOpenExit,
 		p.SentryPrefault,
+		p.SentrySignalKill,
+		p.SentrySignalSigqueue,
+		p.SentrySignalTgkill,
+		p.SentrySignalTgsigqueue,
+		p.SentrySignalTkill,
 	)
 }
 

@@ -261,7 +261,7 @@ type sentryLegacySentryConfig struct {
 	LoaderInsns     uint32
 	LoaderWindowNs  uint64
 	Lock            uint32
-	Pad             uint32
+	GuardSignals    uint32
 	LockCgroup      uint64
 	Kattr           uint32
 	PadKattr        uint32
@@ -348,6 +348,7 @@ const (
 	sentryLegacyMapRules                      = "rules"
 	sentryLegacyMapRulesReaders               = "rules_readers"
 	sentryLegacyMapRulesStaged                = "rules_staged"
+	sentryLegacyMapSelfTask                   = "self_task"
 	sentryLegacyProgSentryAttachTp            = "sentry_attach_tp"
 	sentryLegacyProgSentryEnterBtf            = "sentry_enter_btf"
 	sentryLegacyProgSentryEnterBtfCorrupt     = "sentry_enter_btf_corrupt"
@@ -370,11 +371,17 @@ const (
 	sentryLegacyProgSentryLsmAttachGate       = "sentry_lsm_attach_gate"
 	sentryLegacyProgSentryLsmBpfGate          = "sentry_lsm_bpf_gate"
 	sentryLegacyProgSentryLsmGuard            = "sentry_lsm_guard"
+	sentryLegacyProgSentryLsmGuardKill        = "sentry_lsm_guard_kill"
 	sentryLegacyProgSentryLsmGuardMap         = "sentry_lsm_guard_map"
 	sentryLegacyProgSentryLsmIoctlGate        = "sentry_lsm_ioctl_gate"
 	sentryLegacyProgSentryPerfOpenEnter       = "sentry_perf_open_enter"
 	sentryLegacyProgSentryPerfOpenExit        = "sentry_perf_open_exit"
 	sentryLegacyProgSentryPrefault            = "sentry_prefault"
+	sentryLegacyProgSentrySignalKill          = "sentry_signal_kill"
+	sentryLegacyProgSentrySignalSigqueue      = "sentry_signal_sigqueue"
+	sentryLegacyProgSentrySignalTgkill        = "sentry_signal_tgkill"
+	sentryLegacyProgSentrySignalTgsigqueue    = "sentry_signal_tgsigqueue"
+	sentryLegacyProgSentrySignalTkill         = "sentry_signal_tkill"
 	sentryLegacyVarUnusedAction               = "unused_action"
 	sentryLegacyVarUnusedAttach               = "unused_attach"
 	sentryLegacyVarUnusedAttachCfg            = "unused_attach_cfg"
@@ -467,11 +474,17 @@ type sentryLegacyProgramSpecs struct {
 	SentryLsmAttachGate       *ebpf.ProgramSpec `ebpf:"sentry_lsm_attach_gate"`
 	SentryLsmBpfGate          *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf_gate"`
 	SentryLsmGuard            *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard"`
+	SentryLsmGuardKill        *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard_kill"`
 	SentryLsmGuardMap         *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard_map"`
 	SentryLsmIoctlGate        *ebpf.ProgramSpec `ebpf:"sentry_lsm_ioctl_gate"`
 	SentryPerfOpenEnter       *ebpf.ProgramSpec `ebpf:"sentry_perf_open_enter"`
 	SentryPerfOpenExit        *ebpf.ProgramSpec `ebpf:"sentry_perf_open_exit"`
 	SentryPrefault            *ebpf.ProgramSpec `ebpf:"sentry_prefault"`
+	SentrySignalKill          *ebpf.ProgramSpec `ebpf:"sentry_signal_kill"`
+	SentrySignalSigqueue      *ebpf.ProgramSpec `ebpf:"sentry_signal_sigqueue"`
+	SentrySignalTgkill        *ebpf.ProgramSpec `ebpf:"sentry_signal_tgkill"`
+	SentrySignalTgsigqueue    *ebpf.ProgramSpec `ebpf:"sentry_signal_tgsigqueue"`
+	SentrySignalTkill         *ebpf.ProgramSpec `ebpf:"sentry_signal_tkill"`
 }
 
 // sentryLegacyMapSpecs contains maps before they are loaded into the kernel.
@@ -511,6 +524,7 @@ type sentryLegacyMapSpecs struct {
 	Rules            *ebpf.MapSpec `ebpf:"rules"`
 	RulesReaders     *ebpf.MapSpec `ebpf:"rules_readers"`
 	RulesStaged      *ebpf.MapSpec `ebpf:"rules_staged"`
+	SelfTask         *ebpf.MapSpec `ebpf:"self_task"`
 }
 
 // sentryLegacyVariableSpecs contains global variables before they are loaded into the kernel.
@@ -598,6 +612,7 @@ type sentryLegacyMaps struct {
 	Rules            *ebpf.Map `ebpf:"rules"`
 	RulesReaders     *ebpf.Map `ebpf:"rules_readers"`
 	RulesStaged      *ebpf.Map `ebpf:"rules_staged"`
+	SelfTask         *ebpf.Map `ebpf:"self_task"`
 }
 
 func (m *sentryLegacyMaps) Close() error {
@@ -635,6 +650,7 @@ func (m *sentryLegacyMaps) Close() error {
 		m.Rules,
 		m.RulesReaders,
 		m.RulesStaged,
+		m.SelfTask,
 	)
 }
 
@@ -696,11 +712,17 @@ type sentryLegacyPrograms struct {
 	SentryLsmAttachGate       *ebpf.Program `ebpf:"sentry_lsm_attach_gate"`
 	SentryLsmBpfGate          *ebpf.Program `ebpf:"sentry_lsm_bpf_gate"`
 	SentryLsmGuard            *ebpf.Program `ebpf:"sentry_lsm_guard"`
+	SentryLsmGuardKill        *ebpf.Program `ebpf:"sentry_lsm_guard_kill"`
 	SentryLsmGuardMap         *ebpf.Program `ebpf:"sentry_lsm_guard_map"`
 	SentryLsmIoctlGate        *ebpf.Program `ebpf:"sentry_lsm_ioctl_gate"`
 	SentryPerfOpenEnter       *ebpf.Program `ebpf:"sentry_perf_open_enter"`
 	SentryPerfOpenExit        *ebpf.Program `ebpf:"sentry_perf_open_exit"`
 	SentryPrefault            *ebpf.Program `ebpf:"sentry_prefault"`
+	SentrySignalKill          *ebpf.Program `ebpf:"sentry_signal_kill"`
+	SentrySignalSigqueue      *ebpf.Program `ebpf:"sentry_signal_sigqueue"`
+	SentrySignalTgkill        *ebpf.Program `ebpf:"sentry_signal_tgkill"`
+	SentrySignalTgsigqueue    *ebpf.Program `ebpf:"sentry_signal_tgsigqueue"`
+	SentrySignalTkill         *ebpf.Program `ebpf:"sentry_signal_tkill"`
 }
 
 func (p *sentryLegacyPrograms) Close() error {
@@ -727,11 +749,17 @@ func (p *sentryLegacyPrograms) Close() error {
 		p.SentryLsmAttachGate,
 		p.SentryLsmBpfGate,
 		p.SentryLsmGuard,
+		p.SentryLsmGuardKill,
 		p.SentryLsmGuardMap,
 		p.SentryLsmIoctlGate,
 		p.SentryPerfOpenEnter,
 		p.SentryPerfOpenExit,
 		p.SentryPrefault,
+		p.SentrySignalKill,
+		p.SentrySignalSigqueue,
+		p.SentrySignalTgkill,
+		p.SentrySignalTgsigqueue,
+		p.SentrySignalTkill,
 	)
 }
 

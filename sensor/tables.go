@@ -31,6 +31,9 @@ func (s *Sensor) writeConfigLocked() error {
 	if s.cfg.Lock {
 		c.Lock, c.LockCgroup = 1, s.cfg.LockCgroup
 	}
+	if s.cfg.GuardSignals {
+		c.GuardSignals = 1
+	}
 	if err := s.coll.Maps[sentryMapConfigStaged].Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("write sensor config: %w", err)
 	}

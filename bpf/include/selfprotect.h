@@ -41,6 +41,17 @@ struct {
 	__type(value, __u32);
 } own_ids SEC(".maps");
 
+/* The agent's thread group leader (struct task_struct *), written in the
+ * agent's own context when its start is learnt (learn_self): the syscall
+ * signal hooks find its parent through it. Trusted only while its tgid and
+ * start still match config. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} self_task SEC(".maps");
+
 #define STAGED_CONFIG 1
 #define STAGED_RULES 2
 
@@ -77,7 +88,7 @@ static __always_inline __u64 map_addr(void *m)
 #endif
 #define SENTRY_OWN_MAPS(X) X(events) X(inflight) X(losses) X(load_seq) X(facts_scratch) \
 	X(chunk_scratch) X(rules) X(rules_readers) X(config) X(own_ids) X(config_staged) \
-	X(rules_staged) X(commits) X(loader_rate) SENTRY_OWN_MAPS_EXTRA(X)
+	X(rules_staged) X(commits) X(loader_rate) X(self_task) SENTRY_OWN_MAPS_EXTRA(X)
 
 /* Whether addr is one of the sentry's maps. */
 static __always_inline int own_map(__u64 addr)
@@ -123,6 +134,24 @@ static __always_inline __u64 fd_private(__u32 fd)
 	return (__u64)BPF_CORE_READ(file, private_data);
 }
 
+/* Whether fd of the current task is one of the sentry's programs; its id
+ * in *id. The file's private data is a struct bpf_prog only if its aux
+ * points back to it (other fds hold a map, a link, a BTF, a cgroup...). */
+static __always_inline int own_prog_fd(__u32 fd, __u32 *id)
+{
+	__u64 p = fd_private(fd);
+	if (!p)
+		return 0;
+	struct bpf_prog_aux *aux = BPF_CORE_READ((struct bpf_prog *)p, aux);
+	if (!aux || (__u64)BPF_CORE_READ(aux, prog) != p)
+		return 0;
+	__u32 pid = BPF_CORE_READ(aux, id);
+	if (!own_id(SENTRY_OBJ_PROG, pid))
+		return 0;
+	*id = pid;
+	return 1;
+}
+
 /* The first 48 bytes of union bpf_attr, as 32-bit words: every field the
  * guard reads is there. */
 #define GUARD_ATTR_WORDS 12
@@ -153,6 +182,11 @@ static __always_inline int guard_targets(__u32 cmd, const __u32 *w, __u32 *kind,
 	case BPF_MAP_LOOKUP_AND_DELETE_BATCH: /* batch: 4 pointers, count, map_fd */
 		obj = fd_private(w[9]);
 		break;
+	case BPF_LINK_CREATE: /* prog_fd, target_fd: a program to attach to (freplace, fentry) */
+		if (!own_prog_fd(w[1], id))
+			return 0;
+		*kind = SENTRY_OBJ_PROG;
+		return 1;
 	case BPF_LINK_UPDATE:
 	case BPF_LINK_DETACH: { /* link_fd first */
 		__u64 l = fd_private(w[0]);
@@ -288,6 +322,7 @@ static __always_inline void guard_syscall(__u64 cmd, __u64 uattr, __u64 size, co
 	case BPF_MAP_UPDATE_BATCH:
 	case BPF_MAP_DELETE_BATCH:
 	case BPF_MAP_LOOKUP_AND_DELETE_BATCH:
+	case BPF_LINK_CREATE:
 	case BPF_LINK_UPDATE:
 	case BPF_LINK_DETACH:
 		break;
@@ -309,13 +344,31 @@ static __always_inline void guard_syscall(__u64 cmd, __u64 uattr, __u64 size, co
 	guard_act(cmd, kind, id, enforcer);
 }
 
+/* A BPF_PROG_LOAD whose attach_prog_fd (the union with attach_btf_obj_fd:
+ * the kernel tries it as a program first) is one of the sentry's programs:
+ * an fentry, fexit or freplace program on it. Reports it and says what to
+ * do, as guard_act. */
+static __always_inline __u32 guard_prog_load(__u32 attach_fd, const int enforcer)
+{
+	__u32 id = 0;
+	if (!attach_fd || !own_prog_fd(attach_fd, &id) || guard_is_self())
+		return SENTRY_ACT_NONE;
+	return guard_act(BPF_PROG_LOAD, SENTRY_OBJ_PROG, id, enforcer);
+}
+
 /* The LSM kernels' guard: every bpf() command, with the kernel's copy of
  * attr. */
 SEC("lsm/bpf")
 int BPF_PROG(sentry_lsm_guard, int cmd, union bpf_attr *kattr, unsigned int size)
 {
 	__u32 w[GUARD_ATTR_WORDS] = {};
-	if (cmd == BPF_PROG_LOAD || bpf_probe_read_kernel(w, sizeof(w), kattr))
+	if (cmd == BPF_PROG_LOAD) {
+		/* the kernel's copy is zero past what the caller gave */
+		__u32 fd = 0;
+		bpf_probe_read_kernel(&fd, sizeof(fd), (void *)kattr + offsetof(struct prog_load_attr, attach_btf_obj_fd));
+		return guard_prog_load(fd, ENF_DENY) == SENTRY_ACT_DENIED ? -EPERM : 0;
+	}
+	if (bpf_probe_read_kernel(w, sizeof(w), kattr))
 		return 0;
 	if (stage(cmd, w))
 		return 0;
@@ -338,6 +391,151 @@ int BPF_PROG(sentry_lsm_guard_map, struct bpf_map *map, unsigned int fmode)
 	if (!own_map(addr) || guard_is_self())
 		return 0;
 	return guard_act(BPF_OBJ_GET, SENTRY_OBJ_MAP, BPF_CORE_READ(map, id), ENF_DENY) == SENTRY_ACT_DENIED ? -EPERM : 0;
+}
+
+/*
+ * Signals to the agent. Another process may send it 0 (does it exist?),
+ * SIGHUP (reload the rules) and the signals whose default action is to
+ * ignore or continue (SIGCHLD, SIGCONT, SIGURG, SIGWINCH); every other one
+ * would stop or end it (SIGKILL, SIGTERM, SIGINT, SIGQUIT, SIGSTOP,
+ * SIGTSTP, SIGUSR1, real-time signals, ...). Signals the kernel itself
+ * sends (a terminal's Ctrl-C, SIGPIPE, a fault) never reach these hooks.
+ */
+#define SIG_HUP 1
+#define SIG_CHLD 17
+#define SIG_CONT 18
+#define SIG_URG 23
+#define SIG_WINCH 28
+
+static __always_inline int harmless_signal(__u32 sig)
+{
+	return sig == 0 || sig == SIG_HUP || sig == SIG_CHLD || sig == SIG_CONT || sig == SIG_URG || sig == SIG_WINCH;
+}
+
+/*
+ * Whether the current task may stop the agent whose thread group leader is
+ * agent: the agent itself, the init process of the initial pid namespace
+ * (tgid 1 there, the service manager), or the agent's parent (whoever
+ * started it: the service manager again, a shell, a supervisor, a test).
+ * All by kernel task pointers, never by name or by a pid left behind.
+ */
+static __always_inline int signal_sender_allowed(struct task_struct *agent)
+{
+	if ((bpf_get_current_pid_tgid() >> 32) == 1)
+		return 1;
+	struct task_struct *cur = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *leader = BPF_CORE_READ(cur, group_leader);
+	if (leader == agent)
+		return 1;
+	return BPF_CORE_READ(agent, real_parent, group_leader) == leader;
+}
+
+static __always_inline void signal_report(__u32 sig, __u32 agent_tgid, __u32 action)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct sentry_tamper *t = bpf_ringbuf_reserve(&events, sizeof(*t), 0);
+	if (!t) {
+		count_loss(SENTRY_LOSS_TAMPER_RESERVE);
+		return;
+	}
+	t->h.kind = SENTRY_REC_TAMPER;
+	t->h.pid = pid_tgid >> 32;
+	t->h.load_id = 0;
+	t->cmd = sig;
+	t->obj_kind = SENTRY_OBJ_AGENT;
+	t->obj_id = agent_tgid;
+	t->action = action;
+	t->uid = (__u32)bpf_get_current_uid_gid();
+	t->tid = (__u32)pid_tgid;
+	bpf_get_current_comm(t->comm, sizeof(t->comm));
+	bpf_ringbuf_submit(t, BPF_RB_FORCE_WAKEUP);
+}
+
+/* LSM kernels: a signal from a user process (the kernel's own never come
+ * here) to any thread of the agent. Refused in enforce mode when
+ * guard_signals is set; reported always. */
+SEC("lsm/task_kill")
+int BPF_PROG(sentry_lsm_guard_kill, struct task_struct *p, void *info, int sig, const void *cred)
+{
+	__u32 zero = 0;
+	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || harmless_signal(sig))
+		return 0;
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	if (!is_self(cfg, tgid, p))
+		return 0;
+	struct task_struct *agent = BPF_CORE_READ(p, group_leader);
+	if (signal_sender_allowed(agent))
+		return 0;
+	__u32 action = SENTRY_ACT_MONITOR;
+	if (cfg->mode == SENTRY_MODE_ENFORCE && cfg->guard_signals)
+		action = SENTRY_ACT_DENIED;
+	signal_report(sig, tgid, action);
+	return action == SENTRY_ACT_DENIED ? -EPERM : 0;
+}
+
+/*
+ * The syscall hooks: a tracepoint cannot stop a signal, so a signal to the
+ * agent is reported (action NONE) before it lands, if the agent lives long
+ * enough to read it (SIGKILL: it is left in the ring; a pinned sensor keeps
+ * enforcing without the agent). pid is the target as the sender names it:
+ * senders in other pid namespaces name it by another number and are not
+ * seen, nor are pidfds.
+ */
+static __always_inline int signal_enter(__s64 pid, __u64 sig)
+{
+	__u32 zero = 0;
+	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg || pid <= 0 || harmless_signal(sig) || sig > 64 || !cfg->self_tgid || (__u64)pid != cfg->self_tgid)
+		return 0;
+	__u64 *at = bpf_map_lookup_elem(&self_task, &zero);
+	if (!at || !*at)
+		return 0;
+	struct task_struct *agent = (struct task_struct *)*at;
+	/* the recorded task is still the agent (not freed and reused) */
+	if (!is_self(cfg, BPF_CORE_READ(agent, tgid), agent) || signal_sender_allowed(agent))
+		return 0;
+	signal_report(sig, cfg->self_tgid, SENTRY_ACT_NONE);
+	return 0;
+}
+
+/* syscalls:sys_enter_* records: the arguments as 64-bit words (the same
+ * shape as attach.h's struct sys_enter_args_ctx). */
+struct sys_enter_sig_ctx {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__u64 args[6];
+};
+
+SEC("tracepoint/syscalls/sys_enter_kill")
+int sentry_signal_kill(struct sys_enter_sig_ctx *ctx)
+{
+	return signal_enter((__s32)ctx->args[0], ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_tgkill")
+int sentry_signal_tgkill(struct sys_enter_sig_ctx *ctx)
+{
+	return signal_enter((__s32)ctx->args[0], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_tkill")
+int sentry_signal_tkill(struct sys_enter_sig_ctx *ctx)
+{
+	return signal_enter((__s32)ctx->args[0], ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_rt_sigqueueinfo")
+int sentry_signal_sigqueue(struct sys_enter_sig_ctx *ctx)
+{
+	return signal_enter((__s32)ctx->args[0], ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_rt_tgsigqueueinfo")
+int sentry_signal_tgsigqueue(struct sys_enter_sig_ctx *ctx)
+{
+	return signal_enter((__s32)ctx->args[0], ctx->args[2]);
 }
 
 #endif

@@ -32,6 +32,7 @@ enum sentry_obj {
 	SENTRY_OBJ_MAP = 1,
 	SENTRY_OBJ_PROG = 2,
 	SENTRY_OBJ_LINK = 3,
+	SENTRY_OBJ_AGENT = 4, /* a signal to the agent: cmd is the signal, obj_id the agent's tgid */
 };
 
 /* Why something was lost or could not be read: index into the losses map. */
@@ -194,17 +195,25 @@ struct sentry_exit {
 	struct sentry_rec_hdr h;
 	__s64 ret;        /* fd, or -errno */
 	__u32 prog_id;    /* resolved from the new fd in the loader's fd table */
-	__u32 killed;     /* a SIGKILL is pending on the loader */
+	__u32 killed;     /* this sensor sent the loader SIGKILL */
 	__u8 tag[8];
 	__u64 ktime_ns;
+	/* a SIGKILL is pending on the loader at the call's return, whoever
+	 * sent it: with killed 0, another sensor (an older pinned instance)
+	 * or another process killed it */
+	__u32 sigkill;
+	__u32 _pad;
 };
 
 /*
  * A bpf() call of another process on one of the sentry's own objects that
  * could change or stop it (bpf/include/selfprotect.h): a writable fd on
  * one of its maps, an update or delete of their elements, a detach or
- * update of one of its links. action: what was done (enum sentry_action:
- * KILLED, DENIED, MONITOR, KILL_FAILED).
+ * update of one of its links, a load or link attaching to one of its
+ * programs; or a signal of another process to the agent (obj_kind
+ * SENTRY_OBJ_AGENT, cmd: the signal). action: what was done (enum
+ * sentry_action: KILLED, DENIED, MONITOR, KILL_FAILED; NONE: a signal seen
+ * by a syscall hook, which cannot stop it).
  */
 struct sentry_tamper {
 	struct sentry_rec_hdr h; /* load_id 0 */
@@ -277,7 +286,10 @@ struct sentry_config {
 	/* Lock mode: a load whose fingerprint is not in the allowlist map is
 	 * blocked (bpf/allowlist.h); the agent's own loads excepted. */
 	__u32 lock;
-	__u32 _pad;
+	/* Non-zero: on LSM kernels refuse (task_kill) signals that would stop
+	 * or end the agent from any process but the agent, its parent and
+	 * init (selfprotect.h); 0: report them only. */
+	__u32 guard_signals;
 	/* Non-zero: the lock applies only to loaders in this cgroup v2 (its
 	 * id, exactly; not its descendants). 0: every loader. */
 	__u64 lock_cgroup;

@@ -74,6 +74,7 @@ tp_btf). Exits 2 when run cannot work here.`,
 					fmt.Fprintf(out, "guarantee: %s\n", plan.Guarantee)
 					fmt.Fprintf(out, "lock mode: %s\n", plan.LockGuarantee)
 					fmt.Fprintf(out, "32-bit loaders: %s\n", plan.Compat)
+					fmt.Fprintf(out, "signals to the agent: %s\n", plan.Signals)
 					fmt.Fprintf(out, "in-kernel loads (bpf_sys_bpf): %s\n", inKernelLoads(f, plan.Hook))
 					for _, n := range plan.Notes {
 						fmt.Fprintf(out, "note: %s\n", n)

@@ -32,26 +32,27 @@ const (
 )
 
 type runOptions struct {
-	rules      string
-	rulesPoll  time.Duration
-	mode       string
-	enforcer   string
-	hook       string
-	format     string
-	pin        bool
-	ringMiB    int
-	blockUnr   bool
-	lockPath   string
-	onError    string
-	integrity  time.Duration
-	heartbeat  time.Duration
-	memMiB     int
-	loaderRate int64
-	out        *outputFlags
-	resident   residentOptions
-	policy     *policyFlags
-	ui         *uiFlags
-	lock       *lockFlags
+	rules        string
+	rulesPoll    time.Duration
+	mode         string
+	enforcer     string
+	hook         string
+	format       string
+	pin          bool
+	ringMiB      int
+	blockUnr     bool
+	guardSignals bool
+	lockPath     string
+	onError      string
+	integrity    time.Duration
+	heartbeat    time.Duration
+	memMiB       int
+	loaderRate   int64
+	out          *outputFlags
+	resident     residentOptions
+	policy       *policyFlags
+	ui           *uiFlags
+	lock         *lockFlags
 }
 
 func newRunCmd() *cobra.Command {
@@ -76,6 +77,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.StringVar(&o.hook, "hook", "auto", "auto (strongest available, see doctor) | lsm-prog-load | lsm-bpf | tracepoint | tp_btf | kprobe")
 	f.StringVar(&o.format, "format", "text", "text: one line per load on stdout (events go to --output only when given) | json: events to --output (default stdout)")
 	f.BoolVar(&o.pin, "pin", false, "pin the programs in "+runPinPath+" so enforcement continues after the agent exits")
+	f.BoolVar(&o.guardSignals, "guard-signals", true, "enforce mode on BPF LSM kernels: refuse signals that would stop or end the agent unless sent by the agent's parent or init (pid 1); =false to only report them (e.g. when a container runtime, neither, stops the agent)")
 	f.IntVar(&o.ringMiB, "ring-size", sensor.DefaultRingBufferSize>>20, "ring buffer size in MiB (power of two)")
 	f.BoolVar(&o.blockUnr, "block-unreadable", true, "block loads whose instructions the sensor cannot read (pages not resident, e.g. served late by userfaultfd: the kernel copies them, the syscall hooks cannot); =false to let them load, reported")
 	f.StringVar(&o.onError, "on-error", "block", "block|allow: what a load the kernel side cannot judge (no scratch memory, no table) gets in enforce mode; counted either way")
@@ -93,7 +95,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 }
 
 func runSensor(cmd *cobra.Command, o *runOptions) error {
-	cfg := sensor.Config{RingBufferSize: o.ringMiB << 20, BlockUnreadable: o.blockUnr}
+	cfg := sensor.Config{RingBufferSize: o.ringMiB << 20, BlockUnreadable: o.blockUnr, GuardSignals: o.guardSignals}
 	switch o.mode {
 	case "enforce", "learn", "lock":
 		cfg.Mode = sensor.ModeEnforce
@@ -352,6 +354,11 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 			for ev := range s.Attaches() {
 				attaches.handle(out, o, tel, set, ev)
 			}
+			// A signal from another process is in the ring before it
+			// lands: Close read it, report it (host: nothing refused it).
+			for a := range s.AccessAttempts() {
+				tel.Pipeline.Emit(accessAttempt(a))
+			}
 			losses.report(s, tel, true)
 			info.Reason, info.Uptime = "signal "+sig.String(), time.Since(started).Seconds()
 			tel.Pipeline.Emit(output.SensorStopped(info))
@@ -470,6 +477,9 @@ func textLine(ev *sensor.Event, rep *analysis.Report, v rules.Verdict) string {
 		fmt.Fprintf(&b, " failed=%s", unix.ErrnoName(syscall.Errno(ev.Outcome.Errno)))
 	default:
 		fmt.Fprintf(&b, " outcome=%s", ev.Outcome.Result)
+		if ev.Outcome.KilledByOther {
+			b.WriteString("(not-by-this-sensor)")
+		}
 	}
 	fmt.Fprintf(&b, " kernel=%s", ev.Verdict)
 	if ev.RuleID != "" {

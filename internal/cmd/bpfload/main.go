@@ -61,10 +61,22 @@ func main() {
 	comm := flag.String("comm", "", "rename the loading thread first (prctl PR_SET_NAME), as a loader posing as another program would")
 	mapWriteID := flag.Uint("map-write-id", 0, "instead of loading: get an fd on this map id and write zeros at key 0 (-value-size bytes), as an attacker of the sensor's maps would")
 	valueSize := flag.Uint("value-size", 0, "with -map-write-id: the map's value size")
+	attachProgID := flag.Uint("attach-to-prog-id", 0, "instead of loading: get an fd on this program id and attach to it (-attach-how), as an attacker of the sensor's programs would")
+	attachHow := flag.String("attach-how", "fentry", "with -attach-to-prog-id: fentry or freplace (a load with attach_prog_fd), or link (BPF_LINK_CREATE with target_fd)")
+	signalPID := flag.Int("signal-pid", 0, "instead of loading: send -signal to this pid with kill(2)")
+	signalNum := flag.Int("signal", 15, "with -signal-pid: the signal number")
 	flag.Parse()
 
 	if *mapWriteID != 0 {
 		mapWrite(uint32(*mapWriteID), uint32(*valueSize))
+		return
+	}
+	if *attachProgID != 0 {
+		attachToProg(uint32(*attachProgID), *attachHow)
+		return
+	}
+	if *signalPID != 0 {
+		sendSignal(*signalPID, *signalNum)
 		return
 	}
 
