@@ -48,12 +48,15 @@ func buildAttacher(t testing.TB) string {
 }
 
 type attachRun struct {
-	PID    int    `json:"pid"`
-	ProgID uint32 `json:"prog_id"`
-	LinkID uint32 `json:"link_id"`
-	Errno  int    `json:"errno"`
-	Error  string `json:"error"`
-	killed bool
+	PID       int    `json:"pid"`
+	ProgID    uint32 `json:"prog_id"`
+	LinkID    uint32 `json:"link_id"`
+	NewProgID uint32 `json:"new_prog_id"`
+	Ifindex   int    `json:"ifindex"`
+	MapID     uint32 `json:"map_id"`
+	Errno     int    `json:"errno"`
+	Error     string `json:"error"`
+	killed    bool
 }
 
 func runAttacher(t testing.TB, args ...string) attachRun {

@@ -74,6 +74,7 @@ func (j *attachJudge) Target(ev *sensor.AttachEvent) target.Target {
 	t := ev.Target
 	return j.res.Resolve(target.Raw{
 		AttachType: t.AttachType, FD: t.FD, Flags: t.Flags, BTFID: t.BTFID, ProgID: t.ProgID, CgroupIno: t.CgroupIno,
+		MapID: t.MapID, NetNS: t.NetNS, PID: ev.Caller.PID,
 		PerfType: t.PerfType, PerfConfig: t.PerfConfig, PerfOffset: t.PerfOffset, Count: t.Count, Name: t.Name,
 		NameFromPerf: t.NameFromPerf, PerfFound: t.PerfFound, Addrs: t.Addrs, Syms: t.Syms, RawTP: ev.Op == sensor.OpRawTPOpen, ProgType: ev.ProgType,
 	})
