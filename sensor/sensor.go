@@ -169,7 +169,7 @@ type Sensor struct {
 	attachColls   []*ebpf.Collection
 	attachLinks   []link.Link
 	attachProgs   []attachProgram // what attachLinks[i] attaches (benchmarks toggle the ioctl hook)
-	allowSpec     *ebpf.MapSpec // the allowlist's inner map (allowlist.go)
+	allowSpec     *ebpf.MapSpec   // the allowlist's inner map (allowlist.go)
 	allowN        int
 }
 
