@@ -300,22 +300,6 @@ func TestAttachKindsAreReportedWithTheirTargets(t *testing.T) {
 			t.Errorf("target %+v, want %s getpid,getppid", tg, libc)
 		}
 	})
-
-	t.Run("kprobe_multi link_create: symbols named", func(t *testing.T) {
-		if !testutils.KernelFacts(t).Kprobes {
-			t.Skip("the kernel has no kprobes (CONFIG_KPROBES): no kprobe_multi")
-		}
-		testutils.SkipOnOldKernel(t, "5.18", "kprobe_multi links")
-		r := runAttacher(t, "-mode", "kprobe_multi", "-syms", "vfs_read,vfs_write")
-		if r.killed || r.Error != "" {
-			t.Fatalf("bpfattach: %+v", r)
-		}
-		c := opEvent(waitOps(t, s, r.PID, OpLinkCreate), OpLinkCreate, r.ProgID)
-		wantDone(t, c)
-		if tg := resolve(c); tg.Kind != target.KindKprobeMulti || strings.Join(tg.Symbols, ",") != "vfs_read,vfs_write" {
-			t.Errorf("target %+v, want kprobe_multi vfs_read,vfs_write", tg)
-		}
-	})
 }
 
 // Attaches that fail are reported with the kernel's errno, leave nothing
@@ -394,18 +378,26 @@ func TestFailedAttachesAreReportedAndLeaveNoState(t *testing.T) {
 	wantDone(t, opEvent(waitOps(t, s, r.PID, OpProgAttach), OpProgAttach, r.ProgID))
 }
 
-// A block rule on a cgroup or an interface stops attaches there: on the
-// syscall hooks the caller is killed at entry (a link dies with its fds;
-// a BPF_PROG_ATTACH attachment outlives its caller, which the test shows),
-// where the BPF LSM runs the kernel refuses the attach with EPERM.
-func TestAttachIsBlockedByCgroupAndInterface(t *testing.T) {
+// A block rule on a cgroup stops attaches there: on the syscall hooks the
+// caller is killed at entry (a link dies with its fds; a BPF_PROG_ATTACH
+// attachment outlives its caller, which the test shows), where the BPF LSM
+// runs the kernel refuses the attach with EPERM.
+func TestAttachIsBlockedByCgroup(t *testing.T) { testAttachBlocks(t, false) }
+
+// A block rule on an interface (ifindex) stops a tcx link to it (a veth in
+// a private network namespace, made with iproute2).
+func TestAttachIsBlockedByInterface(t *testing.T) {
+	testutils.SkipOnOldKernel(t, "6.6", "tcx links")
+	testAttachBlocks(t, true)
+}
+
+func testAttachBlocks(t *testing.T, tcx bool) {
 	s := startSensor(t, Config{Mode: ModeEnforce})
 	cg := testutils.NewCgroup(t, "attach2blk")
 	blocks := []AttachBlock{{Kind: KeyCgroup, Value: cg.ID, Rule: 0}}
 	ids := []string{"no-cgroup-attach"}
 	var ns string
 	var ifindex uint32
-	tcx := testutils.KernelVersion(t).AtLeast(testutils.Version{Major: 6, Minor: 6})
 	if tcx {
 		ns, _ = privateNetns(t, "sentry1")
 		// the interface's index in its namespace, from a report-only run
@@ -420,22 +412,19 @@ func TestAttachIsBlockedByCgroupAndInterface(t *testing.T) {
 	if err := s.SetAttachBlocks(blocks, ids); err != nil {
 		t.Fatal(err)
 	}
-	cases := []struct {
+	type blockCase struct {
 		name string
 		args []string
 		op   AttachOp
 		rule string
-	}{
+	}
+	cases := []blockCase{
 		{"cgroup prog_attach", []string{"-mode", "cgroup", "-cgroup", cg.Path}, OpProgAttach, "no-cgroup-attach"},
 		{"cgroup link_create", []string{"-mode", "cgroup", "-cgroup", cg.Path, "-link"}, OpLinkCreate, "no-cgroup-attach"},
 	}
 	if tcx {
-		cases = append(cases, struct {
-			name string
-			args []string
-			op   AttachOp
-			rule string
-		}{"tcx link_create", []string{"-mode", "tcx", "-netns", ns, "-iface", "sentry1"}, OpLinkCreate, "no-tcx-attach"})
+		cases = cases[:0]
+		cases = append(cases, blockCase{"tcx link_create", []string{"-mode", "tcx", "-netns", ns, "-iface", "sentry1"}, OpLinkCreate, "no-tcx-attach"})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -511,5 +500,24 @@ func cgDetach(t *testing.T, path string, id uint32) {
 	defer p.Close()
 	if err := link.RawDetachProgram(link.RawDetachProgramOptions{Target: cgroupFD(t, path), Program: p, Attach: ebpf.AttachCGroupInetIngress}); err != nil {
 		t.Logf("detach prog %d: %v", id, err)
+	}
+}
+
+// kprobe_multi links name their symbols (kernels with kprobes: the matrix
+// VMs; this host has none).
+func TestKprobeMultiAttachNamesItsSymbols(t *testing.T) {
+	if !testutils.KernelFacts(t).Kprobes {
+		t.Skip("the kernel has no kprobes (CONFIG_KPROBES): no kprobe_multi")
+	}
+	testutils.SkipOnOldKernel(t, "5.18", "kprobe_multi links")
+	s := startSensor(t, Config{Mode: ModeMonitor})
+	r := runAttacher(t, "-mode", "kprobe_multi", "-syms", "vfs_read,vfs_write")
+	if r.killed || r.Error != "" {
+		t.Fatalf("bpfattach: %+v", r)
+	}
+	c := opEvent(waitOps(t, s, r.PID, OpLinkCreate), OpLinkCreate, r.ProgID)
+	wantDone(t, c)
+	if tg := resolve(c); tg.Kind != target.KindKprobeMulti || strings.Join(tg.Symbols, ",") != "vfs_read,vfs_write" {
+		t.Errorf("target %+v, want kprobe_multi vfs_read,vfs_write", tg)
 	}
 }
