@@ -30,13 +30,17 @@ var (
 type AttachOp string
 
 const (
-	OpLinkCreate   AttachOp = "link_create"
-	OpRawTPOpen    AttachOp = "raw_tracepoint_open"
-	OpProgAttach   AttachOp = "prog_attach"
-	OpProgDetach   AttachOp = "prog_detach"
-	OpLinkUpdate   AttachOp = "link_update"
-	OpLinkDetach   AttachOp = "link_detach"
-	OpPerfSetBPF   AttachOp = "perf_event_set_bpf"
+	OpLinkCreate AttachOp = "link_create"
+	OpRawTPOpen  AttachOp = "raw_tracepoint_open"
+	OpProgAttach AttachOp = "prog_attach"
+	OpProgDetach AttachOp = "prog_detach"
+	OpLinkUpdate AttachOp = "link_update"
+	OpLinkDetach AttachOp = "link_detach"
+	OpPerfSetBPF AttachOp = "perf_event_set_bpf"
+	// OpNetlinkDump is not a call: an XDP program or tc bpf filter that
+	// a netlink dump found attached (set through netlink, no bpf() attach),
+	// reported after the fact.
+	OpNetlinkDump  AttachOp = "netlink_dump"
 	opUnknownLabel          = "op"
 )
 
