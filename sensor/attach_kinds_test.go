@@ -381,18 +381,20 @@ func TestFailedAttachesAreReportedAndLeaveNoState(t *testing.T) {
 // A block rule on a cgroup stops attaches there: on the syscall hooks the
 // caller is killed at entry (a link dies with its fds; a BPF_PROG_ATTACH
 // attachment outlives its caller, which the test shows), where the BPF LSM
-// runs the kernel refuses the attach with EPERM.
-func TestAttachIsBlockedByCgroup(t *testing.T) { testAttachBlocks(t, false) }
+// runs the kernel refuses the attach with EPERM. (In the VMs this runs as
+// TestAttachIsReportedAndBlockedByTarget/cgroup, on that test's sensor.)
+func TestAttachIsBlockedByCgroup(t *testing.T) {
+	testAttachBlocks(t, startSensor(t, Config{Mode: ModeEnforce}), false)
+}
 
 // A block rule on an interface (ifindex) stops a tcx link to it (a veth in
 // a private network namespace, made with iproute2).
 func TestAttachIsBlockedByInterface(t *testing.T) {
 	testutils.SkipOnOldKernel(t, "6.6", "tcx links")
-	testAttachBlocks(t, true)
+	testAttachBlocks(t, startSensor(t, Config{Mode: ModeEnforce}), true)
 }
 
-func testAttachBlocks(t *testing.T, tcx bool) {
-	s := startSensor(t, Config{Mode: ModeEnforce})
+func testAttachBlocks(t *testing.T, s *Sensor, tcx bool) {
 	cg := testutils.NewCgroup(t, "attach2blk")
 	blocks := []AttachBlock{{Kind: KeyCgroup, Value: cg.ID, Rule: 0}}
 	ids := []string{"no-cgroup-attach"}
@@ -510,6 +512,11 @@ func TestKprobeMultiAttachNamesItsSymbols(t *testing.T) {
 		t.Skip("the kernel has no kprobes (CONFIG_KPROBES): no kprobe_multi")
 	}
 	testutils.SkipOnOldKernel(t, "5.18", "kprobe_multi links")
+	// probed before the sensor starts (a start costs minutes in a VM):
+	// kernels without fprobe refuse kprobe_multi links
+	if r := runAttacher(t, "-mode", "kprobe_multi", "-syms", "vfs_read,vfs_write"); r.NotSupp {
+		t.Skipf("the kernel refuses kprobe_multi links (no fprobe): %s", r.Error)
+	}
 	s := startSensor(t, Config{Mode: ModeMonitor})
 	r := runAttacher(t, "-mode", "kprobe_multi", "-syms", "vfs_read,vfs_write")
 	if r.killed || r.Error != "" {

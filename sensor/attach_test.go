@@ -54,6 +54,7 @@ type attachRun struct {
 	NewProgID uint32 `json:"new_prog_id"`
 	Ifindex   int    `json:"ifindex"`
 	MapID     uint32 `json:"map_id"`
+	NotSupp   bool   `json:"not_supported"`
 	Errno     int    `json:"errno"`
 	Error     string `json:"error"`
 	killed    bool
@@ -114,7 +115,7 @@ func tracepointID(t testing.TB, name string) uint64 {
 }
 
 // A tracepoint attach through a perf link and through the older ioctl, and
-// a raw tracepoint, are each reported with the program, the target and the
+// a raw tracepoint (then a cgroup attach: testAttachBlocks), are each reported with the program, the target and the
 // result; with the target in the attach table they are blocked: killed at
 // entry on the syscall hooks, refused with EPERM where the kernel has the
 // BPF LSM (the program stays loaded, unused).
@@ -211,4 +212,7 @@ func TestAttachIsReportedAndBlockedByTarget(t *testing.T) {
 			}
 		})
 	}
+	// a cgroup attach, on the same sensor (one start per VM): the
+	// table now blocks the test's cgroup
+	t.Run("cgroup", func(t *testing.T) { testAttachBlocks(t, s, false) })
 }

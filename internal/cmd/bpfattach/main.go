@@ -30,8 +30,11 @@ type result struct {
 	NewProgID uint32 `json:"new_prog_id,omitempty"`
 	Ifindex   int    `json:"ifindex,omitempty"`
 	MapID     uint32 `json:"map_id,omitempty"`
-	Errno     int    `json:"errno,omitempty"`
-	Error     string `json:"error,omitempty"`
+	// NotSupported: the library found the kernel without the feature
+	// (ebpf.ErrNotSupported), a probe tests gate on.
+	NotSupported bool   `json:"not_supported,omitempty"`
+	Errno        int    `json:"errno,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
 
 var na netAttach
@@ -69,6 +72,7 @@ func main() {
 	}
 	if err != nil {
 		res.Error = err.Error()
+		res.NotSupported = errors.Is(err, ebpf.ErrNotSupported)
 		var errno unix.Errno
 		if errors.As(err, &errno) {
 			res.Errno = int(errno)
