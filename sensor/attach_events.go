@@ -40,9 +40,10 @@ const (
 	// OpNetlinkDump is not a call: an XDP program or tc bpf filter that
 	// a netlink dump found attached (set through netlink, no bpf() attach),
 	// reported after the fact.
-	OpNetlinkDump  AttachOp = "netlink_dump"
-	opUnknownLabel          = "op"
+	OpNetlinkDump AttachOp = "netlink_dump"
 )
+
+const opUnknownLabel = "op"
 
 var attachOps = map[uint32]AttachOp{
 	uint32(sentrySentryAttachOpSENTRY_ATTACH_LINK_CREATE):  OpLinkCreate,
