@@ -506,18 +506,26 @@ func cgDetach(t *testing.T, path string, id uint32) {
 }
 
 // kprobe_multi links name their symbols (kernels with kprobes: the matrix
-// VMs; this host has none).
+// VMs, where it runs on TestAttachIsReportedAndBlockedByTarget's sensor;
+// this host has none).
 func TestKprobeMultiAttachNamesItsSymbols(t *testing.T) {
+	kprobeMultiCase(t, nil)
+}
+
+// kprobeMultiCase runs on s, or on a sensor of its own when s is nil.
+func kprobeMultiCase(t *testing.T, s *Sensor) {
 	if !testutils.KernelFacts(t).Kprobes {
 		t.Skip("the kernel has no kprobes (CONFIG_KPROBES): no kprobe_multi")
 	}
 	testutils.SkipOnOldKernel(t, "5.18", "kprobe_multi links")
-	// probed before the sensor starts (a start costs minutes in a VM):
+	// probed before a sensor starts (a start costs minutes in a VM):
 	// kernels without fprobe refuse kprobe_multi links
 	if r := runAttacher(t, "-mode", "kprobe_multi", "-syms", "vfs_read,vfs_write"); r.NotSupp {
 		t.Skipf("the kernel refuses kprobe_multi links (no fprobe): %s", r.Error)
 	}
-	s := startSensor(t, Config{Mode: ModeMonitor})
+	if s == nil {
+		s = startSensor(t, Config{Mode: ModeMonitor})
+	}
 	r := runAttacher(t, "-mode", "kprobe_multi", "-syms", "vfs_read,vfs_write")
 	if r.killed || r.Error != "" {
 		t.Fatalf("bpfattach: %+v", r)
