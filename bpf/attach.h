@@ -50,6 +50,12 @@
 struct perf_event {
 	struct perf_event_attr attr;
 } __attribute__((preserve_access_index));
+struct net {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+struct nsproxy {
+	struct net *net_ns;
+} __attribute__((preserve_access_index));
 #include "include/kstructs.h"
 
 /* Kernel addresses of file_operations, from /proc/kallsyms: an fd is
@@ -60,6 +66,7 @@ struct sentry_attach_cfg {
 	__u64 link_fops;
 	__u64 link_fops_poll;
 	__u64 perf_fops;
+	__u64 map_fops;
 };
 
 struct {
@@ -193,6 +200,23 @@ static __always_inline void *attach_fd_object(__u32 fd, __u64 want, __u64 want2)
 	return BPF_CORE_READ(f, private_data);
 }
 
+/* The first 8 bytes of an anonymous file's name ("bpf-map", "bpf-prog"
+ * as anon_inode_getfile names them): a file the kernel made for a BPF
+ * object, where /proc/kallsyms lists no file_operations (no KALLSYMS_ALL). */
+#define ANON_BPF_MAP 0x0070616d2d667062ULL  /* "bpf-map\0" */
+#define ANON_BPF_PROG 0x676f72702d667062ULL /* "bpf-prog" (then NUL) */
+static __always_inline __u64 attach_anon_name(struct file *f)
+{
+	const unsigned char *name = BPF_CORE_READ(f, f_path.dentry, d_name.name);
+	__u64 w = 0;
+	char tail = 1;
+	if (!name || bpf_probe_read_kernel(&w, sizeof(w), name))
+		return 0;
+	if (w == ANON_BPF_PROG && (bpf_probe_read_kernel(&tail, 1, name + 8) || tail))
+		return 0;
+	return w;
+}
+
 static __always_inline struct sentry_attach_cfg *attach_config(void)
 {
 	__u32 zero = 0;
@@ -293,6 +317,7 @@ static __always_inline __u32 attach_finish(struct sentry_attach *a, const int en
 		a->exe_ino = BPF_CORE_READ(exe, f_inode, i_ino);
 		a->exe_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
 	}
+	a->netns_ino = BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
 	a->rule = attach_judge(a);
 	a->verdict = SENTRY_VERDICT_ALLOW;
 	a->action = SENTRY_ACT_NONE;
@@ -467,9 +492,14 @@ static __always_inline int attach_enter(__u64 cmd, __u64 uattr, __u64 size, cons
 		    t != BPF_ATTACH_TYPE_NETKIT_PRIMARY && t != BPF_ATTACH_TYPE_NETKIT_PEER && t != BPF_ATTACH_TYPE_PERF_EVENT) {
 			struct file *f = attach_fd_file(a->target_fd);
 			if (f) {
-				if (ac && ac->prog_fops && (__u64)BPF_CORE_READ(f, f_op) == ac->prog_fops) {
+				__u64 fop = (__u64)BPF_CORE_READ(f, f_op);
+				__u64 kind = attach_anon_name(f);
+				if (ac && ac->prog_fops ? fop == ac->prog_fops : kind == ANON_BPF_PROG) {
 					struct bpf_prog *tp = BPF_CORE_READ(f, private_data);
 					a->target_prog_id = BPF_CORE_READ(tp, aux, id);
+				} else if (ac && ac->map_fops ? fop == ac->map_fops : kind == ANON_BPF_MAP) {
+					struct bpf_map *m = BPF_CORE_READ(f, private_data);
+					a->target_map_id = BPF_CORE_READ(m, id);
 				} else {
 					a->target_cgroup = BPF_CORE_READ(f, f_inode, i_ino);
 				}

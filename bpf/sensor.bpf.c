@@ -130,6 +130,7 @@ struct task_struct {
 	__u64 start_boottime;
 	struct files_struct *files;
 	struct mm_struct *mm;
+	struct nsproxy *nsproxy;
 } __attribute__((preserve_access_index));
 struct bpf_prog;
 struct bpf_prog_aux {

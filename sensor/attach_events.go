@@ -30,15 +30,20 @@ var (
 type AttachOp string
 
 const (
-	OpLinkCreate   AttachOp = "link_create"
-	OpRawTPOpen    AttachOp = "raw_tracepoint_open"
-	OpProgAttach   AttachOp = "prog_attach"
-	OpProgDetach   AttachOp = "prog_detach"
-	OpLinkUpdate   AttachOp = "link_update"
-	OpLinkDetach   AttachOp = "link_detach"
-	OpPerfSetBPF   AttachOp = "perf_event_set_bpf"
-	opUnknownLabel          = "op"
+	OpLinkCreate AttachOp = "link_create"
+	OpRawTPOpen  AttachOp = "raw_tracepoint_open"
+	OpProgAttach AttachOp = "prog_attach"
+	OpProgDetach AttachOp = "prog_detach"
+	OpLinkUpdate AttachOp = "link_update"
+	OpLinkDetach AttachOp = "link_detach"
+	OpPerfSetBPF AttachOp = "perf_event_set_bpf"
+	// OpNetlinkDump is not a call: an XDP program or tc bpf filter that
+	// a netlink dump found attached (set through netlink, no bpf() attach),
+	// reported after the fact.
+	OpNetlinkDump AttachOp = "netlink_dump"
 )
+
+const opUnknownLabel = "op"
 
 var attachOps = map[uint32]AttachOp{
 	uint32(sentrySentryAttachOpSENTRY_ATTACH_LINK_CREATE):  OpLinkCreate,
@@ -62,6 +67,8 @@ type RawTarget struct {
 	Flags        uint32   `json:"flags,omitempty"`
 	BTFID        uint32   `json:"btf_id,omitempty"`
 	ProgID       uint32   `json:"prog_id,omitempty"` // freplace / fentry on a program
+	MapID        uint32   `json:"map_id,omitempty"`  // sockmap / sockhash (sk_msg, sk_skb)
+	NetNS        uint32   `json:"netns,omitempty"`   // the caller's network namespace inode (ifindex targets are in it)
 	CgroupIno    uint64   `json:"cgroup_ino,omitempty"`
 	PerfType     uint32   `json:"perf_type,omitempty"`
 	PerfConfig   uint64   `json:"perf_config,omitempty"`
@@ -126,6 +133,7 @@ func (s *Sensor) attachEvent(a *sentrySentryAttach) *AttachEvent {
 			CgroupID: a.CgroupId, ExeInode: a.ExeIno, ExeDev: a.ExeDev},
 		Target: RawTarget{
 			AttachType: a.AttachType, FD: a.TargetFd, Flags: a.Flags, BTFID: a.TargetBtfId, ProgID: a.TargetProgId,
+			MapID: a.TargetMapId, NetNS: a.NetnsIno,
 			CgroupIno: a.TargetCgroup, PerfType: a.PerfType, PerfConfig: a.PerfConfig, PerfOffset: a.PerfOffset,
 			Cookie: a.Cookie, Count: a.Count, Name: cString(a.Name[:]),
 			NameFromPerf: a.NameFrom&uint32(sentrySentryAttachFromSENTRY_FROM_PERF_OPEN) != 0,
@@ -307,6 +315,7 @@ func (s *Sensor) writeAttachConfig() error {
 	want["bpf_link_fops"] = &c.LinkFops
 	want["bpf_link_fops_poll"] = &c.LinkFopsPoll
 	want["perf_fops"] = &c.PerfFops
+	want["bpf_map_fops"] = &c.MapFops
 	f, err := os.Open("/proc/kallsyms")
 	if err != nil {
 		return err
@@ -430,6 +439,7 @@ func (s *Sensor) startAttachProgram(spec *ebpf.CollectionSpec, p attachProgram) 
 		return err
 	}
 	s.attachLinks = append(s.attachLinks, l) // not pinned: attach monitoring lives with the agent
+	s.attachProgs = append(s.attachProgs, p)
 	s.attachColls = append(s.attachColls, coll)
 	return nil
 }

@@ -48,12 +48,16 @@ func buildAttacher(t testing.TB) string {
 }
 
 type attachRun struct {
-	PID    int    `json:"pid"`
-	ProgID uint32 `json:"prog_id"`
-	LinkID uint32 `json:"link_id"`
-	Errno  int    `json:"errno"`
-	Error  string `json:"error"`
-	killed bool
+	PID       int    `json:"pid"`
+	ProgID    uint32 `json:"prog_id"`
+	LinkID    uint32 `json:"link_id"`
+	NewProgID uint32 `json:"new_prog_id"`
+	Ifindex   int    `json:"ifindex"`
+	MapID     uint32 `json:"map_id"`
+	NotSupp   bool   `json:"not_supported"`
+	Errno     int    `json:"errno"`
+	Error     string `json:"error"`
+	killed    bool
 }
 
 func runAttacher(t testing.TB, args ...string) attachRun {
@@ -111,7 +115,7 @@ func tracepointID(t testing.TB, name string) uint64 {
 }
 
 // A tracepoint attach through a perf link and through the older ioctl, and
-// a raw tracepoint, are each reported with the program, the target and the
+// a raw tracepoint (then a cgroup attach: testAttachBlocks), are each reported with the program, the target and the
 // result; with the target in the attach table they are blocked: killed at
 // entry on the syscall hooks, refused with EPERM where the kernel has the
 // BPF LSM (the program stays loaded, unused).
@@ -208,4 +212,9 @@ func TestAttachIsReportedAndBlockedByTarget(t *testing.T) {
 			}
 		})
 	}
+	// a cgroup attach, on the same sensor (one start per VM): the
+	// table now blocks the test's cgroup
+	t.Run("cgroup", func(t *testing.T) { testAttachBlocks(t, s, false) })
+	// kprobe_multi (no table entry names its symbols): reported, named
+	t.Run("kprobe_multi", func(t *testing.T) { kprobeMultiCase(t, s) })
 }

@@ -174,7 +174,8 @@ type Sensor struct {
 	attachNote    string
 	attachColls   []*ebpf.Collection
 	attachLinks   []link.Link
-	allowSpec     *ebpf.MapSpec // the allowlist's inner map (allowlist.go)
+	attachProgs   []attachProgram // what attachLinks[i] attaches (benchmarks toggle the ioctl hook)
+	allowSpec     *ebpf.MapSpec   // the allowlist's inner map (allowlist.go)
 	allowN        int
 }
 

@@ -240,6 +240,8 @@ type sentrySentryAttach struct {
 	NameFrom      uint32
 	ExeIno        uint64
 	ExeDev        uint32
+	TargetMapId   uint32
+	NetnsIno      uint32
 	Pad           uint32
 	JudgeNs       uint64
 	Addrs         [4]uint64
@@ -254,6 +256,7 @@ type sentrySentryAttachCfg struct {
 	LinkFops     uint64
 	LinkFopsPoll uint64
 	PerfFops     uint64
+	MapFops      uint64
 }
 
 type sentrySentryAttachExit struct {

@@ -212,6 +212,8 @@ type sentryLegacySentryAttach struct {
 	NameFrom      uint32
 	ExeIno        uint64
 	ExeDev        uint32
+	TargetMapId   uint32
+	NetnsIno      uint32
 	Pad           uint32
 	JudgeNs       uint64
 	Addrs         [4]uint64
@@ -226,6 +228,7 @@ type sentryLegacySentryAttachCfg struct {
 	LinkFops     uint64
 	LinkFopsPoll uint64
 	PerfFops     uint64
+	MapFops      uint64
 }
 
 type sentryLegacySentryAttachKey struct {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"debug/elf"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,6 +34,8 @@ const (
 	KindInterface     Kind = "interface" // xdp, tcx, netkit
 	KindNetfilter     Kind = "netfilter"
 	KindPerfEvent     Kind = "perf_event" // a hardware/software perf event
+	KindSockmap       Kind = "sockmap"    // sk_msg / sk_skb verdicts and parsers: a sockmap or sockhash
+	KindNetns         Kind = "netns"      // flow dissector: the caller's network namespace
 	KindOther         Kind = "other"
 )
 
@@ -46,6 +47,9 @@ type Raw struct {
 	Flags        uint32
 	BTFID        uint32
 	ProgID       uint32
+	MapID        uint32 // the target fd as a map (sockmap, sockhash)
+	NetNS        uint32 // the caller's network namespace inode (0: unknown)
+	PID          uint32 // the caller (its /proc/PID/ns/net names an interface in its namespace)
 	CgroupIno    uint64
 	PerfType     uint32
 	PerfConfig   uint64
@@ -78,6 +82,10 @@ type Target struct {
 	Cgroup    string   `json:"cgroup,omitempty"`
 	CgroupID  uint64   `json:"cgroup_id,omitempty"`
 	ProgID    uint32   `json:"target_prog_id,omitempty"`
+	MapID     uint32   `json:"map_id,omitempty"`
+	// NetNS is the network namespace (inode) of an interface or flow
+	// dissector target, when the caller's is not the sensor's.
+	NetNS uint32 `json:"netns,omitempty"`
 	// AttachType is the bpf_attach_type's name ("trace_fentry", "cgroup_inet_ingress" …).
 	AttachType string `json:"attach_type,omitempty"`
 	// Unresolved says what could not be named (and why), never guessed.
@@ -140,6 +148,11 @@ const (
 	atLSMMac       = 27
 	atTraceIter    = 28
 	atXDP          = 37
+	atSkSkbParser  = 4
+	atSkSkbVerdict = 5
+	atSkMsgVerdict = 7
+	atFlowDissect  = 17
+	atSkSkbVerd2   = 38
 	atPerfEvent    = 41
 	atKprobeMulti  = 42
 	atNetfilter    = 45
@@ -192,14 +205,33 @@ func (r *Resolver) Resolve(raw Raw) Target {
 		}
 	case at == atXDP || at == atTCXIngress || at == atTCXEgress || at == atNetkitPri || at == atNetkitPeer:
 		t.Kind, t.Ifindex = KindInterface, raw.FD
-		if ifc, err := net.InterfaceByIndex(int(raw.FD)); err == nil {
-			t.Interface, t.Name = ifc.Name, ifc.Name
+		if own := ownNetNS(); raw.NetNS != 0 && raw.NetNS != own {
+			t.NetNS = raw.NetNS
+		}
+		if name, err := interfaceName(raw.FD, t.NetNS, raw.PID); err == nil {
+			t.Interface, t.Name = name, name
 		} else {
-			t.Unresolved = fmt.Sprintf("ifindex %d not in the sensor's network namespace", raw.FD)
+			t.Unresolved = err.Error()
+		}
+	case (at == atSkSkbParser || at == atSkSkbVerdict || at == atSkMsgVerdict || at == atSkSkbVerd2) && raw.MapID != 0:
+		t.Kind, t.MapID = KindSockmap, raw.MapID
+		t.Name = fmt.Sprintf("map %d", raw.MapID)
+		if n := mapName(raw.MapID); n != "" {
+			t.Name = n
+		}
+	case at == atFlowDissect:
+		t.Kind = KindNetns
+		if raw.NetNS != 0 {
+			t.Name = fmt.Sprintf("net:[%d]", raw.NetNS)
+			if raw.NetNS != ownNetNS() {
+				t.NetNS = raw.NetNS
+			}
+		} else {
+			t.Unresolved = "the caller's network namespace was not read"
 		}
 	case at == atNetfilter:
 		t.Kind = KindNetfilter
-		t.Name = "netfilter"
+		t.Name = netfilterName(uint32(raw.PerfConfig), uint32(raw.PerfConfig>>32), int32(uint32(raw.PerfOffset)))
 	case raw.ProgType == progTypeExt || raw.ProgID != 0 && at >= atTraceRawTP && at <= atLSMMac:
 		t.Kind, t.ProgID = KindFreplace, raw.ProgID
 		t.Name = fmt.Sprintf("prog %d", raw.ProgID)
@@ -492,7 +524,7 @@ func (r *Resolver) cgroupPath(ino uint64) string {
 	}
 	root := r.Cgroup2
 	if root == "" {
-		root = "/sys/fs/cgroup"
+		root = cgroup2Mount()
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -565,4 +597,38 @@ func elfSymbolAt(path string, off uint64) string {
 		return exact
 	}
 	return best
+}
+
+// netfilterName names a netfilter hook: protocol family, hook and priority
+// as LINK_CREATE gave them.
+func netfilterName(pf, hook uint32, prio int32) string {
+	fam := map[uint32]string{2: "ipv4", 10: "ipv6"}[pf]
+	if fam == "" {
+		fam = fmt.Sprintf("pf %d", pf)
+	}
+	h := []string{"prerouting", "local_in", "forward", "local_out", "postrouting"}
+	hn := fmt.Sprintf("hook %d", hook)
+	if int(hook) < len(h) {
+		hn = h[hook]
+	}
+	return fmt.Sprintf("%s/%s priority %d", fam, hn, prio)
+}
+
+// cgroup2Mount is the first cgroup2 mount in /proc/self/mountinfo
+// (/sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified on a hybrid
+// one), "/sys/fs/cgroup" when none is listed. A cgroup v1 directory's inode
+// is no cgroup id: only the v2 tree is searched.
+func cgroup2Mount() string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "/sys/fs/cgroup"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f := strings.Fields(pre)
+		if ok && len(f) >= 5 && strings.HasPrefix(post, "cgroup2 ") {
+			return f[4]
+		}
+	}
+	return "/sys/fs/cgroup"
 }

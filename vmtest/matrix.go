@@ -88,7 +88,8 @@ var DefaultHelpers = []string{"./internal/cmd/bpfload", "./internal/cmd/bpfattac
 // enforcing without its agent; another process's write of the sensor's
 // config is killed or refused, and the agent's start time is learnt from
 // the exit hook; attaches are reported with their targets and blocked
-// (killed, or denied by the LSM gates); the completing load of a profile
+// (killed, or denied by the LSM gates), a cgroup attach too, and
+// kprobe_multi links name their symbols (kprobes: the VMs have them); the completing load of a profile
 // split across a loader group is denied by each LSM hook; lock mode blocks
 // what is not on the allowlist on every hook (the whole VM locked, the
 // agent spared); signed loads (6.18+) and loads through a BPF token made in

@@ -84,6 +84,8 @@ struct sentry_attach {
 	__u32 name_from;      /* enum sentry_attach_from bits: where name and the perf fields come from */
 	__u64 exe_ino;
 	__u32 exe_dev;
+	__u32 target_map_id;  /* target_fd resolved as a map (sockmap, sockhash: sk_msg, sk_skb) */
+	__u32 netns_ino;      /* the caller's network namespace (ifindex and flow dissector targets are in it) */
 	__u32 _pad;
 	__u64 judge_ns;       /* time from the hook's start to the report: what the sensor adds at entry */
 	__u64 addrs[SENTRY_ATTACH_SYMS]; /* kprobe_multi addresses or uprobe_multi offsets */

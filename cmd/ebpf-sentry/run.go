@@ -376,6 +376,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		case <-keeper.tick():
 			keeper.drain(s.Events(), func(ev *sensor.Event) { handleEvent(out, o, tel, set, ev, allow) })
 			keeper.reconcile()
+			attaches.reconcileNetlink(out, o, tel, set)
 		}
 	}
 }

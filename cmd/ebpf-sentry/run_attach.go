@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -31,10 +32,58 @@ type attachJudge struct {
 	max   int
 	// fetch reads a program the sensor did not see load (inventory by id).
 	fetch func(id uint32) (*program.Program, error)
+	// netlink: XDP and tc attachments the netlink dump already reported
+	// (legacy attaches through netlink never reach the bpf() hooks).
+	netlink     map[target.NetlinkAttach]bool
+	dumpNetlink func() ([]target.NetlinkAttach, error)
 }
 
 func newAttachJudge() *attachJudge {
-	return &attachJudge{res: target.NewResolver(), progs: map[uint32]*program.Program{}, max: 4096, fetch: fetchProgram}
+	return &attachJudge{res: target.NewResolver(), progs: map[uint32]*program.Program{}, max: 4096, fetch: fetchProgram,
+		netlink: map[target.NetlinkAttach]bool{}, dumpNetlink: target.NetlinkAttachments}
+}
+
+// reconcileNetlink reports, once each, the XDP programs and tc bpf filters
+// a netlink dump of every network namespace shows and no earlier dump did:
+// attached through netlink (ip link … xdp, tc filter … bpf), they never
+// passed the bpf() hooks. After the fact: the attaching process is unknown
+// and nothing is stopped; the rules judge the program and the interface.
+func (j *attachJudge) reconcileNetlink(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set) {
+	all, err := j.dumpNetlink()
+	if err != nil {
+		slog.Debug("netlink dump of XDP and tc attachments", "err", err)
+	}
+	own := ownNetNS()
+	live := make(map[target.NetlinkAttach]bool, len(all))
+	for _, a := range all {
+		live[a] = true
+		if j.netlink[a] {
+			continue
+		}
+		j.netlink[a] = true
+		ev := &sensor.AttachEvent{Time: time.Now(), Op: sensor.OpNetlinkDump, Caller: &program.Loader{}, ProgID: a.ProgID,
+			Verdict: sensor.VerdictAllow, Action: sensor.ActionNone, RuleIndex: -1, Result: sensor.AttachDone}
+		tg := target.Target{Kind: target.KindInterface, Name: a.Interface, Interface: a.Interface, Ifindex: a.Ifindex, AttachType: a.Hook}
+		if a.NetNS != 0 && a.NetNS != own {
+			tg.NetNS = a.NetNS
+		}
+		if err := j.handleJudged(w, o, tel, ev, j.judgeTarget(set, ev, tg)); err != nil {
+			slog.Warn("write event", "err", err)
+		}
+	}
+	for a := range j.netlink { // detached: a later attach is new again
+		if !live[a] {
+			delete(j.netlink, a)
+		}
+	}
+}
+
+func ownNetNS() uint32 {
+	var st unix.Stat_t
+	if unix.Stat("/proc/self/ns/net", &st) != nil {
+		return 0
+	}
+	return uint32(st.Ino)
 }
 
 // remember keeps a loaded program's facts for its attach.
@@ -74,6 +123,7 @@ func (j *attachJudge) Target(ev *sensor.AttachEvent) target.Target {
 	t := ev.Target
 	return j.res.Resolve(target.Raw{
 		AttachType: t.AttachType, FD: t.FD, Flags: t.Flags, BTFID: t.BTFID, ProgID: t.ProgID, CgroupIno: t.CgroupIno,
+		MapID: t.MapID, NetNS: t.NetNS, PID: ev.Caller.PID,
 		PerfType: t.PerfType, PerfConfig: t.PerfConfig, PerfOffset: t.PerfOffset, Count: t.Count, Name: t.Name,
 		NameFromPerf: t.NameFromPerf, PerfFound: t.PerfFound, Addrs: t.Addrs, Syms: t.Syms, RawTP: ev.Op == sensor.OpRawTPOpen, ProgType: ev.ProgType,
 	})
@@ -89,7 +139,11 @@ type judged struct {
 }
 
 func (j *attachJudge) judge(set *rules.Set, ev *sensor.AttachEvent) judged {
-	out := judged{target: j.Target(ev), facts: "unknown"}
+	return j.judgeTarget(set, ev, j.Target(ev))
+}
+
+func (j *attachJudge) judgeTarget(set *rules.Set, ev *sensor.AttachEvent, tg target.Target) judged {
+	out := judged{target: tg, facts: "unknown"}
 	if ev.ProgID != 0 {
 		if p, ok := j.progs[ev.ProgID]; ok {
 			out.prog, out.facts = p, "load"
@@ -136,7 +190,10 @@ func (j *attachJudge) judge(set *rules.Set, ev *sensor.AttachEvent) judged {
 // handleAttach judges one attach and sends it to the text line and/or the
 // output pipeline.
 func (j *attachJudge) handle(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev *sensor.AttachEvent) error {
-	jd := j.judge(set, ev)
+	return j.handleJudged(w, o, tel, ev, j.judge(set, ev))
+}
+
+func (j *attachJudge) handleJudged(w io.Writer, o *runOptions, tel *telemetry, ev *sensor.AttachEvent, jd judged) error {
 	tel.Pipeline.Emit(attachEvent(ev, jd))
 	if o.format != "text" {
 		return nil
@@ -150,6 +207,10 @@ func attachEvent(ev *sensor.AttachEvent, jd judged) *output.Event {
 	uid, gid := c.UID, c.GID
 	l := output.Loader{PID: c.PID, TID: c.TID, UID: &uid, GID: &gid, Comm: c.Comm, Exe: c.Exe, CgroupID: c.CgroupID,
 		Cgroup: loaderCgroups.Path(c.CgroupID), Unknown: []string{"ppid"}}
+	if ev.Op == sensor.OpNetlinkDump {
+		// no call was seen: whoever attached it is not known
+		l = output.Loader{Unknown: []string{"pid", "tid", "ppid", "uid", "gid", "comm"}}
+	}
 	tg := jd.target
 	a := output.Attach{
 		Op: string(ev.Op), Replace: ev.Op == sensor.OpLinkUpdate || ev.Target.Flags&unix.BPF_F_REPLACE != 0 && !ev.Op.Detaches(),
@@ -180,6 +241,8 @@ func attachResult(ev *sensor.AttachEvent) string {
 // attachNote says in words what the result means for the program.
 func attachNote(ev *sensor.AttachEvent, jd judged) string {
 	switch {
+	case ev.Op == sensor.OpNetlinkDump:
+		return "found by a netlink dump at reconciliation, not at attach time (attached through netlink, no bpf() call): the attacher is unknown and nothing was stopped"
 	case ev.Action == sensor.ActionKilled && ev.Op == sensor.OpProgAttach:
 		return "blocked: the caller was killed at entry, but BPF_PROG_ATTACH attachments outlive their caller: check the target (scan); the program stays loaded"
 	case ev.Action == sensor.ActionKilled:

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -253,5 +254,79 @@ func TestRunBlocksAnAttachByItsTarget(t *testing.T) {
 		if !strings.Contains(got.Attach.Note, "stays loaded and unused") {
 			t.Errorf("ioctl=%v: note %q", ioctl, got.Attach.Note)
 		}
+	}
+}
+
+// XDP and tc programs attached through netlink (iproute2's ip and tc on a
+// veth in a private network namespace) never pass the bpf() hooks: the
+// reconciliation's netlink dump reports them after the fact, once, marked
+// as found by the dump, judged by the rules on the interface (a block rule
+// can only alert: nothing is stopped).
+func TestRunReportsXDPAndTCAttachedThroughNetlink(t *testing.T) {
+	for _, tool := range []string{"ip", "tc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("iproute2's %s: %v", tool, err)
+		}
+	}
+	rulesPath := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rulesPath, []byte(`
+- id: attach-block-nl1
+  description: nothing attaches to nl1 (attach test)
+  severity: high
+  action: block
+  match:
+    attach_to: ["nl1"]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := startAttachRun(t, "--mode", "monitor", "--reconcile", "1s", "--rules", rulesPath)
+	ns := "sentry-attach2-run-" + strconv.Itoa(os.Getpid())
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v %s", args, err, out)
+		}
+	}
+	run("ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	obj := testutils.Testdata("netcount.bpf.o")
+	run("ip", "-n", ns, "link", "add", "nl1", "type", "veth", "peer", "name", "nl1p")
+	run("ip", "-n", ns, "link", "set", "dev", "nl1", "xdpgeneric", "obj", obj, "sec", "xdp")
+	run("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "nl1", "clsact")
+	run("ip", "netns", "exec", ns, "tc", "filter", "add", "dev", "nl1", "egress", "bpf", "da", "obj", obj, "sec", "tc")
+	find := func(evs []output.Event, hook string) []output.Event {
+		var out []output.Event
+		for _, ev := range evs {
+			if ev.Attach.Op == "netlink_dump" && ev.Attach.Target.Interface == "nl1" && ev.Attach.AttachType == hook {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	evs := r.attaches(t, map[uint32]bool{0: true}, func(evs []output.Event) bool {
+		return len(find(evs, "xdp")) > 0 && len(find(evs, "tc_egress")) > 0
+	})
+	for _, hook := range []string{"xdp", "tc_egress"} {
+		got := find(evs, hook)
+		if len(got) == 0 {
+			t.Fatalf("no netlink_dump of nl1 %s:\n%s", hook, r.stdout.String())
+		}
+		ev := got[0]
+		// the facts: ip's load as the hook saw it (or the kernel's copy)
+		if ev.Attach.ProgID == 0 || ev.Attach.ProgFacts == "unknown" || ev.Prog == nil || ev.Attach.Result != "attached" {
+			t.Errorf("%s: prog %d facts %q result %q, want the program's facts, attached", hook, ev.Attach.ProgID, ev.Attach.ProgFacts, ev.Attach.Result)
+		}
+		if !strings.Contains(ev.Attach.Note, "netlink dump") {
+			t.Errorf("%s: note %q", hook, ev.Attach.Note)
+		}
+		if ev.Verdict == nil || ev.Verdict.Action != "alert" || !strings.Contains(strings.Join(ruleIDs(ev), ","), "attach-block-nl1") {
+			t.Errorf("%s: verdict %+v, want an alert by attach-block-nl1", hook, ev.Verdict)
+		}
+	}
+	// later passes do not report them again
+	time.Sleep(2500 * time.Millisecond)
+	evs = r.attaches(t, map[uint32]bool{0: true}, func([]output.Event) bool { return true })
+	if n := len(find(evs, "xdp")); n != 1 {
+		t.Errorf("the xdp attachment reported %d times, want once", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -25,9 +26,18 @@ type result struct {
 	PID    int    `json:"pid"`
 	ProgID uint32 `json:"prog_id"`
 	LinkID uint32 `json:"link_id,omitempty"`
-	Errno  int    `json:"errno,omitempty"`
-	Error  string `json:"error,omitempty"`
+	// NewProgID: the second program of a replace or update (-replace, -update).
+	NewProgID uint32 `json:"new_prog_id,omitempty"`
+	Ifindex   int    `json:"ifindex,omitempty"`
+	MapID     uint32 `json:"map_id,omitempty"`
+	// NotSupported: the library found the kernel without the feature
+	// (ebpf.ErrNotSupported), a probe tests gate on.
+	NotSupported bool   `json:"not_supported,omitempty"`
+	Errno        int    `json:"errno,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
+
+var na netAttach
 
 func main() {
 	obj := flag.String("obj", "", "BPF object file")
@@ -39,11 +49,30 @@ func main() {
 	uprobe := flag.String("uprobe", "", "BINARY:SYMBOL: a uprobe")
 	closeFirst := flag.Bool("close-prog-first", false, "with -ioctl: close the program before attaching it (an fd that no longer names a program)")
 	tpID := flag.Int("tracepoint-id", -1, "with -ioctl: use this tracepoint id instead of looking GROUP/NAME up (a bogus perf attr)")
+	flag.StringVar(&na.mode, "mode", "", "instead of the above: cgroup | flow_dissector | sockmap | tcx | netkit | netfilter | uprobe_multi | kprobe_multi (a built-in program of the matching type)")
+	flag.StringVar(&na.netns, "netns", "", "enter this network namespace (/run/netns/NAME) first")
+	flag.StringVar(&na.cgroup, "cgroup", "", "-mode cgroup: the cgroup directory")
+	flag.BoolVar(&na.link, "link", false, "-mode cgroup: BPF_LINK_CREATE instead of BPF_PROG_ATTACH")
+	flag.BoolVar(&na.detach, "detach", false, "BPF_PROG_ATTACH modes: BPF_PROG_DETACH afterwards; links: BPF_LINK_DETACH")
+	flag.BoolVar(&na.replace, "replace", false, "BPF_PROG_ATTACH modes: attach a second program with BPF_F_REPLACE of the first")
+	flag.BoolVar(&na.update, "update", false, "link modes: BPF_LINK_UPDATE to a second program")
+	flag.StringVar(&na.iface, "iface", "", "-mode tcx/netkit: the interface (netkit: created when missing)")
+	flag.IntVar(&na.ifindex, "ifindex", 0, "-mode tcx/netkit: this ifindex instead of -iface's (a bogus one)")
+	flag.IntVar(&na.targetFD, "target-fd", -1, "-mode cgroup, flow_dissector, sockmap: this target fd instead of the real one (a bogus one)")
+	flag.StringVar(&na.mapName, "map-name", "sentry_sockmap", "-mode sockmap: the map's name")
+	flag.StringVar(&na.syms, "syms", "", "-mode uprobe_multi: BINARY:SYM,SYM…; kprobe_multi: SYM,SYM…")
+	flag.BoolVar(&na.hold, "hold", false, "after the JSON line, keep everything attached until stdin closes")
 	flag.Parse()
 	res := result{PID: os.Getpid()}
-	err := run(*obj, *builtin, *progName, *tp, *ioctl, *rawTP, *uprobe, *closeFirst, *tpID, &res)
+	var err error
+	if na.mode != "" {
+		err = na.run(&res)
+	} else {
+		err = run(*obj, *builtin, *progName, *tp, *ioctl, *rawTP, *uprobe, *closeFirst, *tpID, &res)
+	}
 	if err != nil {
 		res.Error = err.Error()
+		res.NotSupported = errors.Is(err, ebpf.ErrNotSupported)
 		var errno unix.Errno
 		if errors.As(err, &errno) {
 			res.Errno = int(errno)
@@ -58,6 +87,10 @@ func main() {
 		}
 	}
 	json.NewEncoder(os.Stdout).Encode(res)
+	if na.hold {
+		io.Copy(io.Discard, os.Stdin)
+	}
+	na.close()
 	if err != nil && res.Errno == 0 {
 		os.Exit(1)
 	}

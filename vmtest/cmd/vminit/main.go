@@ -55,6 +55,7 @@ var mounts = []struct {
 	{"tracefs", "/sys/kernel/tracing", "tracefs", true},
 	{"securityfs", "/sys/kernel/security", "securityfs", true},
 	{"debugfs", "/sys/kernel/debug", "debugfs", false},
+	{"cgroup2", "/sys/fs/cgroup", "cgroup2", false}, // cgroup attach tests
 }
 
 func run() error {

@@ -1,0 +1,133 @@
+//go:build linux
+
+package target
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// ownNetNS is the sensor's network namespace inode (0: unknown).
+func ownNetNS() uint32 { return nsIno("/proc/self/ns/net") }
+
+func nsIno(path string) uint32 {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return 0
+	}
+	return uint32(st.Ino)
+}
+
+// netnsPath finds a file that names network namespace ino: the caller's
+// own, a bind mount under /run/netns, or any process in it.
+func netnsPath(ino, pid uint32) string {
+	if pid != 0 {
+		if p := fmt.Sprintf("/proc/%d/ns/net", pid); nsIno(p) == ino {
+			return p
+		}
+	}
+	if m, _ := filepath.Glob("/run/netns/*"); len(m) > 0 {
+		for _, p := range m {
+			if nsIno(p) == ino {
+				return p
+			}
+		}
+	}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		if p := "/proc/" + d.Name() + "/ns/net"; nsIno(p) == ino {
+			return p
+		}
+	}
+	return ""
+}
+
+// interfaceName names ifindex in network namespace ino (0: the sensor's).
+// Another namespace is entered on a locked thread that is thrown away
+// afterwards, so no goroutine ever runs in it.
+func interfaceName(ifindex, ino, pid uint32) (string, error) {
+	if ino == 0 {
+		ifc, err := net.InterfaceByIndex(int(ifindex))
+		if err != nil {
+			return "", fmt.Errorf("ifindex %d not in the sensor's network namespace", ifindex)
+		}
+		return ifc.Name, nil
+	}
+	path := netnsPath(ino, pid)
+	if path == "" {
+		return "", fmt.Errorf("ifindex %d in network namespace %d, which no process or /run/netns entry holds any more", ifindex, ino)
+	}
+	type result struct {
+		name string
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		f, err := os.Open(path)
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			ch <- result{err: fmt.Errorf("enter network namespace %d: %w", ino, err)}
+			return
+		}
+		name, err := ifname(ifindex)
+		ch <- result{name, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		return "", fmt.Errorf("ifindex %d in network namespace %d: %w", ifindex, ino, r.err)
+	}
+	return r.name, nil
+}
+
+// ifname asks the current thread's namespace (SIOCGIFNAME on a socket made
+// here: net.InterfaceByIndex may run on another thread).
+func ifname(ifindex uint32) (string, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		return "", err
+	}
+	ifr.SetUint32(ifindex)
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFNAME, ifr); err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			return "", errors.New("no such interface")
+		}
+		return "", err
+	}
+	return strings.TrimRight(ifr.Name(), "\x00"), nil
+}
+
+// mapName is a map's name by id ("" when it is gone or unnamed).
+func mapName(id uint32) string {
+	m, err := ebpf.NewMapFromID(ebpf.MapID(id))
+	if err != nil {
+		return ""
+	}
+	defer m.Close()
+	info, err := m.Info()
+	if err != nil {
+		return ""
+	}
+	return info.Name
+}
