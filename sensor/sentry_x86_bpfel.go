@@ -616,6 +616,25 @@ type sentryTaskScratch struct {
 	Chunk sentrySentryChunk
 	Res   sentryRulesResult
 	Attr  sentryProgLoadAttr
+	Wc    sentryWalkCtx
+}
+
+type sentryWalkCtx struct {
+	_           structs.HostLayout
+	LoadId      uint64
+	Insns       uint64
+	Pid         uint32
+	Total       uint32
+	Emit        uint32
+	ChunksLost  uint32
+	InsnsRead   uint32
+	ReadErrors  uint32
+	CallsHelper uint32
+	CallsSub    uint32
+	CallsKfunc  uint32
+	FirstExit   uint32
+	MainEnd     uint32
+	Lock        uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -658,6 +677,7 @@ const (
 	sentryMapRulesReaders             = "rules_readers"
 	sentryMapRulesStaged              = "rules_staged"
 	sentryMapTaskScratch              = "task_scratch"
+	sentryMapWalkScratch              = "walk_scratch"
 	sentryProgSentryAttachTp          = "sentry_attach_tp"
 	sentryProgSentryEnterBtf          = "sentry_enter_btf"
 	sentryProgSentryEnterBtfCorrupt   = "sentry_enter_btf_corrupt"
@@ -822,6 +842,7 @@ type sentryMapSpecs struct {
 	RulesReaders     *ebpf.MapSpec `ebpf:"rules_readers"`
 	RulesStaged      *ebpf.MapSpec `ebpf:"rules_staged"`
 	TaskScratch      *ebpf.MapSpec `ebpf:"task_scratch"`
+	WalkScratch      *ebpf.MapSpec `ebpf:"walk_scratch"`
 }
 
 // sentryVariableSpecs contains global variables before they are loaded into the kernel.
@@ -912,6 +933,7 @@ type sentryMaps struct {
 	RulesReaders     *ebpf.Map `ebpf:"rules_readers"`
 	RulesStaged      *ebpf.Map `ebpf:"rules_staged"`
 	TaskScratch      *ebpf.Map `ebpf:"task_scratch"`
+	WalkScratch      *ebpf.Map `ebpf:"walk_scratch"`
 }
 
 func (m *sentryMaps) Close() error {
@@ -952,6 +974,7 @@ func (m *sentryMaps) Close() error {
 		m.RulesReaders,
 		m.RulesStaged,
 		m.TaskScratch,
+		m.WalkScratch,
 	)
 }
 
