@@ -162,7 +162,7 @@ type agent struct {
 	// the agent's CPU (user + system) by then.
 	judging    time.Duration
 	judgingCPU time.Duration
-	events  string
+	events     string
 }
 
 func startAgent(b *testing.B, bin, dir string, round int) *agent {
