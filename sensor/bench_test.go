@@ -211,6 +211,7 @@ func BenchmarkSensorStart(b *testing.B) {
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	var old, oldCPU, judging, judgingCPU, ready, readyCPU []time.Duration
+	var oldInsns, insns int
 	for b.Loop() {
 		c0, t0 := cpu(), time.Now()
 		s, err := New(Config{Hook: HookTracepoint, Mode: ModeMonitor, sequentialStart: true})
@@ -218,6 +219,7 @@ func BenchmarkSensorStart(b *testing.B) {
 			b.Fatal(err)
 		}
 		old, oldCPU = append(old, time.Since(t0)), append(oldCPU, cpu()-c0)
+		oldInsns = verifiedInsns(b, s)
 		s.Close()
 
 		c0, t0 = cpu(), time.Now()
@@ -230,6 +232,7 @@ func BenchmarkSensorStart(b *testing.B) {
 			b.Fatal(err)
 		}
 		ready, readyCPU = append(ready, time.Since(t0)), append(readyCPU, cpu()-c0)
+		insns = verifiedInsns(b, s)
 		s.Close()
 	}
 	med := func(d []time.Duration) float64 {
@@ -245,7 +248,24 @@ func BenchmarkSensorStart(b *testing.B) {
 	b.ReportMetric(med(readyCPU), "ready-cpu-ms")
 	b.ReportMetric(med(judging)/med(old), "x-judging/old")
 	b.ReportMetric(med(judgingCPU)/med(oldCPU), "x-judging-cpu/old")
+	b.ReportMetric(float64(oldInsns), "old-verified-insns")
+	b.ReportMetric(float64(insns), "verified-insns")
 	b.Logf("load average: %s", loadAverage())
+}
+
+// verifiedInsns is the verifier's work for the sensor's programs: the sum
+// of their verified_insns (BPF_OBJ_GET_INFO_BY_FD, 5.16+; 0 before).
+func verifiedInsns(b *testing.B, s *Sensor) int {
+	n := 0
+	for name, p := range s.coll.Programs {
+		info, err := p.Info()
+		if err != nil {
+			b.Fatalf("info of %s: %v", name, err)
+		}
+		v, _ := info.VerifiedInstructions()
+		n += int(v)
+	}
+	return n
 }
 
 // loadAverage is /proc/loadavg's first three fields: the host is shared.
