@@ -323,6 +323,25 @@ struct {
 	__type(value, struct prog_load_attr);
 } attr_scratch SEC(".maps");
 
+struct walk_ctx {
+	__u64 load_id;
+	__u64 insns;
+	__u32 pid;
+	__u32 total;       /* instructions to read */
+	__u32 emit;        /* chunks go to the ring buffer (header was emitted) */
+	__u32 chunks_lost;
+	__u32 insns_read;
+	__u32 read_errors;
+	__u32 calls_helper;
+	__u32 calls_sub;
+	__u32 calls_kfunc;
+	/* For the corrupt enforcer: the first exit, and where the main
+	 * function ends (the first sub-program's slot); NO_SLOT when none. */
+	__u32 first_exit;
+	__u32 main_end;
+	__u32 lock; /* enum sentry_lock: in the padding, not in a stack slot of its own */
+};
+
 #ifndef SENTRY_NO_LOOP
 /*
  * The sleepable lsm.s/bpf program's scratch, per task rather than per CPU:
@@ -336,6 +355,7 @@ struct task_scratch {
 	struct sentry_chunk chunk;
 	struct rules_result res;
 	struct prog_load_attr attr; /* sentry_lsm_bpf's copy of the attr */
+	struct walk_ctx wc;
 };
 
 struct {
@@ -533,6 +553,32 @@ static __always_inline struct rules_result *scratch_result(const int kernel)
 	}
 	return bpf_map_lookup_elem(&result_scratch, &zero);
 }
+
+/*
+ * The walk's context: off the stack, in a map value, whose contents the
+ * verifier does not track. On the stack, every counter and slot the
+ * bpf_loop callbacks update (calls, first exit, main end, ...) was a
+ * tracked value, and the verifier walked the callbacks again for each new
+ * combination before the loop converged: ~380,000 verified instructions
+ * for sentry_enter_tp on 6.18, most of the sensor's start-up
+ * (docs/PERFORMANCE.md "Start-up").
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct walk_ctx);
+} walk_scratch SEC(".maps");
+
+static __always_inline struct walk_ctx *scratch_walk(const int kernel)
+{
+	__u32 zero = 0;
+	if (kernel == SRC_USER_SLEEPABLE) {
+		struct task_scratch *ts = own_scratch();
+		return ts ? &ts->wc : NULL;
+	}
+	return bpf_map_lookup_elem(&walk_scratch, &zero);
+}
 #endif
 
 static __always_inline void count_loss(__u32 reason)
@@ -586,24 +632,6 @@ static long path_step(__u64 i, struct path_ctx *pc)
 	return 0;
 }
 
-struct walk_ctx {
-	__u64 load_id;
-	__u64 insns;
-	__u32 pid;
-	__u32 total;       /* instructions to read */
-	__u32 emit;        /* chunks go to the ring buffer (header was emitted) */
-	__u32 chunks_lost;
-	__u32 insns_read;
-	__u32 read_errors;
-	__u32 calls_helper;
-	__u32 calls_sub;
-	__u32 calls_kfunc;
-	/* For the corrupt enforcer: the first exit, and where the main
-	 * function ends (the first sub-program's slot); NO_SLOT when none. */
-	__u32 first_exit;
-	__u32 main_end;
-	__u32 lock; /* enum sentry_lock: in the padding, not in a stack slot of its own */
-};
 
 #define NO_SLOT 0xffffffffU
 #define OP_EXIT 0x95 /* BPF_JMP | BPF_EXIT */
@@ -881,19 +909,25 @@ __noinline int sentry_rule_step(__u32 index)
 /* Two callbacks rather than a flag in walk_ctx: a flag the callback
  * branches on makes the verifier track the context precisely, and the
  * bpf_loop callback then never converges. */
-static long walk_chunk_user(__u64 index, struct walk_ctx *c)
+/* bpf_loop takes a stack pointer: the walk context itself is in a map
+ * value (scratch_walk), and this holds the pointer to it. */
+struct walk_loop {
+	struct walk_ctx *wc;
+};
+
+static long walk_chunk_user(__u64 index, struct walk_loop *l)
 {
-	return walk_chunk(index, c, SRC_USER);
+	return walk_chunk(index, l->wc, SRC_USER);
 }
 
-static long walk_chunk_kernel(__u64 index, struct walk_ctx *c)
+static long walk_chunk_kernel(__u64 index, struct walk_loop *l)
 {
-	return walk_chunk(index, c, SRC_KERNEL);
+	return walk_chunk(index, l->wc, SRC_KERNEL);
 }
 
-static long walk_chunk_sleepable(__u64 index, struct walk_ctx *c)
+static long walk_chunk_sleepable(__u64 index, struct walk_loop *l)
 {
-	return walk_chunk(index, c, SRC_USER_SLEEPABLE);
+	return walk_chunk(index, l->wc, SRC_USER_SLEEPABLE);
 }
 #endif
 
@@ -1293,20 +1327,22 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	res = scratch_result(kernel);
 	if (!res)
 		return unjudged(cfg, SENTRY_LOSS_NO_SCRATCH, enforcer, ap->insns);
-	struct walk_ctx wcs = {
-		.load_id = load_id,
-		.insns = insns_addr,
-		.pid = tgid,
-		.total = total,
-		.emit = hdr != NULL && !rate_limited,
-		.first_exit = NO_SLOT,
-		.main_end = NO_SLOT,
-	};
-	struct walk_ctx *wc = &wcs;
+	struct walk_ctx *wc = scratch_walk(kernel);
+	if (!wc)
+		return unjudged(cfg, SENTRY_LOSS_NO_SCRATCH, enforcer, ap->insns);
+	__builtin_memset(wc, 0, sizeof(*wc));
+	wc->load_id = load_id;
+	wc->insns = insns_addr;
+	wc->pid = tgid;
+	wc->total = total;
+	wc->emit = hdr != NULL && !rate_limited;
+	wc->first_exit = NO_SLOT;
+	wc->main_end = NO_SLOT;
+	struct walk_loop wl = {.wc = wc};
 	if (insns_addr && chunks)
 		bpf_loop(chunks, kernel == SRC_KERNEL ? walk_chunk_kernel :
 				 kernel == SRC_USER_SLEEPABLE ? walk_chunk_sleepable : walk_chunk_user,
-			 wc, 0);
+			 &wl, 0);
 	/* Taken after the walk, which can sleep (lsm.s); held only to evaluate. */
 	__u32 tidx = 0;
 	struct rules_table *table = acquire_table(cfg, &tidx);

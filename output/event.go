@@ -434,9 +434,13 @@ type Sensor struct {
 	RulesCount  int     `json:"rules_count"`              // rules active
 	Reason      string  `json:"reason,omitempty"`         // sensor_stopped: why
 	Uptime      float64 `json:"uptime_seconds,omitempty"` // sensor_stopped
+	// Startup is sensor_started's seconds from the agent's exec to judging
+	// loads (the enforcing hook attached with the rules in place).
+	Startup float64 `json:"startup_seconds,omitempty"`
 }
 
-// SensorStarted is emitted once the hook is attached.
+// SensorStarted is emitted once the sensor judges loads: the enforcing hook
+// attached with the rules in place.
 func SensorStarted(s Sensor) *Event {
 	return &Event{Event: KindSensorStarted, Sensor: escapeSensor(s)}
 }

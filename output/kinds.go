@@ -79,7 +79,7 @@ var kindTable = []KindSpec{
 	{Kind: KindTokenCreate, Section: "provenance", ECS: ECSClass{"event", "process", "info"}, ecs: ecsTokenCreate,
 		Doc: "a BPF token was created: its creator, user namespace, bpffs mount and delegation"},
 	{Kind: KindSensorStarted, Section: "sensor", ECS: ECSClass{"event", "process", "start"}, ecs: ecsSensor,
-		Doc: "the sensor attached its hook"},
+		Doc: "the sensor judges loads (hook attached, rules in place)"},
 	{Kind: KindSensorStopped, Section: "sensor", ECS: ECSClass{"event", "process", "end"}, ecs: ecsSensor,
 		Doc: "the sensor detached"},
 	{Kind: KindRulesReloaded, Section: "rules", ECS: ECSClass{"event", "configuration", "change"}, ecs: ecsRules,

@@ -3,6 +3,7 @@ package sensor
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -387,22 +388,26 @@ func attachSpecOf(spec *ebpf.CollectionSpec, hook Hook, enf Enforcer) *ebpf.Coll
 	return out
 }
 
-// startAttachPrograms loads and attaches the attach-monitoring programs,
-// gates last (so that no entry is refused before its judge runs). Each is
-// best-effort: the sensor runs without it and the note says what is not
-// seen. Called before the load hooks attach, so the sensor's own loads and
-// attaches here are not reported.
-func (s *Sensor) startAttachPrograms(spec *ebpf.CollectionSpec) string {
+// startAttachPrograms attaches the attach-monitoring programs, gates last
+// (so that no entry is refused before its judge runs). They were loaded
+// with the sensor's programs (loadConcurrently); each is best-effort: the
+// sensor runs without it and the note says what is not seen. Called before
+// the load hooks attach, so the sensor's own loads and attaches here are
+// not reported.
+func (s *Sensor) startAttachPrograms(loaded *optionalPrograms) string {
+	defer loaded.close()
 	if err := s.writeAttachConfig(); err != nil {
 		s.log.Warn("attach monitoring: no file_operations addresses (fds are trusted as the caller names them)", "err", err)
 	}
 	var missing []string
 	for _, p := range attachPlan(s.hook, s.cfg.Enforcer) {
-		ps := spec.Programs[p.name]
-		if ps == nil {
+		coll, err := loaded.take(p.name)
+		if coll == nil && errors.Is(err, errNotInObject) {
 			continue
 		}
-		err := s.startAttachProgram(spec, p)
+		if coll != nil {
+			err = s.startAttachProgram(coll, p)
+		}
 		if err != nil {
 			s.log.Debug("attach monitoring program", "prog", p.name, "err", err)
 			if p.required {
@@ -416,19 +421,10 @@ func (s *Sensor) startAttachPrograms(spec *ebpf.CollectionSpec) string {
 	return "all"
 }
 
-func (s *Sensor) startAttachProgram(spec *ebpf.CollectionSpec, p attachProgram) error {
-	one := spec.Copy()
-	for name := range one.Programs {
-		if name != p.name {
-			delete(one.Programs, name)
-		}
-	}
-	coll, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{MapReplacements: s.coll.Maps})
-	if err != nil {
-		return err
-	}
+func (s *Sensor) startAttachProgram(coll *ebpf.Collection, p attachProgram) error {
 	prog := coll.Programs[p.name]
 	var l link.Link
+	var err error
 	if p.group != "" {
 		l, err = link.Tracepoint(p.group, p.event, prog, nil)
 	} else {

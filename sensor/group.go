@@ -170,8 +170,11 @@ func (s *Sensor) calibrateGroups() error {
 }
 
 // GroupNote says what the group machinery cannot do on this kernel ("" when
-// it works fully).
-func (s *Sensor) GroupNote() string { return s.groupNote }
+// it works fully). It waits for the start (Ready), which calibrates.
+func (s *Sensor) GroupNote() string {
+	<-s.started
+	return s.groupNote
+}
 
 // ProgArrayWrites delivers the prog_array writes the kernel reported. The
 // channel is buffered; when nobody reads it, writes past its capacity are

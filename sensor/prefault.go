@@ -32,11 +32,15 @@ func (s *Sensor) prefault(p *ebpf.Program, loadErr error) {
 	s.log.Debug("ring buffer pre-faulted", "pages", pages, "took", time.Since(start))
 }
 
-// PrefaultedPages is how many ring-buffer pages New wrote through before
+// PrefaultedPages is how many ring-buffer pages the start wrote through before
 // returning: the whole ring (RingBufferSize/4096) unless the kernel refused
 // the pre-fault program (then fewer, possibly 0; the sensor works the same,
-// only its first pass through the ring is slower).
-func (s *Sensor) PrefaultedPages() int { return s.prefaulted }
+// only its first pass through the ring is slower). It waits for the start
+// (Ready), which pre-faults.
+func (s *Sensor) PrefaultedPages() int {
+	<-s.started
+	return s.prefaulted
+}
 
 // loadPrefault loads sentry_prefault against the sensor's ring buffer.
 func loadPrefault(prog *ebpf.ProgramSpec, eventsSpec *ebpf.MapSpec, events *ebpf.Map) (*ebpf.Program, error) {

@@ -98,6 +98,13 @@ type Config struct {
 	// and the init process are refused (EPERM; selfprotect.h). Off, and on
 	// kernels without the BPF LSM, they are only reported (AccessAttempts).
 	GuardSignals bool
+
+	// staged: New returns once the sensor judges loads (NewStaged).
+	staged bool
+	// sequentialStart loads the programs one after the other and the
+	// 32-bit judge even where kprobes cannot attach: the start before
+	// startup.go, kept as BenchmarkSensorStart's same-run baseline.
+	sequentialStart bool
 }
 
 // OnError is the policy for loads that cannot be judged.
@@ -177,11 +184,28 @@ type Sensor struct {
 	attachProgs   []attachProgram // what attachLinks[i] attaches (benchmarks toggle the ioctl hook)
 	allowSpec     *ebpf.MapSpec   // the allowlist's inner map (allowlist.go)
 	allowN        int
+
+	judging  time.Time     // JudgingSince
+	started  chan struct{} // closed when finishStart is done (Ready)
+	startErr error
 }
 
 // New loads the kernel programs, fills the tables and attaches. Events
-// start flowing on Events() immediately.
+// start flowing on Events() immediately. It returns when the whole start is
+// done; NewStaged returns as soon as loads are judged.
 func New(cfg Config) (*Sensor, error) {
+	s, err := newSensorPinFallback(cfg)
+	if err != nil || cfg.staged {
+		return s, err
+	}
+	if err := s.Ready(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newSensorPinFallback(cfg Config) (*Sensor, error) {
 	s, err := newSensor(cfg, false)
 	if err != nil && cfg.PinPath != "" && errors.Is(err, ebpf.ErrNotSupported) && (cfg.Hook == "" || cfg.Hook == HookLSMBpf) {
 		// Before 5.15 tracepoint and kprobe attachments are perf events,
@@ -245,6 +269,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 			return nil, err
 		}
 	}
+	phases := newStartPhases()
 	loopErr := features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop)
 	switch cfg.Walk {
 	case "":
@@ -293,6 +318,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		return nil, fmt.Errorf("enforcer %q: want deny, kill or corrupt", cfg.Enforcer)
 	}
 
+	phases.mark("probe")
 	load := loadSentry
 	if cfg.Walk == WalkBounded {
 		load = loadSentryLegacy
@@ -303,11 +329,23 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	}
 	spec.Maps[sentryMapEvents].MaxEntries = uint32(cfg.RingBufferSize)
 	enter, exit, gate := programNames(hook, exitHook, cfg.Enforcer, cfg.Walk)
-	// The kernel's BTF, parsed once for the compat plan and the
-	// collection's relocations (each parsed it before), and dropped after.
-	kspec, _ := btf.LoadKernelSpec()
+	// The kernel's BTF, parsed once for the compat plan and every
+	// collection's relocations, and dropped after.
+	phases.mark("spec")
+	cache := btf.NewCache()
+	kspec, _ := cache.Kernel()
 	hasIA32In(kspec)
 	cp := planCompat(hook, exitHook, gate != "")
+	compatNote := ""
+	if cp.enter != "" || cp.exit != "" {
+		if err := kprobesAttachable(); err != nil && !cfg.sequentialStart {
+			// The 32-bit judge costs the verifier as much as the enter
+			// program; not verified where it could never attach.
+			compatNote = fmt.Sprintf("not seen: kprobe __ia32_sys_bpf: %v", err)
+			cfg.Logger.Debug("32-bit bpf() calls will not be seen", "err", err)
+			cp.enter, cp.exit = "", ""
+		}
+	}
 	groupEnter := groupProgram(exitHook)
 	// Loaded on its own after the collection: a kernel that refuses it
 	// must not stop the sensor.
@@ -326,15 +364,22 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	if spec.Programs[enter] == nil {
 		return nil, fmt.Errorf("%w: no %s program for the %s hook with the %s walk", ErrNoHook, enter, hook, cfg.Walk)
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kspec}})
-	if err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("load sensor programs: %w\n%+v", err, ve)
+	// The judges, the 32-bit judge and the rest verified concurrently
+	// (startup.go); the attach-monitoring programs alongside, below.
+	judges := []string{enter, sentryProgSentryEnterKprobeDirect}
+	var rest []string
+	for name := range spec.Programs {
+		if name != enter && name != sentryProgSentryEnterKprobeDirect && name != cp.enter {
+			rest = append(rest, name)
 		}
-		return nil, fmt.Errorf("load sensor programs: %w", err)
+	}
+	phases.mark("kernel-btf")
+	coll, attachProgs, err := loadConcurrently(spec, programGroups{judges, {cp.enter}, rest}, attachSpec, cache, cfg.sequentialStart)
+	if err != nil {
+		return nil, err
 	}
 	// Before attaching, so that the sensor does not report its own load.
+	phases.mark("verify")
 	prefaultProg, prefaultErr := loadPrefault(prefaultSpec, spec.Maps[sentryMapEvents], coll.Maps[sentryMapEvents])
 	s := &Sensor{
 		cfg: cfg, hook: hook, coll: coll, log: cfg.Logger, self: self,
@@ -348,6 +393,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		userLost:      make(map[string]uint64),
 		slots:         make(map[uint32][]string),
 		done:          make(chan struct{}),
+		started:       make(chan struct{}),
 	}
 	s.allowSpec = spec.Maps[sentryMapAllowlist].InnerMap.Copy()
 	s.asm.monoToWall = monoToWall()
@@ -358,6 +404,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	s.asm.tokens = newTokenBook()
 	s.tokenEvents = make(chan *TokenCreated, 256)
 	fail := func(err error) (*Sensor, error) {
+		attachProgs.close()
 		if prefaultProg != nil {
 			prefaultProg.Close()
 		}
@@ -380,7 +427,8 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	if err != nil {
 		return fail(fmt.Errorf("open ring buffer: %w", err))
 	}
-	s.attachNote = s.startAttachPrograms(attachSpec)
+	phases.mark("tables")
+	s.attachNote = s.startAttachPrograms(attachProgs)
 	// Exit first: an enter without its exit would leave an inflight entry.
 	// The gate only refuses what the enter program marked, so its order
 	// does not matter.
@@ -421,6 +469,9 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		s.links = append(s.links, l)
 	}
 	s.compat = cp.note
+	if compatNote != "" {
+		s.compat = compatNote
+	}
 	if cp.enter != "" || cp.exit != "" {
 		// Best-effort, like the kernel's ia32 support itself: the
 		// sensor runs without them and says what it does not see.
@@ -442,13 +493,13 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	}
 	// Staged writes are committed by the hooks just attached: first the
 	// agent's identity, then the rules and config only it may commit.
+	phases.mark("attach")
 	if err := s.learnSelf(); err != nil {
 		return fail(err)
 	}
 	if err := s.SetRules(cfg.Rules); err != nil {
 		return fail(err)
 	}
-	s.calibrateGroupsOrSay()
 	if err := s.recordOwnIDs(); err != nil {
 		return fail(err)
 	}
@@ -457,10 +508,15 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 			return fail(err)
 		}
 	}
+	// Judging: the enforcing hook is attached, the agent known, the rules
+	// (and the allowlist) in place, the sentry's own ids guarded.
+	s.judging = time.Now()
+	phases.mark("rules")
+	cfg.Logger.Debug("sensor judging loads", phases.attrs()...)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go s.read(ctx)
-	s.prefault(prefaultProg, prefaultErr)
+	go s.finishStart(prefaultProg, prefaultErr)
 	return s, nil
 }
 
@@ -488,6 +544,7 @@ func (s *Sensor) Close() error {
 	if s.closed || s.closing {
 		return nil
 	}
+	<-s.started
 	s.closing = true
 	// Detach first so that no new load starts; then let the reader drain.
 	keep := s.cfg.PinPath != ""

@@ -622,6 +622,25 @@ type sentryTaskScratch struct {
 	Chunk sentrySentryChunk
 	Res   sentryRulesResult
 	Attr  sentryProgLoadAttr
+	Wc    sentryWalkCtx
+}
+
+type sentryWalkCtx struct {
+	_           structs.HostLayout
+	LoadId      uint64
+	Insns       uint64
+	Pid         uint32
+	Total       uint32
+	Emit        uint32
+	ChunksLost  uint32
+	InsnsRead   uint32
+	ReadErrors  uint32
+	CallsHelper uint32
+	CallsSub    uint32
+	CallsKfunc  uint32
+	FirstExit   uint32
+	MainEnd     uint32
+	Lock        uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -665,6 +684,7 @@ const (
 	sentryMapRulesStaged              = "rules_staged"
 	sentryMapSelfTask                 = "self_task"
 	sentryMapTaskScratch              = "task_scratch"
+	sentryMapWalkScratch              = "walk_scratch"
 	sentryProgSentryAttachTp          = "sentry_attach_tp"
 	sentryProgSentryEnterBtf          = "sentry_enter_btf"
 	sentryProgSentryEnterBtfCorrupt   = "sentry_enter_btf_corrupt"
@@ -842,6 +862,7 @@ type sentryMapSpecs struct {
 	RulesStaged      *ebpf.MapSpec `ebpf:"rules_staged"`
 	SelfTask         *ebpf.MapSpec `ebpf:"self_task"`
 	TaskScratch      *ebpf.MapSpec `ebpf:"task_scratch"`
+	WalkScratch      *ebpf.MapSpec `ebpf:"walk_scratch"`
 }
 
 // sentryVariableSpecs contains global variables before they are loaded into the kernel.
@@ -933,6 +954,7 @@ type sentryMaps struct {
 	RulesStaged      *ebpf.Map `ebpf:"rules_staged"`
 	SelfTask         *ebpf.Map `ebpf:"self_task"`
 	TaskScratch      *ebpf.Map `ebpf:"task_scratch"`
+	WalkScratch      *ebpf.Map `ebpf:"walk_scratch"`
 }
 
 func (m *sentryMaps) Close() error {
@@ -974,6 +996,7 @@ func (m *sentryMaps) Close() error {
 		m.RulesStaged,
 		m.SelfTask,
 		m.TaskScratch,
+		m.WalkScratch,
 	)
 }
 

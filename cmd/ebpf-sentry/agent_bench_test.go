@@ -157,7 +157,12 @@ type agent struct {
 	cmd     *exec.Cmd
 	stderr  syncBuffer
 	startup time.Duration // exec to "sensor running"
-	events  string
+	// judging: exec to "judging loads" (the enforcing hook attached with
+	// the rules in place; an agent that does not log it: startup), and
+	// the agent's CPU (user + system) by then.
+	judging    time.Duration
+	judgingCPU time.Duration
+	events     string
 }
 
 func startAgent(b *testing.B, bin, dir string, round int) *agent {
@@ -177,9 +182,21 @@ func startAgent(b *testing.B, bin, dir string, round int) *agent {
 			a.stop()
 			b.Fatalf("agent did not start in 30 s:\n%s", a.stderr.String())
 		}
+		if a.judging == 0 && strings.Contains(a.stderr.String(), "judging loads") {
+			a.judging = time.Since(start)
+			if st, err := readProc(a.cmd.Process.Pid); err == nil {
+				a.judgingCPU = st.cpu
+			}
+		}
 		time.Sleep(500 * time.Microsecond)
 	}
 	a.startup = time.Since(start)
+	if a.judging == 0 {
+		a.judging = a.startup
+		if st, err := readProc(a.cmd.Process.Pid); err == nil {
+			a.judgingCPU = st.cpu
+		}
+	}
 	return a
 }
 
@@ -227,7 +244,8 @@ func (a *agent) stop() {
 // order alternating by round). Per size it reports the median over rounds
 // of the round's on/off ratio of median load times (x-on/off), with the
 // rounds' min and max, and the medians of the two sides; for the agent,
-// its start-up (exec to "sensor running", start-ms), idle RSS after start
+// its start-up (exec to "judging loads", judging-ms, with the agent's CPU
+// by then, judging-cpu-ms; exec to "sensor running", start-ms), idle RSS after start
 // (idle-rss-MB), peak RSS (peak-rss-MB) and CPU per load (cpu-us/load).
 //
 //	go test -run '^$' -bench BenchmarkAgent -benchtime 8x ./cmd/ebpf-sentry
@@ -252,7 +270,7 @@ func BenchmarkAgent(b *testing.B) {
 	dir := b.TempDir()
 	ratios := map[int][]float64{}
 	offs, ons := map[int][]time.Duration{}, map[int][]time.Duration{}
-	var startups []time.Duration
+	var startups, judgings, judgingCPUs []time.Duration
 	var idleRSS, peakRSS []int64
 	var cpuPerLoad []float64
 	phase(b, progs, sizes) // warm up: page in, grow the heap
@@ -266,6 +284,7 @@ func BenchmarkAgent(b *testing.B) {
 			on = phase(b, progs, sizes)
 			end := a.quiesce(b)
 			startups = append(startups, a.startup)
+			judgings, judgingCPUs = append(judgings, a.judging), append(judgingCPUs, a.judgingCPU)
 			idleRSS = append(idleRSS, idle.rss)
 			peakRSS = append(peakRSS, end.hwm)
 			loads := 0
@@ -299,9 +318,13 @@ func BenchmarkAgent(b *testing.B) {
 			median(ons[n]).Round(time.Microsecond), median(r), slices.Min(r), slices.Max(r))
 	}
 	b.ReportMetric(float64(median(startups).Milliseconds()), "start-ms")
+	b.ReportMetric(float64(median(judgings).Milliseconds()), "judging-ms")
+	b.ReportMetric(float64(median(judgingCPUs).Milliseconds()), "judging-cpu-ms")
 	b.ReportMetric(float64(median(idleRSS))/1e6, "idle-rss-MB")
 	b.ReportMetric(float64(slices.Max(peakRSS))/1e6, "peak-rss-MB")
 	b.ReportMetric(median(cpuPerLoad), "cpu-us/load")
+	fmt.Fprintf(&tbl, "judging loads %v (%v–%v) after exec, %v of agent CPU; ", median(judgings).Round(time.Millisecond),
+		slices.Min(judgings).Round(time.Millisecond), slices.Max(judgings).Round(time.Millisecond), median(judgingCPUs).Round(time.Millisecond))
 	fmt.Fprintf(&tbl, "start-up %v (%v–%v); idle RSS %.1f MB; peak RSS %.1f MB; agent CPU %.0f µs/load (median of rounds)\n",
 		median(startups).Round(time.Millisecond), slices.Min(startups).Round(time.Millisecond), slices.Max(startups).Round(time.Millisecond),
 		float64(median(idleRSS))/1e6, float64(slices.Max(peakRSS))/1e6, median(cpuPerLoad))

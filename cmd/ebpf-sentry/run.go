@@ -182,20 +182,16 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	s, err := sensor.New(cfg)
+	// Staged: New returns once loads are judged; the rest of the sensor's
+	// start (group calibration, ring pre-fault) runs beside the agent's
+	// other start-up jobs, and Ready below reports it.
+	s, err := sensor.NewStaged(cfg)
 	if err != nil {
 		if errors.Is(err, sensor.ErrNotRoot) || errors.Is(err, sensor.ErrEnforcerRefused) || errors.Is(err, sensor.ErrNoHook) {
 			return &exitError{code: exitEnvironment, err: err}
 		}
 		return envError("start sensor: %w (run `ebpf-sentry doctor` to see what this kernel offers)", err)
 	}
-	attaches := newAttachJudge()
-	if err := attaches.setKernelTable(s, set); err != nil {
-		slog.Warn("attach table: attaches are judged in user space only", "err", err)
-	}
-	slog.Info("sensor running", "hook", s.Hook(), "enforcer", s.Enforcer(), "mode", o.mode, "allowlisted", s.Allowlisted(),
-		"rules", set.Source, "kernel_rules", len(compiled.Slots), "pid", os.Getpid())
-	started := time.Now()
 	info := output.Sensor{Version: version, PID: os.Getpid(), Hook: string(s.Hook()), Enforcer: "signal",
 		Guarantee: "killed before use (SIGKILL queued at bpf() entry; see doctor)", MonitorOnly: cfg.Mode == sensor.ModeMonitor,
 		RulesCount: len(set.Rules)}
@@ -214,7 +210,29 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	if o.mode == "lock" {
 		info.Guarantee += "; lock: every program not on the allowlist is blocked the same way, the agent's own loads excepted"
 	}
+	// "judging loads": the enforcing hook is attached with the rules (and
+	// the allowlist) in place; from here no load goes unjudged.
+	judgingAttrs := []any{"hook", s.Hook(), "enforcer", s.Enforcer(), "mode", o.mode, "kernel_rules", len(compiled.Slots)}
+	if up, err := sinceExec(s.JudgingSince()); err == nil {
+		info.Startup = up.Seconds()
+		judgingAttrs = append(judgingAttrs, "since_exec", up.Round(time.Millisecond))
+	}
+	slog.Info("judging loads", judgingAttrs...)
 	tel.Pipeline.Emit(output.SensorStarted(info))
+	attaches := newAttachJudge()
+	if err := attaches.setKernelTable(s, set); err != nil {
+		slog.Warn("attach table: attaches are judged in user space only", "err", err)
+	}
+	if err := s.Ready(); err != nil {
+		// Not reached today (the rest of the start is best-effort and
+		// says what it could not do); an error here stops the agent, as
+		// an error of New does.
+		s.Close()
+		return envError("start sensor: %w", err)
+	}
+	slog.Info("sensor running", "hook", s.Hook(), "enforcer", s.Enforcer(), "mode", o.mode, "allowlisted", s.Allowlisted(),
+		"rules", set.Source, "kernel_rules", len(compiled.Slots), "pid", os.Getpid())
+	started := time.Now()
 	losses := &lossTracker{last: map[string]uint64{}}
 	keeper := newResidentKeeper(o.resident, tel, s, func() *rules.Set { return set }, textOut(cmd, o))
 	defer keeper.stop()
