@@ -279,6 +279,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	defer heartbeat.Stop()
 	attempts := s.AccessAttempts()
 	tokens := s.TokenEvents()
+	mapCreates := s.MapCreates()
 	for {
 		select {
 		case tc, ok := <-tokens:
@@ -287,6 +288,12 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 				continue
 			}
 			tel.Pipeline.Emit(tokenCreateEvent(tc))
+		case mc, ok := <-mapCreates:
+			if !ok {
+				mapCreates = nil
+				continue
+			}
+			tel.Pipeline.Emit(mapCreateEvent(mc))
 		case <-heartbeat.C:
 			reportHeartbeat(s, tel, o.heartbeat)
 		case <-integrity.C:
