@@ -230,8 +230,10 @@ func TestLockSparesTheAgentsOwnLoadsByIdentity(t *testing.T) {
 
 // The fingerprint is not collision resistant (docs/FLEET.md says so): a
 // different program with a listed fingerprint is built in constant time and
-// passes the lock. Lock mode stops what nobody approved, not an attacker
-// who knows the list and holds CAP_BPF.
+// passes the kernel's lock. The sensor alone stops what nobody approved, not
+// an attacker who knows the list and holds CAP_BPF; run's SHA-256 check
+// catches the forgery after the load and kills its loader
+// (cmd/ebpf-sentry TestRunLockKillsAForgedFingerprint).
 func TestLockIsOnlyAsStrongAsTheFingerprint(t *testing.T) {
 	listed := genInsns(4)
 	forged := fpcollide.Collide(kernel.Hash(listed))
