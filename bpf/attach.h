@@ -38,6 +38,7 @@
 #define CMD_LINK_CREATE 28
 #define CMD_LINK_UPDATE 29
 #define CMD_LINK_DETACH 34
+#define CMD_MAP_CREATE 0
 
 /* cgroup attach types (enum bpf_attach_type below 64): their target fd is a cgroup. */
 #define CGROUP_ATTACH_TYPES                                                                              \
@@ -142,6 +143,7 @@ struct {
 } perf_open_scratch SEC(".maps");
 
 const struct sentry_attach *unused_attach __attribute__((unused));
+const struct sentry_map_create *unused_map_create __attribute__((unused));
 const struct sentry_attach_exit *unused_attach_exit __attribute__((unused));
 const struct sentry_attach_key *unused_attach_key __attribute__((unused));
 const struct sentry_attach_cfg *unused_attach_cfg __attribute__((unused));
@@ -290,6 +292,20 @@ static __always_inline __s32 attach_judge(struct sentry_attach *a)
 	return r;
 }
 
+/* The token the attached program was loaded through (6.9+): the kernel
+ * keeps it in prog->aux->token for the program's life. */
+static __always_inline void attach_token(struct sentry_attach *a, struct bpf_prog *prog)
+{
+	if (!bpf_core_field_exists(prog->aux->token))
+		return;
+	struct bpf_token *tok = BPF_CORE_READ(prog, aux, token);
+	if (!tok)
+		return;
+	a->via_token = 1;
+	a->token_addr = (__u64)tok;
+	a->token_userns = BPF_CORE_READ(tok, userns, ns.inum);
+}
+
 /* Fills the caller's identity, judges, enforces, reports and remembers the
  * operation for its exit. Returns the action taken. */
 static __always_inline __u32 attach_finish(struct sentry_attach *a, const int enforcer, void *pending, __u64 start)
@@ -355,10 +371,110 @@ static __always_inline struct sentry_attach *attach_scratch_zeroed(void)
 	return a;
 }
 
+/*
+ * BPF_MAP_CREATE through a token: the map-creating power a token delegates.
+ * The attr's words as passed (map_type, key/value size, max_entries,
+ * map_flags at 0-16, map_name at 28, map_token_fd at 76) and the token fd's
+ * file, kept by thread for the exit, which reports the call.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct sentry_map_create);
+} map_create_inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sentry_map_create);
+} map_create_scratch SEC(".maps");
+
+static const struct sentry_map_create zero_map_create;
+
+static __always_inline int map_create_enter(__u64 uattr, __u64 size)
+{
+	__u32 w[5] = {}; /* map_type, key_size, value_size, max_entries, map_flags */
+	if (size < 80 || bpf_probe_read_user(w, sizeof(w), (const void *)uattr))
+		return 0; /* too short to name a token: not through one */
+	if (!(w[4] & BPF_F_TOKEN_FD_FLAG))
+		return 0;
+	__u32 zero = 0;
+	struct sentry_map_create *m = bpf_map_lookup_elem(&map_create_scratch, &zero);
+	if (!m)
+		return 0;
+	bpf_probe_read_kernel(m, sizeof(*m), &zero_map_create);
+	m->map_type = w[0];
+	m->key_size = w[1];
+	m->value_size = w[2];
+	m->max_entries = w[3];
+	m->map_flags = w[4];
+	bpf_probe_read_user(&m->token_fd, sizeof(m->token_fd), (const void *)(uattr + 76));
+	bpf_probe_read_user(m->name, sizeof(m->name), (const void *)(uattr + 28));
+	m->name[SENTRY_NAME_LEN - 1] = 0;
+	struct file *tf = attach_fd_file(m->token_fd);
+	if (tf && m->token_fd >= 0) {
+		m->token_ino = BPF_CORE_READ(tf, f_inode, i_ino);
+		m->token_dev = BPF_CORE_READ(tf, f_inode, i_sb, s_dev);
+	}
+	m->h.kind = SENTRY_REC_MAP_CREATE;
+	m->ktime_ns = bpf_ktime_get_ns();
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&map_create_inflight, &tid, m, BPF_ANY))
+		count_loss(SENTRY_LOSS_INFLIGHT_FULL);
+	return 0;
+}
+
+/* The exit of a BPF_MAP_CREATE recorded at entry: reports it. 1: it was one. */
+static __always_inline int map_create_exit(__u32 tid, __s64 ret)
+{
+	struct sentry_map_create *in = bpf_map_lookup_elem(&map_create_inflight, &tid);
+	if (!in)
+		return 0;
+	struct sentry_map_create *m = bpf_ringbuf_reserve(&events, sizeof(*m), 0);
+	if (!m) {
+		bpf_map_delete_elem(&map_create_inflight, &tid);
+		count_loss(SENTRY_LOSS_EXIT_RESERVE);
+		return 1;
+	}
+	bpf_probe_read_kernel(m, sizeof(*m), in);
+	bpf_map_delete_elem(&map_create_inflight, &tid);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	m->h.pid = pid_tgid >> 32;
+	m->h.load_id = next_load_id(bpf_get_smp_processor_id());
+	m->ret = ret;
+	m->pid = pid_tgid >> 32;
+	m->tid = (__u32)pid_tgid;
+	m->uid = (__u32)uid_gid;
+	m->gid = uid_gid >> 32;
+	m->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(m->comm, sizeof(m->comm));
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	if (exe) {
+		m->exe_ino = BPF_CORE_READ(exe, f_inode, i_ino);
+		m->exe_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
+	}
+	if (ret >= 0) {
+		struct file *f = attach_fd_file((__u32)ret);
+		if (f) {
+			struct bpf_map *map = BPF_CORE_READ(f, private_data);
+			if (map)
+				m->map_id = BPF_CORE_READ(map, id);
+		}
+	}
+	bpf_ringbuf_submit(m, BPF_RB_FORCE_WAKEUP);
+	return 1;
+}
+
 /* bpf() entry for every command but BPF_PROG_LOAD. */
 static __always_inline int attach_enter(__u64 cmd, __u64 uattr, __u64 size, const int enforcer)
 {
 	__u32 op;
+	if (cmd == CMD_MAP_CREATE)
+		return map_create_enter(uattr, size);
 	switch (cmd) {
 	case CMD_LINK_CREATE:
 		op = SENTRY_ATTACH_LINK_CREATE;
@@ -482,6 +598,7 @@ static __always_inline int attach_enter(__u64 cmd, __u64 uattr, __u64 size, cons
 			a->prog_type = BPF_CORE_READ(prog, type);
 			if (!a->target_btf_id && op != SENTRY_ATTACH_LINK_UPDATE)
 				a->target_btf_id = BPF_CORE_READ(prog, aux, attach_btf_id);
+			attach_token(a, prog);
 		}
 	}
 	if (op == SENTRY_ATTACH_PROG_ATTACH || op == SENTRY_ATTACH_PROG_DETACH || op == SENTRY_ATTACH_LINK_CREATE) {
@@ -514,6 +631,8 @@ static __always_inline int attach_enter(__u64 cmd, __u64 uattr, __u64 size, cons
 static __always_inline int attach_exit(__s64 ret, void *pending)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if (!pending && map_create_exit(tid, ret))
+		return 0;
 	struct attach_inflight *in = bpf_map_lookup_elem(&attach_inflight, &tid);
 	if (!in)
 		return 0;
@@ -560,6 +679,7 @@ static __always_inline int ioctl_enter(struct sys_enter_args_ctx *ctx, const int
 	if (prog) {
 		a->prog_id = BPF_CORE_READ(prog, aux, id);
 		a->prog_type = BPF_CORE_READ(prog, type);
+		attach_token(a, prog);
 	}
 	__u32 zero = 0;
 	attach_finish(a, enforcer, bpf_map_lookup_elem(&attach_pending, &zero), start);
@@ -634,6 +754,15 @@ int sentry_perf_open_exit(struct sys_exit_bpf_ctx *ctx)
 SEC("tracepoint/syscalls/sys_enter_bpf")
 int sentry_attach_tp(struct sys_enter_bpf_ctx *ctx)
 {
+#ifndef SENTRY_NO_LOOP
+	if (ctx->cmd == BPF_PROG_LOAD) {
+		/* for the exit next to lsm/bpf_prog_load (on_exit_lsm) */
+		struct load_attempt att = {.uattr = ctx->uattr, .size = ctx->size};
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		bpf_map_update_elem(&load_attempts, &tid, &att, BPF_ANY);
+		return 0;
+	}
+#endif
 	return attach_enter(ctx->cmd, ctx->uattr, ctx->size, ENF_DENY);
 }
 

@@ -51,6 +51,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define ENF_KILL 0
 #define ENF_CORRUPT 1
 #define ENF_DENY 2 /* an LSM hook: return -EPERM */
+#define ENF_REPORT 3 /* the load already failed: judged for the report only, nothing to enforce */
 
 /* Where the instructions are read from. */
 #define SRC_USER 0           /* loader memory, bpf_probe_read_user (non-sleepable hooks) */
@@ -133,10 +134,12 @@ struct task_struct {
 	struct nsproxy *nsproxy;
 } __attribute__((preserve_access_index));
 struct bpf_prog;
+struct bpf_token;
 struct bpf_prog_aux {
 	__u32 id;
 	__u32 attach_btf_id;
 	struct bpf_prog *prog; /* back to the program: tells a bpf_prog from other fds' private data */
+	struct bpf_token *token; /* 6.9+: the token the program was loaded through */
 } __attribute__((preserve_access_index));
 struct ns_common {
 	unsigned int inum;
@@ -228,6 +231,24 @@ struct {
 	__type(key, __u32);
 	__type(value, struct inflight);
 } inflight SEC(".maps");
+
+/*
+ * On the lsm/bpf_prog_load hook: every BPF_PROG_LOAD's attr pointer, kept
+ * by thread from the syscall's entry (sentry_attach_tp) to its exit. A
+ * load the kernel refuses before that hook runs leaves no inflight entry:
+ * the exit judges it from this pointer for the report (on_exit_lsm).
+ */
+struct load_attempt {
+	__u64 uattr;
+	__u64 size;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct load_attempt);
+} load_attempts SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -1085,7 +1106,7 @@ static __always_inline __u32 enforce(const struct sentry_config *cfg, __u32 tgid
 {
 	if (is_self(cfg, tgid, task))
 		return SENTRY_ACT_SELF;
-	if (cfg->mode != SENTRY_MODE_ENFORCE)
+	if (cfg->mode != SENTRY_MODE_ENFORCE || enforcer == ENF_REPORT)
 		return SENTRY_ACT_MONITOR;
 	if (enforcer == ENF_DENY)
 		return SENTRY_ACT_DENIED;
@@ -1110,7 +1131,9 @@ static __always_inline __u32 unjudged(const struct sentry_config *cfg, __u32 rea
 
 	if (!cfg) {
 		verdict = SENTRY_VERDICT_BLOCK;
-		if (enforcer == ENF_DENY)
+		if (enforcer == ENF_REPORT)
+			action = SENTRY_ACT_MONITOR;
+		else if (enforcer == ENF_DENY)
 			action = SENTRY_ACT_DENIED;
 		else if (enforcer == ENF_CORRUPT)
 			action = corrupt(insns, &no_walk);
@@ -1243,6 +1266,8 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		hdr->sig_verified = !!(f->prov & RULES_PROV_VERIFIED);
 		hdr->token_dev = 0;
 		hdr->token_ino = 0;
+		hdr->before_hook = enforcer == ENF_REPORT;
+		hdr->_pad_bh = 0;
 		if (ap->prog_flags & BPF_F_TOKEN_FD_FLAG) {
 			struct file *tf = current_fd_file(ap->prog_token_fd);
 			if (tf) {
@@ -1463,6 +1488,7 @@ static __always_inline int token_exit(const struct inflight *in, __s64 ret)
 			r->token_ino = BPF_CORE_READ(file, f_inode, i_ino);
 			r->token_dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
 			if (tok) {
+				r->token_addr = (__u64)tok;
 				r->userns = BPF_CORE_READ(tok, userns, ns.inum);
 				r->allowed_cmds = BPF_CORE_READ(tok, allowed_cmds);
 				r->allowed_maps = BPF_CORE_READ(tok, allowed_maps);
@@ -1476,25 +1502,14 @@ static __always_inline int token_exit(const struct inflight *in, __s64 ret)
 	return 0;
 }
 
-static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const int enforcer)
+/* The loader's BPF_PROG_LOAD attr, copied into the per-CPU scratch; NULL
+ * without scratch. */
+static __always_inline struct prog_load_attr *read_user_attr(__u64 uattr, __u64 size)
 {
-	if (cmd == CMD_TOKEN_CREATE) {
-		token_enter(uattr, size);
-		return 0;
-	}
-	if (cmd != BPF_PROG_LOAD) {
-		/* On LSM kernels the bpf hooks guard (sentry_lsm_guard). */
-		if (enforcer != ENF_DENY)
-			guard_syscall(cmd, uattr, size, enforcer);
-		return attach_enter(cmd, uattr, size, enforcer);
-	}
 	__u32 zero = 0;
 	struct prog_load_attr *ap = bpf_map_lookup_elem(&attr_scratch, &zero);
-	if (!ap) {
-		struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
-		unjudged(cfg, SENTRY_LOSS_NO_SCRATCH, enforcer, 0);
-		return 0;
-	}
+	if (!ap)
+		return NULL;
 	__builtin_memset(ap, 0, sizeof(*ap));
 	/* 64-bit: clamping a truncated copy loses the bound for the verifier */
 	__u64 sz = size;
@@ -1511,6 +1526,28 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 			__builtin_memset(ap, 0, sizeof(*ap));
 		}
 	}
+	return ap;
+}
+
+static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const int enforcer)
+{
+	if (cmd == CMD_TOKEN_CREATE) {
+		token_enter(uattr, size);
+		return 0;
+	}
+	if (cmd != BPF_PROG_LOAD) {
+		/* On LSM kernels the bpf hooks guard (sentry_lsm_guard). */
+		if (enforcer != ENF_DENY)
+			guard_syscall(cmd, uattr, size, enforcer);
+		return attach_enter(cmd, uattr, size, enforcer);
+	}
+	struct prog_load_attr *ap = read_user_attr(uattr, size);
+	if (!ap) {
+		__u32 zero = 0;
+		struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+		unjudged(cfg, SENTRY_LOSS_NO_SCRATCH, enforcer, 0);
+		return 0;
+	}
 	/* attach_prog_fd naming one of the sentry's programs (fentry, fexit,
 	 * freplace on it): killed here, before the kernel looks at it. On LSM
 	 * kernels sentry_lsm_guard refuses it. */
@@ -1519,6 +1556,7 @@ static __always_inline int on_enter(__u64 cmd, __u64 uattr, __u64 size, const in
 	judge(ap, size, ap->insns, ap->insn_cnt, SRC_USER, enforcer);
 	return 0;
 }
+
 
 /*
  * Learns the agent's start time: user space writes its tgid with start 0,
@@ -1558,13 +1596,46 @@ static __always_inline __u32 sigkill_pending(void)
 	return ((own | shared) & SIGKILL_BIT) != 0;
 }
 
-static __always_inline int on_exit(__s64 ret)
+#ifndef SENTRY_NO_LOOP
+/*
+ * On the lsm/bpf_prog_load hook: a BPF_PROG_LOAD that left no inflight
+ * entry was refused by the kernel before the hook ran (or was the agent's
+ * own). Judged now from the loader's attr, still in its memory, for the
+ * report only (ENF_REPORT: the load has already failed); the exit record
+ * below then carries its errno. NULL: nothing to report.
+ */
+static __always_inline struct inflight *refused_before_hook(__u32 tid, __s64 ret)
+{
+	struct load_attempt *att = bpf_map_lookup_elem(&load_attempts, &tid);
+	if (!att)
+		return NULL;
+	struct load_attempt a = *att;
+	bpf_map_delete_elem(&load_attempts, &tid);
+	if (ret >= 0)
+		return NULL;
+	struct prog_load_attr *ap = read_user_attr(a.uattr, a.size);
+	if (!ap)
+		return NULL;
+	judge(ap, a.size, ap->insns, ap->insn_cnt, SRC_USER, ENF_REPORT);
+	return bpf_map_lookup_elem(&inflight, &tid);
+}
+#endif
+
+static __always_inline int on_exit(__s64 ret, const int lsm)
 {
 	commit_staged(ret);
 	learn_self(bpf_get_current_pid_tgid() >> 32);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	group_on_exit(tid, ret);
 	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+#ifndef SENTRY_NO_LOOP
+	if (lsm) {
+		if (!in)
+			in = refused_before_hook(tid, ret);
+		else
+			bpf_map_delete_elem(&load_attempts, &tid); /* the hook judged it */
+	}
+#endif
 	if (!in) /* not a BPF_PROG_LOAD (the exit tracepoint does not say the cmd) */
 		return attach_exit(ret, NULL);
 	struct inflight copy = *in;
@@ -1631,8 +1702,18 @@ int sentry_enter_tp_corrupt(struct sys_enter_bpf_ctx *ctx)
 SEC("tracepoint/syscalls/sys_exit_bpf")
 int sentry_exit_tp(struct sys_exit_bpf_ctx *ctx)
 {
-	return on_exit(ctx->ret);
+	return on_exit(ctx->ret, 0);
 }
+
+#ifndef SENTRY_NO_LOOP
+/* The exit next to lsm/bpf_prog_load: also reports the loads the kernel
+ * refused before that hook (refused_before_hook). */
+SEC("tracepoint/syscalls/sys_exit_bpf")
+int sentry_exit_tp_lsm(struct sys_exit_bpf_ctx *ctx)
+{
+	return on_exit(ctx->ret, 1);
+}
+#endif
 
 /*
  * Whether the current syscall is a 32-bit one (ia32 compat: int 0x80 or
@@ -1675,8 +1756,21 @@ int BPF_PROG(sentry_exit_btf, struct pt_regs *regs, long ret)
 		return 0;
 	if ((nr == NR_BPF_IA32) != !!in_compat_syscall())
 		return 0;
-	return on_exit(ret);
+	return on_exit(ret, 0);
 }
+
+#ifndef SENTRY_NO_LOOP
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sentry_exit_btf_lsm, struct pt_regs *regs, long ret)
+{
+	long nr = regs->orig_ax;
+	if (nr != NR_BPF_X86_64 && nr != NR_BPF_IA32)
+		return 0;
+	if ((nr == NR_BPF_IA32) != !!in_compat_syscall())
+		return 0;
+	return on_exit(ret, 1);
+}
+#endif
 
 /*
  * Runs inside bpf_prog_load after the kernel copied attr and instructions
@@ -1764,7 +1858,7 @@ int sentry_enter_kprobe_ia32(struct pt_regs *ctx)
 SEC("kretprobe/__ia32_sys_bpf")
 int sentry_exit_kretprobe_ia32(struct pt_regs *ctx)
 {
-	return on_exit((long)ctx->ax);
+	return on_exit((long)ctx->ax, 0);
 }
 
 /* For a target taking the syscall's arguments directly (__do_sys_bpf,

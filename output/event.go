@@ -50,9 +50,12 @@ type Event struct {
 	Cbpf      *Cbpf           `json:"cbpf,omitempty"`       // cbpf_attach
 	Attach    *Attach         `json:"attach,omitempty"`     // prog_attach, prog_detach
 	ProgArray *ProgArrayWrite `json:"prog_array,omitempty"` // prog_array_write
+	Map       *MapCreate      `json:"map,omitempty"`        // map_create
 	ViaLoader *ViaLoader      `json:"via_loader,omitempty"` // prog_load from an in-kernel loader
 	// Provenance: the load's signature and BPF token (prog_load;
-	// docs/PROVENANCE.md), or the token created (token_create).
+	// docs/PROVENANCE.md), the token created (token_create), the token a
+	// map was created through (map_create) or an attached program was
+	// loaded through (prog_attach).
 	Provenance *program.Provenance `json:"provenance,omitempty"`
 }
 
@@ -134,6 +137,10 @@ type Outcome struct {
 	// instance, e.g. an older pinned one, or another process's SIGKILL);
 	// the verdict is this sensor's own.
 	KilledByOther bool `json:"killed_by_other,omitempty"`
+	// RefusedBeforeHook: on the lsm/bpf_prog_load hook, the kernel refused
+	// the load before that hook ran; the sentry judged it from the
+	// loader's attr at the syscall's exit, for the report only.
+	RefusedBeforeHook bool `json:"refused_before_hook,omitempty"`
 	// Retry: this call repeats the same thread's load of the same program
 	// after that failed with EAGAIN (a signal interrupted verification);
 	// N attempts failed so. RetryOf is the previous attempt's load id.

@@ -27,6 +27,7 @@ const (
 	KindProgDetach     Kind = "prog_detach"
 	KindProgArrayWrite Kind = "prog_array_write"
 	KindTokenCreate    Kind = "token_create"
+	KindMapCreate      Kind = "map_create"
 )
 
 // KindSpec is everything about one kind of event that is not its payload's
@@ -78,6 +79,8 @@ var kindTable = []KindSpec{
 		Doc: "a program written into (or deleted from) a prog_array, a tail-call table; a swap replaces one"},
 	{Kind: KindTokenCreate, Section: "provenance", ECS: ECSClass{"event", "process", "info"}, ecs: ecsTokenCreate,
 		Doc: "a BPF token was created: its creator, user namespace, bpffs mount and delegation"},
+	{Kind: KindMapCreate, Section: "map", ECS: ECSClass{"event", "process", "creation"}, ecs: ecsMapCreate,
+		Doc: "a BPF map was created through a BPF token: the map, its creator and the token's origin"},
 	{Kind: KindSensorStarted, Section: "sensor", ECS: ECSClass{"event", "process", "start"}, ecs: ecsSensor,
 		Doc: "the sensor judges loads (hook attached, rules in place)"},
 	{Kind: KindSensorStopped, Section: "sensor", ECS: ECSClass{"event", "process", "end"}, ecs: ecsSensor,

@@ -73,7 +73,7 @@ func NewProgAttach(t time.Time, detach bool, l Loader, a Attach, prog *program.P
 	ev := &Event{Event: kind, Time: t, Loader: &l, Attach: &a}
 	if prog != nil {
 		pl := NewProgLoad(ProgLoad{Program: prog, Report: rep}, InsnOptions{})
-		ev.Prog, ev.Analysis = pl.Prog, pl.Analysis
+		ev.Prog, ev.Analysis, ev.Provenance = pl.Prog, pl.Analysis, pl.Provenance
 	}
 	if v != nil {
 		ev.Verdict = copyVerdict(v)

@@ -3,6 +3,7 @@ package output
 import (
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ebpf-sentry/ebpf-sentry/program"
@@ -153,3 +154,55 @@ func ecsTokenCreate(ev *Event, e *ECSEvent) {
 		e.Message += " by " + l.Comm
 	}
 }
+
+// MapCreate is the section of map_create events: a BPF_MAP_CREATE made
+// through a BPF token (6.9+), reported at the call's exit.
+type MapCreate struct {
+	MapID      uint32 `json:"map_id,omitempty"` // 0: not created
+	Type       string `json:"type"`
+	KeySize    uint32 `json:"key_size"`
+	ValueSize  uint32 `json:"value_size"`
+	MaxEntries uint32 `json:"max_entries"`
+	Flags      uint32 `json:"flags"`
+	Name       string `json:"name,omitempty"`
+	Result     string `json:"result"` // created | failed
+	Errno      int32  `json:"errno,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// NewMapCreate builds a map_create event: creator is the calling process,
+// prov its token (via_token, token_fd and the token's origin).
+func NewMapCreate(t time.Time, creator Loader, m MapCreate, prov *program.Provenance) *Event {
+	creator.Comm, creator.Exe, creator.Cgroup = Escape(creator.Comm), Escape(creator.Exe), Escape(creator.Cgroup)
+	m.Type, m.Name = Escape(m.Type), Escape(m.Name)
+	for f, missing := range map[string]bool{"uid": creator.UID == nil, "gid": creator.GID == nil} {
+		if missing && !slices.Contains(creator.Unknown, f) {
+			creator.Unknown = append(creator.Unknown, f)
+		}
+	}
+	slices.Sort(creator.Unknown)
+	m.Result = "created"
+	if m.Errno > 0 {
+		m.Result = "failed"
+		if m.Error == "" {
+			m.Error = syscall.Errno(m.Errno).Error()
+		}
+	}
+	return &Event{Event: KindMapCreate, Time: t, Loader: &creator, Map: &m, Provenance: newProvenance(prov)}
+}
+
+func ecsMapCreate(ev *Event, e *ECSEvent) {
+	e.Message = "BPF map created through a BPF token"
+	if m := ev.Map; m != nil {
+		e.Message = "BPF map " + m.Type + " created through a BPF token: " + m.Result
+	}
+	if l := ev.Loader; l != nil {
+		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
+		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
+		e.Process = p
+	}
+}
+
+// SetProvenance replaces the event's provenance with an escaped copy of p
+// (a prog_attach whose program the kernel says was loaded through a token).
+func (ev *Event) SetProvenance(p *program.Provenance) { ev.Provenance = newProvenance(p) }

@@ -219,6 +219,11 @@ func everyEvent() map[string]*Event {
 		"a token_create": NewTokenCreate(time.Unix(1700000000, 0), Loader{PID: 7, TID: 7, Comm: hostile, Exe: "/usr/bin/creator"},
 			&program.Token{Inode: 12, Dev: 40, UserNS: 4026532001, AllowedCmds: program.Delegation{Mask: 1 << 5, Names: []string{"prog_load"}},
 				Mount: hostile, Creator: &program.TokenCreator{PID: 7, Comm: hostile}}),
+		"a map_create through a token": NewMapCreate(time.Unix(1700000000, 0), Loader{PID: 9, TID: 9, Comm: hostile, Exe: "/usr/bin/maker"},
+			MapCreate{MapID: 12, Type: "array", KeySize: 4, ValueSize: 8, MaxEntries: 1, Flags: 1 << 16, Name: hostile},
+			&program.Provenance{ViaToken: true, TokenFD: 3, Token: &program.Token{UserNS: 4026532871, Creator: &program.TokenCreator{PID: 7, Comm: hostile}}}),
+		"a failed map_create": NewMapCreate(time.Unix(1700000000, 0), Loader{PID: 9, Comm: "x"}, MapCreate{Type: "hash", Errno: 1},
+			&program.Provenance{ViaToken: true, TokenFD: 99, Token: &program.Token{Error: "token fd 99 of pid 9: no such file or directory"}}),
 		"a failed token_create": NewTokenCreate(time.Unix(1700000000, 0), Loader{PID: 8, Comm: "x"}, &program.Token{Error: "EPERM", Creator: &program.TokenCreator{PID: 8}}),
 	}
 }

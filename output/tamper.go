@@ -16,7 +16,10 @@ const (
 	TamperConfig      = "config"      // the kernel config map (mode, agent identity, policies)
 	TamperRules       = "rules"       // the kernel rule table
 	TamperEnforcement = "enforcement" // a block verdict in enforce mode that loaded
-	TamperAccess      = "access"      // another process reached for the sensor's maps or links (killed or refused in enforce mode)
+	// TamperLockCollision: lock mode let a program load by a listed
+	// fingerprint whose SHA-256 is not the listed one (a forged collision).
+	TamperLockCollision = "lock_collision"
+	TamperAccess        = "access" // another process reached for the sensor's maps or links (killed or refused in enforce mode)
 )
 
 // NewTamper is the event for t; Detail is escaped here.

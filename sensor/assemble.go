@@ -161,6 +161,7 @@ func (a *assembler) applyHeader(p *partial, h *sentrySentryHeader) {
 	p.insnsPtr = h.InsnsPtr
 	ev.ChunksExpected = h.Chunks
 	ev.Unprivileged = h.Unprivileged != 0
+	ev.RefusedBeforeHook = h.BeforeHook != 0
 	ev.RateLimited = h.RateLimited != 0
 	prog.Provenance = provenanceFromHeader(h)
 	if pv := prog.Provenance; pv != nil && pv.ViaToken && a.tokens != nil {

@@ -120,7 +120,13 @@ type AttachEvent struct {
 	Result AttachResult `json:"result"`
 	Errno  int          `json:"errno,omitempty"`
 	FD     int          `json:"fd,omitempty"`
-	seen   time.Time
+
+	// ViaToken: the attached program was loaded through a BPF token (the
+	// kernel's prog->aux->token, 6.9+); Token is that token's origin as
+	// the sensor saw it created, else its user namespace alone.
+	ViaToken bool           `json:"via_token,omitempty"`
+	Token    *program.Token `json:"token,omitempty"`
+	seen     time.Time
 }
 
 func (s *Sensor) attachEvent(a *sentrySentryAttach) *AttachEvent {
@@ -162,6 +168,14 @@ func (s *Sensor) attachEvent(a *sentrySentryAttach) *AttachEvent {
 	}
 	if ev.RuleIndex >= 0 {
 		ev.RuleID = s.attachRuleID(ev.RuleIndex)
+	}
+	if a.ViaToken != 0 {
+		ev.ViaToken = true
+		if s.asm != nil && s.asm.tokens != nil {
+			ev.Token = s.asm.tokens.byAddress(a.TokenAddr, a.TokenUserns)
+		} else {
+			ev.Token = &program.Token{UserNS: a.TokenUserns}
+		}
 	}
 	return ev
 }

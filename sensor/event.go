@@ -150,6 +150,11 @@ type Event struct {
 	// program type that needs one, so the kernel refuses the load; the
 	// sensor reported the attempt without reading its instructions.
 	Unprivileged bool `json:"unprivileged,omitempty"`
+	// RefusedBeforeHook: on the lsm/bpf_prog_load hook, the kernel refused
+	// this load before the hook ran (a token that does not delegate it,
+	// missing capabilities, a bad attr or signature); it was judged from
+	// the loader's attr at the syscall's exit, for the report only.
+	RefusedBeforeHook bool `json:"refused_before_hook,omitempty"`
 	// RateLimited: the loader was over its capture rate (Config.LoaderRate);
 	// the kernel judged the load in full, its instructions were not copied.
 	RateLimited bool `json:"rate_limited,omitempty"`

@@ -16,6 +16,10 @@ func FuzzAssemble(f *testing.F) {
 	}
 	f.Add(encChunk(7, 5, insns[:16], false))
 	f.Add(tooManyChunksHeader()) // found by this target: see TestHeaderAnnouncingTooManyChunksIsRejected
+	mc := sentrySentryMapCreate{Ret: 5, MapType: 2, MapFlags: 1 << 16, TokenFd: 3}
+	mc.H.Kind, mc.H.LoadId = kindMapMake, 9
+	mcb, _ := binary.Append(nil, binary.LittleEndian, &mc)
+	f.Add(mcb)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a := newAssembler()
 		for _, rec := range loadRecords(7, 1, insns)[:1] {

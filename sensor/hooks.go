@@ -142,7 +142,12 @@ func programNames(h, exitHook Hook, e Enforcer, w Walk) (enter, exit, gate strin
 	}
 	switch {
 	case h == HookLSMProgLoad:
-		enter = sentryProgSentryLsmProgLoad
+		// Its exit also reports the loads the kernel refused before
+		// lsm/bpf_prog_load ran (bpf/sensor.bpf.c refused_before_hook).
+		enter, exit = sentryProgSentryLsmProgLoad, sentryProgSentryExitTpLsm
+		if exitHook == HookBTF {
+			exit = sentryProgSentryExitBtfLsm
+		}
 	case h == HookLSMBpf && w == WalkBounded && exitHook == HookBTF:
 		enter, gate = sentryLegacyProgSentryEnterBtfGate, sentryLegacyProgSentryLsmBpfGate
 	case h == HookLSMBpf && w == WalkBounded:

@@ -67,6 +67,7 @@ func (s *Sensor) Losses() (Losses, error) {
 	}
 	out["malformed_record"] = s.badRecs
 	out["token_events"] = s.tokenDrops
+	out["map_create_events"] = s.mapCreateDrops
 	out["orphan_chunk"] = s.asm.orphanChunks
 	out["reassembly_budget"] = s.asm.overBudget
 	out["recover_failed"] = s.asm.recoverFailed

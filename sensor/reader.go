@@ -23,6 +23,7 @@ func (s *Sensor) read(ctx context.Context) {
 	defer close(s.attaches)
 	defer close(s.writes)
 	defer close(s.tokenEvents)
+	defer close(s.mapCreates)
 	var rec ringbuf.Record
 	lastSweep := time.Now()
 	s.reader.SetDeadline(time.Now().Add(time.Second))
@@ -49,6 +50,8 @@ func (s *Sensor) read(ctx context.Context) {
 				s.log.Warn("sensor record", "err", perr)
 			} else if r.token != nil {
 				s.tokenCreated(r.token)
+			} else if r.mapCreate != nil {
+				s.mapCreated(r.mapCreate)
 			} else if r.attach != nil || r.attachExit != nil {
 				at = s.addAttach(r, now)
 			} else if r.tamper == nil {

@@ -15,6 +15,7 @@ const (
 	kindExit    = uint32(sentrySentryRecordKindSENTRY_REC_EXIT)
 	kindTamper  = uint32(sentrySentryRecordKindSENTRY_REC_TAMPER)
 	kindToken   = uint32(sentrySentryRecordKindSENTRY_REC_TOKEN)
+	kindMapMake = uint32(sentrySentryRecordKindSENTRY_REC_MAP_CREATE)
 
 	maxCaptureInsn = 1_000_000
 )
@@ -45,6 +46,7 @@ type record struct {
 	attach     *sentrySentryAttach
 	attachExit *sentrySentryAttachExit
 	token      *sentrySentryTokenRec
+	mapCreate  *sentrySentryMapCreate
 }
 
 // chunkRecord aliases the ring-buffer sample's data; copy before reuse.
@@ -56,11 +58,12 @@ type chunkRecord struct {
 }
 
 var (
-	headerSize  = binary.Size(sentrySentryHeader{})
-	verdictSize = binary.Size(sentrySentryVerdictRec{})
-	exitSize    = binary.Size(sentrySentryExit{})
-	chunkSize   = binary.Size(sentrySentryChunk{})
-	tokenSize   = binary.Size(sentrySentryTokenRec{})
+	headerSize    = binary.Size(sentrySentryHeader{})
+	verdictSize   = binary.Size(sentrySentryVerdictRec{})
+	exitSize      = binary.Size(sentrySentryExit{})
+	chunkSize     = binary.Size(sentrySentryChunk{})
+	tokenSize     = binary.Size(sentrySentryTokenRec{})
+	mapCreateSize = binary.Size(sentrySentryMapCreate{})
 )
 
 // parseRecord decodes one ring-buffer sample. Chunk data is not copied.
@@ -72,7 +75,7 @@ func parseRecord(b []byte) (record, error) {
 	r := record{pid: binary.LittleEndian.Uint32(b[4:]), loadID: binary.LittleEndian.Uint64(b[8:])}
 	// Chunks are as long as their instructions; the rest have fixed sizes.
 	need := map[uint32]int{kindHeader: headerSize, kindChunk: chunkDataOff, kindVerdict: verdictSize, kindExit: exitSize, kindTamper: tamperSize,
-		kindAttach: attachSize, kindAttachExit: attachExitSize, kindToken: tokenSize}[kind]
+		kindAttach: attachSize, kindAttachExit: attachExitSize, kindToken: tokenSize, kindMapMake: mapCreateSize}[kind]
 	if need == 0 {
 		return record{}, fmt.Errorf("%w: unknown kind %d", ErrRecord, kind)
 	}
@@ -108,6 +111,9 @@ func parseRecord(b []byte) (record, error) {
 	case kindToken:
 		r.token = new(sentrySentryTokenRec)
 		_, err = binary.Decode(b[:need], binary.LittleEndian, r.token)
+	case kindMapMake:
+		r.mapCreate = new(sentrySentryMapCreate)
+		_, err = binary.Decode(b[:need], binary.LittleEndian, r.mapCreate)
 	case kindChunk:
 		c := &chunkRecord{
 			index:   binary.LittleEndian.Uint32(b[chunkIndexOff:]),

@@ -148,16 +148,18 @@ type Sensor struct {
 	// lastGroupSweep: when the reader last dropped finished groups.
 	lastGroupSweep time.Time
 	tokenEvents    chan *TokenCreated // sensor/token.go
+	mapCreates     chan *MapCreated   // sensor/token.go
 	log            *slog.Logger
 
-	mu         sync.Mutex
-	generation uint32
-	slots      map[uint32][]string // rule ids by table slot, per generation
-	asm        *assembler
-	badRecs    uint64
-	tokenDrops uint64 // TokenEvents full
-	userLost   map[string]uint64
-	retries    retries // touched by the reader goroutine only
+	mu             sync.Mutex
+	generation     uint32
+	slots          map[uint32][]string // rule ids by table slot, per generation
+	asm            *assembler
+	badRecs        uint64
+	tokenDrops     uint64 // TokenEvents full
+	mapCreateDrops uint64 // MapCreates full
+	userLost       map[string]uint64
+	retries        retries // touched by the reader goroutine only
 
 	cancel      context.CancelFunc
 	done        chan struct{}
@@ -403,6 +405,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	s.asm.log = cfg.Logger
 	s.asm.tokens = newTokenBook()
 	s.tokenEvents = make(chan *TokenCreated, 256)
+	s.mapCreates = make(chan *MapCreated, 256)
 	fail := func(err error) (*Sensor, error) {
 		attachProgs.close()
 		if prefaultProg != nil {

@@ -67,6 +67,12 @@ type sentryInflight struct {
 	BpffsFd uint32
 }
 
+type sentryLoadAttempt struct {
+	_     structs.HostLayout
+	Uattr uint64
+	Size  uint64
+}
+
 type sentryLoaderRate struct {
 	_           structs.HostLayout
 	WindowStart uint64
@@ -242,8 +248,10 @@ type sentrySentryAttach struct {
 	ExeDev        uint32
 	TargetMapId   uint32
 	NetnsIno      uint32
-	Pad           uint32
+	ViaToken      uint32
 	JudgeNs       uint64
+	TokenAddr     uint64
+	TokenUserns   uint64
 	Addrs         [4]uint64
 	Comm          [16]int8
 	Name          [256]int8
@@ -404,6 +412,8 @@ type sentrySentryHeader struct {
 	TokenDev           uint32
 	_                  [4]byte
 	TokenIno           uint64
+	BeforeHook         uint32
+	PadBh              uint32
 	Comm               [16]int8
 	Name               [16]int8
 	License            [64]int8
@@ -448,6 +458,37 @@ const (
 	sentrySentryLossSENTRY_LOSS_ATTACH_RESERVE  sentrySentryLoss = 13
 	sentrySentryLossSENTRY_LOSS_NR              sentrySentryLoss = 14
 )
+
+type sentrySentryMapCreate struct {
+	_ structs.HostLayout
+	H struct {
+		_      structs.HostLayout
+		Kind   uint32
+		Pid    uint32
+		LoadId uint64
+	}
+	Ret        int64
+	KtimeNs    uint64
+	CgroupId   uint64
+	Pid        uint32
+	Tid        uint32
+	Uid        uint32
+	Gid        uint32
+	MapType    uint32
+	KeySize    uint32
+	ValueSize  uint32
+	MaxEntries uint32
+	MapFlags   uint32
+	TokenFd    int32
+	TokenIno   uint64
+	TokenDev   uint32
+	MapId      uint32
+	ExeIno     uint64
+	ExeDev     uint32
+	Pad        uint32
+	Comm       [16]int8
+	Name       [16]int8
+}
 
 type sentrySentryMode uint32
 
@@ -526,6 +567,7 @@ const (
 	sentrySentryRecordKindSENTRY_REC_TAMPER     sentrySentryRecordKind = 5
 	sentrySentryRecordKindSENTRY_REC_PROG_ARRAY sentrySentryRecordKind = 6
 	sentrySentryRecordKindSENTRY_REC_TOKEN      sentrySentryRecordKind = 7
+	sentrySentryRecordKindSENTRY_REC_MAP_CREATE sentrySentryRecordKind = 8
 )
 
 type sentrySentryTamper struct {
@@ -570,6 +612,7 @@ type sentrySentryTokenRec struct {
 	AllowedProgs   uint64
 	AllowedAttachs uint64
 	KtimeNs        uint64
+	TokenAddr      uint64
 	Comm           [16]int8
 }
 
@@ -671,9 +714,12 @@ const (
 	sentryMapGroupTaskScratch         = "group_task_scratch"
 	sentryMapGroupWrites              = "group_writes"
 	sentryMapInflight                 = "inflight"
+	sentryMapLoadAttempts             = "load_attempts"
 	sentryMapLoadSeq                  = "load_seq"
 	sentryMapLoaderRate               = "loader_rate"
 	sentryMapLosses                   = "losses"
+	sentryMapMapCreateInflight        = "map_create_inflight"
+	sentryMapMapCreateScratch         = "map_create_scratch"
 	sentryMapOwnIds                   = "own_ids"
 	sentryMapPerfFds                  = "perf_fds"
 	sentryMapPerfOpenInflight         = "perf_open_inflight"
@@ -694,8 +740,10 @@ const (
 	sentryProgSentryEnterTp           = "sentry_enter_tp"
 	sentryProgSentryEnterTpCorrupt    = "sentry_enter_tp_corrupt"
 	sentryProgSentryExitBtf           = "sentry_exit_btf"
+	sentryProgSentryExitBtfLsm        = "sentry_exit_btf_lsm"
 	sentryProgSentryExitKretprobeIa32 = "sentry_exit_kretprobe_ia32"
 	sentryProgSentryExitTp            = "sentry_exit_tp"
+	sentryProgSentryExitTpLsm         = "sentry_exit_tp_lsm"
 	sentryProgSentryGroupEnterBtf     = "sentry_group_enter_btf"
 	sentryProgSentryGroupEnterTp      = "sentry_group_enter_tp"
 	sentryProgSentryIoctlEnter        = "sentry_ioctl_enter"
@@ -736,6 +784,7 @@ const (
 	sentryVarUnusedKind               = "unused_kind"
 	sentryVarUnusedLock               = "unused_lock"
 	sentryVarUnusedLoss               = "unused_loss"
+	sentryVarUnusedMapCreate          = "unused_map_create"
 	sentryVarUnusedMode               = "unused_mode"
 	sentryVarUnusedObj                = "unused_obj"
 	sentryVarUnusedOnError            = "unused_on_error"
@@ -796,8 +845,10 @@ type sentryProgramSpecs struct {
 	SentryEnterTp           *ebpf.ProgramSpec `ebpf:"sentry_enter_tp"`
 	SentryEnterTpCorrupt    *ebpf.ProgramSpec `ebpf:"sentry_enter_tp_corrupt"`
 	SentryExitBtf           *ebpf.ProgramSpec `ebpf:"sentry_exit_btf"`
+	SentryExitBtfLsm        *ebpf.ProgramSpec `ebpf:"sentry_exit_btf_lsm"`
 	SentryExitKretprobeIa32 *ebpf.ProgramSpec `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp            *ebpf.ProgramSpec `ebpf:"sentry_exit_tp"`
+	SentryExitTpLsm         *ebpf.ProgramSpec `ebpf:"sentry_exit_tp_lsm"`
 	SentryGroupEnterBtf     *ebpf.ProgramSpec `ebpf:"sentry_group_enter_btf"`
 	SentryGroupEnterTp      *ebpf.ProgramSpec `ebpf:"sentry_group_enter_tp"`
 	SentryIoctlEnter        *ebpf.ProgramSpec `ebpf:"sentry_ioctl_enter"`
@@ -825,44 +876,47 @@ type sentryProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryMapSpecs struct {
-	Allowlist        *ebpf.MapSpec `ebpf:"allowlist"`
-	AttachBlock      *ebpf.MapSpec `ebpf:"attach_block"`
-	AttachCfg        *ebpf.MapSpec `ebpf:"attach_cfg"`
-	AttachInflight   *ebpf.MapSpec `ebpf:"attach_inflight"`
-	AttachPending    *ebpf.MapSpec `ebpf:"attach_pending"`
-	AttachScratch    *ebpf.MapSpec `ebpf:"attach_scratch"`
-	AttrScratch      *ebpf.MapSpec `ebpf:"attr_scratch"`
-	ChunkScratch     *ebpf.MapSpec `ebpf:"chunk_scratch"`
-	Commits          *ebpf.MapSpec `ebpf:"commits"`
-	Config           *ebpf.MapSpec `ebpf:"config"`
-	ConfigStaged     *ebpf.MapSpec `ebpf:"config_staged"`
-	Events           *ebpf.MapSpec `ebpf:"events"`
-	FactsScratch     *ebpf.MapSpec `ebpf:"facts_scratch"`
-	GroupAccs        *ebpf.MapSpec `ebpf:"group_accs"`
-	GroupCalibration *ebpf.MapSpec `ebpf:"group_calibration"`
-	GroupMaps        *ebpf.MapSpec `ebpf:"group_maps"`
-	GroupParent      *ebpf.MapSpec `ebpf:"group_parent"`
-	GroupPending     *ebpf.MapSpec `ebpf:"group_pending"`
-	GroupProgs       *ebpf.MapSpec `ebpf:"group_progs"`
-	GroupScratch     *ebpf.MapSpec `ebpf:"group_scratch"`
-	GroupStats       *ebpf.MapSpec `ebpf:"group_stats"`
-	GroupTaskScratch *ebpf.MapSpec `ebpf:"group_task_scratch"`
-	GroupWrites      *ebpf.MapSpec `ebpf:"group_writes"`
-	Inflight         *ebpf.MapSpec `ebpf:"inflight"`
-	LoadSeq          *ebpf.MapSpec `ebpf:"load_seq"`
-	LoaderRate       *ebpf.MapSpec `ebpf:"loader_rate"`
-	Losses           *ebpf.MapSpec `ebpf:"losses"`
-	OwnIds           *ebpf.MapSpec `ebpf:"own_ids"`
-	PerfFds          *ebpf.MapSpec `ebpf:"perf_fds"`
-	PerfOpenInflight *ebpf.MapSpec `ebpf:"perf_open_inflight"`
-	PerfOpenScratch  *ebpf.MapSpec `ebpf:"perf_open_scratch"`
-	ResultScratch    *ebpf.MapSpec `ebpf:"result_scratch"`
-	Rules            *ebpf.MapSpec `ebpf:"rules"`
-	RulesReaders     *ebpf.MapSpec `ebpf:"rules_readers"`
-	RulesStaged      *ebpf.MapSpec `ebpf:"rules_staged"`
-	SelfTask         *ebpf.MapSpec `ebpf:"self_task"`
-	TaskScratch      *ebpf.MapSpec `ebpf:"task_scratch"`
-	WalkScratch      *ebpf.MapSpec `ebpf:"walk_scratch"`
+	Allowlist         *ebpf.MapSpec `ebpf:"allowlist"`
+	AttachBlock       *ebpf.MapSpec `ebpf:"attach_block"`
+	AttachCfg         *ebpf.MapSpec `ebpf:"attach_cfg"`
+	AttachInflight    *ebpf.MapSpec `ebpf:"attach_inflight"`
+	AttachPending     *ebpf.MapSpec `ebpf:"attach_pending"`
+	AttachScratch     *ebpf.MapSpec `ebpf:"attach_scratch"`
+	AttrScratch       *ebpf.MapSpec `ebpf:"attr_scratch"`
+	ChunkScratch      *ebpf.MapSpec `ebpf:"chunk_scratch"`
+	Commits           *ebpf.MapSpec `ebpf:"commits"`
+	Config            *ebpf.MapSpec `ebpf:"config"`
+	ConfigStaged      *ebpf.MapSpec `ebpf:"config_staged"`
+	Events            *ebpf.MapSpec `ebpf:"events"`
+	FactsScratch      *ebpf.MapSpec `ebpf:"facts_scratch"`
+	GroupAccs         *ebpf.MapSpec `ebpf:"group_accs"`
+	GroupCalibration  *ebpf.MapSpec `ebpf:"group_calibration"`
+	GroupMaps         *ebpf.MapSpec `ebpf:"group_maps"`
+	GroupParent       *ebpf.MapSpec `ebpf:"group_parent"`
+	GroupPending      *ebpf.MapSpec `ebpf:"group_pending"`
+	GroupProgs        *ebpf.MapSpec `ebpf:"group_progs"`
+	GroupScratch      *ebpf.MapSpec `ebpf:"group_scratch"`
+	GroupStats        *ebpf.MapSpec `ebpf:"group_stats"`
+	GroupTaskScratch  *ebpf.MapSpec `ebpf:"group_task_scratch"`
+	GroupWrites       *ebpf.MapSpec `ebpf:"group_writes"`
+	Inflight          *ebpf.MapSpec `ebpf:"inflight"`
+	LoadAttempts      *ebpf.MapSpec `ebpf:"load_attempts"`
+	LoadSeq           *ebpf.MapSpec `ebpf:"load_seq"`
+	LoaderRate        *ebpf.MapSpec `ebpf:"loader_rate"`
+	Losses            *ebpf.MapSpec `ebpf:"losses"`
+	MapCreateInflight *ebpf.MapSpec `ebpf:"map_create_inflight"`
+	MapCreateScratch  *ebpf.MapSpec `ebpf:"map_create_scratch"`
+	OwnIds            *ebpf.MapSpec `ebpf:"own_ids"`
+	PerfFds           *ebpf.MapSpec `ebpf:"perf_fds"`
+	PerfOpenInflight  *ebpf.MapSpec `ebpf:"perf_open_inflight"`
+	PerfOpenScratch   *ebpf.MapSpec `ebpf:"perf_open_scratch"`
+	ResultScratch     *ebpf.MapSpec `ebpf:"result_scratch"`
+	Rules             *ebpf.MapSpec `ebpf:"rules"`
+	RulesReaders      *ebpf.MapSpec `ebpf:"rules_readers"`
+	RulesStaged       *ebpf.MapSpec `ebpf:"rules_staged"`
+	SelfTask          *ebpf.MapSpec `ebpf:"self_task"`
+	TaskScratch       *ebpf.MapSpec `ebpf:"task_scratch"`
+	WalkScratch       *ebpf.MapSpec `ebpf:"walk_scratch"`
 }
 
 // sentryVariableSpecs contains global variables before they are loaded into the kernel.
@@ -888,6 +942,7 @@ type sentryVariableSpecs struct {
 	UnusedKind          *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedLock          *ebpf.VariableSpec `ebpf:"unused_lock"`
 	UnusedLoss          *ebpf.VariableSpec `ebpf:"unused_loss"`
+	UnusedMapCreate     *ebpf.VariableSpec `ebpf:"unused_map_create"`
 	UnusedMode          *ebpf.VariableSpec `ebpf:"unused_mode"`
 	UnusedObj           *ebpf.VariableSpec `ebpf:"unused_obj"`
 	UnusedOnError       *ebpf.VariableSpec `ebpf:"unused_on_error"`
@@ -917,44 +972,47 @@ func (o *sentryObjects) Close() error {
 //
 // It can be passed to loadSentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryMaps struct {
-	Allowlist        *ebpf.Map `ebpf:"allowlist"`
-	AttachBlock      *ebpf.Map `ebpf:"attach_block"`
-	AttachCfg        *ebpf.Map `ebpf:"attach_cfg"`
-	AttachInflight   *ebpf.Map `ebpf:"attach_inflight"`
-	AttachPending    *ebpf.Map `ebpf:"attach_pending"`
-	AttachScratch    *ebpf.Map `ebpf:"attach_scratch"`
-	AttrScratch      *ebpf.Map `ebpf:"attr_scratch"`
-	ChunkScratch     *ebpf.Map `ebpf:"chunk_scratch"`
-	Commits          *ebpf.Map `ebpf:"commits"`
-	Config           *ebpf.Map `ebpf:"config"`
-	ConfigStaged     *ebpf.Map `ebpf:"config_staged"`
-	Events           *ebpf.Map `ebpf:"events"`
-	FactsScratch     *ebpf.Map `ebpf:"facts_scratch"`
-	GroupAccs        *ebpf.Map `ebpf:"group_accs"`
-	GroupCalibration *ebpf.Map `ebpf:"group_calibration"`
-	GroupMaps        *ebpf.Map `ebpf:"group_maps"`
-	GroupParent      *ebpf.Map `ebpf:"group_parent"`
-	GroupPending     *ebpf.Map `ebpf:"group_pending"`
-	GroupProgs       *ebpf.Map `ebpf:"group_progs"`
-	GroupScratch     *ebpf.Map `ebpf:"group_scratch"`
-	GroupStats       *ebpf.Map `ebpf:"group_stats"`
-	GroupTaskScratch *ebpf.Map `ebpf:"group_task_scratch"`
-	GroupWrites      *ebpf.Map `ebpf:"group_writes"`
-	Inflight         *ebpf.Map `ebpf:"inflight"`
-	LoadSeq          *ebpf.Map `ebpf:"load_seq"`
-	LoaderRate       *ebpf.Map `ebpf:"loader_rate"`
-	Losses           *ebpf.Map `ebpf:"losses"`
-	OwnIds           *ebpf.Map `ebpf:"own_ids"`
-	PerfFds          *ebpf.Map `ebpf:"perf_fds"`
-	PerfOpenInflight *ebpf.Map `ebpf:"perf_open_inflight"`
-	PerfOpenScratch  *ebpf.Map `ebpf:"perf_open_scratch"`
-	ResultScratch    *ebpf.Map `ebpf:"result_scratch"`
-	Rules            *ebpf.Map `ebpf:"rules"`
-	RulesReaders     *ebpf.Map `ebpf:"rules_readers"`
-	RulesStaged      *ebpf.Map `ebpf:"rules_staged"`
-	SelfTask         *ebpf.Map `ebpf:"self_task"`
-	TaskScratch      *ebpf.Map `ebpf:"task_scratch"`
-	WalkScratch      *ebpf.Map `ebpf:"walk_scratch"`
+	Allowlist         *ebpf.Map `ebpf:"allowlist"`
+	AttachBlock       *ebpf.Map `ebpf:"attach_block"`
+	AttachCfg         *ebpf.Map `ebpf:"attach_cfg"`
+	AttachInflight    *ebpf.Map `ebpf:"attach_inflight"`
+	AttachPending     *ebpf.Map `ebpf:"attach_pending"`
+	AttachScratch     *ebpf.Map `ebpf:"attach_scratch"`
+	AttrScratch       *ebpf.Map `ebpf:"attr_scratch"`
+	ChunkScratch      *ebpf.Map `ebpf:"chunk_scratch"`
+	Commits           *ebpf.Map `ebpf:"commits"`
+	Config            *ebpf.Map `ebpf:"config"`
+	ConfigStaged      *ebpf.Map `ebpf:"config_staged"`
+	Events            *ebpf.Map `ebpf:"events"`
+	FactsScratch      *ebpf.Map `ebpf:"facts_scratch"`
+	GroupAccs         *ebpf.Map `ebpf:"group_accs"`
+	GroupCalibration  *ebpf.Map `ebpf:"group_calibration"`
+	GroupMaps         *ebpf.Map `ebpf:"group_maps"`
+	GroupParent       *ebpf.Map `ebpf:"group_parent"`
+	GroupPending      *ebpf.Map `ebpf:"group_pending"`
+	GroupProgs        *ebpf.Map `ebpf:"group_progs"`
+	GroupScratch      *ebpf.Map `ebpf:"group_scratch"`
+	GroupStats        *ebpf.Map `ebpf:"group_stats"`
+	GroupTaskScratch  *ebpf.Map `ebpf:"group_task_scratch"`
+	GroupWrites       *ebpf.Map `ebpf:"group_writes"`
+	Inflight          *ebpf.Map `ebpf:"inflight"`
+	LoadAttempts      *ebpf.Map `ebpf:"load_attempts"`
+	LoadSeq           *ebpf.Map `ebpf:"load_seq"`
+	LoaderRate        *ebpf.Map `ebpf:"loader_rate"`
+	Losses            *ebpf.Map `ebpf:"losses"`
+	MapCreateInflight *ebpf.Map `ebpf:"map_create_inflight"`
+	MapCreateScratch  *ebpf.Map `ebpf:"map_create_scratch"`
+	OwnIds            *ebpf.Map `ebpf:"own_ids"`
+	PerfFds           *ebpf.Map `ebpf:"perf_fds"`
+	PerfOpenInflight  *ebpf.Map `ebpf:"perf_open_inflight"`
+	PerfOpenScratch   *ebpf.Map `ebpf:"perf_open_scratch"`
+	ResultScratch     *ebpf.Map `ebpf:"result_scratch"`
+	Rules             *ebpf.Map `ebpf:"rules"`
+	RulesReaders      *ebpf.Map `ebpf:"rules_readers"`
+	RulesStaged       *ebpf.Map `ebpf:"rules_staged"`
+	SelfTask          *ebpf.Map `ebpf:"self_task"`
+	TaskScratch       *ebpf.Map `ebpf:"task_scratch"`
+	WalkScratch       *ebpf.Map `ebpf:"walk_scratch"`
 }
 
 func (m *sentryMaps) Close() error {
@@ -983,9 +1041,12 @@ func (m *sentryMaps) Close() error {
 		m.GroupTaskScratch,
 		m.GroupWrites,
 		m.Inflight,
+		m.LoadAttempts,
 		m.LoadSeq,
 		m.LoaderRate,
 		m.Losses,
+		m.MapCreateInflight,
+		m.MapCreateScratch,
 		m.OwnIds,
 		m.PerfFds,
 		m.PerfOpenInflight,
@@ -1023,6 +1084,7 @@ type sentryVariables struct {
 	UnusedKind          *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedLock          *ebpf.Variable `ebpf:"unused_lock"`
 	UnusedLoss          *ebpf.Variable `ebpf:"unused_loss"`
+	UnusedMapCreate     *ebpf.Variable `ebpf:"unused_map_create"`
 	UnusedMode          *ebpf.Variable `ebpf:"unused_mode"`
 	UnusedObj           *ebpf.Variable `ebpf:"unused_obj"`
 	UnusedOnError       *ebpf.Variable `ebpf:"unused_on_error"`
@@ -1045,8 +1107,10 @@ type sentryPrograms struct {
 	SentryEnterTp           *ebpf.Program `ebpf:"sentry_enter_tp"`
 	SentryEnterTpCorrupt    *ebpf.Program `ebpf:"sentry_enter_tp_corrupt"`
 	SentryExitBtf           *ebpf.Program `ebpf:"sentry_exit_btf"`
+	SentryExitBtfLsm        *ebpf.Program `ebpf:"sentry_exit_btf_lsm"`
 	SentryExitKretprobeIa32 *ebpf.Program `ebpf:"sentry_exit_kretprobe_ia32"`
 	SentryExitTp            *ebpf.Program `ebpf:"sentry_exit_tp"`
+	SentryExitTpLsm         *ebpf.Program `ebpf:"sentry_exit_tp_lsm"`
 	SentryGroupEnterBtf     *ebpf.Program `ebpf:"sentry_group_enter_btf"`
 	SentryGroupEnterTp      *ebpf.Program `ebpf:"sentry_group_enter_tp"`
 	SentryIoctlEnter        *ebpf.Program `ebpf:"sentry_ioctl_enter"`
@@ -1081,8 +1145,10 @@ func (p *sentryPrograms) Close() error {
 		p.SentryEnterTp,
 		p.SentryEnterTpCorrupt,
 		p.SentryExitBtf,
+		p.SentryExitBtfLsm,
 		p.SentryExitKretprobeIa32,
 		p.SentryExitTp,
+		p.SentryExitTpLsm,
 		p.SentryGroupEnterBtf,
 		p.SentryGroupEnterTp,
 		p.SentryIoctlEnter,

@@ -61,6 +61,12 @@ type sentryLegacyInflight struct {
 	BpffsFd uint32
 }
 
+type sentryLegacyLoadAttempt struct {
+	_     structs.HostLayout
+	Uattr uint64
+	Size  uint64
+}
+
 type sentryLegacyLoaderRate struct {
 	_           structs.HostLayout
 	WindowStart uint64
@@ -214,8 +220,10 @@ type sentryLegacySentryAttach struct {
 	ExeDev        uint32
 	TargetMapId   uint32
 	NetnsIno      uint32
-	Pad           uint32
+	ViaToken      uint32
 	JudgeNs       uint64
+	TokenAddr     uint64
+	TokenUserns   uint64
 	Addrs         [4]uint64
 	Comm          [16]int8
 	Name          [256]int8
@@ -268,6 +276,37 @@ type sentryLegacySentryConfig struct {
 	LockCgroup      uint64
 	Kattr           uint32
 	PadKattr        uint32
+}
+
+type sentryLegacySentryMapCreate struct {
+	_ structs.HostLayout
+	H struct {
+		_      structs.HostLayout
+		Kind   uint32
+		Pid    uint32
+		LoadId uint64
+	}
+	Ret        int64
+	KtimeNs    uint64
+	CgroupId   uint64
+	Pid        uint32
+	Tid        uint32
+	Uid        uint32
+	Gid        uint32
+	MapType    uint32
+	KeySize    uint32
+	ValueSize  uint32
+	MaxEntries uint32
+	MapFlags   uint32
+	TokenFd    int32
+	TokenIno   uint64
+	TokenDev   uint32
+	MapId      uint32
+	ExeIno     uint64
+	ExeDev     uint32
+	Pad        uint32
+	Comm       [16]int8
+	Name       [16]int8
 }
 
 type sentryLegacySentryOwnKey struct {
@@ -341,9 +380,12 @@ const (
 	sentryLegacyMapGroupWrites                = "group_writes"
 	sentryLegacyMapInflight                   = "inflight"
 	sentryLegacyMapLegacyState                = "legacy_state"
+	sentryLegacyMapLoadAttempts               = "load_attempts"
 	sentryLegacyMapLoadSeq                    = "load_seq"
 	sentryLegacyMapLoaderRate                 = "loader_rate"
 	sentryLegacyMapLosses                     = "losses"
+	sentryLegacyMapMapCreateInflight          = "map_create_inflight"
+	sentryLegacyMapMapCreateScratch           = "map_create_scratch"
 	sentryLegacyMapOwnIds                     = "own_ids"
 	sentryLegacyMapPerfFds                    = "perf_fds"
 	sentryLegacyMapPerfOpenInflight           = "perf_open_inflight"
@@ -404,6 +446,7 @@ const (
 	sentryLegacyVarUnusedKind                 = "unused_kind"
 	sentryLegacyVarUnusedLock                 = "unused_lock"
 	sentryLegacyVarUnusedLoss                 = "unused_loss"
+	sentryLegacyVarUnusedMapCreate            = "unused_map_create"
 	sentryLegacyVarUnusedMode                 = "unused_mode"
 	sentryLegacyVarUnusedObj                  = "unused_obj"
 	sentryLegacyVarUnusedOnError              = "unused_on_error"
@@ -494,40 +537,43 @@ type sentryLegacyProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryLegacyMapSpecs struct {
-	Allowlist        *ebpf.MapSpec `ebpf:"allowlist"`
-	AttachBlock      *ebpf.MapSpec `ebpf:"attach_block"`
-	AttachCfg        *ebpf.MapSpec `ebpf:"attach_cfg"`
-	AttachInflight   *ebpf.MapSpec `ebpf:"attach_inflight"`
-	AttachPending    *ebpf.MapSpec `ebpf:"attach_pending"`
-	AttachScratch    *ebpf.MapSpec `ebpf:"attach_scratch"`
-	AttrScratch      *ebpf.MapSpec `ebpf:"attr_scratch"`
-	ChunkScratch     *ebpf.MapSpec `ebpf:"chunk_scratch"`
-	Commits          *ebpf.MapSpec `ebpf:"commits"`
-	Config           *ebpf.MapSpec `ebpf:"config"`
-	ConfigStaged     *ebpf.MapSpec `ebpf:"config_staged"`
-	Events           *ebpf.MapSpec `ebpf:"events"`
-	FactsScratch     *ebpf.MapSpec `ebpf:"facts_scratch"`
-	GroupAccs        *ebpf.MapSpec `ebpf:"group_accs"`
-	GroupCalibration *ebpf.MapSpec `ebpf:"group_calibration"`
-	GroupMaps        *ebpf.MapSpec `ebpf:"group_maps"`
-	GroupParent      *ebpf.MapSpec `ebpf:"group_parent"`
-	GroupPending     *ebpf.MapSpec `ebpf:"group_pending"`
-	GroupProgs       *ebpf.MapSpec `ebpf:"group_progs"`
-	GroupStats       *ebpf.MapSpec `ebpf:"group_stats"`
-	GroupWrites      *ebpf.MapSpec `ebpf:"group_writes"`
-	Inflight         *ebpf.MapSpec `ebpf:"inflight"`
-	LegacyState      *ebpf.MapSpec `ebpf:"legacy_state"`
-	LoadSeq          *ebpf.MapSpec `ebpf:"load_seq"`
-	LoaderRate       *ebpf.MapSpec `ebpf:"loader_rate"`
-	Losses           *ebpf.MapSpec `ebpf:"losses"`
-	OwnIds           *ebpf.MapSpec `ebpf:"own_ids"`
-	PerfFds          *ebpf.MapSpec `ebpf:"perf_fds"`
-	PerfOpenInflight *ebpf.MapSpec `ebpf:"perf_open_inflight"`
-	PerfOpenScratch  *ebpf.MapSpec `ebpf:"perf_open_scratch"`
-	Rules            *ebpf.MapSpec `ebpf:"rules"`
-	RulesReaders     *ebpf.MapSpec `ebpf:"rules_readers"`
-	RulesStaged      *ebpf.MapSpec `ebpf:"rules_staged"`
-	SelfTask         *ebpf.MapSpec `ebpf:"self_task"`
+	Allowlist         *ebpf.MapSpec `ebpf:"allowlist"`
+	AttachBlock       *ebpf.MapSpec `ebpf:"attach_block"`
+	AttachCfg         *ebpf.MapSpec `ebpf:"attach_cfg"`
+	AttachInflight    *ebpf.MapSpec `ebpf:"attach_inflight"`
+	AttachPending     *ebpf.MapSpec `ebpf:"attach_pending"`
+	AttachScratch     *ebpf.MapSpec `ebpf:"attach_scratch"`
+	AttrScratch       *ebpf.MapSpec `ebpf:"attr_scratch"`
+	ChunkScratch      *ebpf.MapSpec `ebpf:"chunk_scratch"`
+	Commits           *ebpf.MapSpec `ebpf:"commits"`
+	Config            *ebpf.MapSpec `ebpf:"config"`
+	ConfigStaged      *ebpf.MapSpec `ebpf:"config_staged"`
+	Events            *ebpf.MapSpec `ebpf:"events"`
+	FactsScratch      *ebpf.MapSpec `ebpf:"facts_scratch"`
+	GroupAccs         *ebpf.MapSpec `ebpf:"group_accs"`
+	GroupCalibration  *ebpf.MapSpec `ebpf:"group_calibration"`
+	GroupMaps         *ebpf.MapSpec `ebpf:"group_maps"`
+	GroupParent       *ebpf.MapSpec `ebpf:"group_parent"`
+	GroupPending      *ebpf.MapSpec `ebpf:"group_pending"`
+	GroupProgs        *ebpf.MapSpec `ebpf:"group_progs"`
+	GroupStats        *ebpf.MapSpec `ebpf:"group_stats"`
+	GroupWrites       *ebpf.MapSpec `ebpf:"group_writes"`
+	Inflight          *ebpf.MapSpec `ebpf:"inflight"`
+	LegacyState       *ebpf.MapSpec `ebpf:"legacy_state"`
+	LoadAttempts      *ebpf.MapSpec `ebpf:"load_attempts"`
+	LoadSeq           *ebpf.MapSpec `ebpf:"load_seq"`
+	LoaderRate        *ebpf.MapSpec `ebpf:"loader_rate"`
+	Losses            *ebpf.MapSpec `ebpf:"losses"`
+	MapCreateInflight *ebpf.MapSpec `ebpf:"map_create_inflight"`
+	MapCreateScratch  *ebpf.MapSpec `ebpf:"map_create_scratch"`
+	OwnIds            *ebpf.MapSpec `ebpf:"own_ids"`
+	PerfFds           *ebpf.MapSpec `ebpf:"perf_fds"`
+	PerfOpenInflight  *ebpf.MapSpec `ebpf:"perf_open_inflight"`
+	PerfOpenScratch   *ebpf.MapSpec `ebpf:"perf_open_scratch"`
+	Rules             *ebpf.MapSpec `ebpf:"rules"`
+	RulesReaders      *ebpf.MapSpec `ebpf:"rules_readers"`
+	RulesStaged       *ebpf.MapSpec `ebpf:"rules_staged"`
+	SelfTask          *ebpf.MapSpec `ebpf:"self_task"`
 }
 
 // sentryLegacyVariableSpecs contains global variables before they are loaded into the kernel.
@@ -553,6 +599,7 @@ type sentryLegacyVariableSpecs struct {
 	UnusedKind          *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedLock          *ebpf.VariableSpec `ebpf:"unused_lock"`
 	UnusedLoss          *ebpf.VariableSpec `ebpf:"unused_loss"`
+	UnusedMapCreate     *ebpf.VariableSpec `ebpf:"unused_map_create"`
 	UnusedMode          *ebpf.VariableSpec `ebpf:"unused_mode"`
 	UnusedObj           *ebpf.VariableSpec `ebpf:"unused_obj"`
 	UnusedOnError       *ebpf.VariableSpec `ebpf:"unused_on_error"`
@@ -582,40 +629,43 @@ func (o *sentryLegacyObjects) Close() error {
 //
 // It can be passed to loadSentryLegacyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryLegacyMaps struct {
-	Allowlist        *ebpf.Map `ebpf:"allowlist"`
-	AttachBlock      *ebpf.Map `ebpf:"attach_block"`
-	AttachCfg        *ebpf.Map `ebpf:"attach_cfg"`
-	AttachInflight   *ebpf.Map `ebpf:"attach_inflight"`
-	AttachPending    *ebpf.Map `ebpf:"attach_pending"`
-	AttachScratch    *ebpf.Map `ebpf:"attach_scratch"`
-	AttrScratch      *ebpf.Map `ebpf:"attr_scratch"`
-	ChunkScratch     *ebpf.Map `ebpf:"chunk_scratch"`
-	Commits          *ebpf.Map `ebpf:"commits"`
-	Config           *ebpf.Map `ebpf:"config"`
-	ConfigStaged     *ebpf.Map `ebpf:"config_staged"`
-	Events           *ebpf.Map `ebpf:"events"`
-	FactsScratch     *ebpf.Map `ebpf:"facts_scratch"`
-	GroupAccs        *ebpf.Map `ebpf:"group_accs"`
-	GroupCalibration *ebpf.Map `ebpf:"group_calibration"`
-	GroupMaps        *ebpf.Map `ebpf:"group_maps"`
-	GroupParent      *ebpf.Map `ebpf:"group_parent"`
-	GroupPending     *ebpf.Map `ebpf:"group_pending"`
-	GroupProgs       *ebpf.Map `ebpf:"group_progs"`
-	GroupStats       *ebpf.Map `ebpf:"group_stats"`
-	GroupWrites      *ebpf.Map `ebpf:"group_writes"`
-	Inflight         *ebpf.Map `ebpf:"inflight"`
-	LegacyState      *ebpf.Map `ebpf:"legacy_state"`
-	LoadSeq          *ebpf.Map `ebpf:"load_seq"`
-	LoaderRate       *ebpf.Map `ebpf:"loader_rate"`
-	Losses           *ebpf.Map `ebpf:"losses"`
-	OwnIds           *ebpf.Map `ebpf:"own_ids"`
-	PerfFds          *ebpf.Map `ebpf:"perf_fds"`
-	PerfOpenInflight *ebpf.Map `ebpf:"perf_open_inflight"`
-	PerfOpenScratch  *ebpf.Map `ebpf:"perf_open_scratch"`
-	Rules            *ebpf.Map `ebpf:"rules"`
-	RulesReaders     *ebpf.Map `ebpf:"rules_readers"`
-	RulesStaged      *ebpf.Map `ebpf:"rules_staged"`
-	SelfTask         *ebpf.Map `ebpf:"self_task"`
+	Allowlist         *ebpf.Map `ebpf:"allowlist"`
+	AttachBlock       *ebpf.Map `ebpf:"attach_block"`
+	AttachCfg         *ebpf.Map `ebpf:"attach_cfg"`
+	AttachInflight    *ebpf.Map `ebpf:"attach_inflight"`
+	AttachPending     *ebpf.Map `ebpf:"attach_pending"`
+	AttachScratch     *ebpf.Map `ebpf:"attach_scratch"`
+	AttrScratch       *ebpf.Map `ebpf:"attr_scratch"`
+	ChunkScratch      *ebpf.Map `ebpf:"chunk_scratch"`
+	Commits           *ebpf.Map `ebpf:"commits"`
+	Config            *ebpf.Map `ebpf:"config"`
+	ConfigStaged      *ebpf.Map `ebpf:"config_staged"`
+	Events            *ebpf.Map `ebpf:"events"`
+	FactsScratch      *ebpf.Map `ebpf:"facts_scratch"`
+	GroupAccs         *ebpf.Map `ebpf:"group_accs"`
+	GroupCalibration  *ebpf.Map `ebpf:"group_calibration"`
+	GroupMaps         *ebpf.Map `ebpf:"group_maps"`
+	GroupParent       *ebpf.Map `ebpf:"group_parent"`
+	GroupPending      *ebpf.Map `ebpf:"group_pending"`
+	GroupProgs        *ebpf.Map `ebpf:"group_progs"`
+	GroupStats        *ebpf.Map `ebpf:"group_stats"`
+	GroupWrites       *ebpf.Map `ebpf:"group_writes"`
+	Inflight          *ebpf.Map `ebpf:"inflight"`
+	LegacyState       *ebpf.Map `ebpf:"legacy_state"`
+	LoadAttempts      *ebpf.Map `ebpf:"load_attempts"`
+	LoadSeq           *ebpf.Map `ebpf:"load_seq"`
+	LoaderRate        *ebpf.Map `ebpf:"loader_rate"`
+	Losses            *ebpf.Map `ebpf:"losses"`
+	MapCreateInflight *ebpf.Map `ebpf:"map_create_inflight"`
+	MapCreateScratch  *ebpf.Map `ebpf:"map_create_scratch"`
+	OwnIds            *ebpf.Map `ebpf:"own_ids"`
+	PerfFds           *ebpf.Map `ebpf:"perf_fds"`
+	PerfOpenInflight  *ebpf.Map `ebpf:"perf_open_inflight"`
+	PerfOpenScratch   *ebpf.Map `ebpf:"perf_open_scratch"`
+	Rules             *ebpf.Map `ebpf:"rules"`
+	RulesReaders      *ebpf.Map `ebpf:"rules_readers"`
+	RulesStaged       *ebpf.Map `ebpf:"rules_staged"`
+	SelfTask          *ebpf.Map `ebpf:"self_task"`
 }
 
 func (m *sentryLegacyMaps) Close() error {
@@ -643,9 +693,12 @@ func (m *sentryLegacyMaps) Close() error {
 		m.GroupWrites,
 		m.Inflight,
 		m.LegacyState,
+		m.LoadAttempts,
 		m.LoadSeq,
 		m.LoaderRate,
 		m.Losses,
+		m.MapCreateInflight,
+		m.MapCreateScratch,
 		m.OwnIds,
 		m.PerfFds,
 		m.PerfOpenInflight,
@@ -680,6 +733,7 @@ type sentryLegacyVariables struct {
 	UnusedKind          *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedLock          *ebpf.Variable `ebpf:"unused_lock"`
 	UnusedLoss          *ebpf.Variable `ebpf:"unused_loss"`
+	UnusedMapCreate     *ebpf.Variable `ebpf:"unused_map_create"`
 	UnusedMode          *ebpf.Variable `ebpf:"unused_mode"`
 	UnusedObj           *ebpf.Variable `ebpf:"unused_obj"`
 	UnusedOnError       *ebpf.Variable `ebpf:"unused_on_error"`

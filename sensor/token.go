@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -118,12 +119,17 @@ type tokenBook struct {
 	mu    sync.Mutex
 	by    map[tokenKey]*program.Token
 	order []tokenKey
-	proc  string // /proc, replaceable in tests
+	// byAddr: the same tokens by their struct bpf_token's kernel address,
+	// which a program loaded through one points to (prog->aux->token).
+	byAddr map[uint64]tokenKey
+	proc   string // /proc, replaceable in tests
 }
 
 const maxTokens = 4096
 
-func newTokenBook() *tokenBook { return &tokenBook{by: map[tokenKey]*program.Token{}, proc: "/proc"} }
+func newTokenBook() *tokenBook {
+	return &tokenBook{by: map[tokenKey]*program.Token{}, byAddr: map[uint64]tokenKey{}, proc: "/proc"}
+}
 
 // created turns a token record into a TokenCreated and remembers the token.
 func (b *tokenBook) created(r *sentrySentryTokenRec) *TokenCreated {
@@ -154,9 +160,18 @@ func (b *tokenBook) created(r *sentrySentryTokenRec) *TokenCreated {
 		b.order = append(b.order, k)
 	}
 	b.by[k] = t
+	if r.TokenAddr != 0 {
+		// A freed token's address can be reused: the newest creation wins.
+		b.byAddr[r.TokenAddr] = k
+	}
 	for len(b.order) > maxTokens {
 		delete(b.by, b.order[0])
 		b.order = b.order[1:]
+	}
+	for a, k := range b.byAddr {
+		if b.by[k] == nil && len(b.byAddr) > maxTokens {
+			delete(b.byAddr, a)
+		}
 	}
 	return tc
 }
@@ -193,6 +208,21 @@ func (b *tokenBook) mountOf(pid string, bpffsFD int, dev uint32) (string, string
 		}
 	}
 	return path, ""
+}
+
+// byAddress names the token at kernel address addr (a program's
+// prog->aux->token), in user namespace userns: the one the sensor saw
+// created there, else only what the kernel said (the user namespace).
+func (b *tokenBook) byAddress(addr, userns uint64) *program.Token {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if k, ok := b.byAddr[addr]; ok {
+		if t := b.by[k]; t != nil && t.UserNS == userns {
+			c := *t
+			return &c
+		}
+	}
+	return &program.Token{UserNS: userns, Error: "created before the sensor started (or its record was lost): creator, delegation and mount unknown"}
 }
 
 // resolve names the token of a load made through token fd fd of process
@@ -251,5 +281,61 @@ func (s *Sensor) tokenCreated(r *sentrySentryTokenRec) {
 	case s.tokenEvents <- tc:
 	default:
 		s.tokenDrops++
+	}
+}
+
+// MapCreated is one BPF_MAP_CREATE made through a BPF token (6.9+): a map
+// made with the power the token delegates.
+type MapCreated struct {
+	ID         uint64 // the sensor's id of the call
+	Time       time.Time
+	Caller     *program.Loader
+	MapType    uint32
+	MapTypeStr string // the type's name, or its number
+	KeySize    uint32
+	ValueSize  uint32
+	MaxEntries uint32
+	Flags      uint32
+	Name       string
+	MapID      uint32 // 0: not created
+	FD         int    // the map fd, or -1
+	Errno      int    // non-zero: the call failed
+	// Provenance: ViaToken, TokenFD and the token's origin (Token).
+	Provenance *program.Provenance
+}
+
+// MapCreates delivers the map creations through tokens the sensor saw.
+// Nobody has to read it: when its buffer is full, they are dropped and
+// counted ("map_create_events" in Losses).
+func (s *Sensor) MapCreates() <-chan *MapCreated { return s.mapCreates }
+
+func (s *Sensor) mapCreated(r *sentrySentryMapCreate) {
+	mc := &MapCreated{
+		ID: r.H.LoadId, MapType: r.MapType, KeySize: r.KeySize, ValueSize: r.ValueSize, MaxEntries: r.MaxEntries,
+		Flags: r.MapFlags, Name: cString(r.Name[:]), MapID: r.MapId, FD: int(r.Ret),
+		Caller: &program.Loader{PID: r.Pid, TID: r.Tid, UID: r.Uid, GID: r.Gid, Comm: cString(r.Comm[:]),
+			CgroupID: r.CgroupId, ExeInode: r.ExeIno, ExeDev: r.ExeDev},
+		Provenance: &program.Provenance{ViaToken: true, TokenFD: r.TokenFd},
+	}
+	mc.MapTypeStr, _ = program.MapTypes.Name(r.MapType)
+	if mc.MapTypeStr == "" {
+		mc.MapTypeStr = strconv.FormatUint(uint64(r.MapType), 10)
+	}
+	if r.Ret < 0 {
+		mc.FD, mc.Errno = -1, int(-r.Ret)
+	}
+	if s.asm != nil && s.asm.monoToWall != nil {
+		mc.Time = s.asm.monoToWall(r.KtimeNs)
+	} else {
+		mc.Time = time.Now()
+	}
+	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", r.Pid)); err == nil {
+		mc.Caller.Exe = exe
+	}
+	s.asm.tokens.resolve(mc.Provenance, r.Pid, r.TokenIno, r.TokenDev)
+	select {
+	case s.mapCreates <- mc:
+	default:
+		s.mapCreateDrops++
 	}
 }

@@ -17,7 +17,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelcaps"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
 
@@ -59,6 +61,8 @@ type tokenRun struct {
 	UserNS     string `json:"userns"`
 	killed     bool
 	loads      []loadResult
+	mapRet     *int // -token-map: the map fd or -errno
+	attaches   int  // -token-attach: attach attempts made
 	stderr     string
 	err        error
 }
@@ -81,6 +85,16 @@ func runToken(t testing.TB, args ...string) tokenRun {
 			}
 		case bytes.Contains(line, []byte(`"loader_signal":9`)):
 			r.killed = true
+		case bytes.HasPrefix(line, []byte(`{"map_create":`)):
+			var m struct {
+				MapCreate struct{ Ret int } `json:"map_create"`
+			}
+			if err := json.Unmarshal(line, &m); err != nil {
+				t.Fatalf("loader output %q: %v", line, err)
+			}
+			r.mapRet = &m.MapCreate.Ret
+		case bytes.HasPrefix(line, []byte(`{"attach":`)):
+			r.attaches++
 		default:
 			var l loadResult
 			if err := json.Unmarshal(line, &l); err != nil {
@@ -207,4 +221,106 @@ func TestTokenLoadsNameTheTokensOrigin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkTokenOrigin asserts that tok names the token bpftoken made in run.
+func checkTokenOrigin(t *testing.T, tok *program.Token, run tokenRun, helper string) {
+	t.Helper()
+	if tok == nil || tok.Error != "" || tok.Creator == nil {
+		t.Fatalf("token origin %+v", tok)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(helper, &st); err != nil {
+		t.Fatal(err)
+	}
+	if int(tok.Creator.PID) != run.CreatorPID || tok.Creator.ExeInode != st.Ino {
+		t.Errorf("creator %+v, want pid %d exe inode %d", tok.Creator, run.CreatorPID, st.Ino)
+	}
+	if want := "user:[" + strconv.FormatUint(tok.UserNS, 10) + "]"; run.UserNS != want {
+		t.Errorf("token userns %d, the creator's is %s", tok.UserNS, run.UserNS)
+	}
+}
+
+// A map created and an attach made through a token, and a load the kernel
+// refuses before lsm/bpf_prog_load because the token does not delegate its
+// type: each is reported with the token's origin.
+func TestTokenMapsAttachesAndRefusalsNameTheToken(t *testing.T) {
+	requireTokens(t)
+	s := startSensor(t, Config{Mode: ModeMonitor})
+	// Where the kernel has lsm/bpf_prog_load the sensor uses it: that is
+	// where a refusal before the hook used to go unreported.
+	if want, known := kernelExpectation(t).decides(kernelcaps.LSMProgLoadDeny); known && want != (s.Hook() == HookLSMProgLoad) {
+		t.Fatalf("hook %s on a kernel whose lsm/bpf_prog_load support is %v", s.Hook(), want)
+	}
+	t.Logf("hook %s", s.Hook())
+	helper := buildTokenHelper(t)
+	insns := writeInsns(t, helperProg(fnKtimeGetNs))
+
+	t.Run("map creation and attach through the token", func(t *testing.T) {
+		run := runToken(t, "-insns", insns, "-type", "1", "-token-fd", "3", "-name", "provtok_att", "-token-map", "-token-attach")
+		if run.err != nil {
+			t.Fatalf("bpftoken: %v\n%s", run.err, run.stderr)
+		}
+		if run.mapRet == nil || *run.mapRet < 0 {
+			t.Fatalf("map creation through the token: %v", run.mapRet)
+		}
+		if len(run.loads) != 1 || run.loads[0].Ret < 0 || run.attaches != 1 {
+			t.Fatalf("loads %+v, attaches %d", run.loads, run.attaches)
+		}
+		loadPID := run.loads[0].PID
+		deadline := time.After(20 * time.Second)
+		var mc *MapCreated
+		var at *AttachEvent
+		for mc == nil || at == nil {
+			select {
+			case m := <-s.MapCreates():
+				if int(m.Caller.PID) == loadPID {
+					mc = m
+				}
+			case a := <-s.Attaches():
+				if int(a.Caller.PID) == loadPID && a.Result != AttachUnknown {
+					at = a
+				}
+			case <-s.Events():
+			case <-deadline:
+				t.Fatalf("map creation %v, attach %v: not both reported", mc != nil, at != nil)
+			}
+		}
+		if mc.Errno != 0 || mc.MapID == 0 || mc.MapTypeStr != "array" || mc.Name != "tokmap" || mc.FD != *run.mapRet {
+			t.Errorf("map creation %+v, want array tokmap created as fd %d", mc, *run.mapRet)
+		}
+		if p := mc.Provenance; p == nil || !p.ViaToken || p.TokenFD != 3 {
+			t.Fatalf("map creation provenance %+v", p)
+		}
+		checkTokenOrigin(t, mc.Provenance.Token, run, helper)
+		if at.ProgID != run.loads[0].ID || !at.ViaToken || at.Result != AttachFailed {
+			t.Errorf("attach %+v (result %s), want prog %d via a token, failed", at, at.Result, run.loads[0].ID)
+		}
+		checkTokenOrigin(t, at.Token, run, helper)
+	})
+
+	t.Run("a load the token does not delegate is reported", func(t *testing.T) {
+		// xdp is not in delegate_progs: the kernel ignores the token and
+		// refuses the load for lack of CAP_BPF (EPERM), before
+		// lsm/bpf_prog_load would run.
+		run := runToken(t, "-insns", insns, "-type", "6", "-token-fd", "3", "-name", "provtok_xdp")
+		if run.err != nil {
+			t.Fatalf("bpftoken: %v\n%s", run.err, run.stderr)
+		}
+		if len(run.loads) != 1 || run.loads[0].Ret != -int(syscall.EPERM) {
+			t.Fatalf("loads %+v, want one refused with EPERM", run.loads)
+		}
+		ev := collectNamed(t, s, "provtok_xdp", 20*time.Second)
+		if ev.Outcome.Result != ResultFailed || ev.Outcome.Errno != int(syscall.EPERM) {
+			t.Errorf("outcome %+v, want failed with EPERM", ev.Outcome)
+		}
+		if want := s.Hook() == HookLSMProgLoad; ev.RefusedBeforeHook != want {
+			t.Errorf("refused_before_hook %v on the %s hook", ev.RefusedBeforeHook, s.Hook())
+		}
+		p := ev.Program.Provenance
+		if p == nil || !p.ViaToken {
+			t.Fatalf("provenance %+v, want via_token", p)
+		}
+		checkTokenOrigin(t, p.Token, run, helper)
+	})
 }

@@ -104,3 +104,24 @@ func TestTokenBookNamesTheOriginOfALoad(t *testing.T) {
 		t.Errorf("a failed creation: %+v %+v", failed, failed.Token)
 	}
 }
+
+// An attached program's token (prog->aux->token, an address) is named from
+// the creation recorded at that address, only in its user namespace; an
+// unknown address gives the user namespace alone.
+func TestTokenBookNamesATokenByItsAddress(t *testing.T) {
+	b := newTokenBook()
+	b.proc = t.TempDir()
+	rec := &sentrySentryTokenRec{Ret: 5, Pid: 10, Resolved: 1, TokenIno: 7, TokenDev: 40, TokenAddr: 0xffff888012345600,
+		Userns: 4026532001, AllowedCmds: ^uint64(0)}
+	b.created(rec)
+	if tok := b.byAddress(0xffff888012345600, 4026532001); tok.Error != "" || tok.Creator == nil || tok.Creator.PID != 10 || tok.Inode != 7 {
+		t.Fatalf("known address: %+v", tok)
+	}
+	for _, c := range []struct {
+		addr, userns uint64
+	}{{0xffff888012345600, 4026532999}, {0xffff888099999900, 4026532001}} {
+		if tok := b.byAddress(c.addr, c.userns); tok.Creator != nil || tok.UserNS != c.userns || tok.Error == "" {
+			t.Errorf("address %#x userns %d: %+v, want the user namespace alone and an error", c.addr, c.userns, tok)
+		}
+	}
+}

@@ -86,8 +86,12 @@ struct sentry_attach {
 	__u32 exe_dev;
 	__u32 target_map_id;  /* target_fd resolved as a map (sockmap, sockhash: sk_msg, sk_skb) */
 	__u32 netns_ino;      /* the caller's network namespace (ifindex and flow dissector targets are in it) */
-	__u32 _pad;
+	/* 1: the program was loaded through a BPF token (prog->aux->token,
+	 * 6.9+): the kernel holds the token with the program. */
+	__u32 via_token;
 	__u64 judge_ns;       /* time from the hook's start to the report: what the sensor adds at entry */
+	__u64 token_addr;     /* that struct bpf_token's address (the token record's token_addr) */
+	__u64 token_userns;   /* token->userns->ns.inum */
 	__u64 addrs[SENTRY_ATTACH_SYMS]; /* kprobe_multi addresses or uprobe_multi offsets */
 	char comm[16];
 	char name[SENTRY_ATTACH_NAME_LEN];

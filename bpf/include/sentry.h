@@ -25,6 +25,7 @@ enum sentry_record_kind {
 	SENTRY_REC_TAMPER = 5, /* another process reached for the sentry's own BPF objects */
 	SENTRY_REC_PROG_ARRAY = 6, /* a write into a prog_array (bpf/group.h) */
 	SENTRY_REC_TOKEN = 7, /* a BPF_TOKEN_CREATE returned */
+	SENTRY_REC_MAP_CREATE = 8, /* a BPF_MAP_CREATE through a BPF token returned */
 };
 
 /* The kind of one of the sentry's own BPF objects (struct sentry_tamper). */
@@ -150,6 +151,11 @@ struct sentry_header {
 	 * inode and the kernel dev_t of its superblock; 0 when no such fd. */
 	__u32 token_dev;
 	__u64 token_ino;
+	/* 1: reported from the syscall's exit on the lsm/bpf_prog_load hook:
+	 * the kernel refused the load before that hook ran (a token that does
+	 * not allow it, a bad attr, a signature), so no hook judged it. */
+	__u32 before_hook;
+	__u32 _pad_bh;
 	char comm[SENTRY_COMM_LEN];
 	char name[SENTRY_NAME_LEN];
 	char license[SENTRY_LICENSE_LEN];
@@ -258,7 +264,39 @@ struct sentry_token_rec {
 	__u64 allowed_progs;
 	__u64 allowed_attachs;
 	__u64 ktime_ns;
+	/* The struct bpf_token's kernel address: what a program loaded
+	 * through it points to (prog->aux->token), for its attaches. */
+	__u64 token_addr;
 	char comm[SENTRY_COMM_LEN];
+};
+
+/*
+ * A BPF_MAP_CREATE with BPF_F_TOKEN_FD (6.9+): a map made with the power a
+ * token delegates. Reported at the syscall's exit with the attr as passed.
+ */
+struct sentry_map_create {
+	struct sentry_rec_hdr h;
+	__s64 ret;          /* the map fd, or -errno */
+	__u64 ktime_ns;
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 tid;
+	__u32 uid;
+	__u32 gid;
+	__u32 map_type;
+	__u32 key_size;
+	__u32 value_size;
+	__u32 max_entries;
+	__u32 map_flags;
+	__s32 token_fd;     /* attr->map_token_fd */
+	__u64 token_ino;    /* the file behind token_fd at entry (0: none) */
+	__u32 token_dev;
+	__u32 map_id;       /* the new map's id (0: failed) */
+	__u64 exe_ino;
+	__u32 exe_dev;
+	__u32 _pad;
+	char comm[SENTRY_COMM_LEN];
+	char name[SENTRY_NAME_LEN];
 };
 
 struct sentry_config {

@@ -299,6 +299,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	defer heartbeat.Stop()
 	attempts := s.AccessAttempts()
 	tokens := s.TokenEvents()
+	mapCreates := s.MapCreates()
 	for {
 		select {
 		case tc, ok := <-tokens:
@@ -307,6 +308,12 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 				continue
 			}
 			tel.Pipeline.Emit(tokenCreateEvent(tc))
+		case mc, ok := <-mapCreates:
+			if !ok {
+				mapCreates = nil
+				continue
+			}
+			tel.Pipeline.Emit(mapCreateEvent(mc))
 		case <-heartbeat.C:
 			reportHeartbeat(s, tel, o.heartbeat)
 		case <-integrity.C:
@@ -466,6 +473,11 @@ func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev 
 	pl := output.NewProgLoad(eventText(ev, rep, verdict, ins, tel.Insns), tel.Insns)
 	provenanceBook.Remember(pl)
 	tel.Pipeline.Emit(pl)
+	if e := allow.lockCollision(ev, rep); e != nil {
+		detail := stopCollision(ev, rep, e)
+		slog.Error("lock mode fooled by a forged fingerprint", "detail", detail)
+		tel.Pipeline.Emit(output.NewTamper(output.Tamper{What: output.TamperLockCollision, LoadID: ev.LoadID, Detail: detail}))
+	}
 	if t := enforcementBypassed(o.mode, ev); t != nil {
 		slog.Error("sensor tampered with", "what", t.Tamper.What, "detail", t.Tamper.Detail)
 		tel.Pipeline.Emit(t)

@@ -136,6 +136,9 @@ type judged struct {
 	facts   string           // load | kernel | unknown
 	rep     *analysis.Report
 	verdict rules.Verdict
+	// prov: the provenance the kernel gave the attach (a token) where
+	// the program's facts lacked it.
+	prov *program.Provenance
 }
 
 func (j *attachJudge) judge(set *rules.Set, ev *sensor.AttachEvent) judged {
@@ -162,6 +165,18 @@ func (j *attachJudge) judgeTarget(set *rules.Set, ev *sensor.AttachEvent, tg tar
 	if out.prog != nil {
 		c := *out.prog
 		p = &c
+	}
+	// The kernel says the program was loaded through a token (its
+	// prog->aux->token): so do the facts the rules and the event see, even
+	// when its load was not seen (facts read from the kernel, or none).
+	if ev.ViaToken && (p.Provenance == nil || p.Provenance.Token == nil) {
+		pv := program.Provenance{}
+		if p.Provenance != nil {
+			pv = *p.Provenance
+		}
+		pv.ViaToken, pv.Token = true, ev.Token
+		p.Provenance = &pv
+		out.prov = &pv
 	}
 	p.AttachPoint = &program.AttachPoint{Kind: string(out.target.Kind), Binary: out.target.Binary, Symbol: out.target.Symbol,
 		Interface: out.target.Interface, Cgroup: out.target.Cgroup}
@@ -225,7 +240,11 @@ func attachEvent(ev *sensor.AttachEvent, jd judged) *output.Event {
 	}
 	a.Note = attachNote(ev, jd)
 	verdict := attachVerdict(ev, jd.verdict)
-	return output.NewProgAttach(ev.Time, ev.Op.Detaches(), l, a, jd.prog, jd.rep, verdict)
+	out := output.NewProgAttach(ev.Time, ev.Op.Detaches(), l, a, jd.prog, jd.rep, verdict)
+	if jd.prov != nil {
+		out.SetProvenance(jd.prov)
+	}
+	return out
 }
 
 func attachResult(ev *sensor.AttachEvent) string {

@@ -76,6 +76,7 @@ func progLoad(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, disasm []
 	outcome := output.NewOutcome(result, int32(ev.Outcome.Errno))
 	outcome.JudgedCopyDiffers = ev.JudgedCopyDiffers
 	outcome.KilledByOther = ev.Outcome.KilledByOther
+	outcome.RefusedBeforeHook = ev.RefusedBeforeHook
 	outcome.Retry, outcome.RetryOf = ev.Retry, ev.RetryOf
 	var cgroup string
 	if ev.Program != nil && ev.Program.Loader != nil {

@@ -506,3 +506,49 @@ func kvToken(s string) string {
 		return '_'
 	}, s)
 }
+
+// lockCollision returns, in lock mode, the allowlist entry a load passed
+// by its 64-bit fingerprint although its SHA-256 (over the instructions
+// the kernel judged, captured whole) differs from the entry's: the
+// fingerprint, which is invertible, was forged. nil otherwise (entries
+// without a sha256 cannot be checked).
+func (a *allowlistRun) lockCollision(ev *sensor.Event, rep *analysis.Report) *allowlist.Entry {
+	if a == nil || a.mode != "lock" || a.list == nil || rep == nil || rep.SHA256 == "" || ev.Lock != sensor.LockListed ||
+		ev.Outcome.Result != sensor.ResultLoaded || !ev.Complete() {
+		return nil
+	}
+	e := a.list.Find(allowlist.Fingerprint(ev.InsnHash))
+	if e == nil || e.SHA256 == "" || e.SHA256 == rep.SHA256 {
+		return nil
+	}
+	return e
+}
+
+// stopCollision kills the loader of a load that fooled the lock (its pid,
+// only while its executable is still the one the kernel named at the load,
+// so a reused pid is spared) and says what happened, for a tamper event.
+func stopCollision(ev *sensor.Event, rep *analysis.Report, e *allowlist.Entry) string {
+	l := ev.Program.Loader
+	action := "loader unknown: not killed"
+	if l != nil && l.PID != 0 {
+		var st syscall.Stat_t
+		switch err := syscall.Stat(fmt.Sprintf("/proc/%d/exe", l.PID), &st); {
+		case err != nil:
+			action = fmt.Sprintf("loader pid %d gone before the check (%v)", l.PID, err)
+		case st.Ino != l.ExeInode:
+			action = fmt.Sprintf("loader pid %d now runs another executable: not killed", l.PID)
+		default:
+			if err := syscall.Kill(int(l.PID), syscall.SIGKILL); err != nil {
+				action = fmt.Sprintf("kill loader pid %d: %v", l.PID, err)
+			} else {
+				action = fmt.Sprintf("loader pid %d killed", l.PID)
+			}
+		}
+	}
+	id := uint32(0)
+	if ev.Program.Kernel != nil {
+		id = ev.Program.Kernel.ID
+	}
+	return fmt.Sprintf("fingerprint %#016x is listed for sha256 %s, but prog id %d (%s) has sha256 %s: a forged fingerprint passed the lock; %s %s after the load",
+		ev.InsnHash, e.SHA256, id, output.Escape(ev.Program.Name), rep.SHA256, action, time.Since(ev.Time).Round(time.Microsecond))
+}

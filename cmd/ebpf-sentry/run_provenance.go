@@ -24,3 +24,14 @@ func tokenCreateEvent(tc *sensor.TokenCreated) *output.Event {
 	}
 	return output.NewTokenCreate(time.Now(), l, tc.Token)
 }
+
+// mapCreateEvent turns a map creation through a token into an event.
+func mapCreateEvent(mc *sensor.MapCreated) *output.Event {
+	c := mc.Caller
+	uid, gid := c.UID, c.GID
+	l := output.Loader{PID: c.PID, TID: c.TID, UID: &uid, GID: &gid, Comm: c.Comm, Exe: c.Exe, CgroupID: c.CgroupID,
+		Cgroup: loaderCgroups.Path(c.CgroupID), Unknown: []string{"ppid"}}
+	m := output.MapCreate{MapID: mc.MapID, Type: mc.MapTypeStr, KeySize: mc.KeySize, ValueSize: mc.ValueSize,
+		MaxEntries: mc.MaxEntries, Flags: mc.Flags, Name: mc.Name, Errno: int32(mc.Errno)}
+	return output.NewMapCreate(mc.Time, l, m, mc.Provenance)
+}

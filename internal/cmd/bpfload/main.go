@@ -215,6 +215,7 @@ func main() {
 		full, sigBuf = fullAttr(attr)
 	}
 	enc := json.NewEncoder(os.Stdout)
+	tokenMapCreate()
 	var fds []int
 	all := append([][]byte{insns}, more...)
 	if len(more) > 0 && (stall != nil || *flip >= 0 || *flipInCopy >= 0) {
@@ -282,6 +283,7 @@ func main() {
 		} else {
 			r.Ret = fd
 			r.ID = progID(fd)
+			tokenLinkCreate(fd)
 			if *tailSlot >= 0 {
 				if uerr := arrayUpdate(arrayFD, uint32(*tailSlot), uint32(fd)); uerr != nil {
 					fatal(fmt.Errorf("-tail-slot %d: %w", *tailSlot, uerr))
