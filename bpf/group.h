@@ -4,8 +4,10 @@
  * one loader: a process, identified by what the kernel vouches for (tgid and
  * its thread-group leader's start time, never a name), joined with other
  * processes' groups when they share a prog_array (one writes a program of
- * the other into it, or loads a program that tail-calls through a
- * prog_array another group already uses).
+ * the other into it), when a load references a map of any type that
+ * another group created or uses (however its fd was obtained: pin, id,
+ * SCM_RIGHTS), or when a process that opened another group's pinned map
+ * or program (BPF_OBJ_GET) loads.
  *
  * Per group the kernel keeps the sum of the helper histograms of its
  * programs that loaded (group_accs). The load judge evaluates the rules of

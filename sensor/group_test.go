@@ -332,6 +332,32 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 		completes(t, runLoader(t, "-insns", callerRef, "-name", "grp_pin2", "-maps", b.pins, "-open-pins", pin+"_0"))
 	})
 
+	t.Run("opening the pins of two groups without loading joins nothing", func(t *testing.T) {
+		a, b := newGroupMaps(t, "gr2openA"), newGroupMaps(t, "gr2openB")
+		pin := fmt.Sprintf("/sys/fs/bpf/groups2_%d_open", os.Getpid())
+		for _, p := range []string{pin + "A_0", pin + "B_0"} {
+			os.Remove(p)
+			t.Cleanup(func() { os.Remove(p) })
+		}
+		// Each half in its own group; the prog_array write reports it.
+		first := loadCallee(t, "-name", "grp_op1", "-maps", a.pins, "-prog-array", a.pin, "-tail-slot", "0", "-pin-progs", pin+"A")
+		second := runLoader(t, "-insns", callerAlone, "-name", "grp_op2", "-prog-array", b.pin, "-tail-slot", "0", "-pin-progs", pin+"B")
+		if second.killed || len(second.results) != 1 || second.results[0].Ret < 0 {
+			t.Fatalf("second loader: killed=%v results %+v", second.killed, second.results)
+		}
+		ga := writesOf(t, s, first.pid, 1, 10*time.Second)[0].Group
+		gb := writesOf(t, s, second.pid, 1, 10*time.Second)[0].Group
+		// A tool that opens both pins (as a lister would) and loads nothing.
+		if run := runLoader(t, "-gen", "2", "-count", "0", "-open-pins", pin+"A_0,"+pin+"B_0"); run.killed {
+			t.Fatal("opener killed")
+		}
+		ra, sa, oka, erra := s.Group(ga)
+		rb, sb, okb, errb := s.Group(gb)
+		if erra != nil || errb != nil || !oka || !okb || ra == rb || sa.Progs != 1 || sb.Progs != 1 {
+			t.Errorf("groups %v (%+v, %v) and %v (%+v, %v): want two groups of one program each", ra, sa, erra, rb, sb, errb)
+		}
+	})
+
 	t.Run("a failed load that references a shared map joins nothing", func(t *testing.T) {
 		m := newGroupMaps(t, "gr2fail")
 		loadCallee(t, "-name", "grp_fj1", "-maps", m.pins)
