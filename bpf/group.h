@@ -4,8 +4,10 @@
  * one loader: a process, identified by what the kernel vouches for (tgid and
  * its thread-group leader's start time, never a name), joined with other
  * processes' groups when they share a prog_array (one writes a program of
- * the other into it, or loads a program that tail-calls through a
- * prog_array another group already uses).
+ * the other into it), when a load references a map of any type that
+ * another group created or uses (however its fd was obtained: pin, id,
+ * SCM_RIGHTS), or when a process that opened another group's pinned map
+ * or program (BPF_OBJ_GET) loads.
  *
  * Per group the kernel keeps the sum of the helper histograms of its
  * programs that loaded (group_accs). The load judge evaluates the rules of
@@ -26,7 +28,8 @@
 #define SENTRY_GROUP_H
 
 #define GROUP_MAX 10240         /* groups with a sum: one per loader process at most */
-#define GROUP_LINKS_MAX 8192    /* joined groups, and prog_arrays with a group */
+#define GROUP_LINKS_MAX 8192    /* joined groups; processes that opened another group's pin */
+#define GROUP_MAPS_MAX 16384    /* maps with a group: created by a loader or referenced by its programs */
 #define GROUP_PROGS_MAX 16384   /* programs with a group: more than the 10,000 live programs budgeted */
 #define GROUP_PENDING_MAX 1024  /* loads and prog_array writes between entry and exit */
 #define GROUP_HOPS 4            /* joins followed from a process to its group */
@@ -116,10 +119,11 @@ struct {
 	__type(value, struct group_key);
 } group_parent SEC(".maps");
 
-/* prog_array map id → the group that uses it. */
+/* map id → the group that created it, or whose programs use it (a
+ * prog_array: whose programs it holds). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, GROUP_LINKS_MAX);
+	__uint(max_entries, GROUP_MAPS_MAX);
 	__type(key, __u32);
 	__type(value, struct group_key);
 } group_maps SEC(".maps");
@@ -134,11 +138,28 @@ struct {
 
 struct group_pending {
 	struct group_key group;
-	struct group_key joined; /* the referenced prog_array's group */
+	struct group_key joined; /* the group of a referenced map, or of an opened pin */
 	__u32 has_joined;
-	__u32 map_id;            /* the first prog_array the program references; 0: none */
+	__u32 map_id[RULES_MAP_FDS]; /* the maps the program references; 0: none */
 	struct group_acc add;    /* this program's counts (progs = 1) */
 };
+
+/* A process that opened (BPF_OBJ_GET) a pinned map or program of another
+ * group: its raw group key → that group. Its next load joins it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GROUP_LINKS_MAX);
+	__type(key, struct group_key);
+	__type(value, struct group_key);
+} group_adopt SEC(".maps");
+
+/* A BPF_MAP_CREATE or BPF_OBJ_GET until its exit, by thread id: the cmd. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GROUP_PENDING_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} group_opens SEC(".maps");
 
 /* A judged load until its exit, by thread id. */
 struct {
@@ -247,6 +268,17 @@ static __always_inline struct bpf_map___grp *group_prog_array(struct task_struct
 	return map;
 }
 
+/* The map behind fd, of any type, or NULL. */
+static __always_inline struct bpf_map___grp *group_any_map(struct task_struct *task, __u32 fd,
+							   const struct group_calib *cal)
+{
+	struct file___grp *file = group_fd_file(task, fd);
+
+	if (!file || !cal->map_fops || (__u64)BPF_CORE_READ(file, f_op) != cal->map_fops)
+		return NULL;
+	return BPF_CORE_READ(file, private_data);
+}
+
 /* The id of the program behind fd, or 0. */
 static __always_inline __u32 group_prog_id(struct task_struct *task, __u32 fd, const struct group_calib *cal)
 {
@@ -348,10 +380,12 @@ static __always_inline struct group_scratch *group_scratch_for(const int kernel)
 	return bpf_map_lookup_elem(&group_scratch, &zero);
 }
 
-/* The group of the program a load references through its first prog_array
- * (map fds of ld_imm64, noted by the walk). */
+/* The group a load joins: that of the first map it references (map fds of
+ * ld_imm64, noted by the walk) that has a group other than the loader's, or
+ * else that of a pin the loader opened. Every referenced map is noted for
+ * the exit. */
 static __always_inline void group_referenced(struct task_struct *task, const struct rules_facts *f,
-					     struct group_pending *p)
+					     struct group_pending *p, const struct group_key *raw)
 {
 	__u32 zero = 0;
 	struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
@@ -362,17 +396,25 @@ static __always_inline void group_referenced(struct task_struct *task, const str
 	for (int i = 0; i < RULES_MAP_FDS; i++) {
 		if (i >= f->map_fds)
 			break;
-		struct bpf_map___grp *map = group_prog_array(task, f->map_fd[i], cal);
+		struct bpf_map___grp *map = group_any_map(task, f->map_fd[i], cal);
 		if (!map)
 			continue;
-		p->map_id = BPF_CORE_READ(map, id);
-		struct group_key *g = bpf_map_lookup_elem(&group_maps, &p->map_id);
-		if (g) {
+		__u32 id = BPF_CORE_READ(map, id);
+		p->map_id[i] = id;
+		struct group_key *g = bpf_map_lookup_elem(&group_maps, &id);
+		if (g && !p->has_joined) {
 			p->joined = *g;
 			group_find(&p->joined);
 			p->has_joined = !group_eq(&p->joined, &p->group);
 		}
+	}
+	if (p->has_joined)
 		return;
+	struct group_key *a = bpf_map_lookup_elem(&group_adopt, raw);
+	if (a) {
+		p->joined = *a;
+		group_find(&p->joined);
+		p->has_joined = !group_eq(&p->joined, &p->group);
 	}
 }
 
@@ -396,9 +438,10 @@ static __always_inline void group_judge(const struct rules_table *table, const s
 	struct group_pending *p = bpf_map_lookup_elem(&group_pending, &tid);
 	if (!p)
 		return;
-	p->group = group_of_task(task);
+	struct group_key raw = group_of_task(task);
+	p->group = raw;
 	group_find(&p->group);
-	group_referenced(task, f, p);
+	group_referenced(task, f, p, &raw);
 	p->add.progs = 1;
 	group_add_facts(&p->add, f);
 
@@ -477,8 +520,21 @@ static __always_inline void group_load_exit(__u32 tid, __s64 ret)
 	}
 	if (dst)
 		group_add_acc(dst, &p->add);
-	if (p->map_id && !bpf_map_lookup_elem(&group_maps, &p->map_id))
-		bpf_map_update_elem(&group_maps, &p->map_id, &target, BPF_ANY);
+	/* Every map the program references is now the target's: a map that
+	 * had another group (one the judge did not sum) joins it too. */
+#pragma unroll
+	for (int i = 0; i < RULES_MAP_FDS; i++) {
+		__u32 mid = p->map_id[i];
+		if (!mid)
+			continue;
+		struct group_key *mg = bpf_map_lookup_elem(&group_maps, &mid);
+		if (mg) {
+			struct group_key from = *mg;
+			group_find(&from);
+			group_join(&from, &target);
+		}
+		bpf_map_update_elem(&group_maps, &mid, &target, BPF_ANY);
+	}
 	__u32 zero = 0;
 	struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
 	if (cal) {
@@ -512,6 +568,17 @@ struct map_elem_attr {
  */
 static __always_inline int group_on_enter(__u64 cmd, __u64 uattr, __u64 size)
 {
+#ifndef SENTRY_NO_LOOP
+	if (cmd == BPF_MAP_CREATE || cmd == BPF_OBJ_GET) {
+		__u32 zero = 0;
+		struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+		__u64 pid_tgid = bpf_get_current_pid_tgid();
+		__u32 tid = (__u32)pid_tgid, c = cmd;
+		if (cfg && !is_self(cfg, pid_tgid >> 32, (struct task_struct *)bpf_get_current_task()))
+			bpf_map_update_elem(&group_opens, &tid, &c, BPF_ANY);
+		return 0;
+	}
+#endif
 	if (cmd != BPF_MAP_UPDATE_ELEM && cmd != BPF_MAP_DELETE_ELEM)
 		return 0;
 	__u32 zero = 0;
@@ -582,8 +649,56 @@ static __always_inline int group_on_enter(__u64 cmd, __u64 uattr, __u64 size)
 /* bpf() exit: report a remembered prog_array write with its result; a
  * write that succeeded joins the writer's group, the written program's and
  * the prog_array's into one. */
+#ifndef SENTRY_NO_LOOP
+/* bpf() exit of a BPF_MAP_CREATE or BPF_OBJ_GET that returned an fd: a new
+ * map is its creator's (until a load joins it elsewhere); a pinned map or
+ * program another group holds is adopted: the opener's next load joins
+ * that group. */
+static __always_inline void group_open_exit(__u32 tid, __s64 ret)
+{
+	__u32 *cmd = bpf_map_lookup_elem(&group_opens, &tid);
+	if (!cmd)
+		return;
+	__u32 c = *cmd;
+	bpf_map_delete_elem(&group_opens, &tid);
+	__u32 zero = 0;
+	struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
+	if (ret < 0 || !cal)
+		return;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct group_key raw = group_of_task(task);
+	struct group_key *owner = NULL;
+	struct bpf_map___grp *map = group_any_map(task, ret, cal);
+	__u32 id = 0;
+	if (map) {
+		id = BPF_CORE_READ(map, id);
+		if (c == BPF_MAP_CREATE) {
+			struct group_key g = raw;
+			group_find(&g);
+			bpf_map_update_elem(&group_maps, &id, &g, BPF_NOEXIST);
+			return;
+		}
+		owner = bpf_map_lookup_elem(&group_maps, &id);
+	} else if (c == BPF_OBJ_GET) {
+		id = group_prog_id(task, ret, cal);
+		if (id)
+			owner = bpf_map_lookup_elem(&group_progs, &id);
+	}
+	if (!owner)
+		return;
+	struct group_key o = *owner, g = raw;
+	group_find(&o);
+	group_find(&g);
+	if (!group_eq(&o, &g))
+		bpf_map_update_elem(&group_adopt, &raw, &o, BPF_ANY);
+}
+#endif
+
 static __always_inline void group_on_exit(__u32 tid, __s64 ret)
 {
+#ifndef SENTRY_NO_LOOP
+	group_open_exit(tid, ret);
+#endif
 	struct sentry_prog_array_rec *w = bpf_map_lookup_elem(&group_writes, &tid);
 	if (!w)
 		return;

@@ -297,16 +297,32 @@ func progLoaded(id uint32) bool {
 func (s *Sensor) SweepGroups() (int, error) {
 	accs := s.coll.Maps[sentryMapGroupAccs]
 	ended := map[sentryGroupKey]bool{}
+	withSum := map[sentryGroupKey]bool{}
 	var k sentryGroupKey
 	var a sentryGroupAcc
 	it := accs.Iterate()
 	for it.Next(&k, &a) {
+		withSum[k] = true
 		if !processAlive(GroupID{TGID: k.Tgid, Start: k.Start}) {
 			ended[k] = true
 		}
 	}
 	if err := it.Err(); err != nil {
 		return 0, fmt.Errorf("walk group sums: %w", err)
+	}
+	// Processes that opened another group's pin and have exited: their
+	// next load will not come.
+	adopt := s.coll.Maps[sentryMapGroupAdopt]
+	var ak, av sentryGroupKey
+	var staleAdopt []sentryGroupKey
+	it = adopt.Iterate()
+	for it.Next(&ak, &av) {
+		if !processAlive(GroupID{TGID: ak.Tgid, Start: ak.Start}) {
+			staleAdopt = append(staleAdopt, ak)
+		}
+	}
+	for _, k := range staleAdopt {
+		adopt.Delete(&k)
 	}
 	if len(ended) == 0 {
 		return 0, nil
@@ -369,7 +385,10 @@ func (s *Sensor) SweepGroups() (int, error) {
 	var staleMaps []uint32
 	it = maps.Iterate()
 	for it.Next(&mid, &mk) {
-		if ended[resolve(mk)] || ended[mk] {
+		r := resolve(mk)
+		// A map of a dropped group, or of a group that never had a
+		// program (its creator loaded none) and whose process is gone.
+		if ended[r] || ended[mk] || (!withSum[r] && !processAlive(GroupID{TGID: r.Tgid, Start: r.Start})) {
 			staleMaps = append(staleMaps, mid)
 		}
 	}

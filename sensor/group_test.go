@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -93,6 +94,32 @@ func pamCaller(t testing.TB, array uint32) []byte {
 		asm.FnTailCall.Call(),
 		asm.Mov.Imm(asm.R0, 0),
 		asm.Return())
+	return marshalInsns(t, insns)
+}
+
+// pamCallerRef is the caller half without the tail call: the same
+// helpers, and a reference (an unused ld_imm64 of a map pointer) to map
+// index ref, or no map at all when ref < 0. Two processes whose halves
+// reference one map share it, as processes passing a map do.
+func pamCallerRef(t testing.TB, ref int) []byte {
+	insns := asm.Instructions{asm.FnGetCurrentPidTgid.Call()}
+	for range 5 {
+		insns = append(insns,
+			asm.Mov.Reg(asm.R1, asm.R10),
+			asm.Add.Imm(asm.R1, -16),
+			asm.Mov.Imm(asm.R2, 8),
+			asm.Mov.Imm(asm.R3, 0),
+			asm.FnProbeRead.Call())
+	}
+	insns = append(insns,
+		asm.Mov.Reg(asm.R1, asm.R10),
+		asm.Add.Imm(asm.R1, -32),
+		asm.Mov.Imm(asm.R2, 16),
+		asm.FnGetCurrentComm.Call())
+	if ref >= 0 {
+		insns = append(insns, asm.LoadMapPtr(asm.R2, ref))
+	}
+	insns = append(insns, asm.Mov.Imm(asm.R0, 0), asm.Return())
 	return marshalInsns(t, insns)
 }
 
@@ -255,6 +282,101 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 		}
 	})
 
+	// Groups beyond prog_arrays: a map two processes' programs use, a map
+	// passed by id, a pinned program opened by another process.
+	callerRef := writeFile(t, "caller_ref.bin", pamCallerRef(t, mapHash))
+	callerAlone := writeFile(t, "caller_alone.bin", pamCallerRef(t, -1))
+	completes := func(t *testing.T, second loaderRun) {
+		t.Helper()
+		if !second.killed {
+			t.Fatalf("second loader not killed (results %+v): the split across two processes evaded", second.results)
+		}
+		evs := collect(t, s, map[uint32]bool{uint32(second.pid): true}, 1, 10*time.Second)
+		if evs[0].Verdict != VerdictBlock || evs[0].RuleID != "seed-pamspy-group" || evs[0].Action != ActionKilled {
+			t.Errorf("second load: %v %v by %q, want block, killed, by seed-pamspy-group", evs[0].Verdict, evs[0].Action, evs[0].RuleID)
+		}
+	}
+	loadCallee := func(t *testing.T, args ...string) loaderRun {
+		t.Helper()
+		run := runLoader(t, append([]string{"-insns", callee}, args...)...)
+		if run.killed || len(run.results) != 1 || run.results[0].Ret < 0 {
+			t.Fatalf("first loader: killed=%v results %+v", run.killed, run.results)
+		}
+		return run
+	}
+
+	t.Run("two processes sharing a pinned hash map: the completing load is blocked", func(t *testing.T) {
+		m := newGroupMaps(t, "gr2hash")
+		loadCallee(t, "-name", "grp_hm1", "-maps", m.pins)
+		completes(t, runLoader(t, "-insns", callerRef, "-name", "grp_hm2", "-maps", m.pins))
+	})
+
+	t.Run("a map passed by id: the load that references it completes the profile", func(t *testing.T) {
+		m := newGroupMaps(t, "gr2byid")
+		loadCallee(t, "-name", "grp_id1", "-maps", m.pins)
+		hash, err := ebpf.LoadPinnedMap(strings.Split(m.pins, ",")[mapHash], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hash.Close()
+		completes(t, runLoader(t, "-insns", callerRef, "-name", "grp_id2", "-map-ids", fmt.Sprint(mapID(t, hash))))
+	})
+
+	t.Run("a pinned program opened by another process joins that process's loads", func(t *testing.T) {
+		a, b := newGroupMaps(t, "gr2pinA"), newGroupMaps(t, "gr2pinB")
+		pin := fmt.Sprintf("/sys/fs/bpf/groups2_%d_prog", os.Getpid())
+		os.Remove(pin + "_0")
+		t.Cleanup(func() { os.Remove(pin + "_0") })
+		loadCallee(t, "-name", "grp_pin1", "-maps", a.pins, "-pin-progs", pin)
+		// The second process shares no map with the first: only the pin.
+		completes(t, runLoader(t, "-insns", callerRef, "-name", "grp_pin2", "-maps", b.pins, "-open-pins", pin+"_0"))
+	})
+
+	t.Run("opening the pins of two groups without loading joins nothing", func(t *testing.T) {
+		a, b := newGroupMaps(t, "gr2openA"), newGroupMaps(t, "gr2openB")
+		pin := fmt.Sprintf("/sys/fs/bpf/groups2_%d_open", os.Getpid())
+		for _, p := range []string{pin + "A_0", pin + "B_0"} {
+			os.Remove(p)
+			t.Cleanup(func() { os.Remove(p) })
+		}
+		// Each half in its own group; the prog_array write reports it.
+		first := loadCallee(t, "-name", "grp_op1", "-maps", a.pins, "-prog-array", a.pin, "-tail-slot", "0", "-pin-progs", pin+"A")
+		second := runLoader(t, "-insns", callerAlone, "-name", "grp_op2", "-prog-array", b.pin, "-tail-slot", "0", "-pin-progs", pin+"B")
+		if second.killed || len(second.results) != 1 || second.results[0].Ret < 0 {
+			t.Fatalf("second loader: killed=%v results %+v", second.killed, second.results)
+		}
+		ga := writesOf(t, s, first.pid, 1, 10*time.Second)[0].Group
+		gb := writesOf(t, s, second.pid, 1, 10*time.Second)[0].Group
+		// A tool that opens both pins (as a lister would) and loads nothing.
+		if run := runLoader(t, "-gen", "2", "-count", "0", "-open-pins", pin+"A_0,"+pin+"B_0"); run.killed {
+			t.Fatal("opener killed")
+		}
+		ra, sa, oka, erra := s.Group(ga)
+		rb, sb, okb, errb := s.Group(gb)
+		if erra != nil || errb != nil || !oka || !okb || ra == rb || sa.Progs != 1 || sb.Progs != 1 {
+			t.Errorf("groups %v (%+v, %v) and %v (%+v, %v): want two groups of one program each", ra, sa, erra, rb, sb, errb)
+		}
+	})
+
+	t.Run("a failed load that references a shared map joins nothing", func(t *testing.T) {
+		m := newGroupMaps(t, "gr2fail")
+		loadCallee(t, "-name", "grp_fj1", "-maps", m.pins)
+		hash, err := ebpf.LoadPinnedMap(strings.Split(m.pins, ",")[mapHash], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hash.Close()
+		// The first load references the hash map and returns an
+		// uninitialised r0: the verifier refuses it. Had it joined the
+		// first process's group, the second (which references no map)
+		// would complete the profile.
+		bad := writeFile(t, "bad_ref.bin", marshalInsns(t, asm.Instructions{asm.LoadMapPtr(asm.R1, mapHash), asm.Return()}))
+		run := runLoader(t, "-insns", bad+","+callerAlone, "-name", "grp_fj2", "-map-ids", fmt.Sprint(mapID(t, hash)))
+		if run.killed || len(run.results) != 2 || run.results[0].Ret >= 0 || run.results[1].Ret < 0 {
+			t.Fatalf("killed=%v results %+v: want the bad load refused by the verifier and the second loaded", run.killed, run.results)
+		}
+	})
+
 	t.Run("a failed load adds nothing to its group", func(t *testing.T) {
 		m := newGroupMaps(t, "failed")
 		// The caller half with its tail call through the hash map: the
@@ -363,6 +485,23 @@ func TestLSMGroupSplitProfileIsDenied(t *testing.T) {
 			g, sum, ok, err := s.Group(w.Group)
 			if err != nil || !ok || sum.Progs != 1 {
 				t.Errorf("group %v: ok=%v sum %+v err %v; want the callee alone (the denied load adds nothing)", g, ok, sum, err)
+			}
+
+			// Split across two processes that share a plain map (a pinned
+			// hash): the second process's completing load is denied.
+			shared := newGroupMaps(t, "gr2lsm"+string(tc.hook))
+			first := runLoader(t, "-insns", callee, "-name", "grp_lsm1", "-maps", shared.pins)
+			if first.killed || len(first.results) != 1 || first.results[0].Ret < 0 {
+				t.Fatalf("first loader: killed=%v results %+v", first.killed, first.results)
+			}
+			callerRef := writeFile(t, "caller_ref.bin", pamCallerRef(t, mapHash))
+			second := runLoader(t, "-insns", callerRef, "-name", "grp_lsm2", "-maps", shared.pins)
+			if second.killed || len(second.results) != 1 || second.results[0].Ret != -int(syscall.EPERM) {
+				t.Fatalf("second loader: killed=%v results %+v: want its load denied with EPERM", second.killed, second.results)
+			}
+			evs = collect(t, s, map[uint32]bool{uint32(second.pid): true}, 1, 30*time.Second)
+			if evs[0].Verdict != VerdictBlock || evs[0].Action != ActionDenied || evs[0].RuleID != "seed-pamspy-group" {
+				t.Errorf("second process's load: %v %v by %q, want block, denied, seed-pamspy-group", evs[0].Verdict, evs[0].Action, evs[0].RuleID)
 			}
 		})
 	}

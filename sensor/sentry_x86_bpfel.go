@@ -48,7 +48,8 @@ type sentryGroupPending struct {
 	Group     sentryGroupKey
 	Joined    sentryGroupKey
 	HasJoined uint32
-	MapId     uint32
+	MapId     [2]uint32
+	_         [4]byte
 	Add       sentryGroupAcc
 }
 
@@ -704,8 +705,10 @@ const (
 	sentryMapEvents                   = "events"
 	sentryMapFactsScratch             = "facts_scratch"
 	sentryMapGroupAccs                = "group_accs"
+	sentryMapGroupAdopt               = "group_adopt"
 	sentryMapGroupCalibration         = "group_calibration"
 	sentryMapGroupMaps                = "group_maps"
+	sentryMapGroupOpens               = "group_opens"
 	sentryMapGroupParent              = "group_parent"
 	sentryMapGroupPending             = "group_pending"
 	sentryMapGroupProgs               = "group_progs"
@@ -890,8 +893,10 @@ type sentryMapSpecs struct {
 	Events            *ebpf.MapSpec `ebpf:"events"`
 	FactsScratch      *ebpf.MapSpec `ebpf:"facts_scratch"`
 	GroupAccs         *ebpf.MapSpec `ebpf:"group_accs"`
+	GroupAdopt        *ebpf.MapSpec `ebpf:"group_adopt"`
 	GroupCalibration  *ebpf.MapSpec `ebpf:"group_calibration"`
 	GroupMaps         *ebpf.MapSpec `ebpf:"group_maps"`
+	GroupOpens        *ebpf.MapSpec `ebpf:"group_opens"`
 	GroupParent       *ebpf.MapSpec `ebpf:"group_parent"`
 	GroupPending      *ebpf.MapSpec `ebpf:"group_pending"`
 	GroupProgs        *ebpf.MapSpec `ebpf:"group_progs"`
@@ -986,8 +991,10 @@ type sentryMaps struct {
 	Events            *ebpf.Map `ebpf:"events"`
 	FactsScratch      *ebpf.Map `ebpf:"facts_scratch"`
 	GroupAccs         *ebpf.Map `ebpf:"group_accs"`
+	GroupAdopt        *ebpf.Map `ebpf:"group_adopt"`
 	GroupCalibration  *ebpf.Map `ebpf:"group_calibration"`
 	GroupMaps         *ebpf.Map `ebpf:"group_maps"`
+	GroupOpens        *ebpf.Map `ebpf:"group_opens"`
 	GroupParent       *ebpf.Map `ebpf:"group_parent"`
 	GroupPending      *ebpf.Map `ebpf:"group_pending"`
 	GroupProgs        *ebpf.Map `ebpf:"group_progs"`
@@ -1031,8 +1038,10 @@ func (m *sentryMaps) Close() error {
 		m.Events,
 		m.FactsScratch,
 		m.GroupAccs,
+		m.GroupAdopt,
 		m.GroupCalibration,
 		m.GroupMaps,
+		m.GroupOpens,
 		m.GroupParent,
 		m.GroupPending,
 		m.GroupProgs,

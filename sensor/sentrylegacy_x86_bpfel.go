@@ -48,7 +48,8 @@ type sentryLegacyGroupPending struct {
 	Group     sentryLegacyGroupKey
 	Joined    sentryLegacyGroupKey
 	HasJoined uint32
-	MapId     uint32
+	MapId     [2]uint32
+	_         [4]byte
 	Add       sentryLegacyGroupAcc
 }
 
@@ -371,8 +372,10 @@ const (
 	sentryLegacyMapEvents                     = "events"
 	sentryLegacyMapFactsScratch               = "facts_scratch"
 	sentryLegacyMapGroupAccs                  = "group_accs"
+	sentryLegacyMapGroupAdopt                 = "group_adopt"
 	sentryLegacyMapGroupCalibration           = "group_calibration"
 	sentryLegacyMapGroupMaps                  = "group_maps"
+	sentryLegacyMapGroupOpens                 = "group_opens"
 	sentryLegacyMapGroupParent                = "group_parent"
 	sentryLegacyMapGroupPending               = "group_pending"
 	sentryLegacyMapGroupProgs                 = "group_progs"
@@ -551,8 +554,10 @@ type sentryLegacyMapSpecs struct {
 	Events            *ebpf.MapSpec `ebpf:"events"`
 	FactsScratch      *ebpf.MapSpec `ebpf:"facts_scratch"`
 	GroupAccs         *ebpf.MapSpec `ebpf:"group_accs"`
+	GroupAdopt        *ebpf.MapSpec `ebpf:"group_adopt"`
 	GroupCalibration  *ebpf.MapSpec `ebpf:"group_calibration"`
 	GroupMaps         *ebpf.MapSpec `ebpf:"group_maps"`
+	GroupOpens        *ebpf.MapSpec `ebpf:"group_opens"`
 	GroupParent       *ebpf.MapSpec `ebpf:"group_parent"`
 	GroupPending      *ebpf.MapSpec `ebpf:"group_pending"`
 	GroupProgs        *ebpf.MapSpec `ebpf:"group_progs"`
@@ -643,8 +648,10 @@ type sentryLegacyMaps struct {
 	Events            *ebpf.Map `ebpf:"events"`
 	FactsScratch      *ebpf.Map `ebpf:"facts_scratch"`
 	GroupAccs         *ebpf.Map `ebpf:"group_accs"`
+	GroupAdopt        *ebpf.Map `ebpf:"group_adopt"`
 	GroupCalibration  *ebpf.Map `ebpf:"group_calibration"`
 	GroupMaps         *ebpf.Map `ebpf:"group_maps"`
+	GroupOpens        *ebpf.Map `ebpf:"group_opens"`
 	GroupParent       *ebpf.Map `ebpf:"group_parent"`
 	GroupPending      *ebpf.Map `ebpf:"group_pending"`
 	GroupProgs        *ebpf.Map `ebpf:"group_progs"`
@@ -684,8 +691,10 @@ func (m *sentryLegacyMaps) Close() error {
 		m.Events,
 		m.FactsScratch,
 		m.GroupAccs,
+		m.GroupAdopt,
 		m.GroupCalibration,
 		m.GroupMaps,
+		m.GroupOpens,
 		m.GroupParent,
 		m.GroupPending,
 		m.GroupProgs,

@@ -77,6 +77,20 @@ func writePlacements(w io.Writer, set *rules.Set) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, r.Action, r.Severity, c.Placements[i].Reason)
 	}
 	tw.Flush()
+	// Rules that judge attaches or groups: when the kernel judges them,
+	// and what a block does on each hook family.
+	first := true
+	for i, r := range set.Rules {
+		if !r.Match.HasAttachMatcher() && r.Scope != rules.ScopeGroup {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\nWhen rules on attach targets or loader groups are judged:")
+			first = false
+		}
+		e := rules.EnforcementOf(r, c.Placements[i])
+		fmt.Fprintf(w, "%s [%s]\n  at load:   %s: %s\n  at attach: %s: %s\n", r.ID, r.Action, e.Load.Where, e.Load.Detail, e.Attach.Where, e.Attach.Detail)
+	}
 }
 
 func newRulesListCmd() *cobra.Command {

@@ -76,3 +76,94 @@ func TestInspectShowsVerdictsWithRules(t *testing.T) {
 		}
 	}
 }
+
+// rules check says, for every rule on an attach target or a loader group,
+// where it is judged at load and at attach and what a block does there.
+func TestRulesCheckSaysWhereAttachAndGroupRulesAreEnforced(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "where.yaml")
+	os.WriteFile(f, []byte(`- id: tp-block
+  severity: high
+  action: block
+  match: {attach_to: [syscalls/sys_enter_getdents64]}
+- id: bin-literal
+  severity: high
+  action: block
+  match: {attach_binary: [/usr/lib/x86_64-linux-gnu/libpam.so.0]}
+- id: bin-glob
+  severity: high
+  action: block
+  match: {attach_binary: ["*libpam*"]}
+- id: sym-block
+  severity: high
+  action: block
+  match: {attach_symbol: [pam_get_authtok]}
+- id: tp-with-helpers
+  severity: high
+  action: block
+  match: {attach_to: [syscalls/sys_enter_getdents64], helpers: {bpf_probe_write_user: 1}}
+- id: iface-alert
+  severity: low
+  action: alert
+  match: {attach_interface: [eth*]}
+- id: split
+  severity: high
+  action: block
+  scope: group
+  match: {helpers: {bpf_probe_read: 5, bpf_tail_call: 0}, helpers_only: true}
+- id: plain
+  severity: high
+  action: block
+  match: {helpers: {bpf_probe_write_user: 1}}
+`), 0o644)
+	out, errs, code := runRulesCLI(t, "rules", "check", f)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	_, section, ok := strings.Cut(out, "When rules on attach targets or loader groups are judged:\n")
+	if !ok {
+		t.Fatalf("no enforcement section:\n%s", out)
+	}
+	// Each rule's block: its header and two stage lines.
+	stages := map[string][2]string{}
+	lines := strings.Split(strings.TrimSpace(section), "\n")
+	for i := 0; i+2 < len(lines); i += 3 {
+		id, _, _ := strings.Cut(lines[i], " ")
+		stages[id] = [2]string{strings.TrimSpace(lines[i+1]), strings.TrimSpace(lines[i+2])}
+	}
+	const kill, deny = "SIGKILL", "EPERM"
+	for _, tc := range []struct {
+		id           string
+		load, attach []string // prefixes, then substrings
+	}{
+		{"tp-block", []string{"at load:   user space: alert only (the block is not enforced)"}, []string{"at attach: kernel:", kill, deny, "lsm/bpf, lsm/file_ioctl", "stays loaded"}},
+		{"bin-literal", []string{"at load:   never:"}, []string{"at attach: kernel: uprobe binary paths", kill, deny}},
+		{"bin-glob", []string{"at load:   never:"}, []string{"at attach: user space: attach_binary globs with wildcards are matched in user space only"}},
+		{"sym-block", []string{"at load:   never:"}, []string{"at attach: kernel (part): kprobe functions", "uprobe symbols", kill}},
+		{"tp-with-helpers", []string{"at load:   user space: alert only"}, []string{"at attach: user space: alert at the attach (it judges more than the target"}},
+		{"iface-alert", []string{"at load:   never:"}, []string{"at attach: user space: alert at the attach (an alert rule"}},
+		{"split", []string{"at load:   kernel: judged in the kernel against the loader group's sum", kill, deny, "lsm/bpf_prog_load", "5.10"}, []string{"at attach: never: a group rule judges loads only"}},
+	} {
+		got, ok := stages[tc.id]
+		if !ok {
+			t.Errorf("%s: not in the enforcement section:\n%s", tc.id, section)
+			continue
+		}
+		for i, want := range [][]string{tc.load, tc.attach} {
+			if !strings.HasPrefix(got[i], want[0]) {
+				t.Errorf("%s: %q, want it to start with %q", tc.id, got[i], want[0])
+			}
+			for _, sub := range want[1:] {
+				if !strings.Contains(got[i], sub) {
+					t.Errorf("%s: %q lacks %q", tc.id, got[i], sub)
+				}
+			}
+		}
+	}
+	if _, ok := stages["plain"]; ok {
+		t.Errorf("a rule with neither attach matcher nor group scope is in the enforcement section:\n%s", section)
+	}
+	if len(stages) != 7 {
+		t.Errorf("%d rules in the enforcement section, want 7:\n%s", len(stages), section)
+	}
+}

@@ -38,7 +38,7 @@ func attachBlocks(res *target.Resolver, set *rules.Set) (entries []sensor.Attach
 		if len(m.AttachTo)+len(m.AttachBinary)+len(m.AttachSymbol)+len(m.AttachInterface)+len(m.AttachCgroup) == 0 {
 			continue
 		}
-		if !m.TargetOnly() || len(r.Allow) > 0 {
+		if !rules.KernelAttachBlock(r) {
 			skipped = append(skipped, r.ID+": judges more than the target (alerted at attach, not blocked)")
 			continue
 		}

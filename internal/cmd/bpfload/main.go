@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,9 @@ func main() {
 	attachHow := flag.String("attach-how", "fentry", "with -attach-to-prog-id: fentry or freplace (a load with attach_prog_fd), or link (BPF_LINK_CREATE with target_fd)")
 	signalPID := flag.Int("signal-pid", 0, "instead of loading: send -signal to this pid with kill(2)")
 	signalNum := flag.Int("signal", 15, "with -signal-pid: the signal number")
+	mapIDs := flag.String("map-ids", "", "instead of -maps: map ids, separated by commas, opened with BPF_MAP_GET_FD_BY_ID (a map passed by id rather than by a pin)")
+	openPins := flag.String("open-pins", "", "pinned maps or programs, separated by commas, opened with BPF_OBJ_GET before the loads and kept open")
+	pinProgs := flag.String("pin-progs", "", "pin each loaded program at this bpffs path followed by _<n> (n counts the loads from 0)")
 	flag.Parse()
 
 	if *mapWriteID != 0 {
@@ -115,14 +119,38 @@ func main() {
 		fatal(fmt.Errorf("%d bytes of instructions: not a whole number of 8-byte slots", len(insns)))
 	}
 	arrayFD := -1
-	if *mapPins != "" {
-		var fds []int
-		for _, p := range strings.Split(*mapPins, ",") {
-			fd, err := objGet(p)
-			if err != nil {
-				fatal(fmt.Errorf("-maps %s: %w", p, err))
+	if *openPins != "" {
+		for _, p := range strings.Split(*openPins, ",") {
+			if _, err := objGet(p); err != nil {
+				fatal(fmt.Errorf("-open-pins %s: %w", p, err))
 			}
-			fds = append(fds, fd)
+		}
+	}
+	if *mapPins != "" && *mapIDs != "" {
+		fatal(fmt.Errorf("give -maps or -map-ids, not both"))
+	}
+	if *mapPins != "" || *mapIDs != "" {
+		var fds []int
+		if *mapPins != "" {
+			for _, p := range strings.Split(*mapPins, ",") {
+				fd, err := objGet(p)
+				if err != nil {
+					fatal(fmt.Errorf("-maps %s: %w", p, err))
+				}
+				fds = append(fds, fd)
+			}
+		} else {
+			for _, v := range strings.Split(*mapIDs, ",") {
+				id, err := strconv.ParseUint(v, 10, 32)
+				if err != nil {
+					fatal(fmt.Errorf("-map-ids %q: %w", v, err))
+				}
+				fd, err := mapFDByID(uint32(id))
+				if err != nil {
+					fatal(fmt.Errorf("-map-ids %d: %w", id, err))
+				}
+				fds = append(fds, fd)
+			}
 		}
 		for _, b := range append([][]byte{insns}, more...) {
 			for i := 0; i+16 <= len(b); i += 8 {
@@ -284,6 +312,11 @@ func main() {
 			r.Ret = fd
 			r.ID = progID(fd)
 			tokenLinkCreate(fd)
+			if *pinProgs != "" {
+				if perr := objPin(fd, fmt.Sprintf("%s_%d", *pinProgs, i)); perr != nil {
+					fatal(fmt.Errorf("-pin-progs: %w", perr))
+				}
+			}
 			if *tailSlot >= 0 {
 				if uerr := arrayUpdate(arrayFD, uint32(*tailSlot), uint32(fd)); uerr != nil {
 					fatal(fmt.Errorf("-tail-slot %d: %w", *tailSlot, uerr))
@@ -430,6 +463,36 @@ func objGet(path string) (int, error) {
 	}{pathname: uint64(uintptr(unsafe.Pointer(&p[0])))}
 	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_OBJ_GET, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
 	runtime.KeepAlive(p)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(fd), nil
+}
+
+// objPin pins fd at path.
+func objPin(fd int, path string) error {
+	p := append([]byte(path), 0)
+	attr := struct {
+		pathname uint64
+		fd       uint32
+		flags    uint32
+	}{pathname: uint64(uintptr(unsafe.Pointer(&p[0]))), fd: uint32(fd)}
+	_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_OBJ_PIN, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	runtime.KeepAlive(p)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// mapFDByID opens the map with this id.
+func mapFDByID(id uint32) (int, error) {
+	attr := struct {
+		id        uint32
+		nextID    uint32
+		openFlags uint32
+	}{id: id}
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_MAP_GET_FD_BY_ID, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
 	if errno != 0 {
 		return -1, errno
 	}
