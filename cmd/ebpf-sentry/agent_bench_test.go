@@ -314,7 +314,10 @@ func (a *agent) stop() {
 // less than wall time: the agent's CPU per load (cpu-us/load@N), its
 // programs' kernel run time per load (kern-ns/load@N, BPF_STATS_RUN_TIME,
 // enabled for the benchmark's duration) and its forced ring wakeups per
-// load (wakeups/load@N; -1 for a build that does not count them).
+// load (wakeups/load@N; -1 for a build that does not count them), with its
+// programs' runs per load (runs/load@N: 2 for the benchmark's own bpf()
+// call alone, more when other processes' bpf() calls fell in the phase).
+// The logged tables are cut after ten lines unless -test.v.
 //
 //	go test -run '^$' -bench BenchmarkAgent -benchtime 8x ./cmd/ebpf-sentry
 func BenchmarkAgent(b *testing.B) {
@@ -403,6 +406,7 @@ func BenchmarkAgent(b *testing.B) {
 		b.ReportMetric(median(cpu), fmt.Sprintf("cpu-us/load@%d", n))
 		b.ReportMetric(median(kern), fmt.Sprintf("kern-ns/load@%d", n))
 		b.ReportMetric(median(wake), fmt.Sprintf("wakeups/load@%d", n))
+		b.ReportMetric(median(runs), fmt.Sprintf("runs/load@%d", n))
 		fmt.Fprintf(&tbl, "| %d | %.0f µs | %.1f µs | %.2f | %.2f |\n", n, median(cpu), median(kern)/1e3, median(runs), median(wake))
 	}
 	b.ReportMetric(float64(median(startups).Milliseconds()), "start-ms")
