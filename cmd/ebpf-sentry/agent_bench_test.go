@@ -315,8 +315,9 @@ func (a *agent) stop() {
 // programs' kernel run time per load (kern-ns/load@N, BPF_STATS_RUN_TIME,
 // enabled for the benchmark's duration) and its forced ring wakeups per
 // load (wakeups/load@N; -1 for a build that does not count them), with its
-// programs' runs per load (runs/load@N: 2 for the benchmark's own bpf()
-// call alone, more when other processes' bpf() calls fell in the phase).
+// programs' runs per load (runs/load@N: 5 with the tracepoint hook for the
+// benchmark's own load alone, enter, exit and three bracketing programs;
+// more when other processes' bpf() calls fell in the phase).
 // The logged tables are cut after ten lines unless -test.v.
 //
 //	go test -run '^$' -bench BenchmarkAgent -benchtime 8x ./cmd/ebpf-sentry
