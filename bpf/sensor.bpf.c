@@ -209,6 +209,19 @@ struct {
 	__uint(max_entries, 64 << 20); /* user space resizes before loading */
 } events SEC(".maps");
 
+/*
+ * [0]: the ring's consumer position when the exit hook last forced a
+ * wakeup, plus one (0: none yet). While the reader has not moved past it,
+ * that wakeup is still to be acted on, so the next exit need not send
+ * another: see exit_wakeup. [1]: the wakeups the exit hook forced.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} ring_wake SEC(".maps");
+
 struct inflight {
 	__u64 load_id;
 	__u32 killed;
@@ -1621,6 +1634,37 @@ static __always_inline struct inflight *refused_before_hook(__u32 tid, __s64 ret
 }
 #endif
 
+
+/*
+ * The submit flag of a load's exit record, reserved but not yet submitted:
+ * at most one wakeup per load, when it is complete (the records before it
+ * go without one), and none while an earlier forced wakeup is still to be
+ * acted on. Each wakeup is an irq_work (a self-IPI: a trap to the
+ * hypervisor in a VM) paid by the loader, and wakes the agent once per
+ * load. The reader sleeps only after consuming everything (it spins on a
+ * reserved record), and a wakeup was forced only with an unread record
+ * after the consumer position it saw; so while that position has not
+ * moved, the reader has yet to read that record and reads on to this one,
+ * which is reserved. Forced, because the default only wakes a reader that
+ * has consumed everything before this record, and the records before it
+ * were submitted without a wakeup.
+ */
+static __always_inline __u64 exit_wakeup(void)
+{
+	__u32 zero = 0, one = 1;
+	__u64 *woke = bpf_map_lookup_elem(&ring_wake, &zero);
+	if (!woke)
+		return BPF_RB_FORCE_WAKEUP;
+	__u64 cons = bpf_ringbuf_query(&events, BPF_RB_CONS_POS);
+	if (*woke == cons + 1)
+		return BPF_RB_NO_WAKEUP;
+	*woke = cons + 1;
+	__u64 *forced = bpf_map_lookup_elem(&ring_wake, &one);
+	if (forced)
+		__sync_fetch_and_add(forced, 1);
+	return BPF_RB_FORCE_WAKEUP;
+}
+
 static __always_inline int on_exit(__s64 ret, const int lsm)
 {
 	commit_staged(ret);
@@ -1679,11 +1723,7 @@ static __always_inline int on_exit(__s64 ret, const int lsm)
 			}
 		}
 	}
-	/* One wakeup per load, when it is complete: each wakeup is an
-	 * irq_work, expensive in a VM. Forced, because the default only wakes
-	 * a reader that has consumed everything before this record, and the
-	 * records before it were submitted without a wakeup. */
-	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	bpf_ringbuf_submit(e, exit_wakeup());
 	return 0;
 }
 

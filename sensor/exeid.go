@@ -37,22 +37,21 @@ func kernelDev(st uint64) uint32 {
 }
 
 // hash returns the sha256 of pid's executable when it is still the file
-// the kernel named by (ino, dev), else "".
+// the kernel named by (ino, dev), else "". A cached version costs one
+// stat of /proc/PID/exe (the file the loader runs, as open would reach
+// it); only a miss opens and reads the file, and checks it again on the
+// open file.
 func (x *exeHasher) hash(pid uint32, ino uint64, dev uint32) string {
 	if ino == 0 {
 		return ""
 	}
-	f, err := os.Open("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/exe")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
+	path := "/proc/" + strconv.FormatUint(uint64(pid), 10) + "/exe"
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	if err := unix.Stat(path, &st); err != nil {
 		return ""
 	}
-	v := exeVersion{ino: st.Ino, dev: kernelDev(st.Dev), size: uint64(st.Size), mtime: st.Mtim, ctime: st.Ctim}
-	if v.ino != ino || v.dev != dev || st.Size > maxHashedExe {
+	v, ok := fileVersion(&st, ino, dev)
+	if !ok {
 		return ""
 	}
 	x.mu.Lock()
@@ -60,6 +59,17 @@ func (x *exeHasher) hash(pid uint32, ino uint64, dev uint32) string {
 	x.mu.Unlock()
 	if ok {
 		return sum
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return ""
+	}
+	if v, ok = fileVersion(&st, ino, dev); !ok {
+		return ""
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
@@ -73,4 +83,11 @@ func (x *exeHasher) hash(pid uint32, ino uint64, dev uint32) string {
 	x.cache[v] = sum
 	x.mu.Unlock()
 	return sum
+}
+
+// fileVersion is st's cache key when st is the file the kernel named by
+// (ino, dev) and small enough to hash.
+func fileVersion(st *unix.Stat_t, ino uint64, dev uint32) (exeVersion, bool) {
+	v := exeVersion{ino: st.Ino, dev: kernelDev(st.Dev), size: uint64(st.Size), mtime: st.Mtim, ctime: st.Ctim}
+	return v, v.ino == ino && v.dev == dev && st.Size <= maxHashedExe
 }

@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -74,4 +75,18 @@ func (s *Sensor) Losses() (Losses, error) {
 	out["recover_mismatch"] = s.asm.recoverMismatch
 	out["attach_orphan_exit"] = s.attachOrphans
 	return out, nil
+}
+
+// RingWakeups is how many times the exit hook woke the ring's reader since
+// the sensor started: at most once per load, and not while an earlier
+// wakeup is still to be acted on (bpf/sensor.bpf.c, exit_wakeup).
+func (s *Sensor) RingWakeups() (uint64, error) {
+	if s.closed {
+		return 0, errors.New("read ring wakeups: sensor closed")
+	}
+	var n uint64
+	if err := s.coll.Maps[sentryMapRingWake].Lookup(uint32(1), &n); err != nil {
+		return 0, fmt.Errorf("read ring wakeups: %w", err)
+	}
+	return n, nil
 }

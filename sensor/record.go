@@ -74,46 +74,36 @@ func parseRecord(b []byte) (record, error) {
 	kind := binary.LittleEndian.Uint32(b)
 	r := record{pid: binary.LittleEndian.Uint32(b[4:]), loadID: binary.LittleEndian.Uint64(b[8:])}
 	// Chunks are as long as their instructions; the rest have fixed sizes.
-	need := map[uint32]int{kindHeader: headerSize, kindChunk: chunkDataOff, kindVerdict: verdictSize, kindExit: exitSize, kindTamper: tamperSize,
-		kindAttach: attachSize, kindAttachExit: attachExitSize, kindToken: tokenSize, kindMapMake: mapCreateSize}[kind]
+	need := recordSize(kind)
 	if need == 0 {
 		return record{}, fmt.Errorf("%w: unknown kind %d", ErrRecord, kind)
 	}
 	if len(b) < need {
 		return record{}, fmt.Errorf("%w: kind %d is %d bytes, want %d", ErrRecord, kind, len(b), need)
 	}
-	var err error
 	switch kind {
 	case kindHeader:
-		r.header = new(sentrySentryHeader)
-		_, err = binary.Decode(b[:need], binary.LittleEndian, r.header)
+		r.header = decode[sentrySentryHeader](b)
 		// The kernel reads at most maxCaptureInsn instructions; a header
 		// announcing more chunks is malformed (and would make the
 		// assembler allocate gigabytes).
-		if max := uint32((maxCaptureInsn + chunkInsns - 1) / chunkInsns); err == nil && r.header.Chunks > max {
+		if max := uint32((maxCaptureInsn + chunkInsns - 1) / chunkInsns); r.header.Chunks > max {
 			return record{}, fmt.Errorf("%w: header of load %#x announces %d chunks, at most %d", ErrRecord, r.loadID, r.header.Chunks, max)
 		}
 	case kindVerdict:
-		r.verdict = new(sentrySentryVerdictRec)
-		_, err = binary.Decode(b[:need], binary.LittleEndian, r.verdict)
+		r.verdict = decode[sentrySentryVerdictRec](b)
 	case kindExit:
-		r.exit = new(sentrySentryExit)
-		_, err = binary.Decode(b[:need], binary.LittleEndian, r.exit)
+		r.exit = decode[sentrySentryExit](b)
 	case kindTamper:
-		r.tamper = new(sentrySentryTamper)
-		_, err = binary.Decode(b[:need], binary.LittleEndian, r.tamper)
+		r.tamper = decode[sentrySentryTamper](b)
 	case kindAttach:
-		r.attach = new(sentrySentryAttach)
-		_, err = binary.Decode(b[:need], binary.LittleEndian, r.attach)
+		r.attach = decode[sentrySentryAttach](b)
 	case kindAttachExit:
-		r.attachExit = new(sentrySentryAttachExit)
-		_, err = binary.Decode(b[:need], binary.LittleEndian, r.attachExit)
+		r.attachExit = decode[sentrySentryAttachExit](b)
 	case kindToken:
-		r.token = new(sentrySentryTokenRec)
-		_, err = binary.Decode(b[:need], binary.LittleEndian, r.token)
+		r.token = decode[sentrySentryTokenRec](b)
 	case kindMapMake:
-		r.mapCreate = new(sentrySentryMapCreate)
-		_, err = binary.Decode(b[:need], binary.LittleEndian, r.mapCreate)
+		r.mapCreate = decode[sentrySentryMapCreate](b)
 	case kindChunk:
 		c := &chunkRecord{
 			index:   binary.LittleEndian.Uint32(b[chunkIndexOff:]),
@@ -129,8 +119,42 @@ func parseRecord(b []byte) (record, error) {
 		c.data = b[chunkDataOff : chunkDataOff+int(c.count)*8]
 		r.chunk = c
 	}
-	if err != nil {
-		return record{}, fmt.Errorf("%w: kind %d: %v", ErrRecord, kind, err)
-	}
 	return r, nil
+}
+
+// recordSize is the fixed size of a record of kind (for a chunk, of the
+// part before its instructions); 0 for an unknown kind.
+func recordSize(kind uint32) int {
+	switch kind {
+	case kindHeader:
+		return headerSize
+	case kindChunk:
+		return chunkDataOff
+	case kindVerdict:
+		return verdictSize
+	case kindExit:
+		return exitSize
+	case kindTamper:
+		return tamperSize
+	case kindAttach:
+		return attachSize
+	case kindAttachExit:
+		return attachExitSize
+	case kindToken:
+		return tokenSize
+	case kindMapMake:
+		return mapCreateSize
+	}
+	return 0
+}
+
+// decode copies the first bytes of b, at least the size of T, into a new
+// T: the generated record types mirror the C layout byte for byte, padding
+// included (TestRecordTypesMirrorTheirBytes), and the objects are built
+// only for little-endian targets, so this is binary.Decode without its
+// per-field reflection, the largest cost of reading a small load's records.
+func decode[T any](b []byte) *T {
+	v := new(T)
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v)), b)
+	return v
 }

@@ -728,6 +728,7 @@ const (
 	sentryMapPerfOpenInflight         = "perf_open_inflight"
 	sentryMapPerfOpenScratch          = "perf_open_scratch"
 	sentryMapResultScratch            = "result_scratch"
+	sentryMapRingWake                 = "ring_wake"
 	sentryMapRules                    = "rules"
 	sentryMapRulesReaders             = "rules_readers"
 	sentryMapRulesStaged              = "rules_staged"
@@ -916,6 +917,7 @@ type sentryMapSpecs struct {
 	PerfOpenInflight  *ebpf.MapSpec `ebpf:"perf_open_inflight"`
 	PerfOpenScratch   *ebpf.MapSpec `ebpf:"perf_open_scratch"`
 	ResultScratch     *ebpf.MapSpec `ebpf:"result_scratch"`
+	RingWake          *ebpf.MapSpec `ebpf:"ring_wake"`
 	Rules             *ebpf.MapSpec `ebpf:"rules"`
 	RulesReaders      *ebpf.MapSpec `ebpf:"rules_readers"`
 	RulesStaged       *ebpf.MapSpec `ebpf:"rules_staged"`
@@ -1014,6 +1016,7 @@ type sentryMaps struct {
 	PerfOpenInflight  *ebpf.Map `ebpf:"perf_open_inflight"`
 	PerfOpenScratch   *ebpf.Map `ebpf:"perf_open_scratch"`
 	ResultScratch     *ebpf.Map `ebpf:"result_scratch"`
+	RingWake          *ebpf.Map `ebpf:"ring_wake"`
 	Rules             *ebpf.Map `ebpf:"rules"`
 	RulesReaders      *ebpf.Map `ebpf:"rules_readers"`
 	RulesStaged       *ebpf.Map `ebpf:"rules_staged"`
@@ -1061,6 +1064,7 @@ func (m *sentryMaps) Close() error {
 		m.PerfOpenInflight,
 		m.PerfOpenScratch,
 		m.ResultScratch,
+		m.RingWake,
 		m.Rules,
 		m.RulesReaders,
 		m.RulesStaged,

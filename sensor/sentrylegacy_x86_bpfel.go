@@ -393,6 +393,7 @@ const (
 	sentryLegacyMapPerfFds                    = "perf_fds"
 	sentryLegacyMapPerfOpenInflight           = "perf_open_inflight"
 	sentryLegacyMapPerfOpenScratch            = "perf_open_scratch"
+	sentryLegacyMapRingWake                   = "ring_wake"
 	sentryLegacyMapRules                      = "rules"
 	sentryLegacyMapRulesReaders               = "rules_readers"
 	sentryLegacyMapRulesStaged                = "rules_staged"
@@ -575,6 +576,7 @@ type sentryLegacyMapSpecs struct {
 	PerfFds           *ebpf.MapSpec `ebpf:"perf_fds"`
 	PerfOpenInflight  *ebpf.MapSpec `ebpf:"perf_open_inflight"`
 	PerfOpenScratch   *ebpf.MapSpec `ebpf:"perf_open_scratch"`
+	RingWake          *ebpf.MapSpec `ebpf:"ring_wake"`
 	Rules             *ebpf.MapSpec `ebpf:"rules"`
 	RulesReaders      *ebpf.MapSpec `ebpf:"rules_readers"`
 	RulesStaged       *ebpf.MapSpec `ebpf:"rules_staged"`
@@ -669,6 +671,7 @@ type sentryLegacyMaps struct {
 	PerfFds           *ebpf.Map `ebpf:"perf_fds"`
 	PerfOpenInflight  *ebpf.Map `ebpf:"perf_open_inflight"`
 	PerfOpenScratch   *ebpf.Map `ebpf:"perf_open_scratch"`
+	RingWake          *ebpf.Map `ebpf:"ring_wake"`
 	Rules             *ebpf.Map `ebpf:"rules"`
 	RulesReaders      *ebpf.Map `ebpf:"rules_readers"`
 	RulesStaged       *ebpf.Map `ebpf:"rules_staged"`
@@ -712,6 +715,7 @@ func (m *sentryLegacyMaps) Close() error {
 		m.PerfFds,
 		m.PerfOpenInflight,
 		m.PerfOpenScratch,
+		m.RingWake,
 		m.Rules,
 		m.RulesReaders,
 		m.RulesStaged,

@@ -19,6 +19,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/rawbpf"
@@ -152,6 +153,86 @@ func readProc(pid int) (procStat, error) {
 	return st, nil
 }
 
+// kernelCost is what the kernel accounted to the agent's BPF programs
+// (BPF_STATS_RUN_TIME, summed over the programs its fds hold) and the ring
+// wakeups its exit hook forced (map ring_wake, slot 1; absent in builds
+// before it existed: then wakeups is -1).
+type kernelCost struct {
+	runNS, runs int64
+	wakeups     int64
+}
+
+func readKernelCost(pid int) kernelCost {
+	c := kernelCost{wakeups: -1}
+	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fdinfo/*", pid))
+	seenProg, seenMap := map[string]bool{}, map[string]bool{}
+	for _, fd := range fds {
+		b, err := os.ReadFile(fd)
+		if err != nil {
+			continue
+		}
+		kv := map[string]string{}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok {
+				kv[k] = strings.TrimSpace(v)
+			}
+		}
+		if id := kv["prog_id"]; id != "" && kv["run_time_ns"] != "" && !seenProg[id] {
+			seenProg[id] = true
+			ns, _ := strconv.ParseInt(kv["run_time_ns"], 10, 64)
+			n, _ := strconv.ParseInt(kv["run_cnt"], 10, 64)
+			c.runNS += ns
+			c.runs += n
+		}
+		if id := kv["map_id"]; id != "" && kv["max_entries"] == "2" && !seenMap[id] {
+			seenMap[id] = true
+			n, _ := strconv.ParseUint(id, 10, 32)
+			m, err := ebpf.NewMapFromID(ebpf.MapID(n))
+			if err != nil {
+				continue
+			}
+			if info, err := m.Info(); err == nil && info.Name == "ring_wake" {
+				var w uint64
+				if m.Lookup(uint32(1), &w) == nil {
+					c.wakeups = int64(w)
+				}
+			}
+			m.Close()
+		}
+	}
+	return c
+}
+
+// sizeCost is one size's loads with the agent on: the agent's CPU, its
+// programs' kernel run time and their runs, and its forced ring wakeups,
+// each per load. On a shared host the agent also judges other processes'
+// loads and bpf() calls: every figure is an upper bound.
+type sizeCost struct {
+	cpuUS, kernNS, runs, wakeups float64
+}
+
+// phaseOn is phase with the agent running: after each size it waits for the
+// agent to go quiet, so that each size's cost is its own.
+func phaseOn(b *testing.B, a *agent, progs map[int][]byte, sizes []int) (map[int]time.Duration, map[int]sizeCost) {
+	med := make(map[int]time.Duration, len(sizes))
+	costs := make(map[int]sizeCost, len(sizes))
+	pid := a.cmd.Process.Pid
+	for _, n := range sizes {
+		st0, k0 := a.quiesce(b), readKernelCost(pid)
+		m := phase(b, progs, []int{n})
+		st1, k1 := a.quiesce(b), readKernelCost(pid)
+		loads := float64(loadsFor(n))
+		med[n] = m[n]
+		c := sizeCost{cpuUS: float64((st1.cpu - st0.cpu).Microseconds()) / loads,
+			kernNS: float64(k1.runNS-k0.runNS) / loads, runs: float64(k1.runs-k0.runs) / loads, wakeups: -1}
+		if k0.wakeups >= 0 {
+			c.wakeups = float64(k1.wakeups-k0.wakeups) / loads
+		}
+		costs[n] = c
+	}
+	return med, costs
+}
+
 // agent is one `ebpf-sentry run` under the benchmark.
 type agent struct {
 	cmd     *exec.Cmd
@@ -247,6 +328,15 @@ func (a *agent) stop() {
 // its start-up (exec to "judging loads", judging-ms, with the agent's CPU
 // by then, judging-cpu-ms; exec to "sensor running", start-ms), idle RSS after start
 // (idle-rss-MB), peak RSS (peak-rss-MB) and CPU per load (cpu-us/load).
+// Per size, medians over rounds of figures the shared host's noise touches
+// less than wall time: the agent's CPU per load (cpu-us/load@N), its
+// programs' kernel run time per load (kern-ns/load@N, BPF_STATS_RUN_TIME,
+// enabled for the benchmark's duration) and its forced ring wakeups per
+// load (wakeups/load@N; -1 for a build that does not count them), with its
+// programs' runs per load (runs/load@N: 5 with the tracepoint hook for the
+// benchmark's own load alone, enter, exit and three bracketing programs;
+// more when other processes' bpf() calls fell in the phase).
+// The logged tables are cut after ten lines unless -test.v.
 //
 //	go test -run '^$' -bench BenchmarkAgent -benchtime 8x ./cmd/ebpf-sentry
 func BenchmarkAgent(b *testing.B) {
@@ -273,6 +363,12 @@ func BenchmarkAgent(b *testing.B) {
 	var startups, judgings, judgingCPUs []time.Duration
 	var idleRSS, peakRSS []int64
 	var cpuPerLoad []float64
+	costs := map[int][]sizeCost{}
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Fatalf("enable BPF run-time stats: %v", err)
+	}
+	defer stats.Close()
 	phase(b, progs, sizes) // warm up: page in, grow the heap
 	b.ResetTimer()
 	for round := 0; round < b.N; round++ {
@@ -281,7 +377,11 @@ func BenchmarkAgent(b *testing.B) {
 			a := startAgent(b, bin, dir, round)
 			defer a.stop()
 			idle := a.quiesce(b)
-			on = phase(b, progs, sizes)
+			var cost map[int]sizeCost
+			on, cost = phaseOn(b, a, progs, sizes)
+			for _, n := range sizes {
+				costs[n] = append(costs[n], cost[n])
+			}
 			end := a.quiesce(b)
 			startups = append(startups, a.startup)
 			judgings, judgingCPUs = append(judgings, a.judging), append(judgingCPUs, a.judgingCPU)
@@ -316,6 +416,18 @@ func BenchmarkAgent(b *testing.B) {
 		b.ReportMetric(slices.Max(r), fmt.Sprintf("x-max@%d", n))
 		fmt.Fprintf(&tbl, "| %d | %v | %v | %.2f× (%.2f–%.2f) |\n", n, median(offs[n]).Round(time.Microsecond),
 			median(ons[n]).Round(time.Microsecond), median(r), slices.Min(r), slices.Max(r))
+	}
+	fmt.Fprintf(&tbl, "\n| insns | agent CPU per load | sensor kernel time per load | sensor program runs per load | ring wakeups per load |\n|---:|---:|---:|---:|---:|\n")
+	for _, n := range sizes {
+		var cpu, kern, runs, wake []float64
+		for _, c := range costs[n] {
+			cpu, kern, runs, wake = append(cpu, c.cpuUS), append(kern, c.kernNS), append(runs, c.runs), append(wake, c.wakeups)
+		}
+		b.ReportMetric(median(cpu), fmt.Sprintf("cpu-us/load@%d", n))
+		b.ReportMetric(median(kern), fmt.Sprintf("kern-ns/load@%d", n))
+		b.ReportMetric(median(wake), fmt.Sprintf("wakeups/load@%d", n))
+		b.ReportMetric(median(runs), fmt.Sprintf("runs/load@%d", n))
+		fmt.Fprintf(&tbl, "| %d | %.0f µs | %.1f µs | %.2f | %.2f |\n", n, median(cpu), median(kern)/1e3, median(runs), median(wake))
 	}
 	b.ReportMetric(float64(median(startups).Milliseconds()), "start-ms")
 	b.ReportMetric(float64(median(judgings).Milliseconds()), "judging-ms")
