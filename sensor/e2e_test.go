@@ -82,6 +82,9 @@ type loadResult struct {
 	Ret      int
 	ID       uint32
 	Pin      string
+	// bpfload -inner: the syscall program that loaded it.
+	LoaderID  uint32 `json:"loader_id"`
+	LoaderTag string `json:"loader_tag"`
 }
 
 type loaderRun struct {

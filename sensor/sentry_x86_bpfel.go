@@ -59,12 +59,15 @@ type sentryGroupScratch struct {
 }
 
 type sentryInflight struct {
-	_       structs.HostLayout
-	LoadId  uint64
-	Killed  uint32
-	Denied  uint32
-	Token   uint32
-	BpffsFd uint32
+	_            structs.HostLayout
+	LoadId       uint64
+	Killed       uint32
+	Denied       uint32
+	Token        uint32
+	BpffsFd      uint32
+	Inner        uint32
+	LoaderProgId uint32
+	LoaderTag    [8]uint8
 }
 
 type sentryLoaderRate struct {
@@ -354,11 +357,14 @@ type sentrySentryExit struct {
 		Pid    uint32
 		LoadId uint64
 	}
-	Ret     int64
-	ProgId  uint32
-	Killed  uint32
-	Tag     [8]uint8
-	KtimeNs uint64
+	Ret          int64
+	ProgId       uint32
+	Killed       uint32
+	Tag          [8]uint8
+	KtimeNs      uint64
+	Inner        uint32
+	LoaderProgId uint32
+	LoaderTag    [8]uint8
 }
 
 type sentrySentryHeader struct {
@@ -611,11 +617,13 @@ type sentryStagedCommit struct {
 }
 
 type sentryTaskScratch struct {
-	_     structs.HostLayout
-	F     sentryRulesFacts
-	Chunk sentrySentryChunk
-	Res   sentryRulesResult
-	Attr  sentryProgLoadAttr
+	_         structs.HostLayout
+	F         sentryRulesFacts
+	Chunk     sentrySentryChunk
+	Res       sentryRulesResult
+	Attr      sentryProgLoadAttr
+	SrcKernel uint32
+	_         [4]byte
 }
 
 // Names of all BPF objects in the ELF.
@@ -679,6 +687,7 @@ const (
 	sentryProgSentryLsmGuard          = "sentry_lsm_guard"
 	sentryProgSentryLsmGuardMap       = "sentry_lsm_guard_map"
 	sentryProgSentryLsmIoctlGate      = "sentry_lsm_ioctl_gate"
+	sentryProgSentryLsmProgFd         = "sentry_lsm_prog_fd"
 	sentryProgSentryLsmProgLoad       = "sentry_lsm_prog_load"
 	sentryProgSentryLsmTokenCreate    = "sentry_lsm_token_create"
 	sentryProgSentryPerfOpenEnter     = "sentry_perf_open_enter"
@@ -775,6 +784,7 @@ type sentryProgramSpecs struct {
 	SentryLsmGuard          *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard"`
 	SentryLsmGuardMap       *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard_map"`
 	SentryLsmIoctlGate      *ebpf.ProgramSpec `ebpf:"sentry_lsm_ioctl_gate"`
+	SentryLsmProgFd         *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_fd"`
 	SentryLsmProgLoad       *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_load"`
 	SentryLsmTokenCreate    *ebpf.ProgramSpec `ebpf:"sentry_lsm_token_create"`
 	SentryPerfOpenEnter     *ebpf.ProgramSpec `ebpf:"sentry_perf_open_enter"`
@@ -1012,6 +1022,7 @@ type sentryPrograms struct {
 	SentryLsmGuard          *ebpf.Program `ebpf:"sentry_lsm_guard"`
 	SentryLsmGuardMap       *ebpf.Program `ebpf:"sentry_lsm_guard_map"`
 	SentryLsmIoctlGate      *ebpf.Program `ebpf:"sentry_lsm_ioctl_gate"`
+	SentryLsmProgFd         *ebpf.Program `ebpf:"sentry_lsm_prog_fd"`
 	SentryLsmProgLoad       *ebpf.Program `ebpf:"sentry_lsm_prog_load"`
 	SentryLsmTokenCreate    *ebpf.Program `ebpf:"sentry_lsm_token_create"`
 	SentryPerfOpenEnter     *ebpf.Program `ebpf:"sentry_perf_open_enter"`
@@ -1042,6 +1053,7 @@ func (p *sentryPrograms) Close() error {
 		p.SentryLsmGuard,
 		p.SentryLsmGuardMap,
 		p.SentryLsmIoctlGate,
+		p.SentryLsmProgFd,
 		p.SentryLsmProgLoad,
 		p.SentryLsmTokenCreate,
 		p.SentryPerfOpenEnter,

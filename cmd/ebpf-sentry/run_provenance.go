@@ -3,6 +3,8 @@
 package main
 
 import (
+	"github.com/cilium/ebpf"
+
 	"time"
 
 	"github.com/ebpf-sentry/ebpf-sentry/output"
@@ -23,4 +25,26 @@ func tokenCreateEvent(tc *sensor.TokenCreated) *output.Event {
 		l = output.Loader{PID: c.PID, TID: c.PID, Comm: c.Comm, Exe: c.Exe, UID: &uid}
 	}
 	return output.NewTokenCreate(time.Now(), l, tc.Token)
+}
+
+// innerVia names the loader program of a load an LSM hook saw issued from
+// inside the kernel: id and tag from the kernel, the name from the loader
+// program's own prog_load (or, failing that, from the kernel by id, if the
+// program with that id still has that tag).
+func innerVia(in *sensor.InnerLoad) output.ViaLoader {
+	v := output.ViaLoader{ID: in.LoaderProgID, Tag: in.LoaderTag}
+	if v.ID == 0 {
+		return v
+	}
+	if name, ok := provenanceBook.Name(v.ID, v.Tag); ok {
+		v.Name = name
+		return v
+	}
+	if p, err := ebpf.NewProgramFromID(ebpf.ProgramID(v.ID)); err == nil {
+		if info, err := p.Info(); err == nil && info.Tag == v.Tag {
+			v.Name = info.Name
+		}
+		p.Close()
+	}
+	return v
 }
