@@ -182,10 +182,12 @@ func TestRunStopsTheLightSkeletonsPayload(t *testing.T) {
 	if lsm {
 		// The LSM hook reports the inner load itself, loaded, with its id
 		// and its loader program (the bracket then has nothing unseen).
-		waitForN(t, "the spared inner load", &stdout, `prog="lskel_payload"`, 2) // the denied one's, then this one's
+		// The sensor's lines (the bracket's, if it ran first, have no insns=).
+		const sensorLine = `prog="lskel_payload" type=raw_tracepoint insns=`
+		waitForN(t, "the spared inner load", &stdout, sensorLine, 2) // the denied one's, then this one's
 		var l string
 		for _, x := range strings.Split(stdout.String(), "\n") {
-			if strings.Contains(x, fmt.Sprintf(" pid=%d ", okPID)) && strings.Contains(x, `prog="lskel_payload"`) {
+			if strings.Contains(x, fmt.Sprintf(" pid=%d ", okPID)) && strings.Contains(x, sensorLine) {
 				l = x
 			}
 		}
