@@ -228,6 +228,12 @@ struct inflight {
 	__u32 denied; /* the LSM gate (sentry_lsm_bpf_gate) refuses this load */
 	__u32 token;  /* a BPF_TOKEN_CREATE, not a load */
 	__u32 bpffs_fd;
+	/* An inner load (LSM hooks): its outcome is reported by
+	 * sentry_lsm_prog_fd or at the judgement, not by the outer call's
+	 * sys_exit; the loader program its caller ran. */
+	__u32 inner;
+	__u32 loader_prog_id;
+	__u8 loader_tag[8];
 };
 
 #define CMD_TOKEN_CREATE 36 /* BPF_TOKEN_CREATE (6.9+) */
@@ -390,6 +396,11 @@ struct task_scratch {
 	struct rules_result res;
 	struct prog_load_attr attr; /* sentry_lsm_bpf's copy of the attr */
 	struct walk_ctx wc;
+	/* The load being judged is an inner one: its attr, instructions and
+	 * license are kernel memory (bpf_sys_bpf's KERNEL_BPFPTR). Read by the
+	 * walk from this map value, which the verifier does not track, so
+	 * that one callback serves both sources. */
+	__u32 src_kernel;
 };
 
 struct {
@@ -811,8 +822,15 @@ static __always_inline long walk_chunk(__u64 index, struct walk_ctx *c, const in
 	long rerr;
 	if (kernel == SRC_KERNEL)
 		rerr = bpf_probe_read_kernel(buf->data, bytes, src);
-	else if (kernel == SRC_USER_SLEEPABLE)
-		rerr = bpf_copy_from_user(buf->data, bytes, src); /* may fault pages in */
+#ifndef SENTRY_NO_LOOP
+	else if (kernel == SRC_USER_SLEEPABLE) {
+		struct task_scratch *ts = own_scratch();
+		if (ts && ts->src_kernel)
+			rerr = bpf_probe_read_kernel(buf->data, bytes, src);
+		else
+			rerr = bpf_copy_from_user(buf->data, bytes, src); /* may fault pages in */
+	}
+#endif
 	else
 		rerr = bpf_probe_read_user(buf->data, bytes, src);
 	if (rerr) {
@@ -1184,6 +1202,48 @@ static __always_inline __u32 unjudged(const struct sentry_config *cfg, __u32 rea
 #include "group.h"
 
 /*
+ * Whether the current syscall is a 32-bit one (ia32 compat: int 0x80 or
+ * sysenter from a 32-bit process), whose numbers and registers differ.
+ */
+static __always_inline int in_compat_syscall(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
+}
+
+#ifndef SENTRY_NO_LOOP
+#define CMD_PROG_TEST_RUN 10 /* BPF_PROG_TEST_RUN */
+#define PROG_TYPE_SYSCALL 31 /* BPF_PROG_TYPE_SYSCALL */
+
+/*
+ * Whether the load an LSM hook sees is an inner one: issued from inside the
+ * kernel by a syscall program (bpf_sys_bpf) while its caller is in
+ * BPF_PROG_TEST_RUN. The fact comes from the registers the kernel saved at
+ * the caller's syscall entry (orig_ax: the syscall number; di, or ebx for a
+ * 32-bit caller: bpf()'s cmd), which the caller cannot change while it is
+ * in the call. A thread in bpf(BPF_PROG_TEST_RUN) issues no other bpf()
+ * call of its own, and of the programs a test run runs only a syscall
+ * program can load one: so a BPF_PROG_LOAD seen then is the run's.
+ * Returns the outer attr's user address (nonzero) for an inner load, 0
+ * otherwise.
+ */
+static __always_inline __u64 inner_load_uattr(void)
+{
+	struct pt_regs *r = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	long nr = BPF_CORE_READ(r, orig_ax);
+	if (in_compat_syscall()) {
+		if (nr == NR_BPF_IA32 && (__u32)BPF_CORE_READ(r, bx) == CMD_PROG_TEST_RUN)
+			return (__u32)BPF_CORE_READ(r, cx) | (1ULL << 63); /* nonzero even for address 0 */
+		return 0;
+	}
+	if (nr == NR_BPF_X86_64 && BPF_CORE_READ(r, di) == CMD_PROG_TEST_RUN)
+		return BPF_CORE_READ(r, si) | (1ULL << 63);
+	return 0;
+}
+
+#endif
+
+/*
  * Judges one BPF_PROG_LOAD: emits header, chunks and verdict records,
  * carries out a block verdict with the given enforcer and remembers the
  * load for the exit program. insns/insn_cnt are the user's copy (the
@@ -1291,6 +1351,14 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		__builtin_memcpy(hdr->comm, f->comm, SENTRY_COMM_LEN);
 		__builtin_memcpy(hdr->name, ap->prog_name, SENTRY_NAME_LEN);
 		__builtin_memset(hdr->license, 0, SENTRY_LICENSE_LEN);
+#ifndef SENTRY_NO_LOOP
+		/* An inner load's license is kernel memory. Asked afresh, not
+		 * passed down: a flag held across the judge, once the verifier
+		 * knows its value on one path, doubles the paths it explores. */
+		if (ap->license && kernel != SRC_USER && inner_load_uattr())
+			bpf_probe_read_kernel_str(hdr->license, SENTRY_LICENSE_LEN, (const void *)ap->license);
+		else
+#endif
 		if (ap->license)
 			bpf_probe_read_user_str(hdr->license, SENTRY_LICENSE_LEN, (const void *)ap->license);
 		hdr->exe_truncated = 1;
@@ -1665,6 +1733,130 @@ static __always_inline __u64 exit_wakeup(void)
 	return BPF_RB_FORCE_WAKEUP;
 }
 
+#ifndef SENTRY_NO_LOOP
+/*
+ * The loader program of an inner load: the syscall program behind the
+ * outer attr's test.prog_fd in the caller. Read from the caller's memory
+ * after the kernel's own copy: another thread of the caller can rewrite
+ * the fd (or dup2 another program over it) meanwhile, so this names the
+ * loader as well as the caller lets it; what is loaded is judged either
+ * way. A program that is not a syscall program is not named (id 0).
+ */
+static __always_inline void inner_loader(__u64 uattr, struct inflight *in)
+{
+	__u32 fd = 0;
+	in->loader_prog_id = 0;
+	__builtin_memset(in->loader_tag, 0, sizeof(in->loader_tag));
+	if (bpf_probe_read_user(&fd, sizeof(fd), (const void *)(uattr & ~(1ULL << 63)))) /* test.prog_fd: offset 0 */
+		return;
+	struct file *file = current_fd_file(fd);
+	if (!file)
+		return;
+	struct bpf_prog *prog = BPF_CORE_READ(file, private_data);
+	if (!prog || BPF_CORE_READ(prog, type) != PROG_TYPE_SYSCALL)
+		return;
+	in->loader_prog_id = BPF_CORE_READ(prog, aux, id);
+	bpf_probe_read_kernel(in->loader_tag, sizeof(in->loader_tag), &prog->tag);
+}
+
+/* The exit record of an inner load: ret 0 and the new program's id and tag
+ * (loaded), -errno (denied here), or flags SENTRY_INNER_FAILED. */
+static __always_inline void inner_exit(const struct inflight *in, __s64 ret, __u32 flags, struct bpf_prog *prog)
+{
+	struct sentry_exit *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_loss(SENTRY_LOSS_EXIT_RESERVE);
+		return;
+	}
+	e->h.kind = SENTRY_REC_EXIT;
+	e->h.pid = bpf_get_current_pid_tgid() >> 32;
+	e->h.load_id = in->load_id;
+	e->ret = ret;
+	e->killed = 0;
+	e->prog_id = 0;
+	__builtin_memset(e->tag, 0, sizeof(e->tag));
+	if (prog) {
+		e->prog_id = BPF_CORE_READ(prog, aux, id);
+		bpf_probe_read_kernel(e->tag, sizeof(e->tag), &prog->tag);
+	}
+	e->ktime_ns = bpf_ktime_get_ns();
+	e->inner = SENTRY_INNER | flags;
+	e->sigkill = 0;
+	e->_pad = 0;
+	e->loader_prog_id = in->loader_prog_id;
+	__builtin_memcpy(e->loader_tag, in->loader_tag, sizeof(e->loader_tag));
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+}
+
+/* Before judging an inner load: an earlier inner load of this run still
+ * waiting for its fd never got one (the verifier or another LSM refused
+ * it after the judgement): reported failed, errno unknown. */
+static __always_inline void inner_flush(__u32 tid)
+{
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	if (!in || !in->inner)
+		return;
+	/* From the map value, then deleted: a copy on the stack would not fit
+	 * beside the judge's frame (512 bytes combined). */
+	inner_exit(in, 0, SENTRY_INNER_FAILED, NULL);
+	bpf_map_delete_elem(&inflight, &tid);
+}
+
+/* After judging an inner load: the judge's inflight record is marked inner
+ * and named with its loader; a denial is its outcome, reported now (the
+ * load fails with this EPERM; the outer call's return is not the load's). */
+static __always_inline void inner_judged(__u32 tid, __u64 uattr, __u32 action)
+{
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	if (!in)
+		return;
+	in->inner = 1;
+	inner_loader(uattr, in);
+	if (action != SENTRY_ACT_DENIED)
+		return;
+	inner_exit(in, -EPERM, 0, NULL);
+	bpf_map_delete_elem(&inflight, &tid);
+}
+
+/* Around a judgement on an LSM hook: before, an earlier inner load of the
+ * thread still waiting is flushed (judge overwrites the thread's inflight
+ * record); after, an inner load is marked and, if denied, reported. Whether
+ * the load is inner is asked afresh on each side, never held across the
+ * judge (see the license read in judge). */
+static __always_inline void inner_before(void)
+{
+	inner_flush((__u32)bpf_get_current_pid_tgid());
+}
+
+static __always_inline __u32 inner_after(__u32 act)
+{
+	__u64 outer = inner_load_uattr();
+	if (outer)
+		inner_judged((__u32)bpf_get_current_pid_tgid(), outer, act);
+	return act;
+}
+
+/*
+ * security_bpf_prog: the kernel is about to give a program an fd
+ * (bpf_prog_new_fd), after bpf_prog_load allocated its id. For an inner
+ * load judged and waiting, this is its success: reported with the id and
+ * tag. Nothing else gets a program fd on that thread between the
+ * judgement and the load's own fd. (If installing the fd then fails, the
+ * program goes again; reported loaded, it is then absent from the ids.)
+ */
+SEC("lsm/bpf_prog")
+int BPF_PROG(sentry_lsm_prog_fd, struct bpf_prog *prog)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	if (!in || !in->inner)
+		return 0;
+	inner_exit(in, 0, 0, prog);
+	bpf_map_delete_elem(&inflight, &tid);
+	return 0;
+}
+#endif
+
 static __always_inline int on_exit(__s64 ret, const int lsm)
 {
 	commit_staged(ret);
@@ -1686,6 +1878,14 @@ static __always_inline int on_exit(__s64 ret, const int lsm)
 	bpf_map_delete_elem(&inflight, &tid);
 	if (copy.token)
 		return token_exit(&copy, ret);
+#ifndef SENTRY_NO_LOOP
+	if (copy.inner) {
+		/* An inner load judged and never given an fd: it failed after
+		 * the judgement. ret is the outer call's, not its own. */
+		inner_exit(&copy, 0, SENTRY_INNER_FAILED, NULL);
+		return attach_exit(ret, NULL);
+	}
+#endif
 	group_load_exit(tid, ret);
 
 	struct sentry_exit *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -1700,6 +1900,9 @@ static __always_inline int on_exit(__s64 ret, const int lsm)
 	e->killed = copy.killed;
 	e->sigkill = sigkill_pending();
 	e->_pad = 0;
+	e->inner = 0;
+	e->loader_prog_id = 0;
+	__builtin_memset(e->loader_tag, 0, sizeof(e->loader_tag));
 	e->prog_id = 0;
 	__builtin_memset(e->tag, 0, sizeof(e->tag));
 	e->ktime_ns = bpf_ktime_get_ns();
@@ -1754,16 +1957,6 @@ int sentry_exit_tp_lsm(struct sys_exit_bpf_ctx *ctx)
 	return on_exit(ctx->ret, 1);
 }
 #endif
-
-/*
- * Whether the current syscall is a 32-bit one (ia32 compat: int 0x80 or
- * sysenter from a 32-bit process), whose numbers and registers differ.
- */
-static __always_inline int in_compat_syscall(void)
-{
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	return BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
-}
 
 /* tp_btf sees every syscall, 32-bit ones included: bpf is 321 in a 64-bit
  * call and 357 in a 32-bit one, with its arguments in ebx, ecx, edx. */
@@ -1822,13 +2015,26 @@ int BPF_PROG(sentry_exit_btf_lsm, struct pt_regs *regs, long ret)
 SEC("lsm/bpf_prog_load")
 int BPF_PROG(sentry_lsm_prog_load, struct bpf_prog *prog, union bpf_attr *kattr)
 {
-	struct prog_load_attr attr = {};
-	if (bpf_probe_read_kernel(&attr, sizeof(attr), kattr))
+	/* The attr in the per-CPU scratch (this hook does not sleep), not on
+	 * the stack: with the walk's callbacks and the inner-load bookkeeping
+	 * the frames would pass the verifier's 512 bytes. */
+	__u32 zero = 0;
+	struct prog_load_attr *ap = bpf_map_lookup_elem(&attr_scratch, &zero);
+	if (!ap) {
+		struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+		volatile long ret = 0; /* see sentry_lsm_bpf */
+		if (unjudged(cfg, SENTRY_LOSS_NO_SCRATCH, ENF_DENY, 0) == SENTRY_ACT_DENIED)
+			ret = -EPERM;
+		return ret;
+	}
+	if (bpf_probe_read_kernel(ap, sizeof(*ap), kattr)) /* zeroes it on failure */
 		count_loss(SENTRY_LOSS_ATTR_READ);
-	clamp_kattr(&attr);
+	clamp_kattr(ap);
 	__u32 len = BPF_CORE_READ(prog, len);
 	__u64 insns = (__u64)(void *)prog->insnsi;
-	if (judge(&attr, sizeof(attr), insns, len, SRC_KERNEL, ENF_DENY) == SENTRY_ACT_DENIED)
+	inner_before();
+	__u32 act = inner_after(judge(ap, sizeof(*ap), insns, len, SRC_KERNEL, ENF_DENY));
+	if (act == SENTRY_ACT_DENIED)
 		return -EPERM;
 	return 0;
 }
@@ -1942,7 +2148,11 @@ int BPF_PROG(sentry_lsm_bpf, int cmd, union bpf_attr *kattr, unsigned int size)
 	if (bpf_probe_read_kernel(ap, sizeof(*ap), kattr)) /* zeroes it on failure */
 		count_loss(SENTRY_LOSS_ATTR_READ);
 	clamp_kattr(ap);
-	if (judge(ap, size, ap->insns, ap->insn_cnt, SRC_USER_SLEEPABLE, ENF_DENY) == SENTRY_ACT_DENIED)
+	/* An inner load's instructions are kernel memory (see task_scratch) */
+	ts->src_kernel = inner_load_uattr() != 0;
+	inner_before();
+	__u32 act = inner_after(judge(ap, size, ap->insns, ap->insn_cnt, SRC_USER_SLEEPABLE, ENF_DENY));
+	if (act == SENTRY_ACT_DENIED)
 		return -EPERM;
 	return 0;
 }

@@ -68,6 +68,8 @@ type ProvenanceBook struct {
 
 type bookEntry struct {
 	prov *program.Provenance // nil: loaded unsigned, without a token
+	name string              // the program's name, as its prog_load gave it
+	tag  string
 }
 
 // DefaultProvenanceBookSize bounds a book: one entry per loaded program.
@@ -79,6 +81,18 @@ func NewProvenanceBook(max int) *ProvenanceBook {
 		max = DefaultProvenanceBookSize
 	}
 	return &ProvenanceBook{Max: max, byID: map[uint32]bookEntry{}}
+}
+
+// Name is the name of the program with this id and tag as its prog_load
+// reported it, if the book has it.
+func (b *ProvenanceBook) Name(id uint32, tag string) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.byID[id]
+	if !ok || e.tag != tag {
+		return "", false
+	}
+	return e.name, true
 }
 
 // Remember records a prog_load event's provenance under its prog id, when
@@ -93,7 +107,7 @@ func (b *ProvenanceBook) Remember(ev *Event) {
 	if _, ok := b.byID[id]; !ok {
 		b.order = append(b.order, id)
 	}
-	b.byID[id] = bookEntry{prov: ev.Provenance}
+	b.byID[id] = bookEntry{prov: ev.Provenance, name: ev.Prog.Name, tag: ev.Prog.Kernel.Tag}
 	for len(b.order) > b.Max {
 		delete(b.byID, b.order[0])
 		b.order = b.order[1:]

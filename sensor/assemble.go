@@ -202,8 +202,26 @@ func applyVerdict(ev *Event, v *sentrySentryVerdictRec) {
 	}
 }
 
+// Flags of sentry_exit.inner (bpf/include/sentry.h).
+const (
+	innerLoad   = 1
+	innerFailed = 2
+)
+
 func applyExit(ev *Event, x *sentrySentryExit) {
+	if x.Inner&innerLoad != 0 {
+		ev.Inner = &InnerLoad{LoaderProgID: x.LoaderProgId}
+		if x.LoaderProgId != 0 {
+			ev.Inner.LoaderTag = hex.EncodeToString(x.LoaderTag[:])
+		}
+	}
 	switch {
+	case ev.Inner != nil && x.Inner&innerFailed != 0:
+		// Refused after the judgement; the kernel's errno went to the
+		// loader program, not to a hook.
+		ev.Outcome = Outcome{Result: ResultFailed}
+	case ev.Inner != nil && x.Ret >= 0:
+		ev.Outcome = Outcome{Result: ResultLoaded} // the fd is the loader program's
 	case x.Killed != 0, x.Sigkill != 0:
 		ev.Outcome.Result = ResultKilled
 		ev.Outcome.KilledByOther = x.Killed == 0

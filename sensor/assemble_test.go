@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebpf-sentry/ebpf-sentry/program"
 	"github.com/ebpf-sentry/ebpf-sentry/rules/kernel"
 )
 
@@ -249,5 +250,44 @@ func TestParseRecordRejectsMalformedInput(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		})
+	}
+}
+
+// An inner load's exit record (sentry_exit.inner) gives the load's own
+// outcome: denied (-EPERM), loaded with an id and no fd (ret 0 is not an
+// fd there), or failed after the judgement with the errno unknown; and the
+// loader program it names.
+func TestApplyExitOfAnInnerLoad(t *testing.T) {
+	tag := [8]uint8{0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 3}
+	cases := []struct {
+		name string
+		x    sentrySentryExit
+		want Outcome
+		id   uint32
+	}{
+		{"denied by the sentry", sentrySentryExit{Ret: -1, Inner: innerLoad, LoaderProgId: 7, LoaderTag: tag}, Outcome{Result: ResultFailed, Errno: 1}, 0},
+		{"loaded, with its id", sentrySentryExit{Ret: 0, ProgId: 42, Tag: tag, Inner: innerLoad, LoaderProgId: 7, LoaderTag: tag}, Outcome{Result: ResultLoaded}, 42},
+		{"refused after the judgement", sentrySentryExit{Ret: 0, Inner: innerLoad | innerFailed, LoaderProgId: 7, LoaderTag: tag}, Outcome{Result: ResultFailed}, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &Event{Program: &program.Program{}}
+			applyExit(ev, &tc.x)
+			if ev.Outcome != tc.want {
+				t.Errorf("outcome %+v, want %+v", ev.Outcome, tc.want)
+			}
+			if ev.Inner == nil || ev.Inner.LoaderProgID != 7 || ev.Inner.LoaderTag != "deadbeef00010203" {
+				t.Errorf("inner %+v, want loader 7/deadbeef00010203", ev.Inner)
+			}
+			if got := ev.Program.Kernel; (tc.id == 0) != (got == nil) || got != nil && got.ID != tc.id {
+				t.Errorf("kernel %+v, want id %d", got, tc.id)
+			}
+		})
+	}
+	// A bpf() call's exit is not inner, and its ret is the fd.
+	ev := &Event{Program: &program.Program{}}
+	applyExit(ev, &sentrySentryExit{Ret: 5, ProgId: 9})
+	if ev.Inner != nil || ev.Outcome != (Outcome{Result: ResultLoaded, FD: 5}) {
+		t.Errorf("bpf() exit: inner %+v outcome %+v", ev.Inner, ev.Outcome)
 	}
 }

@@ -84,6 +84,9 @@ type loadResult struct {
 	Pin      string
 	Step     string // the tamper modes: the failing step
 	Error    string // errno text
+	// bpfload -inner: the syscall program that loaded it.
+	LoaderID  uint32 `json:"loader_id"`
+	LoaderTag string `json:"loader_tag"`
 }
 
 type loaderRun struct {

@@ -90,6 +90,20 @@ type Outcome struct {
 	FD            int  `json:"fd,omitempty"`    // the fd returned in the loader, when loaded
 }
 
+// InnerLoad is what the kernel said of a load issued from inside it. Its
+// Outcome is the load's own: loaded (with the new program's id, no fd:
+// the fd went to the loader program), failed EPERM when the sensor denied
+// it, or failed with errno 0 when something after the judgement (the
+// verifier, another LSM) refused it.
+type InnerLoad struct {
+	// The loader program that the caller's BPF_PROG_TEST_RUN ran, as named
+	// by the fd in the caller's attr (0: not resolved, or not a syscall
+	// program). Another thread of the caller can swap that fd during the
+	// run: this names the loader as far as the caller lets it.
+	LoaderProgID uint32 `json:"loader_prog_id,omitempty"`
+	LoaderTag    string `json:"loader_tag,omitempty"`
+}
+
 // Event is one captured BPF_PROG_LOAD.
 type Event struct {
 	LoadID  uint64           `json:"load_id"`
@@ -121,6 +135,10 @@ type Event struct {
 	WalkTime    time.Duration     `json:"walk_ns"`
 
 	Outcome Outcome `json:"outcome"`
+	// Inner: the load came from inside the kernel (a syscall program's
+	// bpf_sys_bpf while its caller, Program.Loader, was in
+	// BPF_PROG_TEST_RUN), as an LSM hook saw it; nil for a bpf() call.
+	Inner *InnerLoad `json:"inner,omitempty"`
 
 	// Capture completeness: a load is always reported, and says what is missing.
 	ChunksExpected uint32   `json:"chunks_expected"`

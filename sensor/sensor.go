@@ -358,6 +358,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		keep := name == enter || name == exit || name == gate || guards[name] ||
 			hook == HookKprobe && name == sentryProgSentryEnterKprobeDirect ||
 			hook == HookLSMProgLoad && name == sentryProgSentryLsmTokenCreate ||
+			hook.IsLSM() && name == sentryProgSentryLsmProgFd ||
 			name == cp.enter || name == cp.exit || name == groupEnter
 		if !keep {
 			delete(spec.Programs, name)
@@ -468,6 +469,17 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		l, err := attach(hook, coll.Programs[sentryProgSentryLsmTokenCreate], false)
 		if err != nil {
 			return fail(fmt.Errorf("attach %s: %w", sentryProgSentryLsmTokenCreate, err))
+		}
+		s.links = append(s.links, l)
+	}
+	if p := coll.Programs[sentryProgSentryLsmProgFd]; p != nil {
+		// The outcome of loads from inside the kernel (bpf_sys_bpf), which
+		// the outer call's sys_exit does not give: the new program's id
+		// when the kernel gives it an fd. Not in the 5.10 object, whose
+		// kernel has no syscall programs.
+		l, err := attach(hook, p, false)
+		if err != nil {
+			return fail(fmt.Errorf("attach %s: %w", sentryProgSentryLsmProgFd, err))
 		}
 		s.links = append(s.links, l)
 	}

@@ -60,12 +60,15 @@ type sentryGroupScratch struct {
 }
 
 type sentryInflight struct {
-	_       structs.HostLayout
-	LoadId  uint64
-	Killed  uint32
-	Denied  uint32
-	Token   uint32
-	BpffsFd uint32
+	_            structs.HostLayout
+	LoadId       uint64
+	Killed       uint32
+	Denied       uint32
+	Token        uint32
+	BpffsFd      uint32
+	Inner        uint32
+	LoaderProgId uint32
+	LoaderTag    [8]uint8
 }
 
 type sentryLoadAttempt struct {
@@ -366,13 +369,16 @@ type sentrySentryExit struct {
 		Pid    uint32
 		LoadId uint64
 	}
-	Ret     int64
-	ProgId  uint32
-	Killed  uint32
-	Tag     [8]uint8
-	KtimeNs uint64
-	Sigkill uint32
-	Pad     uint32
+	Ret          int64
+	ProgId       uint32
+	Killed       uint32
+	Tag          [8]uint8
+	KtimeNs      uint64
+	Inner        uint32
+	LoaderProgId uint32
+	LoaderTag    [8]uint8
+	Sigkill      uint32
+	Pad          uint32
 }
 
 type sentrySentryHeader struct {
@@ -661,12 +667,14 @@ type sentryStagedCommit struct {
 }
 
 type sentryTaskScratch struct {
-	_     structs.HostLayout
-	F     sentryRulesFacts
-	Chunk sentrySentryChunk
-	Res   sentryRulesResult
-	Attr  sentryProgLoadAttr
-	Wc    sentryWalkCtx
+	_         structs.HostLayout
+	F         sentryRulesFacts
+	Chunk     sentrySentryChunk
+	Res       sentryRulesResult
+	Attr      sentryProgLoadAttr
+	Wc        sentryWalkCtx
+	SrcKernel uint32
+	_         [4]byte
 }
 
 type sentryWalkCtx struct {
@@ -759,6 +767,7 @@ const (
 	sentryProgSentryLsmGuardKill      = "sentry_lsm_guard_kill"
 	sentryProgSentryLsmGuardMap       = "sentry_lsm_guard_map"
 	sentryProgSentryLsmIoctlGate      = "sentry_lsm_ioctl_gate"
+	sentryProgSentryLsmProgFd         = "sentry_lsm_prog_fd"
 	sentryProgSentryLsmProgLoad       = "sentry_lsm_prog_load"
 	sentryProgSentryLsmTokenCreate    = "sentry_lsm_token_create"
 	sentryProgSentryPerfOpenEnter     = "sentry_perf_open_enter"
@@ -864,6 +873,7 @@ type sentryProgramSpecs struct {
 	SentryLsmGuardKill      *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard_kill"`
 	SentryLsmGuardMap       *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard_map"`
 	SentryLsmIoctlGate      *ebpf.ProgramSpec `ebpf:"sentry_lsm_ioctl_gate"`
+	SentryLsmProgFd         *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_fd"`
 	SentryLsmProgLoad       *ebpf.ProgramSpec `ebpf:"sentry_lsm_prog_load"`
 	SentryLsmTokenCreate    *ebpf.ProgramSpec `ebpf:"sentry_lsm_token_create"`
 	SentryPerfOpenEnter     *ebpf.ProgramSpec `ebpf:"sentry_perf_open_enter"`
@@ -1135,6 +1145,7 @@ type sentryPrograms struct {
 	SentryLsmGuardKill      *ebpf.Program `ebpf:"sentry_lsm_guard_kill"`
 	SentryLsmGuardMap       *ebpf.Program `ebpf:"sentry_lsm_guard_map"`
 	SentryLsmIoctlGate      *ebpf.Program `ebpf:"sentry_lsm_ioctl_gate"`
+	SentryLsmProgFd         *ebpf.Program `ebpf:"sentry_lsm_prog_fd"`
 	SentryLsmProgLoad       *ebpf.Program `ebpf:"sentry_lsm_prog_load"`
 	SentryLsmTokenCreate    *ebpf.Program `ebpf:"sentry_lsm_token_create"`
 	SentryPerfOpenEnter     *ebpf.Program `ebpf:"sentry_perf_open_enter"`
@@ -1173,6 +1184,7 @@ func (p *sentryPrograms) Close() error {
 		p.SentryLsmGuardKill,
 		p.SentryLsmGuardMap,
 		p.SentryLsmIoctlGate,
+		p.SentryLsmProgFd,
 		p.SentryLsmProgLoad,
 		p.SentryLsmTokenCreate,
 		p.SentryPerfOpenEnter,

@@ -54,12 +54,15 @@ type sentryLegacyGroupPending struct {
 }
 
 type sentryLegacyInflight struct {
-	_       structs.HostLayout
-	LoadId  uint64
-	Killed  uint32
-	Denied  uint32
-	Token   uint32
-	BpffsFd uint32
+	_            structs.HostLayout
+	LoadId       uint64
+	Killed       uint32
+	Denied       uint32
+	Token        uint32
+	BpffsFd      uint32
+	Inner        uint32
+	LoaderProgId uint32
+	LoaderTag    [8]uint8
 }
 
 type sentryLegacyLoadAttempt struct {

@@ -204,12 +204,23 @@ struct sentry_exit {
 	__u32 killed;     /* this sensor sent the loader SIGKILL */
 	__u8 tag[8];
 	__u64 ktime_ns;
+	/* A load issued from inside the kernel (a syscall program's
+	 * bpf_sys_bpf during its caller's BPF_PROG_TEST_RUN), seen by an LSM
+	 * hook: SENTRY_INNER_* flags, and the loader program the caller ran
+	 * (0: not resolved). For an inner load ret is not an fd: 0 loaded
+	 * (prog_id set), -errno denied by the sentry. */
+	__u32 inner;
+	__u32 loader_prog_id;
+	__u8 loader_tag[8];
 	/* a SIGKILL is pending on the loader at the call's return, whoever
 	 * sent it: with killed 0, another sensor (an older pinned instance)
 	 * or another process killed it */
 	__u32 sigkill;
 	__u32 _pad;
 };
+
+#define SENTRY_INNER 1		/* an inner load (the flags below only with it) */
+#define SENTRY_INNER_FAILED 2	/* judged, then failed later (verifier, another LSM): errno unknown */
 
 /*
  * A bpf() call of another process on one of the sentry's own objects that

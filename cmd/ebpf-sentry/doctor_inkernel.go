@@ -18,7 +18,7 @@ func inKernelLoads(f *sensor.Features, hook sensor.Hook) string {
 		"from the inner load until the kill (0.3-1.5 s measured); a payload pinned or referenced by a map survives the kill, reported (via_loader.response.survives)"
 	switch hook {
 	case sensor.HookLSMProgLoad, sensor.HookLSMBpf:
-		return "seen by the LSM hook at the inner load, and " + bracket
+		return "judged by the LSM hook at the inner load (a block denies it before the payload exists; the event carries the inner load's own outcome and names the loader program), and " + bracket
 	}
 	return bracket
 }

@@ -471,6 +471,13 @@ func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev 
 			"pid", ev.Program.Loader.PID, "prog", ev.Program.Name, "prog_id", ev.Program.Kernel.ID, "tag", ev.Program.Kernel.Tag)
 	}
 	pl := output.NewProgLoad(eventText(ev, rep, verdict, ins, tel.Insns), tel.Insns)
+	if ev.Inner != nil {
+		// Loaded from inside the kernel: named with the loader program the
+		// caller ran, whose provenance it inherits, as the bracket does.
+		v := innerVia(ev.Inner)
+		pl = output.WithViaLoader(pl, v)
+		provenanceBook.Inherit(pl, v.ID, v.Tag, v.Name)
+	}
 	provenanceBook.Remember(pl)
 	tel.Pipeline.Emit(pl)
 	if e := allow.lockCollision(ev, rep); e != nil {
@@ -499,13 +506,21 @@ func textLine(ev *sensor.Event, rep *analysis.Report, v rules.Verdict) string {
 		fmt.Fprintf(&b, " loader=%q pid=%d uid=%d exe=%q", l.Comm, l.PID, l.UID, l.Exe)
 	}
 	fmt.Fprintf(&b, " prog=%q type=%s insns=%d", p.Name, rep.ProgType, p.InsnCnt)
+	if in := ev.Inner; in != nil {
+		v := innerVia(in)
+		fmt.Fprintf(&b, " via_loader=%q(id=%d tag=%s)", v.Name, v.ID, v.Tag)
+	}
 	switch ev.Outcome.Result {
 	case sensor.ResultLoaded:
 		if p.Kernel != nil {
 			fmt.Fprintf(&b, " id=%d tag=%s", p.Kernel.ID, p.Kernel.Tag)
 		}
 	case sensor.ResultFailed:
-		fmt.Fprintf(&b, " failed=%s", unix.ErrnoName(syscall.Errno(ev.Outcome.Errno)))
+		name := "unknown" // an inner load refused after the judgement
+		if ev.Outcome.Errno != 0 {
+			name = unix.ErrnoName(syscall.Errno(ev.Outcome.Errno))
+		}
+		fmt.Fprintf(&b, " failed=%s", name)
 	default:
 		fmt.Fprintf(&b, " outcome=%s", ev.Outcome.Result)
 		if ev.Outcome.KilledByOther {

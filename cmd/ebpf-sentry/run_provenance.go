@@ -3,6 +3,8 @@
 package main
 
 import (
+	"github.com/cilium/ebpf"
+
 	"time"
 
 	"github.com/ebpf-sentry/ebpf-sentry/output"
@@ -34,4 +36,26 @@ func mapCreateEvent(mc *sensor.MapCreated) *output.Event {
 	m := output.MapCreate{MapID: mc.MapID, Type: mc.MapTypeStr, KeySize: mc.KeySize, ValueSize: mc.ValueSize,
 		MaxEntries: mc.MaxEntries, Flags: mc.Flags, Name: mc.Name, Errno: int32(mc.Errno)}
 	return output.NewMapCreate(mc.Time, l, m, mc.Provenance)
+}
+
+// innerVia names the loader program of a load an LSM hook saw issued from
+// inside the kernel: id and tag from the kernel, the name from the loader
+// program's own prog_load (or, failing that, from the kernel by id, if the
+// program with that id still has that tag).
+func innerVia(in *sensor.InnerLoad) output.ViaLoader {
+	v := output.ViaLoader{ID: in.LoaderProgID, Tag: in.LoaderTag}
+	if v.ID == 0 {
+		return v
+	}
+	if name, ok := provenanceBook.Name(v.ID, v.Tag); ok {
+		v.Name = name
+		return v
+	}
+	if p, err := ebpf.NewProgramFromID(ebpf.ProgramID(v.ID)); err == nil {
+		if info, err := p.Info(); err == nil && info.Tag == v.Tag {
+			v.Name = info.Name
+		}
+		p.Close()
+	}
+	return v
 }

@@ -33,6 +33,9 @@ type result struct {
 	Error string `json:"error,omitempty"` // errno text
 	// Time in bpf(BPF_PROG_LOAD), retries on EAGAIN included.
 	SyscallNS int64 `json:"syscall_ns"`
+	// -inner: the syscall program that loaded it from inside the kernel.
+	LoaderID  uint32 `json:"loader_id,omitempty"`
+	LoaderTag string `json:"loader_tag,omitempty"`
 	// -uffd-stall, first load only: how long the handler held the kernel's
 	// first fault on the instructions, and how many pages it served.
 	StalledNS  int64 `json:"stalled_ns,omitempty"`
@@ -69,6 +72,7 @@ func main() {
 	mapIDs := flag.String("map-ids", "", "instead of -maps: map ids, separated by commas, opened with BPF_MAP_GET_FD_BY_ID (a map passed by id rather than by a pin)")
 	openPins := flag.String("open-pins", "", "pinned maps or programs, separated by commas, opened with BPF_OBJ_GET before the loads and kept open")
 	pinProgs := flag.String("pin-progs", "", "pin each loaded program at this bpffs path followed by _<n> (n counts the loads from 0)")
+	inner := flag.Bool("inner", false, "load from inside the kernel, as a light skeleton does: a syscall program calls bpf_sys_bpf(BPF_PROG_LOAD) in this process's BPF_PROG_TEST_RUN, with the instructions and license in the run's context (kernel memory); the line names the loader program (loader_id, loader_tag)")
 	flag.Parse()
 
 	if *mapWriteID != 0 {
@@ -219,6 +223,9 @@ func main() {
 		fatal(fmt.Errorf("-flip-in-copy %d: the program has %d instructions", *flipInCopy, len(insns)/8))
 	}
 
+	if *inner && (*flipInJudge >= 0 || *flipInCopy >= 0 || stall != nil || *flip >= 0 || *race != "" || wantFull()) {
+		fatal(fmt.Errorf("-inner cannot be combined with -flip*, -uffd-stall, -race or the newer attr fields"))
+	}
 	var stop atomic.Bool
 	var pinned atomic.Value
 	if *race != "" {
@@ -265,9 +272,14 @@ func main() {
 		var fd int
 		var err error
 		var took time.Duration
+		var loaderID uint32
+		var loaderTag string
 		load := func() {
 			start := time.Now()
-			if full != nil {
+			if *inner {
+				cur := all[i / *count]
+				fd, loaderID, loaderTag, err = innerLoad(attr, cur, lic)
+			} else if full != nil {
 				fd, err = rawbpf.LoadFull(full)
 			} else {
 				fd, err = rawbpf.Load(&attr)
@@ -288,7 +300,7 @@ func main() {
 		} else {
 			load()
 		}
-		r := result{PID: os.Getpid(), TID: unix.Gettid(), SyscallNS: took.Nanoseconds()}
+		r := result{PID: os.Getpid(), TID: unix.Gettid(), SyscallNS: took.Nanoseconds(), LoaderID: loaderID, LoaderTag: loaderTag}
 		runtime.UnlockOSThread()
 		if i == 0 && stall != nil {
 			// Later loads read the ordinary buffer, without a stall.
@@ -305,7 +317,9 @@ func main() {
 		runtime.KeepAlive(sigBuf)
 		if err != nil {
 			var errno unix.Errno
-			errors.As(err, &errno)
+			if !errors.As(err, &errno) {
+				fatal(err) // -inner: the loader program itself failed
+			}
 			r.Ret = -int(errno)
 			r.Error = err.Error()
 		} else {
