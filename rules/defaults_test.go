@@ -180,6 +180,15 @@ var wantOwnHits = map[string][]string{
 	"sentry_group_enter_tp":         {"bpf-hook"},
 	"sentry_group_enter_btf":        nil,
 	"ruleeval":                      nil,
+	"sentry_lsm_guard_kill":         {"anti-kill", "lsm-syscall-deny"}, // it refuses signals to the agent: what an anti-kill rootkit does
+	"sentry_signal_kill":            nil,
+	"sentry_signal_tgkill":          nil,
+	"sentry_signal_tkill":           nil,
+	"sentry_signal_sigqueue":        nil,
+	"sentry_signal_tgsigqueue":      nil,
+	"sentry_lsm_prog_fd":            {"lsm-syscall-deny"},
+	"sentry_exit_tp_lsm":            {"bpf-hook"},
+	"sentry_exit_btf_lsm":           nil,
 }
 
 // The sentry's own kernel programs (the sensor, the legacy sensor for
