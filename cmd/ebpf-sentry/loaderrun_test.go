@@ -331,7 +331,8 @@ func TestDoctorStatesTheInKernelLoadGuarantee(t *testing.T) {
 	if s := inKernelLoads(both, sensor.HookTracepoint); !strings.HasPrefix(s, "judged when the loader's BPF_PROG_TEST_RUN ends") || !strings.Contains(s, "Not prevented") {
 		t.Errorf("tracepoint: %s", s)
 	}
-	if s := inKernelLoads(both, sensor.HookLSMProgLoad); !strings.HasPrefix(s, "seen by the LSM hook") {
+	if s := inKernelLoads(both, sensor.HookLSMProgLoad); !strings.HasPrefix(s, "judged by the LSM hook at the inner load") ||
+		!strings.Contains(s, "the inner load's own outcome") || !strings.Contains(s, "Not prevented") {
 		t.Errorf("lsm-prog-load: %s", s)
 	}
 	noTP := &sensor.Features{Probes: []sensor.Probe{{Name: sensor.FeatSendSignal, OK: true}}}
