@@ -131,6 +131,19 @@ type groupMaps struct {
 	pin   string // the prog array's pin
 }
 
+// keepLoaded returns a -pin-progs prefix whose pins outlive the test's
+// loader, and removes them at the end: a split profile is completed
+// against programs still loaded, and a group whose process has exited and
+// whose programs are all gone is dropped by the next periodic sweep, so an
+// unpinned first half would make the test depend on when that sweep runs.
+func keepLoaded(t *testing.T, name string) string {
+	t.Helper()
+	pin := fmt.Sprintf("/sys/fs/bpf/groups_%d_%s_keep", os.Getpid(), name)
+	os.Remove(pin + "_0")
+	t.Cleanup(func() { os.Remove(pin + "_0") })
+	return pin
+}
+
 func newGroupMaps(t *testing.T, name string) groupMaps {
 	t.Helper()
 	if err := ensureBPFFS(); err != nil {
@@ -307,13 +320,13 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 
 	t.Run("two processes sharing a pinned hash map: the completing load is blocked", func(t *testing.T) {
 		m := newGroupMaps(t, "gr2hash")
-		loadCallee(t, "-name", "grp_hm1", "-maps", m.pins)
+		loadCallee(t, "-name", "grp_hm1", "-maps", m.pins, "-pin-progs", keepLoaded(t, "hm1"))
 		completes(t, runLoader(t, "-insns", callerRef, "-name", "grp_hm2", "-maps", m.pins))
 	})
 
 	t.Run("a map passed by id: the load that references it completes the profile", func(t *testing.T) {
 		m := newGroupMaps(t, "gr2byid")
-		loadCallee(t, "-name", "grp_id1", "-maps", m.pins)
+		loadCallee(t, "-name", "grp_id1", "-maps", m.pins, "-pin-progs", keepLoaded(t, "id1"))
 		hash, err := ebpf.LoadPinnedMap(strings.Split(m.pins, ",")[mapHash], nil)
 		if err != nil {
 			t.Fatal(err)
@@ -490,7 +503,7 @@ func TestLSMGroupSplitProfileIsDenied(t *testing.T) {
 			// Split across two processes that share a plain map (a pinned
 			// hash): the second process's completing load is denied.
 			shared := newGroupMaps(t, "gr2lsm"+string(tc.hook))
-			first := runLoader(t, "-insns", callee, "-name", "grp_lsm1", "-maps", shared.pins)
+			first := runLoader(t, "-insns", callee, "-name", "grp_lsm1", "-maps", shared.pins, "-pin-progs", keepLoaded(t, "lsm1"+string(tc.hook)))
 			if first.killed || len(first.results) != 1 || first.results[0].Ret < 0 {
 				t.Fatalf("first loader: killed=%v results %+v", first.killed, first.results)
 			}

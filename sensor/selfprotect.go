@@ -165,6 +165,7 @@ func guardPrograms(spec *ebpf.CollectionSpec, lsm bool) map[string]bool {
 // what it covers for Signals.
 func (s *Sensor) attachSignalWatch() string {
 	var missing []string
+	bare := 0
 	for _, w := range signalWatch {
 		p := s.coll.Programs[w.prog]
 		if p == nil {
@@ -181,10 +182,14 @@ func (s *Sensor) attachSignalWatch() string {
 			// is still attached
 			l.Close()
 			missing = append(missing, w.tracepoint)
+			bare++
 			continue
 		}
 		// not pinned: the report needs the agent that reads it
 		s.attachLinks = append(s.attachLinks, l)
+	}
+	if bare == len(signalWatch) {
+		return "not seen: tracepoint links need 5.15 (a bare perf event could not be checked by the heartbeat, so none is attached)"
 	}
 	if len(missing) == len(signalWatch) {
 		return "not seen: no syscall tracepoint for kill and its kin"
