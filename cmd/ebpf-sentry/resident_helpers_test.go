@@ -4,10 +4,8 @@ package main
 
 import (
 	"testing"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/rawbpf"
@@ -27,51 +25,10 @@ func loadFromKernel(t *testing.T, name string) uint32 {
 	attr.ProgType = uint32(ebpf.SocketFilter)
 	attr.InsnCnt = 2
 	attr.SetName(name)
-	attrSize := int(unsafe.Sizeof(attr))
-	insnsOff := (attrSize + 7) &^ 7
-	licOff := insnsOff + 16
-	ctx := make([]byte, licOff+8)
-	copy(ctx, unsafe.Slice((*byte)(unsafe.Pointer(&attr)), attrSize))
-	copy(ctx[insnsOff:], []byte{0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0}) // r0 = 0; exit
-	copy(ctx[licOff:], "GPL\x00")
-
-	// bpf_sys_bpf takes the attr from the stack (not the context): copy it
-	// there, then point insns and license into the context's kernel copy.
-	stack := int16(-((attrSize + 7) &^ 7))
-	prog := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
-	for off := 0; off < attrSize; off += 8 {
-		prog = append(prog,
-			asm.LoadMem(asm.R2, asm.R6, int16(off), asm.DWord),
-			asm.StoreMem(asm.RFP, stack+int16(off), asm.R2, asm.DWord))
-	}
-	prog = append(prog,
-		asm.Mov.Reg(asm.R2, asm.R6),
-		asm.Add.Imm(asm.R2, int32(insnsOff)),
-		asm.StoreMem(asm.RFP, stack+int16(unsafe.Offsetof(attr.Insns)), asm.R2, asm.DWord),
-		asm.Mov.Reg(asm.R2, asm.R6),
-		asm.Add.Imm(asm.R2, int32(licOff)),
-		asm.StoreMem(asm.RFP, stack+int16(unsafe.Offsetof(attr.License)), asm.R2, asm.DWord),
-		asm.Mov.Imm(asm.R1, unix.BPF_PROG_LOAD),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, int32(stack)),
-		asm.Mov.Imm(asm.R3, int32(attrSize)),
-		asm.FnSysBpf.Call(),
-		asm.Return(),
-	)
-	loader, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "sres_loader", Type: ebpf.Syscall, License: "GPL",
-		Flags:        unix.BPF_F_SLEEPABLE,
-		Instructions: prog})
+	// r0 = 0; exit
+	fd, _, _, err := rawbpf.InnerLoad(attr, []byte{0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0}, []byte("GPL\x00"))
 	if err != nil {
-		t.Fatalf("load the syscall loader program: %v", err)
-	}
-	defer loader.Close()
-	ret, err := loader.Run(&ebpf.RunOptions{Context: ctx})
-	if err != nil {
-		t.Fatalf("run the loader: %v", err)
-	}
-	fd := int(int32(ret))
-	if fd < 0 {
-		t.Fatalf("bpf_sys_bpf(BPF_PROG_LOAD): %v", unix.Errno(-fd))
+		t.Fatalf("load %s from inside the kernel: %v", name, err)
 	}
 	t.Cleanup(func() { unix.Close(fd) })
 	// NewProgramFromFD owns the fd it gets: give it a duplicate, so the

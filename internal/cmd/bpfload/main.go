@@ -278,7 +278,7 @@ func main() {
 			start := time.Now()
 			if *inner {
 				cur := all[i / *count]
-				fd, loaderID, loaderTag, err = innerLoad(attr, cur, lic)
+				fd, loaderID, loaderTag, err = rawbpf.InnerLoad(attr, cur, lic)
 			} else if full != nil {
 				fd, err = rawbpf.LoadFull(full)
 			} else {

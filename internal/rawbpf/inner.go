@@ -1,4 +1,4 @@
-package main
+package rawbpf
 
 import (
 	"fmt"
@@ -7,17 +7,15 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
-
-	"github.com/ebpf-sentry/ebpf-sentry/internal/rawbpf"
 )
 
-// innerLoad loads attr's program from inside the kernel, as a light
+// InnerLoad loads attr's program from inside the kernel, as a light
 // skeleton does: a syscall program (the loader) calls
 // bpf_sys_bpf(BPF_PROG_LOAD) during this process's BPF_PROG_TEST_RUN, with
 // the instructions and license copied into the run's context (kernel
 // memory). It gives the new program's fd (installed in this process) or the
 // errno bpf_sys_bpf returned, and the loader program's id and tag.
-func innerLoad(attr rawbpf.ProgLoadAttr, insns, lic []byte) (fd int, loaderID uint32, loaderTag string, err error) {
+func InnerLoad(attr ProgLoadAttr, insns, lic []byte) (fd int, loaderID uint32, loaderTag string, err error) {
 	attrSize := int(unsafe.Sizeof(attr))
 	insnsOff := (attrSize + 7) &^ 7
 	licOff := insnsOff + len(insns)
