@@ -71,23 +71,8 @@ func pamCallee(t testing.TB) []byte {
 // the prog array (map index array: mapProgArray, or mapHash for a tail
 // call the verifier refuses).
 func pamCaller(t testing.TB, array uint32) []byte {
-	insns := asm.Instructions{
-		asm.Mov.Reg(asm.R6, asm.R1),
-		asm.FnGetCurrentPidTgid.Call(),
-	}
-	for range 5 {
-		insns = append(insns,
-			asm.Mov.Reg(asm.R1, asm.R10),
-			asm.Add.Imm(asm.R1, -16),
-			asm.Mov.Imm(asm.R2, 8),
-			asm.Mov.Imm(asm.R3, 0),
-			asm.FnProbeRead.Call())
-	}
+	insns := append(asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}, pamCallerHelpers()...)
 	insns = append(insns,
-		asm.Mov.Reg(asm.R1, asm.R10),
-		asm.Add.Imm(asm.R1, -32),
-		asm.Mov.Imm(asm.R2, 16),
-		asm.FnGetCurrentComm.Call(),
 		asm.Mov.Reg(asm.R1, asm.R6),
 		asm.LoadMapPtr(asm.R2, int(array)),
 		asm.Mov.Imm(asm.R3, 0),
@@ -97,11 +82,9 @@ func pamCaller(t testing.TB, array uint32) []byte {
 	return marshalInsns(t, insns)
 }
 
-// pamCallerRef is the caller half without the tail call: the same
-// helpers, and a reference (an unused ld_imm64 of a map pointer) to map
-// index ref, or no map at all when ref < 0. Two processes whose halves
-// reference one map share it, as processes passing a map do.
-func pamCallerRef(t testing.TB, ref int) []byte {
+// pamCallerHelpers are the caller half's helper calls: get_current_pid_tgid,
+// five probe_reads and get_current_comm.
+func pamCallerHelpers() asm.Instructions {
 	insns := asm.Instructions{asm.FnGetCurrentPidTgid.Call()}
 	for range 5 {
 		insns = append(insns,
@@ -116,6 +99,15 @@ func pamCallerRef(t testing.TB, ref int) []byte {
 		asm.Add.Imm(asm.R1, -32),
 		asm.Mov.Imm(asm.R2, 16),
 		asm.FnGetCurrentComm.Call())
+	return insns
+}
+
+// pamCallerRef is the caller half without the tail call: the same
+// helpers, and a reference (an unused ld_imm64 of a map pointer) to map
+// index ref, or no map at all when ref < 0. Two processes whose halves
+// reference one map share it, as processes passing a map do.
+func pamCallerRef(t testing.TB, ref int) []byte {
+	insns := pamCallerHelpers()
 	if ref >= 0 {
 		insns = append(insns, asm.LoadMapPtr(asm.R2, ref))
 	}
