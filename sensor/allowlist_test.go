@@ -205,15 +205,13 @@ func TestLockSparesTheAgentsOwnLoadsByIdentity(t *testing.T) {
 		t.Fatalf("the agent's own load under lock with an empty list: %v", err)
 	}
 	prog.Close()
-	var own *Event
-	for own == nil {
-		evs := collect(t, s, map[uint32]bool{uint32(os.Getpid()): true}, 1, 20*time.Second)
-		if len(evs) == 0 {
-			t.Fatal("no event for the agent's own load")
+	own := ownLoad(t, s, "slock_own", 20*time.Second, func(e *Event) {
+		if e.Lock != LockSelf {
+			t.Errorf("own load attempt: lock %v, want %v", e.Lock, LockSelf)
 		}
-		if evs[0].Program.Name == "slock_own" { // not another test's load from this process
-			own = evs[0]
-		}
+	})
+	if own == nil {
+		t.Fatal("no event for the agent's own load")
 	}
 	if own.Lock != LockSelf || own.Verdict != VerdictAllow || own.Outcome.Result != ResultLoaded {
 		t.Fatalf("own load: lock %v verdict %v outcome %+v, want %v, allow, loaded", own.Lock, own.Verdict, own.Outcome, LockSelf)
