@@ -423,8 +423,8 @@ func (s *NATSSink) Send(ctx context.Context, recs []Record) (int, error) {
 }
 
 // pack turns one Send's records into messages: the records of each subject,
-// in order, in packs of up to Pack events and PackBytes bytes; a pack of
-// one is a plain single-event message. The messages go out in the order of
+// in order, in packs of up to Pack events and PackBytes bytes (at most half
+// the servers' max_payload); a pack of one is a plain single-event message. The messages go out in the order of
 // their first event, so events of one subject stay in emission order (their
 // seq gives the order across subjects). A pack's Nats-Msg-Id is derived
 // from its events' ids, and a pack stays whole through the window, the
@@ -443,13 +443,21 @@ func (s *NATSSink) pack(recs []Record) []spoolMsg {
 		recs  []int // the pack's records
 		bytes int
 	}
+	limit := s.opt.PackBytes
+	if s.nc != nil {
+		// A pack never exceeds what the servers take in one message
+		// (max_payload, known once connected), with room for headers.
+		if mp := int(s.nc.MaxPayload()); mp > 0 {
+			limit = min(limit, mp/2)
+		}
+	}
 	var done []open
 	cur := map[string]*open{}
 	var order []string // subjects with an open pack, by first record
 	for i, r := range recs {
 		sub := s.subject(r.Host, r.Kind)
 		p := cur[sub]
-		if p != nil && (len(p.recs) >= s.opt.Pack || p.bytes+len(r.JSON)+1 > s.opt.PackBytes) {
+		if p != nil && (len(p.recs) >= s.opt.Pack || p.bytes+len(r.JSON)+1 > limit) {
 			done = append(done, *p)
 			p = nil
 		}
