@@ -456,6 +456,12 @@ func (s *NATSSink) pack(recs []Record) []spoolMsg {
 	var order []string // subjects with an open pack, by first record
 	for i, r := range recs {
 		sub := s.subject(r.Host, r.Kind)
+		if bytes.IndexByte(r.JSON, '\n') >= 0 {
+			// Not one line (never from our encoder): it cannot share a
+			// pack, so it goes alone, as a single event.
+			done = append(done, open{first: i, recs: []int{i}})
+			continue
+		}
 		p := cur[sub]
 		if p != nil && (len(p.recs) >= s.opt.Pack || p.bytes+len(r.JSON)+1 > limit) {
 			done = append(done, *p)

@@ -77,6 +77,9 @@ func TestNATSPackGroupsBySubjectWithinItsLimits(t *testing.T) {
 	}
 	recs = append(recs, packRec("h3", KindProgLoad, 50, 0))   // alone on its subject
 	recs = append(recs, packRec("h1", KindProgLoad, 51, 300)) // larger than PackBytes
+	multiline := packRec("h1", KindProgLoad, 52, 0)           // not one line: alone
+	multiline.JSON = append([]byte("{\n"), multiline.JSON[1:]...)
+	recs = append(recs, multiline, packRec("h1", KindProgLoad, 53, 0))
 	s := packTestSink(8, 256)
 	msgs := s.pack(recs)
 	again := s.pack(recs)
@@ -102,7 +105,7 @@ func TestNATSPackGroupsBySubjectWithinItsLimits(t *testing.T) {
 		if m.N > 1 {
 			packs++
 		}
-		if m.Subject == "p.h3.prog_load" && m.N != 0 || bytes.Contains(m.Data, []byte(strings.Repeat("x", 300))) && m.N != 0 {
+		if m.N != 0 && (m.Subject == "p.h3.prog_load" || bytes.Contains(m.Data, []byte(strings.Repeat("x", 300))) || bytes.Contains(m.Data, []byte("{\n"))) {
 			t.Errorf("message %s should be a single event", m.ID)
 		}
 	}
