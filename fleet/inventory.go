@@ -222,11 +222,18 @@ func (inv *Inventory) Find(ctx context.Context, keep func(*Entry) bool) ([]*Entr
 
 // Consume reads the prog_load events of stream (subjects PREFIX.*.prog_load)
 // with the durable consumer durable, adds each to inv and calls firstSeen
-// for a fingerprint new to the fleet; a message is acked once the inventory
-// holds it (at-least-once: a crash in between replays it, which adds one
-// load to a count but never a second first-seen, since Create lets only one
-// consumer create an entry). Events that cannot be read are acked, logged
-// by skip and not retried. It returns when ctx ends.
+// for a fingerprint new to the fleet. A message carries one event or a pack
+// of several (output.NATSMessageEvents); it is acked once the inventory
+// holds all its events, and when one of them cannot be stored it is nak'ed
+// and redelivered. Each event is counted once: the ids of the last
+// recentEvents events this call stored are remembered (per host), and an
+// event seen again (the rest of a redelivered pack, or a copy the stream
+// stored twice because it came back after the de-duplication window) is
+// skipped. Across a crash of the consumer it is at-least-once: a message
+// stored but not yet acked is replayed, which adds one load to a count but
+// never a second first-seen, since Create lets only one consumer create an
+// entry. Events that cannot be read are acked, logged by skip and not
+// retried. It returns when ctx ends.
 func Consume(ctx context.Context, js jetstream.JetStream, stream, prefix, durable string, inv *Inventory,
 	firstSeen func(Sighting), skip func(error)) error {
 	c, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
@@ -236,6 +243,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, stream, prefix, durabl
 	if err != nil {
 		return fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
 	}
+	seen := newRecent(recentEvents)
 	for ctx.Err() == nil {
 		batch, err := c.Fetch(256, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
@@ -246,23 +254,68 @@ func Consume(ctx context.Context, js jetstream.JetStream, stream, prefix, durabl
 			continue
 		}
 		for m := range batch.Messages() {
-			s, err := ParseProgLoad(m.Data())
+			evs, err := output.NATSMessageEvents(m.Headers(), m.Data())
 			if err != nil {
 				skip(fmt.Errorf("%s: %w", m.Subject(), err))
 				_ = m.Ack()
 				continue
 			}
-			first, err := inv.Observe(ctx, s)
-			if err != nil {
-				skip(err)
+			failed := false
+			for _, data := range evs {
+				s, err := ParseProgLoad(data)
+				if err != nil {
+					skip(fmt.Errorf("%s: %w", m.Subject(), err))
+					continue
+				}
+				key := s.Host + "\x00" + s.EventID
+				if s.EventID != "" && seen.has(key) {
+					continue
+				}
+				first, err := inv.Observe(ctx, s)
+				if err != nil {
+					skip(err)
+					failed = true
+					break
+				}
+				if s.EventID != "" {
+					seen.add(key)
+				}
+				if first {
+					firstSeen(s)
+				}
+			}
+			if failed {
 				_ = m.Nak()
 				continue
-			}
-			if first {
-				firstSeen(s)
 			}
 			_ = m.Ack()
 		}
 	}
 	return nil
+}
+
+// recentEvents is how many event ids Consume remembers to count each event
+// once.
+const recentEvents = 1 << 16
+
+// recent is a bounded set of strings: the oldest goes when it is full.
+type recent struct {
+	set  map[string]struct{}
+	ring []string
+	next int
+}
+
+func newRecent(n int) *recent {
+	return &recent{set: make(map[string]struct{}, n), ring: make([]string, n)}
+}
+
+func (r *recent) has(k string) bool { _, ok := r.set[k]; return ok }
+
+func (r *recent) add(k string) {
+	if old := r.ring[r.next]; old != "" {
+		delete(r.set, old)
+	}
+	r.ring[r.next] = k
+	r.set[k] = struct{}{}
+	r.next = (r.next + 1) % len(r.ring)
 }

@@ -125,6 +125,39 @@ func TestFleetFindsFirstSeenFingerprintsFromThreePublishers(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Copies the stream holds twice (a pack re-sent after the
+	// de-duplication window, or with other companions) count once: three
+	// more loads of the rare program on host-2, published directly in
+	// three messages that carry five copies of them between them.
+	rareCopy := func(id string) []byte {
+		ev := progLoad(rare, "rare_prog", "/tmp/.x/loader")
+		ev.ID, ev.Host, ev.Time = id, "host-2", time.Now().UTC()
+		b, err := output.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	d1, d2, d3 := rareCopy("dup-1"), rareCopy("dup-2"), rareCopy("dup-3")
+	for i, evs := range [][][]byte{{d1, d2}, {d2, d3}, {d3}} {
+		m := nats.NewMsg(prefix + ".host-2.prog_load")
+		m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("copy-%d", i))
+		m.Data = evs[0]
+		if len(evs) > 1 {
+			m.Header.Set(output.NATSPackHeader, output.NATSPackVersion)
+			m.Data = nil
+			for _, e := range evs {
+				m.Data = append(append(m.Data, e...), '\n')
+			}
+		}
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A new program published after them: once it is first seen, the
+	// consumer (one, reading in stream order) has read the copies.
+	pipes[0].Emit(progLoad(fingerprint("marker"), "marker_prog", "/opt/marker"))
+	waitFirst(4)
 	for _, p := range pipes {
 		p.Close(ctx)
 	}
@@ -147,7 +180,7 @@ func TestFleetFindsFirstSeenFingerprintsFromThreePublishers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(e.Hosts) != 1 || e.Hosts["host-2"] == nil || e.Hosts["host-2"].Loads != 2 || e.Loaders[0] != "/tmp/.x/loader" || e.Names[0] != "rare_prog" {
+	if len(e.Hosts) != 1 || e.Hosts["host-2"] == nil || e.Hosts["host-2"].Loads != 5 || e.Loaders[0] != "/tmp/.x/loader" || e.Names[0] != "rare_prog" {
 		t.Errorf("rare entry %+v", e)
 	}
 	byHost, err := inv.Find(ctx, func(e *Entry) bool { return e.Hosts["host-3"] != nil })

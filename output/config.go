@@ -72,7 +72,7 @@ func DefaultOptions() Options {
 		NATS: NATSOptions{
 			Stream: "EBPF_SENTRY", Subject: "ebpf-sentry", Replicas: 1, MaxAge: 7 * 24 * time.Hour,
 			Duplicates: 2 * time.Minute, SpoolMax: 256 << 20, SpoolSegment: 16 << 20, SpoolFsync: true,
-			AckTimeout: 5 * time.Second, MaxInFlight: 4096,
+			AckTimeout: 5 * time.Second, MaxInFlight: 4096, Pack: 64, PackBytes: 64 << 10,
 		},
 		NATSSpoolBase: "/var/lib/ebpf-sentry/nats-spool",
 	}

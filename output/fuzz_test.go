@@ -1,11 +1,14 @@
 package output
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
 )
 
 // FuzzEscape checks Escape's promises on arbitrary input: valid UTF-8, no
@@ -109,6 +112,42 @@ func FuzzParseNATSURLs(f *testing.F) {
 			if strings.Contains(u, "@") {
 				t.Fatalf("%q kept credentials: %q", spec, u)
 			}
+		}
+	})
+}
+
+// FuzzNATSMessageEvents: any message a consumer reads from the stream is
+// either split into JSON-object lines or refused with an error, never a
+// panic; the lines put back together are the message.
+func FuzzNATSMessageEvents(f *testing.F) {
+	for _, s := range []string{"{\"a\":1}\n{\"b\":2}\n", "{}\n", "", "\n", "{}", "{\n}\n", "x\n"} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, data string, pack bool) {
+		h := nats.Header{}
+		if pack {
+			h.Set(NATSPackHeader, NATSPackVersion)
+		}
+		evs, err := NATSMessageEvents(h, []byte(data))
+		if err != nil {
+			return
+		}
+		if !pack {
+			if len(evs) != 1 || string(evs[0]) != data {
+				t.Fatalf("single event changed: %q", evs)
+			}
+			return
+		}
+		var joined []byte
+		for _, e := range evs {
+			if len(e) < 2 || e[0] != '{' || e[len(e)-1] != '}' || bytes.IndexByte(e, '\n') >= 0 {
+				t.Fatalf("bad line %q", e)
+			}
+			joined = append(append(joined, e...), '\n')
+		}
+		if string(joined) != data {
+			t.Fatalf("lines %q do not make %q", evs, data)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package output
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,8 +53,29 @@ type NATSOptions struct {
 	// (each Send waits for its batch's acks), kept as the benchmarks'
 	// same-run baseline.
 	MaxInFlight int
-	Logger      *slog.Logger
+	// Pack is the most events one JetStream message carries: the events of
+	// one Send with the same subject go out in packs of up to Pack events
+	// and PackBytes bytes (docs/FLEET.md, "Wire format"), so that the
+	// servers store, replicate and ack one message per pack instead of one
+	// per event. Default 64; 1 publishes every event as its own message
+	// (the format before packs, kept as the benchmarks' baseline).
+	Pack      int
+	PackBytes int // default 64 KiB; an event larger than this goes alone
+	Logger    *slog.Logger
 }
+
+// The wire format of packs (docs/FLEET.md).
+const (
+	// NATSPackHeader marks a message that carries several events; its
+	// value is the format's version. Version 1: the data is the events'
+	// JSON objects, one per line, each line ending in a newline, in the
+	// order they were emitted.
+	NATSPackHeader = "Ebpf-Sentry-Pack"
+	// NATSPackVersion is the version this agent writes.
+	NATSPackVersion = "1"
+	// natsPackIDPrefix starts the Nats-Msg-Id of a pack.
+	natsPackIDPrefix = "pack-"
+)
 
 // Drop reasons of the NATS sink.
 const (
@@ -114,12 +137,14 @@ type subjectKey struct {
 }
 
 // inflight is one Send's batch: futs[i] is msgs[i]'s ack; when publishing
-// stopped early (len(futs) < len(msgs)), err says why.
+// stopped early (len(futs) < len(msgs)), err says why. events is how many
+// events msgs carry (a pack carries several).
 type inflight struct {
-	msgs  []spoolMsg
-	futs  []jetstream.PubAckFuture
-	bytes int64
-	err   error
+	msgs   []spoolMsg
+	futs   []jetstream.PubAckFuture
+	bytes  int64
+	events int
+	err    error
 }
 
 // natsSubjectToken makes s usable as one subject token: the characters
@@ -182,6 +207,12 @@ func NewNATSSink(opt NATSOptions) (*NATSSink, error) {
 	}
 	if opt.MaxInFlight == 0 {
 		opt.MaxInFlight = 4096
+	}
+	if opt.Pack <= 0 {
+		opt.Pack = 64
+	}
+	if opt.PackBytes <= 0 {
+		opt.PackBytes = 64 << 10
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
@@ -349,12 +380,12 @@ func (s *NATSSink) subject(host string, kind Kind) string {
 // spool has no room for are lost (spool_full). Send waits for acks only
 // when the window is full.
 func (s *NATSSink) Send(ctx context.Context, recs []Record) (int, error) {
-	msgs := make([]spoolMsg, len(recs))
+	msgs := s.pack(recs)
 	var bytes int64
-	for i, r := range recs {
-		msgs[i] = spoolMsg{Subject: s.subject(r.Host, r.Kind), ID: r.ID, Data: r.JSON}
-		bytes += spoolRecordSize(msgs[i])
+	for _, m := range msgs {
+		bytes += spoolRecordSize(m)
 	}
+	events := len(recs)
 	if s.opt.MaxInFlight < 0 {
 		return s.sendSync(ctx, msgs)
 	}
@@ -368,19 +399,19 @@ func (s *NATSSink) Send(ctx context.Context, recs []Record) (int, error) {
 			s.cond.Wait()
 			continue
 		}
-		if len(s.fifo) == 0 && (len(msgs) > s.opt.MaxInFlight || bytes > s.maxBytes) {
+		if len(s.fifo) == 0 && (events > s.opt.MaxInFlight || bytes > s.maxBytes) {
 			s.mu.Unlock()
 			return s.sendSync(ctx, msgs) // larger than the whole window
 		}
-		if s.inMsgs+len(msgs) <= s.opt.MaxInFlight && s.inBytes+bytes <= s.maxBytes {
-			b := &inflight{msgs: msgs, bytes: bytes, futs: make([]jetstream.PubAckFuture, 0, len(msgs))}
+		if s.inMsgs+events <= s.opt.MaxInFlight && s.inBytes+bytes <= s.maxBytes {
+			b := &inflight{msgs: msgs, bytes: bytes, events: events, futs: make([]jetstream.PubAckFuture, 0, len(msgs))}
 			b.futs, b.err = s.publishAsync(msgs, b.futs)
 			s.fifo = append(s.fifo, b)
-			s.inMsgs += len(msgs)
+			s.inMsgs += events
 			s.inBytes += bytes
 			s.cond.Broadcast()
 			s.mu.Unlock()
-			return len(msgs), nil
+			return events, nil
 		}
 		s.cond.Wait()
 	}
@@ -388,7 +419,125 @@ func (s *NATSSink) Send(ctx context.Context, recs []Record) (int, error) {
 	n, err := s.spool.Append(msgs)
 	s.mu.Unlock()
 	s.signal()
-	return s.spoolResult(n, len(msgs), err)
+	return s.spoolResult(eventsOf(msgs[:n]), events, err)
+}
+
+// pack turns one Send's records into messages: the records of each subject,
+// in order, in packs of up to Pack events and PackBytes bytes (at most half
+// the servers' max_payload); a pack of one is a plain single-event message. The messages go out in the order of
+// their first event, so events of one subject stay in emission order (their
+// seq gives the order across subjects). A pack's Nats-Msg-Id is derived
+// from its events' ids, and a pack stays whole through the window, the
+// spool and the replay, so a publish retried after a lost ack carries the
+// same id and the stream's de-duplication drops the copy.
+func (s *NATSSink) pack(recs []Record) []spoolMsg {
+	if s.opt.Pack <= 1 || len(recs) < 2 {
+		msgs := make([]spoolMsg, len(recs))
+		for i, r := range recs {
+			msgs[i] = spoolMsg{Subject: s.subject(r.Host, r.Kind), ID: r.ID, Data: r.JSON}
+		}
+		return msgs
+	}
+	type open struct {
+		first int   // index of the pack's first record
+		recs  []int // the pack's records
+		bytes int
+	}
+	limit := s.opt.PackBytes
+	if s.nc != nil {
+		// A pack never exceeds what the servers take in one message
+		// (max_payload, known once connected), with room for headers.
+		if mp := int(s.nc.MaxPayload()); mp > 0 {
+			limit = min(limit, mp/2)
+		}
+	}
+	var done []open
+	cur := map[string]*open{}
+	var order []string // subjects with an open pack, by first record
+	for i, r := range recs {
+		sub := s.subject(r.Host, r.Kind)
+		if bytes.IndexByte(r.JSON, '\n') >= 0 {
+			// Not one line (never from our encoder): it cannot share a
+			// pack, so it goes alone, as a single event.
+			done = append(done, open{first: i, recs: []int{i}})
+			continue
+		}
+		p := cur[sub]
+		if p != nil && (len(p.recs) >= s.opt.Pack || p.bytes+len(r.JSON)+1 > limit) {
+			done = append(done, *p)
+			p = nil
+		}
+		if p == nil {
+			if _, ok := cur[sub]; !ok {
+				order = append(order, sub)
+			}
+			p = &open{first: i}
+			cur[sub] = p
+		}
+		p.recs = append(p.recs, i)
+		p.bytes += len(r.JSON) + 1
+	}
+	for _, sub := range order {
+		done = append(done, *cur[sub])
+	}
+	sort.Slice(done, func(i, j int) bool { return done[i].first < done[j].first })
+	msgs := make([]spoolMsg, len(done))
+	for k, p := range done {
+		r0 := recs[p.first]
+		sub := s.subject(r0.Host, r0.Kind)
+		if len(p.recs) == 1 {
+			msgs[k] = spoolMsg{Subject: sub, ID: r0.ID, Data: r0.JSON}
+			continue
+		}
+		data := make([]byte, 0, p.bytes)
+		ids := make([]string, len(p.recs))
+		for j, i := range p.recs {
+			data = append(append(data, recs[i].JSON...), '\n')
+			ids[j] = recs[i].ID
+		}
+		msgs[k] = spoolMsg{Subject: sub, ID: NATSPackID(ids), Data: data, N: len(p.recs)}
+	}
+	return msgs
+}
+
+// NATSPackID is the Nats-Msg-Id of a pack of events with these ids, in
+// order: "pack-" and the first 16 bytes, in hex, of the SHA-256 of the ids,
+// each followed by a newline.
+func NATSPackID(ids []string) string {
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id))
+		h.Write([]byte{'\n'})
+	}
+	return natsPackIDPrefix + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// NATSMessageEvents returns the events one message of the stream carries,
+// each one JSON object: the message's data when it has no Ebpf-Sentry-Pack
+// header, else its lines. A pack of an unknown version, or one that is not
+// whole lines of non-empty JSON objects, is an error.
+func NATSMessageEvents(h nats.Header, data []byte) ([][]byte, error) {
+	v := h.Get(NATSPackHeader)
+	if v == "" {
+		return [][]byte{data}, nil
+	}
+	if v != NATSPackVersion {
+		return nil, fmt.Errorf("%s %q: this version reads only %s", NATSPackHeader, Escape(v), NATSPackVersion)
+	}
+	if len(data) == 0 || data[len(data)-1] != '\n' {
+		return nil, fmt.Errorf("pack of %d bytes does not end with a newline", len(data))
+	}
+	var out [][]byte
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		line := data[:i:i]
+		data = data[i+1:]
+		if len(line) == 0 || line[0] != '{' || line[len(line)-1] != '}' {
+			return nil, fmt.Errorf("pack event %d is not a JSON object", len(out)+1)
+		}
+		out = append(out, line)
+	}
+	return out, nil
 }
 
 // sendSync publishes msgs and waits for their acks; what is not acked goes
@@ -398,14 +547,14 @@ func (s *NATSSink) sendSync(ctx context.Context, msgs []spoolMsg) (int, error) {
 	if s.spool.Len() == 0 && s.nc.IsConnected() && s.ready.Load() {
 		done, _ = s.publish(ctx, msgs)
 	}
+	ev := eventsOf(msgs[:done])
+	s.acked.Add(uint64(ev))
 	if done == len(msgs) {
-		s.acked.Add(uint64(done))
-		return done, nil
+		return ev, nil
 	}
-	s.acked.Add(uint64(done))
 	n, err := s.spool.Append(msgs[done:])
 	s.signal()
-	return s.spoolResult(done+n, len(msgs), err)
+	return s.spoolResult(ev+eventsOf(msgs[done:done+n]), eventsOf(msgs), err)
 }
 
 func (s *NATSSink) spoolResult(n, want int, err error) (int, error) {
@@ -422,11 +571,17 @@ func (s *NATSSink) spoolResult(n, want int, err error) (int, error) {
 // message is m as JetStream gets it: the event id as Nats-Msg-Id, and the
 // stream expected, so that a subject another stream took is an error.
 func (s *NATSSink) message(m spoolMsg) *nats.Msg {
-	return &nats.Msg{Subject: m.Subject, Data: m.Data, Header: nats.Header{
+	h := nats.Header{
 		jetstream.MsgIDHeader:          []string{m.ID},
 		jetstream.ExpectedStreamHeader: s.streamHdr,
-	}}
+	}
+	if m.N > 1 {
+		h[NATSPackHeader] = natsPackVersionHdr
+	}
+	return &nats.Msg{Subject: m.Subject, Data: m.Data, Header: h}
 }
+
+var natsPackVersionHdr = []string{NATSPackVersion}
 
 // publishAsync publishes msgs without waiting, appending their futures to
 // futs; it stops at the first message the client refuses.
@@ -477,14 +632,14 @@ func (s *NATSSink) ackLoop() {
 		if ok == len(b.msgs) {
 			s.fifo[0] = nil
 			s.fifo = s.fifo[1:]
-			s.inMsgs -= len(b.msgs)
+			s.inMsgs -= b.events
 			s.inBytes -= b.bytes
-			s.acked.Add(uint64(ok))
+			s.acked.Add(uint64(b.events))
 			s.cond.Broadcast()
 			s.mu.Unlock()
 			continue
 		}
-		s.acked.Add(uint64(ok))
+		s.acked.Add(uint64(eventsOf(b.msgs[:ok])))
 		rest := append([]spoolMsg(nil), b.msgs[ok:]...)
 		for _, o := range s.fifo[1:] {
 			rest = append(rest, o.msgs...)
@@ -499,12 +654,13 @@ func (s *NATSSink) ackLoop() {
 			// The window never holds more than the spool's size and the
 			// spool is empty while events are in flight, so only an I/O
 			// error gets here.
-			s.log.Error("nats: in-flight events could not be spooled", "sink", s.name, "lost", len(rest)-n, "err", aerr)
+			lost := eventsOf(rest[n:])
+			s.log.Error("nats: in-flight events could not be spooled", "sink", s.name, "lost", lost, "err", aerr)
 			if s.lateLoss != nil {
-				_, derr := s.spoolResult(n, len(rest), aerr)
+				_, derr := s.spoolResult(eventsOf(rest[:n]), eventsOf(rest), aerr)
 				var de *DropError
 				if errors.As(derr, &de) {
-					s.lateLoss(de.Reason, uint64(len(rest)-n))
+					s.lateLoss(de.Reason, uint64(lost))
 				}
 			}
 		}
@@ -584,8 +740,9 @@ func (s *NATSSink) replay() {
 				n += m
 			}
 			if n > 0 {
-				s.acked.Add(uint64(n))
-				if cerr := s.spool.Commit(ents[n-1], n); cerr != nil {
+				ev := eventsOf(msgs[:n])
+				s.acked.Add(uint64(ev))
+				if cerr := s.spool.Commit(ents[n-1], ev); cerr != nil {
 					s.log.Error("nats: spool commit", "sink", s.name, "err", cerr)
 				}
 			}

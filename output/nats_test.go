@@ -52,7 +52,10 @@ func newTestNATSSink(t *testing.T, urls []string, stream string, mod func(*NATSO
 }
 
 // streamEvents reads every message of stream with an ordered consumer and
-// returns the events' ids and seqs in stream order.
+// returns the events' ids and seqs in stream order, the events of a pack
+// in their order in it. It checks the wire format (docs/FLEET.md): a single
+// event's Nats-Msg-Id is its id, a pack's is NATSPackID of its events' ids;
+// want counts events.
 func streamEvents(t *testing.T, urls []string, stream string, want int, opts ...nats.Option) (ids []string, seqs []uint64) {
 	t.Helper()
 	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
@@ -72,7 +75,7 @@ func streamEvents(t *testing.T, urls []string, stream string, want int, opts ...
 		if err == nil {
 			var info *jetstream.StreamInfo
 			info, err = st.Info(rctx)
-			if err == nil && info.State.Msgs >= uint64(want) {
+			if err == nil && info.State.Msgs > 0 && streamEventCount(rctx, js, stream) >= want {
 				rcancel()
 				break
 			}
@@ -91,30 +94,80 @@ func streamEvents(t *testing.T, urls []string, stream string, want int, opts ...
 	if err != nil {
 		t.Fatal(err)
 	}
-	total := int(info.NumPending)
-	for len(ids) < total {
+	total, msgs := int(info.NumPending), 0
+	for msgs < total {
 		batch, err := c.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for m := range batch.Messages() {
-			var ev struct {
-				ID  string `json:"id"`
-				Seq uint64 `json:"seq"`
-			}
-			if err := json.Unmarshal(m.Data(), &ev); err != nil {
+			msgs++
+			evs, err := NATSMessageEvents(m.Headers(), m.Data())
+			if err != nil {
 				t.Fatalf("message %s: %v", m.Subject(), err)
 			}
-			if got := m.Headers().Get("Nats-Msg-Id"); got != ev.ID {
-				t.Fatalf("Nats-Msg-Id %q on event %q", got, ev.ID)
+			var packIDs []string
+			for _, data := range evs {
+				var ev struct {
+					ID  string `json:"id"`
+					Seq uint64 `json:"seq"`
+				}
+				if err := json.Unmarshal(data, &ev); err != nil {
+					t.Fatalf("message %s: %v", m.Subject(), err)
+				}
+				ids, seqs = append(ids, ev.ID), append(seqs, ev.Seq)
+				packIDs = append(packIDs, ev.ID)
 			}
-			ids, seqs = append(ids, ev.ID), append(seqs, ev.Seq)
+			want := packIDs[0]
+			if m.Headers().Get(NATSPackHeader) != "" {
+				if len(evs) < 2 {
+					t.Fatalf("message %s: a pack of %d events", m.Subject(), len(evs))
+				}
+				want = NATSPackID(packIDs)
+			}
+			if got := m.Headers().Get("Nats-Msg-Id"); got != want {
+				t.Fatalf("Nats-Msg-Id %q on events %q, want %q", got, packIDs, want)
+			}
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d messages", len(ids), total)
+			t.Fatalf("read %d of %d messages", msgs, total)
 		}
 	}
 	return ids, seqs
+}
+
+// streamEventCount is how many events stream holds (a pack counts its
+// events); -1 when it cannot be read now.
+func streamEventCount(ctx context.Context, js jetstream.JetStream, stream string) int {
+	c, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return -1
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for left := int(info.NumPending); left > 0; {
+		batch, err := c.Fetch(min(left, 500), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return -1
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			evs, err := NATSMessageEvents(m.Headers(), m.Data())
+			if err != nil {
+				return -1
+			}
+			n += len(evs)
+		}
+		if got == 0 {
+			return -1
+		}
+		left -= got
+	}
+	return n
 }
 
 func waitSpoolEmpty(t *testing.T, s *NATSSink, timeout time.Duration) {
@@ -272,7 +325,9 @@ func TestNATSSinkCountsExactlyWhatATinySpoolCannotHold(t *testing.T) {
 	// Nothing listens on this port: every event goes to the spool.
 	url := fmt.Sprintf("nats://127.0.0.1:%d", natstest.FreePort(t))
 	const spoolMax, total = 64 << 10, 100
-	sink := newTestNATSSink(t, []string{url}, "TINY", func(o *NATSOptions) { o.SpoolMax = spoolMax })
+	// One event per message (Pack 1), so that the spool's bound is met
+	// exactly event by event.
+	sink := newTestNATSSink(t, []string{url}, "TINY", func(o *NATSOptions) { o.SpoolMax = spoolMax; o.Pack = 1 })
 	mem := &memSink{name: "mem"}
 	p := NewPipeline(Config{Host: "host-c", Instance: "tiny", LossInterval: -1})
 	p.Add(sink, QueueOptions{Size: total, BatchMax: 7})
@@ -351,12 +406,16 @@ func TestNATSSinkSpoolsAFailedWindowInEmissionOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ents) != total {
-		t.Fatalf("spool holds %d entries, want %d", len(ents), total)
+	spooled := spoolEventIDs(t, ents)
+	if len(spooled) != total {
+		t.Fatalf("spool holds %d events, want %d", len(spooled), total)
 	}
-	for i, e := range ents {
-		if want := fmt.Sprintf("win-%d", i+1); e.ID != want {
-			t.Fatalf("spool entry %d is %s, want %s (window spooled out of order)", i, e.ID, want)
+	if len(ents) >= total {
+		t.Errorf("spool holds %d records for %d events: the window's packs were not kept whole", len(ents), total)
+	}
+	for i, id := range spooled {
+		if want := fmt.Sprintf("win-%d", i+1); id != want {
+			t.Fatalf("spooled event %d is %s, want %s (window spooled out of order)", i, id, want)
 		}
 	}
 	if err := js.DeleteStream(ctx, other); err != nil {
@@ -438,4 +497,36 @@ func TestNATSSinkCountsInFlightEventsItCannotSpool(t *testing.T) {
 	if got := p.Delivered()[sink.Name()]; got != 0 {
 		t.Errorf("after Close, delivered %d, want 0", got)
 	}
+}
+
+// spoolEventIDs are the ids of the events the spool entries carry, in order;
+// a pack's Nats-Msg-Id must be NATSPackID of them.
+func spoolEventIDs(t *testing.T, ents []spoolEntry) []string {
+	t.Helper()
+	var ids []string
+	for _, e := range ents {
+		h := nats.Header{}
+		if e.N > 1 {
+			h.Set(NATSPackHeader, NATSPackVersion)
+		}
+		evs, err := NATSMessageEvents(h, e.Data)
+		if err != nil || len(evs) != e.events() {
+			t.Fatalf("spool entry %s: %d events, want %d: %v", e.ID, len(evs), e.events(), err)
+		}
+		var own []string
+		for _, data := range evs {
+			var ev struct {
+				ID string `json:"id"`
+			}
+			if err := json.Unmarshal(data, &ev); err != nil {
+				t.Fatal(err)
+			}
+			own = append(own, ev.ID)
+		}
+		if want := own[0]; e.N > 1 && e.ID != NATSPackID(own) || e.N <= 1 && e.ID != want {
+			t.Fatalf("spool entry id %s for events %q", e.ID, own)
+		}
+		ids = append(ids, own...)
+	}
+	return ids
 }

@@ -2,6 +2,7 @@ package output
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -23,11 +24,17 @@ import (
 // delivered. A record is
 //
 //	u32 payload length | u32 CRC-32C of the payload | payload
-//	payload: u16 len | subject | u16 len | id | data
+//	payload: u16 flags+len | subject | u16 len | id | data
 //
-// all little-endian. A segment is deleted once every message in it was
-// delivered; the spool's size is the bytes of the segment files present, so
-// a partly delivered segment still counts whole until it is done.
+// all little-endian. Bit 15 of the subject's length word marks a pack (data
+// is several events, one JSON object per line, each line ending in a
+// newline: see natsPack); the other 15 bits are the length. A spool written
+// before packs existed has the bit clear everywhere and reads as single
+// events. Len and Commit count events, not records.
+//
+// A segment is deleted once every message in it was delivered; the spool's
+// size is the bytes of the segment files present, so a partly delivered
+// segment still counts whole until it is done.
 //
 // Durability: with fsync, every Append is flushed with fdatasync before it
 // returns and the cursor is replaced atomically (write, fsync, rename) on
@@ -48,7 +55,7 @@ type spool struct {
 	wEnd  int64
 	rSeg  uint64 // cursor
 	rOff  int64
-	count int // messages not yet committed
+	count int // events not yet committed
 	buf   []byte
 }
 
@@ -56,6 +63,24 @@ type spoolMsg struct {
 	Subject string
 	ID      string
 	Data    []byte
+	// N is how many events Data holds when it is a pack (N ≥ 2, one per
+	// line); 0 for a single event.
+	N int
+}
+
+// events is how many events m carries.
+func (m spoolMsg) events() int { return max(m.N, 1) }
+
+// spoolPackBit marks a pack in the subject's length word.
+const spoolPackBit = 0x8000
+
+// eventsOf is how many events msgs carry.
+func eventsOf(msgs []spoolMsg) int {
+	n := 0
+	for _, m := range msgs {
+		n += m.events()
+	}
+	return n
 }
 
 // spoolEntry is a message read back with the cursor just after it.
@@ -187,12 +212,12 @@ func scanSegment(path string, from int64) (n int, good, end int64, err error) {
 	r := bufio.NewReaderSize(f, 64<<10)
 	good = from
 	for good < end {
-		_, size, err := readSpoolRecord(r)
+		m, size, err := readSpoolRecord(r)
 		if err != nil {
 			break
 		}
 		good += size
-		n++
+		n += m.events()
 	}
 	return n, good, end, nil
 }
@@ -216,23 +241,33 @@ func readSpoolRecord(r *bufio.Reader) (spoolMsg, int64, error) {
 	}
 	var m spoolMsg
 	rest := p
-	for _, dst := range []*string{&m.Subject, &m.ID} {
+	pack := false
+	for i, dst := range []*string{&m.Subject, &m.ID} {
 		if len(rest) < 2 {
 			return spoolMsg{}, 0, errors.New("spool record truncated")
 		}
 		l := int(binary.LittleEndian.Uint16(rest))
+		if i == 0 {
+			pack, l = l&spoolPackBit != 0, l&^spoolPackBit
+		}
 		if len(rest) < 2+l {
 			return spoolMsg{}, 0, errors.New("spool record truncated")
 		}
 		*dst, rest = string(rest[2:2+l]), rest[2+l:]
 	}
 	m.Data = rest
+	if pack {
+		m.N = bytes.Count(m.Data, []byte{'\n'})
+		if m.N < 2 || m.Data[len(m.Data)-1] != '\n' {
+			return spoolMsg{}, 0, errors.New("spool record: malformed pack")
+		}
+	}
 	return m, spoolHeader + int64(n), nil
 }
 
 func (s *spool) segPath(n uint64) string { return filepath.Join(s.dir, fmt.Sprintf("%016x.seg", n)) }
 
-// Len is how many messages wait in the spool.
+// Len is how many events wait in the spool.
 func (s *spool) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -268,7 +303,7 @@ func (s *spool) Append(msgs []spoolMsg) (int, error) {
 		for taken < len(msgs) {
 			m := msgs[taken]
 			rs := spoolRecordSize(m)
-			if len(m.Subject) > 0xffff || len(m.ID) > 0xffff || rs > 64<<20 {
+			if len(m.Subject) >= spoolPackBit || len(m.ID) > 0xffff || rs > 64<<20 {
 				stop = fmt.Errorf("spool: message %q too large", m.ID)
 				break
 			}
@@ -295,7 +330,7 @@ func (s *spool) Append(msgs []spoolMsg) (int, error) {
 				}
 			}
 			s.wEnd, s.size = segEnd, size
-			s.count += taken - start
+			s.count += eventsOf(msgs[start:taken])
 		}
 		if stop != nil {
 			return taken, stop
@@ -310,7 +345,11 @@ func appendSpoolRecord(b []byte, m spoolMsg) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(n))
 	b = binary.LittleEndian.AppendUint32(b, 0)
 	p := len(b)
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(m.Subject)))
+	sl := uint16(len(m.Subject))
+	if m.N > 1 {
+		sl |= spoolPackBit
+	}
+	b = binary.LittleEndian.AppendUint16(b, sl)
 	b = append(b, m.Subject...)
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(m.ID)))
 	b = append(b, m.ID...)
@@ -386,8 +425,8 @@ func (s *spool) Peek(max int) ([]spoolEntry, error) {
 	return out, nil
 }
 
-// Commit consumes the messages up to and including e (the i-th message
-// returned by Peek, counting from 1 as n) and deletes the segments done.
+// Commit consumes the messages up to and including e (n is how many events
+// the messages Peek returned up to e carry) and deletes the segments done.
 func (s *spool) Commit(e spoolEntry, n int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

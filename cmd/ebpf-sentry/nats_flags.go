@@ -22,6 +22,8 @@ func addNATSFlags(f *pflag.FlagSet, o *output.Options) {
 	f.Int64Var(&n.SpoolMax, "nats-spool-size", d.NATS.SpoolMax, "nats: bytes the spool may take; events beyond are dropped and counted (spool_full)")
 	f.BoolVar(&n.SpoolFsync, "nats-spool-fsync", d.NATS.SpoolFsync, "nats: fdatasync every spool write (false: the kernel writes back; a power loss may lose the last seconds)")
 	f.IntVar(&n.MaxInFlight, "nats-max-inflight", d.NATS.MaxInFlight, "nats: most events published and not yet acked (Send waits beyond; the window's bytes are also capped at --nats-spool-size); -1 waits for every batch's acks")
+	f.IntVar(&n.Pack, "nats-pack", d.NATS.Pack, "nats: most events one JetStream message carries (events of one subject packed as JSON lines, header Ebpf-Sentry-Pack, see docs/FLEET.md); 1 publishes one message per event")
+	f.IntVar(&n.PackBytes, "nats-pack-bytes", d.NATS.PackBytes, "nats: most bytes of one pack (at most half the servers' max_payload); a larger event goes alone")
 	f.DurationVar(&n.AckTimeout, "nats-ack-timeout", d.NATS.AckTimeout, "nats: how long to wait for JetStream's ack before spooling the event")
 }
 
