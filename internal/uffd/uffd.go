@@ -79,6 +79,19 @@ type Region struct {
 	stats   Stats
 	err     error  // the handler's, reported by Close
 	onFault func() // OnFirstFault's
+	hold    func() // HoldFirstFault's
+}
+
+// HoldFirstFault makes the handler call hold when the first fault arrives,
+// instead of sleeping for the stall given to New: the faulting syscall
+// waits until hold returns (then OnFirstFault's function runs and the page
+// is supplied). A test that must act while the kernel waits uses it as a
+// barrier, where a fixed stall would only make overlap likely. Set it
+// before anything can touch the memory.
+func (r *Region) HoldFirstFault(hold func()) {
+	r.mu.Lock()
+	r.hold = hold
+	r.mu.Unlock()
 }
 
 // OnFirstFault makes the handler call f when the first fault arrives, after
@@ -250,10 +263,14 @@ func (r *Region) loop(uffd int) error {
 			}
 			start := time.Now()
 			if first {
-				time.Sleep(r.stall)
 				r.mu.Lock()
-				f := r.onFault
+				f, hold := r.onFault, r.hold
 				r.mu.Unlock()
+				if hold != nil {
+					hold()
+				} else {
+					time.Sleep(r.stall)
+				}
 				if f != nil {
 					f()
 				}
