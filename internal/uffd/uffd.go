@@ -55,6 +55,7 @@ type uffdioCopy struct {
 // Stats says what a Region's handler did.
 type Stats struct {
 	Faults  int           // pages supplied: one fault each
+	Held    int           // faults held (for the stall or by HoldFirstFault) before they were served
 	Stalled time.Duration // from reading the first fault to resolving it
 }
 
@@ -281,6 +282,7 @@ func (r *Region) loop(uffd int) error {
 			r.mu.Lock()
 			r.stats.Faults++
 			if first {
+				r.stats.Held++
 				r.stats.Stalled = time.Since(start)
 			}
 			r.mu.Unlock()

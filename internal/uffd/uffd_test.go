@@ -143,6 +143,9 @@ func TestRegionHoldsTheKernelsRead(t *testing.T) {
 			if tt.hold && holds != 1 {
 				t.Errorf("the hold ran %d times for %d pages, want once: later faults were held too", holds, pages)
 			}
+			if st.Held != 1 {
+				t.Errorf("%d of %d faults held, want the first only", st.Held, st.Faults)
+			}
 			t.Logf("%d pages, %d faults, write took %v, first fault held %v", pages, st.Faults, took, st.Stalled)
 		})
 	}

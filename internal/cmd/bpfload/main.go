@@ -41,6 +41,7 @@ type result struct {
 	// first fault on the instructions, and how many pages it served.
 	StalledNS  int64 `json:"stalled_ns,omitempty"`
 	UffdFaults int   `json:"uffd_faults,omitempty"`
+	UffdHeld   int   `json:"uffd_held,omitempty"` // of those, faults held before they were served
 }
 
 func main() {
@@ -316,7 +317,7 @@ func main() {
 				fatal(fmt.Errorf("-uffd-stall: %w", cerr))
 			}
 			st := stall.Stats()
-			r.StalledNS, r.UffdFaults = st.Stalled.Nanoseconds(), st.Faults
+			r.StalledNS, r.UffdFaults, r.UffdHeld = st.Stalled.Nanoseconds(), st.Faults, st.Held
 		}
 		runtime.KeepAlive(insns)
 		runtime.KeepAlive(all)
