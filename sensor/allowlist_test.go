@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -78,7 +77,7 @@ func TestLockBlocksWhatIsNotOnTheAllowlist(t *testing.T) {
 	t.Logf("hook %s, enforcer %s, lock scope cgroup %d (0: host-wide)", s.Hook(), s.Enforcer(), scope.id())
 	one := func(run loaderRun) *Event {
 		t.Helper()
-		evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 20*time.Second)
+		evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 		if len(evs) != 1 {
 			t.Fatalf("got %d events for loader %d, want 1", len(evs), run.pid)
 		}
@@ -205,7 +204,7 @@ func TestLockSparesTheAgentsOwnLoadsByIdentity(t *testing.T) {
 		t.Fatalf("the agent's own load under lock with an empty list: %v", err)
 	}
 	prog.Close()
-	own := ownLoad(t, s, "slock_own", 20*time.Second, func(e *Event) {
+	own := ownLoad(t, s, "slock_own", eventWait, func(e *Event) {
 		if e.Lock != LockSelf {
 			t.Errorf("own load attempt: lock %v, want %v", e.Lock, LockSelf)
 		}

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -115,7 +114,7 @@ func opDone(evs []*AttachEvent, op AttachOp) *AttachEvent {
 // waitOps collects pid's attach events until one of each op arrived.
 func waitOps(t *testing.T, s *Sensor, pid int, ops ...AttachOp) []*AttachEvent {
 	t.Helper()
-	evs := collectAttaches(t, s, pid, 20*time.Second, func(evs []*AttachEvent) bool {
+	evs := collectAttaches(t, s, pid, eventWait, func(evs []*AttachEvent) bool {
 		for _, op := range ops {
 			if opDone(evs, op) == nil {
 				return false
@@ -337,7 +336,7 @@ func TestFailedAttachesAreReportedAndLeaveNoState(t *testing.T) {
 			if r.killed || syscall.Errno(r.Errno) != c.errno {
 				t.Fatalf("bpfattach: %+v, want errno %v", r, c.errno)
 			}
-			evs := collectAttaches(t, s, r.PID, 20*time.Second, func(evs []*AttachEvent) bool {
+			evs := collectAttaches(t, s, r.PID, eventWait, func(evs []*AttachEvent) bool {
 				for _, ev := range evs {
 					if ev.Op == c.op && ev.Result == AttachFailed {
 						return true
@@ -440,7 +439,7 @@ func testAttachBlocks(t *testing.T, s *Sensor, tcx bool) {
 				}
 				return nil
 			}
-			ev := blocked(collectAttaches(t, s, r.PID, 20*time.Second, func(evs []*AttachEvent) bool { return blocked(evs) != nil }))
+			ev := blocked(collectAttaches(t, s, r.PID, eventWait, func(evs []*AttachEvent) bool { return blocked(evs) != nil }))
 			if ev == nil || ev.Verdict != VerdictBlock || ev.RuleID != c.rule {
 				t.Fatalf("event %+v (attacher %+v), want a block by %s", ev, r, c.rule)
 			}

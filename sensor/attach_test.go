@@ -151,7 +151,7 @@ func TestAttachIsReportedAndBlockedByTarget(t *testing.T) {
 			if r.killed || r.Error != "" {
 				t.Fatalf("bpfattach: %+v", r)
 			}
-			evs := collectAttaches(t, s, r.PID, 20*time.Second, func(evs []*AttachEvent) bool { return find(evs, w.op, r.ProgID) != nil })
+			evs := collectAttaches(t, s, r.PID, eventWait, func(evs []*AttachEvent) bool { return find(evs, w.op, r.ProgID) != nil })
 			ev := find(evs, w.op, r.ProgID)
 			if ev == nil {
 				t.Fatalf("no %s of prog %d among %d events", w.op, r.ProgID, len(evs))
@@ -190,7 +190,7 @@ func TestAttachIsReportedAndBlockedByTarget(t *testing.T) {
 				}
 				return nil
 			}
-			evs := collectAttaches(t, s, r.PID, 20*time.Second, func(evs []*AttachEvent) bool { return blocked(evs) != nil })
+			evs := collectAttaches(t, s, r.PID, eventWait, func(evs []*AttachEvent) bool { return blocked(evs) != nil })
 			ev := blocked(evs)
 			if ev == nil {
 				t.Fatalf("no %s event (attacher %+v)", w.op, r)

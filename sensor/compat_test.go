@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 )
@@ -82,7 +81,7 @@ func TestIA32LoadersAreJudged(t *testing.T) {
 			blocked := wait()
 			_, wait = startLoaderBin(t, bin, "-insns", writeInsns(t, twice), "-name", "se2e_ia32ok")
 			benign := wait()
-			evs := collect(t, s, map[uint32]bool{uint32(blocked.pid): true, uint32(benign.pid): true}, 2, 30*time.Second)
+			evs := collect(t, s, map[uint32]bool{uint32(blocked.pid): true, uint32(benign.pid): true}, 2, eventWait)
 			if len(evs) != 2 {
 				t.Fatalf("got %d events for two 32-bit loads, want 2 (coverage: %s)", len(evs), s.Compat())
 			}

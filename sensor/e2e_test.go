@@ -168,8 +168,18 @@ func startSensor(t testing.TB, cfg Config) *Sensor {
 	return s
 }
 
-// collect gathers events of the given loader pids until n arrived or the
-// timeout passed; other engineers' loads on this host are ignored.
+// eventWait bounds the wait for an event the test caused. It only costs
+// time when the event never comes: on a loaded 2-core machine (the CI
+// host runs the VM matrix beside, this host runs other engineers' loads,
+// each judged by every sensor running) an event can take many seconds.
+const eventWait = 2 * time.Minute
+
+// interruptedAttempt reports an attempt that a pending signal ended in the
+// verifier (EAGAIN): the loader retries the same program at once.
+func interruptedAttempt(ev *Event) bool {
+	return ev.Outcome.Result == ResultFailed && ev.Outcome.Errno == int(syscall.EAGAIN)
+}
+
 // ownLoad waits for the event of this process's load named name. A
 // signal that arrives during verification (the Go runtime preempts with
 // SIGURG) fails an attempt with EAGAIN and the loader retries it: such an
@@ -180,14 +190,14 @@ func ownLoad(t testing.TB, s *Sensor, name string, timeout time.Duration, check 
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		for _, e := range collect(t, s, map[uint32]bool{uint32(os.Getpid()): true}, 1, time.Until(deadline)) {
+		for _, e := range collectAttempts(t, s, map[uint32]bool{uint32(os.Getpid()): true}, 1, time.Until(deadline)) {
 			if e.Program.Name != name {
 				continue // another load of this process (cilium/ebpf's feature probes)
 			}
 			if check != nil {
 				check(e)
 			}
-			if e.Outcome.Result == ResultFailed && e.Outcome.Errno == int(syscall.EAGAIN) {
+			if interruptedAttempt(e) {
 				continue
 			}
 			return e
@@ -196,7 +206,42 @@ func ownLoad(t testing.TB, s *Sensor, name string, timeout time.Duration, check 
 	return nil
 }
 
+// collect gathers the loads of the given loader pids until n arrived or
+// the timeout passed; other engineers' loads on this host are ignored. A
+// load is the attempt that ran to the end: the loaders are Go programs, a
+// signal the runtime sends (SIGURG, SIGCHLD) can end an attempt in the
+// verifier with EAGAIN, and the loader retries it (rawbpf, cilium/ebpf).
+// Such an attempt is not counted; the retry that follows it must say that
+// it repeats it (Event.Retry, Event.RetryOf), which collect checks. Tests
+// that count every attempt use collectAttempts.
 func collect(t testing.TB, s *Sensor, pids map[uint32]bool, n int, timeout time.Duration) []*Event {
+	t.Helper()
+	var out []*Event
+	skipped := map[uint64]bool{} // load ids of interrupted attempts
+	deadline := time.Now().Add(timeout)
+	for len(out) < n && time.Now().Before(deadline) {
+		evs := collectAttempts(t, s, pids, 1, time.Until(deadline))
+		if len(evs) == 0 {
+			break
+		}
+		ev := evs[0]
+		if ev.Retry > 0 && !skipped[ev.RetryOf] {
+			t.Errorf("load %d (%s, pid %d) is marked a retry of %d, which was not an interrupted attempt of these loaders",
+				ev.LoadID, ev.Program.Name, ev.Program.Loader.PID, ev.RetryOf)
+		}
+		if interruptedAttempt(ev) {
+			t.Logf("attempt %d (%s, pid %d) interrupted with EAGAIN; the loader retries it", ev.LoadID, ev.Program.Name, ev.Program.Loader.PID)
+			skipped[ev.LoadID] = true
+			continue
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// collectAttempts gathers events of the given loader pids until n arrived
+// or the timeout passed, each attempt of a load its own event.
+func collectAttempts(t testing.TB, s *Sensor, pids map[uint32]bool, n int, timeout time.Duration) []*Event {
 	t.Helper()
 	var out []*Event
 	deadline := time.After(timeout)
@@ -352,7 +397,7 @@ func testCapture(t *testing.T, hook Hook, walk Walk) {
 				t.Fatalf("load returned %d, want loaded=%v", res.Ret, tc.loaded)
 			}
 			pids := map[uint32]bool{uint32(run.pid): true}
-			evs := collect(t, s, pids, 1, 10*time.Second)
+			evs := collect(t, s, pids, 1, eventWait)
 			evs = append(evs, collect(t, s, pids, 1, 300*time.Millisecond)...) // a duplicate would show here
 			if len(evs) != 1 {
 				t.Fatalf("got %d events for loader %d, want 1", len(evs), run.pid)
@@ -464,7 +509,7 @@ func testVerdictsAndEnforcement(t *testing.T, hook Hook, walk Walk) {
 			if run.killed != tc.killed {
 				t.Fatalf("loader killed=%v, want %v (results %v)", run.killed, tc.killed, run.results)
 			}
-			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 10*time.Second)
+			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 			if len(evs) != 1 {
 				t.Fatalf("got %d events, want 1", len(evs))
 			}
@@ -500,7 +545,7 @@ func TestMonitorModeReportsBlockWithoutKilling(t *testing.T) {
 	if run.killed || len(run.results) != 1 || run.results[0].Ret < 0 {
 		t.Fatalf("monitor mode disturbed the loader: killed=%v %v", run.killed, run.results)
 	}
-	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 10*time.Second)
+	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 	if len(evs) != 1 || evs[0].Verdict != VerdictBlock || evs[0].Action != ActionMonitor || evs[0].Outcome.Result != ResultLoaded {
 		t.Fatalf("events %+v", evs)
 	}
@@ -547,9 +592,9 @@ func TestFloodIsCountedExactly(t *testing.T) {
 	var evs []*Event
 	interrupted := map[uint64]bool{} // load ids of EAGAIN attempts
 	for deadline := time.Now().Add(60 * time.Second); len(evs)-len(interrupted) < procs*per && time.Now().Before(deadline); {
-		for _, ev := range collect(t, s, pids, 1, time.Until(deadline)) {
+		for _, ev := range collectAttempts(t, s, pids, 1, time.Until(deadline)) {
 			evs = append(evs, ev)
-			if ev.Outcome.Result == ResultFailed && ev.Outcome.Errno == int(syscall.EAGAIN) {
+			if interruptedAttempt(ev) {
 				interrupted[ev.LoadID] = true
 			}
 		}
@@ -630,7 +675,7 @@ func TestLossesAreCountedNeverSilent(t *testing.T) {
 	if len(run.results) != loads {
 		t.Fatalf("loader did %d loads", len(run.results))
 	}
-	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, loads, 20*time.Second)
+	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, loads, eventWait)
 	after, err := s.Losses()
 	if err != nil {
 		t.Fatal(err)
@@ -703,7 +748,7 @@ func TestOwnLoadsAreSparedInEnforceMode(t *testing.T) {
 	if err := rawLoad(helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd), "se2eblk_self"); err != nil {
 		t.Fatalf("own load failed: %v", err)
 	}
-	ev := ownLoad(t, s, "se2eblk_self", 10*time.Second, func(e *Event) {
+	ev := ownLoad(t, s, "se2eblk_self", eventWait, func(e *Event) {
 		if e.Verdict != VerdictBlock || e.Action != ActionSelf {
 			t.Errorf("own load attempt: verdict %s action %s, want block and spared", e.Verdict, e.Action)
 		}
@@ -736,7 +781,7 @@ func TestAttachTargetIsNamedFromKernelBTF(t *testing.T) {
 	const tracing, fentry, sleepable = 26, 24, 1 << 4
 	run := runLoader(t, "-gen", "2", "-name", "se2e_fentry", "-type", fmt.Sprint(tracing),
 		"-attach-type", fmt.Sprint(fentry), "-attach-btf-id", fmt.Sprint(id), "-flags", fmt.Sprint(sleepable))
-	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 10*time.Second)
+	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 	if len(evs) != 1 {
 		t.Fatalf("%d events", len(evs))
 	}

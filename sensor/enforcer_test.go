@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os/exec"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -56,7 +55,7 @@ func TestCorruptEnforcerRewritesInstructionZeroOrIsRefused(t *testing.T) {
 	if got != 0 {
 		t.Errorf("the corrupted program returned %d, want 0 (it must return at once)", got)
 	}
-	evs := collect(t, s, map[uint32]bool{uint32(okPID): true, uint32(corPID): true}, 2, 20*time.Second)
+	evs := collect(t, s, map[uint32]bool{uint32(okPID): true, uint32(corPID): true}, 2, eventWait)
 	var cor *Event
 	for _, ev := range evs {
 		if ev.Program.Name == "se2eexact" {

@@ -5,7 +5,6 @@ import (
 	"os"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -36,7 +35,7 @@ func TestEvasionSecondThreadRacesToPinTheFD(t *testing.T) {
 		if run.killed {
 			killed++
 		}
-		evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 10*time.Second)
+		evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 		if len(evs) == 1 {
 			errnos[evs[0].Outcome.Errno]++
 		}
@@ -84,7 +83,7 @@ func TestEvasionCases(t *testing.T) {
 			if run.killed != tc.blocked {
 				t.Fatalf("loader killed=%v, want %v (%s)", run.killed, tc.blocked, tc.why)
 			}
-			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 10*time.Second)
+			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 			if len(evs) != 1 {
 				t.Fatalf("%d events", len(evs))
 			}
@@ -186,7 +185,7 @@ func testTailCallSplit(t *testing.T, group bool) {
 	if !group && (len(caller.results) != 1 || caller.results[0].Ret < 0) {
 		t.Fatalf("caller: results %v; judged per program, the second half loads", caller.results)
 	}
-	evs := collect(t, s, map[uint32]bool{uint32(callee.pid): true, uint32(caller.pid): true}, 2, 10*time.Second)
+	evs := collect(t, s, map[uint32]bool{uint32(callee.pid): true, uint32(caller.pid): true}, 2, eventWait)
 	if len(evs) != 2 {
 		t.Fatalf("%d events, want 2", len(evs))
 	}
@@ -220,7 +219,7 @@ func TestKilledLoadNeverReturnsAnFD(t *testing.T) {
 			insns = append(helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd)[:16], pad...)
 		}
 		run := runLoader(t, "-insns", writeInsns(t, insns), "-name", "se2eblk_nofd")
-		evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 20*time.Second)
+		evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 		if !run.killed || len(evs) != 1 {
 			t.Fatalf("%d insns: killed=%v events=%d", n, run.killed, len(evs))
 		}

@@ -3,7 +3,6 @@ package sensor
 import (
 	"encoding/binary"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 )
@@ -53,7 +52,7 @@ func TestFullInflightMapStillPairsTheLoad(t *testing.T) {
 	if lsm && !denied || !lsm && !blocked.killed {
 		t.Fatalf("hook %s: blocked load with a full inflight map: killed=%v %+v", s.Hook(), blocked.killed, blocked.results)
 	}
-	evs := collect(t, s, map[uint32]bool{uint32(blocked.pid): true, uint32(allowed.pid): true}, 2, 15*time.Second)
+	evs := collect(t, s, map[uint32]bool{uint32(blocked.pid): true, uint32(allowed.pid): true}, 2, eventWait)
 	if len(evs) != 2 {
 		t.Fatalf("%d events, want 2", len(evs))
 	}

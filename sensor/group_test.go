@@ -237,7 +237,7 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 		if !run.killed || len(run.results) != 1 || run.results[0].Ret < 0 {
 			t.Fatalf("killed=%v results %+v: want the callee loaded and the loader killed at the caller", run.killed, run.results)
 		}
-		evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 2, 10*time.Second)
+		evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 2, eventWait)
 		if evs[0].Verdict != VerdictAllow || evs[1].Verdict != VerdictBlock || evs[1].RuleID != "seed-pamspy-group" {
 			t.Fatalf("verdicts %v (%s), %v (%s): want allow, then block by seed-pamspy-group", evs[0].Verdict, evs[0].RuleID, evs[1].Verdict, evs[1].RuleID)
 		}
@@ -255,7 +255,7 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 		if first.killed || len(first.results) != 1 || first.results[0].Ret < 0 {
 			t.Fatalf("first loader: killed=%v results %+v", first.killed, first.results)
 		}
-		w := writesOf(t, s, first.pid, 1, 10*time.Second)[0]
+		w := writesOf(t, s, first.pid, 1, eventWait)[0]
 		if w.Op != "update" || w.MapID != mapID(t, m.array) || w.ProgID != first.results[0].ID || w.Errno != 0 {
 			t.Errorf("write %+v: want the callee %d into map %d", w, first.results[0].ID, mapID(t, m.array))
 		}
@@ -264,7 +264,7 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 		if !second.killed {
 			t.Fatalf("second loader not killed (results %+v): the split across two processes evaded", second.results)
 		}
-		evs := collect(t, s, map[uint32]bool{uint32(second.pid): true}, 1, 10*time.Second)
+		evs := collect(t, s, map[uint32]bool{uint32(second.pid): true}, 1, eventWait)
 		if evs[0].Verdict != VerdictBlock || evs[0].RuleID != "seed-pamspy-group" {
 			t.Errorf("second load: %v by %q, want block by seed-pamspy-group", evs[0].Verdict, evs[0].RuleID)
 		}
@@ -279,7 +279,7 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 				t.Fatalf("loader %d: killed=%v results %+v; unrelated halves must both load", run.pid, run.killed, run.results)
 			}
 		}
-		evs := collect(t, s, map[uint32]bool{uint32(first.pid): true, uint32(second.pid): true}, 2, 10*time.Second)
+		evs := collect(t, s, map[uint32]bool{uint32(first.pid): true, uint32(second.pid): true}, 2, eventWait)
 		for _, ev := range evs {
 			if ev.Verdict != VerdictAllow {
 				t.Errorf("%s: %v by %q, want allow", ev.Program.Name, ev.Verdict, ev.RuleID)
@@ -296,7 +296,7 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 		if !second.killed {
 			t.Fatalf("second loader not killed (results %+v): the split across two processes evaded", second.results)
 		}
-		evs := collect(t, s, map[uint32]bool{uint32(second.pid): true}, 1, 10*time.Second)
+		evs := collect(t, s, map[uint32]bool{uint32(second.pid): true}, 1, eventWait)
 		if evs[0].Verdict != VerdictBlock || evs[0].RuleID != "seed-pamspy-group" || evs[0].Action != ActionKilled {
 			t.Errorf("second load: %v %v by %q, want block, killed, by seed-pamspy-group", evs[0].Verdict, evs[0].Action, evs[0].RuleID)
 		}
@@ -350,8 +350,8 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 		if second.killed || len(second.results) != 1 || second.results[0].Ret < 0 {
 			t.Fatalf("second loader: killed=%v results %+v", second.killed, second.results)
 		}
-		ga := writesOf(t, s, first.pid, 1, 10*time.Second)[0].Group
-		gb := writesOf(t, s, second.pid, 1, 10*time.Second)[0].Group
+		ga := writesOf(t, s, first.pid, 1, eventWait)[0].Group
+		gb := writesOf(t, s, second.pid, 1, eventWait)[0].Group
 		// A tool that opens both pins (as a lister would) and loads nothing.
 		if run := runLoader(t, "-gen", "2", "-count", "0", "-open-pins", pin+"A_0,"+pin+"B_0"); run.killed {
 			t.Fatal("opener killed")
@@ -392,7 +392,7 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 		if run.killed || len(run.results) != 2 || run.results[0].Ret >= 0 || run.results[1].Ret < 0 {
 			t.Fatalf("killed=%v results %+v: want the bad caller refused by the verifier and the callee loaded", run.killed, run.results)
 		}
-		evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 2, 10*time.Second)
+		evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 2, eventWait)
 		if evs[0].Outcome.Result != ResultFailed || evs[1].Verdict != VerdictAllow {
 			t.Errorf("outcomes %+v / verdict %v: want a failed load, then an allowed one", evs[0].Outcome, evs[1].Verdict)
 		}
@@ -404,7 +404,7 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 		if run.killed || len(run.results) != 2 {
 			t.Fatalf("killed=%v results %+v", run.killed, run.results)
 		}
-		ws := writesOf(t, s, run.pid, 2, 10*time.Second)
+		ws := writesOf(t, s, run.pid, 2, eventWait)
 		if ws[0].Swap() || ws[0].OldProgID != 0 {
 			t.Errorf("first write %+v: the slot was empty", ws[0])
 		}
@@ -442,13 +442,13 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 		}
 		// The update of an fd that is no map is not a prog_array write;
 		// the one naming no program is, and fails.
-		w := writesOf(t, s, run.pid, 1, 10*time.Second)[0]
+		w := writesOf(t, s, run.pid, 1, eventWait)[0]
 		if w.Errno != int(syscall.EBADF) || w.ProgID != 0 || w.ValueFD != 9999 || w.MapID != mapID(t, m.array) {
 			t.Errorf("write %+v: want EBADF for value fd 9999 into map %d", w, mapID(t, m.array))
 		}
 		// The sensor goes on.
 		after := runLoader(t, "-gen", "2", "-name", "grp_after")
-		if evs := collect(t, s, map[uint32]bool{uint32(after.pid): true}, 1, 10*time.Second); evs[0].Outcome.Result != ResultLoaded {
+		if evs := collect(t, s, map[uint32]bool{uint32(after.pid): true}, 1, eventWait); evs[0].Outcome.Result != ResultLoaded {
 			t.Errorf("load after the bad writes: %+v", evs[0].Outcome)
 		}
 	})
@@ -482,11 +482,11 @@ func TestLSMGroupSplitProfileIsDenied(t *testing.T) {
 			if run.killed || len(run.results) != 2 || run.results[0].Ret < 0 || run.results[1].Ret != -int(syscall.EPERM) {
 				t.Fatalf("killed=%v results %+v: want the callee loaded and the caller denied with EPERM", run.killed, run.results)
 			}
-			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 2, 30*time.Second)
+			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 2, eventWait)
 			if evs[1].Verdict != VerdictBlock || evs[1].Action != ActionDenied || evs[1].RuleID != "seed-pamspy-group" {
 				t.Errorf("completing load: %v %v by %q, want block, denied, seed-pamspy-group", evs[1].Verdict, evs[1].Action, evs[1].RuleID)
 			}
-			w := writesOf(t, s, run.pid, 1, 30*time.Second)[0]
+			w := writesOf(t, s, run.pid, 1, eventWait)[0]
 			g, sum, ok, err := s.Group(w.Group)
 			if err != nil || !ok || sum.Progs != 1 {
 				t.Errorf("group %v: ok=%v sum %+v err %v; want the callee alone (the denied load adds nothing)", g, ok, sum, err)
@@ -504,7 +504,7 @@ func TestLSMGroupSplitProfileIsDenied(t *testing.T) {
 			if second.killed || len(second.results) != 1 || second.results[0].Ret != -int(syscall.EPERM) {
 				t.Fatalf("second loader: killed=%v results %+v: want its load denied with EPERM", second.killed, second.results)
 			}
-			evs = collect(t, s, map[uint32]bool{uint32(second.pid): true}, 1, 30*time.Second)
+			evs = collect(t, s, map[uint32]bool{uint32(second.pid): true}, 1, eventWait)
 			if evs[0].Verdict != VerdictBlock || evs[0].Action != ActionDenied || evs[0].RuleID != "seed-pamspy-group" {
 				t.Errorf("second process's load: %v %v by %q, want block, denied, seed-pamspy-group", evs[0].Verdict, evs[0].Action, evs[0].RuleID)
 			}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -70,7 +69,7 @@ func TestRenamedLoaderIsNotTrusted(t *testing.T) {
 	} else if !run.killed {
 		t.Fatalf("a loader renamed ebpf-sentry loading bpf_probe_write_user was not killed: %+v", run.results)
 	}
-	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 10*time.Second)
+	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 	if len(evs) != 1 {
 		t.Fatalf("%d events", len(evs))
 	}

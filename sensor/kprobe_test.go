@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelcaps"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
@@ -49,8 +48,8 @@ func TestKprobeHookSeesWhatTheTracepointSees(t *testing.T) {
 	for _, l := range loads {
 		run := runLoader(t, "-insns", writeInsns(t, l.insns), "-name", l.name)
 		pids := map[uint32]bool{uint32(run.pid): true}
-		a := collect(t, kp, pids, 1, 20*time.Second)
-		b := collect(t, tp, pids, 1, 20*time.Second)
+		a := collect(t, kp, pids, 1, eventWait)
+		b := collect(t, tp, pids, 1, eventWait)
 		if len(a) != 1 || len(b) != 1 {
 			t.Fatalf("%s: kprobe saw %d events, tracepoint %d; want 1 each", l.name, len(a), len(b))
 		}

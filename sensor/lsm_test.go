@@ -162,7 +162,7 @@ func TestLSMProgLoadDeniesBeforeTheProgramExists(t *testing.T) {
 				t.Fatalf("loader killed=%v results=%v: the LSM path must return to the loader", run.killed, run.results)
 			}
 			res := run.results[0]
-			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 20*time.Second)
+			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 			if len(evs) != 1 {
 				t.Fatalf("got %d events, want 1", len(evs))
 			}
@@ -212,7 +212,7 @@ func TestLSMProgLoadMonitorModeLetsTheLoadThrough(t *testing.T) {
 	if run.killed || len(run.results) != 1 || run.results[0].Ret < 0 {
 		t.Fatalf("monitored load: killed=%v results=%v, want loaded", run.killed, run.results)
 	}
-	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 20*time.Second)
+	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 	if len(evs) != 1 || evs[0].Verdict != VerdictBlock || evs[0].Action != ActionMonitor {
 		t.Fatalf("events %+v, want one block verdict with action monitor-only", evs)
 	}
@@ -286,7 +286,7 @@ func TestLSMBpfDeniesAndFlagsARacingLoader(t *testing.T) {
 	if run.killed || len(run.results) != 1 || run.results[0].Ret != -1 || run.results[0].ID != 0 {
 		t.Fatalf("blocked load: killed=%v results=%v, want EPERM (-1), no id, loader alive", run.killed, run.results)
 	}
-	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 20*time.Second)
+	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 	if len(evs) != 1 || evs[0].Action != ActionDenied || evs[0].RuleID != "e2e-block" || !bytes.Equal(evs[0].Program.Insns, twice) {
 		t.Fatalf("events %+v, want one denied by e2e-block with the submitted instructions", evs)
 	}

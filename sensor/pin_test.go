@@ -44,11 +44,12 @@ func TestPinnedSensorKeepsEnforcing(t *testing.T) {
 	if err := os.RemoveAll(pin); err != nil {
 		t.Fatal(err)
 	}
-	// Unpinned links are released asynchronously.
-	deadline := time.Now().Add(10 * time.Second)
+	// Unpinned links are released asynchronously (RCU): poll, with a
+	// bound generous enough for a loaded machine.
+	deadline := time.Now().Add(time.Minute)
 	for stopped("se2eblk_pin2") {
 		if time.Now().After(deadline) {
-			t.Fatalf("hook %s: still enforcing 10 s after the pins were removed", hook)
+			t.Fatalf("hook %s: still enforcing a minute after the pins were removed", hook)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -79,7 +80,7 @@ func TestLoadKilledByAnOlderPinnedSensorIsReportedSo(t *testing.T) {
 	if !run.killed {
 		t.Fatalf("the old pinned sensor did not kill the load it blocks: %+v", run.results)
 	}
-	ev := collectNamed(t, s, "se2eblk_stale", 20*time.Second)
+	ev := collectNamed(t, s, "se2eblk_stale", eventWait)
 	if ev == nil {
 		t.Fatal("the killed load was not reported")
 	}
@@ -93,7 +94,7 @@ func TestLoadKilledByAnOlderPinnedSensorIsReportedSo(t *testing.T) {
 	if run := runLoader(t, "-insns", writeInsns(t, twice), "-name", "se2eblk_own"); !run.killed && !own.Hook().IsLSM() {
 		t.Fatalf("hook %s: the sensor's own block did not kill: %+v", own.Hook(), run.results)
 	}
-	ev = collectNamed(t, own, "se2eblk_own", 20*time.Second)
+	ev = collectNamed(t, own, "se2eblk_own", eventWait)
 	if ev.Verdict != VerdictBlock || ev.Outcome.KilledByOther {
 		t.Fatalf("the sensor's own block reported as %+v, verdict %s", ev.Outcome, ev.Verdict)
 	}

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/bpfsign"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
@@ -141,7 +140,7 @@ func TestSignedLoadsCarryProvenance(t *testing.T) {
 			if refusedBeforeTheHook(s, run) {
 				return
 			}
-			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 15*time.Second)
+			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 			if len(evs) != 1 {
 				t.Fatalf("got %d events, want 1 (loader %+v)", len(evs), run.results)
 			}
@@ -204,7 +203,7 @@ func TestSignedPolicyIsEnforcedInTheKernel(t *testing.T) {
 			if refusedBeforeTheHook(s, run) {
 				return
 			}
-			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 15*time.Second)
+			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 			if len(evs) != 1 {
 				t.Fatalf("got %d events, want 1", len(evs))
 			}
@@ -273,7 +272,7 @@ func TestBogusSignaturesAndTokensGetAClearOutcome(t *testing.T) {
 			if refusedBeforeTheHook(s, run) {
 				return
 			}
-			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 15*time.Second)
+			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 			if len(evs) != 1 {
 				t.Fatalf("got %d events, want 1", len(evs))
 			}
@@ -296,7 +295,7 @@ func TestBogusSignaturesAndTokensGetAClearOutcome(t *testing.T) {
 	}
 	// The sensor still reports: an ordinary load after the bad ones.
 	run := runLoader(t, "-insns", f.insns, "-type", "1", "-name", "provtest_after")
-	if evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 15*time.Second); len(evs) != 1 {
+	if evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait); len(evs) != 1 {
 		t.Fatalf("no event for a load after the bogus ones (%d)", len(evs))
 	}
 }

@@ -86,7 +86,7 @@ func TestReloadNeverRewritesATableBeingRead(t *testing.T) {
 	if !run.killed && !(len(run.results) == 1 && run.results[0].Ret < 0) {
 		t.Fatalf("a blocked load after two switches was let through: %+v", run.results)
 	}
-	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 10*time.Second)
+	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 	if len(evs) != 1 || evs[0].RuleID != "e2e-block" {
 		t.Fatalf("events %+v", evs)
 	}

@@ -2,7 +2,9 @@ package sensor
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -33,7 +35,7 @@ func TestStalledInstructionPagesAreReportedAndBlocked(t *testing.T) {
 		t.Run("walk "+string(walk)+" without BlockUnreadable the load is judged blind and reported", func(t *testing.T) {
 			s := startSensor(t, Config{Hook: HookTracepoint, Walk: walk, Mode: ModeEnforce, Rules: compiledTestRules(t), RingBufferSize: 1 << 20})
 			run := runLoader(t, "-insns", writeInsns(t, twice), "-name", "se2eblk_stall", "-uffd-stall", stall)
-			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 30*time.Second)
+			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 			if len(evs) != 1 {
 				t.Fatalf("got %d events, want 1", len(evs))
 			}
@@ -50,7 +52,7 @@ func TestStalledInstructionPagesAreReportedAndBlocked(t *testing.T) {
 		t.Run("walk "+string(walk)+" with BlockUnreadable the loader is killed", func(t *testing.T) {
 			s := startSensor(t, Config{Hook: HookTracepoint, Walk: walk, Mode: ModeEnforce, BlockUnreadable: true, Rules: compiledTestRules(t), RingBufferSize: 1 << 20})
 			run := runLoader(t, "-insns", writeInsns(t, twice), "-name", "se2e_stall_ok", "-uffd-stall", stall)
-			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 30*time.Second)
+			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 			if len(evs) != 1 {
 				t.Fatalf("got %d events, want 1", len(evs))
 			}
@@ -68,15 +70,17 @@ func TestStalledInstructionPagesAreReportedAndBlocked(t *testing.T) {
 	}
 }
 
-// The lsm-bpf hook while a loader holds the judge in a page fault for
-// seconds (userfaultfd on its instruction pages) and other loads run on
-// the same CPU (the matrix VMs have one): the sleepable judge waits for
-// the fault and judges the stalled load on its own facts (per-task
-// scratch; with per-CPU scratch the loads in between overwrote them and
-// the blocked program was judged under another's name). Without bpf_loop
-// (5.10) the gate's tracepoint cannot wait: the stalled load is unreadable
-// and BlockUnreadable denies it. Either way: EPERM, no prog id, loader
-// alive, and the loads in between are judged right.
+// The lsm-bpf hook while a loader holds the judge in a page fault
+// (userfaultfd on its instruction pages) and other loads run on the same
+// CPU (the matrix VMs have one): the sleepable judge waits for the fault
+// and judges the stalled load on its own facts (per-task scratch; with
+// per-CPU scratch the loads in between overwrote them and the blocked
+// program was judged under another's name). Without bpf_loop (5.10) the
+// gate's tracepoint cannot wait: the stalled load is unreadable and
+// BlockUnreadable denies it. Either way: EPERM, no prog id, loader alive,
+// and the loads in between are judged right. The fault is held until the
+// loads in between are done (bpfload -uffd-hold), so they overlap it on
+// any machine, however slow.
 func TestLSMBpfJudgesAStalledLoadOnItsOwn(t *testing.T) {
 	if !requireLSMBpf(t) {
 		return
@@ -87,16 +91,39 @@ func TestLSMBpfJudgesAStalledLoadOnItsOwn(t *testing.T) {
 	}
 	s := startSensor(t, Config{Hook: HookLSMBpf, Mode: ModeEnforce, BlockUnreadable: true, Rules: compiledTestRules(t), RingBufferSize: 1 << 20})
 	twice := helperProg(fnGetCurrentPidTgd, fnGetCurrentPidTgd)
-	stall := stallFor()
+	hold := t.TempDir()
 	start := time.Now()
-	stalledPID, wait := startLoader(t, "-insns", writeInsns(t, twice), "-name", "se2eblk_uffd", "-uffd-stall", stall.String())
-	time.Sleep(stall / 4) // the stalled loader is in the fault by now
+	stalledPID, wait := startLoader(t, "-insns", writeInsns(t, twice), "-name", "se2eblk_uffd", "-uffd-stall", stallFor().String(), "-uffd-hold", hold)
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			if err := os.WriteFile(filepath.Join(hold, "release"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer release() // a failing test must not leave the loader held
+	for deadline := time.Now().Add(eventWait); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(hold, "fault")); err == nil {
+			break // the stalled load is in the fault, and stays there
+		}
+		if exited(stalledPID) {
+			// Without bpf_loop the gate denies the unreadable load at
+			// the syscall's entry, before the kernel's own copy could
+			// fault: nothing is held, and nothing needs to be.
+			if walk == WalkBounded {
+				break
+			}
+			t.Fatalf("the stalled loader ended before its instruction pages faulted (walk %s)", walk)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the loader's instruction pages did not fault within %v", eventWait)
+		}
+	}
 
 	// Loads on the same CPU while the judge of the first one sleeps.
 	mid := runLoader(t, "-insns", writeInsns(t, twice), "-name", "se2e_benign", "-count", "3")
-	if time.Since(start) >= stall {
-		t.Fatalf("the loads in between took until after the stall (%v): nothing overlapped", time.Since(start))
-	}
 	if mid.killed || len(mid.results) != 3 {
 		t.Fatalf("loads in between: killed=%v results=%v", mid.killed, mid.results)
 	}
@@ -105,6 +132,7 @@ func TestLSMBpfJudgesAStalledLoadOnItsOwn(t *testing.T) {
 			t.Fatalf("a benign load in between failed: %v", mid.results)
 		}
 	}
+	release()
 
 	run := wait()
 	if run.killed || len(run.results) != 1 || run.results[0].Ret != -1 || run.results[0].ID != 0 {
@@ -114,7 +142,7 @@ func TestLSMBpfJudgesAStalledLoadOnItsOwn(t *testing.T) {
 	// which loader finishes first depends on the hook.
 	var ev *Event
 	var midEvs []*Event
-	for _, e := range collect(t, s, map[uint32]bool{uint32(stalledPID): true, uint32(mid.pid): true}, 4, 30*time.Second) {
+	for _, e := range collect(t, s, map[uint32]bool{uint32(stalledPID): true, uint32(mid.pid): true}, 4, eventWait) {
 		if e.Program.Loader != nil && e.Program.Loader.PID == uint32(stalledPID) {
 			ev = e
 		} else {
@@ -143,4 +171,15 @@ func TestLSMBpfJudgesAStalledLoadOnItsOwn(t *testing.T) {
 		t.Fatalf("rule %q read errors %d: without bpf_loop the stalled pages are unreadable and denied as such", ev.RuleID, ev.ReadErrors)
 	}
 	t.Logf("walk %s: stalled load denied by %s after %v", walk, ev.RuleID, time.Since(start))
+}
+
+// exited reports whether the child pid has ended (a zombie not yet waited
+// for, or gone).
+func exited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
 }

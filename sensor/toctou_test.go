@@ -13,7 +13,7 @@ func TestKernelTagIsTheTagOfTheJudgedInstructions(t *testing.T) {
 	s := startSensor(t, Config{Hook: HookTracepoint, Mode: ModeMonitor})
 	for _, insns := range [][]byte{genInsns(2), helperProg(fnGetCurrentPidTgd, fnKtimeGetNs), genInsns(600)} {
 		run := runLoader(t, "-insns", writeInsns(t, insns))
-		evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, 20*time.Second)
+		evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
 		if len(evs) != 1 || evs[0].Program.Kernel == nil {
 			t.Fatalf("want one loaded event, got %+v", evs)
 		}

@@ -125,8 +125,8 @@ func collectNamed(t testing.TB, s *Sensor, name string, timeout time.Duration) *
 			if !ok {
 				t.Fatal("sensor closed")
 			}
-			if ev.Program.Name == name {
-				return ev
+			if ev.Program.Name == name && !interruptedAttempt(ev) {
+				return ev // the attempt that ran to the end (see collect)
 			}
 		case <-deadline:
 			t.Fatalf("no event for %s", name)
@@ -176,7 +176,7 @@ func TestTokenLoadsNameTheTokensOrigin(t *testing.T) {
 			if !tc.killed && (len(run.loads) != 1 || run.loads[0].Ret < 0) {
 				t.Fatalf("the token load failed: %+v", run.loads)
 			}
-			ev := collectNamed(t, s, tc.prog, 20*time.Second)
+			ev := collectNamed(t, s, tc.prog, eventWait)
 			p := ev.Program.Provenance
 			if p == nil || !p.ViaToken || p.TokenFD != 3 {
 				t.Fatalf("provenance %+v, want via_token with fd 3", p)
@@ -310,7 +310,7 @@ func TestTokenMapsAttachesAndRefusalsNameTheToken(t *testing.T) {
 		if len(run.loads) != 1 || run.loads[0].Ret != -int(syscall.EPERM) {
 			t.Fatalf("loads %+v, want one refused with EPERM", run.loads)
 		}
-		ev := collectNamed(t, s, "provtok_xdp", 20*time.Second)
+		ev := collectNamed(t, s, "provtok_xdp", eventWait)
 		if ev.Outcome.Result != ResultFailed || ev.Outcome.Errno != int(syscall.EPERM) {
 			t.Errorf("outcome %+v, want failed with EPERM", ev.Outcome)
 		}

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // A loader without CAP_BPF/CAP_SYS_ADMIN loading a tracepoint program (the
@@ -48,7 +47,7 @@ func TestUnprivilegedLoadIsReportedWithoutCapture(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("unprivileged loader: %v (killed for a load the kernel refuses?)", err)
 	}
-	evs := collect(t, s, map[uint32]bool{uint32(cmd.Process.Pid): true}, 1, 15*time.Second)
+	evs := collect(t, s, map[uint32]bool{uint32(cmd.Process.Pid): true}, 1, eventWait)
 	if len(evs) != 1 {
 		t.Fatalf("%d events", len(evs))
 	}

@@ -33,7 +33,7 @@ func TestExitWakesAHeldBackReaderOnce(t *testing.T) {
 	if forced := held - before; forced == 0 || forced > 8 {
 		t.Errorf("%d loads with the reader held back forced %d wakeups, want 1 to 8 (one per load before: %d)", loads, forced, loads)
 	}
-	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, loads, 30*time.Second)
+	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, loads, eventWait)
 	if len(evs) != loads {
 		t.Fatalf("%d events for %d loads", len(evs), loads)
 	}

@@ -14,9 +14,13 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/output"
 )
 
-// runClient starts a real tool, lets it attach and run for stopAfter, stops
-// it with SIGINT (as a user would) and returns its pid.
-func runClient(t *testing.T, stopAfter time.Duration, name string, args ...string) uint32 {
+// startClient starts a real tool and returns its pid, a function that
+// reports whether it has ended, and one that stops it with SIGINT (as a
+// user would; SIGKILL if it has not ended 10 s later) and waits for it.
+// The test stops it once the attaches it waits for were reported, never
+// after a fixed time: on a busy host a tool may take many seconds to load
+// and attach.
+func startClient(t *testing.T, name string, args ...string) (pid uint32, ended func() bool, stop func()) {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
@@ -28,21 +32,35 @@ func runClient(t *testing.T, stopAfter time.Duration, name string, args ...strin
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(stopAfter):
-		cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	ended = func() bool {
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
+			return true
+		default:
+			return false
 		}
 	}
-	t.Logf("%s: %s", name, strings.TrimSpace(stderr.String()))
-	return uint32(cmd.Process.Pid)
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		if !ended() {
+			cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				<-done
+			}
+		}
+		t.Logf("%s: %s", name, strings.TrimSpace(stderr.String()))
+	}
+	t.Cleanup(stop)
+	return uint32(cmd.Process.Pid), ended, stop
 }
 
 func hasAttachTo(evs []output.Event, kind, name string) bool {
@@ -69,7 +87,7 @@ func TestRunReportsBpftraceAttaches(t *testing.T) {
 	r := startAttachRun(t, "--mode", "monitor")
 	libc := "/lib/x86_64-linux-gnu/libc.so.6"
 	// it exits by itself (interval → exit()); compiling takes a while on a busy host
-	pid := runClient(t, time.Minute, "bpftrace", "-e",
+	pid, _, stop := startClient(t, "bpftrace", "-e",
 		`tracepoint:syscalls:sys_enter_openat { @o = count(); } uprobe:`+libc+`:getpid { @u = count(); } interval:s:1 { exit(); }`)
 	uprobe := func(evs []output.Event) bool {
 		for _, ev := range evs {
@@ -83,6 +101,7 @@ func TestRunReportsBpftraceAttaches(t *testing.T) {
 	evs := r.attaches(t, map[uint32]bool{pid: true}, func(evs []output.Event) bool {
 		return hasAttachTo(evs, "tracepoint", "syscalls/sys_enter_openat") && uprobe(evs)
 	})
+	stop()
 	if !hasAttachTo(evs, "tracepoint", "syscalls/sys_enter_openat") || !uprobe(evs) {
 		t.Fatalf("bpftrace (pid %d): want the openat tracepoint and the getpid uprobe attached; got:\n%s", pid, describeAttaches(evs))
 	}
@@ -108,16 +127,20 @@ func TestRunReportsLibbpfToolsAttachesAndTheDefaultsFlagNone(t *testing.T) {
 	}
 	for _, tool := range tools {
 		t.Run(tool.name, func(t *testing.T) {
-			pid := runClient(t, 3*time.Second, tool.name)
-			evs := r.attaches(t, map[uint32]bool{pid: true}, func(evs []output.Event) bool {
+			pid, ended, stop := startClient(t, tool.name)
+			r.attaches(t, map[uint32]bool{pid: true}, func(evs []output.Event) bool {
 				for _, w := range tool.want {
 					kind, name, _ := strings.Cut(w, ":")
 					if !hasAttachTo(evs, kind, name) {
 						return false
 					}
 				}
-				return true
+				// tcpconnect: an attach, or its failure before any
+				return len(tool.want) > 0 || len(evs) > 0 || ended()
 			})
+			stop()
+			// then what it attached, all of it once it ended
+			evs := r.attaches(t, map[uint32]bool{pid: true}, func([]output.Event) bool { return true })
 			for _, w := range tool.want {
 				kind, name, _ := strings.Cut(w, ":")
 				if !hasAttachTo(evs, kind, name) {

@@ -43,10 +43,11 @@ func startAttachRun(t *testing.T, args ...string) *attachRun {
 }
 
 // attaches returns the prog_attach/prog_detach events of caller pid,
-// waiting until want(events) holds or 30 s passed.
+// waiting until want(events) holds or 2 minutes passed (a generous bound:
+// it only costs time when the events never come).
 func (r *attachRun) attaches(t *testing.T, pids map[uint32]bool, want func([]output.Event) bool) []output.Event {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		var evs []output.Event
 		sc := bufio.NewScanner(strings.NewReader(r.stdout.String()))

@@ -55,6 +55,7 @@ type uffdioCopy struct {
 // Stats says what a Region's handler did.
 type Stats struct {
 	Faults  int           // pages supplied: one fault each
+	Held    int           // faults held (for the stall or by HoldFirstFault) before they were served
 	Stalled time.Duration // from reading the first fault to resolving it
 }
 
@@ -79,6 +80,19 @@ type Region struct {
 	stats   Stats
 	err     error  // the handler's, reported by Close
 	onFault func() // OnFirstFault's
+	hold    func() // HoldFirstFault's
+}
+
+// HoldFirstFault makes the handler call hold when the first fault arrives,
+// instead of sleeping for the stall given to New: the faulting syscall
+// waits until hold returns (then OnFirstFault's function runs and the page
+// is supplied). A test that must act while the kernel waits uses it as a
+// barrier, where a fixed stall would only make overlap likely. Set it
+// before anything can touch the memory.
+func (r *Region) HoldFirstFault(hold func()) {
+	r.mu.Lock()
+	r.hold = hold
+	r.mu.Unlock()
 }
 
 // OnFirstFault makes the handler call f when the first fault arrives, after
@@ -250,10 +264,14 @@ func (r *Region) loop(uffd int) error {
 			}
 			start := time.Now()
 			if first {
-				time.Sleep(r.stall)
 				r.mu.Lock()
-				f := r.onFault
+				f, hold := r.onFault, r.hold
 				r.mu.Unlock()
+				if hold != nil {
+					hold()
+				} else {
+					time.Sleep(r.stall)
+				}
 				if f != nil {
 					f()
 				}
@@ -264,6 +282,7 @@ func (r *Region) loop(uffd int) error {
 			r.mu.Lock()
 			r.stats.Faults++
 			if first {
+				r.stats.Held++
 				r.stats.Stalled = time.Since(start)
 			}
 			r.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -40,6 +41,7 @@ type result struct {
 	// first fault on the instructions, and how many pages it served.
 	StalledNS  int64 `json:"stalled_ns,omitempty"`
 	UffdFaults int   `json:"uffd_faults,omitempty"`
+	UffdHeld   int   `json:"uffd_held,omitempty"` // of those, faults held before they were served
 }
 
 func main() {
@@ -62,6 +64,7 @@ func main() {
 	badWrites := flag.Bool("bad-writes", false, "after the loads, two writes that fail: an update of map fd 9999 (not open) and, with -prog-array, of slot 0 of that array with program fd 9999; their errnos go to stderr")
 	tailSlot := flag.Int("tail-slot", -1, "with -prog-array: store each loaded program at this index of the array (a tail-call target)")
 	uffdStall := flag.Duration("uffd-stall", 0, "the first load's instructions sit in userfaultfd-registered memory: the kernel's first read of them blocks this long inside the syscall (0: off)")
+	uffdHold := flag.String("uffd-hold", "", "with -uffd-stall: when the kernel's first read of the instructions faults, create DIR/fault and hold the fault until DIR/release exists, instead of for the stall (a barrier for a test that acts while the load waits)")
 	comm := flag.String("comm", "", "rename the loading thread first (prctl PR_SET_NAME), as a loader posing as another program would")
 	mapWriteID := flag.Uint("map-write-id", 0, "instead of loading: get an fd on this map id and write zeros at key 0 (-value-size bytes), as an attacker of the sensor's maps would")
 	valueSize := flag.Uint("value-size", 0, "with -map-write-id: the map's value size")
@@ -207,7 +210,12 @@ func main() {
 		if err != nil {
 			fatal(fmt.Errorf("-uffd-stall: %w", err))
 		}
+		if *uffdHold != "" {
+			r.HoldFirstFault(func() { holdUntilReleased(*uffdHold) })
+		}
 		stall = r
+	} else if *uffdHold != "" {
+		fatal(fmt.Errorf("-uffd-hold needs -uffd-stall"))
 	}
 
 	if *flipInCopy >= 0 && (*flip >= 0 || stall != nil) {
@@ -309,7 +317,7 @@ func main() {
 				fatal(fmt.Errorf("-uffd-stall: %w", cerr))
 			}
 			st := stall.Stats()
-			r.StalledNS, r.UffdFaults = st.Stalled.Nanoseconds(), st.Faults
+			r.StalledNS, r.UffdFaults, r.UffdHeld = st.Stalled.Nanoseconds(), st.Faults, st.Held
 		}
 		runtime.KeepAlive(insns)
 		runtime.KeepAlive(all)
@@ -365,6 +373,21 @@ func main() {
 	// The instructions stay in memory until here: with -keep, a sensor
 	// may read them back while the loader waits (sensor/recover.go).
 	runtime.KeepAlive(insns)
+}
+
+// holdUntilReleased creates dir/fault, then waits until dir/release exists
+// (-uffd-hold). It runs on the fault handler's thread while the faulting
+// load waits.
+func holdUntilReleased(dir string) {
+	if err := os.WriteFile(filepath.Join(dir, "fault"), nil, 0o600); err != nil {
+		fatal(fmt.Errorf("-uffd-hold: %w", err))
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "release")); err == nil {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // pinRacer tries to pin fds that a concurrent load may create, as a loader

@@ -52,13 +52,13 @@ func runLoader(t *testing.T, args ...string) ([]result, string, error) {
 // instructions the kernel can only read once the userfaultfd handler has
 // slept for the stall. A load that succeeds proves the kernel read the
 // real instructions (an unserved page reads as zeros, opcode 0, which the
-// verifier refuses); its time in the syscall proves the wait was there.
+// verifier refuses); its time in the syscall proves the wait was there (a
+// lower bound, which no load can break). That only the first fault waits,
+// and that a later load does not, is counted by the handler (faults held,
+// faults served), not timed: on a busy machine any syscall may take long.
 func TestUffdStallHoldsTheFirstLoadInTheSyscall(t *testing.T) {
 	testutils.RequireRoot(t, "bpf(BPF_PROG_LOAD) and a userfaultfd that serves kernel faults")
 	const stall = 300 * time.Millisecond
-	// A load that does not wait takes well under a millisecond here; half
-	// the stall leaves room for a busy machine.
-	const fast = stall / 2
 	tests := []struct {
 		name   string
 		args   []string
@@ -92,16 +92,16 @@ func TestUffdStallHoldsTheFirstLoadInTheSyscall(t *testing.T) {
 					if took < stall || time.Duration(r.StalledNS) < stall {
 						t.Errorf("load %d: %v in the syscall, first fault held %v; want both ≥ %v", i, took, time.Duration(r.StalledNS), stall)
 					}
-					if took >= 2*stall {
-						t.Errorf("load %d: %v in the syscall: more than one fault waited for the %v stall", i, took, stall)
+					if r.UffdHeld != 1 {
+						t.Errorf("load %d: %d of %d faults held for the stall, want the first only", i, r.UffdHeld, r.UffdFaults)
 					}
 					if r.UffdFaults != tt.faults {
 						t.Errorf("load %d: %d faults served, want %d (one per page)", i, r.UffdFaults, tt.faults)
 					}
 					continue
 				}
-				if took >= fast || r.StalledNS != 0 || r.UffdFaults != 0 {
-					t.Errorf("load %d: %v in the syscall, stalled %v, %d faults; want < %v and no stall", i, took, time.Duration(r.StalledNS), r.UffdFaults, fast)
+				if r.StalledNS != 0 || r.UffdFaults != 0 || r.UffdHeld != 0 {
+					t.Errorf("load %d: %v in the syscall, stalled %v, %d faults (%d held); want no fault and no stall", i, took, time.Duration(r.StalledNS), r.UffdFaults, r.UffdHeld)
 				}
 			}
 		})
