@@ -69,7 +69,11 @@ func TestKernelCapabilities(t *testing.T) {
 			if err != nil {
 				t.Fatalf("kernel %s: probing %s: %v", label, c, err)
 			}
-			t.Logf("%s: %s (shared prober: %s)", c, obs.Detail, obs.Prober)
+			prober := obs.Prober
+			if prober == "" {
+				prober = "not asked, evidence only"
+			}
+			t.Logf("%s: %s (shared prober: %s)", c, obs.Detail, prober)
 			switch {
 			case !known:
 				t.Logf("kernel %s: nothing independent decides %s; observed present=%v", label, c, obs.Present)
