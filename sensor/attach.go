@@ -3,11 +3,11 @@ package sensor
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelprobe"
 )
 
 func attach(h Hook, p *ebpf.Program, isExit bool) (link.Link, error) {
@@ -86,31 +86,7 @@ func planCompat(hook, exitHook Hook, gated bool) compatPlan {
 }
 
 // hasIA32 says whether the kernel has the 32-bit bpf() entry point.
-func hasIA32() bool { return hasIA32In(nil) }
-
-// ia32 caches hasIA32: the answer lasts as long as the kernel, and parsing
-// the kernel's BTF for it costs ~20 ms of CPU (a profile of
-// BenchmarkSensorStart).
-var ia32 struct {
-	sync.Once
-	has bool
-}
-
-// hasIA32In is hasIA32, looking in spec (the kernel's BTF, already parsed)
-// when it is not nil.
-func hasIA32In(spec *btf.Spec) bool {
-	ia32.Do(func() {
-		if spec == nil {
-			var err error
-			if spec, err = btf.LoadKernelSpec(); err != nil {
-				return
-			}
-		}
-		types, err := spec.AnyTypesByName("__ia32_sys_bpf")
-		ia32.has = err == nil && len(types) > 0
-	})
-	return ia32.has
-}
+func hasIA32() bool { return kernelprobe.IA32Entry(nil) }
 
 func attachCompat(coll *ebpf.Collection, p compatPlan) ([]link.Link, error) {
 	var links []link.Link

@@ -3,14 +3,10 @@ package sensor
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 
-	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/features"
-	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelprobe"
 )
 
 // Probe is the result of checking one kernel capability.
@@ -66,72 +62,44 @@ func result(name, okDetail string, err error) Probe {
 	return ok(name, okDetail)
 }
 
-var retZero = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
-
-func tryLoad(spec *ebpf.ProgramSpec) error {
-	p, err := ebpf.NewProgramWithOptions(spec, ebpf.ProgramOptions{LogDisabled: true})
-	if err != nil {
-		// cilium/ebpf suggests raising MEMLOCK on EPERM; here EPERM means
-		// the kernel refuses the program type, so report the bare errno.
-		if errors.Is(err, unix.EPERM) {
-			return fmt.Errorf("load refused: EPERM (program type not permitted on this kernel)")
-		}
-		return err
-	}
-	p.Close()
-	return nil
-}
-
-// ProbeKernel checks everything the sensor (and doctor) cares about. It
-// mounts securityfs and tracefs when they are not mounted.
+// ProbeKernel checks everything the sensor (and doctor) cares about. Every
+// question is asked through internal/kernelprobe, the one prober the
+// capability suite proves on each kernel of the matrix. It mounts
+// securityfs and tracefs when they are not mounted.
 func ProbeKernel() *Features {
 	f := &Features{}
 	add := func(p Probe) { f.Probes = append(f.Probes, p) }
 
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		add(fail(FeatBTF, err))
+	add(result(FeatBTF, kernelprobe.BTFPath, kernelprobe.BTF()))
+	if lsms, err := kernelprobe.ActiveLSMs(); err != nil {
+		add(fail(FeatLSMActive, err))
 	} else {
-		add(ok(FeatBTF, "/sys/kernel/btf/vmlinux"))
-	}
-
-	secfsErr := ensureSecurityfs()
-	if b, err := os.ReadFile("/sys/kernel/security/lsm"); err != nil {
-		add(fail(FeatLSMActive, errors.Join(secfsErr, err)))
-	} else {
-		f.LSMs = strings.TrimSpace(string(b))
-		if hasWord(f.LSMs, "bpf") {
-			add(ok(FeatLSMActive, "lsm="+f.LSMs))
+		f.LSMs = lsms
+		if kernelprobe.HasLSM(lsms, "bpf") {
+			add(ok(FeatLSMActive, "lsm="+lsms))
 		} else {
-			add(Probe{FeatLSMActive, false, "bpf not in active LSMs: " + f.LSMs})
+			add(Probe{FeatLSMActive, false, "bpf not in active LSMs: " + lsms})
 		}
 	}
-	add(result(FeatLSMLoad, "tiny lsm/bpf program loaded", tryLoad(lsmBpfGateSpec())))
-	add(result(FeatLSMProgLoad, "tiny lsm/bpf_prog_load program loaded (kernel >= 6.9)", tryLoad(lsmProgLoadSpec())))
-	add(result(FeatLSMBpfSleep, "tiny lsm.s/bpf (sleepable) program loaded", tryLoad(lsmBpfSpec())))
-	add(result(FeatFentry, "tiny fentry/security_bpf program loaded", tryLoad(&ebpf.ProgramSpec{
-		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceFEntry, AttachTo: "security_bpf", Instructions: retZero, License: "GPL",
-	})))
-	add(probeKprobes())
-	if err := ensureTracefs(); err != nil {
-		add(fail(FeatSyscallTP, err))
+	add(result(FeatLSMLoad, "tiny lsm/bpf program loaded", kernelprobe.Load(kernelprobe.LSMBpfGate())))
+	add(result(FeatLSMProgLoad, "tiny lsm/bpf_prog_load program loaded (kernel >= 6.9)", kernelprobe.Load(kernelprobe.LSMProgLoad())))
+	add(result(FeatLSMBpfSleep, "tiny lsm.s/bpf (sleepable) program loaded", kernelprobe.Load(kernelprobe.LSMBpfSleepable())))
+	add(result(FeatFentry, "tiny fentry/security_bpf program loaded", kernelprobe.Load(kernelprobe.FentrySecurityBpf())))
+	if detail, err := kernelprobe.Kprobes(); err != nil {
+		add(fail(FeatKprobes, err))
 	} else {
-		add(ok(FeatSyscallTP, "syscalls:sys_enter_bpf / sys_exit_bpf"))
+		add(ok(FeatKprobes, detail))
 	}
-	add(result(FeatTpBTF, "tp_btf/sys_enter program loaded", tryLoad(&ebpf.ProgramSpec{
-		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp, AttachTo: "sys_enter", Instructions: retZero, License: "GPL",
-	})))
+	add(result(FeatSyscallTP, "syscalls:sys_enter_bpf / sys_exit_bpf", kernelprobe.SyscallTracepoints()))
+	add(result(FeatTpBTF, "tp_btf/sys_enter program loaded", kernelprobe.Load(kernelprobe.TpBTFSysEnter())))
 
-	if b, err := os.ReadFile("/sys/kernel/security/lockdown"); err == nil {
-		f.Lockdown = lockdownMode(string(b))
+	if mode, err := kernelprobe.Lockdown(); err == nil {
+		f.Lockdown = mode
 	}
-	pwu := features.HaveProgramHelper(ebpf.TracePoint, asm.FnProbeWriteUser)
-	if pwu != nil && f.Lockdown != "" && f.Lockdown != "none" {
-		pwu = fmt.Errorf("refused by kernel lockdown=%s (it forbids writing user memory from BPF): %w", f.Lockdown, pwu)
-	}
-	add(result(FeatProbeWriteUser, "helper available to tracepoint programs", pwu))
-	add(result(FeatSendSignal, "helper available to tracepoint programs", features.HaveProgramHelper(ebpf.TracePoint, asm.FnSendSignal)))
-	add(result(FeatRingBuf, "BPF_MAP_TYPE_RINGBUF", features.HaveMapType(ebpf.RingBuf)))
-	add(result(FeatLoop, "helper available to tracepoint programs", features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop)))
+	add(result(FeatProbeWriteUser, "helper available to tracepoint programs", kernelprobe.ProbeWriteUser()))
+	add(result(FeatSendSignal, "helper available to tracepoint programs", kernelprobe.Helper(asm.FnSendSignal)))
+	add(result(FeatRingBuf, "BPF_MAP_TYPE_RINGBUF", kernelprobe.RingBuf()))
+	add(result(FeatLoop, "helper available to tracepoint programs", kernelprobe.Helper(asm.FnLoop)))
 	var ia32 error
 	if !hasIA32() {
 		ia32 = errors.New("no __ia32_sys_bpf in kernel BTF: 32-bit processes cannot call bpf()")
@@ -140,126 +108,32 @@ func ProbeKernel() *Features {
 	return f
 }
 
-func lsmBpfSpec() *ebpf.ProgramSpec {
-	return &ebpf.ProgramSpec{
-		Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "bpf", Flags: unix.BPF_F_SLEEPABLE,
-		Instructions: retZero, License: "GPL",
-	}
-}
-
 // lsmBpfUsableFor says why the lsm-bpf hook cannot work here with the
 // given walk, or nil. With bpf_loop it is the sleepable lsm.s/bpf program;
 // with the bounded walk, a non-sleepable lsm/bpf gate behind the
 // sys_enter_bpf tracepoint, which must therefore exist.
 func lsmBpfUsableFor(w Walk) error {
 	if w == WalkBounded {
-		if err := bpfLSMActive(); err != nil {
+		if err := kernelprobe.LSMBpfUsable(false); err != nil {
 			return fmt.Errorf("lsm/bpf: %w", err)
 		}
-		if err := tryLoad(lsmBpfGateSpec()); err != nil {
-			return fmt.Errorf("lsm/bpf: %w", err)
-		}
-		if err := ensureTracefs(); err != nil {
+		if err := kernelprobe.SyscallTracepoints(); err != nil {
 			return fmt.Errorf("lsm/bpf gate: judged at the sys_enter_bpf tracepoint, which is missing: %w", err)
 		}
 		return nil
 	}
-	if err := bpfLSMActive(); err != nil {
-		return fmt.Errorf("lsm.s/bpf: %w", err)
-	}
-	if err := tryLoad(lsmBpfSpec()); err != nil {
+	if err := kernelprobe.LSMBpfUsable(true); err != nil {
 		return fmt.Errorf("lsm.s/bpf: %w", err)
 	}
 	return nil
-}
-
-func lsmBpfGateSpec() *ebpf.ProgramSpec {
-	return &ebpf.ProgramSpec{
-		Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "bpf", Instructions: retZero, License: "GPL",
-	}
-}
-
-// bpfLSMActive says why LSM programs would never run here, or nil.
-func bpfLSMActive() error {
-	secfsErr := ensureSecurityfs()
-	b, err := os.ReadFile("/sys/kernel/security/lsm")
-	if err != nil {
-		return fmt.Errorf("active LSMs unknown: %w", errors.Join(secfsErr, err))
-	}
-	if list := strings.TrimSpace(string(b)); !hasWord(list, "bpf") {
-		return fmt.Errorf("BPF LSM not active (lsm=%s; boot with lsm=...,bpf)", list)
-	}
-	return nil
-}
-
-func lsmProgLoadSpec() *ebpf.ProgramSpec {
-	return &ebpf.ProgramSpec{
-		Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "bpf_prog_load", Instructions: retZero, License: "GPL",
-	}
 }
 
 // lsmProgLoadUsable says why the lsm-prog-load hook cannot work here, or
 // nil: the BPF LSM must be active (else the hook loads, attaches and never
 // runs, as on 5.10 without lsm=...,bpf) and the hook must exist (6.9).
 func lsmProgLoadUsable() error {
-	secfsErr := ensureSecurityfs()
-	b, err := os.ReadFile("/sys/kernel/security/lsm")
-	if err != nil {
-		return fmt.Errorf("lsm/bpf_prog_load: active LSMs unknown: %w", errors.Join(secfsErr, err))
-	}
-	if list := strings.TrimSpace(string(b)); !hasWord(list, "bpf") {
-		return fmt.Errorf("lsm/bpf_prog_load: BPF LSM not active (lsm=%s; boot with lsm=...,bpf)", list)
-	}
-	if err := tryLoad(lsmProgLoadSpec()); err != nil {
+	if err := kernelprobe.LSMProgLoadUsable(); err != nil {
 		return fmt.Errorf("lsm/bpf_prog_load: %w", err)
-	}
-	return nil
-}
-
-func probeKprobes() Probe {
-	for _, p := range []string{"/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/kprobes"} {
-		if _, err := os.Stat(p); err == nil {
-			return ok(FeatKprobes, p+" present")
-		}
-	}
-	prog, err := ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{Type: ebpf.Kprobe, Instructions: retZero, License: "GPL"}, ebpf.ProgramOptions{LogDisabled: true})
-	if err != nil {
-		return fail(FeatKprobes, fmt.Errorf("kprobe program does not load: %w", err))
-	}
-	defer prog.Close()
-	l, err := link.Kprobe("security_bpf", prog, nil)
-	if err != nil {
-		return fail(FeatKprobes, fmt.Errorf("kprobe programs load but cannot attach (no kprobe_events; CONFIG_KPROBES off?): %w", err))
-	}
-	l.Close()
-	return ok(FeatKprobes, "attached a kprobe to security_bpf")
-}
-
-func hasWord(list, w string) bool {
-	for _, s := range strings.Split(list, ",") {
-		if s == w {
-			return true
-		}
-	}
-	return false
-}
-
-// lockdownMode picks the bracketed mode out of "none [integrity] confidentiality".
-func lockdownMode(s string) string {
-	if i := strings.IndexByte(s, '['); i >= 0 {
-		if j := strings.IndexByte(s[i:], ']'); j > 0 {
-			return s[i+1 : i+j]
-		}
-	}
-	return strings.TrimSpace(s)
-}
-
-func ensureSecurityfs() error {
-	if _, err := os.Stat("/sys/kernel/security/lsm"); err == nil {
-		return nil
-	}
-	if err := unix.Mount("securityfs", "/sys/kernel/security", "securityfs", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
-		return fmt.Errorf("mount securityfs at /sys/kernel/security: %w", err)
 	}
 	return nil
 }
@@ -366,17 +240,12 @@ func PlanFor(f *Features) (Plan, error) {
 
 // CorruptAvailable says why --enforcer corrupt cannot work here, or nil.
 func CorruptAvailable() error {
-	err := features.HaveProgramHelper(ebpf.TracePoint, asm.FnProbeWriteUser)
+	err := kernelprobe.ProbeWriteUser()
 	if err == nil {
 		return nil
 	}
-	mode := ""
-	ensureSecurityfs()
-	if b, rerr := os.ReadFile("/sys/kernel/security/lockdown"); rerr == nil {
-		mode = lockdownMode(string(b))
-	}
-	if mode != "" && mode != "none" {
-		return fmt.Errorf("%w: --enforcer corrupt needs bpf_probe_write_user, which kernel lockdown (%s) forbids; use --enforcer kill", ErrEnforcerRefused, mode)
+	if lerr := (*kernelprobe.LockdownError)(nil); errors.As(err, &lerr) {
+		return fmt.Errorf("%w: --enforcer corrupt needs bpf_probe_write_user, which kernel lockdown (%s) forbids; use --enforcer kill", ErrEnforcerRefused, lerr.Mode)
 	}
 	return fmt.Errorf("%w: --enforcer corrupt needs bpf_probe_write_user: %v; use --enforcer kill", ErrEnforcerRefused, err)
 }

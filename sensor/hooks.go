@@ -3,6 +3,8 @@ package sensor
 import (
 	"fmt"
 	"log/slog"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelprobe"
 )
 
 // Hook is where the kernel programs attach.
@@ -29,11 +31,9 @@ const (
 	HookKprobe Hook = "kprobe"
 )
 
-// KprobeTargets are tried in order by the kprobe hook. __x64_sys_bpf takes
-// the user's pt_regs (syscall wrappers); the others take the arguments
-// directly where they exist and are not inlined (__sys_bpf is inlined on
-// 5.10 and takes a bpfptr_t from 5.14, so it is not a target).
-var KprobeTargets = []string{"__x64_sys_bpf", "__se_sys_bpf", "__do_sys_bpf"}
+// KprobeTargets are tried in order by the kprobe hook
+// (kernelprobe.KprobeTargets says why these).
+var KprobeTargets = kernelprobe.KprobeTargets
 
 // Walk is how the kernel programs loop over the instructions.
 type Walk string
@@ -84,7 +84,7 @@ func chooseHook(asked Hook, enf Enforcer, walk Walk, btfOnly bool, log *slog.Log
 		if btfOnly {
 			return HookBTF, nil
 		}
-		if err := ensureTracefs(); err != nil {
+		if err := kernelprobe.SyscallTracepoints(); err != nil {
 			if asked == HookTracepoint {
 				return "", fmt.Errorf("%w: %v", ErrNoHook, err)
 			}

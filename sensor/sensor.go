@@ -13,10 +13,10 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
-	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 
+	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelprobe"
 	"github.com/ebpf-sentry/ebpf-sentry/rules/kernel"
 )
 
@@ -272,7 +272,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		}
 	}
 	phases := newStartPhases()
-	loopErr := features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop)
+	loopErr := kernelprobe.Helper(asm.FnLoop)
 	switch cfg.Walk {
 	case "":
 		cfg.Walk = WalkLoop
@@ -336,11 +336,11 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	phases.mark("spec")
 	cache := btf.NewCache()
 	kspec, _ := cache.Kernel()
-	hasIA32In(kspec)
+	kernelprobe.IA32Entry(kspec)
 	cp := planCompat(hook, exitHook, gate != "")
 	compatNote := ""
 	if cp.enter != "" || cp.exit != "" {
-		if err := kprobesAttachable(); err != nil && !cfg.sequentialStart {
+		if err := kernelprobe.KprobesAttachable(); err != nil && !cfg.sequentialStart {
 			// The 32-bit judge costs the verifier as much as the enter
 			// program; not verified where it could never attach.
 			compatNote = fmt.Sprintf("not seen: kprobe __ia32_sys_bpf: %v", err)

@@ -3,7 +3,6 @@ package sensor
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -160,22 +159,6 @@ func (o *optionalPrograms) close() {
 		c.Close()
 	}
 	o.colls = nil
-}
-
-// kprobesAttachable says why no kprobe can be attached here, or nil: the
-// link needs the kprobe PMU or tracefs' kprobe_events. Checked before the
-// 32-bit judge is verified, which costs as much as the enter program.
-func kprobesAttachable() error {
-	for _, p := range []string{
-		"/sys/bus/event_source/devices/kprobe/type",
-		"/sys/kernel/tracing/kprobe_events",
-		"/sys/kernel/debug/tracing/kprobe_events",
-	} {
-		if _, err := os.Stat(p); err == nil {
-			return nil
-		}
-	}
-	return errors.New("no kprobe PMU and no kprobe_events in tracefs (CONFIG_KPROBES off?)")
 }
 
 // JudgingSince is when the sensor started judging loads: the enforcing hook

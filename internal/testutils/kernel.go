@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelprobe"
 )
 
 // Version is a kernel release as major.minor.
@@ -109,17 +111,17 @@ func readFacts() (Facts, error) {
 	if f.Version, err = ParseVersion(string(b)); err != nil {
 		return f, err
 	}
-	_, err = os.Stat("/sys/kernel/btf/vmlinux")
+	_, err = os.Stat(kernelprobe.BTFPath)
 	f.BTF = err == nil
-	if b, err := os.ReadFile("/sys/kernel/security/lsm"); err == nil {
+	// The same parsers as the prober's, on the files alone: what the
+	// facts add is independence from BPF, not a second reading of text.
+	if b, err := os.ReadFile(kernelprobe.LSMPath); err == nil {
 		f.SecurityFS = true
-		f.LSMs = strings.Split(strings.TrimSpace(string(b)), ",")
+		f.LSMs = kernelprobe.ParseLSMs(string(b))
 	}
-	if b, err := os.ReadFile("/sys/kernel/security/lockdown"); err == nil {
-		for _, w := range strings.Fields(string(b)) {
-			if len(w) > 2 && w[0] == '[' && w[len(w)-1] == ']' {
-				f.Lockdown = w[1 : len(w)-1]
-			}
+	if b, err := os.ReadFile(kernelprobe.LockdownPath); err == nil {
+		if f.Lockdown, err = kernelprobe.ParseLockdown(string(b)); err != nil {
+			return f, err
 		}
 	}
 	for _, dir := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cilium/ebpf/rlimit"
 
+	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelprobe"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 )
 
@@ -16,6 +17,9 @@ const KernelEnv = "EBPF_SENTRY_KERNEL"
 
 // TestKernelCapabilities compares what the running kernel offers with its
 // expectation list: a missing capability fails, and so does an unlisted one.
+// Each capability is asked of the shared prober (internal/kernelprobe, what
+// doctor and the sensor's hook choice use) and proved by a program that
+// uses it; Probe fails where the two disagree, so the list holds for both.
 func TestKernelCapabilities(t *testing.T) {
 	testutils.RequireRoot(t, "loading BPF programs")
 	label := os.Getenv(KernelEnv)
@@ -43,7 +47,7 @@ func TestKernelCapabilities(t *testing.T) {
 	ensureIa32Loader(t)
 
 	t.Run("lockdown is in the expected mode", func(t *testing.T) {
-		got, err := Lockdown()
+		got, err := kernelprobe.Lockdown()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +69,11 @@ func TestKernelCapabilities(t *testing.T) {
 			if err != nil {
 				t.Fatalf("kernel %s: probing %s: %v", label, c, err)
 			}
-			t.Logf("%s: %s", c, obs.Detail)
+			prober := obs.Prober
+			if prober == "" {
+				prober = "not asked, evidence only"
+			}
+			t.Logf("%s: %s (shared prober: %s)", c, obs.Detail, prober)
 			switch {
 			case !known:
 				t.Logf("kernel %s: nothing independent decides %s; observed present=%v", label, c, obs.Present)

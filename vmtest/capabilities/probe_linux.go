@@ -15,17 +15,26 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
+	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelprobe"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/rawbpf"
 )
 
-// Observation is what a probe found: whether the capability is present and
-// the evidence (attach target, hit counts, the kernel's refusal).
+// Observation is what a probe found: whether the capability is present, the
+// evidence (attach target, hit counts, the kernel's refusal) and what the
+// shared prober (internal/kernelprobe, which doctor and the sensor's hook
+// choice call) answered.
 type Observation struct {
 	Present bool
 	Detail  string
+	// Prober is the shared prober's answer, "" where it asks nothing
+	// about this capability (the ia32 ones: the sensor only asks whether
+	// __ia32_sys_bpf exists).
+	Prober string
 }
 
 func present(format string, args ...any) Observation {
@@ -36,14 +45,73 @@ func absent(format string, args ...any) Observation {
 	return Observation{Detail: fmt.Sprintf(format, args...)}
 }
 
-// Probe checks one capability on the running kernel. An error means the probe
-// itself could not decide (something unexpected broke), which is never a pass.
+// proberAnswer is the shared prober's verdict on one capability: nil when
+// it says the capability is there, else why not.
+type proberAnswer func() error
+
+// proberAnswers maps each capability to the kernelprobe call the sensor
+// makes for it (ProbeKernel for doctor and PlanFor, chooseHook for New).
+var proberAnswers = map[Capability]proberAnswer{
+	BTF:          kernelprobe.BTF,
+	BPFLSMActive: kernelprobe.BPFLSMActive,
+	// The non-sleepable lsm/bpf program, which loads from 5.7; the
+	// sleepable one (5.11) is what the sensor's lsm-bpf hook uses with
+	// bpf_loop, and TestProbeKernelAgreesWithTheKernelsExpectations holds
+	// that choice against the same list.
+	LSMBpfDeny:      func() error { return kernelprobe.LSMBpfUsable(false) },
+	LSMProgLoadDeny: kernelprobe.LSMProgLoadUsable,
+	KprobeBpf: func() error {
+		_, err := kernelprobe.Kprobes()
+		return err
+	},
+	TracepointBpf:     kernelprobe.SyscallTracepoints,
+	TpBTFSysEnter:     func() error { return kernelprobe.Load(kernelprobe.TpBTFSysEnter()) },
+	FentrySecurityBpf: func() error { return kernelprobe.Load(kernelprobe.FentrySecurityBpf()) },
+	SendSignal:        func() error { return kernelprobe.Helper(asm.FnSendSignal) },
+	ProbeWriteUser:    kernelprobe.ProbeWriteUser,
+}
+
+// Probe checks one capability on the running kernel: the shared prober's
+// answer and, for all but BPFLSMActive (a line of securityfs, which the
+// LSM deny probes then put to use), the evidence of a program that uses
+// the capability. The two must agree: a prober that says a hook works when
+// it does not fire (or the reverse) is an error, as is a probe that could
+// not decide (something unexpected broke); neither is ever a pass.
 func Probe(c Capability) (Observation, error) {
+	answer, asked := proberAnswers[c]
+	if c == BPFLSMActive {
+		if err := answer(); err != nil {
+			return Observation{Detail: err.Error(), Prober: "absent: " + err.Error()}, nil
+		}
+		list, _ := kernelprobe.ActiveLSMs()
+		return Observation{Present: true, Detail: "lsm=" + list, Prober: "present"}, nil
+	}
+	obs, err := evidence(c)
+	if err != nil {
+		return obs, err
+	}
+	if c == Ia32Exec && obs.Present && !kernelprobe.IA32Entry(nil) {
+		return obs, fmt.Errorf("a 32-bit loader ran (%s), yet the prober finds no __ia32_sys_bpf in the kernel's BTF", obs.Detail)
+	}
+	if !asked {
+		return obs, nil
+	}
+	perr := answer()
+	obs.Prober = "present"
+	if perr != nil {
+		obs.Prober = "absent: " + oneLine(perr)
+	}
+	if (perr == nil) != obs.Present {
+		return obs, fmt.Errorf("the shared prober says %s is %s, the evidence says present=%v: %s", c, obs.Prober, obs.Present, obs.Detail)
+	}
+	return obs, nil
+}
+
+// evidence uses the capability: a program that must fire, deny or write.
+func evidence(c Capability) (Observation, error) {
 	switch c {
 	case BTF:
 		return probeBTF()
-	case BPFLSMActive:
-		return probeLSMList()
 	case LSMBpfDeny:
 		return probeLSMDeny("deny_bpf", "lsm_bpf_hits")
 	case LSMProgLoadDeny:
@@ -78,52 +146,20 @@ func Probe(c Capability) (Observation, error) {
 	return Observation{}, fmt.Errorf("unknown capability %q", c)
 }
 
-// Lockdown returns the active mode of /sys/kernel/security/lockdown, e.g.
-// "none" from "[none] integrity confidentiality".
-func Lockdown() (string, error) {
-	b, err := os.ReadFile("/sys/kernel/security/lockdown")
-	if err != nil {
-		return "", fmt.Errorf("read lockdown mode: %w", err)
-	}
-	return parseLockdown(string(b))
-}
-
-func parseLockdown(s string) (string, error) {
-	for _, f := range strings.Fields(s) {
-		if len(f) > 2 && f[0] == '[' && f[len(f)-1] == ']' {
-			return f[1 : len(f)-1], nil
-		}
-	}
-	return "", fmt.Errorf("lockdown file %q has no [active] mode", strings.TrimSpace(s))
-}
-
+// probeBTF parses the kernel's BTF and finds the type every bpf() command
+// passes through: BTF that opens but does not parse is no BTF to CO-RE.
 func probeBTF() (Observation, error) {
-	f, err := os.Open("/sys/kernel/btf/vmlinux")
+	spec, err := btf.LoadKernelSpec()
 	if err != nil {
-		return absent("%v", err), nil
+		// Missing or unparsable: absent either way; Probe holds it
+		// against the prober's answer.
+		return absent("kernel BTF: %v", err), nil
 	}
-	defer f.Close()
-	var magic [2]byte
-	if _, err := f.Read(magic[:]); err != nil {
-		return Observation{}, fmt.Errorf("read /sys/kernel/btf/vmlinux: %w", err)
+	var u *btf.Union
+	if err := spec.TypeByName("bpf_attr", &u); err != nil {
+		return Observation{}, fmt.Errorf("the kernel's BTF parses but has no union bpf_attr: %w", err)
 	}
-	// BTF's magic 0xeB9F, little endian on x86.
-	if magic != [2]byte{0x9f, 0xeb} {
-		return Observation{}, fmt.Errorf("/sys/kernel/btf/vmlinux starts with %x, not the BTF magic", magic)
-	}
-	return present("/sys/kernel/btf/vmlinux"), nil
-}
-
-func probeLSMList() (Observation, error) {
-	b, err := os.ReadFile("/sys/kernel/security/lsm")
-	if err != nil {
-		return Observation{}, fmt.Errorf("read active LSMs (is securityfs mounted?): %w", err)
-	}
-	list := strings.TrimSpace(string(b))
-	if slices.Contains(strings.Split(list, ","), "bpf") {
-		return present("lsm=%s", list), nil
-	}
-	return absent("lsm=%s", list), nil
+	return present("%s parses; union bpf_attr is %d bytes", kernelprobe.BTFPath, u.Size), nil
 }
 
 // spec returns the probes' collection spec with target_tgid set to this process.
@@ -267,10 +303,6 @@ func probeLSMDeny(prog, hits string) (Observation, error) {
 	return present("%s denied BPF_PROG_LOAD with EPERM (%d hits), no new program id", prog, n), nil
 }
 
-// kprobeTargets are the bpf syscall's symbols, best first: the x86 wrapper
-// exists since 4.17; __sys_bpf is inlined on some kernels (5.10).
-var kprobeTargets = []string{"__x64_sys_bpf", "__sys_bpf", "__se_sys_bpf", "__do_sys_bpf"}
-
 // trigger makes bpf() calls from this process for the counting probes.
 func trigger() {
 	for range 3 {
@@ -289,7 +321,7 @@ func probeKprobe() (Observation, error) {
 	}
 	defer objs.Close()
 	var tried []string
-	for _, sym := range kprobeTargets {
+	for _, sym := range kernelprobe.KprobeTargets {
 		l, err := link.Kprobe(sym, objs.prog, nil)
 		if err != nil {
 			tried = append(tried, fmt.Sprintf("%s: %v", sym, err))
