@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"slices"
@@ -125,7 +126,7 @@ func BenchmarkAttach(b *testing.B) {
 // a pipe), side by side with the same loop without it in one run. One
 // sensor starts (monitor mode, tracepoint hook, with the old exit program
 // loaded too) and the loop runs rounds of chunks, one chunk per setup, in
-// an order that rotates every round so that the host's drift falls on all
+// an order shuffled every round so that the host's drift falls on all
 // alike:
 //
 //   - off: no program on ioctl;
@@ -137,12 +138,18 @@ func BenchmarkAttach(b *testing.B) {
 // Each chunk is timed by the wall clock and by the thread's own CPU clock
 // (CLOCK_THREAD_CPUTIME_ID, the thread locked to it: time the host gives
 // other processes does not count, which the wall clock cannot say). It
-// reports per setup the ns per ioctl of both clocks and the median of the
-// per-round ratios to off, and, with bpf_stats switched on only afterwards,
+// reports per setup the ns per ioctl of both clocks, the median of the
+// per-round ratios to off, and the CPU time of the least disturbed chunk
+// against off's (cpu-min: interference only adds time), and, with bpf_stats switched on only afterwards,
 // the programs' own run time per call (run_time_ns / run_cnt; every ioctl
 // on the host counts, which is the same per-call cost) next to the run time
-// of a two-instruction program on the same tracepoint (floor-ns/run: what
-// bpf_stats' own clock reads cost per run).
+// of a two-instruction program on each of the two tracepoints
+// (enter-/exit-floor-ns/run: what bpf_stats' own clock reads and the
+// tracepoint's way of running a program cost per run; above-floor-ns is
+// the programs' time less their sides' floors). The extra setups split
+// the old pair (enter-alone, old-exit-alone) and run the floor programs
+// alone (trivial-enter, trivial-exit: the least a program on either
+// tracepoint can add).
 func BenchmarkUnrelatedIoctl(b *testing.B) {
 	testutils.RequireRoot(b, "attaching the sensor")
 	var p [2]int
@@ -164,6 +171,23 @@ func BenchmarkUnrelatedIoctl(b *testing.B) {
 	}()
 	h := newIoctlHooks(b, s)
 	defer h.set(b, []*ioctlProg{h.exit}) // as the sensor runs, for its Close
+	// the floors: a two-instruction program for each of the two
+	// tracepoints, the least any program there costs (a setup of their
+	// own: the tracepoint's way of running a program; with bpf_stats:
+	// their clock reads)
+	floors := map[string]*ioctlProg{}
+	for _, event := range []string{"sys_enter_ioctl", "sys_exit_ioctl"} {
+		floor, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.TracePoint, License: "GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer floor.Close()
+		fp := &ioctlProg{name: "floor " + event, prog: floor, p: attachProgram{group: "syscalls", event: event}, index: -1}
+		floors[event] = fp
+		h.all = append(h.all, fp)
+	}
+	floorEnter, floorExit := floors["sys_enter_ioctl"], floors["sys_exit_ioctl"]
 	setups := []struct {
 		name  string
 		progs []*ioctlProg
@@ -172,11 +196,15 @@ func BenchmarkUnrelatedIoctl(b *testing.B) {
 		{"exit", []*ioctlProg{h.exit}},
 		{"enforce", []*ioctlProg{h.enter, h.exit}},
 		{"pair", []*ioctlProg{h.enter, h.paired}},
+		{"enter-alone", []*ioctlProg{h.enter}},
+		{"old-exit-alone", []*ioctlProg{h.paired}},
+		{"trivial-enter", []*ioctlProg{floorEnter}},
+		{"trivial-exit", []*ioctlProg{floorExit}},
 	}
-	b.Run("setups=off,exit,enforce,pair", func(b *testing.B) {
+	b.Run("setups=off,exit,enforce,pair,enter-alone,old-exit-alone,trivial-enter,trivial-exit", func(b *testing.B) {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		const chunk = 2000
+		const chunk = 1000
 		run := func(n int) (wall, cpu time.Duration) {
 			c0, t0 := threadCPU(b), time.Now()
 			for range n {
@@ -190,21 +218,27 @@ func BenchmarkUnrelatedIoctl(b *testing.B) {
 		cpu := make([]time.Duration, len(setups))
 		wallRatio := make([][]float64, len(setups))
 		cpuRatio := make([][]float64, len(setups))
+		cpuMin := make([]time.Duration, len(setups)) // the least disturbed chunk of each
 		rounds := 0
+		rng := rand.New(rand.NewPCG(1, 2))
 		for b.Loop() {
-			// one iteration: a chunk of each setup, starting one further
-			// along each round
+			// one iteration: a chunk of each setup, in an order shuffled
+			// every round, each after 100 untimed ioctls (the first runs
+			// after an attach meet cold code and data)
 			w := make([]time.Duration, len(setups))
 			c := make([]time.Duration, len(setups))
-			for k := range setups {
-				i := (rounds + k) % len(setups)
+			for _, i := range rng.Perm(len(setups)) {
 				h.set(b, setups[i].progs)
+				run(100)
 				w[i], c[i] = run(chunk)
 			}
 			h.set(b, nil)
 			for i := range setups {
 				wall[i] += w[i]
 				cpu[i] += c[i]
+				if cpuMin[i] == 0 || c[i] < cpuMin[i] {
+					cpuMin[i] = c[i]
+				}
 				wallRatio[i] = append(wallRatio[i], float64(w[i])/float64(w[0]))
 				cpuRatio[i] = append(cpuRatio[i], float64(c[i])/float64(c[0]))
 			}
@@ -220,7 +254,9 @@ func BenchmarkUnrelatedIoctl(b *testing.B) {
 		for i, st := range setups {
 			b.ReportMetric(float64(wall[i].Nanoseconds())/ops, st.name+"-wall-ns/ioctl")
 			b.ReportMetric(float64(cpu[i].Nanoseconds())/ops, st.name+"-cpu-ns/ioctl")
+			b.ReportMetric(float64(cpuMin[i].Nanoseconds())/chunk, st.name+"-cpu-min-ns/ioctl")
 			if i > 0 {
+				b.ReportMetric((float64(cpuMin[i])/float64(cpuMin[0])-1)*100, st.name+"-cpu-min-added-%")
 				b.ReportMetric((median(wallRatio[i])-1)*100, st.name+"-wall-added-%")
 				b.ReportMetric((median(cpuRatio[i])-1)*100, st.name+"-cpu-added-%")
 			}
@@ -232,49 +268,38 @@ func BenchmarkUnrelatedIoctl(b *testing.B) {
 			b.Fatalf("enable BPF run-time stats: %v", err)
 		}
 		defer stats.Close()
-		// the floor: a two-instruction program on the same tracepoint,
-		// whose run time is bpf_stats' own clock reads and little else
-		floor, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.TracePoint, License: "GPL",
-			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer floor.Close()
-		fl, err := link.Tracepoint("syscalls", "sys_enter_ioctl", floor, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer fl.Close()
-		fp := &ioctlProg{name: "floor", prog: floor}
 		offCPU := float64(cpu[0].Nanoseconds()) / ops
-		var floorNS float64
+		floorNS := map[string]float64{}
 		for _, st := range setups[1:] {
-			h.set(b, st.progs)
-			progs := append(slices.Clone(st.progs), fp)
+			if slices.Contains(st.progs, floorEnter) || slices.Contains(st.progs, floorExit) {
+				continue
+			}
+			progs := append(slices.Clone(st.progs), floorEnter, floorExit)
+			h.set(b, progs)
 			st0 := progStats(b, progs)
-			run(50 * chunk)
+			run(100 * chunk)
 			st1 := progStats(b, progs)
-			var perCall float64
-			for i, pr := range progs {
-				ns := 0.0
+			ns := make([]float64, len(progs))
+			for i := range progs {
 				if n := st1[i].RunCount - st0[i].RunCount; n > 0 {
-					ns = float64((st1[i].Runtime - st0[i].Runtime).Nanoseconds()) / float64(n)
-				}
-				if pr == fp {
-					floorNS = ns
-				} else {
-					perCall += ns
+					ns[i] = float64((st1[i].Runtime - st0[i].Runtime).Nanoseconds()) / float64(n)
 				}
 			}
+			floorNS["sys_enter_ioctl"], floorNS["sys_exit_ioctl"] = ns[len(progs)-2], ns[len(progs)-1]
+			var perCall, above float64
+			for i, pr := range st.progs {
+				perCall += ns[i]
+				above += ns[i] - floorNS[pr.p.event]
+			}
 			b.ReportMetric(perCall, st.name+"-sensor-ns/ioctl")
-			// above the floor: what the programs do beyond being run, as
-			// a share of the off ioctl's own CPU time
-			above := perCall - float64(len(st.progs))*floorNS
+			// above the floors: what the programs do beyond being run,
+			// as a share of the off ioctl's own CPU time
 			b.ReportMetric(above, st.name+"-above-floor-ns")
 			b.ReportMetric(above/offCPU*100, st.name+"-above-floor-%")
 		}
 		h.set(b, nil)
-		b.ReportMetric(floorNS, "floor-ns/run")
+		b.ReportMetric(floorNS["sys_enter_ioctl"], "enter-floor-ns/run")
+		b.ReportMetric(floorNS["sys_exit_ioctl"], "exit-floor-ns/run")
 	})
 }
 

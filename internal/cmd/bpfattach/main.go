@@ -188,11 +188,11 @@ func attachIoctl(prog *ebpf.Program, tp string, closeFirst bool, id int) error {
 		unix.Close(dup)
 		pfd = dup // closed: no longer a program in this process
 	}
-	req := uint(unix.PERF_EVENT_IOC_SET_BPF)
+	req := uint64(unix.PERF_EVENT_IOC_SET_BPF)
 	if ioctlHighBits {
-		req |= 1 << 32
+		req |= 1 << 32 // dropped by uint on a 32-bit build, whose register has no upper half
 	}
-	return unix.IoctlSetInt(fd, req, pfd)
+	return unix.IoctlSetInt(fd, uint(req), pfd)
 }
 
 const unsafeSizeofAttr = unix.PERF_ATTR_SIZE_VER5
