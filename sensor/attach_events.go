@@ -378,8 +378,9 @@ const (
 // ioctl runs for every ioctl on the host, so it gets as few programs as the
 // mode allows: the exit program alone reads the command from the caller's
 // registers and reports a PERF_EVENT_IOC_SET_BPF whole (one program per
-// ioctl); the entry program, which can still stop the call, is attached
-// only while the sensor enforces. The 5.10 build (bounded walk) has no
+// ioctl); the entry program, which can still stop the call, and the
+// lsm/file_ioctl gate, which refuses what it marked, are attached only
+// while the sensor enforces. The 5.10 build (bounded walk) has no
 // bpf_task_pt_regs: there the entry program runs always and its exit
 // returns on one array word (the old pair).
 func attachPlan(hook Hook, cfg Config) []attachProgram {
@@ -409,7 +410,7 @@ func attachPlan(hook Hook, cfg Config) []attachProgram {
 	if cfg.Enforcer == EnforcerDeny {
 		plan = append(plan,
 			attachProgram{name: sentryProgSentryLsmAttachGate, required: true},
-			attachProgram{name: sentryProgSentryLsmIoctlGate, required: true})
+			attachProgram{name: sentryProgSentryLsmIoctlGate, required: true, arm: armEnforce}) // every ioctl: only while a block can be due
 	}
 	return plan
 }
@@ -461,6 +462,10 @@ func (s *Sensor) startAttachPrograms(loaded *optionalPrograms) string {
 			}
 		}
 	}
+	if err := s.armFor(s.cfg.Mode); err != nil {
+		s.log.Debug("attach monitoring: arming for enforce mode", "err", err)
+		missing = append(missing, err.Error())
+	}
 	if len(missing) > 0 {
 		return "partial: " + strings.Join(missing, "; ")
 	}
@@ -493,26 +498,37 @@ type armable struct {
 	l    link.Link // nil while not attached
 }
 
-// addArmable keeps a loaded program for arming; an armEnforce one is
-// attached at once when the sensor starts in enforce mode.
+// addArmable keeps a loaded program for arming (startAttachPrograms arms
+// them all once they are loaded).
 func (s *Sensor) addArmable(coll *ebpf.Collection, p attachProgram) error {
 	s.attachColls = append(s.attachColls, coll) // closed with the sensor; Health knows its program
 	s.armMu.Lock()
+	defer s.armMu.Unlock()
 	if s.armable == nil {
 		s.armable = map[string]*armable{}
 	}
 	s.armable[p.name] = &armable{p: p, prog: coll.Programs[p.name]}
-	s.armMu.Unlock()
-	return s.armFor(s.cfg.Mode)
+	return nil
 }
 
 // armFor attaches the armEnforce programs in enforce mode and detaches
-// them otherwise.
+// them otherwise. Gates (LSM programs) go first: a gate refuses only what
+// the entry program marked, so it is harmless alone, while an entry
+// program that marks a denial with no gate yet would report a refusal that
+// does not happen.
 func (s *Sensor) armFor(m Mode) error {
 	s.armMu.Lock()
 	defer s.armMu.Unlock()
 	var errs []error
+	order := make([]*armable, 0, len(s.armable))
 	for _, a := range s.armable {
+		if a.p.group == "" {
+			order = append([]*armable{a}, order...)
+		} else {
+			order = append(order, a)
+		}
+	}
+	for _, a := range order {
 		if a.p.arm != armEnforce {
 			continue
 		}

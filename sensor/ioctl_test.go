@@ -12,8 +12,9 @@ import (
 // the command from the caller's registers and reports a
 // PERF_EVENT_IOC_SET_BPF whole (target, program, result, errno, the attach
 // table's verdict). Enforce mode attaches the entry program too, which
-// kills a blocked attach before it happens, and monitor mode detaches it
-// again. A command word with bits above 32 set (which the kernel drops) is
+// kills a blocked attach before it happens (or marks it for the
+// lsm/file_ioctl gate, attached with it, to refuse), and monitor mode
+// detaches them again. A command word with bits above 32 set (which the kernel drops) is
 // seen as the same command.
 func TestIoctlAttachIsReportedByTheExitAloneInMonitorMode(t *testing.T) {
 	testutils.SkipOnOldKernel(t, "5.15", "the exit program reads the caller's registers with bpf_task_pt_regs (5.10 keeps the entry program always)")
@@ -22,7 +23,7 @@ func TestIoctlAttachIsReportedByTheExitAloneInMonitorMode(t *testing.T) {
 		t.Fatalf("attach monitoring: %s", s.AttachCoverage())
 	}
 	if n := len(s.armedLinks()); n != 0 {
-		t.Fatalf("monitor mode: %d ioctl entry programs attached, want 0", n)
+		t.Fatalf("monitor mode: %d ioctl entry/gate programs attached, want 0", n)
 	}
 	tp := "syscalls/sys_enter_getdents64"
 	ioctlArgs := []string{"-builtin", "tracepoint", "-tracepoint", tp, "-ioctl"}
@@ -103,8 +104,12 @@ func TestIoctlAttachIsReportedByTheExitAloneInMonitorMode(t *testing.T) {
 	if err := s.SetMode(ModeEnforce); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(s.armedLinks()); n != 1 {
-		t.Fatalf("enforce mode: %d ioctl entry programs attached, want 1", n)
+	want := 1 // the entry program
+	if s.Enforcer() == EnforcerDeny {
+		want++ // and the lsm/file_ioctl gate
+	}
+	if n := len(s.armedLinks()); n != want {
+		t.Fatalf("enforce mode: %d ioctl programs armed, want %d", n, want)
 	}
 	for _, args := range [][]string{ioctlArgs, append(ioctlArgs, "-ioctl-high-bits")} {
 		t.Run("blocked target in enforce mode "+args[len(args)-1], func(t *testing.T) {
@@ -141,6 +146,6 @@ func TestIoctlAttachIsReportedByTheExitAloneInMonitorMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := len(s.armedLinks()); n != 0 {
-		t.Fatalf("back in monitor mode: %d ioctl entry programs attached, want 0", n)
+		t.Fatalf("back in monitor mode: %d ioctl entry/gate programs attached, want 0", n)
 	}
 }
