@@ -172,6 +172,7 @@ var wantOwnHits = map[string][]string{
 	"sentry_ioctl_enter":            {"send-signal-from-tracing"},
 	"sentry_ioctl_enter_deny":       nil,
 	"sentry_ioctl_exit":             nil,
+	"sentry_ioctl_exit_paired":      nil,
 	"sentry_perf_open_enter":        nil,
 	"sentry_perf_open_exit":         nil,
 	"sentry_attach_tp":              {"bpf-hook"},

@@ -2,7 +2,9 @@ package sensor
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -121,15 +123,33 @@ func BenchmarkAttach(b *testing.B) {
 
 // BenchmarkUnrelatedIoctl is the cost of the ioctl hook to a loop of
 // ioctls that are not PERF_EVENT_IOC_SET_BPF (FIONREAD, alias TIOCINQ, on
-// a pipe), side by side with the same loop without it in one run: the
-// sensor starts once, and the loop alternates chunks with the ioctl
-// tracepoints attached and detached (ns/op is one pair of chunks with the toggling; the figures are the chunks' own), so
-// that the host's drift falls on both sides alike. It reports the wall
-// time per ioctl of each side and their ratio (median of the per-chunk
-// ratios), and the hook programs' own run time per call from bpf_stats
-// (run_time_ns / run_cnt of the enter and exit programs: every ioctl on
-// the host counts, which is the same per-call cost), a figure the noise of
-// a shared host does not blur.
+// a pipe), side by side with the same loop without it in one run. One
+// sensor starts (monitor mode, tracepoint hook, with the old exit program
+// loaded too) and the loop runs rounds of chunks, one chunk per setup, in
+// an order shuffled every round so that the host's drift falls on all
+// alike:
+//
+//   - off: no program on ioctl;
+//   - exit: the shipped monitor-mode hook, sys_exit_ioctl alone;
+//   - enforce: the shipped enforce-mode hooks, sys_enter_ioctl + sys_exit_ioctl;
+//   - pair: the old hook in every mode, sys_enter_ioctl + the exit that
+//     returns on one array word.
+//
+// Each chunk is timed by the wall clock and by the thread's own CPU clock
+// (CLOCK_THREAD_CPUTIME_ID, the thread locked to it: time the host gives
+// other processes does not count, which the wall clock cannot say). It
+// reports per setup the ns per ioctl of both clocks, the median of the
+// per-round ratios to off, and the CPU time of the least disturbed chunk
+// against off's (cpu-min: interference only adds time), and, with bpf_stats switched on only afterwards,
+// the programs' own run time per call (run_time_ns / run_cnt; every ioctl
+// on the host counts, which is the same per-call cost) next to the run time
+// of a two-instruction program on each of the two tracepoints
+// (enter-/exit-floor-ns/run: what bpf_stats' own clock reads and the
+// tracepoint's way of running a program cost per run; above-floor-ns is
+// the programs' time less their sides' floors). The extra setups split
+// the old pair (enter-alone, old-exit-alone) and run the floor programs
+// alone (trivial-enter, trivial-exit: the least a program on either
+// tracepoint can add).
 func BenchmarkUnrelatedIoctl(b *testing.B) {
 	testutils.RequireRoot(b, "attaching the sensor")
 	var p [2]int
@@ -138,140 +158,229 @@ func BenchmarkUnrelatedIoctl(b *testing.B) {
 	}
 	defer unix.Close(p[0])
 	defer unix.Close(p[1])
-	func() {
-		// no bpf_stats while the wall clock runs: they add two clock
-		// reads to every program run (enabled below, for the programs'
-		// own time)
-		s, err := New(Config{Hook: HookTracepoint, Mode: ModeMonitor, RingBufferSize: 8 << 20})
+	// no bpf_stats while the clocks run: they add two clock reads to every
+	// program run (enabled below, for the programs' own time)
+	s, err := New(Config{Hook: HookTracepoint, Mode: ModeMonitor, RingBufferSize: 8 << 20, ioctlPairToo: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	go func() {
+		for range s.Events() {
+		}
+	}()
+	h := newIoctlHooks(b, s)
+	defer h.set(b, []*ioctlProg{h.exit}) // as the sensor runs, for its Close
+	// the floors: a two-instruction program for each of the two
+	// tracepoints, the least any program there costs (a setup of their
+	// own: the tracepoint's way of running a program; with bpf_stats:
+	// their clock reads)
+	floors := map[string]*ioctlProg{}
+	for _, event := range []string{"sys_enter_ioctl", "sys_exit_ioctl"} {
+		floor, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.TracePoint, License: "GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer s.Close()
-		go func() {
-			for range s.Events() {
-			}
-		}()
-		hooks := ioctlHooks(b, s)
-		off := func() {
-			for _, h := range hooks {
-				s.attachLinks[h.i].Close()
-			}
-		}
-		on := func() {
-			for _, h := range hooks {
-				l, err := link.Tracepoint(h.p.group, h.p.event, h.prog, nil)
-				if err != nil {
+		defer floor.Close()
+		fp := &ioctlProg{name: "floor " + event, prog: floor, p: attachProgram{group: "syscalls", event: event}, index: -1}
+		floors[event] = fp
+		h.all = append(h.all, fp)
+	}
+	floorEnter, floorExit := floors["sys_enter_ioctl"], floors["sys_exit_ioctl"]
+	setups := []struct {
+		name  string
+		progs []*ioctlProg
+	}{
+		{"off", nil},
+		{"exit", []*ioctlProg{h.exit}},
+		{"enforce", []*ioctlProg{h.enter, h.exit}},
+		{"pair", []*ioctlProg{h.enter, h.paired}},
+		{"enter-alone", []*ioctlProg{h.enter}},
+		{"old-exit-alone", []*ioctlProg{h.paired}},
+		{"trivial-enter", []*ioctlProg{floorEnter}},
+		{"trivial-exit", []*ioctlProg{floorExit}},
+	}
+	b.Run("setups=off,exit,enforce,pair,enter-alone,old-exit-alone,trivial-enter,trivial-exit", func(b *testing.B) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		const chunk = 1000
+		run := func(n int) (wall, cpu time.Duration) {
+			c0, t0 := threadCPU(b), time.Now()
+			for range n {
+				if _, err := unix.IoctlGetInt(p[0], unix.TIOCINQ); err != nil {
 					b.Fatal(err)
 				}
-				s.attachLinks[h.i] = l
+			}
+			return time.Since(t0), threadCPU(b) - c0
+		}
+		wall := make([]time.Duration, len(setups))
+		cpu := make([]time.Duration, len(setups))
+		wallRatio := make([][]float64, len(setups))
+		cpuRatio := make([][]float64, len(setups))
+		cpuMin := make([]time.Duration, len(setups)) // the least disturbed chunk of each
+		rounds := 0
+		rng := rand.New(rand.NewPCG(1, 2))
+		for b.Loop() {
+			// one iteration: a chunk of each setup, in an order shuffled
+			// every round, each after 100 untimed ioctls (the first runs
+			// after an attach meet cold code and data)
+			w := make([]time.Duration, len(setups))
+			c := make([]time.Duration, len(setups))
+			for _, i := range rng.Perm(len(setups)) {
+				h.set(b, setups[i].progs)
+				run(100)
+				w[i], c[i] = run(chunk)
+			}
+			h.set(b, nil)
+			for i := range setups {
+				wall[i] += w[i]
+				cpu[i] += c[i]
+				if cpuMin[i] == 0 || c[i] < cpuMin[i] {
+					cpuMin[i] = c[i]
+				}
+				wallRatio[i] = append(wallRatio[i], float64(w[i])/float64(w[0]))
+				cpuRatio[i] = append(cpuRatio[i], float64(c[i])/float64(c[0]))
+			}
+			rounds++
+		}
+		b.StopTimer()
+		ops := float64(rounds * chunk)
+		median := func(v []float64) float64 {
+			v = slices.Clone(v)
+			slices.Sort(v)
+			return v[len(v)/2]
+		}
+		for i, st := range setups {
+			b.ReportMetric(float64(wall[i].Nanoseconds())/ops, st.name+"-wall-ns/ioctl")
+			b.ReportMetric(float64(cpu[i].Nanoseconds())/ops, st.name+"-cpu-ns/ioctl")
+			b.ReportMetric(float64(cpuMin[i].Nanoseconds())/chunk, st.name+"-cpu-min-ns/ioctl")
+			if i > 0 {
+				b.ReportMetric((float64(cpuMin[i])/float64(cpuMin[0])-1)*100, st.name+"-cpu-min-added-%")
+				b.ReportMetric((median(wallRatio[i])-1)*100, st.name+"-wall-added-%")
+				b.ReportMetric((median(cpuRatio[i])-1)*100, st.name+"-cpu-added-%")
 			}
 		}
-		b.Run("sentry=tracepoint-vs-off", func(b *testing.B) {
-			const chunk = 2000
-			run := func(n int) time.Duration {
-				t0 := time.Now()
-				for range n {
-					if _, err := unix.IoctlGetInt(p[0], unix.TIOCINQ); err != nil {
-						b.Fatal(err)
-					}
-				}
-				return time.Since(t0)
+
+		// the programs' own time, by bpf_stats
+		stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+		if err != nil {
+			b.Fatalf("enable BPF run-time stats: %v", err)
+		}
+		defer stats.Close()
+		offCPU := float64(cpu[0].Nanoseconds()) / ops
+		floorNS := map[string]float64{}
+		for _, st := range setups[1:] {
+			if slices.Contains(st.progs, floorEnter) || slices.Contains(st.progs, floorExit) {
+				continue
 			}
-			var offT, onT time.Duration
-			var ratios []float64
-			n := 0
-			for b.Loop() {
-				// one iteration: a chunk on, then a chunk off (the
-				// order alternates so neither side always runs first)
-				var tOn, tOff time.Duration
-				if n%2 == 0 {
-					tOn = run(chunk)
-					off()
-					tOff = run(chunk)
-					on()
-				} else {
-					off()
-					tOff = run(chunk)
-					on()
-					tOn = run(chunk)
-				}
-				onT += tOn
-				offT += tOff
-				ratios = append(ratios, float64(tOn)/float64(tOff))
-				n++
-			}
-			stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-			if err != nil {
-				b.Fatalf("enable BPF run-time stats: %v", err)
-			}
-			// the floor: a two-instruction program on the same tracepoint,
-			// whose run time is bpf_stats' own clock reads and little else
-			floor, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.TracePoint, License: "GPL",
-				Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer floor.Close()
-			fl, err := link.Tracepoint("syscalls", "sys_enter_ioctl", floor, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			hooks := append(hooks, ioctlHook{prog: floor})
-			st0 := hookStats(b, hooks)
+			progs := append(slices.Clone(st.progs), floorEnter, floorExit)
+			h.set(b, progs)
+			st0 := progStats(b, progs)
 			run(100 * chunk)
-			st1 := hookStats(b, hooks)
-			fl.Close()
-			stats.Close()
-			slices.Sort(ratios)
-			ops := float64(n * chunk)
-			b.ReportMetric(float64(offT.Nanoseconds())/ops, "off-ns/ioctl")
-			b.ReportMetric(float64(onT.Nanoseconds())/ops, "on-ns/ioctl")
-			b.ReportMetric((ratios[len(ratios)/2]-1)*100, "median-added-%")
-			perRun := func(i int) float64 {
-				if c := st1[i].RunCount - st0[i].RunCount; c > 0 {
-					return float64((st1[i].Runtime - st0[i].Runtime).Nanoseconds()) / float64(c)
+			st1 := progStats(b, progs)
+			ns := make([]float64, len(progs))
+			for i := range progs {
+				if n := st1[i].RunCount - st0[i].RunCount; n > 0 {
+					ns[i] = float64((st1[i].Runtime - st0[i].Runtime).Nanoseconds()) / float64(n)
 				}
-				return 0
 			}
-			floorNS := perRun(len(hooks) - 1)
-			b.ReportMetric(floorNS, "floor-ns/run")
-			var perCall float64
-			for i := range len(hooks) - 1 {
-				perCall += perRun(i)
+			floorNS["sys_enter_ioctl"], floorNS["sys_exit_ioctl"] = ns[len(progs)-2], ns[len(progs)-1]
+			var perCall, above float64
+			for i, pr := range st.progs {
+				perCall += ns[i]
+				above += ns[i] - floorNS[pr.p.event]
 			}
-			b.ReportMetric(perCall, "sensor-ns/ioctl")
-			b.ReportMetric(perCall/(float64(offT.Nanoseconds())/ops)*100, "sensor-%")
-			// above the floor: what the programs do beyond being run
-			b.ReportMetric((perCall-2*floorNS)/(float64(offT.Nanoseconds())/ops)*100, "above-floor-%")
-		})
-	}()
+			b.ReportMetric(perCall, st.name+"-sensor-ns/ioctl")
+			// above the floors: what the programs do beyond being run,
+			// as a share of the off ioctl's own CPU time
+			b.ReportMetric(above, st.name+"-above-floor-ns")
+			b.ReportMetric(above/offCPU*100, st.name+"-above-floor-%")
+		}
+		h.set(b, nil)
+		b.ReportMetric(floorNS["sys_enter_ioctl"], "enter-floor-ns/run")
+		b.ReportMetric(floorNS["sys_exit_ioctl"], "exit-floor-ns/run")
+	})
 }
 
-type ioctlHook struct {
-	i    int // index into s.attachLinks
-	p    attachProgram
-	prog *ebpf.Program
+func threadCPU(b *testing.B) time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ts.Nano())
 }
 
-// ioctlHooks finds the sensor's sys_enter_ioctl and sys_exit_ioctl
-// programs and their links.
-func ioctlHooks(b *testing.B, s *Sensor) []ioctlHook {
-	var out []ioctlHook
+// ioctlProg is one of the sensor's ioctl programs and its link, when
+// attached (the benchmark owns them).
+type ioctlProg struct {
+	name  string
+	p     attachProgram
+	prog  *ebpf.Program
+	l     link.Link
+	index int // into s.attachLinks, -1 for an armable program
+}
+
+type ioctlHooks struct {
+	s                   *Sensor
+	exit, enter, paired *ioctlProg
+	all                 []*ioctlProg
+}
+
+// newIoctlHooks takes the sensor's ioctl programs: the attached exit
+// program (detached here) and the entry and old exit programs it keeps
+// unattached in monitor mode.
+func newIoctlHooks(b *testing.B, s *Sensor) *ioctlHooks {
+	h := &ioctlHooks{s: s}
 	for i, p := range s.attachProgs {
-		if p.event == "sys_enter_ioctl" || p.event == "sys_exit_ioctl" {
-			out = append(out, ioctlHook{i: i, p: p, prog: s.attachColls[i].Programs[p.name]})
+		if p.name == sentryProgSentryIoctlExit {
+			h.exit = &ioctlProg{name: p.name, p: p, prog: s.attachColls[i].Programs[p.name], l: s.attachLinks[i], index: i}
 		}
 	}
-	if len(out) != 2 {
-		b.Fatalf("ioctl hooks: %d programs attached, want enter and exit (%s)", len(out), s.AttachCoverage())
+	s.armMu.Lock()
+	for name, a := range s.armable {
+		ip := &ioctlProg{name: name, p: a.p, prog: a.prog, l: a.l, index: -1}
+		a.l = nil // the benchmark attaches it from now on
+		switch name {
+		case sentryProgSentryIoctlEnter:
+			h.enter = ip
+		case sentryProgSentryIoctlExitPaired:
+			h.paired = ip
+		}
 	}
-	return out
+	s.armMu.Unlock()
+	if h.exit == nil || h.enter == nil || h.paired == nil {
+		b.Fatalf("ioctl programs: exit %v, entry %v, old exit %v (%s)", h.exit != nil, h.enter != nil, h.paired != nil, s.AttachCoverage())
+	}
+	h.all = []*ioctlProg{h.exit, h.enter, h.paired}
+	return h
 }
 
-func hookStats(b *testing.B, hooks []ioctlHook) []ebpf.ProgramStats {
-	out := make([]ebpf.ProgramStats, len(hooks))
-	for i, h := range hooks {
-		st, err := h.prog.Stats()
+// set attaches exactly the given programs.
+func (h *ioctlHooks) set(b *testing.B, want []*ioctlProg) {
+	for _, ip := range h.all {
+		on := slices.Contains(want, ip)
+		switch {
+		case on && ip.l == nil:
+			l, err := attachOne(ip.prog, ip.p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ip.l = l
+		case !on && ip.l != nil:
+			ip.l.Close()
+			ip.l = nil
+		}
+		if ip.index >= 0 {
+			h.s.attachLinks[ip.index] = ip.l
+		}
+	}
+}
+
+func progStats(b *testing.B, progs []*ioctlProg) []ebpf.ProgramStats {
+	out := make([]ebpf.ProgramStats, len(progs))
+	for i, ip := range progs {
+		st, err := ip.prog.Stats()
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -360,38 +360,67 @@ type attachProgram struct {
 	group    string // tracepoint group, "" for an LSM hook
 	event    string
 	required bool // the sensor's view of attaches depends on it (reported in the note)
+	arm      armMode
 }
 
-// attachPlan lists the attach programs for a hook and enforcer. On the
+// armMode says when an attach program is attached.
+type armMode int
+
+const (
+	armAlways  armMode = iota
+	armEnforce         // only while the sensor enforces: an entry program only a block needs
+	armNever           // loaded, never attached by the sensor (a benchmark's baseline)
+)
+
+// attachPlan lists the attach programs for a hook and config. On the
 // syscall hooks the bpf() enter and exit programs already report attaches.
-func attachPlan(hook Hook, enf Enforcer) []attachProgram {
+//
+// ioctl runs for every ioctl on the host, so it gets as few programs as the
+// mode allows: the exit program alone reads the command from the caller's
+// registers and reports a PERF_EVENT_IOC_SET_BPF whole (one program per
+// ioctl); the entry program, which can still stop the call, and the
+// lsm/file_ioctl gate, which refuses what it marked, are attached only
+// while the sensor enforces. The 5.10 build (bounded walk) has no
+// bpf_task_pt_regs: there the entry program runs always and its exit
+// returns on one array word (the old pair).
+func attachPlan(hook Hook, cfg Config) []attachProgram {
 	ioctl := sentryProgSentryIoctlEnter
-	if enf == EnforcerDeny {
+	if cfg.Enforcer == EnforcerDeny {
 		ioctl = sentryProgSentryIoctlEnterDeny
 	}
 	plan := []attachProgram{
 		{name: sentryProgSentryPerfOpenEnter, group: "syscalls", event: "sys_enter_perf_event_open"},
 		{name: sentryProgSentryPerfOpenExit, group: "syscalls", event: "sys_exit_perf_event_open"},
-		{name: sentryProgSentryIoctlExit, group: "syscalls", event: "sys_exit_ioctl", required: true},
-		{name: ioctl, group: "syscalls", event: "sys_enter_ioctl", required: true},
+	}
+	if cfg.Walk == WalkBounded {
+		plan = append(plan,
+			attachProgram{name: sentryProgSentryIoctlExitPaired, group: "syscalls", event: "sys_exit_ioctl", required: true},
+			attachProgram{name: ioctl, group: "syscalls", event: "sys_enter_ioctl", required: true})
+	} else {
+		plan = append(plan,
+			attachProgram{name: sentryProgSentryIoctlExit, group: "syscalls", event: "sys_exit_ioctl", required: true},
+			attachProgram{name: ioctl, group: "syscalls", event: "sys_enter_ioctl", required: true, arm: armEnforce})
+		if cfg.ioctlPairToo {
+			plan = append(plan, attachProgram{name: sentryProgSentryIoctlExitPaired, group: "syscalls", event: "sys_exit_ioctl", arm: armNever})
+		}
 	}
 	if hook.IsLSM() {
 		plan = append(plan, attachProgram{name: sentryProgSentryAttachTp, group: "syscalls", event: "sys_enter_bpf", required: true})
 	}
-	if enf == EnforcerDeny {
+	if cfg.Enforcer == EnforcerDeny {
 		plan = append(plan,
 			attachProgram{name: sentryProgSentryLsmAttachGate, required: true},
-			attachProgram{name: sentryProgSentryLsmIoctlGate, required: true})
+			attachProgram{name: sentryProgSentryLsmIoctlGate, required: true, arm: armEnforce}) // every ioctl: only while a block can be due
 	}
 	return plan
 }
 
 // attachSpecOf copies the attach programs' specs before the collection's
 // spec is trimmed to the load hook's programs.
-func attachSpecOf(spec *ebpf.CollectionSpec, hook Hook, enf Enforcer) *ebpf.CollectionSpec {
+func attachSpecOf(spec *ebpf.CollectionSpec, plan []attachProgram) *ebpf.CollectionSpec {
 	out := spec.Copy()
 	keep := map[string]bool{}
-	for _, p := range attachPlan(hook, enf) {
+	for _, p := range plan {
 		keep[p.name] = true
 	}
 	for name := range out.Programs {
@@ -414,13 +443,17 @@ func (s *Sensor) startAttachPrograms(loaded *optionalPrograms) string {
 		s.log.Warn("attach monitoring: no file_operations addresses (fds are trusted as the caller names them)", "err", err)
 	}
 	var missing []string
-	for _, p := range attachPlan(s.hook, s.cfg.Enforcer) {
+	for _, p := range attachPlan(s.hook, s.cfg) {
 		coll, err := loaded.take(p.name)
 		if coll == nil && errors.Is(err, errNotInObject) {
 			continue
 		}
 		if coll != nil {
-			err = s.startAttachProgram(coll, p)
+			if p.arm == armAlways {
+				err = s.startAttachProgram(coll, p)
+			} else {
+				err = s.addArmable(coll, p)
+			}
 		}
 		if err != nil {
 			s.log.Debug("attach monitoring program", "prog", p.name, "err", err)
@@ -429,6 +462,10 @@ func (s *Sensor) startAttachPrograms(loaded *optionalPrograms) string {
 			}
 		}
 	}
+	if err := s.armFor(s.cfg.Mode); err != nil {
+		s.log.Debug("attach monitoring: arming for enforce mode", "err", err)
+		missing = append(missing, err.Error())
+	}
 	if len(missing) > 0 {
 		return "partial: " + strings.Join(missing, "; ")
 	}
@@ -436,14 +473,7 @@ func (s *Sensor) startAttachPrograms(loaded *optionalPrograms) string {
 }
 
 func (s *Sensor) startAttachProgram(coll *ebpf.Collection, p attachProgram) error {
-	prog := coll.Programs[p.name]
-	var l link.Link
-	var err error
-	if p.group != "" {
-		l, err = link.Tracepoint(p.group, p.event, prog, nil)
-	} else {
-		l, err = link.AttachLSM(link.LSMOptions{Program: prog})
-	}
+	l, err := attachOne(coll.Programs[p.name], p)
 	if err != nil {
 		coll.Close()
 		return err
@@ -452,6 +482,94 @@ func (s *Sensor) startAttachProgram(coll *ebpf.Collection, p attachProgram) erro
 	s.attachProgs = append(s.attachProgs, p)
 	s.attachColls = append(s.attachColls, coll)
 	return nil
+}
+
+func attachOne(prog *ebpf.Program, p attachProgram) (link.Link, error) {
+	if p.group != "" {
+		return link.Tracepoint(p.group, p.event, prog, nil)
+	}
+	return link.AttachLSM(link.LSMOptions{Program: prog})
+}
+
+// armable is an attach program the sensor attaches only while needed.
+type armable struct {
+	p    attachProgram
+	prog *ebpf.Program
+	l    link.Link // nil while not attached
+}
+
+// addArmable keeps a loaded program for arming (startAttachPrograms arms
+// them all once they are loaded).
+func (s *Sensor) addArmable(coll *ebpf.Collection, p attachProgram) error {
+	s.attachColls = append(s.attachColls, coll) // closed with the sensor; Health knows its program
+	s.armMu.Lock()
+	defer s.armMu.Unlock()
+	if s.armable == nil {
+		s.armable = map[string]*armable{}
+	}
+	s.armable[p.name] = &armable{p: p, prog: coll.Programs[p.name]}
+	return nil
+}
+
+// armFor attaches the armEnforce programs in enforce mode and detaches
+// them otherwise. Gates (LSM programs) go first: a gate refuses only what
+// the entry program marked, so it is harmless alone, while an entry
+// program that marks a denial with no gate yet would report a refusal that
+// does not happen.
+func (s *Sensor) armFor(m Mode) error {
+	s.armMu.Lock()
+	defer s.armMu.Unlock()
+	var errs []error
+	order := make([]*armable, 0, len(s.armable))
+	for _, a := range s.armable {
+		if a.p.group == "" {
+			order = append([]*armable{a}, order...)
+		} else {
+			order = append(order, a)
+		}
+	}
+	for _, a := range order {
+		if a.p.arm != armEnforce {
+			continue
+		}
+		switch {
+		case m == ModeEnforce && a.l == nil:
+			l, err := attachOne(a.prog, a.p)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("attach %s: %w", a.p.name, err))
+				continue
+			}
+			a.l = l
+		case m != ModeEnforce && a.l != nil:
+			a.l.Close()
+			a.l = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// armedLinks are the armable programs' links now attached.
+func (s *Sensor) armedLinks() []link.Link {
+	s.armMu.Lock()
+	defer s.armMu.Unlock()
+	var out []link.Link
+	for _, a := range s.armable {
+		if a.l != nil {
+			out = append(out, a.l)
+		}
+	}
+	return out
+}
+
+func (s *Sensor) disarmAll() {
+	s.armMu.Lock()
+	defer s.armMu.Unlock()
+	for _, a := range s.armable {
+		if a.l != nil {
+			a.l.Close()
+			a.l = nil
+		}
+	}
 }
 
 // AttachCoverage says which attach-monitoring programs run: "all", or

@@ -130,7 +130,7 @@ func (s *Sensor) Health() (Health, error) {
 			}
 		}
 	}
-	for _, l := range append(slices.Clip(s.links), s.attachLinks...) {
+	for _, l := range append(append(slices.Clip(s.links), s.attachLinks...), s.armedLinks()...) {
 		h.Hooks++
 		info, err := l.Info()
 		switch {

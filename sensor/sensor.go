@@ -105,6 +105,10 @@ type Config struct {
 	// 32-bit judge even where kprobes cannot attach: the start before
 	// startup.go, kept as BenchmarkSensorStart's same-run baseline.
 	sequentialStart bool
+	// ioctlPairToo also loads the old ioctl exit program (the one paired
+	// with an entry program on every ioctl), unattached: the same-run
+	// baseline of BenchmarkUnrelatedIoctl.
+	ioctlPairToo bool
 }
 
 // OnError is the policy for loads that cannot be judged.
@@ -184,7 +188,9 @@ type Sensor struct {
 	attachColls   []*ebpf.Collection
 	attachLinks   []link.Link
 	attachProgs   []attachProgram // what attachLinks[i] attaches (benchmarks toggle the ioctl hook)
-	allowSpec     *ebpf.MapSpec   // the allowlist's inner map (allowlist.go)
+	armMu         sync.Mutex
+	armable       map[string]*armable // attach programs attached only while needed (the ioctl entry)
+	allowSpec     *ebpf.MapSpec       // the allowlist's inner map (allowlist.go)
 	allowN        int
 
 	judging  time.Time     // JudgingSince
@@ -353,7 +359,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	// must not stop the sensor.
 	prefaultSpec := spec.Programs[sentryProgSentryPrefault]
 	guards := guardPrograms(spec, hook.IsLSM())
-	attachSpec := attachSpecOf(spec, hook, cfg.Enforcer)
+	attachSpec := attachSpecOf(spec, attachPlan(hook, cfg))
 	for name := range spec.Programs {
 		keep := name == enter || name == exit || name == gate || guards[name] ||
 			hook == HookKprobe && name == sentryProgSentryEnterKprobeDirect ||
@@ -576,6 +582,7 @@ func (s *Sensor) Close() error {
 		l.Close()
 	}
 	s.links, s.attachLinks = nil, nil
+	s.disarmAll()
 	time.Sleep(50 * time.Millisecond)
 	s.drain()
 	s.reader.Close()
@@ -600,6 +607,7 @@ func (s *Sensor) teardown(keepPins bool) {
 	for _, l := range s.attachLinks {
 		l.Close()
 	}
+	s.disarmAll()
 	for _, c := range s.attachColls {
 		c.Close()
 	}

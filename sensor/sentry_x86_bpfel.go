@@ -761,6 +761,7 @@ const (
 	sentryProgSentryIoctlEnter        = "sentry_ioctl_enter"
 	sentryProgSentryIoctlEnterDeny    = "sentry_ioctl_enter_deny"
 	sentryProgSentryIoctlExit         = "sentry_ioctl_exit"
+	sentryProgSentryIoctlExitPaired   = "sentry_ioctl_exit_paired"
 	sentryProgSentryLsmAttachGate     = "sentry_lsm_attach_gate"
 	sentryProgSentryLsmBpf            = "sentry_lsm_bpf"
 	sentryProgSentryLsmGuard          = "sentry_lsm_guard"
@@ -867,6 +868,7 @@ type sentryProgramSpecs struct {
 	SentryIoctlEnter        *ebpf.ProgramSpec `ebpf:"sentry_ioctl_enter"`
 	SentryIoctlEnterDeny    *ebpf.ProgramSpec `ebpf:"sentry_ioctl_enter_deny"`
 	SentryIoctlExit         *ebpf.ProgramSpec `ebpf:"sentry_ioctl_exit"`
+	SentryIoctlExitPaired   *ebpf.ProgramSpec `ebpf:"sentry_ioctl_exit_paired"`
 	SentryLsmAttachGate     *ebpf.ProgramSpec `ebpf:"sentry_lsm_attach_gate"`
 	SentryLsmBpf            *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf"`
 	SentryLsmGuard          *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard"`
@@ -1139,6 +1141,7 @@ type sentryPrograms struct {
 	SentryIoctlEnter        *ebpf.Program `ebpf:"sentry_ioctl_enter"`
 	SentryIoctlEnterDeny    *ebpf.Program `ebpf:"sentry_ioctl_enter_deny"`
 	SentryIoctlExit         *ebpf.Program `ebpf:"sentry_ioctl_exit"`
+	SentryIoctlExitPaired   *ebpf.Program `ebpf:"sentry_ioctl_exit_paired"`
 	SentryLsmAttachGate     *ebpf.Program `ebpf:"sentry_lsm_attach_gate"`
 	SentryLsmBpf            *ebpf.Program `ebpf:"sentry_lsm_bpf"`
 	SentryLsmGuard          *ebpf.Program `ebpf:"sentry_lsm_guard"`
@@ -1178,6 +1181,7 @@ func (p *sentryPrograms) Close() error {
 		p.SentryIoctlEnter,
 		p.SentryIoctlEnterDeny,
 		p.SentryIoctlExit,
+		p.SentryIoctlExitPaired,
 		p.SentryLsmAttachGate,
 		p.SentryLsmBpf,
 		p.SentryLsmGuard,

@@ -419,7 +419,7 @@ const (
 	sentryLegacyProgSentryGroupEnterTp        = "sentry_group_enter_tp"
 	sentryLegacyProgSentryIoctlEnter          = "sentry_ioctl_enter"
 	sentryLegacyProgSentryIoctlEnterDeny      = "sentry_ioctl_enter_deny"
-	sentryLegacyProgSentryIoctlExit           = "sentry_ioctl_exit"
+	sentryLegacyProgSentryIoctlExitPaired     = "sentry_ioctl_exit_paired"
 	sentryLegacyProgSentryLsmAttachGate       = "sentry_lsm_attach_gate"
 	sentryLegacyProgSentryLsmBpfGate          = "sentry_lsm_bpf_gate"
 	sentryLegacyProgSentryLsmGuard            = "sentry_lsm_guard"
@@ -523,7 +523,7 @@ type sentryLegacyProgramSpecs struct {
 	SentryGroupEnterTp        *ebpf.ProgramSpec `ebpf:"sentry_group_enter_tp"`
 	SentryIoctlEnter          *ebpf.ProgramSpec `ebpf:"sentry_ioctl_enter"`
 	SentryIoctlEnterDeny      *ebpf.ProgramSpec `ebpf:"sentry_ioctl_enter_deny"`
-	SentryIoctlExit           *ebpf.ProgramSpec `ebpf:"sentry_ioctl_exit"`
+	SentryIoctlExitPaired     *ebpf.ProgramSpec `ebpf:"sentry_ioctl_exit_paired"`
 	SentryLsmAttachGate       *ebpf.ProgramSpec `ebpf:"sentry_lsm_attach_gate"`
 	SentryLsmBpfGate          *ebpf.ProgramSpec `ebpf:"sentry_lsm_bpf_gate"`
 	SentryLsmGuard            *ebpf.ProgramSpec `ebpf:"sentry_lsm_guard"`
@@ -781,7 +781,7 @@ type sentryLegacyPrograms struct {
 	SentryGroupEnterTp        *ebpf.Program `ebpf:"sentry_group_enter_tp"`
 	SentryIoctlEnter          *ebpf.Program `ebpf:"sentry_ioctl_enter"`
 	SentryIoctlEnterDeny      *ebpf.Program `ebpf:"sentry_ioctl_enter_deny"`
-	SentryIoctlExit           *ebpf.Program `ebpf:"sentry_ioctl_exit"`
+	SentryIoctlExitPaired     *ebpf.Program `ebpf:"sentry_ioctl_exit_paired"`
 	SentryLsmAttachGate       *ebpf.Program `ebpf:"sentry_lsm_attach_gate"`
 	SentryLsmBpfGate          *ebpf.Program `ebpf:"sentry_lsm_bpf_gate"`
 	SentryLsmGuard            *ebpf.Program `ebpf:"sentry_lsm_guard"`
@@ -818,7 +818,7 @@ func (p *sentryLegacyPrograms) Close() error {
 		p.SentryGroupEnterTp,
 		p.SentryIoctlEnter,
 		p.SentryIoctlEnterDeny,
-		p.SentryIoctlExit,
+		p.SentryIoctlExitPaired,
 		p.SentryLsmAttachGate,
 		p.SentryLsmBpfGate,
 		p.SentryLsmGuard,

@@ -4,10 +4,22 @@ import (
 	"fmt"
 )
 
-// SetMode switches between monitor and enforce.
+// SetMode switches between monitor and enforce. The attach programs that
+// only enforcement needs (the ioctl entry) are attached before the kernel
+// sees enforce mode and detached after it sees monitor mode, so no
+// enforced attach goes without its entry program; failing to attach one
+// refuses the switch (enforcement would not be whole).
 func (s *Sensor) SetMode(m Mode) error {
+	if m == ModeEnforce {
+		if err := s.armFor(m); err != nil {
+			return fmt.Errorf("enforce mode: %w", err)
+		}
+	}
 	s.cfg.Mode = m
-	return s.writeConfig()
+	if err := s.writeConfig(); err != nil {
+		return err
+	}
+	return s.armFor(m)
 }
 
 func (s *Sensor) writeConfig() error {

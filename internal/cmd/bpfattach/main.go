@@ -49,6 +49,7 @@ func main() {
 	uprobe := flag.String("uprobe", "", "BINARY:SYMBOL: a uprobe")
 	closeFirst := flag.Bool("close-prog-first", false, "with -ioctl: close the program before attaching it (an fd that no longer names a program)")
 	tpID := flag.Int("tracepoint-id", -1, "with -ioctl: use this tracepoint id instead of looking GROUP/NAME up (a bogus perf attr)")
+	flag.BoolVar(&ioctlHighBits, "ioctl-high-bits", false, "with -ioctl: set bit 32 of the command word (the kernel takes the command as 32 bits, so the attach still happens)")
 	flag.StringVar(&na.mode, "mode", "", "instead of the above: cgroup | flow_dissector | sockmap | tcx | netkit | netfilter | uprobe_multi | kprobe_multi (a built-in program of the matching type)")
 	flag.StringVar(&na.netns, "netns", "", "enter this network namespace (/run/netns/NAME) first")
 	flag.StringVar(&na.cgroup, "cgroup", "", "-mode cgroup: the cgroup directory")
@@ -187,7 +188,13 @@ func attachIoctl(prog *ebpf.Program, tp string, closeFirst bool, id int) error {
 		unix.Close(dup)
 		pfd = dup // closed: no longer a program in this process
 	}
-	return unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_SET_BPF, pfd)
+	req := uint64(unix.PERF_EVENT_IOC_SET_BPF)
+	if ioctlHighBits {
+		req |= 1 << 32 // dropped by uint on a 32-bit build, whose register has no upper half
+	}
+	return unix.IoctlSetInt(fd, uint(req), pfd)
 }
 
 const unsafeSizeofAttr = unix.PERF_ATTR_SIZE_VER5
+
+var ioctlHighBits bool
