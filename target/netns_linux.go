@@ -131,3 +131,61 @@ func mapName(id uint32) string {
 	}
 	return info.Name
 }
+
+// Interface is a network interface in one network namespace: an ifindex
+// names an interface only within its namespace.
+type Interface struct {
+	NetNS   uint32 // namespace inode
+	Ifindex uint32
+	Name    string
+}
+
+// Interfaces lists the interfaces of every network namespace the host
+// shows (the sensor's, the /run/netns entries and those of live
+// processes), each listed from inside its namespace. Errors of one
+// namespace are joined; the others still count.
+func Interfaces() ([]Interface, error) {
+	var out []Interface
+	var errs []error
+	for _, ns := range namespaces() {
+		got, err := interfacesIn(ns.path, ns.ino)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("netns %d (%s): %w", ns.ino, ns.path, err))
+		}
+		out = append(out, got...)
+	}
+	return out, errors.Join(errs...)
+}
+
+func interfacesIn(path string, ino uint32) ([]Interface, error) {
+	type result struct {
+		out []Interface
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if ino != ownNetNS() {
+			f, err := os.Open(path)
+			if err != nil {
+				ch <- result{err: err}
+				return
+			}
+			err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
+			f.Close()
+			if err != nil {
+				ch <- result{err: err}
+				return
+			}
+		}
+		// net.Interfaces opens its netlink socket on this thread
+		ifs, err := net.Interfaces()
+		var out []Interface
+		for _, ifc := range ifs {
+			out = append(out, Interface{NetNS: ino, Ifindex: uint32(ifc.Index), Name: ifc.Name})
+		}
+		ch <- result{out, err}
+	}()
+	r := <-ch
+	return r.out, r.err
+}
