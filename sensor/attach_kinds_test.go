@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -64,31 +63,22 @@ func heldAttacher(t *testing.T, args ...string) (attachRun, func()) {
 	return r, release
 }
 
-var netnsSeq atomic.Int32
-
 // privateNetns is a network namespace of the test's own (/run/netns/NAME),
-// removed at cleanup; with a veth pair (iface and iface+"p") when iface is
-// not "" (veth: kernels without the dummy driver have it).
+// removed at cleanup; with a veth pair (iface, up, and iface+"p") when
+// iface is not "" (veth: kernels without the dummy driver have it). Made
+// without iproute2, which the matrix VMs lack.
 func privateNetns(t *testing.T, iface string) (path string, ino uint32) {
+	return privateNetnsIndex(t, iface, 0)
+}
+
+// privateNetnsIndex is privateNetns with the veth at ifindex index (0: any).
+func privateNetnsIndex(t *testing.T, iface string, index int) (path string, ino uint32) {
 	t.Helper()
-	name := fmt.Sprintf("sentry-attach2-%d-%d", os.Getpid(), netnsSeq.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	ns := testutils.NewNetns(t, "sentry-attach")
 	if iface != "" {
-		for _, args := range [][]string{{"link", "add", iface, "type", "veth", "peer", "name", iface + "p"}, {"link", "set", iface, "up"}} {
-			if out, err := exec.Command("ip", append([]string{"-n", name}, args...)...).CombinedOutput(); err != nil {
-				t.Fatalf("ip %v: %v %s", args, err, out)
-			}
-		}
+		ns.AddVeth(t, iface, index)
 	}
-	path = "/run/netns/" + name
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	return path, uint32(st.Ino)
+	return ns.Path, ns.Ino
 }
 
 // opEvent finds the completed event of op (and prog id when not 0).
@@ -546,20 +536,6 @@ func TestAttachIsBlockedByInterface(t *testing.T) {
 			}
 		})
 	}
-}
-
-// privateNetnsIndex is privateNetns with a veth iface of a given ifindex.
-func privateNetnsIndex(t *testing.T, iface string, index int) (path string, ino uint32) {
-	t.Helper()
-	path, ino = privateNetns(t, "")
-	name := path[strings.LastIndex(path, "/")+1:]
-	for _, args := range [][]string{{"link", "add", iface, "index", fmt.Sprint(index), "type", "veth", "peer", "name", iface + "p"},
-		{"link", "set", iface, "up"}} {
-		if out, err := exec.Command("ip", append([]string{"-n", name}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v %s", args, err, out)
-		}
-	}
-	return path, ino
 }
 
 func pathFD(t *testing.T, path string) int {

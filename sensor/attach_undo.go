@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/nsthread"
 )
 
 // A block on the syscall hooks is a SIGKILL sent at sys_enter: the bpf()
@@ -216,22 +217,17 @@ func inNetns(ino uint32, fn func() error) error {
 	if path == "" {
 		return fmt.Errorf("network namespace %d: no process, fd or /run/netns entry holds it (%w)", ino, errNotAttached)
 	}
-	ch := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+	return nsthread.Do(func() error {
 		f, err := os.Open(path)
 		if err != nil {
-			ch <- err
-			return
+			return err
 		}
 		defer f.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- fmt.Errorf("enter network namespace %d: %w", ino, err)
-			return
+			return fmt.Errorf("enter network namespace %d: %w", ino, err)
 		}
-		ch <- fn()
-	}()
-	return <-ch
+		return fn()
+	})
 }
 
 func nsInode(path string) uint32 {

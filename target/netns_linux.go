@@ -8,12 +8,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/nsthread"
 )
 
 // ownNetNS is the sensor's network namespace inode (0: unknown).
@@ -73,23 +74,19 @@ func interfaceName(ifindex, ino, pid uint32) (string, error) {
 		name string
 		err  error
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+	var r result
+	r.err = nsthread.Do(func() error {
 		f, err := os.Open(path)
 		if err != nil {
-			ch <- result{err: err}
-			return
+			return err
 		}
 		defer f.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: fmt.Errorf("enter network namespace %d: %w", ino, err)}
-			return
+			return fmt.Errorf("enter network namespace %d: %w", ino, err)
 		}
-		name, err := ifname(ifindex)
-		ch <- result{name, err}
-	}()
-	r := <-ch
+		r.name, err = ifname(ifindex)
+		return err
+	})
 	if r.err != nil {
 		return "", fmt.Errorf("ifindex %d in network namespace %d: %w", ifindex, ino, r.err)
 	}
@@ -158,34 +155,25 @@ func Interfaces() ([]Interface, error) {
 }
 
 func interfacesIn(path string, ino uint32) ([]Interface, error) {
-	type result struct {
-		out []Interface
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+	var out []Interface
+	err := nsthread.Do(func() error {
 		if ino != ownNetNS() {
 			f, err := os.Open(path)
 			if err != nil {
-				ch <- result{err: err}
-				return
+				return err
 			}
 			err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
 			f.Close()
 			if err != nil {
-				ch <- result{err: err}
-				return
+				return err
 			}
 		}
 		// net.Interfaces opens its netlink socket on this thread
 		ifs, err := net.Interfaces()
-		var out []Interface
 		for _, ifc := range ifs {
 			out = append(out, Interface{NetNS: ino, Ifindex: uint32(ifc.Index), Name: ifc.Name})
 		}
-		ch <- result{out, err}
-	}()
-	r := <-ch
-	return r.out, r.err
+		return err
+	})
+	return out, err
 }
