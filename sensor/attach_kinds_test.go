@@ -489,15 +489,20 @@ func testAttachBlocks(t *testing.T, s *Sensor) {
 }
 
 // A block rule on an interface is keyed by (network namespace, ifindex):
-// two namespaces each with an interface of the same index, one blocked:
-// an XDP link (and, from 6.6, a tcx link) to that index in the other
-// namespace is allowed, in the blocked one it is blocked.
+// two namespaces each with an interface of the same index (their
+// loopback, ifindex 1: the VMs have no veth driver), one blocked: an XDP
+// link (and, from 6.6, a tcx link) to that index in the other namespace is
+// allowed, in the blocked one it is blocked. (In the VMs this runs as
+// TestAttachIsReportedAndBlockedByTarget/interface, on that test's sensor.)
 func TestAttachIsBlockedByInterface(t *testing.T) {
-	s := startSensor(t, Config{Mode: ModeEnforce})
-	const idx = 7
-	nsA, inoA := privateNetnsIndex(t, "sentry1", idx)
-	nsB, _ := privateNetnsIndex(t, "sentry1", idx)
-	if err := s.SetAttachBlocks([]AttachBlock{{Kind: KeyIfindex, Value: IfindexKey(inoA, idx), Rule: 0}}, []string{"no-sentry1-attach"}); err != nil {
+	testAttachInterfaceBlocks(t, startSensor(t, Config{Mode: ModeEnforce}))
+}
+
+func testAttachInterfaceBlocks(t *testing.T, s *Sensor) {
+	const idx = 1 // the loopback of every network namespace
+	nsA, inoA := privateNetns(t, "")
+	nsB, _ := privateNetns(t, "")
+	if err := s.SetAttachBlocks([]AttachBlock{{Kind: KeyIfindex, Value: IfindexKey(inoA, idx), Rule: 0}}, []string{"no-lo-attach"}); err != nil {
 		t.Fatal(err)
 	}
 	modes := []string{"xdp"}
@@ -506,7 +511,7 @@ func TestAttachIsBlockedByInterface(t *testing.T) {
 	}
 	for _, mode := range modes {
 		t.Run(mode+" in the other namespace is allowed", func(t *testing.T) {
-			r := runAttacher(t, "-mode", mode, "-netns", nsB, "-iface", "sentry1")
+			r := runAttacher(t, "-mode", mode, "-netns", nsB, "-iface", "lo")
 			if r.killed || r.Error != "" || r.Ifindex != idx {
 				t.Fatalf("bpfattach: %+v (want ifindex %d)", r, idx)
 			}
@@ -514,7 +519,7 @@ func TestAttachIsBlockedByInterface(t *testing.T) {
 			wantDone(t, ev)
 		})
 		t.Run(mode+" in the blocked namespace is blocked", func(t *testing.T) {
-			r := runAttacher(t, "-mode", mode, "-netns", nsA, "-iface", "sentry1")
+			r := runAttacher(t, "-mode", mode, "-netns", nsA, "-iface", "lo")
 			blocked := func(evs []*AttachEvent) *AttachEvent {
 				for _, ev := range evs {
 					if ev.Op == OpLinkCreate && ev.ProgID != 0 && ev.Result != AttachUnknown {
@@ -524,8 +529,8 @@ func TestAttachIsBlockedByInterface(t *testing.T) {
 				return nil
 			}
 			ev := blocked(collectAttaches(t, s, r.PID, 20*time.Second, func(evs []*AttachEvent) bool { return blocked(evs) != nil }))
-			if ev == nil || ev.Verdict != VerdictBlock || ev.RuleID != "no-sentry1-attach" || ev.Target.NetNS != inoA {
-				t.Fatalf("event %+v (attacher %+v), want a block by no-sentry1-attach in netns %d", ev, r, inoA)
+			if ev == nil || ev.Verdict != VerdictBlock || ev.RuleID != "no-lo-attach" || ev.Target.NetNS != inoA {
+				t.Fatalf("event %+v (attacher %+v), want a block by no-lo-attach in netns %d", ev, r, inoA)
 			}
 			if s.Enforcer() == EnforcerDeny {
 				if r.killed || syscall.Errno(r.Errno) != syscall.EPERM {
