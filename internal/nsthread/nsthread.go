@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package nsthread runs a function on an OS thread of its own that is
 // thrown away afterwards, so that the function may change the thread's
 // namespaces (setns, unshare) without any other goroutine ever running in
