@@ -202,7 +202,7 @@ func everyEvent() map[string]*Event {
 			Loader{PID: 42, Comm: "x", Unknown: []string{"ppid"}},
 			Attach{Op: "prog_attach", ProgID: 9, AttachType: "cgroup_inet_ingress", Result: "killed", ProgFacts: "load",
 				Target: AttachTarget{Kind: "cgroup", Name: "/sys", Cgroup: "/sys", CgroupID: 77},
-				Undo: &AttachUndo{Outcome: "detached_by_sentry", WindowNS: 340000}},
+				Undo:   &AttachUndo{Outcome: "detached_by_sentry", WindowNS: 340000}},
 			nil, nil, &Verdict{Action: "block", EnforcedBy: "signal", Rules: []RuleMatch{{ID: "no-cgroup", Action: "block", Severity: "high"}}}),
 		"a blocked prog_attach the agent could not detach": NewProgAttach(time.Unix(1700000000, 0), false,
 			Loader{PID: 42, Comm: "x", Unknown: []string{"ppid"}},
