@@ -21,6 +21,7 @@
 #define BPF_ATTACH_TYPE_KPROBE_MULTI 42
 #define BPF_ATTACH_TYPE_UPROBE_MULTI 48
 #define BPF_ATTACH_TYPE_XDP 37
+#define BPF_ATTACH_TYPE_FLOW_DISSECTOR 17
 #define BPF_ATTACH_TYPE_TCX_INGRESS 46
 #define BPF_ATTACH_TYPE_TCX_EGRESS 47
 #define BPF_ATTACH_TYPE_NETKIT_PRIMARY 54
@@ -284,7 +285,11 @@ static __always_inline __s32 attach_judge(struct sentry_attach *a)
 	if (r < 0 && (a->attach_type == BPF_ATTACH_TYPE_XDP || a->attach_type == BPF_ATTACH_TYPE_TCX_INGRESS ||
 		      a->attach_type == BPF_ATTACH_TYPE_TCX_EGRESS || a->attach_type == BPF_ATTACH_TYPE_NETKIT_PRIMARY ||
 		      a->attach_type == BPF_ATTACH_TYPE_NETKIT_PEER))
-		r = attach_blocked(SENTRY_KEY_IFINDEX, a->target_fd);
+		r = attach_blocked(SENTRY_KEY_IFINDEX, ((__u64)a->netns_ino << 32) | a->target_fd);
+	if (r < 0 && a->attach_type == BPF_ATTACH_TYPE_FLOW_DISSECTOR && a->op != SENTRY_ATTACH_LINK_UPDATE)
+		r = attach_blocked(SENTRY_KEY_NETNS, a->netns_ino);
+	if (r < 0 && a->target_map_id)
+		r = attach_blocked(SENTRY_KEY_MAP_ID, a->target_map_id);
 #pragma clang loop unroll(full)
 	for (int i = 0; i < SENTRY_ATTACH_SYMS; i++)
 		if (r < 0 && a->syms[i][0])

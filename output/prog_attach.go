@@ -34,6 +34,21 @@ type Attach struct {
 	// Note states consequences in words, e.g. that a blocked program stays
 	// loaded and unused.
 	Note string `json:"note,omitempty"`
+	// Undo: a blocked BPF_PROG_ATTACH that completed although its caller
+	// was killed at entry, and what the agent did to take it off.
+	Undo *AttachUndo `json:"undo,omitempty"`
+}
+
+// AttachUndo is the agent's detach of a blocked attach the kernel
+// completed.
+type AttachUndo struct {
+	// Outcome: detached_by_sentry, not_attached (the target no longer
+	// held it), detach_failed (it may still be attached: Error says why).
+	Outcome string `json:"outcome"`
+	// WindowNS is how long it was attached: from the syscall's return to
+	// the detach's return, in nanoseconds.
+	WindowNS int64  `json:"window_ns"`
+	Error    string `json:"error,omitempty"`
 }
 
 // AttachTarget is where the program goes, with names (package target).
@@ -66,6 +81,11 @@ func NewProgAttach(t time.Time, detach bool, l Loader, a Attach, prog *program.P
 	tg.Kind, tg.Name, tg.Binary, tg.Symbol = Escape(tg.Kind), Escape(tg.Name), Escape(tg.Binary), Escape(tg.Symbol)
 	tg.Interface, tg.Cgroup, tg.Unresolved = Escape(tg.Interface), Escape(tg.Cgroup), Escape(tg.Unresolved)
 	tg.Symbols = escapeAll(tg.Symbols)
+	if a.Undo != nil {
+		u := *a.Undo
+		u.Outcome, u.Error = Escape(u.Outcome), Escape(u.Error)
+		a.Undo = &u
+	}
 	kind := KindProgAttach
 	if detach {
 		kind = KindProgDetach
@@ -94,6 +114,9 @@ func ecsProgAttach(ev *Event, e *ECSEvent) {
 			e.Message += " to " + a.Target.Kind + " " + a.Target.Name
 		}
 		e.Message += ": " + a.Result
+		if a.Undo != nil {
+			e.Message += "; then " + a.Undo.Outcome + " after " + time.Duration(a.Undo.WindowNS).String()
+		}
 	}
 	ecsByAndJudged(ev, e)
 }

@@ -126,7 +126,14 @@ type AttachEvent struct {
 	// the sensor saw it created, else its user namespace alone.
 	ViaToken bool           `json:"via_token,omitempty"`
 	Token    *program.Token `json:"token,omitempty"`
-	seen     time.Time
+
+	// Undo: a blocked BPF_PROG_ATTACH the kernel completed (the syscall
+	// hooks kill at entry, the call still runs) and what the agent did to
+	// take it off again.
+	Undo *AttachUndo `json:"undo,omitempty"`
+
+	seen      time.Time
+	exitKtime uint64
 }
 
 func (s *Sensor) attachEvent(a *sentrySentryAttach) *AttachEvent {
@@ -197,6 +204,7 @@ func applyAttachExit(ev *AttachEvent, x *sentrySentryAttachExit) {
 	if x.LinkId != 0 {
 		ev.LinkID = x.LinkId
 	}
+	ev.exitKtime = x.KtimeNs
 }
 
 // addAttach pairs attach records with their exits; it returns the event
@@ -231,6 +239,21 @@ func (s *Sensor) expireAttaches(cutoff time.Time) []*AttachEvent {
 }
 
 func (s *Sensor) deliverAttach(ev *AttachEvent) {
+	if needsUndo(ev) {
+		// off the reader goroutine: the detach reopens targets and may
+		// scan /proc; the event waits for its outcome.
+		s.undoWG.Add(1)
+		go func() {
+			defer s.undoWG.Done()
+			s.undoAttach(ev, ev.exitKtime)
+			s.sendAttach(ev)
+		}()
+		return
+	}
+	s.sendAttach(ev)
+}
+
+func (s *Sensor) sendAttach(ev *AttachEvent) {
 	select {
 	case s.attaches <- ev:
 	default:
@@ -259,9 +282,20 @@ const (
 	KeyTracepointID AttachKeyKind = AttachKeyKind(sentrySentryAttachKeyKindSENTRY_KEY_TP_ID)
 	KeyName         AttachKeyKind = AttachKeyKind(sentrySentryAttachKeyKindSENTRY_KEY_NAME)
 	KeyBTFID        AttachKeyKind = AttachKeyKind(sentrySentryAttachKeyKindSENTRY_KEY_BTF_ID)
-	KeyIfindex      AttachKeyKind = AttachKeyKind(sentrySentryAttachKeyKindSENTRY_KEY_IFINDEX)
-	KeyCgroup       AttachKeyKind = AttachKeyKind(sentrySentryAttachKeyKindSENTRY_KEY_CGROUP)
+	// KeyIfindex's value is IfindexKey(netns, ifindex): an index means an
+	// interface only within a network namespace.
+	KeyIfindex AttachKeyKind = AttachKeyKind(sentrySentryAttachKeyKindSENTRY_KEY_IFINDEX)
+	KeyCgroup  AttachKeyKind = AttachKeyKind(sentrySentryAttachKeyKindSENTRY_KEY_CGROUP)
+	// KeyNetns: a flow dissector attach in this network namespace (inode).
+	KeyNetns AttachKeyKind = AttachKeyKind(sentrySentryAttachKeyKindSENTRY_KEY_NETNS)
+	// KeyMapID: a program attached to this sockmap or sockhash.
+	KeyMapID AttachKeyKind = AttachKeyKind(sentrySentryAttachKeyKindSENTRY_KEY_MAP_ID)
 )
+
+// IfindexKey is the attach-table value of interface ifindex in network
+// namespace netns (the inode of the attaching caller's namespace, which
+// is where the kernel looks the index up).
+func IfindexKey(netns, ifindex uint32) uint64 { return uint64(netns)<<32 | uint64(ifindex) }
 
 // NameHash is the kernel's hash of a name in the attach table (FNV-1a 64,
 // as sentry_name_hash in bpf/attach.h).

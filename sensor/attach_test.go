@@ -214,7 +214,10 @@ func TestAttachIsReportedAndBlockedByTarget(t *testing.T) {
 	}
 	// a cgroup attach, on the same sensor (one start per VM): the
 	// table now blocks the test's cgroup
-	t.Run("cgroup", func(t *testing.T) { testAttachBlocks(t, s, false) })
+	t.Run("cgroup", func(t *testing.T) { testAttachBlocks(t, s) })
+	// an interface, keyed by network namespace: the table now blocks the
+	// loopback of one private namespace
+	t.Run("interface", func(t *testing.T) { testAttachInterfaceBlocks(t, s) })
 	// kprobe_multi (no table entry names its symbols): reported, named
 	t.Run("kprobe_multi", func(t *testing.T) { kprobeMultiCase(t, s) })
 }

@@ -3,6 +3,7 @@ package sensor
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -93,6 +94,23 @@ func FuzzParseTokenFdinfo(f *testing.F) {
 		}
 		if err != nil && tok != nil {
 			t.Fatal("a token with an error")
+		}
+	})
+}
+
+// mountinfo's octal escapes: any input unescapes without a panic, and
+// what has no backslash comes back unchanged.
+func FuzzUnescapeMountinfo(f *testing.F) {
+	for _, s := range []string{"/sys/fs/cgroup", `/mnt/a\040b`, `\`, `\0`, `\777x`, `\12`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := unescapeMountinfo(s)
+		if !strings.Contains(s, `\`) && out != s {
+			t.Fatalf("%q became %q", s, out)
+		}
+		if len(out) > len(s) {
+			t.Fatalf("%q grew to %q", s, out)
 		}
 	})
 }

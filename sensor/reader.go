@@ -20,7 +20,7 @@ func (s *Sensor) read(ctx context.Context) {
 	defer close(s.done)
 	defer close(s.events)
 	defer close(s.attempts)
-	defer close(s.attaches)
+	defer func() { s.undoWG.Wait(); close(s.attaches) }()
 	defer close(s.writes)
 	defer close(s.tokenEvents)
 	defer close(s.mapCreates)

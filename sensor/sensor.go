@@ -184,6 +184,7 @@ type Sensor struct {
 	attachPending map[uint64]*AttachEvent
 	attachOrphans uint64
 	attachRuleIDs []string
+	undoWG        sync.WaitGroup // detaches of blocked attaches (attach_undo.go) in flight
 	attachNote    string
 	attachColls   []*ebpf.Collection
 	attachLinks   []link.Link

@@ -308,6 +308,8 @@ const (
 	sentrySentryAttachKeyKindSENTRY_KEY_BTF_ID  sentrySentryAttachKeyKind = 3
 	sentrySentryAttachKeyKindSENTRY_KEY_IFINDEX sentrySentryAttachKeyKind = 4
 	sentrySentryAttachKeyKindSENTRY_KEY_CGROUP  sentrySentryAttachKeyKind = 5
+	sentrySentryAttachKeyKindSENTRY_KEY_NETNS   sentrySentryAttachKeyKind = 6
+	sentrySentryAttachKeyKindSENTRY_KEY_MAP_ID  sentrySentryAttachKeyKind = 7
 )
 
 type sentrySentryAttachOp uint32

@@ -7,11 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/nsthread"
 )
 
 // NetlinkAttach is a program attached without bpf(): XDP set on a link or
@@ -94,26 +95,23 @@ func dumpNamespace(path string, ino uint32) ([]NetlinkAttach, error) {
 		out []NetlinkAttach
 		err error
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+	var r result
+	r.err = nsthread.Do(func() error {
 		if ino != ownNetNS() {
 			f, err := os.Open(path)
 			if err != nil {
-				ch <- result{err: err}
-				return
+				return err
 			}
 			err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
 			f.Close()
 			if err != nil {
-				ch <- result{err: err}
-				return
+				return err
 			}
 		}
-		out, err := dumpHere(ino)
-		ch <- result{out, err}
-	}()
-	r := <-ch
+		var err error
+		r.out, err = dumpHere(ino)
+		return err
+	})
 	return r.out, r.err
 }
 

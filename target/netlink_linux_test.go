@@ -88,3 +88,26 @@ func TestNetlinkDumpFindsLegacyXDPAndTC(t *testing.T) {
 		t.Errorf("after removal the dump still lists %+v", got)
 	}
 }
+
+// Interfaces lists each namespace's interfaces from inside it: two
+// namespaces with an interface of the same name and index are two
+// entries, told apart by namespace inode (what the attach table keys by).
+func TestInterfacesAreListedPerNetworkNamespace(t *testing.T) {
+	testutils.RequireRoot(t, "making network namespaces")
+	a, b := testutils.NewNetns(t, "sentry-attach3-if"), testutils.NewNetns(t, "sentry-attach3-if")
+	a.AddVeth(t, "sentry3", 9)
+	b.AddVeth(t, "sentry3", 9)
+	ifs, err := Interfaces()
+	if err != nil {
+		t.Logf("some namespaces not listed: %v", err) // other tests' namespaces may vanish meanwhile
+	}
+	found := map[uint32]bool{}
+	for _, ifc := range ifs {
+		if ifc.Name == "sentry3" && ifc.Ifindex == 9 {
+			found[ifc.NetNS] = true
+		}
+	}
+	if !found[a.Ino] || !found[b.Ino] || len(found) != 2 {
+		t.Errorf("sentry3 (ifindex 9) listed in namespaces %v, want exactly %d and %d", found, a.Ino, b.Ino)
+	}
+}

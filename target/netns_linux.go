@@ -8,12 +8,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/nsthread"
 )
 
 // ownNetNS is the sensor's network namespace inode (0: unknown).
@@ -73,23 +74,19 @@ func interfaceName(ifindex, ino, pid uint32) (string, error) {
 		name string
 		err  error
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+	var r result
+	r.err = nsthread.Do(func() error {
 		f, err := os.Open(path)
 		if err != nil {
-			ch <- result{err: err}
-			return
+			return err
 		}
 		defer f.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: fmt.Errorf("enter network namespace %d: %w", ino, err)}
-			return
+			return fmt.Errorf("enter network namespace %d: %w", ino, err)
 		}
-		name, err := ifname(ifindex)
-		ch <- result{name, err}
-	}()
-	r := <-ch
+		r.name, err = ifname(ifindex)
+		return err
+	})
 	if r.err != nil {
 		return "", fmt.Errorf("ifindex %d in network namespace %d: %w", ifindex, ino, r.err)
 	}
@@ -130,4 +127,53 @@ func mapName(id uint32) string {
 		return ""
 	}
 	return info.Name
+}
+
+// Interface is a network interface in one network namespace: an ifindex
+// names an interface only within its namespace.
+type Interface struct {
+	NetNS   uint32 // namespace inode
+	Ifindex uint32
+	Name    string
+}
+
+// Interfaces lists the interfaces of every network namespace the host
+// shows (the sensor's, the /run/netns entries and those of live
+// processes), each listed from inside its namespace. Errors of one
+// namespace are joined; the others still count.
+func Interfaces() ([]Interface, error) {
+	var out []Interface
+	var errs []error
+	for _, ns := range namespaces() {
+		got, err := interfacesIn(ns.path, ns.ino)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("netns %d (%s): %w", ns.ino, ns.path, err))
+		}
+		out = append(out, got...)
+	}
+	return out, errors.Join(errs...)
+}
+
+func interfacesIn(path string, ino uint32) ([]Interface, error) {
+	var out []Interface
+	err := nsthread.Do(func() error {
+		if ino != ownNetNS() {
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
+			f.Close()
+			if err != nil {
+				return err
+			}
+		}
+		// net.Interfaces opens its netlink socket on this thread
+		ifs, err := net.Interfaces()
+		for _, ifc := range ifs {
+			out = append(out, Interface{NetNS: ino, Ifindex: uint32(ifc.Index), Name: ifc.Name})
+		}
+		return err
+	})
+	return out, err
 }

@@ -41,8 +41,10 @@ enum sentry_attach_key_kind {
 	SENTRY_KEY_TP_ID = 1,   /* a tracepoint's id (tracefs events/<sys>/<name>/id) */
 	SENTRY_KEY_NAME = 2,    /* sentry_name_hash of a raw tracepoint, kprobe function or uprobe path */
 	SENTRY_KEY_BTF_ID = 3,  /* the vmlinux BTF id of a traced function (fentry, tp_btf, lsm) */
-	SENTRY_KEY_IFINDEX = 4,
+	SENTRY_KEY_IFINDEX = 4, /* netns inode << 32 | ifindex: the index as the caller's namespace has it */
 	SENTRY_KEY_CGROUP = 5,  /* cgroup id (the cgroup directory's inode) */
+	SENTRY_KEY_NETNS = 6,   /* a flow dissector's network namespace (inode) */
+	SENTRY_KEY_MAP_ID = 7,  /* a sockmap / sockhash (map id) */
 };
 
 struct sentry_attach_key {

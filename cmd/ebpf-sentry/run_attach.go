@@ -238,6 +238,9 @@ func attachEvent(ev *sensor.AttachEvent, jd judged) *output.Event {
 	if ev.Result == sensor.AttachDone {
 		a.Errno = 0
 	}
+	if u := ev.Undo; u != nil {
+		a.Undo = &output.AttachUndo{Outcome: u.Outcome, WindowNS: int64(u.Window), Error: u.Error}
+	}
 	a.Note = attachNote(ev, jd)
 	verdict := attachVerdict(ev, jd.verdict)
 	out := output.NewProgAttach(ev.Time, ev.Op.Detaches(), l, a, jd.prog, jd.rep, verdict)
@@ -262,6 +265,12 @@ func attachNote(ev *sensor.AttachEvent, jd judged) string {
 	switch {
 	case ev.Op == sensor.OpNetlinkDump:
 		return "found by a netlink dump at reconciliation, not at attach time (attached through netlink, no bpf() call): the attacher is unknown and nothing was stopped"
+	case ev.Undo != nil && ev.Undo.Outcome == sensor.UndoDetached:
+		return fmt.Sprintf("blocked: the caller was killed at entry; the kernel completed the BPF_PROG_ATTACH anyway (it outlives its caller) and the sensor detached it %v after the call returned; the program stays loaded and unused", ev.Undo.Window)
+	case ev.Undo != nil && ev.Undo.Outcome == sensor.UndoNotAttached:
+		return "blocked: the caller was killed at entry; the BPF_PROG_ATTACH completed, and the target no longer holds the program (" + ev.Undo.Error + "); the program stays loaded and unused"
+	case ev.Undo != nil:
+		return "ENFORCEMENT FAILED: the caller was killed at entry, the BPF_PROG_ATTACH completed, and the sensor could not detach it (" + ev.Undo.Error + "): the program may still be attached: check the target (scan)"
 	case ev.Action == sensor.ActionKilled && ev.Op == sensor.OpProgAttach:
 		return "blocked: the caller was killed at entry, but BPF_PROG_ATTACH attachments outlive their caller: check the target (scan); the program stays loaded"
 	case ev.Action == sensor.ActionKilled:

@@ -5,7 +5,6 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,10 +92,15 @@ func attachBlocks(res *target.Resolver, set *rules.Set) (entries []sensor.Attach
 				add(sensor.KeyName, sensor.NameHash(s))
 			}
 		case len(m.AttachInterface) > 0:
-			ifs, _ := net.Interfaces()
+			// an ifindex names an interface only in its network
+			// namespace: key each by (namespace, index)
+			ifs, err := target.Interfaces()
+			if err != nil {
+				skipped = append(skipped, r.ID+": some network namespaces not listed: "+err.Error())
+			}
 			for _, ifc := range ifs {
 				if match(m.AttachInterface)(ifc.Name) {
-					add(sensor.KeyIfindex, uint64(ifc.Index))
+					add(sensor.KeyIfindex, sensor.IfindexKey(ifc.NetNS, ifc.Ifindex))
 				}
 			}
 		case len(m.AttachCgroup) > 0:

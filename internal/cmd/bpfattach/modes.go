@@ -18,6 +18,7 @@ import (
 // multi-probes, each with a built-in two-instruction program.
 type netAttach struct {
 	mode, netns, cgroup, iface, mapName, syms string
+	mapPin                                    string
 	link, detach, replace, update, hold       bool
 	ifindex, targetFD                         int
 
@@ -84,6 +85,8 @@ func (n *netAttach) run(res *result) error {
 		typ, at, ret = ebpf.SkMsg, ebpf.AttachSkMsgVerdict, 1
 	case "tcx":
 		typ, at, ret = ebpf.SchedCLS, ebpf.AttachTCXIngress, -1 // TCX_NEXT
+	case "xdp":
+		typ, at, ret = ebpf.XDP, ebpf.AttachXDP, 2 // XDP_PASS
 	case "netkit":
 		typ, at, ret = ebpf.SchedCLS, ebpf.AttachNetkitPrimary, -1 // NETKIT_NEXT
 	case "netfilter":
@@ -198,9 +201,27 @@ func (n *netAttach) run(res *result) error {
 	case "flow_dissector":
 		return progAttach(0) // the caller's network namespace
 	case "sockmap":
-		m, err := ebpf.NewMap(&ebpf.MapSpec{Name: n.mapName, Type: ebpf.SockMap, KeySize: 4, ValueSize: 4, MaxEntries: 1})
-		if err != nil {
-			return err
+		var m *ebpf.Map
+		var err error
+		if n.mapPin != "" {
+			// a pinned map outlives this process, and so do its attachments
+			if m, err = ebpf.LoadPinnedMap(n.mapPin, nil); errors.Is(err, os.ErrNotExist) {
+				m, err = nil, nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if m == nil {
+			if m, err = ebpf.NewMap(&ebpf.MapSpec{Name: n.mapName, Type: ebpf.SockMap, KeySize: 4, ValueSize: 4, MaxEntries: 1}); err != nil {
+				return err
+			}
+			if n.mapPin != "" {
+				if err := m.Pin(n.mapPin); err != nil {
+					m.Close()
+					return err
+				}
+			}
 		}
 		n.closers = append(n.closers, func() { m.Close() })
 		if info, err := m.Info(); err == nil {
@@ -208,6 +229,13 @@ func (n *netAttach) run(res *result) error {
 			res.MapID = uint32(id)
 		}
 		return progAttach(m.FD())
+	case "xdp":
+		idx, err := ifindex()
+		if err != nil {
+			return err
+		}
+		res.Ifindex = idx
+		return withLink(link.AttachXDP(link.XDPOptions{Program: prog, Interface: idx}))
 	case "tcx", "netkit":
 		if n.mode == "netkit" && n.ifindex == 0 {
 			if _, err := net.InterfaceByName(n.iface); err != nil {

@@ -1,0 +1,169 @@
+//go:build linux
+
+package testutils
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/nsthread"
+)
+
+var netnsSeq atomic.Int32
+
+// Netns is a network namespace of a test's own, bind-mounted at Path
+// (/run/netns/NAME, where iproute2 and the sensor look), made without
+// iproute2 (the matrix VMs have none).
+type Netns struct {
+	Path string
+	Ino  uint32 // the namespace's inode, as the kernel reports it
+}
+
+// NewNetns makes a network namespace named after prefix and removes it at
+// cleanup. It is made on a locked thread that is thrown away afterwards.
+func NewNetns(t testing.TB, prefix string) *Netns {
+	t.Helper()
+	if err := os.MkdirAll("/run/netns", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("/run/netns", fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), netnsSeq.Add(1)))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	err = onThread(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("unshare(CLONE_NEWNET): %w", err)
+		}
+		return unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, "")
+	})
+	if err != nil {
+		os.Remove(path)
+		t.Fatalf("network namespace %s: %v", path, err)
+	}
+	t.Cleanup(func() {
+		unix.Unmount(path, unix.MNT_DETACH)
+		os.Remove(path)
+	})
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return &Netns{Path: path, Ino: uint32(st.Ino)}
+}
+
+// AddVeth adds a veth pair (name, up, with ifindex index when not 0, and
+// name+"p") to the namespace, through rtnetlink.
+func (n *Netns) AddVeth(t testing.TB, name string, index int) {
+	t.Helper()
+	err := n.Do(func() error {
+		peer := make([]byte, unix.SizeofIfInfomsg)
+		peer = append(peer, nlAttr(unix.IFLA_IFNAME, append([]byte(name+"p"), 0))...)
+		info := nlAttr(unix.IFLA_INFO_KIND, []byte("veth\x00"))
+		info = append(info, nlAttr(unix.IFLA_INFO_DATA|unix.NLA_F_NESTED, nlAttr(1 /* VETH_INFO_PEER */, peer))...)
+		body := ifinfo(int32(index), 0, 0)
+		body = append(body, nlAttr(unix.IFLA_IFNAME, append([]byte(name), 0))...)
+		body = append(body, nlAttr(unix.IFLA_LINKINFO|unix.NLA_F_NESTED, info)...)
+		if err := rtnl(body, unix.NLM_F_CREATE|unix.NLM_F_EXCL); err != nil {
+			return fmt.Errorf("veth %s: %w", name, err)
+		}
+		ifc, err := ifindexOf(name)
+		if err != nil {
+			return err
+		}
+		if err := rtnl(ifinfo(ifc, unix.IFF_UP, unix.IFF_UP), 0); err != nil {
+			return fmt.Errorf("set %s up: %w", name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("netns %s: %v", n.Path, err)
+	}
+}
+
+// Do runs fn inside the namespace, on a thread thrown away afterwards.
+func (n *Netns) Do(fn func() error) error {
+	return onThread(func() error {
+		f, err := os.Open(n.Path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("setns %s: %w", n.Path, err)
+		}
+		return fn()
+	})
+}
+
+func onThread(fn func() error) error { return nsthread.Do(fn) }
+
+func ifindexOf(name string) (int32, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, fmt.Errorf("ifindex of %s: %w", name, err)
+	}
+	return int32(ifr.Uint32()), nil
+}
+
+func ifinfo(index int32, flags, change uint32) []byte {
+	b := make([]byte, unix.SizeofIfInfomsg)
+	binary.NativeEndian.PutUint32(b[4:], uint32(index))
+	binary.NativeEndian.PutUint32(b[8:], flags)
+	binary.NativeEndian.PutUint32(b[12:], change)
+	return b
+}
+
+func nlAttr(typ uint16, payload []byte) []byte {
+	l := 4 + len(payload)
+	b := make([]byte, (l+3)&^3)
+	binary.NativeEndian.PutUint16(b[0:], uint16(l))
+	binary.NativeEndian.PutUint16(b[2:], typ)
+	copy(b[4:], payload)
+	return b
+}
+
+// rtnl sends one RTM_NEWLINK on this thread's namespace and waits for its ack.
+func rtnl(body []byte, flags uint16) error {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	msg := make([]byte, unix.SizeofNlMsghdr, unix.SizeofNlMsghdr+len(body))
+	msg = append(msg, body...)
+	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
+	binary.NativeEndian.PutUint16(msg[4:], unix.RTM_NEWLINK)
+	binary.NativeEndian.PutUint16(msg[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK|flags)
+	binary.NativeEndian.PutUint32(msg[8:], 1)
+	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return err
+	}
+	buf := make([]byte, 4096)
+	n, _, err := unix.Recvfrom(fd, buf, 0)
+	if err != nil {
+		return err
+	}
+	if n < unix.SizeofNlMsghdr+4 || binary.NativeEndian.Uint16(buf[4:]) != unix.NLMSG_ERROR {
+		return fmt.Errorf("unexpected netlink answer (%d bytes)", n)
+	}
+	if e := int32(binary.NativeEndian.Uint32(buf[unix.SizeofNlMsghdr:])); e != 0 {
+		return unix.Errno(-e)
+	}
+	return nil
+}
