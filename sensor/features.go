@@ -8,6 +8,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
@@ -68,8 +69,27 @@ func result(name, okDetail string, err error) Probe {
 
 var retZero = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
 
-func tryLoad(spec *ebpf.ProgramSpec) error {
-	p, err := ebpf.NewProgramWithOptions(spec, ebpf.ProgramOptions{LogDisabled: true})
+func tryLoad(spec *ebpf.ProgramSpec) error { return tryLoadWith(spec, nil) }
+
+// tryLoadWith is tryLoad against the kernel's BTF already parsed (cache;
+// nil: parsed here): the sensor's start parses it once for every use.
+// (NewProgramWithOptions parses its own for an LSM program's attach target
+// whatever its options say; a collection load takes a cache.)
+func tryLoadWith(spec *ebpf.ProgramSpec, cache *btf.Cache) error {
+	var p *ebpf.Program
+	var err error
+	if cache == nil {
+		p, err = ebpf.NewProgramWithOptions(spec, ebpf.ProgramOptions{LogDisabled: true})
+	} else {
+		var c *ebpf.Collection
+		c, err = ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{"probe": spec}},
+			ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogDisabled: true}, Cache: cache})
+		if err == nil {
+			p = c.Programs["probe"]
+			c.Programs = nil
+			c.Close()
+		}
+	}
 	if err != nil {
 		// cilium/ebpf suggests raising MEMLOCK on EPERM; here EPERM means
 		// the kernel refuses the program type, so report the bare errno.
@@ -151,12 +171,16 @@ func lsmBpfSpec() *ebpf.ProgramSpec {
 // given walk, or nil. With bpf_loop it is the sleepable lsm.s/bpf program;
 // with the bounded walk, a non-sleepable lsm/bpf gate behind the
 // sys_enter_bpf tracepoint, which must therefore exist.
-func lsmBpfUsableFor(w Walk) error {
+func lsmBpfUsableFor(w Walk) error { return lsmBpfUsableWith(w, nil) }
+
+// lsmBpfUsableWith is lsmBpfUsableFor with the kernel's BTF already parsed
+// (kt; nil: parsed here).
+func lsmBpfUsableWith(w Walk, kt *btf.Cache) error {
 	if w == WalkBounded {
 		if err := bpfLSMActive(); err != nil {
 			return fmt.Errorf("lsm/bpf: %w", err)
 		}
-		if err := tryLoad(lsmBpfGateSpec()); err != nil {
+		if err := tryLoadWith(lsmBpfGateSpec(), kt); err != nil {
 			return fmt.Errorf("lsm/bpf: %w", err)
 		}
 		if err := ensureTracefs(); err != nil {
@@ -167,7 +191,7 @@ func lsmBpfUsableFor(w Walk) error {
 	if err := bpfLSMActive(); err != nil {
 		return fmt.Errorf("lsm.s/bpf: %w", err)
 	}
-	if err := tryLoad(lsmBpfSpec()); err != nil {
+	if err := tryLoadWith(lsmBpfSpec(), kt); err != nil {
 		return fmt.Errorf("lsm.s/bpf: %w", err)
 	}
 	return nil
@@ -201,7 +225,11 @@ func lsmProgLoadSpec() *ebpf.ProgramSpec {
 // lsmProgLoadUsable says why the lsm-prog-load hook cannot work here, or
 // nil: the BPF LSM must be active (else the hook loads, attaches and never
 // runs, as on 5.10 without lsm=...,bpf) and the hook must exist (6.9).
-func lsmProgLoadUsable() error {
+func lsmProgLoadUsable() error { return lsmProgLoadUsableWith(nil) }
+
+// lsmProgLoadUsableWith is lsmProgLoadUsable with the kernel's BTF already
+// parsed (kt; nil: parsed here).
+func lsmProgLoadUsableWith(kt *btf.Cache) error {
 	secfsErr := ensureSecurityfs()
 	b, err := os.ReadFile("/sys/kernel/security/lsm")
 	if err != nil {
@@ -210,7 +238,7 @@ func lsmProgLoadUsable() error {
 	if list := strings.TrimSpace(string(b)); !hasWord(list, "bpf") {
 		return fmt.Errorf("lsm/bpf_prog_load: BPF LSM not active (lsm=%s; boot with lsm=...,bpf)", list)
 	}
-	if err := tryLoad(lsmProgLoadSpec()); err != nil {
+	if err := tryLoadWith(lsmProgLoadSpec(), kt); err != nil {
 		return fmt.Errorf("lsm/bpf_prog_load: %w", err)
 	}
 	return nil
