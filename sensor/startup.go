@@ -352,7 +352,8 @@ func (p *startPhases) mark(name string) {
 }
 
 func (p *startPhases) attrs() []any {
-	var a []any
+	// The process's CPU before New: the runtime's and the caller's start.
+	a := []any{"before_cpu", (p.lastCPU - sum(p.cpu)).Round(time.Millisecond)}
 	var cpu time.Duration
 	for i, n := range p.names {
 		a = append(a, n, p.took[i].Round(time.Millisecond))
@@ -362,6 +363,14 @@ func (p *startPhases) attrs() []any {
 		a = append(a, n+"_cpu", p.cpu[i].Round(time.Millisecond))
 	}
 	return append(a, "cpu", cpu.Round(time.Millisecond))
+}
+
+func sum(d []time.Duration) time.Duration {
+	var t time.Duration
+	for _, x := range d {
+		t += x
+	}
+	return t
 }
 
 // processCPU is the process's user + system time so far (0 if unknown).
