@@ -212,11 +212,28 @@ func (t *Table) Nearest(name string) (string, bool) {
 	return funcPrefix + short, true
 }
 
-// Name returns the C name of helper id from the Default table.
-func Name(id int32) (string, bool) { return Default().Name(id) }
+// Name returns the C name of helper id from the Default table. Helper ids
+// are kernel ABI (enum bpf_func_id only grows), so a helper the static
+// table knows has the same name on every kernel that has it: the kernel's
+// BTF (~40-60 ms of CPU to parse, before the agent can judge a load: it
+// resolves the rules' helper names) is read only for ids the static table
+// does not know (TestStaticTableMatchesRunningKernelBTF,
+// TestStaticFirstAnswersAsDefault).
+func Name(id int32) (string, bool) {
+	if n, ok := Static().Name(id); ok {
+		return n, true
+	}
+	return Default().Name(id)
+}
 
-// ID returns the id of a helper named in any of the forms Table.ID accepts, from the Default table.
-func ID(name string) (int32, bool) { return Default().ID(name) }
+// ID returns the id of a helper named in any of the forms Table.ID accepts,
+// from the Default table; like Name, the static table answers first.
+func ID(name string) (int32, bool) {
+	if id, ok := Static().ID(name); ok {
+		return id, true
+	}
+	return Default().ID(name)
+}
 
 // Nearest suggests the closest helper name from the Default table.
 func Nearest(name string) (string, bool) { return Default().Nearest(name) }

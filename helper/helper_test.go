@@ -241,3 +241,20 @@ func BenchmarkName(b *testing.B) {
 		}
 	}
 }
+
+// Name and ID answer from the static table first (no kernel BTF parse at
+// start-up); on every id the Default table knows they must answer as it.
+func TestStaticFirstAnswersAsDefault(t *testing.T) {
+	d := Default()
+	for id, name := range d.All() {
+		if n, ok := Name(id); !ok || n != name {
+			t.Errorf("Name(%d) = %q, %v; Default says %q", id, n, ok, name)
+		}
+		if got, ok := ID(name); !ok || got != id {
+			t.Errorf("ID(%q) = %d, %v; Default says %d", name, got, ok, id)
+		}
+	}
+	if _, ok := Name(int32(d.Len()) + 1000); ok {
+		t.Errorf("Name answers for an id no table has")
+	}
+}

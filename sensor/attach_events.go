@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -357,7 +358,37 @@ func (s *Sensor) attachRuleID(i int) string {
 
 // writeAttachConfig gives the kernel side the file_operations addresses
 // that tell a program, link or perf event fd from any other file.
-func (s *Sensor) writeAttachConfig() error {
+func (s *Sensor) writeAttachConfig(c sentrySentryAttachCfg) error {
+	return s.coll.Maps[sentryMapAttachCfg].Put(uint32(0), &c)
+}
+
+// attachCfgScan is readAttachConfig running on its own goroutine from the
+// start of New: reading the whole of /proc/kallsyms costs ~50 ms of CPU,
+// most of it in the kernel, which overlaps the rest of the start instead
+// of delaying judging.
+type attachCfgScan struct {
+	done chan struct{}
+	cfg  sentrySentryAttachCfg
+	err  error
+}
+
+func startAttachCfgScan() *attachCfgScan {
+	a := &attachCfgScan{done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		a.cfg, a.err = readAttachConfig("/proc/kallsyms")
+	}()
+	return a
+}
+
+func (a *attachCfgScan) wait() (sentrySentryAttachCfg, error) {
+	<-a.done
+	return a.cfg, a.err
+}
+
+// readAttachConfig finds the file_operations addresses the attach programs
+// compare against in path (/proc/kallsyms format).
+func readAttachConfig(path string) (sentrySentryAttachCfg, error) {
 	want := map[string]*uint64{}
 	var c sentrySentryAttachCfg
 	want["bpf_prog_fops"] = &c.ProgFops
@@ -365,15 +396,21 @@ func (s *Sensor) writeAttachConfig() error {
 	want["bpf_link_fops_poll"] = &c.LinkFopsPoll
 	want["perf_fops"] = &c.PerfFops
 	want["bpf_map_fops"] = &c.MapFops
-	f, err := os.Open("/proc/kallsyms")
+	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return c, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 3 || len(fields) > 3 { // module symbols have a 4th field
+		line := sc.Bytes()
+		// Only lines naming a wanted symbol are split: all of them hold
+		// "_fops" and no module suffix ("\t[module]").
+		if !bytes.Contains(line, []byte("_fops")) {
+			continue
+		}
+		fields := strings.Fields(string(line))
+		if len(fields) != 3 { // module symbols have a 4th field
 			continue
 		}
 		if p, ok := want[fields[2]]; ok && *p == 0 {
@@ -382,10 +419,7 @@ func (s *Sensor) writeAttachConfig() error {
 			}
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	return s.coll.Maps[sentryMapAttachCfg].Put(uint32(0), &c)
+	return c, sc.Err()
 }
 
 // attachProgram is one best-effort attach-monitoring program: where it goes.
@@ -452,17 +486,11 @@ func attachPlan(hook Hook, cfg Config) []attachProgram {
 // attachSpecOf copies the attach programs' specs before the collection's
 // spec is trimmed to the load hook's programs.
 func attachSpecOf(spec *ebpf.CollectionSpec, plan []attachProgram) *ebpf.CollectionSpec {
-	out := spec.Copy()
-	keep := map[string]bool{}
+	var names []string
 	for _, p := range plan {
-		keep[p.name] = true
+		names = append(names, p.name)
 	}
-	for name := range out.Programs {
-		if !keep[name] {
-			delete(out.Programs, name)
-		}
-	}
-	return out
+	return specWith(spec, names...)
 }
 
 // startAttachPrograms attaches the attach-monitoring programs, gates last
@@ -471,9 +499,13 @@ func attachSpecOf(spec *ebpf.CollectionSpec, plan []attachProgram) *ebpf.Collect
 // sensor runs without it and the note says what is not seen. Called before
 // the load hooks attach, so the sensor's own loads and attaches here are
 // not reported.
-func (s *Sensor) startAttachPrograms(loaded *optionalPrograms) string {
+func (s *Sensor) startAttachPrograms(loaded *optionalPrograms, scan *attachCfgScan) string {
 	defer loaded.close()
-	if err := s.writeAttachConfig(); err != nil {
+	c, err := scan.wait()
+	if err == nil {
+		err = s.writeAttachConfig(c)
+	}
+	if err != nil {
 		s.log.Warn("attach monitoring: no file_operations addresses (fds are trusted as the caller names them)", "err", err)
 	}
 	var missing []string

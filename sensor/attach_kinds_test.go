@@ -527,7 +527,7 @@ func testAttachInterfaceBlocks(t *testing.T, s *Sensor) {
 				}
 				return nil
 			}
-			ev := blocked(collectAttaches(t, s, r.PID, 20*time.Second, func(evs []*AttachEvent) bool { return blocked(evs) != nil }))
+			ev := blocked(collectAttaches(t, s, r.PID, eventWait, func(evs []*AttachEvent) bool { return blocked(evs) != nil }))
 			if ev == nil || ev.Verdict != VerdictBlock || ev.RuleID != "no-lo-attach" || ev.Target.NetNS != inoA {
 				t.Fatalf("event %+v (attacher %+v), want a block by no-lo-attach in netns %d", ev, r, inoA)
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelprobe"
 )
@@ -112,9 +113,13 @@ func ProbeKernel() *Features {
 // given walk, or nil. With bpf_loop it is the sleepable lsm.s/bpf program;
 // with the bounded walk, a non-sleepable lsm/bpf gate behind the
 // sys_enter_bpf tracepoint, which must therefore exist.
-func lsmBpfUsableFor(w Walk) error {
+func lsmBpfUsableFor(w Walk) error { return lsmBpfUsableWith(w, nil) }
+
+// lsmBpfUsableWith is lsmBpfUsableFor with the kernel's BTF already parsed
+// (kt; nil: parsed here).
+func lsmBpfUsableWith(w Walk, kt *btf.Cache) error {
 	if w == WalkBounded {
-		if err := kernelprobe.LSMBpfUsable(false); err != nil {
+		if err := kernelprobe.LSMBpfUsableWith(false, kt); err != nil {
 			return fmt.Errorf("lsm/bpf: %w", err)
 		}
 		if err := kernelprobe.SyscallTracepoints(); err != nil {
@@ -122,7 +127,7 @@ func lsmBpfUsableFor(w Walk) error {
 		}
 		return nil
 	}
-	if err := kernelprobe.LSMBpfUsable(true); err != nil {
+	if err := kernelprobe.LSMBpfUsableWith(true, kt); err != nil {
 		return fmt.Errorf("lsm.s/bpf: %w", err)
 	}
 	return nil
@@ -131,8 +136,12 @@ func lsmBpfUsableFor(w Walk) error {
 // lsmProgLoadUsable says why the lsm-prog-load hook cannot work here, or
 // nil: the BPF LSM must be active (else the hook loads, attaches and never
 // runs, as on 5.10 without lsm=...,bpf) and the hook must exist (6.9).
-func lsmProgLoadUsable() error {
-	if err := kernelprobe.LSMProgLoadUsable(); err != nil {
+func lsmProgLoadUsable() error { return lsmProgLoadUsableWith(nil) }
+
+// lsmProgLoadUsableWith is lsmProgLoadUsable with the kernel's BTF already
+// parsed (kt; nil: parsed here).
+func lsmProgLoadUsableWith(kt *btf.Cache) error {
+	if err := kernelprobe.LSMProgLoadUsableWith(kt); err != nil {
 		return fmt.Errorf("lsm/bpf_prog_load: %w", err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/cilium/ebpf/btf"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelprobe"
 )
 
@@ -72,13 +73,13 @@ const (
 // chooseHook resolves the asked hook ("" = auto) into the enter hook and
 // the hook whose sys_exit program reports the syscall's result (the LSM
 // hook has no exit of its own).
-func chooseHook(asked Hook, enf Enforcer, walk Walk, btfOnly bool, log *slog.Logger) (enter, exit Hook, err error) {
-	lsmBpfUsable := func() error { return lsmBpfUsableFor(walk) }
+func chooseHook(asked Hook, enf Enforcer, walk Walk, btfOnly bool, kernel func() *btf.Cache, log *slog.Logger) (enter, exit Hook, err error) {
+	lsmBpfUsable := func() error { return lsmBpfUsableWith(walk, kernel()) }
 	lsmProgLoadUsable := func() error {
 		if walk == WalkBounded {
 			return fmt.Errorf("lsm/bpf_prog_load: not with the %s walk (the hook exists from 6.9, which has bpf_loop)", WalkBounded)
 		}
-		return lsmProgLoadUsable()
+		return lsmProgLoadUsableWith(kernel())
 	}
 	syscallHook := func() (Hook, error) {
 		if btfOnly {

@@ -66,10 +66,16 @@ func (f AttrFields) kattrBits() uint32 {
 	return k
 }
 
-// kattrConfig is sentry_config.kattr for the running kernel: without BTF
-// the LSM hooks (which need BTF) are not in use and nothing is lost.
-func kattrConfig() uint32 {
-	f, err := KernelAttrFields()
+// kattrConfig is sentry_config.kattr for the running kernel, from its BTF
+// (spec; nil without BTF): without BTF the LSM hooks (which need BTF) are
+// not in use and nothing is lost. Computed once at start: the config is
+// rewritten on every rule reload, and parsing the kernel's BTF each time
+// cost ~30 ms of CPU and its garbage.
+func kattrConfig(spec *btf.Spec) uint32 {
+	if spec == nil {
+		return 0
+	}
+	f, err := attrFields(spec)
 	if err != nil {
 		return 0
 	}

@@ -159,11 +159,8 @@ func monoToWall() func(uint64) time.Time {
 // loader's executable (exe identity), and reads /proc/PID/exe only when the
 // kernel could not walk the exe path.
 func newEnricher() func(*program.Program, *sentrySentryHeader) {
-	var (
-		once   sync.Once
-		kernel *btf.Spec
-		exes   exeHasher
-	)
+	var exes exeHasher
+	kernel := &kernelNames{load: btf.LoadKernelSpec, keep: keepKernelBTF}
 	return func(p *program.Program, h *sentrySentryHeader) {
 		p.Loader.ExeSHA256 = exes.hash(h.Pid, h.ExeIno, h.ExeDev)
 		if h.ExeTruncated != 0 {
@@ -172,12 +169,75 @@ func newEnricher() func(*program.Program, *sentrySentryHeader) {
 			}
 		}
 		if h.AttachBtfId != 0 && h.AttachBtfObjFd == 0 {
-			once.Do(func() { kernel, _ = btf.LoadKernelSpec() })
-			if kernel != nil {
-				if t, err := kernel.TypeByID(btf.TypeID(h.AttachBtfId)); err == nil {
-					p.AttachTo = t.TypeName()
-				}
+			if name, ok := kernel.name(btf.TypeID(h.AttachBtfId)); ok {
+				p.AttachTo = name
 			}
 		}
 	}
+}
+
+// keepKernelBTF: how long the enricher keeps the kernel's BTF after the
+// last load that needed it.
+const keepKernelBTF = time.Minute
+
+// maxKernelNames bounds the attach-target names remembered by type id.
+const maxKernelNames = 4096
+
+// kernelNames names kernel BTF types by id for attach targets. The parsed
+// kernel BTF is 2-3 MB of heap (a heap profile of an idle agent on a host
+// where tracing programs load), kept before for the agent's lifetime once
+// one such load came: now it is dropped keep after the last lookup that
+// needed it, and the names found are remembered (up to maxKernelNames), so
+// a target seen before costs no parse.
+type kernelNames struct {
+	load func() (*btf.Spec, error)
+	keep time.Duration
+
+	mu     sync.Mutex
+	spec   *btf.Spec
+	failed bool // the kernel has no readable BTF: not tried again
+	names  map[btf.TypeID]string
+	timer  *time.Timer
+	loads  int // parses, for the test
+}
+
+func (k *kernelNames) name(id btf.TypeID) (string, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if n, ok := k.names[id]; ok {
+		return n, true
+	}
+	if k.failed {
+		return "", false
+	}
+	if k.spec == nil {
+		spec, err := k.load()
+		k.loads++
+		if err != nil {
+			k.failed = true
+			return "", false
+		}
+		k.spec = spec
+	}
+	if k.timer == nil {
+		k.timer = time.AfterFunc(k.keep, k.drop)
+	} else {
+		k.timer.Reset(k.keep)
+	}
+	t, err := k.spec.TypeByID(id)
+	if err != nil {
+		return "", false
+	}
+	if k.names == nil || len(k.names) >= maxKernelNames {
+		k.names = map[btf.TypeID]string{}
+	}
+	k.names[id] = t.TypeName()
+	return k.names[id], true
+}
+
+// drop lets the parsed BTF go (the timer's doing, keep after the last use).
+func (k *kernelNames) drop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.spec = nil
 }

@@ -35,10 +35,7 @@ func (s *Sensor) SetRules(c *kernel.Rules) error {
 	s.mu.Unlock()
 	table := c.Table
 	table.Generation = gen
-	h, err := tableHash(&table)
-	if err != nil {
-		return fmt.Errorf("hash kernel rule table: %w", err)
-	}
+	h := tableHash(&table)
 	// Held throughout: an integrity check sees the switch whole.
 	s.integ.mu.Lock()
 	defer s.integ.mu.Unlock()
@@ -48,14 +45,17 @@ func (s *Sensor) SetRules(c *kernel.Rules) error {
 			return err
 		}
 	}
-	if err := s.coll.Maps[sentryMapRulesStaged].Put(next, &table); err != nil {
+	if err := s.coll.Maps[sentryMapRulesStaged].Put(next, tableBytes(&table)); err != nil {
 		return fmt.Errorf("write kernel rule table %d: %w", next, err)
 	}
-	var got sentryRulesTable
-	if err := s.coll.Maps[sentryMapRules].Lookup(next, &got); err != nil {
+	if s.integ.scratch == nil {
+		s.integ.scratch = new(sentryRulesTable)
+	}
+	got := s.integ.scratch
+	if err := s.coll.Maps[sentryMapRules].Lookup(next, tableBytes(got)); err != nil {
 		return fmt.Errorf("read kernel rule table %d back: %w", next, err)
 	}
-	if gh, err := tableHash(&got); err != nil || gh != h {
+	if tableHash(got) != h {
 		return fmt.Errorf("write kernel rule table %d: the kernel side did not take it", next)
 	}
 	s.mu.Lock()

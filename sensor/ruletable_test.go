@@ -1,9 +1,13 @@
 package sensor
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ebpf-sentry/ebpf-sentry/rules/kernel"
 )
@@ -14,11 +18,7 @@ func kernelTableHash(t *testing.T, s *Sensor, idx uint32) [32]byte {
 	if err := s.coll.Maps[sentryMapRules].Lookup(idx, &tbl); err != nil {
 		t.Fatal(err)
 	}
-	h, err := tableHash(&tbl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
+	return tableHash(&tbl)
 }
 
 func activeTable(t *testing.T, s *Sensor) uint32 {
@@ -98,5 +98,42 @@ func TestReloadNeverRewritesATableBeingRead(t *testing.T) {
 		if n != 0 {
 			t.Fatalf("table %d still has %d judges after the loads finished", i, n)
 		}
+	}
+}
+
+// tableHash and the table writes use the tables' memory as their encoding:
+// that holds only while the generated types have no implicit padding. A
+// table filled with a pattern hashes the same through binary.Append.
+func TestRuleTableMemoryIsItsEncoding(t *testing.T) {
+	check := func(name string, size, binSize int, mem, enc []byte) {
+		t.Helper()
+		if binSize != size {
+			t.Fatalf("%s: binary.Size %d, memory %d: implicit padding", name, binSize, size)
+		}
+		if !bytes.Equal(mem, enc) {
+			t.Fatalf("%s: memory differs from its little-endian encoding", name)
+		}
+	}
+	var a sentryRulesTable
+	fill(tableBytes(&a))
+	enc, err := binary.Append(nil, binary.LittleEndian, &a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("sensor table", int(unsafe.Sizeof(a)), binary.Size(&a), tableBytes(&a), enc)
+	var k kernel.Table
+	fill(tableBytes(&k))
+	if enc, err = binary.Append(nil, binary.LittleEndian, &k); err != nil {
+		t.Fatal(err)
+	}
+	check("rules/kernel table", int(unsafe.Sizeof(k)), binary.Size(&k), tableBytes(&k), enc)
+	if sha256.Sum256(enc) != tableHash(&k) {
+		t.Fatal("tableHash differs from the hash of the encoding")
+	}
+}
+
+func fill(b []byte) {
+	for i := range b {
+		b[i] = byte(i*7 + 3)
 	}
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 
@@ -143,6 +142,7 @@ type Sensor struct {
 	compat       string // how 32-bit bpf() calls are covered (Compat)
 	signals      string // how signals to the agent are guarded (Signals)
 	coll         *ebpf.Collection
+	kattr        uint32 // sentry_config.kattr, from the kernel's BTF at start
 	links        []link.Link
 	reader       *ringbuf.Reader
 	events       chan *Event
@@ -279,6 +279,12 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		}
 	}
 	phases := newStartPhases()
+	// Started at once, each on its own goroutine, and awaited where first
+	// needed: the kernel's BTF (the LSM probes, the compat plan, every
+	// collection's relocations, the config's kattr), the object's spec
+	// below, and /proc/kallsyms for the attach programs.
+	kernel := parseKernelBTF()
+	attachScan := startAttachCfgScan()
 	loopErr := kernelprobe.Helper(asm.FnLoop)
 	switch cfg.Walk {
 	case "":
@@ -294,7 +300,16 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	default:
 		return nil, fmt.Errorf("walk %q: want %s or %s", cfg.Walk, WalkLoop, WalkBounded)
 	}
-	hook, exitHook, err := chooseHook(cfg.Hook, cfg.Enforcer, cfg.Walk, btfOnly, cfg.Logger)
+	load := loadSentry
+	if cfg.Walk == WalkBounded {
+		load = loadSentryLegacy
+	}
+	parsed := make(chan specResult, 1)
+	go func() {
+		spec, err := load()
+		parsed <- specResult{spec, err}
+	}()
+	hook, exitHook, err := chooseHook(cfg.Hook, cfg.Enforcer, cfg.Walk, btfOnly, kernel.parsed, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -328,21 +343,17 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	}
 
 	phases.mark("probe")
-	load := loadSentry
-	if cfg.Walk == WalkBounded {
-		load = loadSentryLegacy
+	sr := <-parsed
+	if sr.err != nil {
+		return nil, sr.err
 	}
-	spec, err := load()
-	if err != nil {
-		return nil, err
-	}
+	spec := sr.spec
 	spec.Maps[sentryMapEvents].MaxEntries = uint32(cfg.RingBufferSize)
 	enter, exit, gate := programNames(hook, exitHook, cfg.Enforcer, cfg.Walk)
 	// The kernel's BTF, parsed once for the compat plan and every
 	// collection's relocations, and dropped after.
 	phases.mark("spec")
-	cache := btf.NewCache()
-	kspec, _ := cache.Kernel()
+	kspec := kernel.spec()
 	kernelprobe.IA32Entry(kspec)
 	cp := planCompat(hook, exitHook, gate != "")
 	compatNote := ""
@@ -384,7 +395,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		}
 	}
 	phases.mark("kernel-btf")
-	coll, attachProgs, err := loadConcurrently(spec, programGroups{judges, {cp.enter}, rest}, attachSpec, cache, cfg.sequentialStart)
+	coll, attachProgs, err := loadConcurrently(spec, programGroups{judges, {cp.enter}, rest}, attachSpec, kernel.cache, cfg.sequentialStart)
 	if err != nil {
 		return nil, err
 	}
@@ -392,7 +403,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	phases.mark("verify")
 	prefaultProg, prefaultErr := loadPrefault(prefaultSpec, spec.Maps[sentryMapEvents], coll.Maps[sentryMapEvents])
 	s := &Sensor{
-		cfg: cfg, hook: hook, coll: coll, log: cfg.Logger, self: self,
+		cfg: cfg, hook: hook, coll: coll, log: cfg.Logger, self: self, kattr: kattrConfig(kspec),
 		events:   make(chan *Event, cfg.EventBuffer),
 		attempts: make(chan AccessAttempt, 64),
 		attaches: make(chan *AttachEvent, cfg.EventBuffer),
@@ -439,7 +450,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		return fail(fmt.Errorf("open ring buffer: %w", err))
 	}
 	phases.mark("tables")
-	s.attachNote = s.startAttachPrograms(attachProgs)
+	s.attachNote = s.startAttachPrograms(attachProgs, attachScan)
 	// Exit first: an enter without its exit would leave an inflight entry.
 	// The gate only refuses what the enter program marked, so its order
 	// does not matter.
@@ -522,6 +533,7 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	if err := s.SetRules(cfg.Rules); err != nil {
 		return fail(err)
 	}
+	s.cfg.Rules = nil // in the kernel, and hashed: not kept (688 KB)
 	if err := s.recordOwnIDs(); err != nil {
 		return fail(err)
 	}

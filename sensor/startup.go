@@ -8,6 +8,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+	"golang.org/x/sys/unix"
 )
 
 // Start-up (docs/PERFORMANCE.md "Start-up"): almost all of a start is the
@@ -34,32 +35,34 @@ type programGroups [][]string
 // its own, on one more goroutine, and returned apart with their errors: a
 // kernel that refuses one must not stop the sensor.
 func loadConcurrently(spec *ebpf.CollectionSpec, groups programGroups, optSpec *ebpf.CollectionSpec, cache *btf.Cache, sequential bool) (*ebpf.Collection, *optionalPrograms, error) {
-	mapsOnly := spec.Copy()
-	mapsOnly.Programs = map[string]*ebpf.ProgramSpec{}
-	maps, err := ebpf.NewCollectionWithOptions(mapsOnly, ebpf.CollectionOptions{Cache: cache})
-	if err != nil {
-		return nil, nil, fmt.Errorf("create sensor maps: %w", err)
-	}
 	specs := make([]*ebpf.CollectionSpec, 0, len(groups))
 	placed := map[string]bool{}
 	for _, g := range groups {
-		one := spec.Copy()
-		one.Programs = map[string]*ebpf.ProgramSpec{}
+		var names []string
 		for _, name := range g {
 			if p := spec.Programs[name]; p != nil && !placed[name] {
-				one.Programs[name] = p.Copy()
+				names = append(names, name)
 				placed[name] = true
 			}
 		}
-		if len(one.Programs) > 0 {
-			specs = append(specs, one)
+		if len(names) > 0 {
+			specs = append(specs, specWith(spec, names...))
 		}
 	}
 	for name := range spec.Programs {
 		if !placed[name] {
-			maps.Close()
 			return nil, nil, fmt.Errorf("program %s is in no load group", name)
 		}
+	}
+	var optional []*ebpf.CollectionSpec
+	if optSpec != nil {
+		for name := range optSpec.Programs {
+			optional = append(optional, specWith(optSpec, name))
+		}
+	}
+	maps, err := createMaps(specWith(spec), cache, sequential)
+	if err != nil {
+		return nil, nil, err
 	}
 	colls := make([]*ebpf.Collection, len(specs))
 	errs := make([]error, len(specs))
@@ -68,15 +71,9 @@ func loadConcurrently(spec *ebpf.CollectionSpec, groups programGroups, optSpec *
 	}
 	opt := &optionalPrograms{colls: map[string]*ebpf.Collection{}, errs: map[string]error{}}
 	loadOptional := func() {
-		if optSpec == nil {
-			return
-		}
-		for name := range optSpec.Programs {
-			one := optSpec.Copy()
-			for other := range one.Programs {
-				if other != name {
-					delete(one.Programs, other)
-				}
+		for _, one := range optional {
+			var name string
+			for name = range one.Programs {
 			}
 			c, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{Cache: cache, MapReplacements: maps.Maps})
 			if err != nil {
@@ -126,6 +123,95 @@ func loadConcurrently(spec *ebpf.CollectionSpec, groups programGroups, optSpec *
 		return nil, nil, fmt.Errorf("load sensor programs: %w", first)
 	}
 	return out, opt, nil
+}
+
+// specWith is spec with only the named programs (copies, as the
+// collection loader may change them), without copying the others: the
+// object holds every hook's programs, and a whole copy per group (about
+// fifteen per start) cost ~25 ms of CPU and their garbage.
+func specWith(spec *ebpf.CollectionSpec, names ...string) *ebpf.CollectionSpec {
+	progs := spec.Programs
+	spec.Programs = nil
+	out := spec.Copy()
+	spec.Programs = progs
+	out.Programs = make(map[string]*ebpf.ProgramSpec, len(names))
+	for _, name := range names {
+		if p := progs[name]; p != nil {
+			out.Programs[name] = p.Copy()
+		}
+	}
+	return out
+}
+
+// bigMapBytes: a map whose creation pre-allocates at least this much
+// (hash and LRU hash maps allocate every element up front) is created on
+// its own goroutine, beside the others.
+const bigMapBytes = 1 << 20
+
+// createMaps creates the maps of spec (which has no programs). Creating
+// the maps took ~85 ms of CPU on 6.18, most of it the kernel
+// pre-allocating the big hash maps (group_accs alone ~55 %), and nothing
+// else can run before them: the big ones are created concurrently with
+// the rest (sequential: all in one collection, the path before).
+func createMaps(spec *ebpf.CollectionSpec, cache *btf.Cache, sequential bool) (*ebpf.Collection, error) {
+	var big []string
+	if !sequential {
+		for name, m := range spec.Maps {
+			if preallocBytes(m) >= bigMapBytes {
+				big = append(big, name)
+			}
+		}
+	}
+	bigMaps := make([]*ebpf.Map, len(big))
+	bigErrs := make([]error, len(big))
+	var wg sync.WaitGroup
+	for i, name := range big {
+		m := spec.Maps[name]
+		delete(spec.Maps, name)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bigMaps[i], bigErrs[i] = ebpf.NewMapWithOptions(m, ebpf.MapOptions{})
+		}()
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Cache: cache})
+	wg.Wait()
+	for i, e := range bigErrs {
+		if e != nil && err == nil {
+			err = fmt.Errorf("map %s: %w", big[i], e)
+		}
+	}
+	if err != nil {
+		if coll != nil {
+			coll.Close()
+		}
+		for _, m := range bigMaps {
+			if m != nil {
+				m.Close()
+			}
+		}
+		return nil, fmt.Errorf("create sensor maps: %w", err)
+	}
+	for i, name := range big {
+		coll.Maps[name] = bigMaps[i]
+	}
+	return coll, nil
+}
+
+// preallocBytes is what creating m allocates up front, roughly: every
+// element of a pre-allocated hash map, every value of an array.
+func preallocBytes(m *ebpf.MapSpec) uint64 {
+	n := uint64(m.MaxEntries) * uint64(m.KeySize+m.ValueSize)
+	switch m.Type {
+	case ebpf.Hash, ebpf.LRUHash, ebpf.PerCPUHash, ebpf.LRUCPUHash:
+		if m.Flags&unix.BPF_F_NO_PREALLOC != 0 {
+			return 0
+		}
+		return n
+	case ebpf.Array:
+		return uint64(m.MaxEntries) * uint64(m.ValueSize)
+	}
+	return 0
 }
 
 // errNotInObject: an optional program the object does not have.
@@ -192,26 +278,89 @@ func (s *Sensor) finishStart(prefaultProg *ebpf.Program, prefaultErr error) {
 	s.prefault(prefaultProg, prefaultErr)
 }
 
-// startPhases times the steps of a start for the debug log.
-type startPhases struct {
-	last  time.Time
-	names []string
-	took  []time.Duration
+// specResult is the object's spec, parsed beside the probes.
+type specResult struct {
+	spec *ebpf.CollectionSpec
+	err  error
 }
 
-func newStartPhases() *startPhases { return &startPhases{last: time.Now()} }
+// kernelBTF is the kernel's BTF, parsed once per start on its own
+// goroutine (~40-60 ms of CPU on 6.18) and shared by everything the start
+// loads through cache. Nothing keeps it after the start: idle memory.
+type kernelBTF struct {
+	done  chan struct{}
+	cache *btf.Cache
+	types *btf.Spec
+}
+
+func parseKernelBTF() *kernelBTF {
+	k := &kernelBTF{done: make(chan struct{}), cache: btf.NewCache()}
+	go func() {
+		defer close(k.done)
+		k.types, _ = k.cache.Kernel() // nil without BTF: each user says what that costs
+	}()
+	return k
+}
+
+// parsed waits for the parse and gives the cache holding it.
+func (k *kernelBTF) parsed() *btf.Cache {
+	<-k.done
+	return k.cache
+}
+
+// spec waits for the parse: nil when the kernel has no BTF.
+func (k *kernelBTF) spec() *btf.Spec {
+	<-k.done
+	return k.types
+}
+
+// startPhases times the steps of a start for the debug log: wall time,
+// and the process's CPU (user + system, all threads: the verifier runs in
+// the bpf() calls), which a busy host does not inflate.
+type startPhases struct {
+	last    time.Time
+	lastCPU time.Duration
+	names   []string
+	took    []time.Duration
+	cpu     []time.Duration
+}
+
+func newStartPhases() *startPhases { return &startPhases{last: time.Now(), lastCPU: processCPU()} }
 
 // mark ends the step named name.
 func (p *startPhases) mark(name string) {
-	now := time.Now()
-	p.names, p.took = append(p.names, name), append(p.took, now.Sub(p.last))
-	p.last = now
+	now, cpu := time.Now(), processCPU()
+	p.names, p.took, p.cpu = append(p.names, name), append(p.took, now.Sub(p.last)), append(p.cpu, cpu-p.lastCPU)
+	p.last, p.lastCPU = now, cpu
 }
 
 func (p *startPhases) attrs() []any {
-	var a []any
+	// The process's CPU before New: the runtime's and the caller's start.
+	a := []any{"before_cpu", (p.lastCPU - sum(p.cpu)).Round(time.Millisecond)}
+	var cpu time.Duration
 	for i, n := range p.names {
 		a = append(a, n, p.took[i].Round(time.Millisecond))
+		cpu += p.cpu[i]
 	}
-	return a
+	for i, n := range p.names {
+		a = append(a, n+"_cpu", p.cpu[i].Round(time.Millisecond))
+	}
+	return append(a, "cpu", cpu.Round(time.Millisecond))
+}
+
+func sum(d []time.Duration) time.Duration {
+	var t time.Duration
+	for _, x := range d {
+		t += x
+	}
+	return t
+}
+
+// processCPU is the process's user + system time so far (0 if unknown).
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

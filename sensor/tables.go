@@ -39,7 +39,7 @@ func (s *Sensor) writeConfigLocked() error {
 	if s.cfg.OnError == OnErrorAllow {
 		c.OnError = uint32(sentrySentryOnErrorSENTRY_ON_ERROR_ALLOW)
 	}
-	c.Kattr = kattrConfig()
+	c.Kattr = s.kattr
 	if s.cfg.Lock {
 		c.Lock, c.LockCgroup = 1, s.cfg.LockCgroup
 	}

@@ -186,6 +186,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	// start (group calibration, ring pre-fault) runs beside the agent's
 	// other start-up jobs, and Ready below reports it.
 	s, err := sensor.NewStaged(cfg)
+	cfg.Rules = nil // in the kernel now; the sensor keeps its hash, not the 688 KB table
 	if err != nil {
 		if errors.Is(err, sensor.ErrNotRoot) || errors.Is(err, sensor.ErrEnforcerRefused) || errors.Is(err, sensor.ErrNoHook) {
 			return &exitError{code: exitEnvironment, err: err}
@@ -245,8 +246,14 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	// Start-up's garbage (the kernel's BTF parsed for the sensor's and the
 	// classic BPF capture's objects, the inventory of resident programs)
 	// goes back to the system now rather than whenever the scavenger gets
-	// to it: idle RSS (docs/PERFORMANCE.md).
+	// to it, and so do the binary's pages only start-up ran or read: idle
+	// RSS (docs/PERFORMANCE.md).
 	debug.FreeOSMemory()
+	if n, err := releaseStartupPages(); err != nil {
+		slog.Debug("start-up pages not released", "err", err)
+	} else {
+		slog.Debug("start-up pages released", "bytes", n)
+	}
 
 	tick := time.NewTicker(kernelLossInterval(o.out.opts))
 	defer tick.Stop()

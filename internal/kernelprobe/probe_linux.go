@@ -105,8 +105,27 @@ var retZero = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
 // Load loads spec and closes it at once: nil means the kernel accepts that
 // program type at that attach point. EPERM, which cilium/ebpf words as a
 // MEMLOCK hint, means here that the kernel refuses the type, and is said so.
-func Load(spec *ebpf.ProgramSpec) error {
-	p, err := ebpf.NewProgramWithOptions(spec, ebpf.ProgramOptions{LogDisabled: true})
+func Load(spec *ebpf.ProgramSpec) error { return LoadWith(spec, nil) }
+
+// LoadWith is Load against the kernel's BTF already parsed (cache; nil:
+// parsed here), so that a start that parses it once can share it. A single
+// program load parses its own for an LSM program's attach target whatever
+// its options say; a collection load takes the cache.
+func LoadWith(spec *ebpf.ProgramSpec, cache *btf.Cache) error {
+	var p *ebpf.Program
+	var err error
+	if cache == nil {
+		p, err = ebpf.NewProgramWithOptions(spec, ebpf.ProgramOptions{LogDisabled: true})
+	} else {
+		var c *ebpf.Collection
+		c, err = ebpf.NewCollectionWithOptions(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{"probe": spec}},
+			ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{LogDisabled: true}, Cache: cache})
+		if err == nil {
+			p = c.Programs["probe"]
+			c.Programs = nil
+			c.Close()
+		}
+	}
 	if err != nil {
 		if errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("load refused: EPERM (program type not permitted on this kernel)")
@@ -149,7 +168,11 @@ func TpBTFSysEnter() *ebpf.ProgramSpec {
 // LSMBpfUsable says why an LSM program on the bpf hook (sleepable or not)
 // cannot work here, or nil: the BPF LSM must be active and the program
 // must load.
-func LSMBpfUsable(sleepable bool) error {
+func LSMBpfUsable(sleepable bool) error { return LSMBpfUsableWith(sleepable, nil) }
+
+// LSMBpfUsableWith is LSMBpfUsable with the kernel's BTF already parsed
+// (cache; nil: parsed here).
+func LSMBpfUsableWith(sleepable bool, cache *btf.Cache) error {
 	if err := BPFLSMActive(); err != nil {
 		return err
 	}
@@ -157,16 +180,20 @@ func LSMBpfUsable(sleepable bool) error {
 	if sleepable {
 		spec = LSMBpfSleepable()
 	}
-	return Load(spec)
+	return LoadWith(spec, cache)
 }
 
 // LSMProgLoadUsable says why an LSM program on bpf_prog_load cannot work
 // here, or nil: the BPF LSM must be active and the hook must exist (6.9).
-func LSMProgLoadUsable() error {
+func LSMProgLoadUsable() error { return LSMProgLoadUsableWith(nil) }
+
+// LSMProgLoadUsableWith is LSMProgLoadUsable with the kernel's BTF already
+// parsed (cache; nil: parsed here).
+func LSMProgLoadUsableWith(cache *btf.Cache) error {
 	if err := BPFLSMActive(); err != nil {
 		return err
 	}
-	return Load(LSMProgLoad())
+	return LoadWith(LSMProgLoad(), cache)
 }
 
 // KprobeTargets are the bpf syscall's kprobe targets, best first.
