@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
+	"github.com/ebpf-sentry/ebpf-sentry/insn"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 	"github.com/ebpf-sentry/ebpf-sentry/sensor"
@@ -458,7 +460,17 @@ func (lt *lossTracker) report(s *sensor.Sensor, tel *telemetry, final bool) {
 // handleEvent analyses one load, judges it with the full rule set and
 // sends it to the text line and/or the output pipeline.
 func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev *sensor.Event, allow *allowlistRun) error {
-	ins, probs := ev.Program.Decode() // once, for the analysis and the text
+	// Decoded once, for the analysis and the text, into a buffer reused
+	// across loads: nothing keeps the instructions past this call (the
+	// report and the text lines are copies).
+	buf := decodeBufs.Get().(*[]insn.Instruction)
+	ins, probs := insn.DecodeAppend(*buf, ev.Program.Insns)
+	defer func() {
+		if cap(ins) <= maxPooledDecode {
+			*buf = ins[:0]
+			decodeBufs.Put(buf)
+		}
+	}()
 	rep := analysis.AnalyzeDecoded(ev.Program, ins, probs, nil)
 	allow.observe(ev, rep)
 	verdict := rules.Evaluate(set, ev.Program, rep)
@@ -495,6 +507,12 @@ func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev 
 	_, err := fmt.Fprintln(w, textLine(ev, rep, verdict))
 	return err
 }
+
+// decodeBufs are handleEvent's instruction buffers; a buffer grown past
+// maxPooledDecode instructions (a rare huge program) is not kept.
+var decodeBufs = sync.Pool{New: func() any { return new([]insn.Instruction) }}
+
+const maxPooledDecode = 1 << 17
 
 // textLine is one line per load: time, loader, program, verdict, notable
 // helpers. Names come from the loader and are escaped (%q).
