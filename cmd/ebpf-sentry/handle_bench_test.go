@@ -90,3 +90,24 @@ func BenchmarkHandleEvent(b *testing.B) {
 		})
 	}
 }
+
+// Once started the agent runs on half the CPUs (at least one) unless told
+// otherwise; an explicit GOMAXPROCS in its environment is left as it is.
+func TestAgentProcsIsHalfTheCPUsUnlessSet(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		flag, cpus int
+		env        string
+		want       int
+	}{
+		{"two CPUs give one", 0, 2, "", 1},
+		{"one CPU gives one", 0, 1, "", 1},
+		{"sixteen CPUs give eight", 0, 16, "", 8},
+		{"--procs wins over the default", 3, 2, "", 3},
+		{"GOMAXPROCS in the environment wins over everything", 3, 2, "2", 0},
+	} {
+		if got, why := agentProcs(tc.flag, tc.cpus, tc.env); got != tc.want || why == "" {
+			t.Errorf("%s: agentProcs(%d, %d, %q) = %d (%q), want %d", tc.name, tc.flag, tc.cpus, tc.env, got, why, tc.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"sort"
 	"strconv"
@@ -50,6 +51,7 @@ type runOptions struct {
 	heartbeat    time.Duration
 	memMiB       int
 	loaderRate   int64
+	procs        int
 	out          *outputFlags
 	resident     residentOptions
 	policy       *policyFlags
@@ -87,6 +89,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.DurationVar(&o.heartbeat, "heartbeat-interval", 30*time.Second, "emit a heartbeat event this often: hooks attached, tables intact, loads judged")
 	f.Int64Var(&o.loaderRate, "loader-rate", sensor.DefaultLoaderRate, "instructions one loader (process) may have captured per second; loads beyond it are judged in the kernel but reported without instructions and counted (rate_limited); -1: no limit")
 	f.IntVar(&o.memMiB, "memory-budget", sensor.DefaultMemoryBudget>>20, "MiB of captured instructions the agent holds (reassembly and queued events); loads beyond it are reported without instructions and counted (reassembly_budget)")
+	f.IntVar(&o.procs, "procs", 0, "CPUs the agent's Go code runs on at once once started (GOMAXPROCS; 0: half the CPUs, at least 1; a GOMAXPROCS environment variable wins): on a small host the agent's hand-offs between goroutines then stay on one thread instead of waking another, and its analysis does not take every CPU from the loaders it judges (docs/PERFORMANCE.md); judging in the kernel does not depend on it")
 	f.StringVar(&o.lockPath, "lock-file", runLockPath, "file locked while run is active (a second instance refuses to start)")
 	o.out = addOutputFlags(f)
 	addResidentFlags(f, &o.resident)
@@ -249,6 +252,12 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	// goes back to the system now rather than whenever the scavenger gets
 	// to it: idle RSS (docs/PERFORMANCE.md).
 	debug.FreeOSMemory()
+	// Start-up ran its jobs side by side on every CPU; from here the agent
+	// judges loads as they come, with fewer threads waking each other.
+	if n, why := agentProcs(o.procs, runtime.NumCPU(), os.Getenv("GOMAXPROCS")); n > 0 {
+		runtime.GOMAXPROCS(n)
+		slog.Debug("agent CPUs", "procs", n, "why", why)
+	}
 
 	tick := time.NewTicker(kernelLossInterval(o.out.opts))
 	defer tick.Stop()
@@ -406,6 +415,19 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 			attaches.reconcileNetlink(out, o, tel, set)
 		}
 	}
+}
+
+// agentProcs is the GOMAXPROCS the agent runs with once started (0: leave
+// it): --procs when given, else half the CPUs (at least one); a GOMAXPROCS
+// environment variable, which the Go runtime already applied, wins.
+func agentProcs(flag, cpus int, env string) (int, string) {
+	switch {
+	case env != "":
+		return 0, "GOMAXPROCS set in the environment"
+	case flag > 0:
+		return flag, "--procs"
+	}
+	return max(1, cpus/2), "half the CPUs"
 }
 
 // kernelLossInterval is how often the kernel's loss counters are read:
