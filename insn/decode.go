@@ -2,6 +2,7 @@ package insn
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -20,8 +21,21 @@ func Decode(raw []byte) ([]Instruction, []Problem) {
 // negative); total counts them all. A dump of garbage then costs memory in
 // proportion to its size, not a message per slot.
 func DecodeCapped(raw []byte, maxProblems int) (ins []Instruction, probs []Problem, total int) {
+	return decodeAppend(make([]Instruction, 0, len(raw)/Size), raw, maxProblems)
+}
+
+// DecodeAppend is Decode appending the instructions to dst[:0], for a
+// caller that decodes many programs and reuses one buffer (the agent
+// decodes every load: a fresh slice per load was most of its garbage).
+// The result aliases dst when it has room.
+func DecodeAppend(dst []Instruction, raw []byte) ([]Instruction, []Problem) {
+	ins, probs, _ := decodeAppend(dst[:0], raw, -1)
+	return ins, probs
+}
+
+func decodeAppend(out []Instruction, raw []byte, maxProblems int) (ins []Instruction, probs []Problem, total int) {
 	n := len(raw) / Size
-	out := make([]Instruction, 0, n)
+	out = slices.Grow(out, n)
 	var scratch []Problem
 	keep := func(p []Problem) {
 		total += len(p)

@@ -2,6 +2,7 @@ package insn
 
 import (
 	"bytes"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -188,5 +189,32 @@ func TestKindAndCheckAgreeOnAllOpcodes(t *testing.T) {
 				t.Errorf("code %#02x src %d: Kind %v but Check unknown=%v", code, src, ins.Kind(), unknown)
 			}
 		}
+	}
+}
+
+// DecodeAppend reuses the buffer it is given: a second program decoded
+// into the first one's buffer takes no new array and keeps nothing of the
+// first.
+func TestDecodeAppendReusesTheBufferAndKeepsNothingOfTheLastProgram(t *testing.T) {
+	first := []byte{
+		0x18, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, // r1 = 0x200000001 ll
+		0xb7, 0, 0, 0, 7, 0, 0, 0, // r0 = 7
+		0x95, 0, 0, 0, 0, 0, 0, 0, // exit
+	}
+	second := []byte{
+		0xb7, 0, 0, 0, 1, 0, 0, 0, // r0 = 1
+		0x95, 0, 0, 0, 0, 0, 0, 0, // exit
+	}
+	buf, _ := DecodeAppend(nil, first)
+	if len(buf) != 3 || !buf[0].Wide {
+		t.Fatalf("first program: %+v", buf)
+	}
+	got, probs := DecodeAppend(buf, second)
+	want, wantProbs := Decode(second)
+	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(probs, wantProbs) {
+		t.Fatalf("second program into the first one's buffer:\n%+v\nwant\n%+v", got, want)
+	}
+	if &got[0] != &buf[0] {
+		t.Error("DecodeAppend took a new array although the buffer had room")
 	}
 }

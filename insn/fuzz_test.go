@@ -2,6 +2,7 @@ package insn
 
 import (
 	"bytes"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -45,6 +46,15 @@ func FuzzDecode(f *testing.F) {
 			if p.Offset < 0 || p.Offset >= len(raw) || p.Index >= len(raw)/Size || p.Msg == "" {
 				t.Fatalf("problem outside the input of %d bytes: %+v", len(raw), p)
 			}
+		}
+		// A reused buffer holding another program decodes to the same.
+		dirty := make([]Instruction, 3, 64)
+		for i := range dirty {
+			dirty[i] = Instruction{Index: 99, Slot: Slot{Code: OpLdImm64, Imm: -1}, Wide: true}
+		}
+		again, probs2 := DecodeAppend(dirty, raw)
+		if !reflect.DeepEqual(again, insns) && !(len(again) == 0 && len(insns) == 0) || !reflect.DeepEqual(probs2, probs) {
+			t.Fatalf("DecodeAppend into a used buffer differs from Decode:\n%+v\n%+v", again, insns)
 		}
 	})
 }

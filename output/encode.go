@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sync"
 )
 
 // Marshal encodes an event as one line of JSON without the trailing newline.
@@ -18,14 +19,36 @@ func MarshalECS(ev *Event) ([]byte, error) {
 	return marshal(ToECS(ev), ev.Event)
 }
 
+// encoder is a JSON encoder with its buffer, reused across events: the
+// buffer grows once to the size of the largest events instead of doubling
+// its way up for every event, and each event costs one exact-size copy.
+type encoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	e := &encoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	e.enc.SetEscapeHTML(false)
+	return e
+}}
+
+// maxPooledEncoder is the largest buffer put back in the pool; a bigger
+// one (a huge program with --event-insn-max 0) is left to the collector.
+const maxPooledEncoder = 4 << 20
+
 func marshal(v any, kind Kind) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	e := encoders.Get().(*encoder)
+	e.buf.Reset()
+	if err := e.enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("encode %s event: %w", kind, err)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+	out := bytes.Clone(bytes.TrimSuffix(e.buf.Bytes(), []byte{'\n'}))
+	if e.buf.Cap() <= maxPooledEncoder {
+		encoders.Put(e)
+	}
+	return out, nil
 }
 
 // Format selects the JSON shape events are encoded in.

@@ -3,6 +3,7 @@ package output
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"syscall"
 	"time"
 
@@ -273,7 +274,9 @@ type ProgLoad struct {
 	Outcome Outcome
 	Verdict *Verdict // nil: no rules evaluated
 	// Disasm is the rendered disassembly, one line per instruction, from the
-	// insn formatters. Lines are escaped before they go into the event.
+	// insn formatters. Lines are escaped before they go into the event,
+	// which shares the slice when none needs it: do not modify it after
+	// NewProgLoad.
 	Disasm []string
 	// DisasmTotal is the program's instruction count when Disasm holds only
 	// the first lines (a caller that renders no more than InsnOptions.Max
@@ -414,9 +417,21 @@ func newInstructions(raw []byte, disasm []string, disasmTotal int, opt InsnOptio
 	ins := &Instructions{}
 	if mode == InsnModeText || mode == InsnModeBoth {
 		n := min(capAt(disasmTotal), len(disasm))
-		t := &InsnText{Lines: make([]string, n), Shown: n, Total: disasmTotal}
+		// The event keeps the caller's lines unless one needs escaping
+		// (ProgLoad.Disasm belongs to the event once given): no copy of
+		// up to --event-insn-max lines per load.
+		t := &InsnText{Lines: disasm[:n:n], Shown: n, Total: disasmTotal}
+		if t.Lines == nil {
+			t.Lines = []string{} // the schema's lines are an array, never null
+		}
+		copied := false
 		for i := range n {
-			t.Lines[i] = escapeUnprintable(disasm[i])
+			if e := escapeUnprintable(disasm[i]); e != disasm[i] {
+				if !copied {
+					t.Lines, copied = slices.Clone(disasm[:n]), true
+				}
+				t.Lines[i] = e
+			}
 		}
 		ins.Text = t
 		ins.Truncated = ins.Truncated || n < disasmTotal

@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -44,6 +45,34 @@ func TestProgTagsIgnoreMapFDsOnly(t *testing.T) {
 	d1, _ := progTags(d)
 	if c1 == d1 {
 		t.Errorf("programs differing in an ordinary immediate share tag %s", c1)
+	}
+}
+
+// judgedCopyDiffers hashes the instructions in place (a copy only when a
+// map load's immediate needs zeroing) and tries one algorithm first: the
+// caller's bytes stay as they were, either algorithm's tag is accepted in
+// either order, and any other tag is a difference.
+func TestJudgedCopyDiffersLeavesTheInstructionsAloneAndAcceptsEitherTag(t *testing.T) {
+	ldMap := append(asmInsn(0x18, 0x1<<4|1, 0, 5), asmInsn(0, 0, 0, 0)...)
+	ldMap = append(ldMap, genInsns(2)...)
+	defer tagSHA256First.Store(tagSHA256First.Load())
+	for _, insns := range [][]byte{genInsns(4), ldMap} {
+		orig := bytes.Clone(insns)
+		s1, s256 := progTags(insns)
+		for _, sha256First := range []bool{false, true} {
+			for _, tag := range []string{s1, s256} {
+				tagSHA256First.Store(sha256First)
+				if judgedCopyDiffers(insns, tag) {
+					t.Errorf("%x: tag %s (sha1 %s, sha256 %s; sha256 first %v) taken for another program", insns, tag, s1, s256, sha256First)
+				}
+				if !bytes.Equal(insns, orig) {
+					t.Fatalf("instructions changed by the check: %x, were %x", insns, orig)
+				}
+			}
+			if !judgedCopyDiffers(insns, "0000000000000000") {
+				t.Errorf("%x: a tag of neither algorithm accepted", insns)
+			}
+		}
 	}
 }
 

@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpf-sentry/ebpf-sentry/analysis"
+	"github.com/ebpf-sentry/ebpf-sentry/insn"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 	"github.com/ebpf-sentry/ebpf-sentry/sensor"
@@ -48,6 +51,7 @@ type runOptions struct {
 	heartbeat    time.Duration
 	memMiB       int
 	loaderRate   int64
+	procs        int
 	out          *outputFlags
 	resident     residentOptions
 	policy       *policyFlags
@@ -85,6 +89,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.DurationVar(&o.heartbeat, "heartbeat-interval", 30*time.Second, "emit a heartbeat event this often: hooks attached, tables intact, loads judged")
 	f.Int64Var(&o.loaderRate, "loader-rate", sensor.DefaultLoaderRate, "instructions one loader (process) may have captured per second; loads beyond it are judged in the kernel but reported without instructions and counted (rate_limited); -1: no limit")
 	f.IntVar(&o.memMiB, "memory-budget", sensor.DefaultMemoryBudget>>20, "MiB of captured instructions the agent holds (reassembly and queued events); loads beyond it are reported without instructions and counted (reassembly_budget)")
+	f.IntVar(&o.procs, "procs", 0, "CPUs the agent's Go code runs on at once once started (GOMAXPROCS; 0: half the CPUs, at least 1; a GOMAXPROCS environment variable wins): on a small host the agent's hand-offs between goroutines then stay on one thread instead of waking another, and its analysis does not take every CPU from the loaders it judges (docs/PERFORMANCE.md); judging in the kernel does not depend on it")
 	f.StringVar(&o.lockPath, "lock-file", runLockPath, "file locked while run is active (a second instance refuses to start)")
 	o.out = addOutputFlags(f)
 	addResidentFlags(f, &o.resident)
@@ -254,6 +259,12 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	} else {
 		slog.Debug("start-up pages released", "bytes", n)
 	}
+	// Start-up ran its jobs side by side on every CPU; from here the agent
+	// judges loads as they come, with fewer threads waking each other.
+	if n, why := agentProcs(o.procs, runtime.NumCPU(), os.Getenv("GOMAXPROCS")); n > 0 {
+		runtime.GOMAXPROCS(n)
+		slog.Debug("agent CPUs", "procs", n, "why", why)
+	}
 
 	tick := time.NewTicker(kernelLossInterval(o.out.opts))
 	defer tick.Stop()
@@ -413,6 +424,19 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 }
 
+// agentProcs is the GOMAXPROCS the agent runs with once started (0: leave
+// it): --procs when given, else half the CPUs (at least one); a GOMAXPROCS
+// environment variable, which the Go runtime already applied, wins.
+func agentProcs(flag, cpus int, env string) (int, string) {
+	switch {
+	case env != "":
+		return 0, "GOMAXPROCS set in the environment"
+	case flag > 0:
+		return flag, "--procs"
+	}
+	return max(1, cpus/2), "half the CPUs"
+}
+
 // kernelLossInterval is how often the kernel's loss counters are read:
 // --loss-interval, like the pipeline's own losses (its 10 s default when 0
 // or negative, which switches off only the pipeline's timer).
@@ -465,7 +489,17 @@ func (lt *lossTracker) report(s *sensor.Sensor, tel *telemetry, final bool) {
 // handleEvent analyses one load, judges it with the full rule set and
 // sends it to the text line and/or the output pipeline.
 func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev *sensor.Event, allow *allowlistRun) error {
-	ins, probs := ev.Program.Decode() // once, for the analysis and the text
+	// Decoded once, for the analysis and the text, into a buffer reused
+	// across loads: nothing keeps the instructions past this call (the
+	// report and the text lines are copies).
+	buf := decodeBufs.Get().(*[]insn.Instruction)
+	ins, probs := insn.DecodeAppend(*buf, ev.Program.Insns)
+	defer func() {
+		if cap(ins) <= maxPooledDecode {
+			*buf = ins[:0]
+			decodeBufs.Put(buf)
+		}
+	}()
 	rep := analysis.AnalyzeDecoded(ev.Program, ins, probs, nil)
 	allow.observe(ev, rep)
 	verdict := rules.Evaluate(set, ev.Program, rep)
@@ -502,6 +536,12 @@ func handleEvent(w io.Writer, o *runOptions, tel *telemetry, set *rules.Set, ev 
 	_, err := fmt.Fprintln(w, textLine(ev, rep, verdict))
 	return err
 }
+
+// decodeBufs are handleEvent's instruction buffers; a buffer grown past
+// maxPooledDecode instructions (a rare huge program) is not kept.
+var decodeBufs = sync.Pool{New: func() any { return new([]insn.Instruction) }}
+
+const maxPooledDecode = 1 << 17
 
 // textLine is one line per load: time, loader, program, verdict, notable
 // helpers. Names come from the loader and are escaped (%q).

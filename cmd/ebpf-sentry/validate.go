@@ -33,6 +33,9 @@ func validateRunFlags(o *runOptions) error {
 	if o.loaderRate == 0 || o.loaderRate < -1 || o.loaderRate > math.MaxUint32 {
 		return fmt.Errorf("--loader-rate %d: want a positive number of instructions per second, or -1 for no limit", o.loaderRate)
 	}
+	if o.procs < 0 {
+		return fmt.Errorf("--procs %d: want a number of CPUs, or 0 for half of them", o.procs)
+	}
 	if o.rules == "" {
 		return fmt.Errorf("--rules '': want a rule file or directory (the embedded defaults are @defaults)")
 	}

@@ -37,6 +37,7 @@ func TestRunRefusesMeaninglessFlags(t *testing.T) {
 		{[]string{"--memory-budget", "-1"}, "--memory-budget -1: want a positive number of MiB"},
 		{[]string{"--loader-rate", "0"}, "--loader-rate 0: want a positive number of instructions per second, or -1 for no limit"},
 		{[]string{"--on-error", "maybe"}, `--on-error "maybe": want block or allow`},
+		{[]string{"--procs", "-2"}, "--procs -2: want a number of CPUs, or 0 for half of them"},
 	} {
 		out, err := exec.Command(bin, append([]string{"run", "--lock-file", lock}, tc.args...)...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), tc.want) {
