@@ -137,6 +137,22 @@ func (b *Bracket) Lost() (uint64, error) {
 	return n, err
 }
 
+// Finish detaches the bracket's programs, so that no caller is stopped
+// from here on, and makes Read return the runs already recorded (stopped
+// callers among them), then ringbuf.ErrFlushed: whoever reads can resume
+// or kill every caller the bracket stopped before it goes.
+func (b *Bracket) Finish() error {
+	var errs []error
+	for _, l := range b.links {
+		errs = append(errs, l.Close())
+	}
+	b.links = nil
+	if b.rd != nil {
+		errs = append(errs, b.rd.Flush())
+	}
+	return errors.Join(errs...)
+}
+
 // Close detaches the bracket.
 func (b *Bracket) Close() error {
 	var errs []error
@@ -146,6 +162,7 @@ func (b *Bracket) Close() error {
 	for _, l := range b.links {
 		errs = append(errs, l.Close())
 	}
+	b.links = nil
 	errs = append(errs, b.objs.Close())
 	return errors.Join(errs...)
 }

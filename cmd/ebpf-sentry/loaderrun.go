@@ -98,10 +98,21 @@ func (w *loaderWatcher) receive(r *loaderrun.Run, ok bool) {
 	w.handle(r)
 }
 
+// close stops the bracket and judges every run it recorded before that,
+// as handle does while running: a caller the bracket stopped is resumed or
+// killed, never left stopped behind an agent that is gone.
 func (w *loaderWatcher) close() {
-	if w.b != nil {
-		w.b.Close()
+	if w.b == nil {
+		return
 	}
+	if err := w.b.Finish(); err != nil {
+		slog.Warn("stop the BPF_PROG_TEST_RUN bracket", "err", err)
+	}
+	for w.ch != nil {
+		r, ok := <-w.ch // the reader goroutine ends at ErrFlushed and closes ch
+		w.receive(r, ok)
+	}
+	w.b.Close()
 }
 
 // handle judges what one run loaded; a stopped caller is always resumed or
