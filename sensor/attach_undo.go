@@ -217,17 +217,7 @@ func inNetns(ino uint32, fn func() error) error {
 	if path == "" {
 		return fmt.Errorf("network namespace %d: no process, fd or /run/netns entry holds it (%w)", ino, errNotAttached)
 	}
-	return nsthread.Do(func() error {
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("enter network namespace %d: %w", ino, err)
-		}
-		return fn()
-	})
+	return nsthread.InNetns(path, fn)
 }
 
 func nsInode(path string) uint32 {

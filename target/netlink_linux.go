@@ -44,18 +44,7 @@ const (
 // sensor's, the /run/netns entries and those of live processes): the XDP
 // program of each link and the bpf filters of each link's ingress and
 // egress hooks. Errors of one namespace are joined; the others still count.
-func NetlinkAttachments() ([]NetlinkAttach, error) {
-	var out []NetlinkAttach
-	var errs []error
-	for _, ns := range namespaces() {
-		got, err := dumpNamespace(ns.path, ns.ino)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("netns %d (%s): %w", ns.ino, ns.path, err))
-		}
-		out = append(out, got...)
-	}
-	return out, errors.Join(errs...)
-}
+func NetlinkAttachments() ([]NetlinkAttach, error) { return eachNamespace(dumpNamespace) }
 
 type nsRef struct {
 	path string
@@ -96,18 +85,10 @@ func dumpNamespace(path string, ino uint32) ([]NetlinkAttach, error) {
 		err error
 	}
 	var r result
-	r.err = nsthread.Do(func() error {
-		if ino != ownNetNS() {
-			f, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
-			f.Close()
-			if err != nil {
-				return err
-			}
-		}
+	if ino == ownNetNS() {
+		path = ""
+	}
+	r.err = nsthread.InNetns(path, func() error {
 		var err error
 		r.out, err = dumpHere(ino)
 		return err

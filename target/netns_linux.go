@@ -75,15 +75,8 @@ func interfaceName(ifindex, ino, pid uint32) (string, error) {
 		err  error
 	}
 	var r result
-	r.err = nsthread.Do(func() error {
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("enter network namespace %d: %w", ino, err)
-		}
+	r.err = nsthread.InNetns(path, func() error {
+		var err error
 		r.name, err = ifname(ifindex)
 		return err
 	})
@@ -141,11 +134,15 @@ type Interface struct {
 // shows (the sensor's, the /run/netns entries and those of live
 // processes), each listed from inside its namespace. Errors of one
 // namespace are joined; the others still count.
-func Interfaces() ([]Interface, error) {
-	var out []Interface
+func Interfaces() ([]Interface, error) { return eachNamespace(interfacesIn) }
+
+// eachNamespace gathers what in finds in every namespace the host shows;
+// the errors of one namespace are joined, and the others still count.
+func eachNamespace[T any](in func(path string, ino uint32) ([]T, error)) ([]T, error) {
+	var out []T
 	var errs []error
 	for _, ns := range namespaces() {
-		got, err := interfacesIn(ns.path, ns.ino)
+		got, err := in(ns.path, ns.ino)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("netns %d (%s): %w", ns.ino, ns.path, err))
 		}
@@ -156,18 +153,10 @@ func Interfaces() ([]Interface, error) {
 
 func interfacesIn(path string, ino uint32) ([]Interface, error) {
 	var out []Interface
-	err := nsthread.Do(func() error {
-		if ino != ownNetNS() {
-			f, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
-			f.Close()
-			if err != nil {
-				return err
-			}
-		}
+	if ino == ownNetNS() {
+		path = ""
+	}
+	err := nsthread.InNetns(path, func() error {
 		// net.Interfaces opens its netlink socket on this thread
 		ifs, err := net.Interfaces()
 		for _, ifc := range ifs {

@@ -7,6 +7,8 @@
 package nsthread
 
 import (
+	"fmt"
+	"os"
 	"runtime"
 
 	"golang.org/x/sys/unix"
@@ -36,4 +38,24 @@ func Do(fn func() error) error {
 		ch <- err
 	}()
 	return <-ch
+}
+
+// InNetns runs fn as Do does, inside the network namespace at path (a
+// /proc/PID/ns/net, /run/netns entry or /proc/PID/fd link); "" runs it in
+// the caller's own namespace, still on a disposable thread.
+func InNetns(path string, fn func() error) error {
+	return Do(func() error {
+		if path != "" {
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("enter network namespace %s: %w", path, err)
+			}
+		}
+		return fn()
+	})
 }

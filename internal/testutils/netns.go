@@ -90,17 +90,7 @@ func (n *Netns) AddVeth(t testing.TB, name string, index int) {
 
 // Do runs fn inside the namespace, on a thread thrown away afterwards.
 func (n *Netns) Do(fn func() error) error {
-	return onThread(func() error {
-		f, err := os.Open(n.Path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("setns %s: %w", n.Path, err)
-		}
-		return fn()
-	})
+	return nsthread.InNetns(n.Path, fn)
 }
 
 func onThread(fn func() error) error { return nsthread.Do(fn) }
