@@ -50,9 +50,10 @@ type Options struct {
 
 // Bracket is the attached pair of tracepoints and their ring buffer.
 type Bracket struct {
-	objs  LoaderrunObjects
-	links []link.Link
-	rd    *ringbuf.Reader
+	objs   LoaderrunObjects
+	links  []link.Link
+	rd     *ringbuf.Reader
+	closed bool // Close ran (the agent may close early when Finish fails)
 }
 
 // New loads and attaches the bracket.
@@ -155,6 +156,10 @@ func (b *Bracket) Finish() error {
 
 // Close detaches the bracket.
 func (b *Bracket) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
 	var errs []error
 	if b.rd != nil {
 		errs = append(errs, b.rd.Close())

@@ -106,7 +106,10 @@ func (w *loaderWatcher) close() {
 		return
 	}
 	if err := w.b.Finish(); err != nil {
-		slog.Warn("stop the BPF_PROG_TEST_RUN bracket", "err", err)
+		// The reader may not have been flushed: closing it ends the
+		// reading goroutine, so the drain below cannot wait forever.
+		slog.Warn("stop the BPF_PROG_TEST_RUN bracket; runs still in its ring are not judged", "err", err)
+		w.b.Close()
 	}
 	for w.ch != nil {
 		r, ok := <-w.ch // the reader goroutine ends at ErrFlushed and closes ch
