@@ -21,10 +21,14 @@ import (
 
 // Entry is the inventory of one fingerprint.
 type Entry struct {
-	SHA256    string               `json:"sha256"`
-	Names     []string             `json:"names"`
-	ProgTypes []string             `json:"prog_types"`
-	Loaders   []string             `json:"loaders"` // loader executables
+	SHA256    string   `json:"sha256"`
+	Names     []string `json:"names"`      // at most MaxNames
+	ProgTypes []string `json:"prog_types"` // at most MaxNames
+	Loaders   []string `json:"loaders"`    // loader executables, at most MaxLoaders
+	// Omitted counts names, types and loaders not recorded because their
+	// list was full: an entry stays far below a KV value's size limit
+	// however many names a program is loaded under.
+	Omitted   uint64               `json:"omitted,omitempty"`
 	FirstSeen time.Time            `json:"first_seen"`
 	LastSeen  time.Time            `json:"last_seen"`
 	Hosts     map[string]*HostSeen `json:"hosts"`
@@ -37,10 +41,19 @@ type HostSeen struct {
 	Loads     uint64    `json:"loads"`
 }
 
+// MaxNames and MaxLoaders bound the lists of one entry.
+const (
+	MaxNames   = 64
+	MaxLoaders = 64
+)
+
 // Sighting is what the inventory takes from one prog_load event.
 type Sighting struct {
 	EventID, Host, SHA256, Name, ProgType, LoaderExe string
 	Time                                             time.Time
+	// hostToken is the subject token an agent publishes the event's
+	// host under (output.NATSSubjectToken of the raw host).
+	hostToken string
 }
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -82,7 +95,7 @@ func ParseProgLoad(data []byte) (Sighting, error) {
 		return Sighting{}, errors.New("event without host or time")
 	}
 	s := Sighting{EventID: ev.ID, Host: output.Escape(ev.Host), SHA256: ev.Prog.SHA256, Name: output.Escape(ev.Prog.Name),
-		ProgType: output.Escape(ev.Prog.Type.Name), Time: ev.Time}
+		ProgType: output.Escape(ev.Prog.Type.Name), Time: ev.Time, hostToken: output.NATSSubjectToken(ev.Host)}
 	if ev.Loader != nil {
 		s.LoaderExe = output.Escape(ev.Loader.Exe)
 	}
@@ -107,7 +120,9 @@ func OpenInventory(ctx context.Context, js jetstream.JetStream, bucket string, r
 	return &Inventory{KV: kv}, nil
 }
 
-func addSorted(list []string, s string) []string {
+// addSorted adds s to the sorted list unless it is there or the list holds
+// most already (then it counts one in *omitted).
+func addSorted(list []string, s string, most int, omitted *uint64) []string {
 	if s == "" {
 		return list
 	}
@@ -115,13 +130,17 @@ func addSorted(list []string, s string) []string {
 	if i < len(list) && list[i] == s {
 		return list
 	}
+	if len(list) >= most {
+		*omitted++
+		return list
+	}
 	return append(list[:i], append([]string{s}, list[i:]...)...)
 }
 
 func merge(e *Entry, s Sighting) {
-	e.Names = addSorted(e.Names, s.Name)
-	e.ProgTypes = addSorted(e.ProgTypes, s.ProgType)
-	e.Loaders = addSorted(e.Loaders, s.LoaderExe)
+	e.Names = addSorted(e.Names, s.Name, MaxNames, &e.Omitted)
+	e.ProgTypes = addSorted(e.ProgTypes, s.ProgType, MaxNames, &e.Omitted)
+	e.Loaders = addSorted(e.Loaders, s.LoaderExe, MaxLoaders, &e.Omitted)
 	if e.FirstSeen.IsZero() || s.Time.Before(e.FirstSeen) {
 		e.FirstSeen = s.Time
 	}
@@ -265,6 +284,12 @@ func Consume(ctx context.Context, js jetstream.JetStream, stream, prefix, durabl
 				s, err := ParseProgLoad(data)
 				if err != nil {
 					skip(fmt.Errorf("%s: %w", m.Subject(), err))
+					continue
+				}
+				if want := prefix + "." + s.hostToken + "." + string(output.KindProgLoad); m.Subject() != want {
+					// The subject is what NATS permissions can bind to an
+					// agent's credentials; the host field is only text.
+					skip(fmt.Errorf("%s: event of host %q not on its host's subject %s: skipped", m.Subject(), s.Host, want))
 					continue
 				}
 				key := s.Host + "\x00" + s.EventID

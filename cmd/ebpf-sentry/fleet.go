@@ -185,6 +185,9 @@ func writeFleetEntries(w io.Writer, entries []*fleet.Entry) {
 		if len(e.Loaders) > 0 {
 			fmt.Fprintf(tw, "  loaders\t%s\n", strings.Join(e.Loaders, ", "))
 		}
+		if e.Omitted > 0 {
+			fmt.Fprintf(tw, "  omitted\t%d names, types or loaders (lists full)\n", e.Omitted)
+		}
 		hosts := make([]string, 0, len(e.Hosts))
 		for h := range e.Hosts {
 			hosts = append(hosts, h)
