@@ -252,15 +252,32 @@ func (inv *Inventory) Find(ctx context.Context, keep func(*Entry) bool) ([]*Entr
 // stored but not yet acked is replayed, which adds one load to a count but
 // never a second first-seen, since Create lets only one consumer create an
 // entry. Events that cannot be read are acked, logged by skip and not
-// retried. It returns when ctx ends.
+// retried. A stream that does not exist yet is waited for (reported once
+// through skip). It returns when ctx ends.
 func Consume(ctx context.Context, js jetstream.JetStream, stream, prefix, durable string, inv *Inventory,
 	firstSeen func(Sighting), skip func(error)) error {
-	c, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable: durable, FilterSubject: prefix + ".*." + string(output.KindProgLoad),
-		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: 30 * time.Second,
-	})
-	if err != nil {
-		return fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
+	var c jetstream.Consumer
+	for reported := false; ; reported = true {
+		var err error
+		c, err = js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+			Durable: durable, FilterSubject: prefix + ".*." + string(output.KindProgLoad),
+			AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: 30 * time.Second,
+		})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
+		}
+		// No agent created the stream yet: wait for it (reported once).
+		if !reported {
+			skip(fmt.Errorf("stream %s does not exist yet: waiting for it", stream))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
 	}
 	seen := newRecent(recentEvents)
 	for ctx.Err() == nil {

@@ -122,6 +122,10 @@ func newFleetQueryCmd() *cobra.Command {
 			if set != 1 {
 				return errors.New("fleet query: give exactly one of --sha256, --name, --host")
 			}
+			sha = strings.ToLower(sha)
+			if sha != "" && (len(sha) < 8 || len(sha) > 64 || strings.Trim(sha, "0123456789abcdef") != "") {
+				return fmt.Errorf("fleet query: --sha256 %q: want the program's sha256, 64 hex digits, or a prefix of at least 8", output.Escape(sha))
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
 			nc, inv, _, err := c.connect(ctx, nopts.NATS)
@@ -131,14 +135,17 @@ func newFleetQueryCmd() *cobra.Command {
 			defer nc.Close()
 			var entries []*fleet.Entry
 			switch {
-			case sha != "":
-				e, err := inv.Get(ctx, strings.ToLower(sha))
+			case len(sha) == 64:
+				e, err := inv.Get(ctx, sha)
 				if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 					return err
 				}
 				if e != nil {
 					entries = append(entries, e)
 				}
+			case sha != "":
+				// A prefix of the sha256: every entry is read.
+				entries, err = inv.Find(ctx, func(e *fleet.Entry) bool { return strings.HasPrefix(e.SHA256, sha) })
 			case name != "":
 				entries, err = inv.Find(ctx, func(e *fleet.Entry) bool {
 					i := sort.SearchStrings(e.Names, name)
@@ -164,7 +171,7 @@ func newFleetQueryCmd() *cobra.Command {
 	}
 	c.flags(cmd)
 	f := cmd.Flags()
-	f.StringVar(&sha, "sha256", "", "program fingerprint")
+	f.StringVar(&sha, "sha256", "", "program sha256 (prog.sha256 of its events), or a prefix of at least 8 hex digits")
 	f.StringVar(&name, "name", "", "program name (exact)")
 	f.StringVar(&host, "host", "", "host name as in events")
 	f.BoolVar(&asJSON, "json", false, "print JSON")

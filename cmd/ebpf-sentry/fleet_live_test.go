@@ -17,6 +17,7 @@ import (
 
 	"github.com/ebpf-sentry/ebpf-sentry/fleet"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/natstest"
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
 )
 
@@ -88,6 +89,7 @@ func field(m map[string]any, path ...string) string {
 // raises at most one; `fleet query --sha256` and `--host` answer in text
 // and JSON.
 func TestFleetFindsTheLiveSensorsFirstSeenProgramAmongThreeHosts(t *testing.T) {
+	testutils.RequireRoot(t, "running the sensor")
 	recorded := recordedProgLoads(t)
 	dir := t.TempDir()
 	c := natstest.StartCluster(t, 3, filepath.Join(dir, "nats"))
@@ -99,6 +101,17 @@ func TestFleetFindsTheLiveSensorsFirstSeenProgramAmongThreeHosts(t *testing.T) {
 	spec := "nats://" + strings.Join(hostports, ",")
 	const stream, prefix, bucket = "FLEETLIVE", "fleetlive", "FLEETLIVE_INV"
 	liveFile, fleetFile := filepath.Join(dir, "live.json"), filepath.Join(dir, "fleet.json")
+
+	// `fleet` starts first, before any agent created the stream: it waits.
+	fl := exec.Command(goBuild(t, ".", "ebpf-sentry"), "fleet", "--nats", spec, "--replicas", "3", "--bucket", bucket,
+		"--nats-stream", stream, "--nats-subject", prefix, "--output", "file:"+fleetFile)
+	var flErr syncBuffer
+	fl.Stderr = &flErr
+	if err := fl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { fl.Process.Kill(); fl.Wait() }()
+	waitFor(t, "fleet waiting for the stream", &flErr, "stream "+stream+" does not exist yet: waiting for it")
 
 	f := startRun(t, "--rules-poll", "0", "--output", spec, "--output", "file:"+liveFile,
 		"--nats-create-stream", "--nats-replicas", "3", "--nats-stream", stream, "--nats-subject", prefix,
@@ -142,15 +155,6 @@ func TestFleetFindsTheLiveSensorsFirstSeenProgramAmongThreeHosts(t *testing.T) {
 		}
 		defer p.Close(context.Background())
 	}
-
-	fl := exec.Command(f.bin, "fleet", "--nats", spec, "--replicas", "3", "--bucket", bucket,
-		"--nats-stream", stream, "--nats-subject", prefix, "--output", "file:"+fleetFile)
-	var flErr syncBuffer
-	fl.Stderr = &flErr
-	if err := fl.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { fl.Process.Kill(); fl.Wait() }()
 
 	// A program only this host loads (no recorded event has 23 instructions).
 	const live = "fleetlive_p23"
