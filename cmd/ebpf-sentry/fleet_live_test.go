@@ -87,7 +87,7 @@ func field(m map[string]any, path ...string) string {
 // `ebpf-sentry fleet` consumer. A program loaded only under the live
 // sensor raises one fleet_first_seen naming this host; every fingerprint
 // raises at most one; `fleet query --sha256` and `--host` answer in text
-// and JSON.
+// and JSON. The stream run created has the documented settings.
 func TestFleetFindsTheLiveSensorsFirstSeenProgramAmongThreeHosts(t *testing.T) {
 	testutils.RequireRoot(t, "running the sensor")
 	recorded := recordedProgLoads(t)
@@ -128,8 +128,13 @@ func TestFleetFindsTheLiveSensorsFirstSeenProgramAmongThreeHosts(t *testing.T) {
 	for {
 		s, err := js.Stream(ctx, stream)
 		if err == nil {
-			if r := s.CachedInfo().Config.Replicas; r != 3 {
-				t.Fatalf("the stream run created has %d replicas, want 3", r)
+			// The settings docs/FLEET.md ("The stream") gives, with run's
+			// defaults and --nats-replicas 3.
+			cfg := s.CachedInfo().Config
+			if cfg.Replicas != 3 || cfg.Retention != jetstream.LimitsPolicy || cfg.Storage != jetstream.FileStorage ||
+				cfg.Discard != jetstream.DiscardOld || cfg.MaxAge != 7*24*time.Hour || cfg.MaxBytes != -1 ||
+				cfg.Duplicates != 2*time.Minute || len(cfg.Subjects) != 1 || cfg.Subjects[0] != prefix+".>" {
+				t.Fatalf("the stream run created: %+v", cfg)
 			}
 			break
 		}
