@@ -25,6 +25,14 @@ type Entry struct {
 	Names     []string `json:"names"`      // at most MaxNames
 	ProgTypes []string `json:"prog_types"` // at most MaxNames
 	Loaders   []string `json:"loaders"`    // loader executables, at most MaxLoaders
+	// LoaderIDs are the loaders' identities (inode, device, sha256 of the
+	// executable, from the events' loader.exe_*), at most MaxLoaders: a
+	// path names a file, these say which one.
+	LoaderIDs []LoaderID `json:"loader_ids,omitempty"`
+	// Fingerprints are the kernel's instruction hashes of the program
+	// (prog.insn_hash, what allowlists and lock blocks name), at most
+	// MaxNames.
+	Fingerprints []string `json:"fingerprints,omitempty"`
 	// Omitted counts names, types and loaders not recorded because their
 	// list was full: an entry stays far below a KV value's size limit
 	// however many names a program is loaded under.
@@ -41,6 +49,43 @@ type HostSeen struct {
 	Loads     uint64    `json:"loads"`
 }
 
+// LoaderID is the identity of a loader executable.
+type LoaderID struct {
+	Exe    string `json:"exe,omitempty"`
+	Inode  uint64 `json:"inode,omitempty"`
+	Dev    uint32 `json:"dev,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+func (l LoaderID) less(o LoaderID) bool {
+	if l.SHA256 != o.SHA256 {
+		return l.SHA256 < o.SHA256
+	}
+	if l.Exe != o.Exe {
+		return l.Exe < o.Exe
+	}
+	if l.Dev != o.Dev {
+		return l.Dev < o.Dev
+	}
+	return l.Inode < o.Inode
+}
+
+// addLoaderID adds id to the sorted list like addSorted.
+func addLoaderID(list []LoaderID, id LoaderID, most int, omitted *uint64) []LoaderID {
+	if id.Inode == 0 && id.SHA256 == "" {
+		return list // a path alone is in Loaders
+	}
+	i := sort.Search(len(list), func(i int) bool { return !list[i].less(id) })
+	if i < len(list) && list[i] == id {
+		return list
+	}
+	if len(list) >= most {
+		*omitted++
+		return list
+	}
+	return append(list[:i], append([]LoaderID{id}, list[i:]...)...)
+}
+
 // MaxNames and MaxLoaders bound the lists of one entry.
 const (
 	MaxNames   = 64
@@ -51,12 +96,17 @@ const (
 type Sighting struct {
 	EventID, Host, SHA256, Name, ProgType, LoaderExe string
 	Time                                             time.Time
+	Fingerprint                                      string   // prog.insn_hash, "" when absent
+	Loader                                           LoaderID // the loader's identity, zero when unknown
 	// hostToken is the subject token an agent publishes the event's
 	// host under (output.NATSSubjectToken of the raw host).
 	hostToken string
 }
 
-var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var (
+	sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	insnHash  = regexp.MustCompile(`^0x[0-9a-f]{16}$`)
+)
 
 // ErrNoFingerprint: a prog_load without prog.sha256 (its capture failed).
 var ErrNoFingerprint = errors.New("prog_load event without a fingerprint")
@@ -69,12 +119,16 @@ func ParseProgLoad(data []byte) (Sighting, error) {
 		Host   string    `json:"host"`
 		Time   time.Time `json:"time"`
 		Loader *struct {
-			Exe string `json:"exe"`
+			Exe       string `json:"exe"`
+			ExeInode  uint64 `json:"exe_inode"`
+			ExeDev    uint32 `json:"exe_dev"`
+			ExeSHA256 string `json:"exe_sha256"`
 		} `json:"loader"`
 		Prog *struct {
-			Name   string `json:"name"`
-			SHA256 string `json:"sha256"`
-			Type   struct {
+			Name     string `json:"name"`
+			SHA256   string `json:"sha256"`
+			InsnHash string `json:"insn_hash"`
+			Type     struct {
 				Name string `json:"name"`
 			} `json:"type"`
 		} `json:"prog"`
@@ -96,8 +150,18 @@ func ParseProgLoad(data []byte) (Sighting, error) {
 	}
 	s := Sighting{EventID: ev.ID, Host: output.Escape(ev.Host), SHA256: ev.Prog.SHA256, Name: output.Escape(ev.Prog.Name),
 		ProgType: output.Escape(ev.Prog.Type.Name), Time: ev.Time, hostToken: output.NATSSubjectToken(ev.Host)}
-	if ev.Loader != nil {
-		s.LoaderExe = output.Escape(ev.Loader.Exe)
+	if ev.Prog.InsnHash != "" {
+		if !insnHash.MatchString(ev.Prog.InsnHash) {
+			return Sighting{}, fmt.Errorf("prog.insn_hash %q: want 0x and 16 lowercase hex digits", output.Escape(ev.Prog.InsnHash))
+		}
+		s.Fingerprint = ev.Prog.InsnHash
+	}
+	if l := ev.Loader; l != nil {
+		s.LoaderExe = output.Escape(l.Exe)
+		if l.ExeSHA256 != "" && !sha256Hex.MatchString(l.ExeSHA256) {
+			return Sighting{}, fmt.Errorf("loader.exe_sha256 %q: want 64 lowercase hex digits", output.Escape(l.ExeSHA256))
+		}
+		s.Loader = LoaderID{Exe: s.LoaderExe, Inode: l.ExeInode, Dev: l.ExeDev, SHA256: l.ExeSHA256}
 	}
 	return s, nil
 }
@@ -141,6 +205,8 @@ func merge(e *Entry, s Sighting) {
 	e.Names = addSorted(e.Names, s.Name, MaxNames, &e.Omitted)
 	e.ProgTypes = addSorted(e.ProgTypes, s.ProgType, MaxNames, &e.Omitted)
 	e.Loaders = addSorted(e.Loaders, s.LoaderExe, MaxLoaders, &e.Omitted)
+	e.LoaderIDs = addLoaderID(e.LoaderIDs, s.Loader, MaxLoaders, &e.Omitted)
+	e.Fingerprints = addSorted(e.Fingerprints, s.Fingerprint, MaxNames, &e.Omitted)
 	if e.FirstSeen.IsZero() || s.Time.Before(e.FirstSeen) {
 		e.FirstSeen = s.Time
 	}

@@ -246,9 +246,36 @@ func TestParseProgLoadRefusesWhatIsNotAFingerprintedLoad(t *testing.T) {
 		"no fingerprint":       `{"event":"prog_load","host":"h","time":"2026-01-01T00:00:00Z","prog":{"name":"x"}}`,
 		"a forged fingerprint": `{"event":"prog_load","host":"h","time":"2026-01-01T00:00:00Z","prog":{"sha256":"../x"}}`,
 		"no host":              `{"event":"prog_load","time":"2026-01-01T00:00:00Z","prog":{"sha256":"` + fingerprint("a") + `"}}`,
+		"a malformed insn_hash": `{"event":"prog_load","host":"h","time":"2026-01-01T00:00:00Z","prog":{"sha256":"` + fingerprint("a") +
+			`","insn_hash":"0x12\u0007"}}`,
+		"a malformed exe_sha256": `{"event":"prog_load","host":"h","time":"2026-01-01T00:00:00Z","loader":{"exe":"/x","exe_sha256":"../"},"prog":{"sha256":"` +
+			fingerprint("a") + `"}}`,
 	} {
 		if _, err := ParseProgLoad([]byte(data)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+func TestParseProgLoadKeepsTheFingerprintAndTheLoadersIdentity(t *testing.T) {
+	exeSHA := fingerprint("loader binary")
+	s, err := ParseProgLoad([]byte(`{"event":"prog_load","id":"i-1","host":"web-1","time":"2026-01-01T00:00:00Z",` +
+		`"loader":{"pid":7,"comm":"x","exe":"/usr/bin/l\u001b","exe_inode":1311,"exe_dev":265289728,"exe_sha256":"` + exeSHA + `"},` +
+		`"prog":{"name":"p","type":{"id":5,"name":"tracepoint"},"sha256":"` + fingerprint("p") + `","insn_hash":"0x8e07a1bd2a1f0c53"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := LoaderID{Exe: `/usr/bin/l\x1b`, Inode: 1311, Dev: 265289728, SHA256: exeSHA}
+	if s.Fingerprint != "0x8e07a1bd2a1f0c53" || s.Loader != want || s.LoaderExe != want.Exe {
+		t.Errorf("sighting %+v: want fingerprint 0x8e07a1bd2a1f0c53 and loader %+v (the path escaped)", s, want)
+	}
+	e := &Entry{SHA256: s.SHA256}
+	merge(e, s)
+	merge(e, s)
+	other := s
+	other.Loader.Inode, other.Loader.SHA256 = 99, fingerprint("another binary at the same path")
+	merge(e, other)
+	if len(e.Fingerprints) != 1 || len(e.Loaders) != 1 || len(e.LoaderIDs) != 2 || e.LoaderIDs[1] != want {
+		t.Errorf("entry %+v: one fingerprint, one path, two identities", e)
 	}
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,7 +89,9 @@ func field(m map[string]any, path ...string) string {
 // `ebpf-sentry fleet` consumer. A program loaded only under the live
 // sensor raises one fleet_first_seen naming this host; every fingerprint
 // raises at most one; `fleet query --sha256` and `--host` answer in text
-// and JSON. The stream run created has the documented settings.
+// and JSON, and `--fingerprint` finds it by the kernel's instruction hash
+// with the loader's identity. The stream run created has the documented
+// settings.
 func TestFleetFindsTheLiveSensorsFirstSeenProgramAmongThreeHosts(t *testing.T) {
 	testutils.RequireRoot(t, "running the sensor")
 	recorded := recordedProgLoads(t)
@@ -166,11 +170,11 @@ func TestFleetFindsTheLiveSensorsFirstSeenProgramAmongThreeHosts(t *testing.T) {
 	if err := exec.Command(f.loader, "-gen", "23", "-name", live).Run(); err != nil {
 		t.Fatalf("loader: %v", err)
 	}
-	var liveSHA string
+	var liveSHA, liveFP string
 	for liveSHA == "" {
 		for _, m := range jsonLines(t, liveFile) {
 			if field(m, "event") == "prog_load" && field(m, "prog", "name") == live {
-				liveSHA = field(m, "prog", "sha256")
+				liveSHA, liveFP = field(m, "prog", "sha256"), field(m, "prog", "insn_hash")
 			}
 		}
 		if ctx.Err() != nil {
@@ -214,12 +218,34 @@ func TestFleetFindsTheLiveSensorsFirstSeenProgramAmongThreeHosts(t *testing.T) {
 		t.Errorf("first sighting of the live program on %v, want %q", h, hostname)
 	}
 
+	// The inventory keeps the kernel's fingerprint and the loader's
+	// identity (inode and sha256 of the executable), not only its path.
+	loaderBin, err := os.ReadFile(f.loader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(f.loader, &st); err != nil {
+		t.Fatal(err)
+	}
+	wantLoader := fleet.LoaderID{Exe: f.loader, Inode: st.Ino, SHA256: fmt.Sprintf("%x", sha256.Sum256(loaderBin))}
+	var entries []fleet.Entry
+	out, errs, code := runRulesCLI(t, "fleet", "query", "--nats", spec, "--bucket", bucket, "--fingerprint", liveFP, "--json")
+	if code != 0 || json.Unmarshal([]byte(out), &entries) != nil || len(entries) != 1 || entries[0].SHA256 != liveSHA ||
+		len(entries[0].Fingerprints) != 1 || entries[0].Fingerprints[0] != liveFP || len(entries[0].LoaderIDs) != 1 {
+		t.Fatalf("JSON query --fingerprint %s: %d\n%s%s", liveFP, code, out, errs)
+	}
+	if got := entries[0].LoaderIDs[0]; got.Exe != wantLoader.Exe || got.Inode != wantLoader.Inode || got.SHA256 != wantLoader.SHA256 || got.Dev == 0 {
+		t.Errorf("loader identity %+v, want %+v and a device", got, wantLoader)
+	}
+
 	// The queries, in text and JSON.
-	out, errs, code := runRulesCLI(t, "fleet", "query", "--nats", spec, "--bucket", bucket, "--sha256", strings.ToUpper(liveSHA))
-	if code != 0 || !strings.Contains(out, "sha256 "+liveSHA) || !strings.Contains(out, "host "+hostname) || !strings.Contains(out, live) {
+	out, errs, code = runRulesCLI(t, "fleet", "query", "--nats", spec, "--bucket", bucket, "--sha256", strings.ToUpper(liveSHA))
+	if code != 0 || !strings.Contains(out, "sha256 "+liveSHA) || !strings.Contains(out, "host "+hostname) || !strings.Contains(out, live) ||
+		!strings.Contains(out, liveFP) || !strings.Contains(out, "sha256 "+wantLoader.SHA256) {
 		t.Errorf("text query --sha256: %d\n%s%s", code, out, errs)
 	}
-	var entries []fleet.Entry
+	entries = nil
 	out, errs, code = runRulesCLI(t, "fleet", "query", "--nats", spec, "--bucket", bucket, "--sha256", recorded[0].Prog.SHA256, "--json")
 	if code != 0 || json.Unmarshal([]byte(out), &entries) != nil || len(entries) != 1 ||
 		entries[0].Hosts["rec-1"] == nil || entries[0].Hosts["rec-2"] == nil {

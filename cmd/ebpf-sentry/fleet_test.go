@@ -62,6 +62,9 @@ func TestFleetQueryAnswersInTextAndJSON(t *testing.T) {
 			t.Errorf("query --sha256 %q: %d %s", bad, code, errs)
 		}
 	}
+	if _, errs, code := runRulesCLI(t, "fleet", "query", "--nats", srv.URL(), "--fingerprint", "0xnothex"); code == 0 || !strings.Contains(errs, "--fingerprint") {
+		t.Errorf("query --fingerprint 0xnothex: %d %s", code, errs)
+	}
 	out, _, code = runRulesCLI(t, "fleet", "query", "--nats", srv.URL(), "--host", "nowhere")
 	if code != 0 || !strings.Contains(out, "no program found") {
 		t.Errorf("query of an unknown host: %d %s", code, out)
