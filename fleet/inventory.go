@@ -21,10 +21,22 @@ import (
 
 // Entry is the inventory of one fingerprint.
 type Entry struct {
-	SHA256    string               `json:"sha256"`
-	Names     []string             `json:"names"`
-	ProgTypes []string             `json:"prog_types"`
-	Loaders   []string             `json:"loaders"` // loader executables
+	SHA256    string   `json:"sha256"`
+	Names     []string `json:"names"`      // at most MaxNames
+	ProgTypes []string `json:"prog_types"` // at most MaxNames
+	Loaders   []string `json:"loaders"`    // loader executables, at most MaxLoaders
+	// LoaderIDs are the loaders' identities (inode, device, sha256 of the
+	// executable, from the events' loader.exe_*), at most MaxLoaders: a
+	// path names a file, these say which one.
+	LoaderIDs []LoaderID `json:"loader_ids,omitempty"`
+	// Fingerprints are the kernel's instruction hashes of the program
+	// (prog.insn_hash, what allowlists and lock blocks name), at most
+	// MaxNames.
+	Fingerprints []string `json:"fingerprints,omitempty"`
+	// Omitted counts names, types and loaders not recorded because their
+	// list was full: an entry stays far below a KV value's size limit
+	// however many names a program is loaded under.
+	Omitted   uint64               `json:"omitted,omitempty"`
 	FirstSeen time.Time            `json:"first_seen"`
 	LastSeen  time.Time            `json:"last_seen"`
 	Hosts     map[string]*HostSeen `json:"hosts"`
@@ -37,13 +49,64 @@ type HostSeen struct {
 	Loads     uint64    `json:"loads"`
 }
 
+// LoaderID is the identity of a loader executable.
+type LoaderID struct {
+	Exe    string `json:"exe,omitempty"`
+	Inode  uint64 `json:"inode,omitempty"`
+	Dev    uint32 `json:"dev,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+func (l LoaderID) less(o LoaderID) bool {
+	if l.SHA256 != o.SHA256 {
+		return l.SHA256 < o.SHA256
+	}
+	if l.Exe != o.Exe {
+		return l.Exe < o.Exe
+	}
+	if l.Dev != o.Dev {
+		return l.Dev < o.Dev
+	}
+	return l.Inode < o.Inode
+}
+
+// addLoaderID adds id to the sorted list like addSorted.
+func addLoaderID(list []LoaderID, id LoaderID, most int, omitted *uint64) []LoaderID {
+	if id.Inode == 0 && id.SHA256 == "" {
+		return list // a path alone is in Loaders
+	}
+	i := sort.Search(len(list), func(i int) bool { return !list[i].less(id) })
+	if i < len(list) && list[i] == id {
+		return list
+	}
+	if len(list) >= most {
+		*omitted++
+		return list
+	}
+	return append(list[:i], append([]LoaderID{id}, list[i:]...)...)
+}
+
+// MaxNames and MaxLoaders bound the lists of one entry.
+const (
+	MaxNames   = 64
+	MaxLoaders = 64
+)
+
 // Sighting is what the inventory takes from one prog_load event.
 type Sighting struct {
 	EventID, Host, SHA256, Name, ProgType, LoaderExe string
 	Time                                             time.Time
+	Fingerprint                                      string   // prog.insn_hash, "" when absent
+	Loader                                           LoaderID // the loader's identity, zero when unknown
+	// hostToken is the subject token an agent publishes the event's
+	// host under (output.NATSSubjectToken of the raw host).
+	hostToken string
 }
 
-var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var (
+	sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	insnHash  = regexp.MustCompile(`^0x[0-9a-f]{16}$`)
+)
 
 // ErrNoFingerprint: a prog_load without prog.sha256 (its capture failed).
 var ErrNoFingerprint = errors.New("prog_load event without a fingerprint")
@@ -56,12 +119,16 @@ func ParseProgLoad(data []byte) (Sighting, error) {
 		Host   string    `json:"host"`
 		Time   time.Time `json:"time"`
 		Loader *struct {
-			Exe string `json:"exe"`
+			Exe       string `json:"exe"`
+			ExeInode  uint64 `json:"exe_inode"`
+			ExeDev    uint32 `json:"exe_dev"`
+			ExeSHA256 string `json:"exe_sha256"`
 		} `json:"loader"`
 		Prog *struct {
-			Name   string `json:"name"`
-			SHA256 string `json:"sha256"`
-			Type   struct {
+			Name     string `json:"name"`
+			SHA256   string `json:"sha256"`
+			InsnHash string `json:"insn_hash"`
+			Type     struct {
 				Name string `json:"name"`
 			} `json:"type"`
 		} `json:"prog"`
@@ -82,9 +149,19 @@ func ParseProgLoad(data []byte) (Sighting, error) {
 		return Sighting{}, errors.New("event without host or time")
 	}
 	s := Sighting{EventID: ev.ID, Host: output.Escape(ev.Host), SHA256: ev.Prog.SHA256, Name: output.Escape(ev.Prog.Name),
-		ProgType: output.Escape(ev.Prog.Type.Name), Time: ev.Time}
-	if ev.Loader != nil {
-		s.LoaderExe = output.Escape(ev.Loader.Exe)
+		ProgType: output.Escape(ev.Prog.Type.Name), Time: ev.Time, hostToken: output.NATSSubjectToken(ev.Host)}
+	if ev.Prog.InsnHash != "" {
+		if !insnHash.MatchString(ev.Prog.InsnHash) {
+			return Sighting{}, fmt.Errorf("prog.insn_hash %q: want 0x and 16 lowercase hex digits", output.Escape(ev.Prog.InsnHash))
+		}
+		s.Fingerprint = ev.Prog.InsnHash
+	}
+	if l := ev.Loader; l != nil {
+		s.LoaderExe = output.Escape(l.Exe)
+		if l.ExeSHA256 != "" && !sha256Hex.MatchString(l.ExeSHA256) {
+			return Sighting{}, fmt.Errorf("loader.exe_sha256 %q: want 64 lowercase hex digits", output.Escape(l.ExeSHA256))
+		}
+		s.Loader = LoaderID{Exe: s.LoaderExe, Inode: l.ExeInode, Dev: l.ExeDev, SHA256: l.ExeSHA256}
 	}
 	return s, nil
 }
@@ -107,7 +184,9 @@ func OpenInventory(ctx context.Context, js jetstream.JetStream, bucket string, r
 	return &Inventory{KV: kv}, nil
 }
 
-func addSorted(list []string, s string) []string {
+// addSorted adds s to the sorted list unless it is there or the list holds
+// most already (then it counts one in *omitted).
+func addSorted(list []string, s string, most int, omitted *uint64) []string {
 	if s == "" {
 		return list
 	}
@@ -115,13 +194,19 @@ func addSorted(list []string, s string) []string {
 	if i < len(list) && list[i] == s {
 		return list
 	}
+	if len(list) >= most {
+		*omitted++
+		return list
+	}
 	return append(list[:i], append([]string{s}, list[i:]...)...)
 }
 
 func merge(e *Entry, s Sighting) {
-	e.Names = addSorted(e.Names, s.Name)
-	e.ProgTypes = addSorted(e.ProgTypes, s.ProgType)
-	e.Loaders = addSorted(e.Loaders, s.LoaderExe)
+	e.Names = addSorted(e.Names, s.Name, MaxNames, &e.Omitted)
+	e.ProgTypes = addSorted(e.ProgTypes, s.ProgType, MaxNames, &e.Omitted)
+	e.Loaders = addSorted(e.Loaders, s.LoaderExe, MaxLoaders, &e.Omitted)
+	e.LoaderIDs = addLoaderID(e.LoaderIDs, s.Loader, MaxLoaders, &e.Omitted)
+	e.Fingerprints = addSorted(e.Fingerprints, s.Fingerprint, MaxNames, &e.Omitted)
 	if e.FirstSeen.IsZero() || s.Time.Before(e.FirstSeen) {
 		e.FirstSeen = s.Time
 	}
@@ -233,15 +318,32 @@ func (inv *Inventory) Find(ctx context.Context, keep func(*Entry) bool) ([]*Entr
 // stored but not yet acked is replayed, which adds one load to a count but
 // never a second first-seen, since Create lets only one consumer create an
 // entry. Events that cannot be read are acked, logged by skip and not
-// retried. It returns when ctx ends.
+// retried. A stream that does not exist yet is waited for (reported once
+// through skip). It returns when ctx ends.
 func Consume(ctx context.Context, js jetstream.JetStream, stream, prefix, durable string, inv *Inventory,
 	firstSeen func(Sighting), skip func(error)) error {
-	c, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable: durable, FilterSubject: prefix + ".*." + string(output.KindProgLoad),
-		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: 30 * time.Second,
-	})
-	if err != nil {
-		return fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
+	var c jetstream.Consumer
+	for reported := false; ; reported = true {
+		var err error
+		c, err = js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+			Durable: durable, FilterSubject: prefix + ".*." + string(output.KindProgLoad),
+			AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy, AckWait: 30 * time.Second,
+		})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("consumer %s on %s: %w", durable, stream, err)
+		}
+		// No agent created the stream yet: wait for it (reported once).
+		if !reported {
+			skip(fmt.Errorf("stream %s does not exist yet: waiting for it", stream))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
 	}
 	seen := newRecent(recentEvents)
 	for ctx.Err() == nil {
@@ -265,6 +367,12 @@ func Consume(ctx context.Context, js jetstream.JetStream, stream, prefix, durabl
 				s, err := ParseProgLoad(data)
 				if err != nil {
 					skip(fmt.Errorf("%s: %w", m.Subject(), err))
+					continue
+				}
+				if want := prefix + "." + s.hostToken + "." + string(output.KindProgLoad); m.Subject() != want {
+					// The subject is what NATS permissions can bind to an
+					// agent's credentials; the host field is only text.
+					skip(fmt.Errorf("%s: event of host %q not on its host's subject %s: skipped", m.Subject(), s.Host, want))
 					continue
 				}
 				key := s.Host + "\x00" + s.EventID

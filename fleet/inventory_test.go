@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -154,6 +155,21 @@ func TestFleetFindsFirstSeenFingerprintsFromThreePublishers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// An event naming another host than its subject's (what a host that
+	// may publish only on its own subjects would send to speak for
+	// another) is skipped: it neither adds host-9 nor counts a load.
+	forged := progLoad(rare, "rare_prog", "/tmp/.x/loader")
+	forged.ID, forged.Host, forged.Time = "forged-1", "host-9", time.Now().UTC()
+	fb, err := output.Marshal(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := nats.NewMsg(prefix + ".host-2.prog_load")
+	fm.Header.Set(jetstream.MsgIDHeader, "forged-1")
+	fm.Data = fb
+	if _, err := js.PublishMsg(ctx, fm); err != nil {
+		t.Fatal(err)
+	}
 	// A new program published after them: once it is first seen, the
 	// consumer (one, reading in stream order) has read the copies.
 	pipes[0].Emit(progLoad(fingerprint("marker"), "marker_prog", "/opt/marker"))
@@ -173,14 +189,14 @@ func TestFleetFindsFirstSeenFingerprintsFromThreePublishers(t *testing.T) {
 	if got[len(got)-1].SHA256 != late || got[len(got)-1].Host != "host-3" {
 		t.Errorf("last first-seen %+v: want the late program on host-3", got[len(got)-1])
 	}
-	if len(skipped) != 0 {
-		t.Errorf("skipped: %v", skipped)
+	if len(skipped) != 1 || !strings.Contains(skipped[0].Error(), `fleet-test.host-2.prog_load: event of host "host-9" not on its host's subject fleet-test.host-9.prog_load`) {
+		t.Errorf("skipped: %v; want only the event of host-9 on host-2's subject", skipped)
 	}
 	e, err := inv.Get(ctx, rare)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(e.Hosts) != 1 || e.Hosts["host-2"] == nil || e.Hosts["host-2"].Loads != 5 || e.Loaders[0] != "/tmp/.x/loader" || e.Names[0] != "rare_prog" {
+	if len(e.Hosts) != 1 || e.Hosts["host-2"] == nil || e.Omitted != 0 || e.Hosts["host-2"].Loads != 5 || e.Loaders[0] != "/tmp/.x/loader" || e.Names[0] != "rare_prog" {
 		t.Errorf("rare entry %+v", e)
 	}
 	byHost, err := inv.Find(ctx, func(e *Entry) bool { return e.Hosts["host-3"] != nil })
@@ -193,6 +209,36 @@ func TestFleetFindsFirstSeenFingerprintsFromThreePublishers(t *testing.T) {
 	}
 }
 
+func TestEntryListsStayBoundedAndCountWhatTheyOmit(t *testing.T) {
+	e := &Entry{SHA256: fingerprint("many")}
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	const n = 1000
+	for i := 0; i < n; i++ {
+		merge(e, Sighting{EventID: fmt.Sprint(i), Host: "h", SHA256: e.SHA256, Name: fmt.Sprintf("n%04d", i), ProgType: "kprobe",
+			LoaderExe: "/tmp/" + strings.Repeat("x", 4000) + fmt.Sprint(i), Time: at})
+	}
+	if len(e.Names) != MaxNames || len(e.Loaders) != MaxLoaders || len(e.ProgTypes) != 1 {
+		t.Errorf("names %d, loaders %d, types %d: want %d, %d, 1", len(e.Names), len(e.Loaders), len(e.ProgTypes), MaxNames, MaxLoaders)
+	}
+	if want := uint64(2*n - MaxNames - MaxLoaders); e.Omitted != want {
+		t.Errorf("omitted %d, want %d", e.Omitted, want)
+	}
+	if e.Hosts["h"].Loads != n {
+		t.Errorf("loads %d, want %d: a full list must not stop the count", e.Hosts["h"].Loads, n)
+	}
+	// Far below the servers' default max_payload (1 MiB), which a KV value
+	// cannot exceed: an entry that grew past it could never be updated again.
+	b, _ := json.Marshal(e)
+	if len(b) > 512<<10 {
+		t.Errorf("entry of %d bytes", len(b))
+	}
+	// A name already listed still merges when the list is full.
+	merge(e, Sighting{Host: "h", SHA256: e.SHA256, Name: e.Names[0], Time: at})
+	if e.Omitted != uint64(2*n-MaxNames-MaxLoaders) {
+		t.Errorf("a listed name counted as omitted")
+	}
+}
+
 func TestParseProgLoadRefusesWhatIsNotAFingerprintedLoad(t *testing.T) {
 	for name, data := range map[string]string{
 		"not JSON":             "{",
@@ -200,9 +246,36 @@ func TestParseProgLoadRefusesWhatIsNotAFingerprintedLoad(t *testing.T) {
 		"no fingerprint":       `{"event":"prog_load","host":"h","time":"2026-01-01T00:00:00Z","prog":{"name":"x"}}`,
 		"a forged fingerprint": `{"event":"prog_load","host":"h","time":"2026-01-01T00:00:00Z","prog":{"sha256":"../x"}}`,
 		"no host":              `{"event":"prog_load","time":"2026-01-01T00:00:00Z","prog":{"sha256":"` + fingerprint("a") + `"}}`,
+		"a malformed insn_hash": `{"event":"prog_load","host":"h","time":"2026-01-01T00:00:00Z","prog":{"sha256":"` + fingerprint("a") +
+			`","insn_hash":"0x12\u0007"}}`,
+		"a malformed exe_sha256": `{"event":"prog_load","host":"h","time":"2026-01-01T00:00:00Z","loader":{"exe":"/x","exe_sha256":"../"},"prog":{"sha256":"` +
+			fingerprint("a") + `"}}`,
 	} {
 		if _, err := ParseProgLoad([]byte(data)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+func TestParseProgLoadKeepsTheFingerprintAndTheLoadersIdentity(t *testing.T) {
+	exeSHA := fingerprint("loader binary")
+	s, err := ParseProgLoad([]byte(`{"event":"prog_load","id":"i-1","host":"web-1","time":"2026-01-01T00:00:00Z",` +
+		`"loader":{"pid":7,"comm":"x","exe":"/usr/bin/l\u001b","exe_inode":1311,"exe_dev":265289728,"exe_sha256":"` + exeSHA + `"},` +
+		`"prog":{"name":"p","type":{"id":5,"name":"tracepoint"},"sha256":"` + fingerprint("p") + `","insn_hash":"0x8e07a1bd2a1f0c53"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := LoaderID{Exe: `/usr/bin/l\x1b`, Inode: 1311, Dev: 265289728, SHA256: exeSHA}
+	if s.Fingerprint != "0x8e07a1bd2a1f0c53" || s.Loader != want || s.LoaderExe != want.Exe {
+		t.Errorf("sighting %+v: want fingerprint 0x8e07a1bd2a1f0c53 and loader %+v (the path escaped)", s, want)
+	}
+	e := &Entry{SHA256: s.SHA256}
+	merge(e, s)
+	merge(e, s)
+	other := s
+	other.Loader.Inode, other.Loader.SHA256 = 99, fingerprint("another binary at the same path")
+	merge(e, other)
+	if len(e.Fingerprints) != 1 || len(e.Loaders) != 1 || len(e.LoaderIDs) != 2 || e.LoaderIDs[1] != want {
+		t.Errorf("entry %+v: one fingerprint, one path, two identities", e)
 	}
 }

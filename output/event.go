@@ -62,15 +62,21 @@ type Event struct {
 
 // Loader is the process that issued BPF_PROG_LOAD.
 type Loader struct {
-	PID      uint32  `json:"pid"`
-	TID      uint32  `json:"tid"`
-	PPID     uint32  `json:"ppid"`
-	UID      *uint32 `json:"uid,omitempty"` // absent only when unknown
-	GID      *uint32 `json:"gid,omitempty"` // absent only when unknown
-	Comm     string  `json:"comm"`
-	Exe      string  `json:"exe,omitempty"`
-	CgroupID uint64  `json:"cgroup_id,omitempty"`
-	Cgroup   string  `json:"cgroup,omitempty"` // cgroup v2 path when resolved
+	PID  uint32  `json:"pid"`
+	TID  uint32  `json:"tid"`
+	PPID uint32  `json:"ppid"`
+	UID  *uint32 `json:"uid,omitempty"` // absent only when unknown
+	GID  *uint32 `json:"gid,omitempty"` // absent only when unknown
+	Comm string  `json:"comm"`
+	Exe  string  `json:"exe,omitempty"`
+	// The executable's identity as the kernel named it at the load (inode,
+	// dev_t as MAJOR << 20 | MINOR) and its sha256 when user space hashed
+	// that same file; prog_load only.
+	ExeInode  uint64 `json:"exe_inode,omitempty"`
+	ExeDev    uint32 `json:"exe_dev,omitempty"`
+	ExeSHA256 string `json:"exe_sha256,omitempty"`
+	CgroupID  uint64 `json:"cgroup_id,omitempty"`
+	Cgroup    string `json:"cgroup,omitempty"` // cgroup v2 path when resolved
 	// Unknown names the fields the sensor lost (the load's header record
 	// was dropped): their values here are placeholders, not facts.
 	Unknown []string `json:"unknown,omitempty"`
@@ -301,6 +307,7 @@ func NewProgLoad(in ProgLoad, opt InsnOptions) *Event {
 		ev.Loader = &Loader{
 			PID: l.PID, TID: l.TID, PPID: l.PPID,
 			Comm: Escape(l.Comm), Exe: Escape(l.Exe), CgroupID: l.CgroupID,
+			ExeInode: l.ExeInode, ExeDev: l.ExeDev, ExeSHA256: Escape(l.ExeSHA256),
 			Cgroup: Escape(in.Cgroup), Container: ContainerFromCgroup(in.Cgroup),
 			Unknown: l.Unknown,
 		}

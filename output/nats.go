@@ -147,8 +147,11 @@ type inflight struct {
 	err    error
 }
 
-// natsSubjectToken makes s usable as one subject token: the characters
-// NATS gives a meaning (. * > and white space) become _.
+// NATSSubjectToken is the subject token the sink publishes host (or an
+// event kind) as: the characters NATS gives a meaning (. * > and white
+// space), and any other outside [A-Za-z0-9_-], become _.
+func NATSSubjectToken(s string) string { return natsSubjectToken(s) }
+
 func natsSubjectToken(s string) string {
 	if s == "" {
 		return "_"

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
@@ -139,6 +140,109 @@ authorization {
 	}
 	ids, _ := streamEvents(t, []string{srv.URL()}, "TLS", 10, nk,
 		nats.RootCAs(filepath.Join(dir, "ca.pem")), nats.ClientCert(filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")))
+	if len(ids) != 10 {
+		t.Fatalf("stream holds %d events, want 10", len(ids))
+	}
+	for i, id := range ids {
+		if want := fmt.Sprintf("good-%d", i+1); id != want {
+			t.Errorf("message %d is %s, want %s", i, id, want)
+		}
+	}
+}
+
+// TestNATSSinkAuthenticatesWithACredsFile runs a server in operator mode
+// (accounts and users are JWTs the operator's and the account's keys
+// sign): a sink with a credentials file (user JWT and seed) of a trusted
+// account delivers, one whose user an unknown account signed delivers
+// nothing and keeps its events in the spool.
+func TestNATSSinkAuthenticatesWithACredsFile(t *testing.T) {
+	dir := t.TempDir()
+	op, _ := nkeys.CreateOperator()
+	opPub, _ := op.PublicKey()
+	opJWT, err := jwt.NewOperatorClaims(opPub).Encode(op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	account := func(name string, js bool) (nkeys.KeyPair, string, string) {
+		kp, _ := nkeys.CreateAccount()
+		pub, _ := kp.PublicKey()
+		ac := jwt.NewAccountClaims(pub)
+		ac.Name = name
+		if js {
+			ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+		}
+		j, err := ac.Encode(op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kp, pub, j
+	}
+	_, sysPub, sysJWT := account("SYS", false)
+	agents, agentsPub, agentsJWT := account("AGENTS", true)
+	creds := func(acc nkeys.KeyPair, file string) string {
+		u, _ := nkeys.CreateUser()
+		upub, _ := u.PublicKey()
+		useed, _ := u.Seed()
+		uc := jwt.NewUserClaims(upub)
+		uj, err := uc.Encode(acc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := jwt.FormatUserConfig(uj, useed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, file)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := creds(agents, "agent.creds")
+	stranger, _ := nkeys.CreateAccount()
+	bad := creds(stranger, "stranger.creds")
+
+	extra := fmt.Sprintf(`operator: %q
+system_account: %s
+resolver: MEMORY
+resolver_preload: {
+  %s: %q
+  %s: %q
+}
+`, opJWT, sysPub, sysPub, sysJWT, agentsPub, agentsJWT)
+	srv := natstest.NewServer(t, "creds1", filepath.Join(dir, "srv"), extra)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	if err := (&natstest.Cluster{Servers: []*natstest.Server{srv}}).WaitHealthy(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	run := func(creds, instance string) (*NATSSink, *Pipeline) {
+		sink := newTestNATSSink(t, []string{srv.URL()}, "CREDS", func(o *NATSOptions) { o.Replicas, o.CredsFile = 1, creds })
+		p := NewPipeline(Config{Host: "host-creds", Instance: instance, LossInterval: -1})
+		p.Add(sink, QueueOptions{})
+		for i := 0; i < 10; i++ {
+			p.Emit(natsEvent())
+		}
+		return sink, p
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	sink, p := run(good, "good")
+	p.drain(ctx)
+	waitSpoolEmpty(t, sink, time.Minute)
+	p.Close(ctx)
+
+	strangerSink, ps := run(bad, "bad")
+	ps.drain(ctx)
+	if got := strangerSink.Spooled(); got != 10 {
+		t.Errorf("a sink whose user an unknown account signed has %d events spooled, want all 10", got)
+	}
+	ps.Close(ctx)
+
+	ids, _ := streamEvents(t, []string{srv.URL()}, "CREDS", 10, nats.UserCredentials(good))
 	if len(ids) != 10 {
 		t.Fatalf("stream holds %d events, want 10", len(ids))
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/ebpf-sentry/ebpf-sentry/allowlist"
 	"github.com/ebpf-sentry/ebpf-sentry/fleet"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
 )
@@ -103,24 +104,28 @@ Any number of fleet consumers may run: they share the durable consumer.`,
 
 func newFleetQueryCmd() *cobra.Command {
 	var c fleetConn
-	var sha, name, host string
+	var sha, name, host, fp string
 	var asJSON bool
 	nopts := output.DefaultOptions()
 	cmd := &cobra.Command{
-		Use:   "query --nats URL (--sha256 HEX | --name NAME | --host HOST) [--json]",
+		Use:   "query --nats URL (--sha256 HEX | --fingerprint 0x… | --name NAME | --host HOST) [--json]",
 		Short: "Which hosts loaded a program, which programs a host loaded",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// One query per invocation, even when the command tree is reused.
-			defer func() { sha, name, host, asJSON = "", "", "", false }()
+			defer func() { sha, name, host, fp, asJSON = "", "", "", "", false }()
 			set := 0
-			for _, v := range []string{sha, name, host} {
+			for _, v := range []string{sha, name, host, fp} {
 				if v != "" {
 					set++
 				}
 			}
 			if set != 1 {
-				return errors.New("fleet query: give exactly one of --sha256, --name, --host")
+				return errors.New("fleet query: give exactly one of --sha256, --fingerprint, --name, --host")
+			}
+			sha = strings.ToLower(sha)
+			if sha != "" && (len(sha) < 8 || len(sha) > 64 || strings.Trim(sha, "0123456789abcdef") != "") {
+				return fmt.Errorf("fleet query: --sha256 %q: want the program's sha256, 64 hex digits, or a prefix of at least 8", output.Escape(sha))
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
@@ -131,13 +136,29 @@ func newFleetQueryCmd() *cobra.Command {
 			defer nc.Close()
 			var entries []*fleet.Entry
 			switch {
-			case sha != "":
-				e, err := inv.Get(ctx, strings.ToLower(sha))
+			case len(sha) == 64:
+				e, err := inv.Get(ctx, sha)
 				if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 					return err
 				}
 				if e != nil {
 					entries = append(entries, e)
+				}
+			case sha != "":
+				// A prefix of the sha256: every entry is read.
+				entries, err = inv.Find(ctx, func(e *fleet.Entry) bool { return strings.HasPrefix(e.SHA256, sha) })
+			case fp != "":
+				f, err := allowlist.ParseFingerprint(strings.ToLower(fp))
+				if err != nil {
+					return fmt.Errorf("fleet query: --fingerprint: %s", output.Escape(err.Error()))
+				}
+				want := f.String()
+				entries, err = inv.Find(ctx, func(e *fleet.Entry) bool {
+					i := sort.SearchStrings(e.Fingerprints, want)
+					return i < len(e.Fingerprints) && e.Fingerprints[i] == want
+				})
+				if err != nil {
+					return err
 				}
 			case name != "":
 				entries, err = inv.Find(ctx, func(e *fleet.Entry) bool {
@@ -164,7 +185,8 @@ func newFleetQueryCmd() *cobra.Command {
 	}
 	c.flags(cmd)
 	f := cmd.Flags()
-	f.StringVar(&sha, "sha256", "", "program fingerprint")
+	f.StringVar(&sha, "sha256", "", "program sha256 (prog.sha256 of its events), or a prefix of at least 8 hex digits")
+	f.StringVar(&fp, "fingerprint", "", "the kernel's instruction hash (prog.insn_hash of events, fingerprint= of text lines and allowlists), 0x and up to 16 hex digits")
 	f.StringVar(&name, "name", "", "program name (exact)")
 	f.StringVar(&host, "host", "", "host name as in events")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
@@ -182,8 +204,17 @@ func writeFleetEntries(w io.Writer, entries []*fleet.Entry) {
 	for _, e := range entries {
 		fmt.Fprintf(tw, "sha256 %s  names %s  types %s  first %s  last %s  hosts %d\n", e.SHA256, strings.Join(e.Names, ","),
 			strings.Join(e.ProgTypes, ","), e.FirstSeen.UTC().Format(time.RFC3339), e.LastSeen.UTC().Format(time.RFC3339), len(e.Hosts))
+		if len(e.Fingerprints) > 0 {
+			fmt.Fprintf(tw, "  fingerprints\t%s\n", strings.Join(e.Fingerprints, ", "))
+		}
 		if len(e.Loaders) > 0 {
 			fmt.Fprintf(tw, "  loaders\t%s\n", strings.Join(e.Loaders, ", "))
+		}
+		for _, l := range e.LoaderIDs {
+			fmt.Fprintf(tw, "  loader\t%s\tinode %d dev %d sha256 %s\n", l.Exe, l.Inode, l.Dev, l.SHA256)
+		}
+		if e.Omitted > 0 {
+			fmt.Fprintf(tw, "  omitted\t%d names, types or loaders (lists full)\n", e.Omitted)
 		}
 		hosts := make([]string, 0, len(e.Hosts))
 		for h := range e.Hosts {

@@ -51,6 +51,20 @@ func TestFleetQueryAnswersInTextAndJSON(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &entries) != nil || len(entries) != 1 || len(entries[0].Hosts) != 2 {
 		t.Fatalf("JSON query: %d %s %s", code, out, errs)
 	}
+	out, errs, code = runRulesCLI(t, "fleet", "query", "--nats", srv.URL(), "--sha256", "ABABABAB", "--json")
+	entries = nil
+	if code != 0 || json.Unmarshal([]byte(out), &entries) != nil || len(entries) != 1 || entries[0].SHA256 != sha {
+		t.Errorf("JSON query of a sha256 prefix: %d %s %s", code, out, errs)
+	}
+	for _, bad := range []string{"a.b*", "abab", "xyxyxyxy", sha + "00"} {
+		_, errs, code = runRulesCLI(t, "fleet", "query", "--nats", srv.URL(), "--sha256", bad)
+		if code == 0 || !strings.Contains(errs, "--sha256") || !strings.Contains(errs, "64 hex digits, or a prefix of at least 8") {
+			t.Errorf("query --sha256 %q: %d %s", bad, code, errs)
+		}
+	}
+	if _, errs, code := runRulesCLI(t, "fleet", "query", "--nats", srv.URL(), "--fingerprint", "0xnothex"); code == 0 || !strings.Contains(errs, "--fingerprint") {
+		t.Errorf("query --fingerprint 0xnothex: %d %s", code, errs)
+	}
 	out, _, code = runRulesCLI(t, "fleet", "query", "--nats", srv.URL(), "--host", "nowhere")
 	if code != 0 || !strings.Contains(out, "no program found") {
 		t.Errorf("query of an unknown host: %d %s", code, out)
