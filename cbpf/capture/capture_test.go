@@ -153,3 +153,77 @@ func TestCaptureReportsAttachedFiltersAndBadArguments(t *testing.T) {
 		})
 	}
 }
+
+// The ring holds RingRecords attaches nobody has read; each attach beyond
+// is counted, never silent. Eight largest filters are attached with no
+// reader: the ring is then full (RingRecords records, whoever made them:
+// the hook sees the whole host), and every one of the eight is either read
+// back whole or in the lost count.
+func TestRingHoldsRingRecordsUnreadAttachesAndCountsTheRest(t *testing.T) {
+	testutils.RequireRoot(t, "attaching the setsockopt tracepoint")
+	if RingRecords != 7 {
+		t.Fatalf("RingRecords %d, want 7 for a %d-byte ring and %d-byte records", RingRecords, RingSize, unsafe.Sizeof(CbpfCbpfEvent{}))
+	}
+	c, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	lost0, err := c.Lost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fullInsns := make([]cbpf.Instruction, cbpf.MaxInsns)
+	for i := range fullInsns[:cbpf.MaxInsns-1] {
+		fullInsns[i] = cbpf.Instruction{Code: 0x00, K: uint32(i)}
+	}
+	fullInsns[cbpf.MaxInsns-1] = cbpf.Instruction{Code: 0x06}
+	full := cbpf.Encode(fullInsns)
+	prog := struct {
+		Len    uint16
+		_      [6]byte
+		Filter uintptr
+	}{Len: cbpf.MaxInsns, Filter: uintptr(unsafe.Pointer(&full[0]))}
+	const attaches = RingRecords + 1
+	fds := map[int32]bool{}
+	for range attaches {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		if err := attachRaw(fd, SOAttachFilter, uintptr(unsafe.Pointer(&prog)), unsafe.Sizeof(prog)); err != nil {
+			t.Fatalf("setsockopt: %v", err)
+		}
+		fds[int32(fd)] = true
+	}
+	runtime.KeepAlive(&prog)
+	runtime.KeepAlive(full)
+	lost, err := c.Lost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Everything in the ring now, read without waiting for more.
+	c.rd.SetDeadline(time.Now().Add(time.Second))
+	records, ours := 0, 0
+	for {
+		a, err := c.Read()
+		if err != nil {
+			break
+		}
+		records++
+		if a.PID == uint32(unix.Getpid()) && fds[a.FD] {
+			ours++
+			if a.Problem != "" || len(a.Insns) != cbpf.MaxInsns {
+				t.Errorf("attach on fd %d: %d instructions, problem %q; want the whole filter", a.FD, len(a.Insns), a.Problem)
+			}
+		}
+	}
+	t.Logf("%d records in the ring (%d of this test's %d attaches), %d counted lost", records, ours, attaches, lost-lost0)
+	if records != RingRecords {
+		t.Errorf("the ring held %d records after %d unread attaches, want %d", records, attaches, RingRecords)
+	}
+	if ours+int(lost-lost0) < attaches {
+		t.Errorf("%d of %d attaches read and %d counted lost: some were lost silently", ours, attaches, lost-lost0)
+	}
+}
