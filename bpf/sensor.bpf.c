@@ -556,13 +556,21 @@ static __always_inline struct task_scratch *own_scratch(void)
 }
 #endif
 
+/* After its null check: keeps the compiler from adding a field's offset
+ * to the pointer before the check (a select), which older verifiers (6.1)
+ * refuse as arithmetic on map_value_or_null. */
+#define SCRATCH_CHECKED(p) asm volatile("" : "+r"(p))
+
 static __always_inline struct rules_facts *scratch_facts(const int kernel)
 {
 	__u32 zero = 0;
 #ifndef SENTRY_NO_LOOP
 	if (kernel == SRC_USER_SLEEPABLE) {
 		struct task_scratch *ts = own_scratch();
-		return ts ? &ts->f : NULL;
+		if (!ts)
+			return NULL;
+		SCRATCH_CHECKED(ts);
+		return &ts->f;
 	}
 #endif
 	return bpf_map_lookup_elem(&facts_scratch, &zero);
@@ -574,7 +582,10 @@ static __always_inline struct sentry_chunk *scratch_chunk(const int kernel)
 #ifndef SENTRY_NO_LOOP
 	if (kernel == SRC_USER_SLEEPABLE) {
 		struct task_scratch *ts = own_scratch();
-		return ts ? &ts->chunk : NULL;
+		if (!ts)
+			return NULL;
+		SCRATCH_CHECKED(ts);
+		return &ts->chunk;
 	}
 #endif
 	return bpf_map_lookup_elem(&chunk_scratch, &zero);
@@ -594,7 +605,10 @@ static __always_inline struct rules_result *scratch_result(const int kernel)
 	__u32 zero = 0;
 	if (kernel == SRC_USER_SLEEPABLE) {
 		struct task_scratch *ts = own_scratch();
-		return ts ? &ts->res : NULL;
+		if (!ts)
+			return NULL;
+		SCRATCH_CHECKED(ts);
+		return &ts->res;
 	}
 	return bpf_map_lookup_elem(&result_scratch, &zero);
 }
@@ -620,7 +634,10 @@ static __always_inline struct walk_ctx *scratch_walk(const int kernel)
 	__u32 zero = 0;
 	if (kernel == SRC_USER_SLEEPABLE) {
 		struct task_scratch *ts = own_scratch();
-		return ts ? &ts->wc : NULL;
+		if (!ts)
+			return NULL;
+		SCRATCH_CHECKED(ts);
+		return &ts->wc;
 	}
 	return bpf_map_lookup_elem(&walk_scratch, &zero);
 }
