@@ -136,12 +136,20 @@ struct {
 	__type(value, struct group_key);
 } group_progs SEC(".maps");
 
+/* A load's maps and groups noted by its judge: at most GROUP_REFS of each
+ * (the kernel's MAX_USED_MAPS: a program uses no more maps); more are
+ * counted (GROUP_STAT_REFS_OVER) and make the load unreadable. */
+#define GROUP_REFS RULES_MAP_REFS
+
 struct group_pending {
 	struct group_key group;
-	struct group_key joined; /* the group of a referenced map, or of an opened pin */
-	__u32 has_joined;
-	__u32 map_id[RULES_MAP_FDS]; /* the maps the program references; 0: none */
-	struct group_acc add;    /* this program's counts (progs = 1) */
+	__u32 n_joined; /* joined[0..n_joined): the groups of its maps and of an opened pin, not group */
+	__u32 n_maps;   /* map_id[0..n_maps): the distinct maps the program references */
+	__u32 over;     /* references or groups past GROUP_REFS: not joined */
+	__u32 unread;   /* fd_array entries not readable: not joined */
+	struct group_key joined[GROUP_REFS];
+	__u32 map_id[GROUP_REFS];
+	struct group_acc add; /* this program's counts (progs = 1) */
 };
 
 /* A process that opened (BPF_OBJ_GET) a pinned map or program of another
@@ -192,7 +200,9 @@ struct {
 #define GROUP_STAT_WRITES 3    /* prog_array writes reported */
 #define GROUP_STAT_NOSCRATCH 4 /* group view skipped: no scratch */
 #define GROUP_STAT_WRITE_LOST 5 /* a prog_array write not reported (no room) */
-#define GROUP_STAT_NR 6
+#define GROUP_STAT_REFS_OVER 6 /* map references or groups of a load past GROUP_REFS: not joined */
+#define GROUP_STAT_REFS_UNREAD 7 /* fd_array entries the judge could not read: not joined */
+#define GROUP_STAT_NR 8
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -380,42 +390,158 @@ static __always_inline struct group_scratch *group_scratch_for(const int kernel)
 	return bpf_map_lookup_elem(&group_scratch, &zero);
 }
 
-/* The group a load joins: that of the first map it references (map fds of
- * ld_imm64, noted by the walk) that has a group other than the loader's, or
- * else that of a pin the loader opened. Every referenced map is noted for
- * the exit. */
+/* What the reference walk of one load needs (group_ref_step). */
+struct group_ref_ctx {
+	struct task_struct *task;
+	const struct rules_facts *f;
+	struct group_pending *p;
+	const struct group_calib *cal;
+	__u64 fd_array; /* attr->fd_array: user memory, or kernel memory for an inner load */
+};
+/* The counts the steps keep are in the pending entry (map memory), not in
+ * this context on the stack: the verifier tracks the exact value of a
+ * stack slot, so a count there would make every callback iteration a new
+ * state and the loop would never converge. */
+
+/* Adds g (resolved) to the load's joined groups unless it is the load's
+ * own or already there. */
+static __always_inline void group_note_joined(struct group_ref_ctx *c, struct group_key *g)
+{
+	struct group_pending *p = c->p;
+	__u32 n = p->n_joined;
+
+	group_find(g);
+	if (group_eq(g, &p->group))
+		return;
+#pragma clang loop unroll(disable)
+	for (int j = 0; j < GROUP_REFS; j++) {
+		if (j >= n)
+			break;
+		if (group_eq(&p->joined[j], g))
+			return;
+	}
+	if (n >= GROUP_REFS) {
+		p->over++;
+		return;
+	}
+	p->joined[RULES_MAP_REF_SLOT(n)] = *g;
+	p->n_joined = n + 1;
+}
+
+/* Entry i of fd_array, or -1 when it cannot be read. An inner load's
+ * fd_array is kernel memory; a user address the kernel would refuse
+ * (EFAULT) fails both reads. */
+static __always_inline __s32 group_fd_array_entry(struct group_ref_ctx *c, __u32 i)
+{
+	__s32 fd = -1;
+	const void *at = (const void *)(c->fd_array + (__u64)i * sizeof(__s32));
+
+	if (!c->fd_array)
+		return -1;
+	if (bpf_probe_read_user(&fd, sizeof(fd), at) && bpf_probe_read_kernel(&fd, sizeof(fd), at)) {
+		c->p->unread++;
+		return -1;
+	}
+	return fd;
+}
+
+/* Reference i of the load: its ld_imm64 references first (f->map_ref),
+ * then, from 6.13, the fd_array_cnt entries of fd_array, which the kernel
+ * binds to the program whether or not an instruction names them. Notes
+ * the map once, and its group. */
+static long group_ref_step(__u64 i, struct group_ref_ctx *c)
+{
+	const struct rules_facts *f = c->f;
+	struct group_pending *p = c->p;
+	__u32 n = f->map_refs;
+	__s32 fd;
+
+	if (i >= 2 * GROUP_REFS)
+		return 1;
+	if (i < n) {
+		__u32 ref = f->map_ref[i & (RULES_MAP_REFS - 1)];
+		fd = ref & RULES_MAP_REF_IDX ? group_fd_array_entry(c, ref & ~RULES_MAP_REF_IDX) : (__s32)ref;
+	} else {
+		fd = group_fd_array_entry(c, i - n);
+	}
+	if (fd < 0)
+		return 0;
+	struct bpf_map___grp *map = group_any_map(c->task, fd, c->cal);
+	if (!map)
+		return 0;
+	__u32 id = BPF_CORE_READ(map, id), m = p->n_maps;
+#pragma clang loop unroll(disable)
+	for (int j = 0; j < GROUP_REFS; j++) {
+		if (j >= m)
+			break;
+		if (p->map_id[j] == id)
+			return 0;
+	}
+	if (m >= GROUP_REFS) {
+		p->over++;
+		return 0;
+	}
+	p->map_id[RULES_MAP_REF_SLOT(m)] = id;
+	p->n_maps = m + 1;
+	struct group_key *g = bpf_map_lookup_elem(&group_maps, &id);
+	if (g) {
+		struct group_key k = *g;
+		group_note_joined(c, &k);
+	}
+	return 0;
+}
+
+/* The groups a load joins: those of every map it references (ld_imm64 map
+ * fds and fd_array indexes, noted by the walk; and the fd_array_cnt maps
+ * the kernel binds), and that of a pin the loader opened. Every map is
+ * noted for the exit. A reference left out (past a cap, or an fd_array
+ * the judge cannot read) is counted, and the load is unreadable: *unread
+ * (its read_errors) grows, so that block_unreadable blocks it. */
 static __always_inline void group_referenced(struct task_struct *task, const struct rules_facts *f,
-					     struct group_pending *p, const struct group_key *raw)
+					     struct group_pending *p, const struct group_key *raw,
+					     __u64 fd_array, __u32 fd_array_cnt, __u32 *unread)
 {
 	__u32 zero = 0;
 	struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
 
 	if (!cal)
 		return;
-#pragma unroll
-	for (int i = 0; i < RULES_MAP_FDS; i++) {
-		if (i >= f->map_fds)
-			break;
-		struct bpf_map___grp *map = group_any_map(task, f->map_fd[i], cal);
-		if (!map)
-			continue;
-		__u32 id = BPF_CORE_READ(map, id);
-		p->map_id[i] = id;
-		struct group_key *g = bpf_map_lookup_elem(&group_maps, &id);
-		if (g && !p->has_joined) {
-			p->joined = *g;
-			group_find(&p->joined);
-			p->has_joined = !group_eq(&p->joined, &p->group);
-		}
+	struct group_ref_ctx c = {.task = task, .f = f, .p = p, .cal = cal, .fd_array = fd_array};
+	__u32 steps = f->map_refs;
+	p->over = f->map_refs_over;
+	if (fd_array_cnt > GROUP_REFS) {
+		p->over += fd_array_cnt - GROUP_REFS;
+		fd_array_cnt = GROUP_REFS;
 	}
-	if (p->has_joined)
-		return;
+	steps += fd_array_cnt;
+	if (steps)
+		bpf_loop(steps, group_ref_step, &c, 0);
 	struct group_key *a = bpf_map_lookup_elem(&group_adopt, raw);
 	if (a) {
-		p->joined = *a;
-		group_find(&p->joined);
-		p->has_joined = !group_eq(&p->joined, &p->group);
+		struct group_key k = *a;
+		group_note_joined(&c, &k);
 	}
+	if (p->over)
+		group_count(GROUP_STAT_REFS_OVER);
+	if (p->unread)
+		group_count(GROUP_STAT_REFS_UNREAD);
+	*unread += p->over + p->unread;
+}
+
+/* Adds the sum of joined group i to a group view (group_judge). */
+struct group_view_ctx {
+	struct group_pending *p;
+	struct rules_facts *f;
+};
+
+static long group_view_step(__u64 i, struct group_view_ctx *c)
+{
+	if (i >= GROUP_REFS)
+		return 1;
+	struct group_acc *a = bpf_map_lookup_elem(&group_accs, &c->p->joined[i & (GROUP_REFS - 1)]);
+	if (a)
+		group_add_to_facts(c->f, a);
+	return 0;
 }
 
 /*
@@ -427,7 +553,8 @@ static __always_inline void group_referenced(struct task_struct *task, const str
  */
 static __always_inline void group_judge(const struct rules_table *table, const struct rules_facts *f,
 					struct rules_result *res, struct group_scratch *gs,
-					struct task_struct *task, __u32 tid)
+					struct task_struct *task, __u32 tid,
+					__u64 fd_array, __u32 fd_array_cnt, __u32 *unread)
 {
 	if (!gs) {
 		group_count(GROUP_STAT_NOSCRATCH);
@@ -441,7 +568,7 @@ static __always_inline void group_judge(const struct rules_table *table, const s
 	struct group_key raw = group_of_task(task);
 	p->group = raw;
 	group_find(&p->group);
-	group_referenced(task, f, p, &raw);
+	group_referenced(task, f, p, &raw, fd_array, fd_array_cnt, unread);
 	p->add.progs = 1;
 	group_add_facts(&p->add, f);
 
@@ -454,11 +581,11 @@ static __always_inline void group_judge(const struct rules_table *table, const s
 	struct group_acc *a = bpf_map_lookup_elem(&group_accs, &p->group);
 	if (a)
 		group_add_to_facts(&gs->f, a);
-	if (p->has_joined) {
-		a = bpf_map_lookup_elem(&group_accs, &p->joined);
-		if (a)
-			group_add_to_facts(&gs->f, a);
-	}
+	/* and every group it joins: the union, at this load */
+	struct group_view_ctx vc = {.p = p, .f = &gs->f};
+	__u32 nj = p->n_joined;
+	if (nj)
+		bpf_loop(nj, group_view_step, &vc, 0);
 	rules_evaluate(table, &gs->f, &gs->res);
 	if (gs->res.action == RULES_ACTION_NONE)
 		return;
@@ -496,9 +623,43 @@ static __always_inline void group_join(const struct group_key *from, const struc
 	group_count(GROUP_STAT_JOINS);
 }
 
-/* A judged load's exit: a load that returned an fd adds its counts to its
- * group (joined with the referenced prog_array's); any other outcome drops
- * them. */
+/* The exit of a load that returned an fd: its joined groups and its maps
+ * go into target (group_load_exit). */
+struct group_exit_ctx {
+	struct group_pending *p;
+	struct group_key target;
+};
+
+/* joined[1 + i] into the target (joined[0], resolved) */
+static long group_exit_join_rest(__u64 i, struct group_exit_ctx *c)
+{
+	if (i + 1 >= GROUP_REFS)
+		return 1;
+	struct group_key from = c->p->joined[(i + 1) & (GROUP_REFS - 1)];
+	group_find(&from);
+	group_join(&from, &c->target);
+	return 0;
+}
+
+static long group_exit_map_step(__u64 i, struct group_exit_ctx *c)
+{
+	if (i >= GROUP_REFS)
+		return 1;
+	__u32 mid = c->p->map_id[i & (GROUP_REFS - 1)];
+	/* a map whose group the judge did not note (past the cap) joins too */
+	struct group_key *mg = bpf_map_lookup_elem(&group_maps, &mid);
+	if (mg) {
+		struct group_key from = *mg;
+		group_find(&from);
+		group_join(&from, &c->target);
+	}
+	bpf_map_update_elem(&group_maps, &mid, &c->target, BPF_ANY);
+	return 0;
+}
+
+/* A judged load's exit: a load that returned an fd joins its group and
+ * every group it referenced into one (the first referenced), which takes
+ * its counts and all its maps; any other outcome drops them. */
 static __always_inline void group_load_exit(__u32 tid, __s64 ret)
 {
 	struct group_pending *p = bpf_map_lookup_elem(&group_pending, &tid);
@@ -508,11 +669,18 @@ static __always_inline void group_load_exit(__u32 tid, __s64 ret)
 		bpf_map_delete_elem(&group_pending, &tid);
 		return;
 	}
-	struct group_key target = p->group;
-	if (p->has_joined) {
-		group_join(&p->group, &p->joined);
-		target = p->joined;
+	struct group_exit_ctx c = {.p = p, .target = p->group};
+	__u32 nj = p->n_joined, nm = p->n_maps;
+	if (nj) {
+		c.target = p->joined[0];
+		group_find(&c.target);
+		struct group_key own = p->group;
+		group_find(&own);
+		group_join(&own, &c.target);
+		if (nj > 1)
+			bpf_loop(nj - 1, group_exit_join_rest, &c, 0);
 	}
+	struct group_key target = c.target;
 	struct group_acc *dst = bpf_map_lookup_elem(&group_accs, &target);
 	if (!dst) {
 		bpf_map_update_elem(&group_accs, &target, &zero_acc, BPF_NOEXIST);
@@ -520,21 +688,9 @@ static __always_inline void group_load_exit(__u32 tid, __s64 ret)
 	}
 	if (dst)
 		group_add_acc(dst, &p->add);
-	/* Every map the program references is now the target's: a map that
-	 * had another group (one the judge did not sum) joins it too. */
-#pragma unroll
-	for (int i = 0; i < RULES_MAP_FDS; i++) {
-		__u32 mid = p->map_id[i];
-		if (!mid)
-			continue;
-		struct group_key *mg = bpf_map_lookup_elem(&group_maps, &mid);
-		if (mg) {
-			struct group_key from = *mg;
-			group_find(&from);
-			group_join(&from, &target);
-		}
-		bpf_map_update_elem(&group_maps, &mid, &target, BPF_ANY);
-	}
+	/* Every map the program references is now the target's. */
+	if (nm)
+		bpf_loop(nm, group_exit_map_step, &c, 0);
 	__u32 zero = 0;
 	struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
 	if (cal) {

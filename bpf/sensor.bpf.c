@@ -556,13 +556,21 @@ static __always_inline struct task_scratch *own_scratch(void)
 }
 #endif
 
+/* After its null check: keeps the compiler from adding a field's offset
+ * to the pointer before the check (a select), which older verifiers (6.1)
+ * refuse as arithmetic on map_value_or_null. */
+#define SCRATCH_CHECKED(p) asm volatile("" : "+r"(p))
+
 static __always_inline struct rules_facts *scratch_facts(const int kernel)
 {
 	__u32 zero = 0;
 #ifndef SENTRY_NO_LOOP
 	if (kernel == SRC_USER_SLEEPABLE) {
 		struct task_scratch *ts = own_scratch();
-		return ts ? &ts->f : NULL;
+		if (!ts)
+			return NULL;
+		SCRATCH_CHECKED(ts);
+		return &ts->f;
 	}
 #endif
 	return bpf_map_lookup_elem(&facts_scratch, &zero);
@@ -574,7 +582,10 @@ static __always_inline struct sentry_chunk *scratch_chunk(const int kernel)
 #ifndef SENTRY_NO_LOOP
 	if (kernel == SRC_USER_SLEEPABLE) {
 		struct task_scratch *ts = own_scratch();
-		return ts ? &ts->chunk : NULL;
+		if (!ts)
+			return NULL;
+		SCRATCH_CHECKED(ts);
+		return &ts->chunk;
 	}
 #endif
 	return bpf_map_lookup_elem(&chunk_scratch, &zero);
@@ -594,7 +605,10 @@ static __always_inline struct rules_result *scratch_result(const int kernel)
 	__u32 zero = 0;
 	if (kernel == SRC_USER_SLEEPABLE) {
 		struct task_scratch *ts = own_scratch();
-		return ts ? &ts->res : NULL;
+		if (!ts)
+			return NULL;
+		SCRATCH_CHECKED(ts);
+		return &ts->res;
 	}
 	return bpf_map_lookup_elem(&result_scratch, &zero);
 }
@@ -620,7 +634,10 @@ static __always_inline struct walk_ctx *scratch_walk(const int kernel)
 	__u32 zero = 0;
 	if (kernel == SRC_USER_SLEEPABLE) {
 		struct task_scratch *ts = own_scratch();
-		return ts ? &ts->wc : NULL;
+		if (!ts)
+			return NULL;
+		SCRATCH_CHECKED(ts);
+		return &ts->wc;
 	}
 	return bpf_map_lookup_elem(&walk_scratch, &zero);
 }
@@ -683,6 +700,9 @@ static long path_step(__u64 i, struct path_ctx *pc)
 #define OP_LD_IMM64 0x18
 #define PSEUDO_FUNC 4 /* ld_imm64 of a sub-program's address (bpf_loop callbacks …) */
 #define PSEUDO_MAP_FD 1
+#define PSEUDO_MAP_VALUE 2
+#define PSEUDO_MAP_IDX 5
+#define PSEUDO_MAP_IDX_VALUE 6
 
 struct slot_ctx {
 	struct walk_ctx *c;
@@ -702,6 +722,31 @@ static __always_inline void walk_sub_start(struct walk_ctx *c, __u32 at, __u64 w
 		c->main_end = t;
 }
 
+#ifndef SENTRY_NO_LOOP
+/* A map reference of a ld_imm64 (an fd, or RULES_MAP_REF_IDX | an fd_array
+ * index), noted once for the load's group (bpf/group.h). In f, a map value:
+ * the verifier does not track what is stored there, so this adds no states
+ * to the walk; each compare that ends the loop early ends its path. */
+static __always_inline void walk_map_ref(struct rules_facts *f, __u32 ref)
+{
+	__u32 n = f->map_refs;
+
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < RULES_MAP_REFS; i++) {
+		if (i >= n)
+			break;
+		if (f->map_ref[i] == ref)
+			return;
+	}
+	if (n < RULES_MAP_REFS) {
+		f->map_ref[RULES_MAP_REF_SLOT(n)] = ref;
+		f->map_refs = n + 1;
+	} else {
+		f->map_refs_over++;
+	}
+}
+#endif
+
 /* One slot (at, in the program): facts plus the call counts the verdict
  * record carries and what the corrupt enforcer needs. */
 static __always_inline void walk_one(struct walk_ctx *c, struct rules_facts *f, __u64 w, __u32 at)
@@ -718,15 +763,16 @@ static __always_inline void walk_one(struct walk_ctx *c, struct rules_facts *f, 
 		walk_sub_start(c, at, w);
 		return;
 	}
-	if (op == OP_LD_IMM64 && src == PSEUDO_MAP_FD) {
-		/* in f, a map value: the verifier does not track what is
-		 * stored there, so this adds no states to the walk */
-		__u32 n = f->map_fds;
-		if (n < RULES_MAP_FDS)
-			f->map_fd[n & (RULES_MAP_FDS - 1)] = w >> 32;
-		f->map_fds = n + 1;
+#ifndef SENTRY_NO_LOOP /* the 5.10 build has no group judge */
+	if (op == OP_LD_IMM64 && (src == PSEUDO_MAP_FD || src == PSEUDO_MAP_VALUE)) {
+		walk_map_ref(f, w >> 32);
 		return;
 	}
+	if (op == OP_LD_IMM64 && (src == PSEUDO_MAP_IDX || src == PSEUDO_MAP_IDX_VALUE)) {
+		walk_map_ref(f, RULES_MAP_REF_IDX | (w >> 32));
+		return;
+	}
+#endif
 	if (op != OP_CALL)
 		return;
 	if (src == 0) {
@@ -1455,7 +1501,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 	if (!table)
 		return unjudged(cfg, SENTRY_LOSS_NO_TABLE, enforcer, ap->insns);
 	rules_evaluate(table, f, res);
-	group_judge(table, f, res, group_scratch_for(kernel), task, tid);
+	group_judge(table, f, res, group_scratch_for(kernel), task, tid, ap->fd_array, ap->fd_array_cnt, &wc->read_errors);
 	__u32 generation = table->generation;
 	release_table(tidx);
 #endif

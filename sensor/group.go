@@ -199,14 +199,36 @@ type GroupStats struct {
 	Writes    uint64 `json:"writes"`    // prog_array writes reported
 	NoScratch uint64 `json:"no_scratch"`
 	WriteLost uint64 `json:"write_lost"` // prog_array writes not reported
-	Groups    int    `json:"groups"`     // groups with a sum now
+	// RefsOver counts loads with map references (or groups) past the
+	// kernel's cap (64, the kernel's MAX_USED_MAPS): those past it joined
+	// nothing at the judge. RefsUnread counts loads with fd_array entries
+	// the judge could not read. Either makes the load's read_errors
+	// nonzero (blocked with BlockUnreadable).
+	RefsOver   uint64 `json:"refs_over"`
+	RefsUnread uint64 `json:"refs_unread"`
+	Groups     int    `json:"groups"` // groups with a sum now
 }
 
 // GroupStats reads the kernel's group counters and counts the live groups.
 func (s *Sensor) GroupStats() (GroupStats, error) {
+	st, err := s.groupCounters()
+	if err != nil {
+		return st, err
+	}
+	var k sentryGroupKey
+	var a sentryGroupAcc
+	it := s.coll.Maps[sentryMapGroupAccs].Iterate()
+	for it.Next(&k, &a) {
+		st.Groups++
+	}
+	return st, it.Err()
+}
+
+// groupCounters reads the kernel's group counters only.
+func (s *Sensor) groupCounters() (GroupStats, error) {
 	var st GroupStats
 	m := s.coll.Maps[sentryMapGroupStats]
-	dst := []*uint64{&st.Judged, &st.Committed, &st.Joins, &st.Writes, &st.NoScratch, &st.WriteLost}
+	dst := []*uint64{&st.Judged, &st.Committed, &st.Joins, &st.Writes, &st.NoScratch, &st.WriteLost, &st.RefsOver, &st.RefsUnread}
 	for i, p := range dst {
 		var per []uint64
 		if err := m.Lookup(uint32(i), &per); err != nil {
@@ -216,13 +238,7 @@ func (s *Sensor) GroupStats() (GroupStats, error) {
 			*p += v
 		}
 	}
-	var k sentryGroupKey
-	var a sentryGroupAcc
-	it := s.coll.Maps[sentryMapGroupAccs].Iterate()
-	for it.Next(&k, &a) {
-		st.Groups++
-	}
-	return st, it.Err()
+	return st, nil
 }
 
 // GroupSum is what the kernel holds for one group.

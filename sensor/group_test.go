@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 
+	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
 
@@ -232,6 +233,7 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 	caller := writeFile(t, "caller.bin", pamCaller(t, mapProgArray))
 
 	t.Run("one loader: the load that completes the profile is blocked", func(t *testing.T) {
+		requireGroupJudge(t)
 		m := newGroupMaps(t, "one")
 		run := runLoader(t, "-insns", callee+","+caller, "-name", "grp_one", "-maps", m.pins, "-prog-array", m.pin, "-tail-slot", "0")
 		if !run.killed || len(run.results) != 1 || run.results[0].Ret < 0 {
@@ -250,6 +252,7 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 	})
 
 	t.Run("two loaders sharing a prog_array: the second, completing load is blocked", func(t *testing.T) {
+		requireGroupJudge(t)
 		m := newGroupMaps(t, "shared")
 		first := runLoader(t, "-insns", callee, "-name", "grp_sh1", "-maps", m.pins, "-prog-array", m.pin, "-tail-slot", "0")
 		if first.killed || len(first.results) != 1 || first.results[0].Ret < 0 {
@@ -311,12 +314,14 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 	}
 
 	t.Run("two processes sharing a pinned hash map: the completing load is blocked", func(t *testing.T) {
+		requireGroupJudge(t)
 		m := newGroupMaps(t, "gr2hash")
 		loadCallee(t, "-name", "grp_hm1", "-maps", m.pins, "-pin-progs", keepLoaded(t, "hm1"))
 		completes(t, runLoader(t, "-insns", callerRef, "-name", "grp_hm2", "-maps", m.pins))
 	})
 
 	t.Run("a map passed by id: the load that references it completes the profile", func(t *testing.T) {
+		requireGroupJudge(t)
 		m := newGroupMaps(t, "gr2byid")
 		loadCallee(t, "-name", "grp_id1", "-maps", m.pins, "-pin-progs", keepLoaded(t, "id1"))
 		hash, err := ebpf.LoadPinnedMap(strings.Split(m.pins, ",")[mapHash], nil)
@@ -328,6 +333,7 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 	})
 
 	t.Run("a pinned program opened by another process joins that process's loads", func(t *testing.T) {
+		requireGroupJudge(t)
 		a, b := newGroupMaps(t, "gr2pinA"), newGroupMaps(t, "gr2pinB")
 		pin := fmt.Sprintf("/sys/fs/bpf/groups2_%d_prog", os.Getpid())
 		os.Remove(pin + "_0")
@@ -338,6 +344,7 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 	})
 
 	t.Run("opening the pins of two groups without loading joins nothing", func(t *testing.T) {
+		requireGroupJudge(t)
 		a, b := newGroupMaps(t, "gr2openA"), newGroupMaps(t, "gr2openB")
 		pin := fmt.Sprintf("/sys/fs/bpf/groups2_%d_open", os.Getpid())
 		for _, p := range []string{pin + "A_0", pin + "B_0"} {
@@ -399,6 +406,7 @@ func testGroupSplitProfile(t *testing.T, hook Hook) {
 	})
 
 	t.Run("a tail-call table swap is reported, and the group goes when its programs do", func(t *testing.T) {
+		requireGroupJudge(t)
 		m := newGroupMaps(t, "swap")
 		run := runLoader(t, "-insns", callee, "-count", "2", "-name", "grp_swap", "-maps", m.pins, "-prog-array", m.pin, "-tail-slot", "0")
 		if run.killed || len(run.results) != 2 {
@@ -507,6 +515,195 @@ func TestLSMGroupSplitProfileIsDenied(t *testing.T) {
 			evs = collect(t, s, map[uint32]bool{uint32(second.pid): true}, 1, eventWait)
 			if evs[0].Verdict != VerdictBlock || evs[0].Action != ActionDenied || evs[0].RuleID != "seed-pamspy-group" {
 				t.Errorf("second process's load: %v %v by %q, want block, denied, seed-pamspy-group", evs[0].Verdict, evs[0].Action, evs[0].RuleID)
+			}
+		})
+	}
+}
+
+// halfProgram is a program with the given helper calls, then an unused
+// ld_imm64 of each map index in refs (a reference the verifier binds),
+// then exit.
+func halfProgram(t testing.TB, helpers asm.Instructions, refs ...int) []byte {
+	insns := append(asm.Instructions{}, helpers...)
+	for _, r := range refs {
+		insns = append(insns, asm.LoadMapPtr(asm.R2, r))
+	}
+	insns = append(insns, asm.Mov.Imm(asm.R0, 0), asm.Return())
+	return marshalInsns(t, insns)
+}
+
+// lookupDelete calls bpf_map_lookup_elem and bpf_map_delete_elem on the
+// hash at map index idx; ringReserveSubmit reserves and submits a record
+// of the ring buffer at index idx. With pamCallerHelpers they are the
+// three thirds of seed-pamspy-group.
+func lookupDelete(idx int) asm.Instructions {
+	return asm.Instructions{
+		asm.StoreImm(asm.R10, -4, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, idx),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.LoadMapPtr(asm.R1, idx),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapDeleteElem.Call(),
+	}
+}
+
+func ringReserveSubmit(idx int) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMapPtr(asm.R1, idx),
+		asm.Mov.Imm(asm.R2, 8),
+		asm.Mov.Imm(asm.R3, 0),
+		asm.FnRingbufReserve.Call(),
+		asm.JEq.Imm(asm.R0, 0, "out"),
+		asm.Mov.Reg(asm.R1, asm.R0),
+		asm.Mov.Imm(asm.R2, 0),
+		asm.FnRingbufSubmit.Call(),
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
+	}
+}
+
+// requireGroupJudge skips below 5.17: without bpf_loop the sensor runs its
+// bounded walk, which has no group judge and keeps no group sums
+// (docs/GROUPS.md); it still reports prog_array writes.
+func requireGroupJudge(t *testing.T) {
+	t.Helper()
+	if v := testutils.KernelVersion(t); !v.AtLeast(testutils.Version{Major: 5, Minor: 17}) {
+		t.Skipf("kernel %s: no bpf_loop (5.17), so no group judge", v)
+	}
+}
+
+// Every map a load references joins its group and counts at that load,
+// however it is referenced (ld_imm64 map fds, fd_array indexes) and however
+// many there are; references past the cap are counted, and make the load
+// unreadable.
+func TestGroupJoinsEveryMapALoadReferences(t *testing.T) {
+	requireGroupJudge(t)
+	for _, hook := range []Hook{HookTracepoint, HookBTF} {
+		t.Run(string(hook), func(t *testing.T) { testGroupJoinsEveryMap(t, hook) })
+	}
+}
+
+func testGroupJoinsEveryMap(t *testing.T, hook Hook) {
+	s := defaultsSensor(t, hook)
+	if note := s.GroupNote(); note != "" {
+		t.Fatalf("groups not fully working: %s", note)
+	}
+	loads := func(t *testing.T, args ...string) loaderRun {
+		t.Helper()
+		run := runLoader(t, args...)
+		if run.killed || len(run.results) != 1 || run.results[0].Ret < 0 {
+			t.Fatalf("loader %v: killed=%v results %+v, want it loaded", args, run.killed, run.results)
+		}
+		return run
+	}
+	blocked := func(t *testing.T, run loaderRun) {
+		t.Helper()
+		if !run.killed {
+			t.Fatalf("completing loader not killed (results %+v): the split evaded", run.results)
+		}
+		evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
+		if evs[0].Verdict != VerdictBlock || evs[0].RuleID != "seed-pamspy-group" || evs[0].Action != ActionKilled {
+			t.Errorf("completing load: %v %v by %q, want block, killed, by seed-pamspy-group", evs[0].Verdict, evs[0].Action, evs[0].RuleID)
+		}
+	}
+
+	t.Run("a split whose programs reach their prog_array through fd_array indexes is blocked at the completing load", func(t *testing.T) {
+		m := newGroupMaps(t, "fdarr")
+		callee := writeFile(t, "callee.bin", pamCallee(t))
+		caller := writeFile(t, "caller.bin", pamCaller(t, mapProgArray))
+		first := loads(t, "-insns", callee, "-name", "grp_fa1", "-maps", m.pins, "-prog-array", m.pin, "-tail-slot", "0", "-fd-array")
+		if w := writesOf(t, s, first.pid, 1, eventWait)[0]; w.Errno != 0 || w.ProgID != first.results[0].ID {
+			t.Fatalf("write %+v: want the callee %d written", w, first.results[0].ID)
+		}
+		// Another process: its caller names the array only as fd_array
+		// index 2 (BPF_PSEUDO_MAP_IDX).
+		blocked(t, runLoader(t, "-insns", caller, "-name", "grp_fa2", "-maps", m.pins, "-fd-array"))
+	})
+
+	for _, how := range []string{"fd", "fd_array"} {
+		t.Run("a load referencing maps of three other groups is judged against their union ("+how+")", func(t *testing.T) {
+			// Three processes, three groups: one holds the lookup and
+			// delete, one the ring buffer calls, one nothing of the
+			// profile (its map comes first in the completing load, so a
+			// judge that summed only the first map's group would see
+			// no match).
+			a, b, d := newGroupMaps(t, "u3a"+how), newGroupMaps(t, "u3b"+how), newGroupMaps(t, "u3d"+how)
+			hashA := strings.Split(a.pins, ",")[mapHash]
+			ringB := strings.Split(b.pins, ",")[mapRing]
+			hashD := strings.Split(d.pins, ",")[mapHash]
+			loads(t, "-insns", writeFile(t, "a.bin", halfProgram(t, lookupDelete(0))), "-name", "grp_u3a", "-maps", hashA, "-pin-progs", keepLoaded(t, "u3a"+how))
+			loads(t, "-insns", writeFile(t, "b.bin", halfProgram(t, ringReserveSubmit(0))), "-name", "grp_u3b", "-maps", ringB, "-pin-progs", keepLoaded(t, "u3b"+how))
+			loads(t, "-insns", writeFile(t, "d.bin", halfProgram(t, nil, 0)), "-name", "grp_u3d", "-maps", hashD, "-pin-progs", keepLoaded(t, "u3d"+how))
+			args := []string{"-insns", writeFile(t, "c.bin", halfProgram(t, pamCallerHelpers(), 0, 1, 2)), "-name", "grp_u3c", "-maps", hashD + "," + hashA + "," + ringB}
+			if how == "fd_array" {
+				args = append(args, "-fd-array")
+			}
+			blocked(t, runLoader(t, args...))
+		})
+	}
+
+	t.Run("without the third group the union is incomplete and the load is allowed", func(t *testing.T) {
+		a, d := newGroupMaps(t, "u2a"), newGroupMaps(t, "u2d")
+		hashA := strings.Split(a.pins, ",")[mapHash]
+		hashD := strings.Split(d.pins, ",")[mapHash]
+		loads(t, "-insns", writeFile(t, "a.bin", halfProgram(t, lookupDelete(0))), "-name", "grp_u2a", "-maps", hashA, "-pin-progs", keepLoaded(t, "u2a"))
+		loads(t, "-insns", writeFile(t, "d.bin", halfProgram(t, nil, 0)), "-name", "grp_u2d", "-maps", hashD, "-pin-progs", keepLoaded(t, "u2d"))
+		run := loads(t, "-insns", writeFile(t, "c.bin", halfProgram(t, pamCallerHelpers(), 0, 1)), "-name", "grp_u2c", "-maps", hashD+","+hashA)
+		evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
+		if evs[0].Verdict != VerdictAllow || evs[0].ReadErrors != 0 {
+			t.Errorf("load: %v by %q, read errors %d; want allow, none", evs[0].Verdict, evs[0].RuleID, evs[0].ReadErrors)
+		}
+	})
+}
+
+// A load with more distinct map references than the cap (RULES_MAP_REFS,
+// 64): the references past it join nothing at the judge; the kernel counts
+// the load (GroupStats.RefsOver, Losses "group_refs_over") and its event
+// carries read errors, so that BlockUnreadable blocks it.
+func TestGroupMapReferencesPastTheCapAreCounted(t *testing.T) {
+	requireGroupJudge(t)
+	const refs = 70 // distinct fds, all of one hash map: the kernel binds one map
+	m := newGroupMaps(t, "cap")
+	hash := strings.Split(m.pins, ",")[mapHash]
+	pins := make([]string, refs)
+	idx := make([]int, refs)
+	for i := range pins {
+		pins[i], idx[i] = hash, i
+	}
+	prog := writeFile(t, "cap.bin", halfProgram(t, nil, idx...))
+	for _, block := range []bool{false, true} {
+		t.Run(fmt.Sprintf("block_unreadable=%v", block), func(t *testing.T) {
+			s := startSensor(t, Config{Hook: HookTracepoint, Mode: ModeEnforce, BlockUnreadable: block, Rules: rules.Compile(rules.MustDefaults()).Kernel()})
+			before, err := s.GroupStats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			run := runLoader(t, "-insns", prog, "-name", "grp_cap", "-maps", strings.Join(pins, ","))
+			if run.killed != block {
+				t.Fatalf("killed=%v results %+v; want killed only with BlockUnreadable", run.killed, run.results)
+			}
+			if !block && (len(run.results) != 1 || run.results[0].Ret < 0) {
+				t.Fatalf("results %+v: want the load to succeed (one map, %d fds)", run.results, refs)
+			}
+			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
+			if evs[0].ReadErrors != refs-64 {
+				t.Errorf("read errors %d, want %d (the references past 64)", evs[0].ReadErrors, refs-64)
+			}
+			after, err := s.GroupStats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.RefsOver < before.RefsOver+1 {
+				t.Errorf("RefsOver %d → %d: the load past the cap was not counted", before.RefsOver, after.RefsOver)
+			}
+			l, err := s.Losses()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l["group_refs_over"] < after.RefsOver {
+				t.Errorf("losses group_refs_over %d, GroupStats.RefsOver %d: not reported", l["group_refs_over"], after.RefsOver)
 			}
 		})
 	}

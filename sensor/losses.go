@@ -54,6 +54,14 @@ func (s *Sensor) Losses() (Losses, error) {
 		}
 		out[name] = n
 	}
+	// Map references of a load that joined nothing at its judge: past the
+	// cap, or in an fd_array the judge could not read (docs/GROUPS.md).
+	if gs, err := s.groupCounters(); err == nil {
+		out["group_refs_over"] = gs.RefsOver
+		out["group_refs_unread"] = gs.RefsUnread
+	} else {
+		return nil, err
+	}
 	// A program run the kernel skipped (another BPF program was running on
 	// that CPU) is a load never seen: count it too.
 	for name, p := range s.coll.Programs {

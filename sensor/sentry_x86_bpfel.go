@@ -44,13 +44,15 @@ type sentryGroupKey struct {
 }
 
 type sentryGroupPending struct {
-	_         structs.HostLayout
-	Group     sentryGroupKey
-	Joined    sentryGroupKey
-	HasJoined uint32
-	MapId     [2]uint32
-	_         [4]byte
-	Add       sentryGroupAcc
+	_        structs.HostLayout
+	Group    sentryGroupKey
+	N_joined uint32
+	N_maps   uint32
+	Over     uint32
+	Unread   uint32
+	Joined   [64]sentryGroupKey
+	MapId    [64]uint32
+	Add      sentryGroupAcc
 }
 
 type sentryGroupScratch struct {
@@ -136,9 +138,9 @@ type sentryRulesFacts struct {
 	ProgName           [16]int8
 	Comm               [16]int8
 	HelperCnt          [256]uint32
-	MapFds             uint32
-	MapFd              [2]uint32
-	Pad3               uint32
+	MapRefs            uint32
+	MapRefsOver        uint32
+	MapRef             [64]uint32
 }
 
 type sentryRulesResult struct {

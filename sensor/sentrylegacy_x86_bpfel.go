@@ -44,13 +44,15 @@ type sentryLegacyGroupKey struct {
 }
 
 type sentryLegacyGroupPending struct {
-	_         structs.HostLayout
-	Group     sentryLegacyGroupKey
-	Joined    sentryLegacyGroupKey
-	HasJoined uint32
-	MapId     [2]uint32
-	_         [4]byte
-	Add       sentryLegacyGroupAcc
+	_        structs.HostLayout
+	Group    sentryLegacyGroupKey
+	N_joined uint32
+	N_maps   uint32
+	Over     uint32
+	Unread   uint32
+	Joined   [64]sentryLegacyGroupKey
+	MapId    [64]uint32
+	Add      sentryLegacyGroupAcc
 }
 
 type sentryLegacyInflight struct {
@@ -130,9 +132,9 @@ type sentryLegacyRulesFacts struct {
 	ProgName           [16]int8
 	Comm               [16]int8
 	HelperCnt          [256]uint32
-	MapFds             uint32
-	MapFd              [2]uint32
-	Pad3               uint32
+	MapRefs            uint32
+	MapRefsOver        uint32
+	MapRef             [64]uint32
 }
 
 type sentryLegacyRulesTable struct {

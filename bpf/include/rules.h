@@ -24,7 +24,12 @@
 #define RULE_UIDS 4           /* loader uids per rule (any of) */
 #define RULE_HASHES 8         /* allowlisted instruction hashes per rule */
 #define RULE_EXES 4           /* loader executable identities per rule (any of) */
-#define RULES_MAP_FDS 2       /* map fds of a load noted for its group (a power of 2) */
+#define RULES_MAP_REFS 64     /* distinct map references of a load noted for its group (a power of 2; the kernel's MAX_USED_MAPS) */
+/* n masked for an index below RULES_MAP_REFS, in a form the compiler
+ * cannot drop after a bounds check (the verifier may not link the copy it
+ * checked to the one it indexes with). */
+#define RULES_MAP_REF_SLOT(n) ({ __u64 _s = (n); asm volatile("%0 &= %1" : "+r"(_s) : "i"(RULES_MAP_REFS - 1)); _s; })
+#define RULES_MAP_REF_IDX 0x80000000U /* in rules_facts.map_ref: an fd_array index, not an fd */
 
 enum rules_action {
 	RULES_ACTION_NONE = 0,  /* empty slot: never matches */
@@ -153,11 +158,14 @@ struct rules_facts {
 	char prog_name[RULES_NAME_LEN];    /* attr->prog_name, NUL-terminated */
 	char comm[RULES_NAME_LEN];         /* loader's task comm */
 	__u32 helper_cnt[RULES_HELPER_MAX];
-	/* The fds of the first RULES_MAP_FDS ld_imm64 map-fd slots, and how
-	 * many there are: bpf/group.h looks for a prog_array among them. */
-	__u32 map_fds;
-	__u32 map_fd[RULES_MAP_FDS];
-	__u32 _pad3;
+	/* The distinct map references of the load's ld_imm64 slots, in
+	 * order: an fd (BPF_PSEUDO_MAP_FD, _MAP_VALUE) or RULES_MAP_REF_IDX |
+	 * an fd_array index (BPF_PSEUDO_MAP_IDX, _MAP_IDX_VALUE). The first
+	 * RULES_MAP_REFS are noted; map_refs_over counts the references past
+	 * them (bpf/group.h joins the maps' groups, docs/GROUPS.md). */
+	__u32 map_refs;
+	__u32 map_refs_over;
+	__u32 map_ref[RULES_MAP_REFS];
 };
 
 /* The evaluator's answer. */

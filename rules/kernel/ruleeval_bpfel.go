@@ -61,9 +61,9 @@ type RuleEvalRulesFacts struct {
 	ProgName           [16]int8
 	Comm               [16]int8
 	HelperCnt          [256]uint32
-	MapFds             uint32
-	MapFd              [2]uint32
-	Pad3               uint32
+	MapRefs            uint32
+	MapRefsOver        uint32
+	MapRef             [64]uint32
 }
 
 type RuleEvalRulesFlag uint32

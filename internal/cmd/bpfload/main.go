@@ -75,6 +75,7 @@ func main() {
 	mapIDs := flag.String("map-ids", "", "instead of -maps: map ids, separated by commas, opened with BPF_MAP_GET_FD_BY_ID (a map passed by id rather than by a pin)")
 	openPins := flag.String("open-pins", "", "pinned maps or programs, separated by commas, opened with BPF_OBJ_GET before the loads and kept open")
 	pinProgs := flag.String("pin-progs", "", "pin each loaded program at this bpffs path followed by _<n> (n counts the loads from 0)")
+	fdArray := flag.Bool("fd-array", false, "with -maps, -map-ids or -prog-array: pass the map fds in attr.fd_array and turn every ld_imm64 map-fd slot (src_reg 1) into an fd_array index (BPF_PSEUDO_MAP_IDX, src_reg 5; kernel 5.14+), as light skeletons do")
 	inner := flag.Bool("inner", false, "load from inside the kernel, as a light skeleton does: a syscall program calls bpf_sys_bpf(BPF_PROG_LOAD) in this process's BPF_PROG_TEST_RUN, with the instructions and license in the run's context (kernel memory); the line names the loader program (loader_id, loader_tag)")
 	flag.Parse()
 
@@ -126,6 +127,7 @@ func main() {
 		fatal(fmt.Errorf("%d bytes of instructions: not a whole number of 8-byte slots", len(insns)))
 	}
 	arrayFD := -1
+	var fdArr []int32 // -fd-array: attr.fd_array
 	if *openPins != "" {
 		for _, p := range strings.Split(*openPins, ",") {
 			if _, err := objGet(p); err != nil {
@@ -166,10 +168,17 @@ func main() {
 					if int(n) >= len(fds) {
 						fatal(fmt.Errorf("-maps: instruction %d names map %d of %d", i/8, n, len(fds)))
 					}
-					binary.LittleEndian.PutUint32(b[i+4:], uint32(fds[n]))
+					if *fdArray {
+						b[i+1] = b[i+1]&0x0f | 5<<4 // the index n stays in imm
+					} else {
+						binary.LittleEndian.PutUint32(b[i+4:], uint32(fds[n]))
+					}
 					i += 8
 				}
 			}
+		}
+		for _, fd := range fds {
+			fdArr = append(fdArr, int32(fd))
 		}
 	}
 	if *progArray != "" {
@@ -184,10 +193,18 @@ func main() {
 			}
 			for i := 0; i+16 <= len(b); i += 8 {
 				if b[i] == 0x18 && b[i+1]>>4 == 1 { // ld_imm64 with BPF_PSEUDO_MAP_FD
-					binary.LittleEndian.PutUint32(b[i+4:], uint32(fd))
+					if *fdArray {
+						b[i+1] = b[i+1]&0x0f | 5<<4 // BPF_PSEUDO_MAP_IDX 0
+						binary.LittleEndian.PutUint32(b[i+4:], 0)
+					} else {
+						binary.LittleEndian.PutUint32(b[i+4:], uint32(fd))
+					}
 					i += 8
 				}
 			}
+		}
+		if *mapPins == "" {
+			fdArr = []int32{int32(fd)}
 		}
 	} else if *tailSlot >= 0 {
 		fatal(fmt.Errorf("-tail-slot needs -prog-array"))
@@ -198,6 +215,12 @@ func main() {
 	attr.Insns = uint64(uintptr(unsafe.Pointer(&insns[0])))
 	attr.License = uint64(uintptr(unsafe.Pointer(&lic[0])))
 	attr.SetName(*name)
+	if *fdArray {
+		if len(fdArr) == 0 {
+			fatal(fmt.Errorf("-fd-array needs -maps, -map-ids or -prog-array"))
+		}
+		attr.FdArray = uint64(uintptr(unsafe.Pointer(&fdArr[0])))
+	}
 
 	var stall *uffd.Region
 	if *uffdStall > 0 {
@@ -231,8 +254,8 @@ func main() {
 		fatal(fmt.Errorf("-flip-in-copy %d: the program has %d instructions", *flipInCopy, len(insns)/8))
 	}
 
-	if *inner && (*flipInJudge >= 0 || *flipInCopy >= 0 || stall != nil || *flip >= 0 || *race != "" || wantFull()) {
-		fatal(fmt.Errorf("-inner cannot be combined with -flip*, -uffd-stall, -race or the newer attr fields"))
+	if *inner && (*flipInJudge >= 0 || *flipInCopy >= 0 || stall != nil || *flip >= 0 || *race != "" || wantFull() || *fdArray) {
+		fatal(fmt.Errorf("-inner cannot be combined with -flip*, -uffd-stall, -race, -fd-array or the newer attr fields"))
 	}
 	var stop atomic.Bool
 	var pinned atomic.Value
@@ -322,6 +345,7 @@ func main() {
 		runtime.KeepAlive(insns)
 		runtime.KeepAlive(all)
 		runtime.KeepAlive(lic)
+		runtime.KeepAlive(fdArr)
 		runtime.KeepAlive(sigBuf)
 		if err != nil {
 			var errno unix.Errno
