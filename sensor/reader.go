@@ -26,9 +26,31 @@ func (s *Sensor) read(ctx context.Context) {
 	defer close(s.mapCreates)
 	var rec ringbuf.Record
 	lastSweep := time.Now()
-	s.reader.SetDeadline(time.Now().Add(time.Second))
+	// With the netpoller's wait, ReadInto never blocks (a deadline in the
+	// past: it reads what the ring holds, then says ErrDeadlineExceeded)
+	// and the reader parks in wait, until the next sweep at the latest.
+	wait := s.wait
+	nextSweep := func(now time.Time) {
+		if wait != nil {
+			wait.setDeadline(now.Add(s.cfg.sweepEvery))
+		} else {
+			s.reader.SetDeadline(now.Add(s.cfg.sweepEvery))
+		}
+	}
+	if wait != nil {
+		s.reader.SetDeadline(time.Unix(0, 1))
+	}
+	nextSweep(lastSweep)
 	for {
 		err := s.reader.ReadInto(&rec)
+		if wait != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			if werr := wait.wait(s.reader.AvailableBytes); werr != nil && !waitTimedOut(werr) {
+				// Closed (or unpollable after all): wait in the
+				// reader, which says ErrClosed once it is closed.
+				wait = nil
+				nextSweep(time.Now())
+			}
+		}
 		now := time.Now()
 		if err == nil && len(rec.RawSample) >= 4 && binary.LittleEndian.Uint32(rec.RawSample) == kindProgArray {
 			pr, perr := parseProgArrayRec(rec.RawSample)
@@ -72,9 +94,9 @@ func (s *Sensor) read(ctx context.Context) {
 		} else if !errors.Is(err, os.ErrDeadlineExceeded) {
 			s.log.Warn("read ring buffer", "err", err)
 		}
-		if now.Sub(lastSweep) > time.Second {
+		if now.Sub(lastSweep) >= s.cfg.sweepEvery {
 			lastSweep = now
-			s.reader.SetDeadline(now.Add(time.Second))
+			nextSweep(now)
 			s.mu.Lock()
 			expired := s.asm.expire(now.Add(-s.cfg.ExpireAfter))
 			lost := s.expireAttaches(now.Add(-s.cfg.ExpireAfter))

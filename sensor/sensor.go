@@ -84,7 +84,11 @@ type Config struct {
 	// ExpireAfter finishes a load with no exit record after this long
 	// (default 60 s; a 1M-instruction verification takes ~0.5 s).
 	ExpireAfter time.Duration
-	Logger      *slog.Logger
+	// sweepEvery: how often the reader expires loads and wakes to sweep
+	// even when no record comes (default 1 s). Tests set it to hours to
+	// see that records never wait for it.
+	sweepEvery time.Duration
+	Logger     *slog.Logger
 	// Lock turns on lock mode (allowlist.go): in enforce mode a load whose
 	// fingerprint is not on the allowlist is blocked. LockCgroup, when
 	// non-zero, limits it to loaders in that cgroup v2.
@@ -145,10 +149,13 @@ type Sensor struct {
 	kattr        uint32 // sentry_config.kattr, from the kernel's BTF at start
 	links        []link.Link
 	reader       *ringbuf.Reader
-	events       chan *Event
-	attempts     chan AccessAttempt
-	writes       chan *ProgArrayWrite
-	groupNote    string // what loader groups cannot do here (GroupNote)
+	// wait parks the reader on the netpoller (ringwait.go); nil: the
+	// reader waits in ringbuf.Reader.
+	wait      *ringWait
+	events    chan *Event
+	attempts  chan AccessAttempt
+	writes    chan *ProgArrayWrite
+	groupNote string // what loader groups cannot do here (GroupNote)
 	// lastGroupSweep: when the reader last dropped finished groups.
 	lastGroupSweep time.Time
 	tokenEvents    chan *TokenCreated // sensor/token.go
@@ -258,6 +265,9 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	}
 	if cfg.LoaderWindow <= 0 {
 		cfg.LoaderWindow = time.Second
+	}
+	if cfg.sweepEvery == 0 {
+		cfg.sweepEvery = time.Second
 	}
 	if cfg.ExpireAfter == 0 {
 		cfg.ExpireAfter = 60 * time.Second
@@ -449,6 +459,10 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	if err != nil {
 		return fail(fmt.Errorf("open ring buffer: %w", err))
 	}
+	if s.wait, err = newRingWait(coll.Maps[sentryMapEvents]); err != nil {
+		s.log.Debug("ring reader waits in epoll_wait", "err", err)
+		s.wait = nil
+	}
 	phases.mark("tables")
 	s.attachNote = s.startAttachPrograms(attachProgs, attachScan)
 	// Exit first: an enter without its exit would leave an inflight entry.
@@ -598,6 +612,9 @@ func (s *Sensor) Close() error {
 	s.disarmAll()
 	time.Sleep(50 * time.Millisecond)
 	s.drain()
+	// The wait first: its close returns once no wait is checking the
+	// ring's positions, which the reader's close unmaps.
+	s.closeWait()
 	s.reader.Close()
 	s.cancel()
 	<-s.done
@@ -612,6 +629,7 @@ func (s *Sensor) teardown(keepPins bool) {
 		l.Close()
 	}
 	if s.reader != nil && !s.closed {
+		s.closeWait()
 		s.reader.Close()
 	}
 	if !keepPins && s.cfg.PinPath != "" {
