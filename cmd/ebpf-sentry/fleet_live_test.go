@@ -1,3 +1,5 @@
+//go:build linux && amd64
+
 package main
 
 import (
@@ -166,10 +168,19 @@ func TestFleetFindsTheLiveSensorsFirstSeenProgramAmongThreeHosts(t *testing.T) {
 	}
 
 	// A program only this host loads (no recorded event has 23 instructions).
+	// The loader stays (-keep, until its stdin closes) until run has
+	// written the load's event: run hashes the executable through
+	// /proc/PID/exe, which a loader that already exited no longer has.
 	const live = "fleetlive_p23"
-	if err := exec.Command(f.loader, "-gen", "23", "-name", live).Run(); err != nil {
+	ld := exec.Command(f.loader, "-gen", "23", "-name", live, "-keep")
+	ldIn, err := ld.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ld.Start(); err != nil {
 		t.Fatalf("loader: %v", err)
 	}
+	defer func() { ldIn.Close(); ld.Wait() }()
 	var liveSHA, liveFP string
 	for liveSHA == "" {
 		for _, m := range jsonLines(t, liveFile) {
@@ -181,6 +192,10 @@ func TestFleetFindsTheLiveSensorsFirstSeenProgramAmongThreeHosts(t *testing.T) {
 			t.Fatalf("no fingerprinted prog_load of %s from run:\n%s", live, f.stderr.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	ldIn.Close()
+	if err := ld.Wait(); err != nil {
+		t.Fatalf("loader: %v", err)
 	}
 	hostname, _ := os.Hostname()
 	want := map[string]bool{liveSHA: true}
