@@ -3,6 +3,7 @@ package sensor
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -357,6 +358,11 @@ func TestFailedAttachesAreReportedAndLeaveNoState(t *testing.T) {
 			s.mu.Unlock()
 			if len(stale) > 0 {
 				t.Errorf("attach records of the exited caller still wait for an exit: %v", stale)
+			}
+			// nor in the kernel: the entry's pairing record went at the exit
+			var in sentryAttachInflight
+			if err := s.coll.Maps[sentryMapAttachInflight].Lookup(got.Caller.TID, &in); !errors.Is(err, ebpf.ErrKeyNotExist) {
+				t.Errorf("attach_inflight still holds thread %d of the exited caller (lookup: %v)", got.Caller.TID, err)
 			}
 		})
 	}
