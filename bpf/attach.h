@@ -62,7 +62,8 @@ struct nsproxy {
 
 /* Kernel addresses of file_operations, from /proc/kallsyms: an fd is
  * resolved as a program, link or perf event only when its f_op says so
- * (0: unknown, trusted as asked). */
+ * (0: unknown, trusted as asked; for programs and maps, the f_op of the
+ * sensor's own, learnt at start-up, stands in: attach_calibrated_fops). */
 struct sentry_attach_cfg {
 	__u64 prog_fops;
 	__u64 link_fops;
@@ -203,21 +204,19 @@ static __always_inline void *attach_fd_object(__u32 fd, __u64 want, __u64 want2)
 	return BPF_CORE_READ(f, private_data);
 }
 
-/* The first 8 bytes of an anonymous file's name ("bpf-map", "bpf-prog"
- * as anon_inode_getfile names them): a file the kernel made for a BPF
- * object, where /proc/kallsyms lists no file_operations (no KALLSYMS_ALL). */
-#define ANON_BPF_MAP 0x0070616d2d667062ULL  /* "bpf-map\0" */
-#define ANON_BPF_PROG 0x676f72702d667062ULL /* "bpf-prog" (then NUL) */
-static __always_inline __u64 attach_anon_name(struct file *f)
+/* The f_op of a map fd and of a program fd: /proc/kallsyms' when it lists
+ * them, else the ones the kernel gave the sensor's own prog_array and
+ * program (group_calibration, learnt from its write at start-up). 0: not
+ * known yet. Never a file's name: any directory can be called "bpf-map". */
+static __always_inline __u64 attach_calibrated_fops(__u64 listed, int prog)
 {
-	const unsigned char *name = BPF_CORE_READ(f, f_path.dentry, d_name.name);
-	__u64 w = 0;
-	char tail = 1;
-	if (!name || bpf_probe_read_kernel(&w, sizeof(w), name))
+	if (listed)
+		return listed;
+	__u32 zero = 0;
+	struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
+	if (!cal)
 		return 0;
-	if (w == ANON_BPF_PROG && (bpf_probe_read_kernel(&tail, 1, name + 8) || tail))
-		return 0;
-	return w;
+	return prog ? cal->prog_fops : cal->map_fops;
 }
 
 static __always_inline struct sentry_attach_cfg *attach_config(void)
@@ -228,7 +227,7 @@ static __always_inline struct sentry_attach_cfg *attach_config(void)
 
 static __always_inline struct bpf_prog *attach_fd_prog(struct sentry_attach_cfg *ac, __u32 fd)
 {
-	return attach_fd_object(fd, ac ? ac->prog_fops : 0, 0);
+	return attach_fd_object(fd, attach_calibrated_fops(ac ? ac->prog_fops : 0, 1), 0);
 }
 
 static __always_inline __u32 attach_fd_prog_id(struct sentry_attach_cfg *ac, __u32 fd)
@@ -618,12 +617,15 @@ static __always_inline int attach_enter(__u64 cmd, __u64 uattr, __u64 size, cons
 		    t != BPF_ATTACH_TYPE_NETKIT_PRIMARY && t != BPF_ATTACH_TYPE_NETKIT_PEER && t != BPF_ATTACH_TYPE_PERF_EVENT) {
 			struct file *f = attach_fd_file(a->target_fd);
 			if (f) {
+				/* a program or a map only on the f_op the kernel gave
+				 * the sensor's own (unknown: neither) */
 				__u64 fop = (__u64)BPF_CORE_READ(f, f_op);
-				__u64 kind = attach_anon_name(f);
-				if (ac && ac->prog_fops ? fop == ac->prog_fops : kind == ANON_BPF_PROG) {
+				__u64 prog_fops = attach_calibrated_fops(ac ? ac->prog_fops : 0, 1);
+				__u64 map_fops = attach_calibrated_fops(ac ? ac->map_fops : 0, 0);
+				if (prog_fops && fop == prog_fops) {
 					struct bpf_prog *tp = BPF_CORE_READ(f, private_data);
 					a->target_prog_id = BPF_CORE_READ(tp, aux, id);
-				} else if (ac && ac->map_fops ? fop == ac->map_fops : kind == ANON_BPF_MAP) {
+				} else if (map_fops && fop == map_fops) {
 					struct bpf_map *m = BPF_CORE_READ(f, private_data);
 					a->target_map_id = BPF_CORE_READ(m, id);
 				} else {

@@ -3,10 +3,12 @@ package sensor
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -357,6 +359,11 @@ func TestFailedAttachesAreReportedAndLeaveNoState(t *testing.T) {
 			if len(stale) > 0 {
 				t.Errorf("attach records of the exited caller still wait for an exit: %v", stale)
 			}
+			// nor in the kernel: the entry's pairing record went at the exit
+			var in sentryAttachInflight
+			if err := s.coll.Maps[sentryMapAttachInflight].Lookup(got.Caller.TID, &in); !errors.Is(err, ebpf.ErrKeyNotExist) {
+				t.Errorf("attach_inflight still holds thread %d of the exited caller (lookup: %v)", got.Caller.TID, err)
+			}
 		})
 	}
 	// the sensor still reports after the failures
@@ -604,5 +611,64 @@ func kprobeMultiCase(t *testing.T, s *Sensor) {
 	wantDone(t, c)
 	if tg := resolve(c); tg.Kind != target.KindKprobeMulti || strings.Join(tg.Symbols, ",") != "vfs_read,vfs_write" {
 		t.Errorf("target %+v, want kprobe_multi vfs_read,vfs_write", tg)
+	}
+}
+
+// A cgroup directory named like a BPF object's file ("bpf-map",
+// "bpf-prog", the names the kernel gives map and program fds) is still a
+// cgroup: the attach hook tells maps and programs from other fds by the
+// f_op the kernel gave the sensor's own (kallsyms lists no bpf_map_fops on
+// most kernels), never by a name, so a block rule on such a cgroup holds
+// and the event names the cgroup, not a map or a program.
+func TestAttachToACgroupNamedLikeABPFObjectIsStillACgroup(t *testing.T) {
+	s := startSensor(t, Config{Mode: ModeEnforce})
+	parent := testutils.NewCgroup(t, "attachname")
+	for _, name := range []string{"bpf-map", "bpf-prog"} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(parent.Path, name)
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Remove(path) })
+			var st syscall.Stat_t
+			if err := syscall.Stat(path, &st); err != nil {
+				t.Fatal(err)
+			}
+			rule := "no-attach-" + name
+			if err := s.SetAttachBlocks([]AttachBlock{{Kind: KeyCgroup, Value: st.Ino, Rule: 0}}, []string{rule}); err != nil {
+				t.Fatal(err)
+			}
+			r := runAttacher(t, "-mode", "cgroup", "-cgroup", path, "-link")
+			// the attach itself, not a library's feature probe (fd -1) before it
+			linkCreate := func(evs []*AttachEvent) *AttachEvent {
+				for _, ev := range evs {
+					if ev.Op == OpLinkCreate && ev.Target.AttachType == uint32(ebpf.AttachCGroupInetIngress) &&
+						int32(ev.Target.FD) >= 0 && ev.Result != AttachUnknown {
+						return ev
+					}
+				}
+				return nil
+			}
+			ev := linkCreate(collectAttaches(t, s, r.PID, eventWait, func(evs []*AttachEvent) bool { return linkCreate(evs) != nil }))
+			if ev == nil {
+				t.Fatalf("no link_create event (attacher %+v)", r)
+			}
+			if ev.Target.CgroupIno != st.Ino || ev.Target.MapID != 0 || ev.Target.ProgID != 0 {
+				t.Errorf("target %+v, want cgroup inode %d and no map or program", ev.Target, st.Ino)
+			}
+			if ev.Verdict != VerdictBlock || ev.RuleID != rule {
+				t.Errorf("verdict %v rule %q, want a block by %s", ev.Verdict, ev.RuleID, rule)
+			}
+			switch s.Enforcer() {
+			case EnforcerDeny:
+				if r.killed || syscall.Errno(r.Errno) != syscall.EPERM {
+					t.Errorf("deny: attacher %+v, want EPERM", r)
+				}
+			default:
+				if !r.killed || ev.Action != ActionKilled {
+					t.Errorf("kill: attacher %+v, event action %s, want killed", r, ev.Action)
+				}
+			}
+		})
 	}
 }

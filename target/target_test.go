@@ -2,9 +2,13 @@ package target
 
 import (
 	"debug/elf"
+	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
+
+	"github.com/cilium/ebpf/btf"
 )
 
 // fakeTracefs writes events/<group>/<name>/id files and the probe lists.
@@ -98,4 +102,63 @@ func hex(v uint64) string {
 		b = append([]byte{digits[v&15]}, b...)
 	}
 	return string(b)
+}
+
+// fentry, fexit, fmod_ret and tp_btf targets are named from the kernel's
+// BTF (tp_btf without its btf_trace_ prefix), an freplace target by the
+// program it replaces into, and an id the BTF lacks is said, not guessed.
+func TestResolveNamesTracingTargetsFromKernelBTF(t *testing.T) {
+	spec, err := btf.LoadKernelSpec()
+	if errors.Is(err, btf.ErrNotSupported) {
+		t.Skip("no kernel BTF (/sys/kernel/btf/vmlinux): tracing targets are named from it")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := func(name string, typ btf.Type) uint32 {
+		t.Helper()
+		ids, err := spec.AnyTypesByName(name)
+		if err != nil {
+			t.Fatalf("kernel BTF: %s: %v", name, err)
+		}
+		for _, x := range ids {
+			if reflect.TypeOf(x) == reflect.TypeOf(typ) {
+				i, err := spec.TypeID(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return uint32(i)
+			}
+		}
+		t.Fatalf("kernel BTF has no %T %s", typ, name)
+		return 0
+	}
+	fn := id("security_bpf", &btf.Func{})
+	tp := id("btf_trace_sched_switch", &btf.Typedef{})
+	r := NewResolver()
+	cases := []struct {
+		name string
+		raw  Raw
+		kind Kind
+		want string
+	}{
+		{"fentry names its kernel function", Raw{AttachType: atFentry, BTFID: fn}, KindTracing, "security_bpf"},
+		{"fexit the same", Raw{AttachType: 25, BTFID: fn}, KindTracing, "security_bpf"},
+		{"fmod_ret the same", Raw{AttachType: 26, BTFID: fn}, KindTracing, "security_bpf"},
+		{"tp_btf names the tracepoint, not its typedef", Raw{AttachType: atTraceRawTP, BTFID: tp}, KindTracing, "sched_switch"},
+		{"freplace names the program it replaces into", Raw{AttachType: 0, ProgType: progTypeExt, ProgID: 77}, KindFreplace, "prog 77"},
+		{"fentry on a program names the program", Raw{AttachType: atFentry, ProgID: 78}, KindTracing, "prog 78"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := r.Resolve(c.raw)
+			if got.Kind != c.kind || got.Name != c.want || got.Unresolved != "" {
+				t.Errorf("Resolve(%+v) = %+v, want %s %q", c.raw, got, c.kind, c.want)
+			}
+		})
+	}
+	bogus := r.Resolve(Raw{AttachType: atFentry, BTFID: 1 << 30})
+	if bogus.Kind != KindTracing || bogus.Name != "" || bogus.Unresolved == "" {
+		t.Errorf("an id the BTF lacks: %+v, want unnamed with the reason", bogus)
+	}
 }

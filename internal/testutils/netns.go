@@ -3,7 +3,6 @@
 package testutils
 
 import (
-	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/nsthread"
+	"github.com/ebpf-sentry/ebpf-sentry/internal/rtnl"
 )
 
 var netnsSeq atomic.Int32
@@ -65,20 +65,20 @@ func (n *Netns) AddVeth(t testing.TB, name string, index int) {
 	t.Helper()
 	err := n.Do(func() error {
 		peer := make([]byte, unix.SizeofIfInfomsg)
-		peer = append(peer, nlAttr(unix.IFLA_IFNAME, append([]byte(name+"p"), 0))...)
-		info := nlAttr(unix.IFLA_INFO_KIND, []byte("veth\x00"))
-		info = append(info, nlAttr(unix.IFLA_INFO_DATA|unix.NLA_F_NESTED, nlAttr(1 /* VETH_INFO_PEER */, peer))...)
-		body := ifinfo(int32(index), 0, 0)
-		body = append(body, nlAttr(unix.IFLA_IFNAME, append([]byte(name), 0))...)
-		body = append(body, nlAttr(unix.IFLA_LINKINFO|unix.NLA_F_NESTED, info)...)
-		if err := rtnl(body, unix.NLM_F_CREATE|unix.NLM_F_EXCL); err != nil {
+		peer = append(peer, rtnl.Attr(unix.IFLA_IFNAME, append([]byte(name+"p"), 0))...)
+		info := rtnl.Attr(unix.IFLA_INFO_KIND, []byte("veth\x00"))
+		info = append(info, rtnl.Attr(unix.IFLA_INFO_DATA|unix.NLA_F_NESTED, rtnl.Attr(1 /* VETH_INFO_PEER */, peer))...)
+		body := rtnl.IfInfo(int32(index), 0, 0)
+		body = append(body, rtnl.Attr(unix.IFLA_IFNAME, append([]byte(name), 0))...)
+		body = append(body, rtnl.Attr(unix.IFLA_LINKINFO|unix.NLA_F_NESTED, info)...)
+		if err := rtnl.NewLink(body, unix.NLM_F_CREATE|unix.NLM_F_EXCL); err != nil {
 			return fmt.Errorf("veth %s: %w", name, err)
 		}
 		ifc, err := ifindexOf(name)
 		if err != nil {
 			return err
 		}
-		if err := rtnl(ifinfo(ifc, unix.IFF_UP, unix.IFF_UP), 0); err != nil {
+		if err := rtnl.NewLink(rtnl.IfInfo(ifc, unix.IFF_UP, unix.IFF_UP), 0); err != nil {
 			return fmt.Errorf("set %s up: %w", name, err)
 		}
 		return nil
@@ -109,51 +109,4 @@ func ifindexOf(name string) (int32, error) {
 		return 0, fmt.Errorf("ifindex of %s: %w", name, err)
 	}
 	return int32(ifr.Uint32()), nil
-}
-
-func ifinfo(index int32, flags, change uint32) []byte {
-	b := make([]byte, unix.SizeofIfInfomsg)
-	binary.NativeEndian.PutUint32(b[4:], uint32(index))
-	binary.NativeEndian.PutUint32(b[8:], flags)
-	binary.NativeEndian.PutUint32(b[12:], change)
-	return b
-}
-
-func nlAttr(typ uint16, payload []byte) []byte {
-	l := 4 + len(payload)
-	b := make([]byte, (l+3)&^3)
-	binary.NativeEndian.PutUint16(b[0:], uint16(l))
-	binary.NativeEndian.PutUint16(b[2:], typ)
-	copy(b[4:], payload)
-	return b
-}
-
-// rtnl sends one RTM_NEWLINK on this thread's namespace and waits for its ack.
-func rtnl(body []byte, flags uint16) error {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	msg := make([]byte, unix.SizeofNlMsghdr, unix.SizeofNlMsghdr+len(body))
-	msg = append(msg, body...)
-	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
-	binary.NativeEndian.PutUint16(msg[4:], unix.RTM_NEWLINK)
-	binary.NativeEndian.PutUint16(msg[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK|flags)
-	binary.NativeEndian.PutUint32(msg[8:], 1)
-	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return err
-	}
-	buf := make([]byte, 4096)
-	n, _, err := unix.Recvfrom(fd, buf, 0)
-	if err != nil {
-		return err
-	}
-	if n < unix.SizeofNlMsghdr+4 || binary.NativeEndian.Uint16(buf[4:]) != unix.NLMSG_ERROR {
-		return fmt.Errorf("unexpected netlink answer (%d bytes)", n)
-	}
-	if e := int32(binary.NativeEndian.Uint32(buf[unix.SizeofNlMsghdr:])); e != 0 {
-		return unix.Errno(-e)
-	}
-	return nil
 }
