@@ -281,3 +281,17 @@ func TestLostHeaderLeavesUIDUnknownNotRoot(t *testing.T) {
 		t.Fatalf("a known root loader lost its uid: %s", b)
 	}
 }
+
+// The raw form's encoder gives what base64.StdEncoding.EncodeToString gives,
+// padding included, at every length.
+func TestBase64StringIsStdEncoding(t *testing.T) {
+	raw := make([]byte, 40_000)
+	for i := range raw {
+		raw[i] = byte(i*7 + i>>8)
+	}
+	for _, n := range []int{0, 1, 2, 3, 4, 8, 767, 768, 769, 1024, 8 * 4096, len(raw)} {
+		if got, want := base64String(raw[:n]), base64.StdEncoding.EncodeToString(raw[:n]); got != want {
+			t.Errorf("%d bytes: %.40q…, want %.40q…", n, got, want)
+		}
+	}
+}
