@@ -4,6 +4,7 @@ package main
 
 import (
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -54,7 +55,8 @@ func cpuTime(b *testing.B) time.Duration {
 // --event-insn-max), so the two compare in the same run. Besides ns/op
 // and allocs/op it reports cpu-us/event: the process's user + system CPU
 // per event, every goroutine included (the figure that competes with a
-// loader on a small host).
+// loader on a small host), and file-bytes/event: what the file sink wrote
+// per event (the file is not rotated at these sizes).
 //
 //	go test -run '^$' -bench HandleEvent -benchmem ./cmd/ebpf-sentry
 func BenchmarkHandleEvent(b *testing.B) {
@@ -77,7 +79,8 @@ func benchHandleEvent(b *testing.B, set *rules.Set, n int, mode output.InsnMode)
 	}
 	of := &outputFlags{opts: output.DefaultOptions()}
 	of.opts.Insns = string(mode)
-	of.opts.Outputs = []string{"file:" + filepath.Join(b.TempDir(), "events.json")}
+	path := filepath.Join(b.TempDir(), "events.json")
+	of.opts.Outputs = []string{"file:" + path}
 	of.opts.LossInterval = -1
 	tel, err := of.start(slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -98,6 +101,11 @@ func benchHandleEvent(b *testing.B, set *rules.Set, n int, mode output.InsnMode)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-us/event")
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(fi.Size())/float64(b.N), "file-bytes/event")
 }
 
 // Once started the agent runs on half the CPUs (at least one) unless told
