@@ -236,8 +236,8 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 }
 
 // progPage renders the report of the program of a remembered prog_load
-// event, from the raw instructions the event carries (--event-insns raw or
-// both).
+// event, from the raw instructions the event carries (--event-insns auto,
+// the default, raw or both).
 func (s *Server) progPage(w http.ResponseWriter, r *http.Request) {
 	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
 	if err != nil {

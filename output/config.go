@@ -45,7 +45,7 @@ type Options struct {
 	WebhookTimeout              time.Duration
 	WebhookMaxBody              int // bytes per POST; 0: 4 MiB
 	LossInterval                time.Duration
-	Insns                       string // none|text|raw|both
+	Insns                       string // auto|none|text|raw|both
 	InsnMax                     int
 	Format                      string // json | ecs
 	// NATS holds the JetStream settings of nats:// outputs (URLs and
@@ -66,7 +66,7 @@ func DefaultOptions() Options {
 		WebhookLinger:  time.Second,
 		WebhookTimeout: 10 * time.Second,
 		LossInterval:   10 * time.Second,
-		Insns:          string(InsnModeText),
+		Insns:          string(InsnModeAuto),
 		InsnMax:        DefaultInsnMax,
 		Format:         "json",
 		NATS: NATSOptions{

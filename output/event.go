@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -230,15 +231,59 @@ const (
 	InsnModeText InsnMode = "text"
 	InsnModeRaw  InsnMode = "raw"
 	InsnModeBoth InsnMode = "both"
+	// InsnModeAuto: both forms for a load a person will read (Flagged),
+	// raw only for the others. Text costs the agent most of its work per
+	// load and the sinks most of the bytes; raw is cheap, complete up to
+	// the cap, and renders again later (inspect --event, the console).
+	InsnModeAuto InsnMode = "auto"
 )
 
 // ParseInsnMode checks an --event-insns value.
 func ParseInsnMode(s string) (InsnMode, error) {
 	switch m := InsnMode(s); m {
-	case InsnModeNone, InsnModeText, InsnModeRaw, InsnModeBoth:
+	case InsnModeNone, InsnModeText, InsnModeRaw, InsnModeBoth, InsnModeAuto:
 		return m, nil
 	}
-	return "", fmt.Errorf("instructions mode %q: want none, text, raw or both", s)
+	return "", fmt.Errorf("instructions mode %q: want auto, none, text, raw or both", s)
+}
+
+// Forms says which forms of the instructions an event built from in
+// carries under these options.
+func (o InsnOptions) Forms(in ProgLoad) (text, raw bool) {
+	switch o.Mode {
+	case InsnModeText:
+		return true, false
+	case InsnModeRaw:
+		return false, true
+	case InsnModeBoth:
+		return true, true
+	case InsnModeAuto:
+		return Flagged(in), true
+	}
+	return false, false
+}
+
+// Flagged reports whether a load is one a person should read, not only
+// count: no rules judged it, a rule matched it, its verdict is anything but
+// allow (alert, block, unknown), the sentry acted on the loader, the loaded
+// program is not the judged one, or the sensor did not capture or judge it
+// whole. InsnModeAuto puts the disassembly text in these events only.
+func Flagged(in ProgLoad) bool {
+	v := in.Verdict
+	if v == nil || len(v.Rules) > 0 || (v.Action != "allow" && v.Action != "none" && v.Action != "") {
+		return true
+	}
+	switch in.Outcome.Result {
+	case ResultKilled, ResultDenied, ResultCorrupted:
+		return true
+	}
+	if in.Outcome.JudgedCopyDiffers || in.Outcome.KilledByOther || in.Incomplete {
+		return true
+	}
+	if p := in.Program; p != nil && (p.Truncated || uint64(len(p.Insns)/8) < uint64(p.InsnCnt) || (p.Loader != nil && len(p.Loader.Unknown) > 0)) {
+		return true
+	}
+	return false
 }
 
 // Instructions carries the program's instructions, possibly capped. A capped
@@ -292,6 +337,10 @@ type ProgLoad struct {
 	Cgroup string
 	// InsnHash is the fingerprint the kernel-side walk computed (0: none).
 	InsnHash uint64
+	// Incomplete: the sensor did not capture or judge this load whole (a
+	// record lost, the loader's memory unreadable, a chunk hash mismatch).
+	// It makes the load Flagged; the event's own fields say what is missing.
+	Incomplete bool
 }
 
 // NewProgLoad builds a prog_load event. It copies and escapes everything, so
@@ -354,7 +403,8 @@ func NewProgLoad(in ProgLoad, opt InsnOptions) *Event {
 	if in.Verdict != nil {
 		ev.Verdict = copyVerdict(in.Verdict)
 	}
-	ev.Instructions = newInstructions(p.Insns, in.Disasm, max(in.DisasmTotal, len(in.Disasm)), opt)
+	text, raw := opt.Forms(in)
+	ev.Instructions = newInstructions(p.Insns, in.Disasm, max(in.DisasmTotal, len(in.Disasm)), text, raw, opt.Max)
 	ev.Provenance = newProvenance(p.Provenance)
 	return ev
 }
@@ -410,19 +460,18 @@ func copyVerdict(v *Verdict) *Verdict {
 	return c
 }
 
-func newInstructions(raw []byte, disasm []string, disasmTotal int, opt InsnOptions) *Instructions {
-	mode := opt.Mode
-	if mode == "" || mode == InsnModeNone {
+func newInstructions(raw []byte, disasm []string, disasmTotal int, withText, withRaw bool, maxPerForm int) *Instructions {
+	if !withText && !withRaw {
 		return nil
 	}
 	capAt := func(total int) int {
-		if opt.Max > 0 && total > opt.Max {
-			return opt.Max
+		if maxPerForm > 0 && total > maxPerForm {
+			return maxPerForm
 		}
 		return total
 	}
 	ins := &Instructions{}
-	if mode == InsnModeText || mode == InsnModeBoth {
+	if withText {
 		n := min(capAt(disasmTotal), len(disasm))
 		// The event keeps the caller's lines unless one needs escaping
 		// (ProgLoad.Disasm belongs to the event once given): no copy of
@@ -443,13 +492,26 @@ func newInstructions(raw []byte, disasm []string, disasmTotal int, opt InsnOptio
 		ins.Text = t
 		ins.Truncated = ins.Truncated || n < disasmTotal
 	}
-	if mode == InsnModeRaw || mode == InsnModeBoth {
+	if withRaw {
 		total := len(raw) / 8
 		n := capAt(total)
-		ins.Raw = &InsnRaw{Base64: base64.StdEncoding.EncodeToString(raw[:n*8]), Shown: n, Total: total}
+		ins.Raw = &InsnRaw{Base64: base64String(raw[:n*8]), Shown: n, Total: total}
 		ins.Truncated = ins.Truncated || n < total
 	}
 	return ins
+}
+
+// base64String is base64.StdEncoding.EncodeToString with one allocation
+// instead of two: EncodeToString encodes into a slice and copies it into the
+// string, and raw is in every prog_load event under --event-insns auto
+// (11 KB of base64 at 1,000 instructions).
+func base64String(raw []byte) string {
+	var b strings.Builder
+	b.Grow(base64.StdEncoding.EncodedLen(len(raw)))
+	w := base64.NewEncoder(base64.StdEncoding, &b)
+	_, _ = w.Write(raw) // a strings.Builder never fails
+	_ = w.Close()
+	return b.String()
 }
 
 // Sensor describes the sensor in lifecycle events.

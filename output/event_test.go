@@ -137,6 +137,77 @@ func TestInstructionCaps(t *testing.T) {
 	}
 }
 
+// With --event-insns auto (the default) an event carries the disassembly
+// text only when a person will read it, and the raw instructions always.
+func TestAutoInsnsCarryTextOnlyForFlaggedLoads(t *testing.T) {
+	const slots = 6
+	allowed := func() ProgLoad {
+		return ProgLoad{Program: sampleProgram(slots), Disasm: disasmLines(slots),
+			Outcome: NewOutcome(ResultLoaded, 0), Verdict: &Verdict{Action: "allow"}}
+	}
+	tests := []struct {
+		name     string
+		edit     func(*ProgLoad)
+		wantText bool
+	}{
+		{"an allowed, whole load carries raw only", func(*ProgLoad) {}, false},
+		{"an allowed load the kernel refused carries raw only", func(in *ProgLoad) { in.Outcome = NewOutcome(ResultFailed, 22) }, false},
+		{"the rules engine's none is allow", func(in *ProgLoad) { in.Verdict.Action = "none" }, false},
+		{"an alert carries text", func(in *ProgLoad) {
+			in.Verdict = &Verdict{Action: "alert", Rules: []RuleMatch{{ID: "r", Action: "alert"}}}
+		}, true},
+		{"a block carries text", func(in *ProgLoad) {
+			in.Verdict = &Verdict{Action: "block", EnforcedBy: "signal", Rules: []RuleMatch{{ID: "r", Action: "block"}}}
+			in.Outcome = NewOutcome(ResultKilled, 0)
+		}, true},
+		{"a matched rule carries text whatever the action", func(in *ProgLoad) { in.Verdict.Rules = []RuleMatch{{ID: "r", Action: "alert"}} }, true},
+		{"an unknown verdict carries text", func(in *ProgLoad) { in.Verdict.Action = "unknown" }, true},
+		{"no verdict at all carries text", func(in *ProgLoad) { in.Verdict = nil }, true},
+		{"a loader killed by someone else carries text", func(in *ProgLoad) {
+			in.Outcome = NewOutcome(ResultKilled, 0)
+			in.Outcome.KilledByOther = true
+		}, true},
+		{"a denied load carries text", func(in *ProgLoad) { in.Outcome = NewOutcome(ResultDenied, 1) }, true},
+		{"a corrupted load carries text", func(in *ProgLoad) { in.Outcome = NewOutcome(ResultCorrupted, 0) }, true},
+		{"a loaded copy that differs from the judged one carries text", func(in *ProgLoad) { in.Outcome.JudgedCopyDiffers = true }, true},
+		{"an incomplete capture carries text", func(in *ProgLoad) { in.Incomplete = true }, true},
+		{"a truncated capture carries text", func(in *ProgLoad) { in.Program.InsnCnt = slots + 10 }, true},
+		{"a lost header carries text", func(in *ProgLoad) { in.Program.Loader.Unknown = []string{"uid", "gid"} }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := allowed()
+			tt.edit(&in)
+			if got := Flagged(in); got != tt.wantText {
+				t.Errorf("Flagged = %v, want %v", got, tt.wantText)
+			}
+			ins := NewProgLoad(in, InsnOptions{Mode: InsnModeAuto, Max: DefaultInsnMax}).Instructions
+			if ins == nil || ins.Raw == nil || ins.Raw.Shown != slots || ins.Raw.Total != slots {
+				t.Fatalf("raw form missing or short: %+v", ins)
+			}
+			if (ins.Text != nil) != tt.wantText {
+				t.Fatalf("text form present = %v, want %v", ins.Text != nil, tt.wantText)
+			}
+			if tt.wantText && (ins.Text.Shown != slots || ins.Text.Lines[slots-1] != "exit") {
+				t.Errorf("text = %+v, want all %d lines", ins.Text, slots)
+			}
+		})
+	}
+	// The explicit modes do not depend on the load.
+	for _, mode := range []InsnMode{InsnModeText, InsnModeRaw, InsnModeBoth, InsnModeNone} {
+		want := mode == InsnModeText || mode == InsnModeBoth
+		if text, _ := (InsnOptions{Mode: mode}).Forms(allowed()); text != want {
+			t.Errorf("mode %s on an allowed load: text %v, want %v", mode, text, want)
+		}
+	}
+	if m, err := ParseInsnMode("auto"); err != nil || m != InsnModeAuto {
+		t.Errorf(`ParseInsnMode("auto") = %q, %v`, m, err)
+	}
+	if d := DefaultOptions().Insns; d != string(InsnModeAuto) {
+		t.Errorf("default --event-insns %q, want auto", d)
+	}
+}
+
 func TestProgLoadNamesTypesAndErrno(t *testing.T) {
 	ev := NewProgLoad(ProgLoad{Program: sampleProgram(2), Outcome: NewOutcome(ResultDenied, 1)}, InsnOptions{})
 	b, _ := Marshal(ev)
@@ -208,5 +279,19 @@ func TestLostHeaderLeavesUIDUnknownNotRoot(t *testing.T) {
 	root := NewProgLoad(ProgLoad{Program: &program.Program{Loader: &program.Loader{PID: 1}}}, InsnOptions{})
 	if b, _ := Marshal(root); !strings.Contains(string(b), `"uid":0,"gid":0`) {
 		t.Fatalf("a known root loader lost its uid: %s", b)
+	}
+}
+
+// The raw form's encoder gives what base64.StdEncoding.EncodeToString gives,
+// padding included, at every length.
+func TestBase64StringIsStdEncoding(t *testing.T) {
+	raw := make([]byte, 40_000)
+	for i := range raw {
+		raw[i] = byte(i*7 + i>>8)
+	}
+	for _, n := range []int{0, 1, 2, 3, 4, 8, 767, 768, 769, 1024, 8 * 4096, len(raw)} {
+		if got, want := base64String(raw[:n]), base64.StdEncoding.EncodeToString(raw[:n]); got != want {
+			t.Errorf("%d bytes: %.40q…, want %.40q…", n, got, want)
+		}
 	}
 }

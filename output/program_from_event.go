@@ -17,7 +17,7 @@ func ProgramFromEvent(ev *Event) (*program.Program, error) {
 		return nil, errors.New("the event carries no program (only prog_load events do)")
 	}
 	if ev.Instructions == nil || ev.Instructions.Raw == nil {
-		return nil, errors.New("this event carries no raw instructions: run the sensor with --event-insns raw (or both) to keep them")
+		return nil, errors.New("this event carries no raw instructions: run the sensor with --event-insns auto (the default), raw or both to keep them")
 	}
 	raw, err := base64.StdEncoding.DecodeString(ev.Instructions.Raw.Base64)
 	if err != nil {

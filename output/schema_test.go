@@ -151,7 +151,10 @@ func everyEvent() map[string]*Event {
 		"a prog_load with text instructions only":                NewProgLoad(full, InsnOptions{Mode: InsnModeText}),
 		"a prog_load with raw instructions only":                 NewProgLoad(full, InsnOptions{Mode: InsnModeRaw}),
 		"a prog_load with nothing but a bare program":            NewProgLoad(ProgLoad{Program: &program.Program{}}, InsnOptions{}),
-		"a prog_load with no program at all":                     NewProgLoad(ProgLoad{}, InsnOptions{Mode: InsnModeBoth}),
+		"a blocked prog_load under the default auto mode":        NewProgLoad(full, InsnOptions{Mode: InsnModeAuto, Max: DefaultInsnMax}),
+		"an allowed prog_load under the default auto mode": NewProgLoad(ProgLoad{Time: full.Time, Program: sampleProgram(20), Report: sampleReport(),
+			Outcome: NewOutcome(ResultLoaded, 0), Verdict: &Verdict{Action: "allow"}, Disasm: disasmLines(20)}, InsnOptions{Mode: InsnModeAuto, Max: DefaultInsnMax}),
+		"a prog_load with no program at all": NewProgLoad(ProgLoad{}, InsnOptions{Mode: InsnModeBoth}),
 		"a prog_load of an unknown type that failed to load": NewProgLoad(ProgLoad{
 			Program: &program.Program{Name: "x", Type: 999, ExpectedAttachType: 999, InsnCnt: 4, Insns: make([]byte, 8), Truncated: true},
 			Outcome: NewOutcome(ResultFailed, 22), Verdict: &Verdict{},

@@ -4,6 +4,7 @@ package main
 
 import (
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -46,12 +47,16 @@ func cpuTime(b *testing.B) time.Duration {
 // BenchmarkHandleEvent is the agent's user-space work for one load after
 // the sensor delivered it, as `run` does it at its defaults with JSON
 // events to a file (BenchmarkAgent's configuration): decode, analysis,
-// the default rules, the event (text disassembly up to --event-insn-max),
-// its encoding, the hash chain and the file sink's write, which runs on
-// its own goroutine and is waited for before the clock stops. Besides
-// ns/op and allocs/op it reports cpu-us/event: the process's user +
-// system CPU per event, every goroutine included (the figure that
-// competes with a loader on a small host).
+// the default rules, the event, its encoding, the hash chain and the file
+// sink's write, which runs on its own goroutine and is waited for before
+// the clock stops. Each size runs twice: "auto" is the default
+// --event-insns (these loads are allowed, so raw instructions only), "text"
+// is --event-insns text (the default before auto: disassembly up to
+// --event-insn-max), so the two compare in the same run. Besides ns/op
+// and allocs/op it reports cpu-us/event: the process's user + system CPU
+// per event, every goroutine included (the figure that competes with a
+// loader on a small host), and file-bytes/event: what the file sink wrote
+// per event (the file is not rotated at these sizes).
 //
 //	go test -run '^$' -bench HandleEvent -benchmem ./cmd/ebpf-sentry
 func BenchmarkHandleEvent(b *testing.B) {
@@ -60,35 +65,47 @@ func BenchmarkHandleEvent(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, n := range []int{10, 1000, 10_000, 100_000} {
-		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			events := make([]*sensor.Event, 64)
-			for i := range events {
-				events[i] = benchEvent(n, uint64(i))
-			}
-			of := &outputFlags{opts: output.DefaultOptions()}
-			of.opts.Outputs = []string{"file:" + filepath.Join(b.TempDir(), "events.json")}
-			of.opts.LossInterval = -1
-			tel, err := of.start(slog.New(slog.DiscardHandler))
-			if err != nil {
-				b.Fatal(err)
-			}
-			o := &runOptions{format: "json", mode: "enforce"}
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu0 := cpuTime(b)
-			for i := 0; i < b.N; i++ {
-				ev := events[i%len(events)]
-				if err := handleEvent(nil, o, tel, set, ev, nil); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := tel.close(time.Minute); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-us/event")
-		})
+		for _, mode := range []output.InsnMode{output.InsnModeAuto, output.InsnModeText} {
+			b.Run(strconv.Itoa(n)+"/"+string(mode), func(b *testing.B) { benchHandleEvent(b, set, n, mode) })
+		}
 	}
+}
+
+// benchHandleEvent is one of BenchmarkHandleEvent's cases: n instructions, --event-insns mode.
+func benchHandleEvent(b *testing.B, set *rules.Set, n int, mode output.InsnMode) {
+	events := make([]*sensor.Event, 64)
+	for i := range events {
+		events[i] = benchEvent(n, uint64(i))
+	}
+	of := &outputFlags{opts: output.DefaultOptions()}
+	of.opts.Insns = string(mode)
+	path := filepath.Join(b.TempDir(), "events.json")
+	of.opts.Outputs = []string{"file:" + path}
+	of.opts.LossInterval = -1
+	tel, err := of.start(slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := &runOptions{format: "json", mode: "enforce"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime(b)
+	for i := 0; i < b.N; i++ {
+		ev := events[i%len(events)]
+		if err := handleEvent(nil, o, tel, set, ev, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tel.close(time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-us/event")
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(fi.Size())/float64(b.N), "file-bytes/event")
 }
 
 // Once started the agent runs on half the CPUs (at least one) unless told

@@ -66,7 +66,7 @@ with the size of the output.`,
 	f.StringVar(&o.prog, "prog", "", "only the program with this name (or this 0-based index)")
 	f.StringVar(&o.format, "format", "text", "output format: text|kernel|macro|json")
 	f.StringVar(&o.raw, "raw", "", "read a raw instruction dump from FILE (- for stdin) instead of an ELF object")
-	f.StringVar(&o.event, "event", "", "read saved prog_load events (JSON lines, as run writes them with --event-insns raw or both) from FILE (- for stdin): each event's program is analysed, judged and shown again")
+	f.StringVar(&o.event, "event", "", "read saved prog_load events (JSON lines, as run writes them by default, or with --event-insns raw or both) from FILE (- for stdin): each event's program is analysed, judged and shown again")
 	f.BoolVar(&o.xlated, "xlated", false, "the raw dump is the kernel's translated form (bpftool prog dump xlated): name calls through /proc/kallsyms")
 	addInspectGraphFormats(cmd)
 	f.BoolVar(&o.recursive, "recursive", false,

@@ -43,7 +43,7 @@ func addOutputFlags(f *pflag.FlagSet) *outputFlags {
 	f.IntVar(&o.opts.WebhookMaxBody, "webhook-max-body", 4<<20, "webhook: split batches so no POST exceeds this many bytes")
 	f.DurationVar(&o.opts.LossInterval, "loss-interval", d.LossInterval, "how often a loss event reports newly lost events")
 	f.StringVar(&o.opts.Format, "event-format", d.Format, "event shape: json (docs/event.schema.json) | ecs (Elastic Common Schema, docs/event-ecs.schema.json)")
-	f.StringVar(&o.opts.Insns, "event-insns", d.Insns, "instructions in prog_load events: none|text|raw|both")
+	f.StringVar(&o.opts.Insns, "event-insns", d.Insns, "instructions in prog_load events: auto (text and raw for loads a rule matched, not allowed, acted on or not captured whole; raw for the rest) | none | text | raw | both")
 	f.IntVar(&o.opts.InsnMax, "event-insn-max", d.InsnMax, "most instructions per form in an event (the event says when it was capped; 0: no cap)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464); empty: off")
 	addNATSFlags(f, &o.opts)

@@ -96,20 +96,21 @@ func progLoad(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, disasm []
 }
 
 // eventText is progLoad with the disassembly the event will carry and no
-// more: none unless --event-insns asks for text, and only the first
+// more: none unless the event carries text (--event-insns text or both, or
+// auto for a flagged load: output.Flagged), and only the first
 // --event-insn-max lines (rendering text is the largest per-load cost of a
-// big program: docs/PERFORMANCE.md).
+// program of a thousand instructions or more: docs/PERFORMANCE.md).
 func eventText(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, ins []insn.Instruction, opt output.InsnOptions) output.ProgLoad {
-	var lines []string
-	if opt.Mode == output.InsnModeText || opt.Mode == output.InsnModeBoth {
+	pl := progLoad(ev, rep, v, nil)
+	pl.Incomplete = !ev.Complete()
+	pl.DisasmTotal = len(ins)
+	if text, _ := opt.Forms(pl); text {
 		n := len(ins)
 		if opt.Max > 0 {
 			n = min(n, opt.Max)
 		}
-		lines = output.KernelText(nil, ins[:n])
+		pl.Disasm = output.KernelText(nil, ins[:n])
 	}
-	pl := progLoad(ev, rep, v, lines)
-	pl.DisasmTotal = len(ins)
 	return pl
 }
 
