@@ -160,7 +160,7 @@ func BenchmarkUnrelatedIoctl(b *testing.B) {
 	defer unix.Close(p[1])
 	// no bpf_stats while the clocks run: they add two clock reads to every
 	// program run (enabled below, for the programs' own time)
-	s, err := New(Config{Hook: HookTracepoint, Mode: ModeMonitor, RingBufferSize: 8 << 20, ioctlPairToo: true})
+	s, err := New(Config{Hook: HookTracepoint, Mode: ModeMonitor, RingBufferSize: 8 << 20, ioctlPairToo: true, IoctlHook: IoctlHookAlways})
 	if err != nil {
 		b.Fatal(err)
 	}
