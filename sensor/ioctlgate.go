@@ -105,12 +105,13 @@ type ioctlGate struct {
 	epfd  int
 	wake  int // eventfd: ends the pidfd loop
 
-	mu      sync.Mutex
-	holders map[uint32]*perfHolder
-	full    bool // a process was not followed: keep the hook until a scan finds all
-	stats   IoctlGateStats
-	closing bool // the agent stops: stopped callers are let go, nothing is followed
-	closed  bool
+	mu       sync.Mutex
+	holders  map[uint32]*perfHolder
+	full     bool // a process was not followed: keep the hook until a scan finds all
+	stats    IoctlGateStats
+	offSince uint64 // CLOCK_MONOTONIC ns when the hook last began to detach (0: never)
+	closing  bool   // the agent stops: stopped callers are let go, nothing is followed
+	closed   bool
 	// only, when set (tests, Config.ioctlGateOnly), limits the processes
 	// followed: on a shared host other processes' perf events would keep
 	// the hook attached. A caller out of it that was stopped is continued.
@@ -202,10 +203,13 @@ func (g *ioctlGate) detachLocked() {
 	if !g.stats.Attached {
 		return
 	}
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) // bpf_ktime_get_ns's clock
 	if err := g.writeControl(1, 0); err != nil {
 		g.s.log.Warn("ioctl hook: keep attached", "err", err)
 		return
 	}
+	g.offSince = uint64(ts.Nano())
 	if err := g.s.setIoctlOpen(false); err != nil {
 		g.s.log.Warn("ioctl hook: detach", "err", err)
 	}
@@ -307,7 +311,9 @@ func (g *ioctlGate) opened(r *sentrySentryPerfOpened) {
 	}
 	// the hook was off when the call returned (or went off meanwhile):
 	// whatever it attached since is found now that the hook is on
-	if r.State != uint32(sentrySentryPerfOpenedStateSENTRY_PERF_OPENED_HOOKED) || g.stats.Attaches > 0 {
+	// (a report that found the hook on, written after the agent began to
+	// detach it: the hook may have gone before the caller's ioctl)
+	if r.State != uint32(sentrySentryPerfOpenedStateSENTRY_PERF_OPENED_HOOKED) || g.offSince != 0 && r.KtimeNs >= g.offSince {
 		g.queryLocked(r.Pid, r.Fd, time.Now())
 	}
 }
