@@ -832,7 +832,9 @@ static __always_inline void perf_opened_report(__u64 pid_tgid, __s64 fd)
 		return;
 	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	if (cfg && is_self(cfg, pid_tgid >> 32, task))
+	/* by tgid alone: the agent attaches its own hooks (perf_event_open)
+	 * before its start time is learnt, and must never stop itself */
+	if (cfg && cfg->self_tgid == pid_tgid >> 32)
 		return;
 	int stop = !g->armed && cfg && cfg->mode == SENTRY_MODE_ENFORCE;
 	struct sentry_perf_opened *r = bpf_ringbuf_reserve(&perf_opened, sizeof(*r), 0);
