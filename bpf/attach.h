@@ -31,6 +31,7 @@
 #define PERF_IOC_SET_BPF 0x40042408 /* _IOW('$', 8, __u32) */
 #define PERF_TYPE_DYNAMIC 6          /* PERF_TYPE_MAX: kprobe and uprobe PMUs are above */
 #define PERF_TYPE_TP 2
+#define SIGSTOP_NR 19
 
 /* Commands of union bpf_attr this file reads (cmd numbers are uapi). */
 #define CMD_PROG_ATTACH 8
@@ -127,6 +128,27 @@ struct {
 	__type(key, __u64);
 	__type(value, struct sentry_perf_open);
 } perf_fds SEC(".maps");
+
+/* The on-demand ioctl hook's state (struct sentry_ioctl_gate): entry 0
+ * is user space's (on_demand, armed), entry 1 the kernel's counters, so
+ * that neither overwrites the other. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct sentry_ioctl_gate);
+} ioctl_gate SEC(".maps");
+
+/* perf_event_open results for the on-demand hook: a ring of its own, so a
+ * stopped caller never waits behind the load records' consumer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} perf_opened SEC(".maps");
+
+const struct sentry_ioctl_gate *unused_ioctl_gate __attribute__((unused));
+const struct sentry_perf_opened *unused_perf_opened __attribute__((unused));
+const enum sentry_perf_opened_state *unused_perf_opened_state __attribute__((unused));
 
 /* The record is built here and copied out whole: a full ring buffer drops
  * the report, never the verdict. */
@@ -796,11 +818,57 @@ int sentry_perf_open_enter(struct sys_enter_args_ctx *ctx)
 	return 0;
 }
 
+/* A new perf event fd, for the on-demand ioctl hook: reported to user
+ * space, which attaches the hook while the caller may hold the fd. In
+ * enforce mode, while the hook is not attached, the caller is stopped
+ * before it returns to user space (SIGSTOP, queued here, acts on the way
+ * out) and continued once the hook is on; a report the ring cannot take
+ * kills it instead (fail closed). The sensor's own opens (its tracepoint
+ * attaches) are not reported. */
+static __always_inline void perf_opened_report(__u64 pid_tgid, __s64 fd)
+{
+	__u32 zero = 0, one = 1;
+	struct sentry_ioctl_gate *g = bpf_map_lookup_elem(&ioctl_gate, &zero);
+	struct sentry_ioctl_gate *n = bpf_map_lookup_elem(&ioctl_gate, &one);
+	if (!g || !n || !g->on_demand)
+		return;
+	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	/* by tgid alone: the agent attaches its own hooks (perf_event_open)
+	 * before its start time is learnt, and must never stop itself */
+	if (cfg && cfg->self_tgid == pid_tgid >> 32)
+		return;
+	int stop = !g->armed && cfg && cfg->mode == SENTRY_MODE_ENFORCE;
+	struct sentry_perf_opened *r = bpf_ringbuf_reserve(&perf_opened, sizeof(*r), 0);
+	if (!r) {
+		__sync_fetch_and_add(&n->lost, 1);
+		if (stop)
+			bpf_send_signal(SIGKILL);
+		return;
+	}
+	r->pid = pid_tgid >> 32;
+	r->tid = (__u32)pid_tgid;
+	r->fd = fd;
+	r->state = g->armed ? SENTRY_PERF_OPENED_HOOKED : SENTRY_PERF_OPENED_UNSEEN;
+	r->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	r->ktime_ns = bpf_ktime_get_ns();
+	if (stop) {
+		if (bpf_send_signal(SIGSTOP_NR))
+			__sync_fetch_and_add(&n->stop_failed, 1);
+		else
+			r->state = SENTRY_PERF_OPENED_STOPPED;
+	}
+	__sync_fetch_and_add(&n->reported, 1);
+	bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP);
+}
+
 SEC("tracepoint/syscalls/sys_exit_perf_event_open")
 int sentry_perf_open_exit(struct sys_exit_bpf_ctx *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
+	if (ctx->ret >= 0)
+		perf_opened_report(pid_tgid, ctx->ret);
 	struct sentry_perf_open *po = bpf_map_lookup_elem(&perf_open_inflight, &tid);
 	if (!po)
 		return 0;

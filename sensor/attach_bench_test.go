@@ -130,6 +130,11 @@ func BenchmarkAttach(b *testing.B) {
 // alike:
 //
 //   - off: no program on ioctl;
+//   - on-demand-no-perf-fds: what the on-demand hook (the default) attaches
+//     on ioctl in monitor mode while no process holds a perf event fd
+//     without a program, from the sensor's plan and arming rule (nothing:
+//     it measures as off, which the same-run ratio shows within noise);
+//   - on-demand-perf-fd-held: the same while one does (the exit program);
 //   - exit: the shipped monitor-mode hook, sys_exit_ioctl alone;
 //   - enforce: the shipped enforce-mode hooks, sys_enter_ioctl + sys_exit_ioctl;
 //   - pair: the old hook in every mode, sys_enter_ioctl + the exit that
@@ -160,7 +165,7 @@ func BenchmarkUnrelatedIoctl(b *testing.B) {
 	defer unix.Close(p[1])
 	// no bpf_stats while the clocks run: they add two clock reads to every
 	// program run (enabled below, for the programs' own time)
-	s, err := New(Config{Hook: HookTracepoint, Mode: ModeMonitor, RingBufferSize: 8 << 20, ioctlPairToo: true})
+	s, err := New(Config{Hook: HookTracepoint, Mode: ModeMonitor, RingBufferSize: 8 << 20, ioctlPairToo: true, IoctlHook: IoctlHookAlways})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -188,11 +193,35 @@ func BenchmarkUnrelatedIoctl(b *testing.B) {
 		h.all = append(h.all, fp)
 	}
 	floorEnter, floorExit := floors["sys_enter_ioctl"], floors["sys_exit_ioctl"]
+	// what the on-demand hook attaches on ioctl in monitor mode, from the
+	// sensor's own plan and arming rule: with the gate closed (no process
+	// holds a perf fd) and open
+	onDemand := func(open bool) []*ioctlProg {
+		var out []*ioctlProg
+		cfg := s.cfg
+		cfg.IoctlHook = IoctlHookOnDemand
+		for _, p := range attachPlan(s.hook, cfg) {
+			if !p.onDemand || !armWanted(p, ModeMonitor, open) {
+				continue
+			}
+			switch p.name {
+			case h.exit.name:
+				out = append(out, h.exit)
+			case h.enter.name:
+				out = append(out, h.enter)
+			default:
+				b.Fatalf("on-demand plan: %s has no setup here", p.name)
+			}
+		}
+		return out
+	}
 	setups := []struct {
 		name  string
 		progs []*ioctlProg
 	}{
 		{"off", nil},
+		{"on-demand-no-perf-fds", onDemand(false)},
+		{"on-demand-perf-fd-held", onDemand(true)},
 		{"exit", []*ioctlProg{h.exit}},
 		{"enforce", []*ioctlProg{h.enter, h.exit}},
 		{"pair", []*ioctlProg{h.enter, h.paired}},
@@ -201,7 +230,7 @@ func BenchmarkUnrelatedIoctl(b *testing.B) {
 		{"trivial-enter", []*ioctlProg{floorEnter}},
 		{"trivial-exit", []*ioctlProg{floorExit}},
 	}
-	b.Run("setups=off,exit,enforce,pair,enter-alone,old-exit-alone,trivial-enter,trivial-exit", func(b *testing.B) {
+	b.Run("setups=off,on-demand-no-perf-fds,on-demand-perf-fd-held,exit,enforce,pair,enter-alone,old-exit-alone,trivial-enter,trivial-exit", func(b *testing.B) {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		const chunk = 1000

@@ -128,6 +128,12 @@ type AttachEvent struct {
 	ViaToken bool           `json:"via_token,omitempty"`
 	Token    *program.Token `json:"token,omitempty"`
 
+	// AfterTheFact: a PERF_EVENT_IOC_SET_BPF made while the on-demand
+	// ioctl hook was not attached yet (between the caller's
+	// perf_event_open and the hook), found by BPF_TASK_FD_QUERY once it
+	// was: no entry record, no kernel verdict, result attached.
+	AfterTheFact bool `json:"after_the_fact,omitempty"`
+
 	// Undo: a blocked BPF_PROG_ATTACH the kernel completed (the syscall
 	// hooks kill at entry, the call still runs) and what the agent did to
 	// take it off again.
@@ -429,6 +435,7 @@ type attachProgram struct {
 	event    string
 	required bool // the sensor's view of attaches depends on it (reported in the note)
 	arm      armMode
+	onDemand bool // on ioctl with the on-demand hook: attached only while the gate is open (ioctlgate.go)
 }
 
 // armMode says when an attach program is attached.
@@ -480,6 +487,13 @@ func attachPlan(hook Hook, cfg Config) []attachProgram {
 			attachProgram{name: sentryProgSentryLsmAttachGate, required: true},
 			attachProgram{name: sentryProgSentryLsmIoctlGate, required: true, arm: armEnforce}) // every ioctl: only while a block can be due
 	}
+	if cfg.IoctlHook == IoctlHookOnDemand {
+		for i, p := range plan {
+			if p.event == "sys_enter_ioctl" || p.event == "sys_exit_ioctl" || p.name == sentryProgSentryLsmIoctlGate {
+				plan[i].onDemand = true
+			}
+		}
+	}
 	return plan
 }
 
@@ -508,15 +522,20 @@ func (s *Sensor) startAttachPrograms(loaded *optionalPrograms, scan *attachCfgSc
 	if err != nil {
 		s.log.Warn("attach monitoring: no file_operations addresses (fds are trusted as the caller names them)", "err", err)
 	}
+	s.armMu.Lock()
+	s.armMode = s.cfg.Mode
+	s.armMu.Unlock()
 	var missing []string
+	perfOpenExit := false
 	for _, p := range attachPlan(s.hook, s.cfg) {
 		coll, err := loaded.take(p.name)
 		if coll == nil && errors.Is(err, errNotInObject) {
 			continue
 		}
 		if coll != nil {
-			if p.arm == armAlways {
+			if p.arm == armAlways && !p.onDemand {
 				err = s.startAttachProgram(coll, p)
+				perfOpenExit = perfOpenExit || err == nil && p.name == sentryProgSentryPerfOpenExit
 			} else {
 				err = s.addArmable(coll, p)
 			}
@@ -526,6 +545,20 @@ func (s *Sensor) startAttachPrograms(loaded *optionalPrograms, scan *attachCfgSc
 			if p.required {
 				missing = append(missing, fmt.Sprintf("%s: %v", p.name, err))
 			}
+		}
+	}
+	if s.cfg.IoctlHook == IoctlHookOnDemand {
+		err := errors.New("sys_exit_perf_event_open program not attached")
+		if perfOpenExit {
+			err = s.startIoctlGate()
+		}
+		if err != nil {
+			// without the perf_event_open reports, only always is sound
+			s.log.Warn("ioctl hook: on-demand unavailable, attached always", "err", err)
+			s.cfg.IoctlHook = IoctlHookAlways
+			s.armMu.Lock()
+			s.ioctlOpen = true
+			s.armMu.Unlock()
 		}
 	}
 	if err := s.armFor(s.cfg.Mode); err != nil {
@@ -585,6 +618,21 @@ func (s *Sensor) addArmable(coll *ebpf.Collection, p attachProgram) error {
 func (s *Sensor) armFor(m Mode) error {
 	s.armMu.Lock()
 	defer s.armMu.Unlock()
+	s.armMode = m
+	return s.armLocked()
+}
+
+// setIoctlOpen opens or closes the on-demand ioctl gate: its programs (as
+// the mode wants them) are attached while it is open.
+func (s *Sensor) setIoctlOpen(open bool) error {
+	s.armMu.Lock()
+	defer s.armMu.Unlock()
+	s.ioctlOpen = open
+	return s.armLocked()
+}
+
+func (s *Sensor) armLocked() error {
+	m := s.armMode
 	var errs []error
 	order := make([]*armable, 0, len(s.armable))
 	for _, a := range s.armable {
@@ -595,23 +643,27 @@ func (s *Sensor) armFor(m Mode) error {
 		}
 	}
 	for _, a := range order {
-		if a.p.arm != armEnforce {
-			continue
-		}
+		want := armWanted(a.p, m, s.ioctlOpen)
 		switch {
-		case m == ModeEnforce && a.l == nil:
+		case want && a.l == nil:
 			l, err := attachOne(a.prog, a.p)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("attach %s: %w", a.p.name, err))
 				continue
 			}
 			a.l = l
-		case m != ModeEnforce && a.l != nil:
+		case !want && a.l != nil:
 			a.l.Close()
 			a.l = nil
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// armWanted says whether armable program p is attached in mode m with the
+// on-demand ioctl gate open or not.
+func armWanted(p attachProgram, m Mode, open bool) bool {
+	return p.arm != armNever && (p.arm != armEnforce || m == ModeEnforce) && (!p.onDemand || open)
 }
 
 // armedLinks are the armable programs' links now attached.

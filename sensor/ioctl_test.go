@@ -18,7 +18,7 @@ import (
 // seen as the same command.
 func TestIoctlAttachIsReportedByTheExitAloneInMonitorMode(t *testing.T) {
 	testutils.SkipOnOldKernel(t, "5.15", "the exit program reads the caller's registers with bpf_task_pt_regs (5.10 keeps the entry program always)")
-	s := startSensor(t, Config{Mode: ModeMonitor})
+	s := startSensor(t, Config{Mode: ModeMonitor, IoctlHook: IoctlHookAlways})
 	if s.AttachCoverage() != "all" {
 		t.Fatalf("attach monitoring: %s", s.AttachCoverage())
 	}

@@ -102,6 +102,11 @@ type Config struct {
 	// kernels without the BPF LSM, they are only reported (AccessAttempts).
 	GuardSignals bool
 
+	// IoctlHook says when the programs on ioctl are attached: always, or
+	// on demand (while a perf event fd may be used for an attach; the
+	// default where OnDemandIoctlSupport says the kernel can).
+	IoctlHook IoctlHook
+
 	// staged: New returns once the sensor judges loads (NewStaged).
 	staged bool
 	// sequentialStart loads the programs one after the other and the
@@ -112,6 +117,9 @@ type Config struct {
 	// with an entry program on every ioctl), unattached: the same-run
 	// baseline of BenchmarkUnrelatedIoctl.
 	ioctlPairToo bool
+	// ioctlGateOnly limits the processes the on-demand ioctl gate follows
+	// (tests on a shared host; ioctlgate.go).
+	ioctlGateOnly func(pid uint32) bool
 }
 
 // OnError is the policy for loads that cannot be judged.
@@ -198,6 +206,9 @@ type Sensor struct {
 	attachProgs   []attachProgram // what attachLinks[i] attaches (benchmarks toggle the ioctl hook)
 	armMu         sync.Mutex
 	armable       map[string]*armable // attach programs attached only while needed (the ioctl entry)
+	armMode       Mode                // the mode armable programs are attached for
+	ioctlOpen     bool                // the on-demand ioctl gate is open (armable programs on ioctl attach)
+	ioctlGate     *ioctlGate          // nil: the ioctl hook is always on (IoctlHookAlways)
 	allowSpec     *ebpf.MapSpec       // the allowlist's inner map (allowlist.go)
 	allowN        int
 
@@ -274,6 +285,21 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	switch cfg.IoctlHook {
+	case "":
+		cfg.IoctlHook = IoctlHookOnDemand
+		if err := OnDemandIoctlSupport(); err != nil {
+			cfg.Logger.Debug("ioctl hook: always (on-demand unavailable)", "err", err)
+			cfg.IoctlHook = IoctlHookAlways
+		}
+	case IoctlHookAlways:
+	case IoctlHookOnDemand:
+		if err := OnDemandIoctlSupport(); err != nil {
+			return nil, fmt.Errorf("%w: --ioctl-hook %s: %v", ErrNoHook, IoctlHookOnDemand, err)
+		}
+	default:
+		return nil, fmt.Errorf("ioctl hook %q: want %s or %s", cfg.IoctlHook, IoctlHookAlways, IoctlHookOnDemand)
 	}
 	switch cfg.OnError {
 	case "", OnErrorBlock, OnErrorAllow:
@@ -609,6 +635,11 @@ func (s *Sensor) Close() error {
 		l.Close()
 	}
 	s.links, s.attachLinks = nil, nil
+	if s.ioctlGate != nil {
+		// after the perf_event_open programs are off: lets go every
+		// caller they stopped
+		s.ioctlGate.close()
+	}
 	s.disarmAll()
 	time.Sleep(50 * time.Millisecond)
 	s.drain()
@@ -637,6 +668,9 @@ func (s *Sensor) teardown(keepPins bool) {
 	}
 	for _, l := range s.attachLinks {
 		l.Close()
+	}
+	if s.ioctlGate != nil {
+		s.ioctlGate.close()
 	}
 	s.disarmAll()
 	for _, c := range s.attachColls {

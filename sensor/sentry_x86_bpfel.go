@@ -431,6 +431,15 @@ type sentrySentryHeader struct {
 	Exe                [512]int8
 }
 
+type sentrySentryIoctlGate struct {
+	_          structs.HostLayout
+	OnDemand   uint32
+	Armed      uint32
+	Reported   uint64
+	Lost       uint64
+	StopFailed uint64
+}
+
 type sentrySentryKattr uint32
 
 const (
@@ -538,6 +547,24 @@ type sentrySentryPerfOpen struct {
 	Config2 uint64
 	Name    [256]int8
 }
+
+type sentrySentryPerfOpened struct {
+	_       structs.HostLayout
+	Pid     uint32
+	Tid     uint32
+	Fd      int32
+	State   uint32
+	StartNs uint64
+	KtimeNs uint64
+}
+
+type sentrySentryPerfOpenedState uint32
+
+const (
+	sentrySentryPerfOpenedStateSENTRY_PERF_OPENED_HOOKED  sentrySentryPerfOpenedState = 0
+	sentrySentryPerfOpenedStateSENTRY_PERF_OPENED_STOPPED sentrySentryPerfOpenedState = 1
+	sentrySentryPerfOpenedStateSENTRY_PERF_OPENED_UNSEEN  sentrySentryPerfOpenedState = 2
+)
 
 type sentrySentryPrefaultCtx struct {
 	_     structs.HostLayout
@@ -729,6 +756,7 @@ const (
 	sentryMapGroupTaskScratch         = "group_task_scratch"
 	sentryMapGroupWrites              = "group_writes"
 	sentryMapInflight                 = "inflight"
+	sentryMapIoctlGate                = "ioctl_gate"
 	sentryMapLoadAttempts             = "load_attempts"
 	sentryMapLoadSeq                  = "load_seq"
 	sentryMapLoaderRate               = "loader_rate"
@@ -739,6 +767,7 @@ const (
 	sentryMapPerfFds                  = "perf_fds"
 	sentryMapPerfOpenInflight         = "perf_open_inflight"
 	sentryMapPerfOpenScratch          = "perf_open_scratch"
+	sentryMapPerfOpened               = "perf_opened"
 	sentryMapResultScratch            = "result_scratch"
 	sentryMapRingWake                 = "ring_wake"
 	sentryMapRules                    = "rules"
@@ -798,6 +827,7 @@ const (
 	sentryVarUnusedGroupCalib         = "unused_group_calib"
 	sentryVarUnusedGroupKey           = "unused_group_key"
 	sentryVarUnusedHeader             = "unused_header"
+	sentryVarUnusedIoctlGate          = "unused_ioctl_gate"
 	sentryVarUnusedKattr              = "unused_kattr"
 	sentryVarUnusedKind               = "unused_kind"
 	sentryVarUnusedLock               = "unused_lock"
@@ -806,6 +836,8 @@ const (
 	sentryVarUnusedMode               = "unused_mode"
 	sentryVarUnusedObj                = "unused_obj"
 	sentryVarUnusedOnError            = "unused_on_error"
+	sentryVarUnusedPerfOpened         = "unused_perf_opened"
+	sentryVarUnusedPerfOpenedState    = "unused_perf_opened_state"
 	sentryVarUnusedProgArrayRec       = "unused_prog_array_rec"
 	sentryVarUnusedTamper             = "unused_tamper"
 	sentryVarUnusedVerdict            = "unused_verdict"
@@ -922,6 +954,7 @@ type sentryMapSpecs struct {
 	GroupTaskScratch  *ebpf.MapSpec `ebpf:"group_task_scratch"`
 	GroupWrites       *ebpf.MapSpec `ebpf:"group_writes"`
 	Inflight          *ebpf.MapSpec `ebpf:"inflight"`
+	IoctlGate         *ebpf.MapSpec `ebpf:"ioctl_gate"`
 	LoadAttempts      *ebpf.MapSpec `ebpf:"load_attempts"`
 	LoadSeq           *ebpf.MapSpec `ebpf:"load_seq"`
 	LoaderRate        *ebpf.MapSpec `ebpf:"loader_rate"`
@@ -932,6 +965,7 @@ type sentryMapSpecs struct {
 	PerfFds           *ebpf.MapSpec `ebpf:"perf_fds"`
 	PerfOpenInflight  *ebpf.MapSpec `ebpf:"perf_open_inflight"`
 	PerfOpenScratch   *ebpf.MapSpec `ebpf:"perf_open_scratch"`
+	PerfOpened        *ebpf.MapSpec `ebpf:"perf_opened"`
 	ResultScratch     *ebpf.MapSpec `ebpf:"result_scratch"`
 	RingWake          *ebpf.MapSpec `ebpf:"ring_wake"`
 	Rules             *ebpf.MapSpec `ebpf:"rules"`
@@ -946,33 +980,36 @@ type sentryMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryVariableSpecs struct {
-	UnusedAction        *ebpf.VariableSpec `ebpf:"unused_action"`
-	UnusedAttach        *ebpf.VariableSpec `ebpf:"unused_attach"`
-	UnusedAttachCfg     *ebpf.VariableSpec `ebpf:"unused_attach_cfg"`
-	UnusedAttachExit    *ebpf.VariableSpec `ebpf:"unused_attach_exit"`
-	UnusedAttachFrom    *ebpf.VariableSpec `ebpf:"unused_attach_from"`
-	UnusedAttachKey     *ebpf.VariableSpec `ebpf:"unused_attach_key"`
-	UnusedAttachKeyKind *ebpf.VariableSpec `ebpf:"unused_attach_key_kind"`
-	UnusedAttachOp      *ebpf.VariableSpec `ebpf:"unused_attach_op"`
-	UnusedAttachRecKind *ebpf.VariableSpec `ebpf:"unused_attach_rec_kind"`
-	UnusedChunk         *ebpf.VariableSpec `ebpf:"unused_chunk"`
-	UnusedExit          *ebpf.VariableSpec `ebpf:"unused_exit"`
-	UnusedGroupAcc      *ebpf.VariableSpec `ebpf:"unused_group_acc"`
-	UnusedGroupCalib    *ebpf.VariableSpec `ebpf:"unused_group_calib"`
-	UnusedGroupKey      *ebpf.VariableSpec `ebpf:"unused_group_key"`
-	UnusedHeader        *ebpf.VariableSpec `ebpf:"unused_header"`
-	UnusedKattr         *ebpf.VariableSpec `ebpf:"unused_kattr"`
-	UnusedKind          *ebpf.VariableSpec `ebpf:"unused_kind"`
-	UnusedLock          *ebpf.VariableSpec `ebpf:"unused_lock"`
-	UnusedLoss          *ebpf.VariableSpec `ebpf:"unused_loss"`
-	UnusedMapCreate     *ebpf.VariableSpec `ebpf:"unused_map_create"`
-	UnusedMode          *ebpf.VariableSpec `ebpf:"unused_mode"`
-	UnusedObj           *ebpf.VariableSpec `ebpf:"unused_obj"`
-	UnusedOnError       *ebpf.VariableSpec `ebpf:"unused_on_error"`
-	UnusedProgArrayRec  *ebpf.VariableSpec `ebpf:"unused_prog_array_rec"`
-	UnusedTamper        *ebpf.VariableSpec `ebpf:"unused_tamper"`
-	UnusedVerdict       *ebpf.VariableSpec `ebpf:"unused_verdict"`
-	UnusedVerdictEnum   *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
+	UnusedAction          *ebpf.VariableSpec `ebpf:"unused_action"`
+	UnusedAttach          *ebpf.VariableSpec `ebpf:"unused_attach"`
+	UnusedAttachCfg       *ebpf.VariableSpec `ebpf:"unused_attach_cfg"`
+	UnusedAttachExit      *ebpf.VariableSpec `ebpf:"unused_attach_exit"`
+	UnusedAttachFrom      *ebpf.VariableSpec `ebpf:"unused_attach_from"`
+	UnusedAttachKey       *ebpf.VariableSpec `ebpf:"unused_attach_key"`
+	UnusedAttachKeyKind   *ebpf.VariableSpec `ebpf:"unused_attach_key_kind"`
+	UnusedAttachOp        *ebpf.VariableSpec `ebpf:"unused_attach_op"`
+	UnusedAttachRecKind   *ebpf.VariableSpec `ebpf:"unused_attach_rec_kind"`
+	UnusedChunk           *ebpf.VariableSpec `ebpf:"unused_chunk"`
+	UnusedExit            *ebpf.VariableSpec `ebpf:"unused_exit"`
+	UnusedGroupAcc        *ebpf.VariableSpec `ebpf:"unused_group_acc"`
+	UnusedGroupCalib      *ebpf.VariableSpec `ebpf:"unused_group_calib"`
+	UnusedGroupKey        *ebpf.VariableSpec `ebpf:"unused_group_key"`
+	UnusedHeader          *ebpf.VariableSpec `ebpf:"unused_header"`
+	UnusedIoctlGate       *ebpf.VariableSpec `ebpf:"unused_ioctl_gate"`
+	UnusedKattr           *ebpf.VariableSpec `ebpf:"unused_kattr"`
+	UnusedKind            *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedLock            *ebpf.VariableSpec `ebpf:"unused_lock"`
+	UnusedLoss            *ebpf.VariableSpec `ebpf:"unused_loss"`
+	UnusedMapCreate       *ebpf.VariableSpec `ebpf:"unused_map_create"`
+	UnusedMode            *ebpf.VariableSpec `ebpf:"unused_mode"`
+	UnusedObj             *ebpf.VariableSpec `ebpf:"unused_obj"`
+	UnusedOnError         *ebpf.VariableSpec `ebpf:"unused_on_error"`
+	UnusedPerfOpened      *ebpf.VariableSpec `ebpf:"unused_perf_opened"`
+	UnusedPerfOpenedState *ebpf.VariableSpec `ebpf:"unused_perf_opened_state"`
+	UnusedProgArrayRec    *ebpf.VariableSpec `ebpf:"unused_prog_array_rec"`
+	UnusedTamper          *ebpf.VariableSpec `ebpf:"unused_tamper"`
+	UnusedVerdict         *ebpf.VariableSpec `ebpf:"unused_verdict"`
+	UnusedVerdictEnum     *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
 }
 
 // sentryObjects contains all objects after they have been loaded into the kernel.
@@ -1021,6 +1058,7 @@ type sentryMaps struct {
 	GroupTaskScratch  *ebpf.Map `ebpf:"group_task_scratch"`
 	GroupWrites       *ebpf.Map `ebpf:"group_writes"`
 	Inflight          *ebpf.Map `ebpf:"inflight"`
+	IoctlGate         *ebpf.Map `ebpf:"ioctl_gate"`
 	LoadAttempts      *ebpf.Map `ebpf:"load_attempts"`
 	LoadSeq           *ebpf.Map `ebpf:"load_seq"`
 	LoaderRate        *ebpf.Map `ebpf:"loader_rate"`
@@ -1031,6 +1069,7 @@ type sentryMaps struct {
 	PerfFds           *ebpf.Map `ebpf:"perf_fds"`
 	PerfOpenInflight  *ebpf.Map `ebpf:"perf_open_inflight"`
 	PerfOpenScratch   *ebpf.Map `ebpf:"perf_open_scratch"`
+	PerfOpened        *ebpf.Map `ebpf:"perf_opened"`
 	ResultScratch     *ebpf.Map `ebpf:"result_scratch"`
 	RingWake          *ebpf.Map `ebpf:"ring_wake"`
 	Rules             *ebpf.Map `ebpf:"rules"`
@@ -1069,6 +1108,7 @@ func (m *sentryMaps) Close() error {
 		m.GroupTaskScratch,
 		m.GroupWrites,
 		m.Inflight,
+		m.IoctlGate,
 		m.LoadAttempts,
 		m.LoadSeq,
 		m.LoaderRate,
@@ -1079,6 +1119,7 @@ func (m *sentryMaps) Close() error {
 		m.PerfFds,
 		m.PerfOpenInflight,
 		m.PerfOpenScratch,
+		m.PerfOpened,
 		m.ResultScratch,
 		m.RingWake,
 		m.Rules,
@@ -1094,33 +1135,36 @@ func (m *sentryMaps) Close() error {
 //
 // It can be passed to loadSentryObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryVariables struct {
-	UnusedAction        *ebpf.Variable `ebpf:"unused_action"`
-	UnusedAttach        *ebpf.Variable `ebpf:"unused_attach"`
-	UnusedAttachCfg     *ebpf.Variable `ebpf:"unused_attach_cfg"`
-	UnusedAttachExit    *ebpf.Variable `ebpf:"unused_attach_exit"`
-	UnusedAttachFrom    *ebpf.Variable `ebpf:"unused_attach_from"`
-	UnusedAttachKey     *ebpf.Variable `ebpf:"unused_attach_key"`
-	UnusedAttachKeyKind *ebpf.Variable `ebpf:"unused_attach_key_kind"`
-	UnusedAttachOp      *ebpf.Variable `ebpf:"unused_attach_op"`
-	UnusedAttachRecKind *ebpf.Variable `ebpf:"unused_attach_rec_kind"`
-	UnusedChunk         *ebpf.Variable `ebpf:"unused_chunk"`
-	UnusedExit          *ebpf.Variable `ebpf:"unused_exit"`
-	UnusedGroupAcc      *ebpf.Variable `ebpf:"unused_group_acc"`
-	UnusedGroupCalib    *ebpf.Variable `ebpf:"unused_group_calib"`
-	UnusedGroupKey      *ebpf.Variable `ebpf:"unused_group_key"`
-	UnusedHeader        *ebpf.Variable `ebpf:"unused_header"`
-	UnusedKattr         *ebpf.Variable `ebpf:"unused_kattr"`
-	UnusedKind          *ebpf.Variable `ebpf:"unused_kind"`
-	UnusedLock          *ebpf.Variable `ebpf:"unused_lock"`
-	UnusedLoss          *ebpf.Variable `ebpf:"unused_loss"`
-	UnusedMapCreate     *ebpf.Variable `ebpf:"unused_map_create"`
-	UnusedMode          *ebpf.Variable `ebpf:"unused_mode"`
-	UnusedObj           *ebpf.Variable `ebpf:"unused_obj"`
-	UnusedOnError       *ebpf.Variable `ebpf:"unused_on_error"`
-	UnusedProgArrayRec  *ebpf.Variable `ebpf:"unused_prog_array_rec"`
-	UnusedTamper        *ebpf.Variable `ebpf:"unused_tamper"`
-	UnusedVerdict       *ebpf.Variable `ebpf:"unused_verdict"`
-	UnusedVerdictEnum   *ebpf.Variable `ebpf:"unused_verdict_enum"`
+	UnusedAction          *ebpf.Variable `ebpf:"unused_action"`
+	UnusedAttach          *ebpf.Variable `ebpf:"unused_attach"`
+	UnusedAttachCfg       *ebpf.Variable `ebpf:"unused_attach_cfg"`
+	UnusedAttachExit      *ebpf.Variable `ebpf:"unused_attach_exit"`
+	UnusedAttachFrom      *ebpf.Variable `ebpf:"unused_attach_from"`
+	UnusedAttachKey       *ebpf.Variable `ebpf:"unused_attach_key"`
+	UnusedAttachKeyKind   *ebpf.Variable `ebpf:"unused_attach_key_kind"`
+	UnusedAttachOp        *ebpf.Variable `ebpf:"unused_attach_op"`
+	UnusedAttachRecKind   *ebpf.Variable `ebpf:"unused_attach_rec_kind"`
+	UnusedChunk           *ebpf.Variable `ebpf:"unused_chunk"`
+	UnusedExit            *ebpf.Variable `ebpf:"unused_exit"`
+	UnusedGroupAcc        *ebpf.Variable `ebpf:"unused_group_acc"`
+	UnusedGroupCalib      *ebpf.Variable `ebpf:"unused_group_calib"`
+	UnusedGroupKey        *ebpf.Variable `ebpf:"unused_group_key"`
+	UnusedHeader          *ebpf.Variable `ebpf:"unused_header"`
+	UnusedIoctlGate       *ebpf.Variable `ebpf:"unused_ioctl_gate"`
+	UnusedKattr           *ebpf.Variable `ebpf:"unused_kattr"`
+	UnusedKind            *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedLock            *ebpf.Variable `ebpf:"unused_lock"`
+	UnusedLoss            *ebpf.Variable `ebpf:"unused_loss"`
+	UnusedMapCreate       *ebpf.Variable `ebpf:"unused_map_create"`
+	UnusedMode            *ebpf.Variable `ebpf:"unused_mode"`
+	UnusedObj             *ebpf.Variable `ebpf:"unused_obj"`
+	UnusedOnError         *ebpf.Variable `ebpf:"unused_on_error"`
+	UnusedPerfOpened      *ebpf.Variable `ebpf:"unused_perf_opened"`
+	UnusedPerfOpenedState *ebpf.Variable `ebpf:"unused_perf_opened_state"`
+	UnusedProgArrayRec    *ebpf.Variable `ebpf:"unused_prog_array_rec"`
+	UnusedTamper          *ebpf.Variable `ebpf:"unused_tamper"`
+	UnusedVerdict         *ebpf.Variable `ebpf:"unused_verdict"`
+	UnusedVerdictEnum     *ebpf.Variable `ebpf:"unused_verdict_enum"`
 }
 
 // sentryPrograms contains all programs after they have been loaded into the kernel.

@@ -284,6 +284,15 @@ type sentryLegacySentryConfig struct {
 	PadKattr        uint32
 }
 
+type sentryLegacySentryIoctlGate struct {
+	_          structs.HostLayout
+	OnDemand   uint32
+	Armed      uint32
+	Reported   uint64
+	Lost       uint64
+	StopFailed uint64
+}
+
 type sentryLegacySentryMapCreate struct {
 	_ structs.HostLayout
 	H struct {
@@ -387,6 +396,7 @@ const (
 	sentryLegacyMapGroupStats                 = "group_stats"
 	sentryLegacyMapGroupWrites                = "group_writes"
 	sentryLegacyMapInflight                   = "inflight"
+	sentryLegacyMapIoctlGate                  = "ioctl_gate"
 	sentryLegacyMapLegacyState                = "legacy_state"
 	sentryLegacyMapLoadAttempts               = "load_attempts"
 	sentryLegacyMapLoadSeq                    = "load_seq"
@@ -398,6 +408,7 @@ const (
 	sentryLegacyMapPerfFds                    = "perf_fds"
 	sentryLegacyMapPerfOpenInflight           = "perf_open_inflight"
 	sentryLegacyMapPerfOpenScratch            = "perf_open_scratch"
+	sentryLegacyMapPerfOpened                 = "perf_opened"
 	sentryLegacyMapRingWake                   = "ring_wake"
 	sentryLegacyMapRules                      = "rules"
 	sentryLegacyMapRulesReaders               = "rules_readers"
@@ -451,6 +462,7 @@ const (
 	sentryLegacyVarUnusedGroupCalib           = "unused_group_calib"
 	sentryLegacyVarUnusedGroupKey             = "unused_group_key"
 	sentryLegacyVarUnusedHeader               = "unused_header"
+	sentryLegacyVarUnusedIoctlGate            = "unused_ioctl_gate"
 	sentryLegacyVarUnusedKattr                = "unused_kattr"
 	sentryLegacyVarUnusedKind                 = "unused_kind"
 	sentryLegacyVarUnusedLock                 = "unused_lock"
@@ -459,6 +471,8 @@ const (
 	sentryLegacyVarUnusedMode                 = "unused_mode"
 	sentryLegacyVarUnusedObj                  = "unused_obj"
 	sentryLegacyVarUnusedOnError              = "unused_on_error"
+	sentryLegacyVarUnusedPerfOpened           = "unused_perf_opened"
+	sentryLegacyVarUnusedPerfOpenedState      = "unused_perf_opened_state"
 	sentryLegacyVarUnusedProgArrayRec         = "unused_prog_array_rec"
 	sentryLegacyVarUnusedTamper               = "unused_tamper"
 	sentryLegacyVarUnusedVerdict              = "unused_verdict"
@@ -570,6 +584,7 @@ type sentryLegacyMapSpecs struct {
 	GroupStats        *ebpf.MapSpec `ebpf:"group_stats"`
 	GroupWrites       *ebpf.MapSpec `ebpf:"group_writes"`
 	Inflight          *ebpf.MapSpec `ebpf:"inflight"`
+	IoctlGate         *ebpf.MapSpec `ebpf:"ioctl_gate"`
 	LegacyState       *ebpf.MapSpec `ebpf:"legacy_state"`
 	LoadAttempts      *ebpf.MapSpec `ebpf:"load_attempts"`
 	LoadSeq           *ebpf.MapSpec `ebpf:"load_seq"`
@@ -581,6 +596,7 @@ type sentryLegacyMapSpecs struct {
 	PerfFds           *ebpf.MapSpec `ebpf:"perf_fds"`
 	PerfOpenInflight  *ebpf.MapSpec `ebpf:"perf_open_inflight"`
 	PerfOpenScratch   *ebpf.MapSpec `ebpf:"perf_open_scratch"`
+	PerfOpened        *ebpf.MapSpec `ebpf:"perf_opened"`
 	RingWake          *ebpf.MapSpec `ebpf:"ring_wake"`
 	Rules             *ebpf.MapSpec `ebpf:"rules"`
 	RulesReaders      *ebpf.MapSpec `ebpf:"rules_readers"`
@@ -592,33 +608,36 @@ type sentryLegacyMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sentryLegacyVariableSpecs struct {
-	UnusedAction        *ebpf.VariableSpec `ebpf:"unused_action"`
-	UnusedAttach        *ebpf.VariableSpec `ebpf:"unused_attach"`
-	UnusedAttachCfg     *ebpf.VariableSpec `ebpf:"unused_attach_cfg"`
-	UnusedAttachExit    *ebpf.VariableSpec `ebpf:"unused_attach_exit"`
-	UnusedAttachFrom    *ebpf.VariableSpec `ebpf:"unused_attach_from"`
-	UnusedAttachKey     *ebpf.VariableSpec `ebpf:"unused_attach_key"`
-	UnusedAttachKeyKind *ebpf.VariableSpec `ebpf:"unused_attach_key_kind"`
-	UnusedAttachOp      *ebpf.VariableSpec `ebpf:"unused_attach_op"`
-	UnusedAttachRecKind *ebpf.VariableSpec `ebpf:"unused_attach_rec_kind"`
-	UnusedChunk         *ebpf.VariableSpec `ebpf:"unused_chunk"`
-	UnusedExit          *ebpf.VariableSpec `ebpf:"unused_exit"`
-	UnusedGroupAcc      *ebpf.VariableSpec `ebpf:"unused_group_acc"`
-	UnusedGroupCalib    *ebpf.VariableSpec `ebpf:"unused_group_calib"`
-	UnusedGroupKey      *ebpf.VariableSpec `ebpf:"unused_group_key"`
-	UnusedHeader        *ebpf.VariableSpec `ebpf:"unused_header"`
-	UnusedKattr         *ebpf.VariableSpec `ebpf:"unused_kattr"`
-	UnusedKind          *ebpf.VariableSpec `ebpf:"unused_kind"`
-	UnusedLock          *ebpf.VariableSpec `ebpf:"unused_lock"`
-	UnusedLoss          *ebpf.VariableSpec `ebpf:"unused_loss"`
-	UnusedMapCreate     *ebpf.VariableSpec `ebpf:"unused_map_create"`
-	UnusedMode          *ebpf.VariableSpec `ebpf:"unused_mode"`
-	UnusedObj           *ebpf.VariableSpec `ebpf:"unused_obj"`
-	UnusedOnError       *ebpf.VariableSpec `ebpf:"unused_on_error"`
-	UnusedProgArrayRec  *ebpf.VariableSpec `ebpf:"unused_prog_array_rec"`
-	UnusedTamper        *ebpf.VariableSpec `ebpf:"unused_tamper"`
-	UnusedVerdict       *ebpf.VariableSpec `ebpf:"unused_verdict"`
-	UnusedVerdictEnum   *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
+	UnusedAction          *ebpf.VariableSpec `ebpf:"unused_action"`
+	UnusedAttach          *ebpf.VariableSpec `ebpf:"unused_attach"`
+	UnusedAttachCfg       *ebpf.VariableSpec `ebpf:"unused_attach_cfg"`
+	UnusedAttachExit      *ebpf.VariableSpec `ebpf:"unused_attach_exit"`
+	UnusedAttachFrom      *ebpf.VariableSpec `ebpf:"unused_attach_from"`
+	UnusedAttachKey       *ebpf.VariableSpec `ebpf:"unused_attach_key"`
+	UnusedAttachKeyKind   *ebpf.VariableSpec `ebpf:"unused_attach_key_kind"`
+	UnusedAttachOp        *ebpf.VariableSpec `ebpf:"unused_attach_op"`
+	UnusedAttachRecKind   *ebpf.VariableSpec `ebpf:"unused_attach_rec_kind"`
+	UnusedChunk           *ebpf.VariableSpec `ebpf:"unused_chunk"`
+	UnusedExit            *ebpf.VariableSpec `ebpf:"unused_exit"`
+	UnusedGroupAcc        *ebpf.VariableSpec `ebpf:"unused_group_acc"`
+	UnusedGroupCalib      *ebpf.VariableSpec `ebpf:"unused_group_calib"`
+	UnusedGroupKey        *ebpf.VariableSpec `ebpf:"unused_group_key"`
+	UnusedHeader          *ebpf.VariableSpec `ebpf:"unused_header"`
+	UnusedIoctlGate       *ebpf.VariableSpec `ebpf:"unused_ioctl_gate"`
+	UnusedKattr           *ebpf.VariableSpec `ebpf:"unused_kattr"`
+	UnusedKind            *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedLock            *ebpf.VariableSpec `ebpf:"unused_lock"`
+	UnusedLoss            *ebpf.VariableSpec `ebpf:"unused_loss"`
+	UnusedMapCreate       *ebpf.VariableSpec `ebpf:"unused_map_create"`
+	UnusedMode            *ebpf.VariableSpec `ebpf:"unused_mode"`
+	UnusedObj             *ebpf.VariableSpec `ebpf:"unused_obj"`
+	UnusedOnError         *ebpf.VariableSpec `ebpf:"unused_on_error"`
+	UnusedPerfOpened      *ebpf.VariableSpec `ebpf:"unused_perf_opened"`
+	UnusedPerfOpenedState *ebpf.VariableSpec `ebpf:"unused_perf_opened_state"`
+	UnusedProgArrayRec    *ebpf.VariableSpec `ebpf:"unused_prog_array_rec"`
+	UnusedTamper          *ebpf.VariableSpec `ebpf:"unused_tamper"`
+	UnusedVerdict         *ebpf.VariableSpec `ebpf:"unused_verdict"`
+	UnusedVerdictEnum     *ebpf.VariableSpec `ebpf:"unused_verdict_enum"`
 }
 
 // sentryLegacyObjects contains all objects after they have been loaded into the kernel.
@@ -665,6 +684,7 @@ type sentryLegacyMaps struct {
 	GroupStats        *ebpf.Map `ebpf:"group_stats"`
 	GroupWrites       *ebpf.Map `ebpf:"group_writes"`
 	Inflight          *ebpf.Map `ebpf:"inflight"`
+	IoctlGate         *ebpf.Map `ebpf:"ioctl_gate"`
 	LegacyState       *ebpf.Map `ebpf:"legacy_state"`
 	LoadAttempts      *ebpf.Map `ebpf:"load_attempts"`
 	LoadSeq           *ebpf.Map `ebpf:"load_seq"`
@@ -676,6 +696,7 @@ type sentryLegacyMaps struct {
 	PerfFds           *ebpf.Map `ebpf:"perf_fds"`
 	PerfOpenInflight  *ebpf.Map `ebpf:"perf_open_inflight"`
 	PerfOpenScratch   *ebpf.Map `ebpf:"perf_open_scratch"`
+	PerfOpened        *ebpf.Map `ebpf:"perf_opened"`
 	RingWake          *ebpf.Map `ebpf:"ring_wake"`
 	Rules             *ebpf.Map `ebpf:"rules"`
 	RulesReaders      *ebpf.Map `ebpf:"rules_readers"`
@@ -709,6 +730,7 @@ func (m *sentryLegacyMaps) Close() error {
 		m.GroupStats,
 		m.GroupWrites,
 		m.Inflight,
+		m.IoctlGate,
 		m.LegacyState,
 		m.LoadAttempts,
 		m.LoadSeq,
@@ -720,6 +742,7 @@ func (m *sentryLegacyMaps) Close() error {
 		m.PerfFds,
 		m.PerfOpenInflight,
 		m.PerfOpenScratch,
+		m.PerfOpened,
 		m.RingWake,
 		m.Rules,
 		m.RulesReaders,
@@ -732,33 +755,36 @@ func (m *sentryLegacyMaps) Close() error {
 //
 // It can be passed to loadSentryLegacyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sentryLegacyVariables struct {
-	UnusedAction        *ebpf.Variable `ebpf:"unused_action"`
-	UnusedAttach        *ebpf.Variable `ebpf:"unused_attach"`
-	UnusedAttachCfg     *ebpf.Variable `ebpf:"unused_attach_cfg"`
-	UnusedAttachExit    *ebpf.Variable `ebpf:"unused_attach_exit"`
-	UnusedAttachFrom    *ebpf.Variable `ebpf:"unused_attach_from"`
-	UnusedAttachKey     *ebpf.Variable `ebpf:"unused_attach_key"`
-	UnusedAttachKeyKind *ebpf.Variable `ebpf:"unused_attach_key_kind"`
-	UnusedAttachOp      *ebpf.Variable `ebpf:"unused_attach_op"`
-	UnusedAttachRecKind *ebpf.Variable `ebpf:"unused_attach_rec_kind"`
-	UnusedChunk         *ebpf.Variable `ebpf:"unused_chunk"`
-	UnusedExit          *ebpf.Variable `ebpf:"unused_exit"`
-	UnusedGroupAcc      *ebpf.Variable `ebpf:"unused_group_acc"`
-	UnusedGroupCalib    *ebpf.Variable `ebpf:"unused_group_calib"`
-	UnusedGroupKey      *ebpf.Variable `ebpf:"unused_group_key"`
-	UnusedHeader        *ebpf.Variable `ebpf:"unused_header"`
-	UnusedKattr         *ebpf.Variable `ebpf:"unused_kattr"`
-	UnusedKind          *ebpf.Variable `ebpf:"unused_kind"`
-	UnusedLock          *ebpf.Variable `ebpf:"unused_lock"`
-	UnusedLoss          *ebpf.Variable `ebpf:"unused_loss"`
-	UnusedMapCreate     *ebpf.Variable `ebpf:"unused_map_create"`
-	UnusedMode          *ebpf.Variable `ebpf:"unused_mode"`
-	UnusedObj           *ebpf.Variable `ebpf:"unused_obj"`
-	UnusedOnError       *ebpf.Variable `ebpf:"unused_on_error"`
-	UnusedProgArrayRec  *ebpf.Variable `ebpf:"unused_prog_array_rec"`
-	UnusedTamper        *ebpf.Variable `ebpf:"unused_tamper"`
-	UnusedVerdict       *ebpf.Variable `ebpf:"unused_verdict"`
-	UnusedVerdictEnum   *ebpf.Variable `ebpf:"unused_verdict_enum"`
+	UnusedAction          *ebpf.Variable `ebpf:"unused_action"`
+	UnusedAttach          *ebpf.Variable `ebpf:"unused_attach"`
+	UnusedAttachCfg       *ebpf.Variable `ebpf:"unused_attach_cfg"`
+	UnusedAttachExit      *ebpf.Variable `ebpf:"unused_attach_exit"`
+	UnusedAttachFrom      *ebpf.Variable `ebpf:"unused_attach_from"`
+	UnusedAttachKey       *ebpf.Variable `ebpf:"unused_attach_key"`
+	UnusedAttachKeyKind   *ebpf.Variable `ebpf:"unused_attach_key_kind"`
+	UnusedAttachOp        *ebpf.Variable `ebpf:"unused_attach_op"`
+	UnusedAttachRecKind   *ebpf.Variable `ebpf:"unused_attach_rec_kind"`
+	UnusedChunk           *ebpf.Variable `ebpf:"unused_chunk"`
+	UnusedExit            *ebpf.Variable `ebpf:"unused_exit"`
+	UnusedGroupAcc        *ebpf.Variable `ebpf:"unused_group_acc"`
+	UnusedGroupCalib      *ebpf.Variable `ebpf:"unused_group_calib"`
+	UnusedGroupKey        *ebpf.Variable `ebpf:"unused_group_key"`
+	UnusedHeader          *ebpf.Variable `ebpf:"unused_header"`
+	UnusedIoctlGate       *ebpf.Variable `ebpf:"unused_ioctl_gate"`
+	UnusedKattr           *ebpf.Variable `ebpf:"unused_kattr"`
+	UnusedKind            *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedLock            *ebpf.Variable `ebpf:"unused_lock"`
+	UnusedLoss            *ebpf.Variable `ebpf:"unused_loss"`
+	UnusedMapCreate       *ebpf.Variable `ebpf:"unused_map_create"`
+	UnusedMode            *ebpf.Variable `ebpf:"unused_mode"`
+	UnusedObj             *ebpf.Variable `ebpf:"unused_obj"`
+	UnusedOnError         *ebpf.Variable `ebpf:"unused_on_error"`
+	UnusedPerfOpened      *ebpf.Variable `ebpf:"unused_perf_opened"`
+	UnusedPerfOpenedState *ebpf.Variable `ebpf:"unused_perf_opened_state"`
+	UnusedProgArrayRec    *ebpf.Variable `ebpf:"unused_prog_array_rec"`
+	UnusedTamper          *ebpf.Variable `ebpf:"unused_tamper"`
+	UnusedVerdict         *ebpf.Variable `ebpf:"unused_verdict"`
+	UnusedVerdictEnum     *ebpf.Variable `ebpf:"unused_verdict_enum"`
 }
 
 // sentryLegacyPrograms contains all programs after they have been loaded into the kernel.

@@ -118,4 +118,36 @@ struct sentry_perf_open {
 	char name[SENTRY_ATTACH_NAME_LEN];
 };
 
+/*
+ * The on-demand ioctl hook (sensor/ioctlgate.go): the ioctl programs are
+ * attached only while a process that opened a perf event may still hold
+ * one. The exit of every perf_event_open reports the new fd here, and in
+ * enforce mode, while the hook is not attached, stops the caller
+ * (SIGSTOP) until user space has attached it and continues it.
+ */
+struct sentry_ioctl_gate {
+	__u32 on_demand;  /* 1: report perf_event_open results (the on-demand hook) */
+	__u32 armed;      /* 1: the ioctl programs of the current mode are attached */
+	__u64 reported;   /* perf_event_open results reported */
+	__u64 lost;       /* reports the ring could not take (the caller is killed in enforce mode) */
+	__u64 stop_failed; /* bpf_send_signal(SIGSTOP) failed (the caller is reported, not stopped) */
+};
+
+/* What the ioctl hook was when a perf_event_open returned. */
+enum sentry_perf_opened_state {
+	SENTRY_PERF_OPENED_HOOKED = 0,  /* the ioctl programs were attached */
+	SENTRY_PERF_OPENED_STOPPED = 1, /* not attached: the caller is stopped (SIGSTOP queued) */
+	SENTRY_PERF_OPENED_UNSEEN = 2,  /* not attached, the caller runs on (monitor mode, or the stop failed) */
+};
+
+/* One successful perf_event_open, seen at its exit. */
+struct sentry_perf_opened {
+	__u32 pid;        /* tgid */
+	__u32 tid;
+	__s32 fd;
+	__u32 state;      /* enum sentry_perf_opened_state */
+	__u64 start_ns;   /* the thread group leader's start_boottime: the process, not just its pid */
+	__u64 ktime_ns;
+};
+
 #endif

@@ -76,6 +76,7 @@ tp_btf). Exits 2 when run cannot work here.`,
 					fmt.Fprintf(out, "32-bit loaders: %s\n", plan.Compat)
 					fmt.Fprintf(out, "signals to the agent: %s\n", plan.Signals)
 					fmt.Fprintf(out, "in-kernel loads (bpf_sys_bpf): %s\n", inKernelLoads(f, plan.Hook))
+					fmt.Fprintf(out, "ioctl attaches (PERF_EVENT_IOC_SET_BPF): %s\n", ioctlHookLine())
 					for _, n := range plan.Notes {
 						fmt.Fprintf(out, "note: %s\n", n)
 					}

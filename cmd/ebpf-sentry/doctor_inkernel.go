@@ -22,3 +22,12 @@ func inKernelLoads(f *sensor.Features, hook sensor.Hook) string {
 	}
 	return bracket
 }
+
+// ioctlHookLine says which ioctl hook `run --ioctl-hook auto` takes here
+// and what it guarantees.
+func ioctlHookLine() string {
+	if err := sensor.OnDemandIoctlSupport(); err != nil {
+		return sensor.IoctlGuarantee(sensor.IoctlHookAlways) + " (on-demand unavailable: " + err.Error() + ")"
+	}
+	return sensor.IoctlGuarantee(sensor.IoctlHookOnDemand) + "; --ioctl-hook always: " + sensor.IoctlGuarantee(sensor.IoctlHookAlways)
+}

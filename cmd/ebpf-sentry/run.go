@@ -39,6 +39,7 @@ type runOptions struct {
 	rulesPoll    time.Duration
 	mode         string
 	enforcer     string
+	ioctlHook    string
 	hook         string
 	format       string
 	pin          bool
@@ -78,6 +79,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.DurationVar(&o.rulesPoll, "rules-poll", 2*time.Second, "reload --rules when its files change, checking this often (0: only on SIGHUP)")
 	f.StringVar(&o.mode, "mode", "enforce", "enforce|monitor|learn|lock: monitor reports block verdicts without acting; learn enforces the rules and records what loads into --allowlist; lock also blocks every program whose fingerprint is not on --allowlist, in the kernel")
 	f.StringVar(&o.enforcer, "enforcer", "auto", "auto (deny on an LSM hook, else kill) | deny (LSM hook returns EPERM) | kill (SIGKILL the loader) | corrupt (rewrite insn 0; racy, refused under lockdown)")
+	f.StringVar(&o.ioctlHook, "ioctl-hook", "auto", "auto (on-demand where the kernel can: pidfd_open, bpf_send_signal; see doctor) | on-demand (programs on ioctl only while a process that opened a perf event, or holds one without a program, lives) | always (on ioctl for the agent's lifetime: every ioctl on the host pays; docs/SENSOR.md)")
 	f.StringVar(&o.hook, "hook", "auto", "auto (strongest available, see doctor) | lsm-prog-load | lsm-bpf | tracepoint | tp_btf | kprobe")
 	f.StringVar(&o.format, "format", "text", "text: one line per load on stdout (events go to --output only when given) | json: events to --output (default stdout)")
 	f.BoolVar(&o.pin, "pin", false, "pin the programs in "+runPinPath+" so enforcement continues after the agent exits")
@@ -108,6 +110,13 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		cfg.Mode = sensor.ModeMonitor
 	default:
 		return fmt.Errorf("--mode %q: want enforce, monitor, learn or lock", o.mode)
+	}
+	switch o.ioctlHook {
+	case "auto":
+	case string(sensor.IoctlHookAlways), string(sensor.IoctlHookOnDemand):
+		cfg.IoctlHook = sensor.IoctlHook(o.ioctlHook)
+	default:
+		return fmt.Errorf("--ioctl-hook %q: want auto, on-demand or always", o.ioctlHook)
 	}
 	switch o.enforcer {
 	case "auto":

@@ -263,6 +263,10 @@ func attachResult(ev *sensor.AttachEvent) string {
 // attachNote says in words what the result means for the program.
 func attachNote(ev *sensor.AttachEvent, jd judged) string {
 	switch {
+	case ev.AfterTheFact && jd.verdict.Action == rules.ActionBlock:
+		return "seen after the fact: attached between the caller's perf_event_open and the on-demand ioctl hook's attach (found with BPF_TASK_FD_QUERY); a block rule matched, too late to stop it: --ioctl-hook always stops it at the call"
+	case ev.AfterTheFact:
+		return "seen after the fact: attached between the caller's perf_event_open and the on-demand ioctl hook's attach (found with BPF_TASK_FD_QUERY)"
 	case ev.Op == sensor.OpNetlinkDump:
 		return "found by a netlink dump at reconciliation, not at attach time (attached through netlink, no bpf() call): the attacher is unknown and nothing was stopped"
 	case ev.Undo != nil && ev.Undo.Outcome == sensor.UndoDetached:

@@ -309,3 +309,18 @@ func IA32Entry(spec *btf.Spec) bool {
 	})
 	return ia32.has
 }
+
+// Pidfd says why pidfd_open (5.3) and pidfd_send_signal (5.1) cannot be
+// used here, or nil: the agent follows processes by pidfd, so that a
+// reused pid is never mistaken for the process it watched.
+func Pidfd() error {
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return fmt.Errorf("pidfd_open: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.PidfdSendSignal(fd, 0, nil, 0); err != nil {
+		return fmt.Errorf("pidfd_send_signal: %w", err)
+	}
+	return nil
+}

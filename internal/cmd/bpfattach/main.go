@@ -49,6 +49,7 @@ func main() {
 	uprobe := flag.String("uprobe", "", "BINARY:SYMBOL: a uprobe")
 	closeFirst := flag.Bool("close-prog-first", false, "with -ioctl: close the program before attaching it (an fd that no longer names a program)")
 	tpID := flag.Int("tracepoint-id", -1, "with -ioctl: use this tracepoint id instead of looking GROUP/NAME up (a bogus perf attr)")
+	flag.BoolVar(&barrier, "barrier", false, "with -ioctl: after perf_event_open write \"opened\\n\" to fd 3 and wait for a byte on fd 4 before the ioctl; after it, write \"attached\\n\" to fd 3 and wait for a byte on fd 4 before closing the perf event (the test decides when)")
 	flag.BoolVar(&ioctlHighBits, "ioctl-high-bits", false, "with -ioctl: set bit 32 of the command word (the kernel takes the command as 32 bits, so the attach still happens)")
 	flag.StringVar(&na.mode, "mode", "", "instead of the above: cgroup | flow_dissector | sockmap | xdp | tcx | netkit | netfilter | uprobe_multi | kprobe_multi (a built-in program of the matching type)")
 	flag.StringVar(&na.netns, "netns", "", "enter this network namespace (/run/netns/NAME) first")
@@ -179,6 +180,12 @@ func attachIoctl(prog *ebpf.Program, tp string, closeFirst bool, id int) error {
 		}
 	}
 	defer unix.Close(fd)
+	if barrier {
+		if err := barrierWait("opened\n"); err != nil {
+			return err
+		}
+		defer barrierWait("attached\n")
+	}
 	pfd := prog.FD()
 	if closeFirst {
 		dup, err := unix.Dup(pfd)
@@ -198,4 +205,17 @@ func attachIoctl(prog *ebpf.Program, tp string, closeFirst bool, id int) error {
 
 const unsafeSizeofAttr = unix.PERF_ATTR_SIZE_VER5
 
-var ioctlHighBits bool
+var ioctlHighBits, barrier bool
+
+// barrierWait tells the test where the attacher is (fd 3) and waits for
+// its go (a byte on fd 4).
+func barrierWait(where string) error {
+	if _, err := unix.Write(3, []byte(where)); err != nil {
+		return fmt.Errorf("barrier: %w", err)
+	}
+	var b [1]byte
+	if _, err := unix.Read(4, b[:]); err != nil {
+		return fmt.Errorf("barrier: %w", err)
+	}
+	return nil
+}
