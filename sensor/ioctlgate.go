@@ -82,6 +82,7 @@ type IoctlGateStats struct {
 	Gone           uint64 // openers that had exited before the agent followed them (a scan follows)
 	HoldersFull    uint64 // processes not followed: table full (the hook then stays attached)
 	FDsUnqueried   uint64 // perf fds beyond maxPerfHolderFDs of one process, not queried after the fact
+	Own            uint64 // the agent's own perf_event_open results: never followed (its fds carry its own programs)
 	KernelReported uint64 // the kernel side's count of perf_event_open results
 	KernelLost     uint64 // results the ring could not take (the caller is killed in enforce mode)
 	StopFailed     uint64 // bpf_send_signal(SIGSTOP) failures (the caller is reported, not stopped)
@@ -100,6 +101,7 @@ type perfHolder struct {
 // a program, lives.
 type ioctlGate struct {
 	s     *Sensor
+	self  uint32 // the agent's tgid
 	state *ebpf.Map
 	ring  *ringbuf.Reader
 	epfd  int
@@ -123,7 +125,7 @@ type ioctlGate struct {
 }
 
 func (s *Sensor) startIoctlGate() error {
-	g := &ioctlGate{s: s, state: s.coll.Maps[sentryMapIoctlGate], holders: map[uint32]*perfHolder{}, epfd: -1, wake: -1, only: s.cfg.ioctlGateOnly}
+	g := &ioctlGate{s: s, self: uint32(os.Getpid()), state: s.coll.Maps[sentryMapIoctlGate], holders: map[uint32]*perfHolder{}, epfd: -1, wake: -1, only: s.cfg.ioctlGateOnly}
 	g.stats.Hook = IoctlHookOnDemand
 	var err error
 	if g.ring, err = ringbuf.NewReader(s.coll.Maps[sentryMapPerfOpened]); err != nil {
@@ -267,6 +269,13 @@ func (g *ioctlGate) opened(r *sentrySentryPerfOpened) {
 		if r.State == uint32(sentrySentryPerfOpenedStateSENTRY_PERF_OPENED_STOPPED) {
 			g.signalPid(r.Pid, r.StartNs/nsecPerTick, unix.SIGCONT)
 		}
+		return
+	}
+	if r.Pid == g.self {
+		// The agent's own perf events (its tracepoint hooks) carry its own
+		// programs, and the kernel side never stops it. Followed, the agent
+		// would hold the hook on for as long as it runs.
+		g.stats.Own++
 		return
 	}
 	g.stats.Opens++

@@ -429,3 +429,24 @@ func TestIoctlOnDemandCloseContinuesStoppedCaller(t *testing.T) {
 		t.Errorf("attacher after the agent stopped: %+v", r)
 	}
 }
+
+// The agent's own perf events (the tracepoint hooks it attaches after the
+// gate starts, before the kernel side knows the agent's tgid) are reported
+// but never followed: followed, the agent would keep the ioctl hook
+// attached for as long as it runs, and on-demand would mean always. The
+// gate here follows only the agent's own process, so any holder is the
+// agent.
+func TestIoctlOnDemandIgnoresTheAgentsOwnPerfEvents(t *testing.T) {
+	requireOnDemand(t)
+	self := uint32(os.Getpid())
+	s := startSensor(t, Config{Mode: ModeMonitor, IoctlHook: IoctlHookOnDemand, ioctlGateOnly: func(pid uint32) bool { return pid == self }})
+	st := waitGate(t, s, "every perf_event_open report handled", func(st IoctlGateStats) bool {
+		return st.KernelReported > 0 && st.Own+st.Opens >= st.KernelReported
+	})
+	if st.Own == 0 || st.Holders != 0 || st.Attached || st.Stopped != 0 {
+		t.Errorf("gate %+v: want the agent's own perf_event_open results counted as its own, none followed, the hook off", st)
+	}
+	if n := len(s.armedLinks()); n != 0 {
+		t.Errorf("%d ioctl programs attached after the agent's own perf_event_open results", n)
+	}
+}
