@@ -35,6 +35,11 @@ func Escape(s string) string {
 	return b.String()
 }
 
+// EscapeUnprintable is escapeUnprintable for callers outside the package:
+// text an agent already escaped (names read back from a fleet bucket) that
+// anyone able to write where it is stored could have replaced.
+func EscapeUnprintable(s string) string { return escapeUnprintable(s) }
+
 // escapeUnprintable is Escape for text that a producer already escaped with
 // backslashes (analysis.String.Text): backslashes are kept, anything that is
 // still unsafe is escaped.

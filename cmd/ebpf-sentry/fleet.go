@@ -201,17 +201,28 @@ func writeFleetEntries(w io.Writer, entries []*fleet.Entry) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	// The bucket holds what the consumer wrote (already escaped), but anyone
+	// who can write to it could store anything: every string is made safe
+	// for a terminal again (backslashes kept, so escaped text reads the same).
+	esc := output.EscapeUnprintable
+	join := func(l []string, sep string) string {
+		out := make([]string, len(l))
+		for i, s := range l {
+			out[i] = esc(s)
+		}
+		return strings.Join(out, sep)
+	}
 	for _, e := range entries {
-		fmt.Fprintf(tw, "sha256 %s  names %s  types %s  first %s  last %s  hosts %d\n", e.SHA256, strings.Join(e.Names, ","),
-			strings.Join(e.ProgTypes, ","), e.FirstSeen.UTC().Format(time.RFC3339), e.LastSeen.UTC().Format(time.RFC3339), len(e.Hosts))
+		fmt.Fprintf(tw, "sha256 %s  names %s  types %s  first %s  last %s  hosts %d\n", esc(e.SHA256), join(e.Names, ","),
+			join(e.ProgTypes, ","), e.FirstSeen.UTC().Format(time.RFC3339), e.LastSeen.UTC().Format(time.RFC3339), len(e.Hosts))
 		if len(e.Fingerprints) > 0 {
-			fmt.Fprintf(tw, "  fingerprints\t%s\n", strings.Join(e.Fingerprints, ", "))
+			fmt.Fprintf(tw, "  fingerprints\t%s\n", join(e.Fingerprints, ", "))
 		}
 		if len(e.Loaders) > 0 {
-			fmt.Fprintf(tw, "  loaders\t%s\n", strings.Join(e.Loaders, ", "))
+			fmt.Fprintf(tw, "  loaders\t%s\n", join(e.Loaders, ", "))
 		}
 		for _, l := range e.LoaderIDs {
-			fmt.Fprintf(tw, "  loader\t%s\tinode %d dev %d sha256 %s\n", l.Exe, l.Inode, l.Dev, l.SHA256)
+			fmt.Fprintf(tw, "  loader\t%s\tinode %d dev %d sha256 %s\n", esc(l.Exe), l.Inode, l.Dev, esc(l.SHA256))
 		}
 		if e.Omitted > 0 {
 			fmt.Fprintf(tw, "  omitted\t%d names, types or loaders (lists full)\n", e.Omitted)
@@ -223,7 +234,7 @@ func writeFleetEntries(w io.Writer, entries []*fleet.Entry) {
 		sort.Strings(hosts)
 		for _, h := range hosts {
 			s := e.Hosts[h]
-			fmt.Fprintf(tw, "  host %s\tfirst %s\tlast %s\tloads %d\n", h, s.FirstSeen.UTC().Format(time.RFC3339), s.LastSeen.UTC().Format(time.RFC3339), s.Loads)
+			fmt.Fprintf(tw, "  host %s\tfirst %s\tlast %s\tloads %d\n", esc(h), s.FirstSeen.UTC().Format(time.RFC3339), s.LastSeen.UTC().Format(time.RFC3339), s.Loads)
 		}
 	}
 	tw.Flush()

@@ -70,3 +70,33 @@ func TestFleetQueryAnswersInTextAndJSON(t *testing.T) {
 		t.Errorf("query of an unknown host: %d %s", code, out)
 	}
 }
+
+// An entry written into the bucket by someone other than the consumer (raw
+// escape sequences, a bidi override, a newline that would forge a line) is
+// printed by `fleet query` with every such character escaped, and text the
+// consumer already escaped reads the same.
+func TestFleetQueryEscapesWhatTheBucketHolds(t *testing.T) {
+	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	e := &fleet.Entry{
+		SHA256:    "ab\x1b[2J",
+		Names:     []string{"evil\x1b[31m", "rtl\u202egnp.exe", `already\x1b`},
+		ProgTypes: []string{"kprobe\nhost forged"},
+		Loaders:   []string{"/tmp/\x07bell"},
+		LoaderIDs: []fleet.LoaderID{{Exe: "/x\ry", SHA256: "00\x00"}},
+		FirstSeen: now, LastSeen: now,
+		Hosts: map[string]*fleet.HostSeen{"h\x1b]0;title\x07": {FirstSeen: now, LastSeen: now, Loads: 1}},
+	}
+	var b strings.Builder
+	writeFleetEntries(&b, []*fleet.Entry{e})
+	out := b.String()
+	for _, bad := range []string{"\x1b", "\u202e", "\x07", "\r", "\x00", "\nhost forged"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("fleet query text contains %q:\n%s", bad, out)
+		}
+	}
+	for _, want := range []string{`evil\x1b[31m`, `already\x1b`, `kprobe\x0ahost forged`, `/tmp/\x07bell`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("fleet query text lacks %q:\n%s", want, out)
+		}
+	}
+}
