@@ -174,7 +174,7 @@ var wantOwnHits = map[string][]string{
 	"sentry_ioctl_exit":             nil,
 	"sentry_ioctl_exit_paired":      nil,
 	"sentry_perf_open_enter":        nil,
-	"sentry_perf_open_exit":         nil,
+	"sentry_perf_open_exit":         {"send-signal-from-tracing"}, // it stops a perf_event_open caller while the ioctl hook is off
 	"sentry_attach_tp":              {"bpf-hook"},
 	"sentry_lsm_attach_gate":        {"bpf-hook", "lsm-syscall-deny"},
 	"sentry_lsm_ioctl_gate":         nil,

@@ -23,11 +23,11 @@ func inKernelLoads(f *sensor.Features, hook sensor.Hook) string {
 	return bracket
 }
 
-// ioctlHookLine says which ioctl hook `run --ioctl-hook auto` takes here
-// and what it guarantees.
+// ioctlHookLine says what `run`'s default ioctl hook (always) guarantees,
+// and what --ioctl-hook on-demand (or auto) would here.
 func ioctlHookLine() string {
 	if err := sensor.OnDemandIoctlSupport(); err != nil {
 		return sensor.IoctlGuarantee(sensor.IoctlHookAlways) + " (on-demand unavailable: " + err.Error() + ")"
 	}
-	return sensor.IoctlGuarantee(sensor.IoctlHookOnDemand) + "; --ioctl-hook always: " + sensor.IoctlGuarantee(sensor.IoctlHookAlways)
+	return sensor.IoctlGuarantee(sensor.IoctlHookAlways) + " (the default); --ioctl-hook on-demand or auto: " + sensor.IoctlGuarantee(sensor.IoctlHookOnDemand)
 }
