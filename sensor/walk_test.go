@@ -145,12 +145,27 @@ func callsEverywhere(n int, rng *rand.Rand) []byte {
 		case k == 2:
 			b = append(b, asmInsn(0x85, 0x20, 0, int32(rng.IntN(1000)))...) // kfunc
 		case k == 3 && len(b)/8 < n-2:
-			ld := asmInsn(0x18, byte(rng.IntN(7))<<4|1, 0, int32(rng.Uint32()))
+			// ld_imm64 with every pseudo source (0-6). A map reference
+			// (fd, value, fd_array index: 1, 2, 5, 6) names one of 16 fds
+			// or indexes: more than 64 distinct references would trip the
+			// loop walk's group cap, which fails the load closed (it is
+			// marked unreadable: TestGroupMapReferencesPastTheCapAreCounted)
+			// while the bounded walk has no group judge.
+			src := byte(rng.IntN(7))
+			imm := int32(rng.Uint32())
+			if src == 1 || src == 2 || src == 5 || src == 6 {
+				imm = int32(rng.IntN(16))
+			}
+			ld := asmInsn(0x18, src<<4|1, 0, imm)
 			hi := make([]byte, 8)
 			binary.LittleEndian.PutUint32(hi[4:], rng.Uint32())
 			b = append(append(b, ld...), hi...)
 		default:
-			b = append(b, asmInsn(byte(rng.IntN(256)), byte(rng.IntN(256)), int16(rng.IntN(65536)), int32(rng.Uint32()))...)
+			op, regs, imm := byte(rng.IntN(256)), byte(rng.IntN(256)), int32(rng.Uint32())
+			if src := regs >> 4; op == 0x18 && (src == 1 || src == 2 || src == 5 || src == 6) {
+				imm = int32(rng.IntN(16)) // as above: one of 16 map references
+			}
+			b = append(b, asmInsn(op, regs, int16(rng.IntN(65536)), imm)...)
 		}
 	}
 	return append(b, asmInsn(0x95, 0, 0, 0)...)
