@@ -287,13 +287,10 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		cfg.Logger = slog.Default()
 	}
 	switch cfg.IoctlHook {
-	case "":
-		cfg.IoctlHook = IoctlHookOnDemand
-		if err := OnDemandIoctlSupport(); err != nil {
-			cfg.Logger.Debug("ioctl hook: always (on-demand unavailable)", "err", err)
-			cfg.IoctlHook = IoctlHookAlways
-		}
-	case IoctlHookAlways:
+	case "", IoctlHookAlways:
+		// always is the default: on-demand misses a short-lived attacher in
+		// monitor mode (docs/SENSOR.md)
+		cfg.IoctlHook = IoctlHookAlways
 	case IoctlHookOnDemand:
 		if err := OnDemandIoctlSupport(); err != nil {
 			return nil, fmt.Errorf("%w: --ioctl-hook %s: %v", ErrNoHook, IoctlHookOnDemand, err)

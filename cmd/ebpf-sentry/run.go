@@ -113,6 +113,10 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	switch o.ioctlHook {
 	case "auto":
+		cfg.IoctlHook = sensor.IoctlHookOnDemand
+		if sensor.OnDemandIoctlSupport() != nil {
+			cfg.IoctlHook = sensor.IoctlHookAlways
+		}
 	case string(sensor.IoctlHookAlways), string(sensor.IoctlHookOnDemand):
 		cfg.IoctlHook = sensor.IoctlHook(o.ioctlHook)
 	default:
