@@ -110,13 +110,7 @@ authorization {
 		}
 	}
 	run := func(nkey, instance string) (*NATSSink, *Pipeline) {
-		sink := newTestNATSSink(t, []string{srv.URL()}, "TLS", tlsOpts(nkey))
-		p := NewPipeline(Config{Host: "host-tls", Instance: instance, LossInterval: -1})
-		p.Add(sink, QueueOptions{})
-		for i := 0; i < 10; i++ {
-			p.Emit(natsEvent())
-		}
-		return sink, p
+		return emitTenToNATS(t, srv.URL(), "TLS", "host-tls", instance, tlsOpts(nkey))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -219,13 +213,7 @@ resolver_preload: {
 		t.Fatal(err)
 	}
 	run := func(creds, instance string) (*NATSSink, *Pipeline) {
-		sink := newTestNATSSink(t, []string{srv.URL()}, "CREDS", func(o *NATSOptions) { o.Replicas, o.CredsFile = 1, creds })
-		p := NewPipeline(Config{Host: "host-creds", Instance: instance, LossInterval: -1})
-		p.Add(sink, QueueOptions{})
-		for i := 0; i < 10; i++ {
-			p.Emit(natsEvent())
-		}
-		return sink, p
+		return emitTenToNATS(t, srv.URL(), "CREDS", "host-creds", instance, func(o *NATSOptions) { o.Replicas, o.CredsFile = 1, creds })
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -251,4 +239,17 @@ resolver_preload: {
 			t.Errorf("message %d is %s, want %s", i, id, want)
 		}
 	}
+}
+
+// emitTenToNATS starts a NATS sink on one server with opts and a pipeline
+// that emits ten events into it; the caller drains and closes.
+func emitTenToNATS(t *testing.T, url, stream, host, instance string, opts func(*NATSOptions)) (*NATSSink, *Pipeline) {
+	t.Helper()
+	sink := newTestNATSSink(t, []string{url}, stream, opts)
+	p := NewPipeline(Config{Host: host, Instance: instance, LossInterval: -1})
+	p.Add(sink, QueueOptions{})
+	for i := 0; i < 10; i++ {
+		p.Emit(natsEvent())
+	}
+	return sink, p
 }
