@@ -44,27 +44,8 @@ func marshalInsns(t testing.TB, insns asm.Instructions) []byte {
 // bpf_map_lookup_elem, bpf_map_delete_elem, bpf_ringbuf_reserve and
 // bpf_ringbuf_submit, each once.
 func pamCallee(t testing.TB) []byte {
-	return marshalInsns(t, asm.Instructions{
-		asm.StoreImm(asm.R10, -4, 0, asm.Word),
-		asm.LoadMapPtr(asm.R1, mapHash),
-		asm.Mov.Reg(asm.R2, asm.R10),
-		asm.Add.Imm(asm.R2, -4),
-		asm.FnMapLookupElem.Call(),
-		asm.LoadMapPtr(asm.R1, mapHash),
-		asm.Mov.Reg(asm.R2, asm.R10),
-		asm.Add.Imm(asm.R2, -4),
-		asm.FnMapDeleteElem.Call(),
-		asm.LoadMapPtr(asm.R1, mapRing),
-		asm.Mov.Imm(asm.R2, 8),
-		asm.Mov.Imm(asm.R3, 0),
-		asm.FnRingbufReserve.Call(),
-		asm.JEq.Imm(asm.R0, 0, "out"),
-		asm.Mov.Reg(asm.R1, asm.R0),
-		asm.Mov.Imm(asm.R2, 0),
-		asm.FnRingbufSubmit.Call(),
-		asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
-		asm.Return(),
-	})
+	insns := append(lookupDelete(mapHash), ringReserveSubmit(mapRing)...)
+	return marshalInsns(t, append(insns, asm.Return()))
 }
 
 // pamCaller is the other half: bpf_get_current_pid_tgid, five
