@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -517,12 +518,78 @@ type ia32Run struct {
 	Ret   int    `json:"ret"`
 	ID    uint32 `json:"id"`
 	Error string `json:"error"`
+	// Aborts lists the earlier runs that died in the Go runtime's
+	// start-up (startupAbortError), with the kernel's trap lines.
+	Aborts []string `json:"-"`
 }
 
-// runIa32Loader runs Ia32Loader to load one trivial program and returns its
-// JSON line. A loader that starts but does not print a line for its own pid
-// is an error: the probe cannot tell what it did.
+// ia32Attempts bounds the runs of the 32-bit loader when it dies of a
+// start-up abort.
+const ia32Attempts = 3
+
+// startupAbortError is a run of the 32-bit loader killed by SIGTRAP before
+// it wrote a byte: the linux/386 Go runtime executes INT3 when one of its
+// start-up system calls fails or a self-check does not hold (set_thread_area,
+// sigaltstack, rt_sigprocmask, munmap, the new thread's stack check after
+// clone), before its signal handlers exist, so nothing is printed. It was
+// seen once, on the first 32-bit exec of a TCG VM (6.12, CI), and never in
+// the same run's later execs: a failure of the emulated start-up, not of
+// the load the probe asks about. The kernel's "trap int3 ip:…" line is kept
+// so the next one says where it struck.
+type startupAbortError struct {
+	pid  int
+	kmsg []string
+}
+
+func (e startupAbortError) Error() string {
+	where := "no kernel log line names it"
+	if len(e.kmsg) > 0 {
+		where = "kernel: " + strings.Join(e.kmsg, "; ")
+	}
+	return fmt.Sprintf("pid %d died of SIGTRAP before printing anything (a Go runtime start-up abort; %s)", e.pid, where)
+}
+
+// runIa32Loader runs the 32-bit loader until one run is not a start-up
+// abort, at most ia32Attempts times: every abort is kept in Aborts (and
+// reported by the probes), and as many aborts in a row are an error.
 func runIa32Loader() (ia32Run, error) {
+	var aborts []string
+	for {
+		r, err := runIa32LoaderOnce()
+		var abort startupAbortError
+		if !errors.As(err, &abort) {
+			r.Aborts = aborts
+			return r, err
+		}
+		aborts = append(aborts, abort.Error())
+		if len(aborts) == ia32Attempts {
+			return ia32Run{}, fmt.Errorf("%s: %d runs in a row died at start-up: %s", Ia32Loader, len(aborts), strings.Join(aborts, " | "))
+		}
+	}
+}
+
+// trapLines returns the kernel log lines about a trap of process pid
+// ("traps: NAME[PID] trap int3 ip:… sp:… error:0 in …").
+func trapLines(pid int) []string {
+	buf := make([]byte, 1<<20)
+	n, err := unix.Klogctl(unix.SYSLOG_ACTION_READ_ALL, buf)
+	if err != nil {
+		return []string{fmt.Sprintf("(kernel log unreadable: %v)", err)}
+	}
+	tag := fmt.Sprintf("[%d]", pid)
+	var lines []string
+	for _, l := range strings.Split(string(buf[:n]), "\n") {
+		if strings.Contains(l, tag) && strings.Contains(l, "trap") {
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
+	return lines
+}
+
+// runIa32LoaderOnce runs Ia32Loader to load one trivial program and returns
+// its JSON line. A loader that starts but does not print a line for its own
+// pid is an error: the probe cannot tell what it did.
+func runIa32LoaderOnce() (ia32Run, error) {
 	path, err := exec.LookPath(Ia32Loader)
 	if err != nil {
 		return ia32Run{}, cannotRunError{err}
@@ -538,6 +605,12 @@ func runIa32Loader() (ia32Run, error) {
 	}
 	pid := cmd.Process.Pid
 	if err := cmd.Wait(); err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && stdout.Len() == 0 && stderr.Len() == 0 {
+			if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTRAP {
+				return ia32Run{}, startupAbortError{pid: pid, kmsg: trapLines(pid)}
+			}
+		}
 		return ia32Run{}, fmt.Errorf("%s (pid %d): %w; stderr: %s", path, pid, err, strings.TrimSpace(stderr.String()))
 	}
 	var r ia32Run
@@ -565,7 +638,15 @@ func probeIa32Exec() (Observation, error) {
 		// capability to list as absent.
 		return Observation{}, fmt.Errorf("the 32-bit loader ran (pid %d) but BPF_PROG_LOAD failed: %s", r.PID, r.Error)
 	}
-	return present("%s (pid %d) loaded program id %d", Ia32Loader, r.PID, r.ID), nil
+	return present("%s (pid %d) loaded program id %d%s", Ia32Loader, r.PID, r.ID, abortNote(r)), nil
+}
+
+// abortNote says which runs before r died at start-up, for the evidence.
+func abortNote(r ia32Run) string {
+	if len(r.Aborts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (after %d start-up aborts: %s)", len(r.Aborts), strings.Join(r.Aborts, " | "))
 }
 
 // probeIa32 attaches prog and checks that it counted event for the 32-bit
@@ -647,9 +728,9 @@ func probeIa32(prog string, event uint32, what string, attach func(*ebpf.Program
 			if err := hits.Lookup(ia32Key{Tgid: uint32(os.Getpid()), Event: control}, &own); err != nil {
 				return Observation{}, fmt.Errorf("%s never fired for the 32-bit loader, nor for this process's 64-bit bpf(): cannot judge (%v)", what, err)
 			}
-			return absent("%s never fired for the 32-bit loader's bpf() (pid %d, load ret %d), yet fired %d times for this process's 64-bit bpf()", what, r.PID, r.Ret, own), nil
+			return absent("%s never fired for the 32-bit loader's bpf() (pid %d, load ret %d), yet fired %d times for this process's 64-bit bpf()%s", what, r.PID, r.Ret, own, abortNote(r)), nil
 		}
-		return absent("%s attached but never fired for the 32-bit loader's bpf() (pid %d, load ret %d)", what, r.PID, r.Ret), nil
+		return absent("%s attached but never fired for the 32-bit loader's bpf() (pid %d, load ret %d)%s", what, r.PID, r.Ret, abortNote(r)), nil
 	}
-	return present("%s fired %d times for the 32-bit loader's bpf() (pid %d)%s", what, n, r.PID, extra), nil
+	return present("%s fired %d times for the 32-bit loader's bpf() (pid %d)%s%s", what, n, r.PID, extra, abortNote(r)), nil
 }
