@@ -430,15 +430,23 @@ static __always_inline void group_note_joined(struct group_ref_ctx *c, struct gr
 
 /* Entry i of fd_array, or -1 when it cannot be read. An inner load's
  * fd_array is kernel memory; a user address the kernel would refuse
- * (EFAULT) fails both reads. */
-static __always_inline __s32 group_fd_array_entry(struct group_ref_ctx *c, __u32 i)
+ * (EFAULT) fails both reads. The sleepable hook reads user memory with
+ * bpf_copy_from_user, which faults in a page that is not resident (never
+ * touched, swapped out, userfaultfd) as the kernel's own read will; the
+ * other hooks cannot fault, and such a page is unread there. */
+static __always_inline __s32 group_fd_array_entry(struct group_ref_ctx *c, __u32 i, const int sleepable)
 {
 	__s32 fd = -1;
 	const void *at = (const void *)(c->fd_array + (__u64)i * sizeof(__s32));
+	long err;
 
 	if (!c->fd_array)
 		return -1;
-	if (bpf_probe_read_user(&fd, sizeof(fd), at) && bpf_probe_read_kernel(&fd, sizeof(fd), at)) {
+	if (sleepable)
+		err = bpf_copy_from_user(&fd, sizeof(fd), at);
+	else
+		err = bpf_probe_read_user(&fd, sizeof(fd), at);
+	if (err && bpf_probe_read_kernel(&fd, sizeof(fd), at)) {
 		c->p->unread++;
 		return -1;
 	}
@@ -449,7 +457,7 @@ static __always_inline __s32 group_fd_array_entry(struct group_ref_ctx *c, __u32
  * then, from 6.13, the fd_array_cnt entries of fd_array, which the kernel
  * binds to the program whether or not an instruction names them. Notes
  * the map once, and its group. */
-static long group_ref_step(__u64 i, struct group_ref_ctx *c)
+static __always_inline long group_ref_step(__u64 i, struct group_ref_ctx *c, const int sleepable)
 {
 	const struct rules_facts *f = c->f;
 	struct group_pending *p = c->p;
@@ -460,9 +468,9 @@ static long group_ref_step(__u64 i, struct group_ref_ctx *c)
 		return 1;
 	if (i < n) {
 		__u32 ref = f->map_ref[i & (RULES_MAP_REFS - 1)];
-		fd = ref & RULES_MAP_REF_IDX ? group_fd_array_entry(c, ref & ~RULES_MAP_REF_IDX) : (__s32)ref;
+		fd = ref & RULES_MAP_REF_IDX ? group_fd_array_entry(c, ref & ~RULES_MAP_REF_IDX, sleepable) : (__s32)ref;
 	} else {
-		fd = group_fd_array_entry(c, i - n);
+		fd = group_fd_array_entry(c, i - n, sleepable);
 	}
 	if (fd < 0)
 		return 0;
@@ -491,6 +499,18 @@ static long group_ref_step(__u64 i, struct group_ref_ctx *c)
 	return 0;
 }
 
+/* The walk's callbacks: one per kind of hook, since a non-sleepable
+ * program may not even name bpf_copy_from_user. */
+static long group_ref_step_nofault(__u64 i, struct group_ref_ctx *c)
+{
+	return group_ref_step(i, c, 0);
+}
+
+static long group_ref_step_sleepable(__u64 i, struct group_ref_ctx *c)
+{
+	return group_ref_step(i, c, 1);
+}
+
 /* The groups a load joins: those of every map it references (ld_imm64 map
  * fds and fd_array indexes, noted by the walk; and the fd_array_cnt maps
  * the kernel binds), and that of a pin the loader opened. Every map is
@@ -499,7 +519,7 @@ static long group_ref_step(__u64 i, struct group_ref_ctx *c)
  * (its read_errors) grows, so that block_unreadable blocks it. */
 static __always_inline void group_referenced(struct task_struct *task, const struct rules_facts *f,
 					     struct group_pending *p, const struct group_key *raw,
-					     __u64 fd_array, __u32 fd_array_cnt, __u32 *unread)
+					     __u64 fd_array, __u32 fd_array_cnt, __u32 *unread, const int kernel)
 {
 	__u32 zero = 0;
 	struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
@@ -515,7 +535,7 @@ static __always_inline void group_referenced(struct task_struct *task, const str
 	}
 	steps += fd_array_cnt;
 	if (steps)
-		bpf_loop(steps, group_ref_step, &c, 0);
+		bpf_loop(steps, kernel == SRC_USER_SLEEPABLE ? group_ref_step_sleepable : group_ref_step_nofault, &c, 0);
 	struct group_key *a = bpf_map_lookup_elem(&group_adopt, raw);
 	if (a) {
 		struct group_key k = *a;
@@ -545,33 +565,48 @@ static long group_view_step(__u64 i, struct group_view_ctx *c)
 }
 
 /*
- * The group view of one load: its group's sum (and that of the group it
- * joins by a referenced prog_array) plus its own counts, judged with the
- * rules of scope group; a match is merged into res. The load's counts wait
- * in group_pending for its exit. gs is per-CPU scratch, or the task's for
- * the sleepable hook.
+ * What group_judge needs of one load, gathered before the judge takes a
+ * rule table: the load's group, the groups of the maps it references and
+ * its own counts, which wait in group_pending for its exit. Reading
+ * fd_array can sleep on the sleepable hook (a page fault the loader can
+ * stall at will), so it must not hold a table meanwhile. NULL when there
+ * is nothing to judge with (no scratch, or group_pending is full).
  */
-static __always_inline void group_judge(const struct rules_table *table, const struct rules_facts *f,
-					struct rules_result *res, struct group_scratch *gs,
-					struct task_struct *task, __u32 tid,
-					__u64 fd_array, __u32 fd_array_cnt, __u32 *unread)
+static __always_inline struct group_pending *group_gather(const struct rules_facts *f, struct group_scratch *gs,
+							   struct task_struct *task, __u32 tid,
+							   __u64 fd_array, __u32 fd_array_cnt, __u32 *unread,
+							   const int kernel)
 {
 	if (!gs) {
 		group_count(GROUP_STAT_NOSCRATCH);
-		return;
+		return NULL;
 	}
 	if (bpf_map_update_elem(&group_pending, &tid, &zero_pending, BPF_ANY))
-		return;
+		return NULL;
 	struct group_pending *p = bpf_map_lookup_elem(&group_pending, &tid);
 	if (!p)
-		return;
+		return NULL;
 	struct group_key raw = group_of_task(task);
 	p->group = raw;
 	group_find(&p->group);
-	group_referenced(task, f, p, &raw, fd_array, fd_array_cnt, unread);
+	group_referenced(task, f, p, &raw, fd_array, fd_array_cnt, unread, kernel);
 	p->add.progs = 1;
 	group_add_facts(&p->add, f);
+	return p;
+}
 
+/*
+ * The group view of one load: its group's sum (and that of the group it
+ * joins by a referenced prog_array) plus its own counts, judged with the
+ * rules of scope group; a match is merged into res. p is group_gather's.
+ * gs is per-CPU scratch, or the task's for the sleepable hook.
+ */
+static __always_inline void group_judge(const struct rules_table *table, const struct rules_facts *f,
+					struct rules_result *res, struct group_scratch *gs,
+					struct group_pending *p)
+{
+	if (!gs || !p)
+		return;
 	if (!table->group_n)
 		return;
 	group_count(GROUP_STAT_JUDGED);

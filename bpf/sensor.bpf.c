@@ -1495,13 +1495,15 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		bpf_loop(chunks, kernel == SRC_KERNEL ? walk_chunk_kernel :
 				 kernel == SRC_USER_SLEEPABLE ? walk_chunk_sleepable : walk_chunk_user,
 			 &wl, 0);
-	/* Taken after the walk, which can sleep (lsm.s); held only to evaluate. */
+	struct group_scratch *gs = group_scratch_for(kernel);
+	struct group_pending *gp = group_gather(f, gs, task, tid, ap->fd_array, ap->fd_array_cnt, &wc->read_errors, kernel);
+	/* Taken after the walk and the gathering, which can sleep (lsm.s); held only to evaluate. */
 	__u32 tidx = 0;
 	struct rules_table *table = acquire_table(cfg, &tidx);
 	if (!table)
 		return unjudged(cfg, SENTRY_LOSS_NO_TABLE, enforcer, ap->insns);
 	rules_evaluate(table, f, res);
-	group_judge(table, f, res, group_scratch_for(kernel), task, tid, ap->fd_array, ap->fd_array_cnt, &wc->read_errors);
+	group_judge(table, f, res, gs, gp);
 	__u32 generation = table->generation;
 	release_table(tidx);
 #endif

@@ -87,6 +87,8 @@ type loadResult struct {
 	// bpfload -inner: the syscall program that loaded it.
 	LoaderID  uint32 `json:"loader_id"`
 	LoaderTag string `json:"loader_tag"`
+	// bpfload -fd-array-uffd: pages of the load's fd_array supplied.
+	UffdFaults int `json:"uffd_faults"`
 }
 
 type loaderRun struct {

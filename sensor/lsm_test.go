@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelcaps"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
 
 // The capability suite proves each capability by using it; ProbeKernel
@@ -328,5 +330,67 @@ func TestLSMBpfDeniesAndFlagsARacingLoader(t *testing.T) {
 		if a, b := progTags(other); ev.Program.Kernel.Tag != a && ev.Program.Kernel.Tag != b {
 			t.Errorf("load %d: kernel tag %s is not the toggled program's", ev.LoadID, ev.Program.Kernel.Tag)
 		}
+	}
+}
+
+// The sleepable lsm-bpf hook reads a load's fd_array with
+// bpf_copy_from_user, so a page of it that is not resident (a userfaultfd
+// page supplied at its first fault, as a never-touched or swapped-out page
+// would be) is faulted in and read: the load is judged on the maps it names
+// there, not blocked as unreadable. A benign load is allowed with no read
+// error; the completing load of a split that names its prog_array only
+// through such an fd_array is denied by the group rule, and the page was
+// supplied once, for the hook (the denied load never reached the kernel's
+// own read).
+func TestLSMBpfReadsAnFdArrayPageThatIsNotResident(t *testing.T) {
+	if !requireLSMBpf(t) {
+		return
+	}
+	if withoutBPFLoop[os.Getenv(kernelEnv)] {
+		t.Logf("kernel %s: no fd_array (5.14) and no group judge on the bounded walk: nothing reads it", os.Getenv(kernelEnv))
+		return
+	}
+	s := startSensor(t, Config{Hook: HookLSMBpf, Mode: ModeEnforce, BlockUnreadable: true, Rules: rules.Compile(rules.MustDefaults()).Kernel()})
+	if s.Hook() != HookLSMBpf || s.Enforcer() != EnforcerDeny {
+		t.Fatalf("sensor %s/%s, want %s/%s", s.Hook(), s.Enforcer(), HookLSMBpf, EnforcerDeny)
+	}
+	m := newGroupMaps(t, "fdauffd")
+	hash := strings.Split(m.pins, ",")[mapHash]
+
+	run := runLoader(t, "-insns", writeFile(t, "benign.bin", halfProgram(t, nil, 0)), "-name", "grp_fauffd",
+		"-maps", hash, "-fd-array", "-fd-array-uffd")
+	if run.killed || len(run.results) != 1 || run.results[0].Ret < 0 {
+		t.Fatalf("benign load: killed=%v results %+v, want it loaded", run.killed, run.results)
+	}
+	if f := run.results[0].UffdFaults; f != 1 {
+		t.Fatalf("benign load: its fd_array page was supplied %d times, want once", f)
+	}
+	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
+	if evs[0].Verdict != VerdictAllow || evs[0].ReadErrors != 0 {
+		t.Errorf("benign load: %v by %q, read errors %d; want allow, none", evs[0].Verdict, evs[0].RuleID, evs[0].ReadErrors)
+	}
+
+	callee := runLoader(t, "-insns", writeFile(t, "callee.bin", pamCallee(t)), "-name", "grp_fau1", "-maps", m.pins,
+		"-prog-array", m.pin, "-tail-slot", "0")
+	if callee.killed || len(callee.results) != 1 || callee.results[0].Ret < 0 {
+		t.Fatalf("callee: killed=%v results %+v, want it loaded", callee.killed, callee.results)
+	}
+	if w := writesOf(t, s, callee.pid, 1, eventWait)[0]; w.Errno != 0 || w.ProgID != callee.results[0].ID {
+		t.Fatalf("write %+v: want the callee %d written", w, callee.results[0].ID)
+	}
+	// Another process: its caller names the array only as fd_array index
+	// 2, on the page not yet supplied.
+	run = runLoader(t, "-insns", writeFile(t, "caller.bin", pamCaller(t, mapProgArray)), "-name", "grp_fau2", "-maps", m.pins,
+		"-fd-array", "-fd-array-uffd")
+	if run.killed || len(run.results) != 1 || run.results[0].Ret != -int(syscall.EPERM) {
+		t.Fatalf("completing load: killed=%v results %+v, want it denied with EPERM", run.killed, run.results)
+	}
+	if f := run.results[0].UffdFaults; f != 1 {
+		t.Errorf("completing load: its fd_array page was supplied %d times, want once (for the hook)", f)
+	}
+	evs = collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
+	if evs[0].Verdict != VerdictBlock || evs[0].Action != ActionDenied || evs[0].RuleID != "seed-pamspy-group" || evs[0].ReadErrors != 0 {
+		t.Errorf("completing load: %v %v by %q, read errors %d; want block, denied, by seed-pamspy-group, none",
+			evs[0].Verdict, evs[0].Action, evs[0].RuleID, evs[0].ReadErrors)
 	}
 }

@@ -24,6 +24,7 @@ func (s *Sensor) read(ctx context.Context) {
 	defer close(s.writes)
 	defer close(s.tokenEvents)
 	defer close(s.mapCreates)
+	defer s.delivered.end()
 	var rec ringbuf.Record
 	lastSweep := time.Now()
 	// With the netpoller's wait, ReadInto never blocks (a deadline in the
@@ -42,9 +43,20 @@ func (s *Sensor) read(ctx context.Context) {
 	}
 	nextSweep(lastSweep)
 	for {
+		// Delivered's waiters from before this read: released if it finds
+		// the ring empty (every earlier record was handled above).
+		waiters := s.delivered.take()
 		err := s.reader.ReadInto(&rec)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			release(waiters)
+		} else {
+			s.delivered.putBack(waiters)
+		}
 		if wait != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-			if werr := wait.wait(s.reader.AvailableBytes); werr != nil && !waitTimedOut(werr) {
+			werr := wait.wait(s.reader.AvailableBytes)
+			if waitTimedOut(werr) {
+				nextSweep(lastSweep) // Delivered may have set the deadline to now
+			} else if werr != nil {
 				// Closed (or unpollable after all): wait in the
 				// reader, which says ErrClosed once it is closed.
 				wait = nil

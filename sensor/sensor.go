@@ -160,6 +160,7 @@ type Sensor struct {
 	// wait parks the reader on the netpoller (ringwait.go); nil: the
 	// reader waits in ringbuf.Reader.
 	wait      *ringWait
+	delivered deliveredWaiters // Delivered's callers (delivered.go)
 	events    chan *Event
 	attempts  chan AccessAttempt
 	writes    chan *ProgArrayWrite

@@ -151,6 +151,28 @@ func (k *residentKeeper) drain(events <-chan *sensor.Event, handle func(*sensor.
 	}
 }
 
+// drainDelivered is drain up to the sensor's mark delivered (Sensor.Delivered):
+// it handles events until every record the hooks wrote before the mark was
+// taken has been delivered, then what is queued. A bracket run is judged
+// after it, so an inner load the load hook reported (LSM hooks) is seen,
+// not reported a second time: records still in the sensor's ring or
+// reader are not in the channel yet, which drain alone misses.
+func (k *residentKeeper) drainDelivered(events <-chan *sensor.Event, delivered <-chan struct{}, handle func(*sensor.Event)) {
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			k.observe(ev)
+			handle(ev)
+		case <-delivered:
+			k.drain(events, handle)
+			return
+		}
+	}
+}
+
 // observe notes a program id the load hook reported.
 func (k *residentKeeper) observe(ev *sensor.Event) {
 	if p := ev.Program; p != nil && p.Kernel != nil && p.Kernel.ID != 0 {

@@ -425,9 +425,10 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		case a, ok := <-cw.events():
 			cw.receive(a, ok)
 		case r, ok := <-lw.events():
-			// The loader program's own prog_load (and any load queued
-			// before the run ended) first, so it is not taken for payload.
-			keeper.drain(s.Events(), func(ev *sensor.Event) { handleEvent(out, o, tel, set, ev, allow) })
+			// The loader program's own prog_load (and every load the
+			// hooks reported before the run ended: an LSM hook's inner
+			// loads) first, so it is not taken for payload nor reported twice.
+			keeper.drainDelivered(s.Events(), s.Delivered(), func(ev *sensor.Event) { handleEvent(out, o, tel, set, ev, allow) })
 			lw.receive(r, ok)
 		case <-keeper.tick():
 			keeper.drain(s.Events(), func(ev *sensor.Event) { handleEvent(out, o, tel, set, ev, allow) })

@@ -16,51 +16,112 @@ import (
 
 // startClient starts a real tool and returns its pid, a function that
 // reports whether it has ended, and one that stops it with SIGINT (as a
-// user would; SIGKILL if it has not ended 10 s later) and waits for it.
-// The test stops it once the attaches it waits for were reported, never
-// after a fixed time: on a busy host a tool may take many seconds to load
-// and attach.
+// user would) and waits for its exit. The test stops it once the attaches
+// it waits for were reported, never after a fixed time: on a busy host a
+// tool may take many seconds to load and attach.
 func startClient(t *testing.T, name string, args ...string) (pid uint32, ended func() bool, stop func()) {
+	t.Helper()
+	c := startTool(t, "", name, args...)
+	return c.pid, c.ended, c.stop
+}
+
+// tool is a running client (startTool).
+type tool struct {
+	name    string
+	pid     uint32
+	cmd     *exec.Cmd
+	stdout  syncBuffer
+	stderr  syncBuffer
+	done    chan struct{}
+	stopped bool
+	t       *testing.T
+}
+
+// startTool starts a real tool. With ready set, its stdout is line
+// buffered (stdbuf -oL: a pipe would keep the tool's lines until it exits)
+// so that waitReady sees the line the tool prints once it has attached.
+func startTool(t *testing.T, ready, name string, args ...string) *tool {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
 		testutils.SkipOrFail(t, name+" is not installed (scripts/deps.sh installs it)")
 	}
-	cmd := exec.Command(path, args...)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	if ready != "" {
+		stdbuf, err := exec.LookPath("stdbuf")
+		if err != nil {
+			t.Fatalf("stdbuf (coreutils), to read %s's lines as it prints them: %v", name, err)
+		}
+		args = append([]string{"-oL", path}, args...)
+		path = stdbuf
+	}
+	c := &tool{name: name, done: make(chan struct{}), t: t}
+	c.cmd = exec.Command(path, args...)
+	c.cmd.Stdout, c.cmd.Stderr = &c.stdout, &c.stderr
+	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	ended = func() bool {
+	c.pid = uint32(c.cmd.Process.Pid)
+	go func() { c.cmd.Wait(); close(c.done) }()
+	t.Cleanup(c.stop)
+	return c
+}
+
+func (c *tool) ended() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitReady waits until the tool printed ready (libbpf-tools print their
+// header, or biolatency its "Tracing..." line, once every program is
+// attached) and says true, or until it ended without and says false.
+func (c *tool) waitReady(ready string) bool {
+	c.t.Helper()
+	deadline := waitDeadline(c.t)
+	for !strings.Contains(c.stdout.String(), ready) {
+		if c.ended() {
+			return strings.Contains(c.stdout.String(), ready)
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s (pid %d) printed no %q by the test's deadline; stdout:\n%s\nstderr:\n%s", c.name, c.pid, ready, c.stdout.String(), c.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
+}
+
+// stop ends the tool with SIGINT and waits for its exit; SIGKILL only when
+// it has not exited by the test's deadline.
+func (c *tool) stop() {
+	if c.stopped {
+		return
+	}
+	c.stopped = true
+	if !c.ended() {
+		c.cmd.Process.Signal(syscall.SIGINT)
 		select {
-		case <-done:
-			return true
-		default:
-			return false
+		case <-c.done:
+		case <-time.After(time.Until(waitDeadline(c.t))):
+			c.cmd.Process.Kill()
+			<-c.done
+			c.t.Errorf("%s (pid %d) did not exit on SIGINT by the test's deadline: killed", c.name, c.pid)
 		}
 	}
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		if !ended() {
-			cmd.Process.Signal(syscall.SIGINT)
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				cmd.Process.Kill()
-				<-done
-			}
-		}
-		t.Logf("%s: %s", name, strings.TrimSpace(stderr.String()))
+	c.t.Logf("%s: %s", c.name, strings.TrimSpace(c.stderr.String()))
+}
+
+// waitDeadline bounds a wait on something that must happen: a minute
+// before the test binary's own timeout, so that a wait that fails says
+// what it waited for. There is no shorter window, which a loaded host
+// could outlast.
+func waitDeadline(t *testing.T) time.Time {
+	if d, ok := t.Deadline(); ok {
+		return d.Add(-time.Minute)
 	}
-	t.Cleanup(stop)
-	return uint32(cmd.Process.Pid), ended, stop
+	return time.Now().Add(time.Hour)
 }
 
 func hasAttachTo(evs []output.Event, kind, name string) bool {
@@ -113,33 +174,54 @@ func TestRunReportsBpftraceAttaches(t *testing.T) {
 }
 
 // Debian's libbpf-tools: their attaches are reported with their targets,
-// and the default rules flag none of them.
+// and the default rules flag none of them. Nothing here waits for a fixed
+// time: each tool runs until it prints the line it prints once attached
+// (or ends), and until the attaches wanted of it are in the sensor's
+// output; it is then stopped and waited for. The sensor is then stopped
+// too: once it has exited, every event it captured has been written, and
+// each tool's events are judged whole.
 func TestRunReportsLibbpfToolsAttachesAndTheDefaultsFlagNone(t *testing.T) {
 	r := startAttachRun(t, "--mode", "monitor")
 	tools := []struct {
-		name string
-		want []string // kind:name attached (what this kernel lets the tool use)
+		name  string
+		ready string   // in what it prints once attached
+		want  []string // kind:name attached (what this kernel lets the tool use)
 	}{
-		{"opensnoop", []string{"tracepoint:syscalls/sys_enter_openat", "tracepoint:syscalls/sys_exit_openat"}},
-		{"execsnoop", []string{"tracepoint:syscalls/sys_enter_execve"}},
-		{"biolatency", []string{"tracing:block_rq_issue", "tracing:block_rq_complete"}},
-		{"tcpconnect", nil}, // kprobes (or fentry): where the kernel has neither it fails before any attach
+		{"opensnoop", "PATH", []string{"tracepoint:syscalls/sys_enter_openat", "tracepoint:syscalls/sys_exit_openat"}},
+		{"execsnoop", "PCOMM", []string{"tracepoint:syscalls/sys_enter_execve"}},
+		{"biolatency", "Tracing block device I/O", []string{"tracing:block_rq_issue", "tracing:block_rq_complete"}},
+		{"tcpconnect", "DPORT", nil}, // kprobes (or fentry): where the kernel has neither it fails before any attach
 	}
-	for _, tool := range tools {
-		t.Run(tool.name, func(t *testing.T) {
-			pid, ended, stop := startClient(t, tool.name)
-			r.attaches(t, map[uint32]bool{pid: true}, func(evs []output.Event) bool {
+	_, kprobeErr := os.Stat("/sys/kernel/tracing/kprobe_events")
+	pids := make([]uint32, len(tools))
+	for i, tool := range tools {
+		t.Run(tool.name+" runs until attached", func(t *testing.T) {
+			c := startTool(t, tool.ready, tool.name)
+			pids[i] = c.pid
+			ready := c.waitReady(tool.ready)
+			if len(tool.want) > 0 && !ready {
+				t.Fatalf("%s (pid %d) ended before it was attached; stderr:\n%s", tool.name, c.pid, c.stderr.String())
+			}
+			r.waitAttaches(t, c.pid, tool.name, func(evs []output.Event) bool {
 				for _, w := range tool.want {
 					kind, name, _ := strings.Cut(w, ":")
 					if !hasAttachTo(evs, kind, name) {
 						return false
 					}
 				}
-				// tcpconnect: an attach, or its failure before any
-				return len(tool.want) > 0 || len(evs) > 0 || ended()
+				// tcpconnect, attached where the kernel has kprobes: at least one
+				return !(tool.name == "tcpconnect" && ready && kprobeErr == nil) || len(evs) > 0
 			})
-			stop()
-			// then what it attached, all of it once it ended
+			c.stop()
+		})
+	}
+	r.stopAndWait(t)
+	for i, tool := range tools {
+		t.Run(tool.name, func(t *testing.T) {
+			pid := pids[i]
+			if pid == 0 {
+				t.Fatalf("%s did not run", tool.name)
+			}
 			evs := r.attaches(t, map[uint32]bool{pid: true}, func([]output.Event) bool { return true })
 			for _, w := range tool.want {
 				kind, name, _ := strings.Cut(w, ":")
@@ -147,10 +229,8 @@ func TestRunReportsLibbpfToolsAttachesAndTheDefaultsFlagNone(t *testing.T) {
 					t.Errorf("%s (pid %d): no attach to %s; got:\n%s", tool.name, pid, w, describeAttaches(evs))
 				}
 			}
-			if tool.name == "tcpconnect" {
-				if _, err := os.Stat("/sys/kernel/tracing/kprobe_events"); err == nil && len(evs) == 0 {
-					t.Errorf("tcpconnect on a kernel with kprobes: no attach reported")
-				}
+			if tool.name == "tcpconnect" && kprobeErr == nil && len(evs) == 0 {
+				t.Errorf("tcpconnect on a kernel with kprobes: no attach reported")
 			}
 			for _, ev := range evs {
 				if ids := ruleIDs(ev); len(ids) > 0 {
@@ -158,5 +238,41 @@ func TestRunReportsLibbpfToolsAttachesAndTheDefaultsFlagNone(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// waitAttaches returns pid's attach events once want holds. The events of
+// an attach the tool has made must come, so the only bound is the test's
+// deadline; a failure shows the sensor's log (a consumer that fell behind
+// counts attach_undelivered there).
+func (r *attachRun) waitAttaches(t *testing.T, pid uint32, name string, want func([]output.Event) bool) []output.Event {
+	t.Helper()
+	deadline := waitDeadline(t)
+	for {
+		evs := r.scan(map[uint32]bool{pid: true})
+		if want(evs) {
+			return evs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (pid %d): the attaches wanted were not reported by the test's deadline; got:\n%s\nsensor log:\n%s", name, pid, describeAttaches(evs), r.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stopAndWait stops the sensor with SIGINT and waits for its exit: it
+// writes every event it captured before it exits.
+func (r *attachRun) stopAndWait(t *testing.T) {
+	t.Helper()
+	r.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-r.done:
+		if r.waitErr != nil {
+			t.Fatalf("sensor exit: %v\n%s", r.waitErr, r.stderr.String())
+		}
+	case <-time.After(time.Until(waitDeadline(t))):
+		r.cmd.Process.Kill()
+		<-r.done
+		t.Fatalf("the sensor did not exit on SIGINT by the test's deadline:\n%s", r.stderr.String())
 	}
 }

@@ -21,9 +21,11 @@ import (
 
 // attachRun is `ebpf-sentry run --format json` with its own lock file.
 type attachRun struct {
-	cmd    *exec.Cmd
-	stdout syncBuffer
-	stderr syncBuffer
+	cmd     *exec.Cmd
+	stdout  syncBuffer
+	stderr  syncBuffer
+	done    chan struct{} // closed when the sensor has exited, with waitErr set
+	waitErr error
 }
 
 func startAttachRun(t *testing.T, args ...string) *attachRun {
@@ -37,8 +39,22 @@ func startAttachRun(t *testing.T, args ...string) *attachRun {
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.cmd.Process.Kill(); r.cmd.Wait() })
-	waitFor(t, "start", &r.stderr, "sensor running")
+	r.done = make(chan struct{})
+	go func() { r.waitErr = r.cmd.Wait(); close(r.done) }()
+	t.Cleanup(func() { r.cmd.Process.Kill(); <-r.done })
+	// Until the line or the sensor's exit: its start takes long on a
+	// loaded host, and no window shorter than the test's is safe.
+	deadline := waitDeadline(t)
+	for !strings.Contains(r.stderr.String(), "sensor running") {
+		select {
+		case <-r.done:
+			t.Fatalf("the sensor exited before it was running (%v):\n%s", r.waitErr, r.stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sensor was not running by the test's deadline:\n%s", r.stderr.String())
+		}
+	}
 	return r
 }
 
@@ -49,21 +65,27 @@ func (r *attachRun) attaches(t *testing.T, pids map[uint32]bool, want func([]out
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		var evs []output.Event
-		sc := bufio.NewScanner(strings.NewReader(r.stdout.String()))
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			var ev output.Event
-			if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Attach == nil || ev.Loader == nil || !pids[ev.Loader.PID] {
-				continue
-			}
-			evs = append(evs, ev)
-		}
+		evs := r.scan(pids)
 		if want(evs) || time.Now().After(deadline) {
 			return evs
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// scan returns the prog_attach/prog_detach events of callers pids written so far.
+func (r *attachRun) scan(pids map[uint32]bool) []output.Event {
+	var evs []output.Event
+	sc := bufio.NewScanner(strings.NewReader(r.stdout.String()))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var ev output.Event
+		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Attach == nil || ev.Loader == nil || !pids[ev.Loader.PID] {
+			continue
+		}
+		evs = append(evs, ev)
+	}
+	return evs
 }
 
 func ruleIDs(ev output.Event) []string {

@@ -38,7 +38,8 @@ type result struct {
 	LoaderID  uint32 `json:"loader_id,omitempty"`
 	LoaderTag string `json:"loader_tag,omitempty"`
 	// -uffd-stall, first load only: how long the handler held the kernel's
-	// first fault on the instructions, and how many pages it served.
+	// first fault on the instructions, and how many pages it served
+	// (-fd-array-uffd, every load: pages of its fd_array served).
 	StalledNS  int64 `json:"stalled_ns,omitempty"`
 	UffdFaults int   `json:"uffd_faults,omitempty"`
 	UffdHeld   int   `json:"uffd_held,omitempty"` // of those, faults held before they were served
@@ -75,6 +76,7 @@ func main() {
 	mapIDs := flag.String("map-ids", "", "instead of -maps: map ids, separated by commas, opened with BPF_MAP_GET_FD_BY_ID (a map passed by id rather than by a pin)")
 	openPins := flag.String("open-pins", "", "pinned maps or programs, separated by commas, opened with BPF_OBJ_GET before the loads and kept open")
 	pinProgs := flag.String("pin-progs", "", "pin each loaded program at this bpffs path followed by _<n> (n counts the loads from 0)")
+	fdArrayUffd := flag.Bool("fd-array-uffd", false, "with -fd-array: every load passes its fd_array in a fresh userfaultfd-registered page, supplied at its first fault: a read that cannot fault (bpf_probe_read_user) finds it absent, one that can (bpf_copy_from_user, the kernel's own) gets the fds; the line's uffd_faults says how many pages were supplied")
 	fdArray := flag.Bool("fd-array", false, "with -maps, -map-ids or -prog-array: pass the map fds in attr.fd_array and turn every ld_imm64 map-fd slot (src_reg 1) into an fd_array index (BPF_PSEUDO_MAP_IDX, src_reg 5; kernel 5.14+), as light skeletons do")
 	inner := flag.Bool("inner", false, "load from inside the kernel, as a light skeleton does: a syscall program calls bpf_sys_bpf(BPF_PROG_LOAD) in this process's BPF_PROG_TEST_RUN, with the instructions and license in the run's context (kernel memory); the line names the loader program (loader_id, loader_tag)")
 	flag.Parse()
@@ -254,6 +256,9 @@ func main() {
 		fatal(fmt.Errorf("-flip-in-copy %d: the program has %d instructions", *flipInCopy, len(insns)/8))
 	}
 
+	if *fdArrayUffd && (!*fdArray || *flipInJudge >= 0 || *flipInCopy >= 0 || stall != nil || *inner || wantFull()) {
+		fatal(fmt.Errorf("-fd-array-uffd needs -fd-array, and cannot be combined with -flip-in-*, -uffd-stall, -inner or the newer attr fields"))
+	}
 	if *inner && (*flipInJudge >= 0 || *flipInCopy >= 0 || stall != nil || *flip >= 0 || *race != "" || wantFull() || *fdArray) {
 		fatal(fmt.Errorf("-inner cannot be combined with -flip*, -uffd-stall, -race, -fd-array or the newer attr fields"))
 	}
@@ -305,6 +310,7 @@ func main() {
 		var took time.Duration
 		var loaderID uint32
 		var loaderTag string
+		var arrFaults int
 		load := func() {
 			start := time.Now()
 			if *inner {
@@ -321,6 +327,8 @@ func main() {
 			fd, took, err = flipInJudgedCopy(&attr, insns, *flipInJudge)
 		} else if *flipInCopy >= 0 {
 			fd, took, err = flipInKernelCopy(&attr, insns, *flipInCopy)
+		} else if *fdArrayUffd {
+			fd, took, arrFaults, err = fdArrayInUffd(&attr, fdArr)
 		} else if i == 0 && stall != nil {
 			attr.Insns = uint64(stall.Addr())
 			// A signal would end the kernel's wait for the page with
@@ -331,7 +339,7 @@ func main() {
 		} else {
 			load()
 		}
-		r := result{PID: os.Getpid(), TID: unix.Gettid(), SyscallNS: took.Nanoseconds(), LoaderID: loaderID, LoaderTag: loaderTag}
+		r := result{PID: os.Getpid(), TID: unix.Gettid(), SyscallNS: took.Nanoseconds(), LoaderID: loaderID, LoaderTag: loaderTag, UffdFaults: arrFaults}
 		runtime.UnlockOSThread()
 		if i == 0 && stall != nil {
 			// Later loads read the ordinary buffer, without a stall.
@@ -476,6 +484,35 @@ func flipInKernelCopy(attr *rawbpf.ProgLoadAttr, insns []byte, n int) (fd int, t
 		fatal(fmt.Errorf("-flip-in-copy: the kernel faulted %d times on the attr's tail, want 1", f))
 	}
 	return fd, took, err
+}
+
+// fdArrayInUffd loads with attr's fd_array in a fresh userfaultfd page,
+// which holds the fds only once its handler has supplied it at the first
+// fault: until a reader faults, the page is not resident. Returns the pages
+// supplied (1 when anything read the fds, 0 when nothing did).
+func fdArrayInUffd(attr *rawbpf.ProgLoadAttr, fdArr []int32) (fd int, took time.Duration, faults int, err error) {
+	b := make([]byte, 4*len(fdArr))
+	for i, v := range fdArr {
+		binary.LittleEndian.PutUint32(b[4*i:], uint32(v))
+	}
+	r, rerr := uffd.New(b, 0)
+	if rerr != nil {
+		fatal(fmt.Errorf("-fd-array-uffd: %w", rerr))
+	}
+	a := *attr
+	a.FdArray = uint64(r.Addr())
+	// A signal would end a wait for the page with EFAULT.
+	if berr := uffd.WithSignalsBlocked(func() {
+		start := time.Now()
+		fd, err = rawbpf.Load(&a)
+		took = time.Since(start)
+	}); berr != nil {
+		fatal(fmt.Errorf("-fd-array-uffd: %w", berr))
+	}
+	if cerr := r.Close(); cerr != nil {
+		fatal(fmt.Errorf("-fd-array-uffd: %w", cerr))
+	}
+	return fd, took, r.Stats().Faults, err
 }
 
 // flipInJudgedCopy runs load with the instructions straddling an ordinary

@@ -2,13 +2,19 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 )
@@ -116,5 +122,50 @@ func TestUffdStallRefusesFlip(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "-uffd-stall and -flip") {
 		t.Errorf("stderr %q does not name the conflicting flags", stderr)
+	}
+}
+
+// With -fd-array-uffd every load's fd_array is a fresh userfaultfd page:
+// a load that succeeds proves the kernel read the real fds once the
+// handler supplied the page (an fd it cannot resolve fails the load), and
+// each load's own page is supplied exactly once.
+func TestFdArrayUffdSuppliesEachLoadsPageAtItsFirstRead(t *testing.T) {
+	testutils.RequireRoot(t, "bpf(BPF_PROG_LOAD) and a userfaultfd that serves kernel faults")
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	info, err := m.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := info.ID()
+	prog := asm.Instructions{asm.LoadMapPtr(asm.R1, 0), asm.Mov.Imm(asm.R0, 0), asm.Return()}
+	buf := new(bytes.Buffer)
+	if err := prog.Marshal(buf, binary.LittleEndian); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "prog.bin")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	results, stderr, err := runLoader(t, "-insns", path, "-map-ids", fmt.Sprint(id), "-fd-array", "-fd-array-uffd", "-count", "2")
+	if err != nil {
+		t.Fatalf("bpfload: %v\n%s", err, stderr)
+	}
+	if len(results) != 2 {
+		t.Fatalf("%d results, want 2: %+v", len(results), results)
+	}
+	for i, r := range results {
+		if r.Ret < 0 || r.UffdFaults != 1 {
+			t.Errorf("load %d: ret %d (%s), %d pages supplied; want loaded, one page", i, r.Ret, r.Error, r.UffdFaults)
+		}
+	}
+
+	_, stderr, err = runLoader(t, "-insns", path, "-map-ids", fmt.Sprint(id), "-fd-array-uffd")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(stderr, "-fd-array-uffd needs -fd-array") {
+		t.Errorf("-fd-array-uffd without -fd-array: %v, stderr %q; want exit status 2 naming the missing flag", err, stderr)
 	}
 }
