@@ -402,6 +402,7 @@ func readAttachConfig(path string) (sentrySentryAttachCfg, error) {
 	want["bpf_link_fops_poll"] = &c.LinkFopsPoll
 	want["perf_fops"] = &c.PerfFops
 	want["bpf_map_fops"] = &c.MapFops
+	found := 0
 	f, err := os.Open(path)
 	if err != nil {
 		return c, err
@@ -422,6 +423,11 @@ func readAttachConfig(path string) (sentrySentryAttachCfg, error) {
 		if p, ok := want[fields[2]]; ok && *p == 0 {
 			if v, err := strconv.ParseUint(fields[0], 16, 64); err == nil {
 				*p = v
+				if found++; found == len(want) {
+					// the kernel formats every line it is asked for:
+					// the rest (bss, modules) is not read
+					break
+				}
 			}
 		}
 	}

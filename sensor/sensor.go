@@ -313,12 +313,14 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		}
 	}
 	phases := newStartPhases()
-	// Started at once, each on its own goroutine, and awaited where first
-	// needed: the kernel's BTF (the LSM probes, the compat plan, every
-	// collection's relocations, the config's kattr), the object's spec
-	// below, and /proc/kallsyms for the attach programs.
-	kernel := parseKernelBTF()
-	attachScan := startAttachCfgScan()
+	// Started at once (or by Preload), each on its own goroutine, and
+	// awaited where first needed: the kernel's BTF (the LSM probes, the
+	// compat plan, every collection's relocations, the config's kattr) and
+	// the object's spec below.
+	kernel, preSpec := takePreloaded()
+	if kernel == nil {
+		kernel = parseKernelBTF()
+	}
 	loopErr := kernelprobe.Helper(asm.FnLoop)
 	switch cfg.Walk {
 	case "":
@@ -338,11 +340,10 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 	if cfg.Walk == WalkBounded {
 		load = loadSentryLegacy
 	}
-	parsed := make(chan specResult, 1)
-	go func() {
-		spec, err := load()
-		parsed <- specResult{spec, err}
-	}()
+	parsed := preSpec
+	if parsed == nil || cfg.Walk != WalkLoop {
+		parsed = parseSpec(load)
+	}
 	hook, exitHook, err := chooseHook(cfg.Hook, cfg.Enforcer, cfg.Walk, btfOnly, kernel.parsed, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -429,6 +430,11 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		}
 	}
 	phases.mark("kernel-btf")
+	// /proc/kallsyms for the attach programs (~40-50 ms of CPU, most in
+	// the kernel), read beside the verifier, which runs the judge on one
+	// CPU for most of the verify phase, rather than beside the parses
+	// above, which it delayed.
+	attachScan := startAttachCfgScan()
 	coll, attachProgs, err := loadConcurrently(spec, programGroups{judges, {cp.enter}, rest}, attachSpec, kernel.cache, cfg.sequentialStart)
 	if err != nil {
 		return nil, err

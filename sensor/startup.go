@@ -3,6 +3,7 @@ package sensor
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -35,6 +36,24 @@ type programGroups [][]string
 // its own, on one more goroutine, and returned apart with their errors: a
 // kernel that refuses one must not stop the sensor.
 func loadConcurrently(spec *ebpf.CollectionSpec, groups programGroups, optSpec *ebpf.CollectionSpec, cache *btf.Cache, sequential bool) (*ebpf.Collection, *optionalPrograms, error) {
+	// The maps first, created while the programs are copied for their
+	// groups below (the copies are ~10 ms of CPU, the maps mostly the
+	// kernel's).
+	type created struct {
+		maps *ebpf.Collection
+		err  error
+	}
+	mapsDone := make(chan created, 1)
+	mapsSpec := specWith(spec)
+	create := func() {
+		maps, err := createMaps(mapsSpec, cache, sequential)
+		mapsDone <- created{maps, err}
+	}
+	if sequential {
+		create()
+	} else {
+		go create()
+	}
 	specs := make([]*ebpf.CollectionSpec, 0, len(groups))
 	placed := map[string]bool{}
 	for _, g := range groups {
@@ -49,20 +68,22 @@ func loadConcurrently(spec *ebpf.CollectionSpec, groups programGroups, optSpec *
 			specs = append(specs, specWith(spec, names...))
 		}
 	}
-	for name := range spec.Programs {
-		if !placed[name] {
-			return nil, nil, fmt.Errorf("program %s is in no load group", name)
-		}
-	}
 	var optional []*ebpf.CollectionSpec
 	if optSpec != nil {
 		for name := range optSpec.Programs {
 			optional = append(optional, specWith(optSpec, name))
 		}
 	}
-	maps, err := createMaps(specWith(spec), cache, sequential)
+	c := <-mapsDone
+	maps, err := c.maps, c.err
 	if err != nil {
 		return nil, nil, err
+	}
+	for name := range spec.Programs {
+		if !placed[name] {
+			maps.Close()
+			return nil, nil, fmt.Errorf("program %s is in no load group", name)
+		}
 	}
 	colls := make([]*ebpf.Collection, len(specs))
 	errs := make([]error, len(specs))
@@ -282,6 +303,55 @@ func (s *Sensor) finishStart(prefaultProg *ebpf.Program, prefaultErr error) {
 type specResult struct {
 	spec *ebpf.CollectionSpec
 	err  error
+}
+
+// parseSpec parses an object's spec on its own goroutine.
+func parseSpec(load func() (*ebpf.CollectionSpec, error)) <-chan specResult {
+	parsed := make(chan specResult, 1)
+	go func() {
+		spec, err := load()
+		parsed <- specResult{spec, err}
+	}()
+	return parsed
+}
+
+// preloaded is what Preload started, for the next start to take.
+var preloaded struct {
+	sync.Mutex
+	kernel *kernelBTF
+	spec   <-chan specResult // the bpf_loop walk's object
+}
+
+// Preload starts the parts of a start that depend neither on its Config nor
+// on the kernel's answers to a load: parsing the kernel's BTF and the
+// object's spec (~100 ms of CPU together on 6.18, the longest step before
+// the first map can be created), each on its own goroutine. A caller that
+// will call New soon (run) calls Preload first thing, so they overlap its
+// own start (rule parsing, outputs) instead of following it. The next start
+// takes them; later ones parse their own. Preload loads nothing into the
+// kernel: with --pin, the first load waits for the take-over of a pinned
+// sensor. The object parsed is the bpf_loop walk's (every kernel from 5.17);
+// a start that picks the bounded walk parses its own.
+func Preload() {
+	if os.Geteuid() != 0 {
+		return // New refuses; nothing to win
+	}
+	preloaded.Lock()
+	defer preloaded.Unlock()
+	if preloaded.kernel != nil {
+		return
+	}
+	preloaded.kernel = parseKernelBTF()
+	preloaded.spec = parseSpec(loadSentry)
+}
+
+// takePreloaded hands over what Preload started (nils without Preload).
+func takePreloaded() (*kernelBTF, <-chan specResult) {
+	preloaded.Lock()
+	defer preloaded.Unlock()
+	k, s := preloaded.kernel, preloaded.spec
+	preloaded.kernel, preloaded.spec = nil, nil
+	return k, s
 }
 
 // kernelBTF is the kernel's BTF, parsed once per start on its own

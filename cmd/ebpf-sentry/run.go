@@ -102,6 +102,9 @@ everything (unless --pin keeps enforcing without the agent).`,
 }
 
 func runSensor(cmd *cobra.Command, o *runOptions) error {
+	// The sensor's parses (its object, the kernel's BTF) run beside the
+	// rules, allowlist and outputs below: start-up (docs/PERFORMANCE.md).
+	sensor.Preload()
 	cfg := sensor.Config{RingBufferSize: o.ringMiB << 20, BlockUnreadable: o.blockUnr, GuardSignals: o.guardSignals}
 	switch o.mode {
 	case "enforce", "learn", "lock":
