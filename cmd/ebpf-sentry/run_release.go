@@ -72,10 +72,16 @@ type releaseWatch struct {
 
 	// linkAlive says whether link id still exists (BPF_LINK_GET_FD_BY_ID);
 	// perfProg and perfHolder query perf events (BPF_TASK_FD_QUERY).
-	linkAlive  func(id uint32) (bool, error)
-	perfProg   func(pid uint32, fd int32) (uint32, error)
-	perfHolder func(prog uint32) (sensor.PerfHolder, bool, int)
-	maxTracked int
+	linkAlive func(id uint32) (bool, error)
+	// nextLink walks the host's link ids in order (BPF_LINK_GET_NEXT_ID):
+	// no fd made per link, much cheaper than linkAlive (BenchmarkReleaseCheck).
+	nextLink func(after uint32) (uint32, error)
+	// hostLinks: the links the last walk stepped over (all of the host's
+	// when it finished); checks is the count of checks, to retry the walk.
+	hostLinks, checks, walkedSteps int
+	perfProg                       func(pid uint32, fd int32) (uint32, error)
+	perfHolder                     func(prog uint32) (sensor.PerfHolder, bool, int)
+	maxTracked                     int
 
 	// lost counts by loss reason, reported through the pipeline's
 	// capture losses by takeLosses.
@@ -92,7 +98,7 @@ type releaseWatch struct {
 
 func newReleaseWatch() *releaseWatch {
 	w := &releaseWatch{links: map[uint32]*releasedAttach{}, perfs: map[perfKey]*releasedAttach{},
-		linkAlive: linkExists, perfProg: sensor.PerfEventProg, perfHolder: sensor.PerfHolderOf, maxTracked: maxReleaseTracked,
+		linkAlive: linkExists, nextLink: nextLinkID, perfProg: sensor.PerfEventProg, perfHolder: sensor.PerfHolderOf, maxTracked: maxReleaseTracked,
 		lost: map[string]uint64{}, pidfds: map[uint32]int{}, byFD: map[int32]uint32{}, epfd: -1, wake: -1,
 		exited: make(chan struct{}, 1), done: make(chan struct{})}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -128,6 +134,42 @@ func linkExists(id uint32) (bool, error) {
 	}
 	unix.Close(int(fd))
 	return true, nil
+}
+
+// nextLinkID is BPF_LINK_GET_NEXT_ID: the lowest link id above after;
+// ENOENT past the last.
+func nextLinkID(after uint32) (uint32, error) {
+	attr := struct{ start, next, flags uint32 }{start: after}
+	_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_LINK_GET_NEXT_ID, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	if errno != 0 {
+		return 0, errno
+	}
+	return attr.next, nil
+}
+
+// walkLinks marks which followed links the host's link ids still hold,
+// walking them in order for at most budget steps: walked is the last id
+// looked at (every followed id up to it is decided), 0 on error.
+func (w *releaseWatch) walkLinks(budget int) (live map[uint32]bool, walked uint32) {
+	live = make(map[uint32]bool, len(w.links))
+	id := uint32(0)
+	w.walkedSteps = 0
+	for range budget {
+		next, err := w.nextLink(id)
+		w.walkedSteps++
+		if errors.Is(err, unix.ENOENT) {
+			return live, ^uint32(0)
+		}
+		if err != nil {
+			slog.Debug("released links: walk", "after", id, "err", err)
+			return live, id
+		}
+		id = next
+		if _, ok := w.links[id]; ok {
+			live[id] = true
+		}
+	}
+	return live, id
 }
 
 // Exited delivers a value when a watched attacher has exited.
@@ -289,10 +331,32 @@ func (w *releaseWatch) check(now time.Time) []*releasedAttach {
 		return nil
 	}
 	var gone []*releasedAttach
+	// One walk of the host's link ids decides the followed links up to
+	// where it stopped (a host with far more links than followed ones
+	// stops it early); the rest are checked one by one by id.
+	// A walk step costs about a quarter of a check by id (an fd made and
+	// closed; BenchmarkReleaseCheck): walk while the host has at most four
+	// links per followed one, and look again every 32nd check.
+	var live map[uint32]bool
+	var walked uint32
+	w.checks++
+	if n := len(w.links); n > 0 && w.nextLink != nil && (w.hostLinks <= 4*n || w.checks%32 == 0) {
+		budget := 4*n + 64
+		live, walked = w.walkLinks(budget)
+		w.hostLinks = budget + 1
+		if walked == ^uint32(0) {
+			w.hostLinks = w.walkedSteps
+		}
+	}
 	for id, t := range w.links {
-		alive, err := w.linkAlive(id)
-		if err != nil {
-			slog.Debug("released links: check", "link_id", id, "err", err)
+		var alive bool
+		if id <= walked {
+			alive = live[id]
+		} else {
+			var err error
+			if alive, err = w.linkAlive(id); err != nil {
+				slog.Debug("released links: check", "link_id", id, "err", err)
+			}
 		}
 		if alive {
 			t.lastLive = now

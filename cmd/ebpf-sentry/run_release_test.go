@@ -123,9 +123,9 @@ func TestRunReportsReleasedAttachments(t *testing.T) {
 		pids := map[uint32]bool{c.pid: true}
 		r.attaches(t, pids, func(evs []output.Event) bool { return attachedLink(evs, c.linkID) })
 		c.kill()
-		evs := r.attaches(t, pids, func(evs []output.Event) bool { return len(detachesOf(evs, "link_released", c.linkID)) > 0 })
+		r.attaches(t, pids, func(evs []output.Event) bool { return len(detachesOf(evs, "link_released", c.linkID)) > 0 })
 		sentinel(t)
-		evs = r.attaches(t, pids, func([]output.Event) bool { return true })
+		evs := r.attaches(t, pids, func([]output.Event) bool { return true })
 		got := detachesOf(evs, "link_released", c.linkID)
 		if len(got) != 1 {
 			t.Fatalf("link %d: want one link_released, got %d:\n%s", c.linkID, len(got), describeAttaches(evs))
@@ -193,9 +193,9 @@ func TestRunReportsReleasedAttachments(t *testing.T) {
 			return hasAttachTo(evs, "tracepoint", "syscalls/sys_enter_getpid")
 		})
 		c.kill()
-		evs := r.attaches(t, pids, func(evs []output.Event) bool { return len(detachesOf(evs, "perf_event_released", 0)) > 0 })
+		r.attaches(t, pids, func(evs []output.Event) bool { return len(detachesOf(evs, "perf_event_released", 0)) > 0 })
 		sentinel(t)
-		evs = r.attaches(t, pids, func([]output.Event) bool { return true })
+		evs := r.attaches(t, pids, func([]output.Event) bool { return true })
 		got := detachesOf(evs, "perf_event_released", 0)
 		if len(got) != 1 {
 			t.Fatalf("perf attach of prog %d: want one perf_event_released, got %d:\n%s", c.progID, len(got), describeAttaches(evs))
@@ -213,7 +213,7 @@ func TestRunReportsBpftraceDetachesWhenStopped(t *testing.T) {
 	r := startAttachRun(t, "--mode", "monitor", "--release-check-interval", "300ms")
 	pid, _, stop := startClient(t, "bpftrace", "-e", `tracepoint:syscalls:sys_enter_getpid { @n = count(); }`)
 	pids := map[uint32]bool{pid: true}
-	evs := r.attaches(t, pids, func(evs []output.Event) bool {
+	r.attaches(t, pids, func(evs []output.Event) bool {
 		return hasAttachTo(evs, "tracepoint", "syscalls/sys_enter_getpid")
 	})
 	stop()
@@ -241,7 +241,7 @@ func TestRunReportsBpftraceDetachesWhenStopped(t *testing.T) {
 		}
 		return len(detachesOf(evs, "perf_event_released", 0)) >= perfs
 	}
-	evs = r.attaches(t, pids, done)
+	evs := r.attaches(t, pids, done)
 	links, perfs := want(evs)
 	if len(links)+perfs == 0 {
 		t.Fatalf("bpftrace (pid %d): no link or perf attach reported:\n%s", pid, describeAttaches(evs))
