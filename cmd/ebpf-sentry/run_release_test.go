@@ -140,6 +140,9 @@ func TestRunReportsReleasedAttachments(t *testing.T) {
 		if rel := a.Release; rel == nil || (rel.Observed != observedExit && rel.Observed != observedSweep) || rel.DetectedWithinMS < 0 {
 			t.Errorf("link_released: release %+v: want observed attacher_exit or sweep and a bound", rel)
 		}
+		if a.Release != nil {
+			t.Logf("link %d released: observed %s within %d ms", c.linkID, a.Release.Observed, a.Release.DetectedWithinMS)
+		}
 		if got[0].Loader == nil || got[0].Loader.PID != c.pid {
 			t.Errorf("link_released: loader %+v, want the attacher pid %d", got[0].Loader, c.pid)
 		}
@@ -257,4 +260,24 @@ func TestRunReportsBpftraceDetachesWhenStopped(t *testing.T) {
 	if !strings.Contains(describeAttaches(evs), "tracepoint:syscalls/sys_enter_getpid") {
 		t.Errorf("no getpid tracepoint named:\n%s", describeAttaches(evs))
 	}
+}
+
+// With the timer off, the attacher's exit alone (its pidfd) starts the
+// check: the release is reported as observed at attacher_exit.
+func TestRunReportsAReleasedLinkAtItsAttachersExit(t *testing.T) {
+	r := startAttachRun(t, "--mode", "monitor", "--release-check-interval", "0")
+	c := startHeld(t, "-builtin", "tracepoint", "-tracepoint", "syscalls/sys_enter_getpid")
+	pids := map[uint32]bool{c.pid: true}
+	r.attaches(t, pids, func(evs []output.Event) bool { return attachedLink(evs, c.linkID) })
+	c.kill()
+	evs := r.attaches(t, pids, func(evs []output.Event) bool { return len(detachesOf(evs, "link_released", c.linkID)) > 0 })
+	got := detachesOf(evs, "link_released", c.linkID)
+	if len(got) != 1 {
+		t.Fatalf("link %d: want one link_released, got %d:\n%s", c.linkID, len(got), describeAttaches(evs))
+	}
+	rel := got[0].Attach.Release
+	if rel == nil || rel.Observed != observedExit {
+		t.Fatalf("link_released without a timer: release %+v, want observed attacher_exit", rel)
+	}
+	t.Logf("link %d released: observed %s, detected within %d ms of its attach", c.linkID, rel.Observed, rel.DetectedWithinMS)
 }
