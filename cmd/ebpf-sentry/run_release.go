@@ -183,7 +183,7 @@ func (w *releaseWatch) Exited() <-chan struct{} {
 // track follows an attach the agent just reported, and forgets the links
 // a BPF_LINK_DETACH ended (already reported: one detach per attach).
 func (w *releaseWatch) track(ev *sensor.AttachEvent, jd judged) {
-	if w == nil || ev.Result != sensor.AttachDone {
+	if w == nil || ev.Result != sensor.AttachDone || ev.Caller == nil {
 		return
 	}
 	switch ev.Op {
