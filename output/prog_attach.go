@@ -37,6 +37,27 @@ type Attach struct {
 	// Undo: a blocked BPF_PROG_ATTACH that completed although its caller
 	// was killed at entry, and what the agent did to take it off.
 	Undo *AttachUndo `json:"undo,omitempty"`
+	// Release: how a detach that no bpf() call made (link_released,
+	// perf_event_released: the last fd closed, e.g. the attacher exited)
+	// was observed.
+	Release *AttachRelease `json:"release,omitempty"`
+}
+
+// AttachRelease says how the agent learnt that an attachment it reported
+// ended without a detach call. The kernel has no tracepoint for a link's
+// or a perf event's release: the agent checks the attachments it reported
+// by id, when their attacher exits and on a timer.
+type AttachRelease struct {
+	// Observed: attacher_exit (the attacher's pidfd said it exited, then
+	// the check found the attachment gone) or sweep (the periodic check).
+	Observed string `json:"observed"`
+	// DetectedWithinMS bounds the delay: the attachment was still there
+	// at a check this many milliseconds before the one that found it gone.
+	DetectedWithinMS int64 `json:"detected_within_ms"`
+	// Holder: for perf_event_released, the (pid, fd) last seen running the
+	// program (the attacher's fd, or a copy found in another process).
+	HolderPID uint32 `json:"holder_pid,omitempty"`
+	HolderFD  int32  `json:"holder_fd,omitempty"`
 }
 
 // AttachUndo is the agent's detach of a blocked attach the kernel
@@ -86,6 +107,11 @@ func NewProgAttach(t time.Time, detach bool, l Loader, a Attach, prog *program.P
 		u.Outcome, u.Error = Escape(u.Outcome), Escape(u.Error)
 		a.Undo = &u
 	}
+	if a.Release != nil {
+		r := *a.Release
+		r.Observed = Escape(r.Observed)
+		a.Release = &r
+	}
 	kind := KindProgAttach
 	if detach {
 		kind = KindProgDetach
@@ -116,6 +142,9 @@ func ecsProgAttach(ev *Event, e *ECSEvent) {
 		e.Message += ": " + a.Result
 		if a.Undo != nil {
 			e.Message += "; then " + a.Undo.Outcome + " after " + time.Duration(a.Undo.WindowNS).String()
+		}
+		if r := a.Release; r != nil {
+			e.Message += " (seen at " + r.Observed + ", within " + (time.Duration(r.DetectedWithinMS) * time.Millisecond).String() + ")"
 		}
 	}
 	ecsByAndJudged(ev, e)

@@ -43,6 +43,12 @@ const (
 	// a netlink dump found attached (set through netlink, no bpf() attach),
 	// reported after the fact.
 	OpNetlinkDump AttachOp = "netlink_dump"
+	// OpLinkReleased and OpPerfReleased are not calls either: a link, or
+	// a perf event running a program, that the agent reported attached
+	// and later found gone without a detach call (its last fd closed, as
+	// when the attacher exits).
+	OpLinkReleased AttachOp = "link_released"
+	OpPerfReleased AttachOp = "perf_event_released"
 )
 
 const opUnknownLabel = "op"
@@ -59,7 +65,9 @@ var attachOps = map[uint32]AttachOp{
 
 // Detaches reports whether the operation removes a program rather than
 // attaching one.
-func (o AttachOp) Detaches() bool { return o == OpProgDetach || o == OpLinkDetach }
+func (o AttachOp) Detaches() bool {
+	return o == OpProgDetach || o == OpLinkDetach || o == OpLinkReleased || o == OpPerfReleased
+}
 
 // RawTarget is what the kernel side could say about an attach target;
 // package target turns it into names.

@@ -50,6 +50,7 @@ type runOptions struct {
 	onError      string
 	integrity    time.Duration
 	heartbeat    time.Duration
+	releaseCheck time.Duration
 	memMiB       int
 	loaderRate   int64
 	procs        int
@@ -89,6 +90,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.StringVar(&o.onError, "on-error", "block", "block|allow: what a load the kernel side cannot judge (no scratch memory, no table) gets in enforce mode; counted either way")
 	f.DurationVar(&o.integrity, "integrity-interval", 2*time.Second, "compare the kernel config and rule table with the agent's copy this often; a difference is a tamper event")
 	f.DurationVar(&o.heartbeat, "heartbeat-interval", 30*time.Second, "emit a heartbeat event this often: hooks attached, tables intact, loads judged")
+	f.DurationVar(&o.releaseCheck, "release-check-interval", time.Second, "check the links and perf attachments reported attached this often, and report those released without a detach call (their last fd closed) as prog_detach; attacher exits trigger a check too; 0: on exits only")
 	f.Int64Var(&o.loaderRate, "loader-rate", sensor.DefaultLoaderRate, "instructions one loader (process) may have captured per second; loads beyond it are judged in the kernel but reported without instructions and counted (rate_limited); -1: no limit")
 	f.IntVar(&o.memMiB, "memory-budget", sensor.DefaultMemoryBudget>>20, "MiB of captured instructions the agent holds (reassembly and queued events); loads beyond it are reported without instructions and counted (reassembly_budget)")
 	f.IntVar(&o.procs, "procs", 0, "CPUs the agent's Go code runs on at once once started (GOMAXPROCS; 0: half the CPUs, at least 1; a GOMAXPROCS environment variable wins): on a small host the agent's hand-offs between goroutines then stay on one thread instead of waking another, and its analysis does not take every CPU from the loaders it judges (docs/PERFORMANCE.md); judging in the kernel does not depend on it")
@@ -242,6 +244,8 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	slog.Info("judging loads", judgingAttrs...)
 	tel.Pipeline.Emit(output.SensorStarted(info))
 	attaches := newAttachJudge()
+	attaches.release = newReleaseWatch()
+	defer attaches.release.close()
 	if err := attaches.setKernelTable(s, set); err != nil {
 		slog.Warn("attach table: attaches are judged in user space only", "err", err)
 	}
@@ -331,6 +335,37 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	defer integrity.Stop()
 	heartbeat := time.NewTicker(o.heartbeat)
 	defer heartbeat.Stop()
+	var releaseTick <-chan time.Time
+	if o.releaseCheck > 0 {
+		t := time.NewTicker(o.releaseCheck)
+		defer t.Stop()
+		releaseTick = t.C
+	}
+	// handleAttaches handles what the sensor queued: the loads first, so
+	// that an attach finds its program's facts.
+	handleAttaches := func(n int) {
+		for m := len(s.Events()); m > 0; m-- {
+			if lev, ok := <-s.Events(); ok {
+				keeper.observe(lev)
+				attaches.remember(lev)
+				handleEvent(out, o, tel, set, lev, allow)
+			}
+		}
+		for ; n > 0; n-- {
+			if ev, ok := <-s.Attaches(); ok {
+				if err := attaches.handle(out, o, tel, set, ev); err != nil {
+					slog.Warn("write event", "err", err)
+				}
+			}
+		}
+	}
+	// checkReleased: a BPF_LINK_DETACH made before its link went is
+	// handled first (its link forgotten), then what is gone reported.
+	checkReleased := func(observed string) {
+		s.CatchUp(releaseCatchUp)
+		handleAttaches(len(s.Attaches()))
+		attaches.reportReleased(out, o, tel, observed)
+	}
 	attempts := s.AccessAttempts()
 	tokens := s.TokenEvents()
 	mapCreates := s.MapCreates()
@@ -350,6 +385,10 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 			tel.Pipeline.Emit(mapCreateEvent(mc))
 		case <-heartbeat.C:
 			reportHeartbeat(s, tel, o.heartbeat)
+		case <-attaches.release.Exited():
+			checkReleased(observedExit)
+		case <-releaseTick:
+			checkReleased(observedSweep)
 		case <-integrity.C:
 			reportTampering(s, tel)
 		case a, ok := <-attempts:

@@ -36,6 +36,9 @@ type attachJudge struct {
 	// (legacy attaches through netlink never reach the bpf() hooks).
 	netlink     map[target.NetlinkAttach]bool
 	dumpNetlink func() ([]target.NetlinkAttach, error)
+	// release follows reported links and perf attachments until they
+	// go without a detach call (run_release.go); nil: not followed.
+	release *releaseWatch
 }
 
 func newAttachJudge() *attachJudge {
@@ -210,6 +213,7 @@ func (j *attachJudge) handle(w io.Writer, o *runOptions, tel *telemetry, set *ru
 
 func (j *attachJudge) handleJudged(w io.Writer, o *runOptions, tel *telemetry, ev *sensor.AttachEvent, jd judged) error {
 	tel.Pipeline.Emit(attachEvent(ev, jd))
+	j.release.track(ev, jd)
 	if o.format != "text" {
 		return nil
 	}

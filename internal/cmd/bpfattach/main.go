@@ -65,6 +65,7 @@ func main() {
 	flag.StringVar(&na.mapPin, "map-pin", "", "-mode sockmap: use the map pinned here, or pin the new map here (it then outlives this process)")
 	flag.StringVar(&na.syms, "syms", "", "-mode uprobe_multi: BINARY:SYM,SYM…; kprobe_multi: SYM,SYM…")
 	flag.BoolVar(&na.hold, "hold", false, "after the JSON line, keep everything attached until stdin closes")
+	flag.StringVar(&linkPin, "pin", "", "-tracepoint, -raw-tp, -uprobe: pin the link here (it then outlives this process)")
 	flag.Parse()
 	res := result{PID: os.Getpid()}
 	var err error
@@ -92,6 +93,9 @@ func main() {
 	json.NewEncoder(os.Stdout).Encode(res)
 	if na.hold {
 		io.Copy(io.Discard, os.Stdin)
+	}
+	for _, c := range held {
+		c.Close()
 	}
 	na.close()
 	if err != nil && res.Errno == 0 {
@@ -122,7 +126,7 @@ func run(obj, builtin, name, tp string, ioctl bool, rawTP, uprobe string, closeF
 	if err != nil {
 		return err
 	}
-	defer coll.Close()
+	defer coll.Close() // what is attached holds the program
 	prog := coll.Programs[name]
 	if info, err := prog.Info(); err == nil {
 		id, _ := info.ID()
@@ -149,12 +153,25 @@ func run(obj, builtin, name, tp string, ioctl bool, rawTP, uprobe string, closeF
 	if err != nil {
 		return err
 	}
-	defer l.Close()
+	if na.hold {
+		held = append(held, l) // closed when stdin closes, or with the process
+	} else {
+		defer l.Close()
+	}
 	if info, err := l.Info(); err == nil {
 		res.LinkID = uint32(info.ID)
 	}
+	if linkPin != "" {
+		return l.Pin(linkPin)
+	}
 	return nil
 }
+
+// linkPin: -pin; held: what -hold keeps open until stdin closes.
+var (
+	linkPin string
+	held    []io.Closer
+)
 
 // attachIoctl is the pre-link way: perf_event_open on the tracepoint id,
 // then ioctl(PERF_EVENT_IOC_SET_BPF, prog fd).
@@ -179,7 +196,11 @@ func attachIoctl(prog *ebpf.Program, tp string, closeFirst bool, id int) error {
 			return err
 		}
 	}
-	defer unix.Close(fd)
+	if na.hold {
+		held = append(held, perfFD(fd))
+	} else {
+		defer unix.Close(fd)
+	}
 	if barrier {
 		if err := barrierWait("opened\n"); err != nil {
 			return err
@@ -202,6 +223,11 @@ func attachIoctl(prog *ebpf.Program, tp string, closeFirst bool, id int) error {
 	}
 	return unix.IoctlSetInt(fd, uint(req), pfd)
 }
+
+// perfFD closes a perf event fd held by -hold.
+type perfFD int
+
+func (f perfFD) Close() error { return unix.Close(int(f)) }
 
 const unsafeSizeofAttr = unix.PERF_ATTR_SIZE_VER5
 

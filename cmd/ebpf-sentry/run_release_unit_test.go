@@ -1,0 +1,101 @@
+//go:build linux && amd64
+
+package main
+
+import (
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ebpf-sentry/ebpf-sentry/program"
+	"github.com/ebpf-sentry/ebpf-sentry/sensor"
+)
+
+// fakeReleaseWatch is a releaseWatch over fake kernel answers, with no
+// exit watching.
+func fakeReleaseWatch(alive map[uint32]bool, max int) *releaseWatch {
+	return &releaseWatch{links: map[uint32]*releasedAttach{}, perfs: map[perfKey]*releasedAttach{}, maxTracked: max,
+		linkAlive: func(id uint32) (bool, error) { return alive[id], nil },
+		lost:      map[string]uint64{}, epfd: -1, wake: -1}
+}
+
+func linkAttach(op sensor.AttachOp, link, prog uint32) *sensor.AttachEvent {
+	return &sensor.AttachEvent{Op: op, LinkID: link, ProgID: prog, Result: sensor.AttachDone, Caller: &program.Loader{PID: 0}, Time: time.Unix(100, 0)}
+}
+
+func TestReleaseWatchReportsEachGoneLinkOnceAndCountsWhatItCannotFollow(t *testing.T) {
+	alive := map[uint32]bool{1: true, 2: true, 3: true}
+	w := fakeReleaseWatch(alive, 3)
+	w.track(linkAttach(sensor.OpLinkCreate, 1, 10), judged{prog: &program.Program{Name: "a", Insns: make([]byte, 80)}, facts: "load"})
+	w.track(linkAttach(sensor.OpRawTPOpen, 2, 11), judged{facts: "unknown"})
+	w.track(linkAttach(sensor.OpLinkCreate, 3, 12), judged{})
+	w.track(linkAttach(sensor.OpLinkCreate, 4, 13), judged{}) // past the cap
+	if w.lost["release_untracked"] != 1 || w.tracked() != 3 {
+		t.Fatalf("cap 3, four links: tracked %d, untracked %d; want 3 and 1", w.tracked(), w.lost["release_untracked"])
+	}
+	if p := w.links[1].jd.prog; p == nil || p.Insns != nil || p.Name != "a" {
+		t.Errorf("followed program facts: %+v; want the name kept and no instructions", p)
+	}
+	// link 2 ended by BPF_LINK_DETACH (reported by that call): forgotten
+	w.track(linkAttach(sensor.OpLinkDetach, 2, 0), judged{})
+	// a failed attach is not followed
+	f := linkAttach(sensor.OpLinkCreate, 9, 14)
+	f.Result = sensor.AttachFailed
+	w.track(f, judged{})
+	alive[1], alive[2] = false, false
+	gone := w.check(time.Unix(200, 0))
+	if len(gone) != 1 || gone[0].ev.LinkID != 1 {
+		t.Fatalf("links 1 and 2 gone, 2 detached by a call: got %d gone, want link 1 only", len(gone))
+	}
+	ev, _ := releasedEvent(gone[0], time.Unix(200, 0), observedSweep)
+	if ev.Event != "prog_detach" || ev.Attach.Op != "link_released" || ev.Attach.ProgID != 10 || ev.Attach.Release.DetectedWithinMS != 100000 || ev.Prog == nil {
+		t.Errorf("released event: %s %+v prog %v; want prog_detach link_released prog 10 within 100000 ms with the program", ev.Event, ev.Attach, ev.Prog)
+	}
+	if again := w.check(time.Unix(201, 0)); len(again) != 0 {
+		t.Errorf("a second check reported %d again", len(again))
+	}
+	// link 3 still there: the bound restarts at each check that saw it
+	alive[3] = false
+	gone = w.check(time.Unix(202, 0))
+	if len(gone) != 1 || gone[0].lastLive != time.Unix(201, 0) {
+		t.Fatalf("link 3: got %d gone, last live %v; want one, last live at the previous check", len(gone), gone)
+	}
+}
+
+func TestReleaseWatchFollowsAPerfEventToItsLastHolder(t *testing.T) {
+	w := fakeReleaseWatch(nil, 10)
+	running := map[sensor.PerfHolder]uint32{{PID: 7, FD: 3}: 20}
+	w.perfProg = func(pid uint32, fd int32) (uint32, error) {
+		if id, ok := running[sensor.PerfHolder{PID: pid, FD: fd}]; ok {
+			return id, nil
+		}
+		return 0, unix.ESRCH
+	}
+	w.perfHolder = func(prog uint32) (sensor.PerfHolder, bool, int) {
+		for h, id := range running {
+			if id == prog {
+				return h, true, 0
+			}
+		}
+		return sensor.PerfHolder{}, false, 0
+	}
+	ev := &sensor.AttachEvent{Op: sensor.OpPerfSetBPF, ProgID: 20, Result: sensor.AttachDone, Caller: &program.Loader{PID: 7},
+		Target: sensor.RawTarget{FD: 3, PerfFound: true}, Time: time.Unix(100, 0)}
+	w.track(ev, judged{})
+	// the attacher exits, a child it forked still holds the perf event
+	delete(running, sensor.PerfHolder{PID: 7, FD: 3})
+	running[sensor.PerfHolder{PID: 8, FD: 3}] = 20
+	if gone := w.check(time.Unix(101, 0)); len(gone) != 0 {
+		t.Fatalf("perf event held by the child: reported gone")
+	}
+	delete(running, sensor.PerfHolder{PID: 8, FD: 3})
+	gone := w.check(time.Unix(102, 0))
+	if len(gone) != 1 {
+		t.Fatalf("no holder left: %d gone, want 1", len(gone))
+	}
+	out, _ := releasedEvent(gone[0], time.Unix(102, 0), observedExit)
+	if r := out.Attach.Release; out.Attach.Op != "perf_event_released" || r.HolderPID != 8 || r.Observed != observedExit || r.DetectedWithinMS != 1000 {
+		t.Errorf("perf_event_released: %+v %+v; want holder pid 8, attacher_exit, within 1000 ms", out.Attach, r)
+	}
+}
