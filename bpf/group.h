@@ -72,12 +72,16 @@ struct sentry_prog_array_rec {
 	char comm[SENTRY_COMM_LEN];
 };
 
-/* Learnt from the sensor's own bpf() calls: the f_op of a map fd and of a
- * program fd, so that an fd is taken for a map or a program only when the
- * kernel made it one (struct file private_data is otherwise anything). */
+/* Learnt from the sensor's own calls: the f_op of a map fd and of a
+ * program fd (its prog_array write), of a link fd (its BPF_LINK_DETACH of a
+ * raw tracepoint link) and of a perf event fd (its perf_event_open, at the
+ * exit), so that an fd is taken for one of them only when the kernel made
+ * it one (struct file private_data is otherwise anything). */
 struct group_calib {
 	__u64 map_fops;
 	__u64 prog_fops;
+	__u64 link_fops;
+	__u64 perf_fops;
 };
 
 /* Minimal CO-RE views (the ___grp flavour keeps them apart from the
@@ -735,6 +739,20 @@ static __always_inline int group_on_enter(__u64 cmd, __u64 uattr, __u64 size)
 		return 0;
 	}
 #endif
+	if (cmd == BPF_LINK_DETACH) {
+		/* only the agent's own: its fd is a link the kernel made */
+		__u32 zero = 0, lfd = 0;
+		struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
+		struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		if (!cal || cal->link_fops || !cfg || !is_self(cfg, bpf_get_current_pid_tgid() >> 32, task) ||
+		    size < sizeof(lfd) || bpf_probe_read_user(&lfd, sizeof(lfd), (const void *)uattr))
+			return 0;
+		struct file___grp *lf = group_fd_file(task, lfd);
+		if (lf)
+			cal->link_fops = (__u64)BPF_CORE_READ(lf, f_op);
+		return 0;
+	}
 	if (cmd != BPF_MAP_UPDATE_ELEM && cmd != BPF_MAP_DELETE_ELEM)
 		return 0;
 	__u32 zero = 0;
