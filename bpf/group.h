@@ -500,10 +500,11 @@ static long group_ref_step(__u64 i, struct group_ref_ctx *c)
  * the kernel binds), and that of a pin the loader opened. Every map is
  * noted for the exit. A reference left out (past a cap, or an fd_array
  * the judge cannot read) is counted, and the load is unreadable: *unread
- * (its read_errors) grows, so that block_unreadable blocks it. */
+ * (its read_errors) grows, so that block_unreadable blocks it; *over says
+ * how much of that is references past the cap. */
 static __always_inline void group_referenced(struct task_struct *task, const struct rules_facts *f,
 					     struct group_pending *p, const struct group_key *raw,
-					     __u64 fd_array, __u32 fd_array_cnt, __u32 *unread)
+					     __u64 fd_array, __u32 fd_array_cnt, __u32 *unread, __u32 *over)
 {
 	__u32 zero = 0;
 	struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
@@ -530,6 +531,7 @@ static __always_inline void group_referenced(struct task_struct *task, const str
 	if (p->unread)
 		group_count(GROUP_STAT_REFS_UNREAD);
 	*unread += p->over + p->unread;
+	*over += p->over;
 }
 
 /* Adds the sum of joined group i to a group view (group_judge). */
@@ -558,7 +560,7 @@ static long group_view_step(__u64 i, struct group_view_ctx *c)
 static __always_inline void group_judge(const struct rules_table *table, const struct rules_facts *f,
 					struct rules_result *res, struct group_scratch *gs,
 					struct task_struct *task, __u32 tid,
-					__u64 fd_array, __u32 fd_array_cnt, __u32 *unread)
+					__u64 fd_array, __u32 fd_array_cnt, __u32 *unread, __u32 *over)
 {
 	if (!gs) {
 		group_count(GROUP_STAT_NOSCRATCH);
@@ -572,7 +574,7 @@ static __always_inline void group_judge(const struct rules_table *table, const s
 	struct group_key raw = group_of_task(task);
 	p->group = raw;
 	group_find(&p->group);
-	group_referenced(task, f, p, &raw, fd_array, fd_array_cnt, unread);
+	group_referenced(task, f, p, &raw, fd_array, fd_array_cnt, unread, over);
 	p->add.progs = 1;
 	group_add_facts(&p->add, f);
 

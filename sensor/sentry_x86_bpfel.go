@@ -688,7 +688,7 @@ type sentrySentryVerdictRec struct {
 	Error       uint32
 	WalkNs      uint64
 	Lock        uint32
-	PadLock     uint32
+	RefsOver    uint32
 	HelperCount [256]uint32
 	MatchedMore [15]uint64
 }
@@ -726,6 +726,8 @@ type sentryWalkCtx struct {
 	FirstExit   uint32
 	MainEnd     uint32
 	Lock        uint32
+	RefsOver    uint32
+	_           [4]byte
 }
 
 // Names of all BPF objects in the ELF.
