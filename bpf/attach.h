@@ -63,8 +63,8 @@ struct nsproxy {
 
 /* Kernel addresses of file_operations, from /proc/kallsyms: an fd is
  * resolved as a program, link or perf event only when its f_op says so
- * (0: unknown, trusted as asked; for programs and maps, the f_op of the
- * sensor's own, learnt at start-up, stands in: attach_calibrated_fops). */
+ * (0: the f_op of the sensor's own, learnt at start-up, stands in:
+ * attach_calibrated_fops; before that, trusted as asked). */
 struct sentry_attach_cfg {
 	__u64 prog_fops;
 	__u64 link_fops;
@@ -226,11 +226,13 @@ static __always_inline void *attach_fd_object(__u32 fd, __u64 want, __u64 want2)
 	return BPF_CORE_READ(f, private_data);
 }
 
-/* The f_op of a map fd and of a program fd: /proc/kallsyms' when it lists
- * them, else the ones the kernel gave the sensor's own prog_array and
- * program (group_calibration, learnt from its write at start-up). 0: not
+enum attach_fops_kind { FOPS_MAP, FOPS_PROG, FOPS_LINK, FOPS_PERF };
+
+/* The f_op of a map, program, link or perf event fd: /proc/kallsyms' when
+ * it lists them, else the ones the kernel gave the sensor's own
+ * (group_calibration, learnt from its own calls at start-up). 0: not
  * known yet. Never a file's name: any directory can be called "bpf-map". */
-static __always_inline __u64 attach_calibrated_fops(__u64 listed, int prog)
+static __always_inline __u64 attach_calibrated_fops(__u64 listed, enum attach_fops_kind kind)
 {
 	if (listed)
 		return listed;
@@ -238,7 +240,16 @@ static __always_inline __u64 attach_calibrated_fops(__u64 listed, int prog)
 	struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
 	if (!cal)
 		return 0;
-	return prog ? cal->prog_fops : cal->map_fops;
+	switch (kind) {
+	case FOPS_PROG:
+		return cal->prog_fops;
+	case FOPS_LINK:
+		return cal->link_fops;
+	case FOPS_PERF:
+		return cal->perf_fops;
+	default:
+		return cal->map_fops;
+	}
 }
 
 static __always_inline struct sentry_attach_cfg *attach_config(void)
@@ -249,7 +260,7 @@ static __always_inline struct sentry_attach_cfg *attach_config(void)
 
 static __always_inline struct bpf_prog *attach_fd_prog(struct sentry_attach_cfg *ac, __u32 fd)
 {
-	return attach_fd_object(fd, attach_calibrated_fops(ac ? ac->prog_fops : 0, 1), 0);
+	return attach_fd_object(fd, attach_calibrated_fops(ac ? ac->prog_fops : 0, FOPS_PROG), 0);
 }
 
 static __always_inline __u32 attach_fd_prog_id(struct sentry_attach_cfg *ac, __u32 fd)
@@ -260,7 +271,10 @@ static __always_inline __u32 attach_fd_prog_id(struct sentry_attach_cfg *ac, __u
 
 static __always_inline __u32 attach_fd_link_id(struct sentry_attach_cfg *ac, __u32 fd)
 {
-	struct bpf_link *l = attach_fd_object(fd, ac ? ac->link_fops : 0, ac ? ac->link_fops_poll : 0);
+	/* bpf_link_fops_poll (links with poll: struct_ops) is known only from
+	 * kallsyms: unlisted, such a link is not resolved */
+	struct bpf_link *l = attach_fd_object(fd, attach_calibrated_fops(ac ? ac->link_fops : 0, FOPS_LINK),
+					      ac ? ac->link_fops_poll : 0);
 	return l ? BPF_CORE_READ(l, id) : 0;
 }
 
@@ -268,7 +282,7 @@ static __always_inline __u32 attach_fd_link_id(struct sentry_attach_cfg *ac, __u
  * and the name perf_event_open was given, from the stash. */
 static __always_inline void attach_perf(struct sentry_attach_cfg *ac, struct sentry_attach *a, __u32 fd, __u32 tgid)
 {
-	struct perf_event *ev = attach_fd_object(fd, ac ? ac->perf_fops : 0, 0);
+	struct perf_event *ev = attach_fd_object(fd, attach_calibrated_fops(ac ? ac->perf_fops : 0, FOPS_PERF), 0);
 	if (!ev)
 		return;
 	a->name_from = SENTRY_FROM_PERF_EVENT;
@@ -642,8 +656,8 @@ static __always_inline int attach_enter(__u64 cmd, __u64 uattr, __u64 size, cons
 				/* a program or a map only on the f_op the kernel gave
 				 * the sensor's own (unknown: neither) */
 				__u64 fop = (__u64)BPF_CORE_READ(f, f_op);
-				__u64 prog_fops = attach_calibrated_fops(ac ? ac->prog_fops : 0, 1);
-				__u64 map_fops = attach_calibrated_fops(ac ? ac->map_fops : 0, 0);
+				__u64 prog_fops = attach_calibrated_fops(ac ? ac->prog_fops : 0, FOPS_PROG);
+				__u64 map_fops = attach_calibrated_fops(ac ? ac->map_fops : 0, FOPS_MAP);
 				if (prog_fops && fop == prog_fops) {
 					struct bpf_prog *tp = BPF_CORE_READ(f, private_data);
 					a->target_prog_id = BPF_CORE_READ(tp, aux, id);
@@ -862,13 +876,29 @@ static __always_inline void perf_opened_report(__u64 pid_tgid, __s64 fd)
 	bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP);
 }
 
+/* The agent's own perf_event_open teaches the f_op of a perf event fd:
+ * the kernel just made fd one. */
+static __always_inline void perf_calibrate(__u64 pid_tgid, __s64 fd)
+{
+	__u32 zero = 0;
+	struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
+	struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cal || cal->perf_fops || !cfg || !is_self(cfg, pid_tgid >> 32, (struct task_struct *)bpf_get_current_task()))
+		return;
+	struct file *f = attach_fd_file((__u32)fd);
+	if (f)
+		cal->perf_fops = (__u64)BPF_CORE_READ(f, f_op);
+}
+
 SEC("tracepoint/syscalls/sys_exit_perf_event_open")
 int sentry_perf_open_exit(struct sys_exit_bpf_ctx *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
-	if (ctx->ret >= 0)
+	if (ctx->ret >= 0) {
 		perf_opened_report(pid_tgid, ctx->ret);
+		perf_calibrate(pid_tgid, ctx->ret);
+	}
 	struct sentry_perf_open *po = bpf_map_lookup_elem(&perf_open_inflight, &tid);
 	if (!po)
 		return 0;

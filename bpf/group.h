@@ -72,12 +72,16 @@ struct sentry_prog_array_rec {
 	char comm[SENTRY_COMM_LEN];
 };
 
-/* Learnt from the sensor's own bpf() calls: the f_op of a map fd and of a
- * program fd, so that an fd is taken for a map or a program only when the
- * kernel made it one (struct file private_data is otherwise anything). */
+/* Learnt from the sensor's own calls: the f_op of a map fd and of a
+ * program fd (its prog_array write), of a link fd (its BPF_LINK_DETACH of a
+ * raw tracepoint link) and of a perf event fd (its perf_event_open, at the
+ * exit), so that an fd is taken for one of them only when the kernel made
+ * it one (struct file private_data is otherwise anything). */
 struct group_calib {
 	__u64 map_fops;
 	__u64 prog_fops;
+	__u64 link_fops;
+	__u64 perf_fops;
 };
 
 /* Minimal CO-RE views (the ___grp flavour keeps them apart from the
@@ -516,10 +520,11 @@ static long group_ref_step_sleepable(__u64 i, struct group_ref_ctx *c)
  * the kernel binds), and that of a pin the loader opened. Every map is
  * noted for the exit. A reference left out (past a cap, or an fd_array
  * the judge cannot read) is counted, and the load is unreadable: *unread
- * (its read_errors) grows, so that block_unreadable blocks it. */
+ * (its read_errors) grows, so that block_unreadable blocks it; *over says
+ * how much of that is references past the cap. */
 static __always_inline void group_referenced(struct task_struct *task, const struct rules_facts *f,
 					     struct group_pending *p, const struct group_key *raw,
-					     __u64 fd_array, __u32 fd_array_cnt, __u32 *unread, const int kernel)
+					     __u64 fd_array, __u32 fd_array_cnt, __u32 *unread, __u32 *over, const int kernel)
 {
 	__u32 zero = 0;
 	struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
@@ -546,6 +551,7 @@ static __always_inline void group_referenced(struct task_struct *task, const str
 	if (p->unread)
 		group_count(GROUP_STAT_REFS_UNREAD);
 	*unread += p->over + p->unread;
+	*over += p->over;
 }
 
 /* Adds the sum of joined group i to a group view (group_judge). */
@@ -574,7 +580,7 @@ static long group_view_step(__u64 i, struct group_view_ctx *c)
  */
 static __always_inline struct group_pending *group_gather(const struct rules_facts *f, struct group_scratch *gs,
 							   struct task_struct *task, __u32 tid,
-							   __u64 fd_array, __u32 fd_array_cnt, __u32 *unread,
+							   __u64 fd_array, __u32 fd_array_cnt, __u32 *unread, __u32 *over,
 							   const int kernel)
 {
 	if (!gs) {
@@ -589,7 +595,7 @@ static __always_inline struct group_pending *group_gather(const struct rules_fac
 	struct group_key raw = group_of_task(task);
 	p->group = raw;
 	group_find(&p->group);
-	group_referenced(task, f, p, &raw, fd_array, fd_array_cnt, unread, kernel);
+	group_referenced(task, f, p, &raw, fd_array, fd_array_cnt, unread, over, kernel);
 	p->add.progs = 1;
 	group_add_facts(&p->add, f);
 	return p;
@@ -770,6 +776,20 @@ static __always_inline int group_on_enter(__u64 cmd, __u64 uattr, __u64 size)
 		return 0;
 	}
 #endif
+	if (cmd == BPF_LINK_DETACH) {
+		/* only the agent's own: its fd is a link the kernel made */
+		__u32 zero = 0, lfd = 0;
+		struct group_calib *cal = bpf_map_lookup_elem(&group_calibration, &zero);
+		struct sentry_config *cfg = bpf_map_lookup_elem(&config, &zero);
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		if (!cal || cal->link_fops || !cfg || !is_self(cfg, bpf_get_current_pid_tgid() >> 32, task) ||
+		    size < sizeof(lfd) || bpf_probe_read_user(&lfd, sizeof(lfd), (const void *)uattr))
+			return 0;
+		struct file___grp *lf = group_fd_file(task, lfd);
+		if (lf)
+			cal->link_fops = (__u64)BPF_CORE_READ(lf, f_op);
+		return 0;
+	}
 	if (cmd != BPF_MAP_UPDATE_ELEM && cmd != BPF_MAP_DELETE_ELEM)
 		return 0;
 	__u32 zero = 0;

@@ -380,6 +380,7 @@ struct walk_ctx {
 	__u32 first_exit;
 	__u32 main_end;
 	__u32 lock; /* enum sentry_lock: in the padding, not in a stack slot of its own */
+	__u32 refs_over; /* of read_errors: group map references past the cap */
 };
 
 #ifndef SENTRY_NO_LOOP
@@ -1496,7 +1497,8 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 				 kernel == SRC_USER_SLEEPABLE ? walk_chunk_sleepable : walk_chunk_user,
 			 &wl, 0);
 	struct group_scratch *gs = group_scratch_for(kernel);
-	struct group_pending *gp = group_gather(f, gs, task, tid, ap->fd_array, ap->fd_array_cnt, &wc->read_errors, kernel);
+	struct group_pending *gp = group_gather(f, gs, task, tid, ap->fd_array, ap->fd_array_cnt, &wc->read_errors,
+						 &wc->refs_over, kernel);
 	/* Taken after the walk and the gathering, which can sleep (lsm.s); held only to evaluate. */
 	__u32 tidx = 0;
 	struct rules_table *table = acquire_table(cfg, &tidx);
@@ -1547,7 +1549,7 @@ static __always_inline __u32 judge(struct prog_load_attr *ap, __u64 size, __u64 
 		bpf_probe_read_kernel(v->helper_count, sizeof(v->helper_count), f->helper_cnt);
 		v->walk_ns = bpf_ktime_get_ns() - start;
 		v->lock = wc->lock;
-		v->_pad_lock = 0;
+		v->refs_over = wc->refs_over;
 		/* Chunks left out: wake the reader now, while the loader waits
 		 * for the verifier, so that it reads them from the loader's
 		 * memory before the loader returns (sensor/recover.go). */

@@ -33,13 +33,13 @@ type Entry struct {
 	// (prog.insn_hash, what allowlists and lock blocks name), at most
 	// MaxNames.
 	Fingerprints []string `json:"fingerprints,omitempty"`
-	// Omitted counts names, types and loaders not recorded because their
-	// list was full: an entry stays far below a KV value's size limit
+	// Omitted counts names, types, loaders and hosts' sightings not
+	// recorded because their list (or the host map) was full: an entry stays far below a KV value's size limit
 	// however many names a program is loaded under.
 	Omitted   uint64               `json:"omitted,omitempty"`
 	FirstSeen time.Time            `json:"first_seen"`
 	LastSeen  time.Time            `json:"last_seen"`
-	Hosts     map[string]*HostSeen `json:"hosts"`
+	Hosts     map[string]*HostSeen `json:"hosts"` // at most MaxHosts: the first seen
 }
 
 // HostSeen is one host's history with a fingerprint.
@@ -86,10 +86,12 @@ func addLoaderID(list []LoaderID, id LoaderID, most int, omitted *uint64) []Load
 	return append(list[:i], append([]LoaderID{id}, list[i:]...)...)
 }
 
-// MaxNames and MaxLoaders bound the lists of one entry.
+// MaxNames, MaxLoaders and MaxHosts bound the lists (and the host map) of
+// one entry.
 const (
 	MaxNames   = 64
 	MaxLoaders = 64
+	MaxHosts   = 64
 )
 
 // Sighting is what the inventory takes from one prog_load event.
@@ -218,6 +220,10 @@ func merge(e *Entry, s Sighting) {
 	}
 	h := e.Hosts[s.Host]
 	if h == nil {
+		if len(e.Hosts) >= MaxHosts {
+			e.Omitted++
+			return
+		}
 		h = &HostSeen{FirstSeen: s.Time, LastSeen: s.Time}
 		e.Hosts[s.Host] = h
 	}

@@ -239,6 +239,39 @@ func TestEntryListsStayBoundedAndCountWhatTheyOmit(t *testing.T) {
 	}
 }
 
+// The host map is bounded like the lists: the first MaxHosts hosts keep
+// their history, every sighting from a host past them is counted in
+// Omitted, and the entry's own first and last sightings still follow all.
+func TestEntryHostsStayBoundedAndCountWhatTheyOmit(t *testing.T) {
+	e := &Entry{SHA256: fingerprint("everywhere")}
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	const n = 10000
+	for i := 0; i < n; i++ {
+		merge(e, Sighting{EventID: fmt.Sprint(i), Host: fmt.Sprintf("host-%05d", i), SHA256: e.SHA256, Name: "p", Time: at.Add(time.Duration(i) * time.Second)})
+	}
+	if len(e.Hosts) != MaxHosts {
+		t.Fatalf("%d hosts, want %d", len(e.Hosts), MaxHosts)
+	}
+	if want := uint64(n - MaxHosts); e.Omitted != want {
+		t.Errorf("omitted %d, want %d", e.Omitted, want)
+	}
+	if e.Hosts["host-00000"] == nil || e.Hosts[fmt.Sprintf("host-%05d", MaxHosts)] != nil {
+		t.Errorf("hosts kept: want the first %d seen", MaxHosts)
+	}
+	if !e.LastSeen.Equal(at.Add((n - 1) * time.Second)) {
+		t.Errorf("last seen %v: an omitted host's sighting must still date the entry", e.LastSeen)
+	}
+	// A listed host still counts its loads when the map is full.
+	merge(e, Sighting{Host: "host-00000", SHA256: e.SHA256, Name: "p", Time: at})
+	if e.Hosts["host-00000"].Loads != 2 || e.Omitted != uint64(n-MaxHosts) {
+		t.Errorf("listed host loads %d, omitted %d: want 2 and %d", e.Hosts["host-00000"].Loads, e.Omitted, n-MaxHosts)
+	}
+	b, _ := json.Marshal(e)
+	if len(b) > 512<<10 {
+		t.Errorf("entry of %d bytes", len(b))
+	}
+}
+
 func TestParseProgLoadRefusesWhatIsNotAFingerprintedLoad(t *testing.T) {
 	for name, data := range map[string]string{
 		"not JSON":             "{",

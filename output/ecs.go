@@ -55,12 +55,31 @@ type ECSProcess struct {
 	PID        uint32 `json:"pid"`
 	Name       string `json:"name"`
 	Executable string `json:"executable,omitempty"`
-	Thread     struct {
+	// Hash is the executable's sha256 (loader.exe_sha256, prog_load only).
+	// ECS has no field for its inode and device: they stay in
+	// ebpf_sentry.loader.exe_inode and exe_dev.
+	Hash   *ECSHash `json:"hash,omitempty"`
+	Thread struct {
 		ID uint32 `json:"id"`
 	} `json:"thread"`
 	Parent struct {
 		PID uint32 `json:"pid"`
 	} `json:"parent"`
+}
+
+// ECSHash is ECS's hash.* of a file.
+type ECSHash struct {
+	SHA256 string `json:"sha256"`
+}
+
+// ecsProcess is the loader as ECS's process.*.
+func ecsProcess(l *Loader) *ECSProcess {
+	p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
+	p.Thread.ID, p.Parent.PID = l.TID, l.PPID
+	if l.ExeSHA256 != "" {
+		p.Hash = &ECSHash{SHA256: l.ExeSHA256}
+	}
+	return p
 }
 
 // ECSContainer is ECS's container.* for the loader's container.
@@ -134,9 +153,7 @@ func ecsProgLoad(ev *Event, e *ECSEvent) {
 		}
 	}
 	if l := ev.Loader; l != nil {
-		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
-		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
-		e.Process = p
+		e.Process = ecsProcess(l)
 		if c := l.Container; c != nil {
 			e.Container = &ECSContainer{ID: c.ID, Runtime: c.Runtime}
 			if c.PodUID != "" {
@@ -260,9 +277,7 @@ func ecsProgArrayWrite(ev *Event, e *ECSEvent) {
 		}
 	}
 	if l := ev.Loader; l != nil {
-		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
-		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
-		e.Process = p
+		e.Process = ecsProcess(l)
 		e.Message += " by " + l.Comm
 	}
 }
@@ -271,9 +286,7 @@ func ecsProgArrayWrite(ev *Event, e *ECSEvent) {
 // (" by COMM") and, when rules matched, the alert with their ids and action.
 func ecsByAndJudged(ev *Event, e *ECSEvent) {
 	if l := ev.Loader; l != nil {
-		p := &ECSProcess{PID: l.PID, Name: l.Comm, Executable: l.Exe}
-		p.Thread.ID, p.Parent.PID = l.TID, l.PPID
-		e.Process = p
+		e.Process = ecsProcess(l)
 		e.Message += " by " + l.Comm
 	}
 	if v := ev.Verdict; v != nil && len(v.Rules) > 0 {

@@ -87,3 +87,49 @@ func TestECSSchemaChecksTheNativeEventInside(t *testing.T) {
 		t.Error("the ECS schema accepted a control character inside ebpf_sentry")
 	}
 }
+
+// A prog_load's loader identity reaches the ECS shape: the executable's
+// sha256 as process.hash.sha256, its inode and device (no ECS field) in
+// ebpf_sentry.loader.
+func TestECSCarriesTheLoadersExecutableIdentity(t *testing.T) {
+	ev := everyEvent()["a prog_load with everything and both instruction forms"]
+	l := *ev.Loader
+	l.Exe, l.ExeInode, l.ExeDev = "/usr/bin/loader", 123456, 8<<20|1
+	l.ExeSHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	ev.Loader = &l
+	p := NewPipeline(Config{Host: "web-1", LossInterval: -1, Format: FormatECS})
+	sink := &memSink{name: "m"}
+	p.Add(sink, QueueOptions{})
+	p.Emit(ev)
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.recs) != 1 {
+		t.Fatalf("got %d records", len(sink.recs))
+	}
+	line := sink.recs[0].JSON
+	validateECS(t, line)
+	var e struct {
+		Process ECSProcess
+		Sentry  struct {
+			Loader struct {
+				ExeInode uint64 `json:"exe_inode"`
+				ExeDev   uint32 `json:"exe_dev"`
+			} `json:"loader"`
+		} `json:"ebpf_sentry"`
+	}
+	if err := json.Unmarshal(line, &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Process.Hash == nil || e.Process.Hash.SHA256 != l.ExeSHA256 || e.Process.Executable != l.Exe {
+		t.Errorf("process %+v (hash %+v), want executable %s with sha256 %s", e.Process, e.Process.Hash, l.Exe, l.ExeSHA256)
+	}
+	if e.Sentry.Loader.ExeInode != l.ExeInode || e.Sentry.Loader.ExeDev != l.ExeDev {
+		t.Errorf("ebpf_sentry.loader inode %d dev %d, want %d %d", e.Sentry.Loader.ExeInode, e.Sentry.Loader.ExeDev, l.ExeInode, l.ExeDev)
+	}
+	// without a hash, no process.hash
+	l.ExeSHA256 = ""
+	if p := ToECS(ev).Process; p.Hash != nil {
+		t.Errorf("process.hash %+v for a loader without a hash", p.Hash)
+	}
+}

@@ -192,6 +192,7 @@ func applyVerdict(ev *Event, v *sentrySentryVerdictRec) {
 	ev.InsnHash = v.InsnHash
 	ev.Lock = Lock(v.Lock)
 	ev.ReadErrors = v.ReadErrors
+	ev.GroupRefsOver = v.RefsOver
 	ev.CallsHelper, ev.CallsSub, ev.CallsKfunc = v.CallsHelper, v.CallsSub, v.CallsKfunc
 	ev.WalkTime = time.Duration(v.WalkNs)
 	ev.Helpers = make(map[uint32]uint32)

@@ -141,11 +141,14 @@ type Event struct {
 	Inner *InnerLoad `json:"inner,omitempty"`
 
 	// Capture completeness: a load is always reported, and says what is missing.
-	ChunksExpected uint32   `json:"chunks_expected"`
-	ChunksReceived uint32   `json:"chunks_received"`
-	ReadErrors     uint32   `json:"read_errors,omitempty"`
-	Missing        []string `json:"missing,omitempty"` // "header", "verdict", "exit", "chunks"
-	HashMismatch   bool     `json:"hash_mismatch,omitempty"`
+	ChunksExpected uint32 `json:"chunks_expected"`
+	ChunksReceived uint32 `json:"chunks_received"`
+	ReadErrors     uint32 `json:"read_errors,omitempty"`
+	// GroupRefsOver is the part of ReadErrors that is map references past
+	// the group judge's cap (64): the load's group could not be followed.
+	GroupRefsOver uint32   `json:"group_refs_over,omitempty"`
+	Missing       []string `json:"missing,omitempty"` // "header", "verdict", "exit", "chunks"
+	HashMismatch  bool     `json:"hash_mismatch,omitempty"`
 	// Recovered: the kernel did not write every chunk (no room in the
 	// ring) and the instructions were read from the loader's memory,
 	// checked against the kernel's insn_hash and, when loaded, its tag

@@ -61,8 +61,11 @@ func TestLoaderRateLimitSparesOtherLoaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, want := after["rate_limited"]-before["rate_limited"], uint64(len(attempts)-2); n != want {
-		t.Fatalf("rate_limited losses %d, want %d (%d attempts of 4 loads)", n, want, len(attempts))
+	// The counter is the sensor's, for every loader on the host: another
+	// loader over its rate meanwhile adds to it, so this test's own
+	// attempts (flagged one by one above) are what it must hold at least.
+	if n, want := after["rate_limited"]-before["rate_limited"], uint64(len(attempts)-2); n < want {
+		t.Fatalf("rate_limited losses %d, want at least %d (%d attempts of 4 loads)", n, want, len(attempts))
 	}
 }
 
@@ -161,7 +164,8 @@ func TestUnprivilegedFloodDoesNotBlindTheSentry(t *testing.T) {
 		}
 	}
 	for _, ev := range floodEvs {
-		if !ev.Unprivileged || len(ev.Program.Insns) != 0 || ev.Program.InsnCnt != 1000000 || ev.Outcome.Errno != int(syscall.EPERM) {
+		if !ev.Unprivileged || len(ev.Program.Insns) != 0 || ev.Program.InsnCnt != 1000000 || ev.Outcome.Errno != int(syscall.EPERM) ||
+			len(ev.Missing) != 0 || ev.RateLimited {
 			t.Fatalf("flood load %d: unprivileged %v, %d bytes, insn_cnt %d, errno %d", ev.LoadID, ev.Unprivileged, len(ev.Program.Insns), ev.Program.InsnCnt, ev.Outcome.Errno)
 		}
 	}
@@ -175,12 +179,10 @@ func TestUnprivilegedFloodDoesNotBlindTheSentry(t *testing.T) {
 			diff[k] = d
 		}
 	}
-	// Nothing of the flood was lost: no chunk was ever emitted for it.
-	for _, k := range []string{"chunk_reserve", "header_reserve", "verdict_reserve", "exit_reserve", "reassembly_budget", "rate_limited"} {
-		if diff[k] != 0 {
-			t.Errorf("loss %s: %d during the flood", k, diff[k])
-		}
-	}
+	// Nothing of the flood was lost: every record of every one of this
+	// test's loads arrived (no Missing, checked per event above; the root
+	// loads complete, none rate limited). The loss counters are the
+	// sensor's, for every loader on the host, so they are only shown (below).
 	if (rssMax-rssStart)*1024 > budget {
 		t.Errorf("RSS grew from %d to %d KiB during the flood, budget %d MiB", rssStart, rssMax, budget>>20)
 	}

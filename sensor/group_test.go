@@ -669,8 +669,12 @@ func TestGroupMapReferencesPastTheCapAreCounted(t *testing.T) {
 				t.Fatalf("results %+v: want the load to succeed (one map, %d fds)", run.results, refs)
 			}
 			evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, 1, eventWait)
-			if evs[0].ReadErrors != refs-64 {
-				t.Errorf("read errors %d, want %d (the references past 64)", evs[0].ReadErrors, refs-64)
+			if evs[0].ReadErrors != refs-64 || evs[0].GroupRefsOver != refs-64 {
+				t.Errorf("read errors %d (group refs over %d), want %d (the references past 64)", evs[0].ReadErrors, evs[0].GroupRefsOver, refs-64)
+			}
+			// the block's reason is the cap, not unreadable instructions
+			if block && (evs[0].Verdict != VerdictBlock || evs[0].RuleID != RuleGroupRefsOver) {
+				t.Errorf("verdict %v rule %q, want a block by %s", evs[0].Verdict, evs[0].RuleID, RuleGroupRefsOver)
 			}
 			after, err := s.GroupStats()
 			if err != nil {

@@ -148,6 +148,9 @@ func (s *Sensor) deliver(ctx context.Context, ev *Event) {
 		ev.RuleID = RuleUnjudged
 	} else if ev.Verdict == VerdictBlock && ev.ReadErrors > 0 && s.cfg.BlockUnreadable {
 		ev.RuleID = RuleUnreadable
+		if ev.GroupRefsOver == ev.ReadErrors {
+			ev.RuleID = RuleGroupRefsOver
+		}
 	} else if ev.Verdict == VerdictBlock && ev.Lock.Blocks() {
 		ev.RuleID = RuleLock
 	}

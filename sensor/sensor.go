@@ -138,6 +138,11 @@ const RuleUnjudged = "unjudged-load"
 // could not be read from the loader's memory (Config.BlockUnreadable).
 const RuleUnreadable = "unreadable-instructions"
 
+// RuleGroupRefsOver is the RuleID of a load blocked (Config.BlockUnreadable)
+// because it references more maps than the group judge follows (64): its
+// instructions were read, but its group could not be judged.
+const RuleGroupRefsOver = "group-map-references-over-cap"
+
 // Sentinel errors callers branch on.
 var (
 	ErrNotRoot         = errors.New("the sensor needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)")

@@ -34,6 +34,8 @@ type sentryGroupCalib struct {
 	_        structs.HostLayout
 	MapFops  uint64
 	ProgFops uint64
+	LinkFops uint64
+	PerfFops uint64
 }
 
 type sentryGroupKey struct {
@@ -686,7 +688,7 @@ type sentrySentryVerdictRec struct {
 	Error       uint32
 	WalkNs      uint64
 	Lock        uint32
-	PadLock     uint32
+	RefsOver    uint32
 	HelperCount [256]uint32
 	MatchedMore [15]uint64
 }
@@ -724,6 +726,8 @@ type sentryWalkCtx struct {
 	FirstExit   uint32
 	MainEnd     uint32
 	Lock        uint32
+	RefsOver    uint32
+	_           [4]byte
 }
 
 // Names of all BPF objects in the ELF.

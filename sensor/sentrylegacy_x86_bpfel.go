@@ -34,6 +34,8 @@ type sentryLegacyGroupCalib struct {
 	_        structs.HostLayout
 	MapFops  uint64
 	ProgFops uint64
+	LinkFops uint64
+	PerfFops uint64
 }
 
 type sentryLegacyGroupKey struct {

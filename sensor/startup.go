@@ -296,6 +296,7 @@ func NewStaged(cfg Config) (*Sensor, error) {
 func (s *Sensor) finishStart(prefaultProg *ebpf.Program, prefaultErr error) {
 	defer close(s.started)
 	s.calibrateGroupsOrSay()
+	s.calibrateAttachFdsOrSay()
 	s.prefault(prefaultProg, prefaultErr)
 }
 

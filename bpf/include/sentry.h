@@ -192,7 +192,8 @@ struct sentry_verdict_rec {
 	                        (verdict by on_error); 0: judged */
 	__u64 walk_ns;       /* time spent reading and walking the instructions */
 	__u32 lock;          /* enum sentry_lock */
-	__u32 _pad_lock;
+	__u32 refs_over;     /* of read_errors: group map references past the cap
+	                        (GROUP_REFS), which block_unreadable blocks too */
 	__u32 helper_count[SENTRY_HELPER_MAX];
 	__u64 matched_more[SENTRY_MATCHED_WORDS - 1]; /* matching slots 64 and up */
 };

@@ -80,6 +80,7 @@ func TestProgLoadMapsTheSensorsAndTheRulesVerdicts(t *testing.T) {
 		wantRuleIDs []string
 		wantDiffers bool
 		wantRetry   uint32
+		wantWhy     string
 	}{
 		{
 			name:       "a clean load is allowed and loaded",
@@ -120,6 +121,12 @@ func TestProgLoadMapsTheSensorsAndTheRulesVerdicts(t *testing.T) {
 			wantAction: "block", wantBy: "signal", wantResult: output.ResultKilled, wantRuleIDs: []string{sensor.RuleUnreadable},
 		},
 		{
+			name:       "a load blocked for map references past the group cap names that reason, not unreadable instructions",
+			ev:         sensor.Event{Verdict: sensor.VerdictBlock, Action: sensor.ActionKilled, RuleIndex: -1, RuleID: sensor.RuleGroupRefsOver, ReadErrors: 6, GroupRefsOver: 6, Outcome: sensor.Outcome{Result: sensor.ResultKilled}},
+			wantAction: "block", wantBy: "signal", wantResult: output.ResultKilled, wantRuleIDs: []string{sensor.RuleGroupRefsOver},
+			wantWhy: "group map references past the cap (64) (--block-unreadable)",
+		},
+		{
 			name:       "a load whose kernel verdict record was lost is not reported as allowed",
 			ev:         sensor.Event{Missing: []string{"header", "verdict"}, Outcome: sensor.Outcome{Result: sensor.ResultLoaded}},
 			wantAction: "unknown", wantResult: output.ResultLoaded,
@@ -144,6 +151,9 @@ func TestProgLoadMapsTheSensorsAndTheRulesVerdicts(t *testing.T) {
 			if e.Verdict.Action != tt.wantAction || e.Verdict.EnforcedBy != tt.wantBy || e.Outcome.Result != tt.wantResult || strings.Join(ids, ",") != strings.Join(tt.wantRuleIDs, ",") {
 				t.Errorf("got action %s by %q, result %s, rules %v; want %s by %q, %s, %v",
 					e.Verdict.Action, e.Verdict.EnforcedBy, e.Outcome.Result, ids, tt.wantAction, tt.wantBy, tt.wantResult, tt.wantRuleIDs)
+			}
+			if tt.wantWhy != "" && (len(e.Verdict.Rules) == 0 || e.Verdict.Rules[0].Why != tt.wantWhy) {
+				t.Errorf("rules %+v, want the reason %q", e.Verdict.Rules, tt.wantWhy)
 			}
 			if e.Outcome.JudgedCopyDiffers != tt.wantDiffers {
 				t.Errorf("judged_copy_differs = %v, want %v", e.Outcome.JudgedCopyDiffers, tt.wantDiffers)

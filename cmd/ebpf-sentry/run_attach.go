@@ -183,7 +183,17 @@ func (j *attachJudge) judgeTarget(set *rules.Set, ev *sensor.AttachEvent, tg tar
 	}
 	p.AttachPoint = &program.AttachPoint{Kind: string(out.target.Kind), Binary: out.target.Binary, Symbol: out.target.Symbol,
 		Interface: out.target.Interface, Cgroup: out.target.Cgroup}
-	out.rep = analysis.Analyze(p, nil)
+	var aopts *analysis.Options
+	if analysis.Translated(p) {
+		// the kernel's translated form calls helpers by address: named
+		// from kallsyms as bpftool does, else counted under bogus ids
+		if ks, err := readCalledKallsymsOf(p); err == nil {
+			aopts = &analysis.Options{Kallsyms: ks}
+		} else {
+			slog.Debug("attached program's helper calls unnamed", "prog_id", ev.ProgID, "err", err)
+		}
+	}
+	out.rep = analysis.Analyze(p, aopts)
 	names := out.target.Names()
 	if len(names) == 0 {
 		names = []string{""}

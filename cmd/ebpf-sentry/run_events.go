@@ -46,6 +46,9 @@ func progLoad(ev *sensor.Event, rep *analysis.Report, v rules.Verdict, disasm []
 		if ev.RuleID == sensor.RuleUnreadable {
 			why = "instructions unreadable in the loader's memory (--block-unreadable)"
 		}
+		if ev.RuleID == sensor.RuleGroupRefsOver {
+			why = "group map references past the cap (64) (--block-unreadable)"
+		}
 		if ev.RuleID == sensor.RuleLock {
 			why = ev.Lock.Why(ev.InsnHash)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/ebpf-sentry/ebpf-sentry/insn"
 	"github.com/ebpf-sentry/ebpf-sentry/inventory"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
 	"github.com/ebpf-sentry/ebpf-sentry/report"
 	"github.com/ebpf-sentry/ebpf-sentry/rules"
 )
@@ -363,12 +364,22 @@ func knownHelperName(id int32) string {
 // readCalledKallsyms reads from /proc/kallsyms the names of the kernel
 // functions the scanned programs call, and only those.
 func readCalledKallsyms(inv *inventory.Inventory) (*insn.Kallsyms, error) {
-	imms := map[int32]bool{}
+	progs := make([]*program.Program, 0, len(inv.Programs))
 	for _, p := range inv.Programs {
-		if p.Prog == nil {
+		progs = append(progs, p.Prog)
+	}
+	return readCalledKallsymsOf(progs...)
+}
+
+// readCalledKallsymsOf is readCalledKallsyms for the given programs (nil
+// entries are skipped).
+func readCalledKallsymsOf(progs ...*program.Program) (*insn.Kallsyms, error) {
+	imms := map[int32]bool{}
+	for _, p := range progs {
+		if p == nil {
 			continue
 		}
-		ins, _ := p.Prog.Decode()
+		ins, _ := p.Decode()
 		for _, in := range ins {
 			if in.Code == 0x85 && (in.Src == 0 || in.Src == insn.PseudoKfuncCall) { // BPF_JMP|BPF_CALL
 				imms[in.Imm] = true

@@ -64,12 +64,15 @@ func main() {
 	flag.StringVar(&na.mapName, "map-name", "sentry_sockmap", "-mode sockmap: the map's name")
 	flag.StringVar(&na.mapPin, "map-pin", "", "-mode sockmap: use the map pinned here, or pin the new map here (it then outlives this process)")
 	flag.StringVar(&na.syms, "syms", "", "-mode uprobe_multi: BINARY:SYM,SYM…; kprobe_multi: SYM,SYM…")
+	wrong := flag.String("wrong-fd", "", "instead of the above: link (BPF_LINK_DETACH on a perf event fd) | perf (BPF_LINK_CREATE of a perf event attach on an eventfd)")
 	flag.BoolVar(&na.hold, "hold", false, "after the JSON line, keep everything attached until stdin closes")
 	flag.StringVar(&linkPin, "pin", "", "-tracepoint, -raw-tp, -uprobe: pin the link here (it then outlives this process)")
 	flag.Parse()
 	res := result{PID: os.Getpid()}
 	var err error
-	if na.mode != "" {
+	if *wrong != "" {
+		err = wrongFD(*wrong, &res)
+	} else if na.mode != "" {
 		err = na.run(&res)
 	} else {
 		err = run(*obj, *builtin, *progName, *tp, *ioctl, *rawTP, *uprobe, *closeFirst, *tpID, &res)
