@@ -42,7 +42,7 @@ const (
 
 // DefaultIoctlHook is what an empty Config.IoctlHook means (and run's
 // --ioctl-hook default).
-const DefaultIoctlHook = IoctlHookAuto
+const DefaultIoctlHook = IoctlHookAlways
 
 // ResolveIoctlHook says which hook h stands for here: empty is
 // DefaultIoctlHook; auto is on-demand where OnDemandIoctlSupport says the
