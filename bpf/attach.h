@@ -833,11 +833,13 @@ int sentry_perf_open_enter(struct sys_enter_args_ctx *ctx)
 }
 
 /* A new perf event fd, for the on-demand ioctl hook: reported to user
- * space, which attaches the hook while the caller may hold the fd. In
- * enforce mode, while the hook is not attached, the caller is stopped
- * before it returns to user space (SIGSTOP, queued here, acts on the way
- * out) and continued once the hook is on; a report the ring cannot take
- * kills it instead (fail closed). The sensor's own opens (its tracepoint
+ * space, which attaches the hook while the caller may hold the fd. While
+ * the hook is not attached the caller is stopped before it returns to user
+ * space (SIGSTOP, queued here, acts on the way out) and continued once the
+ * hook is on, in both modes: in monitor mode too, an attacher that attached
+ * and closed its fd before the hook was on would leave nothing to find. A
+ * report the ring cannot take kills the caller in enforce mode (fail
+ * closed) and is counted in both. The sensor's own opens (its tracepoint
  * attaches) are not reported. */
 static __always_inline void perf_opened_report(__u64 pid_tgid, __s64 fd)
 {
@@ -852,11 +854,14 @@ static __always_inline void perf_opened_report(__u64 pid_tgid, __s64 fd)
 	 * before its start time is learnt, and must never stop itself */
 	if (cfg && cfg->self_tgid == pid_tgid >> 32)
 		return;
-	int stop = !g->armed && cfg && cfg->mode == SENTRY_MODE_ENFORCE;
+	int enforce = cfg && cfg->mode == SENTRY_MODE_ENFORCE;
+	/* the agent's own opens (its hooks, attached before the config names
+	 * it) are reported but never stopped: a stopped agent continues no one */
+	int stop = !g->armed && g->stop && g->self_tgid != pid_tgid >> 32;
 	struct sentry_perf_opened *r = bpf_ringbuf_reserve(&perf_opened, sizeof(*r), 0);
 	if (!r) {
 		__sync_fetch_and_add(&n->lost, 1);
-		if (stop)
+		if (stop && enforce)
 			bpf_send_signal(SIGKILL);
 		return;
 	}

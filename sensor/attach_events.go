@@ -502,8 +502,11 @@ func attachPlan(hook Hook, cfg Config) []attachProgram {
 			attachProgram{name: sentryProgSentryLsmIoctlGate, required: true, arm: armEnforce}) // every ioctl: only while a block can be due
 	}
 	if cfg.IoctlHook == IoctlHookOnDemand {
+		// an LSM program that cannot be attached again once detached
+		// (before 5.13: kernelprobe.LSMReattach) stays attached while the
+		// sensor enforces, as with the hook always on
 		for i, p := range plan {
-			if p.event == "sys_enter_ioctl" || p.event == "sys_exit_ioctl" || p.name == sentryProgSentryLsmIoctlGate {
+			if p.event == "sys_enter_ioctl" || p.event == "sys_exit_ioctl" || p.name == sentryProgSentryLsmIoctlGate && cfg.lsmReattach {
 				plan[i].onDemand = true
 			}
 		}
@@ -634,6 +637,14 @@ func (s *Sensor) armFor(m Mode) error {
 	defer s.armMu.Unlock()
 	s.armMode = m
 	return s.armLocked()
+}
+
+// enforcing says whether the armable programs are attached for enforce
+// mode (SetMode arms them before the kernel sees enforce mode).
+func (s *Sensor) enforcing() bool {
+	s.armMu.Lock()
+	defer s.armMu.Unlock()
+	return s.armMode == ModeEnforce
 }
 
 // setIoctlOpen opens or closes the on-demand ioctl gate: its programs (as

@@ -35,7 +35,30 @@ const (
 	// IoctlHookOnDemand: attached while a process that may hold a perf
 	// event fd without a program lives (sensor/ioctlgate.go).
 	IoctlHookOnDemand IoctlHook = "on-demand"
+	// IoctlHookAuto: on-demand where OnDemandIoctlSupport says the kernel
+	// can, always elsewhere (the default; an empty Config.IoctlHook too).
+	IoctlHookAuto IoctlHook = "auto"
 )
+
+// DefaultIoctlHook is what an empty Config.IoctlHook means (and run's
+// --ioctl-hook default).
+const DefaultIoctlHook = IoctlHookAlways
+
+// ResolveIoctlHook says which hook h stands for here: empty is
+// DefaultIoctlHook; auto is on-demand where OnDemandIoctlSupport says the
+// kernel can, always elsewhere.
+func ResolveIoctlHook(h IoctlHook) IoctlHook {
+	if h == "" {
+		h = DefaultIoctlHook
+	}
+	if h != IoctlHookAuto {
+		return h
+	}
+	if OnDemandIoctlSupport() != nil {
+		return IoctlHookAlways
+	}
+	return IoctlHookOnDemand
+}
 
 // Bounds of the on-demand hook's state.
 const (
@@ -44,9 +67,8 @@ const (
 )
 
 // OnDemandIoctlSupport says why the on-demand ioctl hook cannot run on this
-// kernel, or nil: it follows processes by pidfd and, in enforce mode, stops
-// a perf_event_open caller with bpf_send_signal(SIGSTOP) until the hook is
-// attached.
+// kernel, or nil: it follows processes by pidfd and stops a perf_event_open
+// caller with bpf_send_signal(SIGSTOP) until the hook is attached.
 func OnDemandIoctlSupport() error {
 	if err := kernelprobe.Pidfd(); err != nil {
 		return err
@@ -63,7 +85,7 @@ func IoctlGuarantee(h IoctlHook) string {
 	if h == IoctlHookAlways {
 		return "always: the ioctl programs stay attached; every PERF_EVENT_IOC_SET_BPF is seen at the call (and stopped in enforce mode); every ioctl on the host pays for them"
 	}
-	return "on-demand: the ioctl programs are attached while a process that opened a perf event, or holds a perf event fd without a program, lives (perf_event_open is watched, its caller stopped until the hook is on in enforce mode; monitor mode reports an attach made before the hook was on after the fact); not seen: a perf fd parked in a unix socket's queue when the last holder exits, and a perf event whose link-attached program is detached after its opener exited (docs/EVASION.md); --ioctl-hook always closes both"
+	return "on-demand: the ioctl programs are attached while a process that opened a perf event, or holds a perf event fd without a program, lives (perf_event_open is watched, its caller stopped until the hook is on, in both modes; an attach made before the hook was on, when the stop failed, is reported after the fact); not seen: a perf fd parked in a unix socket's queue when the last holder exits, and a perf event whose link-attached program is detached after its opener exited (docs/EVASION.md); --ioctl-hook always closes both"
 }
 
 // IoctlGateStats counts the on-demand hook's work (Sensor.IoctlGate).
@@ -114,6 +136,9 @@ type ioctlGate struct {
 	offSince uint64 // CLOCK_MONOTONIC ns when the hook last began to detach (0: never)
 	closing  bool   // the agent stops: stopped callers are let go, nothing is followed
 	closed   bool
+	// stop: the kernel side stops a caller while the hook is off (0 only
+	// in tests of the path a failed stop takes)
+	stop uint32
 	// only, when set (tests, Config.ioctlGateOnly), limits the processes
 	// followed: on a shared host other processes' perf events would keep
 	// the hook attached. A caller out of it that was stopped is continued.
@@ -127,6 +152,7 @@ type ioctlGate struct {
 func (s *Sensor) startIoctlGate() error {
 	g := &ioctlGate{s: s, self: uint32(os.Getpid()), state: s.coll.Maps[sentryMapIoctlGate], holders: map[uint32]*perfHolder{}, epfd: -1, wake: -1, only: s.cfg.ioctlGateOnly}
 	g.stats.Hook = IoctlHookOnDemand
+	g.stop = 1
 	var err error
 	if g.ring, err = ringbuf.NewReader(s.coll.Maps[sentryMapPerfOpened]); err != nil {
 		return fmt.Errorf("perf_event_open ring: %w", err)
@@ -176,9 +202,9 @@ func (g *ioctlGate) closeFDs() {
 	}
 }
 
-// writeControl writes the user-space half of the gate state.
+// writeControl writes the user-space half of the gate state (g.mu held).
 func (g *ioctlGate) writeControl(onDemand, armed uint32) error {
-	c := sentrySentryIoctlGate{OnDemand: onDemand, Armed: armed}
+	c := sentrySentryIoctlGate{OnDemand: onDemand, Armed: armed, Stop: g.stop, SelfTgid: g.self}
 	if err := g.state.Put(uint32(0), &c); err != nil {
 		return fmt.Errorf("write ioctl gate state: %w", err)
 	}
@@ -200,7 +226,7 @@ func (g *ioctlGate) attachLocked() error {
 }
 
 // detachLocked tells the kernel side first (a perf_event_open from then on
-// stops its caller in enforce mode), then detaches.
+// stops its caller), then detaches.
 func (g *ioctlGate) detachLocked() {
 	if !g.stats.Attached {
 		return
@@ -307,7 +333,7 @@ func (g *ioctlGate) opened(r *sentrySentryPerfOpened) {
 	}
 	if stopped {
 		sig := unix.SIGCONT
-		if err != nil {
+		if err != nil && g.s.enforcing() {
 			sig = unix.SIGKILL // fail closed: the caller cannot be let go unseen
 		}
 		if h != nil {
@@ -569,10 +595,10 @@ func (g *ioctlGate) close() {
 	if again {
 		return
 	}
+	g.mu.Lock()
 	if err := g.writeControl(0, 0); err != nil {
 		g.s.log.Warn("ioctl hook: stop reporting perf_event_open", "err", err)
 	}
-	g.mu.Lock()
 	g.closing = true
 	g.mu.Unlock()
 	// readOpens reads what the ring holds, then returns

@@ -167,6 +167,21 @@ func childOfTest(pid uint32) bool {
 	return len(f) > 1 && f[1] == strconv.Itoa(os.Getpid())
 }
 
+// onDemandAttached counts the ioctl programs attached that go on and off
+// with the on-demand hook (an lsm/file_ioctl gate that cannot be attached
+// twice stays attached while enforcing: not one of them).
+func onDemandAttached(s *Sensor) int {
+	s.armMu.Lock()
+	defer s.armMu.Unlock()
+	n := 0
+	for _, a := range s.armable {
+		if a.p.onDemand && a.l != nil {
+			n++
+		}
+	}
+	return n
+}
+
 func requireOnDemand(t *testing.T) {
 	t.Helper()
 	testutils.SkipOnOldKernel(t, "5.8", "the on-demand ioctl hook reports perf_event_open on a BPF ring buffer")
@@ -206,9 +221,9 @@ func TestIoctlAttachOnDemandIsReportedAndBlocked(t *testing.T) {
 	detached := func(st IoctlGateStats) bool { return st.Holders == 0 && !st.Attached }
 	t.Run("reported in monitor mode, then detached", func(t *testing.T) {
 		before := s.IoctlGate()
-		// monitor mode does not stop the caller: the test waits for the
-		// hook before letting the attacher's ioctl run (the window itself:
-		// TestIoctlOnDemandWindow)
+		// the caller is stopped at its perf_event_open until the hook is
+		// on (the window itself: TestIoctlOnDemandWindow); the test waits
+		// for the hook before letting the attacher's ioctl run all the same
 		a := startBarrierAttacher(t, tp)
 		a.at(t, "opened")
 		waitGate(t, s, "attach on the attacher's perf_event_open", func(st IoctlGateStats) bool { return st.Attached && st.Opens > before.Opens })
@@ -226,8 +241,8 @@ func TestIoctlAttachOnDemandIsReportedAndBlocked(t *testing.T) {
 			t.Errorf("attacher %+v; event result %s after-the-fact %v target %+v", r, ev.Result, ev.AfterTheFact, ev.Target)
 		}
 		st := waitGate(t, s, "detach after the last holder exited", detached)
-		if st.Attaches <= before.Attaches || st.Detaches <= before.Detaches {
-			t.Errorf("gate before %+v, after %+v: want the hook attached and detached", before, st)
+		if st.Attaches <= before.Attaches || st.Detaches <= before.Detaches || st.Stopped <= before.Stopped {
+			t.Errorf("gate before %+v, after %+v: want the caller stopped, the hook attached and detached", before, st)
 		}
 		if n := len(s.armedLinks()); n != 0 {
 			t.Errorf("detached gate: %d ioctl programs attached", n)
@@ -279,13 +294,14 @@ func wantBlocked(t *testing.T, s *Sensor, r attachRun, ev *AttachEvent) {
 // is read, the attach not yet done) and the attacher waits at a barrier
 // the test owns between its perf_event_open and its ioctl.
 //
-// Monitor mode: the attacher's ioctl runs inside the window, unseen by
-// any ioctl program; once the hook is attached the gate queries the
-// attacher's perf fd (BPF_TASK_FD_QUERY) and reports the attach after the
-// fact. Enforce mode: the attacher is stopped at its perf_event_open's
-// exit (the test sees it stopped with waitid(WSTOPPED) while the gate is
-// held), continued only once the hook is on, and its blocked ioctl is
-// stopped by the hook.
+// In both modes the attacher is stopped at its perf_event_open's exit (the
+// test sees it stopped with waitid(WSTOPPED) while the gate is held) and
+// continued only once the hook is on: monitor mode then reports its attach
+// at the call, enforce mode stops its blocked ioctl. Where the stop fails
+// (here: stops turned off), the attacher's ioctl runs inside the window,
+// unseen by any ioctl program; once the hook is attached the gate queries
+// the attacher's perf fd (BPF_TASK_FD_QUERY) and reports the attach after
+// the fact.
 func TestIoctlOnDemandWindow(t *testing.T) {
 	requireOnDemand(t)
 	s := startSensor(t, Config{Mode: ModeMonitor, IoctlHook: IoctlHookOnDemand, ioctlGateOnly: childOfTest})
@@ -303,8 +319,79 @@ func TestIoctlOnDemandWindow(t *testing.T) {
 			close(held)
 		}
 	}
-	t.Run("monitor: an attach inside the window is reported after the fact", func(t *testing.T) {
+	// stoppedUntilTheHook starts an attacher with the gate held, waits for
+	// it to be stopped at its perf_event_open's exit, checks that no ioctl
+	// program is attached, then lets the gate attach the hook (which
+	// continues the attacher).
+	stoppedUntilTheHook := func(t *testing.T) *barrierAttacher {
+		t.Helper()
+		release := hold()
+		a := startBarrierAttacher(t, tp)
+		var info unix.Siginfo
+		if err := unix.Waitid(unix.P_PID, a.cmd.Process.Pid, &info, unix.WSTOPPED|unix.WNOWAIT, nil); err != nil {
+			release()
+			t.Fatalf("waitid: %v", err)
+		}
+		stopped := onDemandAttached(s) == 0
+		release()
+		if !stopped {
+			t.Fatal("the hook was attached while the gate was held")
+		}
+		a.at(t, "opened") // continued by the gate once the hook is on
+		return a
+	}
+	setStops := func(on bool) {
+		g := s.ioctlGate
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.stop = 0
+		if on {
+			g.stop = 1
+		}
+		armed := uint32(0)
+		if g.stats.Attached {
+			armed = 1
+		}
+		if err := g.writeControl(1, armed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("monitor: the caller is stopped until the hook is on, its attach seen at the call", func(t *testing.T) {
 		waitGate(t, s, "a detached hook to start from", func(st IoctlGateStats) bool { return !st.Attached })
+		a := stoppedUntilTheHook(t)
+		pid := a.cmd.Process.Pid
+		a.proceed(t) // the ioctl, with the hook on
+		a.at(t, "attached")
+		a.proceed(t)
+		r := a.wait(t)
+		if r.Error != "" || r.killed {
+			t.Fatalf("attacher: %+v", r)
+		}
+		evs := log.of(pid, eventWait, func(evs []*AttachEvent) bool {
+			for _, ev := range evs {
+				if ev.Op == OpPerfSetBPF && ev.Result != AttachUnknown {
+					return true
+				}
+			}
+			return false
+		})
+		var ev *AttachEvent
+		for _, e := range evs {
+			if e.Op == OpPerfSetBPF && e.Result != AttachUnknown {
+				ev = e
+			}
+		}
+		if ev == nil {
+			t.Fatalf("no %s event among %d (attacher %+v, gate %+v)", OpPerfSetBPF, len(evs), r, s.IoctlGate())
+		}
+		if ev.AfterTheFact || ev.ProgID != r.ProgID || ev.Result != AttachDone || ev.Target.PerfConfig != tracepointID(t, tp) {
+			t.Errorf("event: after the fact %v, prog %d (want %d), result %s, target %+v; want seen at the call, done", ev.AfterTheFact, ev.ProgID, r.ProgID, ev.Result, ev.Target)
+		}
+	})
+	t.Run("monitor, the stop failed: an attach inside the window is reported after the fact", func(t *testing.T) {
+		waitGate(t, s, "a detached hook to start from", func(st IoctlGateStats) bool { return !st.Attached })
+		setStops(false)
+		defer setStops(true)
 		release := hold()
 		a := startBarrierAttacher(t, tp)
 		a.at(t, "opened")
@@ -353,22 +440,9 @@ func TestIoctlOnDemandWindow(t *testing.T) {
 	defer s.SetMode(ModeMonitor)
 	t.Run("enforce: the caller is stopped until the hook is on", func(t *testing.T) {
 		waitGate(t, s, "a detached hook to start from", func(st IoctlGateStats) bool { return !st.Attached })
-		release := hold()
-		a := startBarrierAttacher(t, tp)
+		a := stoppedUntilTheHook(t)
 		pid := a.cmd.Process.Pid
-		// stopped at its perf_event_open's exit, before "opened"
-		var info unix.Siginfo
-		if err := unix.Waitid(unix.P_PID, pid, &info, unix.WSTOPPED|unix.WNOWAIT, nil); err != nil {
-			release()
-			t.Fatalf("waitid: %v", err)
-		}
-		stopped := len(s.armedLinks()) == 0
-		release()
-		if !stopped {
-			t.Fatal("the hook was attached while the gate was held")
-		}
-		a.at(t, "opened") // continued by the gate once the hook is on
-		a.proceed(t)      // the blocked ioctl
+		a.proceed(t) // the blocked ioctl
 		r := a.wait(t)
 		evs := log.of(pid, eventWait, func(evs []*AttachEvent) bool {
 			for _, ev := range evs {
@@ -394,39 +468,46 @@ func TestIoctlOnDemandWindow(t *testing.T) {
 	})
 }
 
-// A caller the gate stopped is continued when the agent stops: the report
-// is handled while the agent stops (held until then), which lets the
-// caller go without attaching the hook.
+// A caller the gate stopped is continued when the agent stops, in either
+// mode: the report is handled while the agent stops (held until then),
+// which lets the caller go without attaching the hook.
 func TestIoctlOnDemandCloseContinuesStoppedCaller(t *testing.T) {
 	requireOnDemand(t)
-	s := startSensor(t, Config{Mode: ModeEnforce, IoctlHook: IoctlHookOnDemand, ioctlGateOnly: childOfTest})
-	waitGate(t, s, "a detached hook to start from", func(st IoctlGateStats) bool { return !st.Attached })
-	held := make(chan struct{})
-	s.ioctlGate.mu.Lock()
-	s.ioctlGate.beforeAttach = func() { <-held }
-	s.ioctlGate.mu.Unlock()
-	a := startBarrierAttacher(t, "syscalls/sys_enter_getdents64")
-	pid := a.cmd.Process.Pid
-	var info unix.Siginfo
-	if err := unix.Waitid(unix.P_PID, pid, &info, unix.WSTOPPED|unix.WNOWAIT, nil); err != nil {
-		close(held)
-		t.Fatalf("waitid: %v", err)
-	}
-	closed := make(chan struct{})
-	go func() { s.Close(); close(closed) }()
-	for closing := false; !closing; {
-		s.ioctlGate.mu.Lock()
-		closing = s.ioctlGate.closing
-		s.ioctlGate.mu.Unlock()
-		time.Sleep(time.Millisecond)
-	}
-	close(held) // the report held finds the agent stopping
-	<-closed
-	a.at(t, "opened") // continued
-	a.proceed(t)
-	a.proceed(t)
-	if r := a.wait(t); r.killed || r.Error != "" {
-		t.Errorf("attacher after the agent stopped: %+v", r)
+	for _, tc := range []struct {
+		name string
+		mode Mode
+	}{{"monitor", ModeMonitor}, {"enforce", ModeEnforce}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startSensor(t, Config{Mode: tc.mode, IoctlHook: IoctlHookOnDemand, ioctlGateOnly: childOfTest})
+			waitGate(t, s, "a detached hook to start from", func(st IoctlGateStats) bool { return !st.Attached })
+			held := make(chan struct{})
+			s.ioctlGate.mu.Lock()
+			s.ioctlGate.beforeAttach = func() { <-held }
+			s.ioctlGate.mu.Unlock()
+			a := startBarrierAttacher(t, "syscalls/sys_enter_getdents64")
+			pid := a.cmd.Process.Pid
+			var info unix.Siginfo
+			if err := unix.Waitid(unix.P_PID, pid, &info, unix.WSTOPPED|unix.WNOWAIT, nil); err != nil {
+				close(held)
+				t.Fatalf("waitid: %v", err)
+			}
+			closed := make(chan struct{})
+			go func() { s.Close(); close(closed) }()
+			for closing := false; !closing; {
+				s.ioctlGate.mu.Lock()
+				closing = s.ioctlGate.closing
+				s.ioctlGate.mu.Unlock()
+				time.Sleep(time.Millisecond)
+			}
+			close(held) // the report held finds the agent stopping
+			<-closed
+			a.at(t, "opened") // continued
+			a.proceed(t)
+			a.proceed(t)
+			if r := a.wait(t); r.killed || r.Error != "" {
+				t.Errorf("attacher after the agent stopped: %+v", r)
+			}
+		})
 	}
 }
 

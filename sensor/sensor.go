@@ -103,8 +103,9 @@ type Config struct {
 	GuardSignals bool
 
 	// IoctlHook says when the programs on ioctl are attached: always, or
-	// on demand (while a perf event fd may be used for an attach; the
-	// default where OnDemandIoctlSupport says the kernel can).
+	// on demand (while a perf event fd may be used for an attach); auto
+	// (or empty, the default) is on demand where OnDemandIoctlSupport says
+	// the kernel can, always elsewhere.
 	IoctlHook IoctlHook
 
 	// staged: New returns once the sensor judges loads (NewStaged).
@@ -120,6 +121,10 @@ type Config struct {
 	// ioctlGateOnly limits the processes the on-demand ioctl gate follows
 	// (tests on a shared host; ioctlgate.go).
 	ioctlGateOnly func(pid uint32) bool
+	// lsmReattach: an LSM program can be attached again once detached
+	// (kernelprobe.LSMReattach), so the lsm/file_ioctl gate can go on and
+	// off with the on-demand ioctl hook.
+	lsmReattach bool
 }
 
 // OnError is the policy for loads that cannot be judged.
@@ -293,16 +298,15 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		cfg.Logger = slog.Default()
 	}
 	switch cfg.IoctlHook {
-	case "", IoctlHookAlways:
-		// always is the default: on-demand misses a short-lived attacher in
-		// monitor mode (docs/SENSOR.md)
-		cfg.IoctlHook = IoctlHookAlways
+	case "", IoctlHookAuto:
+		cfg.IoctlHook = ResolveIoctlHook(cfg.IoctlHook)
+	case IoctlHookAlways:
 	case IoctlHookOnDemand:
 		if err := OnDemandIoctlSupport(); err != nil {
 			return nil, fmt.Errorf("%w: --ioctl-hook %s: %v", ErrNoHook, IoctlHookOnDemand, err)
 		}
 	default:
-		return nil, fmt.Errorf("ioctl hook %q: want %s or %s", cfg.IoctlHook, IoctlHookAlways, IoctlHookOnDemand)
+		return nil, fmt.Errorf("ioctl hook %q: want %s, %s or %s", cfg.IoctlHook, IoctlHookAuto, IoctlHookAlways, IoctlHookOnDemand)
 	}
 	switch cfg.OnError {
 	case "", OnErrorBlock, OnErrorAllow:
@@ -357,6 +361,15 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 		cfg.Enforcer = EnforcerKill
 		if hook.IsLSM() {
 			cfg.Enforcer = EnforcerDeny
+		}
+	}
+	if cfg.IoctlHook == IoctlHookOnDemand && cfg.Enforcer == EnforcerDeny {
+		// the lsm/file_ioctl gate goes on and off with the hook only where
+		// an LSM program can be attached again once detached (5.13)
+		if err := kernelprobe.LSMReattach(); err != nil {
+			cfg.Logger.Info("ioctl hook: the lsm/file_ioctl gate stays attached while enforcing", "reason", err)
+		} else {
+			cfg.lsmReattach = true
 		}
 	}
 	switch cfg.Enforcer {

@@ -437,6 +437,8 @@ type sentrySentryIoctlGate struct {
 	_          structs.HostLayout
 	OnDemand   uint32
 	Armed      uint32
+	Stop       uint32
+	SelfTgid   uint32
 	Reported   uint64
 	Lost       uint64
 	StopFailed uint64

@@ -290,6 +290,8 @@ type sentryLegacySentryIoctlGate struct {
 	_          structs.HostLayout
 	OnDemand   uint32
 	Armed      uint32
+	Stop       uint32
+	SelfTgid   uint32
 	Reported   uint64
 	Lost       uint64
 	StopFailed uint64

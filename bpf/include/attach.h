@@ -128,6 +128,8 @@ struct sentry_perf_open {
 struct sentry_ioctl_gate {
 	__u32 on_demand;  /* 1: report perf_event_open results (the on-demand hook) */
 	__u32 armed;      /* 1: the ioctl programs of the current mode are attached */
+	__u32 stop;       /* 1: stop a caller while not armed (both modes; 0 only in tests) */
+	__u32 self_tgid;  /* the agent, never stopped (known here before on_demand is set) */
 	__u64 reported;   /* perf_event_open results reported */
 	__u64 lost;       /* reports the ring could not take (the caller is killed in enforce mode) */
 	__u64 stop_failed; /* bpf_send_signal(SIGSTOP) failed (the caller is reported, not stopped) */
@@ -137,7 +139,7 @@ struct sentry_ioctl_gate {
 enum sentry_perf_opened_state {
 	SENTRY_PERF_OPENED_HOOKED = 0,  /* the ioctl programs were attached */
 	SENTRY_PERF_OPENED_STOPPED = 1, /* not attached: the caller is stopped (SIGSTOP queued) */
-	SENTRY_PERF_OPENED_UNSEEN = 2,  /* not attached, the caller runs on (monitor mode, or the stop failed) */
+	SENTRY_PERF_OPENED_UNSEEN = 2,  /* not attached, the caller runs on (the stop failed, or stops are off) */
 };
 
 /* One successful perf_event_open, seen at its exit. */

@@ -23,11 +23,17 @@ func inKernelLoads(f *sensor.Features, hook sensor.Hook) string {
 	return bracket
 }
 
-// ioctlHookLine says what `run`'s default ioctl hook (always) guarantees,
-// and what --ioctl-hook on-demand (or auto) would here.
+// ioctlHookLine says which ioctl hook `run`'s default takes here and what
+// it guarantees, and what the other one would.
 func ioctlHookLine() string {
-	if err := sensor.OnDemandIoctlSupport(); err != nil {
-		return sensor.IoctlGuarantee(sensor.IoctlHookAlways) + " (on-demand unavailable: " + err.Error() + ")"
+	h := sensor.ResolveIoctlHook(sensor.DefaultIoctlHook)
+	other := sensor.IoctlHookAlways
+	if h == sensor.IoctlHookAlways {
+		other = sensor.IoctlHookOnDemand
 	}
-	return sensor.IoctlGuarantee(sensor.IoctlHookAlways) + " (the default); --ioctl-hook on-demand or auto: " + sensor.IoctlGuarantee(sensor.IoctlHookOnDemand)
+	line := sensor.IoctlGuarantee(h) + " (the default, " + string(sensor.DefaultIoctlHook) + ", here)"
+	if err := sensor.OnDemandIoctlSupport(); err != nil {
+		return line + "; on-demand unavailable: " + err.Error()
+	}
+	return line + "; --ioctl-hook " + string(other) + ": " + sensor.IoctlGuarantee(other)
 }

@@ -80,7 +80,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.DurationVar(&o.rulesPoll, "rules-poll", 2*time.Second, "reload --rules when its files change, checking this often (0: only on SIGHUP)")
 	f.StringVar(&o.mode, "mode", "enforce", "enforce|monitor|learn|lock: monitor reports block verdicts without acting; learn enforces the rules and records what loads into --allowlist; lock also blocks every program whose fingerprint is not on --allowlist, in the kernel")
 	f.StringVar(&o.enforcer, "enforcer", "auto", "auto (deny on an LSM hook, else kill) | deny (LSM hook returns EPERM) | kill (SIGKILL the loader) | corrupt (rewrite insn 0; racy, refused under lockdown)")
-	f.StringVar(&o.ioctlHook, "ioctl-hook", "always", "always (on ioctl for the agent's lifetime: every ioctl on the host pays; docs/SENSOR.md) | on-demand (programs on ioctl only while a process that opened a perf event, or holds one without a program, lives; in monitor mode an attacher that attaches and exits before the hook is on goes unseen) | auto (on-demand where the kernel can: pidfd_open, bpf_send_signal; see doctor)")
+	f.StringVar(&o.ioctlHook, "ioctl-hook", string(sensor.DefaultIoctlHook), "auto (on-demand where the kernel can: pidfd_open, bpf_send_signal; always elsewhere; see doctor) | on-demand (programs on ioctl only while a process that opened a perf event, or holds one without a program, lives; a perf_event_open caller is stopped until they are on) | always (on ioctl for the agent's lifetime: every ioctl on the host pays; docs/SENSOR.md)")
 	f.StringVar(&o.hook, "hook", "auto", "auto (strongest available, see doctor) | lsm-prog-load | lsm-bpf | tracepoint | tp_btf | kprobe")
 	f.StringVar(&o.format, "format", "text", "text: one line per load on stdout (events go to --output only when given) | json: events to --output (default stdout)")
 	f.BoolVar(&o.pin, "pin", false, "pin the programs in "+runPinPath+" so enforcement continues after the agent exits")
@@ -117,12 +117,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		return fmt.Errorf("--mode %q: want enforce, monitor, learn or lock", o.mode)
 	}
 	switch o.ioctlHook {
-	case "auto":
-		cfg.IoctlHook = sensor.IoctlHookOnDemand
-		if sensor.OnDemandIoctlSupport() != nil {
-			cfg.IoctlHook = sensor.IoctlHookAlways
-		}
-	case string(sensor.IoctlHookAlways), string(sensor.IoctlHookOnDemand):
+	case string(sensor.IoctlHookAuto), string(sensor.IoctlHookAlways), string(sensor.IoctlHookOnDemand):
 		cfg.IoctlHook = sensor.IoctlHook(o.ioctlHook)
 	default:
 		return fmt.Errorf("--ioctl-hook %q: want auto, on-demand or always", o.ioctlHook)
@@ -256,7 +251,7 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		s.Close()
 		return envError("start sensor: %w", err)
 	}
-	slog.Info("sensor running", "hook", s.Hook(), "enforcer", s.Enforcer(), "mode", o.mode, "allowlisted", s.Allowlisted(),
+	slog.Info("sensor running", "hook", s.Hook(), "enforcer", s.Enforcer(), "mode", o.mode, "ioctl_hook", s.IoctlGate().Hook, "allowlisted", s.Allowlisted(),
 		"rules", set.Source, "kernel_rules", len(compiled.Slots), "pid", os.Getpid())
 	started := time.Now()
 	losses := &lossTracker{last: map[string]uint64{}}

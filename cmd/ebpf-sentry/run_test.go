@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+	"github.com/ebpf-sentry/ebpf-sentry/sensor"
 )
 
 // syncBuffer collects a child's output while the test reads it.
@@ -283,6 +284,13 @@ func TestDoctorPlanMatchesWhatRunUses(t *testing.T) {
 	}
 	if n := strings.Count(string(text), "32-bit loaders:"); n != 1 {
 		t.Errorf("doctor says how 32-bit loaders are covered %d times, want once:\n%s", n, text)
+	}
+	// the ioctl hook doctor states first is the one run's default
+	// took here
+	_, line, _ := strings.Cut(string(text), "ioctl attaches (PERF_EVENT_IOC_SET_BPF): ")
+	said, _, _ := strings.Cut(line, ":")
+	if said == "" || !strings.Contains(line, "(the default, "+string(sensor.DefaultIoctlHook)+", here)") || !strings.Contains(stderr.String(), "ioctl_hook="+said+" ") {
+		t.Errorf("doctor states the ioctl hook %q, run logged:\n%s\ndoctor:\n%s", said, stderr.String(), text)
 	}
 	err = exec.Command(bin, "run", "--enforcer", "corrupt", "--mode", "monitor", "--lock-file", filepath.Join(dir, "lock2")).Run()
 	var ee *exec.ExitError

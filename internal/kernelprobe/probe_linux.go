@@ -196,6 +196,39 @@ func LSMProgLoadUsableWith(cache *btf.Cache) error {
 	return LoadWith(LSMProgLoad(), cache)
 }
 
+// LSMFileIoctl is an lsm/file_ioctl program (the ioctl gate's hook).
+func LSMFileIoctl() *ebpf.ProgramSpec {
+	return &ebpf.ProgramSpec{Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "file_ioctl", Instructions: retZero, License: "GPL"}
+}
+
+// LSMReattach says why an LSM program, once attached and detached, cannot
+// be attached again here, or nil. Before 5.13 the kernel forgets an LSM or
+// tracing program's target at its first attach, and a second attach of the
+// same program fails (ENOENT); an LSM program attached and detached on
+// demand then needs a fresh load each time. Probed by doing it: an
+// lsm/file_ioctl program that allows everything, attached twice.
+func LSMReattach() error {
+	if err := BPFLSMActive(); err != nil {
+		return err
+	}
+	p, err := ebpf.NewProgramWithOptions(LSMFileIoctl(), ebpf.ProgramOptions{LogDisabled: true})
+	if err != nil {
+		return fmt.Errorf("load lsm/file_ioctl: %w", err)
+	}
+	defer p.Close()
+	for i := 1; i <= 2; i++ {
+		l, err := link.AttachLSM(link.LSMOptions{Program: p})
+		if err != nil {
+			if i == 2 {
+				return fmt.Errorf("attach an LSM program a second time: %w", err)
+			}
+			return fmt.Errorf("attach lsm/file_ioctl: %w", err)
+		}
+		l.Close()
+	}
+	return nil
+}
+
 // KprobeTargets are the bpf syscall's kprobe targets, best first.
 // __x64_sys_bpf takes the user's pt_regs (syscall wrappers, 4.17); the
 // others take the arguments directly where they exist and are not inlined
