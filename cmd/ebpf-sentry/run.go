@@ -54,6 +54,7 @@ type runOptions struct {
 	memMiB       int
 	loaderRate   int64
 	procs        int
+	cpuProfile   string
 	out          *outputFlags
 	resident     residentOptions
 	policy       *policyFlags
@@ -94,6 +95,7 @@ everything (unless --pin keeps enforcing without the agent).`,
 	f.Int64Var(&o.loaderRate, "loader-rate", sensor.DefaultLoaderRate, "instructions one loader (process) may have captured per second; loads beyond it are judged in the kernel but reported without instructions and counted (rate_limited); -1: no limit")
 	f.IntVar(&o.memMiB, "memory-budget", sensor.DefaultMemoryBudget>>20, "MiB of captured instructions the agent holds (reassembly and queued events); loads beyond it are reported without instructions and counted (reassembly_budget)")
 	f.IntVar(&o.procs, "procs", 0, "CPUs the agent's Go code runs on at once once started (GOMAXPROCS; 0: half the CPUs, at least 1; a GOMAXPROCS environment variable wins): on a small host the agent's hand-offs between goroutines then stay on one thread instead of waking another, and its analysis does not take every CPU from the loaders it judges (docs/PERFORMANCE.md); judging in the kernel does not depend on it")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the agent to this file until it stops (go tool pprof)")
 	f.StringVar(&o.lockPath, "lock-file", runLockPath, "file locked while run is active (a second instance refuses to start)")
 	o.out = addOutputFlags(f)
 	addResidentFlags(f, &o.resident)
@@ -180,6 +182,11 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 		return err
 	}
 	defer lock.Close()
+	stopProfile, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 
 	if o.format == "text" && !cmd.Flags().Changed("output") {
 		o.out.opts.Outputs = nil // the text lines are the output
