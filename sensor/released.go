@@ -9,26 +9,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// CatchUp waits, up to timeout, until the reader has taken every record
-// the kernel side submitted so far, so that an attach or detach made
-// before now is on Attaches (or already received) when it returns true.
-// The agent calls it before deciding that a link vanished without a
-// BPF_LINK_DETACH: the detach's record, if there was one, was submitted
-// before the link went. false: the ring was never empty within timeout
-// (a flood), and the caller decides on what it has.
+// CatchUp waits, up to timeout, for the reader's delivered-up-to-now mark
+// (Delivered), so that an attach or detach made before now is on Attaches
+// (or already received) when it returns true. The agent calls it before
+// deciding that a link vanished without a BPF_LINK_DETACH: the detach's
+// record, if there was one, was submitted before the link went. false: the
+// mark did not come within timeout (a flood, or the reader blocked on a
+// full channel the caller is not receiving from), and the caller decides
+// on what it has.
 func (s *Sensor) CatchUp(timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for s.reader.AvailableBytes() > 0 {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-s.Delivered():
+		return true
+	case <-t.C:
+		return false
 	}
-	// A record read but still being parsed is paired under s.mu: once
-	// the lock is free, it was handed on (or is being sent right after).
-	s.mu.Lock()
-	s.mu.Unlock() //lint:ignore SA2001 an empty critical section is the barrier
-	return true
 }
 
 // PerfEventProg is the id of the program attached to perf event fd of
