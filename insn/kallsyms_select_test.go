@@ -2,6 +2,7 @@ package insn
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -65,5 +66,51 @@ func TestReadKallsymsForAgreesWithReadKallsyms(t *testing.T) {
 		if got, _ := sel.Name(addr); got != want {
 			t.Errorf("%x: selective %q, full %q", addr, got, want)
 		}
+	}
+}
+
+// parseHex reads what strconv.ParseUint(s, 16, 64) reads, and refuses what
+// it refuses.
+func TestParseHexAgreesWithParseUint(t *testing.T) {
+	for _, s := range []string{"0", "ffffffff81000200", "FFFFffff81000200", "00000000000000000001", "ffffffffffffffff",
+		"10000000000000000", "", "zz", "-1", "0x10", "1_0", "ffffffff8100020g"} {
+		got, ok := parseHex([]byte(s))
+		want, err := strconv.ParseUint(s, 16, 64)
+		if ok != (err == nil) || ok && got != want {
+			t.Errorf("%q: parseHex %x %v, ParseUint %x %v", s, got, ok, want, err)
+		}
+	}
+}
+
+// A reader that knows the base streams the table once and names what the
+// two-pass read names.
+func TestReadKallsymsAtAgreesWithReadKallsymsFor(t *testing.T) {
+	table := "ffffffff81000000 T _stext\n" +
+		"ffffffff81000100 T bpf_map_lookup_elem\n" +
+		"ffffffff81000200 T __bpf_call_base\n" +
+		"ffffffff81000300 t bpf_ktime_get_ns\n"
+	base, err := FindCallBase(strings.NewReader(table))
+	if err != nil || base != 0xffffffff81000200 {
+		t.Fatalf("base %x, %v", base, err)
+	}
+	imms := map[int32]bool{-0x100: true, 0x100: true, 0: true}
+	at, err := ReadKallsymsAt(strings.NewReader(table), base, imms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := ReadKallsymsFor(strings.NewReader(table), imms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for imm := range imms {
+		addr := base + uint64(int64(imm))
+		a, _ := at.Name(addr)
+		b, _ := two.Name(addr)
+		if a != b || a == "" {
+			t.Errorf("%x: streamed %q, two-pass %q", addr, a, b)
+		}
+	}
+	if base, err := FindCallBase(strings.NewReader("ffffffff81000000 T _stext\n")); base != 0 || err != nil {
+		t.Errorf("a table without __bpf_call_base: %x, %v; want 0, nil", base, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -386,19 +387,50 @@ func readCalledKallsymsOf(progs ...*program.Program) (*insn.Kallsyms, error) {
 			}
 		}
 	}
+	base, err := kallsymsCallBase()
+	if err != nil {
+		return nil, err
+	}
 	f, err := os.Open("/proc/kallsyms")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	ks, err := insn.ReadKallsymsFor(f, imms)
+	ks, err := insn.ReadKallsymsAt(f, base, imms)
 	if err != nil {
 		return nil, fmt.Errorf("/proc/kallsyms: %w", err)
 	}
-	if _, ok := ks.CallBase(); !ok {
-		return nil, errors.New("/proc/kallsyms shows no address for __bpf_call_base (run as root, or lower kernel.kptr_restrict)")
-	}
 	return ks, nil
+}
+
+// callBase caches __bpf_call_base's address, fixed for the kernel's boot,
+// once a read of /proc/kallsyms showed it (never a hidden 0): later reads
+// then stream the table once (insn.ReadKallsymsAt).
+var callBase struct {
+	sync.Mutex
+	addr uint64
+}
+
+func kallsymsCallBase() (uint64, error) {
+	callBase.Lock()
+	defer callBase.Unlock()
+	if callBase.addr != 0 {
+		return callBase.addr, nil
+	}
+	f, err := os.Open("/proc/kallsyms")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	base, err := insn.FindCallBase(f)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/kallsyms: %w", err)
+	}
+	if base == 0 {
+		return 0, errors.New("/proc/kallsyms shows no address for __bpf_call_base (run as root, or lower kernel.kptr_restrict)")
+	}
+	callBase.addr = base
+	return base, nil
 }
 
 // crossView compares GET_NEXT_ID with the kernel-side views; a view that
