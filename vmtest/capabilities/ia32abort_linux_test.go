@@ -6,23 +6,67 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"unsafe"
 )
 
-// fakeIa32Loader puts a shell script named Ia32Loader first on PATH. It
-// dies of SIGTRAP without printing while the count file holds fewer than
-// aborts lines, and prints a load result for its own pid after that.
-func fakeIa32Loader(t *testing.T, aborts int) string {
+// fakeLoaderEnv makes this test binary act as a stand-in 32-bit loader
+// (the matrix VMs have no shell): it appends a line to the count file the
+// variable names and, per fakeLoaderMode, dies of SIGTRAP without printing
+// while the file holds at most fakeLoaderAborts lines, or fails with a
+// message on stderr.
+const (
+	fakeLoaderEnv    = "CAPABILITIES_FAKE_IA32_COUNT"
+	fakeLoaderAborts = "CAPABILITIES_FAKE_IA32_ABORTS"
+	fakeLoaderMode   = "CAPABILITIES_FAKE_IA32_MODE"
+)
+
+func init() {
+	count := os.Getenv(fakeLoaderEnv)
+	if count == "" {
+		return
+	}
+	f, err := os.OpenFile(count, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		os.Exit(90)
+	}
+	f.WriteString("run\n")
+	f.Close()
+	if os.Getenv(fakeLoaderMode) == "fail" {
+		os.Stderr.WriteString("broken\n")
+		os.Exit(3)
+	}
+	b, _ := os.ReadFile(count)
+	aborts, _ := strconv.Atoi(os.Getenv(fakeLoaderAborts))
+	if strings.Count(string(b), "\n") <= aborts {
+		// the default action, not the Go runtime's handler (which
+		// prints): die of SIGTRAP silently, as an aborted start-up does
+		var dfl struct{ handler, flags, restorer, mask uint64 }
+		syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(syscall.SIGTRAP), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+		syscall.RawSyscall(syscall.SYS_TGKILL, uintptr(os.Getpid()), uintptr(syscall.Gettid()), uintptr(syscall.SIGTRAP))
+		select {}
+	}
+	os.Stdout.WriteString(`{"pid":` + strconv.Itoa(os.Getpid()) + `,"ret":3,"id":42}` + "\n")
+	os.Exit(0)
+}
+
+// fakeIa32Loader puts this test binary first on PATH under the name
+// Ia32Loader, as the stand-in loader of fakeLoaderEnv.
+func fakeIa32Loader(t *testing.T, aborts int, mode string) string {
 	t.Helper()
-	dir := t.TempDir()
-	count := filepath.Join(dir, "runs")
-	script := "#!/bin/sh\n" +
-		"echo run >> " + count + "\n" +
-		"if [ $(wc -l < " + count + ") -le " + strconv.Itoa(aborts) + " ]; then kill -TRAP $$; fi\n" +
-		"echo '{\"pid\":'$$',\"ret\":3,\"id\":42}'\n"
-	if err := os.WriteFile(filepath.Join(dir, Ia32Loader), []byte(script), 0o755); err != nil {
+	self, err := os.Executable()
+	if err != nil {
 		t.Fatal(err)
 	}
+	dir := t.TempDir()
+	if err := os.Symlink(self, filepath.Join(dir, Ia32Loader)); err != nil {
+		t.Fatal(err)
+	}
+	count := filepath.Join(dir, "runs")
+	t.Setenv(fakeLoaderEnv, count)
+	t.Setenv(fakeLoaderAborts, strconv.Itoa(aborts))
+	t.Setenv(fakeLoaderMode, mode)
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	return count
 }
@@ -37,7 +81,7 @@ func runsIn(t *testing.T, count string) int {
 }
 
 func TestIa32StartupAbortsAreRetriedAndReported(t *testing.T) {
-	count := fakeIa32Loader(t, ia32Attempts-1)
+	count := fakeIa32Loader(t, ia32Attempts-1, "")
 	r, err := runIa32Loader()
 	if err != nil {
 		t.Fatalf("after %d aborts the next run printed its result, yet: %v", ia32Attempts-1, err)
@@ -62,7 +106,7 @@ func TestIa32StartupAbortsAreRetriedAndReported(t *testing.T) {
 }
 
 func TestIa32StartupAbortsInARowFail(t *testing.T) {
-	count := fakeIa32Loader(t, ia32Attempts)
+	count := fakeIa32Loader(t, ia32Attempts, "")
 	_, err := runIa32Loader()
 	if err == nil || !strings.Contains(err.Error(), "runs in a row died at start-up") {
 		t.Fatalf("every run aborted, want an error saying so, got %v", err)
@@ -78,13 +122,7 @@ func TestIa32StartupAbortsInARowFail(t *testing.T) {
 
 // Any other failure is not retried: one run, its error as it was.
 func TestIa32OtherFailuresAreNotRetried(t *testing.T) {
-	dir := t.TempDir()
-	count := filepath.Join(dir, "runs")
-	script := "#!/bin/sh\necho run >> " + count + "\necho broken >&2\nexit 3\n"
-	if err := os.WriteFile(filepath.Join(dir, Ia32Loader), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	count := fakeIa32Loader(t, 0, "fail")
 	_, err := runIa32Loader()
 	if err == nil || !strings.Contains(err.Error(), "broken") {
 		t.Fatalf("want the run's own error with its stderr, got %v", err)
