@@ -363,9 +363,13 @@ func runSensor(cmd *cobra.Command, o *runOptions) error {
 	}
 	// checkReleased: a BPF_LINK_DETACH made before its link went is
 	// handled first (its link forgotten), then what is gone reported.
+	// With nothing followed there is nothing to order against: the idle
+	// agent does not wake the reader every interval for it.
 	checkReleased := func(observed string) {
-		s.CatchUp(releaseCatchUp)
-		handleAttaches(len(s.Attaches()))
+		if attaches.release.tracked() > 0 {
+			s.CatchUp(releaseCatchUp)
+			handleAttaches(len(s.Attaches()))
+		}
 		attaches.reportReleased(out, o, tel, observed)
 	}
 	attempts := s.AccessAttempts()
