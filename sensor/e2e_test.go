@@ -127,7 +127,13 @@ func startLoaderBin(t testing.TB, bin string, args ...string) (int, func() loade
 
 func waitLoader(t testing.TB, cmd *exec.Cmd, args []string, out, stderr *bytes.Buffer) loaderRun {
 	t.Helper()
-	err := cmd.Wait()
+	return loaderResult(t, cmd, cmd.Wait(), args, out, stderr)
+}
+
+// loaderResult is what the loader cmd printed, its Wait having returned err:
+// killed by SIGKILL is a result, any other failure ends the test.
+func loaderResult(t testing.TB, cmd *exec.Cmd, err error, args []string, out, stderr *bytes.Buffer) loaderRun {
+	t.Helper()
 	run := loaderRun{pid: cmd.Process.Pid}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

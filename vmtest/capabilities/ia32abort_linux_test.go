@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"unsafe"
+
+	"github.com/ebpf-sentry/ebpf-sentry/internal/startabort"
 )
 
 // fakeLoaderEnv makes this test binary act as a stand-in 32-bit loader
@@ -81,24 +83,24 @@ func runsIn(t *testing.T, count string) int {
 }
 
 func TestIa32StartupAbortsAreRetriedAndReported(t *testing.T) {
-	count := fakeIa32Loader(t, ia32Attempts-1, "")
+	count := fakeIa32Loader(t, startabort.Attempts-1, "")
 	r, err := runIa32Loader()
 	if err != nil {
-		t.Fatalf("after %d aborts the next run printed its result, yet: %v", ia32Attempts-1, err)
+		t.Fatalf("after %d aborts the next run printed its result, yet: %v", startabort.Attempts-1, err)
 	}
 	if r.ID != 42 || r.Ret != 3 {
 		t.Errorf("result %+v, want the last run's id 42, ret 3", r)
 	}
-	if len(r.Aborts) != ia32Attempts-1 {
-		t.Errorf("aborts %q, want %d", r.Aborts, ia32Attempts-1)
+	if len(r.Aborts) != startabort.Attempts-1 {
+		t.Errorf("aborts %q, want %d", r.Aborts, startabort.Attempts-1)
 	}
 	for _, a := range r.Aborts {
-		if !strings.Contains(a, "SIGTRAP before printing anything") {
+		if !strings.Contains(a.Error(), "SIGTRAP before printing anything") {
 			t.Errorf("abort %q does not say what happened", a)
 		}
 	}
-	if n := runsIn(t, count); n != ia32Attempts {
-		t.Errorf("%d runs, want %d", n, ia32Attempts)
+	if n := runsIn(t, count); n != startabort.Attempts {
+		t.Errorf("%d runs, want %d", n, startabort.Attempts)
 	}
 	if note := abortNote(r); !strings.Contains(note, "start-up aborts") {
 		t.Errorf("evidence note %q does not report the aborts", note)
@@ -106,7 +108,7 @@ func TestIa32StartupAbortsAreRetriedAndReported(t *testing.T) {
 }
 
 func TestIa32StartupAbortsInARowFail(t *testing.T) {
-	count := fakeIa32Loader(t, ia32Attempts, "")
+	count := fakeIa32Loader(t, startabort.Attempts, "")
 	_, err := runIa32Loader()
 	if err == nil || !strings.Contains(err.Error(), "runs in a row died at start-up") {
 		t.Fatalf("every run aborted, want an error saying so, got %v", err)
@@ -115,8 +117,8 @@ func TestIa32StartupAbortsInARowFail(t *testing.T) {
 	if errors.As(err, &cre) {
 		t.Errorf("aborts reported as a loader that cannot run (absent), not as a failure: %v", err)
 	}
-	if n := runsIn(t, count); n != ia32Attempts {
-		t.Errorf("%d runs, want %d (no more than the bound)", n, ia32Attempts)
+	if n := runsIn(t, count); n != startabort.Attempts {
+		t.Errorf("%d runs, want %d (no more than the bound)", n, startabort.Attempts)
 	}
 }
 

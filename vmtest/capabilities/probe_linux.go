@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -23,6 +22,7 @@ import (
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/kernelprobe"
 	"github.com/ebpf-sentry/ebpf-sentry/internal/rawbpf"
+	"github.com/ebpf-sentry/ebpf-sentry/internal/startabort"
 )
 
 // Observation is what a probe found: whether the capability is present, the
@@ -519,71 +519,21 @@ type ia32Run struct {
 	ID    uint32 `json:"id"`
 	Error string `json:"error"`
 	// Aborts lists the earlier runs that died in the Go runtime's
-	// start-up (startupAbortError), with the kernel's trap lines.
-	Aborts []string `json:"-"`
-}
-
-// ia32Attempts bounds the runs of the 32-bit loader when it dies of a
-// start-up abort.
-const ia32Attempts = 3
-
-// startupAbortError is a run of the 32-bit loader killed by SIGTRAP before
-// it wrote a byte: the linux/386 Go runtime executes INT3 when one of its
-// start-up system calls fails or a self-check does not hold (set_thread_area,
-// sigaltstack, rt_sigprocmask, munmap, the new thread's stack check after
-// clone), before its signal handlers exist, so nothing is printed. It was
-// seen once, on the first 32-bit exec of a TCG VM (6.12, CI), and never in
-// the same run's later execs: a failure of the emulated start-up, not of
-// the load the probe asks about. The kernel's "trap int3 ip:…" line is kept
-// so the next one says where it struck.
-type startupAbortError struct {
-	pid  int
-	kmsg []string
-}
-
-func (e startupAbortError) Error() string {
-	where := "no kernel log line names it"
-	if len(e.kmsg) > 0 {
-		where = "kernel: " + strings.Join(e.kmsg, "; ")
-	}
-	return fmt.Sprintf("pid %d died of SIGTRAP before printing anything (a Go runtime start-up abort; %s)", e.pid, where)
+	// start-up (internal/startabort), with the kernel's trap lines.
+	Aborts []*startabort.Error `json:"-"`
 }
 
 // runIa32Loader runs the 32-bit loader until one run is not a start-up
-// abort, at most ia32Attempts times: every abort is kept in Aborts (and
-// reported by the probes), and as many aborts in a row are an error.
+// abort, at most startabort.Attempts times: every abort is kept in Aborts
+// (and reported by the probes), and as many aborts in a row are an error.
 func runIa32Loader() (ia32Run, error) {
-	var aborts []string
-	for {
-		r, err := runIa32LoaderOnce()
-		var abort startupAbortError
-		if !errors.As(err, &abort) {
-			r.Aborts = aborts
-			return r, err
-		}
-		aborts = append(aborts, abort.Error())
-		if len(aborts) == ia32Attempts {
-			return ia32Run{}, fmt.Errorf("%s: %d runs in a row died at start-up: %s", Ia32Loader, len(aborts), strings.Join(aborts, " | "))
-		}
+	r, aborts, err := startabort.Retry(startabort.Attempts, runIa32LoaderOnce)
+	var rep *startabort.RepeatedError
+	if errors.As(err, &rep) {
+		return ia32Run{}, fmt.Errorf("%s: %w", Ia32Loader, err)
 	}
-}
-
-// trapLines returns the kernel log lines about a trap of process pid
-// ("traps: NAME[PID] trap int3 ip:… sp:… error:0 in …").
-func trapLines(pid int) []string {
-	buf := make([]byte, 1<<20)
-	n, err := unix.Klogctl(unix.SYSLOG_ACTION_READ_ALL, buf)
-	if err != nil {
-		return []string{fmt.Sprintf("(kernel log unreadable: %v)", err)}
-	}
-	tag := fmt.Sprintf("[%d]", pid)
-	var lines []string
-	for _, l := range strings.Split(string(buf[:n]), "\n") {
-		if strings.Contains(l, tag) && strings.Contains(l, "trap") {
-			lines = append(lines, strings.TrimSpace(l))
-		}
-	}
-	return lines
+	r.Aborts = aborts
+	return r, err
 }
 
 // runIa32LoaderOnce runs Ia32Loader to load one trivial program and returns
@@ -605,11 +555,8 @@ func runIa32LoaderOnce() (ia32Run, error) {
 	}
 	pid := cmd.Process.Pid
 	if err := cmd.Wait(); err != nil {
-		var exit *exec.ExitError
-		if errors.As(err, &exit) && stdout.Len() == 0 && stderr.Len() == 0 {
-			if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTRAP {
-				return ia32Run{}, startupAbortError{pid: pid, kmsg: trapLines(pid)}
-			}
+		if abort := startabort.Check(pid, err, stdout.Len()+stderr.Len()); abort != nil {
+			return ia32Run{}, abort
 		}
 		return ia32Run{}, fmt.Errorf("%s (pid %d): %w; stderr: %s", path, pid, err, strings.TrimSpace(stderr.String()))
 	}
@@ -646,7 +593,7 @@ func abortNote(r ia32Run) string {
 	if len(r.Aborts) == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (after %d start-up aborts: %s)", len(r.Aborts), strings.Join(r.Aborts, " | "))
+	return fmt.Sprintf(" (after %d start-up aborts: %s)", len(r.Aborts), startabort.Join(r.Aborts))
 }
 
 // probeIa32 attaches prog and checks that it counted event for the 32-bit
