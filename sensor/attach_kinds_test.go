@@ -106,7 +106,22 @@ func opDone(evs []*AttachEvent, op AttachOp) *AttachEvent {
 // waitOps collects pid's attach events until one of each op arrived.
 func waitOps(t *testing.T, s *Sensor, pid int, ops ...AttachOp) []*AttachEvent {
 	t.Helper()
-	evs := collectAttaches(t, s, pid, eventWait, func(evs []*AttachEvent) bool {
+	return waitOpsFrom(t, pid, func(done func([]*AttachEvent) bool) []*AttachEvent {
+		return collectAttaches(t, s, pid, eventWait, done)
+	}, ops...)
+}
+
+// waitOpsLogged is waitOps on the events a log keeps (logAttaches).
+func waitOpsLogged(t *testing.T, log *attachLog, pid int, ops ...AttachOp) []*AttachEvent {
+	t.Helper()
+	return waitOpsFrom(t, pid, func(done func([]*AttachEvent) bool) []*AttachEvent {
+		return log.of(pid, eventWait, done)
+	}, ops...)
+}
+
+func waitOpsFrom(t *testing.T, pid int, collect func(done func([]*AttachEvent) bool) []*AttachEvent, ops ...AttachOp) []*AttachEvent {
+	t.Helper()
+	evs := collect(func(evs []*AttachEvent) bool {
 		for _, op := range ops {
 			if opDone(evs, op) == nil {
 				return false
@@ -136,6 +151,11 @@ func wantDone(t *testing.T, ev *AttachEvent) {
 // (BPF_F_REPLACE, BPF_LINK_UPDATE) with the old and new program.
 func TestAttachKindsAreReportedWithTheirTargets(t *testing.T) {
 	s := startSensor(t, Config{Mode: ModeMonitor})
+	// Every event taken from the start, also while an attacher runs:
+	// other loaders on a busy host could otherwise fill the Events
+	// channel (the reader then stops and the ring drops this test's
+	// attach records) or the Attaches channel (which drops them).
+	log := logAttaches(s)
 	cg := testutils.NewCgroup(t, "attach2")
 	cgPath := func() string {
 		root := cg.Path[:strings.LastIndex(cg.Path, "/")]
@@ -147,7 +167,7 @@ func TestAttachKindsAreReportedWithTheirTargets(t *testing.T) {
 		if r.killed || r.Error != "" {
 			t.Fatalf("bpfattach: %+v", r)
 		}
-		evs := waitOps(t, s, r.PID, OpProgAttach, OpProgDetach)
+		evs := waitOpsLogged(t, log, r.PID, OpProgAttach, OpProgDetach)
 		first, repl := opEvent(evs, OpProgAttach, r.ProgID), opEvent(evs, OpProgAttach, r.NewProgID)
 		if first == nil || repl == nil {
 			t.Fatalf("prog_attach of %d and of %d (the replacement): %v, %v", r.ProgID, r.NewProgID, first, repl)
@@ -172,7 +192,7 @@ func TestAttachKindsAreReportedWithTheirTargets(t *testing.T) {
 		if r.killed || r.Error != "" {
 			t.Fatalf("bpfattach: %+v", r)
 		}
-		evs := waitOps(t, s, r.PID, OpLinkCreate, OpLinkUpdate, OpLinkDetach)
+		evs := waitOpsLogged(t, log, r.PID, OpLinkCreate, OpLinkUpdate, OpLinkDetach)
 		c, u, d := opEvent(evs, OpLinkCreate, r.ProgID), opEvent(evs, OpLinkUpdate, r.NewProgID), opEvent(evs, OpLinkDetach, 0)
 		if c == nil || u == nil {
 			t.Fatalf("link_create of %d, link_update to %d: %v %v", r.ProgID, r.NewProgID, c, u)
@@ -197,7 +217,7 @@ func TestAttachKindsAreReportedWithTheirTargets(t *testing.T) {
 		if r.killed || r.Error != "" {
 			t.Fatalf("bpfattach: %+v", r)
 		}
-		evs := waitOps(t, s, r.PID, OpProgAttach, OpProgDetach)
+		evs := waitOpsLogged(t, log, r.PID, OpProgAttach, OpProgDetach)
 		for _, ev := range []*AttachEvent{opEvent(evs, OpProgAttach, r.ProgID), opEvent(evs, OpProgDetach, r.ProgID)} {
 			wantDone(t, ev)
 			if tg := resolve(ev); tg.Kind != target.KindNetns || tg.Name != fmt.Sprintf("net:[%d]", ino) || ev.Target.NetNS != ino {
@@ -208,7 +228,7 @@ func TestAttachKindsAreReportedWithTheirTargets(t *testing.T) {
 
 	t.Run("sk_msg prog_attach to a sockmap", func(t *testing.T) {
 		r, release := heldAttacher(t, "-mode", "sockmap", "-map-name", "attach2_skmap")
-		evs := waitOps(t, s, r.PID, OpProgAttach)
+		evs := waitOpsLogged(t, log, r.PID, OpProgAttach)
 		ev := opEvent(evs, OpProgAttach, r.ProgID)
 		wantDone(t, ev)
 		tg := resolve(ev) // while the map lives: its name
@@ -228,7 +248,7 @@ func TestAttachKindsAreReportedWithTheirTargets(t *testing.T) {
 		if r.Error != "" {
 			t.Fatalf("bpfattach: %+v", r)
 		}
-		evs := waitOps(t, s, r.PID, OpLinkCreate, OpLinkUpdate)
+		evs := waitOpsLogged(t, log, r.PID, OpLinkCreate, OpLinkUpdate)
 		c, u := opEvent(evs, OpLinkCreate, r.ProgID), opEvent(evs, OpLinkUpdate, r.NewProgID)
 		tg := resolve(c) // in the caller's namespace, while it is there
 		release()
@@ -253,7 +273,7 @@ func TestAttachKindsAreReportedWithTheirTargets(t *testing.T) {
 		if r.Error != "" {
 			t.Fatalf("bpfattach: %+v", r)
 		}
-		evs := waitOps(t, s, r.PID, OpLinkCreate)
+		evs := waitOpsLogged(t, log, r.PID, OpLinkCreate)
 		c := opEvent(evs, OpLinkCreate, r.ProgID)
 		tg := resolve(c)
 		release()
@@ -270,7 +290,7 @@ func TestAttachKindsAreReportedWithTheirTargets(t *testing.T) {
 		if r.killed || r.Error != "" {
 			t.Fatalf("bpfattach: %+v", r)
 		}
-		c := opEvent(waitOps(t, s, r.PID, OpLinkCreate), OpLinkCreate, r.ProgID)
+		c := opEvent(waitOpsLogged(t, log, r.PID, OpLinkCreate), OpLinkCreate, r.ProgID)
 		wantDone(t, c)
 		if tg := resolve(c); tg.Kind != target.KindNetfilter || tg.Name != "ipv4/local_out priority -128" {
 			t.Errorf("target %+v, want netfilter ipv4/local_out priority -128", tg)
@@ -284,7 +304,7 @@ func TestAttachKindsAreReportedWithTheirTargets(t *testing.T) {
 		if r.killed || r.Error != "" {
 			t.Fatalf("bpfattach: %+v", r)
 		}
-		c := opEvent(waitOps(t, s, r.PID, OpLinkCreate), OpLinkCreate, r.ProgID)
+		c := opEvent(waitOpsLogged(t, log, r.PID, OpLinkCreate), OpLinkCreate, r.ProgID)
 		wantDone(t, c)
 		tg := resolve(c)
 		if tg.Kind != target.KindUprobeMulti || tg.Binary != libc || strings.Join(tg.Symbols, ",") != "getpid,getppid" || tg.Name != libc+":getpid" {
