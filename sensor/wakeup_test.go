@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/ebpf-sentry/ebpf-sentry/program"
 )
 
 // The exit hook wakes the reader at most once per load, and not while an
@@ -13,16 +15,19 @@ import (
 // an event the full Events channel cannot take), a burst of loads forces at
 // most one wakeup. The wakeup counter is the sensor's, for every loader on
 // the host, but with the reader stopped its position does not move, so
-// every exit meanwhile, anyone's, finds the same position: at most one of
-// them, ours or not, may force a wakeup. Every load's event then arrives
-// complete.
+// every exit meanwhile, anyone's, finds the same position: the first of
+// them, ours or not, forces a wakeup unless one is already pending there,
+// and the others see it pending. (The check
+// and the set are two steps: exits at the same instant on other CPUs may
+// each send one, so the bound is one per CPU.) Every load's event then
+// arrives complete.
 func TestExitWakesAHeldBackReaderOnce(t *testing.T) {
 	s := startSensor(t, Config{Mode: ModeMonitor, EventBuffer: 1, ExpireAfter: 20 * time.Second})
 	const loads = 60
 	// Stop the reader: the channel full of a stand-in event (unless a load
 	// already filled it), then one load of ours whose event it must hold.
 	select {
-	case s.events <- &Event{}:
+	case s.events <- &Event{Program: &program.Program{}}: // no loader: no pid of ours
 	default:
 	}
 	hold := runLoader(t, "-gen", "10", "-type", "1", "-name", "se2e_wakehold")
@@ -42,8 +47,8 @@ func TestExitWakesAHeldBackReaderOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if forced := held - before; forced > 1 {
-		t.Errorf("%d loads with the reader stopped forced %d wakeups, want at most 1 (one per load before: %d)", loads, forced, loads)
+	if forced, most := held-before, uint64(runtime.NumCPU()); forced > most {
+		t.Errorf("%d loads with the reader stopped forced %d wakeups, want at most %d (one per CPU; one per load before: %d)", loads, forced, most, loads)
 	}
 	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, loads, eventWait)
 	if len(evs) != loads {
