@@ -3,6 +3,7 @@ package sensor
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -22,7 +23,14 @@ import (
 // each send one, so the bound is one per CPU.) Every load's event then
 // arrives complete.
 func TestExitWakesAHeldBackReaderOnce(t *testing.T) {
-	s := startSensor(t, Config{Mode: ModeMonitor, EventBuffer: 1, ExpireAfter: 20 * time.Second})
+	// While the reader is stopped, every loader on the host fills the
+	// ring: a big one here (the matrix VMs have no other loader and
+	// little RAM), and what it cannot hold is counted below.
+	size := 64 << 20
+	if os.Getenv(kernelEnv) != "" {
+		size = 0
+	}
+	s := startSensor(t, Config{Mode: ModeMonitor, EventBuffer: 1, ExpireAfter: 20 * time.Second, RingBufferSize: size})
 	const loads = 60
 	// Stop the reader: the channel full of a stand-in event (unless a load
 	// already filled it), then one load of ours whose event it must hold.
@@ -39,6 +47,10 @@ func TestExitWakesAHeldBackReaderOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lossesBefore, err := s.Losses()
+	if err != nil {
+		t.Fatal(err)
+	}
 	run := runLoader(t, "-gen", "10", "-type", "1", "-name", "se2e_wake", "-count", fmt.Sprint(loads))
 	if len(run.results) != loads {
 		t.Fatalf("loader did %d loads", len(run.results))
@@ -51,15 +63,32 @@ func TestExitWakesAHeldBackReaderOnce(t *testing.T) {
 		t.Errorf("%d loads with the reader stopped forced %d wakeups, want at most %d (one per CPU; one per load before: %d)", loads, forced, most, loads)
 	}
 	evs := collect(t, s, map[uint32]bool{uint32(run.pid): true}, loads, eventWait)
-	if len(evs) != loads {
-		t.Fatalf("%d events for %d loads", len(evs), loads)
+	lossesAfter, err := s.Losses()
+	if err != nil {
+		t.Fatal(err)
 	}
+	// A record the full ring could not take is counted (the counters are
+	// for every loader, so they bound this test's share from above): a
+	// load is missing only when its header, verdict and exit records all
+	// were, and incomplete only with a counted drop. Every other load's
+	// event is complete: no wakeup was lost.
+	d := func(k string) uint64 { return lossesAfter[k] - lossesBefore[k] }
+	whollyLost := min(d("header_reserve"), d("verdict_reserve"), d("exit_reserve"))
+	dropped := d("header_reserve") + d("chunk_reserve") + d("verdict_reserve") + d("exit_reserve")
+	if uint64(len(evs))+whollyLost < loads {
+		t.Fatalf("%d events for %d loads, at most %d wholly lost to a full ring", len(evs), loads, whollyLost)
+	}
+	incomplete := 0
 	for _, ev := range evs {
 		if !ev.Complete() || len(ev.Program.Insns) != 10*8 {
-			t.Fatalf("event of load %#x: complete=%v, %d instruction bytes, missing %v", ev.LoadID, ev.Complete(), len(ev.Program.Insns), ev.Missing)
+			incomplete++
+			if dropped == 0 {
+				t.Errorf("event of load %#x: complete=%v, %d instruction bytes, missing %v, and no record was dropped", ev.LoadID, ev.Complete(), len(ev.Program.Insns), ev.Missing)
+			}
 		}
 	}
-	t.Logf("%d loads, reader stopped: %d wakeups forced (all loaders on the host)", loads, held-before)
+	t.Logf("%d loads, reader stopped: %d wakeups forced, %d records dropped meanwhile (all loaders on the host); %d events, %d incomplete",
+		loads, held-before, dropped, len(evs), incomplete)
 }
 
 // waitReaderStopped waits until the sensor's reader goroutine is blocked
