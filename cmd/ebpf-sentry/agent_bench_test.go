@@ -38,6 +38,7 @@ var (
 	agentLoads = flag.Int("agent.loads", 0, "loads per size per phase (0: 200 at 10 instructions, scaled down with size)")
 	agentArgs  = flag.String("agent.args", "", "extra `run` flags for BenchmarkAgent, space separated")
 	agentBin   = flag.String("agent.bin", "", "ebpf-sentry binary for BenchmarkAgent (default: built from this tree), e.g. an older build to compare")
+	agentStop  = flag.Bool("agent.stopped", false, "BenchmarkAgent: SIGSTOP the agent once it is warm, so the on phases measure its kernel hooks alone (attached and enforcing; the ring fills unread) without its CPU competing with the loader; SIGCONT before it is stopped")
 	agentCold  = flag.Bool("agent.cold", false, "BenchmarkAgent: measure the first size without the warm-up load, so its phase includes the agent hashing the benchmark's executable (the benchmark before 2026-12-02 16:30 UTC)")
 )
 
@@ -310,6 +311,10 @@ func (a *agent) quiesce(b *testing.B) procStat {
 }
 
 func (a *agent) stop() {
+	if *agentStop {
+		// Never leave it stopped, whatever failed.
+		a.cmd.Process.Signal(syscall.SIGCONT)
+	}
 	a.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { a.cmd.Wait(); close(done) }()
@@ -396,8 +401,18 @@ func BenchmarkAgent(b *testing.B) {
 				firstLoadCPU = append(firstLoadCPU, warm.cpu-idle.cpu)
 				idle.cpu = warm.cpu
 			}
+			if *agentStop {
+				if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+					b.Fatal(err)
+				}
+			}
 			var cost map[int]sizeCost
 			on, cost = phaseOn(b, a, progs, sizes)
+			if *agentStop {
+				if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+					b.Fatal(err)
+				}
+			}
 			for _, n := range sizes {
 				costs[n] = append(costs[n], cost[n])
 			}
