@@ -11,6 +11,23 @@ import (
 // HTML escaping is off: disassembly is full of '<' and '&', and "\u003c"
 // would only make it harder to read and search in a SIEM.
 func Marshal(ev *Event) ([]byte, error) {
+	e := encoders.Get().(*encoder)
+	b, ok := appendEvent(e.fast[:0], ev)
+	if !ok {
+		encoders.Put(e)
+		return marshalJSON(ev)
+	}
+	out := bytes.Clone(b)
+	if cap(b) <= maxPooledEncoder {
+		e.fast = b
+		encoders.Put(e)
+	}
+	return out, nil
+}
+
+// marshalJSON is Marshal through encoding/json alone (appendEvent's
+// reference, and its fallback).
+func marshalJSON(ev *Event) ([]byte, error) {
 	return marshal(ev, ev.Event)
 }
 
@@ -23,8 +40,9 @@ func MarshalECS(ev *Event) ([]byte, error) {
 // buffer grows once to the size of the largest events instead of doubling
 // its way up for every event, and each event costs one exact-size copy.
 type encoder struct {
-	buf bytes.Buffer
-	enc *json.Encoder
+	buf  bytes.Buffer
+	enc  *json.Encoder
+	fast []byte // appendEvent's buffer
 }
 
 var encoders = sync.Pool{New: func() any {

@@ -38,6 +38,7 @@ var (
 	agentLoads = flag.Int("agent.loads", 0, "loads per size per phase (0: 200 at 10 instructions, scaled down with size)")
 	agentArgs  = flag.String("agent.args", "", "extra `run` flags for BenchmarkAgent, space separated")
 	agentBin   = flag.String("agent.bin", "", "ebpf-sentry binary for BenchmarkAgent (default: built from this tree), e.g. an older build to compare")
+	agentStop  = flag.Bool("agent.stopped", false, "BenchmarkAgent: SIGSTOP the agent once it is warm, so the on phases measure its kernel hooks alone (attached and enforcing; the ring fills unread) without its CPU competing with the loader; SIGCONT before it is stopped")
 	agentCold  = flag.Bool("agent.cold", false, "BenchmarkAgent: measure the first size without the warm-up load, so its phase includes the agent hashing the benchmark's executable (the benchmark before 2026-12-02 16:30 UTC)")
 )
 
@@ -118,6 +119,10 @@ func median[T int64 | float64 | time.Duration](xs []T) T {
 type procStat struct {
 	cpu      time.Duration
 	rss, hwm int64 // bytes
+	// run is the time its threads ran, from /proc/PID/task/*/schedstat:
+	// nanoseconds, where cpu counts 10 ms ticks (50 µs steps per load at
+	// 200 loads); a thread that exited is no longer counted.
+	run time.Duration
 }
 
 func readProc(pid int) (procStat, error) {
@@ -135,6 +140,15 @@ func readProc(pid int) (procStat, error) {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	stt, _ := strconv.ParseInt(f[12], 10, 64)
 	st.cpu = time.Duration(ut+stt) * time.Second / 100 // USER_HZ
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	for _, t := range tasks {
+		if b, err := os.ReadFile(t); err == nil {
+			if f := strings.Fields(string(b)); len(f) > 0 {
+				ns, _ := strconv.ParseInt(f[0], 10, 64)
+				st.run += time.Duration(ns)
+			}
+		}
+	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return st, err
@@ -209,7 +223,7 @@ func readKernelCost(pid int) kernelCost {
 // each per load. On a shared host the agent also judges other processes'
 // loads and bpf() calls: every figure is an upper bound.
 type sizeCost struct {
-	cpuUS, kernNS, runs, wakeups float64
+	cpuUS, runUS, kernNS, runs, wakeups float64
 }
 
 // phaseOn is phase with the agent running: after each size it waits for the
@@ -224,7 +238,7 @@ func phaseOn(b *testing.B, a *agent, progs map[int][]byte, sizes []int) (map[int
 		st1, k1 := a.quiesce(b), readKernelCost(pid)
 		loads := float64(loadsFor(n))
 		med[n] = m[n]
-		c := sizeCost{cpuUS: float64((st1.cpu - st0.cpu).Microseconds()) / loads,
+		c := sizeCost{cpuUS: float64((st1.cpu - st0.cpu).Microseconds()) / loads, runUS: float64((st1.run - st0.run).Nanoseconds()) / 1e3 / loads,
 			kernNS: float64(k1.runNS-k0.runNS) / loads, runs: float64(k1.runs-k0.runs) / loads, wakeups: -1}
 		if k0.wakeups >= 0 {
 			c.wakeups = float64(k1.wakeups-k0.wakeups) / loads
@@ -310,6 +324,10 @@ func (a *agent) quiesce(b *testing.B) procStat {
 }
 
 func (a *agent) stop() {
+	if *agentStop {
+		// Never leave it stopped, whatever failed.
+		a.cmd.Process.Signal(syscall.SIGCONT)
+	}
 	a.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { a.cmd.Wait(); close(done) }()
@@ -333,7 +351,8 @@ func (a *agent) stop() {
 // hashes once; the agent's CPU for that load is first-load-cpu-ms, outside
 // the per-load figures (-agent.cold measures without it).
 // Per size, medians over rounds of figures the shared host's noise touches
-// less than wall time: the agent's CPU per load (cpu-us/load@N), its
+// less than wall time: the agent's CPU per load (cpu-us/load@N, 10 ms ticks; run-us/load@N, the
+// same from its threads' schedstat run time, to the nanosecond), its
 // programs' kernel run time per load (kern-ns/load@N, BPF_STATS_RUN_TIME,
 // enabled for the benchmark's duration) and its forced ring wakeups per
 // load (wakeups/load@N; -1 for a build that does not count them), with its
@@ -396,8 +415,18 @@ func BenchmarkAgent(b *testing.B) {
 				firstLoadCPU = append(firstLoadCPU, warm.cpu-idle.cpu)
 				idle.cpu = warm.cpu
 			}
+			if *agentStop {
+				if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+					b.Fatal(err)
+				}
+			}
 			var cost map[int]sizeCost
 			on, cost = phaseOn(b, a, progs, sizes)
+			if *agentStop {
+				if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+					b.Fatal(err)
+				}
+			}
 			for _, n := range sizes {
 				costs[n] = append(costs[n], cost[n])
 			}
@@ -438,11 +467,13 @@ func BenchmarkAgent(b *testing.B) {
 	}
 	fmt.Fprintf(&tbl, "\n| insns | agent CPU per load | sensor kernel time per load | sensor program runs per load | ring wakeups per load |\n|---:|---:|---:|---:|---:|\n")
 	for _, n := range sizes {
-		var cpu, kern, runs, wake []float64
+		var cpu, run, kern, runs, wake []float64
 		for _, c := range costs[n] {
 			cpu, kern, runs, wake = append(cpu, c.cpuUS), append(kern, c.kernNS), append(runs, c.runs), append(wake, c.wakeups)
+			run = append(run, c.runUS)
 		}
 		b.ReportMetric(median(cpu), fmt.Sprintf("cpu-us/load@%d", n))
+		b.ReportMetric(median(run), fmt.Sprintf("run-us/load@%d", n))
 		b.ReportMetric(median(kern), fmt.Sprintf("kern-ns/load@%d", n))
 		b.ReportMetric(median(wake), fmt.Sprintf("wakeups/load@%d", n))
 		b.ReportMetric(median(runs), fmt.Sprintf("runs/load@%d", n))
