@@ -77,6 +77,8 @@ func ppidOf(pid uint32) uint32 {
 //	         (before: continue and ignore everyone: the other agent's
 //	         start-up is not followed, as with two agents started at once)
 //	         and hold the first report at the gate, before the hook's attach
+//	follow P follow pid P too, even once it has exited and been reaped
+//	         (the other agent may continue it first); answers "followed"
 //	release  let the held report go on
 //	EOF      close the sensor and exit
 //
@@ -90,12 +92,16 @@ func onDemandAgentMain(testPid string) int {
 	}
 	var mu sync.Mutex
 	following := false
+	named := map[uint32]bool{} // followed whether or not still alive
 	self := uint32(os.Getpid())
 	only := func(pid uint32) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		if !following || pid == self {
 			return false
+		}
+		if named[pid] {
+			return true
 		}
 		p := ppidOf(pid)
 		return p == uint32(tpid) || p != 0 && ppidOf(p) == uint32(tpid)
@@ -143,6 +149,14 @@ func onDemandAgentMain(testPid string) int {
 			say("following")
 		case "release":
 			close(held)
+		default:
+			if pid, ok := strings.CutPrefix(in.Text(), "follow "); ok {
+				n, _ := strconv.ParseUint(pid, 10, 32)
+				mu.Lock()
+				named[uint32(n)] = true
+				mu.Unlock()
+				say("followed")
+			}
 		}
 	}
 	close(done)
@@ -296,6 +310,10 @@ func TestIoctlOnDemandTwoAgentsDoNotStopEachOther(t *testing.T) {
 	var info unix.Siginfo
 	if err := unix.Waitid(unix.P_PID, opener.Process.Pid, &info, unix.WSTOPPED|unix.WNOWAIT, nil); err != nil {
 		t.Fatalf("waitid: %v", err)
+	}
+	for _, ag := range agents {
+		ag.send(t, "follow "+strconv.Itoa(opener.Process.Pid))
+		ag.await(t, "followed", eventWait)
 	}
 
 	b.send(t, "release")
