@@ -368,8 +368,11 @@ func newIoctlHooks(b *testing.B, s *Sensor) *ioctlHooks {
 	}
 	s.armMu.Lock()
 	for name, a := range s.armable {
-		ip := &ioctlProg{name: name, p: a.p, prog: a.prog, l: a.l, index: -1}
-		a.l = nil // the benchmark attaches it from now on
+		ip := &ioctlProg{name: name, p: a.p, prog: a.prog, index: -1}
+		if a.l != nil {
+			a.l.Close() // the benchmark attaches it from now on
+			a.l = nil
+		}
 		switch name {
 		case sentryProgSentryIoctlEnter:
 			h.enter = ip

@@ -611,7 +611,7 @@ func attachOne(prog *ebpf.Program, p attachProgram) (link.Link, error) {
 type armable struct {
 	p    attachProgram
 	prog *ebpf.Program
-	l    link.Link // nil while not attached
+	l    hookLink // nil while not attached
 }
 
 // addArmable keeps a loaded program for arming (startAttachPrograms arms
@@ -671,7 +671,15 @@ func (s *Sensor) armLocked() error {
 		want := armWanted(a.p, m, s.ioctlOpen)
 		switch {
 		case want && a.l == nil:
-			l, err := attachOne(a.prog, a.p)
+			var l hookLink
+			var err error
+			if s.perfViaChild && a.p.group != "" {
+				// the gate is on: perf events are opened by a child
+				// (sensor/perfopen.go)
+				l, err = s.attachTracepointFromChild(a.prog, a.p.group, a.p.event)
+			} else {
+				l, err = attachOne(a.prog, a.p)
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("attach %s: %w", a.p.name, err))
 				continue
@@ -692,10 +700,10 @@ func armWanted(p attachProgram, m Mode, open bool) bool {
 }
 
 // armedLinks are the armable programs' links now attached.
-func (s *Sensor) armedLinks() []link.Link {
+func (s *Sensor) armedLinks() []hookLink {
 	s.armMu.Lock()
 	defer s.armMu.Unlock()
-	var out []link.Link
+	var out []hookLink
 	for _, a := range s.armable {
 		if a.l != nil {
 			out = append(out, a.l)

@@ -70,6 +70,7 @@ func buildLoader(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	runTestHelper() // a process of a test re-executed (exits)
 	code := m.Run()
 	if loaderBin != "" {
 		os.RemoveAll(filepath.Dir(loaderBin))

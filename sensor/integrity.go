@@ -148,7 +148,11 @@ func (s *Sensor) Health() (Health, error) {
 			}
 		}
 	}
-	for _, l := range append(append(slices.Clip(s.links), s.attachLinks...), s.armedLinks()...) {
+	var hooks []hookLink
+	for _, l := range append(slices.Clip(s.links), s.attachLinks...) {
+		hooks = append(hooks, l)
+	}
+	for _, l := range append(hooks, s.armedLinks()...) {
 		h.Hooks++
 		info, err := l.Info()
 		switch {

@@ -170,6 +170,12 @@ func (s *Sensor) startIoctlGate() error {
 		g.closeFDs()
 		return fmt.Errorf("epoll: %w", err)
 	}
+	// From now on another on-demand agent's gate may stop a caller of
+	// perf_event_open: the agent's own opens go through a child
+	// (sensor/perfopen.go), so that it is never stopped itself.
+	s.armMu.Lock()
+	s.perfViaChild = true
+	s.armMu.Unlock()
 	// Reports first, then the scan: a process that opens a perf event
 	// after the scan is reported, one before it is found by it.
 	if err := g.writeControl(1, 0); err != nil {
@@ -297,10 +303,12 @@ func (g *ioctlGate) opened(r *sentrySentryPerfOpened) {
 		}
 		return
 	}
-	if r.Pid == g.self {
+	if r.Pid == g.self || g.s.perfHelpers.is(r.Pid, r.StartNs/nsecPerTick) {
 		// The agent's own perf events (its tracepoint hooks) carry its own
 		// programs, and the kernel side never stops it. Followed, the agent
-		// would hold the hook on for as long as it runs.
+		// would hold the hook on for as long as it runs. Its perf-open
+		// children (identified by pid and start time) may be stopped: the
+		// agent takes their fd stopped and kills them.
 		g.stats.Own++
 		return
 	}
@@ -335,6 +343,12 @@ func (g *ioctlGate) opened(r *sentrySentryPerfOpened) {
 		sig := unix.SIGCONT
 		if err != nil && g.s.enforcing() {
 			sig = unix.SIGKILL // fail closed: the caller cannot be let go unseen
+		}
+		if err == nil {
+			// another on-demand agent stopped it too and may have
+			// continued it first, with this hook still off: what it
+			// attached since is found now
+			g.queryLocked(r.Pid, r.Fd, time.Now())
 		}
 		if h != nil {
 			g.signalLocked(h, sig)

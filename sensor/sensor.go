@@ -219,6 +219,8 @@ type Sensor struct {
 	armable       map[string]*armable // attach programs attached only while needed (the ioctl entry)
 	armMode       Mode                // the mode armable programs are attached for
 	ioctlOpen     bool                // the on-demand ioctl gate is open (armable programs on ioctl attach)
+	perfViaChild  bool                // armable tracepoints open their perf events in a child (sensor/perfopen.go); under armMu
+	perfHelpers   perfHelpers         // those children, whose perf_event_open reports are the agent's own
 	ioctlGate     *ioctlGate          // nil: the ioctl hook is always on (IoctlHookAlways)
 	allowSpec     *ebpf.MapSpec       // the allowlist's inner map (allowlist.go)
 	allowN        int
