@@ -407,6 +407,23 @@ struct group_ref_ctx {
  * stack slot, so a count there would make every callback iteration a new
  * state and the loop would never converge. */
 
+/* Whether a group is among p->joined[0..n): a bpf_loop, not a bounded
+ * loop, for the reason of ref_table_has (bpf/sensor.bpf.c). */
+struct group_find_ctx {
+	const struct group_pending *p;
+	struct group_key want;
+	__u32 found;
+};
+
+static long group_joined_step(__u64 i, struct group_find_ctx *c)
+{
+	if (group_eq(&c->p->joined[RULES_MAP_REF_SLOT(i)], &c->want)) {
+		c->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
 /* Adds g (resolved) to the load's joined groups unless it is the load's
  * own or already there. */
 static __always_inline void group_note_joined(struct group_ref_ctx *c, struct group_key *g)
@@ -417,13 +434,13 @@ static __always_inline void group_note_joined(struct group_ref_ctx *c, struct gr
 	group_find(g);
 	if (group_eq(g, &p->group))
 		return;
-#pragma clang loop unroll(disable)
-	for (int j = 0; j < GROUP_REFS; j++) {
-		if (j >= n)
-			break;
-		if (group_eq(&p->joined[j], g))
-			return;
-	}
+	struct group_find_ctx fc = {.p = p, .want = *g};
+	if (n > GROUP_REFS)
+		n = GROUP_REFS;
+	if (n)
+		bpf_loop(n, group_joined_step, &fc, 0);
+	if (fc.found)
+		return;
 	if (n >= GROUP_REFS) {
 		p->over++;
 		return;
@@ -482,13 +499,8 @@ static __always_inline long group_ref_step(__u64 i, struct group_ref_ctx *c, con
 	if (!map)
 		return 0;
 	__u32 id = BPF_CORE_READ(map, id), m = p->n_maps;
-#pragma clang loop unroll(disable)
-	for (int j = 0; j < GROUP_REFS; j++) {
-		if (j >= m)
-			break;
-		if (p->map_id[j] == id)
-			return 0;
-	}
+	if (ref_table_has(p->map_id, m, id))
+		return 0;
 	if (m >= GROUP_REFS) {
 		p->over++;
 		return 0;

@@ -4,8 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -276,4 +278,69 @@ func loadAverage() string {
 	}
 	f := strings.Fields(string(b))
 	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+var judgeBaseObject = flag.String("judge.base-object", "", "BenchmarkJudgeVerify: an older build of sentry_x86_bpfel.o (e.g. git show main:sensor/sentry_x86_bpfel.o) whose judge is verified alternately with this one's, as the baseline")
+
+// BenchmarkJudgeVerify loads the judge of the default start (sentry_enter_tp)
+// alone, over freshly created maps, and reports the kernel's own
+// verification time (BPF_LOG_STATS "verification time") and the
+// instructions it processed, medians: the verify phase of a start ends with
+// this program alone on one CPU (docs/PERFORMANCE.md "Start-up"). With
+// -judge.base-object, that object's judge is verified alternately with
+// this one's, and the ratios are this one's over the baseline's.
+func BenchmarkJudgeVerify(b *testing.B) {
+	testutils.RequireRoot(b, "loading the judge")
+	objs := []func() (*ebpf.CollectionSpec, error){loadSentry}
+	if *judgeBaseObject != "" {
+		objs = append(objs, func() (*ebpf.CollectionSpec, error) { return ebpf.LoadCollectionSpec(*judgeBaseObject) })
+	}
+	took := make([][]time.Duration, len(objs))
+	insns := make([]int, len(objs))
+	timeRe := regexp.MustCompile(`verification time (\d+) usec`)
+	insnsRe := regexp.MustCompile(`processed (\d+) insns`)
+	for b.Loop() {
+		for i, load := range objs {
+			spec, err := load()
+			if err != nil {
+				b.Fatal(err)
+			}
+			maps, err := createMaps(specWith(spec), nil, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			one := specWith(spec, sentryProgSentryEnterTp)
+			c, err := ebpf.NewCollectionWithOptions(one, ebpf.CollectionOptions{
+				MapReplacements: maps.Maps,
+				Programs:        ebpf.ProgramOptions{LogLevel: ebpf.LogLevelStats, LogSizeStart: 1 << 16},
+			})
+			maps.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			log := c.Programs[sentryProgSentryEnterTp].VerifierLog
+			c.Close()
+			tm, in := timeRe.FindStringSubmatch(log), insnsRe.FindStringSubmatch(log)
+			if tm == nil || in == nil {
+				b.Fatalf("no verification time or processed count in the judge's stats log:\n%s", log)
+			}
+			us, _ := strconv.Atoi(tm[1])
+			insns[i], _ = strconv.Atoi(in[1])
+			took[i] = append(took[i], time.Duration(us)*time.Microsecond)
+		}
+	}
+	med := func(d []time.Duration) float64 {
+		d = slices.Clone(d)
+		slices.Sort(d)
+		return float64(d[len(d)/2]) / 1e6
+	}
+	b.ReportMetric(med(took[0]), "verify-ms")
+	b.ReportMetric(float64(insns[0]), "processed-insns")
+	if len(objs) > 1 {
+		b.ReportMetric(med(took[1]), "base-verify-ms")
+		b.ReportMetric(float64(insns[1]), "base-processed-insns")
+		b.ReportMetric(med(took[0])/med(took[1]), "x-verify/base")
+		b.ReportMetric(float64(insns[0])/float64(insns[1]), "x-insns/base")
+	}
+	b.Logf("load average: %s", loadAverage())
 }

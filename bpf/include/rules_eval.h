@@ -97,6 +97,37 @@ static __always_inline int rules_bit(__u64 lo, __u64 hi, __u32 n)
 	return 0;
 }
 
+#ifndef SENTRY_NO_LOOP
+/* The minimum-count entries of a rule, one per bpf_loop step: a bounded
+ * loop here was verified once per entry (its index is exact), in a callback
+ * the verifier checks several times over (~15 % of the judge's verified
+ * instructions); a callback is checked with its index unknown. */
+struct rules_helper_ctx {
+	const struct rules_rule *r;
+	const struct rules_facts *f;
+	__u32 called; /* RULES_F_HELPERS_CALLED: entries whose helper is not called are skipped */
+	__u32 hit;    /* an entry held */
+	__u32 below;  /* an entry's helper is called fewer times than its minimum */
+	__u32 _pad;
+};
+
+static long rules_helper_step(__u64 i, void *data)
+{
+	struct rules_helper_ctx *c = data;
+	__u32 k = i & (RULE_HELPERS - 1);
+	__u32 cnt = c->f->helper_cnt[c->r->helper_id[k] & (RULES_HELPER_MAX - 1)];
+
+	if (c->called && cnt == 0)
+		return 0;
+	if (cnt < c->r->helper_min[k]) {
+		c->below = 1;
+		return 1;
+	}
+	c->hit = 1;
+	return 0;
+}
+#endif
+
 /* rules_rule_matches reports whether every condition of r holds for f. */
 static __always_inline int rules_rule_matches(const struct rules_rule *r, const struct rules_facts *f)
 {
@@ -121,6 +152,19 @@ static __always_inline int rules_rule_matches(const struct rules_rule *r, const 
 		return 0;
 
 	n = r->helper_n;
+#ifndef SENTRY_NO_LOOP
+	{
+		struct rules_helper_ctx hc = {.r = r, .f = f, .called = flags & RULES_F_HELPERS_CALLED};
+
+		if (n > RULE_HELPERS)
+			n = RULE_HELPERS;
+		if (n)
+			bpf_loop(n, rules_helper_step, &hc, 0);
+		if (hc.below)
+			return 0;
+		hit = hc.hit;
+	}
+#else
 	hit = 0;
 	for (i = 0; i < RULE_HELPERS; i++) {
 		__u32 cnt;
@@ -134,6 +178,7 @@ static __always_inline int rules_rule_matches(const struct rules_rule *r, const 
 			return 0;
 		hit = 1;
 	}
+#endif
 	if ((flags & RULES_F_HELPERS_CALLED) && !hit)
 		return 0;
 
