@@ -88,6 +88,22 @@ func (n *Netns) AddVeth(t testing.TB, name string, index int) {
 	}
 }
 
+// DelLink deletes interface name (and a veth's peer with it) from the
+// namespace, through rtnetlink.
+func (n *Netns) DelLink(t testing.TB, name string) {
+	t.Helper()
+	err := n.Do(func() error {
+		ifc, err := ifindexOf(name)
+		if err != nil {
+			return err
+		}
+		return rtnl.DelLink(ifc)
+	})
+	if err != nil {
+		t.Fatalf("netns %s: delete %s: %v", n.Path, name, err)
+	}
+}
+
 // Do runs fn inside the namespace, on a thread thrown away afterwards.
 func (n *Netns) Do(fn func() error) error {
 	return nsthread.InNetns(n.Path, fn)
