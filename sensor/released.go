@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
 
@@ -125,7 +127,7 @@ func ProgAttachState(t RawTarget, progID uint32) (gone bool, how string, err err
 	at := ebpf.AttachType(t.AttachType)
 	switch ProgAttachKind(t) {
 	case ProgAttachCgroup:
-		fd, err := openCgroupByID(t.CgroupIno)
+		fd, err := openCgroupByIDCached(t.CgroupIno)
 		if errors.Is(err, errNotAttached) {
 			return true, fmt.Sprintf("cgroup id %d can no longer be opened by its id: removed (rmdir); its programs are freed once no socket created in it remains", t.CgroupIno), nil
 		}
@@ -175,16 +177,62 @@ func ProgAttachState(t RawTarget, progID uint32) (gone bool, how string, err err
 }
 
 // queryHolds is BPF_PROG_QUERY on target (an fd, or an ifindex for tcx):
-// gone when progID is not among the programs attached with at.
+// gone when progID is not among the programs attached with at. One call
+// with room for 64 ids (a cgroup's limit per attach type), again with
+// the count the kernel gave when more are attached.
 func queryHolds(target int, at ebpf.AttachType, progID uint32, what string) (bool, string, error) {
-	res, err := link.QueryPrograms(link.QueryOptions{Target: target, Attach: at})
-	if err != nil {
-		return false, "", fmt.Errorf("BPF_PROG_QUERY on %s: %w", what, err)
-	}
-	for _, p := range res.Programs {
-		if uint32(p.ID) == progID {
-			return false, "", nil
+	ids := make([]uint32, 64)
+	for {
+		attr := struct {
+			target, attachType, queryFlags, attachFlags uint32
+			progIDs                                     uint64
+			progCnt, _                                  uint32
+		}{target: uint32(target), attachType: uint32(at), progIDs: uint64(uintptr(unsafe.Pointer(&ids[0]))), progCnt: uint32(len(ids))}
+		_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_QUERY, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+		runtime.KeepAlive(ids)
+		if errno == unix.ENOSPC && int(attr.progCnt) > len(ids) {
+			ids = make([]uint32, attr.progCnt)
+			continue
 		}
+		if errno != 0 {
+			return false, "", fmt.Errorf("BPF_PROG_QUERY on %s: %w", what, errno)
+		}
+		for _, id := range ids[:min(int(attr.progCnt), len(ids))] {
+			if id == progID {
+				return false, "", nil
+			}
+		}
+		return true, fmt.Sprintf("BPF_PROG_QUERY on %s no longer lists it: detached or replaced by a call the sentry did not report", what), nil
 	}
-	return true, fmt.Sprintf("BPF_PROG_QUERY on %s no longer lists it: detached or replaced by a call the sentry did not report", what), nil
+}
+
+// cgroupRoot is an fd on the cgroup v2 mount kept for opening cgroups by
+// id at every check (reading mountinfo each time cost more than the rest
+// of the check; BenchmarkReleaseCheck).
+var cgroupRoot struct {
+	sync.Mutex
+	fd int // 0: not open
+}
+
+// openCgroupByIDCached is openCgroupByID through the kept mount fd.
+func openCgroupByIDCached(id uint64) (int, error) {
+	cgroupRoot.Lock()
+	defer cgroupRoot.Unlock()
+	if cgroupRoot.fd <= 0 {
+		mnt, err := cgroup2Mount()
+		if err != nil {
+			return -1, fmt.Errorf("cgroup %d: %w", id, err)
+		}
+		fd, err := unix.Open(mnt, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, fmt.Errorf("cgroup %d: %w", id, err)
+		}
+		cgroupRoot.fd = fd
+	}
+	fd, err := openCgroupAt(cgroupRoot.fd, id)
+	if err != nil && !errors.Is(err, errNotAttached) {
+		unix.Close(cgroupRoot.fd) // found again at the next check
+		cgroupRoot.fd = 0
+	}
+	return fd, err
 }
