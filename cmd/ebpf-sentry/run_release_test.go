@@ -389,6 +389,24 @@ func TestRunReportsProgAttachmentsWhoseTargetIsGone(t *testing.T) {
 		t.Logf("prog %d: %s (within %d ms)", c.progID, a.Note, a.Release.DetectedWithinMS)
 	})
 
+	t.Run("a freed sockmap", func(t *testing.T) {
+		c := startHeld(t, "-mode", "sockmap")
+		pids := map[uint32]bool{c.pid: true}
+		r.attaches(t, pids, func(evs []output.Event) bool { return progAttached(evs, c.progID) })
+		c.kill() // its fd on the map was the last: the map goes, with its programs
+		r.attaches(t, pids, func(evs []output.Event) bool { return len(progReleased(evs, c.progID)) > 0 })
+		releaseSentinel(t, r)
+		evs := r.attaches(t, pids, func([]output.Event) bool { return true })
+		got := progReleased(evs, c.progID)
+		if len(got) != 1 {
+			t.Fatalf("freed sockmap: want one prog_attach_released of prog %d, got %d:\n%s", c.progID, len(got), describeAttaches(evs))
+		}
+		if a := got[0].Attach; !strings.Contains(a.Note, "is gone (freed)") || got[0].Loader == nil || got[0].Loader.PID != c.pid {
+			t.Errorf("prog_attach_released: loader %+v attach %+v; want the attacher pid %d and a note saying the map was freed", got[0].Loader, a, c.pid)
+		}
+		t.Logf("prog %d: %s", c.progID, got[0].Attach.Note)
+	})
+
 	t.Run("a deleted network namespace, with its loopback", func(t *testing.T) {
 		testutils.SkipOnOldKernel(t, "6.6", "tcx")
 		ns := testutils.NewNetns(t, "released")
