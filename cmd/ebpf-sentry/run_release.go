@@ -56,6 +56,9 @@ type releasedAttach struct {
 	lastLive time.Time          // the last check (or the attach) that saw it
 	holder   sensor.PerfHolder  // perf: the fd last seen running the program
 	how      string             // prog_attach: how it was found gone
+	// unknown: prog_attach: the last check could not ask the kernel
+	// (counted once until a check succeeds again)
+	unknown bool
 }
 
 // progAttachKey names a BPF_PROG_ATTACH attachment by kernel identities:
@@ -476,11 +479,17 @@ func (w *releaseWatch) check(now time.Time) []*releasedAttach {
 	for k, t := range w.attached {
 		isGone, how, err := w.progAttachState(t.ev.Target, k.prog)
 		if err != nil {
-			// not known: kept, never reported gone; counted
-			w.lost["release_prog_attach_unknown"]++
+			// not known: kept, never reported gone; counted once per
+			// stretch of failed checks (a kernel without BPF_PROG_QUERY on a
+			// sockmap: EINVAL; the map's going is still seen)
+			if !t.unknown {
+				w.lost["release_prog_attach_unknown"]++
+			}
+			t.unknown = true
 			slog.Debug("prog_attach attachments: check", "prog_id", k.prog, "attach_type", k.attachType, "err", err)
 			continue
 		}
+		t.unknown = false
 		if !isGone {
 			t.lastLive = now
 			continue

@@ -146,4 +146,16 @@ func TestReleaseWatchFollowsProgAttachesByTargetIdentity(t *testing.T) {
 	if w.lost["release_prog_attach_unknown"] != 1 || w.tracked() != 1 {
 		t.Errorf("prog 3 not checkable: unknown %d (want 1), tracked %d (want 1)", w.lost["release_prog_attach_unknown"], w.tracked())
 	}
+	// counted once while it stays uncheckable, again after a good check
+	w.check(time.Unix(201, 0))
+	if w.lost["release_prog_attach_unknown"] != 1 {
+		t.Errorf("a second failed check counted again: %d", w.lost["release_prog_attach_unknown"])
+	}
+	unknown[3] = false
+	w.check(time.Unix(202, 0))
+	unknown[3] = true
+	w.check(time.Unix(203, 0))
+	if w.lost["release_prog_attach_unknown"] != 2 || w.tracked() != 1 {
+		t.Errorf("uncheckable, checked, uncheckable: unknown %d (want 2), tracked %d (want 1)", w.lost["release_prog_attach_unknown"], w.tracked())
+	}
 }
