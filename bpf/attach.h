@@ -258,6 +258,15 @@ static __always_inline struct sentry_attach_cfg *attach_config(void)
 	return bpf_map_lookup_elem(&attach_cfg, &zero);
 }
 
+static __always_inline int guard_link_fops(__u64 op)
+{
+	struct sentry_attach_cfg *ac = attach_config();
+	__u64 want = attach_calibrated_fops(ac ? ac->link_fops : 0, FOPS_LINK);
+	if (!want)
+		return 1; /* not known yet: the guard acts as before calibration */
+	return op == want || (ac && ac->link_fops_poll && op == ac->link_fops_poll);
+}
+
 static __always_inline struct bpf_prog *attach_fd_prog(struct sentry_attach_cfg *ac, __u32 fd)
 {
 	return attach_fd_object(fd, attach_calibrated_fops(ac ? ac->prog_fops : 0, FOPS_PROG), 0);

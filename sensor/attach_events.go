@@ -49,6 +49,10 @@ const (
 	// when the attacher exits).
 	OpLinkReleased AttachOp = "link_released"
 	OpPerfReleased AttachOp = "perf_event_released"
+	// OpProgAttachReleased is not a call: a BPF_PROG_ATTACH attachment
+	// the agent reported and later found gone without a BPF_PROG_DETACH
+	// it saw (its target removed, or detached or replaced unseen).
+	OpProgAttachReleased AttachOp = "prog_attach_released"
 )
 
 const opUnknownLabel = "op"
@@ -66,7 +70,7 @@ var attachOps = map[uint32]AttachOp{
 // Detaches reports whether the operation removes a program rather than
 // attaching one.
 func (o AttachOp) Detaches() bool {
-	return o == OpProgDetach || o == OpLinkDetach || o == OpLinkReleased || o == OpPerfReleased
+	return o == OpProgDetach || o == OpLinkDetach || o == OpLinkReleased || o == OpPerfReleased || o == OpProgAttachReleased
 }
 
 // RawTarget is what the kernel side could say about an attach target;

@@ -157,6 +157,12 @@ func openCgroupByID(id uint64) (int, error) {
 		return -1, fmt.Errorf("cgroup %d: %w", id, err)
 	}
 	defer unix.Close(root)
+	return openCgroupAt(root, id)
+}
+
+// openCgroupAt opens cgroup id by handle from root, an fd on the cgroup v2
+// mount.
+func openCgroupAt(root int, id uint64) (int, error) {
 	b := make([]byte, 8)
 	binary.NativeEndian.PutUint64(b, id)
 	const fileidKernfs = 0xfe

@@ -180,6 +180,61 @@ func TestSentrysProgramsAndAgentAreGuarded(t *testing.T) {
 	s := startSensor(t, Config{Mode: ModeEnforce, Rules: compiledTestRules(t), GuardSignals: true})
 	t.Run("attach", func(t *testing.T) { attachingToTheSentrysProgramsIsStopped(t, s) })
 	t.Run("signal", func(t *testing.T) { signalsToTheAgentAreGuarded(t, s) })
+	t.Run("not a link", func(t *testing.T) { aProgramFdIsNotTakenForTheSentrysLink(t, s) })
+}
+
+// BPF_LINK_DETACH on a program's fd, the program loaded with one of the
+// sentry's link ids as its expected_attach_type (a socket filter takes
+// any; it sits where a struct bpf_link keeps its id): the guard checks the
+// file is a link (its f_op, as the attach hook does) before reading an id
+// from it, so the caller gets the kernel's EINVAL, is not stopped, and no
+// attempt is reported; BPF_LINK_DETACH on that link itself, made after
+// it, is stopped and reported.
+func aProgramFdIsNotTakenForTheSentrysLink(t *testing.T, s *Sensor) {
+	var linkID uint32
+	for _, l := range s.links {
+		if info, err := l.Info(); err == nil && info.ID != 0 {
+			linkID = uint32(info.ID)
+			break
+		}
+	}
+	if linkID == 0 {
+		t.Fatal("no link id of the sensor's")
+	}
+	fake, wait := startLoader(t, "-fake-link-id", fmt.Sprint(linkID))
+	run := wait()
+	if run.killed || len(run.results) != 1 || run.results[0].Ret != -1 || !strings.Contains(run.results[0].Error, "invalid argument") {
+		t.Fatalf("BPF_LINK_DETACH on a program fd posing as link %d: killed=%v %+v; want the kernel's EINVAL", linkID, run.killed, run.results)
+	}
+	// the real link after it: still stopped, and reported (attempts are
+	// reported in order, so the fake's would have come first)
+	real, wait := startLoader(t, "-detach-link-id", fmt.Sprint(linkID))
+	run = wait()
+	wantAction := ActionKilled
+	if s.Hook().IsLSM() {
+		wantAction = ActionDenied
+		if run.killed || len(run.results) != 1 || !strings.Contains(run.results[0].Error, "operation not permitted") {
+			t.Fatalf("hook %s: BPF_LINK_DETACH of the sentry's link %d not refused: killed=%v %+v", s.Hook(), linkID, run.killed, run.results)
+		}
+	} else if !run.killed {
+		t.Fatalf("BPF_LINK_DETACH of the sentry's link %d: not killed: %+v", linkID, run.results)
+	}
+	for {
+		a, ok := nextAttempt(t, s, 10*time.Second)
+		if !ok {
+			t.Fatalf("no attempt of the real link's detacher %d reported", real)
+		}
+		if a.PID == uint32(fake) {
+			t.Fatalf("a program fd was taken for the sentry's link %d: %+v", linkID, a)
+		}
+		if a.PID == uint32(real) {
+			if a.Command != "BPF_LINK_DETACH" || a.Object != "link" || a.ObjectID != linkID || a.Action != wantAction {
+				t.Fatalf("attempt %+v, want BPF_LINK_DETACH on link %d, %s", a, linkID, wantAction)
+			}
+			t.Logf("hook %s: %s", s.Hook(), a)
+			break
+		}
+	}
 }
 
 func attachingToTheSentrysProgramsIsStopped(t *testing.T, s *Sensor) {

@@ -118,9 +118,14 @@ static __always_inline int own_id(__u32 kind, __u32 id)
 	return id && bpf_map_lookup_elem(&own_ids, &k) != NULL;
 }
 
+/* Whether op is the f_op of a link's file (attach.h: kallsyms' or the one
+ * learnt from the sensor's own link; while neither is known, any). */
+static __always_inline int guard_link_fops(__u64 op);
+
 /* The private data of the current task's file descriptor fd (a struct
- * bpf_map or bpf_link for the commands guarded); 0 if none. */
-static __always_inline __u64 fd_private(__u32 fd)
+ * bpf_map or bpf_link for the commands guarded), its file's f_op in *op;
+ * 0 if none. */
+static __always_inline __u64 fd_private_op(__u32 fd, __u64 *op)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
@@ -131,7 +136,14 @@ static __always_inline __u64 fd_private(__u32 fd)
 	bpf_probe_read_kernel(&file, sizeof(file), fds + fd);
 	if (!file)
 		return 0;
+	*op = (__u64)BPF_CORE_READ(file, f_op);
 	return (__u64)BPF_CORE_READ(file, private_data);
+}
+
+static __always_inline __u64 fd_private(__u32 fd)
+{
+	__u64 op;
+	return fd_private_op(fd, &op);
 }
 
 /* Whether fd of the current task is one of the sentry's programs; its id
@@ -189,8 +201,12 @@ static __always_inline int guard_targets(__u32 cmd, const __u32 *w, __u32 *kind,
 		return 1;
 	case BPF_LINK_UPDATE:
 	case BPF_LINK_DETACH: { /* link_fd first */
-		__u64 l = fd_private(w[0]);
-		if (!l)
+		/* a link only if its file is one: another file's private data
+		 * (a program's expected_attach_type, which the loader picks,
+		 * sits where a link has its id) is not taken for a link */
+		__u64 op = 0;
+		__u64 l = fd_private_op(w[0], &op);
+		if (!l || !guard_link_fops(op))
 			return 0;
 		__u32 lid = BPF_CORE_READ((struct bpf_link *)l, id);
 		if (!own_id(SENTRY_OBJ_LINK, lid))

@@ -55,6 +55,38 @@ type releasedAttach struct {
 	jd       judged             // its target and program facts (no instructions)
 	lastLive time.Time          // the last check (or the attach) that saw it
 	holder   sensor.PerfHolder  // perf: the fd last seen running the program
+	how      string             // prog_attach: how it was found gone
+	// unknown: prog_attach: the last check could not ask the kernel
+	// (counted once until a check succeeds again)
+	unknown bool
+}
+
+// progAttachKey names a BPF_PROG_ATTACH attachment by kernel identities:
+// the target's (cgroup id, map id, or ifindex and network namespace
+// inode), the attach type and the program id. Never a path or a name: a
+// cgroup made again at the same path has a new id.
+type progAttachKey struct {
+	kind       int
+	target     uint64
+	netns      uint32
+	attachType uint32
+	prog       uint32
+}
+
+func progAttachKeyOf(ev *sensor.AttachEvent, prog uint32) (progAttachKey, bool) {
+	t := ev.Target
+	k := progAttachKey{kind: sensor.ProgAttachKind(t), attachType: t.AttachType, prog: prog}
+	switch k.kind {
+	case sensor.ProgAttachCgroup:
+		k.target = t.CgroupIno
+	case sensor.ProgAttachSockMap:
+		k.target = uint64(t.MapID)
+	case sensor.ProgAttachTCX:
+		k.target, k.netns = uint64(t.FD), t.NetNS
+	default:
+		return k, false
+	}
+	return k, true
 }
 
 type perfKey struct {
@@ -67,8 +99,13 @@ type perfKey struct {
 // Its maps belong to the agent's main goroutine; the pidfd goroutine only
 // touches pidfds (under mu) and the exited channel.
 type releaseWatch struct {
-	links map[uint32]*releasedAttach
-	perfs map[perfKey]*releasedAttach
+	links    map[uint32]*releasedAttach
+	perfs    map[perfKey]*releasedAttach
+	attached map[progAttachKey]*releasedAttach // BPF_PROG_ATTACH
+
+	// progAttachState asks the kernel whether a BPF_PROG_ATTACH
+	// attachment is still there (sensor.ProgAttachState).
+	progAttachState func(t sensor.RawTarget, prog uint32) (gone bool, how string, err error)
 
 	// linkAlive says whether link id still exists (BPF_LINK_GET_FD_BY_ID);
 	// perfProg and perfHolder query perf events (BPF_TASK_FD_QUERY).
@@ -98,6 +135,7 @@ type releaseWatch struct {
 
 func newReleaseWatch() *releaseWatch {
 	w := &releaseWatch{links: map[uint32]*releasedAttach{}, perfs: map[perfKey]*releasedAttach{},
+		attached: map[progAttachKey]*releasedAttach{}, progAttachState: sensor.ProgAttachState,
 		linkAlive: linkExists, nextLink: nextLinkID, perfProg: sensor.PerfEventProg, perfHolder: sensor.PerfHolderOf, maxTracked: maxReleaseTracked,
 		lost: map[string]uint64{}, pidfds: map[uint32]int{}, byFD: map[int32]uint32{}, epfd: -1, wake: -1,
 		exited: make(chan struct{}, 1), done: make(chan struct{})}
@@ -203,10 +241,18 @@ func (w *releaseWatch) track(ev *sensor.AttachEvent, jd judged) {
 		if ev.ProgID == 0 || !ev.Target.PerfFound {
 			return
 		}
+	case sensor.OpProgDetach:
+		w.forgetDetached(ev)
+		return
+	case sensor.OpProgAttach:
+		// outlives its caller (no exit watched): followed until its
+		// target no longer holds it
+		w.trackProgAttach(ev, jd)
+		return
 	default:
-		return // BPF_PROG_ATTACH outlives its caller; its detach is a call
+		return
 	}
-	if len(w.links)+len(w.perfs) >= w.maxTracked {
+	if w.tracked() >= w.maxTracked {
 		w.lost["release_untracked"]++
 		return
 	}
@@ -219,6 +265,51 @@ func (w *releaseWatch) track(ev *sensor.AttachEvent, jd judged) {
 		w.links[ev.LinkID] = t
 	}
 	w.watchExit(ev.Caller.PID)
+}
+
+func (w *releaseWatch) trackProgAttach(ev *sensor.AttachEvent, jd judged) {
+	if ev.ProgID == 0 || w.attached == nil {
+		return
+	}
+	if ev.ReplaceProgID != 0 { // BPF_F_REPLACE: that call's event says so
+		if old, ok := progAttachKeyOf(ev, ev.ReplaceProgID); ok {
+			delete(w.attached, old)
+		}
+	}
+	k, ok := progAttachKeyOf(ev, ev.ProgID)
+	if !ok {
+		w.lost["release_prog_attach_unchecked"]++
+		return
+	}
+	if _, ok := w.attached[k]; ok {
+		return // attached again (flags changed): one attachment
+	}
+	if w.tracked() >= w.maxTracked {
+		w.lost["release_untracked"]++
+		return
+	}
+	t := &releasedAttach{ev: *ev, jd: jd, lastLive: ev.Time}
+	t.jd.prog, t.jd.rep, t.jd.verdict = factsOnly(jd.prog), nil, rules.Verdict{}
+	w.attached[k] = t
+}
+
+// forgetDetached drops what a reported BPF_PROG_DETACH ended: that
+// program, or (no program given: a cgroup's single program, a sockmap's)
+// every program on the target with that attach type.
+func (w *releaseWatch) forgetDetached(ev *sensor.AttachEvent) {
+	k, ok := progAttachKeyOf(ev, ev.ProgID)
+	if !ok {
+		return
+	}
+	if ev.ProgID != 0 {
+		delete(w.attached, k)
+		return
+	}
+	for o := range w.attached {
+		if o.kind == k.kind && o.target == k.target && o.netns == k.netns && o.attachType == k.attachType {
+			delete(w.attached, o)
+		}
+	}
 }
 
 // factsOnly is the program's facts without what only the analysis needs
@@ -385,6 +476,28 @@ func (w *releaseWatch) check(now time.Time) []*releasedAttach {
 		delete(w.perfs, k)
 		gone = append(gone, t)
 	}
+	for k, t := range w.attached {
+		isGone, how, err := w.progAttachState(t.ev.Target, k.prog)
+		if err != nil {
+			// not known: kept, never reported gone; counted once per
+			// stretch of failed checks (a kernel without BPF_PROG_QUERY on a
+			// sockmap: EINVAL; the map's going is still seen)
+			if !t.unknown {
+				w.lost["release_prog_attach_unknown"]++
+			}
+			t.unknown = true
+			slog.Debug("prog_attach attachments: check", "prog_id", k.prog, "attach_type", k.attachType, "err", err)
+			continue
+		}
+		t.unknown = false
+		if !isGone {
+			t.lastLive = now
+			continue
+		}
+		t.how = how
+		delete(w.attached, k)
+		gone = append(gone, t)
+	}
 	return gone
 }
 
@@ -393,7 +506,7 @@ func (w *releaseWatch) tracked() int {
 	if w == nil {
 		return 0
 	}
-	return len(w.links) + len(w.perfs)
+	return len(w.links) + len(w.perfs) + len(w.attached)
 }
 
 // takeLosses reports (and resets) what could not be followed.
@@ -416,8 +529,11 @@ func releasedEvent(t *releasedAttach, now time.Time, observed string) (*output.E
 	ev := t.ev
 	ev.Time = now
 	ev.Op = sensor.OpLinkReleased
-	if t.ev.Op == sensor.OpPerfSetBPF {
+	switch t.ev.Op {
+	case sensor.OpPerfSetBPF:
 		ev.Op = sensor.OpPerfReleased
+	case sensor.OpProgAttach:
+		ev.Op = sensor.OpProgAttachReleased
 	}
 	ev.Result, ev.Errno, ev.Undo, ev.AfterTheFact = sensor.AttachDone, 0, nil, false
 	ev.Verdict, ev.Action, ev.RuleIndex, ev.RuleID = sensor.VerdictAllow, sensor.ActionNone, -1, ""
@@ -427,10 +543,13 @@ func releasedEvent(t *releasedAttach, now time.Time, observed string) (*output.E
 		within = 0
 	}
 	out.Attach.Release = &output.AttachRelease{Observed: observed, DetectedWithinMS: within.Milliseconds()}
-	if ev.Op == sensor.OpPerfReleased {
+	switch ev.Op {
+	case sensor.OpPerfReleased:
 		out.Attach.Release.HolderPID, out.Attach.Release.HolderFD = t.holder.PID, t.holder.FD
 		out.Attach.Note = "no process holds a perf event running this program any more (its last fd closed); the kernel has no hook for that: found by checking the attacher's fd and every fd table"
-	} else {
+	case sensor.OpProgAttachReleased:
+		out.Attach.Note = "the BPF_PROG_ATTACH attachment is gone without a BPF_PROG_DETACH the sentry reported: " + t.how
+	default:
 		out.Attach.Note = "the link's last fd closed (no BPF_LINK_DETACH; e.g. the attacher exited); the kernel has no hook for that: found gone by id"
 	}
 	return out, &ev

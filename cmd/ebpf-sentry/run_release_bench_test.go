@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
+	"github.com/ebpf-sentry/ebpf-sentry/program"
 	"github.com/ebpf-sentry/ebpf-sentry/sensor"
 )
 
@@ -68,5 +70,53 @@ func BenchmarkReleaseCheck(b *testing.B) {
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e9*100, "%cpu@1s")
 			})
 		}
+	}
+	// prog_attach: n cgroup attachments of one cgroup_skb program
+	// (BPF_PROG_ATTACH), each checked by opening its cgroup by id and
+	// BPF_PROG_QUERY; against by_id/links=n above.
+	skb, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bench_release", Type: ebpf.CGroupSKB, AttachType: ebpf.AttachCGroupInetIngress,
+		License: "GPL", Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer skb.Close()
+	skbInfo, err := skb.Info()
+	if err != nil {
+		b.Fatal(err)
+	}
+	skbID, _ := skbInfo.ID()
+	var cgs []*testutils.Cgroup
+	for _, n := range []int{16, 256} {
+		for len(cgs) < n {
+			cg := testutils.NewCgroup(b, fmt.Sprintf("bench-release-%d", len(cgs)))
+			f, err := os.Open(cg.Path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			err = link.RawAttachProgram(link.RawAttachProgramOptions{Target: int(f.Fd()), Program: skb, Attach: ebpf.AttachCGroupInetIngress})
+			f.Close()
+			if err != nil {
+				b.Fatalf("cgroup %d: %v", len(cgs), err)
+			}
+			cgs = append(cgs, cg)
+		}
+		w := &releaseWatch{links: map[uint32]*releasedAttach{}, perfs: map[perfKey]*releasedAttach{}, attached: map[progAttachKey]*releasedAttach{},
+			progAttachState: sensor.ProgAttachState, maxTracked: maxReleaseTracked, lost: map[string]uint64{}, epfd: -1, wake: -1}
+		for _, cg := range cgs {
+			w.track(&sensor.AttachEvent{Op: sensor.OpProgAttach, ProgID: uint32(skbID), Result: sensor.AttachDone, Caller: &program.Loader{},
+				Target: sensor.RawTarget{AttachType: uint32(ebpf.AttachCGroupInetIngress), CgroupIno: cg.ID}}, judged{})
+		}
+		if w.tracked() != n {
+			b.Fatalf("%d followed, want %d", w.tracked(), n)
+		}
+		b.Run(fmt.Sprintf("prog_attach/cgroups=%d", n), func(b *testing.B) {
+			now := time.Now()
+			for b.Loop() {
+				if gone := w.check(now); len(gone) != 0 || len(w.lost) != 0 {
+					b.Fatalf("%d attachments reported gone, losses %v", len(gone), w.lost)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e9*100, "%cpu@1s")
+		})
 	}
 }

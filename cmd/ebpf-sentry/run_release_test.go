@@ -5,12 +5,15 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ebpf-sentry/ebpf-sentry/internal/testutils"
 	"github.com/ebpf-sentry/ebpf-sentry/output"
@@ -19,11 +22,12 @@ import (
 // heldClient is bpfattach -hold: what it attached stays until it is
 // killed (as a tool stopped hard) or its stdin closes.
 type heldClient struct {
-	pid    uint32
-	progID uint32
-	linkID uint32
-	cmd    *exec.Cmd
-	in     io.Closer
+	pid     uint32
+	progID  uint32
+	linkID  uint32
+	ifindex int
+	cmd     *exec.Cmd
+	in      io.Closer
 }
 
 func startHeld(t *testing.T, args ...string) *heldClient {
@@ -48,14 +52,15 @@ func startHeld(t *testing.T, args ...string) *heldClient {
 		t.Fatalf("bpfattach %v: %v", args, err)
 	}
 	var res struct {
-		ProgID uint32 `json:"prog_id"`
-		LinkID uint32 `json:"link_id"`
-		Error  string `json:"error"`
+		ProgID  uint32 `json:"prog_id"`
+		LinkID  uint32 `json:"link_id"`
+		Ifindex int    `json:"ifindex"`
+		Error   string `json:"error"`
 	}
 	if err := json.Unmarshal(line, &res); err != nil || res.Error != "" {
 		t.Fatalf("bpfattach %v: %v %s", args, err, line)
 	}
-	c.progID, c.linkID = res.ProgID, res.LinkID
+	c.progID, c.linkID, c.ifindex = res.ProgID, res.LinkID, res.Ifindex
 	return c
 }
 
@@ -104,19 +109,7 @@ func TestRunReportsReleasedAttachments(t *testing.T) {
 	r := startAttachRun(t, "--mode", "monitor", "--release-check-interval", "300ms")
 	tp := []string{"-builtin", "tracepoint", "-tracepoint", "syscalls/sys_enter_getpid"}
 
-	// sentinel attaches a link and is killed; it returns once that
-	// link's release was reported.
-	sentinel := func(t *testing.T) {
-		t.Helper()
-		c := startHeld(t, tp...)
-		pids := map[uint32]bool{c.pid: true}
-		r.attaches(t, pids, func(evs []output.Event) bool { return attachedLink(evs, c.linkID) })
-		c.kill()
-		evs := r.attaches(t, pids, func(evs []output.Event) bool { return len(detachesOf(evs, "link_released", c.linkID)) > 0 })
-		if len(detachesOf(evs, "link_released", c.linkID)) == 0 {
-			t.Fatalf("sentinel link %d: no link_released; got:\n%s", c.linkID, describeAttaches(evs))
-		}
-	}
+	sentinel := func(t *testing.T) { t.Helper(); releaseSentinel(t, r) }
 
 	t.Run("a link whose attacher is killed gets one prog_detach with its program and target", func(t *testing.T) {
 		c := startHeld(t, tp...)
@@ -210,6 +203,20 @@ func TestRunReportsReleasedAttachments(t *testing.T) {
 	})
 }
 
+// releaseSentinel attaches a link and has it killed; it returns once that
+// link's release was reported: a check that began after the call did.
+func releaseSentinel(t *testing.T, r *attachRun) {
+	t.Helper()
+	c := startHeld(t, "-builtin", "tracepoint", "-tracepoint", "syscalls/sys_enter_getpid")
+	pids := map[uint32]bool{c.pid: true}
+	r.attaches(t, pids, func(evs []output.Event) bool { return attachedLink(evs, c.linkID) })
+	c.kill()
+	evs := r.attaches(t, pids, func(evs []output.Event) bool { return len(detachesOf(evs, "link_released", c.linkID)) > 0 })
+	if len(detachesOf(evs, "link_released", c.linkID)) == 0 {
+		t.Fatalf("sentinel link %d: no link_released; got:\n%s", c.linkID, describeAttaches(evs))
+	}
+}
+
 // bpftrace stopped as a user stops it (SIGINT): every link and perf
 // attachment it was reported making gets its prog_detach.
 func TestRunReportsBpftraceDetachesWhenStopped(t *testing.T) {
@@ -280,4 +287,149 @@ func TestRunReportsAReleasedLinkAtItsAttachersExit(t *testing.T) {
 		t.Fatalf("link_released without a timer: release %+v, want observed attacher_exit", rel)
 	}
 	t.Logf("link %d released: observed %s, detected within %d ms of its attach", c.linkID, rel.Observed, rel.DetectedWithinMS)
+}
+
+// progAttached: a prog_attach of program prog reported attached.
+func progAttached(evs []output.Event, prog uint32) bool {
+	for _, ev := range evs {
+		if ev.Event == output.KindProgAttach && ev.Attach.Op == "prog_attach" && ev.Attach.ProgID == prog && ev.Attach.Result == "attached" {
+			return true
+		}
+	}
+	return false
+}
+
+// progReleased are the prog_attach_released events of program prog.
+func progReleased(evs []output.Event, prog uint32) []output.Event {
+	var out []output.Event
+	for _, ev := range detachesOf(evs, "prog_attach_released", 0) {
+		if ev.Attach.ProgID == prog {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// A BPF_PROG_ATTACH attachment outlives its attacher (killed here, as a
+// tool stopped hard: nothing detaches) and ends with its target: a cgroup
+// removed gets one prog_detach prog_attach_released for its program, and
+// the cgroup made again at the same path, with a program of its own, is
+// not taken for the old one (the check names it by id). A tcx program
+// attached with BPF_PROG_ATTACH to a veth gets one when the veth is
+// deleted, though a new veth of the same name and ifindex took its place.
+// Each "none" is asserted once a later sentinel's release was reported.
+func TestRunReportsProgAttachmentsWhoseTargetIsGone(t *testing.T) {
+	r := startAttachRun(t, "--mode", "monitor", "--release-check-interval", "300ms")
+
+	t.Run("a removed cgroup, and a new one at its path", func(t *testing.T) {
+		cg := testutils.NewCgroup(t, "released-prog-attach")
+		old := startHeld(t, "-mode", "cgroup", "-cgroup", cg.Path)
+		pids := map[uint32]bool{old.pid: true}
+		r.attaches(t, pids, func(evs []output.Event) bool { return progAttached(evs, old.progID) })
+		old.kill()
+		if err := os.Remove(cg.Path); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(cg.Path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cur := startHeld(t, "-mode", "cgroup", "-cgroup", cg.Path)
+		pids[cur.pid] = true
+		r.attaches(t, pids, func(evs []output.Event) bool {
+			return progAttached(evs, cur.progID) && len(progReleased(evs, old.progID)) > 0
+		})
+		releaseSentinel(t, r)
+		evs := r.attaches(t, pids, func([]output.Event) bool { return true })
+		got := progReleased(evs, old.progID)
+		if len(got) != 1 {
+			t.Fatalf("removed cgroup: want one prog_attach_released of prog %d, got %d:\n%s", old.progID, len(got), describeAttaches(evs))
+		}
+		a := got[0].Attach
+		if a.Target.Kind != "cgroup" || got[0].Loader == nil || got[0].Loader.PID != old.pid ||
+			a.Release == nil || a.Release.Observed != observedSweep || !strings.Contains(a.Note, "removed (rmdir)") {
+			t.Errorf("prog_attach_released: loader %+v attach %+v; want the cgroup target, the attacher pid %d, observed sweep, a note saying the cgroup was removed", got[0].Loader, a, old.pid)
+		}
+		if got[0].Prog == nil || got[0].Prog.Name != "attach_cgroup" {
+			t.Errorf("prog_attach_released: want the program's facts (attach_cgroup), got %+v", got[0].Prog)
+		}
+		if n := len(progReleased(evs, cur.progID)); n != 0 {
+			t.Errorf("the cgroup made again at %s: its program %d reported released %d times", cg.Path, cur.progID, n)
+		}
+		t.Logf("prog %d: %s (within %d ms)", old.progID, a.Note, a.Release.DetectedWithinMS)
+	})
+
+	t.Run("a deleted interface, and a new one with its name and ifindex", func(t *testing.T) {
+		testutils.SkipOnOldKernel(t, "6.6", "tcx")
+		ns := testutils.NewNetns(t, "released")
+		if err := ns.NewVeth("sentryrel0", 0); errors.Is(err, unix.EOPNOTSUPP) {
+			t.Skipf("the kernel has no veth driver (RTM_NEWLINK of kind veth: %v); the namespace case below covers tcx", err)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		c := startHeld(t, "-mode", "tcx", "-prog-attach", "-netns", ns.Path, "-iface", "sentryrel0")
+		pids := map[uint32]bool{c.pid: true}
+		r.attaches(t, pids, func(evs []output.Event) bool { return progAttached(evs, c.progID) })
+		c.kill() // the attachment stays: it belongs to the interface
+		ns.DelLink(t, "sentryrel0")
+		ns.AddVeth(t, "sentryrel0", c.ifindex)
+		evs := r.attaches(t, pids, func(evs []output.Event) bool { return len(progReleased(evs, c.progID)) > 0 })
+		if len(progReleased(evs, c.progID)) == 0 {
+			t.Fatalf("deleted veth: no prog_attach_released of prog %d:\n%s", c.progID, describeAttaches(evs))
+		}
+		releaseSentinel(t, r)
+		evs = r.attaches(t, pids, func([]output.Event) bool { return true })
+		got := progReleased(evs, c.progID)
+		if len(got) != 1 {
+			t.Fatalf("deleted veth: want one prog_attach_released of prog %d, got %d:\n%s", c.progID, len(got), describeAttaches(evs))
+		}
+		a := got[0].Attach
+		if a.Target.Kind != "interface" || a.Target.Ifindex != uint32(c.ifindex) || got[0].Loader == nil || got[0].Loader.PID != c.pid || a.Release == nil {
+			t.Errorf("prog_attach_released: loader %+v attach %+v; want interface ifindex %d, the attacher pid %d and a release", got[0].Loader, a, c.ifindex, c.pid)
+		}
+		t.Logf("prog %d: %s (within %d ms)", c.progID, a.Note, a.Release.DetectedWithinMS)
+	})
+
+	t.Run("a freed sockmap", func(t *testing.T) {
+		c := startHeld(t, "-mode", "sockmap")
+		pids := map[uint32]bool{c.pid: true}
+		r.attaches(t, pids, func(evs []output.Event) bool { return progAttached(evs, c.progID) })
+		c.kill() // its fd on the map was the last: the map goes, with its programs
+		r.attaches(t, pids, func(evs []output.Event) bool { return len(progReleased(evs, c.progID)) > 0 })
+		releaseSentinel(t, r)
+		evs := r.attaches(t, pids, func([]output.Event) bool { return true })
+		got := progReleased(evs, c.progID)
+		if len(got) != 1 {
+			t.Fatalf("freed sockmap: want one prog_attach_released of prog %d, got %d:\n%s", c.progID, len(got), describeAttaches(evs))
+		}
+		if a := got[0].Attach; !strings.Contains(a.Note, "is gone (freed)") || got[0].Loader == nil || got[0].Loader.PID != c.pid {
+			t.Errorf("prog_attach_released: loader %+v attach %+v; want the attacher pid %d and a note saying the map was freed", got[0].Loader, a, c.pid)
+		}
+		t.Logf("prog %d: %s", c.progID, got[0].Attach.Note)
+	})
+
+	t.Run("a deleted network namespace, with its loopback", func(t *testing.T) {
+		testutils.SkipOnOldKernel(t, "6.6", "tcx")
+		ns := testutils.NewNetns(t, "released")
+		c := startHeld(t, "-mode", "tcx", "-prog-attach", "-netns", ns.Path, "-iface", "lo")
+		pids := map[uint32]bool{c.pid: true}
+		r.attaches(t, pids, func(evs []output.Event) bool { return progAttached(evs, c.progID) })
+		releaseSentinel(t, r) // followed, and checked alive
+		evs := r.attaches(t, pids, func([]output.Event) bool { return true })
+		if n := len(progReleased(evs, c.progID)); n != 0 {
+			t.Fatalf("tcx on lo of a live namespace reported released %d times:\n%s", n, describeAttaches(evs))
+		}
+		c.kill()
+		ns.Remove(t)
+		r.attaches(t, pids, func(evs []output.Event) bool { return len(progReleased(evs, c.progID)) > 0 })
+		releaseSentinel(t, r)
+		evs = r.attaches(t, pids, func([]output.Event) bool { return true })
+		got := progReleased(evs, c.progID)
+		if len(got) != 1 {
+			t.Fatalf("deleted namespace: want one prog_attach_released of prog %d, got %d:\n%s", c.progID, len(got), describeAttaches(evs))
+		}
+		if a := got[0].Attach; !strings.Contains(a.Note, "network namespace") || a.Target.Ifindex != 1 {
+			t.Errorf("prog_attach_released: %+v; want ifindex 1 (lo) and a note naming the gone namespace", a)
+		}
+		t.Logf("prog %d: %s", c.progID, got[0].Attach.Note)
+	})
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -97,5 +98,64 @@ func TestReleaseWatchFollowsAPerfEventToItsLastHolder(t *testing.T) {
 	out, _ := releasedEvent(gone[0], time.Unix(102, 0), observedExit)
 	if r := out.Attach.Release; out.Attach.Op != "perf_event_released" || r.HolderPID != 8 || r.Observed != observedExit || r.DetectedWithinMS != 1000 {
 		t.Errorf("perf_event_released: %+v %+v; want holder pid 8, attacher_exit, within 1000 ms", out.Attach, r)
+	}
+}
+
+// BPF_PROG_ATTACH attachments: followed by kernel identities; a reported
+// BPF_PROG_DETACH or BPF_F_REPLACE forgets one; one the kernel cannot be
+// asked about is counted each check and never reported gone; targets
+// with no check (flow dissector) are counted, not followed.
+func TestReleaseWatchFollowsProgAttachesByTargetIdentity(t *testing.T) {
+	gone := map[uint32]bool{}
+	unknown := map[uint32]bool{}
+	w := fakeReleaseWatch(nil, 4)
+	w.attached = map[progAttachKey]*releasedAttach{}
+	w.progAttachState = func(_ sensor.RawTarget, prog uint32) (bool, string, error) {
+		if unknown[prog] {
+			return false, "", unix.EPERM
+		}
+		return gone[prog], "test", nil
+	}
+	cg := func(op sensor.AttachOp, ino uint64, prog uint32) *sensor.AttachEvent {
+		ev := linkAttach(op, 0, prog)
+		ev.Target = sensor.RawTarget{AttachType: 0 /* cgroup_inet_ingress */, CgroupIno: ino}
+		return ev
+	}
+	w.track(cg(sensor.OpProgAttach, 100, 1), judged{})
+	w.track(cg(sensor.OpProgAttach, 100, 2), judged{})
+	w.track(cg(sensor.OpProgAttach, 200, 1), judged{}) // the same program on another cgroup
+	rep := cg(sensor.OpProgAttach, 100, 3)
+	rep.ReplaceProgID = 2
+	w.track(rep, judged{})
+	fd := linkAttach(sensor.OpProgAttach, 0, 5)
+	fd.Target = sensor.RawTarget{AttachType: 17 /* flow dissector */, NetNS: 1}
+	w.track(fd, judged{})
+	if w.tracked() != 3 || w.lost["release_prog_attach_unchecked"] != 1 {
+		t.Fatalf("tracked %d (want 3: prog 2 replaced), unchecked %d (want 1)", w.tracked(), w.lost["release_prog_attach_unchecked"])
+	}
+	w.track(cg(sensor.OpProgDetach, 200, 1), judged{})
+	gone[1], unknown[3] = true, true
+	got := w.check(time.Unix(200, 0))
+	if len(got) != 1 || got[0].ev.Target.CgroupIno != 100 || got[0].ev.ProgID != 1 {
+		t.Fatalf("prog 1 gone from cgroup 100 (its cgroup 200 attach detached by a call): got %d gone", len(got))
+	}
+	ev, _ := releasedEvent(got[0], time.Unix(200, 0), observedSweep)
+	if ev.Event != "prog_detach" || ev.Attach.Op != "prog_attach_released" || !strings.Contains(ev.Attach.Note, "test") {
+		t.Errorf("released event: %s %+v; want prog_detach prog_attach_released with the check's finding", ev.Event, ev.Attach)
+	}
+	if w.lost["release_prog_attach_unknown"] != 1 || w.tracked() != 1 {
+		t.Errorf("prog 3 not checkable: unknown %d (want 1), tracked %d (want 1)", w.lost["release_prog_attach_unknown"], w.tracked())
+	}
+	// counted once while it stays uncheckable, again after a good check
+	w.check(time.Unix(201, 0))
+	if w.lost["release_prog_attach_unknown"] != 1 {
+		t.Errorf("a second failed check counted again: %d", w.lost["release_prog_attach_unknown"])
+	}
+	unknown[3] = false
+	w.check(time.Unix(202, 0))
+	unknown[3] = true
+	w.check(time.Unix(203, 0))
+	if w.lost["release_prog_attach_unknown"] != 2 || w.tracked() != 1 {
+		t.Errorf("uncheckable, checked, uncheckable: unknown %d (want 2), tracked %d (want 1)", w.lost["release_prog_attach_unknown"], w.tracked())
 	}
 }

@@ -36,7 +36,13 @@ func IfInfo(index int32, flags, change uint32) []byte {
 // NewLink sends one RTM_NEWLINK with body (an IfInfo and its attributes)
 // in the calling thread's network namespace and waits for the kernel's
 // answer: nil, or its errno.
-func NewLink(body []byte, flags uint16) error {
+func NewLink(body []byte, flags uint16) error { return request(unix.RTM_NEWLINK, body, flags) }
+
+// DelLink deletes interface index (RTM_DELLINK) in the calling thread's
+// network namespace: nil, or the kernel's errno.
+func DelLink(index int32) error { return request(unix.RTM_DELLINK, IfInfo(index, 0, 0), 0) }
+
+func request(typ uint16, body []byte, flags uint16) error {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
 		return err
@@ -45,7 +51,7 @@ func NewLink(body []byte, flags uint16) error {
 	msg := make([]byte, unix.SizeofNlMsghdr, unix.SizeofNlMsghdr+len(body))
 	msg = append(msg, body...)
 	binary.NativeEndian.PutUint32(msg[0:], uint32(len(msg)))
-	binary.NativeEndian.PutUint16(msg[4:], unix.RTM_NEWLINK)
+	binary.NativeEndian.PutUint16(msg[4:], typ)
 	binary.NativeEndian.PutUint16(msg[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK|flags)
 	binary.NativeEndian.PutUint32(msg[8:], 1)
 	if err := unix.Sendto(fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {

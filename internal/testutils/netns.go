@@ -63,7 +63,15 @@ func NewNetns(t testing.TB, prefix string) *Netns {
 // name+"p") to the namespace, through rtnetlink.
 func (n *Netns) AddVeth(t testing.TB, name string, index int) {
 	t.Helper()
-	err := n.Do(func() error {
+	if err := n.NewVeth(name, index); err != nil {
+		t.Fatalf("netns %s: %v", n.Path, err)
+	}
+}
+
+// NewVeth is AddVeth returning the error: EOPNOTSUPP (wrapped) when the
+// kernel has no veth driver (the matrix VMs load no modules).
+func (n *Netns) NewVeth(name string, index int) error {
+	return n.Do(func() error {
 		peer := make([]byte, unix.SizeofIfInfomsg)
 		peer = append(peer, rtnl.Attr(unix.IFLA_IFNAME, append([]byte(name+"p"), 0))...)
 		info := rtnl.Attr(unix.IFLA_INFO_KIND, []byte("veth\x00"))
@@ -83,8 +91,33 @@ func (n *Netns) AddVeth(t testing.TB, name string, index int) {
 		}
 		return nil
 	})
+}
+
+// DelLink deletes interface name (and a veth's peer with it) from the
+// namespace, through rtnetlink.
+func (n *Netns) DelLink(t testing.TB, name string) {
+	t.Helper()
+	err := n.Do(func() error {
+		ifc, err := ifindexOf(name)
+		if err != nil {
+			return err
+		}
+		return rtnl.DelLink(ifc)
+	})
 	if err != nil {
-		t.Fatalf("netns %s: %v", n.Path, err)
+		t.Fatalf("netns %s: delete %s: %v", n.Path, name, err)
+	}
+}
+
+// Remove unmounts and removes the namespace's bind mount: with no process
+// or fd in it, the kernel tears it down.
+func (n *Netns) Remove(t testing.TB) {
+	t.Helper()
+	if err := unix.Unmount(n.Path, unix.MNT_DETACH); err != nil {
+		t.Fatalf("unmount %s: %v", n.Path, err)
+	}
+	if err := os.Remove(n.Path); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -55,6 +55,7 @@ func main() {
 	flag.StringVar(&na.netns, "netns", "", "enter this network namespace (/run/netns/NAME) first")
 	flag.StringVar(&na.cgroup, "cgroup", "", "-mode cgroup: the cgroup directory")
 	flag.BoolVar(&na.link, "link", false, "-mode cgroup: BPF_LINK_CREATE instead of BPF_PROG_ATTACH")
+	flag.BoolVar(&na.progAttach, "prog-attach", false, "-mode tcx: BPF_PROG_ATTACH instead of BPF_LINK_CREATE")
 	flag.BoolVar(&na.detach, "detach", false, "BPF_PROG_ATTACH modes: BPF_PROG_DETACH afterwards; links: BPF_LINK_DETACH")
 	flag.BoolVar(&na.replace, "replace", false, "BPF_PROG_ATTACH modes: attach a second program with BPF_F_REPLACE of the first")
 	flag.BoolVar(&na.update, "update", false, "link modes: BPF_LINK_UPDATE to a second program")

@@ -20,6 +20,7 @@ type netAttach struct {
 	mode, netns, cgroup, iface, mapName, syms string
 	mapPin                                    string
 	link, detach, replace, update, hold       bool
+	progAttach                                bool
 	ifindex, targetFD                         int
 
 	closers []func()
@@ -249,6 +250,9 @@ func (n *netAttach) run(res *result) error {
 			return err
 		}
 		res.Ifindex = idx
+		if n.mode == "tcx" && n.progAttach {
+			return progAttach(idx) // the target is the ifindex (6.6+)
+		}
 		if n.mode == "tcx" {
 			return withLink(link.AttachTCX(link.TCXOptions{Interface: idx, Program: prog, Attach: at}))
 		}

@@ -73,6 +73,8 @@ func main() {
 	attachHow := flag.String("attach-how", "fentry", "with -attach-to-prog-id: fentry or freplace (a load with attach_prog_fd), or link (BPF_LINK_CREATE with target_fd)")
 	signalPID := flag.Int("signal-pid", 0, "instead of loading: send -signal to this pid with kill(2)")
 	signalNum := flag.Int("signal", 15, "with -signal-pid: the signal number")
+	detachLinkID := flag.Uint("detach-link-id", 0, "instead of loading: get an fd on this link id and issue BPF_LINK_DETACH on it, as an attacker of the sensor's links would")
+	fakeLinkID := flag.Uint("fake-link-id", 0, "instead of loading: load a socket filter whose expected_attach_type is this number (the kernel accepts any for that type; it sits where a link keeps its id) and issue BPF_LINK_DETACH on the program's fd, which is no link")
 	mapIDs := flag.String("map-ids", "", "instead of -maps: map ids, separated by commas, opened with BPF_MAP_GET_FD_BY_ID (a map passed by id rather than by a pin)")
 	openPins := flag.String("open-pins", "", "pinned maps or programs, separated by commas, opened with BPF_OBJ_GET before the loads and kept open")
 	pinProgs := flag.String("pin-progs", "", "pin each loaded program at this bpffs path followed by _<n> (n counts the loads from 0)")
@@ -91,6 +93,14 @@ func main() {
 	}
 	if *signalPID != 0 {
 		sendSignal(*signalPID, *signalNum)
+		return
+	}
+	if *fakeLinkID != 0 {
+		detachFakeLink(uint32(*fakeLinkID))
+		return
+	}
+	if *detachLinkID != 0 {
+		detachLink(uint32(*detachLinkID))
 		return
 	}
 

@@ -114,3 +114,65 @@ func sendSignal(pid, sig int) {
 	}
 	json.NewEncoder(os.Stdout).Encode(res)
 }
+
+// detachFakeLink is -fake-link-id: BPF_LINK_DETACH on a program fd whose
+// struct bpf_prog has id where a struct bpf_link has its id. One result
+// line: ret 0, or -1 with the failing step and error (EINVAL from the
+// kernel: not a link).
+func detachFakeLink(id uint32) {
+	res := struct {
+		Ret   int    `json:"ret"`
+		Step  string `json:"step,omitempty"`
+		Error string `json:"error,omitempty"`
+	}{}
+	defer func() { json.NewEncoder(os.Stdout).Encode(res) }()
+	insns := make([]byte, 16)
+	insns[0], insns[8] = 0xb7, 0x95 // r0 = 0; exit
+	license := []byte("GPL\x00")
+	load := struct {
+		progType, insnCnt uint32
+		insns, license    uint64
+		logLevel, logSize uint32
+		logBuf            uint64
+		kernVersion       uint32
+		progFlags         uint32
+		progName          [16]byte
+		progIfindex       uint32
+		expectedAttach    uint32
+	}{progType: 1 /* socket filter */, insnCnt: 2, insns: uint64(uintptr(unsafe.Pointer(&insns[0]))),
+		license: uint64(uintptr(unsafe.Pointer(&license[0]))), expectedAttach: id}
+	pfd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&load)), unsafe.Sizeof(load))
+	runtime.KeepAlive(insns)
+	runtime.KeepAlive(license)
+	if errno != 0 {
+		res.Ret, res.Step, res.Error = -1, "BPF_PROG_LOAD", errno.Error()
+		return
+	}
+	defer unix.Close(int(pfd))
+	detach := struct{ linkFD uint32 }{linkFD: uint32(pfd)}
+	if _, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_LINK_DETACH, uintptr(unsafe.Pointer(&detach)), unsafe.Sizeof(detach)); errno != 0 {
+		res.Ret, res.Step, res.Error = -1, "BPF_LINK_DETACH", errno.Error()
+	}
+}
+
+// detachLink is -detach-link-id: BPF_LINK_GET_FD_BY_ID, then
+// BPF_LINK_DETACH on that fd. One result line, as detachFakeLink's.
+func detachLink(id uint32) {
+	res := struct {
+		Ret   int    `json:"ret"`
+		Step  string `json:"step,omitempty"`
+		Error string `json:"error,omitempty"`
+	}{}
+	defer func() { json.NewEncoder(os.Stdout).Encode(res) }()
+	get := struct{ id, next, flags uint32 }{id: id}
+	lfd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_LINK_GET_FD_BY_ID, uintptr(unsafe.Pointer(&get)), unsafe.Sizeof(get))
+	if errno != 0 {
+		res.Ret, res.Step, res.Error = -1, "BPF_LINK_GET_FD_BY_ID", errno.Error()
+		return
+	}
+	defer unix.Close(int(lfd))
+	detach := struct{ linkFD uint32 }{linkFD: uint32(lfd)}
+	if _, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_LINK_DETACH, uintptr(unsafe.Pointer(&detach)), unsafe.Sizeof(detach)); errno != 0 {
+		res.Ret, res.Step, res.Error = -1, "BPF_LINK_DETACH", errno.Error()
+	}
+}
