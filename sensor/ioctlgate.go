@@ -327,6 +327,16 @@ func (g *ioctlGate) opened(r *sentrySentryPerfOpened) {
 		// full: g.full keeps the hook)
 		g.stats.Gone++
 		g.scanLocked()
+		// With no other holder found, nothing will ever wake the
+		// detach (watchHolders waits on followed processes only): the
+		// hook goes off again once this report is handled. A second
+		// on-demand agent finds most callers gone, the first having
+		// continued them.
+		defer func() {
+			if len(g.holders) == 0 && !g.full {
+				g.detachLocked()
+			}
+		}()
 	} else if len(h.fds) < maxPerfHolderFDs {
 		h.fds = append(h.fds, r.Fd)
 	} else {

@@ -80,10 +80,14 @@ func ppidOf(pid uint32) uint32 {
 //	follow P follow pid P too, even once it has exited and been reaped
 //	         (the other agent may continue it first); answers "followed"
 //	release  let the held report go on
+//	stats    answers "stats" and the gate's counts and its ring's
+//	         unread bytes (for the log of a failed run)
 //	EOF      close the sensor and exit
 //
 // It writes "ready" once started, "following" after go, and "armed" once
-// its hook is attached.
+// its hook has been attached (the count of attaches, not whether it is on
+// now: it goes off again when the caller exits, which may be sooner than
+// any poll, as seen in the 5.10 VMs under TCG).
 func onDemandAgentMain(testPid string) int {
 	tpid, err := strconv.ParseUint(testPid, 10, 32)
 	if err != nil {
@@ -121,14 +125,14 @@ func onDemandAgentMain(testPid string) int {
 	say("ready")
 	done := make(chan struct{})
 	go func() {
-		// "armed" once the hook is on: a condition polled, not a delay
+		// "armed" once the hook was on: a count polled, not a delay
 		for {
 			select {
 			case <-done:
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
-			if s.IoctlGate().Attached {
+			if s.IoctlGate().Attaches > 0 {
 				say("armed")
 				return
 			}
@@ -149,6 +153,12 @@ func onDemandAgentMain(testPid string) int {
 			say("following")
 		case "release":
 			close(held)
+		case "stats":
+			unread := -1
+			if s.ioctlGate != nil {
+				unread = s.ioctlGate.ring.AvailableBytes()
+			}
+			say(fmt.Sprintf("stats gate %+v, ring unread %d bytes", s.IoctlGate(), unread))
 		default:
 			if pid, ok := strings.CutPrefix(in.Text(), "follow "); ok {
 				n, _ := strconv.ParseUint(pid, 10, 32)
@@ -265,8 +275,9 @@ func (a *agentProc) stop(t *testing.T) {
 // agent A is let go. Where an agent opens its perf events from its own
 // process, B is stopped by A's gate, then A by B's, and neither continues
 // the other nor the third process: the bounded wait for the third process
-// fails, and the cleanup continues all three. The agents must end with
-// their hooks on, running, and the third process must have exited.
+// fails, and the cleanup continues all three. Each agent must have
+// attached its hook and be running, and the third process must have
+// exited.
 func TestIoctlOnDemandTwoAgentsDoNotStopEachOther(t *testing.T) {
 	requireOnDemand(t)
 	id := tracepointID(t, "syscalls/sys_enter_getdents64")
@@ -303,6 +314,15 @@ func TestIoctlOnDemandTwoAgentsDoNotStopEachOther(t *testing.T) {
 	b.send(t, "go")
 	a.await(t, "following", eventWait)
 	b.await(t, "following", eventWait)
+	for _, ag := range agents {
+		ag.send(t, "stats")
+		select {
+		case l := <-ag.lines:
+			t.Logf("agent %s before the caller: %s", ag.name, l)
+		case <-time.After(eventWait):
+			t.Fatalf("agent %s: no stats within %v", ag.name, eventWait)
+		}
+	}
 
 	opener = exec.Command("/proc/self/exe")
 	opener.Env = append(os.Environ(), perfOpenerEnv+"="+strconv.FormatUint(id, 10))
@@ -335,6 +355,7 @@ func TestIoctlOnDemandTwoAgentsDoNotStopEachOther(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
+			logAgentsState(t, agents, opener.Process.Pid)
 			// its goroutines, for the log (it dies of the SIGQUIT)
 			b.cmd.Process.Signal(syscall.SIGQUIT)
 			t.Fatal("agent B neither stopped nor attached its hook")
@@ -364,6 +385,7 @@ func TestIoctlOnDemandTwoAgentsDoNotStopEachOther(t *testing.T) {
 			t.Fatalf("perf_event_open caller: %v", err)
 		}
 	case <-time.After(agentHelperWait):
+		logAgentsState(t, agents, opener.Process.Pid)
 		t.Fatalf("the perf_event_open caller was not continued within %v: agent A %c, agent B %c, caller %c (T: stopped; the agents stopped each other)",
 			agentHelperWait, procState(a.cmd.Process.Pid), procState(b.cmd.Process.Pid), procState(opener.Process.Pid))
 	}
@@ -374,6 +396,42 @@ func TestIoctlOnDemandTwoAgentsDoNotStopEachOther(t *testing.T) {
 	for _, ag := range agents {
 		if st := procState(ag.cmd.Process.Pid); st == 'T' {
 			t.Errorf("agent %s is stopped", ag.name)
+		}
+	}
+}
+
+// logAgentsState logs, for a failed run, each agent's gate counts (on its
+// stderr), its state, the programs on its perf event fds, and the caller's
+// state.
+func logAgentsState(t *testing.T, agents []*agentProc, caller int) {
+	t.Helper()
+	t.Logf("caller %d: state %c", caller, procState(caller))
+	for _, ag := range agents {
+		pid := ag.cmd.Process.Pid
+		var progs []string
+		for _, fd := range perfFDsOf(uint32(pid)) {
+			q, err := taskFDQuery(uint32(pid), fd)
+			progs = append(progs, fmt.Sprintf("fd %d: prog %d %q (%v)", fd, q.progID, q.name, err))
+		}
+		t.Logf("agent %s (pid %d): state %c; perf fds: %s", ag.name, pid, procState(pid), strings.Join(progs, "; "))
+		if _, err := io.WriteString(ag.in, "stats\n"); err != nil {
+			continue
+		}
+	read:
+		for {
+			select {
+			case l, ok := <-ag.lines:
+				if !ok {
+					break read
+				}
+				t.Logf("agent %s wrote %q", ag.name, l)
+				if strings.HasPrefix(l, "stats") {
+					break read
+				}
+			case <-time.After(10 * time.Second):
+				t.Logf("agent %s: no stats within 10s", ag.name)
+				break read
+			}
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -529,5 +530,51 @@ func TestIoctlOnDemandIgnoresTheAgentsOwnPerfEvents(t *testing.T) {
 	}
 	if n := len(s.armedLinks()); n != 0 {
 		t.Errorf("%d ioctl programs attached after the agent's own perf_event_open results", n)
+	}
+}
+
+// A caller that is gone when its report is handled (killed, or continued
+// by another on-demand agent and exited) leaves nothing to follow: the
+// hook must not stay attached. Before, it stayed on until some other
+// followed process exited, which with two agents is the second one after
+// nearly every short-lived perf_event_open caller. The report is held
+// until the caller, stopped by the gate, has been killed and reaped.
+func TestIoctlOnDemandGoneCallerLeavesTheHookOff(t *testing.T) {
+	requireOnDemand(t)
+	id := tracepointID(t, "syscalls/sys_enter_getdents64")
+	var named atomic.Uint32
+	s := startSensor(t, Config{Mode: ModeMonitor, IoctlHook: IoctlHookOnDemand, ioctlGateOnly: func(pid uint32) bool { return pid == named.Load() }})
+	waitGate(t, s, "a detached hook to start from", func(st IoctlGateStats) bool { return !st.Attached })
+	held := make(chan struct{})
+	s.ioctlGate.mu.Lock()
+	s.ioctlGate.beforeAttach = func() { <-held }
+	s.ioctlGate.mu.Unlock()
+	release := sync.OnceFunc(func() { close(held) })
+	t.Cleanup(release)
+	caller := exec.Command("/proc/self/exe")
+	caller.Env = append(os.Environ(), perfOpenerEnv+"="+strconv.FormatUint(id, 10))
+	caller.Stderr = os.Stderr
+	if err := caller.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, caller.Process.Pid, &info, unix.WSTOPPED|unix.WNOWAIT, nil); err != nil {
+		caller.Process.Kill()
+		caller.Wait()
+		t.Fatalf("waitid: %v", err)
+	}
+	named.Store(uint32(caller.Process.Pid))
+	caller.Process.Kill()
+	caller.Wait() // reaped: gone
+	before := s.IoctlGate()
+	release()
+	// Gone is counted in the same locked step that attaches (or not) and
+	// lets the caller go: once it is, the step is over
+	st := waitGate(t, s, "the gone caller's report handled", func(st IoctlGateStats) bool { return st.Gone > before.Gone })
+	if st.Attached || st.Holders != 0 {
+		t.Errorf("gate %+v after a report of a gone caller: want the hook off, nobody followed", st)
+	}
+	if n := onDemandAttached(s); n != 0 {
+		t.Errorf("%d ioctl programs attached after a report of a gone caller", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,8 @@ type Options struct {
 	Helpers []string
 	// Run is passed as -test.run when set.
 	Run string
+	// Count is -test.count (0: 1).
+	Count int
 	// PackageRun is -test.run for one package (keyed as in Packages),
 	// used when Run is empty: a suite too slow to run whole under TCG runs
 	// the subset that proves the kernel-specific paths.
@@ -249,7 +252,8 @@ func buildInitramfs(ctx context.Context, o Options, dir string) (string, []Suite
 			// go test -c writes nothing for a package without tests.
 			return "", nil, fmt.Errorf("package %s has no test binary: %w", pkg, err)
 		}
-		args := []string{"-test.v", "-test.count=1"}
+		count := max(o.Count, 1)
+		args := []string{"-test.v", "-test.count=" + strconv.Itoa(count)}
 		// Let the test binary time out before qemu is killed, so the console
 		// shows which test hung.
 		if t := o.Timeout - 30*time.Second; t > 0 {

@@ -33,6 +33,7 @@ func run() int {
 		packages = flag.String("packages", strings.Join(vmtest.DefaultPackages, ","), "comma-separated Go packages whose tests run in every VM")
 		helpers  = flag.String("helpers", strings.Join(vmtest.DefaultHelpers, ","), "comma-separated main packages built into the VM's /bin (PATH) for the tests")
 		testRun  = flag.String("run", "", "passed to the test binaries as -test.run (default: all tests, the sensor suite's kernel-specific subset)")
+		count    = flag.Int("count", 1, "passed to the test binaries as -test.count (a test repeated in one boot)")
 		parallel = flag.Int("parallel", 2, "VMs at a time (each takes one host core under TCG)")
 		timeout  = flag.Duration("timeout", 25*time.Minute, "hard limit per VM (the slowest took 10 min under TCG on a loaded host)")
 		out      = flag.String("out", "", "output directory (default: bin/vmtest in the repository)")
@@ -76,7 +77,7 @@ func run() int {
 	}
 	sum, err := vmtest.Run(ctx, vmtest.Options{
 		Helpers: helperPkgs,
-		Repo:    repo, Kernels: ks, Packages: strings.Split(*packages, ","), Run: *testRun, PackageRun: vmtest.DefaultPackageRun,
+		Repo:    repo, Kernels: ks, Packages: strings.Split(*packages, ","), Run: *testRun, Count: *count, PackageRun: vmtest.DefaultPackageRun,
 		Parallel: *parallel, Timeout: *timeout, Out: *out, QEMU: q, Log: os.Stderr,
 	})
 	if err != nil {
