@@ -41,19 +41,45 @@ func (s *Sensor) read(ctx context.Context) {
 	if wait != nil {
 		s.reader.SetDeadline(time.Unix(0, 1))
 	}
+	// While parked on the netpoller, records are read from the ring's
+	// memory without a system call (ringview.go); the view is this
+	// goroutine's alone, so it is unmapped here, never under a read.
+	var view *ringView
+	if wait != nil {
+		var err error
+		if view, err = openRingView(s.coll.Maps[sentryMapEvents]); err != nil {
+			s.log.Debug("ring reader reads through ringbuf.Reader", "err", err)
+			view = nil
+		} else {
+			defer func() {
+				if view != nil {
+					view.unmap()
+				}
+			}()
+		}
+	}
 	nextSweep(lastSweep)
 	for {
 		// Delivered's waiters from before this read: released if it finds
 		// the ring empty (every earlier record was handled above).
 		waiters := s.delivered.take()
-		err := s.reader.ReadInto(&rec)
+		var err error
+		if view != nil && wait != nil {
+			err = view.read(&rec)
+		} else {
+			err = s.reader.ReadInto(&rec)
+		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			release(waiters)
 		} else {
 			s.delivered.putBack(waiters)
 		}
 		if wait != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-			werr := wait.wait(s.reader.AvailableBytes)
+			avail := s.reader.AvailableBytes
+			if view != nil {
+				avail = view.available
+			}
+			werr := wait.wait(avail)
 			if waitTimedOut(werr) {
 				nextSweep(lastSweep) // Delivered may have set the deadline to now
 			} else if werr != nil {
