@@ -87,9 +87,9 @@ func (s *Sensor) runPrefault(p *ebpf.Program) (int, error) {
 // waitConsumed waits until the reader has caught up with the producer.
 func (s *Sensor) waitConsumed(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
-	for s.ringPending() > 0 {
+	for s.reader.AvailableBytes() > 0 {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("reader still %d bytes behind after %v", s.ringPending(), limit)
+			return fmt.Errorf("reader still %d bytes behind after %v", s.reader.AvailableBytes(), limit)
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -27,11 +27,10 @@ func (s *Sensor) read(ctx context.Context) {
 	defer s.delivered.end()
 	var rec ringbuf.Record
 	lastSweep := time.Now()
-	// With the netpoller's wait, the view's read never blocks (it reads
-	// what the ring holds, then says ErrDeadlineExceeded) and the reader
-	// parks in wait, until the next sweep at the latest, or until Close
-	// closes the wait. Without it, ReadInto waits in epoll_wait.
-	wait, view := s.wait, s.view
+	// With the netpoller's wait, ReadInto never blocks (a deadline in the
+	// past: it reads what the ring holds, then says ErrDeadlineExceeded)
+	// and the reader parks in wait, until the next sweep at the latest.
+	wait := s.wait
 	nextSweep := func(now time.Time) {
 		if wait != nil {
 			wait.setDeadline(now.Add(s.cfg.sweepEvery))
@@ -39,30 +38,29 @@ func (s *Sensor) read(ctx context.Context) {
 			s.reader.SetDeadline(now.Add(s.cfg.sweepEvery))
 		}
 	}
+	if wait != nil {
+		s.reader.SetDeadline(time.Unix(0, 1))
+	}
 	nextSweep(lastSweep)
 	for {
 		// Delivered's waiters from before this read: released if it finds
 		// the ring empty (every earlier record was handled above).
 		waiters := s.delivered.take()
-		var err error
-		if view != nil {
-			// While parked on the netpoller, records are read from the
-			// ring's memory without a system call (ringview.go).
-			err = view.read(&rec)
-		} else {
-			err = s.reader.ReadInto(&rec)
-		}
+		err := s.reader.ReadInto(&rec)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			release(waiters)
 		} else {
 			s.delivered.putBack(waiters)
 		}
 		if wait != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-			werr := wait.wait(view.available)
+			werr := wait.wait(s.reader.AvailableBytes)
 			if waitTimedOut(werr) {
 				nextSweep(lastSweep) // Delivered may have set the deadline to now
 			} else if werr != nil {
-				break // closed
+				// Closed (or unpollable after all): wait in the
+				// reader, which says ErrClosed once it is closed.
+				wait = nil
+				nextSweep(time.Now())
 			}
 		}
 		now := time.Now()
@@ -182,17 +180,9 @@ func (s *Sensor) queued() int64 {
 // drain waits until the reader has consumed everything already submitted.
 func (s *Sensor) drain() {
 	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) && s.ringPending() > 0 {
+	for time.Now().Before(deadline) && s.reader.AvailableBytes() > 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// ringPending is how many bytes of records the reader has not consumed.
-func (s *Sensor) ringPending() int {
-	if s.view != nil {
-		return s.view.available()
-	}
-	return s.reader.AvailableBytes()
 }
 
 func monoToWall() func(uint64) time.Time {

@@ -166,10 +166,7 @@ type Sensor struct {
 	coll         *ebpf.Collection
 	kattr        uint32 // sentry_config.kattr, from the kernel's BTF at start
 	links        []link.Link
-	// reader reads the ring when the runtime cannot poll its fd (wait is
-	// nil); otherwise view does, from its memory (ringview.go).
-	reader *ringbuf.Reader
-	view   *ringView
+	reader       *ringbuf.Reader
 	// wait parks the reader on the netpoller (ringwait.go); nil: the
 	// reader waits in ringbuf.Reader.
 	wait      *ringWait
@@ -508,18 +505,13 @@ func newSensor(cfg Config, btfOnly bool) (*Sensor, error) {
 			return fail(err)
 		}
 	}
-	// One mapping of the ring: each maps all of it at once (8 MB of RSS).
-	if s.wait, err = newRingWait(coll.Maps[sentryMapEvents]); err == nil {
-		if s.view, err = openRingView(coll.Maps[sentryMapEvents]); err != nil {
-			s.wait.close()
-			s.wait = nil
-		}
+	s.reader, err = ringbuf.NewReader(coll.Maps[sentryMapEvents])
+	if err != nil {
+		return fail(fmt.Errorf("open ring buffer: %w", err))
 	}
-	if s.wait == nil {
+	if s.wait, err = newRingWait(coll.Maps[sentryMapEvents]); err != nil {
 		s.log.Debug("ring reader waits in epoll_wait", "err", err)
-		if s.reader, err = ringbuf.NewReader(coll.Maps[sentryMapEvents]); err != nil {
-			return fail(fmt.Errorf("open ring buffer: %w", err))
-		}
+		s.wait = nil
 	}
 	phases.mark("tables")
 	s.attachNote = s.startAttachPrograms(attachProgs, attachScan)
@@ -675,12 +667,10 @@ func (s *Sensor) Close() error {
 	s.disarmAll()
 	time.Sleep(50 * time.Millisecond)
 	s.drain()
-	// Closing the wait ends a parked reader; the view is unmapped in
-	// teardown, once the reader is done.
+	// The wait first: its close returns once no wait is checking the
+	// ring's positions, which the reader's close unmaps.
 	s.closeWait()
-	if s.reader != nil {
-		s.reader.Close()
-	}
+	s.reader.Close()
 	s.cancel()
 	<-s.done
 	s.finalLosses, _ = s.Losses()
@@ -693,16 +683,9 @@ func (s *Sensor) teardown(keepPins bool) {
 	for _, l := range s.links {
 		l.Close()
 	}
-	if !s.closed {
+	if s.reader != nil && !s.closed {
 		s.closeWait()
-		if s.reader != nil {
-			s.reader.Close()
-		}
-	}
-	if s.view != nil {
-		// the reader has ended (Close waited for it) or never started
-		s.view.unmap()
-		s.view = nil
+		s.reader.Close()
 	}
 	if !keepPins && s.cfg.PinPath != "" {
 		os.RemoveAll(s.cfg.PinPath)
